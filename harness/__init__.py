@@ -1,0 +1,6 @@
+"""harness: a multiprocess raw-socket stress harness.
+
+Latency travels as histograms in ns; throughput in msgs/s and MB/s.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,265 @@
+"""Pure functions: merge worker results, take percentiles once, judge the sweep.
+
+Inputs are plain values (``WorkerResult`` lists, histograms, dicts); nothing here touches a
+socket or a file. Latency figures come out in ms, throughput in msgs/s and MB/s (10^6 B).
+Percentiles are taken only from merged histograms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.histogram import Histogram, merge_all
+from harness.ledger import FanoutPart
+from harness.plan import Degradation, Step, Thresholds
+from harness.result import ERROR_KINDS, WorkerResult
+
+SEC = 1e9
+CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
+BEHIND_FRACTION = 0.01  # open loop: this share of sends over 1 ms late => client-bound
+
+
+def ms(ns: float | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 6)
+
+
+def latency_ms(h: Histogram) -> dict[str, float | None]:
+    p50, p90, p95, p99, p999 = h.percentiles([50, 90, 95, 99, 99.9]) if len(h) else [None] * 5
+    return {"p50": ms(p50), "p90": ms(p90), "p95": ms(p95), "p99": ms(p99), "p999": ms(p999),
+            "max": ms(h.max), "mean": ms(h.mean()) if len(h) else None}
+
+
+def connect_ms(h: Histogram) -> dict[str, float | None]:
+    p50, p99 = h.percentiles([50, 99]) if len(h) else [None, None]
+    return {"p50": ms(p50), "p99": ms(p99), "max": ms(h.max)}
+
+
+@dataclass(slots=True)
+class StepFigures:
+    """A step's summary (the documented JSON keys) plus what run.json and CSVs need."""
+
+    summary: dict
+    histograms: dict[str, Histogram]
+    series: dict[str, list]
+
+
+def merge_series(results: list[WorkerResult]) -> dict[str, list]:
+    """Per-second sums across workers, and p99 per second from merged histograms."""
+    length = max((len(r.series.get("sent", ())) for r in results), default=0)
+    out: dict[str, list] = {"second": list(range(length))}
+    for name in ("sent", "received", "errors"):
+        total = np.zeros(length, dtype=np.int64)
+        for r in results:
+            col = r.series.get(name)
+            if col is not None:
+                total[: len(col)] += col
+        out[name] = total.tolist()
+    p99 = []
+    for sec in range(length):
+        h = merge_all([r.sec_hists[sec] for r in results if sec < len(r.sec_hists)])
+        p99.append(ms(h.percentile(99)) if len(h) else None)
+    out["p99_ms"] = p99
+    return out
+
+
+def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
+                 delivery: str, kind_names: list[str], open_loop: bool) -> StepFigures:
+    lat = merge_all([r.latency for r in results])
+    con = merge_all([r.connect for r in results])
+    errors = dict.fromkeys(ERROR_KINDS, 0)
+    for r in results:
+        for k, v in r.errors.items():
+            errors[k] += v
+    sent = sum(r.sent for r in results)
+    received = sum(r.received for r in results)
+    duration = _duration_s(results, step.duration_s is None)
+    cpu = [100.0 * r.cpu_s / r.wall_s for r in results if r.wall_s > 0]
+    behind = sum(r.behind for r in results)
+    client_cpu = round(max(cpu), 1) if cpu else 0.0
+    client_bound = client_cpu >= CLIENT_BOUND_CPU or (open_loop and sent > 0
+                                                       and behind / sent > BEHIND_FRACTION)
+    summary: dict = {
+        "conns": step.conns,
+        "connected": sum(r.connected for r in results),
+        "duration_s": round(duration, 6),
+        "sent": sent,
+        "received": received,
+        "throughput_msgs_s": round(received / duration, 3) if duration > 0 else 0.0,
+        "throughput_mb_s": (round(sum(r.bytes_received for r in results) / duration / 1e6, 6)
+                            if duration > 0 else 0.0),
+        "latency_ms": latency_ms(lat),
+        "connect_ms": connect_ms(con),
+        "errors": errors,
+        "lost": sum(r.lost for r in results),
+        "duplicates": sum(r.duplicates for r in results),
+        "client_cpu_pct": client_cpu,
+        "client_cpu_pct_per_worker": [round(c, 1) for c in cpu],
+        "client_bound": client_bound,
+        "partial": any(r.partial for r in results),
+    }
+    if step.messages is not None:
+        summary["messages"] = step.messages
+    if step.rate:
+        summary["rate"] = step.rate
+    hists = {"latency": lat, "connect": con}
+    if open_loop:
+        svc = merge_all([r.service for r in results])
+        summary["service_ms"] = latency_ms(svc)
+        summary["behind_schedule"] = behind
+        hists["service"] = svc
+    if len(kind_names) > 1:
+        summary["kinds"], kh = _kinds(results, kind_names)
+        hists.update(kh)
+    if delivery == "broadcast":
+        fan, fh = fanout_figures(step, results, receivers, sent)
+        summary.update(fan)
+        hists["fanout"] = fh
+    return StepFigures(summary, hists, merge_series(results))
+
+
+def _duration_s(results: list[WorkerResult], until_last_reply: bool) -> float:
+    """The measure window in s; a ``--messages`` step lasts until its last reply."""
+    start = min((r.window_start for r in results if r.window_start), default=0)
+    end = max((r.window_end for r in results), default=0)
+    if until_last_reply:
+        end = max([end] + [r.last_recv for r in results])
+    return max(end - start, 0) / SEC if start else 0.0
+
+
+def _kinds(results: list[WorkerResult], names: list[str]) -> tuple[list[dict], dict]:
+    rows, hists = [], {}
+    for k, name in enumerate(names):
+        h = merge_all([r.kinds[k] for r in results])
+        hists[f"kind:{name}"] = h
+        rows.append({"kind": name, "sent": sum(r.kind_sent[k] for r in results),
+                     "received": len(h), "latency_ms": latency_ms(h)})
+    return rows, hists
+
+
+def merge_fanout(parts: list[FanoutPart]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                   np.ndarray]:
+    """Per distinct message: (key, receivers that got it, last first-arrival ns, intended ns)."""
+    keys = np.concatenate([p.msg_key for p in parts])
+    if not len(keys):
+        e = np.zeros(0, dtype=np.int64)
+        return keys, e, e, e
+    count = np.concatenate([p.msg_count for p in parts])
+    last = np.concatenate([p.msg_last for p in parts])
+    tint = np.concatenate([p.msg_t for p in parts])
+    order = np.argsort(keys, kind="stable")
+    keys, count, last, tint = keys[order], count[order], last[order], tint[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return (keys[starts], np.add.reduceat(count, starts), np.maximum.reduceat(last, starts),
+            tint[starts])
+
+
+def fanout_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
+                   sent: int) -> tuple[dict, Histogram]:
+    parts = [r.fanout for r in results if r.fanout is not None]
+    n_nodes = len(receivers)
+    uniq = sum((p.node_unique for p in parts), np.zeros(n_nodes, dtype=np.int64))
+    dups = sum((p.node_dups for p in parts), np.zeros(n_nodes, dtype=np.int64))
+    reord = sum((p.node_reordered for p in parts), np.zeros(n_nodes, dtype=np.int64))
+    expected = sent * receivers
+    total_receivers = int(receivers.sum())
+    _, count, last, tint = merge_fanout(parts)
+    done = count >= total_receivers
+    fan = Histogram()
+    if done.any():
+        fan.record(last[done] - tint[done])
+    first_send = min((r.first_send for r in results if r.first_send), default=0)
+    last_send = max((r.last_send for r in results), default=0)
+    last_recv = int(last.max()) if len(last) else 0
+    per_node = [{"node": i, "receivers": int(receivers[i]),
+                 "deliveries_expected": int(expected[i]), "deliveries": int(uniq[i]),
+                 "lost": int(max(expected[i] - uniq[i], 0)), "duplicates": int(dups[i]),
+                 "reordered": int(reord[i])} for i in range(n_nodes)]
+    fig = {
+        "deliveries_expected": int(expected.sum()),
+        "deliveries": int(uniq.sum()),
+        "lost": int(sum(n["lost"] for n in per_node)),
+        "duplicates": int(dups.sum()),
+        "reordered": int(reord.sum()),
+        "fanout_ms": latency_ms(fan),
+        "fanout_complete": int(done.sum()),
+        "total_s": round((last_recv - first_send) / SEC, 6) if first_send and last_recv else 0.0,
+        "send_s": round((last_send - first_send) / SEC, 6) if first_send else 0.0,
+        "per_node": per_node,
+    }
+    return fig, fan
+
+
+# ---------------------------------------------------------------------------- sweep verdicts
+
+
+def error_rate(s: dict) -> float:
+    errs = sum(s["errors"].values()) + s["lost"]
+    return errs / max(s["sent"], 1)
+
+
+def degradation(steps: list[dict], rules: Degradation) -> dict:
+    """First step (by order) where a rule fires; steps measuring the client are skipped.
+
+    Rules: error rate above ``max_error_rate``; p99 above ``max_p99_ms`` or above
+    ``p99_factor`` times the first healthy step's p99; marginal throughput per added
+    connection below ``min_gain`` of the previous step's throughput per connection.
+    """
+    verdict = {"degraded_at": None, "last_healthy": None, "rule": None, "detail": None}
+    base_p99 = None
+    prev = None
+    for s in steps:
+        if s.get("client_bound") or s.get("partial"):
+            continue
+        fired = _rule_fired(s, prev, base_p99, rules)
+        if fired:
+            verdict.update(degraded_at=s["conns"], rule=fired[0], detail=fired[1])
+            return verdict
+        p99 = s["latency_ms"]["p99"]
+        if base_p99 is None and p99 is not None:
+            base_p99 = p99
+        verdict["last_healthy"] = s["conns"]
+        prev = s
+    return verdict
+
+
+def _rule_fired(s: dict, prev: dict | None, base_p99: float | None,
+                rules: Degradation) -> tuple[str, str] | None:
+    rate = error_rate(s)
+    if rate > rules.max_error_rate:
+        return "error_rate", f"error rate {rate:.2%} > {rules.max_error_rate:.2%}"
+    p99 = s["latency_ms"]["p99"]
+    if p99 is not None and rules.max_p99_ms is not None and p99 > rules.max_p99_ms:
+        return "p99", f"p99 {p99:.3f} ms > {rules.max_p99_ms} ms"
+    if p99 is not None and base_p99 and p99 > rules.p99_factor * base_p99:
+        return "p99", f"p99 {p99:.3f} ms > {rules.p99_factor}x first step ({base_p99:.3f} ms)"
+    if prev is not None and s["conns"] > prev["conns"] and prev["throughput_msgs_s"] > 0:
+        per_conn = prev["throughput_msgs_s"] / prev["conns"]
+        gain = (s["throughput_msgs_s"] - prev["throughput_msgs_s"]) / (s["conns"] - prev["conns"])
+        if gain < rules.min_gain * per_conn:
+            return "throughput_gain", (f"{gain:.1f} msgs/s per added conn < {rules.min_gain} x "
+                                       f"{per_conn:.1f}")
+    return None
+
+
+def threshold_failures(steps: list[dict], th: Thresholds) -> list[str]:
+    """One line per failed threshold: which, by how much, at which step."""
+    out = []
+    for s in steps:
+        where = f"step conns={s['conns']}"
+        lat = s["latency_ms"]
+        checks = [("p50_ms", lat["p50"], th.p50_ms), ("p95_ms", lat["p95"], th.p95_ms),
+                  ("p99_ms", lat["p99"], th.p99_ms)]
+        for name, value, limit in checks:
+            if limit is not None and value is not None and value > limit:
+                out.append(f"{name}: {value:.3f} > {limit} (by {value - limit:.3f}) at {where}")
+        if th.max_lost is not None and s["lost"] > th.max_lost:
+            out.append(f"lost: {s['lost']} messages > {th.max_lost} at {where}")
+        rate = error_rate(s)
+        if th.max_error_rate is not None and rate > th.max_error_rate:
+            out.append(f"error_rate: {rate:.4%} > {th.max_error_rate:.4%} at {where}")
+        if th.min_throughput is not None and s["throughput_msgs_s"] < th.min_throughput:
+            out.append(f"min_throughput: {s['throughput_msgs_s']:.1f} < {th.min_throughput} "
+                       f"msgs/s at {where}")
+    return out

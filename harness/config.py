@@ -1,0 +1,264 @@
+"""harness.toml + command-line flags -> a validated, frozen :class:`Plan`.
+
+All validation lives here. Every problem raises :class:`ConfigError` with one line that names
+the bad key or flag; the CLI turns it into exit code 2. Precedence: built-in defaults, then
+the config file (``./harness.toml`` or ``--config FILE``), then flags.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness import framing as framing_mod
+from harness.batch import Outbound
+from harness.plan import Degradation, Pacing, Plan, Step, Target, Thresholds
+
+# The default of every run setting (harness.toml's [run] table documents the same values).
+RUN_DEFAULTS: dict[str, Any] = {
+    "host": "",  # "" = start the embedded built-in server
+    "conns": [10, 100, 1000],
+    "messages": [],  # message counts to sweep instead of a duration (--messages)
+    "workers": 0,  # 0 = usable cores, less one when an embedded server needs one
+    "workload": "echo",
+    "framing": "len32",
+    "size": 64,
+    "inflight": 1,
+    "rate": 0.0,  # msgs/s per connection; > 0 selects the open loop
+    "think": 0.0,  # s, closed loop pause after each reply
+    "duration": 10.0,
+    "warmup": 1.0,
+    "timeout": 5.0,
+    "connect_timeout": 5.0,
+    "connect_rate": 0.0,
+    "max_frame": 1 << 20,
+    "listen": 0,
+    "push_hosts": [],
+    "seed": 1,
+    "name": "run",
+    "results_dir": "results",
+}
+TABLES = {
+    "run": RUN_DEFAULTS,
+    "degradation": {"max_error_rate": 0.01, "max_p99_ms": 0.0, "p99_factor": 10.0,
+                    "min_gain": 0.25},
+    "thresholds": {"max_lost": 0, "max_error_rate": -1.0, "p50_ms": 0.0, "p95_ms": 0.0,
+                   "p99_ms": 0.0, "min_throughput": 0.0},
+}
+# Flags whose name differs from the key, for error messages.
+FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
+KNOWN_TOP = set(TABLES) | {"scenarios", "env"}
+MAX_CONNS = 1_000_000
+
+
+class ConfigError(ValueError):
+    """A bad flag or config key: the message is one line naming it."""
+
+
+def load_file(path: str | None) -> dict[str, Any]:
+    """The config file as a dict: ``path``, else ``./harness.toml`` if present, else {}."""
+    if path is None:
+        if not Path("harness.toml").is_file():
+            return {}
+        path = "harness.toml"
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for top in data:
+        if top not in KNOWN_TOP:
+            raise ConfigError(f"{path}: unknown table or key [{top}] "
+                              f"(known: {', '.join(sorted(KNOWN_TOP))})")
+    for table, defaults in TABLES.items():
+        for key in data.get(table, {}):
+            if key not in defaults:
+                raise ConfigError(f"{path}: unknown key {table}.{key}")
+    return data
+
+
+def settings(file: dict[str, Any], flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Merge defaults, file and flags (flags given as None are absent)."""
+    merged = {t: dict(d) for t, d in TABLES.items()}
+    for table in TABLES:
+        merged[table].update(file.get(table, {}))
+    for key, value in flags.items():
+        if value is not None:
+            merged["run"][key] = value
+    return merged
+
+
+# ---------------------------------------------------------------------------- parsing helpers
+
+
+def parse_int_list(value: Any, flag: str) -> list[int]:
+    """``"10,100,1000"`` or a TOML list or an int -> [10, 100, 1000], all > 0."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        items: list[Any] = [value]
+    elif isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        items = [v.strip() for v in value.split(",")] if value.strip() else []
+    else:
+        raise ConfigError(f"{flag}: expected a comma-separated list of integers, got {value!r}")
+    out = []
+    for item in items:
+        try:
+            n = int(item)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{flag}: {item!r} is not an integer "
+                              f"(expected e.g. 10,100,1000)") from None
+        if n <= 0:
+            raise ConfigError(f"{flag}: {n} must be > 0")
+        out.append(n)
+    return out
+
+
+def parse_target(text: str) -> Target:
+    """``host:port`` or ``[v6]:port``; the port must be 1-65535."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError(f"--host: {text!r}: expected [address]:port")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"--host: {text!r}: expected host:port")
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(f"--host: {text!r}: port {port!r} is not a number") from None
+    if not 1 <= p <= 65535:
+        raise ConfigError(f"--host: {text!r}: port {p} out of range 1-65535")
+    return Target(host, p)
+
+
+def _num(run: dict, key: str, lo: float, kind: type = float, hi: float | None = None) -> Any:
+    v = run[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        try:
+            v = kind(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{FLAG[key]}: {v!r} is not a number") from None
+    if kind is int and v != int(v):
+        raise ConfigError(f"{FLAG[key]}: {v!r} must be a whole number")
+    v = kind(v)
+    if v < lo or (hi is not None and v > hi):
+        raise ConfigError(f"{FLAG[key]}: {v} out of range ({lo} to {hi if hi else 'any'})")
+    return v
+
+
+def default_workers(embedded: bool) -> int:
+    cores = len(os.sched_getaffinity(0))
+    return max(1, cores - (1 if embedded and cores > 1 else 0))
+
+
+# ---------------------------------------------------------------------------- the plan
+
+
+def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = False) -> Plan:
+    run = merged["run"]
+    if rate_and_inflight:
+        raise ConfigError("--rate and --inflight exclude each other: --rate is the open loop "
+                          "(a fixed schedule), --inflight the closed loop")
+    host = run["host"] or ""
+    targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
+    workload = str(run["workload"])
+    fr_name = str(run["framing"])
+    try:
+        fr = framing_mod.get(fr_name)
+    except ValueError as exc:
+        raise ConfigError(f"--framing: {exc}") from None
+    size = _num(run, "size", 1, int)
+    room = Outbound.stamp_room(fr)
+    if size < room:
+        raise ConfigError(f"--size: {size} bytes is too small for {fr_name} framing "
+                          f"(at least {room}: frame header and stamp)")
+    max_frame = _num(run, "max_frame", 16, int)
+    if size > max_frame:
+        raise ConfigError(f"--size: {size} exceeds --max-frame {max_frame}")
+    if size - fr.overhead() > fr.max_body:
+        raise ConfigError(f"--size: {size} exceeds what {fr_name} framing can carry")
+    rate = _num(run, "rate", 0.0)
+    inflight = _num(run, "inflight", 1, int, 1_000_000)
+    think = _num(run, "think", 0.0)
+    pacing = Pacing("open" if rate > 0 else "closed", inflight, rate, think)
+    steps = _steps(run, rate)
+    workers = _num(run, "workers", 0, int, 1024) or default_workers(not targets)
+    push = tuple(_num({"push_hosts": h}, "push_hosts", 0, int) for h in
+                 parse_list_any(run["push_hosts"]))
+    n_targets = max(len(targets), 1)
+    if any(p >= n_targets for p in push):
+        raise ConfigError(f"--push-hosts: node index out of range (0 to {n_targets - 1})")
+    return Plan(
+        targets=targets, steps=steps, workload=workload, framing=fr_name, size=size,
+        max_frame=max_frame, pacing=pacing, warmup_s=_num(run, "warmup", 0.0),
+        timeout_s=_num(run, "timeout", 0.001), connect_timeout_s=_num(run, "connect_timeout",
+                                                                      0.001),
+        connect_rate=_num(run, "connect_rate", 0.0), workers=workers, push_hosts=push or (0,),
+        seed=_num(run, "seed", 0, int), name=_safe_name(str(run["name"])),
+        results_dir=str(run["results_dir"]), degradation=_degradation(merged["degradation"]),
+        thresholds=_thresholds(merged["thresholds"]),
+        embedded=None if targets else ("chat" if workload == "chat" else "echo"))
+
+
+def parse_list_any(v: Any) -> list:
+    if isinstance(v, list):
+        return v
+    if isinstance(v, str):
+        return [x for x in v.split(",") if x.strip()]
+    return [v]
+
+
+def _steps(run: dict, rate: float) -> tuple[Step, ...]:
+    conns = parse_int_list(run["conns"], "--conns")
+    messages = parse_int_list(run["messages"], "--messages") if run["messages"] else []
+    listen = _num(run, "listen", 0, int, 100_000)
+    if not conns:
+        raise ConfigError("--conns: give at least one connection count")
+    if any(c > MAX_CONNS for c in conns):
+        raise ConfigError(f"--conns: at most {MAX_CONNS} connections per step")
+    duration = _num(run, "duration", 0.001)
+    if messages:
+        if len(conns) > 1 and len(messages) > 1:
+            raise ConfigError("--conns and --messages cannot both sweep: give one of them a "
+                              "single value")
+        pairs = [(c, m) for c in conns for m in messages]
+        return tuple(Step(i, c, None, m, rate, listen) for i, (c, m) in enumerate(pairs))
+    return tuple(Step(i, c, duration, None, rate, listen) for i, c in enumerate(conns))
+
+
+def _safe_name(name: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
+    if not safe.strip("-."):
+        raise ConfigError(f"--name: {name!r} has no usable characters")
+    return safe
+
+
+def _opt(v: Any) -> float | None:
+    """Config convention: 0 (or negative) means 'not set'."""
+    return float(v) if isinstance(v, (int, float)) and v > 0 else None
+
+
+def _degradation(d: dict) -> Degradation:
+    return Degradation(max_error_rate=float(d["max_error_rate"]), max_p99_ms=_opt(d["max_p99_ms"]),
+                       p99_factor=float(d["p99_factor"]), min_gain=float(d["min_gain"]))
+
+
+def _thresholds(d: dict) -> Thresholds:
+    lost = d["max_lost"]
+    return Thresholds(max_lost=None if lost is None or lost < 0 else int(lost),
+                      max_error_rate=(float(d["max_error_rate"]) if d["max_error_rate"] >= 0
+                                      else None),
+                      p50_ms=_opt(d["p50_ms"]), p95_ms=_opt(d["p95_ms"]), p99_ms=_opt(d["p99_ms"]),
+                      min_throughput=_opt(d["min_throughput"]))
+
+
+def with_targets(plan: Plan, targets: tuple[Target, ...]) -> Plan:
+    return replace(plan, targets=targets)

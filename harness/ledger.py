@@ -1,0 +1,119 @@
+"""Exact delivery accounting: which messages came back, how often, in which order.
+
+A message is identified by (sending worker, seq); seq is dense from 0 in each worker, so an
+echo ledger is one bitmap indexed by seq. Only messages *sent inside the measure window*
+(seq in [lo, hi)) are accounted: a message never answered by the end of drain is lost, one
+answered twice is a duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class EchoLedger:
+    """Each message is expected once, on the connection that sent it (all in one worker)."""
+
+    def __init__(self) -> None:
+        self.seen = np.zeros(1 << 16, dtype=bool)
+        self.lo = 1 << 62  # first seq of the measure window (set when it starts)
+        self.receipts = 0  # replies to window messages, duplicates included
+
+    def start(self, lo: int) -> None:
+        self.lo = lo
+
+    def record(self, seq: np.ndarray) -> None:
+        """Seqs of replies with a valid stamp from this worker (any order, any repeats)."""
+        if not len(seq):
+            return
+        seq = seq[seq >= self.lo]
+        if not len(seq):
+            return
+        top = int(seq.max())
+        if top >= len(self.seen):
+            grown = np.zeros(max(top + 1, 2 * len(self.seen)), dtype=bool)
+            grown[: len(self.seen)] = self.seen
+            self.seen = grown
+        self.seen[seq] = True
+        self.receipts += len(seq)
+
+    def finish(self, hi: int) -> tuple[int, int, int]:
+        """(unique replies, lost, duplicates) for window messages seq in [lo, hi)."""
+        lo = min(self.lo, hi)
+        unique = int(np.count_nonzero(self.seen[lo:hi]))
+        return unique, (hi - lo) - unique, self.receipts - unique
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutPart:
+    """One worker's view of broadcast deliveries, merged across workers by the coordinator."""
+
+    node_unique: np.ndarray  # per target node: distinct (receiver, message) deliveries
+    node_dups: np.ndarray  # per target node: deliveries beyond the first
+    node_reordered: np.ndarray  # per node: deliveries older than one already seen from that sender
+    msg_key: np.ndarray  # u64 worker << 32 | seq, per distinct message received here
+    msg_count: np.ndarray  # receivers here that got it
+    msg_last: np.ndarray  # ns, latest first-arrival among those receivers
+    msg_t: np.ndarray  # ns, its intended send time
+
+
+class BroadcastLedger:
+    """Every receiver in the room is expected to get every window message once."""
+
+    def __init__(self, node_of_conn: np.ndarray, n_nodes: int) -> None:
+        self.node_of_conn = node_of_conn
+        self.n_nodes = n_nodes
+        self.parts: list[tuple[np.ndarray, ...]] = []
+        self.t0 = 1 << 62  # deliveries of messages intended before this are not accounted
+
+    def start(self, t0: int) -> None:
+        self.t0 = t0
+
+    def record(self, recv: np.ndarray, st: np.ndarray, t_recv: np.ndarray) -> None:
+        """``recv``: receiving connection per delivery; ``st``: valid stamps."""
+        keep = st["t"] >= self.t0
+        if keep.any():
+            s = st[keep]
+            self.parts.append((recv[keep], s["conn"], s["worker"], s["seq"], s["t"],
+                               t_recv[keep]))
+
+    def finish(self) -> FanoutPart:
+        z = np.zeros(self.n_nodes, dtype=np.int64)
+        if not self.parts:
+            e = np.zeros(0, dtype=np.int64)
+            return FanoutPart(z, z.copy(), z.copy(), e.astype(np.uint64), e, e, e)
+        recv, gid, worker, seq, t_int, t_recv = (np.concatenate(c) for c in zip(*self.parts,
+                                                                               strict=True))
+        self.parts = []
+        recv = recv.astype(np.uint64)
+        msg = (worker.astype(np.uint64) << np.uint64(32)) | seq.astype(np.uint64)
+        pair = (recv << np.uint64(48)) | msg
+        _, first = np.unique(pair, return_index=True)  # first arrival of each pair
+        node = self.node_of_conn[recv.astype(np.int64)]
+        node_all = np.bincount(node, minlength=self.n_nodes)
+        node_unique = np.bincount(node[first], minlength=self.n_nodes)
+        reordered = self._reordered(recv, gid, seq)
+        node_reordered = np.bincount(node[reordered], minlength=self.n_nodes)
+        keys, inv, counts = np.unique(msg[first], return_inverse=True, return_counts=True)
+        last = np.zeros(len(keys), dtype=np.int64)
+        np.maximum.at(last, inv, t_recv[first].astype(np.int64))
+        tint = np.zeros(len(keys), dtype=np.int64)
+        tint[inv] = t_int[first].astype(np.int64)
+        return FanoutPart(node_unique, node_all - node_unique, node_reordered, keys, counts,
+                          last, tint)
+
+    @staticmethod
+    def _reordered(recv: np.ndarray, gid: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Indices of deliveries whose seq is below one already seen on the same
+        (receiver, sender) pair, in arrival order."""
+        pair = (recv << np.uint64(32)) | gid.astype(np.uint64)
+        order = np.argsort(pair, kind="stable")
+        p = pair[order]
+        group = np.concatenate(([0], np.cumsum(p[1:] != p[:-1])))
+        adj = (group.astype(np.int64) << 33) + seq[order].astype(np.int64)
+        runmax = np.maximum.accumulate(adj)
+        late = np.zeros(len(adj), dtype=bool)
+        late[1:] = adj[1:] < runmax[:-1]
+        return order[late]

@@ -1,0 +1,80 @@
+"""The run plan: frozen values built by ``config`` and handed unchanged to the coordinator.
+
+Units: seconds (``*_s``), messages per second per connection (``rate``), bytes (``size``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    host: str
+    port: int
+
+    @property
+    def label(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """Closed loop keeps ``inflight`` messages outstanding per connection (after ``think_s``);
+    open loop sends ``rate`` messages/s per connection on a schedule fixed in advance."""
+
+    mode: str = "closed"  # "closed" | "open"
+    inflight: int = 1
+    rate: float = 0.0
+    think_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    index: int
+    conns: int  # connections that send (and, for broadcast workloads, receive)
+    duration_s: float | None  # measure window; None when ``messages`` ends the step
+    messages: int | None  # total messages for the step, spread over the senders
+    rate: float = 0.0  # open loop msgs/s per connection for this step (0: closed loop)
+    listen: int = 0  # extra listen-only connections per target node (chat fan-out)
+
+
+@dataclass(frozen=True, slots=True)
+class Degradation:
+    max_error_rate: float = 0.01  # errors / messages sent
+    max_p99_ms: float | None = None  # absolute p99 limit
+    p99_factor: float = 10.0  # p99 above this many times the first step's p99
+    min_gain: float = 0.25  # marginal msgs/s per added conn, relative to the previous average
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    max_lost: int | None = 0
+    max_error_rate: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    min_throughput: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    targets: tuple[Target, ...]
+    steps: tuple[Step, ...]
+    workload: str = "echo"
+    framing: str = "len32"
+    size: int = 64
+    max_frame: int = 1 << 20
+    pacing: Pacing = field(default_factory=Pacing)
+    warmup_s: float = 1.0
+    timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    connect_rate: float = 0.0  # connections/s per step, 0 = as fast as possible
+    workers: int = 1
+    push_hosts: tuple[int, ...] = (0,)  # target indices that senders connect to
+    seed: int = 1
+    name: str = "run"
+    results_dir: str = "results"
+    degradation: Degradation = field(default_factory=Degradation)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    embedded: str | None = None  # built-in server kind started by harness itself

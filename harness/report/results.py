@@ -1,0 +1,77 @@
+"""Run outputs: ``results/<UTC time>-<name>/`` with run.json, steps.csv and one
+series-step<k>.csv per step. Every file is written atomically (temp file + rename), so a
+reader never sees half a file, and an interrupted run still leaves whole files behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+import orjson
+
+SCHEMA_VERSION = 1
+# Schema history: 1 (first version).
+
+STEP_COLUMNS = ("conns", "messages", "rate", "duration_s", "sent", "received",
+                "throughput_msgs_s", "throughput_mb_s", "p50_ms", "p90_ms", "p99_ms", "p999_ms",
+                "max_ms", "mean_ms", "connect_p99_ms", "errors", "lost", "duplicates",
+                "client_cpu_pct", "client_bound", "partial")
+
+
+def run_dir(base: str, name: str, now: float | None = None) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    path = Path(base) / f"{stamp}-{name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(base) / f"{stamp}-{name}-{n}"
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _csv(rows: list[dict], columns: tuple[str, ...] | list[str]) -> bytes:
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return out.getvalue().encode()
+
+
+def step_row(s: dict) -> dict:
+    lat = s["latency_ms"]
+    return {**{k: s.get(k) for k in STEP_COLUMNS}, "p50_ms": lat["p50"], "p90_ms": lat["p90"],
+            "p99_ms": lat["p99"], "p999_ms": lat["p999"], "max_ms": lat["max"],
+            "mean_ms": lat["mean"], "connect_p99_ms": s["connect_ms"]["p99"],
+            "errors": sum(s["errors"].values())}
+
+
+def write_run(folder: Path, doc: dict, series: list[dict]) -> Path:
+    """Write run.json (``doc``), steps.csv and the per-step series; return run.json's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, ser in enumerate(series):
+        cols = list(ser)
+        rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*ser.values(), strict=True)]
+        write_atomic(folder / f"series-step{k}.csv", _csv(rows, cols))
+    write_atomic(folder / "steps.csv", _csv([step_row(s) for s in doc["steps"]], STEP_COLUMNS))
+    path = folder / "run.json"
+    write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    return path
+
+
+def read_run(folder: str | Path) -> dict:
+    path = Path(folder)
+    if path.is_dir():
+        path = path / "run.json"
+    return orjson.loads(path.read_bytes())

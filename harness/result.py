@@ -1,0 +1,74 @@
+"""What a worker hands back for one step: plain numpy arrays, histograms and ints.
+
+Times are ns of ``time.monotonic_ns()``; CPU in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.histogram import Histogram
+from harness.ledger import FanoutPart
+
+ERROR_KINDS = ("connect_refused", "connect_timeout", "reset", "closed", "timeout", "protocol")
+
+
+def zero_errors() -> dict[str, int]:
+    return dict.fromkeys(ERROR_KINDS, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One worker's part of a step (built by the coordinator)."""
+
+    worker: int
+    gids: np.ndarray  # global connection id per local connection
+    node: np.ndarray  # target index per local connection
+    sends: np.ndarray  # bool per local connection: it sends (else it only listens)
+    budget: np.ndarray | None  # messages per local connection (``--messages`` steps)
+    rate: float  # open loop msgs/s per connection, 0 for closed loop
+    expect_deliveries: int | None  # broadcast + messages: deliveries this worker awaits
+    key: int  # stamp check key for this step
+
+
+@dataclass(frozen=True, slots=True)
+class Times:
+    """Phase boundaries, absolute monotonic ns, the same for every worker."""
+
+    begin: int  # warm-up starts: sending starts
+    measure: int  # measure window starts
+    end: int | None  # measure window ends (None: the message budget ends it)
+
+
+@dataclass(slots=True)
+class WorkerResult:
+    worker: int
+    partial: bool = False
+    conns: int = 0  # connections asked for
+    connected: int = 0
+    node_connected: np.ndarray | None = None  # connected per target node
+    sent: int = 0  # messages sent inside the measure window
+    received: int = 0  # replies / deliveries received inside the measure window
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    errors: dict[str, int] = field(default_factory=zero_errors)
+    latency: Histogram = field(default_factory=Histogram)
+    service: Histogram = field(default_factory=Histogram)  # open loop: from the actual send
+    connect: Histogram = field(default_factory=Histogram)
+    kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
+    kind_sent: list[int] = field(default_factory=list)
+    series: dict[str, np.ndarray] = field(default_factory=dict)  # per second of the window
+    sec_hists: list[Histogram] = field(default_factory=list)
+    window_start: int = 0
+    window_end: int = 0  # ns: end of the measure window (last send in --messages mode)
+    first_send: int = 0
+    last_send: int = 0
+    last_recv: int = 0
+    behind: int = 0  # open loop: messages sent over 1 ms behind their schedule
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    fanout: FanoutPart | None = None

@@ -1,0 +1,575 @@
+"""One worker: a ``selectors`` loop over non-blocking sockets, working a round at a time.
+
+Each select round: receive from every ready socket into one shared buffer (one clock read
+per ``recv``), parse and account the whole round with numpy (``harness.batch``), then build
+and send every connection's next messages at once. Per-connection state lives in numpy
+arrays indexed by local connection number; sockets ride in ``SelectorKey.data`` as that
+number. Every error goes through :meth:`Worker.fail`.
+
+Times are ns of ``time.monotonic_ns()``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import socket
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from harness import framing as framing_mod
+from harness.batch import Inbound, Outbound, Parsed
+from harness.framing import FrameError
+from harness.histogram import Histogram
+from harness.ledger import BroadcastLedger, EchoLedger
+from harness.plan import Plan
+from harness.result import Share, Times, WorkerResult
+from workloads import Workload
+
+CHUNK = 256 * 1024  # most bytes one recv may take in a round
+ROUND_BUF = 8 * 1024 * 1024
+CTRL = -1  # SelectorKey.data of the control pipe
+SEC = 1_000_000_000
+MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
+QUIET_NS = 200_000_000  # broadcast drain: stop once nothing arrived for this long
+
+Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
+
+
+def _error_kind(exc: OSError) -> str:
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    if isinstance(exc, (BrokenPipeError, ConnectionAbortedError)):
+        return "closed"
+    return "reset"
+
+
+class Worker:
+    """Runs the steps handed to it. Owns sockets only for the duration of a step."""
+
+    def __init__(self, index: int, plan: Plan, workload: Workload, addrs: list[tuple]) -> None:
+        self.index = index
+        self.plan = plan
+        self.workload = workload
+        self.addrs = addrs  # (family, sockaddr) per target
+        fr = framing_mod.get(workload.framing or plan.framing)
+        self.framing = fr
+        kinds = workload.kinds()
+        self.n_kinds = len(kinds)
+        sizes = [k.size for k in kinds]
+        ss = Outbound.stamp_room(fr)
+        self.out = Outbound(fr, sizes, [workload.filler(i, s) for i, s in enumerate(sizes)],
+                            [k.weight for k in kinds], 0, index, plan.seed * 7919 + index)
+        fixed = sizes[0] if len(set(sizes)) == 1 and sizes[0] >= ss else None
+        self.fixed = fixed if fr.header else None
+        self.rbuf = bytearray(ROUND_BUF)
+        self.rmv = memoryview(self.rbuf)
+        self.seq = 0  # next message number (dense per worker)
+
+    # ------------------------------------------------------------------ step set-up
+
+    def _reset(self, share: Share, sel: selectors.BaseSelector) -> None:
+        n = len(share.node)
+        self.share = share
+        self.sel = sel
+        self.n = n
+        self.socks: list[socket.socket | None] = [None] * n
+        self.pend_in: list[bytes] = [b""] * n
+        self.pend_out: list[bytes | None] = [None] * n
+        self.alive = np.zeros(n, dtype=bool)
+        self.sends = share.sends.astype(bool)
+        self.gid = share.gids.astype(np.int64)
+        self.credits = np.zeros(n, dtype=np.int64)
+        self.outstanding = np.zeros(n, dtype=np.int64)
+        self.release_at = np.zeros(n, dtype=np.int64)
+        self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
+        big = np.iinfo(np.int64).max // 4
+        self.budget = (share.budget.astype(np.int64) if share.budget is not None
+                       else np.full(n, big, dtype=np.int64))
+        self.sched = np.zeros(n, dtype=np.int64)
+        rng = np.random.default_rng(self.plan.seed * 104729 + self.index)
+        self.period = int(SEC / share.rate) if share.rate > 0 else 0
+        self.phase = (rng.integers(0, self.period, n) if self.period else np.zeros(n, np.int64))
+        self.last_progress = np.zeros(n, dtype=np.int64)
+        self.res = WorkerResult(worker=self.index, conns=n)
+        self.res.kinds = [Histogram() for _ in range(self.n_kinds)]
+        self.res.kind_sent = [0] * self.n_kinds
+        self.inbound = Inbound(self.framing, self.fixed, self.plan.max_frame, share.key)
+        self.out.key = share.key
+        self.measuring = False
+        self.sending = True
+        self.lo = 0
+        self.deliveries = 0
+        self.last_rx = 0
+        if self.workload.delivery == "broadcast":
+            self.ledger: EchoLedger | BroadcastLedger = BroadcastLedger(
+                share.node.astype(np.int64), len(self.addrs))
+        else:
+            self.ledger = EchoLedger()
+
+    def fail(self, i: int, kind: str) -> None:
+        """The one error path: count it, close the connection, forget its state."""
+        self._error(kind, 1, time.monotonic_ns())
+        s = self.socks[i]
+        if s is not None:
+            try:
+                self.sel.unregister(s)
+            except (KeyError, ValueError):
+                pass
+            s.close()
+            self.socks[i] = None
+        self.alive[i] = False
+        self.outstanding[i] = 0
+        self.pend_in[i] = b""
+        self.pend_out[i] = None
+
+    # ------------------------------------------------------------------ connect phase
+
+    def connect(self, share: Share, sel: selectors.BaseSelector, deadline_ns: int) -> None:
+        """Open this worker's connections (rate-limited if asked), bounded by a deadline."""
+        self._reset(share, sel)
+        plan = self.plan
+        rate = plan.connect_rate / max(plan.workers, 1) if plan.connect_rate > 0 else 0.0
+        timeout = int(plan.connect_timeout_s * SEC)
+        started = np.zeros(self.n, dtype=np.int64)
+        launched = done = 0
+        t0 = time.monotonic_ns()
+        while done < self.n:
+            now = time.monotonic_ns()
+            allowed = self.n if rate <= 0 else min(self.n, int((now - t0) / SEC * rate) + 1)
+            while launched < allowed:
+                started[launched] = time.monotonic_ns()
+                if not self._start_connect(launched):
+                    done += 1
+                launched += 1
+            for key, _ev in sel.select(0.005 if launched < self.n else 0.05):
+                done += self._finish_connect(key.data, started[key.data])
+            now = time.monotonic_ns()
+            pending = [i for i in range(launched) if self.socks[i] is not None
+                       and not self.alive[i] and now - started[i] > timeout]
+            for i in pending:
+                self.fail(i, "connect_timeout")
+                done += 1
+            if now > deadline_ns:
+                for i in range(self.n):
+                    if i >= launched or (self.socks[i] is not None and not self.alive[i]):
+                        self.fail(i, "connect_timeout")
+                break
+        self.res.connected = int(self.alive.sum())
+        self.res.node_connected = np.bincount(self.share.node[self.alive],
+                                              minlength=len(self.addrs))
+
+    def _start_connect(self, i: int) -> bool:
+        family, addr = self.addrs[int(self.share.node[i])]
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        self.socks[i] = s
+        rc = s.connect_ex(addr)
+        if rc not in (0, errno.EINPROGRESS):
+            self.fail(i, "connect_refused" if rc == errno.ECONNREFUSED else "connect_timeout")
+            return False
+        self.sel.register(s, selectors.EVENT_WRITE, i)
+        return True
+
+    def _finish_connect(self, i: int, started: int) -> int:
+        s = self.socks[i]
+        if s is None or self.alive[i]:
+            return 0
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.fail(i, "connect_refused" if err == errno.ECONNREFUSED else "connect_timeout")
+            return 1
+        self.res.connect.record_one(time.monotonic_ns() - started)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.alive[i] = True
+        self.sel.modify(s, selectors.EVENT_READ, i)
+        hello = self.workload.hello(int(self.gid[i]))
+        if hello:
+            self._send(i, memoryview(b"".join(self.framing.encode(h) for h in hello)))
+        return 1
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, times: Times, ctrl_poll: Progress | None = None) -> WorkerResult:
+        """Warm-up, measure, drain; returns the step's result (``partial`` if stopped)."""
+        plan = self.plan
+        self.times = times
+        self.credits[:] = np.where(self.sends & self.alive, plan.pacing.inflight, 0)
+        self.release_at[:] = times.begin
+        self.last_progress[:] = times.begin
+        timeout_ns = int(plan.timeout_s * SEC)
+        cpu0 = os.times()
+        self._series_init()
+        next_tick = times.begin + SEC // 10
+        next_report = times.begin + SEC
+        drain_until = None
+        while True:
+            now = time.monotonic_ns()
+            if not self.measuring and now >= times.measure:
+                self._start_measure(now)
+            if self.sending and self._sending_over(now):
+                self._stop_sending(now)
+                drain_until = now + timeout_ns
+            if drain_until is not None and self._drained(now, drain_until):
+                break
+            wait = self._wait_s(now, drain_until)
+            events = self.sel.select(wait)
+            ready = [k.data for k, ev in events if ev & selectors.EVENT_READ]
+            for k, ev in events:
+                if ev & selectors.EVENT_WRITE and k.data != CTRL:
+                    self._flush(k.data)
+            if ready:
+                self._read_round(ready)
+            now = time.monotonic_ns()
+            if self.sending and now >= times.begin and (times.end is None or now < times.end):
+                self._send_round(now)
+            if now >= next_tick:
+                next_tick = now + SEC // 10
+                self._check_stalls(now, timeout_ns)
+                if now >= next_report:
+                    next_report += SEC
+                    if ctrl_poll is not None and not ctrl_poll(self._progress()):
+                        self.res.partial = True
+                        if self.sending:
+                            self._stop_sending(now)
+                        break
+        return self._finish(cpu0)
+
+    def _wait_s(self, now: int, drain_until: int | None) -> float:
+        if not self.sending or now < self.times.begin:
+            return 0.01
+        if self.period:
+            return 0.0005
+        if self.plan.pacing.think_s > 0:
+            return 0.001
+        return 0.05
+
+    def _sending_over(self, now: int) -> bool:
+        if not self.measuring:
+            return False
+        if self.times.end is not None:
+            return now >= self.times.end
+        return not (self.alive & self.sends & (self.budget > 0)).any()
+
+    def _drained(self, now: int, drain_until: int) -> bool:
+        if now >= drain_until:
+            return True
+        if (self.outstanding[self.alive] > 0).any():
+            return False
+        if isinstance(self.ledger, EchoLedger):
+            return True
+        want = self.share.expect_deliveries
+        if want is not None:
+            return self.deliveries >= want * (int(self.alive.sum()) / max(self.n, 1))
+        return now - self.last_rx >= QUIET_NS
+
+    def _start_measure(self, now: int) -> None:
+        self.measuring = True
+        self.lo = self.seq
+        self.res.window_start = self.times.measure
+        self.ledger.start(self.seq if isinstance(self.ledger, EchoLedger) else self.times.measure)
+
+    def _stop_sending(self, now: int) -> None:
+        self.sending = False
+        self.res.window_end = now if self.times.end is None else self.times.end
+        self.hi = self.seq
+
+    # ------------------------------------------------------------------ receive
+
+    def _read_round(self, ready: list[int]) -> None:
+        """recv from each ready socket into the shared buffer, keeping whole frames only."""
+        buf, mv, socks, pend = self.rbuf, self.rmv, self.socks, self.pend_in
+        fixed, fr, max_frame = self.fixed, self.framing, self.plan.max_frame
+        newline = fr.name == "newline"
+        walk: list[int] | None = None if (fixed or newline) else []
+        seg_conn: list[int] = []
+        seg_end: list[int] = []
+        seg_t: list[int] = []
+        off = 0
+        limit = ROUND_BUF - CHUNK - max_frame
+        mono = time.monotonic_ns
+        for i in ready:
+            if i == CTRL or off > limit:
+                continue
+            s = socks[i]
+            if s is None:
+                continue
+            start = off
+            p = pend[i]
+            if p:
+                off += len(p)
+                buf[start:off] = p
+            try:
+                n = s.recv_into(mv[off:off + CHUNK])
+            except BlockingIOError:
+                off = start
+                continue
+            except OSError as exc:
+                self.fail(i, _error_kind(exc))
+                off = start
+                continue
+            t = mono()
+            if n == 0:
+                self.fail(i, "closed")
+                off = start
+                continue
+            end = off + n
+            if fixed:
+                cut = start + (end - start) // fixed * fixed
+            elif newline:
+                cut = buf.rfind(b"\n", start, end) + 1 or start
+                if end - cut > max_frame:
+                    self.fail(i, "protocol")
+                    off = start
+                    continue
+            else:
+                try:
+                    starts, cut = fr.cut(buf, start, end, max_frame)
+                except FrameError:
+                    self.fail(i, "protocol")
+                    off = start
+                    continue
+                walk.extend(starts)
+            pend[i] = bytes(mv[cut:end]) if cut < end else b""
+            if cut > start:
+                seg_conn.append(i)
+                seg_end.append(cut)
+                seg_t.append(t)
+            off = cut
+        if seg_conn:
+            self._account(self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
+
+    def _account(self, p: Parsed, t_last: int) -> None:
+        """Everything one round's frames change: counters, histograms, ledger, credits."""
+        res = self.res
+        for c in p.bad_conns:
+            if self.alive[c]:
+                self.fail(c, "protocol")
+        self.last_rx = t_last
+        st, conn, t, flen = p.st, p.conn, p.t, p.flen
+        if not p.ok.all():
+            if not self.workload.ignore_unstamped:
+                self._error("protocol", int((~p.ok).sum()), t_last)
+            st, conn, t, flen = st[p.ok], conn[p.ok], t[p.ok], flen[p.ok]
+        if self.ledger.__class__ is EchoLedger:
+            mine = (st["worker"] == self.index) & (st["conn"] == self.gid[conn])
+            if not mine.all():
+                self._error("protocol", int((~mine).sum()), t_last)
+                st, conn, t, flen = st[mine], conn[mine], t[mine], flen[mine]
+            self.ledger.record(st["seq"])
+            own = conn
+        else:
+            self.ledger.record(conn, st, t)
+            self.deliveries += int((st["t"] >= self.times.measure).sum())
+            own = conn[st["conn"] == self.gid[conn]]
+        self._credit(own, t_last)
+        if self.measuring and len(t):
+            inwin = t >= self.times.measure
+            if self.times.end is not None:
+                inwin &= t < self.times.end
+            got = int(inwin.sum())
+            if got:
+                res.received += got
+                res.bytes_received += int(flen[inwin].sum())
+                self._series_add("received", got, t_last)
+            self._record_latency(st, t)
+
+    def _error(self, kind: str, count: int, now: int) -> None:
+        self.res.errors[kind] += count
+        self._series_add("errors", count, now)
+
+    def _credit(self, own: np.ndarray, now: int) -> None:
+        if not len(own):
+            return
+        counts = np.bincount(own, minlength=self.n)
+        grant = np.minimum(counts, self.outstanding)
+        self.outstanding -= grant
+        self.credits += grant
+        hit = counts > 0
+        self.last_progress[hit] = now
+        if self.plan.pacing.think_s > 0:
+            self.release_at[hit] = now + int(self.plan.pacing.think_s * SEC)
+
+    def _record_latency(self, st: np.ndarray, t: np.ndarray) -> None:
+        tint = st["t"].astype(np.int64)
+        win = tint >= self.times.measure
+        if not win.all():
+            st, t, tint = st[win], t[win], tint[win]
+            if not len(t):
+                return
+        lat = t - tint
+        self.res.latency.record(lat)
+        self.sec_hist.record(lat)
+        if self.period:
+            self.res.service.record(lat - st["delay"].astype(np.int64) * 1000)
+        if self.n_kinds > 1:
+            for k in range(self.n_kinds):
+                sel = st["kind"] == k
+                if sel.any():
+                    self.res.kinds[k].record(lat[sel])
+
+    # ------------------------------------------------------------------ send
+
+    def _send_round(self, now: int) -> None:
+        mask = self.alive & self.sends & ~self.blocked
+        if self.period:
+            due = (now - self.times.begin - self.phase) // self.period + 1 - self.sched
+            want = np.clip(np.minimum(due, self.budget if self.measuring else due), 0, MAX_BURST)
+        else:
+            want = np.minimum(self.credits, self.budget) if self.measuring else self.credits.copy()
+            if self.plan.pacing.think_s > 0:
+                mask &= self.release_at <= now
+        want[~mask] = 0
+        idx = np.flatnonzero(want)
+        if not len(idx):
+            return
+        counts = want[idx]
+        total = int(counts.sum())
+        gid = np.repeat(self.gid[idx], counts)
+        if self.period:
+            k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            tint = (self.times.begin + np.repeat(self.phase[idx] + self.sched[idx] * self.period,
+                                                 counts) + k * self.period)
+            delay = np.maximum(now - tint, 0) // 1000
+            self.sched[idx] += counts
+            if self.measuring:
+                self.res.behind += int((delay > 1000).sum())
+        else:
+            tint, delay = now, 0
+            self.credits[idx] -= counts
+        idle = idx[self.outstanding[idx] == 0]
+        self.last_progress[idle] = now
+        self.outstanding[idx] += counts
+        if self.measuring:
+            self.budget[idx] -= counts
+        data, ends, kinds = self.out.build(gid, self.seq, tint, delay)
+        self.seq += total
+        self._account_sent(total, int(ends[-1]), kinds, now)
+        bounds = ends[np.cumsum(counts) - 1].tolist()
+        a = 0
+        for i, b in zip(idx.tolist(), bounds, strict=True):
+            self._send(i, data[a:b])
+            a = b
+
+    def _account_sent(self, total: int, nbytes: int, kinds: np.ndarray, now: int) -> None:
+        if not self.measuring:
+            return
+        res = self.res
+        if not res.first_send:
+            res.first_send = now
+        res.last_send = now
+        res.sent += total
+        res.bytes_sent += nbytes
+        if self.n_kinds > 1:
+            for k, c in enumerate(np.bincount(kinds, minlength=self.n_kinds).tolist()):
+                res.kind_sent[k] += c
+        else:
+            res.kind_sent[0] += total
+        self._series_add("sent", total, now)
+
+    def _send(self, i: int, data: memoryview) -> None:
+        s = self.socks[i]
+        try:
+            n = s.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            self.fail(i, _error_kind(exc))
+            return
+        if n < len(data):
+            self.pend_out[i] = bytes(data[n:])
+            self.blocked[i] = True
+            self.sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, i)
+
+    def _flush(self, i: int) -> None:
+        s, data = self.socks[i], self.pend_out[i]
+        if s is None or data is None:
+            return
+        try:
+            n = s.send(data)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.fail(i, _error_kind(exc))
+            return
+        if n < len(data):
+            self.pend_out[i] = data[n:]
+            return
+        self.pend_out[i] = None
+        self.blocked[i] = False
+        self.sel.modify(s, selectors.EVENT_READ, i)
+
+    # ------------------------------------------------------------------ timeouts, series
+
+    def _check_stalls(self, now: int, timeout_ns: int) -> None:
+        """A connection that waited ``--timeout`` with no reply: its outstanding messages
+        count as timed out, and it carries on (closed loop gets its credits back)."""
+        stalled = self.alive & (self.outstanding > 0) & (now - self.last_progress > timeout_ns)
+        if stalled.any():
+            self._error("timeout", int(self.outstanding[stalled].sum()), now)
+            if not self.period:
+                self.credits[stalled] += self.outstanding[stalled]
+            self.outstanding[stalled] = 0
+            self.last_progress[stalled] = now
+
+    def _series_init(self) -> None:
+        self.series = {"sent": [], "received": [], "errors": []}
+        self.sec = 0
+        self.sec_hist = Histogram()
+
+    def _series_add(self, name: str, count: int, now: int) -> None:
+        if not self.measuring:
+            return
+        sec = (now - self.times.measure) // SEC
+        self._roll(sec)
+        col = self.series[name]
+        col[sec] += count
+
+    def _roll(self, sec: int) -> None:
+        while len(self.series["sent"]) <= sec:
+            for col in self.series.values():
+                col.append(0)
+            if len(self.series["sent"]) > 1:
+                self.res.sec_hists.append(self.sec_hist)
+                self.sec_hist = Histogram()
+
+    def _progress(self) -> dict:
+        return {"worker": self.index, "open": int(self.alive.sum()), "sent": self.res.sent,
+                "received": self.res.received, "errors": sum(self.res.errors.values()),
+                "p99": self.sec_hist.percentile(99) if len(self.sec_hist) else None}
+
+    # ------------------------------------------------------------------ wrap up
+
+    def _finish(self, cpu0: os.times_result) -> WorkerResult:
+        res = self.res
+        cpu1 = os.times()
+        res.cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        res.wall_s = max((time.monotonic_ns() - self.times.begin) / SEC, 1e-9)
+        if self.sending:
+            self._stop_sending(time.monotonic_ns())
+        if not self.measuring:
+            self.lo = self.hi = self.seq
+        if isinstance(self.ledger, EchoLedger):
+            _, res.lost, res.duplicates = self.ledger.finish(self.hi)
+        else:
+            res.fanout = self.ledger.finish()
+        if self.series["sent"]:
+            res.sec_hists.append(self.sec_hist)
+        res.series = {k: np.asarray(v, dtype=np.int64) for k, v in self.series.items()}
+        res.last_recv = self.last_rx
+        self.close_all()
+        return res
+
+    def close_all(self) -> None:
+        for i, s in enumerate(self.socks):
+            if s is not None:
+                try:
+                    self.sel.unregister(s)
+                except (KeyError, ValueError):
+                    pass
+                s.close()
+                self.socks[i] = None
+        self.alive[:] = False

@@ -1,0 +1,50 @@
+"""The workload interface: what to send on connect, what the next messages look like, and
+how replies are delivered. Workloads never touch sockets; the harness frames, stamps, sends,
+receives and matches.
+
+A workload is a class with these attributes and methods (subclass ``Workload``):
+
+* ``name``: short name shown in reports.
+* ``delivery``: ``"echo"`` (each message comes back once, on the connection that sent it)
+  or ``"broadcast"`` (every connection in the room gets every message, the sender included).
+* ``framing``: ``None`` to use the run's ``--framing``, or a framing name to force one.
+* ``ignore_unstamped``: when True, frames without a valid stamp (a server's welcome line, a
+  join acknowledgement) are skipped; when False they count as protocol errors.
+* ``hello(conn)``: frame bodies to send once, right after connecting (a handshake or a join
+  line); ``[]`` for none.
+* ``kinds()``: the message mix, a list of ``Kind(name, weight, size)``; ``size`` is bytes
+  on the wire per message, framing included.
+* ``filler(kind, n)``: ``n`` bytes that follow the stamp in a message of that kind (no
+  newline byte).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str
+    weight: float
+    size: int
+
+
+class Workload:
+    name = "base"
+    delivery = "echo"
+    framing: str | None = None
+    ignore_unstamped = False
+
+    def __init__(self, size: int = 64, seed: int = 1) -> None:
+        self.size = size
+        self.seed = seed
+
+    def hello(self, conn: int) -> list[bytes]:
+        return []
+
+    def kinds(self) -> list[Kind]:
+        return [Kind("msg", 1.0, self.size)]
+
+    def filler(self, kind: int, n: int) -> bytes:
+        return b"x" * n
