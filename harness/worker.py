@@ -64,7 +64,9 @@ class Worker:
         self.out = Outbound(fr, sizes, [workload.filler(i, s) for i, s in enumerate(sizes)],
                             [k.weight for k in kinds], 0, index, plan.seed * 7919 + index)
         fixed = sizes[0] if len(set(sizes)) == 1 and sizes[0] >= ss else None
-        self.fixed = fixed if fr.header else None
+        self.fixed = fixed if fr.header and not workload.ignore_unstamped else None
+        self.fixed_hdr = ((fixed - fr.header).to_bytes(fr.header, "big") if self.fixed
+                          else b"")
         self.rbuf = bytearray(ROUND_BUF)
         self.rmv = memoryview(self.rbuf)
         self.seq = 0  # next message number (dense per worker)
@@ -209,14 +211,20 @@ class Worker:
         while True:
             now = time.monotonic_ns()
             if not self.measuring and now >= times.measure:
-                self._start_measure(now)
+                self._start_measure()
             if self.sending and self._sending_over(now):
                 self._stop_sending(now)
                 drain_until = now + timeout_ns
             if drain_until is not None and self._drained(now, drain_until):
+                left = int(self.outstanding[self.alive].sum())
+                if left:  # never answered within --timeout of the end of sending
+                    self._error("timeout", left, now)
+                    self.outstanding[:] = 0
                 break
             wait = self._wait_s(now, drain_until)
             events = self.sel.select(wait)
+            if not self.measuring and time.monotonic_ns() >= times.measure:
+                self._start_measure()
             ready = [k.data for k, ev in events if ev & selectors.EVENT_READ]
             for k, ev in events:
                 if ev & selectors.EVENT_WRITE and k.data != CTRL:
@@ -266,7 +274,7 @@ class Worker:
             return self.deliveries >= want * (int(self.alive.sum()) / max(self.n, 1))
         return now - self.last_rx >= QUIET_NS
 
-    def _start_measure(self, now: int) -> None:
+    def _start_measure(self) -> None:
         self.measuring = True
         self.lo = self.seq
         self.res.window_start = self.times.measure
@@ -284,10 +292,12 @@ class Worker:
         buf, mv, socks, pend = self.rbuf, self.rmv, self.socks, self.pend_in
         fixed, fr, max_frame = self.fixed, self.framing, self.plan.max_frame
         newline = fr.name == "newline"
+        hdr_len, hdr_bytes = fr.header, self.fixed_hdr
         walk: list[int] | None = None if (fixed or newline) else []
         seg_conn: list[int] = []
         seg_end: list[int] = []
         seg_t: list[int] = []
+        broken: list[int] = []
         off = 0
         limit = ROUND_BUF - CHUNK - max_frame
         mono = time.monotonic_ns
@@ -319,6 +329,9 @@ class Worker:
             end = off + n
             if fixed:
                 cut = start + (end - start) // fixed * fixed
+                if end - cut >= hdr_len and buf[cut:cut + hdr_len] != hdr_bytes:
+                    broken.append(i)  # a prefix that is not ours: keep the whole frames
+                    end = cut  # before it, then close (no way to resync)
             elif newline:
                 cut = buf.rfind(b"\n", start, end) + 1 or start
                 if end - cut > max_frame:
@@ -341,6 +354,8 @@ class Worker:
             off = cut
         if seg_conn:
             self._account(self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
+        for i in broken:
+            self.fail(i, "protocol")
 
     def _account(self, p: Parsed, t_last: int) -> None:
         """Everything one round's frames change: counters, histograms, ledger, credits."""
