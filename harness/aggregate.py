@@ -206,22 +206,33 @@ def degradation(steps: list[dict], rules: Degradation) -> dict:
     ``p99_factor`` times the first healthy step's p99; marginal throughput per added
     connection below ``min_gain`` of the previous step's throughput per connection.
     """
-    verdict = {"degraded_at": None, "last_healthy": None, "rule": None, "detail": None}
+    unit = load_unit(steps)
+    verdict = {"degraded_at": None, "last_healthy": None, "rule": None, "detail": None,
+               "unit": unit, "skipped": []}
     base_p99 = None
     prev = None
     for s in steps:
         if s.get("client_bound") or s.get("partial"):
+            verdict["skipped"].append(s.get(unit))
             continue
         fired = _rule_fired(s, prev, base_p99, rules)
         if fired:
-            verdict.update(degraded_at=s["conns"], rule=fired[0], detail=fired[1])
+            verdict.update(degraded_at=s.get(unit), rule=fired[0], detail=fired[1])
             return verdict
         p99 = s["latency_ms"]["p99"]
         if base_p99 is None and p99 is not None:
             base_p99 = p99
-        verdict["last_healthy"] = s["conns"]
+        verdict["last_healthy"] = s.get(unit)
         prev = s
     return verdict
+
+
+def load_unit(steps: list[dict]) -> str:
+    """What the sweep varies: "conns", "messages" or "rate" (conns when nothing varies)."""
+    for key in ("conns", "messages", "rate"):
+        if len({s.get(key) for s in steps}) > 1:
+            return key
+    return "conns"
 
 
 def _rule_fired(s: dict, prev: dict | None, base_p99: float | None,

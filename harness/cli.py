@@ -27,6 +27,7 @@ from harness.report import results as results_mod
 from harness.report import table
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EMBEDDED_CHAT_NODES = 3  # --workload chat without --host runs against a linked 3-node cluster
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
 failed; 2 usage or configuration error; 3 the target could not be reached at all."""
 
@@ -89,12 +90,14 @@ def run_options(f: Any) -> Any:
     f = click.option("--config", "config_path", type=click.Path(), default=None,
                      help="config file (default ./harness.toml)")(f)
     f = click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")(f)
+    f = click.option("--no-report", is_flag=True, help="skip the HTML report")(f)
     return f
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @run_options
-def run(config_path: str | None, as_json: bool, push_conns: str | None, **flags: Any) -> None:
+def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
+        **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
     if push_conns is not None:
         if flags["conns"] is not None:
@@ -108,7 +111,7 @@ def run(config_path: str | None, as_json: bool, push_conns: str | None, **flags:
         workload = load_workload(plan)
     except cfg.ConfigError as exc:
         die(EXIT_USAGE, str(exc))
-    sys.exit(execute(plan, workload, as_json))
+    sys.exit(execute(plan, workload, as_json, not no_report))
 
 
 def load_workload(plan: Plan) -> Any:
@@ -122,7 +125,7 @@ def load_workload(plan: Plan) -> Any:
         raise cfg.ConfigError(f"workload {plan.workload}: {type(exc).__name__}: {exc}") from None
 
 
-def execute(plan: Plan, workload: Any, as_json: bool) -> int:
+def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short."""
     server = None
     if plan.embedded:
@@ -146,14 +149,15 @@ def execute(plan: Plan, workload: Any, as_json: bool) -> int:
     finally:
         if server is not None:
             server.stop()
-    return report(plan, workload, outcome, started, as_json)
+    return report(plan, workload, outcome, started, as_json, html)
 
 
 def start_embedded(plan: Plan, workload: Any) -> tuple[Any, Plan]:
     from harness.targets import launch
     cores = sorted(os.sched_getaffinity(0))
     cpu = cores[-1] if len(cores) > 1 else None
-    server = launch(plan.embedded, framing=workload.framing or plan.framing,
+    nodes = EMBEDDED_CHAT_NODES if plan.embedded == "chat" else 1
+    server = launch(plan.embedded, framing=workload.framing or plan.framing, nodes=nodes,
                     max_frame=plan.max_frame, cpu=cpu)
     targets = tuple(Target(h, p) for h, p in server.addresses)
     return server, cfg.with_targets(plan, targets)
@@ -201,13 +205,16 @@ class LiveLine:
         click.echo("\r" + " " * 100 + "\r", err=True, nl=False)
 
 
-def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool) -> int:
+def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
+           html: bool = True) -> int:
     figures = [aggregate.step_figures(r.step, r.results, r.receivers, workload.delivery,
                                       [k.name for k in workload.kinds()],
                                       plan.pacing.mode == "open")
                for r in outcome.steps]
     for f, r in zip(figures, outcome.steps, strict=True):
         f.summary["partial"] = f.summary["partial"] or r.partial
+        for node in f.summary.get("per_node", ()):
+            node["target"] = plan.targets[node["node"]].label
     steps = [f.summary for f in figures]
     verdict = aggregate.degradation(steps, plan.degradation)
     failures = aggregate.threshold_failures(steps, plan.thresholds)
@@ -217,20 +224,41 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in f.histograms.items()})
                      for s, f in zip(steps, figures, strict=True)]
     path = results_mod.write_run(folder, full, [f.series for f in figures])
+    page = write_html_report(folder) if html else None
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
     else:
         click.echo(table.render(doc))
         for line in failures:
             click.echo(f"THRESHOLD FAILED: {line}")
-        click.echo(f"results: {path}")
+        click.echo(f"results: {path}" + (f"  report: {page}" if page else ""))
     if outcome.error:
         click.echo(f"harness: a step failed: {outcome.error.splitlines()[-1]}", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
-    if not steps:
-        return EXIT_FAIL
-    return EXIT_FAIL if failures or outcome.error else EXIT_OK
+    return EXIT_FAIL if failures or outcome.error or outcome.partial or not steps else EXIT_OK
+
+
+def write_html_report(folder: Any) -> Any:
+    from harness.report import html as html_report
+    try:
+        return html_report.write_html(folder)
+    except Exception as exc:  # a chart failure must not lose the measured run
+        click.echo(f"harness: warning: HTML report not written: {type(exc).__name__}: {exc}",
+                   err=True)
+        return None
+
+
+@main.command("report", epilog=EXIT_CODES_HELP)
+@click.argument("run_folder", type=click.Path(exists=True, file_okay=True))
+def report_cmd(run_folder: str) -> None:
+    """Write report.html (self-contained, offline) for a run folder."""
+    from harness.report import html as html_report
+    try:
+        page = html_report.write_html(run_folder)
+    except (OSError, ValueError, KeyError) as exc:
+        die(EXIT_USAGE, f"{run_folder}: not a harness run folder ({type(exc).__name__}: {exc})")
+    click.echo(str(page))
 
 
 def run_document(plan: Plan, workload: Any, outcome: RunOutcome, steps: list[dict],
@@ -264,6 +292,34 @@ def environment(plan: Plan) -> dict:
             "clock": "time.monotonic_ns (client and server on one host)"
             if plan.embedded or all(t.host.startswith(("127.", "::1", "localhost"))
                                     for t in plan.targets) else "time.monotonic_ns (client only)"}
+
+
+# ---------------------------------------------------------------------------- calibrate
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.option("--duration", type=click.FloatRange(0.5, 600), default=5.0, show_default=True)
+@click.option("--conns", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--inflight", type=click.IntRange(1, 10000), default=16, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None:
+    """Measure this machine as a load generator: one worker core's ceiling against the
+    built-in echo target, and the latency floor at a low rate."""
+    from harness.calibrate import calibrate as run_calibration
+    fig = run_calibration(duration=duration, conns=conns, inflight=inflight)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(fig) + b"\n")
+        return
+    st = fig["setup"]
+    click.echo(f"ceiling: {fig['ceiling_msgs_s']:,.0f} echoed msgs/s from one worker core "
+               f"({fig['ceiling_mb_s']:.1f} MB/s; {st['conns']} conns x {st['inflight']} in "
+               f"flight, {st['size']} B {st['framing']}; latency recorded for every message)")
+    click.echo(f"  client CPU {fig['client_cpu_pct']:.0f}%, echo server CPU "
+               f"{fig['server_cpu_pct']:.0f}%" + ("  (the SERVER set this ceiling)"
+                                                   if fig["server_bound"] else ""))
+    click.echo(f"latency floor: p50 {fig['floor_p50_ms']:.3f} ms, p99 {fig['floor_p99_ms']:.3f} "
+               f"ms at {fig['floor_rate_msgs_s']:,.0f} msgs/s ({st['floor_conns']} conns x "
+               f"{st['floor_rate_per_conn']:.0f}/s, open loop)")
 
 
 # ---------------------------------------------------------------------------- serve

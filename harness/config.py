@@ -7,6 +7,7 @@ the config file (``./harness.toml`` or ``--config FILE``), then flags.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import replace
@@ -76,21 +77,34 @@ def load_file(path: str | None) -> dict[str, Any]:
             raise ConfigError(f"{path}: unknown table or key [{top}] "
                               f"(known: {', '.join(sorted(KNOWN_TOP))})")
     for table, defaults in TABLES.items():
+        if table in data and not isinstance(data[table], dict):
+            raise ConfigError(f"{path}: [{table}] must be a table")
         for key in data.get(table, {}):
             if key not in defaults:
                 raise ConfigError(f"{path}: unknown key {table}.{key}")
+    data["__path__"] = path
     return data
 
 
 def settings(file: dict[str, Any], flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Merge defaults, file and flags (flags given as None are absent)."""
     merged = {t: dict(d) for t, d in TABLES.items()}
+    path = file.get("__path__", "harness.toml")
+    names: dict[str, str] = {}  # where each value came from, for error messages
     for table in TABLES:
         merged[table].update(file.get(table, {}))
+        for key in file.get(table, {}):
+            names[key if table == "run" else f"{table}.{key}"] = f"{path}: {table}.{key}"
     for key, value in flags.items():
         if value is not None:
             merged["run"][key] = value
+            names[key] = FLAG.get(key, key)
+    merged["names"] = names
     return merged
+
+
+def _name(run: dict, key: str) -> str:
+    return run.get("__names__", {}).get(key, FLAG.get(key, key))
 
 
 # ---------------------------------------------------------------------------- parsing helpers
@@ -140,17 +154,20 @@ def parse_target(text: str) -> Target:
 
 
 def _num(run: dict, key: str, lo: float, kind: type = float, hi: float | None = None) -> Any:
-    v = run[key]
+    """A finite number in [lo, hi]; the error names the flag or the file key it came from."""
+    v, name = run[key], _name(run, key)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         try:
-            v = kind(v)
+            v = float(v) if kind is float else int(str(v), 10)
         except (TypeError, ValueError):
-            raise ConfigError(f"{FLAG[key]}: {v!r} is not a number") from None
+            raise ConfigError(f"{name}: {v!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"{name}: {v!r} must be a finite number")
     if kind is int and v != int(v):
-        raise ConfigError(f"{FLAG[key]}: {v!r} must be a whole number")
+        raise ConfigError(f"{name}: {v!r} must be a whole number")
     v = kind(v)
     if v < lo or (hi is not None and v > hi):
-        raise ConfigError(f"{FLAG[key]}: {v} out of range ({lo} to {hi if hi else 'any'})")
+        raise ConfigError(f"{name}: {v} out of range ({lo} to {hi if hi else 'any'})")
     return v
 
 
@@ -163,7 +180,9 @@ def default_workers(embedded: bool) -> int:
 
 
 def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = False) -> Plan:
-    run = merged["run"]
+    names = merged.get("names", {})
+    run = dict(merged["run"], __names__=names)
+    tables = {t: dict(merged[t], __names__=names) for t in ("degradation", "thresholds")}
     if rate_and_inflight:
         raise ConfigError("--rate and --inflight exclude each other: --rate is the open loop "
                           "(a fixed schedule), --inflight the closed loop")
@@ -203,8 +222,8 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
                                                                       0.001),
         connect_rate=_num(run, "connect_rate", 0.0), workers=workers, push_hosts=push or (0,),
         seed=_num(run, "seed", 0, int), name=_safe_name(str(run["name"])),
-        results_dir=str(run["results_dir"]), degradation=_degradation(merged["degradation"]),
-        thresholds=_thresholds(merged["thresholds"]),
+        results_dir=str(run["results_dir"]), degradation=_degradation(tables["degradation"]),
+        thresholds=_thresholds(tables["thresholds"]),
         embedded=None if targets else ("chat" if workload == "chat" else "echo"))
 
 
@@ -217,8 +236,9 @@ def parse_list_any(v: Any) -> list:
 
 
 def _steps(run: dict, rate: float) -> tuple[Step, ...]:
-    conns = parse_int_list(run["conns"], "--conns")
-    messages = parse_int_list(run["messages"], "--messages") if run["messages"] else []
+    conns = parse_int_list(run["conns"], _name(run, "conns"))
+    messages = (parse_int_list(run["messages"], _name(run, "messages")) if run["messages"]
+                else [])
     listen = _num(run, "listen", 0, int, 100_000)
     if not conns:
         raise ConfigError("--conns: give at least one connection count")
@@ -241,23 +261,31 @@ def _safe_name(name: str) -> str:
     return safe
 
 
-def _opt(v: Any) -> float | None:
-    """Config convention: 0 (or negative) means 'not set'."""
-    return float(v) if isinstance(v, (int, float)) and v > 0 else None
+def _limit(d: dict, table: str, key: str) -> float | None:
+    """Config convention for limits: 0 or negative means 'not set'."""
+    v = _num({key: d[key], "__names__": {key: _name(d, f"{table}.{key}")}}, key, -math.inf)
+    return v if v > 0 else None
 
 
 def _degradation(d: dict) -> Degradation:
-    return Degradation(max_error_rate=float(d["max_error_rate"]), max_p99_ms=_opt(d["max_p99_ms"]),
-                       p99_factor=float(d["p99_factor"]), min_gain=float(d["min_gain"]))
+    rate = _limit(d, "degradation", "max_error_rate")
+    return Degradation(max_error_rate=rate if rate is not None else 0.0,
+                       max_p99_ms=_limit(d, "degradation", "max_p99_ms"),
+                       p99_factor=_limit(d, "degradation", "p99_factor") or math.inf,
+                       min_gain=_limit(d, "degradation", "min_gain") or 0.0)
 
 
 def _thresholds(d: dict) -> Thresholds:
-    lost = d["max_lost"]
-    return Thresholds(max_lost=None if lost is None or lost < 0 else int(lost),
-                      max_error_rate=(float(d["max_error_rate"]) if d["max_error_rate"] >= 0
-                                      else None),
-                      p50_ms=_opt(d["p50_ms"]), p95_ms=_opt(d["p95_ms"]), p99_ms=_opt(d["p99_ms"]),
-                      min_throughput=_opt(d["min_throughput"]))
+    lost = _num({"max_lost": d["max_lost"], "__names__": {"max_lost": _name(
+        d, "thresholds.max_lost")}}, "max_lost", -math.inf)
+    rate = _num({"r": d["max_error_rate"], "__names__": {"r": _name(
+        d, "thresholds.max_error_rate")}}, "r", -math.inf)
+    return Thresholds(max_lost=None if lost < 0 else int(lost),
+                      max_error_rate=rate if rate >= 0 else None,
+                      p50_ms=_limit(d, "thresholds", "p50_ms"),
+                      p95_ms=_limit(d, "thresholds", "p95_ms"),
+                      p99_ms=_limit(d, "thresholds", "p99_ms"),
+                      min_throughput=_limit(d, "thresholds", "min_throughput"))
 
 
 def with_targets(plan: Plan, targets: tuple[Target, ...]) -> Plan:

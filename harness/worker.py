@@ -11,6 +11,7 @@ Times are ns of ``time.monotonic_ns()``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import selectors
@@ -31,7 +32,6 @@ from workloads import Workload
 
 CHUNK = 256 * 1024  # most bytes one recv may take in a round
 ROUND_BUF = 8 * 1024 * 1024
-CTRL = -1  # SelectorKey.data of the control pipe
 SEC = 1_000_000_000
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
 QUIET_NS = 200_000_000  # broadcast drain: stop once nothing arrived for this long
@@ -117,10 +117,8 @@ class Worker:
         self._error(kind, 1, time.monotonic_ns())
         s = self.socks[i]
         if s is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(s)
-            except (KeyError, ValueError):
-                pass
             s.close()
             self.socks[i] = None
         self.alive[i] = False
@@ -216,21 +214,9 @@ class Worker:
                 self._stop_sending(now)
                 drain_until = now + timeout_ns
             if drain_until is not None and self._drained(now, drain_until):
-                left = int(self.outstanding[self.alive].sum())
-                if left:  # never answered within --timeout of the end of sending
-                    self._error("timeout", left, now)
-                    self.outstanding[:] = 0
+                self._end_drain(now)
                 break
-            wait = self._wait_s(now, drain_until)
-            events = self.sel.select(wait)
-            if not self.measuring and time.monotonic_ns() >= times.measure:
-                self._start_measure()
-            ready = [k.data for k, ev in events if ev & selectors.EVENT_READ]
-            for k, ev in events:
-                if ev & selectors.EVENT_WRITE and k.data != CTRL:
-                    self._flush(k.data)
-            if ready:
-                self._read_round(ready)
+            self._io_round(self._wait_s(now, drain_until))
             now = time.monotonic_ns()
             if self.sending and now >= times.begin and (times.end is None or now < times.end):
                 self._send_round(now)
@@ -239,12 +225,35 @@ class Worker:
                 self._check_stalls(now, timeout_ns)
                 if now >= next_report:
                     next_report += SEC
-                    if ctrl_poll is not None and not ctrl_poll(self._progress()):
-                        self.res.partial = True
-                        if self.sending:
-                            self._stop_sending(now)
+                    if not self._report(now, ctrl_poll):
                         break
         return self._finish(cpu0)
+
+    def _io_round(self, wait: float) -> None:
+        events = self.sel.select(wait)
+        if not self.measuring and time.monotonic_ns() >= self.times.measure:
+            self._start_measure()
+        ready = [k.data for k, ev in events if ev & selectors.EVENT_READ]
+        for k, ev in events:
+            if ev & selectors.EVENT_WRITE:
+                self._flush(k.data)
+        if ready:
+            self._read_round(ready)
+
+    def _end_drain(self, now: int) -> None:
+        left = int(self.outstanding[self.alive].sum())
+        if left:  # never answered within --timeout of the end of sending
+            self._error("timeout", left, now)
+            self.outstanding[:] = 0
+
+    def _report(self, now: int, ctrl_poll: Progress | None) -> bool:
+        """Progress to the coordinator; False when it asked us to stop (result partial)."""
+        if ctrl_poll is None or ctrl_poll(self._progress()):
+            return True
+        self.res.partial = True
+        if self.sending:
+            self._stop_sending(now)
+        return False
 
     def _wait_s(self, now: int, drain_until: int | None) -> float:
         if not self.sending or now < self.times.begin:
@@ -290,20 +299,17 @@ class Worker:
     def _read_round(self, ready: list[int]) -> None:
         """recv from each ready socket into the shared buffer, keeping whole frames only."""
         buf, mv, socks, pend = self.rbuf, self.rmv, self.socks, self.pend_in
-        fixed, fr, max_frame = self.fixed, self.framing, self.plan.max_frame
-        newline = fr.name == "newline"
-        hdr_len, hdr_bytes = fr.header, self.fixed_hdr
-        walk: list[int] | None = None if (fixed or newline) else []
+        walk: list[int] | None = None if (self.fixed or self.framing.header == 0) else []
         seg_conn: list[int] = []
         seg_end: list[int] = []
         seg_t: list[int] = []
         broken: list[int] = []
         off = 0
-        limit = ROUND_BUF - CHUNK - max_frame
+        limit = ROUND_BUF - CHUNK - self.plan.max_frame
         mono = time.monotonic_ns
         for i in ready:
-            if i == CTRL or off > limit:
-                continue
+            if off > limit:
+                break  # the rest stay ready for the next round
             s = socks[i]
             if s is None:
                 continue
@@ -327,25 +333,10 @@ class Worker:
                 off = start
                 continue
             end = off + n
-            if fixed:
-                cut = start + (end - start) // fixed * fixed
-                if end - cut >= hdr_len and buf[cut:cut + hdr_len] != hdr_bytes:
-                    broken.append(i)  # a prefix that is not ours: keep the whole frames
-                    end = cut  # before it, then close (no way to resync)
-            elif newline:
-                cut = buf.rfind(b"\n", start, end) + 1 or start
-                if end - cut > max_frame:
-                    self.fail(i, "protocol")
-                    off = start
-                    continue
-            else:
-                try:
-                    starts, cut = fr.cut(buf, start, end, max_frame)
-                except FrameError:
-                    self.fail(i, "protocol")
-                    off = start
-                    continue
-                walk.extend(starts)
+            cut, end = self._cut(i, start, end, walk, broken)
+            if cut < 0:
+                off = start
+                continue
             pend[i] = bytes(mv[cut:end]) if cut < end else b""
             if cut > start:
                 seg_conn.append(i)
@@ -356,6 +347,31 @@ class Worker:
             self._account(self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
         for i in broken:
             self.fail(i, "protocol")
+
+    def _cut(self, i: int, start: int, end: int, walk: list[int] | None,
+             broken: list[int]) -> tuple[int, int]:
+        """Where the whole frames of ``buf[start:end]`` stop; (-1, end) after a fatal error."""
+        buf, fixed = self.rbuf, self.fixed
+        if fixed:
+            cut = start + (end - start) // fixed * fixed
+            hdr = self.framing.header
+            if end - cut >= hdr and buf[cut:cut + hdr] != self.fixed_hdr:
+                broken.append(i)  # a prefix that is not ours: keep the whole frames before
+                return cut, cut  # it, then close (there is no way to resync)
+            return cut, end
+        if walk is None:  # newline
+            cut = buf.rfind(b"\n", start, end) + 1 or start
+            if end - cut > self.plan.max_frame:
+                self.fail(i, "protocol")
+                return -1, end
+            return cut, end
+        try:
+            starts, cut = self.framing.cut(buf, start, end, self.plan.max_frame)
+        except FrameError:
+            self.fail(i, "protocol")
+            return -1, end
+        walk.extend(starts)
+        return cut, end
 
     def _account(self, p: Parsed, t_last: int) -> None:
         """Everything one round's frames change: counters, histograms, ledger, credits."""
@@ -581,10 +597,8 @@ class Worker:
     def close_all(self) -> None:
         for i, s in enumerate(self.socks):
             if s is not None:
-                try:
+                with contextlib.suppress(KeyError, ValueError):
                     self.sel.unregister(s)
-                except (KeyError, ValueError):
-                    pass
                 s.close()
                 self.socks[i] = None
         self.alive[:] = False

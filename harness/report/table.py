@@ -40,7 +40,9 @@ def _notes(s: dict) -> list[str]:
     errs = {k: v for k, v in s["errors"].items() if v}
     if errs:
         out.append(f"conns={s['conns']}: errors " + ", ".join(f"{k}={v}" for k, v in errs.items()))
-    if s["lost"] or s["duplicates"]:
+    if "deliveries_expected" in s:
+        out.extend(_fanout_notes(s))
+    elif s["lost"] or s["duplicates"]:
         out.append(f"conns={s['conns']}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
     if s.get("client_bound"):
         out.append(f"conns={s['conns']}: the client was the bottleneck (CPU "
@@ -53,9 +55,30 @@ def _notes(s: dict) -> list[str]:
 
 
 def verdict_line(d: dict) -> str:
+    unit = d.get("unit", "conns")
+    skipped = ""
+    if d.get("skipped"):
+        skipped = (f" (ignored, client-bound or cut short: {', '.join(map(str, d['skipped']))} "
+                   f"{unit})")
     if d.get("degraded_at") is None:
         healthy = d.get("last_healthy")
         return ("Degradation: none within the sweep" +
-                (f"; last healthy step: {healthy} conns" if healthy is not None else ""))
-    return (f"Degradation: at {d['degraded_at']} conns (rule {d['rule']}: {d['detail']}); "
-            f"last healthy step: {d['last_healthy']} conns")
+                (f"; last healthy step: {healthy} {unit}" if healthy is not None else "") +
+                skipped)
+    return (f"Degradation: at {d['degraded_at']} {unit} (rule {d['rule']}: {d['detail']}); "
+            f"last healthy step: {d['last_healthy']} {unit}{skipped}")
+
+
+def _fanout_notes(s: dict) -> list[str]:
+    where = f"conns={s['conns']}" + (f" m={s['messages']}" if s.get("messages") else "")
+    fan = s["fanout_ms"]
+    out = [f"{where}: deliveries {s['deliveries']}/{s['deliveries_expected']}, lost {s['lost']}, "
+           f"duplicates {s['duplicates']}, reordered {s['reordered']}; fan-out p50 "
+           f"{_f(fan['p50'])} p99 {_f(fan['p99'])} ms; total {s['total_s']:.3f} s, send "
+           f"{s['send_s']:.3f} s"]
+    for n in s["per_node"]:
+        if n["lost"] or n["duplicates"] or n["reordered"]:
+            out.append(f"{where}: node {n['node']} ({n.get('target', '')}): LOST {n['lost']} "
+                       f"of {n['deliveries_expected']} deliveries, {n['duplicates']} duplicates, "
+                       f"{n['reordered']} reordered")
+    return out

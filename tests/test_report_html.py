@@ -1,0 +1,196 @@
+"""The HTML report: built from a real run folder (the CLI as a subprocess against its own
+embedded echo server), self-contained, escaped, and rendered by a headless chromium."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.histogram import Histogram
+from harness.report import html as report_html
+
+EVIL = "<script>alert('x')</script>"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_TIMEOUT_S = 90
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("results")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--conns", "2,4",
+                           "--duration", "1", "--warmup", "0.2", "--results-dir", str(base),
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    (folder,) = [p.parent for p in base.glob("*/run.json")]
+    return folder
+
+
+@pytest.fixture()
+def folder(run_folder: Path, tmp_path: Path) -> Path:
+    """A private copy of the run folder, with monitor samples and stages added."""
+    dst = tmp_path / run_folder.name
+    shutil.copytree(run_folder, dst)
+    return dst
+
+
+def add_monitor_and_stages(folder: Path, label: str = "burst") -> None:
+    doc = json.loads((folder / "run.json").read_text())
+    for k, step in enumerate(doc["steps"]):
+        step["stages"] = [{"start_s": 0.5, "label": label}]
+        rows = ["second,role,pid,cpu_pct,rss_mb,threads,fds,net_bytes"]
+        rows += [f"{s},{role},{100 + k},{30 + 10 * s},{40 + s},1,12,{1000 * s}"
+                 for s in range(2) for role in ("worker0", "server")]
+        (folder / f"monitor-step{k}.csv").write_text("\n".join(rows) + "\n")
+    (folder / "run.json").write_text(json.dumps(doc))
+
+
+class _Collect(HTMLParser):
+    """Tags, ids and local references of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.ids: list[str] = []
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for k, v in attrs:
+            if k == "id" and v:
+                self.ids.append(v)
+            if v and k in ("href", "xlink:href") and v.startswith("#"):
+                self.refs.append(v[1:])
+            if v:
+                self.refs.extend(re.findall(r"url\(#([^)]+)\)", v))
+
+
+def test_report_is_self_contained_with_charts(folder: Path) -> None:
+    add_monitor_and_stages(folder)
+    path = report_html.write_html(folder)
+    assert path == folder / "report.html"
+    page = path.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    for key in ("sweep", "time", "spectrum", "resources"):
+        assert f'id="chart-{key}"' in page
+    assert page.count("<svg") == 4
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", page, re.I)
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    assert report_html.NO_SAMPLES not in page
+    assert "burst" in page
+    parsed = _Collect()
+    parsed.feed(page)
+    assert len(parsed.ids) == len(set(parsed.ids)), "duplicate ids across inline SVGs"
+    assert set(parsed.refs) <= set(parsed.ids), "an SVG reference points nowhere"
+    assert not list(folder.glob(".report.html.tmp*"))
+
+
+def test_no_monitor_says_so(folder: Path) -> None:
+    page = report_html.write_html(folder).read_text()
+    assert report_html.NO_SAMPLES in page
+    assert page.count("<svg") == 3
+
+
+def test_strings_from_run_json_are_escaped(folder: Path) -> None:
+    add_monitor_and_stages(folder, label=EVIL + " $x$")
+    doc = json.loads((folder / "run.json").read_text())
+    doc["target"] = EVIL
+    doc["workload"] = EVIL
+    doc["config"]["name"] = EVIL
+    doc["environment"]["host"] = EVIL
+    doc["thresholds"]["failed"] = [f"p99 {EVIL}"]
+    doc["degradation"].update(degraded_at=doc["steps"][-1]["conns"], rule=EVIL, detail=EVIL)
+    (folder / "run.json").write_text(json.dumps(doc))
+    page = report_html.write_html(folder).read_text()
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;" in page
+    assert page.count("<svg") == 4
+
+
+def test_render_timing_and_empty_run(folder: Path) -> None:
+    import time
+
+    doc = json.loads((folder / "run.json").read_text())
+    series = [report_html.read_columns(folder / f"series-step{k}.csv") or {}
+              for k in range(len(doc["steps"]))]
+    t0 = time.perf_counter()
+    page = report_html.render_html(doc, series, [], run_name=folder.name)
+    assert time.perf_counter() - t0 < 5.0  # ~0.5 s here; generous for slow CI machines
+    assert page.count("<svg") == 3
+    empty = dict(doc, steps=[], partial=True)
+    page = report_html.render_html(empty, [], [])
+    assert "no step was measured" in page and "PARTIAL" in page and "<svg" not in page
+
+
+def test_spectrum_follows_the_histogram() -> None:
+    h = Histogram()
+    h.record(np.arange(1, 100_001) * 1000)  # 1 µs .. 100 ms
+    nines, ms = report_html.spectrum(h)
+    assert nines[0] == 0 and math.isclose(nines[-1], 5.0)
+    assert np.all(np.diff(ms) >= 0)
+    assert math.isclose(ms[-1], 100.0)
+    p99 = ms[np.argmin(np.abs(nines - 2))]
+    assert abs(p99 - 99.0) / 99.0 < 0.02
+    assert report_html._nines_label(3) == "99.9%"
+
+
+def test_read_columns(tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    p.write_text("second,role,p99_ms\n0,server,1.5\n1,worker0,\n")
+    cols = report_html.read_columns(p)
+    assert cols is not None
+    assert cols["second"] == [0.0, 1.0] and cols["role"] == ["server", "worker0"]
+    assert cols["p99_ms"][0] == 1.5 and math.isnan(cols["p99_ms"][1])
+    assert report_html.read_columns(tmp_path / "missing.csv") is None
+
+
+# ---------------------------------------------------------------------------- browser
+
+
+def chromium() -> str:
+    exe = next((p for p in ("/usr/bin/chromium", shutil.which("chromium")) if p
+                and os.path.exists(p)), None)
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed: install it as the README's test command "
+                        "does (apt-get install -y chromium)")
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    return exe
+
+
+def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
+
+
+def test_report_renders_in_headless_chromium(folder: Path, tmp_path: Path) -> None:
+    exe = chromium()
+    add_monitor_and_stages(folder)
+    url = report_html.write_html(folder).resolve().as_uri()
+    dom = run_chromium(exe, tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<svg") == 4, "the browser did not parse the four charts"
+    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "ERR_" in ln]
+    assert not console, console
+
+    shot = tmp_path / "shot.png"
+    proc = run_chromium(exe, tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", url)
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    assert shot.stat().st_size > 20_000
+    from matplotlib.image import imread
+
+    rgb = (imread(str(shot))[:, :, :3] * 255).round().astype(np.int16)
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50, "the page is one flat colour"
+    blue = np.abs(rgb - np.array([31, 119, 180])).sum(axis=2) < 30  # matplotlib's C0 line
+    assert blue.sum() > 300, "no chart lines visible in the screenshot"
