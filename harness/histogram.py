@@ -214,6 +214,21 @@ class Histogram:
         return h
 
 
+def from_counts(counts: np.ndarray) -> Histogram:
+    """A histogram from bucket counts alone (e.g. the difference of two snapshots of one
+    histogram). ``min``/``max`` are the bounds of the outermost non-empty buckets and ``sum``
+    uses bucket midpoints, so the mean is approximate (within the layout's error)."""
+    h = Histogram()
+    h.counts = np.asarray(counts, dtype=np.int64).copy()
+    nz = np.flatnonzero(h.counts)
+    if len(nz):
+        h.total = int(h.counts.sum())
+        h.min = int(bucket_lower(nz[0]))
+        h.max = int(bucket_upper(nz[-1])) - 1
+        h.sum = int((bucket_mid(nz) * h.counts[nz]).sum())
+    return h
+
+
 def merge_all(hists: Iterable[Histogram]) -> Histogram:
     """A new histogram holding the sum of ``hists`` (empty if there are none)."""
     out = Histogram()

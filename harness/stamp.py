@@ -8,7 +8,7 @@ Fields (all integers):
 * ``worker`` sending worker index (u16)
 * ``delay``  actual send time minus intended send time, µs, saturating (u32)
 * ``t``      intended send time, ns of ``time.monotonic_ns()`` (u64)
-* ``check``  a 32-bit mix of all of the above and a per-run key: a mangled stamp fails it
+* ``check``  a weighted sum of all of the above and a per-run key: a mangled stamp fails it
 
 Binary layout (length-prefixed framing): 28 bytes little-endian, right after the prefix.
 ASCII layout (newline framing): 56 lowercase hex digits, fixed width, at the start of the
@@ -39,20 +39,23 @@ def stamp_size(ascii_: bool) -> int:
     return ASCII_SIZE if ascii_ else BIN_SIZE
 
 
-def compute_check(conn, seq, kind, worker, delay, t, key: int) -> np.ndarray:
-    """The check word, vectorized (uint32 arithmetic wraps, which is what we want)."""
-    with np.errstate(over="ignore"):
-        c = np.asarray(conn, dtype=np.uint32) * np.uint32(0x9E3779B1)
-        c ^= np.asarray(seq, dtype=np.uint32) * np.uint32(0x85EBCA77)
-        c ^= np.asarray(kind, dtype=np.uint32) << np.uint32(16)
-        c ^= np.asarray(worker, dtype=np.uint32) * np.uint32(0x27D4EB2F)
-        c ^= np.asarray(delay, dtype=np.uint32) * np.uint32(0xC2B2AE3D)
-        t64 = np.asarray(t, dtype=np.uint64)
-        c ^= (t64 & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        c ^= (t64 >> np.uint64(32)).astype(np.uint32) * np.uint32(0x165667B1)
-        c ^= np.uint32(key & 0xFFFFFFFF)
-        c ^= c >> np.uint32(15)
-    return c
+# The stamp as seven little-endian u32 words: check, conn, seq, kind | worker << 16, delay,
+# t low, t high. The check is a weighted sum (mod 2**32) of the other six with odd weights,
+# plus the run key: any change to one word changes it. Two numpy operations per batch.
+WORDS = 7
+_WEIGHTS = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xD3A2646D],
+                    dtype=np.uint32)
+
+
+def check_words(words: np.ndarray, key: int) -> np.ndarray:
+    """The check of each row of an (n, 7) u32 array (column 0, the check itself, is ignored)."""
+    # uint32 matmul wraps mod 2**32: the same as the weighted sum, 4-5x faster than sum(axis=1)
+    return (words[:, 1:] @ _WEIGHTS) + np.uint32(key & 0xFFFFFFFF)
+
+
+def words_of(st: np.ndarray) -> np.ndarray:
+    """An (n, 7) u32 view of contiguous stamps."""
+    return st.view(np.uint32).reshape(len(st), WORDS)
 
 
 def make(conn, seq, kind, worker, delay, t, key: int) -> np.ndarray:
@@ -65,8 +68,8 @@ def make(conn, seq, kind, worker, delay, t, key: int) -> np.ndarray:
     st["worker"] = worker
     st["delay"] = delay
     st["t"] = t
-    st["check"] = compute_check(st["conn"], st["seq"], st["kind"], st["worker"], st["delay"],
-                                st["t"], key)
+    w = words_of(st)
+    w[:, 0] = check_words(w, key)
     return st
 
 
@@ -94,7 +97,8 @@ def from_bytes(raw: np.ndarray, ascii_: bool, key: int) -> tuple[np.ndarray, np.
     n = raw.shape[0]
     if not ascii_:
         st = np.ascontiguousarray(raw).view(BIN_DTYPE).reshape(n)
-        ok = np.ones(n, dtype=bool)
+        w = words_of(st)
+        return st, check_words(w, key) == w[:, 0]
     else:
         digits = _HEX_LUT[raw]
         ok = (digits != 255).all(axis=1)
@@ -105,6 +109,6 @@ def from_bytes(raw: np.ndarray, ascii_: bool, key: int) -> tuple[np.ndarray, np.
             vals = (digits[:, col:col + width] * _ASCII_WEIGHTS[width]).sum(axis=1)
             st[name] = vals  # out-of-range values wrap, and then fail the check
             col += width
-    chk = compute_check(st["conn"], st["seq"], st["kind"], st["worker"], st["delay"], st["t"], key)
-    ok &= chk == st["check"]
+    w = words_of(st)
+    ok &= check_words(w, key) == w[:, 0]
     return st, ok

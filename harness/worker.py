@@ -24,7 +24,7 @@ import numpy as np
 from harness import framing as framing_mod
 from harness.batch import Inbound, Outbound, Parsed
 from harness.framing import FrameError
-from harness.histogram import Histogram
+from harness.histogram import Histogram, from_counts
 from harness.ledger import BroadcastLedger, EchoLedger
 from harness.plan import Plan
 from harness.result import Share, Times, WorkerResult
@@ -433,7 +433,6 @@ class Worker:
                 return
         lat = t - tint
         self.res.latency.record(lat)
-        self.sec_hist.record(lat)
         if self.period:
             self.res.service.record(lat - st["delay"].astype(np.int64) * 1000)
         if self.n_kinds > 1:
@@ -480,9 +479,18 @@ class Worker:
         self.seq += total
         self._account_sent(total, int(ends[-1]), kinds, now)
         bounds = ends[np.cumsum(counts) - 1].tolist()
-        a = 0
+        socks, a = self.socks, 0
         for i, b in zip(idx.tolist(), bounds, strict=True):
-            self._send(i, data[a:b])
+            try:  # inline: this is one send per connection per round
+                n = socks[i].send(data[a:b])
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                self.fail(i, _error_kind(exc))
+                a = b
+                continue
+            if n < b - a:
+                self._queue(i, data[a + n:b])
             a = b
 
     def _account_sent(self, total: int, nbytes: int, kinds: np.ndarray, now: int) -> None:
@@ -511,9 +519,13 @@ class Worker:
             self.fail(i, _error_kind(exc))
             return
         if n < len(data):
-            self.pend_out[i] = bytes(data[n:])
-            self.blocked[i] = True
-            self.sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, i)
+            self._queue(i, data[n:])
+
+    def _queue(self, i: int, rest: memoryview) -> None:
+        """Keep unsent bytes (copied: the send buffer is reused) and wait for writability."""
+        self.pend_out[i] = bytes(rest)
+        self.blocked[i] = True
+        self.sel.modify(self.socks[i], selectors.EVENT_READ | selectors.EVENT_WRITE, i)
 
     def _flush(self, i: int) -> None:
         s, data = self.socks[i], self.pend_out[i]
@@ -548,8 +560,7 @@ class Worker:
 
     def _series_init(self) -> None:
         self.series = {"sent": [], "received": [], "errors": []}
-        self.sec = 0
-        self.sec_hist = Histogram()
+        self.snap = self.res.latency.counts.copy()  # latency counts when this second began
 
     def _series_add(self, name: str, count: int, now: int) -> None:
         if not self.measuring:
@@ -564,13 +575,17 @@ class Worker:
             for col in self.series.values():
                 col.append(0)
             if len(self.series["sent"]) > 1:
-                self.res.sec_hists.append(self.sec_hist)
-                self.sec_hist = Histogram()
+                self.res.sec_hists.append(self._second_hist())
+                self.snap = self.res.latency.counts.copy()
+
+    def _second_hist(self) -> Histogram:
+        """This second's latencies: the main histogram less its snapshot (no second record)."""
+        return from_counts(self.res.latency.counts - self.snap)
 
     def _progress(self) -> dict:
         return {"worker": self.index, "open": int(self.alive.sum()), "sent": self.res.sent,
                 "received": self.res.received, "errors": sum(self.res.errors.values()),
-                "p99": self.sec_hist.percentile(99) if len(self.sec_hist) else None}
+                "p99": self._second_hist().percentile(99) if self.measuring else None}
 
     # ------------------------------------------------------------------ wrap up
 
@@ -588,7 +603,7 @@ class Worker:
         else:
             res.fanout = self.ledger.finish()
         if self.series["sent"]:
-            res.sec_hists.append(self.sec_hist)
+            res.sec_hists.append(self._second_hist())
         res.series = {k: np.asarray(v, dtype=np.int64) for k, v in self.series.items()}
         res.last_recv = self.last_rx
         self.close_all()

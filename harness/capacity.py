@@ -1,0 +1,400 @@
+"""Capacity questions answered from step summaries: SLOs, bisection, sweeps, recovery, soak.
+
+Pure functions over plain values. Running a step is the caller's business: the search and
+the sweep take a callable that runs one real step and returns its summary dict (the
+documented keys of ``aggregate.step_figures``). Nothing here opens a socket, starts a
+process, prints or exits.
+
+Units: latency in ms (an SLO may be written in us, ms or s; it is held in ms), throughput
+in msgs/s, error rates as fractions (0.001 is 0.1%), time series in seconds (the value at
+second k covers [k, k+1)), memory in bytes. A "load" is whatever the caller's probe
+varies (connections, or messages/s for open loop); the search only compares and halves it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.aggregate import degradation, error_rate
+from harness.monitor import trend
+from harness.plan import Degradation
+
+# ---------------------------------------------------------------------------- SLO expressions
+
+GRAMMAR = """SLO grammar:
+  slo    := clause ( ("," | " and ") clause )*
+  clause := METRIC OP VALUE [UNIT]
+  METRIC := p50 | p90 | p95 | p99 | p999 | max | mean   (latency; UNIT us | ms | s, default ms)
+          | errors                                      (error rate; VALUE with % or a fraction)
+          | throughput                                  (msgs/s; optional UNIT /s)
+  OP     := < | <= | > | >=
+examples: "p99<5ms", "p99 < 5 ms and p50<=1ms", "errors<0.1%", "throughput>=10000\""""
+
+LATENCY_METRICS = ("p50", "p90", "p95", "p99", "p999", "max", "mean")
+LATENCY_UNITS_MS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+_SPLIT = re.compile(r"\s*,\s*|\s+and\s+", re.IGNORECASE)
+_CLAUSE = re.compile(
+    r"^(?P<metric>[a-z0-9]+)\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<value>[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(?P<unit>\S.*)?$",
+    re.IGNORECASE,
+)
+CLIENT_BOUND = "client-bound: the client, not the server, limited this probe"
+
+
+class SloError(ValueError):
+    """A malformed SLO expression; the message names the bad part and shows the grammar."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}\n{GRAMMAR}")
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One comparison. ``value`` is canonical: ms (latency), fraction (errors), msgs/s
+    (throughput); ``unit`` is how the user wrote it, used only for display."""
+
+    metric: str
+    op: str
+    value: float
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {show(self.value, self.metric, self.unit)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    """A conjunction of clauses: a step meets the SLO when every clause holds."""
+
+    clauses: tuple[Clause, ...]
+
+    def __str__(self) -> str:
+        return " and ".join(str(c) for c in self.clauses)
+
+
+def parse_slo(text: str) -> Slo:
+    """Parse ``text`` (see ``GRAMMAR``) into an :class:`Slo`; raise :class:`SloError`."""
+    if not text or not text.strip():
+        raise SloError("empty SLO expression")
+    parts = _SPLIT.split(text.strip())
+    if any(not p for p in parts):
+        raise SloError(f"empty clause in {text!r}")
+    return Slo(tuple(_parse_clause(p) for p in parts))
+
+
+def _parse_clause(part: str) -> Clause:
+    m = _CLAUSE.match(part)
+    if m is None:
+        raise SloError(f"cannot read clause {part!r}")
+    metric = m["metric"].lower()
+    op = m["op"]
+    value = float(m["value"])
+    unit = (m["unit"] or "").strip().lower().replace(" ", "")
+    if not math.isfinite(value) or value < 0:
+        raise SloError(f"clause {part!r}: the value must be a finite number >= 0")
+    if metric in LATENCY_METRICS:
+        unit = unit or "ms"
+        if unit not in LATENCY_UNITS_MS:
+            raise SloError(f"clause {part!r}: latency unit must be us, ms or s, not {unit!r}")
+        return Clause(metric, op, value * LATENCY_UNITS_MS[unit], unit)
+    if metric == "errors":
+        if unit not in ("", "%"):
+            raise SloError(f"clause {part!r}: errors take a % or a fraction, not {unit!r}")
+        rate = value / 100.0 if unit == "%" else value
+        if rate > 1.0:
+            raise SloError(f"clause {part!r}: an error rate cannot exceed 100%")
+        return Clause(metric, op, rate, unit or "fraction")
+    if metric == "throughput":
+        if unit not in ("", "/s", "msgs/s", "msg/s"):
+            raise SloError(f"clause {part!r}: throughput is msgs/s (unit /s or none), "
+                           f"not {unit!r}")
+        return Clause(metric, op, value, "msgs/s")
+    raise SloError(f"clause {part!r}: unknown metric {metric!r}")
+
+
+def parse_percent(text: str) -> float:
+    """A rate as a fraction: "0.1%" -> 0.001, "0.002" -> 0.002. ValueError outside [0, 1]."""
+    raw = str(text).strip()
+    pct = raw.endswith("%")
+    number = raw[:-1].strip() if pct else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"not a rate: {text!r} (write a percentage like 0.1% or a "
+                         f"fraction like 0.001)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"not a rate: {text!r} (must be a finite number >= 0)")
+    rate = value / 100.0 if pct else value
+    if rate > 1.0:
+        hint = "" if pct else f" (did you mean {raw}%?)"
+        raise ValueError(f"rate {text!r} is above 100%{hint}")
+    return rate
+
+
+def show(value: float, metric: str, unit: str) -> str:
+    """``value`` (canonical units) as the user wrote the unit: "7.2 ms", "0.25%"."""
+    if metric in LATENCY_METRICS:
+        return f"{_num(value / LATENCY_UNITS_MS[unit])} {unit}"
+    if metric == "errors":
+        return f"{_num(value * 100.0)}%" if unit == "%" else _num(value)
+    return f"{_num(value)} msgs/s"
+
+
+def _num(v: float) -> str:
+    """Four significant digits, no exponent for everyday magnitudes."""
+    if v == 0 or 1e-3 <= abs(v) < 1e4:
+        return f"{v:.4g}"
+    if abs(v) >= 1e4:
+        return f"{v:.0f}"
+    return f"{v:.3g}"
+
+
+def observed(summary: dict, metric: str) -> float | None:
+    """The summary's figure for ``metric``: latency in ms, errors as a fraction, msgs/s."""
+    if metric in LATENCY_METRICS:
+        return (summary.get("latency_ms") or {}).get(metric)
+    if metric == "errors":
+        return error_rate(summary)
+    return summary.get("throughput_msgs_s")
+
+
+def slo_check(summary: dict, slo: Slo,
+              max_errors: float | None = None) -> tuple[bool, list[str]]:
+    """Does one step summary meet ``slo`` (and error rate <= ``max_errors``, a fraction)?
+
+    Returns ``(ok, violations)``, one readable line per broken clause, e.g.
+    "p99 7.2 ms >= 5 ms". A step without latency data fails every latency clause.
+    """
+    out = []
+    for c in slo.clauses:
+        value = observed(summary, c.metric)
+        if value is None:
+            out.append(f"{c.metric}: no data (needed {c})")
+        elif not OPS[c.op](value, c.value):
+            out.append(f"{c.metric} {show(value, c.metric, c.unit)} {NEGATED[c.op]} "
+                       f"{show(c.value, c.metric, c.unit)}")
+    if max_errors is not None:
+        rate = error_rate(summary)
+        if rate > max_errors:
+            out.append(f"errors {rate:.4%} > {max_errors:.4%} (max errors)")
+    return not out, out
+
+
+# ---------------------------------------------------------------------------- bisection search
+
+
+def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
+           max_errors: float | None, tolerance: float = 0.05, max_probes: int = 12,
+           integer: bool = False) -> dict[str, Any]:
+    """Find the highest load that meets ``slo`` by bisection over ``probe(load)`` runs.
+
+    ``probe`` runs one real step at ``load`` (connections, or msgs/s) and returns its
+    summary. Order: ``lo`` first (if it fails, ``max_load`` is None and the search stops,
+    ``lo_failed`` True); then ``hi`` (if it passes, ``max_load`` is ``hi``, ``hi_passed``
+    and ``converged`` True: the capacity is at least ``hi``, raise it to learn more); then
+    the midpoint of the bracket [highest passing, lowest failing] - geometric when
+    hi/lo > 4, arithmetic otherwise - until ``hi_bad - lo_ok <= tolerance * lo_ok``
+    (``converged``) or ``max_probes`` probes in all (``converged`` False). With
+    ``integer`` loads are rounded to ints and the search also stops, converged, when the
+    bracket holds no integer left to try.
+
+    A probe flagged ``client_bound`` is a failure: the search never claims a capacity the
+    client could not drive. The result ``max_load`` is the highest load *observed* to meet
+    the SLO, within the tolerance of the lowest load observed to break it; a noisy server
+    can of course pass once where it would fail another time.
+    """
+    lo, hi = _check_search_args(lo, hi, tolerance, max_probes, integer)
+    result: dict[str, Any] = {"max_load": None, "probes": [], "bracket": [None, lo],
+                              "converged": False, "hi_passed": False, "lo_failed": False}
+    probes = result["probes"]
+
+    def run(load: float) -> bool:
+        probes.append(_probe_record(load, probe(load), slo, max_errors))
+        return probes[-1]["ok"]
+
+    if not run(lo):
+        result["lo_failed"] = True
+        return result
+    if run(hi):
+        result.update(max_load=hi, bracket=[hi, None], converged=True, hi_passed=True)
+        return result
+    lo_ok, hi_bad = lo, hi
+    converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
+    while not converged and len(probes) < max_probes:
+        mid = _midpoint(lo_ok, hi_bad, integer)
+        if run(mid):
+            lo_ok = mid
+        else:
+            hi_bad = mid
+        converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
+    result.update(max_load=lo_ok, bracket=[lo_ok, hi_bad], converged=converged)
+    return result
+
+
+def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
+                       integer: bool) -> tuple[float, float]:
+    if integer:
+        lo, hi = round(lo), round(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        raise ValueError(f"search needs 0 < lo < hi, got lo={lo}, hi={hi}")
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0 (a fraction of the load), got {tolerance}")
+    if max_probes < 2:
+        raise ValueError(f"max_probes must be at least 2 (lo and hi), got {max_probes}")
+    return lo, hi
+
+
+def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None) -> dict:
+    ok, violations = slo_check(summary, slo, max_errors)
+    if summary.get("client_bound"):
+        ok, violations = False, [CLIENT_BOUND, *violations]
+    return {"load": load, "ok": ok, "violations": violations,
+            "p99_ms": (summary.get("latency_ms") or {}).get("p99"),
+            "throughput_msgs_s": summary.get("throughput_msgs_s"),
+            "error_rate": error_rate(summary)}
+
+
+def _narrow_enough(lo_ok: float, hi_bad: float, tolerance: float, integer: bool) -> bool:
+    return hi_bad - lo_ok <= tolerance * lo_ok or (integer and hi_bad - lo_ok <= 1)
+
+
+def _midpoint(lo_ok: float, hi_bad: float, integer: bool) -> float:
+    """Geometric mean when the bracket spans more than 4x, else the arithmetic mean.
+    With ``integer``, an int strictly inside the bracket (the caller stops before the
+    bracket is down to two adjacent ints, so there is one)."""
+    mid = math.sqrt(lo_ok * hi_bad) if hi_bad / lo_ok > 4 else (lo_ok + hi_bad) / 2
+    if not integer:
+        return mid
+    return min(max(round(mid), lo_ok + 1), hi_bad - 1)
+
+
+# ---------------------------------------------------------------------------- until degraded
+
+
+def next_load(current: float, mode: str, increment: float, bound: float) -> float | None:
+    """The next sweep load: ``current * 2`` ("double") or ``current + increment`` ("add");
+    None when that would pass ``bound``. Always strictly above ``current``."""
+    if mode == "double":
+        if current <= 0:
+            raise ValueError(f"cannot double a load of {current}")
+        nxt = current * 2
+    elif mode == "add":
+        if increment <= 0:
+            raise ValueError(f"increment must be > 0, got {increment}")
+        nxt = current + increment
+    else:
+        raise ValueError(f"mode must be 'double' or 'add', not {mode!r}")
+    return None if nxt > bound else nxt
+
+
+def until_degraded(run_step: Callable[[int], dict], start: int, mode: str, increment: int,
+                   bound: int, rules: Degradation) -> dict[str, Any]:
+    """Run steps of ``start``, then ``next_load(...)`` connections until degradation.
+
+    After each step, ``aggregate.degradation(steps so far, rules)`` is evaluated; the sweep
+    stops at the first step where a rule fires, or when the next load would pass ``bound``.
+    Returns ``{"steps", "verdict", "max_sustainable", "stopped_by"}``: ``max_sustainable``
+    is the verdict's last healthy step (connections; None when the first step degraded),
+    ``stopped_by`` is "degradation" or "bound".
+    """
+    if start <= 0 or start > bound:
+        raise ValueError(f"need 0 < start <= bound, got start={start}, bound={bound}")
+    next_load(start, mode, increment, bound)  # validates mode and increment up front
+    steps: list[dict] = []
+    load: float | None = start
+    verdict: dict = {}
+    stopped_by = "bound"
+    while load is not None:
+        steps.append(run_step(int(load)))
+        verdict = degradation(steps, rules)
+        if verdict["degraded_at"] is not None:
+            stopped_by = "degradation"
+            break
+        load = next_load(load, mode, increment, bound)
+    return {"steps": steps, "verdict": verdict, "max_sustainable": verdict["last_healthy"],
+            "stopped_by": stopped_by}
+
+
+# ---------------------------------------------------------------------------- spike recovery
+
+
+def recovery_time(seconds: Sequence[float], p99_ms: Sequence[float | None],
+                  throughput: Sequence[float], spike_start: float, spike_end: float,
+                  band: float = 0.25, hold: int = 2) -> dict[str, Any]:
+    """How long after a spike the service is back to its baseline, in seconds.
+
+    Per-second series (the point at second k covers [k, k+1)). Baseline: the median p99
+    (ms, None ignored) and median throughput (msgs/s) over the points wholly before
+    ``spike_start``. After ``spike_end``, a point is *healthy* when its p99 is not None and
+    <= baseline * (1 + band) and its throughput >= baseline * (1 - band). ``recovery_s`` is
+    ``k - spike_end`` for the first point k >= ``spike_end`` that starts ``hold``
+    consecutive healthy points (consecutive = one second apart). ``recovered`` is False
+    (``recovery_s`` None) when the series ends first or there is no baseline (``note``).
+    """
+    if not len(seconds) == len(p99_ms) == len(throughput):
+        raise ValueError("seconds, p99_ms and throughput must have the same length")
+    if spike_end < spike_start or hold < 1 or band < 0:
+        raise ValueError("need spike_start <= spike_end, hold >= 1 and band >= 0")
+    points = sorted(zip(seconds, p99_ms, throughput, strict=True), key=lambda p: p[0])
+    before = [p for p in points if p[0] + 1 <= spike_start]
+    base_p99 = [p[1] for p in before if p[1] is not None]
+    out: dict[str, Any] = {"recovered": False, "recovery_s": None, "baseline_p99_ms": None,
+                           "baseline_throughput": None, "band": band, "note": None}
+    if not base_p99:
+        out["note"] = "no p99 samples before the spike: no baseline"
+        return out
+    p99_limit = statistics.median(base_p99) * (1 + band)
+    tp_base = statistics.median(p[2] for p in before)
+    out.update(baseline_p99_ms=statistics.median(base_p99), baseline_throughput=tp_base)
+    run_start, run_len, prev = None, 0, None
+    for k, p99, tp in (p for p in points if p[0] >= spike_end):
+        healthy = p99 is not None and p99 <= p99_limit and tp >= tp_base * (1 - band)
+        if not healthy:
+            run_start, run_len = None, 0
+        elif run_start is None or prev is None or abs(k - prev - 1) > 1e-9:
+            run_start, run_len = k, 1
+        else:
+            run_len += 1
+        prev = k
+        if run_len >= hold:
+            out.update(recovered=True, recovery_s=float(run_start - spike_end))
+            return out
+    out["note"] = f"not {hold} consecutive healthy seconds after the spike"
+    return out
+
+
+# ---------------------------------------------------------------------------- soak verdict
+
+
+def soak_verdict(seconds: Sequence[float], p99_ms: Sequence[float | None],
+                 rss_s: Sequence[float] | None,
+                 rss_bytes: Sequence[float] | None) -> dict[str, Any]:
+    """Is a long run stable? Trend lines (``monitor.trend``) of p99 (ms per second of the
+    run) and, when sampled, of the server's RSS (bytes at ``rss_s`` seconds).
+
+    ``verdict`` is "stable", "p99 growing", "memory growing" or "p99 and memory growing";
+    ``memory_trend`` is None when no RSS series was given.
+    """
+    p99_trend = trend(seconds, p99_ms)
+    mem_trend = trend(rss_s, rss_bytes) if rss_s is not None and rss_bytes is not None else None
+    p99_growing = bool(p99_trend["growing"])
+    mem_growing = bool(mem_trend is not None and mem_trend["growing"])
+    verdict = {(False, False): "stable", (True, False): "p99 growing",
+               (False, True): "memory growing",
+               (True, True): "p99 and memory growing"}[(p99_growing, mem_growing)]
+    return {"p99_trend": p99_trend, "memory_trend": mem_trend, "p99_growing": p99_growing,
+            "memory_growing": mem_growing, "verdict": verdict}
