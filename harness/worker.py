@@ -28,11 +28,13 @@ from harness.histogram import Histogram, from_counts
 from harness.ledger import BroadcastLedger, EchoLedger
 from harness.plan import Plan
 from harness.result import Share, Times, WorkerResult
+from harness.timer import Timer
 from workloads import Workload
 
 CHUNK = 256 * 1024  # most bytes one recv may take in a round
 ROUND_BUF = 8 * 1024 * 1024
 SEC = 1_000_000_000
+TIMER = -1  # SelectorKey.data of the timerfd
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
 QUIET_NS = 200_000_000  # broadcast drain: stop once nothing arrived for this long
 
@@ -67,6 +69,7 @@ class Worker:
         self.fixed = fixed if fr.header and not workload.ignore_unstamped else None
         self.fixed_hdr = ((fixed - fr.header).to_bytes(fr.header, "big") if self.fixed
                           else b"")
+        self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rbuf = bytearray(ROUND_BUF)
         self.rmv = memoryview(self.rbuf)
         self.seq = 0  # next message number (dense per worker)
@@ -91,6 +94,7 @@ class Worker:
         big = np.iinfo(np.int64).max // 4
         self.budget = (share.budget.astype(np.int64) if share.budget is not None
                        else np.full(n, big, dtype=np.int64))
+        self.budgeted = share.budget is not None
         self.sched = np.zeros(n, dtype=np.int64)
         rng = np.random.default_rng(self.plan.seed * 104729 + self.index)
         self.period = int(SEC / share.rate) if share.rate > 0 else 0
@@ -123,6 +127,7 @@ class Worker:
             self.socks[i] = None
         self.alive[i] = False
         self.outstanding[i] = 0
+        self.credits[i] = 0
         self.pend_in[i] = b""
         self.pend_out[i] = None
 
@@ -131,6 +136,9 @@ class Worker:
     def connect(self, share: Share, sel: selectors.BaseSelector, deadline_ns: int) -> None:
         """Open this worker's connections (rate-limited if asked), bounded by a deadline."""
         self._reset(share, sel)
+        if self.timer is not None and self.timer.fileno() not in sel.get_map():
+            self.timer.clear()
+            sel.register(self.timer, selectors.EVENT_READ, TIMER)
         plan = self.plan
         rate = plan.connect_rate / max(plan.workers, 1) if plan.connect_rate > 0 else 0.0
         timeout = int(plan.connect_timeout_s * SEC)
@@ -146,7 +154,8 @@ class Worker:
                     done += 1
                 launched += 1
             for key, _ev in sel.select(0.005 if launched < self.n else 0.05):
-                done += self._finish_connect(key.data, started[key.data])
+                if key.data != TIMER:
+                    done += self._finish_connect(key.data, started[key.data])
             now = time.monotonic_ns()
             pending = [i for i in range(launched) if self.socks[i] is not None
                        and not self.alive[i] and now - started[i] > timeout]
@@ -234,6 +243,9 @@ class Worker:
         if not self.measuring and time.monotonic_ns() >= self.times.measure:
             self._start_measure()
         ready = [k.data for k, ev in events if ev & selectors.EVENT_READ]
+        if self.timer is not None and TIMER in ready:
+            self.timer.clear()
+            ready.remove(TIMER)
         for k, ev in events:
             if ev & selectors.EVENT_WRITE:
                 self._flush(k.data)
@@ -258,8 +270,15 @@ class Worker:
     def _wait_s(self, now: int, drain_until: int | None) -> float:
         if not self.sending or now < self.times.begin:
             return 0.01
-        if self.period:
-            return 0.0005
+        if self.period:  # wake exactly at the next scheduled send
+            live = self.alive & self.sends
+            if not live.any():
+                return 0.01
+            nxt = int((self.phase[live] + self.sched[live] * self.period).min()) + self.times.begin
+            if self.timer is not None:
+                self.timer.arm(nxt)
+                return 0.05
+            return min(max(nxt - now, 0) / SEC, 0.01)
         if self.plan.pacing.think_s > 0:
             return 0.001
         return 0.05
@@ -299,7 +318,8 @@ class Worker:
     def _read_round(self, ready: list[int]) -> None:
         """recv from each ready socket into the shared buffer, keeping whole frames only."""
         buf, mv, socks, pend = self.rbuf, self.rmv, self.socks, self.pend_in
-        walk: list[int] | None = None if (self.fixed or self.framing.header == 0) else []
+        fixed = self.fixed
+        walk: list[int] | None = None if (fixed or self.framing.header == 0) else []
         seg_conn: list[int] = []
         seg_end: list[int] = []
         seg_t: list[int] = []
@@ -333,11 +353,17 @@ class Worker:
                 off = start
                 continue
             end = off + n
-            cut, end = self._cut(i, start, end, walk, broken)
-            if cut < 0:
-                off = start
-                continue
-            pend[i] = bytes(mv[cut:end]) if cut < end else b""
+            if fixed and (end - start) % fixed == 0:
+                cut = end  # the common case: whole frames only, nothing to keep
+            else:
+                cut, end = self._cut(i, start, end, walk, broken)
+                if cut < 0:
+                    off = start
+                    continue
+            if cut < end:
+                pend[i] = bytes(mv[cut:end])
+            elif p:
+                pend[i] = b""
             if cut > start:
                 seg_conn.append(i)
                 seg_end.append(cut)
@@ -444,19 +470,10 @@ class Worker:
     # ------------------------------------------------------------------ send
 
     def _send_round(self, now: int) -> None:
-        mask = self.alive & self.sends & ~self.blocked
-        if self.period:
-            due = (now - self.times.begin - self.phase) // self.period + 1 - self.sched
-            want = np.clip(np.minimum(due, self.budget if self.measuring else due), 0, MAX_BURST)
-        else:
-            want = np.minimum(self.credits, self.budget) if self.measuring else self.credits.copy()
-            if self.plan.pacing.think_s > 0:
-                mask &= self.release_at <= now
-        want[~mask] = 0
-        idx = np.flatnonzero(want)
-        if not len(idx):
+        picked = self._pick_open(now) if self.period else self._pick_closed(now)
+        if picked is None:
             return
-        counts = want[idx]
+        idx, counts = picked
         total = int(counts.sum())
         gid = np.repeat(self.gid[idx], counts)
         if self.period:
@@ -470,10 +487,11 @@ class Worker:
         else:
             tint, delay = now, 0
             self.credits[idx] -= counts
-        idle = idx[self.outstanding[idx] == 0]
-        self.last_progress[idle] = now
+        idle = self.outstanding[idx] == 0
+        if idle.any():
+            self.last_progress[idx[idle]] = now
         self.outstanding[idx] += counts
-        if self.measuring:
+        if self.measuring and self.budgeted:
             self.budget[idx] -= counts
         data, ends, kinds = self.out.build(gid, self.seq, tint, delay)
         self.seq += total
@@ -492,6 +510,31 @@ class Worker:
             if n < b - a:
                 self._queue(i, data[a + n:b])
             a = b
+
+    def _pick_closed(self, now: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Connections with credits (only senders that are alive hold any), and how many."""
+        idx = np.flatnonzero(self.credits)
+        if not len(idx):
+            return None
+        if self.blocked.any():
+            idx = idx[~self.blocked[idx]]
+        if self.plan.pacing.think_s > 0:
+            idx = idx[self.release_at[idx] <= now]
+        counts = self.credits[idx]
+        if self.measuring and self.budgeted:
+            counts = np.minimum(counts, self.budget[idx])
+            idx, counts = idx[counts > 0], counts[counts > 0]
+        return (idx, counts) if len(idx) else None
+
+    def _pick_open(self, now: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Connections whose schedule has messages due, and how many (at most MAX_BURST)."""
+        due = (now - self.times.begin - self.phase) // self.period + 1 - self.sched
+        if self.measuring and self.budgeted:
+            due = np.minimum(due, self.budget)
+        want = np.clip(due, 0, MAX_BURST)
+        want[~(self.alive & self.sends & ~self.blocked)] = 0
+        idx = np.flatnonzero(want)
+        return (idx, want[idx]) if len(idx) else None
 
     def _account_sent(self, total: int, nbytes: int, kinds: np.ndarray, now: int) -> None:
         if not self.measuring:
