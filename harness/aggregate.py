@@ -112,11 +112,53 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     if len(kind_names) > 1:
         summary["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)
+    series = merge_series(results)
+    if step.stages:
+        summary["stages"], rec = stage_figures(step, series)
+        if rec is not None:
+            summary["recovery"] = rec
     if delivery == "broadcast":
         fan, fh = fanout_figures(step, results, receivers, sent)
         summary.update(fan)
         hists["fanout"] = fh
-    return StepFigures(summary, hists, merge_series(results))
+    return StepFigures(summary, hists, series)
+
+
+def stage_figures(step: Step, series: dict) -> tuple[list[dict], dict | None]:
+    """The stage list (start s into the window), and for a spike (a stage heavier than both
+    the first and the last) the recovery time after it, from the per-second series."""
+    from harness.capacity import recovery_time
+    stages, start = [], 0.0
+    for st in step.stages:
+        stages.append({"start_s": start, "duration_s": st.duration_s, "conns": st.conns,
+                       "rate": st.rate, "label": st.label or f"{st.conns} conns"})
+        start += st.duration_s
+    load = [st.conns * max(st.rate, 1.0) for st in step.stages]
+    peak = int(np.argmax(load))
+    if len(load) < 3 or not (load[peak] > load[0] and load[peak] > load[-1]):
+        return stages, None
+    spike = stages[peak]
+    rec = recovery_time(series["second"], series["p99_ms"], series["received"],
+                        spike["start_s"], spike["start_s"] + spike["duration_s"])
+    rec["spike_stage"] = peak
+    return stages, rec
+
+
+TREND_MIN_SECONDS = 10  # shorter steps get no trend verdict
+
+
+def trend_figures(series: dict, monitor_rows: list[dict]) -> dict | None:
+    """The p99 trend over a step's seconds, and the server's memory trend when it was
+    watched (rows from the resource monitor, role "server"). None for short steps."""
+    from harness.capacity import soak_verdict
+    if len(series.get("second", ())) < TREND_MIN_SECONDS:
+        return None
+    rows = [r for r in monitor_rows if r.get("role") == "server" and r.get("rss_bytes")]
+    rss_s = [float(r["second"]) for r in rows] or None
+    rss = [float(r["rss_bytes"]) for r in rows] or None
+    v = soak_verdict([float(x) for x in series["second"]], series["p99_ms"], rss_s, rss)
+    return {k: v[k] for k in ("verdict", "p99_growing", "memory_growing", "p99_trend",
+                              "memory_trend")}
 
 
 def _duration_s(results: list[WorkerResult], until_last_reply: bool) -> float:

@@ -7,12 +7,16 @@ reached at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import signal
 import socket
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -21,10 +25,12 @@ import orjson
 
 from harness import __version__, aggregate
 from harness import config as cfg
-from harness.coordinator import Coordinator, RunOutcome, Unreachable, probe, raise_nofile, resolve
+from harness import sweep as sweep_mod
+from harness.coordinator import RunOutcome, Unreachable, probe, raise_nofile, resolve
 from harness.plan import Plan, Target
 from harness.report import results as results_mod
 from harness.report import table
+from harness.sweep import Session
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EMBEDDED_CHAT_NODES = 3  # --workload chat without --host runs against a linked 3-node cluster
@@ -76,6 +82,12 @@ RUN_FLAGS = [
     ("--max-frame", int, "largest frame accepted from the server, bytes"),
     ("--listen", int, "listen-only connections per node (broadcast workloads)"),
     ("--push-hosts", str, "node indices the sending connections go to, e.g. 0,1"),
+    ("--grow", str, "--until-degraded: double, or add (--increment connections)"),
+    ("--increment", int, "--until-degraded with --grow add: connections added per step"),
+    ("--max-conns", int, "--until-degraded: the most connections to try"),
+    ("--server-pid", int, "a server process to watch (CPU, memory, threads, fds)"),
+    ("--server-cmd", str, "a command that starts a local server: watched, stopped afterwards"),
+    ("--monitor-interval", float, "seconds between resource samples"),
     ("--seed", int, "seed for schedules and payloads"),
     ("--name", str, "run name, used in the results folder"),
     ("--results-dir", str, "where results/<UTC time>-<name>/ goes"),
@@ -91,27 +103,38 @@ def run_options(f: Any) -> Any:
                      help="config file (default ./harness.toml)")(f)
     f = click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")(f)
     f = click.option("--no-report", is_flag=True, help="skip the HTML report")(f)
+    f = click.option("--until-degraded", is_flag=True, default=None,
+                     help="keep adding steps until the degradation rule fires")(f)
+    f = click.option("--scenario", default=None, help="a [scenarios.NAME] from harness.toml")(f)
+    f = click.option("--env", "env_name", default=None,
+                     help="apply [env.NAME] threshold/degradation overrides")(f)
     return f
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @run_options
 def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
-        **flags: Any) -> None:
+        scenario: str | None, env_name: str | None, **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
+    plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
+    sys.exit(execute(plan, workload, as_json, not no_report))
+
+
+def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
+                    env_name: str | None, flags: dict[str, Any]) -> tuple[Plan, Any]:
     if push_conns is not None:
         if flags["conns"] is not None:
             die(EXIT_USAGE, "--push-conns is an alias of --conns: give one of them")
         flags["conns"] = push_conns
     try:
         file = cfg.load_file(config_path)
-        merged = cfg.settings(file, flags)
+        merged = cfg.settings(file, flags, scenario, env_name)
         both = flags["rate"] is not None and flags["inflight"] is not None
         plan = cfg.build_plan(merged, rate_and_inflight=both)
         workload = load_workload(plan)
     except cfg.ConfigError as exc:
         die(EXIT_USAGE, str(exc))
-    sys.exit(execute(plan, workload, as_json, not no_report))
+    return plan, workload
 
 
 def load_workload(plan: Plan) -> Any:
@@ -127,29 +150,92 @@ def load_workload(plan: Plan) -> Any:
 
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short."""
-    server = None
-    if plan.embedded:
-        server, plan = start_embedded(plan, workload)
-    try:
+    with Targets(plan, workload) as targets:
+        plan = targets.plan
+        started = time.time()
+        with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                     targets.reserve) as session:
+            outcome = interruptible(session.sweep)
+            watched = [session.watched(r) for r in outcome.steps]
+            warnings = session.warnings
+    for w in warnings:
+        click.echo(f"harness: warning: {w}", err=True)
+    return report(plan, workload, outcome, started, as_json, html, watched, warnings)
+
+
+class Targets:
+    """Everything about the target for one run: the embedded server or --server-cmd started
+    (and stopped afterwards), names resolved (exit 2), reachability probed (exit 3), and the
+    server processes to watch."""
+
+    def __init__(self, plan: Plan, workload: Any) -> None:
+        self.plan = plan
+        self.workload = workload
+        self.server: Any = None
+        self.proc: subprocess.Popen | None = None
+        self.watch: dict[str, int] = {}
+        cores = len(os.sched_getaffinity(0))
+        self.reserve = 1 if plan.embedded and cores > 1 else 0
+
+    def __enter__(self) -> Targets:
+        plan = self.plan
         try:
-            addrs = resolve(plan.targets)
+            if plan.server_cmd:
+                self._start_cmd(plan.server_cmd)
+            if plan.embedded:
+                self.server, self.plan = start_embedded(plan, self.workload)
+                self.watch.update({("server" if i == 0 else f"server{i}"): pid
+                                   for i, pid in enumerate(self.server.pids)})
+            if plan.server_pid:
+                self.watch["server"] = plan.server_pid
+            self._check()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start_cmd(self, cmd: str) -> None:
+        self.proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self.watch["server"] = self.proc.pid
+        time.sleep(0.5)  # give it a moment to listen; the probe below retries briefly
+        if self.proc.poll() is not None:
+            die(EXIT_UNREACHABLE, f"--server-cmd exited at once (code {self.proc.returncode})")
+
+    def _check(self) -> None:
+        plan = self.plan
+        try:
+            self.addrs = resolve(plan.targets)
         except OSError as exc:
             die(EXIT_USAGE, f"--host: cannot resolve {plan.targets[0].host!r}: {exc}")
-        try:
-            probe(plan.targets, addrs, plan.connect_timeout_s)
-        except Unreachable as exc:
-            die(EXIT_UNREACHABLE, str(exc))
+        tries = 20 if self.proc is not None else 1
+        for attempt in range(tries):
+            try:
+                probe(plan.targets, self.addrs, plan.connect_timeout_s)
+                break
+            except Unreachable as exc:
+                if attempt == tries - 1:
+                    die(EXIT_UNREACHABLE, str(exc))
+                time.sleep(0.25)
         limit = raise_nofile()
         need = max(s.conns + s.listen * len(plan.targets) for s in plan.steps)
-        if need > limit * plan.workers - 64 * plan.workers:
+        if plan.until_degraded:
+            need = max(need, plan.max_conns)
+        if need > (limit - 64) * plan.workers:
             click.echo(f"harness: warning: {need} connections need more open files than "
                        f"{plan.workers} workers x {limit} allow", err=True)
-        started = time.time()
-        outcome = sweep(plan, workload, addrs)
-    finally:
-        if server is not None:
-            server.stop()
-    return report(plan, workload, outcome, started, as_json, html)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
 
 
 def start_embedded(plan: Plan, workload: Any) -> tuple[Any, Plan]:
@@ -163,19 +249,20 @@ def start_embedded(plan: Plan, workload: Any) -> tuple[Any, Plan]:
     return server, cfg.with_targets(plan, targets)
 
 
-def sweep(plan: Plan, workload: Any, addrs: list) -> RunOutcome:
-    reserve = 1 if plan.embedded and len(os.sched_getaffinity(0)) > 1 else 0
-    live = LiveLine() if sys.stderr.isatty() else None
+def live_line() -> LiveLine | None:
+    return LiveLine() if sys.stderr.isatty() else None
+
+
+def interruptible(fn: Callable[[], RunOutcome]) -> RunOutcome:
+    """SIGTERM ends a run like Ctrl-C: the coordinator keeps what was measured."""
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        with Coordinator(plan, workload, addrs, live, reserve) as coord:
-            outcome = coord.run()
+        return fn()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if live is not None:
-            live.clear()
-    return outcome
+        if sys.stderr.isatty():
+            click.echo("\r" + " " * 100 + "\r", err=True, nl=False)
 
 
 def _sigterm(signum: int, frame: Any) -> None:
@@ -201,29 +288,30 @@ class LiveLine:
                    f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} p99<={p99} ms "
                    f"errors={sum(p['errors'] for p in progress)}   ", err=True, nl=False)
 
-    def clear(self) -> None:
-        click.echo("\r" + " " * 100 + "\r", err=True, nl=False)
 
 
 def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
-           html: bool = True) -> int:
-    figures = [aggregate.step_figures(r.step, r.results, r.receivers, workload.delivery,
-                                      [k.name for k in workload.kinds()],
-                                      plan.pacing.mode == "open")
-               for r in outcome.steps]
-    for f, r in zip(figures, outcome.steps, strict=True):
-        f.summary["partial"] = f.summary["partial"] or r.partial
-        for node in f.summary.get("per_node", ()):
-            node["target"] = plan.targets[node["node"]].label
+           html: bool = True, watched: list | None = None, warnings: list[str] | None = None
+           ) -> int:
+    watched = watched or [None] * len(outcome.steps)
+    figures = [sweep_mod.figures(plan, workload, r) for r in outcome.steps]
+    for f, w in zip(figures, watched, strict=True):
+        if w is not None and w.summary:
+            f.summary["resources"] = w.summary
+        trend = aggregate.trend_figures(f.series, w.rows if w is not None else [])
+        if trend is not None:
+            f.summary["trend"] = trend
     steps = [f.summary for f in figures]
     verdict = aggregate.degradation(steps, plan.degradation)
     failures = aggregate.threshold_failures(steps, plan.thresholds)
     doc = run_document(plan, workload, outcome, steps, verdict, failures)
+    doc["warnings"] = warnings or []
     folder = results_mod.run_dir(plan.results_dir, plan.name, started)
     full = dict(doc)
     full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in f.histograms.items()})
                      for s, f in zip(steps, figures, strict=True)]
-    path = results_mod.write_run(folder, full, [f.series for f in figures])
+    monitor_rows = [w.rows if w is not None else [] for w in watched]
+    path = results_mod.write_run(folder, full, [f.series for f in figures], monitor_rows)
     page = write_html_report(folder) if html else None
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
@@ -292,6 +380,80 @@ def environment(plan: Plan) -> dict:
             "clock": "time.monotonic_ns (client and server on one host)"
             if plan.embedded or all(t.host.startswith(("127.", "::1", "localhost"))
                                     for t in plan.targets) else "time.monotonic_ns (client only)"}
+
+
+# ---------------------------------------------------------------------------- search
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@run_options
+@click.option("--slo", "slo_text", required=True, help="e.g. 'p99<5ms' or 'p99<5ms and p50<1ms'")
+@click.option("--max-errors", default=None, help="largest error rate, e.g. 0.1%")
+@click.option("--over", type=click.Choice(["rate", "conns"]), default="rate", show_default=True,
+              help="search the total message rate (open loop) or the connection count")
+@click.option("--lo", type=float, default=None, help="lowest load to probe")
+@click.option("--hi", type=float, default=None, help="highest load to probe")
+@click.option("--tolerance", type=click.FloatRange(0.001, 1.0), default=0.05, show_default=True)
+@click.option("--max-probes", type=click.IntRange(2, 100), default=12, show_default=True)
+def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
+           scenario: str | None, env_name: str | None, slo_text: str, max_errors: str | None,
+           over: str, lo: float | None, hi: float | None, tolerance: float, max_probes: int,
+           **flags: Any) -> None:
+    """Find, by bisection, the highest load that meets an SLO.
+
+    --over rate: the total msgs/s over --conns connections (one value), open loop.
+    --over conns: the connection count, at --rate per connection (or closed loop).
+    Each probe is one step of --duration seconds.
+    """
+    from harness import capacity
+    try:
+        slo = capacity.parse_slo(slo_text)
+        errors = capacity.parse_percent(max_errors) if max_errors is not None else None
+    except capacity.SloError as exc:
+        die(EXIT_USAGE, f"--slo: {exc}")
+    except ValueError as exc:
+        die(EXIT_USAGE, f"--max-errors: {exc}")
+    plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
+    base = plan.steps[0]
+    lo = lo if lo is not None else (100.0 if over == "rate" else 1.0)
+    hi = hi if hi is not None else (100_000.0 if over == "rate" else 1000.0)
+    if not 0 < lo < hi:
+        die(EXIT_USAGE, "--lo/--hi: need 0 < lo < hi")
+    with Targets(plan, workload) as targets:
+        plan = targets.plan
+        with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                     targets.reserve) as session:
+            def probe_at(load: float) -> dict:
+                step = (replace(base, rate=load / base.conns) if over == "rate"
+                        else replace(base, conns=int(load)))
+                out = interruptible(lambda: session.probe(step))
+                if out.interrupted or not out.steps:
+                    raise KeyboardInterrupt
+                return sweep_mod.figures(plan, workload, out.steps[0]).summary
+            try:
+                result = capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
+                                         integer=over == "conns")
+            except KeyboardInterrupt:
+                die(EXIT_FAIL, "interrupted during the search")
+    doc = {"max_load": result["max_load"], "unit": "msgs_s" if over == "rate" else "conns",
+           "slo": slo_text, "max_errors": errors, "tolerance": tolerance,
+           "converged": result["converged"], "bracket": result["bracket"],
+           "probes": result["probes"], "conns": base.conns if over == "rate" else None}
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
+    else:
+        for p in result["probes"]:
+            click.echo(f"probe {p['load']:>12,.1f}: {'ok ' if p['ok'] else 'FAIL'} "
+                       f"p99 {p['p99_ms'] if p['p99_ms'] is not None else '-'} ms, "
+                       f"{p['throughput_msgs_s']:,.0f} msgs/s  {'; '.join(p['violations'])}")
+        unit = "msgs/s" if over == "rate" else "conns"
+        if result["max_load"] is None:
+            click.echo(f"no load from {lo:g} {unit} meets {slo_text}")
+        else:
+            click.echo(f"max load meeting {slo_text}: {result['max_load']:,.1f} {unit} "
+                       f"(tolerance {tolerance:.0%}"
+                       f"{', not converged' if not result['converged'] else ''})")
+    sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
 
 
 # ---------------------------------------------------------------------------- calibrate

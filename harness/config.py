@@ -16,7 +16,7 @@ from typing import Any
 
 from harness import framing as framing_mod
 from harness.batch import Outbound
-from harness.plan import Degradation, Pacing, Plan, Step, Target, Thresholds
+from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds
 
 # The default of every run setting (harness.toml's [run] table documents the same values).
 RUN_DEFAULTS: dict[str, Any] = {
@@ -41,7 +41,16 @@ RUN_DEFAULTS: dict[str, Any] = {
     "seed": 1,
     "name": "run",
     "results_dir": "results",
+    "until_degraded": False,
+    "grow": "double",
+    "increment": 0,
+    "max_conns": 10000,
+    "server_pid": 0,
+    "server_cmd": "",
+    "monitor_interval": 1.0,
 }
+SCENARIO_ONLY = {"stages", "description"}
+STAGE_KEYS = {"conns", "duration", "rate", "label"}
 TABLES = {
     "run": RUN_DEFAULTS,
     "degradation": {"max_error_rate": 0.01, "max_p99_ms": 0.0, "p99_factor": 10.0,
@@ -86,21 +95,71 @@ def load_file(path: str | None) -> dict[str, Any]:
     return data
 
 
-def settings(file: dict[str, Any], flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Merge defaults, file and flags (flags given as None are absent)."""
+def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None = None,
+             env: str | None = None) -> dict[str, dict[str, Any]]:
+    """Merge defaults, the file's tables, a scenario, an environment's overrides, then flags
+    (flags given as None are absent)."""
     merged = {t: dict(d) for t, d in TABLES.items()}
     path = file.get("__path__", "harness.toml")
     names: dict[str, str] = {}  # where each value came from, for error messages
-    for table in TABLES:
-        merged[table].update(file.get(table, {}))
-        for key in file.get(table, {}):
-            names[key if table == "run" else f"{table}.{key}"] = f"{path}: {table}.{key}"
+    layers = [(file, "", path)]
+    if scenario is not None:
+        layers.append(({"run": _scenario(file, scenario, path)}, f"scenarios.{scenario}.", path))
+    if env is not None:
+        layers.append((_env(file, env, path), f"env.{env}.", path))
+    for data, prefix, where in layers:
+        for table in TABLES:
+            merged[table].update(data.get(table, {}))
+            for key in data.get(table, {}):
+                shown = f"{prefix}{key}" if table == "run" and prefix else f"{prefix}{table}.{key}"
+                names[key if table == "run" else f"{table}.{key}"] = f"{where}: {shown}"
+    if scenario is not None:
+        merged["run"]["scenario"] = scenario
+        merged["stages"] = file.get("scenarios", {}).get(scenario, {}).get("stages", [])
+    merged["env_name"] = env
     for key, value in flags.items():
         if value is not None:
             merged["run"][key] = value
             names[key] = FLAG.get(key, key)
     merged["names"] = names
     return merged
+
+
+def _scenario(file: dict[str, Any], name: str, path: str) -> dict[str, Any]:
+    scenarios = file.get("scenarios", {})
+    if not isinstance(scenarios, dict) or name not in scenarios:
+        known = ", ".join(sorted(scenarios)) if isinstance(scenarios, dict) else ""
+        raise ConfigError(f"--scenario: unknown scenario {name!r} in {path} "
+                          f"(known: {known or 'none'})")
+    table = scenarios[name]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [scenarios.{name}] must be a table")
+    for key in table:
+        if key not in RUN_DEFAULTS and key not in SCENARIO_ONLY:
+            raise ConfigError(f"{path}: unknown key scenarios.{name}.{key}")
+    for i, stage in enumerate(table.get("stages", [])):
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{path}: scenarios.{name}.stages[{i}] must be a table")
+        for key in stage:
+            if key not in STAGE_KEYS:
+                raise ConfigError(f"{path}: unknown stage key scenarios.{name}.stages[{i}]."
+                                  f"{key} (known: {', '.join(sorted(STAGE_KEYS))})")
+    return {k: v for k, v in table.items() if k in RUN_DEFAULTS}
+
+
+def _env(file: dict[str, Any], name: str, path: str) -> dict[str, Any]:
+    envs = file.get("env", {})
+    if not isinstance(envs, dict) or name not in envs:
+        raise ConfigError(f"--env: unknown environment {name!r} in {path}")
+    table = envs[name]
+    for key, sub in table.items():
+        if key not in ("thresholds", "degradation"):
+            raise ConfigError(f"{path}: unknown table env.{name}.{key} "
+                              "(known: thresholds, degradation)")
+        for k in sub:
+            if k not in TABLES[key]:
+                raise ConfigError(f"{path}: unknown key env.{name}.{key}.{k}")
+    return table
 
 
 def _name(run: dict, key: str) -> str:
@@ -208,7 +267,19 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
     inflight = _num(run, "inflight", 1, int, 1_000_000)
     think = _num(run, "think", 0.0)
     pacing = Pacing("open" if rate > 0 else "closed", inflight, rate, think)
-    steps = _steps(run, rate)
+    stages = _stages(merged.get("stages") or [], run)
+    steps = _steps(run, rate) if not stages else (
+        Step(0, max(st.conns for st in stages), sum(st.duration_s for st in stages), None,
+             stages[0].rate, _num(run, "listen", 0, int, 100_000), stages),)
+    if stages and any(st.rate > 0 for st in stages):
+        pacing = Pacing("open", inflight, stages[0].rate, think)
+    grow = str(run["grow"])
+    if grow not in ("double", "add"):
+        raise ConfigError(f"{_name(run, 'grow')}: {grow!r} must be 'double' or 'add'")
+    increment = _num(run, "increment", 0, int)
+    if grow == "add" and bool(run["until_degraded"]) and increment <= 0:
+        raise ConfigError(f"{_name(run, 'increment')}: give a positive increment for "
+                          "grow = 'add'")
     workers = _num(run, "workers", 0, int, 1024) or default_workers(not targets)
     push = tuple(_num({"push_hosts": h}, "push_hosts", 0, int) for h in
                  parse_list_any(run["push_hosts"]))
@@ -224,7 +295,13 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
         seed=_num(run, "seed", 0, int), name=_safe_name(str(run["name"])),
         results_dir=str(run["results_dir"]), degradation=_degradation(tables["degradation"]),
         thresholds=_thresholds(tables["thresholds"]),
-        embedded=None if targets else ("chat" if workload == "chat" else "echo"))
+        embedded=None if targets else ("chat" if workload == "chat" else "echo"),
+        until_degraded=bool(run["until_degraded"]), grow=grow, increment=increment,
+        max_conns=_num(run, "max_conns", 1, int, MAX_CONNS),
+        scenario=run.get("scenario"), env=merged.get("env_name"),
+        server_pid=_num(run, "server_pid", 0, int) or None,
+        server_cmd=str(run["server_cmd"]) or None,
+        monitor_interval_s=_num(run, "monitor_interval", 0.05, float, 60.0))
 
 
 def parse_list_any(v: Any) -> list:
@@ -252,6 +329,18 @@ def _steps(run: dict, rate: float) -> tuple[Step, ...]:
         pairs = [(c, m) for c in conns for m in messages]
         return tuple(Step(i, c, None, m, rate, listen) for i, (c, m) in enumerate(pairs))
     return tuple(Step(i, c, duration, None, rate, listen) for i, c in enumerate(conns))
+
+
+def _stages(raw: list[dict], run: dict) -> tuple[Stage, ...]:
+    out = []
+    for i, st in enumerate(raw):
+        where = {k: f"stages[{i}].{k}" for k in STAGE_KEYS}
+        vals = {"conns": st.get("conns", 1), "duration": st.get("duration", 10.0),
+                "rate": st.get("rate", 0.0), "__names__": where}
+        out.append(Stage(duration_s=_num(vals, "duration", 0.001), conns=_num(vals, "conns", 1, int,
+                                                                            MAX_CONNS),
+                         rate=_num(vals, "rate", 0.0), label=str(st.get("label", ""))))
+    return tuple(out)
 
 
 def _safe_name(name: str) -> str:

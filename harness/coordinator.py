@@ -47,6 +47,8 @@ class StepRun:
     results: list[WorkerResult]
     receivers: np.ndarray  # connected receivers per target node (broadcast accounting)
     partial: bool = False
+    t_measure: int = 0  # monotonic ns: the measure window opened
+    t_end: int = 0  # monotonic ns: every worker's result was in
 
 
 @dataclass(slots=True)
@@ -122,8 +124,19 @@ def build_shares(plan: Plan, step: Step, workload: type[Workload], key: int) -> 
         if workload.delivery == "broadcast" and step.messages is not None:
             expect = step.messages * len(gids)
         shares.append(Share(w, gids, node_a[gids], sends_a[gids],
-                            None if budget is None else budget[gids], step.rate, expect, key))
+                            None if budget is None else budget[gids], step.rate, expect, key,
+                            stage_shares(step, gids)))
     return shares
+
+
+def stage_shares(step: Step, gids: np.ndarray) -> tuple[tuple[float, int, float], ...]:
+    """Per stage: its start (s into the measure window), how many of these connections are
+    active (the global ids below the stage's count), and its rate."""
+    out, start = [], 0.0
+    for st in step.stages:
+        out.append((start, int((gids < st.conns).sum()), st.rate))
+        start += st.duration_s
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------- worker side
@@ -216,10 +229,15 @@ class Coordinator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def run(self, steps: tuple[Step, ...] | None = None) -> RunOutcome:
-        """Run the steps in order; Ctrl-C or a failed step keeps what was measured."""
+    def run(self, next_step: Callable[[list[StepRun]], Step | None] | None = None
+            ) -> RunOutcome:
+        """Run steps until ``next_step`` (given the runs so far) returns None; by default the
+        plan's steps in order. Ctrl-C or a failed step keeps what was measured."""
         outcome = RunOutcome()
-        for step in steps if steps is not None else self.plan.steps:
+        if next_step is None:
+            def next_step(done: list[StepRun]) -> Step | None:
+                return self.plan.steps[len(done)] if len(done) < len(self.plan.steps) else None
+        while (step := next_step(outcome.steps)) is not None:
             try:
                 run = self.run_step(step)
             except KeyboardInterrupt:
@@ -256,7 +274,9 @@ class Coordinator:
         for pipe in self.pipes:
             pipe.send(("go", times))
         results = self._gather("result", step)
-        return self._step_run(step, results)
+        run = self._step_run(step, results)
+        run.t_measure, run.t_end = measure, time.monotonic_ns()
+        return run
 
     def _step_run(self, step: Step, results: list[WorkerResult]) -> StepRun:
         receivers = np.zeros(len(self.plan.targets), dtype=np.int64)

@@ -30,6 +30,16 @@ class Pacing:
 
 
 @dataclass(frozen=True, slots=True)
+class Stage:
+    """Load that holds for ``duration_s`` inside one step's measure window."""
+
+    duration_s: float
+    conns: int
+    rate: float = 0.0  # open loop msgs/s per connection (0: closed loop)
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     index: int
     conns: int  # connections that send (and, for broadcast workloads, receive)
@@ -37,6 +47,7 @@ class Step:
     messages: int | None  # total messages for the step, spread over the senders
     rate: float = 0.0  # open loop msgs/s per connection for this step (0: closed loop)
     listen: int = 0  # extra listen-only connections per target node (chat fan-out)
+    stages: tuple[Stage, ...] = ()  # load changing over time; conns is then the largest
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +89,12 @@ class Plan:
     degradation: Degradation = field(default_factory=Degradation)
     thresholds: Thresholds = field(default_factory=Thresholds)
     embedded: str | None = None  # built-in server kind started by harness itself
+    until_degraded: bool = False  # keep adding steps until the degradation rule fires
+    grow: str = "double"  # "double" or "add" (by ``increment`` connections)
+    increment: int = 0
+    max_conns: int = 10000  # bound for until_degraded
+    scenario: str | None = None
+    env: str | None = None
+    server_pid: int | None = None  # a target server process to watch (psutil)
+    server_cmd: str | None = None  # a command harness starts, watches and stops
+    monitor_interval_s: float = 1.0

@@ -31,6 +31,9 @@ class Share:
     rate: float  # open loop msgs/s per connection, 0 for closed loop
     expect_deliveries: int | None  # broadcast + messages: deliveries this worker awaits
     key: int  # stamp check key for this step
+    # Stages: (start s after the measure window opens, active local connections, rate).
+    # The first ``active`` local connections are the active ones; () means no stages.
+    stages: tuple[tuple[float, int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

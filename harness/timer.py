@@ -9,6 +9,7 @@ it). A timerfd registered in the same selector fires within tens of µs. Python 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -64,10 +65,8 @@ class Timer:
 
     def clear(self) -> None:
         """Consume the expiry so the fd stops being readable."""
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(self._fd, 8)
-        except BlockingIOError:
-            pass
         self.armed_at = 0
 
     def close(self) -> None:

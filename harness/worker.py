@@ -95,10 +95,18 @@ class Worker:
         self.budget = (share.budget.astype(np.int64) if share.budget is not None
                        else np.full(n, big, dtype=np.int64))
         self.budgeted = share.budget is not None
+        self.started = np.zeros(n, dtype=np.int64)  # when each connect began
+        self.retiring = np.zeros(n, dtype=bool)  # a stage dropped it: drain, then close
+        self.retire_at = np.zeros(n, dtype=np.int64)
+        self.stage = 0
+        self.running = False
         self.sched = np.zeros(n, dtype=np.int64)
         rng = np.random.default_rng(self.plan.seed * 104729 + self.index)
-        self.period = int(SEC / share.rate) if share.rate > 0 else 0
-        self.phase = (rng.integers(0, self.period, n) if self.period else np.zeros(n, np.int64))
+        rate = share.stages[0][2] if share.stages else share.rate
+        self.period = int(SEC / rate) if rate > 0 else 0
+        self.sched_base = 0
+        top = max([self.period] + [int(SEC / r) for _, _, r in share.stages if r > 0])
+        self.phase = rng.integers(0, top, n) if top else np.zeros(n, np.int64)
         self.last_progress = np.zeros(n, dtype=np.int64)
         self.res = WorkerResult(worker=self.index, conns=n)
         self.res.kinds = [Histogram() for _ in range(self.n_kinds)]
@@ -142,18 +150,19 @@ class Worker:
         plan = self.plan
         rate = plan.connect_rate / max(plan.workers, 1) if plan.connect_rate > 0 else 0.0
         timeout = int(plan.connect_timeout_s * SEC)
-        started = np.zeros(self.n, dtype=np.int64)
+        want = share.stages[0][1] if share.stages else self.n
+        started = self.started
         launched = done = 0
         t0 = time.monotonic_ns()
-        while done < self.n:
+        while done < want:
             now = time.monotonic_ns()
-            allowed = self.n if rate <= 0 else min(self.n, int((now - t0) / SEC * rate) + 1)
+            allowed = want if rate <= 0 else min(want, int((now - t0) / SEC * rate) + 1)
             while launched < allowed:
                 started[launched] = time.monotonic_ns()
                 if not self._start_connect(launched):
                     done += 1
                 launched += 1
-            for key, _ev in sel.select(0.005 if launched < self.n else 0.05):
+            for key, _ev in sel.select(0.005 if launched < want else 0.05):
                 if key.data != TIMER:
                     done += self._finish_connect(key.data, started[key.data])
             now = time.monotonic_ns()
@@ -163,7 +172,7 @@ class Worker:
                 self.fail(i, "connect_timeout")
                 done += 1
             if now > deadline_ns:
-                for i in range(self.n):
+                for i in range(want):
                     if i >= launched or (self.socks[i] is not None and not self.alive[i]):
                         self.fail(i, "connect_timeout")
                 break
@@ -195,6 +204,13 @@ class Worker:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.alive[i] = True
         self.sel.modify(s, selectors.EVENT_READ, i)
+        if self.running:  # joined mid-run (a stage added it)
+            now = time.monotonic_ns()
+            self.res.connected += 1
+            self.last_progress[i] = now
+            self.release_at[i] = now
+            if self.sends[i]:
+                self.credits[i] = self.plan.pacing.inflight
         hello = self.workload.hello(int(self.gid[i]))
         if hello:
             self._send(i, memoryview(b"".join(self.framing.encode(h) for h in hello)))
@@ -209,6 +225,9 @@ class Worker:
         self.credits[:] = np.where(self.sends & self.alive, plan.pacing.inflight, 0)
         self.release_at[:] = times.begin
         self.last_progress[:] = times.begin
+        self.sched_base = times.begin
+        self.running = True
+        stage_at = self._stage_times(times)
         timeout_ns = int(plan.timeout_s * SEC)
         cpu0 = os.times()
         self._series_init()
@@ -219,6 +238,9 @@ class Worker:
             now = time.monotonic_ns()
             if not self.measuring and now >= times.measure:
                 self._start_measure()
+            while stage_at and now >= stage_at[0]:
+                stage_at.pop(0)
+                self._enter_stage(now)
             if self.sending and self._sending_over(now):
                 self._stop_sending(now)
                 drain_until = now + timeout_ns
@@ -232,11 +254,69 @@ class Worker:
             if now >= next_tick:
                 next_tick = now + SEC // 10
                 self._check_stalls(now, timeout_ns)
+                if self.share.stages:
+                    self._retire(now, timeout_ns)
                 if now >= next_report:
                     next_report += SEC
                     if not self._report(now, ctrl_poll):
                         break
         return self._finish(cpu0)
+
+    # ------------------------------------------------------------------ stages
+
+    def _stage_times(self, times: Times) -> list[int]:
+        return [times.measure + int(off * SEC) for off, _, _ in self.share.stages[1:]]
+
+    def _enter_stage(self, now: int) -> None:
+        """Next stage: connect or retire connections to its count, switch to its rate."""
+        self.stage += 1
+        _, active, rate = self.share.stages[self.stage]
+        period = int(SEC / rate) if rate > 0 else 0
+        if period != self.period:
+            self.period = period
+            self.sched_base = now  # a new schedule from here, same per-connection phases
+            self.sched[:] = 0
+            if period:
+                self.phase %= period
+        for i in range(self.n):
+            if i < active and self.socks[i] is None and not self.retiring[i]:
+                self.started[i] = now
+                self._start_connect(i)
+            elif i < active and self.retiring[i]:
+                self.retiring[i] = False  # wanted again before it closed
+                self.sends[i] = bool(self.share.sends[i])
+            elif i >= active and self.alive[i] and not self.retiring[i]:
+                self.retiring[i] = True
+                self.retire_at[i] = now
+                self.sends[i] = False
+                self.credits[i] = 0
+
+    def _retire(self, now: int, timeout_ns: int) -> None:
+        """Close retired connections once their replies are in (or the reply timeout passed),
+        and fail connects that took longer than the connect timeout."""
+        done = self.retiring & ((self.outstanding == 0) | (now - self.retire_at > timeout_ns))
+        for i in np.flatnonzero(done).tolist():
+            self._close(i)
+            self.retiring[i] = False
+        limit = int(self.plan.connect_timeout_s * SEC)
+        for i in np.flatnonzero(~self.alive & (self.started > 0)).tolist():
+            if self.socks[i] is not None and now - self.started[i] > limit:
+                self.fail(i, "connect_timeout")
+
+    def _close(self, i: int) -> None:
+        """A deliberate close (not an error): outstanding messages stay in the ledger."""
+        s = self.socks[i]
+        if s is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(s)
+            s.close()
+            self.socks[i] = None
+        self.alive[i] = False
+        self.outstanding[i] = 0
+        self.credits[i] = 0
+        self.pend_in[i] = b""
+        self.pend_out[i] = None
+        self.blocked[i] = False
 
     def _io_round(self, wait: float) -> None:
         events = self.sel.select(wait)
@@ -274,7 +354,7 @@ class Worker:
             live = self.alive & self.sends
             if not live.any():
                 return 0.01
-            nxt = int((self.phase[live] + self.sched[live] * self.period).min()) + self.times.begin
+            nxt = int((self.phase[live] + self.sched[live] * self.period).min()) + self.sched_base
             if self.timer is not None:
                 self.timer.arm(nxt)
                 return 0.05
@@ -315,8 +395,12 @@ class Worker:
 
     # ------------------------------------------------------------------ receive
 
-    def _read_round(self, ready: list[int]) -> None:
-        """recv from each ready socket into the shared buffer, keeping whole frames only."""
+    def _read_round(self, ready: list[int]) -> None:  # noqa: C901 (the hot loop, kept flat)
+        """recv from each ready socket into the shared buffer, keeping whole frames only.
+
+        Per socket this is the hot path of the whole tool: the common case (whole frames,
+        nothing pending) is inlined rather than split into calls (measured: ~4% of the
+        ceiling)."""
         buf, mv, socks, pend = self.rbuf, self.rmv, self.socks, self.pend_in
         fixed = self.fixed
         walk: list[int] | None = None if (fixed or self.framing.header == 0) else []
@@ -478,7 +562,7 @@ class Worker:
         gid = np.repeat(self.gid[idx], counts)
         if self.period:
             k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-            tint = (self.times.begin + np.repeat(self.phase[idx] + self.sched[idx] * self.period,
+            tint = (self.sched_base + np.repeat(self.phase[idx] + self.sched[idx] * self.period,
                                                  counts) + k * self.period)
             delay = np.maximum(now - tint, 0) // 1000
             self.sched[idx] += counts
@@ -528,7 +612,7 @@ class Worker:
 
     def _pick_open(self, now: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Connections whose schedule has messages due, and how many (at most MAX_BURST)."""
-        due = (now - self.times.begin - self.phase) // self.period + 1 - self.sched
+        due = (now - self.sched_base - self.phase) // self.period + 1 - self.sched
         if self.measuring and self.budgeted:
             due = np.minimum(due, self.budget)
         want = np.clip(due, 0, MAX_BURST)
@@ -571,6 +655,10 @@ class Worker:
         self.sel.modify(self.socks[i], selectors.EVENT_READ | selectors.EVENT_WRITE, i)
 
     def _flush(self, i: int) -> None:
+        if not self.alive[i]:
+            if self.socks[i] is not None:  # a connect begun mid-run has completed
+                self._finish_connect(i, int(self.started[i]))
+            return
         s, data = self.socks[i], self.pend_out[i]
         if s is None or data is None:
             return
@@ -660,3 +748,4 @@ class Worker:
                 s.close()
                 self.socks[i] = None
         self.alive[:] = False
+        self.running = False

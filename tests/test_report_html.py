@@ -96,7 +96,11 @@ def test_report_is_self_contained_with_charts(folder: Path) -> None:
     assert not list(folder.glob(".report.html.tmp*"))
 
 
-def test_no_monitor_says_so(folder: Path) -> None:
+def test_monitor_samples_are_charted_and_their_absence_said(folder: Path) -> None:
+    assert list(folder.glob("monitor-step*.csv"))  # a run writes resource samples
+    assert report_html.write_html(folder).read_text().count("<svg") == 4
+    for f in folder.glob("monitor-step*.csv"):
+        f.unlink()
     page = report_html.write_html(folder).read_text()
     assert report_html.NO_SAMPLES in page
     assert page.count("<svg") == 3

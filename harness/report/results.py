@@ -57,9 +57,20 @@ def step_row(s: dict) -> dict:
             "errors": sum(s["errors"].values())}
 
 
-def write_run(folder: Path, doc: dict, series: list[dict]) -> Path:
-    """Write run.json (``doc``), steps.csv and the per-step series; return run.json's path."""
+MONITOR_COLUMNS = ("second", "role", "pid", "cpu_pct", "rss_mb", "threads", "fds", "net_bytes")
+
+
+def write_run(folder: Path, doc: dict, series: list[dict],
+              monitor: list[list[dict]] | None = None) -> Path:
+    """Write run.json (``doc``), steps.csv, the per-step series and resource samples
+    (monitor-step<k>.csv, seconds from the step's measure window); return run.json's path."""
     folder.mkdir(parents=True, exist_ok=True)
+    for k, rows in enumerate(monitor or []):
+        if rows:
+            out = [dict(r, rss_mb=None if r.get("rss_bytes") is None else
+                        round(r["rss_bytes"] / 1e6, 3), second=round(r["second"], 3))
+                   for r in rows]
+            write_atomic(folder / f"monitor-step{k}.csv", _csv(out, MONITOR_COLUMNS))
     for k, ser in enumerate(series):
         cols = list(ser)
         rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*ser.values(), strict=True)]

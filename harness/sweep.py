@@ -1,0 +1,98 @@
+"""Which steps run, and who watches them: a session owns the coordinator (workers) and the
+resource monitor, runs a fixed sweep, an until-degraded sweep, or single probes for a
+search, and returns raw step runs with their resource samples. No printing, no exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from harness import aggregate
+from harness.capacity import next_load
+from harness.coordinator import Coordinator, RunOutcome, StepRun
+from harness.monitor import Monitor
+from harness.plan import Plan, Step
+
+SEC = 1_000_000_000
+
+
+@dataclass(slots=True)
+class Watched:
+    """One step's resource samples (rows as in monitor.samples, seconds from the window
+    start) and per-role summary."""
+
+    rows: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+class Session:
+    def __init__(self, plan: Plan, workload: Any, addrs: list, servers: dict[str, int],
+                 on_progress: Callable | None = None, reserve_cores: int = 0) -> None:
+        self.plan = plan
+        self.workload = workload
+        self.servers = servers
+        self.coord = Coordinator(plan, workload, addrs, on_progress, reserve_cores)
+        self.monitor: Monitor | None = None
+
+    def __enter__(self) -> Session:
+        self.coord.start()
+        roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
+        roles.update(self.servers)
+        self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s)
+        self.monitor.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()  # before the workers exit, so their exit is no "death"
+        self.coord.stop()
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.monitor.warnings) if self.monitor else []
+
+    def sweep(self) -> RunOutcome:
+        return self.coord.run(until_degraded(self.plan, self.workload) if
+                              self.plan.until_degraded else None)
+
+    def probe(self, step: Step) -> RunOutcome:
+        """One step on its own (a search probe)."""
+        return self.coord.run(lambda done: None if done else step)
+
+    def watched(self, run: StepRun) -> Watched:
+        if self.monitor is None or not run.t_measure:
+            return Watched()
+        rows = self.monitor.samples(since_ns=run.t_measure, until_ns=run.t_end)
+        for r in rows:
+            r["second"] = (r["t_ns"] - run.t_measure) / SEC
+        summary = self.monitor.summary(since_ns=run.t_measure, until_ns=run.t_end)
+        return Watched(rows, summary)
+
+
+def until_degraded(plan: Plan, workload: Any) -> Callable[[list[StepRun]], Step | None]:
+    """Steps that grow (double, or add ``increment`` connections) from the first, until the
+    degradation rule fires or ``max_conns`` is passed."""
+    first = plan.steps[0]
+
+    def next_step(done: list[StepRun]) -> Step | None:
+        if not done:
+            return first
+        summaries = [figures(plan, workload, r).summary for r in done]
+        verdict = aggregate.degradation(summaries, plan.degradation)
+        if verdict["degraded_at"] is not None:
+            return None
+        conns = next_load(done[-1].step.conns, plan.grow, plan.increment, plan.max_conns)
+        return None if conns is None else replace(first, index=len(done), conns=int(conns))
+
+    return next_step
+
+
+def figures(plan: Plan, workload: Any, run: StepRun) -> aggregate.StepFigures:
+    f = aggregate.step_figures(run.step, run.results, run.receivers, workload.delivery,
+                               [k.name for k in workload.kinds()], plan.pacing.mode == "open")
+    f.summary["partial"] = f.summary["partial"] or run.partial
+    for node in f.summary.get("per_node", ()):
+        node["target"] = plan.targets[node["node"]].label
+    return f
