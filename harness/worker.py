@@ -602,6 +602,8 @@ class Worker:
             return None
         if self.blocked.any():
             idx = idx[~self.blocked[idx]]
+        if self.stage:  # a stage may have retired senders: replies still grant them credits
+            idx = idx[self.sends[idx]]
         if self.plan.pacing.think_s > 0:
             idx = idx[self.release_at[idx] <= now]
         counts = self.credits[idx]

@@ -1,0 +1,134 @@
+"""Capacity answers end to end: the real CLI against servers with known limits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests import servers
+
+
+def harness(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
+                          capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def common(tmp_path: Path) -> list[str]:
+    return ["--workers", "1", "--warmup", "0.2", "--timeout", "1", "--no-report",
+            "--results-dir", str(tmp_path / "results")]
+
+
+def test_search_finds_a_token_bucket_capacity_within_10_percent(tmp_path: Path) -> None:
+    rate = 2000.0
+    with servers.start("token_bucket", rate=rate) as srv:
+        r = harness("search", "--host", f"127.0.0.1:{srv.port}", "--slo", "p99<50ms",
+                    "--max-errors", "1%", "--over", "rate", "--conns", "10", "--lo", "500",
+                    "--hi", "8000", "--duration", "1.5", "--json", *common(tmp_path),
+                    cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    doc = orjson.loads(r.stdout)
+    assert doc["unit"] == "msgs_s" and doc["slo"] == "p99<50ms"
+    assert abs(doc["max_load"] - rate) <= 0.10 * rate, doc["probes"]
+    assert len(doc["probes"]) >= 3
+    assert all({"load", "ok", "p99_ms"} <= p.keys() for p in doc["probes"])
+
+
+def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
+    # 100 msgs/s per connection against a 1000 msgs/s server: 8 conns fit, 16 do not
+    with servers.start("token_bucket", rate=1000.0) as srv:
+        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--rate", "100",
+                    "--until-degraded", "--max-conns", "64", "--duration", "2", "--json",
+                    *common(tmp_path), cwd=tmp_path)
+    doc = orjson.loads(r.stdout)
+    assert [s["conns"] for s in doc["steps"]] == [2, 4, 8, 16], doc["degradation"]
+    assert doc["degradation"]["degraded_at"] == 16
+    assert doc["degradation"]["last_healthy"] == 8
+
+
+def test_spike_recovery_time_is_reported_within_a_second(tmp_path: Path) -> None:
+    """The server answers in 10 ms, in 60 ms while over 10 connections, and stays slow for
+    2.5 s after the count drops back."""
+    config = tmp_path / "spike.toml"
+    config.write_text("""
+[scenarios.spike]
+stages = [
+  { conns = 5, duration = 3.0, label = "before" },
+  { conns = 30, duration = 2.0, label = "spike" },
+  { conns = 5, duration = 7.0, label = "after" },
+]
+""")
+    with servers.start("slow_start", threshold=10, delay=0.010, slow_delay=0.060,
+                       recovery=2.5) as srv:
+        r = harness("run", "--config", str(config), "--scenario", "spike", "--host",
+                    f"127.0.0.1:{srv.port}", "--json", *common(tmp_path), cwd=tmp_path)
+    doc = orjson.loads(r.stdout)
+    (step,) = doc["steps"]
+    assert [s["conns"] for s in step["stages"]] == [5, 30, 5]
+    rec = step["recovery"]
+    assert rec["recovered"], rec
+    assert abs(rec["recovery_s"] - 2.5) <= 1.0, rec
+    assert step["connected"] >= 30
+
+
+def test_soak_against_a_growing_server_says_memory_grows(tmp_path: Path) -> None:
+    with servers.start("grow_memory", step=8 << 20, interval=0.5) as srv:
+        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4", "--duration",
+                    "11", "--server-pid", str(srv.pid), "--monitor-interval", "0.5", "--json",
+                    *common(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    (step,) = orjson.loads(r.stdout)["steps"]
+    assert step["trend"]["memory_growing"], step["trend"]
+    assert "memory" in step["trend"]["verdict"]
+    assert step["resources"]["server"]["rss_max_bytes"] > step["resources"]["server"][
+        "rss_start_bytes"]
+
+
+def test_soak_against_a_steady_server_is_stable(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4", "--duration",
+                    "10", "--server-pid", str(srv.pid), "--monitor-interval", "0.5", "--rate",
+                    "50", "--json", *common(tmp_path), cwd=tmp_path)
+    (step,) = orjson.loads(r.stdout)["steps"]
+    assert not step["trend"]["memory_growing"], step["trend"]
+
+
+def test_thresholds_fail_with_exit_1_and_pass_with_exit_0(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text("[thresholds]\np99_ms = 5.0\n\n[env.relaxed.thresholds]\np99_ms = 200.0\n")
+    with servers.start("delay", delay=0.020) as srv:
+        host = f"127.0.0.1:{srv.port}"
+        args = ["--host", host, "--conns", "4", "--duration", "1", *common(tmp_path)]
+        strict = harness("run", "--config", str(config), *args, cwd=tmp_path)
+        relaxed = harness("run", "--config", str(config), "--env", "relaxed", *args, cwd=tmp_path)
+    assert strict.returncode == 1
+    out = strict.stdout.decode()
+    assert "THRESHOLD FAILED: p99_ms" in out and "at step conns=4" in out
+    assert relaxed.returncode == 0, relaxed.stdout.decode() + relaxed.stderr.decode()
+
+
+def test_unknown_scenario_stage_or_threshold_key_exits_2(tmp_path: Path) -> None:
+    bad_stage = tmp_path / "s.toml"
+    bad_stage.write_text("[scenarios.x]\nstages = [{ conns = 5, speed = 2 }]\n")
+    r1 = harness("run", "--config", str(bad_stage), "--scenario", "x", cwd=tmp_path)
+    r2 = harness("run", "--config", str(bad_stage), "--scenario", "nope", cwd=tmp_path)
+    bad_th = tmp_path / "t.toml"
+    bad_th.write_text("[thresholds]\np98_ms = 3\n")
+    r3 = harness("run", "--config", str(bad_th), cwd=tmp_path)
+    r4 = harness("search", "--slo", "p99 < fast", "--host", "127.0.0.1:1", cwd=tmp_path)
+    assert (r1.returncode, r2.returncode, r3.returncode, r4.returncode) == (2, 2, 2, 2)
+    assert "stages[0].speed" in r1.stderr.decode()
+    assert "'nope'" in r2.stderr.decode()
+    assert "thresholds.p98_ms" in r3.stderr.decode()
+    assert "p50" in r4.stderr.decode()  # the grammar is shown
+
+
+def test_server_pid_that_does_not_exist_warns_and_the_run_goes_on(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--duration",
+                    "0.5", "--server-pid", "999999", "--json", *common(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0
+    assert "999999" in r.stderr.decode()
+    assert any("999999" in w for w in orjson.loads(r.stdout)["warnings"])
