@@ -26,28 +26,57 @@ def frame_dtype(header: int, size: int) -> np.dtype:
                      "offsets": [0, header, header], "itemsize": size})
 
 
+SizeSpec = int | tuple[int, int] | list[int]  # fixed, uniform [lo, hi], or drawn from a list
+
+
+def size_bounds(spec: SizeSpec) -> tuple[int, int]:
+    if isinstance(spec, int):
+        return spec, spec
+    if isinstance(spec, tuple):
+        return spec[0], spec[1]
+    return min(spec), max(spec)
+
+
 class Outbound:
     """Builds messages into a reusable buffer; every message is ``header + stamp + filler``.
 
-    With one message kind every frame has the same size and the buffer is a 2-D array whose
-    headers and fillers are written once: a round only writes the stamp columns.
+    With one kind of one size (and no corpus) every frame has the same size: the buffer is
+    a 2-D array whose headers and fillers are written once, and a round writes only the
+    stamps. Otherwise each message's kind, size and filler are drawn (seeded) and the frames
+    are assembled with a few vectorized scatters per round.
     """
 
-    def __init__(self, framing: Framing, sizes: list[int], fillers: list[bytes],
-                 weights: list[float], key: int, worker: int, seed: int) -> None:
+    def __init__(self, framing: Framing, kinds: list, fillers: list[bytes], key: int,
+                 worker: int, seed: int, corpus: list[bytes] | None = None,
+                 by_connection: bool = False) -> None:
         self.framing = framing
         self.ascii = framing.name == "newline"
         self.ss = stamp.stamp_size(self.ascii)
         self.hdr = framing.header
+        self.over = framing.overhead() + self.ss  # bytes besides the filler
         self.key = key
         self.worker = worker
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.templates = [self._template(s, f) for s, f in zip(sizes, fillers, strict=True)]
-        w = np.asarray(weights, dtype=np.float64)
+        self.specs = [k.size for k in kinds]
+        w = np.asarray([k.weight for k in kinds], dtype=np.float64)
         self.p = w / w.sum()
         self.rng = np.random.default_rng(seed)
-        self.fixed = len(sizes) == 1
+        self.by_connection = by_connection
+        self.cum = np.cumsum(self.p)[:-1]
+        self.fixed = len(kinds) == 1 and isinstance(self.specs[0], int) and not corpus
         self.rows = 0
+        if self.fixed:
+            self.template = self._template(self.specs[0], fillers[0])
+        else:
+            top = max(size_bounds(sp)[1] for sp in self.specs) - self.over
+            if corpus:
+                lens = np.array([len(x) for x in corpus], dtype=np.int64)
+                self.pattern = np.frombuffer(b"".join(corpus), dtype=np.uint8)
+                self.line_len, self.line_off = lens, np.cumsum(lens) - lens
+            else:
+                self.pattern = np.frombuffer(b"".join(f[:top].ljust(top, b"x") for f in fillers),
+                                             dtype=np.uint8)
+                self.kind_off = np.arange(len(kinds), dtype=np.int64) * top
+            self.corpus = bool(corpus)
         self.buf = np.empty(0, dtype=np.uint8)
         self._grow(4096)
 
@@ -58,21 +87,20 @@ class Outbound:
 
     def _template(self, size: int, filler: bytes) -> np.ndarray:
         body_len = size - self.framing.overhead()
-        body = bytes(self.ss) + filler[: body_len - self.ss]
+        body = bytes(self.ss) + filler[: body_len - self.ss].ljust(body_len - self.ss, b"x")
         return np.frombuffer(self.framing.encode(body), dtype=np.uint8)
 
     def _grow(self, rows: int) -> None:
+        self.rows = rows
         if self.fixed:
-            size = int(self.sizes[0])
-            self.rows = rows
+            size = int(self.specs[0])
             self.buf = np.empty((rows, size), dtype=np.uint8)
-            self.buf[:] = self.templates[0]
+            self.buf[:] = self.template
             if not self.ascii:
                 self.words = np.ndarray((rows,), dtype=frame_dtype(self.hdr, size),
                                         buffer=self.buf)["w"]
         else:
-            self.rows = rows
-            self.buf = np.empty(rows * int(self.sizes.max()), dtype=np.uint8)
+            self.buf = np.empty(0, dtype=np.uint8)
 
     def build(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
               delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
@@ -81,37 +109,80 @@ class Outbound:
         Returns the bytes, each message's end offset in them, and each message's kind.
         """
         n = len(gid)
-        if n > self.rows:
-            self._grow(max(n, 2 * self.rows))
-        if self.fixed and not self.ascii:
-            return self._build_words(gid, seq0, t, delay_us)
-        kinds = (np.zeros(n, dtype=np.uint16) if self.fixed else
-                 self.rng.choice(len(self.sizes), size=n, p=self.p).astype(np.uint16))
-        seq = np.arange(seq0, seq0 + n, dtype=np.uint32)
-        st = stamp.make(gid, seq, kinds, self.worker, delay_us, t, self.key)
-        raw = stamp.to_bytes(st, self.ascii)
         if self.fixed:
-            size = int(self.sizes[0])
-            self.buf[:n, self.hdr:self.hdr + self.ss] = raw
+            if n > self.rows:
+                self._grow(max(n, 2 * self.rows))
+            if not self.ascii:
+                return self._build_words(gid, seq0, t, delay_us)
+            kinds = np.zeros(n, dtype=np.uint16)
+            st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds,
+                            self.worker, delay_us, t, self.key)
+            size = int(self.specs[0])
+            self.buf[:n, self.hdr:self.hdr + self.ss] = stamp.to_bytes(st, True)
             ends = np.arange(size, (n + 1) * size, size, dtype=np.int64)
             return memoryview(self.buf[:n]).cast("B"), ends, kinds
-        sizes = self.sizes[kinds]
-        ends = np.cumsum(sizes)
-        starts = ends - sizes
-        flat = self.buf
-        for k, tpl in enumerate(self.templates):
-            rows = np.flatnonzero(kinds == k)
-            if len(rows):
-                flat[starts[rows, None] + np.arange(len(tpl))] = tpl
-        flat[starts[:, None] + self.hdr + np.arange(self.ss)] = raw
-        return memoryview(flat[: int(ends[-1])]), ends, kinds
+        return self._build_varied(gid, seq0, t, delay_us)
 
+    def pick_kinds(self, gid: np.ndarray) -> np.ndarray:
+        if len(self.specs) == 1:
+            return np.zeros(len(gid), dtype=np.uint16)
+        if self.by_connection:  # golden-ratio sequence: near the weights for any count
+            frac = (np.asarray(gid, dtype=np.float64) * 0.6180339887498949) % 1.0
+            return np.searchsorted(self.cum, frac, side="right").astype(np.uint16)
+        return self.rng.choice(len(self.specs), size=len(gid), p=self.p).astype(np.uint16)
+
+    def draw(self, kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Filler length and its offset in the pattern, per message (seeded)."""
+        n = len(kinds)
+        if self.corpus:
+            line = self.rng.integers(0, len(self.line_len), n)
+            return self.line_len[line], self.line_off[line]
+        fill = np.empty(n, dtype=np.int64)
+        for k, spec in enumerate(self.specs):
+            sel = kinds == k
+            m = int(sel.sum())
+            if not m:
+                continue
+            if isinstance(spec, int):
+                fill[sel] = spec
+            elif isinstance(spec, tuple):
+                fill[sel] = self.rng.integers(spec[0], spec[1] + 1, m)
+            else:
+                fill[sel] = self.rng.choice(np.asarray(spec, dtype=np.int64), m)
+        return fill - self.over, self.kind_off[kinds]
+
+    def _build_varied(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
+                      delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
+        n = len(gid)
+        kinds = self.pick_kinds(gid)
+        fill, src = self.draw(kinds)
+        size = fill + self.over
+        ends = np.cumsum(size)
+        starts = ends - size
+        total = int(ends[-1])
+        if len(self.buf) < total:
+            self.buf = np.empty(max(total, 2 * len(self.buf)), dtype=np.uint8)
+        out = self.buf
+        body = size - self.hdr
+        for j in range(self.hdr):  # big-endian length prefix, a byte column at a time
+            out[starts + j] = (body >> (8 * (self.hdr - 1 - j))) & 0xFF
+        st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds, self.worker,
+                        delay_us, t, self.key)
+        out[starts[:, None] + self.hdr + np.arange(self.ss)] = stamp.to_bytes(st, self.ascii)
+        f_total = int(fill.sum())
+        if f_total:
+            ramp = np.arange(f_total) - np.repeat(np.cumsum(fill) - fill, fill)
+            out[np.repeat(starts + self.hdr + self.ss, fill) + ramp] = \
+                self.pattern[np.repeat(src, fill) + ramp]
+        if self.ascii:
+            out[ends - 1] = 10
+        return memoryview(out[:total]), ends, kinds
 
     def _build_words(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
                      delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
         """The fast path: one size, binary stamps written as words straight into the frames."""
         n = len(gid)
-        size = int(self.sizes[0])
+        size = int(self.specs[0])
         w = self.words[:n]
         w[:, 1] = gid
         w[:, 2] = np.arange(seq0, seq0 + n, dtype=np.uint32)

@@ -70,7 +70,8 @@ RUN_FLAGS = [
     ("--workers", int, "worker processes (default: usable cores, less one for an embedded server)"),
     ("--workload", str, "echo, chat, or path/to/workload.py"),
     ("--framing", str, "newline, len16 or len32"),
-    ("--size", int, "bytes per message on the wire, framing included"),
+    ("--size", str, "bytes per message on the wire, framing included: N, LO-HI or N,N,..."),
+    ("--corpus", str, "payloads from a file, one per line, after the stamp"),
     ("--inflight", int, "closed loop: messages outstanding per connection"),
     ("--rate", float, "open loop: messages/s per connection, on a fixed schedule"),
     ("--think", float, "closed loop: seconds to wait after each reply"),
@@ -141,7 +142,7 @@ def load_workload(plan: Plan) -> Any:
     from workloads import WorkloadError, load
     try:
         cls = load(plan.workload)
-        return cls(plan.size, plan.seed)
+        return cls(plan.size_spec if plan.size_spec is not None else plan.size, plan.seed)
     except WorkloadError as exc:
         raise cfg.ConfigError(str(exc)) from None
     except Exception as exc:  # a user's workload whose constructor fails

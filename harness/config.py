@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import framing as framing_mod
-from harness.batch import Outbound
+from harness.batch import Outbound, SizeSpec, size_bounds
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds
 
 # The default of every run setting (harness.toml's [run] table documents the same values).
@@ -48,7 +48,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     "server_pid": 0,
     "server_cmd": "",
     "monitor_interval": 1.0,
+    "corpus": "",  # a file of payloads, one per line (after the stamp); "" = filler bytes
 }
+MIX_KEYS = {"by", "kinds"}
+KIND_KEYS = {"name", "weight", "size"}
 SCENARIO_ONLY = {"stages", "description"}
 STAGE_KEYS = {"conns", "duration", "rate", "label"}
 TABLES = {
@@ -60,7 +63,7 @@ TABLES = {
 }
 # Flags whose name differs from the key, for error messages.
 FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
-KNOWN_TOP = set(TABLES) | {"scenarios", "env"}
+KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix"}
 MAX_CONNS = 1_000_000
 
 
@@ -117,6 +120,7 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
         merged["run"]["scenario"] = scenario
         merged["stages"] = file.get("scenarios", {}).get(scenario, {}).get("stages", [])
     merged["env_name"] = env
+    merged["mix"] = file.get("mix", {})
     for key, value in flags.items():
         if value is not None:
             merged["run"][key] = value
@@ -253,16 +257,12 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
         fr = framing_mod.get(fr_name)
     except ValueError as exc:
         raise ConfigError(f"--framing: {exc}") from None
-    size = _num(run, "size", 1, int)
-    room = Outbound.stamp_room(fr)
-    if size < room:
-        raise ConfigError(f"--size: {size} bytes is too small for {fr_name} framing "
-                          f"(at least {room}: frame header and stamp)")
     max_frame = _num(run, "max_frame", 16, int)
-    if size > max_frame:
-        raise ConfigError(f"--size: {size} exceeds --max-frame {max_frame}")
-    if size - fr.overhead() > fr.max_body:
-        raise ConfigError(f"--size: {size} exceeds what {fr_name} framing can carry")
+    spec = parse_size(run["size"], _name(run, "size"))
+    check_size(spec, _name(run, "size"), fr, max_frame)
+    size = size_bounds(spec)[0]
+    mix, mix_by = parse_mix(merged.get("mix") or {}, fr, max_frame)
+    corpus = read_corpus(str(run["corpus"]), _name(run, "corpus"), fr, max_frame)
     rate = _num(run, "rate", 0.0)
     inflight = _num(run, "inflight", 1, int, 1_000_000)
     think = _num(run, "think", 0.0)
@@ -301,7 +301,8 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
         scenario=run.get("scenario"), env=merged.get("env_name"),
         server_pid=_num(run, "server_pid", 0, int) or None,
         server_cmd=str(run["server_cmd"]) or None,
-        monitor_interval_s=_num(run, "monitor_interval", 0.05, float, 60.0))
+        monitor_interval_s=_num(run, "monitor_interval", 0.05, float, 60.0),
+        mix=mix, mix_by=mix_by, corpus=corpus, size_spec=spec)
 
 
 def parse_list_any(v: Any) -> list:
@@ -329,6 +330,89 @@ def _steps(run: dict, rate: float) -> tuple[Step, ...]:
         pairs = [(c, m) for c in conns for m in messages]
         return tuple(Step(i, c, None, m, rate, listen) for i, (c, m) in enumerate(pairs))
     return tuple(Step(i, c, duration, None, rate, listen) for i, c in enumerate(conns))
+
+
+def parse_size(value: Any, name: str) -> SizeSpec:
+    """``64`` (fixed), ``"64-1024"`` (uniform), ``"64,128,1024"`` or a list (drawn from)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, list):
+        return [int(v) for v in parse_int_list(value, name)]
+    text = str(value).strip()
+    if "-" in text:
+        lo, _, hi = text.partition("-")
+        try:
+            bounds = (int(lo), int(hi))
+        except ValueError:
+            raise ConfigError(f"{name}: {text!r}: expected N, LO-HI or N,N,...") from None
+        if not 0 < bounds[0] <= bounds[1]:
+            raise ConfigError(f"{name}: {text!r}: need 0 < LO <= HI")
+        return bounds
+    sizes = parse_int_list(text, name)
+    if not sizes:
+        raise ConfigError(f"{name}: give a size in bytes")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def check_size(spec: SizeSpec, name: str, fr: framing_mod.Framing, max_frame: int) -> None:
+    lo, hi = size_bounds(spec)
+    room = Outbound.stamp_room(fr)
+    if lo < room:
+        raise ConfigError(f"{name}: {lo} bytes is too small for {fr.name} framing "
+                          f"(at least {room}: frame header and stamp)")
+    if hi > max_frame:
+        raise ConfigError(f"{name}: {hi} exceeds --max-frame {max_frame}")
+    if hi - fr.overhead() > fr.max_body:
+        raise ConfigError(f"{name}: {hi} exceeds what {fr.name} framing can carry")
+
+
+def parse_mix(table: dict, fr: framing_mod.Framing, max_frame: int) -> tuple[tuple, str]:
+    """[mix]: ``by`` ("message" or "connection") and [[mix.kinds]] {name, weight, size}."""
+    from workloads.base import Kind
+    if not table:
+        return (), "message"
+    for key in table:
+        if key not in MIX_KEYS:
+            raise ConfigError(f"unknown key mix.{key} (known: {', '.join(sorted(MIX_KEYS))})")
+    by = str(table.get("by", "message"))
+    if by not in ("message", "connection"):
+        raise ConfigError(f"mix.by: {by!r} must be 'message' or 'connection'")
+    kinds = []
+    for i, k in enumerate(table.get("kinds", [])):
+        where = f"mix.kinds[{i}]"
+        if not isinstance(k, dict):
+            raise ConfigError(f"{where} must be a table")
+        for key in k:
+            if key not in KIND_KEYS:
+                raise ConfigError(f"unknown key {where}.{key} (known: name, weight, size)")
+        if "size" not in k:
+            raise ConfigError(f"{where}.size: missing")
+        spec = parse_size(k["size"], f"{where}.size")
+        check_size(spec, f"{where}.size", fr, max_frame)
+        weight = _num({"w": k.get("weight", 1.0), "__names__": {"w": f"{where}.weight"}}, "w",
+                      0.0)
+        kinds.append(Kind(str(k.get("name", f"kind{i}")), weight, spec))
+    if not kinds or sum(k.weight for k in kinds) <= 0:
+        raise ConfigError("mix.kinds: give at least one kind with a positive weight")
+    return tuple(kinds), by
+
+
+def read_corpus(path: str, name: str, fr: framing_mod.Framing, max_frame: int
+                ) -> tuple[bytes, ...]:
+    if not path:
+        return ()
+    try:
+        with open(path, "rb") as f:
+            lines = tuple(line.rstrip(b"\r\n") for line in f)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if not lines:
+        raise ConfigError(f"{name}: {path} is empty")
+    longest = max(len(x) for x in lines) + Outbound.stamp_room(fr)
+    if longest > max_frame:
+        raise ConfigError(f"{name}: a line of {path} makes a {longest}-byte message, over "
+                          f"--max-frame {max_frame}")
+    return lines
 
 
 def _stages(raw: list[dict], run: dict) -> tuple[Stage, ...]:

@@ -98,3 +98,7 @@ class Plan:
     server_pid: int | None = None  # a target server process to watch (psutil)
     server_cmd: str | None = None  # a command harness starts, watches and stops
     monitor_interval_s: float = 1.0
+    mix: tuple = ()  # workloads.Kind values from [mix]: they replace the workload's kinds
+    mix_by: str = "message"  # "message": each message drawn by weight; "connection": per conn
+    corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
+    size_spec: object = None  # --size as given: int, (lo, hi) or a list

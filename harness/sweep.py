@@ -90,8 +90,9 @@ def until_degraded(plan: Plan, workload: Any) -> Callable[[list[StepRun]], Step 
 
 
 def figures(plan: Plan, workload: Any, run: StepRun) -> aggregate.StepFigures:
+    kinds = plan.mix or workload.kinds()
     f = aggregate.step_figures(run.step, run.results, run.receivers, workload.delivery,
-                               [k.name for k in workload.kinds()], plan.pacing.mode == "open")
+                               [k.name for k in kinds], plan.pacing.mode == "open")
     f.summary["partial"] = f.summary["partial"] or run.partial
     for node in f.summary.get("per_node", ()):
         node["target"] = plan.targets[node["node"]].label

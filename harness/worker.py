@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness import framing as framing_mod
-from harness.batch import Inbound, Outbound, Parsed
+from harness.batch import Inbound, Outbound, Parsed, size_bounds
 from harness.framing import FrameError
 from harness.histogram import Histogram, from_counts
 from harness.ledger import BroadcastLedger, EchoLedger
@@ -59,13 +59,13 @@ class Worker:
         self.addrs = addrs  # (family, sockaddr) per target
         fr = framing_mod.get(workload.framing or plan.framing)
         self.framing = fr
-        kinds = workload.kinds()
+        kinds = list(plan.mix) if plan.mix else workload.kinds()
         self.n_kinds = len(kinds)
-        sizes = [k.size for k in kinds]
-        ss = Outbound.stamp_room(fr)
-        self.out = Outbound(fr, sizes, [workload.filler(i, s) for i, s in enumerate(sizes)],
-                            [k.weight for k in kinds], 0, index, plan.seed * 7919 + index)
-        fixed = sizes[0] if len(set(sizes)) == 1 and sizes[0] >= ss else None
+        fillers = [workload.filler(i, size_bounds(k.size)[1]) for i, k in enumerate(kinds)]
+        self.out = Outbound(fr, kinds, fillers, 0, index, plan.seed * 7919 + index,
+                            corpus=list(plan.corpus) or None,
+                            by_connection=plan.mix_by == "connection")
+        fixed = kinds[0].size if self.out.fixed else None
         self.fixed = fixed if fr.header and not workload.ignore_unstamped else None
         self.fixed_hdr = ((fixed - fr.header).to_bytes(fr.header, "big") if self.fixed
                           else b"")

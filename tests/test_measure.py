@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import aggregate
 from harness import config as cfg
 from harness.coordinator import Coordinator, resolve
 from harness.plan import Plan
+from harness.sweep import figures
 from harness.targets import launch
 from tests import servers
 from workloads import load
@@ -26,14 +26,11 @@ def plan_for(host: str, **run: object) -> Plan:
 
 
 def run_plan(plan: Plan) -> list[dict]:
-    workload = load(plan.workload)(plan.size, plan.seed)
+    workload = load(plan.workload)(plan.size_spec or plan.size, plan.seed)
     with Coordinator(plan, workload, resolve(plan.targets)) as coord:
         outcome = coord.run()
     assert not outcome.error, outcome.error
-    return [aggregate.step_figures(r.step, r.results, r.receivers, workload.delivery,
-                                   [k.name for k in workload.kinds()],
-                                   plan.pacing.mode == "open").summary
-            for r in outcome.steps]
+    return [figures(plan, workload, r).summary for r in outcome.steps]
 
 
 def host(handle: servers.Handle) -> str:

@@ -10,6 +10,7 @@ import pytest
 from harness import framing, stamp
 from harness.batch import Inbound, Outbound
 from harness.framing import Framing
+from workloads.base import Kind
 
 KEY = 0x1234ABCD
 WORKER = 3
@@ -137,8 +138,8 @@ def filler(size: int) -> bytes:
 
 
 def outbound(fr: Framing, sizes: list[int], seed: int = 11) -> Outbound:
-    return Outbound(fr, sizes, [filler(s) for s in sizes], [1.0] * len(sizes), KEY, WORKER,
-                    seed)
+    kinds = [Kind(f"k{i}", 1.0, sz) for i, sz in enumerate(sizes)]
+    return Outbound(fr, kinds, [filler(s) for s in sizes], KEY, WORKER, seed)
 
 
 def segments(gid: np.ndarray, ends: np.ndarray, local: dict[int, int]) -> tuple[

@@ -47,6 +47,10 @@ def _notes(s: dict) -> list[str]:
     if s.get("client_bound"):
         out.append(f"conns={s['conns']}: the client was the bottleneck (CPU "
                    f"{s['client_cpu_pct']:.0f}%): this step measures harness, not the server")
+    for k in s.get("kinds", ()):
+        lat = k["latency_ms"]
+        out.append(f"conns={s['conns']}:   kind {k['kind']}: sent {k['sent']}, replies "
+                   f"{k['received']}, p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms")
     if "service_ms" in s:
         svc = s["service_ms"]
         out.append(f"conns={s['conns']}: open loop: latency from intended send; service time "
