@@ -315,4 +315,24 @@ def threshold_failures(steps: list[dict], th: Thresholds) -> list[str]:
         if th.min_throughput is not None and s["throughput_msgs_s"] < th.min_throughput:
             out.append(f"min_throughput: {s['throughput_msgs_s']:.1f} < {th.min_throughput} "
                        f"msgs/s at {where}")
+        out.extend(_server_failures(s, th, where))
+    return out
+
+
+def _server_failures(s: dict, th: Thresholds, where: str) -> list[str]:
+    """Server CPU and memory limits; a limit that could not be checked fails (honestly)."""
+    checks = [("max_server_cpu_pct", th.max_server_cpu_pct, "cpu_pct_max", 1.0, "%"),
+              ("max_server_rss_mb", th.max_server_rss_mb, "rss_max_bytes", 1e6, " MB")]
+    server = s.get("resources", {}).get("server")
+    out = []
+    for name, limit, key, scale, unit in checks:
+        if limit is None:
+            continue
+        value = server.get(key) if server else None
+        if value is None:
+            out.append(f"{name}: not measured at {where} (no server watched: give "
+                       "--server-pid or --server-cmd)")
+        elif value / scale > limit:
+            out.append(f"{name}: {value / scale:.1f}{unit} > {limit}{unit} (by "
+                       f"{value / scale - limit:.1f}) at {where}")
     return out

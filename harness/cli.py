@@ -275,11 +275,14 @@ class LiveLine:
 
     def __init__(self) -> None:
         self.last: tuple[float, int] | None = None
+        self.step = -1
 
     def __call__(self, step: Any, progress: list[dict]) -> None:
         now = time.monotonic()
         received = sum(p["received"] for p in progress)
         rate = 0.0
+        if step.index != self.step:
+            self.step, self.last = step.index, None
         if self.last is not None and now > self.last[0]:
             rate = (received - self.last[1]) / (now - self.last[0])
         self.last = (now, received)

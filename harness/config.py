@@ -59,7 +59,8 @@ TABLES = {
     "degradation": {"max_error_rate": 0.01, "max_p99_ms": 0.0, "p99_factor": 10.0,
                     "min_gain": 0.25},
     "thresholds": {"max_lost": 0, "max_error_rate": -1.0, "p50_ms": 0.0, "p95_ms": 0.0,
-                   "p99_ms": 0.0, "min_throughput": 0.0},
+                   "p99_ms": 0.0, "min_throughput": 0.0, "max_server_cpu_pct": 0.0,
+                   "max_server_rss_mb": 0.0},
 }
 # Flags whose name differs from the key, for error messages.
 FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
@@ -458,7 +459,9 @@ def _thresholds(d: dict) -> Thresholds:
                       p50_ms=_limit(d, "thresholds", "p50_ms"),
                       p95_ms=_limit(d, "thresholds", "p95_ms"),
                       p99_ms=_limit(d, "thresholds", "p99_ms"),
-                      min_throughput=_limit(d, "thresholds", "min_throughput"))
+                      min_throughput=_limit(d, "thresholds", "min_throughput"),
+                      max_server_cpu_pct=_limit(d, "thresholds", "max_server_cpu_pct"),
+                      max_server_rss_mb=_limit(d, "thresholds", "max_server_rss_mb"))
 
 
 def with_targets(plan: Plan, targets: tuple[Target, ...]) -> Plan:

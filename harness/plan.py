@@ -66,6 +66,8 @@ class Thresholds:
     p95_ms: float | None = None
     p99_ms: float | None = None
     min_throughput: float | None = None
+    max_server_cpu_pct: float | None = None  # of one core, the step's highest sample
+    max_server_rss_mb: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

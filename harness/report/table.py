@@ -51,6 +51,17 @@ def _notes(s: dict) -> list[str]:
         lat = k["latency_ms"]
         out.append(f"conns={s['conns']}:   kind {k['kind']}: sent {k['sent']}, replies "
                    f"{k['received']}, p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms")
+    for role, r in (s.get("resources") or {}).items():
+        if r.get("died_at_s") is not None:
+            out.append(f"conns={s['conns']}: {role} DIED {r['died_at_s']:.1f} s after "
+                       "monitoring began; the run went on")
+    if s.get("trend") and s["trend"]["verdict"] != "stable":
+        out.append(f"conns={s['conns']}: trend over the step: {s['trend']['verdict']}")
+    if s.get("recovery"):
+        rec = s["recovery"]
+        out.append(f"conns={s['conns']}: spike recovery: " + (
+            f"{rec['recovery_s']:.1f} s back to baseline (p99 and throughput within "
+            f"{rec['band']:.0%})" if rec["recovered"] else "NOT recovered by the end"))
     if "service_ms" in s:
         svc = s["service_ms"]
         out.append(f"conns={s['conns']}: open loop: latency from intended send; service time "

@@ -1,0 +1,109 @@
+"""Benchmark: one worker's select rounds against the built-in echo server.
+
+Prints, per (connections, in flight) configuration, messages per second received inside
+the measure window, µs per select round (window length / rounds in the window), messages
+per round and the worker's CPU share; the median of ``--repeat`` runs. The worker is pinned
+to core 0, the echo server (one node) to core 1. Every run is bounded: a connect deadline,
+a fixed window, the reply timeout for the drain, and a hard stop a few seconds past it.
+
+    python tests/bench/worker_rounds.py [--seconds 3] [--repeat 3] [--configs 5x1,10x1,100x16]
+                                        [--profile]
+
+Not a test (pytest does not collect it): a tool for measuring changes to the hot loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import selectors
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from harness import config as cfg  # noqa: E402
+from harness.coordinator import build_shares  # noqa: E402
+from harness.result import Times  # noqa: E402
+from harness.targets import launch  # noqa: E402
+from harness.worker import Worker  # noqa: E402
+from workloads import load  # noqa: E402
+
+SEC = 1_000_000_000
+CONFIGS = ((5, 1), (10, 1), (100, 16))
+
+
+def run_once(conns: int, inflight: int, seconds: float, profile: bool = False) -> dict:
+    """One run: a fresh echo server, one worker, ``seconds`` of measure window."""
+    srv = launch("echo", cpu=1)
+    try:
+        h, p = srv.addresses[0]
+        plan = cfg.build_plan(cfg.settings({}, {"host": f"{h}:{p}", "conns": str(conns),
+                                                "inflight": inflight, "workers": 1}))
+        wl = load("echo")(64, 1)
+        w = Worker(0, plan, wl, [(socket.AF_INET, (h, p))])
+        share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
+        w.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 5 * SEC)
+        rounds = [0]
+        io_round = w._io_round
+
+        def counted(wait: float) -> None:
+            if w.measuring and w.sending:
+                rounds[0] += 1
+            io_round(wait)
+
+        w._io_round = counted  # type: ignore[method-assign]
+        hard_stop = time.monotonic() + seconds + 10
+
+        def poll(_progress: dict) -> bool:
+            return time.monotonic() < hard_stop
+
+        now = time.monotonic_ns()
+        begin = now + 10_000_000
+        times = Times(begin, begin, begin + int(seconds * SEC))
+        prof = cProfile.Profile() if profile else None
+        if prof:
+            prof.enable()
+        res = w.run(times, poll)
+        if prof:
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    finally:
+        srv.stop()
+    n = max(rounds[0], 1)
+    return {"msgs_s": res.received / seconds, "us_round": seconds * 1e6 / n,
+            "msgs_round": res.received / n, "cpu": res.cpu_s / res.wall_s,
+            "errors": sum(res.errors.values()), "lost": res.lost}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--configs", default=",".join(f"{c}x{k}" for c, k in CONFIGS),
+                    help="comma-separated CONNSxINFLIGHT")
+    ap.add_argument("--profile", action="store_true", help="cProfile each run (slower)")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, {0})
+    configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
+    print(f"{'conns':>5} {'inflight':>8} {'msgs/s':>10} {'us/round':>9} {'msgs/round':>10} "
+          f"{'cpu':>5}   runs (msgs/s)")
+    for conns, inflight in configs:
+        runs = [run_once(conns, inflight, args.seconds, args.profile)
+                for _ in range(args.repeat)]
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        each = " ".join(f"{r['msgs_s']:.0f}" for r in runs)
+        bad = sum(r["errors"] + r["lost"] for r in runs)
+        print(f"{conns:>5} {inflight:>8} {med['msgs_s']:>10.0f} {med['us_round']:>9.1f} "
+              f"{med['msgs_round']:>10.1f} {med['cpu']:>5.2f}   {each}"
+              + (f"  ({bad} errors/lost)" if bad else ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()
