@@ -43,25 +43,32 @@ class StepFigures:
     summary: dict
     histograms: dict[str, Histogram]
     series: dict[str, list]
+    second_hists: list[Histogram]  # latency per second of the window, merged
 
 
-def merge_series(results: list[WorkerResult]) -> dict[str, list]:
-    """Per-second sums across workers, and p99 per second from merged histograms."""
-    length = max((len(r.series.get("sent", ())) for r in results), default=0)
+SERIES_COUNTS = ("sent", "received", "errors")
+
+
+def combine_series(columns: list[dict], seconds: list[list[Histogram]]
+                   ) -> tuple[dict[str, list], list[Histogram]]:
+    """Per-second counts added across parts (workers, or machines), and p99 per second from
+    the per-second histograms merged across parts. Parts are aligned on their window start."""
+    length = max([len(c.get("sent", ())) for c in columns] + [len(h) for h in seconds] + [0])
     out: dict[str, list] = {"second": list(range(length))}
-    for name in ("sent", "received", "errors"):
+    for name in SERIES_COUNTS:
         total = np.zeros(length, dtype=np.int64)
-        for r in results:
-            col = r.series.get(name)
-            if col is not None:
-                total[: len(col)] += col
+        for c in columns:
+            col = np.asarray(c.get(name, ()), dtype=np.int64)
+            total[: len(col)] += col
         out[name] = total.tolist()
-    p99 = []
-    for sec in range(length):
-        h = merge_all([r.sec_hists[sec] for r in results if sec < len(r.sec_hists)])
-        p99.append(ms(h.percentile(99)) if len(h) else None)
-    out["p99_ms"] = p99
-    return out
+    merged = [merge_all([h[sec] for h in seconds if sec < len(h)]) for sec in range(length)]
+    out["p99_ms"] = [ms(h.percentile(99)) if len(h) else None for h in merged]
+    return out, merged
+
+
+def merge_series(results: list[WorkerResult]) -> tuple[dict[str, list], list[Histogram]]:
+    """Per-second sums across workers, and p99 per second from merged histograms."""
+    return combine_series([r.series for r in results], [r.sec_hists for r in results])
 
 
 def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
@@ -112,7 +119,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     if len(kind_names) > 1:
         summary["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)
-    series = merge_series(results)
+    series, second_hists = merge_series(results)
     if step.stages:
         summary["stages"], rec = stage_figures(step, series)
         if rec is not None:
@@ -121,7 +128,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         fan, fh = fanout_figures(step, results, receivers, sent)
         summary.update(fan)
         hists["fanout"] = fh
-    return StepFigures(summary, hists, series)
+    return StepFigures(summary, hists, series, second_hists)
 
 
 def stage_figures(step: Step, series: dict) -> tuple[list[dict], dict | None]:

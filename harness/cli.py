@@ -1,8 +1,9 @@
-"""The command line: run, serve, calibrate, report. The only module that prints or exits.
+"""The command line: run, search, serve, report, calibrate. The only module that prints or
+exits.
 
-Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed; 2 usage or
-configuration error (one line naming the bad flag or key); 3 the target could not be
-reached at all.
+Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
+was cut short); 2 usage or configuration error (one line naming the bad flag or key); 3 the
+target could not be reached at all.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from harness.sweep import Session
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EMBEDDED_CHAT_NODES = 3  # --workload chat without --host runs against a linked 3-node cluster
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
-failed; 2 usage or configuration error; 3 the target could not be reached at all."""
+failed, or the run was cut short (results written, marked partial); 2 usage or configuration
+error; 3 the target could not be reached at all."""
 
 
 def die(code: int, message: str) -> None:
@@ -43,15 +45,7 @@ def die(code: int, message: str) -> None:
     sys.exit(code)
 
 
-class Group(click.Group):
-    """Usage errors exit 2 with one line (click already uses 2; keep the message short)."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("standalone_mode", True)
-        return super().main(*args, **kwargs)
-
-
-@click.group(cls=Group, epilog=EXIT_CODES_HELP)
+@click.group(epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="harness")
 def main() -> None:
     """harness: a multiprocess raw-socket stress harness.
@@ -308,11 +302,12 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     steps = [f.summary for f in figures]
     verdict = aggregate.degradation(steps, plan.degradation)
     failures = aggregate.threshold_failures(steps, plan.thresholds)
-    doc = run_document(plan, workload, outcome, steps, verdict, failures)
+    doc = run_document(plan, workload, outcome, steps, verdict, failures, started)
     doc["warnings"] = warnings or []
     folder = results_mod.run_dir(plan.results_dir, plan.name, started)
     full = dict(doc)
-    full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in f.histograms.items()})
+    full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in f.histograms.items()},
+                          second_histograms=[h.to_dict() for h in f.second_hists])
                      for s, f in zip(steps, figures, strict=True)]
     monitor_rows = [w.rows if w is not None else [] for w in watched]
     path = results_mod.write_run(folder, full, [f.series for f in figures], monitor_rows)
@@ -354,7 +349,7 @@ def report_cmd(run_folder: str) -> None:
 
 
 def run_document(plan: Plan, workload: Any, outcome: RunOutcome, steps: list[dict],
-                 verdict: dict, failures: list[str]) -> dict:
+                 verdict: dict, failures: list[str], started: float) -> dict:
     return {
         "schema_version": results_mod.SCHEMA_VERSION,
         "partial": outcome.partial,
@@ -364,7 +359,7 @@ def run_document(plan: Plan, workload: Any, outcome: RunOutcome, steps: list[dic
         "workload": workload.name,
         "delivery": workload.delivery,
         "config": plan_dict(plan),
-        "environment": environment(plan),
+        "environment": environment(plan, started),
         "steps": steps,
         "degradation": verdict,
         "thresholds": {"failed": failures},
@@ -372,12 +367,19 @@ def run_document(plan: Plan, workload: Any, outcome: RunOutcome, steps: list[dic
 
 
 def plan_dict(plan: Plan) -> dict:
+    """The resolved config as JSON-able values (the corpus as its line count)."""
     from dataclasses import asdict
-    return asdict(plan)
+    d = asdict(plan)
+    d["corpus"] = {"lines": len(plan.corpus)} if plan.corpus else None
+    return d
 
 
-def environment(plan: Plan) -> dict:
-    return {"host": socket.gethostname(), "cores": os.cpu_count(),
+def environment(plan: Plan, started: float) -> dict:
+    nofile = raise_nofile()
+    return {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "open_files_limit": nofile,
+            "max_conns_allowed": plan.workers * max(nofile - 64, 0),
+            "host": socket.gethostname(), "cores": os.cpu_count(),
             "usable_cores": len(os.sched_getaffinity(0)), "kernel": platform.release(),
             "python": platform.python_version(), "numpy": np.__version__,
             "harness": __version__, "workers": plan.workers,
@@ -458,6 +460,47 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
                        f"(tolerance {tolerance:.0%}"
                        f"{', not converged' if not result['converged'] else ''})")
     sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
+
+
+# ---------------------------------------------------------------------------- merge
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--name", default="merged", show_default=True)
+@click.option("--results-dir", default="results", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-report", is_flag=True)
+def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
+          no_report: bool) -> None:
+    """Merge runs that several client machines made at once against one target.
+
+    Histograms add bucket by bucket; percentiles are taken once, after the merge.
+    """
+    from harness import merge as merge_mod
+    try:
+        docs = [results_mod.read_run(r) for r in runs]
+    except (OSError, ValueError) as exc:
+        die(EXIT_USAGE, f"cannot read a run: {exc}")
+    series = [[results_mod.read_series(r, k) for k in range(len(d["steps"]))]
+              for r, d in zip(runs, docs, strict=True)]
+    try:
+        doc, cols, seconds, hists = merge_mod.merge_runs(docs, series)
+    except merge_mod.MergeError as exc:
+        die(EXIT_USAGE, f"merge: {exc}")
+    doc["merged_from"] = list(runs)
+    full = dict(doc)
+    full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in hs.items()},
+                          second_histograms=[h.to_dict() for h in sec])
+                     for s, hs, sec in zip(doc["steps"], hists, seconds, strict=True)]
+    folder = results_mod.run_dir(results_dir, cfg._safe_name(name))
+    path = results_mod.write_run(folder, full, cols)
+    page = None if no_report else write_html_report(folder)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
+    else:
+        click.echo(table.render(doc))
+        click.echo(f"merged {len(runs)} runs: {path}" + (f"  report: {page}" if page else ""))
 
 
 # ---------------------------------------------------------------------------- calibrate

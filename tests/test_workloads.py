@@ -106,9 +106,15 @@ def test_corpus_payloads_travel_end_to_end(tmp_path: Path) -> None:
     corpus = tmp_path / "lines.txt"
     corpus.write_text("first line of text\nsecond, somewhat longer line of text\nthird\n")
     with servers.start("echo", framing="newline") as srv:
-        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", framing="newline", corpus=str(corpus),
-                                 messages="300", inflight=4, warmup=0.0))
+        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--framing", "newline",
+                    "--corpus", str(corpus), "--conns", "4", "--messages", "300", "--inflight",
+                    "4", "--warmup", "0", "--workers", "1", "--json", "--results-dir",
+                    str(tmp_path / "r"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    doc = orjson.loads(r.stdout)
+    (s,) = doc["steps"]
     assert s["received"] == 300 and s["lost"] == 0 and s["errors"]["protocol"] == 0
+    assert doc["config"]["corpus"] == {"lines": 3}
 
 
 def test_variable_sizes_with_length_prefixes_end_to_end() -> None:

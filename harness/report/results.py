@@ -86,3 +86,13 @@ def read_run(folder: str | Path) -> dict:
     if path.is_dir():
         path = path / "run.json"
     return orjson.loads(path.read_bytes())
+
+
+def read_series(folder: str | Path, step: int) -> dict[str, list]:
+    """series-step<k>.csv as columns (counts as ints); {} when the file is absent."""
+    path = Path(folder) / f"series-step{step}.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {col: [int(r[col]) for r in rows] for col in ("second", "sent", "received", "errors")}

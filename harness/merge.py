@@ -1,0 +1,138 @@
+"""Merge runs that several client machines made at the same time against one target.
+
+Pure functions over run documents (run.json as dicts) and their per-second series: no
+files, no sockets. Latency stays exact: every histogram is rebuilt from its buckets, merged
+by addition (a layout mismatch is refused), and percentiles are taken once, after the merge.
+Counts add up; throughput adds (the machines loaded the target together); client CPU is
+the busiest worker of any machine. Units as in run.json (ms, msgs/s, MB/s).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import aggregate
+from harness.histogram import Histogram, merge_all
+from harness.result import ERROR_KINDS
+
+SUMMED = ("connected", "sent", "received", "lost", "duplicates", "behind_schedule")
+LOAD_KEYS = ("conns", "messages", "rate")
+PER_MACHINE = ("resources", "trend", "recovery")  # kept per run, not recomputed
+
+
+class MergeError(ValueError):
+    """Runs that cannot be merged (one line saying why)."""
+
+
+def check(docs: list[dict]) -> None:
+    if len(docs) < 2:
+        raise MergeError("give at least two runs to merge")
+    versions = {d.get("schema_version") for d in docs}
+    if len(versions) != 1:
+        raise MergeError(f"runs have different schema versions: {sorted(versions)}")
+    if any(d.get("delivery") == "broadcast" for d in docs):
+        raise MergeError("broadcast (chat) runs cannot be merged: each machine checks stamps "
+                         "with its own key, so cross-machine deliveries are not matched")
+    counts = {len(d["steps"]) for d in docs}
+    if len(counts) != 1:
+        raise MergeError(f"runs have different numbers of steps: {sorted(counts)}")
+    for k, steps in enumerate(zip(*(d["steps"] for d in docs), strict=True)):
+        for key in LOAD_KEYS:
+            values = {s.get(key) for s in steps}
+            if len(values) != 1:
+                raise MergeError(f"step {k}: runs differ in {key}: {sorted(map(str, values))}")
+        if any("histograms" not in s for s in steps):
+            raise MergeError(f"step {k}: a run.json without histograms (was it --json "
+                             "output rather than run.json?)")
+
+
+def _hists(steps: list[dict], key: str) -> Histogram | None:
+    found = [s["histograms"][key] for s in steps if key in s["histograms"]]
+    if not found:
+        return None
+    if len(found) != len(steps):
+        raise MergeError(f"histogram {key!r} is missing from some runs")
+    try:
+        return merge_all(Histogram.from_dict(d) for d in found)
+    except ValueError as exc:
+        raise MergeError(f"histogram {key!r}: {exc}") from None
+
+
+def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
+    out: dict[str, Any] = {k: v for k, v in steps[0].items()
+                           if k not in ("histograms", "second_histograms", *PER_MACHINE)}
+    for key in SUMMED:
+        if key in steps[0]:
+            out[key] = sum(s.get(key, 0) for s in steps)
+    out["errors"] = {k: sum(s["errors"].get(k, 0) for s in steps) for k in ERROR_KINDS}
+    out["duration_s"] = max(s["duration_s"] for s in steps)
+    out["throughput_msgs_s"] = round(sum(s["throughput_msgs_s"] for s in steps), 3)
+    out["throughput_mb_s"] = round(sum(s["throughput_mb_s"] for s in steps), 6)
+    out["client_cpu_pct"] = max(s["client_cpu_pct"] for s in steps)
+    out["client_cpu_pct_per_worker"] = [c for s in steps
+                                        for c in s.get("client_cpu_pct_per_worker", [])]
+    out["client_bound"] = any(s.get("client_bound") for s in steps)
+    out["partial"] = any(s.get("partial") for s in steps)
+    hists: dict[str, Histogram] = {}
+    for key in steps[0]["histograms"]:
+        h = _hists(steps, key)
+        if h is not None:
+            hists[key] = h
+    out["latency_ms"] = aggregate.latency_ms(hists["latency"])
+    out["connect_ms"] = aggregate.connect_ms(hists["connect"])
+    if "service" in hists:
+        out["service_ms"] = aggregate.latency_ms(hists["service"])
+    if "kinds" in steps[0]:
+        out["kinds"] = [{"kind": row["kind"],
+                         "sent": sum(s["kinds"][i]["sent"] for s in steps),
+                         "received": len(hists[f"kind:{row['kind']}"]),
+                         "latency_ms": aggregate.latency_ms(hists[f"kind:{row['kind']}"])}
+                        for i, row in enumerate(steps[0]["kinds"])]
+    out["machines"] = len(steps)
+    out["per_machine"] = [{k: s.get(k) for k in ("throughput_msgs_s", "client_cpu_pct",
+                                                  "client_bound", *PER_MACHINE) if k in s}
+                          for s in steps]
+    return out, hists
+
+
+def merge_runs(docs: list[dict], series: list[list[dict]]) -> tuple[dict, list[dict],
+                                                                    list[list[Histogram]],
+                                                                    list[dict]]:
+    """(merged doc, merged series per step, merged per-second histograms per step, the merged
+    histograms per step). ``series[r][k]``: run r's per-second columns for step k."""
+    check(docs)
+    steps, all_series, all_seconds, all_hists = [], [], [], []
+    for k, parts in enumerate(zip(*(d["steps"] for d in docs), strict=True)):
+        summary, hists = merge_step(list(parts))
+        seconds = [[Histogram.from_dict(h) for h in p.get("second_histograms", [])]
+                   for p in parts]
+        cols, merged = aggregate.combine_series([series[r][k] for r in range(len(docs))],
+                                                seconds)
+        steps.append(summary)
+        all_series.append(cols)
+        all_seconds.append(merged)
+        all_hists.append(hists)
+    first = docs[0]
+    doc = {
+        "schema_version": first["schema_version"],
+        "partial": any(d.get("partial") for d in docs),
+        "target": first["target"],
+        "targets": first.get("targets", []),
+        "workload": first.get("workload"),
+        "delivery": first.get("delivery"),
+        "merged_from": [d.get("environment", {}).get("host") for d in docs],
+        "config": first.get("config", {}),
+        "environment": {"machines": [d.get("environment", {}) for d in docs]},
+        "steps": steps,
+        "degradation": aggregate.degradation(
+            steps, _rules(first.get("config", {}).get("degradation", {}))),
+        "thresholds": {"failed": []},
+    }
+    return doc, all_series, all_seconds, all_hists
+
+
+def _rules(d: dict) -> Any:
+    from harness.plan import Degradation
+    known = {k: d[k] for k in ("max_error_rate", "max_p99_ms", "p99_factor", "min_gain")
+             if k in d}
+    return Degradation(**known)

@@ -1,0 +1,60 @@
+"""Merging runs from several client machines: exact, by histogram addition."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from harness.histogram import Histogram
+from tests import servers
+
+
+def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=120,
+                          capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
+    with servers.start("delay", delay=0.005) as srv:
+        args = ["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "3,6", "--duration", "1",
+                "--warmup", "0.1", "--workers", "1", "--no-report"]
+        procs = [subprocess.Popen([sys.executable, "-m", "harness", *args, "--results-dir",
+                                   str(tmp_path / f"m{i}"), "--name", f"m{i}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  stdin=subprocess.DEVNULL) for i in range(2)]
+        assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    runs = [next((tmp_path / f"m{i}").iterdir()) for i in range(2)]
+    r = harness("merge", *map(str, runs), "--results-dir", str(tmp_path / "out"), "--json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    merged = orjson.loads(r.stdout)
+    docs = [orjson.loads((run / "run.json").read_bytes()) for run in runs]
+    for k, step in enumerate(merged["steps"]):
+        parts = [d["steps"][k] for d in docs]
+        assert step["sent"] == sum(p["sent"] for p in parts)
+        assert step["received"] == sum(p["received"] for p in parts)
+        assert step["machines"] == 2
+        # the merged p99 is the p99 of the merged histogram, not an average of p99s
+        whole = Histogram.from_dict(parts[0]["histograms"]["latency"])
+        whole.merge(Histogram.from_dict(parts[1]["histograms"]["latency"]))
+        assert step["latency_ms"]["p99"] == round(whole.percentile(99) / 1e6, 6)
+        assert np.isclose(step["throughput_msgs_s"], sum(p["throughput_msgs_s"] for p in parts))
+    (out,) = (tmp_path / "out").iterdir()
+    assert (out / "run.json").is_file() and (out / "steps.csv").is_file()
+    assert (out / "series-step0.csv").read_text().count("\n") >= 2
+
+
+def test_mismatched_runs_are_refused(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        for i, conns in enumerate(("2", "3")):
+            assert harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", conns,
+                           "--duration", "0.5", "--warmup", "0.1", "--no-report",
+                           "--results-dir", str(tmp_path / f"m{i}"), cwd=tmp_path).returncode == 0
+    runs = [str(next((tmp_path / f"m{i}").iterdir())) for i in range(2)]
+    r = harness("merge", *runs, "--results-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "differ in conns" in r.stderr.decode()
