@@ -211,7 +211,7 @@ class Parsed:
     def __init__(self, conn: np.ndarray, t: np.ndarray, st: np.ndarray, ok: np.ndarray,
                  flen: np.ndarray, bad_conns: list[int]) -> None:
         self.conn = conn  # receiving connection, local index
-        self.t = t  # receive time, ns
+        self.t = t  # receive time, ns; never decreasing (reads are parsed in order)
         self.st = st  # stamps (stamp.BIN_DTYPE)
         self.ok = ok  # stamp present and its check holds
         self.flen = flen  # frame sizes, bytes
@@ -245,11 +245,11 @@ class Inbound:
               seg_t: list[int], starts: list[int] | None) -> Parsed:
         """``seg_*``: per socket read this round, its connection, end offset, receive time.
         ``starts``: frame start offsets, when the worker walked variable-size frames."""
+        if self.fixed:
+            return self._parse_fixed(buf, seg_conn, seg_end, seg_t)
         total = seg_end[-1]
         a = np.frombuffer(buf, dtype=np.uint8, count=total)
         ends = np.asarray(seg_end, dtype=np.int64)
-        if self.fixed:
-            return self._parse_fixed(a, seg_conn, ends, seg_t)
         if self.ascii:
             nl = np.flatnonzero(a == 10)
             fstart = np.empty(len(nl), dtype=np.int64)
@@ -272,30 +272,37 @@ class Inbound:
         bad = np.unique(conn[length > self.max_frame]).tolist() if self.ascii else []
         return Parsed(conn, t, st, ok, length, bad)
 
-    def _parse_fixed(self, a: np.ndarray, seg_conn: list[int], ends: np.ndarray,
+    def _parse_fixed(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                      seg_t: list[int]) -> Parsed:
+        """Frames of one size. A round is a few numpy calls whatever its size; with one frame
+        per read (low concurrency) the per-frame arrays are the per-read lists as they are."""
         size = self.fixed
-        frames = np.frombuffer(a, dtype=self.frame_dt, count=len(a) // size)
-        counts = np.empty_like(ends)
-        counts[0] = ends[0]
-        counts[1:] = ends[1:] - ends[:-1]
-        counts //= size
-        conn = np.repeat(np.asarray(seg_conn, dtype=np.int64), counts)
-        t = np.repeat(np.asarray(seg_t, dtype=np.int64), counts)
+        n = seg_end[-1] // size
+        frames = np.frombuffer(buf, dtype=self.frame_dt, count=n)
+        conn = np.array(seg_conn, dtype=np.int64)
+        t = np.array(seg_t, dtype=np.int64)
+        if n != len(seg_conn):  # some reads brought several frames (every read brings one)
+            ends = np.array(seg_end, dtype=np.int64)
+            counts = ends.copy()
+            counts[1:] -= ends[:-1]
+            counts //= size
+            conn, t = conn.repeat(counts), t.repeat(counts)
         w = frames["w"]
         ok = stamp.check_words(w, self.key) == w[:, 0]
         st = frames["st"]  # a view into the round buffer: valid until the next round
-        hdr_ok = frames["hdr"] == self.body
+        hdr_bad = frames["hdr"] != self.body
         bad: list[int] = []
-        if not hdr_ok.all():
+        if np.count_nonzero(hdr_bad):
             # A prefix that is not ours: the stream cannot be trusted past it. Keep the frames
             # before it, drop the rest of that read, and report the connection.
             keep = np.ones(len(frames), dtype=bool)
-            for j in np.flatnonzero(~hdr_ok):
+            for j in np.flatnonzero(hdr_bad):
                 c = conn[j]
                 if c in bad:
                     continue
                 bad.append(int(c))
                 keep[j:][conn[j:] == c] = False
             conn, t, st, ok = conn[keep], t[keep], st[keep], ok[keep]
-        return Parsed(conn, t, st, ok, np.full(len(conn), size, dtype=np.int64), bad)
+        flen = np.empty(len(conn), dtype=np.int64)
+        flen.fill(size)
+        return Parsed(conn, t, st, ok, flen, bad)

@@ -26,6 +26,7 @@ LAYOUT = (SUB_BITS, MAX_BITS)
 LIMIT = 1 << MAX_BITS  # first value counted as overflow
 N_BUCKETS = (MAX_BITS - SUB_BITS + 1) << SUB_BITS  # 4736
 _SUM_CHUNK = 1 << 20  # 2**20 values below 2**43 cannot overflow an int64 sum
+SMALL_BATCH = 16  # batches up to this size are cheaper in plain Python than in numpy
 
 
 def bit_length(v: npt.ArrayLike) -> np.ndarray:
@@ -36,8 +37,14 @@ def bit_length(v: npt.ArrayLike) -> np.ndarray:
 def index_of(v: npt.ArrayLike) -> np.ndarray:
     """Bucket index of each value, for 0 <= v < LIMIT (values below 256 are their index)."""
     v = np.asarray(v, dtype=np.int64)
-    shift = np.maximum(bit_length(v) - (SUB_BITS + 1), 0)
-    return (shift.astype(np.int64) << SUB_BITS) + (v >> shift)
+    shift = np.maximum(np.frexp(v)[1] - (SUB_BITS + 1), 0)  # frexp: bit_length, exactly
+    return (shift << SUB_BITS) + (v >> shift)  # int32 shift, int64 v: an int64 index
+
+
+def _index_one(v: int) -> int:
+    """:func:`index_of` of one Python int (0 <= v < LIMIT), in plain Python."""
+    shift = v.bit_length() - (SUB_BITS + 1)
+    return (shift << SUB_BITS) + (v >> shift) if shift > 0 else v
 
 
 def _shift_of(idx: np.ndarray) -> np.ndarray:
@@ -65,6 +72,8 @@ def bucket_mid(idx: npt.ArrayLike) -> np.ndarray:
 
 def _exact_sum(v: np.ndarray) -> int:
     """Sum of in-range values as a Python int, in chunks an int64 cannot overflow."""
+    if v.size <= _SUM_CHUNK:
+        return int(v.sum())
     return sum(int(v[i:i + _SUM_CHUNK].sum()) for i in range(0, v.size, _SUM_CHUNK))
 
 
@@ -100,18 +109,35 @@ class Histogram:
     def record(self, values: npt.ArrayLike) -> None:
         """Record one batch of int64 ns values; an empty batch is a no-op.
 
-        Measured ~14 µs per call for 1600 in-range values (numpy 2.4.6, Python 3.11, best
-        of 7 timeit runs); ~7 µs of it is index_of, ~3 µs the bincount and add.
+        A batch of at most ``SMALL_BATCH`` values (the usual one at low concurrency: a few
+        replies per select round) is bucketed in plain Python, with the same result: on a
+        short list min, max, sum and the index cost ~0.1 µs each, where every numpy call
+        costs ~0.5-1 µs whatever its size: ~1.5 µs for 3 values against ~9 µs (numpy 2.4.6,
+        Python 3.11). Larger batches use numpy: ~12 µs for 1600 in-range values, ~6.5 µs of
+        it index_of; ``np.add.at`` beats ``bincount`` plus adding the whole counts array at
+        every size (fast since numpy 1.25).
         """
         v = np.asarray(values, dtype=np.int64).ravel()
-        if v.size == 0:
+        if v.size <= SMALL_BATCH:
+            if v.size:
+                self._record_few(v.tolist())
             return
         lo, hi = int(v.min()), int(v.max())
         if lo < 0 or hi >= LIMIT:
             self._record_out_of_range(v)
             return
-        self.counts += np.bincount(index_of(v), minlength=N_BUCKETS)
+        np.add.at(self.counts, index_of(v), 1)
         self._note(v.size, _exact_sum(v), lo, hi)
+
+    def _record_few(self, vals: list[int]) -> None:
+        lo, hi = min(vals), max(vals)
+        if lo < 0 or hi >= LIMIT:
+            self._record_out_of_range(np.asarray(vals, dtype=np.int64))
+            return
+        counts = self.counts
+        for x in vals:
+            counts[_index_one(x)] += 1
+        self._note(len(vals), sum(vals), lo, hi)
 
     def _record_out_of_range(self, v: np.ndarray) -> None:
         negative = v < 0

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+SMALL_BATCH = 16  # up to this many seqs, min/max are cheaper in plain Python (~5x)
+
 
 class EchoLedger:
     """Each message is expected once, on the connection that sent it (all in one worker)."""
@@ -26,12 +28,17 @@ class EchoLedger:
 
     def record(self, seq: np.ndarray) -> None:
         """Seqs of replies with a valid stamp from this worker (any order, any repeats)."""
-        if not len(seq):
+        if len(seq) > SMALL_BATCH:
+            first, top = int(seq.min()), int(seq.max())
+        elif len(seq):  # a few replies a round (low concurrency): on a list
+            vals = seq.tolist()
+            first, top = min(vals), max(vals)
+        else:
             return
-        seq = seq[seq >= self.lo]
-        if not len(seq):
-            return
-        top = int(seq.max())
+        if top < self.lo:
+            return  # all sent before the window
+        if first < self.lo:
+            seq = seq[seq >= self.lo]
         if top >= len(self.seen):
             grown = np.zeros(max(top + 1, 2 * len(self.seen)), dtype=bool)
             grown[: len(self.seen)] = self.seen

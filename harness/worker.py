@@ -24,7 +24,7 @@ import numpy as np
 from harness import framing as framing_mod
 from harness.batch import Inbound, Outbound, Parsed, size_bounds
 from harness.framing import FrameError
-from harness.histogram import Histogram, from_counts
+from harness.histogram import SMALL_BATCH, Histogram, from_counts
 from harness.ledger import BroadcastLedger, EchoLedger
 from harness.plan import Plan
 from harness.result import Share, Times, WorkerResult
@@ -39,6 +39,12 @@ MAX_BURST = 4096  # open loop: most messages one connection catches up with in a
 QUIET_NS = 200_000_000  # broadcast drain: stop once nothing arrived for this long
 
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
+
+
+def _least(a: np.ndarray) -> int:
+    """Smallest of a non-empty int array. A round at low concurrency holds a few frames, and
+    Python's min on a short list is ~5x cheaper than numpy's reduction (~0.8 µs)."""
+    return min(a.tolist()) if len(a) <= SMALL_BATCH else int(a.min())
 
 
 def _error_kind(exc: OSError) -> str:
@@ -127,17 +133,7 @@ class Worker:
     def fail(self, i: int, kind: str) -> None:
         """The one error path: count it, close the connection, forget its state."""
         self._error(kind, 1, time.monotonic_ns())
-        s = self.socks[i]
-        if s is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(s)
-            s.close()
-            self.socks[i] = None
-        self.alive[i] = False
-        self.outstanding[i] = 0
-        self.credits[i] = 0
-        self.pend_in[i] = b""
-        self.pend_out[i] = None
+        self._close(i)
 
     # ------------------------------------------------------------------ connect phase
 
@@ -247,7 +243,7 @@ class Worker:
             if drain_until is not None and self._drained(now, drain_until):
                 self._end_drain(now)
                 break
-            self._io_round(self._wait_s(now, drain_until))
+            self._io_round(self._wait_s(now))
             now = time.monotonic_ns()
             if self.sending and now >= times.begin and (times.end is None or now < times.end):
                 self._send_round(now)
@@ -304,7 +300,8 @@ class Worker:
                 self.fail(i, "connect_timeout")
 
     def _close(self, i: int) -> None:
-        """A deliberate close (not an error): outstanding messages stay in the ledger."""
+        """Close a connection and forget its state; its outstanding messages stay in the
+        ledger (unanswered, they count as lost)."""
         s = self.socks[i]
         if s is not None:
             with contextlib.suppress(KeyError, ValueError):
@@ -347,7 +344,7 @@ class Worker:
             self._stop_sending(now)
         return False
 
-    def _wait_s(self, now: int, drain_until: int | None) -> float:
+    def _wait_s(self, now: int) -> float:
         if not self.sending or now < self.times.begin:
             return 0.01
         if self.period:  # wake exactly at the next scheduled send
@@ -491,32 +488,48 @@ class Worker:
                 self.fail(c, "protocol")
         self.last_rx = t_last
         st, conn, t, flen = p.st, p.conn, p.t, p.flen
-        if not p.ok.all():
-            if not self.workload.ignore_unstamped:
-                self._error("protocol", int((~p.ok).sum()), t_last)
-            st, conn, t, flen = st[p.ok], conn[p.ok], t[p.ok], flen[p.ok]
-        if self.ledger.__class__ is EchoLedger:
-            mine = (st["worker"] == self.index) & (st["conn"] == self.gid[conn])
-            if not mine.all():
-                self._error("protocol", int((~mine).sum()), t_last)
-                st, conn, t, flen = st[mine], conn[mine], t[mine], flen[mine]
+        echo = self.ledger.__class__ is EchoLedger
+        valid = p.ok
+        if echo:  # a reply must come back to the connection (and worker) that sent it
+            valid = valid & (st["worker"] == self.index) & (st["conn"] == self.gid[conn])
+        if np.count_nonzero(valid) < len(valid):
+            self._count_invalid(p.ok, valid, t_last)
+            st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
+        if echo:
             self.ledger.record(st["seq"])
             own = conn
         else:
             self.ledger.record(conn, st, t)
-            self.deliveries += int((st["t"] >= self.times.measure).sum())
+            self.deliveries += int(np.count_nonzero(st["t"] >= self.times.measure))
             own = conn[st["conn"] == self.gid[conn]]
         self._credit(own, t_last)
         if self.measuring and len(t):
-            inwin = t >= self.times.measure
-            if self.times.end is not None:
-                inwin &= t < self.times.end
-            got = int(inwin.sum())
+            got, nbytes = self._in_window(t, flen)
             if got:
                 res.received += got
-                res.bytes_received += int(flen[inwin].sum())
+                res.bytes_received += nbytes
                 self._series_add("received", got, t_last)
             self._record_latency(st, t)
+
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> None:
+        """Protocol errors: frames without a good stamp (unless the workload expects some),
+        and good stamps another connection or worker sent."""
+        stamped = int(np.count_nonzero(ok))
+        if stamped < len(ok) and not self.workload.ignore_unstamped:
+            self._error("protocol", len(ok) - stamped, now)
+        foreign = stamped - int(np.count_nonzero(valid))
+        if foreign:
+            self._error("protocol", foreign, now)
+
+    def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
+        """Frames (and their bytes) received inside the measure window."""
+        begin, end = self.times.measure, self.times.end
+        if t[0] >= begin and (end is None or t[-1] < end):  # t never decreases in a round
+            return len(t), (len(t) * self.fixed if self.fixed else int(flen.sum()))
+        inwin = t >= begin
+        if end is not None:
+            inwin &= t < end
+        return int(np.count_nonzero(inwin)), int(flen[inwin].sum())
 
     def _error(self, kind: str, count: int, now: int) -> None:
         self.res.errors[kind] += count
@@ -525,19 +538,17 @@ class Worker:
     def _credit(self, own: np.ndarray, now: int) -> None:
         if not len(own):
             return
-        counts = np.bincount(own, minlength=self.n)
-        grant = np.minimum(counts, self.outstanding)
+        grant = np.minimum(np.bincount(own, minlength=self.n), self.outstanding)
         self.outstanding -= grant
         self.credits += grant
-        hit = counts > 0
-        self.last_progress[hit] = now
+        self.last_progress[own] = now  # repeats in own set the same value
         if self.plan.pacing.think_s > 0:
-            self.release_at[hit] = now + int(self.plan.pacing.think_s * SEC)
+            self.release_at[own] = now + int(self.plan.pacing.think_s * SEC)
 
     def _record_latency(self, st: np.ndarray, t: np.ndarray) -> None:
         tint = st["t"].astype(np.int64)
-        win = tint >= self.times.measure
-        if not win.all():
+        if _least(tint) < self.times.measure:  # some were sent before the window opened
+            win = tint >= self.times.measure
             st, t, tint = st[win], t[win], tint[win]
             if not len(t):
                 return
@@ -558,8 +569,9 @@ class Worker:
         if picked is None:
             return
         idx, counts = picked
-        total = int(counts.sum())
-        gid = np.repeat(self.gid[idx], counts)
+        cum = counts.cumsum()
+        total = int(cum[-1])
+        gid = self.gid[idx].repeat(counts)
         if self.period:
             k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
             tint = (self.sched_base + np.repeat(self.phase[idx] + self.sched[idx] * self.period,
@@ -571,16 +583,14 @@ class Worker:
         else:
             tint, delay = now, 0
             self.credits[idx] -= counts
-        idle = self.outstanding[idx] == 0
-        if idle.any():
-            self.last_progress[idx[idle]] = now
+        self.last_progress[idx[self.outstanding[idx] == 0]] = now  # idle until now
         self.outstanding[idx] += counts
         if self.measuring and self.budgeted:
             self.budget[idx] -= counts
         data, ends, kinds = self.out.build(gid, self.seq, tint, delay)
         self.seq += total
         self._account_sent(total, int(ends[-1]), kinds, now)
-        bounds = ends[np.cumsum(counts) - 1].tolist()
+        bounds = ends[cum - 1].tolist()
         socks, a = self.socks, 0
         for i, b in zip(idx.tolist(), bounds, strict=True):
             try:  # inline: this is one send per connection per round
@@ -597,10 +607,10 @@ class Worker:
 
     def _pick_closed(self, now: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Connections with credits (only senders that are alive hold any), and how many."""
-        idx = np.flatnonzero(self.credits)
+        idx = self.credits.nonzero()[0]
         if not len(idx):
             return None
-        if self.blocked.any():
+        if np.count_nonzero(self.blocked):  # cheaper than .any() (~0.2 against ~0.8 µs)
             idx = idx[~self.blocked[idx]]
         if self.stage:  # a stage may have retired senders: replies still grant them credits
             idx = idx[self.sends[idx]]

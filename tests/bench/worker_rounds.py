@@ -1,10 +1,12 @@
 """Benchmark: one worker's select rounds against the built-in echo server.
 
-Prints, per (connections, in flight) configuration, messages per second received inside
-the measure window, µs per select round (window length / rounds in the window), messages
-per round and the worker's CPU share; the median of ``--repeat`` runs. The worker is pinned
-to core 0, the echo server (one node) to core 1. Every run is bounded: a connect deadline,
-a fixed window, the reply timeout for the drain, and a hard stop a few seconds past it.
+Prints, per (connections, in flight) configuration, the median of ``--repeat`` runs of:
+messages per second received inside the measure window; µs per select round (window length
+/ rounds in the window: the round trip as the worker sees it, waits included); the worker's
+CPU µs per round (its CPU time / all rounds of the run: the fixed cost this tool watches);
+messages per round; and the worker's CPU share. The worker is pinned to core 0, the echo
+server (one node) to core 1. Every run is bounded: a connect deadline, a fixed window, the
+reply timeout for the drain, and a hard stop a few seconds past it.
 
     python tests/bench/worker_rounds.py [--seconds 3] [--repeat 3] [--configs 5x1,10x1,100x16]
                                         [--profile]
@@ -50,10 +52,11 @@ def run_once(conns: int, inflight: int, seconds: float, profile: bool = False) -
         w = Worker(0, plan, wl, [(socket.AF_INET, (h, p))])
         share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
         w.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 5 * SEC)
-        rounds = [0]
+        rounds = [0, 0]  # inside the measure window, in all
         io_round = w._io_round
 
         def counted(wait: float) -> None:
+            rounds[1] += 1
             if w.measuring and w.sending:
                 rounds[0] += 1
             io_round(wait)
@@ -78,6 +81,7 @@ def run_once(conns: int, inflight: int, seconds: float, profile: bool = False) -
         srv.stop()
     n = max(rounds[0], 1)
     return {"msgs_s": res.received / seconds, "us_round": seconds * 1e6 / n,
+            "cpu_us_round": res.cpu_s * 1e6 / max(rounds[1], 1),
             "msgs_round": res.received / n, "cpu": res.cpu_s / res.wall_s,
             "errors": sum(res.errors.values()), "lost": res.lost}
 
@@ -92,8 +96,8 @@ def main() -> None:
     args = ap.parse_args()
     os.sched_setaffinity(0, {0})
     configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
-    print(f"{'conns':>5} {'inflight':>8} {'msgs/s':>10} {'us/round':>9} {'msgs/round':>10} "
-          f"{'cpu':>5}   runs (msgs/s)")
+    print(f"{'conns':>5} {'inflight':>8} {'msgs/s':>10} {'us/round':>9} {'cpu us/round':>12} "
+          f"{'msgs/round':>10} {'cpu':>5}   runs (msgs/s)")
     for conns, inflight in configs:
         runs = [run_once(conns, inflight, args.seconds, args.profile)
                 for _ in range(args.repeat)]
@@ -101,7 +105,7 @@ def main() -> None:
         each = " ".join(f"{r['msgs_s']:.0f}" for r in runs)
         bad = sum(r["errors"] + r["lost"] for r in runs)
         print(f"{conns:>5} {inflight:>8} {med['msgs_s']:>10.0f} {med['us_round']:>9.1f} "
-              f"{med['msgs_round']:>10.1f} {med['cpu']:>5.2f}   {each}"
+              f"{med['cpu_us_round']:>12.1f} {med['msgs_round']:>10.1f} {med['cpu']:>5.2f}   {each}"
               + (f"  ({bad} errors/lost)" if bad else ""), flush=True)
 
 
