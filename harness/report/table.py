@@ -45,8 +45,13 @@ def _notes(s: dict) -> list[str]:
     elif s["lost"] or s["duplicates"]:
         out.append(f"conns={s['conns']}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
     if s.get("client_bound"):
+        server = (s.get("resources") or {}).get("server") or {}
+        also = ""
+        if server.get("cpu_pct_mean") is not None:
+            also = f"; the server averaged {server['cpu_pct_mean']:.0f}% of a core"
         out.append(f"conns={s['conns']}: the client was the bottleneck (CPU "
-                   f"{s['client_cpu_pct']:.0f}%): this step measures harness, not the server")
+                   f"{s['client_cpu_pct']:.0f}%{also}): this step measures harness, not "
+                   "only the server")
     for k in s.get("kinds", ()):
         lat = k["latency_ms"]
         out.append(f"conns={s['conns']}:   kind {k['kind']}: sent {k['sent']}, replies "
