@@ -35,6 +35,7 @@ CHUNK = 256 * 1024  # most bytes one recv may take in a round
 ROUND_BUF = 8 * 1024 * 1024
 SEC = 1_000_000_000
 TIMER = -1  # SelectorKey.data of the timerfd
+PHASE_GRID_NS = 500_000  # open-loop phases are multiples of this (see Worker._reset)
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
 QUIET_NS = 200_000_000  # broadcast drain: stop once nothing arrived for this long
 
@@ -112,7 +113,10 @@ class Worker:
         self.period = int(SEC / rate) if rate > 0 else 0
         self.sched_base = 0
         top = max([self.period] + [int(SEC / r) for _, _, r in share.stages if r > 0])
-        self.phase = rng.integers(0, top, n) if top else np.zeros(n, np.int64)
+        # Open loop: each connection's schedule is offset by a random phase, on a grid so
+        # that due messages share rounds (at most SEC / PHASE_GRID_NS send instants a second)
+        self.phase = ((rng.integers(0, top, n) // PHASE_GRID_NS) * PHASE_GRID_NS if top
+                      else np.zeros(n, np.int64))
         self.last_progress = np.zeros(n, dtype=np.int64)
         self.res = WorkerResult(worker=self.index, conns=n)
         self.res.kinds = [Histogram() for _ in range(self.n_kinds)]

@@ -132,3 +132,27 @@ def test_server_pid_that_does_not_exist_warns_and_the_run_goes_on(tmp_path: Path
     assert r.returncode == 0
     assert "999999" in r.stderr.decode()
     assert any("999999" in w for w in orjson.loads(r.stdout)["warnings"])
+
+
+def test_open_loop_stages_follow_their_rates(tmp_path: Path) -> None:
+    config = tmp_path / "stages.toml"
+    config.write_text("""
+[scenarios.steps]
+stages = [
+  { conns = 4, duration = 2.0, rate = 50.0 },
+  { conns = 8, duration = 2.0, rate = 100.0 },
+]
+""")
+    with servers.start("echo") as srv:
+        r = harness("run", "--config", str(config), "--scenario", "steps", "--host",
+                    f"127.0.0.1:{srv.port}", "--json", *common(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    (step,) = orjson.loads(r.stdout)["steps"]
+    (folder,) = (tmp_path / "results").iterdir()
+    rows = (folder / "series-step0.csv").read_text().splitlines()[1:]
+    sent = [int(line.split(",")[1]) for line in rows]
+    # 4 conns x 50/s = 200 per second, then 8 x 100/s = 800 per second
+    assert all(abs(x - 200) <= 20 for x in sent[:2]), sent
+    assert all(abs(x - 800) <= 60 for x in sent[2:4]), sent
+    assert step["sent"] == sum(sent[:4]) and step["lost"] == 0
+    assert "service_ms" in step
