@@ -83,6 +83,8 @@ RUN_FLAGS = [
     ("--server-pid", int, "a server process to watch (CPU, memory, threads, fds)"),
     ("--server-cmd", str, "a command that starts a local server: watched, stopped afterwards"),
     ("--monitor-interval", float, "seconds between resource samples"),
+    ("--source-addrs", str, "local IPv4 addresses to spread connections over, e.g. "
+                            "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)"),
     ("--seed", int, "seed for schedules and payloads"),
     ("--name", str, "run name, used in the results folder"),
     ("--results-dir", str, "where results/<UTC time>-<name>/ goes"),

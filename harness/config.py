@@ -49,7 +49,12 @@ RUN_DEFAULTS: dict[str, Any] = {
     "server_cmd": "",
     "monitor_interval": 1.0,
     "corpus": "",  # a file of payloads, one per line (after the stamp); "" = filler bytes
+    "source_addrs": "",  # "127.0.0.1-127.0.0.8" or a comma list; "" = automatic (see below)
 }
+# One source address gives ~28k ephemeral ports per destination: past this many connections
+# to one loopback target, connections spread over 127.0.0.1..127.0.0.N automatically.
+AUTO_SPREAD_CONNS = 25_000
+PORTS_PER_SOURCE = 25_000
 MIX_KEYS = {"by", "kinds"}
 KIND_KEYS = {"name", "weight", "size"}
 SCENARIO_ONLY = {"stages", "description"}
@@ -303,7 +308,8 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
         server_pid=_num(run, "server_pid", 0, int) or None,
         server_cmd=str(run["server_cmd"]) or None,
         monitor_interval_s=_num(run, "monitor_interval", 0.05, float, 60.0),
-        mix=mix, mix_by=mix_by, corpus=corpus, size_spec=spec)
+        mix=mix, mix_by=mix_by, corpus=corpus, size_spec=spec,
+        source_addrs=source_addrs(run, targets, steps))
 
 
 def parse_list_any(v: Any) -> list:
@@ -414,6 +420,30 @@ def read_corpus(path: str, name: str, fr: framing_mod.Framing, max_frame: int
         raise ConfigError(f"{name}: a line of {path} makes a {longest}-byte message, over "
                           f"--max-frame {max_frame}")
     return lines
+
+
+def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...]
+                 ) -> tuple[str, ...]:
+    """``--source-addrs`` as a tuple of IPv4 addresses: a range ``A-B`` (last octet) or a
+    comma list. Unset: none, unless a loopback target needs more connections than one source
+    address has ports for, then as many 127.0.0.x as needed."""
+    import ipaddress
+    text, name = str(run.get("source_addrs") or "").strip(), _name(run, "source_addrs")
+    if text:
+        try:
+            if "-" in text:
+                lo, hi = (ipaddress.IPv4Address(x.strip()) for x in text.split("-", 1))
+                if hi < lo or int(hi) - int(lo) > 1024:
+                    raise ValueError("the range must go up, 1025 addresses at most")
+                return tuple(str(ipaddress.IPv4Address(a)) for a in range(int(lo), int(hi) + 1))
+            return tuple(str(ipaddress.IPv4Address(x.strip())) for x in text.split(","))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {text!r}: {exc}") from None
+    loopback = all(t.host.startswith("127.") or t.host == "localhost" for t in targets)
+    most = max((s.conns + s.listen for s in steps), default=0)
+    if not targets or not loopback or most <= AUTO_SPREAD_CONNS:
+        return ()
+    return tuple(f"127.0.0.{k}" for k in range(1, 2 + most // PORTS_PER_SOURCE))
 
 
 def _stages(raw: list[dict], run: dict) -> tuple[Stage, ...]:

@@ -104,3 +104,4 @@ class Plan:
     mix_by: str = "message"  # "message": each message drawn by weight; "connection": per conn
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
     size_spec: object = None  # --size as given: int, (lo, hi) or a list
+    source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over

@@ -35,6 +35,7 @@ CHUNK = 256 * 1024  # most bytes one recv may take in a round
 ROUND_BUF = 8 * 1024 * 1024
 SEC = 1_000_000_000
 TIMER = -1  # SelectorKey.data of the timerfd
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 PHASE_GRID_NS = 500_000  # open-loop phases are multiples of this (see Worker._reset)
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
 QUIET_NS = 200_000_000  # broadcast drain: stop once nothing arrived for this long
@@ -185,6 +186,15 @@ class Worker:
         s = socket.socket(family, socket.SOCK_STREAM)
         s.setblocking(False)
         self.socks[i] = s
+        sources = self.plan.source_addrs
+        if sources and family == socket.AF_INET:
+            # a source address per connection, the port still picked at connect time
+            s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            try:
+                s.bind((sources[int(self.share.gids[i]) % len(sources)], 0))
+            except OSError:
+                self.fail(i, "connect_refused")
+                return False
         rc = s.connect_ex(addr)
         if rc not in (0, errno.EINPROGRESS):
             self.fail(i, "connect_refused" if rc == errno.ECONNREFUSED else "connect_timeout")

@@ -87,3 +87,26 @@ def test_a_chat_server_that_mangles_stamps_gives_protocol_errors_not_matches() -
     assert s["deliveries_expected"] == 100
     assert s["deliveries"] == 80 and s["lost"] == 20 and s["duplicates"] == 0
     assert np.isfinite(s["fanout_ms"]["p50"])
+
+
+def test_connections_spread_over_source_addresses() -> None:
+    with servers.start("echo") as srv:
+        plan = plan_for(f"127.0.0.1:{srv.port}", conns="12", source_addrs="127.0.0.2-127.0.0.4")
+        assert plan.source_addrs == ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+        workload = load("echo")(64, 1)
+        worker = Worker(0, plan, workload, [(socket.AF_INET, ("127.0.0.1", srv.port))])
+        share = build_shares(plan, plan.steps[0], type(workload), 5)[0]
+        worker.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 10**10)
+        used = [s.getsockname()[0] for s in worker.socks if s is not None]
+        worker.close_all()
+    assert len(used) == 12
+    assert {a: used.count(a) for a in set(used)} == {"127.0.0.2": 4, "127.0.0.3": 4,
+                                                      "127.0.0.4": 4}
+
+
+def test_source_addresses_are_automatic_past_one_address_worth_of_ports() -> None:
+    assert plan_for("127.0.0.1:5000", conns="100").source_addrs == ()
+    many = plan_for("127.0.0.1:5000", conns="60000", workers=4)
+    assert many.source_addrs == ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+    with pytest.raises(ValueError, match="source-addrs"):
+        plan_for("127.0.0.1:5000", source_addrs="127.0.0.9-127.0.0.1")
