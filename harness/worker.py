@@ -268,8 +268,10 @@ class Worker:
                     self._retire(now, timeout_ns)
                 if now >= next_report:
                     next_report += SEC
-                    if not self._report(now, ctrl_poll):
-                        break
+                    if not self._report(now, ctrl_poll) and drain_until is None:
+                        # stopped: give the messages in flight a short drain, so they are
+                        # not counted lost merely because the run was cut short
+                        drain_until = now + min(timeout_ns, SEC)
         return self._finish(cpu0)
 
     # ------------------------------------------------------------------ stages
@@ -351,7 +353,7 @@ class Worker:
 
     def _report(self, now: int, ctrl_poll: Progress | None) -> bool:
         """Progress to the coordinator; False when it asked us to stop (result partial)."""
-        if ctrl_poll is None or ctrl_poll(self._progress()):
+        if self.res.partial or ctrl_poll is None or ctrl_poll(self._progress()):
             return True
         self.res.partial = True
         if self.sending:
