@@ -158,7 +158,7 @@ def worker_main(index: int, cpu: int | None, pipe: Connection, plan: Plan,
             if msg[0] != "step":
                 continue
             _, share, deadline = msg
-            worker.connect(share, sel, deadline)
+            worker.connect(share, sel, deadline, lambda: _stop_requested(pipe))
             pipe.send(("connected", worker.res.connected))
             msg = pipe.recv()
             if msg[0] != "go":
@@ -171,6 +171,14 @@ def worker_main(index: int, cpu: int | None, pipe: Connection, plan: Plan,
     except Exception:
         with contextlib.suppress(OSError):
             pipe.send(("error", traceback.format_exc()))
+
+
+def _stop_requested(pipe: Connection) -> bool:
+    """Did the coordinator ask us to stop? (Only "stop" can arrive while connecting.)"""
+    stop = False
+    while pipe.poll():
+        stop = pipe.recv()[0] == "stop" or stop
+    return stop
 
 
 def _poller(pipe: Connection) -> Callable[[dict], bool]:

@@ -58,6 +58,7 @@ class WorkerResult:
     bytes_received: int = 0
     lost: int = 0
     duplicates: int = 0
+    late: int = 0  # window messages answered, but later than --timeout
     errors: dict[str, int] = field(default_factory=zero_errors)
     latency: Histogram = field(default_factory=Histogram)
     service: Histogram = field(default_factory=Histogram)  # open loop: from the actual send
@@ -71,7 +72,7 @@ class WorkerResult:
     first_send: int = 0
     last_send: int = 0
     last_recv: int = 0
-    behind: int = 0  # open loop: messages sent over 1 ms behind their schedule
+    behind: int = 0  # open loop: messages sent over 5 ms behind their schedule
     cpu_s: float = 0.0
     wall_s: float = 0.0
     fanout: FanoutPart | None = None

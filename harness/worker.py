@@ -36,9 +36,12 @@ ROUND_BUF = 8 * 1024 * 1024
 SEC = 1_000_000_000
 TIMER = -1  # SelectorKey.data of the timerfd
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
+BEHIND_US = 5000  # open loop: a send this late (µs) counts as behind schedule (a saturated
+# client slips further and further; a scheduling hiccup on a busy machine rarely lasts 5 ms)
 PHASE_GRID_NS = 500_000  # open-loop phases are multiples of this (see Worker._reset)
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
-QUIET_NS = 200_000_000  # broadcast drain: stop once nothing arrived for this long
+QUIET_NS = 200_000_000  # broadcast drain: this quiet after the last delivery ends it
+DRAIN_CAP_NS = 60 * 1_000_000_000  # a broadcast drain never outlasts this (or 10 timeouts)
 
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 
@@ -47,6 +50,10 @@ def _least(a: np.ndarray) -> int:
     """Smallest of a non-empty int array. A round at low concurrency holds a few frames, and
     Python's min on a short list is ~5x cheaper than numpy's reduction (~0.8 µs)."""
     return min(a.tolist()) if len(a) <= SMALL_BATCH else int(a.min())
+
+
+def _greatest(a: np.ndarray) -> int:
+    return max(a.tolist()) if len(a) <= SMALL_BATCH else int(a.max())
 
 
 def _error_kind(exc: OSError) -> str:
@@ -99,6 +106,7 @@ class Worker:
         self.outstanding = np.zeros(n, dtype=np.int64)
         self.release_at = np.zeros(n, dtype=np.int64)
         self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
+        self.backlog = np.zeros(n, dtype=bool)  # was blocked, not yet back on schedule
         big = np.iinfo(np.int64).max // 4
         self.budget = (share.budget.astype(np.int64) if share.budget is not None
                        else np.full(n, big, dtype=np.int64))
@@ -142,8 +150,10 @@ class Worker:
 
     # ------------------------------------------------------------------ connect phase
 
-    def connect(self, share: Share, sel: selectors.BaseSelector, deadline_ns: int) -> None:
-        """Open this worker's connections (rate-limited if asked), bounded by a deadline."""
+    def connect(self, share: Share, sel: selectors.BaseSelector, deadline_ns: int,
+                stop: Callable[[], bool] | None = None) -> None:
+        """Open this worker's connections (rate-limited if asked), bounded by a deadline;
+        ``stop()`` true (polled each pass) abandons the attempt, result marked partial."""
         self._reset(share, sel)
         if self.timer is not None and self.timer.fileno() not in sel.get_map():
             self.timer.clear()
@@ -166,6 +176,10 @@ class Worker:
             for key, _ev in sel.select(0.005 if launched < want else 0.05):
                 if key.data != TIMER:
                     done += self._finish_connect(key.data, started[key.data])
+            if stop is not None and stop():
+                self.res.partial = True
+                self.close_all()
+                break
             now = time.monotonic_ns()
             pending = [i for i in range(launched) if self.socks[i] is not None
                        and not self.alive[i] and now - started[i] > timeout]
@@ -221,6 +235,7 @@ class Worker:
             self.release_at[i] = now
             if self.sends[i]:
                 self.credits[i] = self.plan.pacing.inflight
+            self._join_schedule(i, now)
         hello = self.workload.hello(int(self.gid[i]))
         if hello:
             self._send(i, memoryview(b"".join(self.framing.encode(h) for h in hello)))
@@ -238,7 +253,7 @@ class Worker:
         self.sched_base = times.begin
         self.running = True
         stage_at = self._stage_times(times)
-        timeout_ns = int(plan.timeout_s * SEC)
+        timeout_ns = self.timeout_ns = int(plan.timeout_s * SEC)
         cpu0 = os.times()
         self._series_init()
         next_tick = times.begin + SEC // 10
@@ -285,6 +300,10 @@ class Worker:
         _, active, rate = self.share.stages[self.stage]
         period = int(SEC / rate) if rate > 0 else 0
         if period != self.period:
+            if not period:  # back to the closed loop: each sender may fill its window again
+                live = self.alive & self.sends
+                self.credits[live] = np.maximum(self.plan.pacing.inflight -
+                                                self.outstanding[live], 0)
             self.period = period
             self.sched_base = now  # a new schedule from here, same per-connection phases
             self.sched[:] = 0
@@ -297,11 +316,21 @@ class Worker:
             elif i < active and self.retiring[i]:
                 self.retiring[i] = False  # wanted again before it closed
                 self.sends[i] = bool(self.share.sends[i])
+                self._join_schedule(i, now)
             elif i >= active and self.alive[i] and not self.retiring[i]:
                 self.retiring[i] = True
                 self.retire_at[i] = now
                 self.sends[i] = False
                 self.credits[i] = 0
+
+    def _join_schedule(self, i: int, now: int) -> None:
+        """A connection joining mid-run (open loop) owes nothing from before it joined: its
+        next message is the first one due from now on."""
+        if self.period:
+            behind = now - self.sched_base - int(self.phase[i])
+            self.sched[i] = max(0, -(-behind // self.period))
+        if self.sends[i] and not self.period:
+            self.credits[i] = max(self.plan.pacing.inflight - int(self.outstanding[i]), 0)
 
     def _retire(self, now: int, timeout_ns: int) -> None:
         """Close retired connections once their replies are in (or the reply timeout passed),
@@ -384,16 +413,21 @@ class Worker:
         return not (self.alive & self.sends & (self.budget > 0)).any()
 
     def _drained(self, now: int, drain_until: int) -> bool:
-        if now >= drain_until:
+        """Echo: every reply in, or --timeout after the last send. Broadcast: other workers
+        may still be sending into the room, so wait until every delivery is in, or until
+        nothing has arrived for a full --timeout (bounded by DRAIN_CAP)."""
+        if isinstance(self.ledger, EchoLedger):
+            return now >= drain_until or not (self.outstanding[self.alive] > 0).any()
+        stopped = drain_until - self.timeout_ns
+        quiet = now - max(self.last_rx, stopped)
+        if quiet >= self.timeout_ns or now - stopped >= max(DRAIN_CAP_NS, 10 * self.timeout_ns):
             return True
         if (self.outstanding[self.alive] > 0).any():
             return False
-        if isinstance(self.ledger, EchoLedger):
-            return True
         want = self.share.expect_deliveries
         if want is not None:
             return self.deliveries >= want * (int(self.alive.sum()) / max(self.n, 1))
-        return now - self.last_rx >= QUIET_NS
+        return quiet >= min(QUIET_NS, self.timeout_ns)
 
     def _start_measure(self) -> None:
         self.measuring = True
@@ -422,16 +456,19 @@ class Worker:
         seg_t: list[int] = []
         broken: list[int] = []
         off = 0
-        limit = ROUND_BUF - CHUNK - self.plan.max_frame
+        cap = len(buf)
         mono = time.monotonic_ns
         for i in ready:
-            if off > limit:
-                break  # the rest stay ready for the next round
             s = socks[i]
             if s is None:
                 continue
             start = off
             p = pend[i]
+            if off + len(p) + CHUNK > cap:
+                if off:
+                    break  # the rest stay ready for the next round
+                buf, mv = self._grow_round_buffer(len(p) + CHUNK)  # one huge partial frame
+                cap = len(buf)
             if p:
                 off += len(p)
                 buf[start:off] = p
@@ -470,6 +507,11 @@ class Worker:
             self._account(self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
         for i in broken:
             self.fail(i, "protocol")
+
+    def _grow_round_buffer(self, need: int) -> tuple[bytearray, memoryview]:
+        self.rbuf = bytearray(max(need, 2 * len(self.rbuf)))
+        self.rmv = memoryview(self.rbuf)
+        return self.rbuf, self.rmv
 
     def _cut(self, i: int, start: int, end: int, walk: list[int] | None,
              broken: list[int]) -> tuple[int, int]:
@@ -556,7 +598,8 @@ class Worker:
             return
         grant = np.minimum(np.bincount(own, minlength=self.n), self.outstanding)
         self.outstanding -= grant
-        self.credits += grant
+        if not self.period:  # the open loop sends on its schedule, not on replies
+            self.credits += grant
         self.last_progress[own] = now  # repeats in own set the same value
         if self.plan.pacing.think_s > 0:
             self.release_at[own] = now + int(self.plan.pacing.think_s * SEC)
@@ -570,6 +613,8 @@ class Worker:
                 return
         lat = t - tint
         self.res.latency.record(lat)
+        if _greatest(lat) > self.timeout_ns:
+            self.res.late += int((lat > self.timeout_ns).sum())
         if self.period:
             self.res.service.record(lat - st["delay"].astype(np.int64) * 1000)
         if self.n_kinds > 1:
@@ -595,7 +640,7 @@ class Worker:
             delay = np.maximum(now - tint, 0) // 1000
             self.sched[idx] += counts
             if self.measuring:
-                self.res.behind += int((delay > 1000).sum())
+                self._count_behind(idx, counts, delay)
         else:
             tint, delay = now, 0
             self.credits[idx] -= counts
@@ -620,6 +665,18 @@ class Worker:
             if n < b - a:
                 self._queue(i, data[a + n:b])
             a = b
+
+    def _count_behind(self, idx: np.ndarray, counts: np.ndarray, delay: np.ndarray) -> None:
+        """Sends over BEHIND_US behind schedule, except a backlog built up while the server kept
+        the socket full (``_queue``): that lateness is the server's, not the client's."""
+        late = delay > BEHIND_US
+        if not late.any():
+            self.backlog[idx] = False
+            return
+        held = np.repeat(self.backlog[idx], counts)
+        self.res.behind += int((late & ~held).sum())
+        last = np.cumsum(counts) - 1
+        self.backlog[idx[~late[last]]] = False  # caught up with the schedule
 
     def _pick_closed(self, now: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Connections with credits (only senders that are alive hold any), and how many."""
@@ -680,6 +737,7 @@ class Worker:
         """Keep unsent bytes (copied: the send buffer is reused) and wait for writability."""
         self.pend_out[i] = bytes(rest)
         self.blocked[i] = True
+        self.backlog[i] = True
         self.sel.modify(self.socks[i], selectors.EVENT_READ | selectors.EVENT_WRITE, i)
 
     def _flush(self, i: int) -> None:
