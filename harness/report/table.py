@@ -44,6 +44,8 @@ def _notes(s: dict) -> list[str]:
         out.extend(_fanout_notes(s))
     elif s["lost"] or s["duplicates"]:
         out.append(f"conns={s['conns']}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
+    if s.get("late"):
+        out.append(f"conns={s['conns']}: {s['late']} replies came later than --timeout")
     if s.get("client_bound"):
         server = (s.get("resources") or {}).get("server") or {}
         also = ""
