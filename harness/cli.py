@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -129,9 +129,17 @@ def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: s
         both = flags["rate"] is not None and flags["inflight"] is not None
         plan = cfg.build_plan(merged, rate_and_inflight=both)
         workload = load_workload(plan)
+        check_listen(plan, workload)
     except cfg.ConfigError as exc:
         die(EXIT_USAGE, str(exc))
     return plan, workload
+
+
+def check_listen(plan: Plan, workload: Any) -> None:
+    """Listen-only connections only make sense where messages are broadcast to them."""
+    if workload.delivery != "broadcast" and any(s.listen for s in plan.steps):
+        raise cfg.ConfigError(f"--listen: listen-only connections need a broadcast workload "
+                              f"(e.g. chat); {workload.name} replies only to the sender")
 
 
 def load_workload(plan: Plan) -> Any:
@@ -146,15 +154,27 @@ def load_workload(plan: Plan) -> Any:
 
 
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
-    """Run the plan end to end; returns the exit code. Results are written even if cut short."""
-    with Targets(plan, workload) as targets:
-        plan = targets.plan
-        started = time.time()
-        with Session(plan, workload, targets.addrs, targets.watch, live_line(),
-                     targets.reserve) as session:
-            outcome = interruptible(session.sweep)
-            watched = [session.watched(r) for r in outcome.steps]
-            warnings = session.warnings
+    """Run the plan end to end; returns the exit code. Results are written even if cut short.
+
+    Ctrl-C or SIGTERM at any point stops what was started (server, workers); before the
+    first step that is all (exit 1), later the steps measured so far are reported."""
+    outcome: RunOutcome | None = None
+    watched: list = []
+    warnings: list[str] = []
+    started = time.time()
+    try:
+        with sigterm_interrupts(), Targets(plan, workload) as targets:
+            plan = targets.plan
+            started = time.time()
+            with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                         targets.reserve) as session:
+                outcome = interruptible(session.sweep)
+                watched = [session.watched(r) for r in outcome.steps]
+                warnings = session.warnings
+    except KeyboardInterrupt:
+        if outcome is None:
+            die(EXIT_FAIL, "interrupted before the first step")
+        outcome.partial = outcome.interrupted = True  # cut while stopping: keep what we have
     for w in warnings:
         click.echo(f"harness: warning: {w}", err=True)
     return report(plan, workload, outcome, started, as_json, html, watched, warnings)
@@ -244,6 +264,27 @@ def start_embedded(plan: Plan, workload: Any) -> tuple[Any, Plan]:
                     max_frame=plan.max_frame, cpu=cpu)
     targets = tuple(Target(h, p) for h, p in server.addresses)
     return server, cfg.with_targets(plan, targets)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside the block SIGTERM raises KeyboardInterrupt, like Ctrl-C, so every context
+    manager on the way out (a started server, the workers) cleans up. Only in this process:
+    a forked worker that inherits the handler still dies of SIGTERM as before."""
+    owner = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def live_line() -> LiveLine | None:
@@ -344,6 +385,10 @@ def report_cmd(run_folder: str) -> None:
     """Write report.html (self-contained, offline) for a run folder."""
     from harness.report import html as html_report
     try:
+        results_mod.read_run(run_folder)
+    except (OSError, ValueError) as exc:
+        die(EXIT_USAGE, f"not a harness run folder: {exc}")
+    try:
         page = html_report.write_html(run_folder)
     except (OSError, ValueError, KeyError) as exc:
         die(EXIT_USAGE, f"{run_folder}: not a harness run folder ({type(exc).__name__}: {exc})")
@@ -427,22 +472,36 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
     hi = hi if hi is not None else (100_000.0 if over == "rate" else 1000.0)
     if not 0 < lo < hi:
         die(EXIT_USAGE, "--lo/--hi: need 0 < lo < hi")
-    with Targets(plan, workload) as targets:
-        plan = targets.plan
-        with Session(plan, workload, targets.addrs, targets.watch, live_line(),
-                     targets.reserve) as session:
-            def probe_at(load: float) -> dict:
-                step = (replace(base, rate=load / base.conns) if over == "rate"
-                        else replace(base, conns=int(load)))
-                out = interruptible(lambda: session.probe(step))
-                if out.interrupted or not out.steps:
-                    raise KeyboardInterrupt
-                return sweep_mod.figures(plan, workload, out.steps[0]).summary
-            try:
+    plan = search_plan(plan, over, lo)
+    tried: list[float] = []  # loads whose probe started
+    summaries: list[dict] = []  # the figures of each probe that finished
+    result: dict | None = None
+    try:
+        with sigterm_interrupts(), Targets(plan, workload) as targets:
+            plan = targets.plan
+            with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                         targets.reserve) as session:
+                def probe_at(load: float) -> dict:
+                    tried.append(load)
+                    step = (replace(base, rate=load / base.conns) if over == "rate"
+                            else replace(base, conns=int(load)))
+                    out = interruptible(lambda: session.probe(step))
+                    if out.interrupted or not out.steps:
+                        raise KeyboardInterrupt
+                    probe_plan = search_plan(plan, over, load)
+                    summaries.append(sweep_mod.figures(probe_plan, workload,
+                                                       out.steps[0]).summary)
+                    return summaries[-1]
                 result = capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
                                          integer=over == "conns")
-            except KeyboardInterrupt:
-                die(EXIT_FAIL, "interrupted during the search")
+    except KeyboardInterrupt:
+        if result is None:
+            die(EXIT_FAIL, "interrupted during the search" if tried
+                else "interrupted before the first step")
+    assert result is not None
+    for p, summary in zip(result["probes"], summaries, strict=True):
+        p["service_p99_ms"] = (summary.get("service_ms") or {}).get("p99")
+        p["behind_schedule"] = summary.get("behind_schedule")
     doc = {"max_load": result["max_load"], "unit": "msgs_s" if over == "rate" else "conns",
            "slo": slo_text, "max_errors": errors, "tolerance": tolerance,
            "converged": result["converged"], "bracket": result["bracket"],
@@ -464,6 +523,15 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
     sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
 
 
+def search_plan(plan: Plan, over: str, load: float) -> Plan:
+    """--over rate probes total msgs/s on a fixed schedule: the open loop, whatever --rate
+    said (``load`` spread over the first step's connections). --over conns: ``plan``."""
+    if over != "rate":
+        return plan
+    rate = load / plan.steps[0].conns
+    return replace(plan, pacing=replace(plan.pacing, mode="open", rate=rate))
+
+
 # ---------------------------------------------------------------------------- merge
 
 
@@ -482,14 +550,16 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     from harness import merge as merge_mod
     try:
         docs = [results_mod.read_run(r) for r in runs]
+        series = [[results_mod.read_series(r, k) for k in range(len(d["steps"]))]
+                  for r, d in zip(runs, docs, strict=True)]
     except (OSError, ValueError) as exc:
-        die(EXIT_USAGE, f"cannot read a run: {exc}")
-    series = [[results_mod.read_series(r, k) for k in range(len(d["steps"]))]
-              for r, d in zip(runs, docs, strict=True)]
+        die(EXIT_USAGE, f"not a harness run folder: {exc}")
     try:
         doc, cols, seconds, hists = merge_mod.merge_runs(docs, series)
     except merge_mod.MergeError as exc:
         die(EXIT_USAGE, f"merge: {exc}")
+    except KeyError as exc:
+        die(EXIT_USAGE, f"not a harness run folder: a step of one of the runs lacks {exc}")
     doc["merged_from"] = list(runs)
     full = dict(doc)
     full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in hs.items()},
@@ -498,11 +568,15 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     folder = results_mod.run_dir(results_dir, cfg._safe_name(name))
     path = results_mod.write_run(folder, full, cols)
     page = None if no_report else write_html_report(folder)
+    failures = doc["thresholds"]["failed"]
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
     else:
         click.echo(table.render(doc))
+        for line in failures:
+            click.echo(f"THRESHOLD FAILED: {line}")
         click.echo(f"merged {len(runs)} runs: {path}" + (f"  report: {page}" if page else ""))
+    sys.exit(EXIT_FAIL if failures else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- calibrate

@@ -273,7 +273,7 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
     inflight = _num(run, "inflight", 1, int, 1_000_000)
     think = _num(run, "think", 0.0)
     pacing = Pacing("open" if rate > 0 else "closed", inflight, rate, think)
-    stages = _stages(merged.get("stages") or [], run)
+    stages = _stages(merged.get("stages") or [], rate)
     steps = _steps(run, rate) if not stages else (
         Step(0, max(st.conns for st in stages), sum(st.duration_s for st in stages), None,
              stages[0].rate, _num(run, "listen", 0, int, 100_000), stages),)
@@ -446,12 +446,14 @@ def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...]
     return tuple(f"127.0.0.{k}" for k in range(1, 2 + most // PORTS_PER_SOURCE))
 
 
-def _stages(raw: list[dict], run: dict) -> tuple[Stage, ...]:
+def _stages(raw: list[dict], rate: float) -> tuple[Stage, ...]:
+    """A scenario's stages; a stage without ``rate`` takes the run's rate (``--rate`` or
+    [run] rate; 0 = closed loop)."""
     out = []
     for i, st in enumerate(raw):
         where = {k: f"stages[{i}].{k}" for k in STAGE_KEYS}
         vals = {"conns": st.get("conns", 1), "duration": st.get("duration", 10.0),
-                "rate": st.get("rate", 0.0), "__names__": where}
+                "rate": st.get("rate", rate), "__names__": where}
         out.append(Stage(duration_s=_num(vals, "duration", 0.001), conns=_num(vals, "conns", 1, int,
                                                                             MAX_CONNS),
                          rate=_num(vals, "rate", 0.0), label=str(st.get("label", ""))))
@@ -475,7 +477,7 @@ def _degradation(d: dict) -> Degradation:
     rate = _limit(d, "degradation", "max_error_rate")
     return Degradation(max_error_rate=rate if rate is not None else 0.0,
                        max_p99_ms=_limit(d, "degradation", "max_p99_ms"),
-                       p99_factor=_limit(d, "degradation", "p99_factor") or math.inf,
+                       p99_factor=_limit(d, "degradation", "p99_factor"),
                        min_gain=_limit(d, "degradation", "min_gain") or 0.0)
 
 

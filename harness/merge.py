@@ -9,13 +9,15 @@ the busiest worker of any machine. Units as in run.json (ms, msgs/s, MB/s).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from harness import aggregate
 from harness.histogram import Histogram, merge_all
+from harness.plan import Degradation, Thresholds
 from harness.result import ERROR_KINDS
 
-SUMMED = ("connected", "sent", "received", "lost", "duplicates", "behind_schedule")
+SUMMED = ("connected", "sent", "received", "lost", "duplicates", "late", "behind_schedule")
 LOAD_KEYS = ("conns", "messages", "rate")
 PER_MACHINE = ("resources", "trend", "recovery")  # kept per run, not recomputed
 
@@ -113,6 +115,7 @@ def merge_runs(docs: list[dict], series: list[list[dict]]) -> tuple[dict, list[d
         all_seconds.append(merged)
         all_hists.append(hists)
     first = docs[0]
+    config = first.get("config") or {}
     doc = {
         "schema_version": first["schema_version"],
         "partial": any(d.get("partial") for d in docs),
@@ -121,18 +124,40 @@ def merge_runs(docs: list[dict], series: list[list[dict]]) -> tuple[dict, list[d
         "workload": first.get("workload"),
         "delivery": first.get("delivery"),
         "merged_from": [d.get("environment", {}).get("host") for d in docs],
-        "config": first.get("config", {}),
+        "config": config,
         "environment": {"machines": [d.get("environment", {}) for d in docs]},
         "steps": steps,
-        "degradation": aggregate.degradation(
-            steps, _rules(first.get("config", {}).get("degradation", {}))),
-        "thresholds": {"failed": []},
+        "degradation": aggregate.degradation(steps, _rules(config.get("degradation") or {})),
+        "thresholds": {"failed": aggregate.threshold_failures(
+            [_with_server(s) for s in steps], thresholds_from(config.get("thresholds") or {}))},
     }
     return doc, all_series, all_seconds, all_hists
 
 
-def _rules(d: dict) -> Any:
-    from harness.plan import Degradation
+def _rules(d: dict) -> Degradation:
+    """The first run's degradation rules; a rule stored as null is off (None)."""
     known = {k: d[k] for k in ("max_error_rate", "max_p99_ms", "p99_factor", "min_gain")
              if k in d}
+    if known.get("max_error_rate") is None:
+        known.pop("max_error_rate", None)  # not optional: keep the default
+    if known.get("min_gain") is None:
+        known.pop("min_gain", None)
     return Degradation(**known)
+
+
+def thresholds_from(d: dict) -> Thresholds:
+    """The first run's thresholds (run.json ``config.thresholds``), known fields only."""
+    names = {f.name for f in fields(Thresholds)}
+    return Thresholds(**{k: v for k, v in d.items() if k in names})
+
+
+def _with_server(step: dict) -> dict:
+    """A merged step with the server figures a threshold checks: the highest CPU and RSS
+    any machine saw of the server (each run keeps its own under ``per_machine``)."""
+    seen = [m["resources"]["server"] for m in step.get("per_machine", ())
+            if (m.get("resources") or {}).get("server")]
+    if not seen:
+        return step
+    server = {key: max((s[key] for s in seen if s.get(key) is not None), default=None)
+              for key in ("cpu_pct_max", "rss_max_bytes")}
+    return dict(step, resources={"server": server})

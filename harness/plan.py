@@ -54,7 +54,7 @@ class Step:
 class Degradation:
     max_error_rate: float = 0.01  # errors / messages sent
     max_p99_ms: float | None = None  # absolute p99 limit
-    p99_factor: float = 10.0  # p99 above this many times the first step's p99
+    p99_factor: float | None = 10.0  # p99 above this many times the first step's p99; None: off
     min_gain: float = 0.25  # marginal msgs/s per added conn, relative to the previous average
 
 

@@ -415,12 +415,15 @@ class Worker:
     def _drained(self, now: int, drain_until: int) -> bool:
         """Echo: every reply in, or --timeout after the last send. Broadcast: other workers
         may still be sending into the room, so wait until every delivery is in, or until
-        nothing has arrived for a full --timeout (bounded by DRAIN_CAP)."""
+        nothing has arrived for 2 x --timeout + 200 ms (bounded by DRAIN_CAP_NS)."""
         if isinstance(self.ledger, EchoLedger):
             return now >= drain_until or not (self.outstanding[self.alive] > 0).any()
         stopped = drain_until - self.timeout_ns
         quiet = now - max(self.last_rx, stopped)
-        if quiet >= self.timeout_ns or now - stopped >= max(DRAIN_CAP_NS, 10 * self.timeout_ns):
+        # a sender elsewhere may be stalled for one reply timeout (+ a 100 ms tick) before
+        # it carries on: only a longer silence means the room is done
+        if quiet >= 2 * self.timeout_ns + QUIET_NS or \
+                now - stopped >= max(DRAIN_CAP_NS, 10 * self.timeout_ns):
             return True
         if (self.outstanding[self.alive] > 0).any():
             return False

@@ -29,7 +29,8 @@ from harness.plan import Degradation
 def summary(p99: float | None = 1.0, throughput: float = 1000.0, sent: int = 1000,
             timeouts: int = 0, lost: int = 0, conns: int = 10, client_bound: bool = False,
             p50: float | None = None) -> dict:
-    """A step summary with the documented keys (latency in ms, throughput in msgs/s)."""
+    """A step summary with the documented keys (latency in ms, throughput in msgs/s).
+    ``timeouts``: messages answered later than --timeout (``late``), each a failed message."""
     lat = {k: None for k in ("p50", "p90", "p95", "p99", "p999", "max", "mean")}
     if p99 is not None:
         lat = {"p50": p50 if p50 is not None else p99 / 2, "p90": p99 * 0.8,
@@ -37,9 +38,9 @@ def summary(p99: float | None = 1.0, throughput: float = 1000.0, sent: int = 100
                "mean": p99 / 2}
     errors = {"connect_refused": 0, "connect_timeout": 0, "reset": 0, "closed": 0,
               "timeout": timeouts, "protocol": 0}
-    return {"conns": conns, "sent": sent, "received": sent - timeouts - lost,
+    return {"conns": conns, "sent": sent, "received": sent - lost,
             "throughput_msgs_s": throughput, "latency_ms": lat, "errors": errors,
-            "lost": lost, "client_bound": client_bound, "partial": False}
+            "lost": lost, "late": timeouts, "client_bound": client_bound, "partial": False}
 
 
 # ---------------------------------------------------------------------------- parse_slo

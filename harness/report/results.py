@@ -82,17 +82,51 @@ def write_run(folder: Path, doc: dict, series: list[dict],
 
 
 def read_run(folder: str | Path) -> dict:
+    """A run folder's run.json (or that file itself), checked to be a harness run: a dict
+    with an int ``schema_version`` and a list of ``steps``, each a dict. Anything else raises
+    ValueError with a one-line reason naming the path (OSError if it cannot be read)."""
     path = Path(folder)
     if path.is_dir():
         path = path / "run.json"
-    return orjson.loads(path.read_bytes())
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    problem = _not_a_run(doc)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return doc
+
+
+def _not_a_run(doc: object) -> str | None:
+    if not isinstance(doc, dict):
+        return f"expected a JSON object, found {type(doc).__name__}"
+    version = doc.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        return "no integer schema_version"
+    steps = doc.get("steps")
+    if not isinstance(steps, list):
+        return "no list of steps"
+    for k, step in enumerate(steps):
+        if not isinstance(step, dict):
+            return f"steps[{k}] is not an object"
+    return None
 
 
 def read_series(folder: str | Path, step: int) -> dict[str, list]:
-    """series-step<k>.csv as columns (counts as ints); {} when the file is absent."""
-    path = Path(folder) / f"series-step{step}.csv"
+    """series-step<k>.csv as columns (counts as ints); {} when the file is absent. A file
+    without those columns or with a non-integer count raises ValueError."""
+    base = Path(folder)
+    path = (base.parent if base.is_file() else base) / f"series-step{step}.csv"
     if not path.is_file():
         return {}
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {col: [int(r[col]) for r in rows] for col in ("second", "sent", "received", "errors")}
+    try:
+        return {col: [int(r[col]) for r in rows]
+                for col in ("second", "sent", "received", "errors")}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a harness series file ({type(exc).__name__}: "
+                         f"{exc})") from None

@@ -58,6 +58,17 @@ def _notes(s: dict) -> list[str]:
         lat = k["latency_ms"]
         out.append(f"conns={s['conns']}:   kind {k['kind']}: sent {k['sent']}, replies "
                    f"{k['received']}, p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms")
+    out.extend(_watch_notes(s))
+    if "service_ms" in s:
+        svc = s["service_ms"]
+        out.append(f"conns={s['conns']}: open loop: latency from intended send; service time "
+                   f"from actual send p50 {_f(svc['p50'])} p99 {_f(svc['p99'])} ms")
+    return out
+
+
+def _watch_notes(s: dict) -> list[str]:
+    """Server deaths, trends and spike recovery, when the step has them."""
+    out = []
     for role, r in (s.get("resources") or {}).items():
         if r.get("died_at_s") is not None:
             out.append(f"conns={s['conns']}: {role} DIED {r['died_at_s']:.1f} s after "
@@ -69,10 +80,6 @@ def _notes(s: dict) -> list[str]:
         out.append(f"conns={s['conns']}: spike recovery: " + (
             f"{rec['recovery_s']:.1f} s back to baseline (p99 and throughput within "
             f"{rec['band']:.0%})" if rec["recovered"] else "NOT recovered by the end"))
-    if "service_ms" in s:
-        svc = s["service_ms"]
-        out.append(f"conns={s['conns']}: open loop: latency from intended send; service time "
-                   f"from actual send p50 {_f(svc['p50'])} p99 {_f(svc['p99'])} ms")
     return out
 
 
