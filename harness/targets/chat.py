@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 
 from harness.framing import FrameError, Framing
-from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of
+from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, read_into
 
 READ_SIZE = 256 * 1024
 OUT_LIMIT = 16 * 1024 * 1024
@@ -152,15 +152,10 @@ class ChatServer:
             self._clients[conn] = None
 
     def _readable(self, conn: _Conn) -> None:
-        try:
-            n = conn.sock.recv_into(self._buf)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._close(conn)
-            return
+        n = read_into(conn.sock, self._buf)
         if not n:
-            self._close(conn)
+            if n == 0:
+                self._close(conn)
             return
         if conn.role is PEER_OUT:
             return  # whatever the peer sends down our outbound link is not for us

@@ -13,7 +13,7 @@ import selectors
 import socket
 from collections.abc import Callable
 
-from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of
+from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, read_into
 
 READ_SIZE = 64 * 1024
 
@@ -72,15 +72,10 @@ class EchoServer:
 
     def _echo(self, conn: _Conn) -> None:
         sock = conn.sock
-        try:
-            n = sock.recv_into(self._buf)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._close(conn)
-            return
+        n = read_into(sock, self._buf)
         if not n:
-            self._close(conn)
+            if n == 0:
+                self._close(conn)
             return
         try:
             sent = sock.send(self._view[:n])

@@ -63,6 +63,17 @@ def connect_host(host: str) -> str:
     return host
 
 
+def read_into(sock: socket.socket, buf: bytearray) -> int | None:
+    """One ``recv_into``: bytes read, 0 when the peer closed or the socket failed (close
+    it), None when there was nothing to read after all."""
+    try:
+        return sock.recv_into(buf)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return 0
+
+
 def accept_ready(listener: socket.socket, limit: int = 256) -> Iterator[socket.socket]:
     """Accept what is pending (up to ``limit``), as non-blocking TCP_NODELAY sockets."""
     for _ in range(limit):
