@@ -107,6 +107,7 @@ class Worker:
         self.release_at = np.zeros(n, dtype=np.int64)
         self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
         self.backlog = np.zeros(n, dtype=bool)  # was blocked, not yet back on schedule
+        self.wake_at: int | None = None  # ns the loop meant to wake for its own schedule
         big = np.iinfo(np.int64).max // 4
         self.budget = (share.budget.astype(np.int64) if share.budget is not None
                        else np.full(n, big, dtype=np.int64))
@@ -397,6 +398,9 @@ class Worker:
             if not live.any():
                 return 0.01
             nxt = int((self.phase[live] + self.sched[live] * self.period).min()) + self.sched_base
+            own = live & ~self.backlog  # the client's own schedule, not a server's backlog
+            self.wake_at = (int((self.phase[own] + self.sched[own] * self.period).min()) +
+                            self.sched_base) if own.any() else None
             if self.timer is not None:
                 self.timer.arm(nxt)
                 return 0.05
@@ -643,7 +647,7 @@ class Worker:
             delay = np.maximum(now - tint, 0) // 1000
             self.sched[idx] += counts
             if self.measuring:
-                self._count_behind(idx, counts, delay)
+                self._count_behind(idx, counts, delay, now)
         else:
             tint, delay = now, 0
             self.credits[idx] -= counts
@@ -669,16 +673,20 @@ class Worker:
                 self._queue(i, data[a + n:b])
             a = b
 
-    def _count_behind(self, idx: np.ndarray, counts: np.ndarray, delay: np.ndarray) -> None:
-        """Sends over BEHIND_US behind schedule, except a backlog built up while the server kept
-        the socket full (``_queue``): that lateness is the server's, not the client's."""
+    def _count_behind(self, idx: np.ndarray, counts: np.ndarray, delay: np.ndarray,
+                      now: int) -> None:
+        """Sends over BEHIND_US behind schedule because the client was slow: the loop woke
+        that late for its own schedule. A backlog the server built by keeping a socket full
+        (``_queue``) is late too, but that lateness is the server's."""
         late = delay > BEHIND_US
         if not late.any():
             self.backlog[idx] = False
             return
-        held = np.repeat(self.backlog[idx], counts)
-        self.res.behind += int((late & ~held).sum())
         last = np.cumsum(counts) - 1
+        loop_late = self.wake_at is not None and now - self.wake_at > BEHIND_US * 1000
+        if loop_late:
+            held = np.repeat(self.backlog[idx], counts)
+            self.res.behind += int((late & ~held).sum())
         self.backlog[idx[~late[last]]] = False  # caught up with the schedule
 
     def _pick_closed(self, now: int) -> tuple[np.ndarray, np.ndarray] | None:
