@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 
 from harness.framing import FrameError, Framing
-from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, read_into
+from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
 
 READ_SIZE = 256 * 1024
 OUT_LIMIT = 16 * 1024 * 1024
@@ -297,13 +297,7 @@ class ChatServer:
         conn.sock.close()
 
     def _close_all(self) -> None:
-        for key in list(self._sel.get_map().values()):
-            if key.data.__class__ is _Conn:
-                self._close(key.data)
-        for lsock in self._listeners:
-            self._sel.unregister(lsock)
-            lsock.close()
-        self._sel.close()
+        close_all(self._sel, self._listeners, _Conn, self._close)
 
 
 def _take(data: bytearray, start: int, end: int) -> bytes:

@@ -13,7 +13,7 @@ import selectors
 import socket
 from collections.abc import Callable
 
-from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, read_into
+from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
 
 READ_SIZE = 64 * 1024
 
@@ -110,10 +110,4 @@ class EchoServer:
         conn.out = None
 
     def _close_all(self) -> None:
-        for key in list(self._sel.get_map().values()):
-            if key.data.__class__ is _Conn:
-                self._close(key.data)
-        for lsock in self._listeners:
-            self._sel.unregister(lsock)
-            lsock.close()
-        self._sel.close()
+        close_all(self._sel, self._listeners, _Conn, self._close)

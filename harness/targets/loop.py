@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import selectors
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 LISTEN_BACKLOG = 4096
 
@@ -72,6 +74,19 @@ def read_into(sock: socket.socket, buf: bytearray) -> int | None:
         return None
     except OSError:
         return 0
+
+
+def close_all(sel: selectors.BaseSelector, listeners: list[socket.socket], conn_type: type,
+              close: Callable[[Any], None]) -> None:
+    """Shut a server loop down: every connection through ``close``, then the listeners and
+    the selector."""
+    for key in list(sel.get_map().values()):
+        if key.data.__class__ is conn_type:
+            close(key.data)
+    for lsock in listeners:
+        sel.unregister(lsock)
+        lsock.close()
+    sel.close()
 
 
 def accept_ready(listener: socket.socket, limit: int = 256) -> Iterator[socket.socket]:
