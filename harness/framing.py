@@ -18,7 +18,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-NEWLINE_BYTE = 0x0A
 
 
 class FrameError(ValueError):

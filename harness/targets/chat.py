@@ -87,7 +87,6 @@ class ChatServer:
         self._framing = framing
         self._max_frame = max_frame
         self._out_limit = out_limit
-        self._index = index
         self._links = [_Link(addr) for addr in peers]
         self._clients: dict[_Conn, None] = {}  # insertion-ordered set
         self._sel = selectors.DefaultSelector()
