@@ -19,7 +19,6 @@ import struct
 from dataclasses import dataclass
 
 
-
 class FrameError(ValueError):
     """A frame broke the protocol: longer than ``max_frame``, or a malformed prefix."""
 
