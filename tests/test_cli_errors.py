@@ -64,7 +64,8 @@ def write(path: Path, text: str) -> str:
 
 def test_unknown_flag(tmp_path: Path) -> None:
     line = assert_usage_error(harness(["run", "--bogus-flag"], tmp_path), "--bogus-flag")
-    assert line.startswith("Error:")
+    assert line.startswith("harness: No such option")
+    assert "run -h" in line
 
 
 @pytest.mark.parametrize("value", ["10,abc", "0", "10,-5", ""])
@@ -89,11 +90,14 @@ def test_rate_and_inflight_exclude_each_other(tmp_path: Path, refused_host: str)
     assert_usage_error(proc, "--rate", "--inflight")
 
 
-def test_host_that_does_not_resolve(tmp_path: Path) -> None:
+def test_host_that_does_not_resolve_is_unreachable(tmp_path: Path) -> None:
+    """A well-formed name that does not resolve is the target's problem: exit 3, not 2."""
     t0 = time.monotonic()
     proc = harness(["run", "--host", "no-such-host.invalid:5000", *SHORT_RUN], tmp_path)
     took = time.monotonic() - t0
-    assert_usage_error(proc, "--host", "no-such-host.invalid")
+    assert proc.returncode == 3, proc.stderr
+    line = error_line(proc)
+    assert "no-such-host.invalid" in line and "resolve" in line
     assert took < 10.0
 
 
