@@ -352,8 +352,8 @@ def parse_target(text: str) -> Target:
     text = text.strip()
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise ConfigError(f"--host: {text!r}: expected [address]:port")
+        if not sep or ":" not in host:
+            raise ConfigError(f"--host: {_cut(text)!r}: expected [IPv6 address]:port")
     else:
         host, sep, port = text.rpartition(":")
         if not sep or not host:
