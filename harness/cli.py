@@ -589,7 +589,7 @@ def search_epilog() -> str:
         help="the SLO a probe must meet, e.g. 'p99<5ms' or 'p99<5ms and errors<0.1%' "
              "(grammar below)")
 @option("--max-errors", default=None, group="Search",
-        help="largest error rate, e.g. 0.1% (default: the [degradation] limit)")
+        help="largest error rate, e.g. 0.1% (default: not checked)")
 @option("--over", type=click.Choice(["rate", "conns"]), default="rate", show_default=True,
         group="Search", help="search the total message rate (open loop) or the connection count")
 @option("--lo", type=float, default=None, group="Search", help="lowest load to probe")

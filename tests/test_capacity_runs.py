@@ -16,9 +16,11 @@ def harness(*args: str, cwd: Path, timeout: float = 180) -> subprocess.Completed
                           capture_output=True, stdin=subprocess.DEVNULL)
 
 
+PROBE = ["--workers", "1", "--warmup", "0.2", "--timeout", "1"]  # search writes no results
+
+
 def common(tmp_path: Path) -> list[str]:
-    return ["--workers", "1", "--warmup", "0.2", "--timeout", "1", "--no-report",
-            "--results-dir", str(tmp_path / "results")]
+    return [*PROBE, "--no-report", "--results-dir", str(tmp_path / "results")]
 
 
 def test_search_finds_a_token_bucket_capacity_within_10_percent(tmp_path: Path) -> None:
@@ -26,7 +28,7 @@ def test_search_finds_a_token_bucket_capacity_within_10_percent(tmp_path: Path) 
     with servers.start("token_bucket", rate=rate) as srv:
         r = harness("search", "--host", f"127.0.0.1:{srv.port}", "--slo", "p99<50ms",
                     "--max-errors", "1%", "--over", "rate", "--conns", "10", "--lo", "500",
-                    "--hi", "8000", "--duration", "1.5", "--json", *common(tmp_path),
+                    "--hi", "8000", "--duration", "1.5", "--json", *PROBE,
                     cwd=tmp_path)
     assert r.returncode == 0, r.stderr.decode()
     doc = orjson.loads(r.stdout)
