@@ -55,10 +55,11 @@ CLIENT_BOUND = "client-bound: the client, not the server, limited this probe"
 
 
 class SloError(ValueError):
-    """A malformed SLO expression; the message names the bad part and shows the grammar."""
+    """A malformed SLO expression; the message is one line naming the bad part (the grammar
+    is ``GRAMMAR``, shown by ``harness search --help``)."""
 
     def __init__(self, problem: str) -> None:
-        super().__init__(f"{problem}\n{GRAMMAR}")
+        super().__init__(problem)
         self.problem = problem
 
 

@@ -9,6 +9,7 @@ target could not be reached at all.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import signal
@@ -31,21 +32,56 @@ from harness.coordinator import RunOutcome, Unreachable, probe, raise_nofile, re
 from harness.plan import Plan, Target
 from harness.report import results as results_mod
 from harness.report import table
+from harness.report.safe import printable
 from harness.sweep import Session
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 EMBEDDED_CHAT_NODES = 3  # --workload chat without --host runs against a linked 3-node cluster
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
 failed, or the run was cut short (results written, marked partial); 2 usage or configuration
-error; 3 the target could not be reached at all."""
+error; 3 the target could not be reached at all (refused, unresolvable, or never answered)."""
+SEARCH_EXIT_HELP = """Exit codes: 0 a load met the SLO; 1 no probed load met it, or the search
+was cut short; 2 usage or configuration error; 3 the target could not be reached at all."""
+MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
+failed; 2 usage error, or runs that cannot be merged."""
+REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
+CALIBRATE_EXIT_HELP = "Exit codes: 0 measured; 1 interrupted."
+SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
+cannot be listened on."""
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 def die(code: int, message: str) -> None:
-    click.echo(f"harness: {message}", err=True)
+    click.echo(f"harness: {printable(message)}", err=True)
     sys.exit(code)
 
 
-@click.group(epilog=EXIT_CODES_HELP)
+class HarnessGroup(click.Group):
+    """The command group. Its ``main`` shows every usage error as one line (exit 2): the
+    flag and what is wrong with it, then where the help is, never click's usage block."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except NO_ARGS_IS_HELP as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "harness"
+            die(EXIT_USAGE, f"{' '.join(exc.format_message().split())} (see '{where} -h')")
+        except click.ClickException as exc:
+            die(exc.exit_code, " ".join(exc.format_message().split()))
+        except click.Abort:
+            die(EXIT_FAIL, "interrupted")
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+@click.group(cls=HarnessGroup, epilog=EXIT_CODES_HELP, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="harness")
 def main() -> None:
     """harness: a multiprocess raw-socket stress harness.
@@ -57,58 +93,156 @@ def main() -> None:
 
 # ---------------------------------------------------------------------------- run
 
-RUN_FLAGS = [
-    ("--host", str, "target host:port, [v6]:port, or a comma list of nodes; none = embedded"),
-    ("--conns", str, "connection counts to sweep, e.g. 10,100,1000"),
-    ("--messages", str, "messages per step in total (a list sweeps), instead of --duration"),
-    ("--workers", int, "worker processes (default: usable cores, less one for an embedded server)"),
-    ("--workload", str, "echo, chat, or path/to/workload.py"),
-    ("--framing", str, "newline, len16 or len32"),
-    ("--size", str, "bytes per message on the wire, framing included: N, LO-HI or N,N,..."),
-    ("--corpus", str, "payloads from a file, one per line, after the stamp"),
-    ("--inflight", int, "closed loop: messages outstanding per connection"),
-    ("--rate", float, "open loop: messages/s per connection, on a fixed schedule"),
-    ("--think", float, "closed loop: seconds to wait after each reply"),
-    ("--duration", float, "seconds of the measure window per step"),
-    ("--warmup", float, "seconds of warm-up before each measure window"),
-    ("--timeout", float, "reply timeout, seconds"),
-    ("--connect-timeout", float, "connect timeout, seconds"),
-    ("--connect-rate", float, "new connections per second (0 = as fast as possible)"),
-    ("--max-frame", int, "largest frame accepted from the server, bytes"),
-    ("--listen", int, "listen-only connections per node (broadcast workloads)"),
-    ("--push-hosts", str, "node indices the sending connections go to, e.g. 0,1"),
-    ("--grow", str, "--until-degraded: double, or add (--increment connections)"),
-    ("--increment", int, "--until-degraded with --grow add: connections added per step"),
-    ("--max-conns", int, "--until-degraded: the most connections to try"),
-    ("--server-pid", int, "a server process to watch (CPU, memory, threads, fds)"),
-    ("--server-cmd", str, "a command that starts a local server: watched, stopped afterwards"),
-    ("--monitor-interval", float, "seconds between resource samples"),
-    ("--source-addrs", str, "local IPv4 addresses to spread connections over, e.g. "
-                            "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)"),
-    ("--seed", int, "seed for schedules and payloads"),
-    ("--name", str, "run name, used in the results folder"),
-    ("--results-dir", str, "where results/<UTC time>-<name>/ goes"),
+# Option groups of `run --help`, in the order shown.
+GROUPS = ("Search", "Target", "Load", "Pacing", "Step", "Measurement", "Output", "Capacity",
+          "Config", "Other")
+FRAMINGS = ("newline", "len16", "len32")
+# (flag, type, group, help, applies to search). Each flag's default is its harness.toml key.
+RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
+    ("--host", str, "Target", "target host:port, [v6]:port, or a comma list of nodes; none = "
+     "start the embedded server", True),
+    ("--server-cmd", str, "Target", "a command that starts a local server: watched, stopped "
+     "afterwards", True),
+    ("--workload", str, "Target", "echo, chat, or path/to/workload.py", True),
+    ("--framing", click.Choice(FRAMINGS), "Target", "message framing (len16/len32: big-endian "
+     "length prefix)", True),
+    ("--max-frame", int, "Target", "largest frame accepted from the server, bytes (16 to 2^30)",
+     True),
+    ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
+     "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)", True),
+    ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",
+     True),
+    ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "
+     "instead of --duration", False),
+    ("--workers", int, "Load", "worker processes (0 = usable cores, less one for an embedded "
+     "server)", True),
+    ("--size", str, "Load", "bytes per message on the wire, framing included: N, LO-HI or "
+     "N,N,...", True),
+    ("--corpus", str, "Load", "payloads from a file, one per line, after the stamp", True),
+    ("--listen", int, "Load", "listen-only connections per node (broadcast workloads)", True),
+    ("--push-hosts", str, "Load", "node indices the sending connections go to, e.g. 0,1", True),
+    ("--seed", int, "Load", "seed for schedules and payloads", True),
+    ("--inflight", int, "Pacing", "closed loop: messages outstanding per connection", True),
+    ("--rate", float, "Pacing", "open loop: messages/s per connection on a fixed schedule "
+     "(0.001 to 1e6; 0 = closed loop)", True),
+    ("--think", float, "Pacing", "closed loop: seconds to wait after each reply (to 3600)",
+     True),
+    ("--connect-rate", float, "Pacing", "new connections per second (0 = as fast as possible)",
+     True),
+    ("--duration", float, "Step", "seconds of the measure window per step", True),
+    ("--warmup", float, "Step", "seconds of warm-up before each measure window", True),
+    ("--timeout", float, "Step", "reply timeout, seconds (0.001 to 3600)", True),
+    ("--connect-timeout", float, "Step", "connect timeout, seconds (0.001 to 3600)", True),
+    ("--server-pid", int, "Measurement", "a server process to watch (CPU, memory, threads, "
+     "fds; 0 = none)", True),
+    ("--monitor-interval", float, "Measurement", "seconds between resource samples (0.05 to "
+     "60)", True),
+    ("--name", str, "Output", "run name, used in the results folder", False),
+    ("--results-dir", str, "Output", "where results/<UTC time>-<name>/ goes", False),
+    ("--grow", click.Choice(("double", "add")), "Capacity", "--until-degraded: double the "
+     "connections each step, or add --increment", False),
+    ("--increment", int, "Capacity", "--until-degraded with --grow add: connections added per "
+     "step", False),
+    ("--max-conns", int, "Capacity", "--until-degraded: the most connections to try", False),
 ]
 
 
-def run_options(f: Any) -> Any:
-    for flag, typ, help_ in reversed(RUN_FLAGS):
-        f = click.option(flag, type=typ, default=None, help=help_)(f)
-    f = click.option("--push-conns", type=str, default=None,
-                     help="alias of --conns for fan-out runs")(f)
-    f = click.option("--config", "config_path", type=click.Path(), default=None,
-                     help="config file (default ./harness.toml)")(f)
-    f = click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")(f)
-    f = click.option("--no-report", is_flag=True, help="skip the HTML report")(f)
-    f = click.option("--until-degraded", is_flag=True, default=None,
-                     help="keep adding steps until the degradation rule fires")(f)
-    f = click.option("--scenario", default=None, help="a [scenarios.NAME] from harness.toml")(f)
-    f = click.option("--env", "env_name", default=None,
-                     help="apply [env.NAME] threshold/degradation overrides")(f)
+class GroupedOption(click.Option):
+    """An option that knows its help group and, for run flags, its harness.toml key."""
+
+    def __init__(self, *args: Any, group: str = "Other", key: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+        self.key = key
+
+
+class GroupedCommand(click.Command):
+    """``--help`` lists options under headings (GROUPS), each run flag with its default as
+    resolved from the built-in defaults and ./harness.toml."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        defaults = resolved_defaults()
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            key = getattr(param, "key", None)
+            if key is not None and key in defaults:
+                record = (record[0], f"{record[1]}  [default: {defaults[key]}]")
+            groups.setdefault(getattr(param, "group", "Other"), []).append(record)
+        for title in GROUPS:
+            if title in groups:
+                with formatter.section(f"{title} options"):
+                    formatter.write_dl(groups[title])
+
+
+def resolved_defaults() -> dict[str, str]:
+    """Each [run] key's default as text: the built-ins, with ./harness.toml over them (the
+    built-ins alone when that file has an error: running will name it)."""
+    try:
+        run = cfg.settings(cfg.load_file(None), {})["run"]
+    except cfg.ConfigError:
+        run = cfg.settings({}, {})["run"]
+    shown = {}
+    for key, value in run.items():
+        if isinstance(value, list):
+            value = ",".join(map(str, value)) or "none"
+        elif isinstance(value, bool):
+            value = "on" if value else "off"
+        shown[key] = printable(str(value)) if value != "" else "none"
+    return shown
+
+
+def option(*decls: str, group: str, key: str | None = None, **kwargs: Any) -> Any:
+    return click.option(*decls, cls=GroupedOption, group=group, key=key, **kwargs)
+
+
+def _extra_options() -> dict[str, Any]:
+    """The run options that are not harness.toml keys (or are flags), by name."""
+    return {
+        "--config": option("--config", "config_path", type=click.Path(), default=None,
+                           group="Config", help="config file layered over the built-in "
+                           "defaults (default ./harness.toml)"),
+        "--push-conns": option("--push-conns", type=str, default=None, group="Load",
+                               help="alias of --conns for fan-out runs"),
+        "--json": option("--json", "as_json", is_flag=True, group="Output",
+                         help="print the run summary as JSON on stdout instead of the table"),
+        "--no-report": option("--no-report", is_flag=True, group="Output",
+                              help="skip the HTML report"),
+        "--env": option("--env", "env_name", default=None, group="Measurement",
+                        help="apply [env.NAME] threshold/degradation overrides"),
+        "--scenario": option("--scenario", default=None, group="Capacity",
+                             help="a [scenarios.NAME] preset (built-in: smoke, baseline, load, "
+                                  "stress, ramp, spike, soak) or one from harness.toml"),
+        "--until-degraded": option("--until-degraded", is_flag=True, default=None,
+                                   group="Capacity", key="until_degraded",
+                                   help="keep adding steps until the degradation rule fires"),
+    }
+
+
+SEARCH_EXTRAS = ("--config", "--push-conns")
+
+
+def run_options(f: Any, search: bool = False) -> Any:
+    """The flags of ``run`` (``search``: only those that apply to a search's probes)."""
+    decorators = [d for name, d in _extra_options().items()
+                  if not search or name in SEARCH_EXTRAS]
+    decorators += [option(flag, type=typ, default=None, group=group,
+                          key=flag[2:].replace("-", "_"), help=help_)
+                   for flag, typ, group, help_, in_search in RUN_FLAGS
+                   if in_search or not search]
+    for decorate in reversed(decorators):
+        f = decorate(f)
     return f
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+def search_options(f: Any) -> Any:
+    return run_options(f, search=True)
+
+
+@main.command(cls=GroupedCommand, epilog=EXIT_CODES_HELP)
 @run_options
 def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
         scenario: str | None, env_name: str | None, **flags: Any) -> None:
@@ -176,13 +310,13 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
             die(EXIT_FAIL, "interrupted before the first step")
         outcome.partial = outcome.interrupted = True  # cut while stopping: keep what we have
     for w in warnings:
-        click.echo(f"harness: warning: {w}", err=True)
+        click.echo(f"harness: warning: {printable(w)}", err=True)
     return report(plan, workload, outcome, started, as_json, html, watched, warnings)
 
 
 class Targets:
     """Everything about the target for one run: the embedded server or --server-cmd started
-    (and stopped afterwards), names resolved (exit 2), reachability probed (exit 3), and the
+    (and stopped afterwards), names resolved and reachability probed (exit 3), and the
     server processes to watch."""
 
     def __init__(self, plan: Plan, workload: Any) -> None:
@@ -221,10 +355,13 @@ class Targets:
 
     def _check(self) -> None:
         plan = self.plan
-        try:
-            self.addrs = resolve(plan.targets)
-        except OSError as exc:
-            die(EXIT_USAGE, f"--host: cannot resolve {plan.targets[0].host!r}: {exc}")
+        self.addrs = []
+        for t in plan.targets:  # a name that does not resolve is an unreachable target
+            try:
+                self.addrs += resolve((t,))
+            except (OSError, UnicodeError) as exc:
+                die(EXIT_UNREACHABLE, f"cannot reach {t.label}: the name {t.host!r} does not "
+                                      f"resolve ({getattr(exc, 'strerror', None) or exc})")
         tries = 20 if self.proc is not None else 1
         for attempt in range(tries):
             try:
@@ -325,9 +462,10 @@ class LiveLine:
         self.last = (now, received)
         p99s = [p["p99"] for p in progress if p["p99"] is not None]
         p99 = f"{max(p99s) / 1e6:.3f}" if p99s else "-"
-        click.echo(f"\rstep {step.index + 1} conns={step.conns} open="
-                   f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} p99<={p99} ms "
-                   f"errors={sum(p['errors'] for p in progress)}   ", err=True, nl=False)
+        text = (f"step {step.index + 1} conns={step.conns} open="
+                f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} p99<={p99} ms "
+                f"errors={sum(p['errors'] for p in progress)}   ")
+        click.echo("\r" + printable(text), err=True, nl=False)
 
 
 
@@ -360,10 +498,11 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     else:
         click.echo(table.render(doc))
         for line in failures:
-            click.echo(f"THRESHOLD FAILED: {line}")
+            click.echo(f"THRESHOLD FAILED: {printable(line)}")
         click.echo(f"results: {path}" + (f"  report: {page}" if page else ""))
     if outcome.error:
-        click.echo(f"harness: a step failed: {outcome.error.splitlines()[-1]}", err=True)
+        click.echo(f"harness: a step failed: {printable(outcome.error.splitlines()[-1])}",
+                   err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
     return EXIT_FAIL if failures or outcome.error or outcome.partial or not steps else EXIT_OK
@@ -374,12 +513,13 @@ def write_html_report(folder: Any) -> Any:
     try:
         return html_report.write_html(folder)
     except Exception as exc:  # a chart failure must not lose the measured run
-        click.echo(f"harness: warning: HTML report not written: {type(exc).__name__}: {exc}",
+        click.echo(f"harness: warning: HTML report not written: {type(exc).__name__}: "
+                   f"{printable(str(exc))}",
                    err=True)
         return None
 
 
-@main.command("report", epilog=EXIT_CODES_HELP)
+@main.command("report", epilog=REPORT_EXIT_HELP)
 @click.argument("run_folder", type=click.Path(exists=True, file_okay=True))
 def report_cmd(run_folder: str) -> None:
     """Write report.html (self-contained, offline) for a run folder."""
@@ -390,7 +530,8 @@ def report_cmd(run_folder: str) -> None:
         die(EXIT_USAGE, f"not a harness run folder: {exc}")
     try:
         page = html_report.write_html(run_folder)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # a run.json edited by hand, or from another tool: a field of the wrong type
         die(EXIT_USAGE, f"{run_folder}: not a harness run folder ({type(exc).__name__}: {exc})")
     click.echo(str(page))
 
@@ -438,20 +579,31 @@ def environment(plan: Plan, started: float) -> dict:
 # ---------------------------------------------------------------------------- search
 
 
-@main.command(epilog=EXIT_CODES_HELP)
-@run_options
-@click.option("--slo", "slo_text", required=True, help="e.g. 'p99<5ms' or 'p99<5ms and p50<1ms'")
-@click.option("--max-errors", default=None, help="largest error rate, e.g. 0.1%")
-@click.option("--over", type=click.Choice(["rate", "conns"]), default="rate", show_default=True,
-              help="search the total message rate (open loop) or the connection count")
-@click.option("--lo", type=float, default=None, help="lowest load to probe")
-@click.option("--hi", type=float, default=None, help="highest load to probe")
-@click.option("--tolerance", type=click.FloatRange(0.001, 1.0), default=0.05, show_default=True)
-@click.option("--max-probes", type=click.IntRange(2, 100), default=12, show_default=True)
-def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
-           scenario: str | None, env_name: str | None, slo_text: str, max_errors: str | None,
-           over: str, lo: float | None, hi: float | None, tolerance: float, max_probes: int,
-           **flags: Any) -> None:
+def search_epilog() -> str:
+    from harness.capacity import GRAMMAR
+    return "\b\n" + GRAMMAR + "\n\n" + SEARCH_EXIT_HELP
+
+
+@main.command(cls=GroupedCommand, epilog=search_epilog())
+@option("--slo", "slo_text", required=True, group="Search",
+        help="the SLO a probe must meet, e.g. 'p99<5ms' or 'p99<5ms and errors<0.1%' "
+             "(grammar below)")
+@option("--max-errors", default=None, group="Search",
+        help="largest error rate, e.g. 0.1% (default: not checked)")
+@option("--over", type=click.Choice(["rate", "conns"]), default="rate", show_default=True,
+        group="Search", help="search the total message rate (open loop) or the connection count")
+@option("--lo", type=float, default=None, group="Search", help="lowest load to probe")
+@option("--hi", type=float, default=None, group="Search", help="highest load to probe")
+@option("--tolerance", type=click.FloatRange(0.001, 1.0), default=0.05, show_default=True,
+        group="Search", help="stop when the bracket is this fraction of the load wide")
+@option("--max-probes", type=click.IntRange(2, 100), default=12, show_default=True,
+        group="Search", help="the most probes to run")
+@option("--json", "as_json", is_flag=True, group="Output",
+        help="print the search result as JSON: max_load, unit, slo, probes, ...")
+@search_options
+def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_text: str,
+           max_errors: str | None, over: str, lo: float | None, hi: float | None,
+           tolerance: float, max_probes: int, **flags: Any) -> None:
     """Find, by bisection, the highest load that meets an SLO.
 
     --over rate: the total msgs/s over --conns connections (one value), open loop.
@@ -463,15 +615,12 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
         slo = capacity.parse_slo(slo_text)
         errors = capacity.parse_percent(max_errors) if max_errors is not None else None
     except capacity.SloError as exc:
-        die(EXIT_USAGE, f"--slo: {exc}")
+        die(EXIT_USAGE, f"--slo: {exc} (grammar: harness search -h)")
     except ValueError as exc:
         die(EXIT_USAGE, f"--max-errors: {exc}")
-    plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
+    plan, workload = plan_from_flags(config_path, push_conns, None, None, flags)
     base = plan.steps[0]
-    lo = lo if lo is not None else (100.0 if over == "rate" else 1.0)
-    hi = hi if hi is not None else (100_000.0 if over == "rate" else 1000.0)
-    if not 0 < lo < hi:
-        die(EXIT_USAGE, "--lo/--hi: need 0 < lo < hi")
+    lo, hi = search_bounds(over, lo, hi, base.conns)
     plan = search_plan(plan, over, lo)
     tried: list[float] = []  # loads whose probe started
     summaries: list[dict] = []  # the figures of each probe that finished
@@ -523,6 +672,23 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
     sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
 
 
+def search_bounds(over: str, lo: float | None, hi: float | None, conns: int
+                  ) -> tuple[float, float]:
+    """--lo and --hi (defaults: 100 to 100,000 msgs/s, or 1 to 1000 conns), finite, in
+    order, and within what a probe can run: --rate's range per connection, or MAX_CONNS."""
+    lo = lo if lo is not None else (100.0 if over == "rate" else 1.0)
+    hi = hi if hi is not None else (100_000.0 if over == "rate" else 1000.0)
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        die(EXIT_USAGE, f"--lo/--hi: need finite 0 < lo < hi, got {lo:g} and {hi:g}")
+    rate = cfg.RUN_SPEC["rate"]
+    if over == "conns" and hi > cfg.MAX_CONNS:
+        die(EXIT_USAGE, f"--hi: at most {cfg.MAX_CONNS:,} connections")
+    if over == "rate" and not (rate.zero_or or 0) <= lo / conns <= hi / conns <= rate.hi:
+        die(EXIT_USAGE, f"--lo/--hi: over {conns} connections the rate per connection must "
+                        f"stay within {rate.zero_or:g} to {rate.hi:g} msgs/s")
+    return lo, hi
+
+
 def search_plan(plan: Plan, over: str, load: float) -> Plan:
     """--over rate probes total msgs/s on a fixed schedule: the open loop, whatever --rate
     said (``load`` spread over the first step's connections). --over conns: ``plan``."""
@@ -535,7 +701,7 @@ def search_plan(plan: Plan, over: str, load: float) -> Plan:
 # ---------------------------------------------------------------------------- merge
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=MERGE_EXIT_HELP)
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--name", default="merged", show_default=True)
 @click.option("--results-dir", default="results", show_default=True)
@@ -582,7 +748,7 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
 # ---------------------------------------------------------------------------- calibrate
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=CALIBRATE_EXIT_HELP)
 @click.option("--duration", type=click.FloatRange(0.5, 600), default=5.0, show_default=True)
 @click.option("--conns", type=click.IntRange(1, 10000), default=100, show_default=True)
 @click.option("--inflight", type=click.IntRange(1, 10000), default=16, show_default=True)
@@ -610,18 +776,21 @@ def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None
 # ---------------------------------------------------------------------------- serve
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=SERVE_EXIT_HELP)
 @click.argument("kind", type=click.Choice(["echo", "chat"]))
-@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
-@click.option("--bind", default="127.0.0.1", show_default=True)
-@click.option("--framing", type=click.Choice(["newline", "len16", "len32"]), default="len32",
-              show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+              help="port to listen on (0 = any free port, printed when listening)")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0 or :: for every interface)")
+@click.option("--framing", type=click.Choice(FRAMINGS), default="len32", show_default=True,
+              help="message framing the server reads and writes")
 @click.option("--nodes", type=click.IntRange(1, 64), default=1, show_default=True,
               help="chat: linked nodes on consecutive ports")
-@click.option("--max-frame", type=click.IntRange(16), default=1 << 20, show_default=True)
+@click.option("--max-frame", type=click.IntRange(16, 1 << 30), default=1 << 20,
+              show_default=True, help="largest frame accepted from a client, bytes")
 def serve(kind: str, port: int, bind: str, framing: str, nodes: int, max_frame: int) -> None:
     """Start a built-in target server until Ctrl-C or SIGTERM."""
-    from harness.targets import run_server
+    from harness.targets import TargetError, run_server
     if nodes > 1 and kind != "chat":
         die(EXIT_USAGE, "--nodes: only the chat server runs as a cluster")
 
@@ -633,8 +802,9 @@ def serve(kind: str, port: int, bind: str, framing: str, nodes: int, max_frame: 
     try:
         run_server(kind, bind=bind, port=port, framing=framing, nodes=nodes,
                    max_frame=max_frame, on_ready=ready)
-    except OSError as exc:
-        die(EXIT_USAGE, f"--port/--bind: cannot listen on {bind}:{port}: {exc.strerror or exc}")
+    except (OSError, TargetError, UnicodeError) as exc:
+        reason = getattr(exc.__cause__ or exc, "strerror", None) or exc
+        die(EXIT_USAGE, f"--port/--bind: cannot listen on {bind}:{port}: {reason}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests import servers
 
@@ -64,7 +67,8 @@ def write(path: Path, text: str) -> str:
 
 def test_unknown_flag(tmp_path: Path) -> None:
     line = assert_usage_error(harness(["run", "--bogus-flag"], tmp_path), "--bogus-flag")
-    assert line.startswith("Error:")
+    assert line.startswith("harness: No such option")
+    assert "run -h" in line
 
 
 @pytest.mark.parametrize("value", ["10,abc", "0", "10,-5", ""])
@@ -89,11 +93,14 @@ def test_rate_and_inflight_exclude_each_other(tmp_path: Path, refused_host: str)
     assert_usage_error(proc, "--rate", "--inflight")
 
 
-def test_host_that_does_not_resolve(tmp_path: Path) -> None:
+def test_host_that_does_not_resolve_is_unreachable(tmp_path: Path) -> None:
+    """A well-formed name that does not resolve is the target's problem: exit 3, not 2."""
     t0 = time.monotonic()
     proc = harness(["run", "--host", "no-such-host.invalid:5000", *SHORT_RUN], tmp_path)
     took = time.monotonic() - t0
-    assert_usage_error(proc, "--host", "no-such-host.invalid")
+    assert proc.returncode == 3, proc.stderr
+    line = error_line(proc)
+    assert "no-such-host.invalid" in line and "resolve" in line
     assert took < 10.0
 
 
@@ -345,3 +352,253 @@ def test_run_against_ipv6_loopback(tmp_path: Path, echo_v6: int) -> None:
                    tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     check_summary(json.loads(proc.stdout), target, 2)
+
+
+# ---------------------------------------------------------------------------- issue 7: bad input
+
+
+@pytest.mark.parametrize("args", [
+    ["--seed", "18446744073709551616"], ["--max-frame", "18446744073709551616"],
+    ["--server-pid", "18446744073709551616"], ["--increment", "18446744073709551616"],
+    ["--connect-timeout", "1e10"], ["--connect-rate", "1e-300"], ["--messages", "1" * 30],
+    ["--rate", "1e-10"], ["--think", "1e10"], ["--timeout", "1e300"],
+    ["--host", "a" * 64 + ":5000"],
+])
+def test_values_that_used_to_crash_are_usage_errors(tmp_path: Path, refused_host: str,
+                                                    args: list[str]) -> None:
+    host = [] if args[0] == "--host" else ["--host", refused_host]
+    assert_usage_error(harness(["run", *host, "--conns", "1", *args], tmp_path), args[0])
+
+
+def test_config_that_is_not_utf8_or_not_a_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_bytes(b'[run]\nname = "\xff"\n')
+    assert_usage_error(harness(["run", "--config", "bad.toml"], tmp_path), "bad.toml", "UTF-8")
+    assert_usage_error(harness(["run", "--config", str(tmp_path)], tmp_path), "--config")
+
+
+def test_serve_bind_to_a_name_that_does_not_resolve(tmp_path: Path) -> None:
+    assert_usage_error(harness(["serve", "echo", "--bind", "nosuchhost.invalid"], tmp_path),
+                       "--bind", "nosuchhost.invalid")
+
+
+def test_search_with_an_infinite_bound(tmp_path: Path, refused_host: str) -> None:
+    proc = harness(["search", "--slo", "p99<5ms", "--host", refused_host, "--lo", "1",
+                    "--hi", "inf"], tmp_path)
+    assert_usage_error(proc, "--lo/--hi")
+
+
+def test_slo_error_is_one_line_and_the_grammar_is_in_help(tmp_path: Path) -> None:
+    line = assert_usage_error(harness(["search", "--slo", "p99<5kb"], tmp_path), "--slo", "kb")
+    assert "METRIC" not in line
+    helped = harness(["search", "-h"], tmp_path)
+    assert helped.returncode == 0 and "SLO grammar" in helped.stdout
+
+
+def test_click_type_errors_are_one_line(tmp_path: Path) -> None:
+    proc = harness(["run", "--workers", "abc"], tmp_path)
+    line = assert_usage_error(proc, "--workers", "abc")
+    assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) == 1, proc.stderr
+    assert "run -h" in line
+
+
+def test_report_on_a_run_json_with_a_mistyped_field(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text('{"schema_version": 1, "steps": [], "degradation": 5}')
+    assert_usage_error(harness(["report", str(tmp_path)], tmp_path), "degradation")
+
+
+def test_escape_sequences_in_errors_are_shown_not_sent(tmp_path: Path) -> None:
+    evil = "x\x1b]0;pwned\x07\x1b[2J.toml"  # a file name quoted raw in the error line
+    (tmp_path / evil).write_text("[run\n")
+    proc = harness(["run", "--config", evil], tmp_path)
+    line = assert_usage_error(proc, "not valid TOML")
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "x\\x1b]0;pwned\\x07" in line
+
+
+# ---------------------------------------------------------------------------- issue 8: CLI surface
+
+
+def test_presets_work_from_any_folder(tmp_path: Path, refused_host: str) -> None:
+    proc = harness(["run", "--scenario", "spike", "--host", refused_host], tmp_path)
+    assert proc.returncode == 3, proc.stderr  # resolved the built-in preset, then unreachable
+    assert refused_host in error_line(proc)
+
+
+def test_duration_with_a_staged_scenario_is_refused(tmp_path: Path) -> None:
+    proc = harness(["run", "--scenario", "spike", "--duration", "2"], tmp_path)
+    assert_usage_error(proc, "--duration", "stages")
+
+
+def test_messages_and_duration_exclude_each_other(tmp_path: Path) -> None:
+    proc = harness(["run", "--messages", "100", "--duration", "2"], tmp_path)
+    assert_usage_error(proc, "--messages", "--duration")
+
+
+def help_text(*args: str) -> str:
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    result = CliRunner().invoke(main, list(args), prog_name="harness")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_run_help_groups_options_and_shows_resolved_defaults(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "harness.toml", "[run]\nduration = 3.5\n")
+    text = help_text("run", "-h")
+    heads = ["Target options", "Load options", "Pacing options", "Step options",
+             "Measurement options", "Output options", "Capacity options"]
+    assert [text.index(h) for h in heads] == sorted(text.index(h) for h in heads)
+    capacity = text[text.index("Capacity options"):text.index("Config options")]
+    for flag in ("--until-degraded", "--grow", "--max-conns"):
+        assert flag in capacity
+    assert "[newline|len16|len32]" in text and "[double|add]" in text
+    flat = " ".join(text.split())
+    assert "--duration FLOAT seconds of the measure window per step [default: 3.5]" in flat
+    assert "[default: 10,100,1000]" in flat  # from the built-ins
+
+
+def test_search_help_lists_only_what_applies() -> None:
+    text = help_text("search", "--help")
+    for flag in ("--until-degraded", "--messages", "--no-report", "--scenario", "--name",
+                 "--results-dir", "--max-conns"):
+        assert f"{flag} " not in text, flag
+    assert "print the search result as JSON" in text
+    assert "print the run summary" not in text
+
+
+def test_other_commands_state_their_own_exit_codes() -> None:
+    for cmd in ("serve", "report", "calibrate", "merge"):
+        text = " ".join(help_text(cmd, "-h").split())
+        assert "3 the target" not in text, cmd
+        assert "Exit codes" in text, cmd
+    serve = help_text("serve", "-h")
+    assert "port to listen on" in serve and "address to listen on" in serve
+
+
+# ---------------------------------------------------------------------------- fuzz (hypothesis)
+
+
+NASTY = ["", "0", "-1", "1e300", "-1e300", "nan", "inf", "-inf", "1e-300", "1.5", "abc",
+         "18446744073709551616", "1" * 30, "\x1b]0;x\x07\x1b[2J", "10,abc", "1,,2", "64-",
+         "-64", "0x10", " ", "true", "a" * 64 + ":1", "[::1]", "spike", "10,100", "64-1024"]
+FUZZ_VALUES = st.one_of(st.sampled_from(NASTY), st.integers(-2**70, 2**70).map(str),
+                        st.floats().map(repr), st.text(max_size=16))
+
+
+def _fuzz_flags() -> list[str]:
+    from harness.cli import RUN_FLAGS
+    # never --server-cmd (it would run a shell command) nor --host (always a closed port)
+    return [f for f, *_ in RUN_FLAGS if f not in ("--server-cmd", "--host")] + [
+        "--scenario", "--env", "--push-conns"]
+
+
+FLAG_ARGS = st.lists(st.tuples(st.sampled_from(_fuzz_flags()), FUZZ_VALUES), max_size=4)
+SEARCH_ARGS = st.lists(st.tuples(st.sampled_from(["--slo", "--lo", "--hi", "--max-errors",
+                                                  "--over", "--tolerance", "--max-probes"]),
+                                 st.one_of(st.sampled_from(["p99<5ms", "errors<0.1%", "conns",
+                                                            "rate"]), FUZZ_VALUES)), max_size=3)
+
+
+def assert_one_clean_line(result: object, allowed: tuple[int, ...]) -> None:
+    exc = result.exception  # type: ignore[attr-defined]
+    assert exc is None or isinstance(exc, SystemExit), repr(exc)
+    assert result.exit_code in allowed, (result.exit_code, result.stderr)  # type: ignore
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]  # type: ignore
+    assert len(lines) == 1, result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in result.stderr and "\x1b" not in result.stderr  # type: ignore
+
+
+@pytest.fixture(scope="module")
+def closed_port() -> int:
+    with servers.closed_port() as handle:
+        yield handle.port
+
+
+@settings(max_examples=700, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(command=st.sampled_from(["run", "search"]), flags=FLAG_ARGS, search_args=SEARCH_ARGS)
+def test_fuzz_flags_give_exit_2_with_one_line(closed_port: int, command: str,
+                                              flags: list[tuple[str, str]],
+                                              search_args: list[tuple[str, str]]) -> None:
+    """Any mix of flag values: a usage error (2) in one line, or, when every value is valid,
+    the closed port's one-line 'unreachable' (3). Never a traceback, never a worker."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    args = [command, f"--host=127.0.0.1:{closed_port}"]
+    args += [f"{flag}={value}" for flag, value in flags]
+    if command == "search":
+        args += [f"{flag}={value}" for flag, value in search_args]
+        args = [a for a in args if not a.startswith(("--scenario", "--env"))]
+    result = CliRunner().invoke(main, args, prog_name="harness")
+    assert_one_clean_line(result, (2, 3))
+
+
+def toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "nan" if v != v else ("inf" if v > 0 else "-inf") if abs(v) == float("inf") \
+            else repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return str(v)
+
+
+SCALARS = st.one_of(st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(),
+                    st.sampled_from(NASTY), st.text(max_size=12))
+TOML_VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(
+        ["conns", "duration", "rate", "label", "name", "weight", "size", "x"]), inner,
+        max_size=3)), max_leaves=6)
+
+
+def _toml_keys() -> list[str]:
+    from harness import config as cfg
+    keys = [f"run.{k}" for k in cfg.RUN_SPEC if k not in ("server_cmd", "host")]
+    keys += [f"{t}.{k}" for t in ("degradation", "thresholds") for k in cfg.TABLES[t]]
+    keys += ["scenarios.x.stages", "scenarios.x.conns", "scenarios.x.description", "mix.by",
+             "mix.kinds", "env.x.thresholds", "env.x.degradation", "env.x.thresholds.p99_ms",
+             "run.bogus", "scenarios.x", "mix"]
+    return keys
+
+
+TOML_ENTRIES = st.dictionaries(st.sampled_from(_toml_keys()), TOML_VALUES, max_size=4)
+
+
+def toml_text(entries: dict[str, object]) -> str:
+    tables: dict[str, list[str]] = {}
+    for dotted, value in entries.items():
+        table, _, key = dotted.rpartition(".")
+        tables.setdefault(table, []).append(f"{json.dumps(key)} = {toml_value(value)}")
+    return "".join(f"[{t}]\n" + "\n".join(lines) + "\n" if t else "\n".join(lines) + "\n"
+                   for t, lines in sorted(tables.items()))
+
+
+@settings(max_examples=500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(entries=TOML_ENTRIES, pick=st.sampled_from([[], ["--scenario=x"], ["--env=x"]]),
+       garbage=st.one_of(st.just(b""), st.binary(max_size=8)))
+def test_fuzz_toml_keys_give_exit_2_with_one_line(closed_port: int, tmp_path_factory: Any,
+                                                  entries: dict[str, object], pick: list[str],
+                                                  garbage: bytes) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    path = tmp_path_factory.getbasetemp() / "fuzz.toml"
+    try:
+        text = toml_text(entries).encode()
+    except (ValueError, TypeError):
+        return
+    path.write_bytes(text + garbage)
+    args = ["run", f"--host=127.0.0.1:{closed_port}", f"--config={path}", *pick]
+    result = CliRunner().invoke(main, args, prog_name="harness")
+    assert_one_clean_line(result, (2, 3))

@@ -22,6 +22,8 @@ def plan_for(host: str, **run: object) -> Plan:
     flags = {"host": host, "warmup": 0.2, "duration": 1.0, "workers": 1, "conns": "4",
              "timeout": 1.0}
     flags.update(run)
+    if "messages" in run:
+        flags.pop("duration")  # the two exclude each other
     return cfg.build_plan(cfg.settings({}, flags))
 
 

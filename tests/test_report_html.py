@@ -198,3 +198,26 @@ def test_report_renders_in_headless_chromium(folder: Path, tmp_path: Path) -> No
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50, "the page is one flat colour"
     blue = np.abs(rgb - np.array([31, 119, 180])).sum(axis=2) < 30  # matplotlib's C0 line
     assert blue.sum() > 300, "no chart lines visible in the screenshot"
+
+
+ESCAPES = "kind\x1b]0;pwned\x07\x1b[2J\u202e"
+
+
+def test_control_characters_never_reach_the_page_or_the_terminal(folder: Path) -> None:
+    """A kind name, stage label or target with ESC ] 0 ; ... BEL ESC [ 2 J (retitle and clear
+    a terminal) is shown escaped in report.html and in the terminal table."""
+    from harness.report import table
+    add_monitor_and_stages(folder, label=ESCAPES)
+    doc = json.loads((folder / "run.json").read_text())
+    doc["target"] = ESCAPES
+    for step in doc["steps"]:
+        step["kinds"] = [{"kind": ESCAPES, "sent": 1, "received": 1,
+                          "latency_ms": {"p50": 0.1, "p99": 0.2}}]
+        step["errors"][ESCAPES] = 1
+    (folder / "run.json").write_text(json.dumps(doc))
+    page = report_html.write_html(folder).read_bytes()
+    assert b"\x1b" not in page and b"\x07" not in page and "\u202e".encode() not in page
+    assert b"kind\\x1b]0;pwned\\x07" in page
+    text = table.render(doc)
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "kind\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in text

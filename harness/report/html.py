@@ -35,6 +35,7 @@ import numpy as np
 
 from harness.histogram import Histogram
 from harness.report import results, table
+from harness.report.safe import printable, printable_doc
 
 REPORT_NAME = "report.html"
 Columns = dict[str, list]  # CSV column name -> values (floats, NaN for an empty cell, or str)
@@ -97,8 +98,12 @@ def render_html(doc: dict, series: Sequence[Columns], monitor: Sequence[Columns 
     """The whole page as a string: header, verdict, step table, charts, config.
 
     ``series[k]`` and ``monitor[k]`` belong to ``doc["steps"][k]`` (``monitor[k]`` None or
-    missing when step k has no resource samples).
+    missing when step k has no resource samples). Control characters in any string (a kind
+    name, a stage label) are shown escaped, in the text and in the charts, and the page is
+    checked once more at the end: no raw ESC or BEL reaches the file.
     """
+    doc = printable_doc(doc)
+    run_name = printable(run_name)
     steps = doc.get("steps", [])
     title = f"harness report: {run_name}" if run_name else "harness report"
     parts = [_PAGE_HEAD.format(title=escape(title), css=_CSS), f"<h1>{escape(title)}</h1>",
@@ -108,7 +113,7 @@ def render_html(doc: dict, series: Sequence[Columns], monitor: Sequence[Columns 
     parts.append("<h2>Environment</h2>" + _kv_table(_flatten(doc.get("environment", {}))))
     parts.append("<h2>Configuration</h2>" + _kv_table(_flatten(doc.get("config", {}))))
     parts.append("</body>\n</html>\n")
-    return "\n".join(parts)
+    return printable("\n".join(parts), keep="\t\n\r")
 
 
 _PAGE_HEAD = """<!DOCTYPE html>

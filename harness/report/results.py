@@ -112,6 +112,9 @@ def _not_a_run(doc: object) -> str | None:
     for k, step in enumerate(steps):
         if not isinstance(step, dict):
             return f"steps[{k}] is not an object"
+    for key in ("degradation", "config", "environment", "thresholds"):
+        if not isinstance(doc.get(key, {}), dict):
+            return f"{key} is not an object"
     return None
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from harness.report.safe import printable_doc
+
 HEADERS = ("conns", "msgs/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
            "conn p99 ms", "errors", "lost", "client CPU %")
 
@@ -24,6 +26,9 @@ def step_cells(s: dict) -> list:
 
 
 def render(doc: dict) -> str:
+    """The table, its notes and the verdict; control characters in any string of ``doc``
+    (kind names, labels, quoted bytes) are shown escaped, never sent to the terminal."""
+    doc = printable_doc(doc)
     lines = [tabulate([step_cells(s) for s in doc["steps"]], headers=HEADERS,
                       disable_numparse=True, stralign="right")]
     for s in doc["steps"]:
