@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +27,7 @@ from harness import __version__, aggregate
 from harness import config as cfg
 from harness import sweep as sweep_mod
 from harness.coordinator import RunOutcome, Unreachable, probe, raise_nofile, resolve
+from harness.interrupts import Interrupts
 from harness.plan import Plan, Target
 from harness.report import results as results_mod
 from harness.report import table
@@ -156,28 +156,32 @@ def load_workload(plan: Plan) -> Any:
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
-    Ctrl-C or SIGTERM at any point stops what was started (server, workers); before the
-    first step that is all (exit 1), later the steps measured so far are reported."""
+    Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
+    run, it stops them, and the steps measured so far are reported (see harness.interrupts).
+    """
     outcome: RunOutcome | None = None
     watched: list = []
     warnings: list[str] = []
     started = time.time()
-    try:
-        with sigterm_interrupts(), Targets(plan, workload) as targets:
-            plan = targets.plan
-            started = time.time()
-            with Session(plan, workload, targets.addrs, targets.watch, live_line(),
-                         targets.reserve) as session:
-                outcome = interruptible(session.sweep)
-                watched = [session.watched(r) for r in outcome.steps]
-                warnings = session.warnings
-    except KeyboardInterrupt:
-        if outcome is None:
+    interrupts = Interrupts()
+    with interrupts.installed():
+        try:
+            with Targets(plan, workload) as targets:
+                plan = targets.plan
+                started = time.time()
+                with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                             targets.reserve, interrupts) as session:
+                    interrupts.deferring = True  # from here a signal only stops the workers
+                    outcome = session.sweep()
+                    clear_live_line()
+                    watched = [session.watched(r) for r in outcome.steps]
+                    warnings = session.warnings
+        except KeyboardInterrupt:
             die(EXIT_FAIL, "interrupted before the first step")
-        outcome.partial = outcome.interrupted = True  # cut while stopping: keep what we have
-    for w in warnings:
-        click.echo(f"harness: warning: {w}", err=True)
-    return report(plan, workload, outcome, started, as_json, html, watched, warnings)
+        assert outcome is not None
+        for w in warnings:
+            click.echo(f"harness: warning: {w}", err=True)
+        return report(plan, workload, outcome, started, as_json, html, watched, warnings)
 
 
 class Targets:
@@ -266,45 +270,13 @@ def start_embedded(plan: Plan, workload: Any) -> tuple[Any, Plan]:
     return server, cfg.with_targets(plan, targets)
 
 
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Inside the block SIGTERM raises KeyboardInterrupt, like Ctrl-C, so every context
-    manager on the way out (a started server, the workers) cleans up. Only in this process:
-    a forked worker that inherits the handler still dies of SIGTERM as before."""
-    owner = os.getpid()
-
-    def handler(signum: int, frame: Any) -> None:
-        if os.getpid() != owner:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def live_line() -> LiveLine | None:
     return LiveLine() if sys.stderr.isatty() else None
 
 
-def interruptible(fn: Callable[[], RunOutcome]) -> RunOutcome:
-    """SIGTERM ends a run like Ctrl-C: the coordinator keeps what was measured."""
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        return fn()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if sys.stderr.isatty():
-            click.echo("\r" + " " * 100 + "\r", err=True, nl=False)
-
-
-def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl-C: results kept, marked partial
+def clear_live_line() -> None:
+    if sys.stderr.isatty():
+        click.echo("\r" + " " * 100 + "\r", err=True, nl=False)
 
 
 class LiveLine:
@@ -363,10 +335,17 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
             click.echo(f"THRESHOLD FAILED: {line}")
         click.echo(f"results: {path}" + (f"  report: {page}" if page else ""))
     if outcome.error:
-        click.echo(f"harness: a step failed: {outcome.error.splitlines()[-1]}", err=True)
+        click.echo(f"harness: run cut short: {cut_short(outcome.error)} (what the others "
+                   f"measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
     return EXIT_FAIL if failures or outcome.error or outcome.partial or not steps else EXIT_OK
+
+
+def cut_short(error: str) -> str:
+    """One line for why a run was cut short (a worker's traceback: its first and last line)."""
+    lines = [ln.strip() for ln in error.splitlines() if ln.strip()]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
 
 
 def write_html_report(folder: Any) -> Any:
@@ -473,32 +452,12 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
     if not 0 < lo < hi:
         die(EXIT_USAGE, "--lo/--hi: need 0 < lo < hi")
     plan = search_plan(plan, over, lo)
-    tried: list[float] = []  # loads whose probe started
-    summaries: list[dict] = []  # the figures of each probe that finished
-    result: dict | None = None
-    try:
-        with sigterm_interrupts(), Targets(plan, workload) as targets:
-            plan = targets.plan
-            with Session(plan, workload, targets.addrs, targets.watch, live_line(),
-                         targets.reserve) as session:
-                def probe_at(load: float) -> dict:
-                    tried.append(load)
-                    step = (replace(base, rate=load / base.conns) if over == "rate"
-                            else replace(base, conns=int(load)))
-                    out = interruptible(lambda: session.probe(step))
-                    if out.interrupted or not out.steps:
-                        raise KeyboardInterrupt
-                    probe_plan = search_plan(plan, over, load)
-                    summaries.append(sweep_mod.figures(probe_plan, workload,
-                                                       out.steps[0]).summary)
-                    return summaries[-1]
-                result = capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
-                                         integer=over == "conns")
-    except KeyboardInterrupt:
-        if result is None:
-            die(EXIT_FAIL, "interrupted during the search" if tried
-                else "interrupted before the first step")
-    assert result is not None
+
+    def bisect(probe_at: Any) -> dict:
+        return capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
+                               integer=over == "conns")
+
+    result, summaries = run_probes(plan, workload, over, bisect)
     for p, summary in zip(result["probes"], summaries, strict=True):
         p["service_p99_ms"] = (summary.get("service_ms") or {}).get("p99")
         p["behind_schedule"] = summary.get("behind_schedule")
@@ -521,6 +480,44 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
                        f"(tolerance {tolerance:.0%}"
                        f"{', not converged' if not result['converged'] else ''})")
     sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
+
+
+def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict, list[dict]]:
+    """``bisect(probe_at)`` with the target and the workers up, each probe one step; returns
+    its result and each probe's figures. A signal or a lost worker ends the search (exit 1)."""
+    base = plan.steps[0]
+    tried: list[float] = []  # loads whose probe started
+    summaries: list[dict] = []  # the figures of each probe that finished
+    cut: list[str] = []  # why the search stopped early: a lost worker
+    interrupts = Interrupts()
+    with interrupts.installed():
+        try:
+            with Targets(plan, workload) as targets:
+                plan = targets.plan
+                with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                             targets.reserve, interrupts) as session:
+                    interrupts.deferring = True  # from here a signal only stops the workers
+
+                    def probe_at(load: float) -> dict:
+                        tried.append(load)
+                        step = (replace(base, rate=load / base.conns) if over == "rate"
+                                else replace(base, conns=int(load)))
+                        out = session.probe(step)
+                        clear_live_line()
+                        if out.error:
+                            cut.append(out.error)
+                        if out.interrupted or out.error or not out.steps:
+                            raise KeyboardInterrupt
+                        summaries.append(sweep_mod.figures(search_plan(plan, over, load),
+                                                           workload, out.steps[0]).summary)
+                        return summaries[-1]
+                    return bisect(probe_at), summaries
+        except KeyboardInterrupt:
+            if cut:
+                die(EXIT_FAIL, f"search stopped: {cut_short(cut[0])}")
+            die(EXIT_FAIL, "interrupted during the search" if tried
+                else "interrupted before the first step")
+    raise AssertionError("unreachable")
 
 
 def search_plan(plan: Plan, over: str, load: float) -> Plan:
