@@ -163,6 +163,7 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
     watched: list = []
     warnings: list[str] = []
     started = time.time()
+    check_results_dir(plan.results_dir)
     interrupts = Interrupts()
     with interrupts.installed():
         try:
@@ -182,6 +183,15 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
         for w in warnings:
             click.echo(f"harness: warning: {w}", err=True)
         return report(plan, workload, outcome, started, as_json, html, watched, warnings)
+
+
+def check_results_dir(base: str) -> None:
+    """Exit 2 before the run when results could not be written at its end."""
+    try:
+        results_mod.check_writable(base)
+    except OSError as exc:
+        die(EXIT_USAGE, f"--results-dir: cannot write results in {base}: "
+                        f"{exc.strerror or exc}")
 
 
 class Targets:
@@ -325,21 +335,35 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
                           second_histograms=[h.to_dict() for h in f.second_hists])
                      for s, f in zip(steps, figures, strict=True)]
     monitor_rows = [w.rows if w is not None else [] for w in watched]
-    path = results_mod.write_run(folder, full, [f.series for f in figures], monitor_rows)
-    page = write_html_report(folder) if html else None
+    path, unwritten = write_results(folder, full, [f.series for f in figures], monitor_rows)
+    page = write_html_report(folder) if html and path else None
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
     else:
         click.echo(table.render(doc))
         for line in failures:
             click.echo(f"THRESHOLD FAILED: {line}")
-        click.echo(f"results: {path}" + (f"  report: {page}" if page else ""))
+        if path:
+            click.echo(f"results: {path}" + (f"  report: {page}" if page else ""))
+    if unwritten:
+        click.echo(f"harness: {unwritten}", err=True)
     if outcome.error:
         click.echo(f"harness: run cut short: {cut_short(outcome.error)} (what the others "
                    f"measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
-    return EXIT_FAIL if failures or outcome.error or outcome.partial or not steps else EXIT_OK
+    failed = failures or outcome.error or outcome.partial or not steps or unwritten
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def write_results(folder: Any, doc: dict, series: list, monitor: list | None = None
+                  ) -> tuple[Any, str | None]:
+    """run.json's path, or None and why the run folder could not be written (a full or
+    read-only filesystem at the end of the run: the caller still shows the figures)."""
+    try:
+        return results_mod.write_run(folder, doc, series, monitor), None
+    except OSError as exc:
+        return None, f"results not written to {folder}: {exc.strerror or exc}"
 
 
 def cut_short(error: str) -> str:
@@ -557,14 +581,18 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
         die(EXIT_USAGE, f"merge: {exc}")
     except KeyError as exc:
         die(EXIT_USAGE, f"not a harness run folder: a step of one of the runs lacks {exc}")
+    try:
+        folder = results_mod.run_dir(results_dir, cfg._safe_name(name))
+    except cfg.ConfigError as exc:
+        die(EXIT_USAGE, str(exc))
+    check_results_dir(results_dir)
     doc["merged_from"] = list(runs)
     full = dict(doc)
     full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in hs.items()},
                           second_histograms=[h.to_dict() for h in sec])
                      for s, hs, sec in zip(doc["steps"], hists, seconds, strict=True)]
-    folder = results_mod.run_dir(results_dir, cfg._safe_name(name))
-    path = results_mod.write_run(folder, full, cols)
-    page = None if no_report else write_html_report(folder)
+    path, unwritten = write_results(folder, full, cols)
+    page = None if no_report or not path else write_html_report(folder)
     failures = doc["thresholds"]["failed"]
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
@@ -572,8 +600,12 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
         click.echo(table.render(doc))
         for line in failures:
             click.echo(f"THRESHOLD FAILED: {line}")
-        click.echo(f"merged {len(runs)} runs: {path}" + (f"  report: {page}" if page else ""))
-    sys.exit(EXIT_FAIL if failures else EXIT_OK)
+        if path:
+            click.echo(f"merged {len(runs)} runs: {path}" +
+                       (f"  report: {page}" if page else ""))
+    if unwritten:
+        click.echo(f"harness: {unwritten}", err=True)
+    sys.exit(EXIT_FAIL if failures or unwritten else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- calibrate

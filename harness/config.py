@@ -71,6 +71,7 @@ TABLES = {
 FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
 KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix"}
 MAX_CONNS = 1_000_000
+MAX_NAME_BYTES = 200  # a run name; the folder adds "<UTC time>-" (17) and maybe "-N"
 
 
 class ConfigError(ValueError):
@@ -461,9 +462,15 @@ def _stages(raw: list[dict], rate: float) -> tuple[Stage, ...]:
 
 
 def _safe_name(name: str) -> str:
+    """The run name as used in the folder name ``<UTC time>-<name>``: letters, digits and
+    ``-_.``; at most MAX_NAME_BYTES (UTF-8), so the folder name fits a file system's 255."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
     if not safe.strip("-."):
         raise ConfigError(f"--name: {name!r} has no usable characters")
+    size = len(safe.encode())
+    if size > MAX_NAME_BYTES:
+        raise ConfigError(f"--name: {size} bytes long, at most {MAX_NAME_BYTES} "
+                          f"(it names the results folder)")
     return safe
 
 

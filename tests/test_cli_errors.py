@@ -345,3 +345,72 @@ def test_run_against_ipv6_loopback(tmp_path: Path, echo_v6: int) -> None:
                    tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     check_summary(json.loads(proc.stdout), target, 2)
+
+
+# ---------------------------------------------------------------------------- results folder
+# A results folder that cannot take the run is found before the run (exit 2, one line); one
+# that fails at the end (a full disk) still shows the figures, then one line, exit 1.
+
+
+@contextlib.contextmanager
+def mounted(where: Path, *options: str):
+    """A mount for the test's lifetime; skipped where mounting is not allowed (not root)."""
+    where.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", *options, str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_results_dir_that_cannot_be_created_is_refused_before_the_run(
+        tmp_path: Path, refused_host: str) -> None:
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir", "/proc/x"],
+                   tmp_path)
+    assert "/proc/x" in assert_usage_error(proc, "--results-dir")
+
+
+def test_read_only_results_dir_is_refused_before_the_run(tmp_path: Path,
+                                                         refused_host: str) -> None:
+    (tmp_path / "ro").mkdir()
+    with mounted(tmp_path / "ro", "--bind", "-o", "ro", str(tmp_path / "ro")) as ro:
+        proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir",
+                        str(ro / "results")], tmp_path)
+    assert "Read-only" in assert_usage_error(proc, "--results-dir")
+
+
+def test_full_results_filesystem_is_refused_before_the_run(tmp_path: Path,
+                                                           refused_host: str) -> None:
+    with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as full:
+        with contextlib.suppress(OSError), open(full / "filler", "wb") as f:
+            f.write(bytes(64 * 1024))
+        proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir",
+                        str(full)], tmp_path)
+        leftovers = [p.name for p in full.iterdir()]
+    assert "No space left" in assert_usage_error(proc, "--results-dir")
+    assert leftovers == ["filler"]
+
+
+def test_a_name_too_long_for_a_folder_is_refused_before_the_run(tmp_path: Path,
+                                                              refused_host: str) -> None:
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--name", "n" * 300], tmp_path)
+    assert "300" in assert_usage_error(proc, "--name")
+
+
+def test_a_disk_full_at_the_end_still_shows_the_table_then_one_line(tmp_path: Path) -> None:
+    # 8 KiB left: the up-front check (4 KiB) passes, steps.csv and the series take the
+    # rest, and run.json no longer fits
+    with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as full, \
+            servers.start("echo") as srv:
+        (full / "filler").write_bytes(bytes(56 * 1024))
+        proc = harness(["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2",
+                        "--duration", "0.5", "--warmup", "0", "--results-dir",
+                        str(full / "r")], tmp_path, timeout=60)
+        leftovers = [p.name for p in (full / "r").rglob("*")]
+    assert proc.returncode == 1, proc.stderr
+    assert "msgs/s" in proc.stdout and "results:" not in proc.stdout  # the table, no path
+    line = error_line(proc)
+    assert line.startswith("harness: results not written to") and "No space left" in line
+    assert not [n for n in leftovers if ".tmp" in n], leftovers
