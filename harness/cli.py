@@ -26,7 +26,7 @@ import orjson
 from harness import __version__, aggregate
 from harness import config as cfg
 from harness import sweep as sweep_mod
-from harness.coordinator import RunOutcome, Unreachable, probe, raise_nofile, resolve
+from harness.coordinator import RunOutcome, Unreachable, fd_shortfall, probe, raise_nofile, resolve
 from harness.interrupts import Interrupts
 from harness.plan import Plan, Target
 from harness.report import results as results_mod
@@ -164,6 +164,7 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
     warnings: list[str] = []
     started = time.time()
     check_results_dir(plan.results_dir)
+    check_fd_limit(plan)
     interrupts = Interrupts()
     with interrupts.installed():
         try:
@@ -183,6 +184,16 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
         for w in warnings:
             click.echo(f"harness: warning: {w}", err=True)
         return report(plan, workload, outcome, started, as_json, html, watched, warnings)
+
+
+def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
+    """Exit 2 before the run when a step needs more sockets than the open-files limit
+    allows a worker (or the embedded server): refused with the figure, not measured half."""
+    if plan.until_degraded and plan.max_conns > max(s.conns for s in plan.steps):
+        most_conns, flag = max(most_conns or 0, plan.max_conns), "--max-conns"
+    problem = fd_shortfall(plan, raise_nofile(), most_conns)
+    if problem:
+        die(EXIT_USAGE, f"{flag}: {problem}")
 
 
 def check_results_dir(base: str) -> None:
@@ -248,13 +259,6 @@ class Targets:
                 if attempt == tries - 1:
                     die(EXIT_UNREACHABLE, str(exc))
                 time.sleep(0.25)
-        limit = raise_nofile()
-        need = max(s.conns + s.listen * len(plan.targets) for s in plan.steps)
-        if plan.until_degraded:
-            need = max(need, plan.max_conns)
-        if need > (limit - 64) * plan.workers:
-            click.echo(f"harness: warning: {need} connections need more open files than "
-                       f"{plan.workers} workers x {limit} allow", err=True)
 
     def __exit__(self, *exc: object) -> None:
         if self.server is not None:
@@ -481,6 +485,10 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
         return capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
                                integer=over == "conns")
 
+    if over == "conns":
+        check_fd_limit(plan, int(min(hi, 1e9)), "--hi")
+    else:
+        check_fd_limit(plan)
     result, summaries = run_probes(plan, workload, over, bisect)
     for p, summary in zip(result["probes"], summaries, strict=True):
         p["service_p99_ms"] = (summary.get("service_ms") or {}).get("p99")

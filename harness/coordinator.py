@@ -36,6 +36,7 @@ from workloads import Workload
 
 SEC = 1_000_000_000
 START_SLACK_NS = 50_000_000  # between "all connected" and the first send
+FD_RESERVE = 64  # descriptors a process keeps beside its connections (pipes, selector, ...)
 
 
 class Unreachable(Exception):
@@ -67,6 +68,30 @@ def raise_nofile() -> int:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def fd_shortfall(plan: Plan, limit: int, most_conns: int | None = None) -> str | None:
+    """Why the plan needs more sockets than the open-files ``limit`` allows a process, or
+    None. A worker holds its round-robin share of a step's connections (at most
+    ``ceil(total / workers)``), the embedded server every connection to a node; each keeps
+    FD_RESERVE descriptors for itself. ``most_conns`` overrides the largest sender count
+    (an until-degraded sweep's --max-conns, a search's --hi)."""
+    room = max(limit - FD_RESERVE, 1)
+    senders = max(most_conns or 0, *(s.conns for s in plan.steps))
+    listen = max(s.listen for s in plan.steps)
+    nodes, push = len(plan.targets), len(plan.push_hosts or (0,))
+    per_worker = -(-(senders + listen * nodes) // plan.workers)
+    if per_worker > room:
+        fewest = -(-(senders + listen * nodes) // room)
+        return (f"{senders + listen * nodes} connections over {plan.workers} worker(s) need "
+                f"{per_worker} open files in one worker; the open-files limit {limit} "
+                f"(less {FD_RESERVE} kept) allows {room} per worker: use --workers "
+                f"{fewest} or more, or fewer connections")
+    per_node = -(-senders // push) + listen
+    if plan.embedded and per_node > room:
+        return (f"{per_node} connections to one embedded server node need more than its "
+                f"open-files limit {limit} (less {FD_RESERVE} kept) allows: at most {room}")
+    return None
 
 
 def resolve(targets: tuple[Target, ...]) -> list[tuple[int, tuple]]:

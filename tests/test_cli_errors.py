@@ -414,3 +414,30 @@ def test_a_disk_full_at_the_end_still_shows_the_table_then_one_line(tmp_path: Pa
     line = error_line(proc)
     assert line.startswith("harness: results not written to") and "No space left" in line
     assert not [n for n in leftovers if ".tmp" in n], leftovers
+
+
+# ---------------------------------------------------------------------------- limits
+
+
+def over_the_fd_limit() -> int:
+    """More connections than one process may open; skipped where the limit is huge."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard > 500_000:
+        pytest.skip(f"open-files hard limit {hard}: too high to exceed in a test")
+    return hard + 500
+
+
+def test_more_connections_than_a_worker_may_open_are_refused_with_the_figure(
+        tmp_path: Path, refused_host: str) -> None:
+    conns = over_the_fd_limit()
+    proc = harness(["run", "--host", refused_host, "--conns", str(conns), "--workers", "1"],
+                   tmp_path)
+    line = assert_usage_error(proc, "--conns", "--workers 2")
+    assert f"allows {conns - 500 - 64} per worker" in line
+
+
+def test_more_connections_than_the_embedded_server_may_hold_are_refused(tmp_path: Path) -> None:
+    conns = over_the_fd_limit()
+    proc = harness(["run", "--conns", str(conns), "--workers", "2"], tmp_path)
+    assert "embedded server" in assert_usage_error(proc, "--conns")
