@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -71,6 +72,8 @@ TABLES = {
 FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
 KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix"}
 MAX_CONNS = 1_000_000
+MAX_CORPUS_BYTES = 16 * 1024 * 1024  # a --corpus file (held in memory by every worker)
+MAX_CORPUS_LINES = 1_000_000
 MAX_NAME_BYTES = 200  # a run name; the folder adds "<UTC time>-" (17) and maybe "-N"
 
 
@@ -407,20 +410,49 @@ def parse_mix(table: dict, fr: framing_mod.Framing, max_frame: int) -> tuple[tup
 
 def read_corpus(path: str, name: str, fr: framing_mod.Framing, max_frame: int
                 ) -> tuple[bytes, ...]:
+    """The payload lines of a corpus file: a regular file (a FIFO or a device such as
+    /dev/zero would block or never end) of at most MAX_CORPUS_BYTES and MAX_CORPUS_LINES."""
     if not path:
         return ()
-    try:
-        with open(path, "rb") as f:
-            lines = tuple(line.rstrip(b"\r\n") for line in f)
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
-    if not lines:
+    raw = _read_regular(path, name, MAX_CORPUS_BYTES).split(b"\n")
+    if raw[-1] == b"":
+        raw.pop()  # after the last newline
+    if not raw:
         raise ConfigError(f"{name}: {path} is empty")
+    lines = [line.rstrip(b"\r") for line in raw]
+    if len(lines) > MAX_CORPUS_LINES:
+        raise ConfigError(f"{name}: {path} has {len(lines):,} lines, at most "
+                          f"{MAX_CORPUS_LINES:,}")
     longest = max(len(x) for x in lines) + Outbound.stamp_room(fr)
     if longest > max_frame:
         raise ConfigError(f"{name}: a line of {path} makes a {longest}-byte message, over "
                           f"--max-frame {max_frame}")
-    return lines
+    return tuple(lines)
+
+
+def _read_regular(path: str, name: str, limit: int) -> bytes:
+    """A regular file's bytes, at most ``limit``; opened without blocking (a FIFO with no
+    writer would block a plain open) and checked before anything is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{name}: {path} is not a regular file")
+        if st.st_size > limit:
+            raise ConfigError(f"{name}: {path} is {st.st_size:,} bytes, at most {limit:,}")
+        data = b""
+        while len(data) <= limit and (part := os.read(fd, limit + 1 - len(data))):
+            data += part
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew after the check
+        raise ConfigError(f"{name}: {path} is over {limit:,} bytes")
+    return data
 
 
 def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...]

@@ -441,3 +441,33 @@ def test_more_connections_than_the_embedded_server_may_hold_are_refused(tmp_path
     conns = over_the_fd_limit()
     proc = harness(["run", "--conns", str(conns), "--workers", "2"], tmp_path)
     assert "embedded server" in assert_usage_error(proc, "--conns")
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "directory"])
+def test_corpus_that_is_not_a_regular_file_is_refused_at_once(
+        tmp_path: Path, refused_host: str, source: str) -> None:
+    # /dev/zero never ends (it reached 2.9 GB), a FIFO without a writer blocks forever
+    if source == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    if source == "directory":
+        (tmp_path / "directory").mkdir()
+    path = source if source.startswith("/") else str(tmp_path / source)
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", path], tmp_path,
+                   timeout=10)
+    assert "not a regular file" in assert_usage_error(proc, "--corpus", path)
+
+
+def test_corpus_over_the_size_or_line_limit_is_refused(tmp_path: Path,
+                                                       refused_host: str) -> None:
+    from harness.config import MAX_CORPUS_BYTES, MAX_CORPUS_LINES
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(MAX_CORPUS_BYTES + 1)  # sparse: costs no disk
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", str(big)],
+                   tmp_path, timeout=10)
+    assert "at most" in assert_usage_error(proc, "--corpus")
+    many = tmp_path / "many"
+    many.write_bytes(b"x\n" * (MAX_CORPUS_LINES + 1))
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", str(many)],
+                   tmp_path, timeout=10)
+    assert f"{MAX_CORPUS_LINES:,}" in assert_usage_error(proc, "--corpus")
