@@ -171,16 +171,17 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
             with Targets(plan, workload) as targets:
                 plan = targets.plan
                 started = time.time()
+                interrupts.deferring = True  # from here a signal only stops the workers
                 with Session(plan, workload, targets.addrs, targets.watch, live_line(),
                              targets.reserve, interrupts) as session:
-                    interrupts.deferring = True  # from here a signal only stops the workers
                     outcome = session.sweep()
                     clear_live_line()
                     watched = [session.watched(r) for r in outcome.steps]
                     warnings = session.warnings
         except KeyboardInterrupt:
+            outcome = None
+        if outcome is None or (outcome.interrupted and not outcome.steps):
             die(EXIT_FAIL, "interrupted before the first step")
-        assert outcome is not None
         for w in warnings:
             click.echo(f"harness: warning: {w}", err=True)
         return report(plan, workload, outcome, started, as_json, html, watched, warnings)
@@ -526,9 +527,9 @@ def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict,
         try:
             with Targets(plan, workload) as targets:
                 plan = targets.plan
+                interrupts.deferring = True  # from here a signal only stops the workers
                 with Session(plan, workload, targets.addrs, targets.watch, live_line(),
                              targets.reserve, interrupts) as session:
-                    interrupts.deferring = True  # from here a signal only stops the workers
 
                     def probe_at(load: float) -> dict:
                         tried.append(load)

@@ -39,11 +39,15 @@ class Session:
         self.monitor: Monitor | None = None
 
     def __enter__(self) -> Session:
-        self.coord.start()
-        roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
-        roles.update(self.servers)
-        self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s)
-        self.monitor.start()
+        try:
+            self.coord.start()
+            roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
+            roles.update(self.servers)
+            self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s)
+            self.monitor.start()
+        except BaseException:
+            self.__exit__()  # workers ignore SIGTERM: only their pipe stops them
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -226,6 +226,7 @@ def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path:
     assert "Traceback" not in err, err
     assert proc.returncode == 1, err
     assert "SIGKILL" in err and f"pid {victim}" in err, err
+    assert "the run went on" not in out
     doc = one_run(tmp_path / "r")
     assert doc["partial"] is True
     (step,) = doc["steps"]  # the run ends with the step the worker died in
