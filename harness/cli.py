@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +27,8 @@ import orjson
 from harness import __version__, aggregate
 from harness import config as cfg
 from harness import sweep as sweep_mod
-from harness.coordinator import RunOutcome, Unreachable, probe, raise_nofile, resolve
+from harness.coordinator import RunOutcome, Unreachable, fd_shortfall, probe, raise_nofile, resolve
+from harness.interrupts import Interrupts
 from harness.plan import Plan, Target
 from harness.report import results as results_mod
 from harness.report import table
@@ -290,28 +290,54 @@ def load_workload(plan: Plan) -> Any:
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
-    Ctrl-C or SIGTERM at any point stops what was started (server, workers); before the
-    first step that is all (exit 1), later the steps measured so far are reported."""
+    Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
+    run, it stops them, and the steps measured so far are reported (see harness.interrupts).
+    """
     outcome: RunOutcome | None = None
     watched: list = []
     warnings: list[str] = []
     started = time.time()
-    try:
-        with sigterm_interrupts(), Targets(plan, workload) as targets:
-            plan = targets.plan
-            started = time.time()
-            with Session(plan, workload, targets.addrs, targets.watch, live_line(),
-                         targets.reserve) as session:
-                outcome = interruptible(session.sweep)
-                watched = [session.watched(r) for r in outcome.steps]
-                warnings = session.warnings
-    except KeyboardInterrupt:
-        if outcome is None:
+    check_results_dir(plan.results_dir)
+    check_fd_limit(plan)
+    interrupts = Interrupts()
+    with interrupts.installed():
+        try:
+            with Targets(plan, workload) as targets:
+                plan = targets.plan
+                started = time.time()
+                interrupts.deferring = True  # from here a signal only stops the workers
+                with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                             targets.reserve, interrupts) as session:
+                    outcome = session.sweep()
+                    clear_live_line()
+                    watched = [session.watched(r) for r in outcome.steps]
+                    warnings = session.warnings
+        except KeyboardInterrupt:
+            outcome = None
+        if outcome is None or (outcome.interrupted and not outcome.steps):
             die(EXIT_FAIL, "interrupted before the first step")
-        outcome.partial = outcome.interrupted = True  # cut while stopping: keep what we have
-    for w in warnings:
-        click.echo(f"harness: warning: {printable(w)}", err=True)
-    return report(plan, workload, outcome, started, as_json, html, watched, warnings)
+        for w in warnings:
+            click.echo(f"harness: warning: {printable(w)}", err=True)
+        return report(plan, workload, outcome, started, as_json, html, watched, warnings)
+
+
+def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
+    """Exit 2 before the run when a step needs more sockets than the open-files limit
+    allows a worker (or the embedded server): refused with the figure, not measured half."""
+    if plan.until_degraded and plan.max_conns > max(s.conns for s in plan.steps):
+        most_conns, flag = max(most_conns or 0, plan.max_conns), "--max-conns"
+    problem = fd_shortfall(plan, raise_nofile(), most_conns)
+    if problem:
+        die(EXIT_USAGE, f"{flag}: {problem}")
+
+
+def check_results_dir(base: str) -> None:
+    """Exit 2 before the run when results could not be written at its end."""
+    try:
+        results_mod.check_writable(base)
+    except OSError as exc:
+        die(EXIT_USAGE, f"--results-dir: cannot write results in {base}: "
+                        f"{exc.strerror or exc}")
 
 
 class Targets:
@@ -371,13 +397,6 @@ class Targets:
                 if attempt == tries - 1:
                     die(EXIT_UNREACHABLE, str(exc))
                 time.sleep(0.25)
-        limit = raise_nofile()
-        need = max(s.conns + s.listen * len(plan.targets) for s in plan.steps)
-        if plan.until_degraded:
-            need = max(need, plan.max_conns)
-        if need > (limit - 64) * plan.workers:
-            click.echo(f"harness: warning: {need} connections need more open files than "
-                       f"{plan.workers} workers x {limit} allow", err=True)
 
     def __exit__(self, *exc: object) -> None:
         if self.server is not None:
@@ -403,45 +422,13 @@ def start_embedded(plan: Plan, workload: Any) -> tuple[Any, Plan]:
     return server, cfg.with_targets(plan, targets)
 
 
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Inside the block SIGTERM raises KeyboardInterrupt, like Ctrl-C, so every context
-    manager on the way out (a started server, the workers) cleans up. Only in this process:
-    a forked worker that inherits the handler still dies of SIGTERM as before."""
-    owner = os.getpid()
-
-    def handler(signum: int, frame: Any) -> None:
-        if os.getpid() != owner:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def live_line() -> LiveLine | None:
     return LiveLine() if sys.stderr.isatty() else None
 
 
-def interruptible(fn: Callable[[], RunOutcome]) -> RunOutcome:
-    """SIGTERM ends a run like Ctrl-C: the coordinator keeps what was measured."""
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        return fn()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if sys.stderr.isatty():
-            click.echo("\r" + " " * 100 + "\r", err=True, nl=False)
-
-
-def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl-C: results kept, marked partial
+def clear_live_line() -> None:
+    if sys.stderr.isatty():
+        click.echo("\r" + " " * 100 + "\r", err=True, nl=False)
 
 
 class LiveLine:
@@ -491,21 +478,41 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
                           second_histograms=[h.to_dict() for h in f.second_hists])
                      for s, f in zip(steps, figures, strict=True)]
     monitor_rows = [w.rows if w is not None else [] for w in watched]
-    path = results_mod.write_run(folder, full, [f.series for f in figures], monitor_rows)
-    page = write_html_report(folder) if html else None
+    path, unwritten = write_results(folder, full, [f.series for f in figures], monitor_rows)
+    page = write_html_report(folder) if html and path else None
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
     else:
         click.echo(table.render(doc))
         for line in failures:
             click.echo(f"THRESHOLD FAILED: {printable(line)}")
-        click.echo(f"results: {path}" + (f"  report: {page}" if page else ""))
+        if path:
+            click.echo(f"results: {path}" + (f"  report: {page}" if page else ""))
+    if unwritten:
+        click.echo(f"harness: {printable(unwritten)}", err=True)
     if outcome.error:
-        click.echo(f"harness: a step failed: {printable(outcome.error.splitlines()[-1])}",
-                   err=True)
+        click.echo(f"harness: run cut short: {printable(cut_short(outcome.error))} "
+                   f"(what the others measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
-    return EXIT_FAIL if failures or outcome.error or outcome.partial or not steps else EXIT_OK
+    failed = failures or outcome.error or outcome.partial or not steps or unwritten
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def write_results(folder: Any, doc: dict, series: list, monitor: list | None = None
+                  ) -> tuple[Any, str | None]:
+    """run.json's path, or None and why the run folder could not be written (a full or
+    read-only filesystem at the end of the run: the caller still shows the figures)."""
+    try:
+        return results_mod.write_run(folder, doc, series, monitor), None
+    except OSError as exc:
+        return None, f"results not written to {folder}: {exc.strerror or exc}"
+
+
+def cut_short(error: str) -> str:
+    """One line for why a run was cut short (a worker's traceback: its first and last line)."""
+    lines = [ln.strip() for ln in error.splitlines() if ln.strip()]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
 
 
 def write_html_report(folder: Any) -> Any:
@@ -622,32 +629,16 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
     base = plan.steps[0]
     lo, hi = search_bounds(over, lo, hi, base.conns)
     plan = search_plan(plan, over, lo)
-    tried: list[float] = []  # loads whose probe started
-    summaries: list[dict] = []  # the figures of each probe that finished
-    result: dict | None = None
-    try:
-        with sigterm_interrupts(), Targets(plan, workload) as targets:
-            plan = targets.plan
-            with Session(plan, workload, targets.addrs, targets.watch, live_line(),
-                         targets.reserve) as session:
-                def probe_at(load: float) -> dict:
-                    tried.append(load)
-                    step = (replace(base, rate=load / base.conns) if over == "rate"
-                            else replace(base, conns=int(load)))
-                    out = interruptible(lambda: session.probe(step))
-                    if out.interrupted or not out.steps:
-                        raise KeyboardInterrupt
-                    probe_plan = search_plan(plan, over, load)
-                    summaries.append(sweep_mod.figures(probe_plan, workload,
-                                                       out.steps[0]).summary)
-                    return summaries[-1]
-                result = capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
-                                         integer=over == "conns")
-    except KeyboardInterrupt:
-        if result is None:
-            die(EXIT_FAIL, "interrupted during the search" if tried
-                else "interrupted before the first step")
-    assert result is not None
+
+    def bisect(probe_at: Any) -> dict:
+        return capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
+                               integer=over == "conns")
+
+    if over == "conns":
+        check_fd_limit(plan, int(min(hi, 1e9)), "--hi")
+    else:
+        check_fd_limit(plan)
+    result, summaries = run_probes(plan, workload, over, bisect)
     for p, summary in zip(result["probes"], summaries, strict=True):
         p["service_p99_ms"] = (summary.get("service_ms") or {}).get("p99")
         p["behind_schedule"] = summary.get("behind_schedule")
@@ -689,6 +680,44 @@ def search_bounds(over: str, lo: float | None, hi: float | None, conns: int
     return lo, hi
 
 
+def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict, list[dict]]:
+    """``bisect(probe_at)`` with the target and the workers up, each probe one step; returns
+    its result and each probe's figures. A signal or a lost worker ends the search (exit 1)."""
+    base = plan.steps[0]
+    tried: list[float] = []  # loads whose probe started
+    summaries: list[dict] = []  # the figures of each probe that finished
+    cut: list[str] = []  # why the search stopped early: a lost worker
+    interrupts = Interrupts()
+    with interrupts.installed():
+        try:
+            with Targets(plan, workload) as targets:
+                plan = targets.plan
+                interrupts.deferring = True  # from here a signal only stops the workers
+                with Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                             targets.reserve, interrupts) as session:
+
+                    def probe_at(load: float) -> dict:
+                        tried.append(load)
+                        step = (replace(base, rate=load / base.conns) if over == "rate"
+                                else replace(base, conns=int(load)))
+                        out = session.probe(step)
+                        clear_live_line()
+                        if out.error:
+                            cut.append(out.error)
+                        if out.interrupted or out.error or not out.steps:
+                            raise KeyboardInterrupt
+                        summaries.append(sweep_mod.figures(search_plan(plan, over, load),
+                                                           workload, out.steps[0]).summary)
+                        return summaries[-1]
+                    return bisect(probe_at), summaries
+        except KeyboardInterrupt:
+            if cut:
+                die(EXIT_FAIL, f"search stopped: {cut_short(cut[0])}")
+            die(EXIT_FAIL, "interrupted during the search" if tried
+                else "interrupted before the first step")
+    raise AssertionError("unreachable")
+
+
 def search_plan(plan: Plan, over: str, load: float) -> Plan:
     """--over rate probes total msgs/s on a fixed schedule: the open loop, whatever --rate
     said (``load`` spread over the first step's connections). --over conns: ``plan``."""
@@ -726,14 +755,18 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
         die(EXIT_USAGE, f"merge: {exc}")
     except KeyError as exc:
         die(EXIT_USAGE, f"not a harness run folder: a step of one of the runs lacks {exc}")
+    try:
+        folder = results_mod.run_dir(results_dir, cfg._safe_name(name))
+    except cfg.ConfigError as exc:
+        die(EXIT_USAGE, str(exc))
+    check_results_dir(results_dir)
     doc["merged_from"] = list(runs)
     full = dict(doc)
     full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in hs.items()},
                           second_histograms=[h.to_dict() for h in sec])
                      for s, hs, sec in zip(doc["steps"], hists, seconds, strict=True)]
-    folder = results_mod.run_dir(results_dir, cfg._safe_name(name))
-    path = results_mod.write_run(folder, full, cols)
-    page = None if no_report else write_html_report(folder)
+    path, unwritten = write_results(folder, full, cols)
+    page = None if no_report or not path else write_html_report(folder)
     failures = doc["thresholds"]["failed"]
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
@@ -741,8 +774,12 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
         click.echo(table.render(doc))
         for line in failures:
             click.echo(f"THRESHOLD FAILED: {line}")
-        click.echo(f"merged {len(runs)} runs: {path}" + (f"  report: {page}" if page else ""))
-    sys.exit(EXIT_FAIL if failures else EXIT_OK)
+        if path:
+            click.echo(f"merged {len(runs)} runs: {path}" +
+                       (f"  report: {page}" if page else ""))
+    if unwritten:
+        click.echo(f"harness: {unwritten}", err=True)
+    sys.exit(EXIT_FAIL if failures or unwritten else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- calibrate

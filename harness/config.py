@@ -93,6 +93,9 @@ EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
             "str": "a string", "ints": "an integer or a list of integers",
             "size": "an integer, a \"LO-HI\" string or a list of integers",
             "strs": "a string or a list of strings"}
+MAX_CORPUS_BYTES = 16 * 1024 * 1024  # a --corpus file (held in memory by every worker)
+MAX_CORPUS_LINES = 1_000_000
+MAX_NAME_BYTES = 200  # a run name; the folder adds "<UTC time>-" (17) and maybe "-N"
 
 
 class ConfigError(ValueError):
@@ -611,20 +614,49 @@ def parse_mix(table: dict, fr: framing_mod.Framing, max_frame: int) -> tuple[tup
 
 def read_corpus(path: str, name: str, fr: framing_mod.Framing, max_frame: int
                 ) -> tuple[bytes, ...]:
+    """The payload lines of a corpus file: a regular file (a FIFO or a device such as
+    /dev/zero would block or never end) of at most MAX_CORPUS_BYTES and MAX_CORPUS_LINES."""
     if not path:
         return ()
-    try:
-        with open(path, "rb") as f:
-            lines = tuple(line.rstrip(b"\r\n") for line in f)
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
-    if not lines:
+    raw = _read_regular(path, name, MAX_CORPUS_BYTES).split(b"\n")
+    if raw[-1] == b"":
+        raw.pop()  # after the last newline
+    if not raw:
         raise ConfigError(f"{name}: {path} is empty")
+    lines = [line.rstrip(b"\r") for line in raw]
+    if len(lines) > MAX_CORPUS_LINES:
+        raise ConfigError(f"{name}: {path} has {len(lines):,} lines, at most "
+                          f"{MAX_CORPUS_LINES:,}")
     longest = max(len(x) for x in lines) + Outbound.stamp_room(fr)
     if longest > max_frame:
         raise ConfigError(f"{name}: a line of {path} makes a {longest}-byte message, over "
                           f"--max-frame {max_frame}")
-    return lines
+    return tuple(lines)
+
+
+def _read_regular(path: str, name: str, limit: int) -> bytes:
+    """A regular file's bytes, at most ``limit``; opened without blocking (a FIFO with no
+    writer would block a plain open) and checked before anything is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{name}: {path} is not a regular file")
+        if st.st_size > limit:
+            raise ConfigError(f"{name}: {path} is {st.st_size:,} bytes, at most {limit:,}")
+        data = b""
+        while len(data) <= limit and (part := os.read(fd, limit + 1 - len(data))):
+            data += part
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew after the check
+        raise ConfigError(f"{name}: {path} is over {limit:,} bytes")
+    return data
 
 
 def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...]
@@ -667,9 +699,15 @@ def _stages(raw: list[dict], rate: float) -> tuple[Stage, ...]:
 
 
 def _safe_name(name: str) -> str:
+    """The run name as used in the folder name ``<UTC time>-<name>``: letters, digits and
+    ``-_.``; at most MAX_NAME_BYTES (UTF-8), so the folder name fits a file system's 255."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
     if not safe.strip("-."):
         raise ConfigError(f"--name: {name!r} has no usable characters")
+    size = len(safe.encode())
+    if size > MAX_NAME_BYTES:
+        raise ConfigError(f"--name: {size} bytes long, at most {MAX_NAME_BYTES} "
+                          f"(it names the results folder)")
     return safe
 
 

@@ -5,6 +5,10 @@ It computes no statistics (that is ``aggregate``); it prints nothing (that is ``
 Messages over each worker's pipe (tuples): to the worker ``("step", share, deadline_ns)``,
 ``("go", times)``, ``("stop",)``, ``("exit",)``; from it ``("connected", n)``,
 ``("progress", dict)``, ``("result", WorkerResult)``, ``("error", text)``.
+
+Workers ignore SIGINT and SIGTERM: the coordinator alone reacts to a signal (see
+``harness.interrupts``) and stops them by pipe. A worker that dies or fails mid-step is
+named (with its signal), the others finish the step, and the step is kept, marked partial.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
+from harness.interrupts import Interrupts, ignore_in_worker
 from harness.plan import Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
 from harness.worker import Worker
@@ -31,14 +36,11 @@ from workloads import Workload
 
 SEC = 1_000_000_000
 START_SLACK_NS = 50_000_000  # between "all connected" and the first send
+FD_RESERVE = 64  # descriptors a process keeps beside its connections (pipes, selector, ...)
 
 
 class Unreachable(Exception):
     """No connection to a target could be made at all (exit code 3)."""
-
-
-class WorkerCrashed(Exception):
-    """A worker process failed; its traceback is in the message."""
 
 
 @dataclass(slots=True)
@@ -56,7 +58,7 @@ class RunOutcome:
     steps: list[StepRun] = field(default_factory=list)
     partial: bool = False
     interrupted: bool = False
-    error: str | None = None
+    error: str | None = None  # why the run was cut short: a dead or failed worker
 
 
 def raise_nofile() -> int:
@@ -66,6 +68,30 @@ def raise_nofile() -> int:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def fd_shortfall(plan: Plan, limit: int, most_conns: int | None = None) -> str | None:
+    """Why the plan needs more sockets than the open-files ``limit`` allows a process, or
+    None. A worker holds its round-robin share of a step's connections (at most
+    ``ceil(total / workers)``), the embedded server every connection to a node; each keeps
+    FD_RESERVE descriptors for itself. ``most_conns`` overrides the largest sender count
+    (an until-degraded sweep's --max-conns, a search's --hi)."""
+    room = max(limit - FD_RESERVE, 1)
+    senders = max(most_conns or 0, *(s.conns for s in plan.steps))
+    listen = max(s.listen for s in plan.steps)
+    nodes, push = len(plan.targets), len(plan.push_hosts or (0,))
+    per_worker = -(-(senders + listen * nodes) // plan.workers)
+    if per_worker > room:
+        fewest = -(-(senders + listen * nodes) // room)
+        return (f"{senders + listen * nodes} connections over {plan.workers} worker(s) need "
+                f"{per_worker} open files in one worker; the open-files limit {limit} "
+                f"(less {FD_RESERVE} kept) allows {room} per worker: use --workers "
+                f"{fewest} or more, or fewer connections")
+    per_node = -(-senders // push) + listen
+    if plan.embedded and per_node > room:
+        return (f"{per_node} connections to one embedded server node need more than its "
+                f"open-files limit {limit} (less {FD_RESERVE} kept) allows: at most {room}")
+    return None
 
 
 def resolve(targets: tuple[Target, ...]) -> list[tuple[int, tuple]]:
@@ -144,7 +170,7 @@ def stage_shares(step: Step, gids: np.ndarray) -> tuple[tuple[float, int, float]
 
 def worker_main(index: int, cpu: int | None, pipe: Connection, plan: Plan,
                 workload: Workload, addrs: list[tuple]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    ignore_in_worker()  # the coordinator decides when to stop
     if cpu is not None:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {cpu})
@@ -198,14 +224,16 @@ def _poller(pipe: Connection) -> Callable[[dict], bool]:
 class Coordinator:
     def __init__(self, plan: Plan, workload: Workload, addrs: list[tuple],
                  on_progress: Callable[[Step, list[dict]], None] | None = None,
-                 reserve_cores: int = 0) -> None:
+                 reserve_cores: int = 0, interrupts: Interrupts | None = None) -> None:
         self.plan = plan
         self.workload = workload
         self.addrs = addrs
         self.on_progress = on_progress
         self.reserve = reserve_cores
+        self.interrupts = interrupts
         self.procs: list[mp.Process] = []
         self.pipes: list[Connection] = []
+        self.lost: dict[int, str] = {}  # worker index -> why it is gone
 
     def start(self) -> None:
         ctx = mp.get_context("fork")
@@ -237,34 +265,41 @@ class Coordinator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def live(self) -> list[int]:
+        """Indices of the workers still taking part."""
+        return [i for i in range(len(self.pipes)) if i not in self.lost]
+
     def run(self, next_step: Callable[[list[StepRun]], Step | None] | None = None
             ) -> RunOutcome:
         """Run steps until ``next_step`` (given the runs so far) returns None; by default the
-        plan's steps in order. Ctrl-C or a failed step keeps what was measured."""
+        plan's steps in order. A signal or a lost worker keeps what was measured and ends
+        the run after that step (marked partial)."""
         outcome = RunOutcome()
         if next_step is None:
             def next_step(done: list[StepRun]) -> Step | None:
                 return self.plan.steps[len(done)] if len(done) < len(self.plan.steps) else None
         while (step := next_step(outcome.steps)) is not None:
+            if self._interrupted() or self.lost:
+                outcome.partial = True
+                outcome.interrupted = self._interrupted()
+                break
             try:
                 run = self.run_step(step)
             except KeyboardInterrupt:
                 outcome.partial = outcome.interrupted = True
                 run = self._collect_after_stop(step)
-                if run is not None:
-                    outcome.steps.append(run)
-                break
-            except WorkerCrashed as exc:
-                outcome.partial = True
-                outcome.error = str(exc)
-                break
-            outcome.steps.append(run)
-            if run.partial:
+            if run is not None:
+                outcome.steps.append(run)
+            if run is None or run.partial or self.lost:
                 outcome.partial = True
                 break
+        if self.lost:
+            outcome.error = "; ".join(self.lost[i] for i in sorted(self.lost))
         return outcome
 
-    def run_step(self, step: Step) -> StepRun:
+    def run_step(self, step: Step) -> StepRun | None:
+        """One step on every live worker; None when no worker returned a result."""
         key = int(np.random.default_rng([self.plan.seed, step.index]).integers(1, 1 << 32))
         shares = build_shares(self.plan, step, type(self.workload), key)
         plan = self.plan
@@ -272,16 +307,18 @@ class Coordinator:
         connect_s = plan.connect_timeout_s + (total / plan.connect_rate
                                               if plan.connect_rate > 0 else 0)
         deadline = time.monotonic_ns() + int((connect_s + 5) * SEC)
-        for pipe, share in zip(self.pipes, shares, strict=True):
-            pipe.send(("step", share, deadline))
+        for i in self.live:
+            self._send(i, ("step", shares[i], deadline))
         self._gather("connected")
         begin = time.monotonic_ns() + START_SLACK_NS
         measure = begin + int(plan.warmup_s * SEC)
         end = measure + int(step.duration_s * SEC) if step.duration_s is not None else None
         times = Times(begin, measure, end)
-        for pipe in self.pipes:
-            pipe.send(("go", times))
+        for i in self.live:
+            self._send(i, ("go", times))
         results = self._gather("result", step)
+        if not results:
+            return None
         run = self._step_run(step, results)
         run.t_measure, run.t_end = measure, time.monotonic_ns()
         return run
@@ -291,65 +328,117 @@ class Coordinator:
         for res in results:
             if res.node_connected is not None:
                 receivers += res.node_connected
-        return StepRun(step, results, receivers, any(r.partial for r in results))
+        partial = bool(self.lost) or any(r.partial for r in results)
+        return StepRun(step, results, receivers, partial)
+
+    def _send(self, i: int, msg: tuple) -> None:
+        try:
+            self.pipes[i].send(msg)
+        except OSError:
+            self._lose(i)
+
+    def _interrupted(self) -> bool:
+        return self.interrupts is not None and self.interrupts.requested
 
     def _gather(self, kind: str, step: Step | None = None) -> list:
-        """Wait for one ``kind`` message from every worker, passing progress along."""
+        """Wait for one ``kind`` message from every live worker, passing progress along.
+        A worker that dies or fails meanwhile is lost; the others' messages still count.
+        A recorded signal raises KeyboardInterrupt here, between two messages."""
         got: dict[int, object] = {}
         latest: dict[int, dict] = {}
         index = {id(p): i for i, p in enumerate(self.pipes)}
-        while len(got) < len(self.pipes):
-            pending = [p for i, p in enumerate(self.pipes) if i not in got]
-            ready = wait(pending, timeout=1.0)
+        wake = [self.interrupts] if self.interrupts is not None else []
+        while pending := [self.pipes[i] for i in self.live if i not in got]:
+            if self._interrupted():
+                raise KeyboardInterrupt
+            ready = wait(pending + wake, timeout=1.0)
             if not ready:
                 self._check_alive()
             for pipe in ready:
+                if pipe is self.interrupts:
+                    continue
                 i = index[id(pipe)]
-                try:
-                    msg = pipe.recv()
-                except EOFError:
-                    raise WorkerCrashed(f"worker {i} exited unexpectedly") from None
-                if msg[0] == "error":
-                    raise WorkerCrashed(f"worker {i} failed:\n{msg[1]}")
+                msg = self._recv(i)
+                if msg is None:
+                    continue
                 if msg[0] == "progress":
                     latest[i] = msg[1]
                     if self.on_progress is not None and step is not None and \
-                            len(latest) == len(self.pipes):
+                            len(latest) >= len(self.live):
                         self.on_progress(step, list(latest.values()))
                 elif msg[0] == kind:
                     got[i] = msg[1]
-        return [got[i] for i in range(len(self.pipes))]
+        return [got[i] for i in sorted(got) if i not in self.lost]
+
+    def _recv(self, i: int) -> tuple | None:
+        """Worker ``i``'s next message; None (and the worker lost) if it died or failed."""
+        try:
+            msg = self.pipes[i].recv()
+        except (EOFError, OSError):
+            self._lose(i)
+            return None
+        if msg[0] == "error":
+            self._lose(i, f"worker {i} failed:\n{msg[1]}")
+            return None
+        return msg
+
+    def _lose(self, i: int, why: str | None = None) -> None:
+        if i not in self.lost:
+            self.lost[i] = why or f"worker {i} {self._death(i)}"
+
+    def _death(self, i: int) -> str:
+        """How worker ``i`` ended: 'was killed by SIGKILL', 'exited with code 1', ..."""
+        p = self.procs[i]
+        p.join(timeout=2)
+        code = p.exitcode
+        if code is None:
+            return f"(pid {p.pid}) stopped answering"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"(pid {p.pid}) was killed by {signal.Signals(-code).name}"
+            return f"(pid {p.pid}) was killed by signal {-code}"
+        return f"(pid {p.pid}) exited unexpectedly with code {code}"
 
     def _check_alive(self) -> None:
-        for i, p in enumerate(self.procs):
-            if not p.is_alive():
-                raise WorkerCrashed(f"worker {i} died (exit code {p.exitcode})")
+        for i in self.live:
+            if not self.procs[i].is_alive():
+                self._lose(i)
 
     def _collect_after_stop(self, step: Step) -> StepRun | None:
-        """After Ctrl-C: ask every worker to stop and keep what they measured."""
-        for pipe in self.pipes:
-            with contextlib.suppress(OSError):
-                pipe.send(("stop",))
+        """After a signal: ask every live worker to stop and keep what they measured."""
+        for i in self.live:
+            self._send(i, ("stop",))
         try:
             results = self._gather_quiet()
-        except (WorkerCrashed, KeyboardInterrupt):
+        except KeyboardInterrupt:  # a second Ctrl-C where signals are not deferred
             return None
-        if results is None:
+        if not results:
             return None
         run = self._step_run(step, results)
         run.partial = True
         return run
 
-    def _gather_quiet(self) -> list[WorkerResult] | None:
+    def _gather_quiet(self) -> list[WorkerResult]:
+        """The stopped workers' results, within a bound; one that does not answer is lost."""
         deadline = time.monotonic() + 10 + self.plan.timeout_s
         got: dict[int, WorkerResult] = {}
-        while len(got) < len(self.pipes) and time.monotonic() < deadline:
-            for i, pipe in enumerate(self.pipes):
-                if i in got or not pipe.poll(0.05):
+        while (waiting := [i for i in self.live if i not in got]) and \
+                time.monotonic() < deadline:
+            ready = wait([self.pipes[i] for i in waiting], timeout=0.2)
+            if not ready:
+                self._check_alive()
+            for i in waiting:
+                if self.pipes[i] not in ready:
                     continue
-                msg = pipe.recv()
+                msg = self._recv(i)
+                if msg is None:
+                    continue
                 if msg[0] == "connected":
-                    pipe.send(("stop",))  # interrupted while connecting: don't start
+                    self._send(i, ("stop",))  # interrupted while connecting: don't start
                 elif msg[0] == "result":
                     got[i] = msg[1]
-        return [got[i] for i in range(len(self.pipes))] if len(got) == len(self.pipes) else None
+        for i in self.live:
+            if i not in got:
+                self._lose(i, f"worker {i} gave no result within "
+                              f"{10 + self.plan.timeout_s:g} s of being stopped")
+        return [got[i] for i in sorted(got)]

@@ -12,6 +12,7 @@ from typing import Any
 from harness import aggregate
 from harness.capacity import next_load
 from harness.coordinator import Coordinator, RunOutcome, StepRun
+from harness.interrupts import Interrupts
 from harness.monitor import Monitor
 from harness.plan import Plan, Step
 
@@ -29,19 +30,24 @@ class Watched:
 
 class Session:
     def __init__(self, plan: Plan, workload: Any, addrs: list, servers: dict[str, int],
-                 on_progress: Callable | None = None, reserve_cores: int = 0) -> None:
+                 on_progress: Callable | None = None, reserve_cores: int = 0,
+                 interrupts: Interrupts | None = None) -> None:
         self.plan = plan
         self.workload = workload
         self.servers = servers
-        self.coord = Coordinator(plan, workload, addrs, on_progress, reserve_cores)
+        self.coord = Coordinator(plan, workload, addrs, on_progress, reserve_cores, interrupts)
         self.monitor: Monitor | None = None
 
     def __enter__(self) -> Session:
-        self.coord.start()
-        roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
-        roles.update(self.servers)
-        self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s)
-        self.monitor.start()
+        try:
+            self.coord.start()
+            roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
+            roles.update(self.servers)
+            self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s)
+            self.monitor.start()
+        except BaseException:
+            self.__exit__()  # workers ignore SIGTERM: only their pipe stops them
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

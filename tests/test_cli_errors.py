@@ -602,3 +602,127 @@ def test_fuzz_toml_keys_give_exit_2_with_one_line(closed_port: int, tmp_path_fac
     args = ["run", f"--host=127.0.0.1:{closed_port}", f"--config={path}", *pick]
     result = CliRunner().invoke(main, args, prog_name="harness")
     assert_one_clean_line(result, (2, 3))
+# ---------------------------------------------------------------------------- results folder
+# A results folder that cannot take the run is found before the run (exit 2, one line); one
+# that fails at the end (a full disk) still shows the figures, then one line, exit 1.
+
+
+@contextlib.contextmanager
+def mounted(where: Path, *options: str):
+    """A mount for the test's lifetime; skipped where mounting is not allowed (not root)."""
+    where.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", *options, str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_results_dir_that_cannot_be_created_is_refused_before_the_run(
+        tmp_path: Path, refused_host: str) -> None:
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir", "/proc/x"],
+                   tmp_path)
+    assert "/proc/x" in assert_usage_error(proc, "--results-dir")
+
+
+def test_read_only_results_dir_is_refused_before_the_run(tmp_path: Path,
+                                                         refused_host: str) -> None:
+    (tmp_path / "ro").mkdir()
+    with mounted(tmp_path / "ro", "--bind", "-o", "ro", str(tmp_path / "ro")) as ro:
+        proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir",
+                        str(ro / "results")], tmp_path)
+    assert "Read-only" in assert_usage_error(proc, "--results-dir")
+
+
+def test_full_results_filesystem_is_refused_before_the_run(tmp_path: Path,
+                                                           refused_host: str) -> None:
+    with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as full:
+        with contextlib.suppress(OSError), open(full / "filler", "wb") as f:
+            f.write(bytes(64 * 1024))
+        proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir",
+                        str(full)], tmp_path)
+        leftovers = [p.name for p in full.iterdir()]
+    assert "No space left" in assert_usage_error(proc, "--results-dir")
+    assert leftovers == ["filler"]
+
+
+def test_a_name_too_long_for_a_folder_is_refused_before_the_run(tmp_path: Path,
+                                                              refused_host: str) -> None:
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--name", "n" * 300], tmp_path)
+    assert "300" in assert_usage_error(proc, "--name")
+
+
+def test_a_disk_full_at_the_end_still_shows_the_table_then_one_line(tmp_path: Path) -> None:
+    # 8 KiB left: the up-front check (4 KiB) passes, steps.csv and the series take the
+    # rest, and run.json no longer fits
+    with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as full, \
+            servers.start("echo") as srv:
+        (full / "filler").write_bytes(bytes(56 * 1024))
+        proc = harness(["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2",
+                        "--duration", "0.5", "--warmup", "0", "--results-dir",
+                        str(full / "r")], tmp_path, timeout=60)
+        leftovers = [p.name for p in (full / "r").rglob("*")]
+    assert proc.returncode == 1, proc.stderr
+    assert "msgs/s" in proc.stdout and "results:" not in proc.stdout  # the table, no path
+    line = error_line(proc)
+    assert line.startswith("harness: results not written to") and "No space left" in line
+    assert not [n for n in leftovers if ".tmp" in n], leftovers
+
+
+# ---------------------------------------------------------------------------- limits
+
+
+def over_the_fd_limit() -> int:
+    """More connections than one process may open; skipped where the limit is huge."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard > 500_000:
+        pytest.skip(f"open-files hard limit {hard}: too high to exceed in a test")
+    return hard + 500
+
+
+def test_more_connections_than_a_worker_may_open_are_refused_with_the_figure(
+        tmp_path: Path, refused_host: str) -> None:
+    conns = over_the_fd_limit()
+    proc = harness(["run", "--host", refused_host, "--conns", str(conns), "--workers", "1"],
+                   tmp_path)
+    line = assert_usage_error(proc, "--conns", "--workers 2")
+    assert f"allows {conns - 500 - 64} per worker" in line
+
+
+def test_more_connections_than_the_embedded_server_may_hold_are_refused(tmp_path: Path) -> None:
+    conns = over_the_fd_limit()
+    proc = harness(["run", "--conns", str(conns), "--workers", "2"], tmp_path)
+    assert "embedded server" in assert_usage_error(proc, "--conns")
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "directory"])
+def test_corpus_that_is_not_a_regular_file_is_refused_at_once(
+        tmp_path: Path, refused_host: str, source: str) -> None:
+    # /dev/zero never ends (it reached 2.9 GB), a FIFO without a writer blocks forever
+    if source == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    if source == "directory":
+        (tmp_path / "directory").mkdir()
+    path = source if source.startswith("/") else str(tmp_path / source)
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", path], tmp_path,
+                   timeout=10)
+    assert "not a regular file" in assert_usage_error(proc, "--corpus", path)
+
+
+def test_corpus_over_the_size_or_line_limit_is_refused(tmp_path: Path,
+                                                       refused_host: str) -> None:
+    from harness.config import MAX_CORPUS_BYTES, MAX_CORPUS_LINES
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(MAX_CORPUS_BYTES + 1)  # sparse: costs no disk
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", str(big)],
+                   tmp_path, timeout=10)
+    assert "at most" in assert_usage_error(proc, "--corpus")
+    many = tmp_path / "many"
+    many.write_bytes(b"x\n" * (MAX_CORPUS_LINES + 1))
+    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", str(many)],
+                   tmp_path, timeout=10)
+    assert f"{MAX_CORPUS_LINES:,}" in assert_usage_error(proc, "--corpus")

@@ -58,3 +58,17 @@ def test_mismatched_runs_are_refused(tmp_path: Path) -> None:
     r = harness("merge", *runs, "--results-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 2
     assert "differ in conns" in r.stderr.decode()
+
+
+def test_merge_refuses_a_name_or_results_folder_it_cannot_write(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        assert harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--duration",
+                       "0.3", "--warmup", "0", "--no-report", "--results-dir",
+                       str(tmp_path / "m"), cwd=tmp_path).returncode == 0
+    (run,) = (tmp_path / "m").iterdir()
+    for args, flag in ((["--name", "n" * 300], "--name"), (["--results-dir", "/proc/x"],
+                                                            "--results-dir")):
+        r = harness("merge", str(run), str(run), *args, cwd=tmp_path)
+        err = r.stderr.decode()
+        assert r.returncode == 2 and "Traceback" not in err, err
+        assert err.startswith(f"harness: {flag}") and err.count("\n") == 1, err

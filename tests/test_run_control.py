@@ -1,8 +1,12 @@
-"""Run control: interrupts keep what was measured; connect pacing; server thresholds;
+"""Run control: interrupts keep what was measured (signals to the whole process group, a
+real Ctrl-C on a terminal, a worker killed mid-step); connect pacing; server thresholds;
 mangled stamps in a broadcast room."""
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import selectors
 import signal
 import socket
@@ -111,3 +115,121 @@ def test_source_addresses_are_automatic_past_one_address_worth_of_ports() -> Non
     assert many.source_addrs == ("127.0.0.1", "127.0.0.2", "127.0.0.3")
     with pytest.raises(ValueError, match="source-addrs"):
         plan_for("127.0.0.1:5000", source_addrs="127.0.0.9-127.0.0.1")
+
+
+# ---------------------------------------------------------------------------- signals
+# A terminal's Ctrl-C and `timeout` signal the whole foreground process group: harness,
+# its workers and (unless it has a session of its own) the embedded server.
+
+
+def harness_in_own_group(args: list[str], cwd: Path) -> subprocess.Popen:
+    """``python -m harness ARGS`` as the leader of a new session and process group."""
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 40) -> tuple[str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+    return out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def one_run(results: Path) -> dict:
+    (folder,) = results.iterdir()
+    return orjson.loads((folder / "run.json").read_bytes())
+
+
+def test_a_group_sigterm_as_timeout_sends_keeps_the_measured_step(tmp_path: Path) -> None:
+    # `timeout -s TERM 3 harness run ...` signals harness and its workers at once
+    with servers.start("echo") as srv:
+        proc = harness_in_own_group(
+            ["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4,6", "--duration", "5",
+             "--warmup", "0.1", "--workers", "2", "--no-report",
+             "--results-dir", str(tmp_path / "r")], tmp_path)
+        time.sleep(2.5)  # inside the first step's measure window
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = finish(proc)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 1, err
+    doc = one_run(tmp_path / "r")
+    assert doc["partial"] is True
+    (step,) = doc["steps"]
+    assert step["conns"] == 4 and step["partial"] is True and step["received"] > 0
+    assert sum(step["errors"].values()) == 0 and step["lost"] == 0
+    assert "interrupted" in err
+
+
+def run_in_pty(args: list[str], cwd: Path, press_at: float, timeout: float = 60
+               ) -> tuple[int, str]:
+    """``python -m harness ARGS`` on a terminal of its own; Ctrl-C typed at ``press_at`` s
+    (the terminal sends SIGINT to its whole foreground process group). Exit code, output."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: session leader, the pty its controlling terminal
+        os.chdir(cwd)
+        os.execv(sys.executable, [sys.executable, "-m", "harness", *args])
+    out = bytearray()
+    t0, pressed = time.monotonic(), False
+    try:
+        while time.monotonic() - t0 < timeout:
+            if not pressed and time.monotonic() - t0 >= press_at:
+                os.write(fd, b"\x03")
+                pressed = True
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                out += data
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_ctrl_c_in_a_terminal_stops_the_workers_before_the_embedded_server(
+        tmp_path: Path) -> None:
+    code, text = run_in_pty(["run", "--conns", "5,10", "--duration", "4", "--warmup", "0.2",
+                             "--no-report", "--results-dir", str(tmp_path / "r")],
+                            tmp_path, press_at=3.0)
+    assert "Traceback" not in text, text
+    assert code == 1, text
+    assert "died" not in text and "THRESHOLD FAILED" not in text, text
+    doc = one_run(tmp_path / "r")
+    assert doc["partial"] is True and doc["embedded"] == "echo"
+    (step,) = doc["steps"]
+    assert step["partial"] is True and step["received"] > 0
+    assert step["errors"] == {k: 0 for k in step["errors"]}, step["errors"]
+    assert step["lost"] == 0
+
+
+def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    with servers.start("echo") as srv:
+        proc = harness_in_own_group(
+            ["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4,6", "--duration", "4",
+             "--warmup", "0.1", "--workers", "2", "--no-report",
+             "--results-dir", str(tmp_path / "r")], tmp_path)
+        time.sleep(2.5)  # inside the first step's measure window
+        workers = psutil.Process(proc.pid).children()  # forked workers only (no embedded)
+        assert len(workers) == 2, workers
+        victim = workers[0].pid
+        os.kill(victim, signal.SIGKILL)
+        out, err = finish(proc)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 1, err
+    assert "SIGKILL" in err and f"pid {victim}" in err, err
+    assert "the run went on" not in out
+    doc = one_run(tmp_path / "r")
+    assert doc["partial"] is True
+    (step,) = doc["steps"]  # the run ends with the step the worker died in
+    assert step["conns"] == 4 and step["partial"] is True
+    assert step["received"] > 0  # the surviving worker's half
+    assert step["lost"] == 0 and sum(step["errors"].values()) == 0

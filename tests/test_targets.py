@@ -428,6 +428,39 @@ def test_nodes_stop_when_their_launcher_dies():
     assert not alive, f"orphaned nodes {alive}"
 
 
+GROUP_LAUNCHER = """
+import json, signal, time
+from harness.targets import launch
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+handle = launch("echo")
+print(json.dumps([handle.pids, handle.addresses]), flush=True)
+time.sleep(30)
+"""
+
+
+def test_a_signal_to_the_launchers_process_group_does_not_reach_the_nodes():
+    # a terminal's Ctrl-C (and `timeout`) signal the whole foreground process group: the
+    # nodes must outlive it, until their launcher has stopped its clients and says so
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", GROUP_LAUNCHER], stdout=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    try:
+        assert select.select([proc.stdout], [], [], 10.0)[0], "launch did not finish"
+        (pid,), (addr,) = json.loads(proc.stdout.readline())
+        assert os.getpgid(pid) != proc.pid
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            os.killpg(proc.pid, sig)
+        time.sleep(0.3)
+        with connect(tuple(addr)) as sock:
+            sock.sendall(b"still here")
+            assert recv_exact(sock, 10) == b"still here"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
 def _running(psutil, pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -5,15 +5,18 @@ reader never sees half a file, and an interrupted run still leaves whole files b
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
 SCHEMA_VERSION = 1
+PROBE_BYTES = 4096  # check_writable's test write: a full filesystem fails it
 # Schema history: 1 (first version).
 
 STEP_COLUMNS = ("conns", "messages", "rate", "duration_s", "sent", "received",
@@ -32,13 +35,35 @@ def run_dir(base: str, name: str, now: float | None = None) -> Path:
     return path
 
 
+def check_writable(base: str | Path) -> None:
+    """Create ``base`` if needed and write (then remove) a small file in it, so a results
+    folder that cannot take a run fails before the run rather than after it. Raises OSError
+    (a missing parent under /proc, a read-only or full filesystem, no permission)."""
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".harness-probe-", dir=path)
+    try:
+        os.write(fd, bytes(PROBE_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temp file and a rename; on failure (ENOSPC, EIO) the
+    temp file is removed and the error raised."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _csv(rows: list[dict], columns: tuple[str, ...] | list[str]) -> bytes:

@@ -76,8 +76,10 @@ def _watch_notes(s: dict) -> list[str]:
     out = []
     for role, r in (s.get("resources") or {}).items():
         if r.get("died_at_s") is not None:
+            after = ("the step kept the other workers' figures" if role.startswith("worker")
+                     else "the run went on")
             out.append(f"conns={s['conns']}: {role} DIED {r['died_at_s']:.1f} s after "
-                       "monitoring began; the run went on")
+                       f"monitoring began; {after}")
     if s.get("trend") and s["trend"]["verdict"] != "stable":
         out.append(f"conns={s['conns']}: trend over the step: {s['trend']['verdict']}")
     if s.get("recovery"):

@@ -6,8 +6,11 @@ so there is no race), then starts each node as ``python -m harness.targets`` wit
 its socket passed down by fd. Because every socket listens before any node starts, the
 nodes can link to each other at once; :func:`launch` returns when every node says it is
 ready (chat: every link up). Fresh interpreters (not fork) keep the children clear of
-whatever the caller does later, forking workers included. A node whose parent dies
-stops by itself (EOF on its control socket). Times in seconds.
+whatever the caller does later, forking workers included. Each node runs in a session
+(and process group) of its own, so a terminal's Ctrl-C or ``timeout``'s group signal
+does not reach it: it stops when :meth:`ServerHandle.stop` says so, after the clients
+have drained, or by itself when its parent dies (EOF on its control socket). Times in
+seconds.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ def _spawn(spec: NodeSpec) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "harness.targets", spec.to_json()],
         pass_fds=(spec.listen_fd, spec.control_fd), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, env=env)
+        stdout=subprocess.DEVNULL, env=env, start_new_session=True)
 
 
 def _wait_ready(procs: list[subprocess.Popen], controls: list[socket.socket],
