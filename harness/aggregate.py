@@ -250,7 +250,7 @@ def error_rate(s: dict) -> float:
     larger, connections that could not be made over connections asked for. Errors by kind
     stay in the report as raw counts (they may overlap: a dropped reply is also a timeout)."""
     messages = (s["lost"] + s.get("late", 0)) / max(s["sent"], 1)
-    failed = s["errors"]["connect_refused"] + s["errors"]["connect_timeout"]
+    failed = sum(n for kind, n in s["errors"].items() if kind.startswith("connect_"))
     return max(messages, failed / max(s["conns"], 1))
 
 

@@ -64,6 +64,24 @@ def _error_kind(exc: OSError) -> str:
     return "reset"
 
 
+CONNECT_KINDS = {  # errno of a failed connect -> its error kind (anything else: connect_other)
+    errno.ECONNREFUSED: "connect_refused",
+    errno.ETIMEDOUT: "connect_timeout",
+    errno.EADDRNOTAVAIL: "connect_no_port",  # no free local port (or source address)
+    errno.EADDRINUSE: "connect_no_port",
+    errno.EMFILE: "connect_fd_limit",
+    errno.ENFILE: "connect_fd_limit",
+    errno.ECONNRESET: "connect_reset",  # reset during the handshake
+    errno.ENETUNREACH: "connect_unreachable",
+    errno.EHOSTUNREACH: "connect_unreachable",
+}
+
+
+def connect_kind(err: int) -> str:
+    """The error kind of a connect that failed with ``err`` (an errno)."""
+    return CONNECT_KINDS.get(err, "connect_other")
+
+
 class Worker:
     """Runs the steps handed to it. Owns sockets only for the duration of a step."""
 
@@ -198,7 +216,11 @@ class Worker:
 
     def _start_connect(self, i: int) -> bool:
         family, addr = self.addrs[int(self.share.node[i])]
-        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # out of file descriptors (EMFILE, ENFILE), or memory
+            self.fail(i, connect_kind(exc.errno or 0))
+            return False
         s.setblocking(False)
         self.socks[i] = s
         sources = self.plan.source_addrs
@@ -207,12 +229,12 @@ class Worker:
             s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
             try:
                 s.bind((sources[int(self.share.gids[i]) % len(sources)], 0))
-            except OSError:
-                self.fail(i, "connect_refused")
+            except OSError as exc:
+                self.fail(i, connect_kind(exc.errno or 0))
                 return False
         rc = s.connect_ex(addr)
         if rc not in (0, errno.EINPROGRESS):
-            self.fail(i, "connect_refused" if rc == errno.ECONNREFUSED else "connect_timeout")
+            self.fail(i, connect_kind(rc))
             return False
         self.sel.register(s, selectors.EVENT_WRITE, i)
         return True
@@ -223,7 +245,7 @@ class Worker:
             return 0
         err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self.fail(i, "connect_refused" if err == errno.ECONNREFUSED else "connect_timeout")
+            self.fail(i, connect_kind(err))
             return 1
         self.res.connect.record_one(time.monotonic_ns() - started)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -489,8 +511,8 @@ class Worker:
                 off = start
                 continue
             t = mono()
-            if n == 0:
-                self.fail(i, "closed")
+            if n == 0:  # EOF: after whole frames a close; after a partial frame, junk
+                self.fail(i, "protocol" if pend[i] else "closed")
                 off = start
                 continue
             end = off + n
@@ -513,7 +535,8 @@ class Worker:
         if seg_conn:
             self._account(self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
         for i in broken:
-            self.fail(i, "protocol")
+            if socks[i] is not None:  # one broken stream, one count (its frames may have
+                self.fail(i, "protocol")  # already failed it in _account)
 
     def _grow_round_buffer(self, need: int) -> tuple[bytearray, memoryview]:
         self.rbuf = bytearray(max(need, 2 * len(self.rbuf)))
@@ -558,7 +581,9 @@ class Worker:
         if echo:  # a reply must come back to the connection (and worker) that sent it
             valid = valid & (st["worker"] == self.index) & (st["conn"] == self.gid[conn])
         if np.count_nonzero(valid) < len(valid):
-            self._count_invalid(p.ok, valid, t_last)
+            bad = self._count_invalid(p.ok, valid, t_last)
+            if echo:  # a mangled reply arrived: it frees its in-flight slot (no timeout too)
+                self._credit(conn[bad], t_last)
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
         if echo:
             self.ledger.record(st["seq"])
@@ -576,15 +601,15 @@ class Worker:
                 self._series_add("received", got, t_last)
             self._record_latency(st, t)
 
-    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> None:
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> np.ndarray:
         """Protocol errors: frames without a good stamp (unless the workload expects some),
-        and good stamps another connection or worker sent."""
-        stamped = int(np.count_nonzero(ok))
-        if stamped < len(ok) and not self.workload.ignore_unstamped:
-            self._error("protocol", len(ok) - stamped, now)
-        foreign = stamped - int(np.count_nonzero(valid))
-        if foreign:
-            self._error("protocol", foreign, now)
+        and good stamps another connection or worker sent. Returns the mask of the frames
+        counted (each one error, once)."""
+        bad = ~valid if not self.workload.ignore_unstamped else ok & ~valid
+        n = int(np.count_nonzero(bad))
+        if n:
+            self._error("protocol", n, now)
+        return bad
 
     def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
         """Frames (and their bytes) received inside the measure window."""
