@@ -658,6 +658,10 @@ class Worker:
     # ------------------------------------------------------------------ send
 
     def _send_round(self, now: int) -> None:
+        if not self.measuring and now >= self.times.measure:
+            # a message is in the window when its stamp time is: every receiver (in any
+            # worker) decides by the stamp, so the sender must count by the same clock read
+            self._start_measure()
         picked = self._pick_open(now) if self.period else self._pick_closed(now)
         if picked is None:
             return
@@ -682,7 +686,10 @@ class Worker:
             self.budget[idx] -= counts
         data, ends, kinds = self.out.build(gid, self.seq, tint, delay)
         self.seq += total
-        self._account_sent(total, int(ends[-1]), kinds, now)
+        if self.period and self.measuring and self.ledger.__class__ is BroadcastLedger:
+            self._account_sent_stamped(tint, ends, kinds, now)
+        else:
+            self._account_sent(total, int(ends[-1]), kinds, now)
         bounds = ends[cum - 1].tolist()
         socks, a = self.socks, 0
         for i, b in zip(idx.tolist(), bounds, strict=True):
@@ -756,6 +763,18 @@ class Worker:
         else:
             res.kind_sent[0] += total
         self._series_add("sent", total, now)
+
+    def _account_sent_stamped(self, tint: np.ndarray, ends: np.ndarray, kinds: np.ndarray,
+                              now: int) -> None:
+        """Broadcast, open loop: a message due before the window opened but sent late is
+        warm-up traffic (receivers judge by the stamp): count only window stamps as sent."""
+        win = tint >= self.times.measure
+        if np.count_nonzero(win) == len(win):
+            self._account_sent(len(win), int(ends[-1]), kinds, now)
+        elif win.any():
+            sizes = np.diff(ends, prepend=0)
+            self._account_sent(int(np.count_nonzero(win)), int(sizes[win].sum()), kinds[win],
+                               now)
 
     def _send(self, i: int, data: memoryview) -> None:
         s = self.socks[i]

@@ -102,12 +102,18 @@ def _fanout_notes(s: dict) -> list[str]:
     where = f"conns={s['conns']}" + (f" m={s['messages']}" if s.get("messages") else "")
     fan = s["fanout_ms"]
     out = [f"{where}: deliveries {s['deliveries']}/{s['deliveries_expected']}, lost {s['lost']}, "
-           f"duplicates {s['duplicates']}, reordered {s['reordered']}; fan-out p50 "
+           f"duplicates {s['duplicates']}, reordered {s['reordered']}"
+           f"{_surplus(s)}; fan-out p50 "
            f"{_f(fan['p50'])} p99 {_f(fan['p99'])} ms; total {s['total_s']:.3f} s, send "
            f"{s['send_s']:.3f} s"]
     for n in s["per_node"]:
-        if n["lost"] or n["duplicates"] or n["reordered"]:
+        if n["lost"] or n["duplicates"] or n["reordered"] or n.get("surplus"):
             out.append(f"{where}: node {n['node']} ({n.get('target', '')}): LOST {n['lost']} "
                        f"of {n['deliveries_expected']} deliveries, {n['duplicates']} duplicates, "
-                       f"{n['reordered']} reordered")
+                       f"{n['reordered']} reordered{_surplus(n)}")
     return out
+
+
+def _surplus(d: dict) -> str:
+    """Deliveries of messages no sender counted (never netted against a loss)."""
+    return f", SURPLUS {d['surplus']}" if d.get("surplus") else ""
