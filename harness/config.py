@@ -297,7 +297,7 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
         max_frame=max_frame, pacing=pacing, warmup_s=_num(run, "warmup", 0.0),
         timeout_s=_num(run, "timeout", 0.001), connect_timeout_s=_num(run, "connect_timeout",
                                                                       0.001),
-        connect_rate=_num(run, "connect_rate", 0.0), workers=workers, push_hosts=push or (0,),
+        connect_rate=_num(run, "connect_rate", 0.0), workers=workers, push_hosts=push,
         seed=_num(run, "seed", 0, int), name=_safe_name(str(run["name"])),
         results_dir=str(run["results_dir"]), degradation=_degradation(tables["degradation"]),
         thresholds=_thresholds(tables["thresholds"]),

@@ -105,9 +105,12 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def build_shares(plan: Plan, step: Step, workload: type[Workload], key: int) -> list[Share]:
-    """Global connection table for a step, dealt round-robin to the workers."""
+    """Global connection table for a step, dealt round-robin to the workers. Senders go
+    round-robin over ``--push-hosts``; without it, over every target for echo-style
+    workloads, and to the first node for broadcast (a room's senders on one node)."""
     n_nodes = len(plan.targets)
-    push = plan.push_hosts or (0,)
+    push = plan.push_hosts or ((0,) if workload.delivery == "broadcast"
+                               else tuple(range(max(n_nodes, 1))))
     node = [push[i % len(push)] for i in range(step.conns)]
     node += [n for n in range(n_nodes) for _ in range(step.listen)]
     sends = [True] * step.conns + [False] * (step.listen * n_nodes)
