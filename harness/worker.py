@@ -520,9 +520,6 @@ class Worker:
                 cut = end  # the common case: whole frames only, nothing to keep
             else:
                 cut, end = self._cut(i, start, end, walk, broken)
-                if cut < 0:
-                    off = start
-                    continue
             if cut < end:
                 pend[i] = bytes(mv[cut:end])
             elif p:
@@ -545,26 +542,30 @@ class Worker:
 
     def _cut(self, i: int, start: int, end: int, walk: list[int] | None,
              broken: list[int]) -> tuple[int, int]:
-        """Where the whole frames of ``buf[start:end]`` stop; (-1, end) after a fatal error."""
+        """Where the whole frames of ``buf[start:end]`` stop. A stream that breaks (a prefix
+        that is not ours, a frame over --max-frame) keeps the whole frames before the break
+        and joins ``broken``: those frames count, then the connection closes (one protocol
+        error; there is no way to resync)."""
         buf, fixed = self.rbuf, self.fixed
         if fixed:
             cut = start + (end - start) // fixed * fixed
             hdr = self.framing.header
             if end - cut >= hdr and buf[cut:cut + hdr] != self.fixed_hdr:
-                broken.append(i)  # a prefix that is not ours: keep the whole frames before
-                return cut, cut  # it, then close (there is no way to resync)
+                broken.append(i)
+                return cut, cut
             return cut, end
         if walk is None:  # newline
             cut = buf.rfind(b"\n", start, end) + 1 or start
             if end - cut > self.plan.max_frame:
-                self.fail(i, "protocol")
-                return -1, end
+                broken.append(i)
+                return cut, cut
             return cut, end
         try:
             starts, cut = self.framing.cut(buf, start, end, self.plan.max_frame)
-        except FrameError:
-            self.fail(i, "protocol")
-            return -1, end
+        except FrameError as exc:
+            walk.extend(exc.starts)
+            broken.append(i)
+            return exc.pos, exc.pos
         walk.extend(starts)
         return cut, end
 

@@ -23,7 +23,8 @@ listening.
 
 Behaviours (parameters; exact semantics in each class docstring): ``echo``;
 ``delay(delay)``; ``stall(period=1.0, pause=0.2)``; ``drop(every)``; ``dup(every)``;
-``reset_after(n)``; ``close_after(n, hold=5.0, junk=b"")``; ``garbage_after(n)``; ``mangle(every)``;
+``reset_after(n)``; ``close_after(n, hold=5.0, junk=b"")``; ``garbage_after(n, tail=b"")``;
+``mangle(every)``;
 ``token_bucket(rate, burst=rate/50)``; ``slow_start(threshold, slow_delay, recovery,
 delay=0.0)``; ``grow_memory(step, interval=1.0, cap=256 MiB)``; ``chat_faulty(every=0,
 victim=0, fault="drop")`` (alias ``chat``); ``chaos(seed, log, reset, fin, garbage,
@@ -545,10 +546,15 @@ class GarbageAfter(_AfterN):
     0x7FFFFFFF bytes (and nothing after it); len16 the largest prefix 0xFFFF followed by
     65535 bytes of 0xFF (an oversized frame for max-frame < 65537, else a frame whose
     stamp fails its check); newline the 64-byte line ``b"GARBAGE!" * 8`` + ``\\n`` (no
-    hex digit). The connection then stays open; input is read and discarded."""
+    hex digit). ``tail`` (bytes, default none) follows the garbage in the same write. The
+    connection then stays open; input is read and discarded."""
+
+    def __init__(self, *, n: int, tail: bytes = b"") -> None:
+        super().__init__(n=n)
+        self.tail = bytes(tail)
 
     def _limit_reached(self, conn: Conn) -> None:
-        self.server.send(conn, garbage_bytes(self.server.framing.name))
+        self.server.send(conn, garbage_bytes(self.server.framing.name) + self.tail)
         conn.mode = "discard"
 
 
