@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
+from harness import netstat
 from harness.plan import Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
 from harness.worker import Worker
@@ -49,6 +50,7 @@ class StepRun:
     partial: bool = False
     t_measure: int = 0  # monotonic ns: the measure window opened
     t_end: int = 0  # monotonic ns: every worker's result was in
+    kernel: dict[str, int] = field(default_factory=dict)  # host TCP drop counters that moved
 
 
 @dataclass(slots=True)
@@ -275,6 +277,7 @@ class Coordinator:
         connect_s = plan.connect_timeout_s + (total / plan.connect_rate
                                               if plan.connect_rate > 0 else 0)
         deadline = time.monotonic_ns() + int((connect_s + 5) * SEC)
+        counters = netstat.read()
         for pipe, share in zip(self.pipes, shares, strict=True):
             pipe.send(("step", share, deadline))
         self._gather("connected")
@@ -287,6 +290,7 @@ class Coordinator:
         results = self._gather("result", step)
         run = self._step_run(step, results)
         run.t_measure, run.t_end = measure, time.monotonic_ns()
+        run.kernel = netstat.moved(counters, netstat.read())
         return run
 
     def _step_run(self, step: Step, results: list[WorkerResult]) -> StepRun:

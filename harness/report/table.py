@@ -59,6 +59,8 @@ def _notes(s: dict) -> list[str]:
         out.append(f"conns={s['conns']}:   kind {k['kind']}: sent {k['sent']}, replies "
                    f"{k['received']}, p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms")
     out.extend(_watch_notes(s))
+    if s.get("kernel"):
+        out.append(kernel_note(s))
     if "service_ms" in s:
         svc = s["service_ms"]
         out.append(f"conns={s['conns']}: open loop: latency from intended send; service time "
@@ -112,6 +114,14 @@ def _fanout_notes(s: dict) -> list[str]:
                        f"of {n['deliveries_expected']} deliveries, {n['duplicates']} duplicates, "
                        f"{n['reordered']} reordered{_surplus(n)}")
     return out
+
+
+def kernel_note(s: dict) -> str:
+    """The host's TCP drop counters moved during the step: stalls may be the kernel's."""
+    moved = ", ".join(f"{k} +{v}" for k, v in s["kernel"].items())
+    return (f"conns={s['conns']}: the kernel dropped or retransmitted packets during this step "
+            f"({moved}; host-wide counters): a stall of 0.2-3 s with client and server idle "
+            "is TCP waiting on its retransmit timers, not the server")
 
 
 def _surplus(d: dict) -> str:
