@@ -224,12 +224,16 @@ def fanout_figures(step: Step, results: list[WorkerResult], receivers: np.ndarra
     last_recv = int(last.max()) if len(last) else 0
     per_node = [{"node": i, "receivers": int(receivers[i]),
                  "deliveries_expected": int(expected[i]), "deliveries": int(uniq[i]),
-                 "lost": int(max(expected[i] - uniq[i], 0)), "duplicates": int(dups[i]),
+                 "lost": int(max(expected[i] - uniq[i], 0)),
+                 "surplus": int(max(uniq[i] - expected[i], 0)), "duplicates": int(dups[i]),
                  "reordered": int(reord[i])} for i in range(n_nodes)]
     fig = {
         "deliveries_expected": int(expected.sum()),
         "deliveries": int(uniq.sum()),
         "lost": int(sum(n["lost"] for n in per_node)),
+        # distinct deliveries beyond the expected (messages no sender counted in its window):
+        # its own figure, so that it never hides a loss on the same node
+        "surplus": int(sum(n["surplus"] for n in per_node)),
         "duplicates": int(dups.sum()),
         "reordered": int(reord.sum()),
         "fanout_ms": latency_ms(fan),
@@ -250,7 +254,7 @@ def error_rate(s: dict) -> float:
     larger, connections that could not be made over connections asked for. Errors by kind
     stay in the report as raw counts (they may overlap: a dropped reply is also a timeout)."""
     messages = (s["lost"] + s.get("late", 0)) / max(s["sent"], 1)
-    failed = s["errors"]["connect_refused"] + s["errors"]["connect_timeout"]
+    failed = sum(n for kind, n in s["errors"].items() if kind.startswith("connect_"))
     return max(messages, failed / max(s["conns"], 1))
 
 

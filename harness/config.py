@@ -488,7 +488,7 @@ def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = Fals
         targets=targets, steps=steps, workload=workload, framing=fr_name, size=size,
         max_frame=max_frame, pacing=pacing, warmup_s=_num(run, "warmup"),
         timeout_s=_num(run, "timeout"), connect_timeout_s=_num(run, "connect_timeout"),
-        connect_rate=_num(run, "connect_rate"), workers=workers, push_hosts=push or (0,),
+        connect_rate=_num(run, "connect_rate"), workers=workers, push_hosts=push,
         seed=_num(run, "seed"), name=_safe_name(str(run["name"])),
         results_dir=str(run["results_dir"]), degradation=_degradation(tables["degradation"]),
         thresholds=_thresholds(tables["thresholds"]),

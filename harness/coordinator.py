@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
+from harness import netstat
 from harness.interrupts import Interrupts, ignore_in_worker
 from harness.plan import Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
@@ -51,6 +52,7 @@ class StepRun:
     partial: bool = False
     t_measure: int = 0  # monotonic ns: the measure window opened
     t_end: int = 0  # monotonic ns: every worker's result was in
+    kernel: dict[str, int] = field(default_factory=dict)  # host TCP drop counters that moved
 
 
 @dataclass(slots=True)
@@ -131,9 +133,12 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def build_shares(plan: Plan, step: Step, workload: type[Workload], key: int) -> list[Share]:
-    """Global connection table for a step, dealt round-robin to the workers."""
+    """Global connection table for a step, dealt round-robin to the workers. Senders go
+    round-robin over ``--push-hosts``; without it, over every target for echo-style
+    workloads, and to the first node for broadcast (a room's senders on one node)."""
     n_nodes = len(plan.targets)
-    push = plan.push_hosts or (0,)
+    push = plan.push_hosts or ((0,) if workload.delivery == "broadcast"
+                               else tuple(range(max(n_nodes, 1))))
     node = [push[i % len(push)] for i in range(step.conns)]
     node += [n for n in range(n_nodes) for _ in range(step.listen)]
     sends = [True] * step.conns + [False] * (step.listen * n_nodes)
@@ -307,6 +312,7 @@ class Coordinator:
         connect_s = plan.connect_timeout_s + (total / plan.connect_rate
                                               if plan.connect_rate > 0 else 0)
         deadline = time.monotonic_ns() + int((connect_s + 5) * SEC)
+        counters = netstat.read()
         for i in self.live:
             self._send(i, ("step", shares[i], deadline))
         self._gather("connected")
@@ -321,6 +327,7 @@ class Coordinator:
             return None
         run = self._step_run(step, results)
         run.t_measure, run.t_end = measure, time.monotonic_ns()
+        run.kernel = netstat.moved(counters, netstat.read())
         return run
 
     def _step_run(self, step: Step, results: list[WorkerResult]) -> StepRun:

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 
 class FrameError(ValueError):
-    """A frame broke the protocol: longer than ``max_frame``, or a malformed prefix."""
+    """A frame broke the protocol: longer than ``max_frame``, or a malformed prefix.
+
+    From :meth:`Framing.cut`, ``starts`` and ``pos`` are the whole frames before the bad
+    one (their starts, and the offset just past them), so a reader can keep them."""
+
+    def __init__(self, message: str, starts: list[int] | None = None, pos: int = 0) -> None:
+        super().__init__(message)
+        self.starts = starts or []
+        self.pos = pos
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +73,13 @@ def _cut_newline(buf, start: int, end: int, max_frame: int) -> tuple[list[int], 
         if nl < 0:
             break
         if nl + 1 - pos > max_frame:
-            raise FrameError(f"newline frame of {nl + 1 - pos} bytes exceeds max-frame {max_frame}")
+            raise FrameError(f"newline frame of {nl + 1 - pos} bytes exceeds max-frame "
+                             f"{max_frame}", starts, pos)
         starts.append(pos)
         pos = nl + 1
     if end - pos > max_frame:
-        raise FrameError(f"unterminated line of {end - pos} bytes exceeds max-frame {max_frame}")
+        raise FrameError(f"unterminated line of {end - pos} bytes exceeds max-frame "
+                         f"{max_frame}", starts, pos)
     return starts, pos
 
 
@@ -85,7 +95,8 @@ def _cut_prefixed(buf, start: int, end: int, max_frame: int,
         (length,) = unpack(buf, pos)
         size = header + length
         if size > max_frame:
-            raise FrameError(f"frame of {size} bytes exceeds max-frame {max_frame}")
+            raise FrameError(f"frame of {size} bytes exceeds max-frame {max_frame}", starts,
+                             pos)
         if pos + size > end:
             break
         starts.append(pos)

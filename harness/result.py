@@ -12,7 +12,9 @@ import numpy as np
 from harness.histogram import Histogram
 from harness.ledger import FanoutPart
 
-ERROR_KINDS = ("connect_refused", "connect_timeout", "reset", "closed", "timeout", "protocol")
+ERROR_KINDS = ("connect_refused", "connect_timeout", "reset", "closed", "timeout", "protocol",
+               "connect_no_port", "connect_fd_limit", "connect_reset", "connect_unreachable",
+               "connect_other")
 
 
 def zero_errors() -> dict[str, int]:

@@ -100,6 +100,8 @@ def figures(plan: Plan, workload: Any, run: StepRun) -> aggregate.StepFigures:
     f = aggregate.step_figures(run.step, run.results, run.receivers, workload.delivery,
                                [k.name for k in kinds], plan.pacing.mode == "open")
     f.summary["partial"] = f.summary["partial"] or run.partial
+    if run.kernel:
+        f.summary["kernel"] = dict(run.kernel)
     for node in f.summary.get("per_node", ()):
         node["target"] = plan.targets[node["node"]].label
     return f

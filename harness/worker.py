@@ -64,6 +64,24 @@ def _error_kind(exc: OSError) -> str:
     return "reset"
 
 
+CONNECT_KINDS = {  # errno of a failed connect -> its error kind (anything else: connect_other)
+    errno.ECONNREFUSED: "connect_refused",
+    errno.ETIMEDOUT: "connect_timeout",
+    errno.EADDRNOTAVAIL: "connect_no_port",  # no free local port (or source address)
+    errno.EADDRINUSE: "connect_no_port",
+    errno.EMFILE: "connect_fd_limit",
+    errno.ENFILE: "connect_fd_limit",
+    errno.ECONNRESET: "connect_reset",  # reset during the handshake
+    errno.ENETUNREACH: "connect_unreachable",
+    errno.EHOSTUNREACH: "connect_unreachable",
+}
+
+
+def connect_kind(err: int) -> str:
+    """The error kind of a connect that failed with ``err`` (an errno)."""
+    return CONNECT_KINDS.get(err, "connect_other")
+
+
 class Worker:
     """Runs the steps handed to it. Owns sockets only for the duration of a step."""
 
@@ -198,7 +216,11 @@ class Worker:
 
     def _start_connect(self, i: int) -> bool:
         family, addr = self.addrs[int(self.share.node[i])]
-        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # out of file descriptors (EMFILE, ENFILE), or memory
+            self.fail(i, connect_kind(exc.errno or 0))
+            return False
         s.setblocking(False)
         self.socks[i] = s
         sources = self.plan.source_addrs
@@ -207,12 +229,12 @@ class Worker:
             s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
             try:
                 s.bind((sources[int(self.share.gids[i]) % len(sources)], 0))
-            except OSError:
-                self.fail(i, "connect_refused")
+            except OSError as exc:
+                self.fail(i, connect_kind(exc.errno or 0))
                 return False
         rc = s.connect_ex(addr)
         if rc not in (0, errno.EINPROGRESS):
-            self.fail(i, "connect_refused" if rc == errno.ECONNREFUSED else "connect_timeout")
+            self.fail(i, connect_kind(rc))
             return False
         self.sel.register(s, selectors.EVENT_WRITE, i)
         return True
@@ -223,7 +245,7 @@ class Worker:
             return 0
         err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self.fail(i, "connect_refused" if err == errno.ECONNREFUSED else "connect_timeout")
+            self.fail(i, connect_kind(err))
             return 1
         self.res.connect.record_one(time.monotonic_ns() - started)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -489,8 +511,8 @@ class Worker:
                 off = start
                 continue
             t = mono()
-            if n == 0:
-                self.fail(i, "closed")
+            if n == 0:  # EOF: after whole frames a close; after a partial frame, junk
+                self.fail(i, "protocol" if pend[i] else "closed")
                 off = start
                 continue
             end = off + n
@@ -498,9 +520,6 @@ class Worker:
                 cut = end  # the common case: whole frames only, nothing to keep
             else:
                 cut, end = self._cut(i, start, end, walk, broken)
-                if cut < 0:
-                    off = start
-                    continue
             if cut < end:
                 pend[i] = bytes(mv[cut:end])
             elif p:
@@ -513,7 +532,8 @@ class Worker:
         if seg_conn:
             self._account(self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
         for i in broken:
-            self.fail(i, "protocol")
+            if socks[i] is not None:  # one broken stream, one count (its frames may have
+                self.fail(i, "protocol")  # already failed it in _account)
 
     def _grow_round_buffer(self, need: int) -> tuple[bytearray, memoryview]:
         self.rbuf = bytearray(max(need, 2 * len(self.rbuf)))
@@ -522,26 +542,30 @@ class Worker:
 
     def _cut(self, i: int, start: int, end: int, walk: list[int] | None,
              broken: list[int]) -> tuple[int, int]:
-        """Where the whole frames of ``buf[start:end]`` stop; (-1, end) after a fatal error."""
+        """Where the whole frames of ``buf[start:end]`` stop. A stream that breaks (a prefix
+        that is not ours, a frame over --max-frame) keeps the whole frames before the break
+        and joins ``broken``: those frames count, then the connection closes (one protocol
+        error; there is no way to resync)."""
         buf, fixed = self.rbuf, self.fixed
         if fixed:
             cut = start + (end - start) // fixed * fixed
             hdr = self.framing.header
             if end - cut >= hdr and buf[cut:cut + hdr] != self.fixed_hdr:
-                broken.append(i)  # a prefix that is not ours: keep the whole frames before
-                return cut, cut  # it, then close (there is no way to resync)
+                broken.append(i)
+                return cut, cut
             return cut, end
         if walk is None:  # newline
             cut = buf.rfind(b"\n", start, end) + 1 or start
             if end - cut > self.plan.max_frame:
-                self.fail(i, "protocol")
-                return -1, end
+                broken.append(i)
+                return cut, cut
             return cut, end
         try:
             starts, cut = self.framing.cut(buf, start, end, self.plan.max_frame)
-        except FrameError:
-            self.fail(i, "protocol")
-            return -1, end
+        except FrameError as exc:
+            walk.extend(exc.starts)
+            broken.append(i)
+            return exc.pos, exc.pos
         walk.extend(starts)
         return cut, end
 
@@ -558,7 +582,9 @@ class Worker:
         if echo:  # a reply must come back to the connection (and worker) that sent it
             valid = valid & (st["worker"] == self.index) & (st["conn"] == self.gid[conn])
         if np.count_nonzero(valid) < len(valid):
-            self._count_invalid(p.ok, valid, t_last)
+            bad = self._count_invalid(p.ok, valid, t_last)
+            if echo:  # a mangled reply arrived: it frees its in-flight slot (no timeout too)
+                self._credit(conn[bad], t_last)
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
         if echo:
             self.ledger.record(st["seq"])
@@ -576,15 +602,15 @@ class Worker:
                 self._series_add("received", got, t_last)
             self._record_latency(st, t)
 
-    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> None:
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> np.ndarray:
         """Protocol errors: frames without a good stamp (unless the workload expects some),
-        and good stamps another connection or worker sent."""
-        stamped = int(np.count_nonzero(ok))
-        if stamped < len(ok) and not self.workload.ignore_unstamped:
-            self._error("protocol", len(ok) - stamped, now)
-        foreign = stamped - int(np.count_nonzero(valid))
-        if foreign:
-            self._error("protocol", foreign, now)
+        and good stamps another connection or worker sent. Returns the mask of the frames
+        counted (each one error, once)."""
+        bad = ~valid if not self.workload.ignore_unstamped else ok & ~valid
+        n = int(np.count_nonzero(bad))
+        if n:
+            self._error("protocol", n, now)
+        return bad
 
     def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
         """Frames (and their bytes) received inside the measure window."""
@@ -633,6 +659,10 @@ class Worker:
     # ------------------------------------------------------------------ send
 
     def _send_round(self, now: int) -> None:
+        if not self.measuring and now >= self.times.measure:
+            # a message is in the window when its stamp time is: every receiver (in any
+            # worker) decides by the stamp, so the sender must count by the same clock read
+            self._start_measure()
         picked = self._pick_open(now) if self.period else self._pick_closed(now)
         if picked is None:
             return
@@ -657,7 +687,10 @@ class Worker:
             self.budget[idx] -= counts
         data, ends, kinds = self.out.build(gid, self.seq, tint, delay)
         self.seq += total
-        self._account_sent(total, int(ends[-1]), kinds, now)
+        if self.period and self.measuring and self.ledger.__class__ is BroadcastLedger:
+            self._account_sent_stamped(tint, ends, kinds, now)
+        else:
+            self._account_sent(total, int(ends[-1]), kinds, now)
         bounds = ends[cum - 1].tolist()
         socks, a = self.socks, 0
         for i, b in zip(idx.tolist(), bounds, strict=True):
@@ -731,6 +764,18 @@ class Worker:
         else:
             res.kind_sent[0] += total
         self._series_add("sent", total, now)
+
+    def _account_sent_stamped(self, tint: np.ndarray, ends: np.ndarray, kinds: np.ndarray,
+                              now: int) -> None:
+        """Broadcast, open loop: a message due before the window opened but sent late is
+        warm-up traffic (receivers judge by the stamp): count only window stamps as sent."""
+        win = tint >= self.times.measure
+        if np.count_nonzero(win) == len(win):
+            self._account_sent(len(win), int(ends[-1]), kinds, now)
+        elif win.any():
+            sizes = np.diff(ends, prepend=0)
+            self._account_sent(int(np.count_nonzero(win)), int(sizes[win].sum()), kinds[win],
+                               now)
 
     def _send(self, i: int, data: memoryview) -> None:
         s = self.socks[i]

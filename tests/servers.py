@@ -23,10 +23,12 @@ listening.
 
 Behaviours (parameters; exact semantics in each class docstring): ``echo``;
 ``delay(delay)``; ``stall(period=1.0, pause=0.2)``; ``drop(every)``; ``dup(every)``;
-``reset_after(n)``; ``close_after(n, hold=5.0)``; ``garbage_after(n)``; ``mangle(every)``;
+``reset_after(n)``; ``close_after(n, hold=5.0, junk=b"")``; ``garbage_after(n, tail=b"")``;
+``mangle(every)``;
 ``token_bucket(rate, burst=rate/50)``; ``slow_start(threshold, slow_delay, recovery,
 delay=0.0)``; ``grow_memory(step, interval=1.0, cap=256 MiB)``; ``chat_faulty(every=0,
-victim=0, fault="drop")`` (alias ``chat``); ``refuse`` (no process).
+victim=0, fault="drop")`` (alias ``chat``); ``chaos(seed, log, reset, fin, garbage,
+oversize, big)``; ``refuse`` (no process).
 
 Rules common to every behaviour (unless its docstring says otherwise):
 
@@ -50,6 +52,7 @@ import fcntl
 import heapq
 import math
 import os
+import random
 import resource
 import selectors
 import signal
@@ -508,17 +511,20 @@ class ResetAfter(_AfterN):
 
 @_register("close_after")
 class CloseAfter(_AfterN):
-    """``close_after(n, hold=5.0)``: each connection gets replies to its first n frames
-    (n >= 0), then a clean FIN (shutdown(SHUT_WR)): the client reads exactly n replies,
+    """``close_after(n, hold=5.0, junk=b"")``: each connection gets replies to its first n
+    frames (n >= 0), then the bytes ``junk`` (an unterminated partial frame, if any), then
+    a clean FIN (shutdown(SHUT_WR)): the client reads exactly n replies (and the junk),
     then EOF. Further input is read and discarded; the socket is closed at the client's
     EOF or ``hold`` seconds after the FIN. n = 0 sends the FIN right after accept."""
 
-    def __init__(self, *, n: int, hold: float = 5.0) -> None:
+    def __init__(self, *, n: int, hold: float = 5.0, junk: bytes = b"") -> None:
         super().__init__(n=n)
         _need(hold >= 0, f"close_after: hold must be >= 0 s, got {hold}")
         self.hold = float(hold)
+        self.junk = bytes(junk)
 
     def _limit_reached(self, conn: Conn) -> None:
+        self.server.send(conn, self.junk)
         self.server.finish(conn, "fin", self.hold)
 
 
@@ -540,10 +546,15 @@ class GarbageAfter(_AfterN):
     0x7FFFFFFF bytes (and nothing after it); len16 the largest prefix 0xFFFF followed by
     65535 bytes of 0xFF (an oversized frame for max-frame < 65537, else a frame whose
     stamp fails its check); newline the 64-byte line ``b"GARBAGE!" * 8`` + ``\\n`` (no
-    hex digit). The connection then stays open; input is read and discarded."""
+    hex digit). ``tail`` (bytes, default none) follows the garbage in the same write. The
+    connection then stays open; input is read and discarded."""
+
+    def __init__(self, *, n: int, tail: bytes = b"") -> None:
+        super().__init__(n=n)
+        self.tail = bytes(tail)
 
     def _limit_reached(self, conn: Conn) -> None:
-        self.server.send(conn, garbage_bytes(self.server.framing.name))
+        self.server.send(conn, garbage_bytes(self.server.framing.name) + self.tail)
         conn.mode = "discard"
 
 
@@ -736,6 +747,104 @@ class ChatFaulty(Behaviour):
             elif self.fault == "dup":
                 out += (f, f)
         return b"".join(out)
+
+
+CHAOS_KINDS = ("reset", "fin", "garbage", "oversize")
+
+
+@_register("chaos")
+class Chaos(Behaviour):
+    """``chaos(seed, log, reset=0.002, fin=0.002, garbage=0.02, oversize=0.002,
+    big=65536)``: echoes every frame, except that each frame may draw one fault instead
+    of its reply, with these probabilities (per frame, from a ``random.Random`` seeded
+    with ``(seed, accept index)``, so a connection's faults depend only on its frame
+    numbers):
+
+    * ``reset``: the frames before it are answered, then an RST (as ``reset_after``);
+    * ``fin``: the frames before it are answered, then a FIN (as ``close_after``, hold 5 s);
+    * ``garbage``: instead of its reply, a frame of the same size whose body is junk (the
+      stamp check fails); the connection goes on;
+    * ``oversize``: instead of its reply, a frame longer than any sane max-frame: len32
+      the prefix 0x7FFFFFFF, len16 0xFFFF, each followed by 64 junk bytes; newline ``big``
+      bytes without a newline. Input is then read and discarded.
+
+    After reset, fin or oversize the connection's later frames are read and discarded.
+    Each fault is appended to the file ``log`` when it is decided, as one line
+    ``<accept index> <frame number> <kind>``; kinds are those of ``CHAOS_KINDS``."""
+
+    def __init__(self, *, seed: int, log: str, reset: float = 0.002, fin: float = 0.002,
+                 garbage: float = 0.02, oversize: float = 0.002, big: int = 65536) -> None:
+        odds = (reset, fin, garbage, oversize)
+        _need(all(0 <= p <= 1 for p in odds) and sum(odds) <= 1,
+              f"chaos: probabilities must be in [0, 1] and sum to <= 1, got {odds}")
+        _need(big > 0, f"chaos: big must be > 0 bytes, got {big}")
+        self.seed = int(seed)
+        self.log = str(log)
+        self.edges = [sum(odds[:k + 1]) for k in range(len(odds))]
+        self.big = int(big)
+        self.rngs: dict[Conn, random.Random] = {}
+        self.fd = -1
+
+    def attach(self, server: Server) -> None:
+        super().attach(server)
+        self.fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def on_open(self, conn: Conn) -> None:
+        self.rngs[conn] = random.Random(self.seed * 1_000_003 + conn.index)
+
+    def on_close(self, conn: Conn) -> None:
+        self.rngs.pop(conn, None)
+
+    def on_frames(self, conn: Conn, frames: list[bytes], first: int, now: float) -> None:
+        rng = self.rngs[conn]
+        out: list[bytes] = []
+        for number, frame in enumerate(frames, first):
+            kind = self._draw(rng)
+            if kind is None:
+                out.append(frame)
+                continue
+            os.write(self.fd, f"{conn.index} {number} {kind}\n".encode())
+            if kind == "garbage":
+                out.append(self._garbage(frame))
+                continue
+            if kind == "oversize":
+                out.append(self._oversize())
+            self.server.send(conn, b"".join(out))
+            if kind == "oversize":
+                conn.mode = "discard"
+            else:
+                self.server.finish(conn, "rst" if kind == "reset" else "fin", 5.0)
+            return
+        self.server.send(conn, b"".join(out))
+
+    def _draw(self, rng: random.Random) -> str | None:
+        x = rng.random()
+        for kind, edge in zip(CHAOS_KINDS, self.edges, strict=True):
+            if x < edge:
+                return kind
+        return None
+
+    def _garbage(self, frame: bytes) -> bytes:
+        fr = self.server.framing
+        if fr.name == "newline":
+            return b"G" * (len(frame) - 1) + b"\n"
+        return frame[:fr.header] + b"\xa5" * (len(frame) - fr.header)
+
+    def _oversize(self) -> bytes:
+        fr = self.server.framing
+        if fr.name == "newline":
+            return b"G" * self.big
+        top = 0x7FFFFFFF if fr.header == 4 else 0xFFFF
+        return top.to_bytes(fr.header, "big") + b"\xa5" * 64
+
+
+def chaos_log(path: str) -> dict[str, int]:
+    """Faults by kind in a ``chaos`` server's log (every kind present, 0 when none)."""
+    counts = dict.fromkeys(CHAOS_KINDS, 0)
+    with open(path) as f:
+        for line in f:
+            counts[line.split()[2]] += 1
+    return counts
 
 
 def make_behaviour(name: str, params: dict[str, Any]) -> Behaviour:

@@ -127,3 +127,17 @@ def test_message_sweep_reports_messages_as_the_load(tmp_path):
     assert doc["degradation"]["unit"] == "messages"
 
 
+
+
+def test_warm_up_deliveries_never_count_in_the_window() -> None:
+    """A busy room (every round a large read) crosses the warm-up boundary mid-round: a
+    message stamped inside the window must be counted as sent by its sender, and one
+    stamped before it by no one. Six steps, six boundaries: every figure exact."""
+    with servers.start("chat") as room:
+        steps = run_plan(plan_for(f"127.0.0.1:{room.port}", workload="chat", conns="6",
+                                  listen=2, messages="3000,3000,3000,3000,3000,3000",
+                                  inflight=8, warmup=0.3, timeout=2.0, workers=2))
+    for s in steps:
+        assert s["deliveries_expected"] == 3000 * 8
+        figures = (s["deliveries"], s["lost"], s["surplus"], s["duplicates"])
+        assert figures == (24000, 0, 0, 0), figures

@@ -7,13 +7,24 @@ fault-injecting ones in tests/servers.py, each in its own process.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import os
+import resource
+import selectors
+import socket
+import time
+from pathlib import Path
+
 import pytest
 
 from harness import config as cfg
-from harness.coordinator import Coordinator, resolve
+from harness.coordinator import Coordinator, build_shares, resolve
 from harness.plan import Plan
+from harness.result import ERROR_KINDS
 from harness.sweep import figures
 from harness.targets import launch
+from harness.worker import Worker, connect_kind
 from tests import servers
 from workloads import load
 
@@ -109,6 +120,9 @@ def test_garbage_is_a_protocol_error_not_a_crash(framing: str) -> None:
         (s,) = run_plan(plan_for(host(srv), framing=framing, messages="40", inflight=10,
                                  warmup=0.0, max_frame=4096, timeout=0.5))
     assert s["errors"]["protocol"] == 4, s["errors"]
+    # newline: the junk line is a mangled reply (its slot freed), the connection stays open
+    # and the server answers none of the 6 messages still in flight; else the stream broke
+    assert s["errors"]["timeout"] == (24 if framing == "newline" else 0)
     assert s["received"] == 12
     assert s["lost"] == 28
 
@@ -149,3 +163,138 @@ def test_two_workers_with_1000_connections() -> None:
     assert len(s["client_cpu_pct_per_worker"]) == 2
     assert sum(s["errors"].values()) == 0
     assert s["lost"] == 0 and s["received"] > 1000
+
+
+# ---------------------------------------------------------------------------- counting by kind
+
+
+def only(errors: dict[str, int], **want: int) -> dict[str, int]:
+    """``errors`` with every kind not in ``want`` expected 0 (for one comparison)."""
+    return {k: want.get(k, 0) for k in errors}
+
+
+def test_an_oversized_frame_is_one_protocol_error_per_connection() -> None:
+    # the first reply of every connection is a 0x7FFFFFFF prefix plus 64 junk bytes: the
+    # junk lines up as a frame with a bad prefix *and* leaves a bad tail (one fault)
+    with servers.start("chaos", seed=1, log=os.devnull, reset=0, fin=0, garbage=0,
+                       oversize=1.0) as srv:
+        (s,) = run_plan(plan_for(host(srv), messages="40", warmup=0.0, max_frame=4096))
+    assert s["errors"] == only(s["errors"], protocol=4)
+    assert s["sent"] == 4 and s["lost"] == 4
+
+
+def test_a_mangled_reply_is_one_protocol_error_and_frees_its_slot() -> None:
+    # every reply is a junk frame of the right size: 40 protocol errors, no timeouts, and
+    # no connection waits --timeout with its four slots taken by junk
+    with servers.start("chaos", seed=1, log=os.devnull, reset=0, fin=0, garbage=1.0,
+                       oversize=0) as srv:
+        (s,) = run_plan(plan_for(host(srv), messages="40", inflight=4, warmup=0.0,
+                                 timeout=1.0))
+    assert s["errors"] == only(s["errors"], protocol=40)
+    assert s["sent"] == 40 and s["lost"] == 40 and s["received"] == 0
+
+
+@pytest.mark.parametrize("framing", ["newline", "len32"])
+def test_junk_before_a_fin_is_a_protocol_error_not_a_close(framing: str) -> None:
+    with servers.start("close_after", framing=framing, n=3, junk=b"GGGGGGGGGG") as srv:
+        (s,) = run_plan(plan_for(host(srv), framing=framing, messages="40", inflight=1,
+                                 warmup=0.0))
+    assert s["errors"] == only(s["errors"], protocol=4)
+    assert s["received"] == 12
+
+
+def test_whole_frames_before_a_broken_stream_still_count() -> None:
+    # the 3rd reply and a 0x7FFFFFFF prefix arrive in one read (1 in flight, varied sizes:
+    # the frame walk): the reply counts, then the connection closes on one protocol error
+    with servers.start("garbage_after", n=3) as srv:
+        (s,) = run_plan(plan_for(host(srv), size="64-128", messages="40", warmup=0.0,
+                                 max_frame=4096))
+    assert s["errors"] == only(s["errors"], protocol=4)
+    assert (s["sent"], s["received"], s["lost"]) == (12, 12, 0)
+
+
+def test_a_mangled_line_then_an_oversized_one_are_two_protocol_errors() -> None:
+    # one write: a junk line (a mangled reply), then 8 KiB without a newline (oversized)
+    with servers.start("garbage_after", framing="newline", n=3, tail=b"G" * 8192) as srv:
+        (s,) = run_plan(plan_for(host(srv), framing="newline", messages="40", warmup=0.0,
+                                 max_frame=4096))
+    assert s["errors"] == only(s["errors"], protocol=8)
+    assert s["received"] == 12
+
+
+def chaos_run(tmp_path: Path, seed: int, framing: str) -> tuple[dict, dict[str, int]]:
+    """One chaos run: 16 connections x 120 messages, 4 in flight, against a server that
+    resets, closes, and sends junk and oversized frames at random (seeded)."""
+    log = tmp_path / f"chaos-{seed}-{framing}.log"
+    log.unlink(missing_ok=True)
+    with servers.start("chaos", framing=framing, seed=seed, log=str(log), reset=0.003,
+                       fin=0.003, garbage=0.03, oversize=0.003, big=8192) as srv:
+        (s,) = run_plan(plan_for(host(srv), framing=framing, conns="16", messages="1920",
+                                 inflight=4, warmup=0.0, max_frame=4096, timeout=20.0))
+    return s, servers.chaos_log(str(log))
+
+
+def chaos_matches(s: dict, faults: dict[str, int]) -> bool:
+    want = only(s["errors"], reset=faults["reset"], closed=faults["fin"],
+                protocol=faults["garbage"] + faults["oversize"])
+    return s["errors"] == want
+
+
+@pytest.mark.parametrize(("seed", "framing"), [(1, "len32"), (2, "newline"), (18, "newline")])
+def test_chaos_counts_by_kind_equal_the_servers_fault_log(tmp_path: Path, seed: int,
+                                                           framing: str) -> None:
+    s, faults = chaos_run(tmp_path, seed, framing)
+    assert sum(faults.values()) > 10, faults  # the run did meet faults of every sort
+    assert chaos_matches(s, faults), (s["errors"], faults)
+    assert s["duplicates"] == 0 and s["received"] + s["lost"] == s["sent"]
+    assert s["lost"] >= faults["garbage"]  # a mangled reply leaves its message unanswered
+
+
+def test_each_connect_errno_has_its_own_kind() -> None:
+    kinds = {e: connect_kind(e) for e in (errno.ECONNREFUSED, errno.ETIMEDOUT,
+                                          errno.EADDRNOTAVAIL, errno.EMFILE, errno.ENFILE,
+                                          errno.ECONNRESET, errno.ENETUNREACH,
+                                          errno.EHOSTUNREACH, errno.EACCES)}
+    assert kinds == {errno.ECONNREFUSED: "connect_refused",
+                     errno.ETIMEDOUT: "connect_timeout",
+                     errno.EADDRNOTAVAIL: "connect_no_port", errno.EMFILE: "connect_fd_limit",
+                     errno.ENFILE: "connect_fd_limit", errno.ECONNRESET: "connect_reset",
+                     errno.ENETUNREACH: "connect_unreachable",
+                     errno.EHOSTUNREACH: "connect_unreachable", errno.EACCES: "connect_other"}
+    assert set(kinds.values()) <= set(ERROR_KINDS)
+
+
+def connect_only(plan: Plan, port: int) -> Worker:
+    """A worker that runs only the connect phase of the plan's first step."""
+    workload = load("echo")(64, 1)
+    worker = Worker(0, plan, workload, [(socket.AF_INET, ("127.0.0.1", port))])
+    share = build_shares(plan, plan.steps[0], type(workload), 5)[0]
+    worker.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 10**10)
+    return worker
+
+
+def test_a_source_address_that_is_not_ours_is_connect_no_port() -> None:
+    # 198.51.100.7 (TEST-NET-2) is no local address: bind fails with EADDRNOTAVAIL, no packet
+    with servers.start("echo") as srv:
+        plan = dataclasses.replace(plan_for(host(srv), conns="3"),
+                                   source_addrs=("198.51.100.7",))
+        worker = connect_only(plan, srv.port)
+        worker.close_all()
+    assert worker.res.connected == 0
+    assert worker.res.errors == only(worker.res.errors, connect_no_port=3)
+
+
+def test_connections_past_the_fd_limit_are_connect_fd_limit_and_the_rest_connect() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with servers.start("echo") as srv:
+        plan = plan_for(host(srv), conns="40")
+        room = len(os.listdir("/proc/self/fd")) + 20
+        resource.setrlimit(resource.RLIMIT_NOFILE, (room, hard))
+        try:
+            worker = connect_only(plan, srv.port)
+            worker.close_all()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    fd_limit = worker.res.errors["connect_fd_limit"]
+    assert 0 < worker.res.connected < 40 and fd_limit == 40 - worker.res.connected
+    assert worker.res.errors == only(worker.res.errors, connect_fd_limit=fd_limit)

@@ -233,3 +233,28 @@ def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path:
     assert step["conns"] == 4 and step["partial"] is True
     assert step["received"] > 0  # the surviving worker's half
     assert step["lost"] == 0 and sum(step["errors"].values()) == 0
+
+
+def test_echo_connections_spread_over_every_host_given() -> None:
+    with servers.start("echo") as a, servers.start("echo") as b, servers.start("echo") as c:
+        hosts = ",".join(f"127.0.0.1:{h.port}" for h in (a, b, c))
+        plan = plan_for(hosts, conns="7")
+        workload = load("echo")(64, 1)
+        addrs = [(socket.AF_INET, ("127.0.0.1", h.port)) for h in (a, b, c)]
+        worker = Worker(0, plan, workload, addrs)
+        share = build_shares(plan, plan.steps[0], type(workload), 5)[0]
+        worker.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 10**10)
+        ports = [s.getpeername()[1] for s in worker.socks if s is not None]
+        worker.close_all()
+    assert [ports.count(h.port) for h in (a, b, c)] == [3, 2, 2]
+    assert worker.res.node_connected.tolist() == [3, 2, 2]
+
+
+def test_push_hosts_still_choose_the_nodes_and_broadcast_senders_stay_on_one() -> None:
+    hosts = "127.0.0.1:5001,127.0.0.1:5002,127.0.0.1:5003"
+    echo = build_shares(plan_for(hosts, conns="4", push_hosts="1,2"),
+                        plan_for(hosts, conns="4").steps[0], load("echo"), 5)[0]
+    assert echo.node.tolist() == [1, 2, 1, 2]
+    chat_plan = plan_for(hosts, workload="chat", conns="4", listen=1)
+    chat = build_shares(chat_plan, chat_plan.steps[0], load("chat"), 5)[0]
+    assert chat.node.tolist() == [0, 0, 0, 0, 0, 1, 2]  # senders on node 0, a listener each

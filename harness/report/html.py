@@ -220,6 +220,8 @@ def step_notes(s: dict) -> list[str]:
         svc = s["service_ms"]
         out.append(f"{who}: open loop; service time from actual send p50 {svc.get('p50')} ms, "
                    f"p99 {svc.get('p99')} ms")
+    if s.get("kernel"):
+        out.append(table.kernel_note(s))
     if s.get("partial"):
         out.append(f"{who}: step cut short")
     return out

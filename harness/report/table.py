@@ -64,6 +64,8 @@ def _notes(s: dict) -> list[str]:
         out.append(f"conns={s['conns']}:   kind {k['kind']}: sent {k['sent']}, replies "
                    f"{k['received']}, p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms")
     out.extend(_watch_notes(s))
+    if s.get("kernel"):
+        out.append(kernel_note(s))
     if "service_ms" in s:
         svc = s["service_ms"]
         out.append(f"conns={s['conns']}: open loop: latency from intended send; service time "
@@ -109,12 +111,26 @@ def _fanout_notes(s: dict) -> list[str]:
     where = f"conns={s['conns']}" + (f" m={s['messages']}" if s.get("messages") else "")
     fan = s["fanout_ms"]
     out = [f"{where}: deliveries {s['deliveries']}/{s['deliveries_expected']}, lost {s['lost']}, "
-           f"duplicates {s['duplicates']}, reordered {s['reordered']}; fan-out p50 "
+           f"duplicates {s['duplicates']}, reordered {s['reordered']}"
+           f"{_surplus(s)}; fan-out p50 "
            f"{_f(fan['p50'])} p99 {_f(fan['p99'])} ms; total {s['total_s']:.3f} s, send "
            f"{s['send_s']:.3f} s"]
     for n in s["per_node"]:
-        if n["lost"] or n["duplicates"] or n["reordered"]:
+        if n["lost"] or n["duplicates"] or n["reordered"] or n.get("surplus"):
             out.append(f"{where}: node {n['node']} ({n.get('target', '')}): LOST {n['lost']} "
                        f"of {n['deliveries_expected']} deliveries, {n['duplicates']} duplicates, "
-                       f"{n['reordered']} reordered")
+                       f"{n['reordered']} reordered{_surplus(n)}")
     return out
+
+
+def kernel_note(s: dict) -> str:
+    """The host's TCP drop counters moved during the step: stalls may be the kernel's."""
+    moved = ", ".join(f"{k} +{v}" for k, v in s["kernel"].items())
+    return (f"conns={s['conns']}: the kernel dropped or retransmitted packets during this step "
+            f"({moved}; host-wide counters): a stall of 0.2-3 s with client and server idle "
+            "is TCP waiting on its retransmit timers, not the server")
+
+
+def _surplus(d: dict) -> str:
+    """Deliveries of messages no sender counted (never netted against a loss)."""
+    return f", SURPLUS {d['surplus']}" if d.get("surplus") else ""
