@@ -158,11 +158,15 @@ class Transport:
                 return True
             done += self.expire_connects(time.monotonic_ns(), timeout_ns, launched)
             if time.monotonic_ns() > deadline_ns:
-                for i in range(want):
-                    if i >= launched or (self.socks[i] is not None and not self.alive[i]):
-                        self.fail(i, "connect_timeout")
+                self._give_up(want, launched)
                 break
         return False
+
+    def _give_up(self, want: int, launched: int) -> None:
+        """The connect deadline passed: every connect not done (or not begun) timed out."""
+        for i in range(want):
+            if i >= launched or (self.socks[i] is not None and not self.alive[i]):
+                self.fail(i, "connect_timeout")
 
     def expire_connects(self, now: int, timeout_ns: int, upto: int | None = None) -> int:
         """Fail connects begun over ``timeout_ns`` ago (among the first ``upto``)."""
@@ -291,67 +295,103 @@ class Transport:
                 self.flush(k.data)
         return ready
 
-    def read_round(self, ready: list[int]) -> None:  # noqa: C901 (the hot loop, kept flat)
-        """recv from each ready socket into the round buffer, keeping whole frames only.
+    def read_round(self, ready: list[int]) -> None:
+        """recv from each ready socket into the round buffer, keeping whole frames only, then
+        hand the round to the sink.
 
-        Per socket this is the hot path of the whole tool: the common case (whole frames of
-        one size, nothing pending) is inlined rather than split into calls."""
-        rb = self.rounds
-        buf, mv, socks, pend = rb.buf, rb.mv, self.socks, self.pend_in
-        proto = self.protocol
-        fixed = proto.fixed
-        walk: list[int] | None = [] if proto.walks else None
-        seg_conn: list[int] = []
-        seg_end: list[int] = []
-        seg_t: list[int] = []
-        broken: list[int] = []
-        off = 0
-        cap = len(buf)
+        Per socket this is the hot path of the whole tool: the common case (no pending
+        bytes, whole frames of one size) stays inline; anything else takes
+        :meth:`_read_carefully` or :meth:`_keep`."""
+        rb, socks, pend = self.rounds, self.socks, self.pend_in
+        fixed = self.protocol.fixed
+        r = Reads(self.protocol.walks)
+        seg_conn, seg_end, seg_t = r.conn, r.end, r.t
+        mv, last, off = rb.mv, len(rb.buf) - CHUNK, 0
         mono = time.monotonic_ns
         for i in ready:
             s = socks[i]
-            if s is None:
-                continue
-            start = off
-            p = pend[i]
-            if off + len(p) + CHUNK > cap:
-                if off:
+            if s is None or pend[i] or off > last:  # a partial frame waits, or no room
+                off = self._read_carefully(i, off, r)
+                if off < 0:
                     break  # the rest stay ready for the next round
-                rb.grow(len(p) + CHUNK)  # one huge partial frame
-                buf, mv, cap = rb.buf, rb.mv, len(rb.buf)
-            if p:
-                off += len(p)
-                buf[start:off] = p
+                mv, last = rb.mv, len(rb.buf) - CHUNK
+                continue
             try:
                 n = s.recv_into(mv[off:off + CHUNK])
-            except BlockingIOError:
-                off = start
-                continue
             except OSError as exc:
-                self.fail(i, error_kind(exc))
-                off = start
+                self._recv_failed(i, exc)
                 continue
             t = mono()
-            if n == 0:  # EOF: after whole frames a close; after a partial frame, junk
-                self.fail(i, "protocol" if pend[i] else "closed")
-                off = start
-                continue
-            end = off + n
-            if fixed and (end - start) % fixed == 0:
-                cut = end  # the common case: whole frames only, nothing to keep
-            else:
-                cut, end = proto.cut(buf, i, start, end, walk, broken)
-            if cut < end:
-                pend[i] = bytes(mv[cut:end])
-            elif p:
-                pend[i] = b""
-            if cut > start:
+            if n and fixed and n % fixed == 0:  # whole frames only, nothing to keep
                 seg_conn.append(i)
-                seg_end.append(cut)
+                seg_end.append(off + n)
                 seg_t.append(t)
-            off = cut
+                off += n
+            else:
+                off = self._keep(i, off, off + n, t, r)
         if seg_conn:
-            self.sink.frames(buf, seg_conn, seg_end, seg_t, walk)
-        for i in broken:
+            self.sink.frames(rb.buf, seg_conn, seg_end, seg_t, r.walk)
+        for i in r.broken:
             if socks[i] is not None:  # one broken stream, one count (its frames may have
                 self.fail(i, "protocol")  # already failed it in the sink)
+
+    def _read_carefully(self, i: int, off: int, r: Reads) -> int:
+        """One read after the connection's pending bytes (the buffer grown for one huge
+        frame if need be). Returns where the next read goes; -1: no room left this round."""
+        s, p, rb = self.socks[i], self.pend_in[i], self.rounds
+        if s is None:
+            return off
+        if off + len(p) + CHUNK > len(rb.buf):
+            if off:
+                return -1
+            rb.grow(len(p) + CHUNK)  # one huge partial frame
+        start = off + len(p)
+        rb.buf[off:start] = p
+        try:
+            n = s.recv_into(rb.mv[start:start + CHUNK])
+        except OSError as exc:
+            self._recv_failed(i, exc)
+            return off
+        return self._keep(i, off, start + n, time.monotonic_ns(), r)
+
+    def _recv_failed(self, i: int, exc: OSError) -> None:
+        if not isinstance(exc, BlockingIOError):  # not ready after all: nothing happened
+            self.fail(i, error_kind(exc))
+
+    def _keep(self, i: int, start: int, end: int, t: int, r: Reads) -> int:
+        """``buf[start:end]`` is connection ``i``'s pending bytes and what it just read at
+        ``t``: keep the whole frames for the round, the tail for the next read. Returns
+        where the next read goes."""
+        pend = self.pend_in
+        if end == start + len(pend[i]):  # EOF: after whole frames a close, else junk
+            self.fail(i, "protocol" if pend[i] else "closed")
+            return start
+        fixed = self.protocol.fixed
+        if fixed and (end - start) % fixed == 0:
+            cut = end
+        else:
+            cut, end = self.protocol.cut(self.rounds.buf, i, start, end, r.walk, r.broken)
+        if cut < end:
+            pend[i] = bytes(self.rounds.mv[cut:end])
+        elif pend[i]:
+            pend[i] = b""
+        if cut > start:
+            r.conn.append(i)
+            r.end.append(cut)
+            r.t.append(t)
+        return cut
+
+
+class Reads:
+    """One round's reads that brought whole frames: per read its connection, end offset
+    in the round buffer and receive time; the frame starts walked (variable sizes); the
+    connections whose stream broke."""
+
+    __slots__ = ("conn", "end", "t", "walk", "broken")
+
+    def __init__(self, walks: bool) -> None:
+        self.conn: list[int] = []
+        self.end: list[int] = []
+        self.t: list[int] = []
+        self.walk: list[int] | None = [] if walks else None
+        self.broken: list[int] = []
