@@ -15,8 +15,8 @@ from harness.histogram import Histogram, merge_all
 from harness.ledger import FanoutPart
 from harness.plan import Degradation, Step, Thresholds
 from harness.result import ERROR_KINDS, WorkerResult
+from harness.units import SEC
 
-SEC = 1e9
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
 BEHIND_FRACTION = 0.01  # open loop: this share of sends over 5 ms late => client-bound
 

@@ -12,6 +12,17 @@ PKG = ROOT / "harness"
 # module -> harness modules it must never import
 FORBIDDEN = {
     "worker": {"config", "cli", "aggregate", "report", "coordinator", "sweep", "monitor"},
+    "transport": {"config", "cli", "aggregate", "report", "coordinator", "sweep", "monitor",
+                  "worker", "pacing", "recording", "delivery"},
+    "protocol": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
+                 "pacing", "recording", "socket", "selectors"},
+    "delivery": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
+                 "pacing", "recording", "protocol", "socket", "selectors"},
+    "pacing": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
+               "protocol", "delivery", "recording", "socket", "selectors", "time"},
+    "recording": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
+                  "protocol", "delivery", "pacing", "socket", "selectors"},
+    "units": {"config", "cli", "aggregate", "report", "coordinator", "worker", "plan"},
     "batch": {"config", "cli", "aggregate", "report", "coordinator", "worker"},
     "ledger": {"config", "cli", "aggregate", "report", "coordinator", "worker", "socket",
                "selectors"},
