@@ -52,10 +52,11 @@ class ClosedLoop:
             idx, counts = idx[counts > 0], counts[counts > 0]
         return (idx, counts) if len(idx) else None
 
-    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray,
-               now: int) -> tuple[np.ndarray | int, np.ndarray | int]:
+    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
+               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
+        """Sent now: intended time now, no delay, none behind."""
         p.credits[idx] -= counts
-        return now, 0
+        return now, 0, 0
 
     def next_send(self, p: Pacer, live: np.ndarray) -> tuple[int | None, int | None]:
         return None, None
@@ -85,15 +86,17 @@ class OpenLoop:
         idx = np.flatnonzero(want)
         return (idx, want[idx]) if len(idx) else None
 
-    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray,
-               now: int) -> tuple[np.ndarray | int, np.ndarray | int]:
-        """Intended send times (ns) and how late each is (µs)."""
+    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
+               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
+        """Intended send times (ns), how late each is (µs), and how many of those the
+        client's own slowness made late (counted inside the window only)."""
         total = int(counts.sum())
         k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         tint = (p.sched_base + np.repeat(p.phase[idx] + p.sched[idx] * self.period, counts)
                 + k * self.period)
         p.sched[idx] += counts
-        return tint, np.maximum(now - tint, 0) // 1000
+        delay = np.maximum(now - tint, 0) // 1000
+        return tint, delay, p.behind(idx, counts, delay, now) if measuring else 0
 
     def next_send(self, p: Pacer, live: np.ndarray) -> tuple[int | None, int | None]:
         """When the next message is due, and the next the client's own schedule owes (not a
@@ -141,14 +144,11 @@ class Pacer:
         self.retire_at = np.zeros(n, dtype=np.int64)
         rate = share.stages[0][2] if share.stages else share.rate
         self.loop: ClosedLoop | OpenLoop = loop_for(rate)
+        self.period = self.loop.period  # ns between scheduled sends; 0: closed loop
         self.sched = np.zeros(n, dtype=np.int64)  # open loop: messages scheduled so far
         self.sched_base = 0
         self.phase = _phases(n, [rate] + [r for _, _, r in share.stages], seed)
         self.wake_at: int | None = None  # ns the loop meant to wake for its own schedule
-
-    @property
-    def period(self) -> int:
-        return self.loop.period
 
     def start(self, begin: int, alive: np.ndarray) -> None:
         """Sending starts at ``begin``: every live sender may fill its window."""
@@ -164,14 +164,15 @@ class Pacer:
         return self.loop.pick(self, now, alive, blocked, measuring)
 
     def commit(self, idx: np.ndarray, counts: np.ndarray, now: int,
-               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int]:
-        """The picked messages are sent now: intended times (ns) and delays (µs)."""
-        tint, delay = self.loop.commit(self, idx, counts, now)
+               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
+        """The picked messages are sent now: intended times (ns), delays (µs), and how
+        many are behind schedule by the client's fault (:meth:`behind`)."""
+        tint, delay, behind = self.loop.commit(self, idx, counts, now, measuring)
         self.last_progress[idx[self.outstanding[idx] == 0]] = now  # idle until now
         self.outstanding[idx] += counts
         if measuring and self.budgeted:
             self.budget[idx] -= counts
-        return tint, delay
+        return tint, delay, behind
 
     def behind(self, idx: np.ndarray, counts: np.ndarray, delay: np.ndarray,
                now: int) -> int:
@@ -281,6 +282,7 @@ class Pacer:
             live = alive & self.sends
             self.credits[live] = np.maximum(self.inflight - self.outstanding[live], 0)
         self.loop = loop
+        self.period = loop.period
         self.sched_base = now  # a new schedule from here, same per-connection phases
         self.sched[:] = 0
         if loop.period:

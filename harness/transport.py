@@ -241,7 +241,7 @@ class Transport:
         socks, a = self.socks, 0
         for i, b in zip(idx.tolist(), bounds, strict=True):
             try:  # inline: this is one send per connection per round
-                n = socks[i].send(data[a:b])  # type: ignore[union-attr]
+                n = socks[i].send(data[a:b])
             except BlockingIOError:
                 n = 0
             except OSError as exc:
@@ -254,10 +254,12 @@ class Transport:
 
     def queue(self, i: int, rest: memoryview) -> None:
         """Keep unsent bytes (copied: the send buffer is reused) and wait for writability."""
+        s = self.socks[i]
+        assert s is not None  # it just sent
         self.pend_out[i] = bytes(rest)
         self.blocked[i] = True
         self.sink.backlogged(i)
-        self.sel.modify(self.socks[i], selectors.EVENT_READ | selectors.EVENT_WRITE, i)
+        self.sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, i)
 
     def flush(self, i: int) -> None:
         """Writable: send pending bytes; a connect begun mid-run may have completed."""

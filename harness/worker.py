@@ -291,14 +291,13 @@ class Worker:
         idx, counts = picked
         cum = counts.cumsum()
         total = int(cum[-1])
-        tint, delay = pace.commit(idx, counts, now, rec.measuring)
-        if pace.period and rec.measuring:
-            rec.res.behind += pace.behind(idx, counts, delay, now)  # type: ignore[arg-type]
+        tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
+        rec.res.behind += behind
         data, ends, kinds = self.proto.build(self.gid[idx].repeat(counts), idx, counts,
                                              self.seq, tint, delay)
         self.seq += total
         if pace.period and rec.measuring and self.deliv.sent_by_stamp:
-            rec.sent_by_stamp(tint, ends, kinds, now)  # type: ignore[arg-type]
+            rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
         else:
             rec.sent(total, int(ends[-1]), kinds, now)
         self.tp.send_round(idx, ends[cum - 1].tolist(), data)
