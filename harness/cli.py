@@ -308,7 +308,8 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 class LiveLine:
-    """Once a second on stderr: step, connections open, msgs/s, p99, errors."""
+    """Once a second on stderr: step, connections open, replies/s over the last second, the
+    p99 so far in this step (of the worst worker; "n/a" until a reply came), errors."""
 
     def __init__(self) -> None:
         self.last: tuple[float, int] | None = None
@@ -324,9 +325,10 @@ class LiveLine:
             rate = (received - self.last[1]) / (now - self.last[0])
         self.last = (now, received)
         p99s = [p["p99"] for p in progress if p["p99"] is not None]
-        p99 = f"{max(p99s) / 1e6:.3f}" if p99s else "-"
+        p99 = f"{max(p99s) / 1e6:.3f} ms" if p99s else "n/a"
         click.echo(f"\rstep {step.index + 1} conns={step.conns} open="
-                   f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} p99<={p99} ms "
+                   f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} "
+                   f"p99 so far (worst worker)={p99} "
                    f"errors={sum(p['errors'] for p in progress)}   ", err=True, nl=False)
 
 
@@ -338,7 +340,7 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     figures = [sweep_mod.figures(plan, workload, r) for r in outcome.steps]
     for f, w in zip(figures, watched, strict=True):
         if w is not None and w.summary:
-            f.summary["resources"] = w.summary
+            aggregate.with_resources(f.summary, w.summary, w.cores)
         trend = aggregate.trend_figures(f.series, w.rows if w is not None else [])
         if trend is not None:
             f.summary["trend"] = trend
@@ -366,7 +368,14 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
         click.echo(f"harness: a step failed: {outcome.error.splitlines()[-1]}", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
-    return EXIT_FAIL if failures or outcome.error or outcome.partial or not steps else EXIT_OK
+    diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
+        steps, workload.framing or plan.framing)
+    if diagnosis:
+        click.echo(f"harness: {diagnosis}", err=True)
+        return EXIT_UNREACHABLE
+    unjudged = bool(steps) and verdict["judged"] == 0
+    return (EXIT_FAIL if failures or outcome.error or outcome.partial or not steps or unjudged
+            else EXIT_OK)
 
 
 def write_html_report(folder: Any) -> Any:
@@ -400,6 +409,7 @@ def run_document(plan: Plan, workload: Any, outcome: RunOutcome, steps: list[dic
     return {
         "schema_version": results_mod.SCHEMA_VERSION,
         "partial": outcome.partial,
+        "argv": sys.argv[1:],
         "target": ",".join(t.label for t in plan.targets),
         "targets": [t.label for t in plan.targets],
         "embedded": plan.embedded,
@@ -424,6 +434,7 @@ def plan_dict(plan: Plan) -> dict:
 def environment(plan: Plan, started: float) -> dict:
     nofile = raise_nofile()
     return {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "started_unix_s": round(started, 3), "ended_unix_s": round(time.time(), 3),
             "open_files_limit": nofile,
             "max_conns_allowed": plan.workers * max(nofile - 64, 0),
             "host": socket.gethostname(), "cores": os.cpu_count(),

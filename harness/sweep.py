@@ -12,7 +12,7 @@ from typing import Any
 from harness import aggregate
 from harness.capacity import next_load
 from harness.coordinator import Coordinator, RunOutcome, StepRun
-from harness.monitor import Monitor
+from harness.monitor import Monitor, listener_pids
 from harness.plan import Plan, Step
 
 SEC = 1_000_000_000
@@ -25,6 +25,7 @@ class Watched:
 
     rows: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    cores: dict = field(default_factory=dict)  # core -> busy and others' CPU % (means)
 
 
 class Session:
@@ -40,7 +41,8 @@ class Session:
         self.coord.start()
         roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
         roles.update(self.servers)
-        self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s)
+        self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s,
+                               known=local_targets(self.plan))
         self.monitor.start()
         return self
 
@@ -68,7 +70,17 @@ class Session:
         for r in rows:
             r["second"] = (r["t_ns"] - run.t_measure) / SEC
         summary = self.monitor.summary(since_ns=run.t_measure, until_ns=run.t_end)
-        return Watched(rows, summary)
+        return Watched(rows, summary, self.monitor.cores(run.t_measure, run.t_end))
+
+
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def local_targets(plan: Plan) -> set[int]:
+    """Pids of the processes serving a loopback target: their CPU is the server's, never a
+    busy machine's."""
+    ports = {t.port for t in plan.targets if t.host.startswith(LOOPBACK)}
+    return listener_pids(ports) if ports else set()
 
 
 def until_degraded(plan: Plan, workload: Any) -> Callable[[list[StepRun]], Step | None]:
