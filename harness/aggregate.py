@@ -7,6 +7,7 @@ Percentiles are taken only from merged histograms.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -479,6 +480,9 @@ def no_reply_diagnosis(steps: list[dict], framing: str) -> str | None:
             f"{conns} connections; got back {got}{first}; {guess(raw, framing)}")
 
 
+RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2
+
+
 def guess(raw: bytes, framing: str) -> str:
     """What the bytes that came back suggest."""
     if not raw:
@@ -486,9 +490,9 @@ def guess(raw: bytes, framing: str) -> str:
                 "and does it expect this framing?")
     if raw.startswith(b"HTTP/"):
         return "the target answered with HTTP"
-    if raw[:1] in (b"+", b"-", b":", b"$", b"*") and b"\r\n" in raw:
+    if RESP.match(raw):
         return "the target answered in RESP (the Redis protocol): it is not an echo server"
-    if framing != "newline" and b"\n" in raw and _mostly_text(raw.split(b"\n")[0]):
+    if framing != "newline" and (raw.endswith(b"\n") or b"\n" in raw and _mostly_text(raw)):
         return "framing mismatch: the replies look like newline frames (try --framing newline)"
     if framing == "newline" and len(raw) >= 4 and not _mostly_text(raw[:16]):
         return ("framing mismatch: the replies look binary, not newline frames (try "

@@ -203,9 +203,13 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     """Find the highest load that meets ``slo`` by bisection over ``probe(load)`` runs.
 
     ``probe`` runs one real step at ``load`` (connections, or msgs/s) and returns its
-    summary. Order: ``lo`` first (if it fails, ``max_load`` is None and the search stops,
-    ``lo_failed`` True); then ``hi`` (if it passes, ``max_load`` is ``hi``, ``hi_passed``
-    and ``converged`` True: the capacity is at least ``hi``, raise it to learn more); then
+    summary. Order: ``lo`` first; if it fails (``lo_failed`` True) the search goes *down*,
+    halving the load, until a probe passes (``searched_down`` True; the bisection then
+    goes on between it and the last failing load) or the next load would be below the
+    floor, ``lo / DOWN_FLOOR`` (1 with ``integer``): then ``max_load`` is None and
+    ``floor`` says how low it went. Otherwise ``hi`` (if it passes, ``max_load`` is ``hi``,
+    ``hi_passed`` and ``converged`` True: the capacity is at least ``hi``, raise it to learn
+    more); then
     the midpoint of the bracket [highest passing, lowest failing] - geometric when
     hi/lo > 4, arithmetic otherwise - until ``hi_bad - lo_ok <= tolerance * lo_ok``
     (``converged``) or ``max_probes`` probes in all (``converged`` False). With
@@ -219,7 +223,8 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     """
     lo, hi = _check_search_args(lo, hi, tolerance, max_probes, integer)
     result: dict[str, Any] = {"max_load": None, "probes": [], "bracket": [None, lo],
-                              "converged": False, "hi_passed": False, "lo_failed": False}
+                              "converged": False, "hi_passed": False, "lo_failed": False,
+                              "searched_down": False, "floor": None}
     probes = result["probes"]
 
     def run(load: float) -> bool:
@@ -228,11 +233,17 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
 
     if not run(lo):
         result["lo_failed"] = True
-        return result
-    if run(hi):
+        found = _search_down(run, lo, integer, max_probes - 1)
+        result.update(searched_down=True, floor=found[2])
+        if found[0] is None:
+            result["bracket"] = [None, found[1]]
+            return result
+        lo_ok, hi_bad = found[0], found[1]
+    elif run(hi):
         result.update(max_load=hi, bracket=[hi, None], converged=True, hi_passed=True)
         return result
-    lo_ok, hi_bad = lo, hi
+    else:
+        lo_ok, hi_bad = lo, hi
     converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
     while not converged and len(probes) < max_probes:
         mid = _midpoint(lo_ok, hi_bad, integer)
@@ -243,6 +254,26 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
         converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
     result.update(max_load=lo_ok, bracket=[lo_ok, hi_bad], converged=converged)
     return result
+
+
+DOWN_FLOOR = 64  # below lo, the search goes down to lo / 64 (six halvings) at most
+
+
+def _search_down(run: Callable[[float], bool], lo: float, integer: bool,
+                 budget: int) -> tuple[float | None, float, float]:
+    """Halve the load from ``lo`` until a probe passes: (passing load or None, the lowest
+    failing load, the floor)."""
+    floor = 1 if integer else lo / DOWN_FLOOR
+    bad = lo
+    while budget > 0:
+        load = bad // 2 if integer else bad / 2
+        if load < floor or load >= bad:
+            break
+        budget -= 1
+        if run(load):
+            return load, bad, floor
+        bad = load
+    return None, bad, floor
 
 
 def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
@@ -278,7 +309,8 @@ def _midpoint(lo_ok: float, hi_bad: float, integer: bool) -> float:
     bracket is down to two adjacent ints, so there is one)."""
     mid = math.sqrt(lo_ok * hi_bad) if hi_bad / lo_ok > 4 else (lo_ok + hi_bad) / 2
     if not integer:
-        return mid
+        short = float(f"{mid:.3g}")  # a load a person can read back (3 significant digits)
+        return short if lo_ok < short < hi_bad else mid
     return min(max(round(mid), lo_ok + 1), hi_bad - 1)
 
 

@@ -455,9 +455,14 @@ def environment(plan: Plan, started: float) -> dict:
 @click.option("--max-errors", default=None, help="largest error rate, e.g. 0.1%")
 @click.option("--over", type=click.Choice(["rate", "conns"]), default="rate", show_default=True,
               help="search the total message rate (open loop) or the connection count")
-@click.option("--lo", type=float, default=None, help="lowest load to probe")
-@click.option("--hi", type=float, default=None, help="highest load to probe")
-@click.option("--tolerance", type=click.FloatRange(0.001, 1.0), default=0.05, show_default=True)
+@click.option("--lo", type=float, default=None,
+              help="first load to probe (default: 100 msgs/s with --over rate, 1 connection "
+                   "with --over conns); if it fails, the search halves it, down to lo/64")
+@click.option("--hi", type=float, default=None,
+              help="highest load to probe (default: 100,000 msgs/s with --over rate, 1,000 "
+                   "connections with --over conns)")
+@click.option("--tolerance", type=click.FloatRange(0.001, 1.0), default=0.05, show_default=True,
+              help="stop when the bracket is narrower than this fraction of the load found")
 @click.option("--max-probes", type=click.IntRange(2, 100), default=12, show_default=True)
 def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
            scenario: str | None, env_name: str | None, slo_text: str, max_errors: str | None,
@@ -516,22 +521,42 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
     doc = {"max_load": result["max_load"], "unit": "msgs_s" if over == "rate" else "conns",
            "slo": slo_text, "max_errors": errors, "tolerance": tolerance,
            "converged": result["converged"], "bracket": result["bracket"],
+           "searched_down": result["searched_down"], "floor": result["floor"],
            "probes": result["probes"], "conns": base.conns if over == "rate" else None}
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
     else:
-        for p in result["probes"]:
-            click.echo(f"probe {p['load']:>12,.1f}: {'ok ' if p['ok'] else 'FAIL'} "
-                       f"p99 {p['p99_ms'] if p['p99_ms'] is not None else '-'} ms, "
-                       f"{p['throughput_msgs_s']:,.0f} msgs/s  {'; '.join(p['violations'])}")
-        unit = "msgs/s" if over == "rate" else "conns"
-        if result["max_load"] is None:
-            click.echo(f"no load from {lo:g} {unit} meets {slo_text}")
-        else:
-            click.echo(f"max load meeting {slo_text}: {result['max_load']:,.1f} {unit} "
-                       f"(tolerance {tolerance:.0%}"
-                       f"{', not converged' if not result['converged'] else ''})")
+        print_search(result, lo, slo_text, tolerance, "msgs/s" if over == "rate" else "conns")
     sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
+
+
+def load_text(x: float | None) -> str:
+    """A load as a person reads it: whole numbers as they are, others to 3 significant
+    digits; thousands separated."""
+    if x is None:
+        return "-"
+    if float(x).is_integer():
+        return f"{x:,.0f}"
+    short = float(f"{x:.3g}")
+    return f"{short:,.0f}" if abs(short) >= 100 else f"{short:g}"
+
+
+def print_search(result: dict, lo: float, slo_text: str, tolerance: float, unit: str) -> None:
+    for p in result["probes"]:
+        p99 = "-" if p["p99_ms"] is None else f"{p['p99_ms']:.3f}"
+        click.echo(f"probe {load_text(p['load']):>9} {unit}: {'ok ' if p['ok'] else 'FAIL'} "
+                   f"p99 {p99} ms, {p['throughput_msgs_s']:,.0f} msgs/s  "
+                   f"{'; '.join(p['violations'])}")
+    if result["searched_down"]:
+        click.echo(f"the first probe ({load_text(lo)} {unit}) failed: searched down, halving "
+                   f"the load, to at most the floor of {load_text(result['floor'])} {unit}")
+    if result["max_load"] is None:
+        low = result["bracket"][1]
+        click.echo(f"no load from {load_text(low)} to {load_text(lo)} {unit} meets {slo_text}")
+    else:
+        click.echo(f"max load meeting {slo_text}: {load_text(result['max_load'])} {unit} "
+                   f"(tolerance {tolerance:.0%}"
+                   f"{', not converged' if not result['converged'] else ''})")
 
 
 def search_plan(plan: Plan, over: str, load: float) -> Plan:
@@ -572,6 +597,9 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     except KeyError as exc:
         die(EXIT_USAGE, f"not a harness run folder: a step of one of the runs lacks {exc}")
     doc["merged_from"] = list(runs)
+    doc["argv"] = sys.argv[1:]
+    for w in doc["warnings"]:
+        click.echo(f"harness: warning: {w}", err=True)
     full = dict(doc)
     full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in hs.items()},
                           second_histograms=[h.to_dict() for h in sec])
@@ -605,7 +633,13 @@ def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None
     fig = run_calibration(duration=duration, conns=conns, inflight=inflight)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(fig) + b"\n")
-        return
+        sys.exit(EXIT_FAIL if fig["busy"] else EXIT_OK)
+    if fig["busy"]:
+        b = fig["busy"]
+        die(EXIT_FAIL, f"calibrate: no ceiling: the machine is busy: other processes took "
+                       f"{b['others_pct']:.0f}% of core {b['core']} ({b['role']}'s) during the "
+                       f"ceiling run ({fig['measured_msgs_s']:,.0f} msgs/s measured, not a "
+                       "ceiling). Run it again on an idle machine.")
     st = fig["setup"]
     click.echo(f"ceiling: {fig['ceiling_msgs_s']:,.0f} echoed msgs/s from one worker core "
                f"({fig['ceiling_mb_s']:.1f} MB/s; {st['conns']} conns x {st['inflight']} in "
