@@ -75,13 +75,13 @@ def step_cells(s: dict, steps: list[dict] | None = None) -> list:
 
 
 def _optional(row: list, steps: list[dict], messages: int | None, stage: str,
-              server: float | None) -> list:
+              server: float | str | None) -> list:
     if _has_stages(steps):
         row.insert(1, stage)
     if _has_messages(steps):
         row.insert(1, "-" if messages is None else f"{messages:,}")
     if _has_server(steps):
-        row.append(_f(server, 0))
+        row.append(server if isinstance(server, str) else _f(server, 0))
     return row
 
 
@@ -92,7 +92,7 @@ def stage_cells(st: dict, k: int, steps: list[dict]) -> list:
     row = [str(st.get("conns", "")), "" if tput is None else f"{tput:.0f}", "", _f(lat.get("p50")),
            _f(lat.get("p90")), _f(lat.get("p99")), _f(lat.get("p999")), _f(lat.get("max")), "",
            st.get("errors", ""), "", ""]
-    return _optional(row, steps, None, f"{k + 1}: {st.get('label', '')}", None)
+    return _optional(row, steps, None, f"{k + 1}: {st.get('label', '')}", "")
 
 
 def machine_cells(m: dict, steps: list[dict]) -> list:
@@ -104,7 +104,7 @@ def machine_cells(m: dict, steps: list[dict]) -> list:
            _f(lat.get("p99")), _f(lat.get("p999")), _f(lat.get("max")), "",
            m.get("errors", ""), m.get("lost", ""), cpu + (" CLIENT-BOUND" if m.get(
                "client_bound") else "")]
-    return _optional(row, steps, None, "", None)
+    return _optional(row, steps, None, "", "")
 
 
 def rows(doc: dict) -> list[list]:
