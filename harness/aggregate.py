@@ -312,9 +312,12 @@ def error_rate(s: dict) -> float:
 
 def step_skipped(s: dict) -> str | None:
     """Why a step cannot be judged (it measured the client or a busy machine, or was cut
-    short), or None."""
+    short), or None. A whole step without a valid reply is judged all the same: neither a
+    busy client nor a busy machine explains that."""
     if s.get("partial"):
         return "cut short"
+    if s["received"] == 0:
+        return None
     if s.get("client_bound"):
         return "client-bound"
     if s.get("core_shared"):
@@ -477,19 +480,24 @@ def no_reply_diagnosis(steps: list[dict], framing: str) -> str | None:
     got = ", ".join(back) if back else "nothing"
     first = f'; first bytes received: "{raw_text}"' if raw else "; no bytes came back"
     return (f"no valid reply in the whole run: sent {sent} stamped {framing} messages on "
-            f"{conns} connections; got back {got}{first}; {guess(raw, framing)}")
+            f"{conns} connections; got back {got}{first}; "
+            f"{guess(raw, framing, errs.get('closed', 0) + errs.get('reset', 0))}")
 
 
 RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2
 
 
-def guess(raw: bytes, framing: str) -> str:
-    """What the bytes that came back suggest."""
+def guess(raw: bytes, framing: str, hung_up: int = 0) -> str:
+    """What the bytes that came back (and ``hung_up`` connections closed or reset by the
+    target) suggest."""
+    if not raw and hung_up:
+        return (f"the target hung up without a reply: does it expect {framing} frames "
+                "(--framing)?")
     if not raw:
         return ("the target took the messages and never answered: is it an echo server, "
                 "and does it expect this framing?")
-    if raw.startswith(b"HTTP/"):
-        return "the target answered with HTTP"
+    if raw.startswith(b"HTTP/") or raw.lstrip()[:9].lower() in (b"<!doctype", b"<html>"):
+        return "the target answered with HTTP"  # (an HTTP/0.9 error is a bare HTML page)
     if RESP.match(raw):
         return "the target answered in RESP (the Redis protocol): it is not an echo server"
     if framing != "newline" and (raw.endswith(b"\n") or b"\n" in raw and _mostly_text(raw)):

@@ -63,7 +63,7 @@ TABLES = {
     "run": RUN_DEFAULTS,
     "degradation": {"max_error_rate": 0.01, "max_p99_ms": 0.0, "p99_factor": 10.0,
                     "min_gain": 0.25},
-    "thresholds": {"max_lost": 0, "max_error_rate": -1.0, "p50_ms": 0.0, "p95_ms": 0.0,
+    "thresholds": {"max_lost": 0, "max_error_rate": 0.01, "p50_ms": 0.0, "p95_ms": 0.0,
                    "p99_ms": 0.0, "min_throughput": 0.0, "max_server_cpu_pct": 0.0,
                    "max_server_rss_mb": 0.0},
 }

@@ -56,7 +56,7 @@ class Session:
         return list(self.monitor.warnings) if self.monitor else []
 
     def sweep(self) -> RunOutcome:
-        return self.coord.run(until_degraded(self.plan, self.workload) if
+        return self.coord.run(until_degraded(self.plan, self.workload, self.watched) if
                               self.plan.until_degraded else None)
 
     def probe(self, step: Step) -> RunOutcome:
@@ -83,15 +83,25 @@ def local_targets(plan: Plan) -> set[int]:
     return listener_pids(ports) if ports else set()
 
 
-def until_degraded(plan: Plan, workload: Any) -> Callable[[list[StepRun]], Step | None]:
+def until_degraded(plan: Plan, workload: Any,
+                   watched: Callable[[StepRun], Watched] | None = None
+                   ) -> Callable[[list[StepRun]], Step | None]:
     """Steps that grow (double, or add ``increment`` connections) from the first, until the
-    degradation rule fires or ``max_conns`` is passed."""
+    degradation rule fires or ``max_conns`` is passed. With ``watched``, steps on a shared
+    core are left out of that judgement, as they are of the final verdict."""
     first = plan.steps[0]
+
+    def summary(run: StepRun) -> dict:
+        s = figures(plan, workload, run).summary
+        w = watched(run) if watched is not None else None
+        if w is not None and w.summary:
+            aggregate.with_resources(s, w.summary, w.cores)
+        return s
 
     def next_step(done: list[StepRun]) -> Step | None:
         if not done:
             return first
-        summaries = [figures(plan, workload, r).summary for r in done]
+        summaries = [summary(r) for r in done]
         verdict = aggregate.degradation(summaries, plan.degradation)
         if verdict["degraded_at"] is not None:
             return None

@@ -138,6 +138,7 @@ def _silent(first: bytes | None, **errors: int) -> list[dict]:
 
 @pytest.mark.parametrize(("first", "framing", "guess"), [
     (b"HTTP/1.0 400 Bad request\r\n", "newline", "the target answered with HTTP"),
+    (b"<!DOCTYPE HTML>\n<html lang=", "newline", "the target answered with HTTP"),
     (b"-ERR unknown command '7a79e8bf00000008", "newline",
      "the target answered in RESP (the Redis protocol): it is not an echo server"),
     (b"\x00\x00\x00<\n", "len32",
@@ -164,6 +165,13 @@ def test_the_diagnosis_when_nothing_came_back() -> None:
                     "connections; got back 20 reply timeouts; no bytes came back; the target "
                     "took the messages and never answered: is it an echo server, and does it "
                     "expect this framing?")
+
+
+def test_the_diagnosis_when_the_target_hung_up() -> None:
+    line = aggregate.no_reply_diagnosis(_silent(None, closed=3), "newline")
+    assert line is not None and line.endswith(
+        "got back 3 connections closed by it; no bytes came back; the target hung up without "
+        "a reply: does it expect newline frames (--framing)?")
 
 
 def test_no_diagnosis_when_a_valid_reply_came_even_outside_the_window() -> None:
