@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from tests import servers
+from tests.busy import skip_if_busy
 
 
 def harness(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -43,6 +44,7 @@ def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
                     "--until-degraded", "--max-conns", "64", "--duration", "2", "--json",
                     *common(tmp_path), cwd=tmp_path)
     doc = orjson.loads(r.stdout)
+    skip_if_busy(doc)
     assert [s["conns"] for s in doc["steps"]] == [2, 4, 8, 16], doc["degradation"]
     assert doc["degradation"]["degraded_at"] == 16
     assert doc["degradation"]["last_healthy"] == 8
@@ -67,6 +69,12 @@ stages = [
     doc = orjson.loads(r.stdout)
     (step,) = doc["steps"]
     assert [s["conns"] for s in step["stages"]] == [5, 30, 5]
+    # a row per stage: its own throughput and latency (10 ms before, 60 ms in the spike)
+    before, spike, _ = step["stages"]
+    assert before["received"] > 0 and spike["received"] > 0
+    assert before["throughput_msgs_s"] > 0
+    assert spike["latency_ms"]["p50"] > 2 * before["latency_ms"]["p50"]
+    assert sum(st["received"] for st in step["stages"]) <= step["received"]
     rec = step["recovery"]
     assert rec["recovered"], rec
     assert abs(rec["recovery_s"] - 2.5) <= 1.0, rec

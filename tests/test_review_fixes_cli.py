@@ -18,6 +18,7 @@ from harness import cli
 from harness import config as cfg
 from harness.report import results
 from tests import servers
+from tests.busy import busy_steps
 
 TIMEOUT_S = 60.0
 SHORT = ["--duration", "0.5", "--warmup", "0.1", "--workers", "1", "--no-report"]
@@ -186,8 +187,8 @@ stages = [
         r = harness("run", "--config", "stages.toml", "--scenario", "flat", "--rate", "50",
                     "--host", f"127.0.0.1:{srv.port}", "--warmup", "0.1", "--workers", "1",
                     "--no-report", "--json", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
     doc = orjson.loads(r.stdout)
+    assert r.returncode == 0 or busy_steps(doc), r.stderr  # (1: no step judged, machine busy)
     assert doc["config"]["pacing"]["mode"] == "open"
     assert [st["rate"] for st in doc["config"]["steps"][0]["stages"]] == [50.0, 50.0]
     (step,) = doc["steps"]
