@@ -52,6 +52,7 @@ _CLAUSE = re.compile(
     re.IGNORECASE,
 )
 CLIENT_BOUND = "client-bound: the client, not the server, limited this probe"
+SHARED_CORE = "shared core: other processes took a material share of a client or server core"
 
 
 class SloError(ValueError):
@@ -216,10 +217,11 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     ``integer`` loads are rounded to ints and the search also stops, converged, when the
     bracket holds no integer left to try.
 
-    A probe flagged ``client_bound`` is a failure: the search never claims a capacity the
-    client could not drive. The result ``max_load`` is the highest load *observed* to meet
-    the SLO, within the tolerance of the lowest load observed to break it; a noisy server
-    can of course pass once where it would fail another time.
+    A probe flagged ``client_bound`` or ``core_shared`` is a failure: the search never claims
+    a capacity the client (or a busy machine) could not drive. The result ``max_load`` is
+    the highest load *observed* to meet the SLO, within the tolerance of the lowest load
+    observed to break it; a noisy server can of course pass once where it would fail
+    another time.
     """
     lo, hi = _check_search_args(lo, hi, tolerance, max_probes, integer)
     result: dict[str, Any] = {"max_load": None, "probes": [], "bracket": [None, lo],
@@ -293,6 +295,8 @@ def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None
     ok, violations = slo_check(summary, slo, max_errors)
     if summary.get("client_bound"):
         ok, violations = False, [CLIENT_BOUND, *violations]
+    if summary.get("core_shared"):
+        ok, violations = False, [SHARED_CORE, *violations]
     return {"load": load, "ok": ok, "violations": violations,
             "p99_ms": (summary.get("latency_ms") or {}).get("p99"),
             "throughput_msgs_s": summary.get("throughput_msgs_s"),

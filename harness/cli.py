@@ -505,9 +505,12 @@ def search(config_path: str | None, as_json: bool, no_report: bool, push_conns: 
                     if out.interrupted or not out.steps:
                         raise KeyboardInterrupt
                     probe_plan = search_plan(plan, over, load)
-                    summaries.append(sweep_mod.figures(probe_plan, workload,
-                                                       out.steps[0]).summary)
-                    return summaries[-1]
+                    summary = sweep_mod.figures(probe_plan, workload, out.steps[0]).summary
+                    w = session.watched(out.steps[0])
+                    if w.summary:
+                        aggregate.with_resources(summary, w.summary, w.cores)
+                    summaries.append(summary)
+                    return summary
                 result = capacity.search(probe_at, lo, hi, slo, errors, tolerance, max_probes,
                                          integer=over == "conns")
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import pytest
 from harness.capacity import (
     CLIENT_BOUND,
     GRAMMAR,
+    SHARED_CORE,
     Clause,
     Slo,
     SloError,
@@ -303,6 +304,16 @@ def test_search_treats_client_bound_probes_as_failures() -> None:
     # a client-bound lo: the search goes down, and never claims more than the client drove
     r = search(server_model(1000.0, client_limit=5.0), 10.0, 2000.0, SLO_5MS, None)
     assert r["lo_failed"] and r["searched_down"] and r["max_load"] <= 5.0
+
+
+def test_search_treats_shared_core_probes_as_failures() -> None:
+    def probe(load: float) -> dict:
+        return dict(summary(p99=1.0, throughput=load), core_shared=load > 50)
+
+    r = search(probe, 10.0, 100.0, SLO_5MS, None)
+    assert r["max_load"] <= 50.0
+    busy = [p for p in r["probes"] if p["load"] > 50]
+    assert busy and all(p["violations"][0] == SHARED_CORE for p in busy)
 
 
 def test_search_uses_max_errors_and_records_figures() -> None:

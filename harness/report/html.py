@@ -176,7 +176,8 @@ def _pacing_text(p: dict) -> str:
 def _verdict(doc: dict) -> str:
     failed = doc.get("thresholds", {}).get("failed", [])
     verdict = table.verdict_line(doc.get("degradation", {}))
-    degraded = doc.get("degradation", {}).get("degraded_at") is not None
+    d = doc.get("degradation", {})
+    degraded = d.get("degraded_at") is not None or (d.get("judged") == 0 and d.get("skipped"))
     out = [f'<p class="banner {"bad" if degraded else "ok"}">{escape(verdict)}</p>']
     for s in doc.get("steps", []):
         if s.get("recovery"):
