@@ -13,6 +13,15 @@ def busy_steps(doc: dict) -> list[str]:
             for s in doc.get("steps", ()) if s.get("core_shared")]
 
 
+def skip_if_busy_search(doc: dict) -> None:
+    """Skip the calling test when a probe of a search (its --json document) failed because
+    of a shared core."""
+    from harness.capacity import SHARED_CORE
+    busy = [p["load"] for p in doc.get("probes", ()) if SHARED_CORE in p.get("violations", ())]
+    if busy:
+        pytest.skip(f"the machine was busy during the probes at {busy}: no capacity judged")
+
+
 def skip_if_busy(doc: dict) -> None:
     """Skip the calling test when a step of ``doc`` (a run summary) ran on a shared core."""
     busy = busy_steps(doc)
