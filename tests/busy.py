@@ -27,3 +27,11 @@ def skip_if_busy(doc: dict) -> None:
     busy = busy_steps(doc)
     if busy:
         pytest.skip("the machine was busy, so the verdict was not judged: " + "; ".join(busy))
+
+
+def ran_ok(code: int, doc: dict) -> bool:
+    """Exit 0, or exit 1 only because no step could be judged (every step client-bound, on a
+    shared core or cut short) while every threshold held: what a test that is not about the
+    verdict accepts from a run on a loaded 2-core machine."""
+    unjudged = (doc.get("degradation") or {}).get("judged") == 0
+    return code == 0 or (code == 1 and unjudged and not doc["thresholds"]["failed"])
