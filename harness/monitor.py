@@ -18,11 +18,13 @@ Units and meanings of one sample row (one per process per sample):
   ``None`` on the first tick.
 
 The whole machine is sampled too, once per tick: each core's busy time (user + nice +
-system, from ``psutil.cpu_times(percpu=True)``, in percent of that core) and the part of it
-that *other* processes took: the core's busy % less the CPU of the processes harness knows
-(the watched ones, this process, and any ``known`` pids such as a local target server). A
-known process pinned to one core counts on that core; an unpinned one is subtracted from
-every core it may run on (so a stray server never passes for "other" load). Per role,
+system + irq + softirq, from ``psutil.cpu_times(percpu=True)``, in percent of that core)
+and the part of it that *other* processes took: the core's busy % (interrupt time
+included, as the kernel may charge a process's loopback traffic to it) less the CPU of the
+processes harness knows (the watched ones, this process, and any ``known`` pids such as a
+local target server). A known process pinned to one core counts on that core; an unpinned
+one is subtracted from every core it may run on (so a stray server never passes for
+"other" load). Per role,
 ``summary()`` gives ``core`` (the one core a pinned process may use, else None) and
 ``others_on_core_pct`` (mean over the window of what other processes took of that core).
 
@@ -85,7 +87,7 @@ class _Watched:
 class _CoreRow(NamedTuple):
     t_ns: int
     core: int
-    busy_pct: float  # of that core: user + nice + system
+    busy_pct: float  # of that core: user + nice + system + irq + softirq
     others_pct: float  # busy_pct less the CPU of known processes on it (never below 0)
 
 
@@ -276,7 +278,8 @@ class Monitor:
     def _core_busy(self, t_ns: int) -> list[float] | None:
         """Each core's busy % since the previous tick (None on the first)."""
         try:
-            now = [c.user + c.nice + c.system for c in psutil.cpu_times(percpu=True)]
+            now = [c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0)
+                   for c in psutil.cpu_times(percpu=True)]
         except (OSError, RuntimeError):
             return None
         last, self._cores_last = self._cores_last, (t_ns, now)
