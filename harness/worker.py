@@ -27,7 +27,7 @@ from harness.framing import FrameError
 from harness.histogram import SMALL_BATCH, Histogram, from_counts
 from harness.ledger import BroadcastLedger, EchoLedger
 from harness.plan import Plan
-from harness.result import Share, Times, WorkerResult
+from harness.result import UNPARSED_KEEP, Share, Times, WorkerResult
 from harness.timer import Timer
 from workloads import Workload
 
@@ -106,6 +106,7 @@ class Worker:
         self.rbuf = bytearray(ROUND_BUF)
         self.rmv = memoryview(self.rbuf)
         self.seq = 0  # next message number (dense per worker)
+        self.seq0 = 0  # self.seq when the step began
 
     # ------------------------------------------------------------------ step set-up
 
@@ -116,6 +117,7 @@ class Worker:
         self.n = n
         self.socks: list[socket.socket | None] = [None] * n
         self.pend_in: list[bytes] = [b""] * n
+        self.round_len = 0  # bytes in the round buffer this round
         self.pend_out: list[bytes | None] = [None] * n
         self.alive = np.zeros(n, dtype=bool)
         self.sends = share.sends.astype(bool)
@@ -278,6 +280,7 @@ class Worker:
         stage_at = self._stage_times(times)
         timeout_ns = self.timeout_ns = int(plan.timeout_s * SEC)
         cpu0 = os.times()
+        self.seq0 = self.seq
         self._series_init()
         next_tick = times.begin + SEC // 10
         next_report = times.begin + SEC
@@ -466,7 +469,8 @@ class Worker:
 
     def _stop_sending(self, now: int) -> None:
         self.sending = False
-        self.res.window_end = now if self.times.end is None else self.times.end
+        end = self.times.end  # cut short (stopped): the window ends now, not as planned
+        self.res.window_end = now if end is None else min(now, end)
         self.hi = self.seq
 
     # ------------------------------------------------------------------ receive
@@ -530,6 +534,7 @@ class Worker:
                 seg_t.append(t)
             off = cut
         if seg_conn:
+            self.round_len = seg_end[-1]
             self._account(self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
         for i in broken:
             if socks[i] is not None:  # one broken stream, one count (its frames may have
@@ -551,18 +556,21 @@ class Worker:
             cut = start + (end - start) // fixed * fixed
             hdr = self.framing.header
             if end - cut >= hdr and buf[cut:cut + hdr] != self.fixed_hdr:
+                self._keep_unparsed(buf[cut:end])
                 broken.append(i)
                 return cut, cut
             return cut, end
         if walk is None:  # newline
             cut = buf.rfind(b"\n", start, end) + 1 or start
             if end - cut > self.plan.max_frame:
+                self._keep_unparsed(buf[cut:end])
                 broken.append(i)
                 return cut, cut
             return cut, end
         try:
             starts, cut = self.framing.cut(buf, start, end, self.plan.max_frame)
         except FrameError as exc:
+            self._keep_unparsed(buf[exc.pos:end])
             walk.extend(exc.starts)
             broken.append(i)
             return exc.pos, exc.pos
@@ -572,6 +580,8 @@ class Worker:
     def _account(self, p: Parsed, t_last: int) -> None:
         """Everything one round's frames change: counters, histograms, ledger, credits."""
         res = self.res
+        if p.bad_conns:
+            self._keep_unparsed(self.rbuf[:self.round_len])
         for c in p.bad_conns:
             if self.alive[c]:
                 self.fail(c, "protocol")
@@ -586,6 +596,7 @@ class Worker:
             if echo:  # a mangled reply arrived: it frees its in-flight slot (no timeout too)
                 self._credit(conn[bad], t_last)
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
+        res.replies += len(t)
         if echo:
             self.ledger.record(st["seq"])
             own = conn
@@ -609,6 +620,8 @@ class Worker:
         bad = ~valid if not self.workload.ignore_unstamped else ok & ~valid
         n = int(np.count_nonzero(bad))
         if n:
+            if not self.workload.ignore_unstamped and np.count_nonzero(ok) < len(ok):
+                self._keep_unparsed(self.rbuf[:self.round_len])
             self._error("protocol", n, now)
         return bad
 
@@ -621,6 +634,12 @@ class Worker:
         if end is not None:
             inwin &= t < end
         return int(np.count_nonzero(inwin)), int(flen[inwin].sum())
+
+    def _keep_unparsed(self, data: bytes | bytearray | memoryview) -> None:
+        """Keep the first bytes of the step that did not parse, for a diagnosis when no valid
+        reply came (a whole round is kept from its start: it may begin with a good frame)."""
+        if not self.res.unparsed:
+            self.res.unparsed = bytes(data[:UNPARSED_KEEP])
 
     def _error(self, kind: str, count: int, now: int) -> None:
         self.res.errors[kind] += count
@@ -879,6 +898,11 @@ class Worker:
             res.sec_hists.append(self._second_hist())
         res.series = {k: np.asarray(v, dtype=np.int64) for k, v in self.series.items()}
         res.last_recv = self.last_rx
+        res.sent_all = self.seq - self.seq0
+        for p in self.pend_in if not res.replies else ():  # bytes that never made a frame
+            if p:
+                self._keep_unparsed(p)
+                break
         self.close_all()
         return res
 
