@@ -7,6 +7,7 @@ Percentiles are taken only from merged histograms.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from harness.units import SEC
 
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
 BEHIND_FRACTION = 0.01  # open loop: this share of sends over 5 ms late => client-bound
+SHARED_CORE_PCT = 30.0  # other processes took this much of a worker's (or server's) core
 
 
 def ms(ns: float | None) -> float | None:
@@ -85,8 +87,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     cpu = [100.0 * r.cpu_s / r.wall_s for r in results if r.wall_s > 0]
     behind = sum(r.behind for r in results)
     client_cpu = round(max(cpu), 1) if cpu else 0.0
-    client_bound = client_cpu >= CLIENT_BOUND_CPU or (open_loop and sent > 0
-                                                       and behind / sent > BEHIND_FRACTION)
+    bound = client_bound_rule(client_cpu, behind, sent, open_loop)
     summary: dict = {
         "conns": step.conns,
         "connected": sum(r.connected for r in results),
@@ -104,9 +105,16 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         "late": sum(r.late for r in results),
         "client_cpu_pct": client_cpu,
         "client_cpu_pct_per_worker": [round(c, 1) for c in cpu],
-        "client_bound": client_bound,
+        "client_bound": bound is not None,
         "partial": any(r.partial for r in results),
+        "sent_all": sum(r.sent_all for r in results),
+        "replies": sum(r.replies for r in results),
     }
+    if bound is not None:
+        summary["client_bound_rule"], summary["client_bound_detail"] = bound
+    unparsed = next((r.unparsed for r in results if r.unparsed), b"")
+    if unparsed:
+        summary["first_unparsed"] = escape_bytes(unparsed)
     if step.messages is not None:
         summary["messages"] = step.messages
     if step.rate:
@@ -122,7 +130,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         hists.update(kh)
     series, second_hists = merge_series(results)
     if step.stages:
-        summary["stages"], rec = stage_figures(step, series)
+        summary["stages"], rec = stage_figures(step, series, second_hists)
         if rec is not None:
             summary["recovery"] = rec
     if delivery == "broadcast":
@@ -132,14 +140,41 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     return StepFigures(summary, hists, series, second_hists)
 
 
-def stage_figures(step: Step, series: dict) -> tuple[list[dict], dict | None]:
-    """The stage list (start s into the window), and for a spike (a stage heavier than both
+def client_bound_rule(client_cpu: float, behind: int, sent: int,
+                      open_loop: bool) -> tuple[str, str] | None:
+    """Which client-bound rule fired, and its figure; None when the client kept up."""
+    if client_cpu >= CLIENT_BOUND_CPU:
+        return "client_cpu", (f"a worker used {client_cpu:.0f}% of its core "
+                              f"(>= {CLIENT_BOUND_CPU:.0f}%)")
+    if open_loop and sent > 0 and behind / sent > BEHIND_FRACTION:
+        return "behind_schedule", (f"{behind / sent:.1%} of sends went out over 5 ms behind "
+                                   f"schedule (> {BEHIND_FRACTION:.0%}), client CPU "
+                                   f"{client_cpu:.0f}%")
+    return None
+
+
+def escape_bytes(data: bytes) -> str:
+    r"""Bytes as printable ASCII, escaped like a Python literal (b"\x00\r\n" -> "\x00\r\n");
+    ``unescape_bytes`` reverses it."""
+    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
+
+
+def unescape_bytes(text: str) -> bytes:
+    return text.encode("ascii").decode("unicode_escape").encode("latin-1")
+
+
+def stage_figures(step: Step, series: dict, second_hists: list[Histogram]
+                  ) -> tuple[list[dict], dict | None]:
+    """One row per stage (start s into the window, its own sent, received, msgs/s, errors
+    and latency from the seconds it covers), and for a spike (a stage heavier than both
     the first and the last) the recovery time after it, from the per-second series."""
     from harness.capacity import recovery_time
     stages, start = [], 0.0
     for st in step.stages:
-        stages.append({"start_s": start, "duration_s": st.duration_s, "conns": st.conns,
-                       "rate": st.rate, "label": st.label or f"{st.conns} conns"})
+        row = {"start_s": start, "duration_s": st.duration_s, "conns": st.conns,
+               "rate": st.rate, "label": st.label or f"{st.conns} conns"}
+        row.update(_stage_counts(series, second_hists, start, start + st.duration_s))
+        stages.append(row)
         start += st.duration_s
     load = [st.conns * max(st.rate, 1.0) for st in step.stages]
     peak = int(np.argmax(load))
@@ -150,6 +185,19 @@ def stage_figures(step: Step, series: dict) -> tuple[list[dict], dict | None]:
                         spike["start_s"], spike["start_s"] + spike["duration_s"])
     rec["spike_stage"] = peak
     return stages, rec
+
+
+def _stage_counts(series: dict, second_hists: list[Histogram], start: float,
+                  end: float) -> dict:
+    """A stage's figures from the per-second series: the whole seconds in [start, end)."""
+    a, b = int(np.ceil(start)), int(np.ceil(end))
+    got = sum(series["received"][a:b])
+    secs = max(min(b, len(series["received"])) - a, 0)
+    lat = merge_all(second_hists[a:b])
+    return {"sent": sum(series["sent"][a:b]), "received": got,
+            "errors": sum(series["errors"][a:b]),
+            "throughput_msgs_s": round(got / secs, 3) if secs else 0.0,
+            "latency_ms": latency_ms(lat)}
 
 
 TREND_MIN_SECONDS = 10  # shorter steps get no trend verdict
@@ -249,13 +297,36 @@ def fanout_figures(step: Step, results: list[WorkerResult], receivers: np.ndarra
 
 
 def error_rate(s: dict) -> float:
-    """The share of a step's work that failed, counting each failure once: window messages
-    lost (never answered) or late (answered after --timeout) over messages sent; or, when
-    larger, connections that could not be made over connections asked for. Errors by kind
-    stay in the report as raw counts (they may overlap: a dropped reply is also a timeout)."""
-    messages = (s["lost"] + s.get("late", 0)) / max(s["sent"], 1)
-    failed = sum(n for kind, n in s["errors"].items() if kind.startswith("connect_"))
+    """The share of a step's work that failed, in [0, 1], counting each failure once.
+
+    Messages: the largest of lost + late (never answered, or answered after --timeout),
+    reply timeouts, and protocol errors (malformed, mangled or foreign replies), over
+    messages sent (deliveries expected, for broadcast). One fault shows under several of
+    these (a dropped reply is lost and timed out; a mangled reply leaves its message
+    lost), so they are not added. Connections: failed connects over connections asked for.
+    The rate is the larger of the two."""
+    errs = s["errors"]
+    failed_msgs = max(s["lost"] + s.get("late", 0), errs.get("timeout", 0),
+                      errs.get("protocol", 0))
+    expected = s.get("deliveries_expected") or s["sent"]
+    messages = min(failed_msgs / max(expected, 1), 1.0)
+    failed = sum(n for kind, n in errs.items() if kind.startswith("connect_"))
     return max(messages, failed / max(s["conns"], 1))
+
+
+def step_skipped(s: dict) -> str | None:
+    """Why a step cannot be judged (it measured the client or a busy machine, or was cut
+    short), or None. A whole step without a valid reply is judged all the same: neither a
+    busy client nor a busy machine explains that."""
+    if s.get("partial"):
+        return "cut short"
+    if s["received"] == 0:
+        return None
+    if s.get("client_bound"):
+        return "client-bound"
+    if s.get("core_shared"):
+        return "shared core"
+    return None
 
 
 def degradation(steps: list[dict], rules: Degradation) -> dict:
@@ -267,13 +338,16 @@ def degradation(steps: list[dict], rules: Degradation) -> dict:
     """
     unit = load_unit(steps)
     verdict = {"degraded_at": None, "last_healthy": None, "rule": None, "detail": None,
-               "unit": unit, "skipped": []}
+               "unit": unit, "skipped": [], "skipped_why": [], "judged": 0}
     base_p99 = None
     prev = None
     for s in steps:
-        if s.get("client_bound") or s.get("partial"):
+        why = step_skipped(s)
+        if why:
             verdict["skipped"].append(s.get(unit))
+            verdict["skipped_why"].append(why)
             continue
+        verdict["judged"] += 1
         fired = _rule_fired(s, prev, base_p99, rules)
         if fired:
             verdict.update(degraded_at=s.get(unit), rule=fired[0], detail=fired[1])
@@ -296,6 +370,8 @@ def load_unit(steps: list[dict]) -> str:
 
 def _rule_fired(s: dict, prev: dict | None, base_p99: float | None,
                 rules: Degradation) -> tuple[str, str] | None:
+    if s["received"] == 0:
+        return "no_replies", f"no valid reply in the measure window ({s['sent']} sent)"
     rate = error_rate(s)
     if rate > rules.max_error_rate:
         return "error_rate", f"error rate {rate:.2%} > {rules.max_error_rate:.2%}"
@@ -319,7 +395,10 @@ def threshold_failures(steps: list[dict], th: Thresholds) -> list[str]:
     for s in steps:
         where = f"step conns={s['conns']}"
         if s["sent"] == 0 and not s.get("partial"):
-            out.append(f"nothing measured: no message was sent in the window at {where}")
+            before = s.get("sent_all", 0)
+            out.append(f"nothing measured: no message was sent in the window at {where}" + (
+                f" ({before} sent before it, in the warm-up, were never answered)"
+                if before else ""))
         lat = s["latency_ms"]
         checks = [("p50_ms", lat["p50"], th.p50_ms), ("p95_ms", lat["p95"], th.p95_ms),
                   ("p99_ms", lat["p99"], th.p99_ms)]
@@ -355,3 +434,84 @@ def _server_failures(s: dict, th: Thresholds, where: str) -> list[str]:
             out.append(f"{name}: {value / scale:.1f}{unit} > {limit}{unit} (by "
                        f"{value / scale - limit:.1f}) at {where}")
     return out
+
+
+# ---------------------------------------------------------------------------- busy machine
+
+
+def shared_core(resources: dict) -> dict | None:
+    """The pinned worker or server core on which other processes took the most CPU over the
+    step: {"role", "core", "others_pct"}; None when no pinned core was sampled."""
+    worst = None
+    for role, r in resources.items():
+        others = r.get("others_on_core_pct")
+        if others is None or not (role.startswith(("worker", "server"))):
+            continue
+        if worst is None or others > worst["others_pct"]:
+            worst = {"role": role, "core": r.get("core"), "others_pct": round(others, 1)}
+    return worst
+
+
+def with_resources(summary: dict, resources: dict, cores: dict | None = None) -> None:
+    """Put a step's resource figures into its summary, and flag it ``core_shared`` when
+    other processes took >= SHARED_CORE_PCT of a worker's or the server's core."""
+    summary["resources"] = resources
+    if cores:
+        summary["machine_cpu"] = {str(c): v for c, v in cores.items()}
+    worst = shared_core(resources)
+    if worst is not None:
+        summary["shared_core"] = worst
+        summary["core_shared"] = worst["others_pct"] >= SHARED_CORE_PCT
+
+
+# ---------------------------------------------------------------------------- no reply at all
+
+
+def no_reply_diagnosis(steps: list[dict], framing: str) -> str | None:
+    """One line when not a single valid reply arrived in the whole run (any step, warm-up
+    and drain included): what was sent, what came back, the first bytes that did not
+    parse, and a guess at why. None when some valid reply came."""
+    if not steps or any(s.get("replies", s["received"]) for s in steps):
+        return None
+    sent = sum(s.get("sent_all", s["sent"]) for s in steps)
+    conns = max(s.get("connected", s["conns"]) for s in steps)
+    errs = {k: sum(s["errors"].get(k, 0) for s in steps) for k in steps[0]["errors"]}
+    raw_text = next((s["first_unparsed"] for s in steps if s.get("first_unparsed")), "")
+    raw = unescape_bytes(raw_text)
+    back = [f"{errs[k]} {name}" for k, name in (
+        ("protocol", "replies that did not parse"), ("closed", "connections closed by it"),
+        ("reset", "connections reset"), ("timeout", "reply timeouts")) if errs.get(k)]
+    got = ", ".join(back) if back else "nothing"
+    first = f'; first bytes received: "{raw_text}"' if raw else "; no bytes came back"
+    return (f"no valid reply in the whole run: sent {sent} stamped {framing} messages on "
+            f"{conns} connections; got back {got}{first}; "
+            f"{guess(raw, framing, errs.get('closed', 0) + errs.get('reset', 0))}")
+
+
+RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2
+
+
+def guess(raw: bytes, framing: str, hung_up: int = 0) -> str:
+    """What the bytes that came back (and ``hung_up`` connections closed or reset by the
+    target) suggest."""
+    if not raw and hung_up:
+        return (f"the target hung up without a reply: does it expect {framing} frames "
+                "(--framing)?")
+    if not raw:
+        return ("the target took the messages and never answered: is it an echo server, "
+                "and does it expect this framing?")
+    if raw.startswith(b"HTTP/") or raw.lstrip()[:9].lower() in (b"<!doctype", b"<html>"):
+        return "the target answered with HTTP"  # (an HTTP/0.9 error is a bare HTML page)
+    if RESP.match(raw):
+        return "the target answered in RESP (the Redis protocol): it is not an echo server"
+    if framing != "newline" and (raw.endswith(b"\n") or b"\n" in raw and _mostly_text(raw)):
+        return "framing mismatch: the replies look like newline frames (try --framing newline)"
+    if framing == "newline" and len(raw) >= 4 and not _mostly_text(raw[:16]):
+        return ("framing mismatch: the replies look binary, not newline frames (try "
+                "--framing len32 or len16)")
+    return "replies carry no stamp: is it an echo server?"
+
+
+def _mostly_text(b: bytes) -> bool:
+    printable = sum(32 <= c < 127 or c in (9, 13) for c in b)
+    return len(b) > 0 and printable >= 0.9 * len(b)

@@ -2,7 +2,9 @@
 sustains against the built-in echo target) and the latency floor (p50/p99 at a low rate).
 
 Returns figures; printing is the CLI's job. The echo server's own CPU is sampled with psutil
-so the report can say when the server, not the client, set the ceiling.
+so the report can say when the server, not the client, set the ceiling. The whole machine is
+sampled too: when other processes took a material share (aggregate.SHARED_CORE_PCT) of the
+worker's or the server's core during the ceiling run, no ceiling is reported (``busy``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import psutil
 
 from harness import aggregate
 from harness import config as cfg
-from harness.coordinator import Coordinator, resolve
+from harness.coordinator import resolve
 from harness.plan import Plan, Target
+from harness.sweep import Session
 from harness.targets import launch
 from workloads import load
 
@@ -26,15 +29,21 @@ def _plan(targets: tuple[Target, ...], **run: object) -> Plan:
     return cfg.build_plan(cfg.settings({}, flags))
 
 
-def _run(plan: Plan, reserve: int) -> dict:
+def _run(plan: Plan, reserve: int, server_pid: int) -> dict:
+    """One step's summary, with the machine's load on the worker's and server's cores."""
     workload = load(plan.workload)(plan.size, plan.seed)
-    with Coordinator(plan, workload, resolve(plan.targets), reserve_cores=reserve) as coord:
-        outcome = coord.run()
-    if outcome.error or not outcome.steps:
-        raise RuntimeError(outcome.error or "calibration step did not run")
-    r = outcome.steps[0]
-    return aggregate.step_figures(r.step, r.results, r.receivers, "echo", ["msg"],
-                                  plan.pacing.mode == "open").summary
+    with Session(plan, workload, resolve(plan.targets), {"server": server_pid},
+                 reserve_cores=reserve) as session:
+        outcome = session.sweep()
+        if outcome.error or not outcome.steps:
+            raise RuntimeError(outcome.error or "calibration step did not run")
+        r = outcome.steps[0]
+        watched = session.watched(r)
+    summary = aggregate.step_figures(r.step, r.results, r.receivers, "echo", ["msg"],
+                                     plan.pacing.mode == "open").summary
+    if watched.summary:
+        aggregate.with_resources(summary, watched.summary, watched.cores)
+    return summary
 
 
 def calibrate(duration: float = 5.0, conns: int = 100, inflight: int = 16, size: int = 64,
@@ -48,18 +57,21 @@ def calibrate(duration: float = 5.0, conns: int = 100, inflight: int = 16, size:
         ceiling_plan = _plan(targets, conns=str(conns), inflight=inflight, size=size,
                              duration=duration)
         t0 = proc.cpu_times()
-        ceiling = _run(ceiling_plan, 1 if server_cpu is not None else 0)
+        ceiling = _run(ceiling_plan, 1 if server_cpu is not None else 0, server.pids[0])
         t1 = proc.cpu_times()
         wall = ceiling_plan.warmup_s + duration
         server_pct = 100.0 * ((t1.user - t0.user) + (t1.system - t0.system)) / wall
         floor_plan = replace(_plan(targets, conns=str(floor_conns), rate=floor_rate, size=size,
                                    duration=min(duration, 3.0)))
-        floor = _run(floor_plan, 1 if server_cpu is not None else 0)
+        floor = _run(floor_plan, 1 if server_cpu is not None else 0, server.pids[0])
     finally:
         server.stop()
+    busy = ceiling.get("shared_core") if ceiling.get("core_shared") else None
     return {
-        "ceiling_msgs_s": ceiling["throughput_msgs_s"],
-        "ceiling_mb_s": ceiling["throughput_mb_s"],
+        "ceiling_msgs_s": None if busy else ceiling["throughput_msgs_s"],
+        "ceiling_mb_s": None if busy else ceiling["throughput_mb_s"],
+        "busy": busy,
+        "measured_msgs_s": ceiling["throughput_msgs_s"],
         "ceiling_latency_ms": ceiling["latency_ms"],
         "ceiling_lost": ceiling["lost"],
         "client_cpu_pct": ceiling["client_cpu_pct"],

@@ -52,6 +52,7 @@ _CLAUSE = re.compile(
     re.IGNORECASE,
 )
 CLIENT_BOUND = "client-bound: the client, not the server, limited this probe"
+SHARED_CORE = "shared core: other processes took a material share of a client or server core"
 
 
 class SloError(ValueError):
@@ -204,23 +205,29 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     """Find the highest load that meets ``slo`` by bisection over ``probe(load)`` runs.
 
     ``probe`` runs one real step at ``load`` (connections, or msgs/s) and returns its
-    summary. Order: ``lo`` first (if it fails, ``max_load`` is None and the search stops,
-    ``lo_failed`` True); then ``hi`` (if it passes, ``max_load`` is ``hi``, ``hi_passed``
-    and ``converged`` True: the capacity is at least ``hi``, raise it to learn more); then
+    summary. Order: ``lo`` first; if it fails (``lo_failed`` True) the search goes *down*,
+    halving the load, until a probe passes (``searched_down`` True; the bisection then
+    goes on between it and the last failing load) or the next load would be below the
+    floor, ``lo / DOWN_FLOOR`` (1 with ``integer``): then ``max_load`` is None and
+    ``floor`` says how low it went. Otherwise ``hi`` (if it passes, ``max_load`` is ``hi``,
+    ``hi_passed`` and ``converged`` True: the capacity is at least ``hi``, raise it to learn
+    more); then
     the midpoint of the bracket [highest passing, lowest failing] - geometric when
     hi/lo > 4, arithmetic otherwise - until ``hi_bad - lo_ok <= tolerance * lo_ok``
     (``converged``) or ``max_probes`` probes in all (``converged`` False). With
     ``integer`` loads are rounded to ints and the search also stops, converged, when the
     bracket holds no integer left to try.
 
-    A probe flagged ``client_bound`` is a failure: the search never claims a capacity the
-    client could not drive. The result ``max_load`` is the highest load *observed* to meet
-    the SLO, within the tolerance of the lowest load observed to break it; a noisy server
-    can of course pass once where it would fail another time.
+    A probe flagged ``client_bound`` or ``core_shared`` is a failure: the search never claims
+    a capacity the client (or a busy machine) could not drive. The result ``max_load`` is
+    the highest load *observed* to meet the SLO, within the tolerance of the lowest load
+    observed to break it; a noisy server can of course pass once where it would fail
+    another time.
     """
     lo, hi = _check_search_args(lo, hi, tolerance, max_probes, integer)
     result: dict[str, Any] = {"max_load": None, "probes": [], "bracket": [None, lo],
-                              "converged": False, "hi_passed": False, "lo_failed": False}
+                              "converged": False, "hi_passed": False, "lo_failed": False,
+                              "searched_down": False, "floor": None}
     probes = result["probes"]
 
     def run(load: float) -> bool:
@@ -229,11 +236,17 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
 
     if not run(lo):
         result["lo_failed"] = True
-        return result
-    if run(hi):
+        found = _search_down(run, lo, integer, max_probes - 1)
+        result.update(searched_down=True, floor=found[2])
+        if found[0] is None:
+            result["bracket"] = [None, found[1]]
+            return result
+        lo_ok, hi_bad = found[0], found[1]
+    elif run(hi):
         result.update(max_load=hi, bracket=[hi, None], converged=True, hi_passed=True)
         return result
-    lo_ok, hi_bad = lo, hi
+    else:
+        lo_ok, hi_bad = lo, hi
     converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
     while not converged and len(probes) < max_probes:
         mid = _midpoint(lo_ok, hi_bad, integer)
@@ -244,6 +257,26 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
         converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
     result.update(max_load=lo_ok, bracket=[lo_ok, hi_bad], converged=converged)
     return result
+
+
+DOWN_FLOOR = 64  # below lo, the search goes down to lo / 64 (six halvings) at most
+
+
+def _search_down(run: Callable[[float], bool], lo: float, integer: bool,
+                 budget: int) -> tuple[float | None, float, float]:
+    """Halve the load from ``lo`` until a probe passes: (passing load or None, the lowest
+    failing load, the floor)."""
+    floor = 1 if integer else lo / DOWN_FLOOR
+    bad = lo
+    while budget > 0:
+        load = bad // 2 if integer else bad / 2
+        if load < floor or load >= bad:
+            break
+        budget -= 1
+        if run(load):
+            return load, bad, floor
+        bad = load
+    return None, bad, floor
 
 
 def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
@@ -263,6 +296,8 @@ def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None
     ok, violations = slo_check(summary, slo, max_errors)
     if summary.get("client_bound"):
         ok, violations = False, [CLIENT_BOUND, *violations]
+    if summary.get("core_shared"):
+        ok, violations = False, [SHARED_CORE, *violations]
     return {"load": load, "ok": ok, "violations": violations,
             "p99_ms": (summary.get("latency_ms") or {}).get("p99"),
             "throughput_msgs_s": summary.get("throughput_msgs_s"),
@@ -279,7 +314,8 @@ def _midpoint(lo_ok: float, hi_bad: float, integer: bool) -> float:
     bracket is down to two adjacent ints, so there is one)."""
     mid = math.sqrt(lo_ok * hi_bad) if hi_bad / lo_ok > 4 else (lo_ok + hi_bad) / 2
     if not integer:
-        return mid
+        short = float(f"{mid:.3g}")  # a load a person can read back (3 significant digits)
+        return short if lo_ok < short < hi_bad else mid
     return min(max(round(mid), lo_ok + 1), hi_bad - 1)
 
 

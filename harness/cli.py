@@ -432,7 +432,8 @@ def clear_live_line() -> None:
 
 
 class LiveLine:
-    """Once a second on stderr: step, connections open, msgs/s, p99, errors."""
+    """Once a second on stderr: step, connections open, replies/s over the last second, the
+    p99 so far in this step (of the worst worker; "n/a" until a reply came), errors."""
 
     def __init__(self) -> None:
         self.last: tuple[float, int] | None = None
@@ -448,9 +449,10 @@ class LiveLine:
             rate = (received - self.last[1]) / (now - self.last[0])
         self.last = (now, received)
         p99s = [p["p99"] for p in progress if p["p99"] is not None]
-        p99 = f"{max(p99s) / 1e6:.3f}" if p99s else "-"
+        p99 = f"{max(p99s) / 1e6:.3f} ms" if p99s else "n/a"
         text = (f"step {step.index + 1} conns={step.conns} open="
-                f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} p99<={p99} ms "
+                f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} "
+                f"p99 so far (worst worker)={p99} "
                 f"errors={sum(p['errors'] for p in progress)}   ")
         click.echo("\r" + printable(text), err=True, nl=False)
 
@@ -463,7 +465,7 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     figures = [sweep_mod.figures(plan, workload, r) for r in outcome.steps]
     for f, w in zip(figures, watched, strict=True):
         if w is not None and w.summary:
-            f.summary["resources"] = w.summary
+            aggregate.with_resources(f.summary, w.summary, w.cores)
         trend = aggregate.trend_figures(f.series, w.rows if w is not None else [])
         if trend is not None:
             f.summary["trend"] = trend
@@ -495,7 +497,13 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
                    f"(what the others measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
-    failed = failures or outcome.error or outcome.partial or not steps or unwritten
+    diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
+        steps, workload.framing or plan.framing)
+    if diagnosis:
+        click.echo(f"harness: {printable(diagnosis)}", err=True)
+        return EXIT_UNREACHABLE
+    unjudged = bool(steps) and verdict["judged"] == 0
+    failed = failures or outcome.error or outcome.partial or not steps or unwritten or unjudged
     return EXIT_FAIL if failed else EXIT_OK
 
 
@@ -548,6 +556,7 @@ def run_document(plan: Plan, workload: Any, outcome: RunOutcome, steps: list[dic
     return {
         "schema_version": results_mod.SCHEMA_VERSION,
         "partial": outcome.partial,
+        "argv": sys.argv[1:],
         "target": ",".join(t.label for t in plan.targets),
         "targets": [t.label for t in plan.targets],
         "embedded": plan.embedded,
@@ -572,6 +581,7 @@ def plan_dict(plan: Plan) -> dict:
 def environment(plan: Plan, started: float) -> dict:
     nofile = raise_nofile()
     return {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "started_unix_s": round(started, 3), "ended_unix_s": round(time.time(), 3),
             "open_files_limit": nofile,
             "max_conns_allowed": plan.workers * max(nofile - 64, 0),
             "host": socket.gethostname(), "cores": os.cpu_count(),
@@ -599,10 +609,15 @@ def search_epilog() -> str:
         help="largest error rate, e.g. 0.1% (default: not checked)")
 @option("--over", type=click.Choice(["rate", "conns"]), default="rate", show_default=True,
         group="Search", help="search the total message rate (open loop) or the connection count")
-@option("--lo", type=float, default=None, group="Search", help="lowest load to probe")
-@option("--hi", type=float, default=None, group="Search", help="highest load to probe")
+@option("--lo", type=float, default=None, group="Search",
+        help="first load to probe (default: 100 msgs/s with --over rate, 1 connection "
+             "with --over conns); if it fails, the search halves it, down to lo/64")
+@option("--hi", type=float, default=None, group="Search",
+        help="highest load to probe (default: 100,000 msgs/s with --over rate, 1,000 "
+             "connections with --over conns)")
 @option("--tolerance", type=click.FloatRange(0.001, 1.0), default=0.05, show_default=True,
-        group="Search", help="stop when the bracket is this fraction of the load wide")
+        group="Search",
+        help="stop when the bracket is narrower than this fraction of the load found")
 @option("--max-probes", type=click.IntRange(2, 100), default=12, show_default=True,
         group="Search", help="the most probes to run")
 @option("--json", "as_json", is_flag=True, group="Output",
@@ -645,21 +660,12 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
     doc = {"max_load": result["max_load"], "unit": "msgs_s" if over == "rate" else "conns",
            "slo": slo_text, "max_errors": errors, "tolerance": tolerance,
            "converged": result["converged"], "bracket": result["bracket"],
+           "searched_down": result["searched_down"], "floor": result["floor"],
            "probes": result["probes"], "conns": base.conns if over == "rate" else None}
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
     else:
-        for p in result["probes"]:
-            click.echo(f"probe {p['load']:>12,.1f}: {'ok ' if p['ok'] else 'FAIL'} "
-                       f"p99 {p['p99_ms'] if p['p99_ms'] is not None else '-'} ms, "
-                       f"{p['throughput_msgs_s']:,.0f} msgs/s  {'; '.join(p['violations'])}")
-        unit = "msgs/s" if over == "rate" else "conns"
-        if result["max_load"] is None:
-            click.echo(f"no load from {lo:g} {unit} meets {slo_text}")
-        else:
-            click.echo(f"max load meeting {slo_text}: {result['max_load']:,.1f} {unit} "
-                       f"(tolerance {tolerance:.0%}"
-                       f"{', not converged' if not result['converged'] else ''})")
+        print_search(result, lo, slo_text, tolerance, "msgs/s" if over == "rate" else "conns")
     sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
 
 
@@ -706,9 +712,13 @@ def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict,
                             cut.append(out.error)
                         if out.interrupted or out.error or not out.steps:
                             raise KeyboardInterrupt
-                        summaries.append(sweep_mod.figures(search_plan(plan, over, load),
-                                                           workload, out.steps[0]).summary)
-                        return summaries[-1]
+                        summary = sweep_mod.figures(search_plan(plan, over, load), workload,
+                                                    out.steps[0]).summary
+                        w = session.watched(out.steps[0])
+                        if w.summary:
+                            aggregate.with_resources(summary, w.summary, w.cores)
+                        summaries.append(summary)
+                        return summary
                     return bisect(probe_at), summaries
         except KeyboardInterrupt:
             if cut:
@@ -716,6 +726,35 @@ def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict,
             die(EXIT_FAIL, "interrupted during the search" if tried
                 else "interrupted before the first step")
     raise AssertionError("unreachable")
+
+
+def load_text(x: float | None) -> str:
+    """A load as a person reads it: whole numbers as they are, others to 3 significant
+    digits; thousands separated."""
+    if x is None:
+        return "-"
+    if float(x).is_integer():
+        return f"{x:,.0f}"
+    short = float(f"{x:.3g}")
+    return f"{short:,.0f}" if abs(short) >= 100 else f"{short:g}"
+
+
+def print_search(result: dict, lo: float, slo_text: str, tolerance: float, unit: str) -> None:
+    for p in result["probes"]:
+        p99 = "-" if p["p99_ms"] is None else f"{p['p99_ms']:.3f}"
+        click.echo(f"probe {load_text(p['load']):>9} {unit}: {'ok ' if p['ok'] else 'FAIL'} "
+                   f"p99 {p99} ms, {p['throughput_msgs_s']:,.0f} msgs/s  "
+                   f"{'; '.join(p['violations'])}")
+    if result["searched_down"]:
+        click.echo(f"the first probe ({load_text(lo)} {unit}) failed: searched down, halving "
+                   f"the load, to at most the floor of {load_text(result['floor'])} {unit}")
+    if result["max_load"] is None:
+        low = result["bracket"][1]
+        click.echo(f"no load from {load_text(low)} to {load_text(lo)} {unit} meets {slo_text}")
+    else:
+        click.echo(f"max load meeting {slo_text}: {load_text(result['max_load'])} {unit} "
+                   f"(tolerance {tolerance:.0%}"
+                   f"{', not converged' if not result['converged'] else ''})")
 
 
 def search_plan(plan: Plan, over: str, load: float) -> Plan:
@@ -761,6 +800,9 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
         die(EXIT_USAGE, str(exc))
     check_results_dir(results_dir)
     doc["merged_from"] = list(runs)
+    doc["argv"] = sys.argv[1:]
+    for w in doc["warnings"]:
+        click.echo(f"harness: warning: {printable(w)}", err=True)
     full = dict(doc)
     full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in hs.items()},
                           second_histograms=[h.to_dict() for h in sec])
@@ -797,7 +839,13 @@ def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None
     fig = run_calibration(duration=duration, conns=conns, inflight=inflight)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(fig) + b"\n")
-        return
+        sys.exit(EXIT_FAIL if fig["busy"] else EXIT_OK)
+    if fig["busy"]:
+        b = fig["busy"]
+        die(EXIT_FAIL, f"calibrate: no ceiling: the machine is busy: other processes took "
+                       f"{b['others_pct']:.0f}% of core {b['core']} ({b['role']}'s) during the "
+                       f"ceiling run ({fig['measured_msgs_s']:,.0f} msgs/s measured, not a "
+                       "ceiling). Run it again on an idle machine.")
     st = fig["setup"]
     click.echo(f"ceiling: {fig['ceiling_msgs_s']:,.0f} echoed msgs/s from one worker core "
                f"({fig['ceiling_mb_s']:.1f} MB/s; {st['conns']} conns x {st['inflight']} in "

@@ -3,12 +3,17 @@
 Pure functions over run documents (run.json as dicts) and their per-second series: no
 files, no sockets. Latency stays exact: every histogram is rebuilt from its buckets, merged
 by addition (a layout mismatch is refused), and percentiles are taken once, after the merge.
-Counts add up; throughput adds (the machines loaded the target together); client CPU is
-the busiest worker of any machine. Units as in run.json (ms, msgs/s, MB/s).
+Counts add up, connections too (each machine opened its own); throughput adds (the
+machines loaded the target together); client CPU is the busiest worker of any machine.
+Each machine's own figures stay in ``per_machine``. Runs whose time spans do not overlap
+were not run at once: the merged document says so in ``warnings``. Units as in run.json
+(ms, msgs/s, MB/s).
 """
 
 from __future__ import annotations
 
+import calendar
+import time
 from dataclasses import fields
 from typing import Any
 
@@ -66,6 +71,7 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
     for key in SUMMED:
         if key in steps[0]:
             out[key] = sum(s.get(key, 0) for s in steps)
+    out["conns"] = sum(s["conns"] for s in steps)
     out["errors"] = {k: sum(s["errors"].get(k, 0) for s in steps) for k in ERROR_KINDS}
     out["duration_s"] = max(s["duration_s"] for s in steps)
     out["throughput_msgs_s"] = round(sum(s["throughput_msgs_s"] for s in steps), 3)
@@ -91,21 +97,69 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
                          "latency_ms": aggregate.latency_ms(hists[f"kind:{row['kind']}"])}
                         for i, row in enumerate(steps[0]["kinds"])]
     out["machines"] = len(steps)
-    out["per_machine"] = [{k: s.get(k) for k in ("throughput_msgs_s", "client_cpu_pct",
-                                                  "client_bound", *PER_MACHINE) if k in s}
-                          for s in steps]
+    out["per_machine"] = [dict({k: s.get(k) for k in MACHINE_KEYS if k in s},
+                               errors=sum(s["errors"].values())) for s in steps]
     return out, hists
 
 
-def merge_runs(docs: list[dict], series: list[list[dict]]) -> tuple[dict, list[dict],
-                                                                    list[list[Histogram]],
-                                                                    list[dict]]:
+MACHINE_KEYS = ("conns", "throughput_msgs_s", "latency_ms", "lost", "client_cpu_pct",
+                "client_bound", *PER_MACHINE)
+
+
+def span(doc: dict) -> tuple[float, float] | None:
+    """A run's (start, end) in Unix seconds: as recorded, or (older runs) its start plus
+    its steps' warm-ups and windows. None when the run says nothing of when it ran."""
+    env = doc.get("environment") or {}
+    start = env.get("started_unix_s")
+    if start is None and env.get("started_utc"):
+        try:
+            start = calendar.timegm(time.strptime(env["started_utc"], "%Y-%m-%dT%H:%M:%SZ"))
+        except ValueError:
+            return None
+    if start is None:
+        return None
+    end = env.get("ended_unix_s")
+    if end is None:
+        warmup = ((doc.get("config") or {}).get("warmup_s") or 0.0)
+        end = start + sum(s.get("duration_s", 0.0) + warmup for s in doc["steps"])
+    return float(start), float(end)
+
+
+def overlap_warnings(docs: list[dict], names: list[str]) -> list[str]:
+    """One line when some runs' time spans do not overlap: they were not run at once, so
+    their sum is no load the target ever saw."""
+    spans = [span(d) for d in docs]
+    if any(s is None for s in spans):
+        return ["cannot tell whether the runs overlapped in time (a run without start time)"]
+    latest_start = max(s[0] for s in spans)
+    earliest_end = min(s[1] for s in spans)
+    if latest_start <= earliest_end:
+        return []
+    when = ", ".join(f"{n}: {_hms(a)}-{_hms(b)} UTC" for n, (a, b) in zip(names, spans,
+                                                                       strict=True))
+    return [f"the runs did not overlap in time ({when}): they were not run at once, so the "
+            "merged throughput is not a load the target ever saw"]
+
+
+def _hms(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(t))
+
+
+def merge_runs(docs: list[dict], series: list[list[dict]], names: list[str] | None = None
+               ) -> tuple[dict, list[dict], list[list[Histogram]], list[dict]]:
     """(merged doc, merged series per step, merged per-second histograms per step, the merged
-    histograms per step). ``series[r][k]``: run r's per-second columns for step k."""
+    histograms per step). ``series[r][k]``: run r's per-second columns for step k;
+    ``names[r]`` how warnings call run r (default: its host)."""
     check(docs)
+    hosts = [(d.get("environment") or {}).get("host") for d in docs]
+    if names is None:
+        distinct = all(hosts) and len(set(hosts)) == len(hosts)
+        names = hosts if distinct else [f"run{i + 1}" for i in range(len(docs))]
     steps, all_series, all_seconds, all_hists = [], [], [], []
     for k, parts in enumerate(zip(*(d["steps"] for d in docs), strict=True)):
         summary, hists = merge_step(list(parts))
+        for m, host in zip(summary["per_machine"], names, strict=True):
+            m["host"] = host
         seconds = [[Histogram.from_dict(h) for h in p.get("second_histograms", [])]
                    for p in parts]
         cols, merged = aggregate.combine_series([series[r][k] for r in range(len(docs))],
@@ -130,6 +184,7 @@ def merge_runs(docs: list[dict], series: list[list[dict]]) -> tuple[dict, list[d
         "degradation": aggregate.degradation(steps, _rules(config.get("degradation") or {})),
         "thresholds": {"failed": aggregate.threshold_failures(
             [_with_server(s) for s in steps], thresholds_from(config.get("thresholds") or {}))},
+        "warnings": overlap_warnings(docs, names),
     }
     return doc, all_series, all_seconds, all_hists
 

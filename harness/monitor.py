@@ -17,6 +17,17 @@ Units and meanings of one sample row (one per process per sample):
   once per tick and repeated on every row of that tick: never sum it across roles.
   ``None`` on the first tick.
 
+The whole machine is sampled too, once per tick: each core's busy time (user + nice +
+system + irq + softirq, from ``psutil.cpu_times(percpu=True)``, in percent of that core)
+and the part of it that *other* processes took: the core's busy % (interrupt time
+included, as the kernel may charge a process's loopback traffic to it) less the CPU of the
+processes harness knows (the watched ones, this process, and any ``known`` pids such as a
+local target server). A known process pinned to one core counts on that core; an unpinned
+one is subtracted from every core it may run on (so a stray server never passes for
+"other" load). Per role,
+``summary()`` gives ``core`` (the one core a pinned process may use, else None) and
+``others_on_core_pct`` (mean over the window of what other processes took of that core).
+
 A pid that does not exist at construction is not monitored and leaves a line in
 ``warnings``. A process that exits or dies while monitored (gone, zombie, or its pid
 reused) is recorded in ``died`` (role -> monotonic ns when a tick first saw it dead)
@@ -29,6 +40,7 @@ Nothing here prints; the caller prints ``warnings``.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,6 +81,15 @@ class _Watched:
     last_cpu_s: float | None = None  # user + system CPU seconds at last_ns
     last_ns: int = 0
     denied: set[str] = field(default_factory=set)  # figures already warned about
+    cores: tuple[int, ...] = ()  # the cores it may run on (its affinity), () if unknown
+    cpu_pct: float | None = None  # at the last tick
+
+
+class _CoreRow(NamedTuple):
+    t_ns: int
+    core: int
+    busy_pct: float  # of that core: user + nice + system + irq + softirq
+    others_pct: float  # busy_pct less the CPU of known processes on it (never below 0)
 
 
 class _Gone(Exception):
@@ -83,7 +104,8 @@ class Monitor:
     ``series()`` may be called while running (they copy under a lock).
     """
 
-    def __init__(self, procs: dict[str, int], interval: float = 1.0) -> None:
+    def __init__(self, procs: dict[str, int], interval: float = 1.0,
+                 known: set[int] | None = None) -> None:
         if not math.isfinite(interval) or interval < MIN_INTERVAL_S:
             raise ValueError(f"interval must be >= {MIN_INTERVAL_S} s, got {interval!r}")
         self.interval = float(interval)
@@ -96,7 +118,13 @@ class Monitor:
             watched = self._open(role, pid)
             if watched is not None:
                 self._watched.append(watched)
+        seen = {w.pid for w in self._watched}
+        self._known = [k for k in (self._open_quietly(pid) for pid in
+                                   sorted(({os.getpid()} | set(known or ())) - seen))
+                       if k is not None]
         self._rows: list[_Row] = []
+        self._core_rows: list[_CoreRow] = []
+        self._cores_last: tuple[int, list[float]] | None = None
         self._net_last: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -175,7 +203,27 @@ class Monitor:
         by_role: dict[str, list[_Row]] = {w.role: [] for w in self._watched}
         for r in self._window(since_ns, until_ns):
             by_role[r.role].append(r)
-        return {role: self._summarize(role, rows, until_ns) for role, rows in by_role.items()}
+        out = {role: self._summarize(role, rows, until_ns) for role, rows in by_role.items()}
+        cores = self.cores(since_ns, until_ns)
+        for w in self._watched:
+            one = w.cores[0] if len(w.cores) == 1 else None
+            out[w.role]["core"] = one
+            out[w.role]["others_on_core_pct"] = (cores[one]["others_pct_mean"]
+                                                 if one in cores else None)
+        return out
+
+    def cores(self, since_ns: int | None = None, until_ns: int | None = None
+              ) -> dict[int, dict[str, float]]:
+        """Per core: mean busy % and mean % other processes took, over the window's ticks."""
+        with self._lock:
+            rows = [r for r in self._core_rows if (since_ns is None or r.t_ns >= since_ns)
+                    and (until_ns is None or r.t_ns < until_ns)]
+        out: dict[int, dict[str, float]] = {}
+        for c in sorted({r.core for r in rows}):
+            mine = [r for r in rows if r.core == c]
+            out[c] = {"busy_pct_mean": round(sum(r.busy_pct for r in mine) / len(mine), 1),
+                      "others_pct_mean": round(sum(r.others_pct for r in mine) / len(mine), 1)}
+        return out
 
     # -- internals ---------------------------------------------------------------------
 
@@ -195,7 +243,7 @@ class Monitor:
         except psutil.AccessDenied:
             self.warnings.append(f"{role} pid {pid} is not accessible: not monitored")
             return None
-        return _Watched(role, pid, proc)
+        return _Watched(role, pid, proc, cores=_affinity(proc))
 
     def _run(self) -> None:
         """Sampling loop: ticks on a fixed schedule from start_ns, skips ticks it missed."""
@@ -212,6 +260,7 @@ class Monitor:
 
     def _tick(self, t_ns: int) -> None:
         net = self._net_delta()
+        busy = self._core_busy(t_ns)
         rows = []
         for w in self._watched:
             if w.role in self.died:
@@ -220,8 +269,51 @@ class Monitor:
                 rows.append(self._read(w, t_ns, net))
             except (_Gone, psutil.NoSuchProcess):  # ZombieProcess included
                 self._record_death(w, time.monotonic_ns())  # when seen, not the tick
+        for k in self._known:
+            self._known_cpu(k)
+        core_rows = self._others(t_ns, busy) if busy is not None else []
         with self._lock:
             self._rows.extend(rows)
+            self._core_rows.extend(core_rows)
+
+    def _core_busy(self, t_ns: int) -> list[float] | None:
+        """Each core's busy % since the previous tick (None on the first)."""
+        try:
+            now = [c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0)
+                   for c in psutil.cpu_times(percpu=True)]
+        except (OSError, RuntimeError):
+            return None
+        last, self._cores_last = self._cores_last, (t_ns, now)
+        if last is None or t_ns <= last[0] or len(last[1]) != len(now):
+            return None
+        wall = (t_ns - last[0]) / SEC
+        return [max(b - a, 0.0) / wall * 100.0 for a, b in zip(last[1], now, strict=True)]
+
+    def _others(self, t_ns: int, busy: list[float]) -> list[_CoreRow]:
+        """What processes harness does not know took of each core over the last tick."""
+        mine = [0.0] * len(busy)
+        for w in [*self._watched, *self._known]:
+            if w.cpu_pct is None or w.role in self.died:
+                continue
+            for c in w.cores or range(len(busy)):
+                if c < len(mine):
+                    mine[c] += w.cpu_pct
+        return [_CoreRow(t_ns, c, b, max(b - mine[c], 0.0)) for c, b in enumerate(busy)]
+
+    def _known_cpu(self, w: _Watched) -> None:
+        try:
+            times = w.proc.cpu_times()
+        except psutil.Error:
+            w.cpu_pct = None
+            return
+        w.cpu_pct = self._cpu_pct(w, times, time.monotonic_ns())
+
+    def _open_quietly(self, pid: int) -> _Watched | None:
+        try:
+            proc = psutil.Process(pid)
+            return _Watched(f"known{pid}", pid, proc, cores=_affinity(proc))
+        except psutil.Error:
+            return None
 
     def _net_delta(self) -> int | None:
         try:
@@ -248,11 +340,12 @@ class Monitor:
             mem = self._try(w, "memory", proc.memory_info)
             threads = self._try(w, "threads", proc.num_threads)
             fds = self._try(w, "open fds", proc.num_fds) if hasattr(proc, "num_fds") else None
+        w.cpu_pct = self._cpu_pct(w, times, read_ns)
         return _Row(
             t_ns=t_ns,
             role=w.role,
             pid=w.pid,
-            cpu_pct=self._cpu_pct(w, times, read_ns),
+            cpu_pct=w.cpu_pct,
             rss_bytes=None if mem is None else mem.rss,
             threads=threads,
             fds=fds,
@@ -323,6 +416,24 @@ class Monitor:
             "fds_max": _max_known(r.fds for r in rows),
             "died_at_s": died_at_s,
         }
+
+
+def _affinity(proc: psutil.Process) -> tuple[int, ...]:
+    try:
+        return tuple(sorted(proc.cpu_affinity() or ()))
+    except (psutil.Error, AttributeError, OSError):
+        return ()
+
+
+def listener_pids(ports: set[int]) -> set[int]:
+    """Local processes listening on any of ``ports`` (TCP): a target on this machine, so
+    its CPU is not taken for "other" load. Empty when the table cannot be read."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return set()
+    return {c.pid for c in conns if c.pid and c.status == psutil.CONN_LISTEN and c.laddr
+            and c.laddr.port in ports}
 
 
 def _max_known(values: Any) -> int | None:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from harness.histogram import SMALL_BATCH, Histogram, from_counts
-from harness.result import Times, WorkerResult
+from harness.result import UNPARSED_KEEP, Times, WorkerResult
 from harness.units import SEC
 
 
@@ -54,7 +54,14 @@ class Recorder:
         self.res.window_start = self.times.measure
 
     def stop_sending(self, now: int) -> None:
-        self.res.window_end = now if self.times.end is None else self.times.end
+        end = self.times.end  # cut short (stopped): the window ends now, not as planned
+        self.res.window_end = now if end is None else min(now, end)
+
+    def keep_unparsed(self, data: bytes | bytearray | memoryview) -> None:
+        """Keep the first bytes of the step that did not parse, for a diagnosis when no
+        valid reply came."""
+        if not self.res.unparsed:
+            self.res.unparsed = bytes(data[:UNPARSED_KEEP])
 
     # ------------------------------------------------------------------ counters
 

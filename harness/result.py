@@ -12,6 +12,7 @@ import numpy as np
 from harness.histogram import Histogram
 from harness.ledger import FanoutPart
 
+UNPARSED_KEEP = 64  # bytes of the first unparsable reply kept for the diagnosis
 ERROR_KINDS = ("connect_refused", "connect_timeout", "reset", "closed", "timeout", "protocol",
                "connect_no_port", "connect_fd_limit", "connect_reset", "connect_unreachable",
                "connect_other")
@@ -56,6 +57,9 @@ class WorkerResult:
     node_connected: np.ndarray | None = None  # connected per target node
     sent: int = 0  # messages sent inside the measure window
     received: int = 0  # replies / deliveries received inside the measure window
+    sent_all: int = 0  # messages sent at any time of the step (warm-up and drain included)
+    replies: int = 0  # valid (stamp-checked) replies received at any time of the step
+    unparsed: bytes = b""  # the first bytes (<= UNPARSED_KEEP) received that did not parse
     bytes_sent: int = 0
     bytes_received: int = 0
     lost: int = 0

@@ -13,7 +13,7 @@ from harness import aggregate
 from harness.capacity import next_load
 from harness.coordinator import Coordinator, RunOutcome, StepRun
 from harness.interrupts import Interrupts
-from harness.monitor import Monitor
+from harness.monitor import Monitor, listener_pids
 from harness.plan import Plan, Step
 from harness.units import SEC
 
@@ -25,6 +25,7 @@ class Watched:
 
     rows: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    cores: dict = field(default_factory=dict)  # core -> busy and others' CPU % (means)
 
 
 class Session:
@@ -42,7 +43,8 @@ class Session:
             self.coord.start()
             roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
             roles.update(self.servers)
-            self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s)
+            self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s,
+                                   known=local_targets(self.plan))
             self.monitor.start()
         except BaseException:
             self.__exit__()  # workers ignore SIGTERM: only their pipe stops them
@@ -59,7 +61,7 @@ class Session:
         return list(self.monitor.warnings) if self.monitor else []
 
     def sweep(self) -> RunOutcome:
-        return self.coord.run(until_degraded(self.plan, self.workload) if
+        return self.coord.run(until_degraded(self.plan, self.workload, self.watched) if
                               self.plan.until_degraded else None)
 
     def probe(self, step: Step) -> RunOutcome:
@@ -73,18 +75,38 @@ class Session:
         for r in rows:
             r["second"] = (r["t_ns"] - run.t_measure) / SEC
         summary = self.monitor.summary(since_ns=run.t_measure, until_ns=run.t_end)
-        return Watched(rows, summary)
+        return Watched(rows, summary, self.monitor.cores(run.t_measure, run.t_end))
 
 
-def until_degraded(plan: Plan, workload: Any) -> Callable[[list[StepRun]], Step | None]:
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def local_targets(plan: Plan) -> set[int]:
+    """Pids of the processes serving a loopback target: their CPU is the server's, never a
+    busy machine's."""
+    ports = {t.port for t in plan.targets if t.host.startswith(LOOPBACK)}
+    return listener_pids(ports) if ports else set()
+
+
+def until_degraded(plan: Plan, workload: Any,
+                   watched: Callable[[StepRun], Watched] | None = None
+                   ) -> Callable[[list[StepRun]], Step | None]:
     """Steps that grow (double, or add ``increment`` connections) from the first, until the
-    degradation rule fires or ``max_conns`` is passed."""
+    degradation rule fires or ``max_conns`` is passed. With ``watched``, steps on a shared
+    core are left out of that judgement, as they are of the final verdict."""
     first = plan.steps[0]
+
+    def summary(run: StepRun) -> dict:
+        s = figures(plan, workload, run).summary
+        w = watched(run) if watched is not None else None
+        if w is not None and w.summary:
+            aggregate.with_resources(s, w.summary, w.cores)
+        return s
 
     def next_step(done: list[StepRun]) -> Step | None:
         if not done:
             return first
-        summaries = [figures(plan, workload, r).summary for r in done]
+        summaries = [summary(r) for r in done]
         verdict = aggregate.degradation(summaries, plan.degradation)
         if verdict["degraded_at"] is not None:
             return None

@@ -67,6 +67,8 @@ class Sink(Protocol):
 
     def backlogged(self, i: int) -> None: ...
 
+    def unparsed(self, data: memoryview) -> None: ...
+
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None: ...
 
@@ -372,7 +374,10 @@ class Transport:
         if fixed and (end - start) % fixed == 0:
             cut = end
         else:
+            read_end, was_broken = end, len(r.broken)
             cut, end = self.protocol.cut(self.rounds.buf, i, start, end, r.walk, r.broken)
+            if len(r.broken) > was_broken:  # the stream broke at cut
+                self.sink.unparsed(self.rounds.mv[cut:read_end])
         if cut < end:
             pend[i] = bytes(self.rounds.mv[cut:end])
         elif pend[i]:

@@ -60,6 +60,7 @@ class Worker:
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
+        self.seq0 = 0  # self.seq when the step began sending
 
     # ------------------------------------------------------------------ step set-up
 
@@ -82,6 +83,7 @@ class Worker:
         self.sending = True
         self.hi = self.seq  # first seq after the window
         self.drain_until: int | None = None
+        self.round_len = 0  # bytes of whole frames in the round buffer this round
 
     @property
     def res(self) -> WorkerResult:
@@ -125,6 +127,9 @@ class Worker:
     def backlogged(self, i: int) -> None:
         self.pace.backlog[i] = True
 
+    def unparsed(self, data: memoryview) -> None:
+        self.rec.keep_unparsed(data)
+
     def connected(self, i: int, elapsed_ns: int) -> None:
         self.rec.connected(elapsed_ns)
         if self.running:  # joined mid-run (a stage added it)
@@ -136,6 +141,7 @@ class Worker:
 
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None:
+        self.round_len = seg_end[-1]
         self._account(self.proto.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
 
     # ------------------------------------------------------------------ the loop
@@ -148,6 +154,7 @@ class Worker:
         self.running = True
         stage_at = self.pace.stage_times(times.measure)
         cpu0 = os.times()
+        self.seq0 = self.seq
         next_tick = times.begin + SEC // 10
         next_report = times.begin + SEC
         while not self._edges(time.monotonic_ns(), stage_at):
@@ -259,6 +266,8 @@ class Worker:
 
     def _account(self, p: Parsed, t_last: int) -> None:
         """Everything one round's frames change: counters, histograms, ledger, credits."""
+        if p.bad_conns:
+            self.rec.keep_unparsed(self.rounds.mv[:self.round_len])
         for c in p.bad_conns:
             if self.tp.alive[c]:
                 self.tp.fail(c, "protocol")
@@ -266,18 +275,27 @@ class Worker:
         st, conn, t, flen = p.st, p.conn, p.t, p.flen
         valid = self.deliv.valid(p)
         if np.count_nonzero(valid) < len(valid):
-            # frames without a good stamp (unless the workload expects some), and good
-            # stamps another connection or worker sent: each one protocol error, once
-            bad = ~valid if not self.workload.ignore_unstamped else p.ok & ~valid
-            n = int(np.count_nonzero(bad))
-            if n:
-                self.rec.error("protocol", n, t_last)
+            bad = self._count_invalid(p.ok, valid, t_last)
             if self.deliv.mangled_frees_slot:
                 self.pace.credit(conn[bad], t_last)
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
+        self.rec.res.replies += len(t)
         self.pace.credit(self.deliv.record(conn, st, t), t_last)
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
+
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> np.ndarray:
+        """Protocol errors: frames without a good stamp (unless the workload expects some),
+        and good stamps another connection or worker sent. Returns the mask of the frames
+        counted (each one error, once)."""
+        lenient = self.workload.ignore_unstamped
+        bad = ~valid if not lenient else ok & ~valid
+        n = int(np.count_nonzero(bad))
+        if n:
+            if not lenient and np.count_nonzero(ok) < len(ok):
+                self.rec.keep_unparsed(self.rounds.mv[:self.round_len])
+            self.rec.error("protocol", n, now)
+        return bad
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace
@@ -311,6 +329,9 @@ class Worker:
             self.hi = self.seq
         res = self.rec.finish(cpu0)
         self.deliv.finish(res, self.hi)
+        res.sent_all = self.seq - self.seq0
+        if not res.replies:  # bytes that never made a frame
+            self.rec.keep_unparsed(next((p for p in self.tp.pend_in if p), b""))
         self.close_all()
         return res
 

@@ -11,6 +11,7 @@ import pytest
 from harness.capacity import (
     CLIENT_BOUND,
     GRAMMAR,
+    SHARED_CORE,
     Clause,
     Slo,
     SloError,
@@ -241,12 +242,31 @@ def test_search_integer_rounds_the_ends_and_stops_when_bracket_cannot_shrink() -
     assert r["converged"] and r["max_load"] == 10 and r["bracket"] == [10, 11]
 
 
-def test_search_stops_when_lo_fails() -> None:
-    probe = server_model(5.0)
+def test_search_goes_down_when_lo_fails_and_bisects_below_it() -> None:
+    probe = server_model(6.0)
     r = search(probe, 10.0, 1000.0, SLO_5MS, None)
-    assert probe.loads == [10.0]
-    assert r["max_load"] is None and r["lo_failed"] and not r["converged"]
+    assert probe.loads[:2] == [10.0, 5.0]  # lo failed: halve until a probe passes
+    assert 1000.0 not in probe.loads
+    assert r["lo_failed"] and r["searched_down"] and r["converged"]
     assert r["probes"][0]["violations"][0].startswith("p99 ")
+    assert 6.0 / 1.05 <= r["max_load"] <= 6.0 and r["bracket"][1] <= 10.0
+
+
+def test_search_down_stops_at_the_floor() -> None:
+    probe = server_model(0.01)
+    r = search(probe, 10.0, 1000.0, SLO_5MS, None)
+    assert probe.loads == [10.0, 5.0, 2.5, 1.25, 0.625, 0.3125, 0.15625]
+    assert r["max_load"] is None and r["lo_failed"] and not r["converged"]
+    assert r["floor"] == 10.0 / 64 and r["bracket"] == [None, 0.15625]
+    probe = server_model(0)
+    r = search(probe, 8, 100, SLO_5MS, None, integer=True)
+    assert probe.loads == [8, 4, 2, 1] and r["floor"] == 1 and r["max_load"] is None
+
+
+def test_search_probes_readable_loads() -> None:
+    probe = server_model(1234.5)
+    search(probe, 1.0, 20000.0, SLO_5MS, None, tolerance=0.05)
+    assert all(float(f"{x:.3g}") == x for x in probe.loads)  # 3 significant digits
 
 
 def test_search_stops_when_hi_passes() -> None:
@@ -282,9 +302,19 @@ def test_search_treats_client_bound_probes_as_failures() -> None:
     bound = [p for p in r["probes"] if p["load"] > 300.0]
     assert bound and all(not p["ok"] and p["violations"][0] == CLIENT_BOUND for p in bound)
     assert "client-bound" in CLIENT_BOUND
-    # a client-bound lo means no capacity claim at all
+    # a client-bound lo: the search goes down, and never claims more than the client drove
     r = search(server_model(1000.0, client_limit=5.0), 10.0, 2000.0, SLO_5MS, None)
-    assert r["max_load"] is None and r["lo_failed"]
+    assert r["lo_failed"] and r["searched_down"] and r["max_load"] <= 5.0
+
+
+def test_search_treats_shared_core_probes_as_failures() -> None:
+    def probe(load: float) -> dict:
+        return dict(summary(p99=1.0, throughput=load), core_shared=load > 50)
+
+    r = search(probe, 10.0, 100.0, SLO_5MS, None)
+    assert r["max_load"] <= 50.0
+    busy = [p for p in r["probes"] if p["load"] > 50]
+    assert busy and all(p["violations"][0] == SHARED_CORE for p in busy)
 
 
 def test_search_uses_max_errors_and_records_figures() -> None:

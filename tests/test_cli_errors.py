@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import servers
+from tests.busy import ran_ok
 
 TIMEOUT_S = 30.0  # per CLI call; usage errors take well under a second
 SHORT_RUN = ["--conns", "1", "--duration", "0.2", "--warmup", "0"]
@@ -283,7 +284,7 @@ def test_run_against_echo_server(tmp_path: Path) -> None:
         proc = harness(["run", "--host", target, "--conns", "2", "--duration", "0.5",
                         "--warmup", "0.1", "--json", "--results-dir", str(results)], tmp_path,
                        timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    assert ran_ok(proc.returncode, json.loads(proc.stdout)), proc.stderr
     check_summary(json.loads(proc.stdout), target, 2)
     folders = list(results.iterdir())
     assert len(folders) == 1
@@ -350,7 +351,7 @@ def test_run_against_ipv6_loopback(tmp_path: Path, echo_v6: int) -> None:
     proc = harness(["run", "--host", target, "--conns", "2", "--duration", "0.3",
                     "--warmup", "0.1", "--json", "--results-dir", str(tmp_path / "res")],
                    tmp_path, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    assert ran_ok(proc.returncode, json.loads(proc.stdout)), proc.stderr
     check_summary(json.loads(proc.stdout), target, 2)
 
 

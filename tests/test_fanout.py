@@ -13,6 +13,7 @@ import pytest
 
 from harness.targets import launch
 from tests import servers
+from tests.busy import ran_ok
 from tests.test_measure import plan_for, run_plan
 
 
@@ -54,7 +55,7 @@ def test_cluster_of_three_delivers_exactly_m_times_s_plus_n(serve_chat_cluster, 
     r = harness("run", "--workload", "chat", "--host", hosts, "--push-conns", "3", "--listen",
                 "1", "--messages", "100", "--inflight", "4", "--warmup", "0", "--workers", "1",
                 "--json", "--results-dir", str(tmp_path), cwd=str(tmp_path))
-    assert r.returncode == 0, r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
     (s,) = orjson.loads(r.stdout)["steps"]
     assert s["deliveries_expected"] == 600  # m * (s + n) = 100 * (3 + 3)
     assert s["deliveries"] == 600
@@ -121,7 +122,7 @@ def test_message_sweep_reports_messages_as_the_load(tmp_path):
                     "--results-dir", str(tmp_path), cwd=str(tmp_path))
     finally:
         server.stop()
-    assert r.returncode == 0, r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
     doc = orjson.loads(r.stdout)
     assert [s["deliveries"] for s in doc["steps"]] == [20, 100]
     assert doc["degradation"]["unit"] == "messages"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import orjson
 
 from harness.histogram import Histogram
 from tests import servers
+from tests.busy import ran_ok
 
 
 def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -26,8 +28,10 @@ def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
                                    str(tmp_path / f"m{i}"), "--name", f"m{i}"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL) for i in range(2)]
-        assert [p.wait(timeout=60) for p in procs] == [0, 0]
+        codes = [p.wait(timeout=60) for p in procs]
     runs = [next((tmp_path / f"m{i}").iterdir()) for i in range(2)]
+    for code, run in zip(codes, runs, strict=True):
+        assert ran_ok(code, orjson.loads((run / "run.json").read_bytes()))
     r = harness("merge", *map(str, runs), "--results-dir", str(tmp_path / "out"), "--json",
                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr.decode()
@@ -38,11 +42,18 @@ def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
         assert step["sent"] == sum(p["sent"] for p in parts)
         assert step["received"] == sum(p["received"] for p in parts)
         assert step["machines"] == 2
+        # each machine opened its own connections: the merged step had them all
+        assert step["conns"] == sum(p["conns"] for p in parts) == [6, 12][k]
+        assert [m["conns"] for m in step["per_machine"]] == [p["conns"] for p in parts]
+        assert [m["throughput_msgs_s"] for m in step["per_machine"]] == [
+            p["throughput_msgs_s"] for p in parts]
         # the merged p99 is the p99 of the merged histogram, not an average of p99s
         whole = Histogram.from_dict(parts[0]["histograms"]["latency"])
         whole.merge(Histogram.from_dict(parts[1]["histograms"]["latency"]))
         assert step["latency_ms"]["p99"] == round(whole.percentile(99) / 1e6, 6)
         assert np.isclose(step["throughput_msgs_s"], sum(p["throughput_msgs_s"] for p in parts))
+    assert merged["warnings"] == [] and "did not overlap" not in r.stderr.decode()
+    assert merged["degradation"]["last_healthy"] in (6, 12, None)
     (out,) = (tmp_path / "out").iterdir()
     assert (out / "run.json").is_file() and (out / "steps.csv").is_file()
     assert (out / "series-step0.csv").read_text().count("\n") >= 2
@@ -53,7 +64,8 @@ def test_mismatched_runs_are_refused(tmp_path: Path) -> None:
         for i, conns in enumerate(("2", "3")):
             assert harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", conns,
                            "--duration", "0.5", "--warmup", "0.1", "--no-report",
-                           "--results-dir", str(tmp_path / f"m{i}"), cwd=tmp_path).returncode == 0
+                           "--results-dir", str(tmp_path / f"m{i}"),
+                           cwd=tmp_path).returncode in (0, 1)  # 1: no step judged (busy)
     runs = [str(next((tmp_path / f"m{i}").iterdir())) for i in range(2)]
     r = harness("merge", *runs, "--results-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 2
@@ -64,7 +76,7 @@ def test_merge_refuses_a_name_or_results_folder_it_cannot_write(tmp_path: Path) 
     with servers.start("echo") as srv:
         assert harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--duration",
                        "0.3", "--warmup", "0", "--no-report", "--results-dir",
-                       str(tmp_path / "m"), cwd=tmp_path).returncode == 0
+                       str(tmp_path / "m"), cwd=tmp_path).returncode in (0, 1)
     (run,) = (tmp_path / "m").iterdir()
     for args, flag in ((["--name", "n" * 300], "--name"), (["--results-dir", "/proc/x"],
                                                             "--results-dir")):
@@ -72,3 +84,24 @@ def test_merge_refuses_a_name_or_results_folder_it_cannot_write(tmp_path: Path) 
         err = r.stderr.decode()
         assert r.returncode == 2 and "Traceback" not in err, err
         assert err.startswith(f"harness: {flag}") and err.count("\n") == 1, err
+
+
+def test_runs_made_one_after_the_other_merge_with_a_warning(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        for i in range(2):
+            assert harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2",
+                           "--duration", "0.5", "--warmup", "0.1", "--workers", "1",
+                           "--no-report", "--results-dir", str(tmp_path / f"m{i}"),
+                           cwd=tmp_path).returncode in (0, 1)
+            time.sleep(1.1)  # so the second starts after the first ended, to the second
+    runs = [str(next((tmp_path / f"m{i}").iterdir())) for i in range(2)]
+    r = harness("merge", *runs, "--results-dir", str(tmp_path / "out"), cwd=tmp_path)
+    err = r.stderr.decode()
+    assert "harness: warning: the runs did not overlap in time (run1: " in err
+    assert "they were not run at once, so the merged throughput is not a load the target " \
+           "ever saw" in err
+    out = r.stdout.decode()
+    assert "conns @host rows: each client machine's part of a merged step" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert [row[0] for row in rows if row and row[0] == "4"] == ["4"]  # 2 + 2 connections
+    assert len([row for row in rows if row[:2] in (["2", "@run1"], ["2", "@run2"])]) == 2

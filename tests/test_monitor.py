@@ -221,3 +221,41 @@ def test_trend_needs_a_real_rise() -> None:
     assert with_gaps["n"] == 3 and with_gaps["growing"]
     with pytest.raises(ValueError):
         trend([0.0], [1.0, 2.0])
+
+
+PINNED = """
+import os
+os.sched_setaffinity(0, {0})
+"""
+
+
+def test_other_processes_on_a_pinned_core_are_measured_and_known_ones_excluded(spawn) -> None:
+    sleepy = spawn(PINNED + SLEEPY)  # stands for a worker pinned to core 0
+    hog = spawn(PINNED + BUSY)  # something else on the worker's core
+    blind = Monitor({"worker0": sleepy.pid}, interval=0.2)
+    aware = Monitor({"worker0": sleepy.pid}, interval=0.2, known={hog.pid})
+    blind.start()
+    aware.start()
+    try:
+        time.sleep(1.3)
+    finally:
+        blind.stop()
+        aware.stop()
+    worker = blind.summary()["worker0"]
+    assert worker["core"] == 0
+    # the hog had core 0 to itself but for the other jobs of a shared 2-core machine
+    assert worker["others_on_core_pct"] > 40
+    cores = blind.cores()
+    assert set(cores) >= {0} and cores[0]["busy_pct_mean"] >= worker["others_on_core_pct"]
+    # the same seconds, with the hog known (as a local target server would be): not "other"
+    known = aware.summary()["worker0"]["others_on_core_pct"]
+    assert worker["others_on_core_pct"] - known > 30
+
+
+def test_an_unpinned_process_has_no_core(spawn) -> None:
+    sleepy = spawn(SLEEPY)
+    mon = Monitor({"server": sleepy.pid}, interval=0.1)
+    run_for(mon, 0.5)
+    summary = mon.summary()["server"]
+    if len(psutil.Process(sleepy.pid).cpu_affinity()) > 1:
+        assert summary["core"] is None and summary["others_on_core_pct"] is None

@@ -34,5 +34,5 @@ def test_a_full_accept_queue_is_noted_as_the_kernels_doing() -> None:
     finally:
         hole.close()
     assert s["kernel"].get("listen_overflows", 0) >= 1, s.get("kernel")
-    (note,) = [n for n in table._notes(s) if "kernel" in n]
+    (note,) = [n for n in table.step_notes(s) if "kernel" in n]
     assert "listen_overflows +" in note and "not the server" in note

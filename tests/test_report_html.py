@@ -96,6 +96,17 @@ def test_report_is_self_contained_with_charts(folder: Path) -> None:
     assert not list(folder.glob(".report.html.tmp*"))
 
 
+def test_the_report_shows_the_command_line_and_the_spike_recovery(folder: Path) -> None:
+    doc = json.loads((folder / "run.json").read_text())
+    assert doc["argv"][:3] == ["run", "--conns", "2,4"]
+    doc["steps"][-1]["recovery"] = {"recovered": True, "recovery_s": 2.5, "band": 0.25}
+    (folder / "run.json").write_text(json.dumps(doc))
+    page = report_html.write_html(folder).read_text()
+    assert "<th>command</th><td>harness run --conns 2,4 --duration 1 --warmup 0.2" in page
+    assert ("Spike recovery (conns=4): 2.5 s back to baseline (p99 and throughput within "
+            "25%)") in page
+
+
 def test_monitor_samples_are_charted_and_their_absence_said(folder: Path) -> None:
     assert list(folder.glob("monitor-step*.csv"))  # a run writes resource samples
     assert report_html.write_html(folder).read_text().count("<svg") == 4

@@ -43,6 +43,11 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
     assert [s["conns"] for s in doc["steps"]] == [2, 3]
     assert doc["steps"][0]["partial"] is False and doc["steps"][1]["partial"] is True
     assert doc["steps"][1]["received"] > 0
+    # the cut step's throughput is over the window it had (~1 s), not the planned 2 s
+    cut = doc["steps"][1]
+    assert 0.3 < cut["duration_s"] < 1.8, cut["duration_s"]
+    assert cut["throughput_msgs_s"] == pytest.approx(cut["received"] / cut["duration_s"],
+                                                     rel=1e-3)
     assert doc["steps"][1]["lost"] == 0  # in-flight messages got a short drain
     (folder,) = tmp_path.iterdir()
     saved = orjson.loads((folder / "run.json").read_bytes())

@@ -13,6 +13,7 @@ import orjson
 from harness import framing as fr
 from harness.batch import Outbound
 from tests import servers
+from tests.busy import ran_ok
 from tests.test_measure import plan_for, run_plan
 from workloads.base import Kind
 
@@ -32,7 +33,7 @@ def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
     r = harness("run", "--workload", str(mine), "--conns", "3", "--messages", "300",
                 "--inflight", "4", "--warmup", "0", "--workers", "1", "--json", "--no-report",
                 "--results-dir", str(tmp_path), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
     doc = orjson.loads(r.stdout)
     assert doc["workload"] == "greeter"
     (s,) = doc["steps"]
@@ -58,7 +59,7 @@ kinds = [
                     "--conns", "4", "--messages", "1000", "--inflight", "8", "--warmup", "0",
                     "--workers", "1", "--json", "--no-report", "--results-dir", str(tmp_path),
                     cwd=tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
     (s,) = orjson.loads(r.stdout)["steps"]
     rows = s["kinds"]
     assert [k["kind"] for k in rows] == ["short", "large"]
@@ -110,7 +111,7 @@ def test_corpus_payloads_travel_end_to_end(tmp_path: Path) -> None:
                     "--corpus", str(corpus), "--conns", "4", "--messages", "300", "--inflight",
                     "4", "--warmup", "0", "--workers", "1", "--json", "--results-dir",
                     str(tmp_path / "r"), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
     doc = orjson.loads(r.stdout)
     (s,) = doc["steps"]
     assert s["received"] == 300 and s["lost"] == 0 and s["errors"]["protocol"] == 0

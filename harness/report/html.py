@@ -104,10 +104,9 @@ def render_html(doc: dict, series: Sequence[Columns], monitor: Sequence[Columns 
     """
     doc = printable_doc(doc)
     run_name = printable(run_name)
-    steps = doc.get("steps", [])
     title = f"harness report: {run_name}" if run_name else "harness report"
     parts = [_PAGE_HEAD.format(title=escape(title), css=_CSS), f"<h1>{escape(title)}</h1>",
-             _header(doc, run_name), _verdict(doc), _step_table(steps)]
+             _header(doc, run_name), _verdict(doc), _step_table(doc)]
     parts.append('<h2>Charts</h2>')
     parts.extend(_chart_html(c) for c in render_charts(doc, series, monitor))
     parts.append("<h2>Environment</h2>" + _kv_table(_flatten(doc.get("environment", {}))))
@@ -154,6 +153,7 @@ def _header(doc: dict, run_name: str) -> str:
             ("delivery", doc.get("delivery")), ("date (UTC)", run_date(run_name)),
             ("pacing", _pacing_text(pacing) if pacing else None), ("framing / size", framing),
             ("host", doc.get("environment", {}).get("host")),
+            ("command", table.command_line(doc)),
             ("schema version", doc.get("schema_version"))]
     out = _kv_table([(k, v) for k, v in rows if v is not None])
     if doc.get("partial"):
@@ -181,8 +181,14 @@ def _pacing_text(p: dict) -> str:
 def _verdict(doc: dict) -> str:
     failed = doc.get("thresholds", {}).get("failed", [])
     verdict = table.verdict_line(doc.get("degradation", {}))
-    degraded = doc.get("degradation", {}).get("degraded_at") is not None
+    d = doc.get("degradation", {})
+    degraded = d.get("degraded_at") is not None or (d.get("judged") == 0 and d.get("skipped"))
     out = [f'<p class="banner {"bad" if degraded else "ok"}">{escape(verdict)}</p>']
+    for s in doc.get("steps", []):
+        if s.get("recovery"):
+            rec = table.recovery_text(s["recovery"])
+            out.append(f'<p class="banner {"ok" if s["recovery"].get("recovered") else "bad"}">'
+                       f"Spike recovery (conns={escape(str(s['conns']))}): {escape(rec)}</p>")
     if failed:
         items = "".join(f"<li>{escape(str(f))}</li>" for f in failed)
         out.append(f'<div class="banner bad"><strong>Thresholds failed:</strong>'
@@ -192,38 +198,24 @@ def _verdict(doc: dict) -> str:
     return "\n".join(out)
 
 
-def _step_table(steps: list[dict]) -> str:
+def _step_table(doc: dict) -> str:
+    steps = doc.get("steps", [])
     if not steps:
         return '<h2>Steps</h2><p class="note">no step was measured</p>'
-    head = "".join(f"<th>{escape(h)}</th>" for h in table.HEADERS)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in table.step_cells(s))
-                   + "</tr>" for s in steps)
-    notes = [n for s in steps for n in step_notes(s)]
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.headers(doc))
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in table.rows(doc))
+    notes = table.legend(doc) + [n for s in steps for n in step_notes(s)]
     note_html = ('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes)
                  + "</ul>") if notes else ""
     return f"<h2>Steps</h2><table><tr>{head}</tr>{body}</table>{note_html}"
 
 
 def step_notes(s: dict) -> list[str]:
-    """One line per thing in step ``s`` a reader should not miss."""
-    who = f"conns={s['conns']}"
-    out = []
-    errs = {k: v for k, v in s.get("errors", {}).items() if v}
-    if errs:
-        out.append(f"{who}: errors " + ", ".join(f"{k}={v}" for k, v in errs.items()))
-    if s.get("lost") or s.get("duplicates"):
-        out.append(f"{who}: lost {s.get('lost')} messages, {s.get('duplicates')} duplicates")
-    if s.get("client_bound"):
-        out.append(f"{who}: the client was the bottleneck (CPU {s.get('client_cpu_pct')}%): "
-                   "this step measures harness, not the server")
-    if "service_ms" in s:
-        svc = s["service_ms"]
-        out.append(f"{who}: open loop; service time from actual send p50 {svc.get('p50')} ms, "
-                   f"p99 {svc.get('p99')} ms")
-    if s.get("kernel"):
-        out.append(table.kernel_note(s))
+    """One line per thing in step ``s`` a reader should not miss (the terminal's notes)."""
+    out = table.step_notes(s)
     if s.get("partial"):
-        out.append(f"{who}: step cut short")
+        out.append(f"conns={s['conns']}: step cut short")
     return out
 
 

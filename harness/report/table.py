@@ -1,6 +1,14 @@
-"""The terminal table: one row per step, then the degradation verdict. Text only."""
+"""The terminal table: the command, one row per step (and per stage, and per machine of a
+merged run), notes, then the degradation verdict. Text only.
+
+Columns appear only when they say something: ``messages`` for message-count steps, ``stage``
+for staged steps, ``server CPU %`` when a server was watched. Broadcast runs count
+deliveries (every message on every connection of the room) and say so.
+"""
 
 from __future__ import annotations
+
+import shlex
 
 from tabulate import tabulate
 
@@ -14,25 +22,122 @@ def _f(v: float | None, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def step_cells(s: dict) -> list:
+def _has_messages(steps: list[dict]) -> bool:
+    return any(s.get("messages") is not None for s in steps)
+
+
+def _has_stages(steps: list[dict]) -> bool:
+    return any(s.get("stages") for s in steps)
+
+
+def _server_cpu(s: dict) -> float | None:
+    return ((s.get("resources") or {}).get("server") or {}).get("cpu_pct_mean")
+
+
+def _has_server(steps: list[dict]) -> bool:
+    return any(_server_cpu(s) is not None for s in steps)
+
+
+def _broadcast(doc: dict) -> bool:
+    return doc.get("delivery") == "broadcast" or any(
+        "deliveries_expected" in s for s in doc.get("steps", ()))
+
+
+def headers(doc: dict) -> list[str]:
+    steps = doc.get("steps", [])
+    out = list(HEADERS)
+    if _broadcast(doc):
+        out[1] = "deliveries/s"
+    if _has_stages(steps):
+        out.insert(1, "stage")
+    if _has_messages(steps):
+        out.insert(1, "messages")
+    if _has_server(steps):
+        out.append("server CPU %")
+    return out
+
+
+def _flags(s: dict) -> str:
+    flags = [" CLIENT-BOUND" if s.get("client_bound") else "",
+             " SHARED CORE" if s.get("core_shared") else ""]
+    return "".join(flags)
+
+
+def step_cells(s: dict, steps: list[dict] | None = None) -> list:
+    """One step's row; ``steps`` (the whole run) decides the optional columns."""
+    steps = steps if steps is not None else [s]
     lat = s["latency_ms"]
-    cpu = f"{s['client_cpu_pct']:.0f}" + (" CLIENT-BOUND" if s.get("client_bound") else "")
-    label = str(s["conns"]) + ("*" if s.get("partial") else "")
-    if s.get("messages") is not None:
-        label += f" x{s['messages']}m"
-    return [label, f"{s['throughput_msgs_s']:.0f}", _f(s["throughput_mb_s"], 2), _f(lat["p50"]),
-            _f(lat["p90"]), _f(lat["p99"]), _f(lat["p999"]), _f(lat["max"]),
-            _f(s["connect_ms"]["p99"]), sum(s["errors"].values()), s["lost"], cpu]
+    cpu = f"{s['client_cpu_pct']:.0f}" + _flags(s)
+    row = [str(s["conns"]) + ("*" if s.get("partial") else ""),
+           f"{s['throughput_msgs_s']:.0f}", _f(s["throughput_mb_s"], 2), _f(lat["p50"]),
+           _f(lat["p90"]), _f(lat["p99"]), _f(lat["p999"]), _f(lat["max"]),
+           _f(s["connect_ms"]["p99"]), sum(s["errors"].values()), s["lost"], cpu]
+    return _optional(row, steps, s.get("messages"), "all" if s.get("stages") else "",
+                     _server_cpu(s))
+
+
+def _optional(row: list, steps: list[dict], messages: int | None, stage: str,
+              server: float | str | None) -> list:
+    if _has_stages(steps):
+        row.insert(1, stage)
+    if _has_messages(steps):
+        row.insert(1, "-" if messages is None else f"{messages:,}")
+    if _has_server(steps):
+        row.append(server if isinstance(server, str) else _f(server, 0))
+    return row
+
+
+def stage_cells(st: dict, k: int, steps: list[dict]) -> list:
+    """A stage's row under its step: its own msgs/s, latency and errors."""
+    lat = st.get("latency_ms") or {}  # (runs written before stages had figures: blanks)
+    tput = st.get("throughput_msgs_s")
+    row = [str(st.get("conns", "")), "" if tput is None else f"{tput:.0f}", "", _f(lat.get("p50")),
+           _f(lat.get("p90")), _f(lat.get("p99")), _f(lat.get("p999")), _f(lat.get("max")), "",
+           st.get("errors", ""), "", ""]
+    return _optional(row, steps, None, f"{k + 1}: {st.get('label', '')}", "")
+
+
+def machine_cells(m: dict, steps: list[dict]) -> list:
+    """One machine's part of a merged step."""
+    lat = m.get("latency_ms") or {}
+    cpu = "" if m.get("client_cpu_pct") is None else f"{m['client_cpu_pct']:.0f}"
+    row = [f"{m.get('conns', '')} @{m.get('host') or '?'}",
+           f"{m.get('throughput_msgs_s') or 0:.0f}", "", _f(lat.get("p50")), _f(lat.get("p90")),
+           _f(lat.get("p99")), _f(lat.get("p999")), _f(lat.get("max")), "",
+           m.get("errors", ""), m.get("lost", ""), cpu + (" CLIENT-BOUND" if m.get(
+               "client_bound") else "")]
+    return _optional(row, steps, None, "", "")
+
+
+def rows(doc: dict) -> list[list]:
+    steps = doc.get("steps", [])
+    out = []
+    for s in steps:
+        out.append(step_cells(s, steps))
+        out.extend(stage_cells(st, k, steps) for k, st in enumerate(s.get("stages") or ()))
+        if len(s.get("per_machine") or ()) > 1:
+            out.extend(machine_cells(m, steps) for m in s["per_machine"])
+    return out
+
+
+def command_line(doc: dict) -> str | None:
+    argv = doc.get("argv")
+    return None if not argv else "harness " + shlex.join(argv)
 
 
 def render(doc: dict) -> str:
     """The table, its notes and the verdict; control characters in any string of ``doc``
     (kind names, labels, quoted bytes) are shown escaped, never sent to the terminal."""
     doc = printable_doc(doc)
-    lines = [tabulate([step_cells(s) for s in doc["steps"]], headers=HEADERS,
-                      disable_numparse=True, stralign="right")]
+    lines = []
+    cmd = command_line(doc)
+    if cmd:
+        lines.append(f"command: {cmd}")
+    lines.append(tabulate(rows(doc), headers=headers(doc), disable_numparse=True,
+                          stralign="right"))
+    lines.extend(legend(doc))
     for s in doc["steps"]:
-        lines.extend(_notes(s))
+        lines.extend(step_notes(s))
     lines.append(verdict_line(doc["degradation"]))
     if doc.get("partial"):
         lines.append("PARTIAL: the run was cut short; the steps above are what was measured "
@@ -40,75 +145,131 @@ def render(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def _notes(s: dict) -> list[str]:
+def legend(doc: dict) -> list[str]:
+    """What the less obvious rows and columns count."""
+    out = []
+    steps = doc.get("steps", [])
+    if _broadcast(doc):
+        room = max((sum(n.get("receivers", 0) for n in s.get("per_node", ())) for s in steps),
+                   default=0)
+        out.append("broadcast: conns counts the sending connections; deliveries/s counts "
+                   "messages received by every connection in the room"
+                   + (f" ({room} connections, listen-only ones included)" if room else ""))
+    if _has_stages(steps):
+        out.append("stage rows: the same step's seconds split by stage (msgs/s and latency "
+                   "from the per-second series)")
+    if any(len(s.get("per_machine") or ()) > 1 for s in steps):
+        out.append("conns @host rows: each client machine's part of a merged step")
+    return out
+
+
+def _where(s: dict) -> str:
+    return f"conns={s['conns']}" + (f" messages={s['messages']}"
+                                    if s.get("messages") is not None else "")
+
+
+def step_notes(s: dict) -> list[str]:
+    """One line per thing in step ``s`` a reader should not miss."""
+    where = _where(s)
     out = []
     errs = {k: v for k, v in s["errors"].items() if v}
     if errs:
-        out.append(f"conns={s['conns']}: errors " + ", ".join(f"{k}={v}" for k, v in errs.items()))
+        out.append(f"{where}: errors " + ", ".join(f"{k}={v}" for k, v in errs.items()))
     if "deliveries_expected" in s:
         out.extend(_fanout_notes(s))
     elif s["lost"] or s["duplicates"]:
-        out.append(f"conns={s['conns']}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
+        out.append(f"{where}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
     if s.get("late"):
-        out.append(f"conns={s['conns']}: {s['late']} replies came later than --timeout")
-    if s.get("client_bound"):
-        server = (s.get("resources") or {}).get("server") or {}
-        also = ""
-        if server.get("cpu_pct_mean") is not None:
-            also = f"; the server averaged {server['cpu_pct_mean']:.0f}% of a core"
-        out.append(f"conns={s['conns']}: the client was the bottleneck (CPU "
-                   f"{s['client_cpu_pct']:.0f}%{also}): this step measures harness, not "
-                   "only the server")
+        out.append(f"{where}: {s['late']} replies came later than --timeout")
+    out.extend(_skip_notes(s, where))
     for k in s.get("kinds", ()):
         lat = k["latency_ms"]
-        out.append(f"conns={s['conns']}:   kind {k['kind']}: sent {k['sent']}, replies "
+        out.append(f"{where}:   kind {k['kind']}: sent {k['sent']}, replies "
                    f"{k['received']}, p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms")
-    out.extend(_watch_notes(s))
+    out.extend(_watch_notes(s, where))
     if s.get("kernel"):
         out.append(kernel_note(s))
     if "service_ms" in s:
         svc = s["service_ms"]
-        out.append(f"conns={s['conns']}: open loop: latency from intended send; service time "
+        out.append(f"{where}: open loop: latency from intended send; service time "
                    f"from actual send p50 {_f(svc['p50'])} p99 {_f(svc['p99'])} ms")
     return out
 
 
-def _watch_notes(s: dict) -> list[str]:
+def _skip_notes(s: dict, where: str) -> list[str]:
+    """Why a step is left out of the verdict: the rule that fired, and its figure."""
+    out = []
+    if s.get("client_bound"):
+        rule = s.get("client_bound_rule", "client_cpu")
+        detail = s.get("client_bound_detail") or f"client CPU {s['client_cpu_pct']:.0f}%"
+        server = _server_cpu(s)
+        also = f"; the server averaged {server:.0f}% of a core" if server is not None else ""
+        out.append(f"{where}: client-bound (rule {rule}: {detail}{also}): this step measures "
+                   "harness, not only the server; left out of the verdict")
+    if s.get("core_shared"):
+        sc = s["shared_core"]
+        out.append(f"{where}: shared core: {sc['others_pct']:.0f}% of core {sc['core']} "
+                   f"({sc['role']}'s) used by other processes: a busy machine, left out of "
+                   "the verdict")
+    return out
+
+
+def _watch_notes(s: dict, where: str) -> list[str]:
     """Server deaths, trends and spike recovery, when the step has them."""
     out = []
     for role, r in (s.get("resources") or {}).items():
         if r.get("died_at_s") is not None:
             after = ("the step kept the other workers' figures" if role.startswith("worker")
                      else "the run went on")
-            out.append(f"conns={s['conns']}: {role} DIED {r['died_at_s']:.1f} s after "
+            out.append(f"{where}: {role} DIED {r['died_at_s']:.1f} s after "
                        f"monitoring began; {after}")
-    if s.get("trend") and s["trend"]["verdict"] != "stable":
-        out.append(f"conns={s['conns']}: trend over the step: {s['trend']['verdict']}")
+    if s.get("trend"):
+        out.append(f"{where}: trend over the step: {trend_text(s['trend'])}")
     if s.get("recovery"):
-        rec = s["recovery"]
-        out.append(f"conns={s['conns']}: spike recovery: " + (
-            f"{rec['recovery_s']:.1f} s back to baseline (p99 and throughput within "
-            f"{rec['band']:.0%})" if rec["recovered"] else "NOT recovered by the end"))
+        out.append(f"{where}: spike recovery: {recovery_text(s['recovery'])}")
     return out
+
+
+def trend_text(t: dict) -> str:
+    """"stable (p99 +0.010 ms/h, server memory +1.2 MB/h)" and the like."""
+    parts = []
+    p99 = t.get("p99_trend") or {}
+    if p99.get("slope_per_h") is not None:
+        parts.append(f"p99 {p99['slope_per_h']:+.3f} ms/h")
+    mem = t.get("memory_trend") or {}
+    if mem.get("slope_per_h") is not None:
+        parts.append(f"server memory {mem['slope_per_h'] / 1e6:+.1f} MB/h")
+    return t["verdict"] + (f" ({', '.join(parts)})" if parts else "")
+
+
+def recovery_text(rec: dict) -> str:
+    if rec.get("recovered"):
+        return (f"{rec['recovery_s']:.1f} s back to baseline (p99 and throughput within "
+                f"{rec['band']:.0%})")
+    return "NOT recovered by the end" + (f" ({rec['note']})" if rec.get("note") else "")
 
 
 def verdict_line(d: dict) -> str:
     unit = d.get("unit", "conns")
     skipped = ""
     if d.get("skipped"):
-        skipped = (f" (ignored, client-bound or cut short: {', '.join(map(str, d['skipped']))} "
-                   f"{unit})")
+        why = d.get("skipped_why") or ["client-bound or cut short"] * len(d["skipped"])
+        skipped = " (left out: " + ", ".join(
+            f"{load} {unit} {reason}" for load, reason in zip(d["skipped"], why, strict=False)
+        ) + ")"
+    if d.get("judged") == 0 and d.get("skipped"):
+        return ("Degradation: no step could be judged: every step was client-bound, on a "
+                f"shared core or cut short{skipped}")
+    healthy = d.get("last_healthy")
+    last = f"last healthy step: {healthy} {unit}" if healthy is not None else "no healthy step"
     if d.get("degraded_at") is None:
-        healthy = d.get("last_healthy")
-        return ("Degradation: none within the sweep" +
-                (f"; last healthy step: {healthy} {unit}" if healthy is not None else "") +
-                skipped)
+        return f"Degradation: none within the sweep; {last}{skipped}"
     return (f"Degradation: at {d['degraded_at']} {unit} (rule {d['rule']}: {d['detail']}); "
-            f"last healthy step: {d['last_healthy']} {unit}{skipped}")
+            f"{last}{skipped}")
 
 
 def _fanout_notes(s: dict) -> list[str]:
-    where = f"conns={s['conns']}" + (f" m={s['messages']}" if s.get("messages") else "")
+    where = _where(s)
     fan = s["fanout_ms"]
     out = [f"{where}: deliveries {s['deliveries']}/{s['deliveries_expected']}, lost {s['lost']}, "
            f"duplicates {s['duplicates']}, reordered {s['reordered']}"

@@ -1,0 +1,186 @@
+"""harness.aggregate verdicts on synthetic step summaries: the error rate, steps that are
+never healthy, steps left out of the verdict (client-bound, shared core), stage figures and
+the one-line diagnosis of a run without a single valid reply. No sockets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import aggregate
+from harness.histogram import Histogram
+from harness.plan import Degradation, Stage, Step, Thresholds
+
+RULES = Degradation()
+
+
+def step(conns: int = 10, sent: int = 1000, received: int | None = None, p99: float = 1.0,
+         lost: int = 0, **extra: object) -> dict:
+    errors = {"connect_refused": 0, "connect_timeout": 0, "reset": 0, "closed": 0,
+              "timeout": 0, "protocol": 0}
+    errors.update(extra.pop("errors", {}))  # type: ignore[arg-type]
+    received = sent - lost if received is None else received
+    lat = {"p50": p99 / 2, "p90": p99, "p95": p99, "p99": p99, "p999": p99, "max": p99,
+           "mean": p99 / 2}
+    s = {"conns": conns, "sent": sent, "received": received, "replies": received,
+         "sent_all": sent, "throughput_msgs_s": received / 1.0, "latency_ms": lat,
+         "errors": errors, "lost": lost, "late": 0, "client_bound": False, "partial": False,
+         "client_cpu_pct": 20.0, "throughput_mb_s": received * 64 / 1e6, "duplicates": 0,
+         "connect_ms": {"p50": 0.1, "p99": 0.2, "max": 0.3}}
+    s.update(extra)
+    return s
+
+
+# ---------------------------------------------------------------------------- error rate
+
+
+def test_protocol_errors_count_in_the_error_rate_and_fire_the_rule() -> None:
+    # the issue's chat case: every reply arrived, but far more foreign frames came too
+    s = step(errors={"protocol": 210_918}, sent=10_000)
+    assert aggregate.error_rate(s) == 1.0  # capped: at most every message failed
+    v = aggregate.degradation([step(conns=1), s], RULES)
+    assert v["rule"] == "error_rate" and v["degraded_at"] == 10
+
+
+def test_timeouts_count_in_the_error_rate_without_double_counting_the_lost() -> None:
+    assert aggregate.error_rate(step(errors={"timeout": 30})) == pytest.approx(0.03)
+    # 20 dropped replies: lost 20 and timed out 20 is one fault each, not two
+    assert aggregate.error_rate(step(lost=20, errors={"timeout": 20})) == pytest.approx(0.02)
+
+
+# ---------------------------------------------------------------------------- never healthy
+
+
+def test_a_step_without_a_valid_reply_is_never_healthy() -> None:
+    silent = [step(conns=10, received=0), step(conns=100, received=0)]
+    v = aggregate.degradation(silent, RULES)
+    assert v["degraded_at"] == 10 and v["rule"] == "no_replies"
+    assert v["last_healthy"] is None
+    assert "no valid reply in the measure window (1000 sent)" in v["detail"]
+
+
+def test_nothing_measured_says_messages_went_out_in_the_warm_up() -> None:
+    s = step(sent=0, received=0, sent_all=10)
+    (line,) = aggregate.threshold_failures([s], Thresholds(max_lost=None))
+    assert line == ("nothing measured: no message was sent in the window at step conns=10 "
+                    "(10 sent before it, in the warm-up, were never answered)")
+
+
+# ---------------------------------------------------------------------------- left out
+
+
+def test_client_bound_names_the_rule_that_fired_and_its_figure() -> None:
+    assert aggregate.client_bound_rule(95.0, 0, 100, False) == (
+        "client_cpu", "a worker used 95% of its core (>= 90%)")
+    rule, detail = aggregate.client_bound_rule(18.0, 50, 1000, True)
+    assert rule == "behind_schedule"
+    assert detail == ("5.0% of sends went out over 5 ms behind schedule (> 1%), "
+                      "client CPU 18%")
+    assert aggregate.client_bound_rule(18.0, 5, 1000, True) is None
+
+
+def test_a_step_on_a_shared_core_is_flagged_and_left_out() -> None:
+    busy = step(conns=100)
+    aggregate.with_resources(busy, {
+        "worker0": {"core": 0, "others_on_core_pct": 45.2, "cpu_pct_mean": 50.0},
+        "server": {"core": 1, "others_on_core_pct": 3.0, "cpu_pct_mean": 30.0}})
+    assert busy["core_shared"] is True
+    assert busy["shared_core"] == {"role": "worker0", "core": 0, "others_pct": 45.2}
+    quiet = step(conns=10)
+    aggregate.with_resources(quiet, {"worker0": {"core": 0, "others_on_core_pct": 12.0}})
+    assert quiet["core_shared"] is False
+    v = aggregate.degradation([quiet, busy, step(conns=1000)], RULES)
+    assert v["skipped"] == [100] and v["skipped_why"] == ["shared core"]
+    assert v["judged"] == 2
+
+
+def test_every_step_left_out_means_no_step_was_judged() -> None:
+    steps = [step(conns=c, client_bound=True) for c in (10, 100)]
+    v = aggregate.degradation(steps, RULES)
+    assert v["judged"] == 0 and v["degraded_at"] is None and v["last_healthy"] is None
+    assert v["skipped_why"] == ["client-bound", "client-bound"]
+
+
+# ---------------------------------------------------------------------------- stages
+
+
+def test_each_stage_gets_its_own_figures() -> None:
+    st = Step(index=0, conns=200, duration_s=6.0, messages=None, stages=(
+        Stage(conns=20, duration_s=2.0), Stage(conns=200, duration_s=2.0, label="spike"),
+        Stage(conns=20, duration_s=2.0)))
+    series = {"second": list(range(6)), "sent": [10, 10, 100, 100, 10, 10],
+              "received": [10, 10, 90, 100, 10, 10], "errors": [0, 0, 5, 0, 0, 0],
+              "p99_ms": [1.0, 1.0, 9.0, 9.0, 1.0, 1.0]}
+    hists = []
+    for ms in (1, 1, 9, 9, 1, 1):
+        h = Histogram()
+        h.record(np.full(10, ms * 1_000_000, dtype=np.int64))
+        hists.append(h)
+    rows, rec = aggregate.stage_figures(st, series, hists)
+    assert [r["label"] for r in rows] == ["20 conns", "spike", "20 conns"]
+    assert [r["received"] for r in rows] == [20, 190, 20]
+    assert [r["throughput_msgs_s"] for r in rows] == [10.0, 95.0, 10.0]
+    assert rows[1]["errors"] == 5
+    assert rows[1]["latency_ms"]["p99"] == pytest.approx(9.0, rel=0.01)
+    assert rows[0]["latency_ms"]["p99"] == pytest.approx(1.0, rel=0.01)
+    assert rec is not None and rec["spike_stage"] == 1
+
+
+# ---------------------------------------------------------------------------- diagnosis
+
+
+def _silent(first: bytes | None, **errors: int) -> list[dict]:
+    s = step(received=0, replies=0, errors=errors)
+    if first is not None:
+        s["first_unparsed"] = aggregate.escape_bytes(first)
+    return [s]
+
+
+@pytest.mark.parametrize(("first", "framing", "guess"), [
+    (b"HTTP/1.0 400 Bad request\r\n", "newline", "the target answered with HTTP"),
+    (b"<!DOCTYPE HTML>\n<html lang=", "newline", "the target answered with HTTP"),
+    (b"-ERR unknown command '7a79e8bf00000008", "newline",
+     "the target answered in RESP (the Redis protocol): it is not an echo server"),
+    (b"\x00\x00\x00<\n", "len32",
+     "framing mismatch: the replies look like newline frames (try --framing newline)"),
+    (b"hello there\n", "len16",
+     "framing mismatch: the replies look like newline frames (try --framing newline)"),
+    (b"\x00\x00\x00\x3c\x01\x02\xff\xfe\x00\x00\x00\x00", "newline",
+     "framing mismatch: the replies look binary, not newline frames (try --framing len32 "
+     "or len16)"),
+    (b"0123456789abcdef0123456789", "len32", "replies carry no stamp: is it an echo server?"),
+])
+def test_the_diagnosis_guesses_from_the_first_bytes(first: bytes, framing: str,
+                                                    guess: str) -> None:
+    line = aggregate.no_reply_diagnosis(_silent(first, protocol=7), framing)
+    assert line is not None and line.endswith(guess)
+    assert line.startswith(f"no valid reply in the whole run: sent 1000 stamped {framing} "
+                           "messages on 10 connections; got back 7 replies that did not parse")
+    assert f'first bytes received: "{aggregate.escape_bytes(first)}"' in line
+
+
+def test_the_diagnosis_when_nothing_came_back() -> None:
+    line = aggregate.no_reply_diagnosis(_silent(None, timeout=20), "len32")
+    assert line == ("no valid reply in the whole run: sent 1000 stamped len32 messages on 10 "
+                    "connections; got back 20 reply timeouts; no bytes came back; the target "
+                    "took the messages and never answered: is it an echo server, and does it "
+                    "expect this framing?")
+
+
+def test_the_diagnosis_when_the_target_hung_up() -> None:
+    line = aggregate.no_reply_diagnosis(_silent(None, closed=3), "newline")
+    assert line is not None and line.endswith(
+        "got back 3 connections closed by it; no bytes came back; the target hung up without "
+        "a reply: does it expect newline frames (--framing)?")
+
+
+def test_no_diagnosis_when_a_valid_reply_came_even_outside_the_window() -> None:
+    assert aggregate.no_reply_diagnosis([step(received=0, replies=3)], "len32") is None
+
+
+def test_escaped_bytes_round_trip() -> None:
+    raw = bytes(range(256))
+    text = aggregate.escape_bytes(raw)
+    assert text.isascii() and text.isprintable()
+    assert aggregate.unescape_bytes(text) == raw
+    assert aggregate.escape_bytes(b"-ERR x\r\n") == "-ERR x\\r\\n"

@@ -1,0 +1,140 @@
+"""The terminal table and verdict line, as a user reads them: from synthetic run
+documents, no sockets."""
+
+from __future__ import annotations
+
+from harness.report import table
+from tests.test_aggregate import step
+
+
+def doc(steps: list[dict], **extra: object) -> dict:
+    d = {"steps": steps, "degradation": {"degraded_at": None, "last_healthy": None,
+                                         "rule": None, "unit": "conns", "skipped": [],
+                                         "judged": len(steps)}}
+    d.update(extra)
+    return d
+
+
+def header_and_rows(text: str) -> tuple[list[str], list[str]]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("conns"))
+    return lines[start].split("  "), lines[start + 2:]
+
+
+# ---------------------------------------------------------------------------- verdict line
+
+
+def test_no_healthy_step_is_said_in_words() -> None:
+    line = table.verdict_line({"degraded_at": 10, "last_healthy": None, "rule": "no_replies",
+                               "detail": "no valid reply in the measure window (10 sent)",
+                               "unit": "conns", "skipped": [], "judged": 1})
+    assert line == ("Degradation: at 10 conns (rule no_replies: no valid reply in the measure "
+                    "window (10 sent)); no healthy step")
+    assert "None" not in line
+
+
+def test_a_run_where_no_step_could_be_judged_says_so() -> None:
+    line = table.verdict_line({"degraded_at": None, "last_healthy": None, "rule": None,
+                               "unit": "conns", "skipped": [10, 100],
+                               "skipped_why": ["client-bound", "shared core"], "judged": 0})
+    assert line == ("Degradation: no step could be judged: every step was client-bound, on a "
+                    "shared core or cut short (left out: 10 conns client-bound, 100 conns "
+                    "shared core)")
+
+
+# ---------------------------------------------------------------------------- notes
+
+
+def test_the_client_bound_note_names_the_rule_and_its_figure() -> None:
+    s = step(conns=50, client_bound=True, client_bound_rule="behind_schedule",
+             client_bound_detail="5.0% of sends went out over 5 ms behind schedule (> 1%), "
+                                 "client CPU 18%")
+    notes = table.step_notes(s)
+    assert ("conns=50: client-bound (rule behind_schedule: 5.0% of sends went out over 5 ms "
+            "behind schedule (> 1%), client CPU 18%): this step measures harness, not only the "
+            "server; left out of the verdict") in notes
+    assert not any("the client was the bottleneck (CPU" in n for n in notes)
+
+
+def test_a_shared_core_is_a_note_and_a_flag_in_the_cpu_column() -> None:
+    s = step(conns=100, core_shared=True,
+             shared_core={"role": "worker0", "core": 0, "others_pct": 45.0})
+    text = table.render(doc([s]))
+    assert ("conns=100: shared core: 45% of core 0 (worker0's) used by other processes: a "
+            "busy machine, left out of the verdict") in text
+    assert "20 SHARED CORE" in text
+
+
+def test_the_soak_trend_is_printed_even_when_stable() -> None:
+    trend = {"verdict": "stable", "p99_trend": {"slope_per_h": 0.0123},
+             "memory_trend": {"slope_per_h": 1.5e6}}
+    notes = table.step_notes(step(conns=30, trend=trend))
+    assert ("conns=30: trend over the step: stable (p99 +0.012 ms/h, server memory +1.5 MB/h)"
+            in notes)
+
+
+# ---------------------------------------------------------------------------- columns
+
+
+def test_message_count_steps_have_a_messages_column() -> None:
+    text = table.render(doc([step(conns=3, messages=10_000), step(conns=3, messages=20_000)]))
+    head, rows = header_and_rows(text)
+    assert [h.strip() for h in head if h.strip()][:2] == ["conns", "messages"]
+    assert rows[0].split()[:2] == ["3", "10,000"]
+    assert "x10m" not in text and "x10000m" not in text
+
+
+def test_a_watched_server_gets_a_cpu_column() -> None:
+    s = step(resources={"server": {"cpu_pct_mean": 42.4}, "worker0": {"cpu_pct_mean": 20.0}})
+    text = table.render(doc([s]))
+    head, rows = header_and_rows(text)
+    assert head[-1].strip() == "server CPU %"
+    assert rows[0].split()[-1] == "42"
+    assert "server CPU" not in table.render(doc([step()]))
+
+
+def test_broadcast_counts_deliveries_and_says_what_conns_counts() -> None:
+    s = step(conns=3, deliveries_expected=30, deliveries=30, duplicates=0, reordered=0,
+             fanout_ms={"p50": 0.1, "p99": 0.2}, total_s=0.1, send_s=0.05,
+             per_node=[{"node": 0, "receivers": 4, "lost": 0, "duplicates": 0,
+                        "reordered": 0}, {"node": 1, "receivers": 1, "lost": 0,
+                                          "duplicates": 0, "reordered": 0}])
+    text = table.render(doc([s], delivery="broadcast"))
+    head, _ = header_and_rows(text)
+    assert "deliveries/s" in [h.strip() for h in head] and "msgs/s" not in text
+    assert ("broadcast: conns counts the sending connections; deliveries/s counts messages "
+            "received by every connection in the room (5 connections, listen-only ones "
+            "included)") in text
+
+
+def test_a_staged_step_has_a_row_per_stage() -> None:
+    stages = [{"conns": 20, "label": "before", "throughput_msgs_s": 100.0, "errors": 0,
+               "latency_ms": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4, "max": 0.5}},
+              {"conns": 200, "label": "spike", "throughput_msgs_s": 900.0, "errors": 2,
+               "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 3.0, "p999": 4.0, "max": 5.0}},
+              {"conns": 20, "label": "after", "throughput_msgs_s": 100.0, "errors": 0,
+               "latency_ms": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4, "max": 0.5}}]
+    text = table.render(doc([step(conns=200, stages=stages)]))
+    _, rows = header_and_rows(text)
+    assert rows[0].split()[:2] == ["200", "all"]
+    assert rows[2].split()[:4] == ["200", "2:", "spike", "900"]
+    assert "3.000" in rows[2]
+    assert len([r for r in rows if r.strip().split()[1:2] in (["1:"], ["2:"], ["3:"])]) == 3
+
+
+def test_merged_steps_show_each_machine() -> None:
+    lat = {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4, "max": 0.5}
+    s = step(conns=20, per_machine=[
+        {"conns": 10, "host": "a", "throughput_msgs_s": 500.0, "latency_ms": lat,
+         "errors": 0, "lost": 0, "client_cpu_pct": 30.0},
+        {"conns": 10, "host": "b", "throughput_msgs_s": 400.0, "latency_ms": lat,
+         "errors": 1, "lost": 0, "client_cpu_pct": 35.0}])
+    _, rows = header_and_rows(table.render(doc([s])))
+    assert rows[0].split()[0] == "20"
+    assert rows[1].split()[:3] == ["10", "@a", "500"]
+    assert rows[2].split()[:3] == ["10", "@b", "400"]
+
+
+def test_the_command_line_heads_the_table() -> None:
+    text = table.render(doc([step()], argv=["run", "--conns", "10", "--name", "my run"]))
+    assert text.splitlines()[0] == "command: harness run --conns 10 --name 'my run'"
