@@ -32,6 +32,7 @@ class Events:
         self.connected_: list[int] = []
         self.backlog: list[int] = []
         self.rounds: list[dict[int, bytes]] = []
+        self.unparsed_: list[bytes] = []
 
     def error(self, kind: str, count: int, now: int) -> None:
         self.errors += [kind] * count
@@ -45,6 +46,9 @@ class Events:
 
     def backlogged(self, i: int) -> None:
         self.backlog.append(i)
+
+    def unparsed(self, data: memoryview) -> None:
+        self.unparsed_.append(bytes(data))
 
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None:
@@ -138,6 +142,7 @@ def test_a_prefix_that_is_not_ours_keeps_the_frames_before_it_and_fails_once() -
             read_until(tp, events, len(events.rounds) + 1)
         assert events.rounds[0] == {0: FRAME}
         assert events.errors == ["protocol"] and events.closed_ == [0]
+        assert events.unparsed_ == [b"\x7f\x00\x00\x00junk"]  # what broke it, for a diagnosis
 
 
 @pytest.mark.parametrize(("tail", "kind"), [(b"", "closed"), (FRAME[:10], "protocol")])
