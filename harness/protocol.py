@@ -88,7 +88,9 @@ class InOrder(Stamped):
 
     Requests are the same stamped frames (a server may ignore their content); their stamps
     queue per connection in a ring (``ring[i, pos % cap]``) that doubles when full. A reply
-    with no request waiting is a protocol error (``ok`` false)."""
+    with no request waiting is a protocol error (``ok`` false). A workload's ``hello``
+    frames queue nothing: a reply to one would answer the first request (protocols with a
+    handshake, HTTP/redis, are to queue it as a request of their own)."""
 
     def __init__(self, framing: Framing, out: Outbound, max_frame: int, key: int, n: int,
                  worker: int) -> None:
