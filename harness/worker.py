@@ -157,8 +157,11 @@ class Worker:
         self.seq0 = self.seq
         next_tick = times.begin + SEC // 10
         next_report = times.begin + SEC
-        while not self._edges(time.monotonic_ns(), stage_at):
-            self._io_round(self._wait_s(time.monotonic_ns()))
+        while True:
+            now = time.monotonic_ns()
+            if self._edges(now, stage_at):
+                break
+            self._io_round(self._wait_s(now))
             now = time.monotonic_ns()
             if self.sending and now >= times.begin and (times.end is None or now < times.end):
                 self._send_round(now)
