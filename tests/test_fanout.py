@@ -14,7 +14,7 @@ import pytest
 from harness.targets import launch
 from tests import servers
 from tests.busy import ran_ok
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import plan_for, run_plan
 
 
 def harness(*args: str, cwd: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -18,32 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import config as cfg
-from harness.coordinator import Coordinator, build_shares, resolve
+from harness.coordinator import build_shares
 from harness.plan import Plan
 from harness.result import ERROR_KINDS
-from harness.sweep import figures
 from harness.targets import launch
 from harness.worker import Worker, connect_kind
 from tests import servers
+from tests.conftest import plan_for, run_plan
 from workloads import load
-
-
-def plan_for(host: str, **run: object) -> Plan:
-    flags = {"host": host, "warmup": 0.2, "duration": 1.0, "workers": 1, "conns": "4",
-             "timeout": 1.0}
-    flags.update(run)
-    if "messages" in run:
-        flags.pop("duration")  # the two exclude each other
-    return cfg.build_plan(cfg.settings({}, flags))
-
-
-def run_plan(plan: Plan) -> list[dict]:
-    workload = load(plan.workload)(plan.size_spec or plan.size, plan.seed)
-    with Coordinator(plan, workload, resolve(plan.targets)) as coord:
-        outcome = coord.run()
-    assert not outcome.error, outcome.error
-    return [figures(plan, workload, r).summary for r in outcome.steps]
 
 
 def host(handle: servers.Handle) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness import netstat
 from harness.report import table
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import plan_for, run_plan
 
 
 def test_counters_parse_from_proc_files(tmp_path: Path) -> None:

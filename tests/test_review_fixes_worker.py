@@ -13,7 +13,7 @@ import orjson
 
 from harness import aggregate
 from tests import servers
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import plan_for, run_plan
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 120) -> dict:

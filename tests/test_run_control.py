@@ -22,7 +22,7 @@ import pytest
 from harness.coordinator import build_shares
 from harness.worker import Worker
 from tests import servers
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import plan_for, run_plan
 from workloads import load
 
 
