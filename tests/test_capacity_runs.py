@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
 from tests import servers
 from tests.busy import ran_ok, skip_if_busy, skip_if_busy_search
-
-
-def harness(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
-                          capture_output=True, stdin=subprocess.DEVNULL)
-
+from tests.conftest import harness
 
 PROBE = ["--workers", "1", "--warmup", "0.2", "--timeout", "1"]  # search writes no results
 
@@ -33,7 +26,7 @@ def test_search_finds_a_token_bucket_capacity_within_10_percent(tmp_path: Path) 
                     cwd=tmp_path)
     doc = orjson.loads(r.stdout)
     skip_if_busy_search(doc)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == 0, r.stderr
     assert doc["unit"] == "msgs_s" and doc["slo"] == "p99<50ms"
     assert abs(doc["max_load"] - rate) <= 0.10 * rate, doc["probes"]
     assert len(doc["probes"]) >= 3
@@ -89,7 +82,7 @@ def test_soak_against_a_growing_server_says_memory_grows(tmp_path: Path) -> None
         r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4", "--duration",
                     "11", "--server-pid", str(srv.pid), "--monitor-interval", "0.5", "--json",
                     *common(tmp_path), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (step,) = orjson.loads(r.stdout)["steps"]
     assert step["trend"]["memory_growing"], step["trend"]
     assert "memory" in step["trend"]["verdict"]
@@ -115,11 +108,11 @@ def test_thresholds_fail_with_exit_1_and_pass_with_exit_0(tmp_path: Path) -> Non
         strict = harness("run", "--config", str(config), *args, cwd=tmp_path)
         relaxed = harness("run", "--config", str(config), "--env", "relaxed", *args, cwd=tmp_path)
     assert strict.returncode == 1
-    out = strict.stdout.decode()
+    out = strict.stdout
     assert "THRESHOLD FAILED: p99_ms" in out and "at step conns=4" in out
     assert relaxed.returncode == 0 or (relaxed.returncode == 1 and "THRESHOLD" not in
-                                       relaxed.stdout.decode() and "no step could be judged"
-                                       in relaxed.stdout.decode()), relaxed.stdout.decode()
+                                       relaxed.stdout and "no step could be judged"
+                                       in relaxed.stdout), relaxed.stdout
 
 
 def test_unknown_scenario_stage_or_threshold_key_exits_2(tmp_path: Path) -> None:
@@ -134,11 +127,11 @@ def test_unknown_scenario_stage_or_threshold_key_exits_2(tmp_path: Path) -> None
     r3 = harness("run", "--config", str(bad_th), cwd=tmp_path)
     r4 = harness("search", "--slo", "p99 < fast", "--host", "127.0.0.1:1", cwd=tmp_path)
     assert (r1.returncode, r2.returncode, r3.returncode, r4.returncode) == (2, 2, 2, 2)
-    assert "stages[0].speed" in r1.stderr.decode()
-    assert "'nope'" in r2.stderr.decode()
-    assert "thresholds.p98_ms" in r3.stderr.decode()
-    assert "fast" in r4.stderr.decode() and "search -h" in r4.stderr.decode()  # grammar there
-    assert len(r4.stderr.decode().splitlines()) == 1
+    assert "stages[0].speed" in r1.stderr
+    assert "'nope'" in r2.stderr
+    assert "thresholds.p98_ms" in r3.stderr
+    assert "fast" in r4.stderr and "search -h" in r4.stderr  # grammar there
+    assert len(r4.stderr.splitlines()) == 1
 
 
 def test_server_pid_that_does_not_exist_warns_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -146,7 +139,7 @@ def test_server_pid_that_does_not_exist_warns_and_the_run_goes_on(tmp_path: Path
         r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--duration",
                     "0.5", "--server-pid", "999999", "--json", *common(tmp_path), cwd=tmp_path)
     assert ran_ok(r.returncode, orjson.loads(r.stdout))
-    assert "999999" in r.stderr.decode()
+    assert "999999" in r.stderr
     assert any("999999" in w for w in orjson.loads(r.stdout)["warnings"])
 
 
@@ -162,7 +155,7 @@ stages = [
     with servers.start("echo") as srv:
         r = harness("run", "--config", str(config), "--scenario", "steps", "--host",
                     f"127.0.0.1:{srv.port}", "--json", *common(tmp_path), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (step,) = orjson.loads(r.stdout)["steps"]
     (folder,) = (tmp_path / "results").iterdir()
     rows = (folder / "series-step0.csv").read_text().splitlines()[1:]

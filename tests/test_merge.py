@@ -13,11 +13,7 @@ import orjson
 from harness.histogram import Histogram
 from tests import servers
 from tests.busy import ran_ok
-
-
-def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=120,
-                          capture_output=True, stdin=subprocess.DEVNULL)
+from tests.conftest import harness
 
 
 def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
@@ -34,7 +30,7 @@ def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
         assert ran_ok(code, orjson.loads((run / "run.json").read_bytes()))
     r = harness("merge", *map(str, runs), "--results-dir", str(tmp_path / "out"), "--json",
                 cwd=tmp_path)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == 0, r.stderr
     merged = orjson.loads(r.stdout)
     docs = [orjson.loads((run / "run.json").read_bytes()) for run in runs]
     for k, step in enumerate(merged["steps"]):
@@ -52,7 +48,7 @@ def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
         whole.merge(Histogram.from_dict(parts[1]["histograms"]["latency"]))
         assert step["latency_ms"]["p99"] == round(whole.percentile(99) / 1e6, 6)
         assert np.isclose(step["throughput_msgs_s"], sum(p["throughput_msgs_s"] for p in parts))
-    assert merged["warnings"] == [] and "did not overlap" not in r.stderr.decode()
+    assert merged["warnings"] == [] and "did not overlap" not in r.stderr
     assert merged["degradation"]["last_healthy"] in (6, 12, None)
     (out,) = (tmp_path / "out").iterdir()
     assert (out / "run.json").is_file() and (out / "steps.csv").is_file()
@@ -69,7 +65,7 @@ def test_mismatched_runs_are_refused(tmp_path: Path) -> None:
     runs = [str(next((tmp_path / f"m{i}").iterdir())) for i in range(2)]
     r = harness("merge", *runs, "--results-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 2
-    assert "differ in conns" in r.stderr.decode()
+    assert "differ in conns" in r.stderr
 
 
 def test_merge_refuses_a_name_or_results_folder_it_cannot_write(tmp_path: Path) -> None:
@@ -81,7 +77,7 @@ def test_merge_refuses_a_name_or_results_folder_it_cannot_write(tmp_path: Path) 
     for args, flag in ((["--name", "n" * 300], "--name"), (["--results-dir", "/proc/x"],
                                                             "--results-dir")):
         r = harness("merge", str(run), str(run), *args, cwd=tmp_path)
-        err = r.stderr.decode()
+        err = r.stderr
         assert r.returncode == 2 and "Traceback" not in err, err
         assert err.startswith(f"harness: {flag}") and err.count("\n") == 1, err
 
@@ -96,11 +92,11 @@ def test_runs_made_one_after_the_other_merge_with_a_warning(tmp_path: Path) -> N
             time.sleep(1.1)  # so the second starts after the first ended, to the second
     runs = [str(next((tmp_path / f"m{i}").iterdir())) for i in range(2)]
     r = harness("merge", *runs, "--results-dir", str(tmp_path / "out"), cwd=tmp_path)
-    err = r.stderr.decode()
+    err = r.stderr
     assert "harness: warning: the runs did not overlap in time (run1: " in err
     assert "they were not run at once, so the merged throughput is not a load the target " \
            "ever saw" in err
-    out = r.stdout.decode()
+    out = r.stdout
     assert "conns @host rows: each client machine's part of a merged step" in out
     rows = [line.split() for line in out.splitlines()]
     assert [row[0] for row in rows if row and row[0] == "4"] == ["4"]  # 2 + 2 connections

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from harness.histogram import Histogram
 from harness.report import html as report_html
+from tests.conftest import harness
 
 EVIL = "<script>alert('x')</script>"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -29,9 +29,8 @@ CHROMIUM_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("results")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--conns", "2,4",
-                           "--duration", "1", "--warmup", "0.2", "--results-dir", str(base),
-                           "--json"], capture_output=True, text=True, timeout=120)
+    proc = harness("run", "--conns", "2,4", "--duration", "1", "--warmup", "0.2",
+                   "--results-dir", str(base), "--json", cwd=base, timeout=120)
     assert proc.returncode in (0, 1), proc.stderr
     (folder,) = [p.parent for p in base.glob("*/run.json")]
     return folder

@@ -22,7 +22,7 @@ import pytest
 from harness.coordinator import build_shares
 from harness.worker import Worker
 from tests import servers
-from tests.conftest import plan_for, run_plan
+from tests.conftest import harness, plan_for, run_plan
 from workloads import load
 
 
@@ -76,15 +76,12 @@ def test_server_thresholds_fail_when_exceeded_or_not_measurable(tmp_path: Path) 
         args = ["run", "--config", str(config), "--host", f"127.0.0.1:{srv.port}", "--conns",
                 "2", "--duration", "1", "--warmup", "0.1", "--no-report", "--monitor-interval",
                 "0.2", "--results-dir", str(tmp_path / "r")]
-        watched = subprocess.run([sys.executable, "-m", "harness", *args, "--server-pid",
-                                  str(srv.pid)], capture_output=True, timeout=60, cwd=tmp_path)
-        blind = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
-                               timeout=60, cwd=tmp_path)
+        watched = harness(*args, "--server-pid", str(srv.pid), cwd=tmp_path, timeout=60)
+        blind = harness(*args, cwd=tmp_path, timeout=60)
     assert watched.returncode == 1
-    assert "max_server_rss_mb" in watched.stdout.decode() and "> 1.0 MB" in \
-        watched.stdout.decode()
+    assert "max_server_rss_mb" in watched.stdout and "> 1.0 MB" in watched.stdout
     assert blind.returncode == 1
-    assert "not measured" in blind.stdout.decode()
+    assert "not measured" in blind.stdout
 
 
 def test_a_chat_server_that_mangles_stamps_gives_protocol_errors_not_matches() -> None:

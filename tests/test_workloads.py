@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +12,10 @@ from harness import framing as fr
 from harness.batch import Outbound
 from tests import servers
 from tests.busy import ran_ok
-from tests.conftest import plan_for, run_plan
+from tests.conftest import harness, plan_for, run_plan
 from workloads.base import Kind
 
 README = Path(__file__).resolve().parents[1] / "workloads" / "README.md"
-
-
-def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=120,
-                          capture_output=True, stdin=subprocess.DEVNULL)
 
 
 def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
@@ -33,7 +26,7 @@ def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
     r = harness("run", "--workload", str(mine), "--conns", "3", "--messages", "300",
                 "--inflight", "4", "--warmup", "0", "--workers", "1", "--json", "--no-report",
                 "--results-dir", str(tmp_path), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     doc = orjson.loads(r.stdout)
     assert doc["workload"] == "greeter"
     (s,) = doc["steps"]
@@ -59,7 +52,7 @@ kinds = [
                     "--conns", "4", "--messages", "1000", "--inflight", "8", "--warmup", "0",
                     "--workers", "1", "--json", "--no-report", "--results-dir", str(tmp_path),
                     cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (s,) = orjson.loads(r.stdout)["steps"]
     rows = s["kinds"]
     assert [k["kind"] for k in rows] == ["short", "large"]
@@ -111,7 +104,7 @@ def test_corpus_payloads_travel_end_to_end(tmp_path: Path) -> None:
                     "--corpus", str(corpus), "--conns", "4", "--messages", "300", "--inflight",
                     "4", "--warmup", "0", "--workers", "1", "--json", "--results-dir",
                     str(tmp_path / "r"), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     doc = orjson.loads(r.stdout)
     (s,) = doc["steps"]
     assert s["received"] == 300 and s["lost"] == 0 and s["errors"]["protocol"] == 0
@@ -131,4 +124,4 @@ def test_a_workload_that_breaks_the_interface_exits_2(tmp_path: Path) -> None:
                    "class X(Workload):\n    delivery = 'sideways'\nWORKLOAD = X\n")
     r = harness("run", "--workload", str(bad), "--conns", "1", cwd=tmp_path)
     assert r.returncode == 2
-    assert "bad.py" in r.stderr.decode() and "delivery" in r.stderr.decode()
+    assert "bad.py" in r.stderr and "delivery" in r.stderr
