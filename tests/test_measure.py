@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import aggregate
 from harness.coordinator import build_shares
 from harness.plan import Plan
 from harness.result import ERROR_KINDS
@@ -202,6 +203,47 @@ def test_a_mangled_line_then_an_oversized_one_are_two_protocol_errors() -> None:
                                  max_frame=4096))
     assert s["errors"] == only(s["errors"], protocol=8)
     assert s["received"] == 12
+
+
+def test_a_huge_max_frame_does_not_stop_the_worker_reading() -> None:
+    with servers.start("echo", max_frame=1 << 25) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="2", duration=1.0,
+                                 max_frame=1 << 24))
+    assert s["received"] > 100 and s["lost"] == 0 and sum(s["errors"].values()) == 0
+
+
+def test_error_rate_counts_each_failed_message_once() -> None:
+    with servers.start("mangle", every=10) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="2", messages="200",
+                                 inflight=20, warmup=0.0, timeout=0.3))
+    # a mangled reply arrived: one protocol error, its slot freed (no timeout as well)
+    assert s["lost"] == 20 and s["errors"]["protocol"] == 20 and s["errors"]["timeout"] == 0
+    assert aggregate.error_rate(s) == 0.1  # 20 failed messages of 200, not 60 "errors"
+
+
+def test_late_replies_count_as_failed_but_warm_up_errors_do_not() -> None:
+    with servers.start("delay", delay=0.05) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="1", duration=1.0,
+                                 warmup=0.2, timeout=0.02))
+    # every reply takes 50 ms > 20 ms: late, or lost when it lands after the 20 ms drain
+    assert s["late"] + s["lost"] == s["sent"] > 0 and s["late"] > 0
+    assert aggregate.error_rate(s) == 1.0
+
+
+def test_broadcast_with_two_workers_waits_for_the_slower_sender() -> None:
+    with servers.start("chat_faulty", every=7, victim=1, fault="drop") as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", workload="chat", conns="2",
+                                 listen=2, messages="140", warmup=0.0, workers=2, timeout=0.3))
+    assert s["deliveries_expected"] == 140 * 4
+    assert s["lost"] == 20  # 140 messages to the victim, every 7th dropped
+
+
+def test_a_server_that_holds_the_socket_full_is_not_the_client_being_slow() -> None:
+    with servers.start("stall", period=2.0, pause=0.9) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="1", rate=300.0,
+                                 size="65536", max_frame=1 << 20, duration=3.0, warmup=0.3))
+    assert s["latency_ms"]["max"] > 300  # the stall shows in the latency
+    assert not s["client_bound"], (s["behind_schedule"], s["client_cpu_pct"])
 
 
 def chaos_run(tmp_path: Path, seed: int, framing: str) -> tuple[dict, dict[str, int]]:

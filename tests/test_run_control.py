@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import psutil
 import pytest
 
 from harness.coordinator import build_shares
@@ -210,6 +211,67 @@ def test_ctrl_c_in_a_terminal_stops_the_workers_before_the_embedded_server(
     assert step["partial"] is True and step["received"] > 0
     assert step["errors"] == {k: 0 for k in step["errors"]}, step["errors"]
     assert step["lost"] == 0
+
+
+def test_sigterm_before_the_first_step_stops_the_server_cmd(tmp_path: Path) -> None:
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with servers.closed_port() as closed, open(out, "wb") as fo, open(err, "wb") as fe:
+        # nothing listens: the reachability probe retries for ~5 s after starting the command
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{closed.port}",
+             "--server-cmd", "sleep 30.123", "--conns", "1", "--no-report",
+             "--results-dir", str(tmp_path / "r")],
+            cwd=tmp_path, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
+        started: list[psutil.Process] = []
+        try:
+            deadline = time.monotonic() + 5
+            while not started and time.monotonic() < deadline:
+                started = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                           if "30.123" in " ".join(c.cmdline())]
+                time.sleep(0.05)
+            assert started, "the --server-cmd process never appeared"
+            time.sleep(max(0.0, 1.5 - (time.monotonic() - (deadline - 5))))
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=15)
+            elapsed = time.monotonic() - t0
+            gone, alive = psutil.wait_procs(started, timeout=5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+            for c in started:  # an orphan left behind by a failing run: do not leak it
+                if c.is_running():
+                    c.kill()
+    stderr = err.read_text()
+    assert rc == 1, (rc, stderr)
+    assert elapsed < 6.0, elapsed
+    assert not alive, "the --server-cmd process outlived harness"
+    assert "Traceback" not in stderr and "Aborted!" not in stderr, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert lines == ["harness: interrupted before the first step"], stderr
+
+
+def test_ctrl_c_while_connections_hang_stops_within_seconds(tmp_path: Path) -> None:
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)  # never accepts: once the backlog is full, connects hang in SYN-SENT
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "--host",
+             f"127.0.0.1:{hole.getsockname()[1]}", "--conns", "6", "--workers", "1",
+             "--connect-timeout", "30", "--duration", "1", "--no-report", "--results-dir",
+             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        hole.close()
+    assert proc.returncode == 1
+    assert elapsed < 8, elapsed
 
 
 def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path: Path) -> None:
