@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 
 from harness.histogram import Histogram
+from harness.report import results
 from tests import servers
 from tests.busy import ran_ok
 from tests.conftest import harness
@@ -80,6 +81,58 @@ def test_merge_refuses_a_name_or_results_folder_it_cannot_write(tmp_path: Path) 
         err = r.stderr
         assert r.returncode == 2 and "Traceback" not in err, err
         assert err.startswith(f"harness: {flag}") and err.count("\n") == 1, err
+
+
+SHORT = ["--duration", "0.5", "--warmup", "0.1", "--workers", "1", "--no-report"]
+
+
+def two_runs(tmp_path: Path, port: int, conns: str, config: str = "") -> list[Path]:
+    """The same sweep twice, one after the other, each into its own results folder."""
+    extra = []
+    if config:
+        (tmp_path / "run.toml").write_text(config)
+        extra = ["--config", str(tmp_path / "run.toml")]
+    for i in range(2):
+        r = harness("run", *extra, "--host", f"127.0.0.1:{port}", "--conns", conns, *SHORT,
+                    "--results-dir", str(tmp_path / f"m{i}"), cwd=tmp_path)
+        assert r.returncode in (0, 1), r.stderr
+        assert "Traceback" not in r.stderr, r.stderr
+    return [next((tmp_path / f"m{i}").iterdir()) for i in range(2)]
+
+
+def test_merge_with_the_p99_factor_rule_disabled(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        runs = two_runs(tmp_path, srv.port, "2,3", "[degradation]\np99_factor = 0.0\n")
+    saved = results.read_run(runs[0])
+    assert saved["config"]["degradation"]["p99_factor"] is None
+    r = harness("merge", *map(str, runs), "--results-dir", str(tmp_path / "out"), "--json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    doc = orjson.loads(r.stdout)
+    assert [s["machines"] for s in doc["steps"]] == [2, 2]
+    assert doc["degradation"]["rule"] != "p99"
+
+
+def test_merge_checks_thresholds_and_exits_1_when_one_fails(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        runs = two_runs(tmp_path, srv.port, "2", "[thresholds]\nmin_throughput = 1e9\n")
+    text = harness("merge", *map(str, runs), "--results-dir", str(tmp_path / "a"), cwd=tmp_path)
+    assert text.returncode == 1, text.stderr
+    assert "THRESHOLD FAILED: min_throughput" in text.stdout, text.stdout
+    js = harness("merge", *map(str, runs), "--results-dir", str(tmp_path / "b"), "--json",
+                 cwd=tmp_path)
+    assert js.returncode == 1, js.stderr
+    failed = orjson.loads(js.stdout)["thresholds"]["failed"]
+    assert len(failed) == 1 and failed[0].startswith("min_throughput"), failed
+    (folder,) = (tmp_path / "b").iterdir()
+    assert results.read_run(folder)["thresholds"]["failed"] == failed
+
+
+def test_merge_rebuilds_only_known_threshold_fields() -> None:
+    from harness import merge as merge_mod
+    th = merge_mod.thresholds_from({"p99_ms": 5.0, "max_lost": None, "from_the_future": 1})
+    assert th.p99_ms == 5.0 and th.max_lost is None
 
 
 def test_runs_made_one_after_the_other_merge_with_a_warning(tmp_path: Path) -> None:
