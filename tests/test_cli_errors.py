@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.report import results
 from tests import servers
 from tests.busy import ran_ok
 from tests.conftest import harness
@@ -398,6 +399,55 @@ def test_click_type_errors_are_one_line(tmp_path: Path) -> None:
 def test_report_on_a_run_json_with_a_mistyped_field(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text('{"schema_version": 1, "steps": [], "degradation": 5}')
     assert_usage_error(harness("report", str(tmp_path), cwd=tmp_path), "degradation")
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("content", [b"{}", b"[1,2]", b'{"schema_version": 1, "steps": [1]}',
+                                     b'{"schema_version": "1", "steps": []}', b"not json"])
+def test_report_and_merge_refuse_folders_that_are_not_runs(tmp_path: Path,
+                                                           content: bytes) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_bytes(content)
+    rep = harness("report", "a", cwd=tmp_path)
+    assert rep.returncode == 2, (rep.returncode, rep.stderr)
+    assert "not a harness run folder" in one_error_line(rep)
+    assert not (tmp_path / "a" / "report.html").exists()
+    mer = harness("merge", "a", "b", "--results-dir", "out", cwd=tmp_path)
+    assert mer.returncode == 2, (mer.returncode, mer.stderr)
+    assert "not a harness run folder" in one_error_line(mer)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_without_run_json_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    rep = harness("report", "empty", cwd=tmp_path)
+    assert rep.returncode == 2 and "not a harness run folder" in one_error_line(rep)
+    mer = harness("merge", "empty", "empty", cwd=tmp_path)
+    assert mer.returncode == 2 and "not a harness run folder" in one_error_line(mer)
+
+
+def test_read_run_says_why_a_document_is_not_a_run(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_bytes(b'{"schema_version": 1, "steps": {}}')
+    with pytest.raises(ValueError, match="steps"):
+        results.read_run(tmp_path)
+    (tmp_path / "run.json").write_bytes(b'{"schema_version": 1, "steps": [{}]}')
+    assert results.read_run(tmp_path)["steps"] == [{}]
+
+
+def test_listen_with_an_echo_workload_is_a_usage_error(tmp_path: Path) -> None:
+    with servers.closed_port() as closed:
+        r = harness("run", "--host", f"127.0.0.1:{closed.port}", "--listen", "1",
+                    "--conns", "1", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "--listen" in one_error_line(r)
+    assert r.stdout == ""
 
 
 def test_escape_sequences_in_errors_are_shown_not_sent(tmp_path: Path) -> None:
