@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests import servers
 from tests.busy import ran_ok, skip_if_busy, skip_if_busy_search
 from tests.conftest import harness
+
+pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 
 PROBE = ["--workers", "1", "--warmup", "0.2", "--timeout", "1"]  # search writes no results
 

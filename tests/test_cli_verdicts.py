@@ -63,6 +63,7 @@ def server_process(cmd: list[str], port: int) -> Iterator[int]:
 # ---------------------------------------------------------------------------- no valid reply
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("redis-server") is None,
                     reason="redis-server not installed (tests/setup.sh installs it)")
 def test_a_redis_server_is_never_healthy_and_the_run_exits_3_with_a_diagnosis(
@@ -84,6 +85,7 @@ def test_a_redis_server_is_never_healthy_and_the_run_exits_3_with_a_diagnosis(
     assert "rule no_replies" in r.stdout
 
 
+@pytest.mark.e2e
 def test_an_http_server_is_diagnosed_as_http(tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
@@ -98,6 +100,7 @@ def test_an_http_server_is_diagnosed_as_http(tmp_path: Path) -> None:
     assert "None conns" not in r.stdout and "no healthy step" in r.stdout
 
 
+@pytest.mark.e2e
 def test_a_chat_server_with_the_wrong_framing_hangs_up_and_says_so(tmp_path: Path) -> None:
     # newline frames to a len32 server: their first four ASCII bytes read as a huge length
     with launch("chat", framing="len32") as srv:
@@ -114,6 +117,7 @@ def test_a_chat_server_with_the_wrong_framing_hangs_up_and_says_so(tmp_path: Pat
 # ---------------------------------------------------------------------------- protocol errors
 
 
+@pytest.mark.e2e
 def test_protocol_errors_fail_the_run_and_the_degradation_rule(tmp_path: Path) -> None:
     # the echo workload against a chat room: every reply arrives, but so do the others'
     with launch("chat", framing="newline") as srv:
@@ -132,6 +136,7 @@ def test_protocol_errors_fail_the_run_and_the_degradation_rule(tmp_path: Path) -
 # ---------------------------------------------------------------------------- the record
 
 
+@pytest.mark.e2e
 def test_the_command_line_is_in_run_json_and_heads_the_table(tmp_path: Path) -> None:
     with launch("echo") as srv:
         host, port = srv.addresses[0]
@@ -206,6 +211,7 @@ def hog_on(core: int) -> Iterator[None]:
         proc.wait(timeout=5)
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a worker and a server core")
 def test_calibrate_refuses_a_ceiling_on_a_busy_worker_core(tmp_path: Path) -> None:
     worker_core = min(os.sched_getaffinity(0))
@@ -219,6 +225,7 @@ def test_calibrate_refuses_a_ceiling_on_a_busy_worker_core(tmp_path: Path) -> No
     assert "during the ceiling run" in line and "Run it again on an idle machine." in line
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a worker and a server core")
 def test_a_hog_on_the_worker_core_flags_the_step_and_no_step_is_judged(tmp_path: Path) -> None:
     worker_core = min(os.sched_getaffinity(0))

@@ -16,6 +16,8 @@ from tests import servers
 from tests.busy import ran_ok
 from tests.conftest import harness, plan_for, run_plan
 
+pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
+
 
 @pytest.fixture
 def serve_chat_cluster(tmp_path):

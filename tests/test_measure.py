@@ -33,6 +33,7 @@ def host(handle: servers.Handle) -> str:
     return f"127.0.0.1:{handle.port}"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "newline"])
 def test_known_delay_gives_p50_within_10_percent(framing: str) -> None:
     delay = 0.020
@@ -46,6 +47,7 @@ def test_known_delay_gives_p50_within_10_percent(framing: str) -> None:
     assert 300 < s["throughput_msgs_s"] <= 400
 
 
+@pytest.mark.e2e
 def test_open_loop_shows_stalls_closed_loop_hides_them() -> None:
     """A server that stops for 100 ms every 2 s. Open loop at 100 msgs/s per connection
     measures from the intended send, so ~5% of messages carry part of the stall: p99 is
@@ -61,6 +63,7 @@ def test_open_loop_shows_stalls_closed_loop_hides_them() -> None:
     assert open_["lost"] == closed["lost"] == 0
 
 
+@pytest.mark.e2e
 def test_drops_are_counted_exactly() -> None:
     # 4 connections x 50 messages, all in flight at once; every 10th frame gets no reply
     with servers.start("drop", every=10) as srv:
@@ -73,6 +76,7 @@ def test_drops_are_counted_exactly() -> None:
     assert s["duplicates"] == 0
 
 
+@pytest.mark.e2e
 def test_duplicates_are_counted_exactly() -> None:
     with servers.start("dup", every=10) as srv:
         (s,) = run_plan(plan_for(host(srv), messages="200", inflight=5, warmup=0.0))
@@ -82,6 +86,7 @@ def test_duplicates_are_counted_exactly() -> None:
     assert s["lost"] == 0
 
 
+@pytest.mark.e2e
 def test_resets_are_counted_and_the_run_goes_on() -> None:
     with servers.start("reset_after", n=5) as srv:
         (s,) = run_plan(plan_for(host(srv), messages="40", inflight=10, warmup=0.0))
@@ -90,6 +95,7 @@ def test_resets_are_counted_and_the_run_goes_on() -> None:
     assert s["lost"] == 20
 
 
+@pytest.mark.e2e
 def test_clean_close_counted_as_closed() -> None:
     with servers.start("close_after", n=5, hold=0.5) as srv:
         (s,) = run_plan(plan_for(host(srv), messages="40", inflight=10, warmup=0.0))
@@ -97,6 +103,7 @@ def test_clean_close_counted_as_closed() -> None:
     assert s["received"] == 20 and s["lost"] == 20
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "len16", "newline"])
 def test_garbage_is_a_protocol_error_not_a_crash(framing: str) -> None:
     with servers.start("garbage_after", framing=framing, n=3) as srv:
@@ -110,6 +117,7 @@ def test_garbage_is_a_protocol_error_not_a_crash(framing: str) -> None:
     assert s["lost"] == 28
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "newline"])
 def test_mangled_stamps_are_protocol_errors_never_matches(framing: str) -> None:
     with servers.start("mangle", framing=framing, every=5) as srv:
@@ -120,6 +128,7 @@ def test_mangled_stamps_are_protocol_errors_never_matches(framing: str) -> None:
     assert s["received"] == 80
 
 
+@pytest.mark.e2e
 def test_chat_room_delivers_every_message_to_every_socket() -> None:
     server = launch("chat", framing="len32")
     try:
@@ -134,6 +143,7 @@ def test_chat_room_delivers_every_message_to_every_socket() -> None:
     assert s["fanout_complete"] == 100
 
 
+@pytest.mark.e2e
 def test_two_workers_with_1000_connections() -> None:
     server = launch("echo", framing="len32")
     try:
@@ -156,6 +166,7 @@ def only(errors: dict[str, int], **want: int) -> dict[str, int]:
     return {k: want.get(k, 0) for k in errors}
 
 
+@pytest.mark.e2e
 def test_an_oversized_frame_is_one_protocol_error_per_connection() -> None:
     # the first reply of every connection is a 0x7FFFFFFF prefix plus 64 junk bytes: the
     # junk lines up as a frame with a bad prefix *and* leaves a bad tail (one fault)
@@ -166,6 +177,7 @@ def test_an_oversized_frame_is_one_protocol_error_per_connection() -> None:
     assert s["sent"] == 4 and s["lost"] == 4
 
 
+@pytest.mark.e2e
 def test_a_mangled_reply_is_one_protocol_error_and_frees_its_slot() -> None:
     # every reply is a junk frame of the right size: 40 protocol errors, no timeouts, and
     # no connection waits --timeout with its four slots taken by junk
@@ -177,6 +189,7 @@ def test_a_mangled_reply_is_one_protocol_error_and_frees_its_slot() -> None:
     assert s["sent"] == 40 and s["lost"] == 40 and s["received"] == 0
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["newline", "len32"])
 def test_junk_before_a_fin_is_a_protocol_error_not_a_close(framing: str) -> None:
     with servers.start("close_after", framing=framing, n=3, junk=b"GGGGGGGGGG") as srv:
@@ -186,6 +199,7 @@ def test_junk_before_a_fin_is_a_protocol_error_not_a_close(framing: str) -> None
     assert s["received"] == 12
 
 
+@pytest.mark.e2e
 def test_whole_frames_before_a_broken_stream_still_count() -> None:
     # the 3rd reply and a 0x7FFFFFFF prefix arrive in one read (1 in flight, varied sizes:
     # the frame walk): the reply counts, then the connection closes on one protocol error
@@ -196,6 +210,7 @@ def test_whole_frames_before_a_broken_stream_still_count() -> None:
     assert (s["sent"], s["received"], s["lost"]) == (12, 12, 0)
 
 
+@pytest.mark.e2e
 def test_a_mangled_line_then_an_oversized_one_are_two_protocol_errors() -> None:
     # one write: a junk line (a mangled reply), then 8 KiB without a newline (oversized)
     with servers.start("garbage_after", framing="newline", n=3, tail=b"G" * 8192) as srv:
@@ -205,6 +220,7 @@ def test_a_mangled_line_then_an_oversized_one_are_two_protocol_errors() -> None:
     assert s["received"] == 12
 
 
+@pytest.mark.e2e
 def test_a_huge_max_frame_does_not_stop_the_worker_reading() -> None:
     with servers.start("echo", max_frame=1 << 25) as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="2", duration=1.0,
@@ -212,6 +228,7 @@ def test_a_huge_max_frame_does_not_stop_the_worker_reading() -> None:
     assert s["received"] > 100 and s["lost"] == 0 and sum(s["errors"].values()) == 0
 
 
+@pytest.mark.e2e
 def test_error_rate_counts_each_failed_message_once() -> None:
     with servers.start("mangle", every=10) as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="2", messages="200",
@@ -221,6 +238,7 @@ def test_error_rate_counts_each_failed_message_once() -> None:
     assert aggregate.error_rate(s) == 0.1  # 20 failed messages of 200, not 60 "errors"
 
 
+@pytest.mark.e2e
 def test_late_replies_count_as_failed_but_warm_up_errors_do_not() -> None:
     with servers.start("delay", delay=0.05) as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="1", duration=1.0,
@@ -230,6 +248,7 @@ def test_late_replies_count_as_failed_but_warm_up_errors_do_not() -> None:
     assert aggregate.error_rate(s) == 1.0
 
 
+@pytest.mark.e2e
 def test_broadcast_with_two_workers_waits_for_the_slower_sender() -> None:
     with servers.start("chat_faulty", every=7, victim=1, fault="drop") as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", workload="chat", conns="2",
@@ -238,6 +257,7 @@ def test_broadcast_with_two_workers_waits_for_the_slower_sender() -> None:
     assert s["lost"] == 20  # 140 messages to the victim, every 7th dropped
 
 
+@pytest.mark.e2e
 def test_a_server_that_holds_the_socket_full_is_not_the_client_being_slow() -> None:
     with servers.start("stall", period=2.0, pause=0.9) as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="1", rate=300.0,
@@ -264,6 +284,7 @@ def chaos_matches(s: dict, faults: dict[str, int]) -> bool:
     return s["errors"] == want
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("seed", "framing"), [(1, "len32"), (2, "newline"), (18, "newline")])
 def test_chaos_counts_by_kind_equal_the_servers_fault_log(tmp_path: Path, seed: int,
                                                            framing: str) -> None:
@@ -297,6 +318,7 @@ def connect_only(plan: Plan, port: int) -> Worker:
     return worker
 
 
+@pytest.mark.e2e
 def test_a_source_address_that_is_not_ours_is_connect_no_port() -> None:
     # 198.51.100.7 (TEST-NET-2) is no local address: bind fails with EADDRNOTAVAIL, no packet
     with servers.start("echo") as srv:
@@ -308,6 +330,7 @@ def test_a_source_address_that_is_not_ours_is_connect_no_port() -> None:
     assert worker.res.errors == only(worker.res.errors, connect_no_port=3)
 
 
+@pytest.mark.e2e
 def test_connections_past_the_fd_limit_are_connect_fd_limit_and_the_rest_connect() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with servers.start("echo") as srv:

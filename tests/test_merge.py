@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 
 from harness.histogram import Histogram
 from harness.report import results
@@ -17,6 +18,7 @@ from tests.busy import ran_ok
 from tests.conftest import harness
 
 
+@pytest.mark.e2e
 def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
     with servers.start("delay", delay=0.005) as srv:
         args = ["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "3,6", "--duration", "1",
@@ -56,6 +58,7 @@ def test_two_concurrent_runs_merge_exactly(tmp_path: Path) -> None:
     assert (out / "series-step0.csv").read_text().count("\n") >= 2
 
 
+@pytest.mark.e2e
 def test_mismatched_runs_are_refused(tmp_path: Path) -> None:
     with servers.start("echo") as srv:
         for i, conns in enumerate(("2", "3")):
@@ -69,6 +72,7 @@ def test_mismatched_runs_are_refused(tmp_path: Path) -> None:
     assert "differ in conns" in r.stderr
 
 
+@pytest.mark.e2e
 def test_merge_refuses_a_name_or_results_folder_it_cannot_write(tmp_path: Path) -> None:
     with servers.start("echo") as srv:
         assert harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--duration",
@@ -100,6 +104,7 @@ def two_runs(tmp_path: Path, port: int, conns: str, config: str = "") -> list[Pa
     return [next((tmp_path / f"m{i}").iterdir()) for i in range(2)]
 
 
+@pytest.mark.e2e
 def test_merge_with_the_p99_factor_rule_disabled(tmp_path: Path) -> None:
     with servers.start("echo") as srv:
         runs = two_runs(tmp_path, srv.port, "2,3", "[degradation]\np99_factor = 0.0\n")
@@ -114,6 +119,7 @@ def test_merge_with_the_p99_factor_rule_disabled(tmp_path: Path) -> None:
     assert doc["degradation"]["rule"] != "p99"
 
 
+@pytest.mark.e2e
 def test_merge_checks_thresholds_and_exits_1_when_one_fails(tmp_path: Path) -> None:
     with servers.start("echo") as srv:
         runs = two_runs(tmp_path, srv.port, "2", "[thresholds]\nmin_throughput = 1e9\n")
@@ -135,6 +141,7 @@ def test_merge_rebuilds_only_known_threshold_fields() -> None:
     assert th.p99_ms == 5.0 and th.max_lost is None
 
 
+@pytest.mark.e2e
 def test_runs_made_one_after_the_other_merge_with_a_warning(tmp_path: Path) -> None:
     with servers.start("echo") as srv:
         for i in range(2):

@@ -27,6 +27,7 @@ from tests.conftest import harness, plan_for, run_plan
 from workloads import load
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Path, sig) -> None:
     with servers.start("echo") as srv:
@@ -56,6 +57,7 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
     assert "interrupted" in err.decode()
 
 
+@pytest.mark.e2e
 def test_connect_rate_paces_new_connections() -> None:
     with servers.start("echo") as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="40", connect_rate=100.0)
@@ -70,6 +72,7 @@ def test_connect_rate_paces_new_connections() -> None:
     assert 0.35 <= elapsed <= 2.0  # 40 connections at 100/s: ~0.39 s, not all at once
 
 
+@pytest.mark.e2e
 def test_server_thresholds_fail_when_exceeded_or_not_measurable(tmp_path: Path) -> None:
     config = tmp_path / "t.toml"
     config.write_text("[thresholds]\nmax_server_rss_mb = 1.0\n")
@@ -85,6 +88,7 @@ def test_server_thresholds_fail_when_exceeded_or_not_measurable(tmp_path: Path) 
     assert "not measured" in blind.stdout
 
 
+@pytest.mark.e2e
 def test_a_chat_server_that_mangles_stamps_gives_protocol_errors_not_matches() -> None:
     # one connection in the room: the "mangle" server sends every frame back to it, and
     # corrupts the stamp of every 5th
@@ -97,6 +101,7 @@ def test_a_chat_server_that_mangles_stamps_gives_protocol_errors_not_matches() -
     assert np.isfinite(s["fanout_ms"]["p50"])
 
 
+@pytest.mark.e2e
 def test_connections_spread_over_source_addresses() -> None:
     with servers.start("echo") as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="12", source_addrs="127.0.0.2-127.0.0.4")
@@ -146,6 +151,7 @@ def one_run(results: Path) -> dict:
     return orjson.loads((folder / "run.json").read_bytes())
 
 
+@pytest.mark.e2e
 def test_a_group_sigterm_as_timeout_sends_keeps_the_measured_step(tmp_path: Path) -> None:
     # `timeout -s TERM 3 harness run ...` signals harness and its workers at once
     with servers.start("echo") as srv:
@@ -197,6 +203,7 @@ def run_in_pty(args: list[str], cwd: Path, press_at: float, timeout: float = 60
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
+@pytest.mark.e2e
 def test_ctrl_c_in_a_terminal_stops_the_workers_before_the_embedded_server(
         tmp_path: Path) -> None:
     code, text = run_in_pty(["run", "--conns", "5,10", "--duration", "4", "--warmup", "0.2",
@@ -213,6 +220,7 @@ def test_ctrl_c_in_a_terminal_stops_the_workers_before_the_embedded_server(
     assert step["lost"] == 0
 
 
+@pytest.mark.e2e
 def test_sigterm_before_the_first_step_stops_the_server_cmd(tmp_path: Path) -> None:
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with servers.closed_port() as closed, open(out, "wb") as fo, open(err, "wb") as fe:
@@ -252,6 +260,7 @@ def test_sigterm_before_the_first_step_stops_the_server_cmd(tmp_path: Path) -> N
     assert lines == ["harness: interrupted before the first step"], stderr
 
 
+@pytest.mark.e2e
 def test_ctrl_c_while_connections_hang_stops_within_seconds(tmp_path: Path) -> None:
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))
@@ -274,6 +283,7 @@ def test_ctrl_c_while_connections_hang_stops_within_seconds(tmp_path: Path) -> N
     assert elapsed < 8, elapsed
 
 
+@pytest.mark.e2e
 def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
     with servers.start("echo") as srv:
@@ -299,6 +309,7 @@ def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path:
     assert step["lost"] == 0 and sum(step["errors"].values()) == 0
 
 
+@pytest.mark.e2e
 def test_echo_connections_spread_over_every_host_given() -> None:
     with servers.start("echo") as a, servers.start("echo") as b, servers.start("echo") as c:
         hosts = ",".join(f"127.0.0.1:{h.port}" for h in (a, b, c))

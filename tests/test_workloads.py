@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 
 from harness import framing as fr
 from harness.batch import Outbound
@@ -18,6 +19,7 @@ from workloads.base import Kind
 README = Path(__file__).resolve().parents[1] / "workloads" / "README.md"
 
 
+@pytest.mark.e2e
 def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
     code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     assert 20 <= len(code.strip().splitlines()) <= 35  # "about 30 lines"
@@ -37,6 +39,7 @@ def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
     assert kinds["short"]["sent"] > kinds["long"]["sent"] > 0
 
 
+@pytest.mark.e2e
 def test_mix_rows_add_up_to_the_total(tmp_path: Path) -> None:
     config = tmp_path / "mix.toml"
     config.write_text("""
@@ -96,6 +99,7 @@ def test_size_distributions_and_corpus_are_seeded() -> None:
     assert set(lines) == set(corpus)
 
 
+@pytest.mark.e2e
 def test_corpus_payloads_travel_end_to_end(tmp_path: Path) -> None:
     corpus = tmp_path / "lines.txt"
     corpus.write_text("first line of text\nsecond, somewhat longer line of text\nthird\n")
@@ -111,6 +115,7 @@ def test_corpus_payloads_travel_end_to_end(tmp_path: Path) -> None:
     assert doc["config"]["corpus"] == {"lines": 3}
 
 
+@pytest.mark.e2e
 def test_variable_sizes_with_length_prefixes_end_to_end() -> None:
     with servers.start("echo", framing="len16") as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", framing="len16", size="40-3000",
@@ -118,6 +123,7 @@ def test_variable_sizes_with_length_prefixes_end_to_end() -> None:
     assert s["received"] == 400 and s["lost"] == 0 and sum(s["errors"].values()) == 0
 
 
+@pytest.mark.e2e
 def test_a_workload_that_breaks_the_interface_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from workloads.base import Workload\n"
