@@ -16,6 +16,7 @@ from harness.histogram import Histogram, merge_all
 from harness.ledger import FanoutPart
 from harness.plan import Degradation, Step, Thresholds
 from harness.result import ERROR_KINDS, WorkerResult
+from harness.trends import recovery_time, soak_verdict
 
 SEC = 1e9
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
@@ -168,7 +169,6 @@ def stage_figures(step: Step, series: dict, second_hists: list[Histogram]
     """One row per stage (start s into the window, its own sent, received, msgs/s, errors
     and latency from the seconds it covers), and for a spike (a stage heavier than both
     the first and the last) the recovery time after it, from the per-second series."""
-    from harness.capacity import recovery_time
     stages, start = [], 0.0
     for st in step.stages:
         row = {"start_s": start, "duration_s": st.duration_s, "conns": st.conns,
@@ -206,7 +206,6 @@ TREND_MIN_SECONDS = 10  # shorter steps get no trend verdict
 def trend_figures(series: dict, monitor_rows: list[dict]) -> dict | None:
     """The p99 trend over a step's seconds, and the server's memory trend when it was
     watched (rows from the resource monitor, role "server"). None for short steps."""
-    from harness.capacity import soak_verdict
     if len(series.get("second", ())) < TREND_MIN_SECONDS:
         return None
     rows = [r for r in monitor_rows if r.get("role") == "server" and r.get("rss_bytes")]
