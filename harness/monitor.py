@@ -188,12 +188,6 @@ class Monitor:
         rows = [r for r in self._window(since_ns, until_ns) if r.role == role]
         return [(r.t_ns - base) / SEC for r in rows], [getattr(r, name) for r in rows]
 
-    def net_total(self, since_ns: int | None = None, until_ns: int | None = None) -> int | None:
-        """System-wide bytes sent + received over the ticks in the window (None if unknown)."""
-        per_tick = {r.t_ns: r.net_bytes for r in self._window(since_ns, until_ns)}
-        known = [v for v in per_tick.values() if v is not None]
-        return sum(known) if known else None
-
     def summary(self, since_ns: int | None = None, until_ns: int | None = None) -> dict[str, dict]:
         """Per monitored role: CPU % mean/max, RSS max/start/end (bytes), threads/fds max,
         and ``died_at_s`` (seconds from monitor start; None unless it died before
