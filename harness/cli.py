@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import numpy as np
@@ -27,8 +27,9 @@ import orjson
 from harness import __version__, aggregate
 from harness import config as cfg
 from harness import sweep as sweep_mod
-from harness.coordinator import RunOutcome, Unreachable, fd_shortfall, probe, raise_nofile, resolve
+from harness.coordinator import RunOutcome, Unreachable, fd_shortfall, probe, resolve
 from harness.interrupts import Interrupts
+from harness.limits import raise_nofile
 from harness.plan import Plan, Target
 from harness.report import results as results_mod
 from harness.report import table
@@ -52,7 +53,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
-def die(code: int, message: str) -> None:
+def die(code: int, message: str) -> NoReturn:
     click.echo(f"harness: {printable(message)}", err=True)
     sys.exit(code)
 
@@ -725,7 +726,6 @@ def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict,
                 die(EXIT_FAIL, f"search stopped: {cut_short(cut[0])}")
             die(EXIT_FAIL, "interrupted during the search" if tried
                 else "interrupted before the first step")
-    raise AssertionError("unreachable")
 
 
 def load_text(x: float | None) -> str:

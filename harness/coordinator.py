@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import resource
 import selectors
 import signal
 import socket
@@ -61,15 +60,6 @@ class RunOutcome:
     partial: bool = False
     interrupted: bool = False
     error: str | None = None  # why the run was cut short: a dead or failed worker
-
-
-def raise_nofile() -> int:
-    """Raise the open-files soft limit to the hard limit; return the new limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def fd_shortfall(plan: Plan, limit: int, most_conns: int | None = None) -> str | None:
