@@ -542,6 +542,8 @@ def report_cmd(run_folder: str) -> None:
     from harness.report import html as html_report
     try:
         results_mod.read_run(run_folder)
+    except results_mod.SchemaError as exc:
+        die(EXIT_USAGE, str(exc))
     except (OSError, ValueError) as exc:
         die(EXIT_USAGE, f"not a harness run folder: {exc}")
     try:
@@ -786,6 +788,8 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
         docs = [results_mod.read_run(r) for r in runs]
         series = [[results_mod.read_series(r, k) for k in range(len(d["steps"]))]
                   for r, d in zip(runs, docs, strict=True)]
+    except results_mod.SchemaError as exc:
+        die(EXIT_USAGE, str(exc))
     except (OSError, ValueError) as exc:
         die(EXIT_USAGE, f"not a harness run folder: {exc}")
     try:
