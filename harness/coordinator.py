@@ -29,6 +29,7 @@ import numpy as np
 
 from harness import netstat
 from harness.interrupts import Interrupts, ignore_in_worker
+from harness.limits import FD_RESERVE
 from harness.plan import Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
 from harness.worker import Worker
@@ -36,7 +37,6 @@ from workloads import Workload
 
 SEC = 1_000_000_000
 START_SLACK_NS = 50_000_000  # between "all connected" and the first send
-FD_RESERVE = 64  # descriptors a process keeps beside its connections (pipes, selector, ...)
 
 
 class Unreachable(Exception):

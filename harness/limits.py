@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import resource
 
+FD_RESERVE = 64  # descriptors a process keeps beside its connections (pipes, selector, ...)
+
 
 def raise_nofile() -> int:
     """Raise the soft open-files limit to the hard limit (also when the hard limit is
