@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import time
 from dataclasses import asdict
 from typing import Any
@@ -62,7 +61,7 @@ def environment(plan: Plan, started: float) -> dict:
             "started_unix_s": round(started, 3), "ended_unix_s": round(time.time(), 3),
             "open_files_limit": nofile,
             "max_conns_allowed": plan.workers * max(nofile - FD_RESERVE, 0),
-            "host": socket.gethostname(), "cores": os.cpu_count(),
+            "host": platform.node(), "cores": os.cpu_count(),
             "usable_cores": len(os.sched_getaffinity(0)), "kernel": platform.release(),
             "python": platform.python_version(), "numpy": np.__version__,
             "harness": __version__, "workers": plan.workers,
