@@ -376,14 +376,9 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
            html: bool = True, watched: list | None = None, warnings: list[str] | None = None
            ) -> int:
     watched = watched or [None] * len(outcome.steps)
-    figures = [sweep_mod.figures(plan, workload, r) for r in outcome.steps]
-    for f, w in zip(figures, watched, strict=True):
-        if w is not None and w.summary:
-            aggregate.with_resources(f.summary, w.summary, w.cores)
-        trend = aggregate.trend_figures(f.series, w.rows if w is not None else [])
-        if trend is not None:
-            f.summary["trend"] = trend
-    steps = [f.summary for f in figures]
+    figures = [sweep_mod.figures(plan, workload, r, w, trend=True)
+               for r, w in zip(outcome.steps, watched, strict=True)]
+    steps = [f.summary.to_json() for f in figures]
     verdict = aggregate.degradation(steps, plan.degradation)
     failures = aggregate.threshold_failures(steps, plan.thresholds)
     doc = document.run_document(plan, workload, outcome.partial, steps, verdict, failures,
@@ -579,11 +574,9 @@ def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict,
                             cut.append(out.error)
                         if out.interrupted or out.error or not out.steps:
                             raise KeyboardInterrupt
-                        summary = sweep_mod.figures(search_plan(plan, over, load), workload,
-                                                    out.steps[0]).summary
-                        w = session.watched(out.steps[0])
-                        if w.summary:
-                            aggregate.with_resources(summary, w.summary, w.cores)
+                        summary = sweep_mod.figures(
+                            search_plan(plan, over, load), workload, out.steps[0],
+                            session.watched(out.steps[0])).summary.to_json()
                         summaries.append(summary)
                         return summary
                     return bisect(probe_at), summaries
