@@ -104,6 +104,8 @@ class Targets:
 def start_embedded(plan: Plan, workload: Any) -> tuple[ServerHandle, Plan]:
     """The built-in server of ``plan.embedded`` on the last usable core (when there are
     two or more), and the plan pointed at it."""
+    if plan.embedded is None:
+        raise ValueError("the plan has no embedded server")
     cores = sorted(os.sched_getaffinity(0))
     cpu = cores[-1] if len(cores) > 1 else None
     nodes = EMBEDDED_CHAT_NODES if plan.embedded == "chat" else 1
