@@ -212,7 +212,7 @@ def test_every_plan_that_validates_fits_the_worker_and_run_json(values: dict, co
     a signed 64-bit JSON number."""
     import orjson
 
-    from harness.cli import plan_dict
+    from harness.report.document import plan_dict
     flags = {"host": "127.0.0.1:9", "conns": str(conns), **values}
     if messages is not None:
         flags.update(messages=str(messages), duration=None)

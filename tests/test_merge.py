@@ -161,3 +161,34 @@ def test_runs_made_one_after_the_other_merge_with_a_warning(tmp_path: Path) -> N
     rows = [line.split() for line in out.splitlines()]
     assert [row[0] for row in rows if row and row[0] == "4"] == ["4"]  # 2 + 2 connections
     assert len([row for row in rows if row[:2] in (["2", "@run1"], ["2", "@run2"])]) == 2
+
+
+# ---------------------------------------------------------------------------- checked metadata
+
+
+def run_doc(**config: object) -> dict:
+    """A minimal run.json with one step: enough for merge.check, no histograms needed to
+    be refused before them."""
+    base = {"framing": "len32", "size": 64, "size_spec": 64,
+            "pacing": {"mode": "closed", "inflight": 1, "rate": 0.0, "think_s": 0.0}}
+    return {"schema_version": 1, "workload": config.pop("workload", "echo"),
+            "delivery": "echo", "config": base | config,
+            "steps": [{"conns": 2, "histograms": {}}]}
+
+
+def test_merge_refuses_runs_whose_framing_size_pacing_or_workload_differ() -> None:
+    import pytest
+
+    from harness.merge import MergeError, check
+    closed = {"mode": "closed", "inflight": 1, "rate": 0.0, "think_s": 0.0}
+    cases = [({"framing": "newline"}, "runs differ in framing: run1 len32, run2 newline"),
+             ({"size": 128, "size_spec": 128}, "runs differ in size: run1 64, run2 128"),
+             ({"size_spec": [64, 128]}, "runs differ in size: run1 64, run2 [64, 128]"),
+             ({"pacing": closed | {"inflight": 4}}, "runs differ in pacing: run1 {mode=closed, "
+              "inflight=1, rate=0.0, think_s=0.0}, run2 {mode=closed, inflight=4"),
+             ({"workload": "mix.py"}, "runs differ in workload: run1 echo, run2 mix.py")]
+    check([run_doc(), run_doc()])  # the same: accepted
+    for change, message in cases:
+        with pytest.raises(MergeError) as info:
+            check([run_doc(), run_doc(**change)])
+        assert str(info.value).startswith(message), (change, str(info.value))

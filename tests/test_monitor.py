@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from harness.monitor import Monitor, trend
+from harness.monitor import Monitor
+from harness.trends import trend
 
 CHILD_LIFE_S = 10.0  # upper bound on every child's life, even if a test forgets it
 
