@@ -6,6 +6,7 @@ CLI prints or exits."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 NO_SOCKETS = {"config", "aggregate", "report"}  # never import socket or selectors
 
 
+@functools.cache
 def modules() -> dict[str, ast.Module]:
     return {str(p.relative_to(PKG).with_suffix("")).replace("/", "."): ast.parse(p.read_text())
             for p in PKG.rglob("*.py")}

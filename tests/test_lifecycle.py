@@ -13,6 +13,8 @@ from harness.plan import Plan, Step, Target
 from harness.targets.lifecycle import Targets
 from workloads import load
 
+pytestmark = pytest.mark.e2e  # real servers and processes
+
 
 def plan_for(*targets: Target, **kw: object) -> Plan:
     return Plan(targets=targets, steps=(Step(0, 1, 1.0, None),), connect_timeout_s=1.0,

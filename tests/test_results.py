@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.report.results import SchemaError, read_run
+from tests.conftest import harness
 
 # ---------------------------------------------------------------------------- schema versions
 
@@ -23,12 +22,12 @@ def test_read_run_refuses_a_schema_version_it_does_not_know(tmp_path: Path) -> N
             read_run(tmp_path)
 
 
+@pytest.mark.e2e
 def test_report_and_merge_name_an_unknown_schema_version_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text('{"schema_version": 9, "steps": []}')
     for args in (["report", str(tmp_path)], ["merge", str(tmp_path), str(tmp_path)]):
-        r = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
-                           timeout=60, cwd=tmp_path)
-        err = r.stderr.decode()
+        r = harness(*args, cwd=tmp_path, timeout=60)
+        err = r.stderr
         assert r.returncode == 2 and err.count("\n") == 1, err
         assert err.startswith("harness: ") and "schema_version 9 is not one this harness " \
             "reads (1): a newer harness wrote it" in err, err
