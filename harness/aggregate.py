@@ -8,7 +8,7 @@ Percentiles are taken only from merged histograms.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from harness.histogram import Histogram, merge_all
 from harness.ledger import FanoutPart
 from harness.plan import Degradation, Step, Thresholds
 from harness.result import ERROR_KINDS, WorkerResult
+from harness.summary import StepSummary
+from harness.trends import recovery_time, soak_verdict
 from harness.units import SEC
 
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
@@ -38,11 +40,11 @@ def connect_ms(h: Histogram) -> dict[str, float | None]:
     return {"p50": ms(p50), "p99": ms(p99), "max": ms(h.max)}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StepFigures:
     """A step's summary (the documented JSON keys) plus what run.json and CSVs need."""
 
-    summary: dict
+    summary: StepSummary
     histograms: dict[str, Histogram]
     series: dict[str, list]
     second_hists: list[Histogram]  # latency per second of the window, merged
@@ -75,8 +77,33 @@ def merge_series(results: list[WorkerResult]) -> tuple[dict[str, list], list[His
 
 def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
                  delivery: str, kind_names: list[str], open_loop: bool) -> StepFigures:
+    """A step's figures from its workers' results: counts added, histograms merged, then
+    percentiles; the parts a step has (open loop, a mix, stages, broadcast) beside them."""
     lat = merge_all([r.latency for r in results])
     con = merge_all([r.connect for r in results])
+    hists = {"latency": lat, "connect": con}
+    parts: dict = {}
+    if open_loop:
+        svc = merge_all([r.service for r in results])
+        parts.update(service_ms=latency_ms(svc), behind_schedule=sum(r.behind for r in results))
+        hists["service"] = svc
+    if len(kind_names) > 1:
+        parts["kinds"], kh = _kinds(results, kind_names)
+        hists.update(kh)
+    series, second_hists = merge_series(results)
+    if step.stages:
+        parts["stages"], parts["recovery"] = stage_figures(step, series, second_hists)
+    if delivery == "broadcast":
+        fan, hists["fanout"] = fanout_figures(step, results, receivers,
+                                              sum(r.sent for r in results))
+        parts.update(lost=fan.pop("lost"), duplicates=fan.pop("duplicates"), fanout=fan)
+    summary = replace(_counts(step, results, open_loop, lat, con), **parts)
+    return StepFigures(summary, hists, series, second_hists)
+
+
+def _counts(step: Step, results: list[WorkerResult], open_loop: bool, lat: Histogram,
+            con: Histogram) -> StepSummary:
+    """The figures every step has: counts, throughput, latency, errors, client CPU."""
     errors = dict.fromkeys(ERROR_KINDS, 0)
     for r in results:
         for k, v in r.errors.items():
@@ -85,59 +112,25 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     received = sum(r.received for r in results)
     duration = _duration_s(results, step.duration_s is None)
     cpu = [100.0 * r.cpu_s / r.wall_s for r in results if r.wall_s > 0]
-    behind = sum(r.behind for r in results)
     client_cpu = round(max(cpu), 1) if cpu else 0.0
-    bound = client_bound_rule(client_cpu, behind, sent, open_loop)
-    summary: dict = {
-        "conns": step.conns,
-        "connected": sum(r.connected for r in results),
-        "duration_s": round(duration, 6),
-        "sent": sent,
-        "received": received,
-        "throughput_msgs_s": round(received / duration, 3) if duration > 0 else 0.0,
-        "throughput_mb_s": (round(sum(r.bytes_received for r in results) / duration / 1e6, 6)
-                            if duration > 0 else 0.0),
-        "latency_ms": latency_ms(lat),
-        "connect_ms": connect_ms(con),
-        "errors": errors,
-        "lost": sum(r.lost for r in results),
-        "duplicates": sum(r.duplicates for r in results),
-        "late": sum(r.late for r in results),
-        "client_cpu_pct": client_cpu,
-        "client_cpu_pct_per_worker": [round(c, 1) for c in cpu],
-        "client_bound": bound is not None,
-        "partial": any(r.partial for r in results),
-        "sent_all": sum(r.sent_all for r in results),
-        "replies": sum(r.replies for r in results),
-    }
-    if bound is not None:
-        summary["client_bound_rule"], summary["client_bound_detail"] = bound
+    bound = client_bound_rule(client_cpu, sum(r.behind for r in results), sent, open_loop)
     unparsed = next((r.unparsed for r in results if r.unparsed), b"")
-    if unparsed:
-        summary["first_unparsed"] = escape_bytes(unparsed)
-    if step.messages is not None:
-        summary["messages"] = step.messages
-    if step.rate:
-        summary["rate"] = step.rate
-    hists = {"latency": lat, "connect": con}
-    if open_loop:
-        svc = merge_all([r.service for r in results])
-        summary["service_ms"] = latency_ms(svc)
-        summary["behind_schedule"] = behind
-        hists["service"] = svc
-    if len(kind_names) > 1:
-        summary["kinds"], kh = _kinds(results, kind_names)
-        hists.update(kh)
-    series, second_hists = merge_series(results)
-    if step.stages:
-        summary["stages"], rec = stage_figures(step, series, second_hists)
-        if rec is not None:
-            summary["recovery"] = rec
-    if delivery == "broadcast":
-        fan, fh = fanout_figures(step, results, receivers, sent)
-        summary.update(fan)
-        hists["fanout"] = fh
-    return StepFigures(summary, hists, series, second_hists)
+    return StepSummary(
+        conns=step.conns, connected=sum(r.connected for r in results),
+        duration_s=round(duration, 6), sent=sent, received=received,
+        throughput_msgs_s=round(received / duration, 3) if duration > 0 else 0.0,
+        throughput_mb_s=(round(sum(r.bytes_received for r in results) / duration / 1e6, 6)
+                         if duration > 0 else 0.0),
+        latency_ms=latency_ms(lat), connect_ms=connect_ms(con), errors=errors,
+        lost=sum(r.lost for r in results), duplicates=sum(r.duplicates for r in results),
+        late=sum(r.late for r in results), client_cpu_pct=client_cpu,
+        client_cpu_pct_per_worker=[round(c, 1) for c in cpu], client_bound=bound is not None,
+        partial=any(r.partial for r in results), sent_all=sum(r.sent_all for r in results),
+        replies=sum(r.replies for r in results),
+        client_bound_rule=bound[0] if bound else None,
+        client_bound_detail=bound[1] if bound else None,
+        first_unparsed=escape_bytes(unparsed) if unparsed else None,
+        messages=step.messages, rate=step.rate or None)
 
 
 def client_bound_rule(client_cpu: float, behind: int, sent: int,
@@ -168,7 +161,6 @@ def stage_figures(step: Step, series: dict, second_hists: list[Histogram]
     """One row per stage (start s into the window, its own sent, received, msgs/s, errors
     and latency from the seconds it covers), and for a spike (a stage heavier than both
     the first and the last) the recovery time after it, from the per-second series."""
-    from harness.capacity import recovery_time
     stages, start = [], 0.0
     for st in step.stages:
         row = {"start_s": start, "duration_s": st.duration_s, "conns": st.conns,
@@ -206,7 +198,6 @@ TREND_MIN_SECONDS = 10  # shorter steps get no trend verdict
 def trend_figures(series: dict, monitor_rows: list[dict]) -> dict | None:
     """The p99 trend over a step's seconds, and the server's memory trend when it was
     watched (rows from the resource monitor, role "server"). None for short steps."""
-    from harness.capacity import soak_verdict
     if len(series.get("second", ())) < TREND_MIN_SECONDS:
         return None
     rows = [r for r in monitor_rows if r.get("role") == "server" and r.get("rss_bytes")]
@@ -452,16 +443,23 @@ def shared_core(resources: dict) -> dict | None:
     return worst
 
 
-def with_resources(summary: dict, resources: dict, cores: dict | None = None) -> None:
-    """Put a step's resource figures into its summary, and flag it ``core_shared`` when
-    other processes took >= SHARED_CORE_PCT of a worker's or the server's core."""
-    summary["resources"] = resources
+def resource_fields(resources: dict, cores: dict | None = None) -> dict:
+    """A step's resource figures as summary fields, flagging it ``core_shared`` when other
+    processes took >= SHARED_CORE_PCT of a worker's or the server's core."""
+    out: dict = {"resources": resources}
     if cores:
-        summary["machine_cpu"] = {str(c): v for c, v in cores.items()}
+        out["machine_cpu"] = {str(c): v for c, v in cores.items()}
     worst = shared_core(resources)
     if worst is not None:
-        summary["shared_core"] = worst
-        summary["core_shared"] = worst["others_pct"] >= SHARED_CORE_PCT
+        out["shared_core"] = worst
+        out["core_shared"] = worst["others_pct"] >= SHARED_CORE_PCT
+    return out
+
+
+def with_resources(summary: StepSummary, resources: dict,
+                   cores: dict | None = None) -> StepSummary:
+    """``summary`` with its step's resource figures (:func:`resource_fields`)."""
+    return replace(summary, **resource_fields(resources, cores))
 
 
 # ---------------------------------------------------------------------------- no reply at all

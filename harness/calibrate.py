@@ -42,8 +42,8 @@ def _run(plan: Plan, reserve: int, server_pid: int) -> dict:
     summary = aggregate.step_figures(r.step, r.results, r.receivers, "echo", ["msg"],
                                      plan.pacing.mode == "open").summary
     if watched.summary:
-        aggregate.with_resources(summary, watched.summary, watched.cores)
-    return summary
+        summary = aggregate.with_resources(summary, watched.summary, watched.cores)
+    return summary.to_json()
 
 
 def calibrate(duration: float = 5.0, conns: int = 100, inflight: int = 16, size: int = 64,

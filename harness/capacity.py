@@ -1,8 +1,9 @@
-"""Capacity questions answered from step summaries: SLOs, bisection, sweeps, recovery, soak.
+"""Capacity questions answered from step summaries: SLOs, bisection, the next sweep load.
 
 Pure functions over plain values. Running a step is the caller's business: the search and
-the sweep take a callable that runs one real step and returns its summary dict (the
-documented keys of ``aggregate.step_figures``). Nothing here opens a socket, starts a
+``harness.sweep`` take a callable that runs one real step and returns its summary dict (the
+documented keys of ``aggregate.step_figures``). Trend, recovery and soak verdicts are in
+``harness.trends``. Nothing here opens a socket, starts a
 process, prints or exits.
 
 Units: latency in ms (an SLO may be written in us, ms or s; it is held in ms), throughput
@@ -15,14 +16,11 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.aggregate import degradation, error_rate
-from harness.monitor import trend
-from harness.plan import Degradation
+from harness.aggregate import error_rate
 
 # ---------------------------------------------------------------------------- SLO expressions
 
@@ -336,102 +334,3 @@ def next_load(current: float, mode: str, increment: float, bound: float) -> floa
     else:
         raise ValueError(f"mode must be 'double' or 'add', not {mode!r}")
     return None if nxt > bound else nxt
-
-
-def until_degraded(run_step: Callable[[int], dict], start: int, mode: str, increment: int,
-                   bound: int, rules: Degradation) -> dict[str, Any]:
-    """Run steps of ``start``, then ``next_load(...)`` connections until degradation.
-
-    After each step, ``aggregate.degradation(steps so far, rules)`` is evaluated; the sweep
-    stops at the first step where a rule fires, or when the next load would pass ``bound``.
-    Returns ``{"steps", "verdict", "max_sustainable", "stopped_by"}``: ``max_sustainable``
-    is the verdict's last healthy step (connections; None when the first step degraded),
-    ``stopped_by`` is "degradation" or "bound".
-    """
-    if start <= 0 or start > bound:
-        raise ValueError(f"need 0 < start <= bound, got start={start}, bound={bound}")
-    next_load(start, mode, increment, bound)  # validates mode and increment up front
-    steps: list[dict] = []
-    load: float | None = start
-    verdict: dict = {}
-    stopped_by = "bound"
-    while load is not None:
-        steps.append(run_step(int(load)))
-        verdict = degradation(steps, rules)
-        if verdict["degraded_at"] is not None:
-            stopped_by = "degradation"
-            break
-        load = next_load(load, mode, increment, bound)
-    return {"steps": steps, "verdict": verdict, "max_sustainable": verdict["last_healthy"],
-            "stopped_by": stopped_by}
-
-
-# ---------------------------------------------------------------------------- spike recovery
-
-
-def recovery_time(seconds: Sequence[float], p99_ms: Sequence[float | None],
-                  throughput: Sequence[float], spike_start: float, spike_end: float,
-                  band: float = 0.25, hold: int = 2) -> dict[str, Any]:
-    """How long after a spike the service is back to its baseline, in seconds.
-
-    Per-second series (the point at second k covers [k, k+1)). Baseline: the median p99
-    (ms, None ignored) and median throughput (msgs/s) over the points wholly before
-    ``spike_start``. After ``spike_end``, a point is *healthy* when its p99 is not None and
-    <= baseline * (1 + band) and its throughput >= baseline * (1 - band). ``recovery_s`` is
-    ``k - spike_end`` for the first point k >= ``spike_end`` that starts ``hold``
-    consecutive healthy points (consecutive = one second apart). ``recovered`` is False
-    (``recovery_s`` None) when the series ends first or there is no baseline (``note``).
-    """
-    if not len(seconds) == len(p99_ms) == len(throughput):
-        raise ValueError("seconds, p99_ms and throughput must have the same length")
-    if spike_end < spike_start or hold < 1 or band < 0:
-        raise ValueError("need spike_start <= spike_end, hold >= 1 and band >= 0")
-    points = sorted(zip(seconds, p99_ms, throughput, strict=True), key=lambda p: p[0])
-    before = [p for p in points if p[0] + 1 <= spike_start]
-    base_p99 = [p[1] for p in before if p[1] is not None]
-    out: dict[str, Any] = {"recovered": False, "recovery_s": None, "baseline_p99_ms": None,
-                           "baseline_throughput": None, "band": band, "note": None}
-    if not base_p99:
-        out["note"] = "no p99 samples before the spike: no baseline"
-        return out
-    p99_limit = statistics.median(base_p99) * (1 + band)
-    tp_base = statistics.median(p[2] for p in before)
-    out.update(baseline_p99_ms=statistics.median(base_p99), baseline_throughput=tp_base)
-    run_start, run_len, prev = None, 0, None
-    for k, p99, tp in (p for p in points if p[0] >= spike_end):
-        healthy = p99 is not None and p99 <= p99_limit and tp >= tp_base * (1 - band)
-        if not healthy:
-            run_start, run_len = None, 0
-        elif run_start is None or prev is None or abs(k - prev - 1) > 1e-9:
-            run_start, run_len = k, 1
-        else:
-            run_len += 1
-        prev = k
-        if run_len >= hold:
-            out.update(recovered=True, recovery_s=float(run_start - spike_end))
-            return out
-    out["note"] = f"not {hold} consecutive healthy seconds after the spike"
-    return out
-
-
-# ---------------------------------------------------------------------------- soak verdict
-
-
-def soak_verdict(seconds: Sequence[float], p99_ms: Sequence[float | None],
-                 rss_s: Sequence[float] | None,
-                 rss_bytes: Sequence[float] | None) -> dict[str, Any]:
-    """Is a long run stable? Trend lines (``monitor.trend``) of p99 (ms per second of the
-    run) and, when sampled, of the server's RSS (bytes at ``rss_s`` seconds).
-
-    ``verdict`` is "stable", "p99 growing", "memory growing" or "p99 and memory growing";
-    ``memory_trend`` is None when no RSS series was given.
-    """
-    p99_trend = trend(seconds, p99_ms)
-    mem_trend = trend(rss_s, rss_bytes) if rss_s is not None and rss_bytes is not None else None
-    p99_growing = bool(p99_trend["growing"])
-    mem_growing = bool(mem_trend is not None and mem_trend["growing"])
-    verdict = {(False, False): "stable", (True, False): "p99 growing",
-               (False, True): "memory growing",
-               (True, True): "p99 and memory growing"}[(p99_growing, mem_growing)]
-    return {"p99_trend": p99_trend, "memory_trend": mem_trend, "p99_growing": p99_growing,
-            "memory_growing": mem_growing, "verdict": verdict}

@@ -8,35 +8,29 @@ target could not be reached at all.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 import click
-import numpy as np
 import orjson
 
 from harness import __version__, aggregate
 from harness import config as cfg
 from harness import sweep as sweep_mod
-from harness.coordinator import RunOutcome, Unreachable, fd_shortfall, probe, raise_nofile, resolve
+from harness.coordinator import RunOutcome, Unreachable, fd_shortfall
 from harness.interrupts import Interrupts
+from harness.limits import raise_nofile
 from harness.plan import Plan, Target
+from harness.report import document, table
 from harness.report import results as results_mod
-from harness.report import table
 from harness.report.safe import printable
 from harness.sweep import Session
+from harness.targets.lifecycle import Targets
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-EMBEDDED_CHAT_NODES = 3  # --workload chat without --host runs against a linked 3-node cluster
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
 failed, or the run was cut short (results written, marked partial); 2 usage or configuration
 error; 3 the target could not be reached at all (refused, unresolvable, or never answered)."""
@@ -52,7 +46,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
-def die(code: int, message: str) -> None:
+def die(code: int, message: str) -> NoReturn:
     click.echo(f"harness: {printable(message)}", err=True)
     sys.exit(code)
 
@@ -314,6 +308,8 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
                     warnings = session.warnings
         except KeyboardInterrupt:
             outcome = None
+        except Unreachable as exc:
+            die(EXIT_UNREACHABLE, str(exc))
         if outcome is None or (outcome.interrupted and not outcome.steps):
             die(EXIT_FAIL, "interrupted before the first step")
         for w in warnings:
@@ -338,88 +334,6 @@ def check_results_dir(base: str) -> None:
     except OSError as exc:
         die(EXIT_USAGE, f"--results-dir: cannot write results in {base}: "
                         f"{exc.strerror or exc}")
-
-
-class Targets:
-    """Everything about the target for one run: the embedded server or --server-cmd started
-    (and stopped afterwards), names resolved and reachability probed (exit 3), and the
-    server processes to watch."""
-
-    def __init__(self, plan: Plan, workload: Any) -> None:
-        self.plan = plan
-        self.workload = workload
-        self.server: Any = None
-        self.proc: subprocess.Popen | None = None
-        self.watch: dict[str, int] = {}
-        cores = len(os.sched_getaffinity(0))
-        self.reserve = 1 if plan.embedded and cores > 1 else 0
-
-    def __enter__(self) -> Targets:
-        plan = self.plan
-        try:
-            if plan.server_cmd:
-                self._start_cmd(plan.server_cmd)
-            if plan.embedded:
-                self.server, self.plan = start_embedded(plan, self.workload)
-                self.watch.update({("server" if i == 0 else f"server{i}"): pid
-                                   for i, pid in enumerate(self.server.pids)})
-            if plan.server_pid:
-                self.watch["server"] = plan.server_pid
-            self._check()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def _start_cmd(self, cmd: str) -> None:
-        self.proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        self.watch["server"] = self.proc.pid
-        time.sleep(0.5)  # give it a moment to listen; the probe below retries briefly
-        if self.proc.poll() is not None:
-            die(EXIT_UNREACHABLE, f"--server-cmd exited at once (code {self.proc.returncode})")
-
-    def _check(self) -> None:
-        plan = self.plan
-        self.addrs = []
-        for t in plan.targets:  # a name that does not resolve is an unreachable target
-            try:
-                self.addrs += resolve((t,))
-            except (OSError, UnicodeError) as exc:
-                die(EXIT_UNREACHABLE, f"cannot reach {t.label}: the name {t.host!r} does not "
-                                      f"resolve ({getattr(exc, 'strerror', None) or exc})")
-        tries = 20 if self.proc is not None else 1
-        for attempt in range(tries):
-            try:
-                probe(plan.targets, self.addrs, plan.connect_timeout_s)
-                break
-            except Unreachable as exc:
-                if attempt == tries - 1:
-                    die(EXIT_UNREACHABLE, str(exc))
-                time.sleep(0.25)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.server is not None:
-            self.server.stop()
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-
-
-def start_embedded(plan: Plan, workload: Any) -> tuple[Any, Plan]:
-    from harness.targets import launch
-    cores = sorted(os.sched_getaffinity(0))
-    cpu = cores[-1] if len(cores) > 1 else None
-    nodes = EMBEDDED_CHAT_NODES if plan.embedded == "chat" else 1
-    server = launch(plan.embedded, framing=workload.framing or plan.framing, nodes=nodes,
-                    max_frame=plan.max_frame, cpu=cpu)
-    targets = tuple(Target(h, p) for h, p in server.addresses)
-    return server, cfg.with_targets(plan, targets)
 
 
 def live_line() -> LiveLine | None:
@@ -462,23 +376,17 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
            html: bool = True, watched: list | None = None, warnings: list[str] | None = None
            ) -> int:
     watched = watched or [None] * len(outcome.steps)
-    figures = [sweep_mod.figures(plan, workload, r) for r in outcome.steps]
-    for f, w in zip(figures, watched, strict=True):
-        if w is not None and w.summary:
-            aggregate.with_resources(f.summary, w.summary, w.cores)
-        trend = aggregate.trend_figures(f.series, w.rows if w is not None else [])
-        if trend is not None:
-            f.summary["trend"] = trend
-    steps = [f.summary for f in figures]
+    figures = [sweep_mod.figures(plan, workload, r, w, trend=True)
+               for r, w in zip(outcome.steps, watched, strict=True)]
+    steps = [f.summary.to_json() for f in figures]
     verdict = aggregate.degradation(steps, plan.degradation)
     failures = aggregate.threshold_failures(steps, plan.thresholds)
-    doc = run_document(plan, workload, outcome, steps, verdict, failures, started)
+    doc = document.run_document(plan, workload, outcome.partial, steps, verdict, failures,
+                                started, sys.argv[1:])
     doc["warnings"] = warnings or []
     folder = results_mod.run_dir(plan.results_dir, plan.name, started)
-    full = dict(doc)
-    full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in f.histograms.items()},
-                          second_histograms=[h.to_dict() for h in f.second_hists])
-                     for s, f in zip(steps, figures, strict=True)]
+    full = document.with_histograms(doc, [f.histograms for f in figures],
+                                    [f.second_hists for f in figures])
     monitor_rows = [w.rows if w is not None else [] for w in watched]
     path, unwritten = write_results(folder, full, [f.series for f in figures], monitor_rows)
     page = write_html_report(folder) if html and path else None
@@ -541,6 +449,8 @@ def report_cmd(run_folder: str) -> None:
     from harness.report import html as html_report
     try:
         results_mod.read_run(run_folder)
+    except results_mod.SchemaError as exc:
+        die(EXIT_USAGE, str(exc))
     except (OSError, ValueError) as exc:
         die(EXIT_USAGE, f"not a harness run folder: {exc}")
     try:
@@ -549,48 +459,6 @@ def report_cmd(run_folder: str) -> None:
         # a run.json edited by hand, or from another tool: a field of the wrong type
         die(EXIT_USAGE, f"{run_folder}: not a harness run folder ({type(exc).__name__}: {exc})")
     click.echo(str(page))
-
-
-def run_document(plan: Plan, workload: Any, outcome: RunOutcome, steps: list[dict],
-                 verdict: dict, failures: list[str], started: float) -> dict:
-    return {
-        "schema_version": results_mod.SCHEMA_VERSION,
-        "partial": outcome.partial,
-        "argv": sys.argv[1:],
-        "target": ",".join(t.label for t in plan.targets),
-        "targets": [t.label for t in plan.targets],
-        "embedded": plan.embedded,
-        "workload": workload.name,
-        "delivery": workload.delivery,
-        "config": plan_dict(plan),
-        "environment": environment(plan, started),
-        "steps": steps,
-        "degradation": verdict,
-        "thresholds": {"failed": failures},
-    }
-
-
-def plan_dict(plan: Plan) -> dict:
-    """The resolved config as JSON-able values (the corpus as its line count)."""
-    from dataclasses import asdict
-    d = asdict(plan)
-    d["corpus"] = {"lines": len(plan.corpus)} if plan.corpus else None
-    return d
-
-
-def environment(plan: Plan, started: float) -> dict:
-    nofile = raise_nofile()
-    return {"started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "started_unix_s": round(started, 3), "ended_unix_s": round(time.time(), 3),
-            "open_files_limit": nofile,
-            "max_conns_allowed": plan.workers * max(nofile - 64, 0),
-            "host": socket.gethostname(), "cores": os.cpu_count(),
-            "usable_cores": len(os.sched_getaffinity(0)), "kernel": platform.release(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "harness": __version__, "workers": plan.workers,
-            "clock": "time.monotonic_ns (client and server on one host)"
-            if plan.embedded or all(t.host.startswith(("127.", "::1", "localhost"))
-                                    for t in plan.targets) else "time.monotonic_ns (client only)"}
 
 
 # ---------------------------------------------------------------------------- search
@@ -654,14 +522,8 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
     else:
         check_fd_limit(plan)
     result, summaries = run_probes(plan, workload, over, bisect)
-    for p, summary in zip(result["probes"], summaries, strict=True):
-        p["service_p99_ms"] = (summary.get("service_ms") or {}).get("p99")
-        p["behind_schedule"] = summary.get("behind_schedule")
-    doc = {"max_load": result["max_load"], "unit": "msgs_s" if over == "rate" else "conns",
-           "slo": slo_text, "max_errors": errors, "tolerance": tolerance,
-           "converged": result["converged"], "bracket": result["bracket"],
-           "searched_down": result["searched_down"], "floor": result["floor"],
-           "probes": result["probes"], "conns": base.conns if over == "rate" else None}
+    doc = document.search_document(result, summaries, over, slo_text, errors, tolerance,
+                                   base.conns)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
     else:
@@ -712,20 +574,19 @@ def run_probes(plan: Plan, workload: Any, over: str, bisect: Any) -> tuple[dict,
                             cut.append(out.error)
                         if out.interrupted or out.error or not out.steps:
                             raise KeyboardInterrupt
-                        summary = sweep_mod.figures(search_plan(plan, over, load), workload,
-                                                    out.steps[0]).summary
-                        w = session.watched(out.steps[0])
-                        if w.summary:
-                            aggregate.with_resources(summary, w.summary, w.cores)
+                        summary = sweep_mod.figures(
+                            search_plan(plan, over, load), workload, out.steps[0],
+                            session.watched(out.steps[0])).summary.to_json()
                         summaries.append(summary)
                         return summary
                     return bisect(probe_at), summaries
+        except Unreachable as exc:
+            die(EXIT_UNREACHABLE, str(exc))
         except KeyboardInterrupt:
             if cut:
                 die(EXIT_FAIL, f"search stopped: {cut_short(cut[0])}")
             die(EXIT_FAIL, "interrupted during the search" if tried
                 else "interrupted before the first step")
-    raise AssertionError("unreachable")
 
 
 def load_text(x: float | None) -> str:
@@ -786,6 +647,8 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
         docs = [results_mod.read_run(r) for r in runs]
         series = [[results_mod.read_series(r, k) for k in range(len(d["steps"]))]
                   for r, d in zip(runs, docs, strict=True)]
+    except results_mod.SchemaError as exc:
+        die(EXIT_USAGE, str(exc))
     except (OSError, ValueError) as exc:
         die(EXIT_USAGE, f"not a harness run folder: {exc}")
     try:
@@ -803,10 +666,7 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     doc["argv"] = sys.argv[1:]
     for w in doc["warnings"]:
         click.echo(f"harness: warning: {printable(w)}", err=True)
-    full = dict(doc)
-    full["steps"] = [dict(s, histograms={k: h.to_dict() for k, h in hs.items()},
-                          second_histograms=[h.to_dict() for h in sec])
-                     for s, hs, sec in zip(doc["steps"], hists, seconds, strict=True)]
+    full = document.with_histograms(doc, hists, seconds)
     path, unwritten = write_results(folder, full, cols)
     page = None if no_report or not path else write_html_report(folder)
     failures = doc["thresholds"]["failed"]

@@ -12,7 +12,7 @@ import math
 import os
 import stat
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -745,7 +745,3 @@ def _thresholds(d: dict) -> Thresholds:
                       min_throughput=_limit(d, "thresholds", "min_throughput"),
                       max_server_cpu_pct=_limit(d, "thresholds", "max_server_cpu_pct"),
                       max_server_rss_mb=_limit(d, "thresholds", "max_server_rss_mb"))
-
-
-def with_targets(plan: Plan, targets: tuple[Target, ...]) -> Plan:
-    return replace(plan, targets=targets)

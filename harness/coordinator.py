@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import resource
 import selectors
 import signal
 import socket
@@ -30,6 +29,7 @@ import numpy as np
 
 from harness import netstat
 from harness.interrupts import Interrupts, ignore_in_worker
+from harness.limits import FD_RESERVE
 from harness.plan import Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
 from harness.units import SEC
@@ -37,7 +37,6 @@ from harness.worker import Worker
 from workloads import Workload
 
 START_SLACK_NS = 50_000_000  # between "all connected" and the first send
-FD_RESERVE = 64  # descriptors a process keeps beside its connections (pipes, selector, ...)
 
 
 class Unreachable(Exception):
@@ -61,15 +60,6 @@ class RunOutcome:
     partial: bool = False
     interrupted: bool = False
     error: str | None = None  # why the run was cut short: a dead or failed worker
-
-
-def raise_nofile() -> int:
-    """Raise the open-files soft limit to the hard limit; return the new limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def fd_shortfall(plan: Plan, limit: int, most_conns: int | None = None) -> str | None:

@@ -199,21 +199,6 @@ class Histogram:
         """Exact mean (float ns) of the recorded values, overflow included; None if empty."""
         return self.sum / self.total if self.total else None
 
-    def count_above(self, threshold_ns: int) -> int:
-        """Values above ``threshold_ns``, at bucket granularity.
-
-        Values sharing the threshold's bucket are not counted, so the answer may be low by
-        that bucket's count (exact below 256 ns); all overflowed values count as above.
-        """
-        if self.max is None or threshold_ns >= self.max:
-            return 0
-        if threshold_ns < 0:
-            return self.total
-        if threshold_ns >= LIMIT:
-            return self.overflow
-        first = int(index_of(threshold_ns)) + 1
-        return int(self.counts[first:].sum()) + self.overflow
-
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-able form: only the non-zero buckets, as (idx, counts) lists."""
         nz = np.flatnonzero(self.counts)

@@ -1,4 +1,5 @@
 """SIGINT and SIGTERM for a run: one handler for both, in the coordinator's process only.
+(:func:`handled` installs it; a built-in server's stopper goes through it too.)
 
 A terminal's Ctrl-C and ``timeout`` signal the whole foreground process group. Workers
 ignore both (the coordinator stops them over their pipes) and the embedded server runs in
@@ -18,7 +19,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -53,12 +54,10 @@ class Interrupts:
     @contextlib.contextmanager
     def installed(self) -> Iterator[Interrupts]:
         """Handle SIGINT and SIGTERM in this process while the block runs."""
-        old = {sig: signal.signal(sig, self.handler) for sig in SIGNALS}
         try:
-            yield self
+            with handled(self.handler):
+                yield self
         finally:
-            for sig, previous in old.items():
-                signal.signal(sig, signal.SIG_DFL if previous is None else previous)
             self._r.close()
             self._w.close()
 
@@ -70,6 +69,19 @@ class Interrupts:
             yield self
         finally:
             self.deferring = before
+
+
+@contextlib.contextmanager
+def handled(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM while the block runs, the previous ones after:
+    the one place harness sets them (the coordinator's :class:`Interrupts`, a built-in
+    server's stopper)."""
+    old = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
 
 
 def ignore_in_worker() -> None:

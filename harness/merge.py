@@ -22,6 +22,12 @@ from harness.histogram import Histogram, merge_all
 from harness.plan import Degradation, Thresholds
 from harness.result import ERROR_KINDS
 
+# What must agree for runs to add up to one load (pyperf's _CHECKED_METADATA): a name for
+# the message, and where the value is in run.json.
+CHECKED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("workload", ("workload",)), ("framing", ("config", "framing")),
+    ("size", ("config", "size")), ("size", ("config", "size_spec")),
+    ("pacing", ("config", "pacing")))
 SUMMED = ("connected", "sent", "received", "lost", "duplicates", "late", "behind_schedule")
 LOAD_KEYS = ("conns", "messages", "rate")
 PER_MACHINE = ("resources", "trend", "recovery")  # kept per run, not recomputed
@@ -40,6 +46,7 @@ def check(docs: list[dict]) -> None:
     if any(d.get("delivery") == "broadcast" for d in docs):
         raise MergeError("broadcast (chat) runs cannot be merged: each machine checks stamps "
                          "with its own key, so cross-machine deliveries are not matched")
+    check_metadata(docs)
     counts = {len(d["steps"]) for d in docs}
     if len(counts) != 1:
         raise MergeError(f"runs have different numbers of steps: {sorted(counts)}")
@@ -51,6 +58,29 @@ def check(docs: list[dict]) -> None:
         if any("histograms" not in s for s in steps):
             raise MergeError(f"step {k}: a run.json without histograms (was it --json "
                              "output rather than run.json?)")
+
+
+def check_metadata(docs: list[dict]) -> None:
+    """Refuse runs whose workload, framing, size or pacing differ, naming the difference
+    and each run's value (run1 is the first given)."""
+    for name, where in CHECKED:
+        values = [_at(d, where) for d in docs]
+        if any(v != values[0] for v in values[1:]):
+            each = ", ".join(f"run{i + 1} {_text(v)}" for i, v in enumerate(values))
+            raise MergeError(f"runs differ in {name}: {each}")
+
+
+def _at(doc: dict, where: tuple[str, ...]) -> Any:
+    value: Any = doc
+    for key in where:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_text(v)}" for k, v in value.items()) + "}"
+    return "none" if value is None else str(value)
 
 
 def _hists(steps: list[dict], key: str) -> Histogram | None:

@@ -43,11 +43,10 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-import numpy as np
 import psutil
 
 from harness.units import SEC
@@ -189,12 +188,6 @@ class Monitor:
         base = self._base(since_ns)
         rows = [r for r in self._window(since_ns, until_ns) if r.role == role]
         return [(r.t_ns - base) / SEC for r in rows], [getattr(r, name) for r in rows]
-
-    def net_total(self, since_ns: int | None = None, until_ns: int | None = None) -> int | None:
-        """System-wide bytes sent + received over the ticks in the window (None if unknown)."""
-        per_tick = {r.t_ns: r.net_bytes for r in self._window(since_ns, until_ns)}
-        known = [v for v in per_tick.values() if v is not None]
-        return sum(known) if known else None
 
     def summary(self, since_ns: int | None = None, until_ns: int | None = None) -> dict[str, dict]:
         """Per monitored role: CPU % mean/max, RSS max/start/end (bytes), threads/fds max,
@@ -439,89 +432,3 @@ def listener_pids(ports: set[int]) -> set[int]:
 def _max_known(values: Any) -> int | None:
     known = [v for v in values if v is not None]
     return max(known) if known else None
-
-
-# -- trend -------------------------------------------------------------------------------
-
-
-def trend(
-    xs_s: Sequence[float],
-    ys: Sequence[float | None],
-    *,
-    rel_rise: float = 0.10,
-    min_rise: float = 0.0,
-    t_min: float = 3.0,
-) -> dict[str, Any]:
-    """Least-squares line through (seconds, value) points and a "still growing?" verdict.
-
-    Pairs whose x or y is None/NaN/inf are dropped. With the fitted line y = a + b*x:
-
-    * ``slope_per_h`` = b * 3600 (value units per hour);
-    * ``start`` / ``end`` = the fitted values at the first and last x (not the raw points,
-      so one noisy sample does not decide), ``rise`` = end - start;
-    * ``noise`` = standard deviation of the residuals (n - 2 degrees of freedom);
-    * ``t_stat`` = b / standard error of b.
-
-    ``growing`` is True iff there are at least 3 points, and
-    ``rise > max(rel_rise * |start|, min_rise, 2 * noise)`` (the line rose by more than
-    10% of where it started, more than an absolute floor the caller may set, and more
-    than twice the scatter around it, so a sawtooth is not a leak), and
-    ``t_stat > t_min`` (default 3: the slope is clearly positive, not noise).
-    """
-    x, y = _finite_pairs(xs_s, ys)
-    n = int(x.size)
-    out: dict[str, Any] = {
-        "slope_per_h": 0.0,
-        "start": None,
-        "end": None,
-        "growing": False,
-        "rise": 0.0,
-        "t_stat": 0.0,
-        "noise": 0.0,
-        "n": n,
-    }
-    if n == 0:
-        return out
-    dx = x - x.mean()
-    sxx = float(dx @ dx)
-    if n < 2 or sxx == 0.0:
-        out["start"] = out["end"] = float(y.mean())
-        return out
-    slope = float(dx @ (y - y.mean())) / sxx
-    fitted = y.mean() + slope * dx
-    start, end = float(fitted[np.argmin(x)]), float(fitted[np.argmax(x)])
-    rise = end - start
-    noise, t_stat = 0.0, 0.0
-    if n > 2:
-        resid = y - fitted
-        noise = math.sqrt(float(resid @ resid) / (n - 2))
-        t_stat = _t_stat(slope, noise / math.sqrt(sxx))
-    floor = max(rel_rise * abs(start), min_rise, 2.0 * noise)
-    out.update(
-        slope_per_h=slope * 3600.0,
-        start=start,
-        end=end,
-        rise=rise,
-        t_stat=t_stat,
-        noise=noise,
-        growing=bool(n >= 3 and rise > floor and t_stat > t_min),
-    )
-    return out
-
-
-def _finite_pairs(xs_s: Sequence[float], ys: Sequence[float | None]) -> tuple[np.ndarray, ...]:
-    if len(xs_s) != len(ys):
-        raise ValueError(f"xs_s and ys differ in length ({len(xs_s)} != {len(ys)})")
-    x = np.asarray([math.nan if v is None else v for v in xs_s], dtype=np.float64)
-    y = np.asarray([math.nan if v is None else v for v in ys], dtype=np.float64)
-    keep = np.isfinite(x) & np.isfinite(y)
-    return x[keep], y[keep]
-
-
-def _t_stat(slope: float, stderr: float) -> float:
-    """slope / stderr; an exact fit (stderr 0) gives +-inf for a non-zero slope, else 0."""
-    if stderr > 0.0:
-        return slope / stderr
-    if slope == 0.0:
-        return 0.0
-    return math.copysign(math.inf, slope)

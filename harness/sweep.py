@@ -97,11 +97,8 @@ def until_degraded(plan: Plan, workload: Any,
     first = plan.steps[0]
 
     def summary(run: StepRun) -> dict:
-        s = figures(plan, workload, run).summary
         w = watched(run) if watched is not None else None
-        if w is not None and w.summary:
-            aggregate.with_resources(s, w.summary, w.cores)
-        return s
+        return figures(plan, workload, run, w).summary.to_json()
 
     def next_step(done: list[StepRun]) -> Step | None:
         if not done:
@@ -116,13 +113,21 @@ def until_degraded(plan: Plan, workload: Any,
     return next_step
 
 
-def figures(plan: Plan, workload: Any, run: StepRun) -> aggregate.StepFigures:
+def figures(plan: Plan, workload: Any, run: StepRun, watched: Watched | None = None,
+            trend: bool = False) -> aggregate.StepFigures:
+    """A step run's figures: its summary with what the coordinator saw (cut short, kernel
+    drops, each node's target), the resources ``watched`` (when sampled) and, with
+    ``trend``, the p99 and server memory trend of a long step."""
     kinds = plan.mix or workload.kinds()
     f = aggregate.step_figures(run.step, run.results, run.receivers, workload.delivery,
                                [k.name for k in kinds], plan.pacing.mode == "open")
-    f.summary["partial"] = f.summary["partial"] or run.partial
-    if run.kernel:
-        f.summary["kernel"] = dict(run.kernel)
-    for node in f.summary.get("per_node", ()):
-        node["target"] = plan.targets[node["node"]].label
-    return f
+    s = replace(f.summary, partial=f.summary.partial or run.partial,
+                kernel=dict(run.kernel) if run.kernel else None)
+    if s.fanout is not None:
+        nodes = [dict(n, target=plan.targets[n["node"]].label) for n in s.fanout["per_node"]]
+        s = replace(s, fanout=dict(s.fanout, per_node=nodes))
+    if watched is not None and watched.summary:
+        s = aggregate.with_resources(s, watched.summary, watched.cores)
+    if trend:
+        s = replace(s, trend=aggregate.trend_figures(f.series, watched.rows if watched else []))
+    return replace(f, summary=s)

@@ -80,14 +80,13 @@ def test_client_bound_names_the_rule_that_fired_and_its_figure() -> None:
 
 
 def test_a_step_on_a_shared_core_is_flagged_and_left_out() -> None:
-    busy = step(conns=100)
-    aggregate.with_resources(busy, {
+    busy = step(conns=100) | aggregate.resource_fields({
         "worker0": {"core": 0, "others_on_core_pct": 45.2, "cpu_pct_mean": 50.0},
         "server": {"core": 1, "others_on_core_pct": 3.0, "cpu_pct_mean": 30.0}})
     assert busy["core_shared"] is True
     assert busy["shared_core"] == {"role": "worker0", "core": 0, "others_pct": 45.2}
-    quiet = step(conns=10)
-    aggregate.with_resources(quiet, {"worker0": {"core": 0, "others_on_core_pct": 12.0}})
+    quiet = step(conns=10) | aggregate.resource_fields(
+        {"worker0": {"core": 0, "others_on_core_pct": 12.0}})
     assert quiet["core_shared"] is False
     v = aggregate.degradation([quiet, busy, step(conns=1000)], RULES)
     assert v["skipped"] == [100] and v["skipped_why"] == ["shared core"]

@@ -1,43 +1,60 @@
-"""DESIGN.md's one-way data flow, checked by parsing imports with ast: config -> plan ->
-coordinator -> worker -> results -> aggregate -> report. Only the CLI prints or exits."""
+"""DESIGN.md's one-way data flow, checked by parsing imports with ast: every module in a
+layer, each layer importing only the layers it is allowed to (config -> plan ->
+coordinator -> worker -> results -> aggregate -> report), and no import cycle. Only the
+CLI prints or exits."""
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "harness"
 
-# module -> harness modules it must never import
-FORBIDDEN = {
-    "worker": {"config", "cli", "aggregate", "report", "coordinator", "sweep", "monitor"},
-    "transport": {"config", "cli", "aggregate", "report", "coordinator", "sweep", "monitor",
-                  "worker", "pacing", "recording", "delivery"},
-    "protocol": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
-                 "pacing", "recording", "socket", "selectors"},
-    "delivery": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
-                 "pacing", "recording", "protocol", "socket", "selectors"},
-    "pacing": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
-               "protocol", "delivery", "recording", "socket", "selectors", "time"},
-    "recording": {"config", "cli", "aggregate", "report", "coordinator", "worker", "transport",
-                  "protocol", "delivery", "pacing", "socket", "selectors"},
-    "units": {"config", "cli", "aggregate", "report", "coordinator", "worker", "plan"},
-    "batch": {"config", "cli", "aggregate", "report", "coordinator", "worker"},
-    "ledger": {"config", "cli", "aggregate", "report", "coordinator", "worker", "socket",
-               "selectors"},
-    "histogram": {"config", "cli", "aggregate", "report", "coordinator", "worker"},
-    "aggregate": {"config", "cli", "report", "coordinator", "worker", "sweep", "socket",
-                  "selectors"},
-    "capacity": {"config", "cli", "report", "coordinator", "worker", "socket", "selectors"},
-    "merge": {"config", "cli", "report", "coordinator", "worker", "socket", "selectors"},
-    "coordinator": {"config", "cli", "aggregate", "report"},
-    "config": {"cli", "coordinator", "worker", "aggregate", "report", "sweep"},
-    "plan": {"config", "cli", "coordinator", "worker", "aggregate", "report"},
-    "report": {"cli", "coordinator", "worker", "sweep", "config", "socket", "selectors"},
+# The layers of DESIGN.md's one-way flow, and which layers each may import (its own
+# included). Every module of harness/ is in exactly one layer: a new module must be given
+# its place here (the test names it), so an arrow that points the wrong way fails.
+# The worker layer holds the wire: a module inside a ``harness/worker/`` package, and the
+# names listed (transport, protocol, pacing, recording, ...), belong to it.
+LAYERS: dict[str, set[str]] = {
+    # values and small helpers every layer may use
+    "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
+             "timer", "report.safe", "units"},
+    # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
+    "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
+               "result", "workloads", "delivery"},
+    # the built-in target servers (separate processes)
+    "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
+                "targets.echo", "targets.loop", "targets.node", "targets.serve"},
+    # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
+    "config": {"config"},
+    # the client and the machine watched: psutil samples, kernel counters
+    "watch": {"monitor", "netstat"},
+    # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
+    "aggregate": {"aggregate", "summary", "trends", "capacity", "merge"},
+    # running steps: workers forked, a sweep, a run's target started and stopped
+    "run": {"coordinator", "sweep", "targets.lifecycle"},
+    # what is written and shown; never recomputes a statistic
+    "report": {"report", "report.document", "report.html", "report.results", "report.table"},
+    # the commands: the only modules that print or exit
+    "cli": {"cli", "__main__", "calibrate"},
 }
+MAY_IMPORT: dict[str, set[str]] = {
+    "base": set(),
+    "worker": {"base"},
+    "servers": {"base"},
+    "config": {"base", "worker"},
+    "watch": {"base"},
+    "aggregate": {"base", "worker"},
+    "run": {"base", "worker", "servers", "watch", "aggregate"},
+    "report": {"base", "aggregate"},
+    "cli": set(LAYERS),
+}
+NO_SOCKETS = {"config", "aggregate", "report"}  # never import socket or selectors
 
 
+@functools.cache
 def modules() -> dict[str, ast.Module]:
     return {str(p.relative_to(PKG).with_suffix("")).replace("/", "."): ast.parse(p.read_text())
             for p in PKG.rglob("*.py")}
@@ -58,16 +75,114 @@ def imported(tree: ast.Module) -> set[str]:
     return out
 
 
+def layer_of(module: str) -> str | None:
+    """A module's layer: listed by name, or inside a ``worker`` package."""
+    for layer, names in LAYERS.items():
+        if module in names:
+            return layer
+    return "worker" if module.startswith("worker.") else None
+
+
+def targets_of(tree: ast.Module, known: set[str]) -> set[str]:
+    """The harness modules (dotted, without "harness.") and "workloads" a module imports,
+    anywhere in it (function-level imports count)."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(_module(a.name, known) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.update(_module(f"{node.module}.{a.name}", known) for a in node.names)
+    out.discard("")
+    return out
+
+
+def _module(name: str, known: set[str]) -> str:
+    parts = name.split(".")
+    if parts[0] == "workloads":
+        return "workloads"
+    if parts[0] != "harness":
+        return ""
+    for end in range(len(parts), 1, -1):  # the longest prefix that is a harness module
+        dotted = ".".join(parts[1:end])
+        if dotted in known:
+            return dotted
+    return "__init__"
+
+
+def packaged() -> dict[str, ast.Module]:
+    """modules(), a package named by its folder ("report", not "report.__init__")."""
+    return {name.removesuffix(".__init__"): tree for name, tree in modules().items()}
+
+
+def import_graph() -> dict[str, set[str]]:
+    trees = packaged()
+    return {name: targets_of(tree, set(trees)) - {name} for name, tree in trees.items()}
+
+
+def test_every_module_has_a_layer() -> None:
+    missing = [m for m in packaged() if layer_of(m) is None]
+    assert not missing, f"give these a layer in tests/test_architecture.py LAYERS: {missing}"
+
+
 def test_data_flows_one_way() -> None:
     bad = []
-    for name, tree in modules().items():
-        top = name.split(".")[0]
-        for rule, forbidden in FORBIDDEN.items():
-            if top == rule:
-                hits = imported(tree) & forbidden
-                if hits:
-                    bad.append(f"harness/{name}.py imports {sorted(hits)}")
+    for name, imports in import_graph().items():
+        layer = layer_of(name)
+        if layer is None:
+            continue
+        allowed = MAY_IMPORT[layer] | {layer}
+        for target in sorted(imports):
+            target_layer = layer_of(target)
+            if target_layer not in allowed:
+                bad.append(f"{name} ({layer}) imports {target} ({target_layer})")
+        if layer in NO_SOCKETS and imported(packaged()[name]) & {"socket", "selectors"}:
+            bad.append(f"{name} ({layer}) imports socket or selectors")
     assert not bad, bad
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_the_layer_rules_catch_a_wrong_arrow_and_a_cycle() -> None:
+    wrong = ast.parse("from harness import config\nfrom harness.report import table\n")
+    assert targets_of(wrong, {"config", "report", "report.table"}) == {"config",
+                                                                     "report.table"}
+    assert "config" not in MAY_IMPORT["worker"] and layer_of("worker.transport") == "worker"
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 def test_only_the_cli_prints_or_exits() -> None:

@@ -18,13 +18,10 @@ from harness.capacity import (
     next_load,
     parse_percent,
     parse_slo,
-    recovery_time,
     search,
     slo_check,
-    soak_verdict,
-    until_degraded,
 )
-from harness.plan import Degradation
+from harness.trends import recovery_time, soak_verdict
 
 
 def summary(p99: float | None = 1.0, throughput: float = 1000.0, sent: int = 1000,
@@ -354,59 +351,6 @@ def test_next_load() -> None:
         next_load(100, "add", 0, 1000)
     with pytest.raises(ValueError, match="double"):
         next_load(0, "double", 0, 1000)
-
-
-def knee_model(knee: int):
-    """Throughput 100 msgs/s per connection up to ``knee`` connections, flat above, and
-    p99 jumping from ~1 ms to 30 ms past it."""
-    calls: list[int] = []
-
-    def run_step(conns: int) -> dict:
-        calls.append(conns)
-        return summary(conns=conns, p99=1.0 + conns / 1e4 if conns <= knee else 30.0,
-                       throughput=100.0 * min(conns, knee), sent=conns * 100)
-
-    run_step.calls = calls  # type: ignore[attr-defined]
-    return run_step
-
-
-def test_until_degraded_add_stops_at_first_step_past_knee() -> None:
-    run_step = knee_model(55)
-    r = until_degraded(run_step, 10, "add", 10, 1000, Degradation())
-    assert run_step.calls == [10, 20, 30, 40, 50, 60]
-    assert r["stopped_by"] == "degradation"
-    assert r["verdict"]["degraded_at"] == 60 and r["verdict"]["rule"] == "p99"
-    assert r["max_sustainable"] == 50 == r["verdict"]["last_healthy"]
-    assert [s["conns"] for s in r["steps"]] == run_step.calls
-
-
-def test_until_degraded_double() -> None:
-    run_step = knee_model(20)
-    r = until_degraded(run_step, 1, "double", 0, 10000, Degradation())
-    assert run_step.calls == [1, 2, 4, 8, 16, 32]
-    assert r["max_sustainable"] == 16 and r["verdict"]["degraded_at"] == 32
-
-
-def test_until_degraded_stops_at_bound() -> None:
-    run_step = knee_model(10**6)
-    r = until_degraded(run_step, 10, "add", 30, 100, Degradation())
-    assert run_step.calls == [10, 40, 70, 100]
-    assert r["stopped_by"] == "bound" and r["verdict"]["degraded_at"] is None
-    assert r["max_sustainable"] == 100
-
-
-def test_until_degraded_first_step_degraded() -> None:
-    run_step = knee_model(5)
-    r = until_degraded(run_step, 10, "add", 10, 100, Degradation(max_p99_ms=10.0))
-    assert run_step.calls == [10]
-    assert r["max_sustainable"] is None and r["stopped_by"] == "degradation"
-
-
-def test_until_degraded_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError):
-        until_degraded(knee_model(5), 0, "add", 10, 100, Degradation())
-    with pytest.raises(ValueError):
-        until_degraded(knee_model(5), 10, "sideways", 10, 100, Degradation())
 
 
 # ---------------------------------------------------------------------------- recovery

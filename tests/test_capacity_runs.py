@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests import servers
 from tests.busy import ran_ok, skip_if_busy, skip_if_busy_search
+from tests.conftest import harness
 
-
-def harness(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
-                          capture_output=True, stdin=subprocess.DEVNULL)
-
+pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 
 PROBE = ["--workers", "1", "--warmup", "0.2", "--timeout", "1"]  # search writes no results
 
@@ -33,11 +29,26 @@ def test_search_finds_a_token_bucket_capacity_within_10_percent(tmp_path: Path) 
                     cwd=tmp_path)
     doc = orjson.loads(r.stdout)
     skip_if_busy_search(doc)
-    assert r.returncode == 0, r.stderr.decode()
+    assert r.returncode == 0, r.stderr
     assert doc["unit"] == "msgs_s" and doc["slo"] == "p99<50ms"
     assert abs(doc["max_load"] - rate) <= 0.10 * rate, doc["probes"]
     assert len(doc["probes"]) >= 3
     assert all({"load", "ok", "p99_ms"} <= p.keys() for p in doc["probes"])
+
+
+def test_search_over_rate_without_rate_measures_open_loop(tmp_path: Path) -> None:
+    with servers.start("echo") as srv:
+        r = harness("search", "--host", f"127.0.0.1:{srv.port}", "--lo", "200", "--hi", "400",
+                    "--conns", "2", "--duration", "0.5", "--warmup", "0.1", "--workers", "1",
+                    "--max-probes", "2", "--slo", "p99<1s", "--json", cwd=tmp_path)
+    doc = orjson.loads(r.stdout)
+    skip_if_busy_search(doc)
+    assert r.returncode == 0, r.stderr
+    assert [p["load"] for p in doc["probes"]] == [200.0, 400.0]
+    for p in doc["probes"]:
+        assert p["ok"], p
+        # open-loop figures: service time from the actual send, behind-schedule sends counted
+        assert p["service_p99_ms"] is not None and p["behind_schedule"] is not None, p
 
 
 def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
@@ -89,7 +100,7 @@ def test_soak_against_a_growing_server_says_memory_grows(tmp_path: Path) -> None
         r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4", "--duration",
                     "11", "--server-pid", str(srv.pid), "--monitor-interval", "0.5", "--json",
                     *common(tmp_path), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (step,) = orjson.loads(r.stdout)["steps"]
     assert step["trend"]["memory_growing"], step["trend"]
     assert "memory" in step["trend"]["verdict"]
@@ -115,11 +126,11 @@ def test_thresholds_fail_with_exit_1_and_pass_with_exit_0(tmp_path: Path) -> Non
         strict = harness("run", "--config", str(config), *args, cwd=tmp_path)
         relaxed = harness("run", "--config", str(config), "--env", "relaxed", *args, cwd=tmp_path)
     assert strict.returncode == 1
-    out = strict.stdout.decode()
+    out = strict.stdout
     assert "THRESHOLD FAILED: p99_ms" in out and "at step conns=4" in out
     assert relaxed.returncode == 0 or (relaxed.returncode == 1 and "THRESHOLD" not in
-                                       relaxed.stdout.decode() and "no step could be judged"
-                                       in relaxed.stdout.decode()), relaxed.stdout.decode()
+                                       relaxed.stdout and "no step could be judged"
+                                       in relaxed.stdout), relaxed.stdout
 
 
 def test_unknown_scenario_stage_or_threshold_key_exits_2(tmp_path: Path) -> None:
@@ -134,11 +145,11 @@ def test_unknown_scenario_stage_or_threshold_key_exits_2(tmp_path: Path) -> None
     r3 = harness("run", "--config", str(bad_th), cwd=tmp_path)
     r4 = harness("search", "--slo", "p99 < fast", "--host", "127.0.0.1:1", cwd=tmp_path)
     assert (r1.returncode, r2.returncode, r3.returncode, r4.returncode) == (2, 2, 2, 2)
-    assert "stages[0].speed" in r1.stderr.decode()
-    assert "'nope'" in r2.stderr.decode()
-    assert "thresholds.p98_ms" in r3.stderr.decode()
-    assert "fast" in r4.stderr.decode() and "search -h" in r4.stderr.decode()  # grammar there
-    assert len(r4.stderr.decode().splitlines()) == 1
+    assert "stages[0].speed" in r1.stderr
+    assert "'nope'" in r2.stderr
+    assert "thresholds.p98_ms" in r3.stderr
+    assert "fast" in r4.stderr and "search -h" in r4.stderr  # grammar there
+    assert len(r4.stderr.splitlines()) == 1
 
 
 def test_server_pid_that_does_not_exist_warns_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -146,8 +157,80 @@ def test_server_pid_that_does_not_exist_warns_and_the_run_goes_on(tmp_path: Path
         r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--duration",
                     "0.5", "--server-pid", "999999", "--json", *common(tmp_path), cwd=tmp_path)
     assert ran_ok(r.returncode, orjson.loads(r.stdout))
-    assert "999999" in r.stderr.decode()
+    assert "999999" in r.stderr
     assert any("999999" in w for w in orjson.loads(r.stdout)["warnings"])
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 120) -> dict:
+    """``harness run ARGS --json`` into ``cwd/r``: its JSON summary."""
+    r = harness("run", *args, "--json", "--no-report", "--results-dir", str(cwd / "r"),
+                cwd=cwd, timeout=timeout)
+    assert r.stdout, r.stderr
+    return orjson.loads(r.stdout)
+
+
+def series(cwd: Path) -> list[int]:
+    (folder,) = (cwd / "r").iterdir()
+    return [int(line.split(",")[1]) for line in
+            (folder / "series-step0.csv").read_text().splitlines()[1:]]
+
+
+def test_stages_without_a_rate_take_the_run_rate(tmp_path: Path) -> None:
+    (tmp_path / "stages.toml").write_text("""
+[scenarios.flat]
+stages = [
+  { conns = 2, duration = 1.5 },
+  { conns = 3, duration = 1.5 },
+]
+""")
+    with servers.start("echo") as srv:
+        r = harness("run", "--config", "stages.toml", "--scenario", "flat", "--rate", "50",
+                    "--host", f"127.0.0.1:{srv.port}", "--warmup", "0.1", "--workers", "1",
+                    "--no-report", "--json", cwd=tmp_path)
+    doc = orjson.loads(r.stdout)
+    assert ran_ok(r.returncode, doc), r.stderr
+    assert doc["config"]["pacing"]["mode"] == "open"
+    assert [st["rate"] for st in doc["config"]["steps"][0]["stages"]] == [50.0, 50.0]
+    (step,) = doc["steps"]
+    assert "service_ms" in step
+    (folder,) = (tmp_path / "results").iterdir()
+    rows = (folder / "series-step0.csv").read_text().splitlines()[1:]
+    sent = [int(line.split(",")[1]) for line in rows]
+    # 2 conns x 50/s = 100 per second, then 3 x 50/s = 150 (closed loop would be thousands)
+    assert abs(sent[0] - 100) <= 20, sent
+    assert abs(sent[2] - 150) <= 25, sent
+
+
+def test_connections_joining_an_open_loop_stage_start_on_schedule(tmp_path: Path) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text("""[scenarios.s]
+stages = [{ conns = 2, duration = 2.0, rate = 100.0 }, { conns = 6, duration = 2.0, rate = 100.0 },
+          { conns = 2, duration = 2.0, rate = 100.0 }]
+""")
+    with servers.start("delay", delay=0.005) as srv:
+        doc = run_cli("--config", str(config), "--scenario", "s", "--host",
+                      f"127.0.0.1:{srv.port}", "--warmup", "0.3", "--workers", "2",
+                      "--timeout", "1", cwd=tmp_path)
+    sent = series(tmp_path)
+    assert all(abs(x - 200) <= 30 for x in sent[0:2]), sent
+    assert all(abs(x - 600) <= 60 for x in sent[2:4]), sent  # no burst of old messages
+    assert all(abs(x - 200) <= 30 for x in sent[4:6]), sent
+    (step,) = doc["steps"]
+    assert step["latency_ms"]["p99"] < 50 and not step["client_bound"]
+
+
+def test_an_open_loop_stage_then_a_closed_loop_stage(tmp_path: Path) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text("""[scenarios.oc]
+stages = [{ conns = 2, duration = 2.0, rate = 50.0 }, { conns = 2, duration = 2.0 }]
+""")
+    with servers.start("delay", delay=0.01) as srv:
+        run_cli("--config", str(config), "--scenario", "oc", "--host", f"127.0.0.1:{srv.port}",
+                "--warmup", "0.2", "--workers", "1", "--timeout", "2", cwd=tmp_path)
+    sent = series(tmp_path)
+    assert all(abs(x - 100) <= 15 for x in sent[0:2]), sent
+    # closed loop, 1 in flight over 10 ms: at most 2 x 100/s, not a pile of credits
+    assert all(100 <= x <= 210 for x in sent[2:4]), sent
 
 
 def test_open_loop_stages_follow_their_rates(tmp_path: Path) -> None:
@@ -162,7 +245,7 @@ stages = [
     with servers.start("echo") as srv:
         r = harness("run", "--config", str(config), "--scenario", "steps", "--host",
                     f"127.0.0.1:{srv.port}", "--json", *common(tmp_path), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (step,) = orjson.loads(r.stdout)["steps"]
     (folder,) = (tmp_path / "results").iterdir()
     rows = (folder / "series-step0.csv").read_text().splitlines()[1:]

@@ -11,7 +11,6 @@ import selectors
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.report import results
 from tests import servers
 from tests.busy import ran_ok
+from tests.conftest import harness
 
-TIMEOUT_S = 30.0  # per CLI call; usage errors take well under a second
 SHORT_RUN = ["--conns", "1", "--duration", "0.2", "--warmup", "0"]
-
-
-def harness(args: list[str], cwd: Path, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:
@@ -66,38 +60,44 @@ def write(path: Path, text: str) -> str:
 # ---------------------------------------------------------------------------- flags
 
 
+@pytest.mark.e2e
 def test_unknown_flag(tmp_path: Path) -> None:
-    line = assert_usage_error(harness(["run", "--bogus-flag"], tmp_path), "--bogus-flag")
+    line = assert_usage_error(harness("run", "--bogus-flag", cwd=tmp_path), "--bogus-flag")
     assert line.startswith("harness: No such option")
     assert "run -h" in line
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("value", ["10,abc", "0", "10,-5", ""])
 def test_bad_conns(tmp_path: Path, refused_host: str, value: str) -> None:
-    proc = harness(["run", "--host", refused_host, "--conns", value], tmp_path)
+    proc = harness("run", "--host", refused_host, "--conns", value, cwd=tmp_path)
     assert_usage_error(proc, "--conns")
 
 
+@pytest.mark.e2e
 def test_port_out_of_range(tmp_path: Path) -> None:
-    proc = harness(["run", "--host", "127.0.0.1:70000"], tmp_path)
+    proc = harness("run", "--host", "127.0.0.1:70000", cwd=tmp_path)
     assert_usage_error(proc, "--host", "70000")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "[::1]",
                                   "[::1]:", ":5000", "127.0.0.1:0"])
 def test_malformed_host(tmp_path: Path, host: str) -> None:
-    assert_usage_error(harness(["run", "--host", host], tmp_path), "--host")
+    assert_usage_error(harness("run", "--host", host, cwd=tmp_path), "--host")
 
 
+@pytest.mark.e2e
 def test_rate_and_inflight_exclude_each_other(tmp_path: Path, refused_host: str) -> None:
-    proc = harness(["run", "--host", refused_host, "--rate", "10", "--inflight", "2"], tmp_path)
+    proc = harness("run", "--host", refused_host, "--rate", "10", "--inflight", "2", cwd=tmp_path)
     assert_usage_error(proc, "--rate", "--inflight")
 
 
+@pytest.mark.e2e
 def test_host_that_does_not_resolve_is_unreachable(tmp_path: Path) -> None:
     """A well-formed name that does not resolve is the target's problem: exit 3, not 2."""
     t0 = time.monotonic()
-    proc = harness(["run", "--host", "no-such-host.invalid:5000", *SHORT_RUN], tmp_path)
+    proc = harness("run", "--host", "no-such-host.invalid:5000", *SHORT_RUN, cwd=tmp_path)
     took = time.monotonic() - t0
     assert proc.returncode == 3, proc.stderr
     line = error_line(proc)
@@ -105,125 +105,145 @@ def test_host_that_does_not_resolve_is_unreachable(tmp_path: Path) -> None:
     assert took < 10.0
 
 
+@pytest.mark.e2e
 def test_unknown_framing(tmp_path: Path, refused_host: str) -> None:
-    proc = harness(["run", "--host", refused_host, "--framing", "bogus"], tmp_path)
+    proc = harness("run", "--host", refused_host, "--framing", "bogus", cwd=tmp_path)
     assert_usage_error(proc, "--framing", "bogus")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "newline"])
 def test_size_too_small(tmp_path: Path, refused_host: str, framing: str) -> None:
-    proc = harness(["run", "--host", refused_host, "--framing", framing, "--size", "8"],
-                   tmp_path)
+    proc = harness("run", "--host", refused_host, "--framing", framing, "--size", "8",
+                   cwd=tmp_path)
     assert_usage_error(proc, "--size")
 
 
+@pytest.mark.e2e
 def test_size_beyond_len16(tmp_path: Path, refused_host: str) -> None:
-    proc = harness(["run", "--host", refused_host, "--framing", "len16", "--size", "70000"],
-                   tmp_path)
+    proc = harness("run", "--host", refused_host, "--framing", "len16", "--size", "70000",
+                   cwd=tmp_path)
     assert_usage_error(proc, "--size")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flag", ["--duration", "--rate", "--warmup", "--timeout",
                                   "--connect-timeout"])
 def test_nan_is_not_a_number_we_accept(tmp_path: Path, refused_host: str, flag: str) -> None:
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN, flag, "nan"], tmp_path)
+    proc = harness("run", "--host", refused_host, *SHORT_RUN, flag, "nan", cwd=tmp_path)
     assert_usage_error(proc, flag)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flag", ["--rate", "--think"])
 def test_infinity_is_refused(tmp_path: Path, refused_host: str, flag: str) -> None:
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN, flag, "inf"], tmp_path)
+    proc = harness("run", "--host", refused_host, *SHORT_RUN, flag, "inf", cwd=tmp_path)
     assert_usage_error(proc, flag)
 
 
 # ---------------------------------------------------------------------------- config files
 
 
+@pytest.mark.e2e
 def test_missing_config_file(tmp_path: Path) -> None:
-    assert_usage_error(harness(["run", "--config", "missing.toml"], tmp_path),
+    assert_usage_error(harness("run", "--config", "missing.toml", cwd=tmp_path),
                        "--config", "missing.toml")
 
 
+@pytest.mark.e2e
 def test_config_unknown_key(tmp_path: Path) -> None:
     name = write(tmp_path / "bad.toml", "[run]\nbogus = 1\n")
-    assert_usage_error(harness(["run", "--config", name], tmp_path), "run.bogus", name)
+    assert_usage_error(harness("run", "--config", name, cwd=tmp_path), "run.bogus", name)
 
 
+@pytest.mark.e2e
 def test_config_unknown_key_in_another_table(tmp_path: Path) -> None:
     name = write(tmp_path / "bad.toml", "[thresholds]\np42_ms = 1\n")
-    assert_usage_error(harness(["run", "--config", name], tmp_path), "thresholds.p42_ms")
+    assert_usage_error(harness("run", "--config", name, cwd=tmp_path), "thresholds.p42_ms")
 
 
+@pytest.mark.e2e
 def test_config_unknown_table(tmp_path: Path) -> None:
     name = write(tmp_path / "bad.toml", "[runn]\nconns = 1\n")
-    assert_usage_error(harness(["run", "--config", name], tmp_path), "runn")
+    assert_usage_error(harness("run", "--config", name, cwd=tmp_path), "runn")
 
 
+@pytest.mark.e2e
 def test_config_invalid_toml(tmp_path: Path) -> None:
     name = write(tmp_path / "bad.toml", "[run\nconns = 1\n")
-    assert_usage_error(harness(["run", "--config", name], tmp_path), name)
+    assert_usage_error(harness("run", "--config", name, cwd=tmp_path), name)
 
 
+@pytest.mark.e2e
 def test_harness_toml_in_cwd_is_read(tmp_path: Path) -> None:
     write(tmp_path / "harness.toml", "[run]\nbogus = 1\n")
-    assert_usage_error(harness(["run"], tmp_path), "run.bogus", "harness.toml")
+    assert_usage_error(harness("run", cwd=tmp_path), "run.bogus", "harness.toml")
 
 
+@pytest.mark.e2e
 def test_config_table_that_is_not_a_table(tmp_path: Path) -> None:
     name = write(tmp_path / "bad.toml", "run = 1\n")
-    assert_usage_error(harness(["run", "--config", name], tmp_path), "run")
+    assert_usage_error(harness("run", "--config", name, cwd=tmp_path), "run")
 
 
+@pytest.mark.e2e
 def test_config_degradation_value_not_a_number(tmp_path: Path, refused_host: str) -> None:
     name = write(tmp_path / "bad.toml", '[degradation]\nmax_error_rate = "lots"\n')
-    proc = harness(["run", "--host", refused_host, "--config", name], tmp_path)
+    proc = harness("run", "--host", refused_host, "--config", name, cwd=tmp_path)
     assert_usage_error(proc, "degradation.max_error_rate")
 
 
+@pytest.mark.e2e
 def test_config_threshold_value_not_a_number(tmp_path: Path, refused_host: str) -> None:
     name = write(tmp_path / "bad.toml", '[thresholds]\nmax_lost = "none"\n')
-    proc = harness(["run", "--host", refused_host, "--config", name], tmp_path)
+    proc = harness("run", "--host", refused_host, "--config", name, cwd=tmp_path)
     assert_usage_error(proc, "thresholds.max_lost")
 
 
+@pytest.mark.e2e
 def test_config_bad_run_value_names_the_key(tmp_path: Path) -> None:
     name = write(tmp_path / "bad.toml", '[run]\nconns = "10,abc"\n')
-    assert_usage_error(harness(["run", "--config", name], tmp_path), "run.conns")
+    assert_usage_error(harness("run", "--config", name, cwd=tmp_path), "run.conns")
 
 
 # ---------------------------------------------------------------------------- workloads
 
 
+@pytest.mark.e2e
 def test_unknown_workload(tmp_path: Path, refused_host: str) -> None:
-    proc = harness(["run", "--host", refused_host, "--workload", "nonexistent"], tmp_path)
+    proc = harness("run", "--host", refused_host, "--workload", "nonexistent", cwd=tmp_path)
     assert_usage_error(proc, "nonexistent")
 
 
+@pytest.mark.e2e
 def test_workload_file_that_raises_on_import(tmp_path: Path, refused_host: str) -> None:
     write(tmp_path / "boom.py", "raise RuntimeError('kaboom at import')\n")
-    proc = harness(["run", "--host", refused_host, "--workload", "boom.py"], tmp_path)
+    proc = harness("run", "--host", refused_host, "--workload", "boom.py", cwd=tmp_path)
     assert_usage_error(proc, "boom.py", "kaboom at import")
 
 
+@pytest.mark.e2e
 def test_workload_file_with_a_syntax_error(tmp_path: Path, refused_host: str) -> None:
     write(tmp_path / "broken.py", "def oops(:\n")
-    proc = harness(["run", "--host", refused_host, "--workload", "broken.py"], tmp_path)
+    proc = harness("run", "--host", refused_host, "--workload", "broken.py", cwd=tmp_path)
     assert_usage_error(proc, "broken.py", "SyntaxError")
 
 
+@pytest.mark.e2e
 def test_workload_file_without_workload(tmp_path: Path, refused_host: str) -> None:
     write(tmp_path / "empty.py", "X = 1\n")
-    proc = harness(["run", "--host", refused_host, "--workload", "empty.py"], tmp_path)
+    proc = harness("run", "--host", refused_host, "--workload", "empty.py", cwd=tmp_path)
     assert_usage_error(proc, "empty.py", "WORKLOAD")
 
 
 # ---------------------------------------------------------------------------- exit 3, help, serve
 
 
+@pytest.mark.e2e
 def test_target_refusing_every_connection(tmp_path: Path, refused_host: str) -> None:
     t0 = time.monotonic()
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN,
-                    "--results-dir", str(tmp_path / "res")], tmp_path)
+    proc = harness("run", "--host", refused_host, *SHORT_RUN,
+                   "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
     line = error_line(proc)
     assert refused_host in line
@@ -231,9 +251,10 @@ def test_target_refusing_every_connection(tmp_path: Path, refused_host: str) -> 
     assert time.monotonic() - t0 < 10.0
 
 
+@pytest.mark.e2e
 def test_help_documents_exit_codes(tmp_path: Path) -> None:
     for args in (["--help"], ["run", "--help"]):
-        proc = harness(args, tmp_path)
+        proc = harness(*args, cwd=tmp_path)
         assert proc.returncode == 0
         text = " ".join(proc.stdout.split())
         assert "Exit codes" in text
@@ -241,8 +262,9 @@ def test_help_documents_exit_codes(tmp_path: Path) -> None:
             assert code in text, (args, code)
 
 
+@pytest.mark.e2e
 def test_serve_port_out_of_range(tmp_path: Path) -> None:
-    proc = harness(["serve", "echo", "--port", "70000"], tmp_path)
+    proc = harness("serve", "echo", "--port", "70000", cwd=tmp_path)
     assert_usage_error(proc, "--port")
 
 
@@ -277,12 +299,13 @@ def check_summary(doc: dict, target: str, conns: int) -> None:
     assert not {"degraded_at", "last_healthy", "rule"} - set(doc["degradation"])
 
 
+@pytest.mark.e2e
 def test_run_against_echo_server(tmp_path: Path) -> None:
     results = tmp_path / "res"
     with servers.start("echo") as srv:
         target = f"127.0.0.1:{srv.port}"
-        proc = harness(["run", "--host", target, "--conns", "2", "--duration", "0.5",
-                        "--warmup", "0.1", "--json", "--results-dir", str(results)], tmp_path,
+        proc = harness("run", "--host", target, "--conns", "2", "--duration", "0.5",
+                       "--warmup", "0.1", "--json", "--results-dir", str(results), cwd=tmp_path,
                        timeout=60)
     assert ran_ok(proc.returncode, json.loads(proc.stdout)), proc.stderr
     check_summary(json.loads(proc.stdout), target, 2)
@@ -346,11 +369,12 @@ def echo_v6() -> int:
         os.waitpid(pid, 0)
 
 
+@pytest.mark.e2e
 def test_run_against_ipv6_loopback(tmp_path: Path, echo_v6: int) -> None:
     target = f"[::1]:{echo_v6}"
-    proc = harness(["run", "--host", target, "--conns", "2", "--duration", "0.3",
-                    "--warmup", "0.1", "--json", "--results-dir", str(tmp_path / "res")],
-                   tmp_path, timeout=60)
+    proc = harness("run", "--host", target, "--conns", "2", "--duration", "0.3",
+                   "--warmup", "0.1", "--json", "--results-dir", str(tmp_path / "res"),
+                   cwd=tmp_path, timeout=60)
     assert ran_ok(proc.returncode, json.loads(proc.stdout)), proc.stderr
     check_summary(json.loads(proc.stdout), target, 2)
 
@@ -358,6 +382,7 @@ def test_run_against_ipv6_loopback(tmp_path: Path, echo_v6: int) -> None:
 # ---------------------------------------------------------------------------- issue 7: bad input
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args", [
     ["--seed", "18446744073709551616"], ["--max-frame", "18446744073709551616"],
     ["--server-pid", "18446744073709551616"], ["--increment", "18446744073709551616"],
@@ -368,49 +393,108 @@ def test_run_against_ipv6_loopback(tmp_path: Path, echo_v6: int) -> None:
 def test_values_that_used_to_crash_are_usage_errors(tmp_path: Path, refused_host: str,
                                                     args: list[str]) -> None:
     host = [] if args[0] == "--host" else ["--host", refused_host]
-    assert_usage_error(harness(["run", *host, "--conns", "1", *args], tmp_path), args[0])
+    assert_usage_error(harness("run", *host, "--conns", "1", *args, cwd=tmp_path), args[0])
 
 
+@pytest.mark.e2e
 def test_config_that_is_not_utf8_or_not_a_file(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_bytes(b'[run]\nname = "\xff"\n')
-    assert_usage_error(harness(["run", "--config", "bad.toml"], tmp_path), "bad.toml", "UTF-8")
-    assert_usage_error(harness(["run", "--config", str(tmp_path)], tmp_path), "--config")
+    assert_usage_error(harness("run", "--config", "bad.toml", cwd=tmp_path), "bad.toml", "UTF-8")
+    assert_usage_error(harness("run", "--config", str(tmp_path), cwd=tmp_path), "--config")
 
 
+@pytest.mark.e2e
 def test_serve_bind_to_a_name_that_does_not_resolve(tmp_path: Path) -> None:
-    assert_usage_error(harness(["serve", "echo", "--bind", "nosuchhost.invalid"], tmp_path),
+    assert_usage_error(harness("serve", "echo", "--bind", "nosuchhost.invalid", cwd=tmp_path),
                        "--bind", "nosuchhost.invalid")
 
 
+@pytest.mark.e2e
 def test_search_with_an_infinite_bound(tmp_path: Path, refused_host: str) -> None:
-    proc = harness(["search", "--slo", "p99<5ms", "--host", refused_host, "--lo", "1",
-                    "--hi", "inf"], tmp_path)
+    proc = harness("search", "--slo", "p99<5ms", "--host", refused_host, "--lo", "1",
+                   "--hi", "inf", cwd=tmp_path)
     assert_usage_error(proc, "--lo/--hi")
 
 
+@pytest.mark.e2e
 def test_slo_error_is_one_line_and_the_grammar_is_in_help(tmp_path: Path) -> None:
-    line = assert_usage_error(harness(["search", "--slo", "p99<5kb"], tmp_path), "--slo", "kb")
+    line = assert_usage_error(harness("search", "--slo", "p99<5kb", cwd=tmp_path), "--slo", "kb")
     assert "METRIC" not in line
-    helped = harness(["search", "-h"], tmp_path)
+    helped = harness("search", "-h", cwd=tmp_path)
     assert helped.returncode == 0 and "SLO grammar" in helped.stdout
 
 
+@pytest.mark.e2e
 def test_click_type_errors_are_one_line(tmp_path: Path) -> None:
-    proc = harness(["run", "--workers", "abc"], tmp_path)
+    proc = harness("run", "--workers", "abc", cwd=tmp_path)
     line = assert_usage_error(proc, "--workers", "abc")
     assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) == 1, proc.stderr
     assert "run -h" in line
 
 
+@pytest.mark.e2e
 def test_report_on_a_run_json_with_a_mistyped_field(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text('{"schema_version": 1, "steps": [], "degradation": 5}')
-    assert_usage_error(harness(["report", str(tmp_path)], tmp_path), "degradation")
+    assert_usage_error(harness("report", str(tmp_path), cwd=tmp_path), "degradation")
 
 
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("content", [b"{}", b"[1,2]", b'{"schema_version": 1, "steps": [1]}',
+                                     b'{"schema_version": "1", "steps": []}', b"not json"])
+def test_report_and_merge_refuse_folders_that_are_not_runs(tmp_path: Path,
+                                                           content: bytes) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_bytes(content)
+    rep = harness("report", "a", cwd=tmp_path)
+    assert rep.returncode == 2, (rep.returncode, rep.stderr)
+    assert "not a harness run folder" in one_error_line(rep)
+    assert not (tmp_path / "a" / "report.html").exists()
+    mer = harness("merge", "a", "b", "--results-dir", "out", cwd=tmp_path)
+    assert mer.returncode == 2, (mer.returncode, mer.stderr)
+    assert "not a harness run folder" in one_error_line(mer)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.e2e
+def test_a_folder_without_run_json_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    rep = harness("report", "empty", cwd=tmp_path)
+    assert rep.returncode == 2 and "not a harness run folder" in one_error_line(rep)
+    mer = harness("merge", "empty", "empty", cwd=tmp_path)
+    assert mer.returncode == 2 and "not a harness run folder" in one_error_line(mer)
+
+
+def test_read_run_says_why_a_document_is_not_a_run(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_bytes(b'{"schema_version": 1, "steps": {}}')
+    with pytest.raises(ValueError, match="steps"):
+        results.read_run(tmp_path)
+    (tmp_path / "run.json").write_bytes(b'{"schema_version": 1, "steps": [{}]}')
+    assert results.read_run(tmp_path)["steps"] == [{}]
+
+
+@pytest.mark.e2e
+def test_listen_with_an_echo_workload_is_a_usage_error(tmp_path: Path) -> None:
+    with servers.closed_port() as closed:
+        r = harness("run", "--host", f"127.0.0.1:{closed.port}", "--listen", "1",
+                    "--conns", "1", cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "--listen" in one_error_line(r)
+    assert r.stdout == ""
+
+
+@pytest.mark.e2e
 def test_escape_sequences_in_errors_are_shown_not_sent(tmp_path: Path) -> None:
     evil = "x\x1b]0;pwned\x07\x1b[2J.toml"  # a file name quoted raw in the error line
     (tmp_path / evil).write_text("[run\n")
-    proc = harness(["run", "--config", evil], tmp_path)
+    proc = harness("run", "--config", evil, cwd=tmp_path)
     line = assert_usage_error(proc, "not valid TOML")
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
     assert "x\\x1b]0;pwned\\x07" in line
@@ -419,19 +503,22 @@ def test_escape_sequences_in_errors_are_shown_not_sent(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- issue 8: CLI surface
 
 
+@pytest.mark.e2e
 def test_presets_work_from_any_folder(tmp_path: Path, refused_host: str) -> None:
-    proc = harness(["run", "--scenario", "spike", "--host", refused_host], tmp_path)
+    proc = harness("run", "--scenario", "spike", "--host", refused_host, cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr  # resolved the built-in preset, then unreachable
     assert refused_host in error_line(proc)
 
 
+@pytest.mark.e2e
 def test_duration_with_a_staged_scenario_is_refused(tmp_path: Path) -> None:
-    proc = harness(["run", "--scenario", "spike", "--duration", "2"], tmp_path)
+    proc = harness("run", "--scenario", "spike", "--duration", "2", cwd=tmp_path)
     assert_usage_error(proc, "--duration", "stages")
 
 
+@pytest.mark.e2e
 def test_messages_and_duration_exclude_each_other(tmp_path: Path) -> None:
-    proc = harness(["run", "--messages", "100", "--duration", "2"], tmp_path)
+    proc = harness("run", "--messages", "100", "--duration", "2", cwd=tmp_path)
     assert_usage_error(proc, "--messages", "--duration")
 
 
@@ -519,6 +606,7 @@ def closed_port() -> int:
         yield handle.port
 
 
+@pytest.mark.e2e
 @settings(max_examples=700, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(command=st.sampled_from(["run", "search"]), flags=FLAG_ARGS, search_args=SEARCH_ARGS)
@@ -584,6 +672,7 @@ def toml_text(entries: dict[str, object]) -> str:
                    for t, lines in sorted(tables.items()))
 
 
+@pytest.mark.e2e
 @settings(max_examples=500, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(entries=TOML_ENTRIES, pick=st.sampled_from([[], ["--scenario=x"], ["--env=x"]]),
@@ -621,49 +710,54 @@ def mounted(where: Path, *options: str):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+@pytest.mark.e2e
 def test_results_dir_that_cannot_be_created_is_refused_before_the_run(
         tmp_path: Path, refused_host: str) -> None:
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir", "/proc/x"],
-                   tmp_path)
+    proc = harness("run", "--host", refused_host, *SHORT_RUN, "--results-dir", "/proc/x",
+                   cwd=tmp_path)
     assert "/proc/x" in assert_usage_error(proc, "--results-dir")
 
 
+@pytest.mark.e2e
 def test_read_only_results_dir_is_refused_before_the_run(tmp_path: Path,
                                                          refused_host: str) -> None:
     (tmp_path / "ro").mkdir()
     with mounted(tmp_path / "ro", "--bind", "-o", "ro", str(tmp_path / "ro")) as ro:
-        proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir",
-                        str(ro / "results")], tmp_path)
+        proc = harness("run", "--host", refused_host, *SHORT_RUN, "--results-dir",
+                       str(ro / "results"), cwd=tmp_path)
     assert "Read-only" in assert_usage_error(proc, "--results-dir")
 
 
+@pytest.mark.e2e
 def test_full_results_filesystem_is_refused_before_the_run(tmp_path: Path,
                                                            refused_host: str) -> None:
     with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as full:
         with contextlib.suppress(OSError), open(full / "filler", "wb") as f:
             f.write(bytes(64 * 1024))
-        proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--results-dir",
-                        str(full)], tmp_path)
+        proc = harness("run", "--host", refused_host, *SHORT_RUN, "--results-dir",
+                       str(full), cwd=tmp_path)
         leftovers = [p.name for p in full.iterdir()]
     assert "No space left" in assert_usage_error(proc, "--results-dir")
     assert leftovers == ["filler"]
 
 
+@pytest.mark.e2e
 def test_a_name_too_long_for_a_folder_is_refused_before_the_run(tmp_path: Path,
                                                               refused_host: str) -> None:
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--name", "n" * 300], tmp_path)
+    proc = harness("run", "--host", refused_host, *SHORT_RUN, "--name", "n" * 300, cwd=tmp_path)
     assert "300" in assert_usage_error(proc, "--name")
 
 
+@pytest.mark.e2e
 def test_a_disk_full_at_the_end_still_shows_the_table_then_one_line(tmp_path: Path) -> None:
     # 8 KiB left: the up-front check (4 KiB) passes, steps.csv and the series take the
     # rest, and run.json no longer fits
     with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=64k", "tmpfs") as full, \
             servers.start("echo") as srv:
         (full / "filler").write_bytes(bytes(56 * 1024))
-        proc = harness(["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2",
-                        "--duration", "0.5", "--warmup", "0", "--results-dir",
-                        str(full / "r")], tmp_path, timeout=60)
+        proc = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2",
+                       "--duration", "0.5", "--warmup", "0", "--results-dir",
+                       str(full / "r"), cwd=tmp_path, timeout=60)
         leftovers = [p.name for p in (full / "r").rglob("*")]
     assert proc.returncode == 1, proc.stderr
     assert "msgs/s" in proc.stdout and "results:" not in proc.stdout  # the table, no path
@@ -684,21 +778,24 @@ def over_the_fd_limit() -> int:
     return hard + 500
 
 
+@pytest.mark.e2e
 def test_more_connections_than_a_worker_may_open_are_refused_with_the_figure(
         tmp_path: Path, refused_host: str) -> None:
     conns = over_the_fd_limit()
-    proc = harness(["run", "--host", refused_host, "--conns", str(conns), "--workers", "1"],
-                   tmp_path)
+    proc = harness("run", "--host", refused_host, "--conns", str(conns), "--workers", "1",
+                   cwd=tmp_path)
     line = assert_usage_error(proc, "--conns", "--workers 2")
     assert f"allows {conns - 500 - 64} per worker" in line
 
 
+@pytest.mark.e2e
 def test_more_connections_than_the_embedded_server_may_hold_are_refused(tmp_path: Path) -> None:
     conns = over_the_fd_limit()
-    proc = harness(["run", "--conns", str(conns), "--workers", "2"], tmp_path)
+    proc = harness("run", "--conns", str(conns), "--workers", "2", cwd=tmp_path)
     assert "embedded server" in assert_usage_error(proc, "--conns")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("source", ["/dev/zero", "fifo", "directory"])
 def test_corpus_that_is_not_a_regular_file_is_refused_at_once(
         tmp_path: Path, refused_host: str, source: str) -> None:
@@ -708,22 +805,23 @@ def test_corpus_that_is_not_a_regular_file_is_refused_at_once(
     if source == "directory":
         (tmp_path / "directory").mkdir()
     path = source if source.startswith("/") else str(tmp_path / source)
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", path], tmp_path,
+    proc = harness("run", "--host", refused_host, *SHORT_RUN, "--corpus", path, cwd=tmp_path,
                    timeout=10)
     assert "not a regular file" in assert_usage_error(proc, "--corpus", path)
 
 
+@pytest.mark.e2e
 def test_corpus_over_the_size_or_line_limit_is_refused(tmp_path: Path,
                                                        refused_host: str) -> None:
     from harness.config import MAX_CORPUS_BYTES, MAX_CORPUS_LINES
     big = tmp_path / "big"
     with open(big, "wb") as f:
         f.truncate(MAX_CORPUS_BYTES + 1)  # sparse: costs no disk
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", str(big)],
-                   tmp_path, timeout=10)
+    proc = harness("run", "--host", refused_host, *SHORT_RUN, "--corpus", str(big),
+                   cwd=tmp_path, timeout=10)
     assert "at most" in assert_usage_error(proc, "--corpus")
     many = tmp_path / "many"
     many.write_bytes(b"x\n" * (MAX_CORPUS_LINES + 1))
-    proc = harness(["run", "--host", refused_host, *SHORT_RUN, "--corpus", str(many)],
-                   tmp_path, timeout=10)
+    proc = harness("run", "--host", refused_host, *SHORT_RUN, "--corpus", str(many),
+                   cwd=tmp_path, timeout=10)
     assert f"{MAX_CORPUS_LINES:,}" in assert_usage_error(proc, "--corpus")

@@ -19,16 +19,13 @@ import orjson
 import pytest
 
 from harness import cli
+from harness import config as cfg
 from harness.plan import Step
 from harness.targets import launch
+from tests.conftest import harness
 
 RUN = ["--duration", "1", "--warmup", "0.3", "--timeout", "0.5", "--workers", "1",
        "--no-report"]
-
-
-def harness(args: list[str], cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
 def free_port() -> int:
@@ -66,6 +63,7 @@ def server_process(cmd: list[str], port: int) -> Iterator[int]:
 # ---------------------------------------------------------------------------- no valid reply
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("redis-server") is None,
                     reason="redis-server not installed (tests/setup.sh installs it)")
 def test_a_redis_server_is_never_healthy_and_the_run_exits_3_with_a_diagnosis(
@@ -74,8 +72,8 @@ def test_a_redis_server_is_never_healthy_and_the_run_exits_3_with_a_diagnosis(
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
            "--appendonly", "no", "--dir", str(tmp_path)]
     with server_process(cmd, port):
-        r = harness(["run", "--host", f"127.0.0.1:{port}", "--conns", "2,4", "--framing",
-                     "newline", *RUN, "--results-dir", str(tmp_path)], tmp_path)
+        r = harness("run", "--host", f"127.0.0.1:{port}", "--conns", "2,4", "--framing",
+                    "newline", *RUN, "--results-dir", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     (line,) = [x for x in r.stderr.splitlines() if "no valid reply" in x]
     assert line.startswith("harness: no valid reply in the whole run: sent ")
@@ -87,26 +85,28 @@ def test_a_redis_server_is_never_healthy_and_the_run_exits_3_with_a_diagnosis(
     assert "rule no_replies" in r.stdout
 
 
+@pytest.mark.e2e
 def test_an_http_server_is_diagnosed_as_http(tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
            "--directory", str(tmp_path)]
     with server_process(cmd, port):
-        r = harness(["run", "--host", f"127.0.0.1:{port}", "--conns", "2", "--framing",
-                     "newline", *RUN, "--warmup", "0", "--results-dir", str(tmp_path)],
-                    tmp_path)
+        r = harness("run", "--host", f"127.0.0.1:{port}", "--conns", "2", "--framing",
+                    "newline", *RUN, "--warmup", "0", "--results-dir", str(tmp_path),
+                    cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     assert 'first bytes received: "' in r.stderr  # the status line, or an HTTP/0.9 page
     assert r.stderr.rstrip().endswith("the target answered with HTTP")
     assert "None conns" not in r.stdout and "no healthy step" in r.stdout
 
 
+@pytest.mark.e2e
 def test_a_chat_server_with_the_wrong_framing_hangs_up_and_says_so(tmp_path: Path) -> None:
     # newline frames to a len32 server: their first four ASCII bytes read as a huge length
     with launch("chat", framing="len32") as srv:
         host, port = srv.addresses[0]
-        r = harness(["run", "--host", f"{host}:{port}", "--conns", "3", "--framing",
-                     "newline", *RUN, "--results-dir", str(tmp_path)], tmp_path)
+        r = harness("run", "--host", f"{host}:{port}", "--conns", "3", "--framing",
+                    "newline", *RUN, "--results-dir", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     assert r.stderr.strip() == (
         "harness: no valid reply in the whole run: sent 3 stamped newline messages on 3 "
@@ -117,12 +117,13 @@ def test_a_chat_server_with_the_wrong_framing_hangs_up_and_says_so(tmp_path: Pat
 # ---------------------------------------------------------------------------- protocol errors
 
 
+@pytest.mark.e2e
 def test_protocol_errors_fail_the_run_and_the_degradation_rule(tmp_path: Path) -> None:
     # the echo workload against a chat room: every reply arrives, but so do the others'
     with launch("chat", framing="newline") as srv:
         host, port = srv.addresses[0]
-        r = harness(["run", "--host", f"{host}:{port}", "--conns", "4", "--framing",
-                     "newline", *RUN, "--json", "--results-dir", str(tmp_path)], tmp_path)
+        r = harness("run", "--host", f"{host}:{port}", "--conns", "4", "--framing",
+                    "newline", *RUN, "--json", "--results-dir", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     doc = orjson.loads(r.stdout)
     s = doc["steps"][0]
@@ -135,12 +136,13 @@ def test_protocol_errors_fail_the_run_and_the_degradation_rule(tmp_path: Path) -
 # ---------------------------------------------------------------------------- the record
 
 
+@pytest.mark.e2e
 def test_the_command_line_is_in_run_json_and_heads_the_table(tmp_path: Path) -> None:
     with launch("echo") as srv:
         host, port = srv.addresses[0]
         args = ["run", "--host", f"{host}:{port}", "--conns", "2", *RUN, "--results-dir",
                 str(tmp_path / "res"), "--name", "argv test"]
-        r = harness(args, tmp_path)
+        r = harness(*args, cwd=tmp_path)
     assert r.returncode in (0, 1), r.stderr
     assert r.stdout.splitlines()[0] == ("command: harness run --host " f"{host}:{port}"
                                         " --conns 2 " + " ".join(RUN) + " --results-dir "
@@ -182,6 +184,14 @@ def test_the_search_summary_is_rounded_and_says_it_went_down(
         "no load from 1.56 to 100 msgs/s meets p99<5ms")
 
 
+def test_search_over_rate_plans_the_open_loop() -> None:
+    plan = cfg.build_plan(cfg.settings({}, {"host": "127.0.0.1:9", "conns": "4"}))
+    assert plan.pacing.mode == "closed"
+    searched = cli.search_plan(plan, "rate", 400.0)
+    assert searched.pacing.mode == "open" and searched.pacing.rate == 100.0
+    assert cli.search_plan(plan, "conns", 4.0) is plan
+
+
 # ---------------------------------------------------------------------------- busy machine
 
 HOG_S = 12.0
@@ -201,11 +211,12 @@ def hog_on(core: int) -> Iterator[None]:
         proc.wait(timeout=5)
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a worker and a server core")
 def test_calibrate_refuses_a_ceiling_on_a_busy_worker_core(tmp_path: Path) -> None:
     worker_core = min(os.sched_getaffinity(0))
     with hog_on(worker_core):
-        r = harness(["calibrate", "--duration", "1", "--conns", "10"], tmp_path, timeout=60)
+        r = harness("calibrate", "--duration", "1", "--conns", "10", cwd=tmp_path, timeout=60)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "ceiling:" not in r.stdout
     line = r.stderr.strip()
@@ -214,12 +225,13 @@ def test_calibrate_refuses_a_ceiling_on_a_busy_worker_core(tmp_path: Path) -> No
     assert "during the ceiling run" in line and "Run it again on an idle machine." in line
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a worker and a server core")
 def test_a_hog_on_the_worker_core_flags_the_step_and_no_step_is_judged(tmp_path: Path) -> None:
     worker_core = min(os.sched_getaffinity(0))
     with hog_on(worker_core):
-        r = harness(["run", "--conns", "5", "--duration", "1.5", "--warmup", "0.3",
-                     "--no-report", "--results-dir", str(tmp_path)], tmp_path, timeout=60)
+        r = harness("run", "--conns", "5", "--duration", "1.5", "--warmup", "0.3",
+                    "--no-report", "--results-dir", str(tmp_path), cwd=tmp_path, timeout=60)
     assert r.returncode == 1, r.stderr
     assert "SHARED CORE" in r.stdout
     assert "used by other processes: a busy machine, left out of the verdict" in r.stdout

@@ -100,6 +100,12 @@ def test_zero_still_means_off_for_rate_and_connect_rate(tmp_path: Path) -> None:
     assert plan.pacing.mode == "closed" and plan.connect_rate == 0.0
 
 
+def test_a_disabled_p99_factor_is_none_not_infinity() -> None:
+    plan = cfg.build_plan(cfg.settings({"degradation": {"p99_factor": 0.0}}, {}))
+    assert plan.degradation.p99_factor is None
+    assert cfg.build_plan(cfg.settings({}, {})).degradation.p99_factor == 10.0
+
+
 @pytest.mark.parametrize("host", ["a" * 64 + ":5000", "a..b:5000", "x" * 254 + ":1",
                                   "bad host:1", "[nonsense]:5000"])
 def test_malformed_host_names_are_usage_errors(tmp_path: Path, host: str) -> None:
@@ -166,6 +172,19 @@ def test_duration_with_a_staged_scenario_is_refused(tmp_path: Path) -> None:
     refused(tmp_path, "", "--conns", "stages", scenario="spike", conns="5")
 
 
+def test_a_stage_rate_still_wins_over_the_run_rate() -> None:
+    merged = cfg.settings({"scenarios": {"s": {"stages": [{"conns": 1, "duration": 1.0},
+                                                          {"conns": 1, "duration": 1.0,
+                                                           "rate": 5.0}]}}},
+                          {"rate": 20.0}, "s")
+    plan = cfg.build_plan(merged)
+    assert [st.rate for st in plan.steps[0].stages] == [20.0, 5.0]
+    assert plan.pacing.mode == "open"
+    closed = cfg.build_plan(cfg.settings({"scenarios": {"s": {"stages": [{"conns": 1}]}}},
+                                         {}, "s"))
+    assert closed.pacing.mode == "closed" and closed.steps[0].stages[0].rate == 0.0
+
+
 def test_messages_and_duration_exclude_each_other(tmp_path: Path) -> None:
     refused(tmp_path, "", "--duration", "--messages", messages="100", duration=2.0)
     refused(tmp_path, "[run]\nmessages = [100]\n", "--duration", "run.messages", duration=2.0)
@@ -193,7 +212,7 @@ def test_every_plan_that_validates_fits_the_worker_and_run_json(values: dict, co
     a signed 64-bit JSON number."""
     import orjson
 
-    from harness.cli import plan_dict
+    from harness.report.document import plan_dict
     flags = {"host": "127.0.0.1:9", "conns": str(conns), **values}
     if messages is not None:
         flags.update(messages=str(messages), duration=None)

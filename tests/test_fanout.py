@@ -14,12 +14,9 @@ import pytest
 from harness.targets import launch
 from tests import servers
 from tests.busy import ran_ok
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import harness, plan_for, run_plan
 
-
-def harness(*args: str, cwd: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
-                          capture_output=True, stdin=subprocess.DEVNULL)
+pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 
 
 @pytest.fixture
@@ -55,7 +52,7 @@ def test_cluster_of_three_delivers_exactly_m_times_s_plus_n(serve_chat_cluster, 
     r = harness("run", "--workload", "chat", "--host", hosts, "--push-conns", "3", "--listen",
                 "1", "--messages", "100", "--inflight", "4", "--warmup", "0", "--workers", "1",
                 "--json", "--results-dir", str(tmp_path), cwd=str(tmp_path))
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (s,) = orjson.loads(r.stdout)["steps"]
     assert s["deliveries_expected"] == 600  # m * (s + n) = 100 * (3 + 3)
     assert s["deliveries"] == 600
@@ -110,7 +107,7 @@ def test_a_node_down_at_start_exits_3_naming_it(tmp_path):
         r = harness("run", "--workload", "chat", "--host", hosts, "--conns", "2", "--messages",
                     "10", cwd=str(tmp_path))
     assert r.returncode == 3
-    assert f"127.0.0.1:{dead}" in r.stderr.decode()
+    assert f"127.0.0.1:{dead}" in r.stderr
 
 
 def test_message_sweep_reports_messages_as_the_load(tmp_path):
@@ -122,12 +119,10 @@ def test_message_sweep_reports_messages_as_the_load(tmp_path):
                     "--results-dir", str(tmp_path), cwd=str(tmp_path))
     finally:
         server.stop()
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     doc = orjson.loads(r.stdout)
     assert [s["deliveries"] for s in doc["steps"]] == [20, 100]
     assert doc["degradation"]["unit"] == "messages"
-
-
 
 
 def test_warm_up_deliveries_never_count_in_the_window() -> None:

@@ -138,7 +138,6 @@ def test_empty_histogram() -> None:
     assert h.percentiles([50, 99]) == [None, None]
     assert h.mean() is None
     assert h.min is None and h.max is None
-    assert h.count_above(0) == 0
 
 
 # --- merging ----------------------------------------------------------------------------
@@ -195,7 +194,6 @@ def test_overflow_and_underflow_are_counted() -> None:
     assert h.percentile(30) == 10  # rank 1
     assert h.percentile(50) == 2**50  # rank 2 is an overflowed value: reported as max
     assert h.percentile(100) == 2**50
-    assert h.count_above(100) == 2
 
 
 def test_only_negative_values() -> None:
@@ -241,16 +239,3 @@ def test_record_one_copy_clear() -> None:
     h.clear()
     assert len(h) == 0 and not h.counts.any() and h.max is None
     assert (len(c), c.min, c.max, c.sum) == (3, 5, 300, 312)
-
-
-def test_count_above() -> None:
-    h = Histogram()
-    h.record(np.array([100, 200, 255, 10_000, 10_040], dtype=np.int64))
-    assert h.count_above(150) == 4  # exact below 256
-    assert h.count_above(255) == 2
-    assert h.count_above(-1) == 5
-    assert h.count_above(10_040) == 0
-    assert h.count_above(5000) == 2
-    # 10_000 and 10_040 share the 64-ns bucket [9984, 10048), the threshold's own bucket,
-    # so neither is counted
-    assert h.count_above(10_010) == 0

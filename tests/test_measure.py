@@ -18,38 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from harness import config as cfg
-from harness.coordinator import Coordinator, build_shares, resolve
+from harness import aggregate
+from harness.coordinator import build_shares
 from harness.plan import Plan
 from harness.result import ERROR_KINDS
-from harness.sweep import figures
 from harness.targets import launch
 from harness.worker import Worker, connect_kind
 from tests import servers
+from tests.conftest import plan_for, run_plan
 from workloads import load
-
-
-def plan_for(host: str, **run: object) -> Plan:
-    flags = {"host": host, "warmup": 0.2, "duration": 1.0, "workers": 1, "conns": "4",
-             "timeout": 1.0}
-    flags.update(run)
-    if "messages" in run:
-        flags.pop("duration")  # the two exclude each other
-    return cfg.build_plan(cfg.settings({}, flags))
-
-
-def run_plan(plan: Plan) -> list[dict]:
-    workload = load(plan.workload)(plan.size_spec or plan.size, plan.seed)
-    with Coordinator(plan, workload, resolve(plan.targets)) as coord:
-        outcome = coord.run()
-    assert not outcome.error, outcome.error
-    return [figures(plan, workload, r).summary for r in outcome.steps]
 
 
 def host(handle: servers.Handle) -> str:
     return f"127.0.0.1:{handle.port}"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "newline"])
 def test_known_delay_gives_p50_within_10_percent(framing: str) -> None:
     delay = 0.020
@@ -63,6 +47,7 @@ def test_known_delay_gives_p50_within_10_percent(framing: str) -> None:
     assert 300 < s["throughput_msgs_s"] <= 400
 
 
+@pytest.mark.e2e
 def test_open_loop_shows_stalls_closed_loop_hides_them() -> None:
     """A server that stops for 100 ms every 2 s. Open loop at 100 msgs/s per connection
     measures from the intended send, so ~5% of messages carry part of the stall: p99 is
@@ -78,6 +63,7 @@ def test_open_loop_shows_stalls_closed_loop_hides_them() -> None:
     assert open_["lost"] == closed["lost"] == 0
 
 
+@pytest.mark.e2e
 def test_drops_are_counted_exactly() -> None:
     # 4 connections x 50 messages, all in flight at once; every 10th frame gets no reply
     with servers.start("drop", every=10) as srv:
@@ -90,6 +76,7 @@ def test_drops_are_counted_exactly() -> None:
     assert s["duplicates"] == 0
 
 
+@pytest.mark.e2e
 def test_duplicates_are_counted_exactly() -> None:
     with servers.start("dup", every=10) as srv:
         (s,) = run_plan(plan_for(host(srv), messages="200", inflight=5, warmup=0.0))
@@ -99,6 +86,7 @@ def test_duplicates_are_counted_exactly() -> None:
     assert s["lost"] == 0
 
 
+@pytest.mark.e2e
 def test_resets_are_counted_and_the_run_goes_on() -> None:
     with servers.start("reset_after", n=5) as srv:
         (s,) = run_plan(plan_for(host(srv), messages="40", inflight=10, warmup=0.0))
@@ -107,6 +95,7 @@ def test_resets_are_counted_and_the_run_goes_on() -> None:
     assert s["lost"] == 20
 
 
+@pytest.mark.e2e
 def test_clean_close_counted_as_closed() -> None:
     with servers.start("close_after", n=5, hold=0.5) as srv:
         (s,) = run_plan(plan_for(host(srv), messages="40", inflight=10, warmup=0.0))
@@ -114,6 +103,7 @@ def test_clean_close_counted_as_closed() -> None:
     assert s["received"] == 20 and s["lost"] == 20
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "len16", "newline"])
 def test_garbage_is_a_protocol_error_not_a_crash(framing: str) -> None:
     with servers.start("garbage_after", framing=framing, n=3) as srv:
@@ -127,6 +117,7 @@ def test_garbage_is_a_protocol_error_not_a_crash(framing: str) -> None:
     assert s["lost"] == 28
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "newline"])
 def test_mangled_stamps_are_protocol_errors_never_matches(framing: str) -> None:
     with servers.start("mangle", framing=framing, every=5) as srv:
@@ -137,6 +128,7 @@ def test_mangled_stamps_are_protocol_errors_never_matches(framing: str) -> None:
     assert s["received"] == 80
 
 
+@pytest.mark.e2e
 def test_chat_room_delivers_every_message_to_every_socket() -> None:
     server = launch("chat", framing="len32")
     try:
@@ -151,6 +143,7 @@ def test_chat_room_delivers_every_message_to_every_socket() -> None:
     assert s["fanout_complete"] == 100
 
 
+@pytest.mark.e2e
 def test_two_workers_with_1000_connections() -> None:
     server = launch("echo", framing="len32")
     try:
@@ -173,6 +166,7 @@ def only(errors: dict[str, int], **want: int) -> dict[str, int]:
     return {k: want.get(k, 0) for k in errors}
 
 
+@pytest.mark.e2e
 def test_an_oversized_frame_is_one_protocol_error_per_connection() -> None:
     # the first reply of every connection is a 0x7FFFFFFF prefix plus 64 junk bytes: the
     # junk lines up as a frame with a bad prefix *and* leaves a bad tail (one fault)
@@ -183,6 +177,7 @@ def test_an_oversized_frame_is_one_protocol_error_per_connection() -> None:
     assert s["sent"] == 4 and s["lost"] == 4
 
 
+@pytest.mark.e2e
 def test_a_mangled_reply_is_one_protocol_error_and_frees_its_slot() -> None:
     # every reply is a junk frame of the right size: 40 protocol errors, no timeouts, and
     # no connection waits --timeout with its four slots taken by junk
@@ -194,6 +189,7 @@ def test_a_mangled_reply_is_one_protocol_error_and_frees_its_slot() -> None:
     assert s["sent"] == 40 and s["lost"] == 40 and s["received"] == 0
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["newline", "len32"])
 def test_junk_before_a_fin_is_a_protocol_error_not_a_close(framing: str) -> None:
     with servers.start("close_after", framing=framing, n=3, junk=b"GGGGGGGGGG") as srv:
@@ -203,6 +199,7 @@ def test_junk_before_a_fin_is_a_protocol_error_not_a_close(framing: str) -> None
     assert s["received"] == 12
 
 
+@pytest.mark.e2e
 def test_whole_frames_before_a_broken_stream_still_count() -> None:
     # the 3rd reply and a 0x7FFFFFFF prefix arrive in one read (1 in flight, varied sizes:
     # the frame walk): the reply counts, then the connection closes on one protocol error
@@ -213,6 +210,7 @@ def test_whole_frames_before_a_broken_stream_still_count() -> None:
     assert (s["sent"], s["received"], s["lost"]) == (12, 12, 0)
 
 
+@pytest.mark.e2e
 def test_a_mangled_line_then_an_oversized_one_are_two_protocol_errors() -> None:
     # one write: a junk line (a mangled reply), then 8 KiB without a newline (oversized)
     with servers.start("garbage_after", framing="newline", n=3, tail=b"G" * 8192) as srv:
@@ -220,6 +218,52 @@ def test_a_mangled_line_then_an_oversized_one_are_two_protocol_errors() -> None:
                                  max_frame=4096))
     assert s["errors"] == only(s["errors"], protocol=8)
     assert s["received"] == 12
+
+
+@pytest.mark.e2e
+def test_a_huge_max_frame_does_not_stop_the_worker_reading() -> None:
+    with servers.start("echo", max_frame=1 << 25) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="2", duration=1.0,
+                                 max_frame=1 << 24))
+    assert s["received"] > 100 and s["lost"] == 0 and sum(s["errors"].values()) == 0
+
+
+@pytest.mark.e2e
+def test_error_rate_counts_each_failed_message_once() -> None:
+    with servers.start("mangle", every=10) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="2", messages="200",
+                                 inflight=20, warmup=0.0, timeout=0.3))
+    # a mangled reply arrived: one protocol error, its slot freed (no timeout as well)
+    assert s["lost"] == 20 and s["errors"]["protocol"] == 20 and s["errors"]["timeout"] == 0
+    assert aggregate.error_rate(s) == 0.1  # 20 failed messages of 200, not 60 "errors"
+
+
+@pytest.mark.e2e
+def test_late_replies_count_as_failed_but_warm_up_errors_do_not() -> None:
+    with servers.start("delay", delay=0.05) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="1", duration=1.0,
+                                 warmup=0.2, timeout=0.02))
+    # every reply takes 50 ms > 20 ms: late, or lost when it lands after the 20 ms drain
+    assert s["late"] + s["lost"] == s["sent"] > 0 and s["late"] > 0
+    assert aggregate.error_rate(s) == 1.0
+
+
+@pytest.mark.e2e
+def test_broadcast_with_two_workers_waits_for_the_slower_sender() -> None:
+    with servers.start("chat_faulty", every=7, victim=1, fault="drop") as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", workload="chat", conns="2",
+                                 listen=2, messages="140", warmup=0.0, workers=2, timeout=0.3))
+    assert s["deliveries_expected"] == 140 * 4
+    assert s["lost"] == 20  # 140 messages to the victim, every 7th dropped
+
+
+@pytest.mark.e2e
+def test_a_server_that_holds_the_socket_full_is_not_the_client_being_slow() -> None:
+    with servers.start("stall", period=2.0, pause=0.9) as srv:
+        (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="1", rate=300.0,
+                                 size="65536", max_frame=1 << 20, duration=3.0, warmup=0.3))
+    assert s["latency_ms"]["max"] > 300  # the stall shows in the latency
+    assert not s["client_bound"], (s["behind_schedule"], s["client_cpu_pct"])
 
 
 def chaos_run(tmp_path: Path, seed: int, framing: str) -> tuple[dict, dict[str, int]]:
@@ -240,6 +284,7 @@ def chaos_matches(s: dict, faults: dict[str, int]) -> bool:
     return s["errors"] == want
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("seed", "framing"), [(1, "len32"), (2, "newline"), (18, "newline")])
 def test_chaos_counts_by_kind_equal_the_servers_fault_log(tmp_path: Path, seed: int,
                                                            framing: str) -> None:
@@ -273,6 +318,7 @@ def connect_only(plan: Plan, port: int) -> Worker:
     return worker
 
 
+@pytest.mark.e2e
 def test_a_source_address_that_is_not_ours_is_connect_no_port() -> None:
     # 198.51.100.7 (TEST-NET-2) is no local address: bind fails with EADDRNOTAVAIL, no packet
     with servers.start("echo") as srv:
@@ -284,6 +330,7 @@ def test_a_source_address_that_is_not_ours_is_connect_no_port() -> None:
     assert worker.res.errors == only(worker.res.errors, connect_no_port=3)
 
 
+@pytest.mark.e2e
 def test_connections_past_the_fd_limit_are_connect_fd_limit_and_the_rest_connect() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with servers.start("echo") as srv:

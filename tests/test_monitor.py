@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from harness.monitor import Monitor, trend
+from harness.monitor import Monitor
+from harness.trends import trend
 
 CHILD_LIFE_S = 10.0  # upper bound on every child's life, even if a test forgets it
 
@@ -74,6 +75,7 @@ def run_for(mon: Monitor, seconds: float) -> None:
         mon.stop()
 
 
+@pytest.mark.e2e
 def test_busy_and_sleeping_cpu(spawn) -> None:
     busy, sleepy = spawn(BUSY), spawn(SLEEPY)
     mon = Monitor({"busy": busy.pid, "sleepy": sleepy.pid}, interval=0.2)
@@ -104,6 +106,7 @@ def test_busy_and_sleeping_cpu(spawn) -> None:
     assert rows[0]["net_bytes"] is None and rows[-1]["net_bytes"] >= 0
 
 
+@pytest.mark.e2e
 def test_marks_window_the_samples(spawn) -> None:
     sleepy = spawn(SLEEPY)
     mon = Monitor({"sleepy": sleepy.pid}, interval=0.1)
@@ -125,6 +128,7 @@ def test_marks_window_the_samples(spawn) -> None:
     assert xs == [r["second"] for r in rows] and ys == [r["rss_bytes"] for r in rows]
 
 
+@pytest.mark.e2e
 def test_growing_rss_is_a_trend_and_flat_is_not(spawn) -> None:
     grower, flat = spawn(GROWER), spawn(SLEEPY)
     mon = Monitor({"grower": grower.pid, "flat": flat.pid}, interval=0.2)
@@ -138,6 +142,7 @@ def test_growing_rss_is_a_trend_and_flat_is_not(spawn) -> None:
     assert summary["rss_max_bytes"] - summary["rss_start_bytes"] > 60 << 20
 
 
+@pytest.mark.e2e
 def test_missing_pid_warns_and_is_not_sampled(spawn) -> None:
     missing = 4_194_304 + 12_345  # above Linux's PID_MAX_LIMIT (2**22): cannot exist
     assert not psutil.pid_exists(missing)
@@ -151,6 +156,7 @@ def test_missing_pid_warns_and_is_not_sampled(spawn) -> None:
     assert mon.died == {}
 
 
+@pytest.mark.e2e
 def test_killed_child_is_recorded_and_others_go_on(spawn) -> None:
     reaped, zombie, survivor = spawn(SLEEPY), spawn(SLEEPY), spawn(SLEEPY)
     mon = Monitor(
@@ -180,6 +186,7 @@ def test_killed_child_is_recorded_and_others_go_on(spawn) -> None:
     assert mon.summary(until_ns=killed_ns)["reaped"]["died_at_s"] is None
 
 
+@pytest.mark.e2e
 def test_stop_joins_promptly(spawn) -> None:
     sleepy = spawn(SLEEPY)
     for interval in (1.0, 30.0):
@@ -229,6 +236,7 @@ os.sched_setaffinity(0, {0})
 """
 
 
+@pytest.mark.e2e
 def test_other_processes_on_a_pinned_core_are_measured_and_known_ones_excluded(spawn) -> None:
     sleepy = spawn(PINNED + SLEEPY)  # stands for a worker pinned to core 0
     hog = spawn(PINNED + BUSY)  # something else on the worker's core
@@ -252,6 +260,7 @@ def test_other_processes_on_a_pinned_core_are_measured_and_known_ones_excluded(s
     assert worker["others_on_core_pct"] - known > 30
 
 
+@pytest.mark.e2e
 def test_an_unpinned_process_has_no_core(spawn) -> None:
     sleepy = spawn(SLEEPY)
     mon = Monitor({"server": sleepy.pid}, interval=0.1)

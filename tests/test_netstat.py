@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from harness import netstat
 from harness.report import table
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import plan_for, run_plan
 
 
 def test_counters_parse_from_proc_files(tmp_path: Path) -> None:
@@ -23,6 +25,7 @@ def test_counters_parse_from_proc_files(tmp_path: Path) -> None:
     assert netstat.read(tmp_path / "absent") == {}
 
 
+@pytest.mark.e2e
 def test_a_full_accept_queue_is_noted_as_the_kernels_doing() -> None:
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))

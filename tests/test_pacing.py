@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 
 from harness.pacing import BEHIND_US, MAX_BURST, PHASE_GRID_NS, ClosedLoop, OpenLoop, Pacer
@@ -157,3 +160,12 @@ def test_a_retiring_connection_wanted_again_sends_again() -> None:
     assert not p.retiring.any() and p.sends.tolist() == [True, True]
     p.credit(np.array([1]), 2 * SEC)
     assert pick(p, 2 * SEC, alive(2)) == ([1], [1])
+
+
+def test_pacing_has_no_clock_and_no_sockets_of_its_own() -> None:
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "harness" / "pacing.py").read_text())
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module}
+    assert not names & {"time", "socket", "selectors", "asyncio"}, names

@@ -16,7 +16,7 @@ from harness.plan import Plan
 from harness.protocol import InOrder, Stamped, protocol_for
 from harness.sweep import figures
 from tests import fifo_server, servers  # noqa: F401 (fifo_server registers fixed_reply)
-from tests.test_measure import plan_for
+from tests.conftest import plan_for
 from workloads import WorkloadError, load
 from workloads.base import Kind
 from workloads.echo import Echo
@@ -125,6 +125,7 @@ def run_with(plan: Plan, workload: Echo) -> dict:
     return figures(plan, workload, step).summary
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fr", ["len32", "newline"])
 def test_in_order_matching_answers_requests_whose_replies_carry_no_stamp(fr: str) -> None:
     with servers.start("fixed_reply", framing=fr, reply=b"OK") as srv:
@@ -136,6 +137,7 @@ def test_in_order_matching_answers_requests_whose_replies_carry_no_stamp(fr: str
     assert s["throughput_mb_s"] > 0 and s["latency_ms"]["p50"] > 0
 
 
+@pytest.mark.e2e
 def test_stamp_matching_refuses_the_same_unstamped_replies() -> None:
     with servers.start("fixed_reply", framing="len32", reply=b"OK") as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="2", duration=0.5)
@@ -143,6 +145,7 @@ def test_stamp_matching_refuses_the_same_unstamped_replies() -> None:
     assert s["received"] == 0 and s["errors"]["protocol"] > 0
 
 
+@pytest.mark.e2e
 def test_in_order_latency_comes_from_each_requests_own_send_time() -> None:
     # open loop, a request every 20 ms, each answered 60 ms later: three in flight per
     # connection, each sent at a different time; pairing a reply with a neighbour's send
@@ -155,6 +158,7 @@ def test_in_order_latency_comes_from_each_requests_own_send_time() -> None:
     assert s["lost"] == 0 and sum(s["errors"].values()) == 0, s["errors"]
 
 
+@pytest.mark.e2e
 def test_a_reply_nobody_asked_for_is_one_protocol_error() -> None:
     with servers.start("fixed_reply", framing="len32", greeting=b"HELLO") as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="3", duration=0.5)

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from harness.histogram import Histogram
 from harness.report import html as report_html
+from tests.conftest import harness
 
 EVIL = "<script>alert('x')</script>"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -29,9 +29,8 @@ CHROMIUM_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("results")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--conns", "2,4",
-                           "--duration", "1", "--warmup", "0.2", "--results-dir", str(base),
-                           "--json"], capture_output=True, text=True, timeout=120)
+    proc = harness("run", "--conns", "2,4", "--duration", "1", "--warmup", "0.2",
+                   "--results-dir", str(base), "--json", cwd=base, timeout=120)
     assert proc.returncode in (0, 1), proc.stderr
     (folder,) = [p.parent for p in base.glob("*/run.json")]
     return folder
@@ -76,6 +75,7 @@ class _Collect(HTMLParser):
                 self.refs.extend(re.findall(r"url\(#([^)]+)\)", v))
 
 
+@pytest.mark.e2e
 def test_report_is_self_contained_with_charts(folder: Path) -> None:
     add_monitor_and_stages(folder)
     path = report_html.write_html(folder)
@@ -96,6 +96,7 @@ def test_report_is_self_contained_with_charts(folder: Path) -> None:
     assert not list(folder.glob(".report.html.tmp*"))
 
 
+@pytest.mark.e2e
 def test_the_report_shows_the_command_line_and_the_spike_recovery(folder: Path) -> None:
     doc = json.loads((folder / "run.json").read_text())
     assert doc["argv"][:3] == ["run", "--conns", "2,4"]
@@ -107,6 +108,7 @@ def test_the_report_shows_the_command_line_and_the_spike_recovery(folder: Path) 
             "25%)") in page
 
 
+@pytest.mark.e2e
 def test_monitor_samples_are_charted_and_their_absence_said(folder: Path) -> None:
     assert list(folder.glob("monitor-step*.csv"))  # a run writes resource samples
     assert report_html.write_html(folder).read_text().count("<svg") == 4
@@ -117,6 +119,7 @@ def test_monitor_samples_are_charted_and_their_absence_said(folder: Path) -> Non
     assert page.count("<svg") == 3
 
 
+@pytest.mark.e2e
 def test_strings_from_run_json_are_escaped(folder: Path) -> None:
     add_monitor_and_stages(folder, label=EVIL + " $x$")
     doc = json.loads((folder / "run.json").read_text())
@@ -133,6 +136,7 @@ def test_strings_from_run_json_are_escaped(folder: Path) -> None:
     assert page.count("<svg") == 4
 
 
+@pytest.mark.e2e
 def test_render_timing_and_empty_run(folder: Path) -> None:
     import time
 
@@ -189,6 +193,7 @@ def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
 
 
+@pytest.mark.e2e
 def test_report_renders_in_headless_chromium(folder: Path, tmp_path: Path) -> None:
     exe = chromium()
     add_monitor_and_stages(folder)
@@ -214,6 +219,7 @@ def test_report_renders_in_headless_chromium(folder: Path, tmp_path: Path) -> No
 ESCAPES = "kind\x1b]0;pwned\x07\x1b[2J\u202e"
 
 
+@pytest.mark.e2e
 def test_control_characters_never_reach_the_page_or_the_terminal(folder: Path) -> None:
     """A kind name, stage label or target with ESC ] 0 ; ... BEL ESC [ 2 J (retitle and clear
     a terminal) is shown escaped in report.html and in the terminal table."""

@@ -17,15 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import psutil
 import pytest
 
 from harness.coordinator import build_shares
 from harness.worker import Worker
 from tests import servers
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import harness, plan_for, run_plan
 from workloads import load
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Path, sig) -> None:
     with servers.start("echo") as srv:
@@ -55,6 +57,7 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
     assert "interrupted" in err.decode()
 
 
+@pytest.mark.e2e
 def test_connect_rate_paces_new_connections() -> None:
     with servers.start("echo") as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="40", connect_rate=100.0)
@@ -69,6 +72,7 @@ def test_connect_rate_paces_new_connections() -> None:
     assert 0.35 <= elapsed <= 2.0  # 40 connections at 100/s: ~0.39 s, not all at once
 
 
+@pytest.mark.e2e
 def test_server_thresholds_fail_when_exceeded_or_not_measurable(tmp_path: Path) -> None:
     config = tmp_path / "t.toml"
     config.write_text("[thresholds]\nmax_server_rss_mb = 1.0\n")
@@ -76,17 +80,15 @@ def test_server_thresholds_fail_when_exceeded_or_not_measurable(tmp_path: Path) 
         args = ["run", "--config", str(config), "--host", f"127.0.0.1:{srv.port}", "--conns",
                 "2", "--duration", "1", "--warmup", "0.1", "--no-report", "--monitor-interval",
                 "0.2", "--results-dir", str(tmp_path / "r")]
-        watched = subprocess.run([sys.executable, "-m", "harness", *args, "--server-pid",
-                                  str(srv.pid)], capture_output=True, timeout=60, cwd=tmp_path)
-        blind = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
-                               timeout=60, cwd=tmp_path)
+        watched = harness(*args, "--server-pid", str(srv.pid), cwd=tmp_path, timeout=60)
+        blind = harness(*args, cwd=tmp_path, timeout=60)
     assert watched.returncode == 1
-    assert "max_server_rss_mb" in watched.stdout.decode() and "> 1.0 MB" in \
-        watched.stdout.decode()
+    assert "max_server_rss_mb" in watched.stdout and "> 1.0 MB" in watched.stdout
     assert blind.returncode == 1
-    assert "not measured" in blind.stdout.decode()
+    assert "not measured" in blind.stdout
 
 
+@pytest.mark.e2e
 def test_a_chat_server_that_mangles_stamps_gives_protocol_errors_not_matches() -> None:
     # one connection in the room: the "mangle" server sends every frame back to it, and
     # corrupts the stamp of every 5th
@@ -99,6 +101,7 @@ def test_a_chat_server_that_mangles_stamps_gives_protocol_errors_not_matches() -
     assert np.isfinite(s["fanout_ms"]["p50"])
 
 
+@pytest.mark.e2e
 def test_connections_spread_over_source_addresses() -> None:
     with servers.start("echo") as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="12", source_addrs="127.0.0.2-127.0.0.4")
@@ -148,6 +151,7 @@ def one_run(results: Path) -> dict:
     return orjson.loads((folder / "run.json").read_bytes())
 
 
+@pytest.mark.e2e
 def test_a_group_sigterm_as_timeout_sends_keeps_the_measured_step(tmp_path: Path) -> None:
     # `timeout -s TERM 3 harness run ...` signals harness and its workers at once
     with servers.start("echo") as srv:
@@ -199,6 +203,7 @@ def run_in_pty(args: list[str], cwd: Path, press_at: float, timeout: float = 60
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
+@pytest.mark.e2e
 def test_ctrl_c_in_a_terminal_stops_the_workers_before_the_embedded_server(
         tmp_path: Path) -> None:
     code, text = run_in_pty(["run", "--conns", "5,10", "--duration", "4", "--warmup", "0.2",
@@ -215,6 +220,70 @@ def test_ctrl_c_in_a_terminal_stops_the_workers_before_the_embedded_server(
     assert step["lost"] == 0
 
 
+@pytest.mark.e2e
+def test_sigterm_before_the_first_step_stops_the_server_cmd(tmp_path: Path) -> None:
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with servers.closed_port() as closed, open(out, "wb") as fo, open(err, "wb") as fe:
+        # nothing listens: the reachability probe retries for ~5 s after starting the command
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{closed.port}",
+             "--server-cmd", "sleep 30.123", "--conns", "1", "--no-report",
+             "--results-dir", str(tmp_path / "r")],
+            cwd=tmp_path, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
+        started: list[psutil.Process] = []
+        try:
+            deadline = time.monotonic() + 5
+            while not started and time.monotonic() < deadline:
+                started = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                           if "30.123" in " ".join(c.cmdline())]
+                time.sleep(0.05)
+            assert started, "the --server-cmd process never appeared"
+            time.sleep(max(0.0, 1.5 - (time.monotonic() - (deadline - 5))))
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=15)
+            elapsed = time.monotonic() - t0
+            gone, alive = psutil.wait_procs(started, timeout=5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+            for c in started:  # an orphan left behind by a failing run: do not leak it
+                if c.is_running():
+                    c.kill()
+    stderr = err.read_text()
+    assert rc == 1, (rc, stderr)
+    assert elapsed < 6.0, elapsed
+    assert not alive, "the --server-cmd process outlived harness"
+    assert "Traceback" not in stderr and "Aborted!" not in stderr, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert lines == ["harness: interrupted before the first step"], stderr
+
+
+@pytest.mark.e2e
+def test_ctrl_c_while_connections_hang_stops_within_seconds(tmp_path: Path) -> None:
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)  # never accepts: once the backlog is full, connects hang in SYN-SENT
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "--host",
+             f"127.0.0.1:{hole.getsockname()[1]}", "--conns", "6", "--workers", "1",
+             "--connect-timeout", "30", "--duration", "1", "--no-report", "--results-dir",
+             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        hole.close()
+    assert proc.returncode == 1
+    assert elapsed < 8, elapsed
+
+
+@pytest.mark.e2e
 def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
     with servers.start("echo") as srv:
@@ -240,6 +309,7 @@ def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path:
     assert step["lost"] == 0 and sum(step["errors"].values()) == 0
 
 
+@pytest.mark.e2e
 def test_echo_connections_spread_over_every_host_given() -> None:
     with servers.start("echo") as a, servers.start("echo") as b, servers.start("echo") as c:
         hosts = ",".join(f"127.0.0.1:{h.port}" for h in (a, b, c))

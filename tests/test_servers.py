@@ -17,6 +17,8 @@ from harness import framing, stamp
 from harness.framing import FrameError
 from tests import servers
 
+pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
+
 KEY = 0x5EED
 FRAMINGS = ["newline", "len16", "len32"]
 

@@ -23,6 +23,8 @@ from harness.targets import TargetError, launch
 from harness.targets.chat import ChatServer, hello
 from harness.targets.loop import Stopper, listen
 
+pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
+
 TIMEOUT = 5.0
 ROOT = Path(__file__).resolve().parents[1]
 FRAMINGS = ("newline", "len16", "len32")

@@ -19,6 +19,8 @@ from harness.result import Share
 from harness.transport import RoundBuffer, Transport
 from workloads.base import Kind
 
+pytestmark = pytest.mark.e2e  # real loopback sockets
+
 SIZE = 64
 FRAME = (SIZE - 4).to_bytes(4, "big") + b"s" * (SIZE - 4)  # a whole len32 frame of SIZE
 

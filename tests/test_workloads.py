@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 
 from harness import framing as fr
 from harness.batch import Outbound
 from tests import servers
 from tests.busy import ran_ok
-from tests.test_measure import plan_for, run_plan
+from tests.conftest import harness, plan_for, run_plan
 from workloads.base import Kind
 
 README = Path(__file__).resolve().parents[1] / "workloads" / "README.md"
 
 
-def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=120,
-                          capture_output=True, stdin=subprocess.DEVNULL)
-
-
+@pytest.mark.e2e
 def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
     code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     assert 20 <= len(code.strip().splitlines()) <= 35  # "about 30 lines"
@@ -33,7 +28,7 @@ def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
     r = harness("run", "--workload", str(mine), "--conns", "3", "--messages", "300",
                 "--inflight", "4", "--warmup", "0", "--workers", "1", "--json", "--no-report",
                 "--results-dir", str(tmp_path), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     doc = orjson.loads(r.stdout)
     assert doc["workload"] == "greeter"
     (s,) = doc["steps"]
@@ -44,6 +39,7 @@ def test_the_readme_example_runs_end_to_end(tmp_path: Path) -> None:
     assert kinds["short"]["sent"] > kinds["long"]["sent"] > 0
 
 
+@pytest.mark.e2e
 def test_mix_rows_add_up_to_the_total(tmp_path: Path) -> None:
     config = tmp_path / "mix.toml"
     config.write_text("""
@@ -59,7 +55,7 @@ kinds = [
                     "--conns", "4", "--messages", "1000", "--inflight", "8", "--warmup", "0",
                     "--workers", "1", "--json", "--no-report", "--results-dir", str(tmp_path),
                     cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (s,) = orjson.loads(r.stdout)["steps"]
     rows = s["kinds"]
     assert [k["kind"] for k in rows] == ["short", "large"]
@@ -103,6 +99,7 @@ def test_size_distributions_and_corpus_are_seeded() -> None:
     assert set(lines) == set(corpus)
 
 
+@pytest.mark.e2e
 def test_corpus_payloads_travel_end_to_end(tmp_path: Path) -> None:
     corpus = tmp_path / "lines.txt"
     corpus.write_text("first line of text\nsecond, somewhat longer line of text\nthird\n")
@@ -111,13 +108,14 @@ def test_corpus_payloads_travel_end_to_end(tmp_path: Path) -> None:
                     "--corpus", str(corpus), "--conns", "4", "--messages", "300", "--inflight",
                     "4", "--warmup", "0", "--workers", "1", "--json", "--results-dir",
                     str(tmp_path / "r"), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr.decode()
+    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     doc = orjson.loads(r.stdout)
     (s,) = doc["steps"]
     assert s["received"] == 300 and s["lost"] == 0 and s["errors"]["protocol"] == 0
     assert doc["config"]["corpus"] == {"lines": 3}
 
 
+@pytest.mark.e2e
 def test_variable_sizes_with_length_prefixes_end_to_end() -> None:
     with servers.start("echo", framing="len16") as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", framing="len16", size="40-3000",
@@ -125,10 +123,11 @@ def test_variable_sizes_with_length_prefixes_end_to_end() -> None:
     assert s["received"] == 400 and s["lost"] == 0 and sum(s["errors"].values()) == 0
 
 
+@pytest.mark.e2e
 def test_a_workload_that_breaks_the_interface_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from workloads.base import Workload\n"
                    "class X(Workload):\n    delivery = 'sideways'\nWORKLOAD = X\n")
     r = harness("run", "--workload", str(bad), "--conns", "1", cwd=tmp_path)
     assert r.returncode == 2
-    assert "bad.py" in r.stderr.decode() and "delivery" in r.stderr.decode()
+    assert "bad.py" in r.stderr and "delivery" in r.stderr

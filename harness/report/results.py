@@ -16,8 +16,9 @@ from pathlib import Path
 import orjson
 
 SCHEMA_VERSION = 1
+# Schema history: 1 (first version). read_run reads these and refuses any other.
+KNOWN_SCHEMAS = (1,)
 PROBE_BYTES = 4096  # check_writable's test write: a full filesystem fails it
-# Schema history: 1 (first version).
 
 STEP_COLUMNS = ("conns", "messages", "rate", "duration_s", "sent", "received",
                 "throughput_msgs_s", "throughput_mb_s", "p50_ms", "p90_ms", "p99_ms", "p999_ms",
@@ -106,10 +107,15 @@ def write_run(folder: Path, doc: dict, series: list[dict],
     return path
 
 
+class SchemaError(ValueError):
+    """A harness run.json whose ``schema_version`` this harness does not know."""
+
+
 def read_run(folder: str | Path) -> dict:
     """A run folder's run.json (or that file itself), checked to be a harness run: a dict
-    with an int ``schema_version`` and a list of ``steps``, each a dict. Anything else raises
-    ValueError with a one-line reason naming the path (OSError if it cannot be read)."""
+    with a ``schema_version`` in KNOWN_SCHEMAS and a list of ``steps``, each a dict. An
+    unknown version raises SchemaError, anything else ValueError, each with a one-line
+    reason naming the path (OSError if it cannot be read)."""
     path = Path(folder)
     if path.is_dir():
         path = path / "run.json"
@@ -122,6 +128,12 @@ def read_run(folder: str | Path) -> dict:
     problem = _not_a_run(doc)
     if problem:
         raise ValueError(f"{path}: {problem}")
+    version = doc["schema_version"]
+    if version not in KNOWN_SCHEMAS:
+        known = ", ".join(map(str, KNOWN_SCHEMAS))
+        why = "a newer harness wrote it" if version > max(KNOWN_SCHEMAS) else "not a version"
+        raise SchemaError(f"{path}: schema_version {version} is not one this harness reads "
+                          f"({known}): {why}")
     return doc
 
 

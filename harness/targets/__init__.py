@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import selectors
 
+from harness.limits import raise_nofile
 from harness.targets.cluster import ServerHandle, launch
-from harness.targets.loop import Stopper, listen, raise_nofile_limit
+from harness.targets.loop import Stopper, listen
 from harness.targets.serve import KINDS, OnReady, TargetError, check_args, make_server
 from harness.targets.serve import serve_forever as _serve_forever
 
@@ -29,7 +30,7 @@ def run_server(kind: str, bind: str = "127.0.0.1", port: int = 0, framing: str =
     """
     check_args(kind, framing, nodes, max_frame)
     if nodes == 1:
-        raise_nofile_limit()
+        raise_nofile()
         try:
             lsock = listen(bind, port)
         except OSError as exc:

@@ -1,4 +1,4 @@
-"""Pieces every built-in target shares: listening sockets, the stop signal, fd limits.
+"""Pieces every built-in target shares: listening sockets and the stop signal.
 
 A target is one ``selectors`` loop over non-blocking sockets. It ends when its
 :class:`Stopper` fires: on SIGINT/SIGTERM (when installed from the main thread), on
@@ -9,7 +9,6 @@ parent died). Sizes are in bytes, times in seconds.
 from __future__ import annotations
 
 import contextlib
-import resource
 import selectors
 import signal
 import socket
@@ -17,19 +16,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from harness.interrupts import handled
+
 LISTEN_BACKLOG = 4096
 
 # Selector key data of the sockets that are not connections.
 LISTENER = "listener"
-
-
-def raise_nofile_limit() -> int:
-    """Raise the soft open-files limit to the hard limit; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def listen(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> socket.socket:
@@ -149,12 +141,10 @@ class Stopper:
             yield self
             return
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
-        old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            yield self
+            with handled(self._on_signal):
+                yield self
         finally:
-            for sig, handler in old.items():
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
             signal.set_wakeup_fd(old_fd)
 
     def _on_signal(self, signum: int, frame: object) -> None:

@@ -14,7 +14,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 
-from harness.targets.loop import raise_nofile_limit
+from harness.limits import raise_nofile
 from harness.targets.serve import make_server, serve_forever
 
 
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     try:
         if spec.cpu is not None:
             os.sched_setaffinity(0, {spec.cpu})
-        raise_nofile_limit()
+        raise_nofile()
         listener = socket.socket(fileno=spec.listen_fd)
         listener.setblocking(False)
         server = make_server(spec.kind, [listener], spec.framing, spec.max_frame,

@@ -1,0 +1,93 @@
+"""One step's summary: a typed, frozen value whose ``to_json()`` is the step entry of
+run.json (without histograms) and of ``--json``: DESIGN.md's documented keys first, then
+the rest, in the order run.json has always had them.
+
+Units: latency dicts in ms (``p50`` ... ``max``, ``mean``), throughput in msgs/s and MB/s
+(10^6 B), durations in s, CPU in % of one core. An optional part a step does not have is
+None here and left out of the JSON (never written as null). For readers that take steps
+as run.json dicts (the sweep verdicts, SLO checks), a summary also reads like one:
+``summary["received"]``, ``summary.get("kinds")``; it cannot be changed, only replaced
+(``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+Percentiles = dict[str, float | None]  # ms: p50, p90, p95, p99, p999, max, mean (or a subset)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # equality: Mapping's, as its JSON
+class StepSummary(Mapping[str, Any]):
+    # -- every step (DESIGN.md's documented keys among them)
+    conns: int
+    connected: int
+    duration_s: float
+    sent: int
+    received: int
+    throughput_msgs_s: float
+    throughput_mb_s: float
+    latency_ms: Percentiles
+    connect_ms: Percentiles
+    errors: dict[str, int]
+    lost: int
+    duplicates: int
+    late: int
+    client_cpu_pct: float
+    client_cpu_pct_per_worker: list[float]
+    client_bound: bool
+    partial: bool
+    sent_all: int
+    replies: int
+    # -- when the step has them
+    client_bound_rule: str | None = None
+    client_bound_detail: str | None = None
+    first_unparsed: str | None = None  # escaped bytes (aggregate.escape_bytes)
+    messages: int | None = None  # a --messages step
+    rate: float | None = None  # open loop msgs/s per connection
+    service_ms: Percentiles | None = None  # open loop, from the actual send
+    behind_schedule: int | None = None  # open loop sends over 5 ms late
+    kinds: list[dict] | None = None  # a message mix: a row per kind
+    stages: list[dict] | None = None  # a staged step: a row per stage
+    recovery: dict | None = None  # a spike's recovery time
+    fanout: dict | None = None  # broadcast: deliveries, surplus, ..., per_node (spread out)
+    kernel: dict[str, int] | None = None  # host TCP drop counters that moved
+    resources: dict | None = None  # per role: CPU, RSS, threads, fds (watched)
+    machine_cpu: dict | None = None  # per core: busy and others' CPU %
+    shared_core: dict | None = None  # the core other processes took most of
+    core_shared: bool | None = None  # ... and whether that leaves the step out
+    trend: dict | None = None  # a long step's p99 (and server memory) trend
+
+    def to_json(self) -> dict[str, Any]:
+        """The step as run.json has it: fields in order, None ones left out, the fan-out
+        figures spread into the step (its ``lost`` and ``duplicates`` are the step's)."""
+        out: dict[str, Any] = {}
+        for name in ORDER:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "fanout":
+                out.update(value)
+            else:
+                out[name] = value
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        if key in ORDER and key != "fanout":
+            value = getattr(self, key)
+            if value is not None:
+                return value
+        elif self.fanout is not None and key in self.fanout:
+            return self.fanout[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_json())
+
+    def __len__(self) -> int:
+        return len(self.to_json())
+
+
+ORDER = tuple(f.name for f in fields(StepSummary))

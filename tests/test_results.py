@@ -1,0 +1,33 @@
+"""harness.report.results: reading run folders back (run.json's schema version)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.report.results import SchemaError, read_run
+from tests.conftest import harness
+
+# ---------------------------------------------------------------------------- schema versions
+
+
+def test_read_run_refuses_a_schema_version_it_does_not_know(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text('{"schema_version": 1, "steps": []}')
+    assert read_run(tmp_path)["schema_version"] == 1
+    for version, why in ((2, "a newer harness wrote it"), (0, "not a version")):
+        (tmp_path / "run.json").write_text(f'{{"schema_version": {version}, "steps": []}}')
+        with pytest.raises(SchemaError, match=f"schema_version {version} is not one this "
+                                              rf"harness reads \(1\): {why}"):
+            read_run(tmp_path)
+
+
+@pytest.mark.e2e
+def test_report_and_merge_name_an_unknown_schema_version_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text('{"schema_version": 9, "steps": []}')
+    for args in (["report", str(tmp_path)], ["merge", str(tmp_path), str(tmp_path)]):
+        r = harness(*args, cwd=tmp_path, timeout=60)
+        err = r.stderr
+        assert r.returncode == 2 and err.count("\n") == 1, err
+        assert err.startswith("harness: ") and "schema_version 9 is not one this harness " \
+            "reads (1): a newer harness wrote it" in err, err
