@@ -18,8 +18,8 @@ from harness.plan import Degradation, Step, Thresholds
 from harness.result import ERROR_KINDS, WorkerResult
 from harness.summary import StepSummary
 from harness.trends import recovery_time, soak_verdict
+from harness.units import SEC
 
-SEC = 1e9
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
 BEHIND_FRACTION = 0.01  # open loop: this share of sends over 5 ms late => client-bound
 SHARED_CORE_PCT = 30.0  # other processes took this much of a worker's (or server's) core

@@ -15,11 +15,14 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import framing as framing_mod
 from harness.batch import Outbound, SizeSpec, size_bounds
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds
+
+if TYPE_CHECKING:
+    from workloads.base import Kind
 
 # The built-in defaults and scenario presets ship inside the package; ./harness.toml or
 # --config FILE layers over them (see load_file).
@@ -583,7 +586,6 @@ def check_size(spec: SizeSpec, name: str, fr: framing_mod.Framing, max_frame: in
 
 def parse_mix(table: dict, fr: framing_mod.Framing, max_frame: int) -> tuple[tuple, str]:
     """[mix]: ``by`` ("message" or "connection") and [[mix.kinds]] {name, weight, size}."""
-    from workloads.base import Kind
     if not table:
         return (), "message"
     for key in table:
@@ -592,24 +594,28 @@ def parse_mix(table: dict, fr: framing_mod.Framing, max_frame: int) -> tuple[tup
     by = str(table.get("by", "message"))
     if by not in ("message", "connection"):
         raise ConfigError(f"mix.by: {by!r} must be 'message' or 'connection'")
-    kinds = []
-    for i, k in enumerate(table.get("kinds", [])):
-        where = f"mix.kinds[{i}]"
-        if not isinstance(k, dict):
-            raise ConfigError(f"{where} must be a table")
-        for key in k:
-            if key not in KIND_KEYS:
-                raise ConfigError(f"unknown key {where}.{key} (known: name, weight, size)")
-        if "size" not in k:
-            raise ConfigError(f"{where}.size: missing")
-        spec = parse_size(k["size"], f"{where}.size")
-        check_size(spec, f"{where}.size", fr, max_frame)
-        weight = _num({"w": k.get("weight", 1.0), "__names__": {"w": f"{where}.weight"}}, "w",
-                      0.0, float, KIND_SPEC["weight"].hi)
-        kinds.append(Kind(str(k.get("name", f"kind{i}")), weight, spec))
+    kinds = [_mix_kind(i, k, fr, max_frame) for i, k in enumerate(table.get("kinds", []))]
     if not kinds or sum(k.weight for k in kinds) <= 0:
         raise ConfigError("mix.kinds: give at least one kind with a positive weight")
     return tuple(kinds), by
+
+
+def _mix_kind(i: int, k: object, fr: framing_mod.Framing, max_frame: int) -> Kind:
+    """[[mix.kinds]] entry ``i``: {name, weight, size}."""
+    from workloads.base import Kind
+    where = f"mix.kinds[{i}]"
+    if not isinstance(k, dict):
+        raise ConfigError(f"{where} must be a table")
+    for key in k:
+        if key not in KIND_KEYS:
+            raise ConfigError(f"unknown key {where}.{key} (known: name, weight, size)")
+    if "size" not in k:
+        raise ConfigError(f"{where}.size: missing")
+    spec = parse_size(k["size"], f"{where}.size")
+    check_size(spec, f"{where}.size", fr, max_frame)
+    weight = _num({"w": k.get("weight", 1.0), "__names__": {"w": f"{where}.weight"}}, "w",
+                  0.0, float, KIND_SPEC["weight"].hi)
+    return Kind(str(k.get("name", f"kind{i}")), weight, spec)
 
 
 def read_corpus(path: str, name: str, fr: framing_mod.Framing, max_frame: int

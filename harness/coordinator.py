@@ -32,10 +32,10 @@ from harness.interrupts import Interrupts, ignore_in_worker
 from harness.limits import FD_RESERVE
 from harness.plan import Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
+from harness.units import SEC
 from harness.worker import Worker
 from workloads import Workload
 
-SEC = 1_000_000_000
 START_SLACK_NS = 50_000_000  # between "all connected" and the first send
 
 

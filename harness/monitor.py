@@ -49,7 +49,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import psutil
 
-SEC = 1_000_000_000
+from harness.units import SEC
+
 MIN_INTERVAL_S = 0.01  # below this the "cheap" promise no longer holds
 JOIN_TIMEOUT_S = 1.0  # stop() waits at most this long for the sampling thread
 

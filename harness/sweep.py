@@ -15,8 +15,7 @@ from harness.coordinator import Coordinator, RunOutcome, StepRun
 from harness.interrupts import Interrupts
 from harness.monitor import Monitor, listener_pids
 from harness.plan import Plan, Step
-
-SEC = 1_000_000_000
+from harness.units import SEC
 
 
 @dataclass(slots=True)

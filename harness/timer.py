@@ -15,6 +15,8 @@ import ctypes.util
 import os
 import time
 
+from harness.units import SEC
+
 CLOCK_MONOTONIC = 1
 TFD_NONBLOCK = os.O_NONBLOCK
 TFD_CLOEXEC = os.O_CLOEXEC
@@ -60,7 +62,7 @@ class Timer:
             return
         self.armed_at = at_ns
         v = self._spec.it_value
-        v.tv_sec, v.tv_nsec = divmod(max(at_ns, 1), 1_000_000_000)
+        v.tv_sec, v.tv_nsec = divmod(max(at_ns, 1), SEC)
         self._libc.timerfd_settime(self._fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None)
 
     def clear(self) -> None:

@@ -20,10 +20,10 @@ PKG = ROOT / "harness"
 LAYERS: dict[str, set[str]] = {
     # values and small helpers every layer may use
     "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
-             "timer", "report.safe"},
+             "timer", "report.safe", "units"},
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
-               "result", "workloads"},
+               "result", "workloads", "delivery"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve"},

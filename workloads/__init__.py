@@ -51,4 +51,10 @@ def load(spec: str) -> type[Workload]:
     if cls.delivery not in ("echo", "broadcast"):
         raise WorkloadError(f"workload {where}: delivery must be 'echo' or 'broadcast', "
                             f"not {cls.delivery!r}")
+    matching = getattr(cls, "matching", "stamp")
+    if matching not in ("stamp", "order"):
+        raise WorkloadError(f"workload {where}: matching must be 'stamp' or 'order', "
+                            f"not {matching!r}")
+    if matching == "order" and cls.delivery != "echo":
+        raise WorkloadError(f"workload {where}: in-order matching needs delivery 'echo'")
     return cls

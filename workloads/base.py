@@ -8,6 +8,9 @@ A workload is a class with these attributes and methods (subclass ``Workload``):
 * ``delivery``: ``"echo"`` (each message comes back once, on the connection that sent it)
   or ``"broadcast"`` (every connection in the room gets every message, the sender included).
 * ``framing``: ``None`` to use the run's ``--framing``, or a framing name to force one.
+* ``matching``: ``"stamp"`` (each reply carries the stamp of the message it answers) or
+  ``"order"`` (replies carry no stamp: the k-th reply on a connection answers its k-th
+  request; echo delivery only).
 * ``ignore_unstamped``: when True, frames without a valid stamp (a server's welcome line, a
   join acknowledgement) are skipped; when False they count as protocol errors.
 * ``hello(conn)``: frame bodies to send once, right after connecting (a handshake or a join
@@ -34,6 +37,7 @@ class Workload:
     name = "base"
     delivery = "echo"
     framing: str | None = None
+    matching = "stamp"
     ignore_unstamped = False
 
     def __init__(self, size: int = 64, seed: int = 1) -> None:

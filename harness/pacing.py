@@ -1,0 +1,305 @@
+"""Pacing: which connections send how many messages, and when. Closed loop, open loop and
+stages behind one interface (:class:`Pacer`), pure numpy over per-connection arrays, no
+sockets and no clock of its own: every call takes ``now`` (ns of ``time.monotonic_ns()``),
+so it runs on synthetic clocks in tests.
+
+* Closed loop: each sender keeps ``inflight`` messages outstanding; a reply frees its slot
+  (after ``think`` ns).
+* Open loop: each connection sends on a schedule fixed in advance, ``period`` ns apart, from
+  a random phase on a ``PHASE_GRID_NS`` grid; latency is taken from the intended time.
+* Stages: at each stage start the active connection count and the rate change; the pacer
+  says which connections to open, and retires the rest once their replies are in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.plan import Pacing
+from harness.result import Share
+from harness.units import SEC
+
+BEHIND_US = 5000  # open loop: a send this late (µs) counts as behind schedule (a saturated
+# client slips further and further; a scheduling hiccup on a busy machine rarely lasts 5 ms)
+PHASE_GRID_NS = 500_000  # open-loop phases are multiples of this
+MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
+BIG = np.iinfo(np.int64).max // 4  # the budget of a connection without one
+
+Picked = tuple[np.ndarray, np.ndarray]  # (local connections, messages each), grouped
+
+
+class ClosedLoop:
+    """Send when a slot is free: ``credits`` per connection, refilled by replies."""
+
+    period = 0  # ns between scheduled sends: none
+    refills = True  # replies grant credits
+
+    def pick(self, p: Pacer, now: int, alive: np.ndarray, blocked: np.ndarray,
+             measuring: bool) -> Picked | None:
+        """Connections with credits (only senders that are alive hold any), and how many."""
+        idx = p.credits.nonzero()[0]
+        if not len(idx):
+            return None
+        if np.count_nonzero(blocked):  # cheaper than .any() (~0.2 against ~0.8 µs)
+            idx = idx[~blocked[idx]]
+        if p.stage:  # a stage may have retired senders: replies still grant them credits
+            idx = idx[p.sends[idx]]
+        if p.think_ns > 0:
+            idx = idx[p.release_at[idx] <= now]
+        counts = p.credits[idx]
+        if measuring and p.budgeted:
+            counts = np.minimum(counts, p.budget[idx])
+            idx, counts = idx[counts > 0], counts[counts > 0]
+        return (idx, counts) if len(idx) else None
+
+    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
+               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
+        """Sent now: intended time now, no delay, none behind."""
+        p.credits[idx] -= counts
+        return now, 0, 0
+
+    def next_send(self, p: Pacer, live: np.ndarray) -> tuple[int | None, int | None]:
+        return None, None
+
+    def rejoin(self, p: Pacer, i: int, now: int) -> None:
+        if p.sends[i]:
+            p.credits[i] = max(p.inflight - int(p.outstanding[i]), 0)
+
+
+class OpenLoop:
+    """Send on a schedule: message k of connection i is due at
+    ``base + phase[i] + k * period``, whatever the replies do."""
+
+    refills = False
+
+    def __init__(self, period: int) -> None:
+        self.period = period  # ns between one connection's messages
+
+    def pick(self, p: Pacer, now: int, alive: np.ndarray, blocked: np.ndarray,
+             measuring: bool) -> Picked | None:
+        """Connections whose schedule has messages due, and how many (at most MAX_BURST)."""
+        due = (now - p.sched_base - p.phase) // self.period + 1 - p.sched
+        if measuring and p.budgeted:
+            due = np.minimum(due, p.budget)
+        want = np.clip(due, 0, MAX_BURST)
+        want[~(alive & p.sends & ~blocked)] = 0
+        idx = np.flatnonzero(want)
+        return (idx, want[idx]) if len(idx) else None
+
+    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
+               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
+        """Intended send times (ns), how late each is (µs), and how many of those the
+        client's own slowness made late (counted inside the window only)."""
+        total = int(counts.sum())
+        k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        tint = (p.sched_base + np.repeat(p.phase[idx] + p.sched[idx] * self.period, counts)
+                + k * self.period)
+        p.sched[idx] += counts
+        delay = np.maximum(now - tint, 0) // 1000
+        return tint, delay, p.behind(idx, counts, delay, now) if measuring else 0
+
+    def next_send(self, p: Pacer, live: np.ndarray) -> tuple[int | None, int | None]:
+        """When the next message is due, and the next the client's own schedule owes (not a
+        backlog a server built by keeping a socket full)."""
+        if not live.any():
+            return None, None
+        due = p.phase + p.sched * self.period
+        nxt = int(due[live].min()) + p.sched_base
+        own = live & ~p.backlog
+        return nxt, (int(due[own].min()) + p.sched_base if own.any() else None)
+
+    def rejoin(self, p: Pacer, i: int, now: int) -> None:
+        """A connection joining mid-run owes nothing from before it joined: its next message
+        is the first one due from now on."""
+        behind = now - p.sched_base - int(p.phase[i])
+        p.sched[i] = max(0, -(-behind // self.period))
+
+
+def loop_for(rate: float) -> ClosedLoop | OpenLoop:
+    """The loop for a rate in msgs/s per connection (0: closed loop)."""
+    return OpenLoop(int(SEC / rate)) if rate > 0 else ClosedLoop()
+
+
+class Pacer:
+    """One step's pacing state, one entry per local connection."""
+
+    def __init__(self, share: Share, pacing: Pacing, seed: int) -> None:
+        n = len(share.node)
+        self.n = n
+        self.inflight = pacing.inflight
+        self.think_ns = int(pacing.think_s * SEC)
+        self.base_sends = share.sends.astype(bool)
+        self.sends = self.base_sends.copy()  # retired connections stop sending
+        self.credits = np.zeros(n, dtype=np.int64)
+        self.outstanding = np.zeros(n, dtype=np.int64)
+        self.release_at = np.zeros(n, dtype=np.int64)  # think time: no send before this
+        self.last_progress = np.zeros(n, dtype=np.int64)  # a reply or a send from idle
+        self.backlog = np.zeros(n, dtype=bool)  # a server kept it blocked: off schedule
+        self.budgeted = share.budget is not None
+        self.budget = (share.budget.astype(np.int64) if share.budget is not None
+                       else np.full(n, BIG, dtype=np.int64))
+        self.stages = share.stages
+        self.stage = 0
+        self.retiring = np.zeros(n, dtype=bool)  # a stage dropped it: drain, then close
+        self.retire_at = np.zeros(n, dtype=np.int64)
+        rate = share.stages[0][2] if share.stages else share.rate
+        self.loop: ClosedLoop | OpenLoop = loop_for(rate)
+        self.period = self.loop.period  # ns between scheduled sends; 0: closed loop
+        self.sched = np.zeros(n, dtype=np.int64)  # open loop: messages scheduled so far
+        self.sched_base = 0
+        self.phase = _phases(n, [rate] + [r for _, _, r in share.stages], seed)
+        self.wake_at: int | None = None  # ns the loop meant to wake for its own schedule
+
+    def start(self, begin: int, alive: np.ndarray) -> None:
+        """Sending starts at ``begin``: every live sender may fill its window."""
+        self.credits[:] = np.where(self.sends & alive, self.inflight, 0)
+        self.release_at[:] = begin
+        self.last_progress[:] = begin
+        self.sched_base = begin
+
+    # ------------------------------------------------------------------ sends
+
+    def pick(self, now: int, alive: np.ndarray, blocked: np.ndarray,
+             measuring: bool) -> Picked | None:
+        return self.loop.pick(self, now, alive, blocked, measuring)
+
+    def commit(self, idx: np.ndarray, counts: np.ndarray, now: int,
+               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
+        """The picked messages are sent now: intended times (ns), delays (µs), and how
+        many are behind schedule by the client's fault (:meth:`behind`)."""
+        tint, delay, behind = self.loop.commit(self, idx, counts, now, measuring)
+        self.last_progress[idx[self.outstanding[idx] == 0]] = now  # idle until now
+        self.outstanding[idx] += counts
+        if measuring and self.budgeted:
+            self.budget[idx] -= counts
+        return tint, delay, behind
+
+    def behind(self, idx: np.ndarray, counts: np.ndarray, delay: np.ndarray,
+               now: int) -> int:
+        """Sends over BEHIND_US behind schedule because the client was slow: the loop woke
+        that late for its own schedule. A backlog the server built by keeping a socket full
+        is late too, but that lateness is the server's."""
+        late = delay > BEHIND_US
+        if not late.any():
+            self.backlog[idx] = False
+            return 0
+        n = 0
+        if self.wake_at is not None and now - self.wake_at > BEHIND_US * 1000:
+            held = np.repeat(self.backlog[idx], counts)
+            n = int((late & ~held).sum())
+        last = np.cumsum(counts) - 1
+        self.backlog[idx[~late[last]]] = False  # caught up with the schedule
+        return n
+
+    def next_send(self, live: np.ndarray) -> int | None:
+        """Open loop: ns of the next scheduled send among ``live``; None in closed loop."""
+        nxt, self.wake_at = self.loop.next_send(self, live)
+        return nxt
+
+    def budget_left(self, alive: np.ndarray) -> bool:
+        return bool((alive & self.sends & (self.budget > 0)).any())
+
+    # ------------------------------------------------------------------ replies, timeouts
+
+    def credit(self, own: np.ndarray, now: int) -> None:
+        """Replies on connections ``own`` (one entry per reply) free their slots."""
+        if not len(own):
+            return
+        grant = np.minimum(np.bincount(own, minlength=self.n), self.outstanding)
+        self.outstanding -= grant
+        if self.loop.refills:  # the open loop sends on its schedule, not on replies
+            self.credits += grant
+        self.last_progress[own] = now  # repeats in own set the same value
+        if self.think_ns > 0:
+            self.release_at[own] = now + self.think_ns
+
+    def stalls(self, now: int, timeout_ns: int, alive: np.ndarray) -> int:
+        """A connection that waited ``timeout_ns`` with no reply: its outstanding messages
+        time out (returned), and it carries on (closed loop gets its credits back)."""
+        stalled = alive & (self.outstanding > 0) & (now - self.last_progress > timeout_ns)
+        if not stalled.any():
+            return 0
+        n = int(self.outstanding[stalled].sum())
+        if self.loop.refills:
+            self.credits[stalled] += self.outstanding[stalled]
+        self.outstanding[stalled] = 0
+        self.last_progress[stalled] = now
+        return n
+
+    def pending(self, alive: np.ndarray) -> int:
+        """Messages still awaiting a reply on live connections."""
+        return int(self.outstanding[alive].sum())
+
+    def drop_pending(self, alive: np.ndarray) -> int:
+        """The drain is over: messages still unanswered on live connections (returned) time
+        out."""
+        left = self.pending(alive)
+        self.outstanding[:] = 0
+        return left
+
+    def closed(self, i: int) -> None:
+        """Connection ``i`` closed: its outstanding messages stay unanswered (lost)."""
+        self.outstanding[i] = 0
+        self.credits[i] = 0
+
+    def joined(self, i: int, now: int) -> None:
+        """Connection ``i`` connected mid-run (a stage added it)."""
+        self.last_progress[i] = now
+        self.release_at[i] = now
+        self.loop.rejoin(self, i, now)
+
+    # ------------------------------------------------------------------ stages
+
+    def stage_times(self, measure: int) -> list[int]:
+        """ns at which the stages after the first begin."""
+        return [measure + int(off * SEC) for off, _, _ in self.stages[1:]]
+
+    def enter_stage(self, now: int, alive: np.ndarray, has_sock: np.ndarray) -> list[int]:
+        """Next stage: switch to its rate; returns the connections to open. Connections past
+        its count retire (stop sending, close once answered: :meth:`retired`)."""
+        self.stage += 1
+        _, active, rate = self.stages[self.stage]
+        self._switch(loop_for(rate), now, alive)
+        opening: list[int] = []
+        for i in range(self.n):
+            if i < active and self.retiring[i]:
+                self.retiring[i] = False  # wanted again before it closed
+                self.sends[i] = self.base_sends[i]
+                self.loop.rejoin(self, i, now)
+            elif i < active and not has_sock[i]:
+                opening.append(i)
+            elif i >= active and alive[i] and not self.retiring[i]:
+                self.retiring[i] = True
+                self.retire_at[i] = now
+                self.sends[i] = False
+                self.credits[i] = 0
+        return opening
+
+    def _switch(self, loop: ClosedLoop | OpenLoop, now: int, alive: np.ndarray) -> None:
+        if loop.period == self.loop.period:
+            return
+        if loop.refills:  # back to the closed loop: each sender may fill its window again
+            live = alive & self.sends
+            self.credits[live] = np.maximum(self.inflight - self.outstanding[live], 0)
+        self.loop = loop
+        self.period = loop.period
+        self.sched_base = now  # a new schedule from here, same per-connection phases
+        self.sched[:] = 0
+        if loop.period:
+            self.phase %= loop.period
+
+    def retired(self, now: int, timeout_ns: int) -> list[int]:
+        """Retiring connections whose replies are in (or whose timeout passed): to close."""
+        done = self.retiring & ((self.outstanding == 0) | (now - self.retire_at > timeout_ns))
+        self.retiring[done] = False
+        return np.flatnonzero(done).tolist()
+
+
+def _phases(n: int, rates: list[float], seed: int) -> np.ndarray:
+    """Open loop: each connection's schedule is offset by a random phase, on a grid so that
+    due messages share rounds (at most SEC / PHASE_GRID_NS send instants a second)."""
+    top = max([int(SEC / r) for r in rates if r > 0] + [0])
+    if not top:
+        return np.zeros(n, np.int64)
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, top, n) // PHASE_GRID_NS) * PHASE_GRID_NS

@@ -1,0 +1,179 @@
+"""Recording one step: the measure window, histograms, counters, the per-second series and
+progress. Pure numpy over whole rounds, no sockets.
+
+Times are ns of ``time.monotonic_ns()``; latencies ns; sizes bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from harness.histogram import SMALL_BATCH, Histogram, from_counts
+from harness.result import UNPARSED_KEEP, Times, WorkerResult
+from harness.units import SEC
+
+
+def _least(a: np.ndarray) -> int:
+    """Smallest of a non-empty int array. A round at low concurrency holds a few frames, and
+    Python's min on a short list is cheaper than numpy's reduction."""
+    return min(a.tolist()) if len(a) <= SMALL_BATCH else int(a.min())
+
+
+def _greatest(a: np.ndarray) -> int:
+    return max(a.tolist()) if len(a) <= SMALL_BATCH else int(a.max())
+
+
+class Recorder:
+    """One step's figures. Everything counted before the measure window opens is dropped,
+    except errors and connect times (they count whenever they happen)."""
+
+    def __init__(self, worker: int, conns: int, n_kinds: int, fixed: int | None) -> None:
+        self.res = WorkerResult(worker=worker, conns=conns)
+        self.res.kinds = [Histogram() for _ in range(n_kinds)]
+        self.res.kind_sent = [0] * n_kinds
+        self.n_kinds = n_kinds
+        self.fixed = fixed  # bytes of every frame when all have one size, else None
+        self.measuring = False
+        self.times = Times(0, 1 << 62, None)
+        self.timeout_ns = 0
+        self.last_rx = 0
+        self.series: dict[str, list[int]] = {"sent": [], "received": [], "errors": []}
+        self.snap = self.res.latency.counts.copy()  # latency counts when this second began
+
+    def begin(self, times: Times, timeout_ns: int) -> None:
+        """The step starts sending: windows are known from here."""
+        self.times = times
+        self.timeout_ns = timeout_ns
+        self.snap = self.res.latency.counts.copy()
+
+    def start_measure(self) -> None:
+        self.measuring = True
+        self.res.window_start = self.times.measure
+
+    def stop_sending(self, now: int) -> None:
+        end = self.times.end  # cut short (stopped): the window ends now, not as planned
+        self.res.window_end = now if end is None else min(now, end)
+
+    def keep_unparsed(self, data: bytes | bytearray | memoryview) -> None:
+        """Keep the first bytes of the step that did not parse, for a diagnosis when no
+        valid reply came."""
+        if not self.res.unparsed:
+            self.res.unparsed = bytes(data[:UNPARSED_KEEP])
+
+    # ------------------------------------------------------------------ counters
+
+    def error(self, kind: str, count: int, now: int) -> None:
+        self.res.errors[kind] += count
+        self._series_add("errors", count, now)
+
+    def connected(self, elapsed_ns: int) -> None:
+        self.res.connect.record_one(elapsed_ns)
+
+    def received(self, st: np.ndarray, t: np.ndarray, flen: np.ndarray, t_last: int,
+                 open_loop: bool) -> None:
+        """A round's valid replies (stamps, receive times, frame sizes), in the window or not;
+        ``open_loop``: keep service time (from the actual send) beside latency."""
+        got, nbytes = self._in_window(t, flen)
+        if got:
+            self.res.received += got
+            self.res.bytes_received += nbytes
+            self._series_add("received", got, t_last)
+        self._record_latency(st, t, open_loop)
+
+    def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
+        """Frames (and their bytes) received inside the measure window."""
+        begin, end = self.times.measure, self.times.end
+        if t[0] >= begin and (end is None or t[-1] < end):  # t never decreases in a round
+            return len(t), (len(t) * self.fixed if self.fixed else int(flen.sum()))
+        inwin = t >= begin
+        if end is not None:
+            inwin &= t < end
+        return int(np.count_nonzero(inwin)), int(flen[inwin].sum())
+
+    def _record_latency(self, st: np.ndarray, t: np.ndarray, open_loop: bool) -> None:
+        tint = st["t"].astype(np.int64)
+        if _least(tint) < self.times.measure:  # some were sent before the window opened
+            win = tint >= self.times.measure
+            st, t, tint = st[win], t[win], tint[win]
+            if not len(t):
+                return
+        lat = t - tint
+        self.res.latency.record(lat)
+        if _greatest(lat) > self.timeout_ns:
+            self.res.late += int((lat > self.timeout_ns).sum())
+        if open_loop:
+            self.res.service.record(lat - st["delay"].astype(np.int64) * 1000)
+        if self.n_kinds > 1:
+            for k in range(self.n_kinds):
+                sel = st["kind"] == k
+                if sel.any():
+                    self.res.kinds[k].record(lat[sel])
+
+    def sent(self, total: int, nbytes: int, kinds: np.ndarray, now: int) -> None:
+        if not self.measuring:
+            return
+        res = self.res
+        if not res.first_send:
+            res.first_send = now
+        res.last_send = now
+        res.sent += total
+        res.bytes_sent += nbytes
+        if self.n_kinds > 1:
+            for k, c in enumerate(np.bincount(kinds, minlength=self.n_kinds).tolist()):
+                res.kind_sent[k] += c
+        else:
+            res.kind_sent[0] += total
+        self._series_add("sent", total, now)
+
+    def sent_by_stamp(self, tint: np.ndarray, ends: np.ndarray, kinds: np.ndarray,
+                      now: int) -> None:
+        """Count as sent only messages whose stamp time is in the window: a message due before
+        it opened but sent late is warm-up traffic (receivers judge by the stamp)."""
+        win = tint >= self.times.measure
+        if np.count_nonzero(win) == len(win):
+            self.sent(len(win), int(ends[-1]), kinds, now)
+        elif win.any():
+            sizes = np.diff(ends, prepend=0)
+            self.sent(int(np.count_nonzero(win)), int(sizes[win].sum()), kinds[win], now)
+
+    # ------------------------------------------------------------------ per-second series
+
+    def _series_add(self, name: str, count: int, now: int) -> None:
+        if not self.measuring:
+            return
+        sec = (now - self.times.measure) // SEC
+        self._roll(sec)
+        self.series[name][sec] += count
+
+    def _roll(self, sec: int) -> None:
+        while len(self.series["sent"]) <= sec:
+            for col in self.series.values():
+                col.append(0)
+            if len(self.series["sent"]) > 1:
+                self.res.sec_hists.append(self._second_hist())
+                self.snap = self.res.latency.counts.copy()
+
+    def _second_hist(self) -> Histogram:
+        """This second's latencies: the main histogram less its snapshot (no second record)."""
+        return from_counts(self.res.latency.counts - self.snap)
+
+    def progress(self, open_conns: int) -> dict:
+        res = self.res
+        return {"worker": res.worker, "open": open_conns, "sent": res.sent,
+                "received": res.received, "errors": sum(res.errors.values()),
+                "p99": self._second_hist().percentile(99) if self.measuring else None}
+
+    def finish(self, cpu0: os.times_result) -> WorkerResult:
+        """CPU and wall time since ``begin``, the series closed; the result (more to fill)."""
+        res = self.res
+        cpu1 = os.times()
+        res.cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        res.wall_s = max((time.monotonic_ns() - self.times.begin) / SEC, 1e-9)
+        if self.series["sent"]:
+            res.sec_hists.append(self._second_hist())
+        res.series = {k: np.asarray(v, dtype=np.int64) for k, v in self.series.items()}
+        res.last_recv = self.last_rx
+        return res

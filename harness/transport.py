@@ -1,0 +1,399 @@
+"""Transport: one step's socket table, the selector and the round buffer. Connect,
+finish-connect, close, send, queue, flush, read a round. It knows bytes, never what they
+mean: each read's bytes go to the protocol's ``cut`` (whole frames stay in the round
+buffer, a partial tail waits in the connection's pending bytes), and the round's whole
+frames, with one clock read per ``recv``, go to the sink once per round. Every failure
+goes through :meth:`Transport.fail`.
+
+Connections are local numbers ``0..n-1``; a socket rides in ``SelectorKey.data`` as its
+number. Times are ns of ``time.monotonic_ns()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from harness.protocol import Stamped
+from harness.result import Share
+from harness.timer import Timer
+from harness.units import SEC
+
+CHUNK = 256 * 1024  # most bytes one recv may take in a round
+ROUND_BUF = 8 * 1024 * 1024
+TIMER = -1  # SelectorKey.data of the timerfd
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
+
+CONNECT_KINDS = {  # errno of a failed connect -> its error kind (anything else: connect_other)
+    errno.ECONNREFUSED: "connect_refused",
+    errno.ETIMEDOUT: "connect_timeout",
+    errno.EADDRNOTAVAIL: "connect_no_port",  # no free local port (or source address)
+    errno.EADDRINUSE: "connect_no_port",
+    errno.EMFILE: "connect_fd_limit",
+    errno.ENFILE: "connect_fd_limit",
+    errno.ECONNRESET: "connect_reset",  # reset during the handshake
+    errno.ENETUNREACH: "connect_unreachable",
+    errno.EHOSTUNREACH: "connect_unreachable",
+}
+
+
+def connect_kind(err: int) -> str:
+    """The error kind of a connect that failed with ``err`` (an errno)."""
+    return CONNECT_KINDS.get(err, "connect_other")
+
+
+def error_kind(exc: OSError) -> str:
+    """The error kind of a failed send or recv on a connected socket."""
+    if isinstance(exc, (BrokenPipeError, ConnectionAbortedError)):
+        return "closed"
+    return "reset"
+
+
+class Sink(Protocol):
+    """What the transport reports to (the worker wires it to recording and pacing)."""
+
+    def error(self, kind: str, count: int, now: int) -> None: ...
+    def closed(self, i: int) -> None: ...
+    def connected(self, i: int, elapsed_ns: int) -> None: ...
+    def backlogged(self, i: int) -> None: ...
+    def unparsed(self, data: memoryview) -> None: ...
+    def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+               seg_t: list[int], walk: list[int] | None) -> None: ...
+
+
+class RoundBuffer:
+    """The buffer one round's reads share (kept by the worker across steps)."""
+
+    def __init__(self, size: int = ROUND_BUF) -> None:
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+
+    def grow(self, need: int) -> None:
+        self.buf = bytearray(max(need, 2 * len(self.buf)))
+        self.mv = memoryview(self.buf)
+
+
+class Transport:
+    """One step's connections: sockets, pending bytes both ways, and which are open."""
+
+    def __init__(self, share: Share, addrs: list[tuple], sources: tuple[str, ...],
+                 sel: selectors.BaseSelector, rounds: RoundBuffer, protocol: Stamped,
+                 sink: Sink) -> None:
+        n = len(share.node)
+        self.n = n
+        self.node = share.node
+        self.gids = share.gids
+        self.addrs = addrs  # (family, sockaddr) per target
+        self.sources = sources  # local IPv4 addresses to spread connections over
+        self.sel = sel
+        self.rounds = rounds
+        self.protocol = protocol
+        self.sink = sink
+        self.socks: list[socket.socket | None] = [None] * n
+        self.pend_in: list[bytes] = [b""] * n
+        self.pend_out: list[bytes | None] = [None] * n
+        self.alive = np.zeros(n, dtype=bool)
+        self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
+        self.started = np.zeros(n, dtype=np.int64)  # when each connect began
+
+    # ------------------------------------------------------------------ the one error path
+
+    def fail(self, i: int, kind: str) -> None:
+        """Count the error, close the connection, forget its state."""
+        self.sink.error(kind, 1, time.monotonic_ns())
+        self.close(i)
+
+    def close(self, i: int) -> None:
+        """Close a connection and forget its state (its unanswered messages stay so)."""
+        s = self.socks[i]
+        if s is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(s)
+            s.close()
+            self.socks[i] = None
+        self.alive[i] = False
+        self.pend_in[i] = b""
+        self.pend_out[i] = None
+        self.blocked[i] = False
+        self.sink.closed(i)
+
+    def close_all(self) -> None:
+        for i, s in enumerate(self.socks):
+            if s is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.unregister(s)
+                s.close()
+                self.socks[i] = None
+        self.alive[:] = False
+
+    # ------------------------------------------------------------------ connect
+
+    def open_all(self, want: int, rate: float, timeout_ns: int, deadline_ns: int,
+                 stop: Callable[[], bool] | None) -> bool:
+        """Open the first ``want`` connections, ``rate`` per second (0: at once), bounded by
+        a deadline. True when ``stop()`` (polled each pass) abandoned the attempt."""
+        launched = done = 0
+        t0 = time.monotonic_ns()
+        while done < want:
+            now = time.monotonic_ns()
+            allowed = want if rate <= 0 else min(want, int((now - t0) / SEC * rate) + 1)
+            while launched < allowed:
+                self.started[launched] = time.monotonic_ns()
+                done += not self.start_connect(launched)
+                launched += 1
+            for key, _ev in self.sel.select(0.005 if launched < want else 0.05):
+                if key.data != TIMER:
+                    done += self.finish_connect(key.data)
+            if stop is not None and stop():
+                return True
+            done += self.expire_connects(time.monotonic_ns(), timeout_ns, launched)
+            if time.monotonic_ns() > deadline_ns:
+                self._give_up(want, launched)
+                break
+        return False
+
+    def _give_up(self, want: int, launched: int) -> None:
+        """The connect deadline passed: every connect not done (or not begun) timed out."""
+        for i in range(want):
+            if i >= launched or (self.socks[i] is not None and not self.alive[i]):
+                self.fail(i, "connect_timeout")
+
+    def expire_connects(self, now: int, timeout_ns: int, upto: int | None = None) -> int:
+        """Fail connects begun over ``timeout_ns`` ago (among the first ``upto``)."""
+        late = (~self.alive[:upto] & (self.started[:upto] > 0) &
+                (now - self.started[:upto] > timeout_ns))
+        n = 0
+        for i in np.flatnonzero(late).tolist():
+            if self.socks[i] is not None:
+                self.fail(i, "connect_timeout")
+                n += 1
+        return n
+
+    def start_connect(self, i: int) -> bool:
+        """Begin connection ``i``'s connect; False when it failed at once (counted)."""
+        family, addr = self.addrs[int(self.node[i])]
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # out of file descriptors (EMFILE, ENFILE), or memory
+            self.fail(i, connect_kind(exc.errno or 0))
+            return False
+        s.setblocking(False)
+        self.socks[i] = s
+        if self.sources and family == socket.AF_INET:
+            # a source address per connection, the port still picked at connect time
+            s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            try:
+                s.bind((self.sources[int(self.gids[i]) % len(self.sources)], 0))
+            except OSError as exc:
+                self.fail(i, connect_kind(exc.errno or 0))
+                return False
+        rc = s.connect_ex(addr)
+        if rc not in (0, errno.EINPROGRESS):
+            self.fail(i, connect_kind(rc))
+            return False
+        self.sel.register(s, selectors.EVENT_WRITE, i)
+        return True
+
+    def finish_connect(self, i: int) -> int:
+        """A connecting socket became writable: 1 when its connect settled (either way)."""
+        s = self.socks[i]
+        if s is None or self.alive[i]:
+            return 0
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.fail(i, connect_kind(err))
+            return 1
+        elapsed = time.monotonic_ns() - int(self.started[i])
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.alive[i] = True
+        self.sel.modify(s, selectors.EVENT_READ, i)
+        self.sink.connected(i, elapsed)
+        return 1
+
+    # ------------------------------------------------------------------ send
+
+    def send(self, i: int, data: memoryview) -> None:
+        s = self.socks[i]
+        if s is None:
+            return
+        try:
+            n = s.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            self.fail(i, error_kind(exc))
+            return
+        if n < len(data):
+            self.queue(i, data[n:])
+
+    def send_round(self, idx: np.ndarray, bounds: list[int], data: memoryview) -> None:
+        """One send per connection: ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]``."""
+        socks, a = self.socks, 0
+        for i, b in zip(idx.tolist(), bounds, strict=True):
+            try:  # inline: this is one send per connection per round
+                n = socks[i].send(data[a:b])
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                self.fail(i, error_kind(exc))
+                a = b
+                continue
+            if n < b - a:
+                self.queue(i, data[a + n:b])
+            a = b
+
+    def queue(self, i: int, rest: memoryview) -> None:
+        """Keep unsent bytes (copied: the send buffer is reused) and wait for writability."""
+        s = self.socks[i]
+        assert s is not None  # it just sent
+        self.pend_out[i] = bytes(rest)
+        self.blocked[i] = True
+        self.sink.backlogged(i)
+        self.sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, i)
+
+    def flush(self, i: int) -> None:
+        """Writable: send pending bytes; a connect begun mid-run may have completed."""
+        if not self.alive[i]:
+            self.finish_connect(i)
+            return
+        s, data = self.socks[i], self.pend_out[i]
+        if s is None or data is None:
+            return
+        try:
+            n = s.send(data)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.fail(i, error_kind(exc))
+            return
+        if n < len(data):
+            self.pend_out[i] = data[n:]
+            return
+        self.pend_out[i] = None
+        self.blocked[i] = False
+        self.sel.modify(s, selectors.EVENT_READ, i)
+
+    # ------------------------------------------------------------------ receive
+
+    def poll(self, wait_s: float, timer: Timer | None) -> list[int]:
+        """Wait for events; flush the writable; return the readable connections."""
+        events = self.sel.select(wait_s)
+        ready = [k.data for k, ev in events if ev & selectors.EVENT_READ]
+        if timer is not None and TIMER in ready:
+            timer.clear()
+            ready.remove(TIMER)
+        for k, ev in events:
+            if ev & selectors.EVENT_WRITE:
+                self.flush(k.data)
+        return ready
+
+    def read_round(self, ready: list[int]) -> None:
+        """recv from each ready socket into the round buffer, keeping whole frames only, then
+        hand the round to the sink.
+
+        Per socket this is the hot path of the whole tool: the common case (no pending
+        bytes, whole frames of one size) stays inline; anything else takes
+        :meth:`_read_carefully` or :meth:`_keep`."""
+        rb, socks, pend = self.rounds, self.socks, self.pend_in
+        fixed = self.protocol.fixed
+        r = Reads(self.protocol.walks)
+        seg_conn, seg_end, seg_t = r.conn, r.end, r.t
+        mv, last, off = rb.mv, len(rb.buf) - CHUNK, 0
+        mono = time.monotonic_ns
+        for i in ready:
+            s = socks[i]
+            if s is None or pend[i] or off > last:  # a partial frame waits, or no room
+                off = self._read_carefully(i, off, r)
+                if off < 0:
+                    break  # the rest stay ready for the next round
+                mv, last = rb.mv, len(rb.buf) - CHUNK
+                continue
+            try:
+                n = s.recv_into(mv[off:off + CHUNK])
+            except OSError as exc:
+                self._recv_failed(i, exc)
+                continue
+            t = mono()
+            if n and fixed and n % fixed == 0:  # whole frames only, nothing to keep
+                seg_conn.append(i)
+                seg_end.append(off + n)
+                seg_t.append(t)
+                off += n
+            else:
+                off = self._keep(i, off, off + n, t, r)
+        if seg_conn:
+            self.sink.frames(rb.buf, seg_conn, seg_end, seg_t, r.walk)
+        for i in r.broken:
+            if socks[i] is not None:  # one broken stream, one count (its frames may have
+                self.fail(i, "protocol")  # already failed it in the sink)
+
+    def _read_carefully(self, i: int, off: int, r: Reads) -> int:
+        """One read after the connection's pending bytes (the buffer grown for one huge
+        frame if need be). Returns where the next read goes; -1: no room left this round."""
+        s, p, rb = self.socks[i], self.pend_in[i], self.rounds
+        if s is None:
+            return off
+        if off + len(p) + CHUNK > len(rb.buf):
+            if off:
+                return -1
+            rb.grow(len(p) + CHUNK)  # one huge partial frame
+        start = off + len(p)
+        rb.buf[off:start] = p
+        try:
+            n = s.recv_into(rb.mv[start:start + CHUNK])
+        except OSError as exc:
+            self._recv_failed(i, exc)
+            return off
+        return self._keep(i, off, start + n, time.monotonic_ns(), r)
+
+    def _recv_failed(self, i: int, exc: OSError) -> None:
+        if not isinstance(exc, BlockingIOError):  # not ready after all: nothing happened
+            self.fail(i, error_kind(exc))
+
+    def _keep(self, i: int, start: int, end: int, t: int, r: Reads) -> int:
+        """``buf[start:end]`` is connection ``i``'s pending bytes and what it just read at
+        ``t``: keep the whole frames for the round, the tail for the next read. Returns
+        where the next read goes."""
+        pend = self.pend_in
+        if end == start + len(pend[i]):  # EOF: after whole frames a close, else junk
+            self.fail(i, "protocol" if pend[i] else "closed")
+            return start
+        fixed = self.protocol.fixed
+        if fixed and (end - start) % fixed == 0:
+            cut = end
+        else:
+            read_end, was_broken = end, len(r.broken)
+            cut, end = self.protocol.cut(self.rounds.buf, i, start, end, r.walk, r.broken)
+            if len(r.broken) > was_broken:  # the stream broke at cut
+                self.sink.unparsed(self.rounds.mv[cut:read_end])
+        if cut < end:
+            pend[i] = bytes(self.rounds.mv[cut:end])
+        elif pend[i]:
+            pend[i] = b""
+        if cut > start:
+            r.conn.append(i)
+            r.end.append(cut)
+            r.t.append(t)
+        return cut
+
+
+class Reads:
+    """One round's reads that brought whole frames: per read its connection, end offset
+    in the round buffer and receive time; the frame starts walked (variable sizes); the
+    connections whose stream broke."""
+
+    __slots__ = ("conn", "end", "t", "walk", "broken")
+
+    def __init__(self, walks: bool) -> None:
+        self.conn: list[int] = []
+        self.end: list[int] = []
+        self.t: list[int] = []
+        self.walk: list[int] | None = [] if walks else None
+        self.broken: list[int] = []

@@ -1,0 +1,171 @@
+"""Pacing on synthetic clocks: closed loop, open loop and stages, no sockets."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+
+from harness.pacing import BEHIND_US, MAX_BURST, PHASE_GRID_NS, ClosedLoop, OpenLoop, Pacer
+from harness.plan import Pacing
+from harness.result import Share
+from harness.units import SEC
+
+MS = 1_000_000
+
+
+def share(n: int, rate: float = 0.0, budget: list[int] | None = None,
+          stages: tuple = (), sends: list[bool] | None = None) -> Share:
+    return Share(worker=0, gids=np.arange(n), node=np.zeros(n, dtype=np.int64),
+                 sends=np.array(sends if sends is not None else [True] * n),
+                 budget=None if budget is None else np.array(budget), rate=rate,
+                 expect_deliveries=None, key=1, stages=stages)
+
+
+def alive(n: int) -> np.ndarray:
+    return np.ones(n, dtype=bool)
+
+
+def none(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=bool)
+
+
+def pick(p: Pacer, now: int, live: np.ndarray, measuring: bool = True,
+         blocked: np.ndarray | None = None) -> tuple[list[int], list[int]]:
+    got = p.pick(now, live, none(len(live)) if blocked is None else blocked, measuring)
+    return ([], []) if got is None else (got[0].tolist(), got[1].tolist())
+
+
+def test_closed_loop_fills_each_live_senders_window_then_waits_for_replies() -> None:
+    p = Pacer(share(3, sends=[True, True, False]), Pacing(inflight=4), seed=1)
+    live = np.array([True, False, True])
+    p.start(0, live)
+    assert isinstance(p.loop, ClosedLoop)
+    assert pick(p, 10, live) == ([0], [4])  # 1 is down, 2 only listens
+    assert p.commit(np.array([0]), np.array([4]), 10, measuring=True) == (10, 0, 0)
+    assert pick(p, 11, live) == ([], [])
+    p.credit(np.array([0, 0]), 20)  # two replies free two slots
+    assert pick(p, 21, live) == ([0], [2]) and p.pending(live) == 2
+
+
+def test_closed_loop_think_time_holds_the_next_send() -> None:
+    p = Pacer(share(1), Pacing(inflight=1, think_s=0.005), seed=1)
+    p.start(0, alive(1))
+    p.commit(*map(np.array, pick(p, 0, alive(1))), 0, measuring=True)
+    p.credit(np.array([0]), 1 * MS)
+    assert pick(p, 5 * MS, alive(1)) == ([], [])
+    assert pick(p, 6 * MS, alive(1)) == ([0], [1])
+
+
+def test_a_message_budget_caps_sends_inside_the_window_only() -> None:
+    p = Pacer(share(2, budget=[3, 0]), Pacing(inflight=8), seed=1)
+    p.start(0, alive(2))
+    assert pick(p, 0, alive(2), measuring=False) == ([0, 1], [8, 8])  # warm-up: no cap
+    assert pick(p, 0, alive(2), measuring=True) == ([0], [3])
+    p.commit(np.array([0]), np.array([3]), 0, measuring=True)
+    assert not p.budget_left(alive(2))
+
+
+def test_open_loop_sends_what_the_schedule_made_due_from_the_intended_times() -> None:
+    p = Pacer(share(3, rate=1000.0), Pacing(mode="open", rate=1000.0), seed=3)
+    assert isinstance(p.loop, OpenLoop) and p.period == MS
+    assert (p.phase % PHASE_GRID_NS == 0).all() and (p.phase < MS).all()
+    base = 7 * SEC
+    p.start(base, alive(3))
+    now = base + 10 * MS + 200_000
+    idx, counts = pick(p, now, alive(3))
+    want = (10 * MS + 200_000 - p.phase) // MS + 1
+    assert idx == [0, 1, 2] and counts == want.tolist()
+    tint, delay, _ = p.commit(np.array(idx), np.array(counts), now, measuring=True)
+    first = base + p.phase[0]
+    assert tint[:counts[0]].tolist() == [first + k * MS for k in range(counts[0])]
+    assert delay.tolist() == ((now - tint) // 1000).tolist()
+    assert pick(p, now, alive(3)) == ([], [])  # nothing more due yet
+    assert p.next_send(alive(3)) == base + int((p.phase + p.sched * MS).min())
+
+
+def test_open_loop_catches_up_at_most_max_burst_a_round_and_skips_blocked() -> None:
+    p = Pacer(share(2, rate=1e6), Pacing(mode="open", rate=1e6), seed=1)
+    p.start(0, alive(2))
+    blocked = np.array([False, True])
+    assert pick(p, SEC, alive(2), blocked=blocked) == ([0], [MAX_BURST])
+
+
+def test_replies_do_not_pace_the_open_loop_and_stalls_time_out() -> None:
+    p = Pacer(share(2, rate=100.0), Pacing(mode="open", rate=100.0), seed=1)
+    p.start(0, alive(2))
+    idx, counts = pick(p, 50 * MS, alive(2))
+    p.commit(np.array(idx), np.array(counts), 50 * MS, measuring=True)
+    credits = p.credits.tolist()
+    p.credit(np.array([0]), 60 * MS)
+    assert p.credits.tolist() == credits  # (credits matter only to the closed loop)
+    assert pick(p, 60 * MS, alive(2)) == ([0, 1], [1, 1])  # the schedule alone decides
+    timeout = 100 * MS
+    assert p.stalls(120 * MS, timeout, alive(2)) == 0
+    assert p.stalls(161 * MS, timeout, alive(2)) == sum(counts) - 1
+    assert p.pending(alive(2)) == 0 and p.credits.tolist() == credits
+
+
+def test_a_closed_loop_stall_gives_the_credits_back() -> None:
+    p = Pacer(share(1), Pacing(inflight=3), seed=1)
+    p.start(0, alive(1))
+    p.commit(np.array([0]), np.array([3]), 0, measuring=True)
+    assert p.stalls(2 * SEC, SEC, alive(1)) == 3
+    assert pick(p, 2 * SEC, alive(1)) == ([0], [3])
+
+
+def test_behind_counts_only_lateness_of_the_clients_own_schedule() -> None:
+    p = Pacer(share(2, rate=1000.0), Pacing(mode="open", rate=1000.0), seed=1)
+    p.start(0, alive(2))
+    p.next_send(alive(2))  # the loop meant to wake at the first due send
+    late = (BEHIND_US + 1000) * 1000
+    now = p.wake_at + late
+    p.backlog[1] = True  # a server kept connection 1 blocked: its lateness is the server's
+    idx, counts = pick(p, now, alive(2))
+    _, delay, n = p.commit(np.array(idx), np.array(counts), now, measuring=True)
+    own = delay[:counts[0]]
+    assert n == int((own > BEHIND_US).sum()) > 0
+    assert not p.backlog.any()  # both caught up with the schedule
+
+
+def test_stages_open_retire_and_switch_loops() -> None:
+    stages = ((0.0, 2, 0.0), (1.0, 4, 100.0), (2.0, 1, 0.0))
+    p = Pacer(share(4, stages=stages), Pacing(inflight=2), seed=1)
+    live = np.array([True, True, False, False])
+    p.start(0, live)
+    assert p.stage_times(5 * SEC) == [6 * SEC, 7 * SEC]
+    assert p.enter_stage(6 * SEC, live, has_sock=live) == [2, 3]
+    assert isinstance(p.loop, OpenLoop) and p.period == 10 * MS and p.sched_base == 6 * SEC
+    p.joined(2, 6 * SEC + 35 * MS)  # connected mid-run: owes nothing from before
+    assert p.sched[2] * 10 * MS + p.phase[2] >= 35 * MS
+    live[2:] = True
+    p.outstanding[1] = 1
+    assert p.enter_stage(7 * SEC, live, has_sock=live) == []
+    assert isinstance(p.loop, ClosedLoop)
+    assert p.retiring.tolist() == [False, True, True, True]
+    assert pick(p, 7 * SEC, live) == ([0], [2])
+    assert p.retired(7 * SEC + MS, SEC) == [2, 3]  # 1 still awaits a reply
+    assert p.retired(8 * SEC + 2 * MS, SEC) == [1]  # ... until the timeout
+
+
+def test_a_retiring_connection_wanted_again_sends_again() -> None:
+    stages = ((0.0, 2, 0.0), (1.0, 1, 0.0), (2.0, 2, 0.0))
+    p = Pacer(share(2, stages=stages), Pacing(inflight=1), seed=1)
+    p.start(0, alive(2))
+    p.commit(np.array([0, 1]), np.array([1, 1]), 0, measuring=True)
+    p.enter_stage(SEC, alive(2), alive(2))
+    assert p.retiring.tolist() == [False, True]
+    p.enter_stage(2 * SEC, alive(2), alive(2))
+    assert not p.retiring.any() and p.sends.tolist() == [True, True]
+    p.credit(np.array([1]), 2 * SEC)
+    assert pick(p, 2 * SEC, alive(2)) == ([1], [1])
+
+
+def test_pacing_has_no_clock_and_no_sockets_of_its_own() -> None:
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "harness" / "pacing.py").read_text())
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module}
+    assert not names & {"time", "socket", "selectors", "asyncio"}, names

@@ -1,0 +1,191 @@
+"""The transport against real loopback sockets whose other end the test holds: connect
+failures, whole frames only into the round, the one fail path, queue and flush."""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from harness import framing
+from harness.batch import Outbound
+from harness.protocol import Stamped
+from harness.result import Share
+from harness.transport import RoundBuffer, Transport
+from workloads.base import Kind
+
+pytestmark = pytest.mark.e2e  # real loopback sockets
+
+SIZE = 64
+FRAME = (SIZE - 4).to_bytes(4, "big") + b"s" * (SIZE - 4)  # a whole len32 frame of SIZE
+
+
+class Events:
+    """The sink: what the transport reported, in order."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.closed_: list[int] = []
+        self.connected_: list[int] = []
+        self.backlog: list[int] = []
+        self.rounds: list[dict[int, bytes]] = []
+        self.unparsed_: list[bytes] = []
+
+    def error(self, kind: str, count: int, now: int) -> None:
+        self.errors += [kind] * count
+
+    def closed(self, i: int) -> None:
+        self.closed_.append(i)
+
+    def connected(self, i: int, elapsed_ns: int) -> None:
+        assert elapsed_ns >= 0
+        self.connected_.append(i)
+
+    def backlogged(self, i: int) -> None:
+        self.backlog.append(i)
+
+    def unparsed(self, data: memoryview) -> None:
+        self.unparsed_.append(bytes(data))
+
+    def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+               seg_t: list[int], walk: list[int] | None) -> None:
+        starts = [0, *seg_end[:-1]]
+        self.rounds.append({c: bytes(buf[a:b]) for c, a, b in
+                            zip(seg_conn, starts, seg_end, strict=True)})
+
+
+def transport(port: int, n: int, events: Events) -> Transport:
+    share = Share(worker=0, gids=np.arange(n), node=np.zeros(n, dtype=np.int64),
+                  sends=np.ones(n, dtype=bool), budget=None, rate=0.0,
+                  expect_deliveries=None, key=1)
+    out = Outbound(framing.LEN32, [Kind("msg", 1.0, SIZE)], [b"x" * SIZE], 1, 0, 1)
+    proto = Stamped(framing.LEN32, out, SIZE, 1 << 20, 1)
+    return Transport(share, [(socket.AF_INET, ("127.0.0.1", port))], (),
+                     selectors.DefaultSelector(), RoundBuffer(1 << 20), proto, events)
+
+
+@contextlib.contextmanager
+def connected(n: int) -> Iterator[tuple[Transport, Events, list[socket.socket]]]:
+    """``n`` connections to a listener the test holds; the server ends, by local number."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    events = Events()
+    tp = transport(lsock.getsockname()[1], n, events)
+    peers: list[socket.socket] = []
+    try:
+        assert not tp.open_all(n, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
+        by_port = {}
+        for _ in range(n):
+            s, addr = lsock.accept()
+            by_port[addr[1]] = s
+        peers = [by_port[tp.socks[i].getsockname()[1]] for i in range(n)]
+        yield tp, events, peers
+    finally:
+        tp.close_all()
+        for s in peers:
+            s.close()
+        lsock.close()
+
+
+def read_until(tp: Transport, events: Events, rounds: int = 1) -> None:
+    deadline = time.monotonic() + 5
+    while len(events.rounds) < rounds and time.monotonic() < deadline:
+        ready = tp.poll(0.05, None)
+        if ready:
+            tp.read_round(ready)
+
+
+def test_connects_succeed_and_are_reported_once_each() -> None:
+    with connected(3) as (tp, events, _):
+        assert sorted(events.connected_) == [0, 1, 2] and tp.alive.all()
+        assert events.errors == []
+
+
+def test_a_refused_connect_is_counted_once_and_closed() -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # bound, never listening: connects are refused
+    events = Events()
+    tp = transport(s.getsockname()[1], 2, events)
+    try:
+        tp.open_all(2, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
+    finally:
+        s.close()
+    assert events.errors == ["connect_refused"] * 2
+    assert sorted(events.closed_) == [0, 1] and tp.socks == [None, None]
+    assert not tp.alive.any()
+
+
+def test_only_whole_frames_reach_the_round_and_a_partial_tail_waits() -> None:
+    with connected(2) as (tp, events, peers):
+        peers[0].sendall(FRAME + FRAME[:20])
+        peers[1].sendall(FRAME * 2)
+        read_until(tp, events)
+        while len(events.rounds[0]) < 2:  # the two reads may come in separate rounds
+            read_until(tp, events, len(events.rounds) + 1)
+        got = {c: b for r in events.rounds for c, b in r.items()}
+        assert got == {0: FRAME, 1: FRAME * 2}
+        assert tp.pend_in[0] == FRAME[:20]
+        peers[0].sendall(FRAME[20:])
+        read_until(tp, events, len(events.rounds) + 1)
+        assert events.rounds[-1] == {0: FRAME} and tp.pend_in[0] == b""
+        assert events.errors == []
+
+
+def test_a_prefix_that_is_not_ours_keeps_the_frames_before_it_and_fails_once() -> None:
+    with connected(1) as (tp, events, peers):
+        peers[0].sendall(FRAME + b"\x7f\x00\x00\x00junk")
+        read_until(tp, events)
+        deadline = time.monotonic() + 5
+        while tp.alive[0] and time.monotonic() < deadline:
+            read_until(tp, events, len(events.rounds) + 1)
+        assert events.rounds[0] == {0: FRAME}
+        assert events.errors == ["protocol"] and events.closed_ == [0]
+        assert events.unparsed_ == [b"\x7f\x00\x00\x00junk"]  # what broke it, for a diagnosis
+
+
+@pytest.mark.parametrize(("tail", "kind"), [(b"", "closed"), (FRAME[:10], "protocol")])
+def test_eof_is_a_close_after_whole_frames_and_junk_after_a_partial_one(tail: bytes,
+                                                                       kind: str) -> None:
+    with connected(1) as (tp, events, peers):
+        peers[0].sendall(FRAME + tail)
+        peers[0].shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + 5
+        while tp.alive[0] and time.monotonic() < deadline:
+            ready = tp.poll(0.05, None)
+            if ready:
+                tp.read_round(ready)
+        assert events.rounds == [{0: FRAME}]
+        assert events.errors == [kind] and tp.socks[0] is None
+
+
+def test_a_full_socket_queues_the_rest_and_flushes_when_writable() -> None:
+    payload = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than the kernel buffers hold
+    with connected(1) as (tp, events, peers):
+        tp.send(0, memoryview(payload))
+        assert tp.blocked[0] and events.backlog == [0] and tp.pend_out[0]
+        got = bytearray()
+        peers[0].settimeout(0.05)
+        deadline = time.monotonic() + 10
+        while len(got) < len(payload) and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                got += peers[0].recv(1 << 20)
+            tp.poll(0, None)
+        assert bytes(got) == payload
+        assert not tp.blocked[0] and tp.pend_out[0] is None and events.errors == []
+
+
+def test_a_send_to_a_reset_connection_goes_through_the_one_fail_path() -> None:
+    with connected(1) as (tp, events, peers):
+        peers[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+        peers[0].close()  # RST
+        deadline = time.monotonic() + 5
+        while tp.alive[0] and time.monotonic() < deadline:
+            tp.send_round(np.array([0]), [SIZE], memoryview(FRAME))
+            time.sleep(0.01)
+        # ECONNRESET or EPIPE, by when the RST landed: counted once, by its own kind
+        assert events.errors in (["reset"], ["closed"]) and events.closed_ == [0]
+        assert tp.socks[0] is None
