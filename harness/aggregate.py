@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +162,8 @@ def stage_figures(step: Step, series: dict, second_hists: list[Histogram]
     """One row per stage (start s into the window, its own sent, received, msgs/s, errors
     and latency from the seconds it covers), and for a spike (a stage heavier than both
     the first and the last) the recovery time after it, from the per-second series."""
-    stages, start = [], 0.0
+    stages: list[dict[str, Any]] = []
+    start = 0.0
     for st in step.stages:
         row = {"start_s": start, "duration_s": st.duration_s, "conns": st.conns,
                "rate": st.rate, "label": st.label or f"{st.conns} conns"}
@@ -328,8 +330,9 @@ def degradation(steps: list[dict], rules: Degradation) -> dict:
     connection below ``min_gain`` of the previous step's throughput per connection.
     """
     unit = load_unit(steps)
-    verdict = {"degraded_at": None, "last_healthy": None, "rule": None, "detail": None,
-               "unit": unit, "skipped": [], "skipped_why": [], "judged": 0}
+    verdict: dict[str, Any] = {
+        "degraded_at": None, "last_healthy": None, "rule": None, "detail": None,
+        "unit": unit, "skipped": [], "skipped_why": [], "judged": 0}
     base_p99 = None
     prev = None
     for s in steps:

@@ -260,11 +260,11 @@ def _shown(v: Any) -> str:
 
 
 def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None = None,
-             env: str | None = None) -> dict[str, dict[str, Any]]:
+             env: str | None = None) -> dict[str, Any]:
     """Merge the built-in defaults, the file's tables, a scenario, an environment's
     overrides, then flags (flags given as None are absent). Scenarios and environments come
     from the file, else from the built-in presets."""
-    merged = {t: dict(d) for t, d in TABLES.items()}
+    merged: dict[str, Any] = {t: dict(d) for t, d in TABLES.items()}
     path = file.get("__path__", "harness.toml")
     names: dict[str, str] = {}  # where each value came from, for error messages
     layers = [(file, "", path)]
@@ -278,11 +278,11 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
         table, where = _preset(file, "env", env, path)
         layers.append((table, f"env.{env}.", where))
     for data, prefix, where in layers:
-        for table in TABLES:
-            merged[table].update(data.get(table, {}))
-            for key in data.get(table, {}):
-                shown = f"{prefix}{key}" if table == "run" and prefix else f"{prefix}{table}.{key}"
-                names[key if table == "run" else f"{table}.{key}"] = f"{where}: {shown}"
+        for t in TABLES:
+            merged[t].update(data.get(t, {}))
+            for key in data.get(t, {}):
+                shown = f"{prefix}{key}" if t == "run" and prefix else f"{prefix}{t}.{key}"
+                names[key if t == "run" else f"{t}.{key}"] = f"{where}: {shown}"
     if scenario is not None:
         merged["run"]["scenario"] = scenario
         merged["stages"] = stages
@@ -439,7 +439,7 @@ def default_workers(embedded: bool) -> int:
 # ---------------------------------------------------------------------------- the plan
 
 
-def build_plan(merged: dict[str, dict[str, Any]], rate_and_inflight: bool = False) -> Plan:
+def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     names = merged.get("names", {})
     run = dict(merged["run"], __names__=names)
     tables = {t: dict(merged[t], __names__=names) for t in ("degradation", "thresholds")}

@@ -143,7 +143,7 @@ def recovery_time(seconds: Sequence[float], p99_ms: Sequence[float | None],
         else:
             run_len += 1
         prev = k
-        if run_len >= hold:
+        if run_start is not None and run_len >= hold:
             out.update(recovered=True, recovery_s=float(run_start - spike_end))
             return out
     out["note"] = f"not {hold} consecutive healthy seconds after the spike"

@@ -29,13 +29,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.histogram import Histogram
 from harness.report import results, table
 from harness.report.safe import printable, printable_doc
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 REPORT_NAME = "report.html"
 Columns = dict[str, list]  # CSV column name -> values (floats, NaN for an empty cell, or str)
@@ -45,9 +48,10 @@ MAX_NINES = 6.0
 SPECTRUM_POINTS = 240
 NO_SAMPLES = "no resource samples (no monitor-step CSV files in the run folder)"
 
-_RC = {"svg.fonttype": "none", "text.parse_math": False, "font.size": 9,
-       "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-       "axes.spines.right": False, "legend.fontsize": 8, "legend.frameon": False}
+_RC: dict[RcKeyType, Any] = {
+    "svg.fonttype": "none", "text.parse_math": False, "font.size": 9, "axes.grid": True,
+    "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "legend.fontsize": 8, "legend.frameon": False}
 _NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 _WIDTH_IN = 11.0
 
@@ -463,7 +467,7 @@ def spectrum(hist: Histogram) -> tuple[np.ndarray, np.ndarray]:
     nines = np.linspace(0.0, top, SPECTRUM_POINTS)
     q = np.clip(100.0 * (1.0 - 10.0 ** -nines), 0.0, 100.0)
     ms = np.asarray(hist.percentiles(q.tolist()), dtype=float) / 1e6
-    return np.append(nines, top), np.append(ms, hist.max / 1e6)
+    return np.append(nines, top), np.append(ms, (hist.max or 0) / 1e6)
 
 
 def spectrum_figure(steps: list[dict]) -> Any:
@@ -480,7 +484,7 @@ def spectrum_figure(steps: list[dict]) -> Any:
             ax.plot(x, y, ls, color=color, label=step_label(s) + suffix)
             top = max(top, x[-1])
     ticks = np.arange(0, math.ceil(top) + 1)
-    ax.set_xticks(ticks, [_nines_label(t) for t in ticks])
+    ax.set_xticks(ticks, [_nines_label(t) for t in ticks.tolist()])
     ax.set_xlim(0, math.ceil(top))
     _log(ax, "y")
     ax.set(xlabel="percentile", ylabel="latency (ms)")
