@@ -28,7 +28,10 @@ LAYERS: dict[str, set[str]] = {
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve"},
     # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
-    "config": {"config"},
+    "config": {"config",
+               "specs",
+               "config_file",
+               "payload"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
