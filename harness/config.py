@@ -43,8 +43,8 @@ from harness.specs import (
 
 # Names the CLI and the tests reach through ``harness.config`` (defined in the modules above).
 __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES", "RUN_DEFAULTS",
-           "RUN_SPEC", "TABLES", "ConfigError", "build_plan", "check_file", "load_file",
-           "parse_target", "settings"]
+           "RUN_SPEC", "TABLES", "ConfigError", "build_plan", "check_file", "check_listen",
+           "load_file", "load_workload", "parse_target", "settings"]
 
 # One source address gives ~28k ephemeral ports per destination: past this many connections
 # to one loopback target, connections spread over 127.0.0.1..127.0.0.N automatically.
@@ -364,3 +364,21 @@ def _thresholds(d: dict) -> Thresholds:
                       min_throughput=_limit(d, "thresholds", "min_throughput"),
                       max_server_cpu_pct=_limit(d, "thresholds", "max_server_cpu_pct"),
                       max_server_rss_mb=_limit(d, "thresholds", "max_server_rss_mb"))
+
+
+def check_listen(plan: Plan, workload: Any) -> None:
+    """Listen-only connections only make sense where messages are broadcast to them."""
+    if workload.delivery != "broadcast" and any(s.listen for s in plan.steps):
+        raise ConfigError(f"--listen: listen-only connections need a broadcast workload "
+                              f"(e.g. chat); {workload.name} replies only to the sender")
+
+
+def load_workload(plan: Plan) -> Any:
+    from workloads import WorkloadError, load
+    try:
+        cls = load(plan.workload)
+        return cls(plan.size_spec if plan.size_spec is not None else plan.size, plan.seed)
+    except WorkloadError as exc:
+        raise ConfigError(str(exc)) from None
+    except Exception as exc:  # a user's workload whose constructor fails
+        raise ConfigError(f"workload {plan.workload}: {type(exc).__name__}: {exc}") from None

@@ -37,11 +37,15 @@ LAYERS: dict[str, set[str]] = {
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
     "aggregate": {"aggregate", "summary", "trends", "capacity", "merge"},
     # running steps: workers forked, a sweep, a run's target started and stopped
-    "run": {"coordinator", "sweep", "targets.lifecycle"},
+    "run": {"coordinator", "sweep", "targets.lifecycle",
+            "probes"},
     # what is written and shown; never recomputes a statistic
-    "report": {"report", "report.document", "report.html", "report.results", "report.table"},
+    "report": {"report", "report.document", "report.html", "report.results", "report.table",
+               "report.lines"},
     # the commands: the only modules that print or exit
-    "cli": {"cli", "__main__", "calibrate"},
+    "cli": {"cli", "__main__", "calibrate",
+            "cli_help",
+            "outputs"},
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),
