@@ -41,7 +41,8 @@ LAYERS: dict[str, set[str]] = {
             "probes"},
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
-               "report.lines"},
+               "report.lines",
+               "report.charts"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",
