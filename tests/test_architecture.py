@@ -35,7 +35,9 @@ LAYERS: dict[str, set[str]] = {
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
-    "aggregate": {"aggregate", "summary", "trends", "capacity", "merge"},
+    "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
+                  "fanout",
+                  "diagnosis"},
     # running steps: workers forked, a sweep, a run's target started and stopped
     "run": {"coordinator", "sweep", "targets.lifecycle",
             "probes"},
