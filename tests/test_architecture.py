@@ -33,7 +33,8 @@ LAYERS: dict[str, set[str]] = {
                "config_file",
                "payload"},
     # the client and the machine watched: psutil samples, kernel counters
-    "watch": {"monitor", "netstat"},
+    "watch": {"monitor", "netstat",
+              "machine"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
     "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
                   "fanout",
