@@ -8,7 +8,6 @@ target could not be reached at all.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any, NoReturn
@@ -286,7 +285,10 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
         die(EXIT_USAGE, f"--max-errors: {exc}")
     plan, workload = plan_from_flags(config_path, push_conns, None, None, flags)
     base = plan.steps[0]
-    lo, hi = search_bounds(over, lo, hi, base.conns)
+    try:
+        lo, hi = cfg.search_bounds(over, lo, hi, base.conns)
+    except cfg.ConfigError as exc:
+        die(EXIT_USAGE, str(exc))
     plan = search_plan(plan, over, lo)
 
     def bisect(probe_at: Any) -> dict:
@@ -314,23 +316,6 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
     else:
         print_search(result, lo, slo_text, tolerance, "msgs/s" if over == "rate" else "conns")
     sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
-
-
-def search_bounds(over: str, lo: float | None, hi: float | None, conns: int
-                  ) -> tuple[float, float]:
-    """--lo and --hi (defaults: 100 to 100,000 msgs/s, or 1 to 1000 conns), finite, in
-    order, and within what a probe can run: --rate's range per connection, or MAX_CONNS."""
-    lo = lo if lo is not None else (100.0 if over == "rate" else 1.0)
-    hi = hi if hi is not None else (100_000.0 if over == "rate" else 1000.0)
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
-        die(EXIT_USAGE, f"--lo/--hi: need finite 0 < lo < hi, got {lo:g} and {hi:g}")
-    rate = cfg.RUN_SPEC["rate"]
-    if over == "conns" and hi > cfg.MAX_CONNS:
-        die(EXIT_USAGE, f"--hi: at most {cfg.MAX_CONNS:,} connections")
-    if over == "rate" and not (rate.zero_or or 0) <= lo / conns <= hi / conns <= rate.hi:
-        die(EXIT_USAGE, f"--lo/--hi: over {conns} connections the rate per connection must "
-                        f"stay within {rate.zero_or:g} to {rate.hi:g} msgs/s")
-    return lo, hi
 
 
 def print_search(result: dict, lo: float, slo_text: str, tolerance: float, unit: str) -> None:

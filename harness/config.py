@@ -44,7 +44,7 @@ from harness.specs import (
 # Names the CLI and the tests reach through ``harness.config`` (defined in the modules above).
 __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES", "RUN_DEFAULTS",
            "RUN_SPEC", "TABLES", "ConfigError", "build_plan", "check_file", "check_listen",
-           "load_file", "load_workload", "parse_target", "settings"]
+           "load_file", "load_workload", "parse_target", "search_bounds", "settings"]
 
 # One source address gives ~28k ephemeral ports per destination: past this many connections
 # to one loopback target, connections spread over 127.0.0.1..127.0.0.N automatically.
@@ -382,3 +382,20 @@ def load_workload(plan: Plan) -> Any:
         raise ConfigError(str(exc)) from None
     except Exception as exc:  # a user's workload whose constructor fails
         raise ConfigError(f"workload {plan.workload}: {type(exc).__name__}: {exc}") from None
+
+
+def search_bounds(over: str, lo: float | None, hi: float | None, conns: int
+                  ) -> tuple[float, float]:
+    """--lo and --hi (defaults: 100 to 100,000 msgs/s, or 1 to 1000 conns), finite, in
+    order, and within what a probe can run: --rate's range per connection, or MAX_CONNS."""
+    lo = lo if lo is not None else (100.0 if over == "rate" else 1.0)
+    hi = hi if hi is not None else (100_000.0 if over == "rate" else 1000.0)
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        raise ConfigError(f"--lo/--hi: need finite 0 < lo < hi, got {lo:g} and {hi:g}")
+    rate = RUN_SPEC["rate"]
+    if over == "conns" and hi > MAX_CONNS:
+        raise ConfigError(f"--hi: at most {MAX_CONNS:,} connections")
+    if over == "rate" and not (rate.zero_or or 0) <= lo / conns <= hi / conns <= rate.hi:
+        raise ConfigError(f"--lo/--hi: over {conns} connections the rate per connection "
+                          f"must stay within {rate.zero_or:g} to {rate.hi:g} msgs/s")
+    return lo, hi
