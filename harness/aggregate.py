@@ -7,37 +7,25 @@ Percentiles are taken only from merged histograms.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
+from harness.diagnosis import escape_bytes
+from harness.diagnosis import no_reply_diagnosis as no_reply_diagnosis  # re-exported
+from harness.diagnosis import unescape_bytes as unescape_bytes  # re-exported
+from harness.fanout import fanout_figures
 from harness.histogram import Histogram, merge_all
-from harness.ledger import FanoutPart
 from harness.plan import Degradation, Step, Thresholds
 from harness.result import ERROR_KINDS, WorkerResult
-from harness.summary import StepSummary
+from harness.summary import StepSummary, connect_ms, latency_ms, ms
 from harness.trends import recovery_time, soak_verdict
 from harness.units import SEC
 
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
 BEHIND_FRACTION = 0.01  # open loop: this share of sends over 5 ms late => client-bound
 SHARED_CORE_PCT = 30.0  # other processes took this much of a worker's (or server's) core
-
-
-def ms(ns: float | None) -> float | None:
-    return None if ns is None else round(ns / 1e6, 6)
-
-
-def latency_ms(h: Histogram) -> dict[str, float | None]:
-    p50, p90, p95, p99, p999 = h.percentiles([50, 90, 95, 99, 99.9]) if len(h) else [None] * 5
-    return {"p50": ms(p50), "p90": ms(p90), "p95": ms(p95), "p99": ms(p99), "p999": ms(p999),
-            "max": ms(h.max), "mean": ms(h.mean()) if len(h) else None}
-
-
-def connect_ms(h: Histogram) -> dict[str, float | None]:
-    p50, p99 = h.percentiles([50, 99]) if len(h) else [None, None]
-    return {"p50": ms(p50), "p99": ms(p99), "max": ms(h.max)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,22 +134,13 @@ def client_bound_rule(client_cpu: float, behind: int, sent: int,
     return None
 
 
-def escape_bytes(data: bytes) -> str:
-    r"""Bytes as printable ASCII, escaped like a Python literal (b"\x00\r\n" -> "\x00\r\n");
-    ``unescape_bytes`` reverses it."""
-    return data.decode("latin-1").encode("unicode_escape").decode("ascii")
-
-
-def unescape_bytes(text: str) -> bytes:
-    return text.encode("ascii").decode("unicode_escape").encode("latin-1")
-
-
 def stage_figures(step: Step, series: dict, second_hists: list[Histogram]
                   ) -> tuple[list[dict], dict | None]:
     """One row per stage (start s into the window, its own sent, received, msgs/s, errors
     and latency from the seconds it covers), and for a spike (a stage heavier than both
     the first and the last) the recovery time after it, from the per-second series."""
-    stages, start = [], 0.0
+    stages: list[dict[str, Any]] = []
+    start = 0.0
     for st in step.stages:
         row = {"start_s": start, "duration_s": st.duration_s, "conns": st.conns,
                "rate": st.rate, "label": st.label or f"{st.conns} conns"}
@@ -227,63 +206,6 @@ def _kinds(results: list[WorkerResult], names: list[str]) -> tuple[list[dict], d
     return rows, hists
 
 
-def merge_fanout(parts: list[FanoutPart]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                   np.ndarray]:
-    """Per distinct message: (key, receivers that got it, last first-arrival ns, intended ns)."""
-    keys = np.concatenate([p.msg_key for p in parts])
-    if not len(keys):
-        e = np.zeros(0, dtype=np.int64)
-        return keys, e, e, e
-    count = np.concatenate([p.msg_count for p in parts])
-    last = np.concatenate([p.msg_last for p in parts])
-    tint = np.concatenate([p.msg_t for p in parts])
-    order = np.argsort(keys, kind="stable")
-    keys, count, last, tint = keys[order], count[order], last[order], tint[order]
-    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    return (keys[starts], np.add.reduceat(count, starts), np.maximum.reduceat(last, starts),
-            tint[starts])
-
-
-def fanout_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
-                   sent: int) -> tuple[dict, Histogram]:
-    parts = [r.fanout for r in results if r.fanout is not None]
-    n_nodes = len(receivers)
-    uniq = sum((p.node_unique for p in parts), np.zeros(n_nodes, dtype=np.int64))
-    dups = sum((p.node_dups for p in parts), np.zeros(n_nodes, dtype=np.int64))
-    reord = sum((p.node_reordered for p in parts), np.zeros(n_nodes, dtype=np.int64))
-    expected = sent * receivers
-    total_receivers = int(receivers.sum())
-    _, count, last, tint = merge_fanout(parts)
-    done = count >= total_receivers
-    fan = Histogram()
-    if done.any():
-        fan.record(last[done] - tint[done])
-    first_send = min((r.first_send for r in results if r.first_send), default=0)
-    last_send = max((r.last_send for r in results), default=0)
-    last_recv = int(last.max()) if len(last) else 0
-    per_node = [{"node": i, "receivers": int(receivers[i]),
-                 "deliveries_expected": int(expected[i]), "deliveries": int(uniq[i]),
-                 "lost": int(max(expected[i] - uniq[i], 0)),
-                 "surplus": int(max(uniq[i] - expected[i], 0)), "duplicates": int(dups[i]),
-                 "reordered": int(reord[i])} for i in range(n_nodes)]
-    fig = {
-        "deliveries_expected": int(expected.sum()),
-        "deliveries": int(uniq.sum()),
-        "lost": int(sum(n["lost"] for n in per_node)),
-        # distinct deliveries beyond the expected (messages no sender counted in its window):
-        # its own figure, so that it never hides a loss on the same node
-        "surplus": int(sum(n["surplus"] for n in per_node)),
-        "duplicates": int(dups.sum()),
-        "reordered": int(reord.sum()),
-        "fanout_ms": latency_ms(fan),
-        "fanout_complete": int(done.sum()),
-        "total_s": round((last_recv - first_send) / SEC, 6) if first_send and last_recv else 0.0,
-        "send_s": round((last_send - first_send) / SEC, 6) if first_send else 0.0,
-        "per_node": per_node,
-    }
-    return fig, fan
-
-
 # ---------------------------------------------------------------------------- sweep verdicts
 
 
@@ -328,8 +250,9 @@ def degradation(steps: list[dict], rules: Degradation) -> dict:
     connection below ``min_gain`` of the previous step's throughput per connection.
     """
     unit = load_unit(steps)
-    verdict = {"degraded_at": None, "last_healthy": None, "rule": None, "detail": None,
-               "unit": unit, "skipped": [], "skipped_why": [], "judged": 0}
+    verdict: dict[str, Any] = {
+        "degraded_at": None, "last_healthy": None, "rule": None, "detail": None,
+        "unit": unit, "skipped": [], "skipped_why": [], "judged": 0}
     base_p99 = None
     prev = None
     for s in steps:
@@ -465,51 +388,3 @@ def with_resources(summary: StepSummary, resources: dict,
 # ---------------------------------------------------------------------------- no reply at all
 
 
-def no_reply_diagnosis(steps: list[dict], framing: str) -> str | None:
-    """One line when not a single valid reply arrived in the whole run (any step, warm-up
-    and drain included): what was sent, what came back, the first bytes that did not
-    parse, and a guess at why. None when some valid reply came."""
-    if not steps or any(s.get("replies", s["received"]) for s in steps):
-        return None
-    sent = sum(s.get("sent_all", s["sent"]) for s in steps)
-    conns = max(s.get("connected", s["conns"]) for s in steps)
-    errs = {k: sum(s["errors"].get(k, 0) for s in steps) for k in steps[0]["errors"]}
-    raw_text = next((s["first_unparsed"] for s in steps if s.get("first_unparsed")), "")
-    raw = unescape_bytes(raw_text)
-    back = [f"{errs[k]} {name}" for k, name in (
-        ("protocol", "replies that did not parse"), ("closed", "connections closed by it"),
-        ("reset", "connections reset"), ("timeout", "reply timeouts")) if errs.get(k)]
-    got = ", ".join(back) if back else "nothing"
-    first = f'; first bytes received: "{raw_text}"' if raw else "; no bytes came back"
-    return (f"no valid reply in the whole run: sent {sent} stamped {framing} messages on "
-            f"{conns} connections; got back {got}{first}; "
-            f"{guess(raw, framing, errs.get('closed', 0) + errs.get('reset', 0))}")
-
-
-RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2
-
-
-def guess(raw: bytes, framing: str, hung_up: int = 0) -> str:
-    """What the bytes that came back (and ``hung_up`` connections closed or reset by the
-    target) suggest."""
-    if not raw and hung_up:
-        return (f"the target hung up without a reply: does it expect {framing} frames "
-                "(--framing)?")
-    if not raw:
-        return ("the target took the messages and never answered: is it an echo server, "
-                "and does it expect this framing?")
-    if raw.startswith(b"HTTP/") or raw.lstrip()[:9].lower() in (b"<!doctype", b"<html>"):
-        return "the target answered with HTTP"  # (an HTTP/0.9 error is a bare HTML page)
-    if RESP.match(raw):
-        return "the target answered in RESP (the Redis protocol): it is not an echo server"
-    if framing != "newline" and (raw.endswith(b"\n") or b"\n" in raw and _mostly_text(raw)):
-        return "framing mismatch: the replies look like newline frames (try --framing newline)"
-    if framing == "newline" and len(raw) >= 4 and not _mostly_text(raw[:16]):
-        return ("framing mismatch: the replies look binary, not newline frames (try "
-                "--framing len32 or len16)")
-    return "replies carry no stamp: is it an echo server?"
-
-
-def _mostly_text(b: bytes) -> bool:
-    printable = sum(32 <= c < 127 or c in (9, 13) for c in b)
-    return len(b) > 0 and printable >= 0.9 * len(b)

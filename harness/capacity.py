@@ -209,8 +209,7 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     floor, ``lo / DOWN_FLOOR`` (1 with ``integer``): then ``max_load`` is None and
     ``floor`` says how low it went. Otherwise ``hi`` (if it passes, ``max_load`` is ``hi``,
     ``hi_passed`` and ``converged`` True: the capacity is at least ``hi``, raise it to learn
-    more); then
-    the midpoint of the bracket [highest passing, lowest failing] - geometric when
+    more); then the midpoint of the bracket [highest passing, lowest failing] - geometric when
     hi/lo > 4, arithmetic otherwise - until ``hi_bad - lo_ok <= tolerance * lo_ok``
     (``converged``) or ``max_probes`` probes in all (``converged`` False). With
     ``integer`` loads are rounded to ints and the search also stops, converged, when the
@@ -245,16 +244,25 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
         return result
     else:
         lo_ok, hi_bad = lo, hi
+    lo_ok, hi_bad, converged = _bisect(run, lo_ok, hi_bad, tolerance, integer,
+                                       lambda: len(probes) < max_probes)
+    result.update(max_load=lo_ok, bracket=[lo_ok, hi_bad], converged=converged)
+    return result
+
+
+def _bisect(run: Callable[[float], bool], lo_ok: float, hi_bad: float, tolerance: float,
+            integer: bool, more: Callable[[], bool]) -> tuple[float, float, bool]:
+    """Probe the midpoint of [lo_ok, hi_bad] while the bracket is too wide and ``more()``
+    probes are allowed: (highest passing, lowest failing, converged)."""
     converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
-    while not converged and len(probes) < max_probes:
+    while not converged and more():
         mid = _midpoint(lo_ok, hi_bad, integer)
         if run(mid):
             lo_ok = mid
         else:
             hi_bad = mid
         converged = _narrow_enough(lo_ok, hi_bad, tolerance, integer)
-    result.update(max_load=lo_ok, bracket=[lo_ok, hi_bad], converged=converged)
-    return result
+    return lo_ok, hi_bad, converged
 
 
 DOWN_FLOOR = 64  # below lo, the search goes down to lo / 64 (six halvings) at most

@@ -40,7 +40,7 @@ class MergeError(ValueError):
 def check(docs: list[dict]) -> None:
     if len(docs) < 2:
         raise MergeError("give at least two runs to merge")
-    versions = {d.get("schema_version") for d in docs}
+    versions: set[Any] = {d.get("schema_version") for d in docs}
     if len(versions) != 1:
         raise MergeError(f"runs have different schema versions: {sorted(versions)}")
     if any(d.get("delivery") == "broadcast" for d in docs):
@@ -158,8 +158,8 @@ def span(doc: dict) -> tuple[float, float] | None:
 def overlap_warnings(docs: list[dict], names: list[str]) -> list[str]:
     """One line when some runs' time spans do not overlap: they were not run at once, so
     their sum is no load the target ever saw."""
-    spans = [span(d) for d in docs]
-    if any(s is None for s in spans):
+    spans = [s for s in map(span, docs) if s is not None]
+    if len(spans) < len(docs):
         return ["cannot tell whether the runs overlapped in time (a run without start time)"]
     latest_start = max(s[0] for s in spans)
     earliest_end = min(s[1] for s in spans)
@@ -181,7 +181,7 @@ def merge_runs(docs: list[dict], series: list[list[dict]], names: list[str] | No
     histograms per step). ``series[r][k]``: run r's per-second columns for step k;
     ``names[r]`` how warnings call run r (default: its host)."""
     check(docs)
-    hosts = [(d.get("environment") or {}).get("host") for d in docs]
+    hosts: list[Any] = [(d.get("environment") or {}).get("host") for d in docs]
     if names is None:
         distinct = all(hosts) and len(set(hosts)) == len(hosts)
         names = hosts if distinct else [f"run{i + 1}" for i in range(len(docs))]

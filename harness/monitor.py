@@ -17,16 +17,12 @@ Units and meanings of one sample row (one per process per sample):
   once per tick and repeated on every row of that tick: never sum it across roles.
   ``None`` on the first tick.
 
-The whole machine is sampled too, once per tick: each core's busy time (user + nice +
-system + irq + softirq, from ``psutil.cpu_times(percpu=True)``, in percent of that core)
-and the part of it that *other* processes took: the core's busy % (interrupt time
-included, as the kernel may charge a process's loopback traffic to it) less the CPU of the
-processes harness knows (the watched ones, this process, and any ``known`` pids such as a
-local target server). A known process pinned to one core counts on that core; an unpinned
-one is subtracted from every core it may run on (so a stray server never passes for
-"other" load). Per role,
-``summary()`` gives ``core`` (the one core a pinned process may use, else None) and
-``others_on_core_pct`` (mean over the window of what other processes took of that core).
+The whole machine is sampled too, once per tick (see :mod:`harness.machine`): each core's
+busy % and the part of it that *other* processes took, less the CPU of the processes
+harness knows (the watched ones, this process, and any ``known`` pids such as a local
+target server). Per role, ``summary()`` gives ``core`` (the one core a pinned process may
+use, else None) and ``others_on_core_pct`` (mean over the window of what other processes
+took of that core).
 
 A pid that does not exist at construction is not monitored and leaves a line in
 ``warnings``. A process that exits or dies while monitored (gone, zombie, or its pid
@@ -49,6 +45,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import psutil
 
+from harness import machine
 from harness.units import SEC
 
 MIN_INTERVAL_S = 0.01  # below this the "cheap" promise no longer holds
@@ -84,13 +81,6 @@ class _Watched:
     cpu_pct: float | None = None  # at the last tick
 
 
-class _CoreRow(NamedTuple):
-    t_ns: int
-    core: int
-    busy_pct: float  # of that core: user + nice + system + irq + softirq
-    others_pct: float  # busy_pct less the CPU of known processes on it (never below 0)
-
-
 class _Gone(Exception):
     """The watched process is dead (exited, zombie, or pid reused)."""
 
@@ -122,8 +112,8 @@ class Monitor:
                                    sorted(({os.getpid()} | set(known or ())) - seen))
                        if k is not None]
         self._rows: list[_Row] = []
-        self._core_rows: list[_CoreRow] = []
-        self._cores_last: tuple[int, list[float]] | None = None
+        self._core_rows: list[machine.CoreRow] = []
+        self._core_busy = machine.CoreBusy()
         self._net_last: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -211,12 +201,7 @@ class Monitor:
         with self._lock:
             rows = [r for r in self._core_rows if (since_ns is None or r.t_ns >= since_ns)
                     and (until_ns is None or r.t_ns < until_ns)]
-        out: dict[int, dict[str, float]] = {}
-        for c in sorted({r.core for r in rows}):
-            mine = [r for r in rows if r.core == c]
-            out[c] = {"busy_pct_mean": round(sum(r.busy_pct for r in mine) / len(mine), 1),
-                      "others_pct_mean": round(sum(r.others_pct for r in mine) / len(mine), 1)}
-        return out
+        return machine.core_means(rows)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -253,7 +238,7 @@ class Monitor:
 
     def _tick(self, t_ns: int) -> None:
         net = self._net_delta()
-        busy = self._core_busy(t_ns)
+        busy = self._core_busy.read(t_ns)
         rows = []
         for w in self._watched:
             if w.role in self.died:
@@ -269,29 +254,11 @@ class Monitor:
             self._rows.extend(rows)
             self._core_rows.extend(core_rows)
 
-    def _core_busy(self, t_ns: int) -> list[float] | None:
-        """Each core's busy % since the previous tick (None on the first)."""
-        try:
-            now = [c.user + c.nice + c.system + getattr(c, "irq", 0.0) + getattr(c, "softirq", 0.0)
-                   for c in psutil.cpu_times(percpu=True)]
-        except (OSError, RuntimeError):
-            return None
-        last, self._cores_last = self._cores_last, (t_ns, now)
-        if last is None or t_ns <= last[0] or len(last[1]) != len(now):
-            return None
-        wall = (t_ns - last[0]) / SEC
-        return [max(b - a, 0.0) / wall * 100.0 for a, b in zip(last[1], now, strict=True)]
-
-    def _others(self, t_ns: int, busy: list[float]) -> list[_CoreRow]:
+    def _others(self, t_ns: int, busy: list[float]) -> list[machine.CoreRow]:
         """What processes harness does not know took of each core over the last tick."""
-        mine = [0.0] * len(busy)
-        for w in [*self._watched, *self._known]:
-            if w.cpu_pct is None or w.role in self.died:
-                continue
-            for c in w.cores or range(len(busy)):
-                if c < len(mine):
-                    mine[c] += w.cpu_pct
-        return [_CoreRow(t_ns, c, b, max(b - mine[c], 0.0)) for c, b in enumerate(busy)]
+        known = [(w.cpu_pct, w.cores) for w in [*self._watched, *self._known]
+                 if w.cpu_pct is not None and w.role not in self.died]
+        return machine.others(t_ns, busy, known)
 
     def _known_cpu(self, w: _Watched) -> None:
         try:

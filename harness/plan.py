@@ -104,5 +104,5 @@ class Plan:
     mix: tuple = ()  # workloads.Kind values from [mix]: they replace the workload's kinds
     mix_by: str = "message"  # "message": each message drawn by weight; "connection": per conn
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
-    size_spec: object = None  # --size as given: int, (lo, hi) or a list
+    size_spec: int | tuple[int, int] | list[int] | None = None  # --size: int, (lo, hi), list
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over

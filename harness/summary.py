@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from harness.histogram import Histogram
+
 Percentiles = dict[str, float | None]  # ms: p50, p90, p95, p99, p999, max, mean (or a subset)
 
 
@@ -91,3 +93,18 @@ class StepSummary(Mapping[str, Any]):
 
 
 ORDER = tuple(f.name for f in fields(StepSummary))
+
+
+def ms(ns: float | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 6)
+
+
+def latency_ms(h: Histogram) -> dict[str, float | None]:
+    p50, p90, p95, p99, p999 = h.percentiles([50, 90, 95, 99, 99.9]) if len(h) else [None] * 5
+    return {"p50": ms(p50), "p90": ms(p90), "p95": ms(p95), "p99": ms(p99), "p999": ms(p999),
+            "max": ms(h.max), "mean": ms(h.mean()) if len(h) else None}
+
+
+def connect_ms(h: Histogram) -> dict[str, float | None]:
+    p50, p99 = h.percentiles([50, 99]) if len(h) else [None, None]
+    return {"p50": ms(p50), "p99": ms(p99), "max": ms(h.max)}

@@ -41,7 +41,8 @@ class Session:
     def __enter__(self) -> Session:
         try:
             self.coord.start()
-            roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)}
+            roles = {f"worker{i}": p.pid for i, p in enumerate(self.coord.procs)
+                     if p.pid is not None}
             roles.update(self.servers)
             self.monitor = Monitor(roles, interval=self.plan.monitor_interval_s,
                                    known=local_targets(self.plan))

@@ -45,16 +45,8 @@ def trend(
     """
     x, y = _finite_pairs(xs_s, ys)
     n = int(x.size)
-    out: dict[str, Any] = {
-        "slope_per_h": 0.0,
-        "start": None,
-        "end": None,
-        "growing": False,
-        "rise": 0.0,
-        "t_stat": 0.0,
-        "noise": 0.0,
-        "n": n,
-    }
+    out: dict[str, Any] = {"slope_per_h": 0.0, "start": None, "end": None, "growing": False,
+                           "rise": 0.0, "t_stat": 0.0, "noise": 0.0, "n": n}
     if n == 0:
         return out
     dx = x - x.mean()
@@ -62,15 +54,8 @@ def trend(
     if n < 2 or sxx == 0.0:
         out["start"] = out["end"] = float(y.mean())
         return out
-    slope = float(dx @ (y - y.mean())) / sxx
-    fitted = y.mean() + slope * dx
-    start, end = float(fitted[np.argmin(x)]), float(fitted[np.argmax(x)])
+    slope, start, end, noise, t_stat = _fit(x, y, dx, sxx)
     rise = end - start
-    noise, t_stat = 0.0, 0.0
-    if n > 2:
-        resid = y - fitted
-        noise = math.sqrt(float(resid @ resid) / (n - 2))
-        t_stat = _t_stat(slope, noise / math.sqrt(sxx))
     floor = max(rel_rise * abs(start), min_rise, 2.0 * noise)
     out.update(
         slope_per_h=slope * 3600.0,
@@ -82,6 +67,22 @@ def trend(
         growing=bool(n >= 3 and rise > floor and t_stat > t_min),
     )
     return out
+
+
+def _fit(x: np.ndarray, y: np.ndarray, dx: np.ndarray, sxx: float
+         ) -> tuple[float, float, float, float, float]:
+    """The least-squares line through (x, y), ``dx`` = x - mean(x), ``sxx`` = dx @ dx > 0:
+    (slope, fitted start, fitted end, noise, t_stat); noise and t_stat 0 for two points."""
+    n = int(x.size)
+    slope = float(dx @ (y - y.mean())) / sxx
+    fitted = y.mean() + slope * dx
+    start, end = float(fitted[np.argmin(x)]), float(fitted[np.argmax(x)])
+    noise, t_stat = 0.0, 0.0
+    if n > 2:
+        resid = y - fitted
+        noise = math.sqrt(float(resid @ resid) / (n - 2))
+        t_stat = _t_stat(slope, noise / math.sqrt(sxx))
+    return slope, start, end, noise, t_stat
 
 
 def _finite_pairs(xs_s: Sequence[float], ys: Sequence[float | None]) -> tuple[np.ndarray, ...]:
@@ -143,7 +144,7 @@ def recovery_time(seconds: Sequence[float], p99_ms: Sequence[float | None],
         else:
             run_len += 1
         prev = k
-        if run_len >= hold:
+        if run_start is not None and run_len >= hold:
             out.update(recovered=True, recovery_s=float(run_start - spike_end))
             return out
     out["note"] = f"not {hold} consecutive healthy seconds after the spike"

@@ -28,17 +28,28 @@ LAYERS: dict[str, set[str]] = {
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve"},
     # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
-    "config": {"config"},
+    "config": {"config",
+               "specs",
+               "config_file",
+               "payload"},
     # the client and the machine watched: psutil samples, kernel counters
-    "watch": {"monitor", "netstat"},
+    "watch": {"monitor", "netstat",
+              "machine"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
-    "aggregate": {"aggregate", "summary", "trends", "capacity", "merge"},
+    "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
+                  "fanout",
+                  "diagnosis"},
     # running steps: workers forked, a sweep, a run's target started and stopped
-    "run": {"coordinator", "sweep", "targets.lifecycle"},
+    "run": {"coordinator", "sweep", "targets.lifecycle",
+            "probes"},
     # what is written and shown; never recomputes a statistic
-    "report": {"report", "report.document", "report.html", "report.results", "report.table"},
+    "report": {"report", "report.document", "report.html", "report.results", "report.table",
+               "report.lines",
+               "report.charts"},
     # the commands: the only modules that print or exit
-    "cli": {"cli", "__main__", "calibrate"},
+    "cli": {"cli", "__main__", "calibrate",
+            "cli_help",
+            "outputs"},
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),

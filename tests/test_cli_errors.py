@@ -578,7 +578,7 @@ FUZZ_VALUES = st.one_of(st.sampled_from(NASTY), st.integers(-2**70, 2**70).map(s
 
 
 def _fuzz_flags() -> list[str]:
-    from harness.cli import RUN_FLAGS
+    from harness.cli_help import RUN_FLAGS
     # never --server-cmd (it would run a shell command) nor --host (always a closed port)
     return [f for f, *_ in RUN_FLAGS if f not in ("--server-cmd", "--host")] + [
         "--scenario", "--env", "--push-conns"]

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+Size = int | tuple[int, int] | list[int]  # bytes: fixed, uniform in [lo, hi], or drawn from
+
 
 @dataclass(frozen=True, slots=True)
 class Kind:
     name: str
     weight: float
-    size: int
+    size: Size
 
 
 class Workload:
@@ -40,7 +42,7 @@ class Workload:
     matching = "stamp"
     ignore_unstamped = False
 
-    def __init__(self, size: int = 64, seed: int = 1) -> None:
+    def __init__(self, size: Size = 64, seed: int = 1) -> None:
         self.size = size
         self.seed = seed
 

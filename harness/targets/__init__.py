@@ -9,6 +9,8 @@ serve``); :func:`launch` starts nodes in child processes and returns a
 from __future__ import annotations
 
 import selectors
+import socket
+from typing import cast
 
 from harness.limits import raise_nofile
 from harness.targets.cluster import ServerHandle, launch
@@ -53,4 +55,4 @@ def _wait_for_stop(stopper: Stopper) -> None:
             sel.register(sock, selectors.EVENT_READ)
         while not stopper.stopped:
             for key, _ in sel.select():
-                stopper.readable(key.fileobj)
+                stopper.readable(cast(socket.socket, key.fileobj))

@@ -26,6 +26,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 from harness.framing import FrameError, Framing
 from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
@@ -124,7 +125,7 @@ class ChatServer:
         # the room when that message is delivered.
         for key, _ in events:
             if key.data is LISTENER:
-                self._accept(key.fileobj)
+                self._accept(cast(socket.socket, key.fileobj))
         for key, mask in events:
             conn = key.data
             if conn.__class__ is _Conn:

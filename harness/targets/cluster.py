@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 from harness.targets.loop import address_of, connect_host, listen
 from harness.targets.node import NodeSpec
@@ -171,7 +172,7 @@ def _wait_ready(procs: list[subprocess.Popen], controls: list[socket.socket],
                                   f"{timeout:g} s")
             for key, _ in sel.select(left):
                 i = key.data
-                line = _read_line(key.fileobj, deadline)
+                line = _read_line(cast(socket.socket, key.fileobj), deadline)
                 if line != "ready":
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         procs[i].wait(timeout=1.0)

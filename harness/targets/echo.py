@@ -12,6 +12,7 @@ from __future__ import annotations
 import selectors
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
 
@@ -60,9 +61,9 @@ class EchoServer:
                         else:
                             self._echo(conn)
                     elif conn is LISTENER:
-                        self._accept(key.fileobj)
+                        self._accept(cast(socket.socket, key.fileobj))
                     else:
-                        stopper.readable(key.fileobj)
+                        stopper.readable(cast(socket.socket, key.fileobj))
         finally:
             self._close_all()
 

@@ -1,0 +1,249 @@
+"""The command line's flags and help: the option groups of ``run --help`` and
+``search --help`` (each run flag shown with its default as resolved from the built-in
+defaults and ./harness.toml), and the exit codes each command documents. Nothing here
+prints or exits: :mod:`harness.cli` applies these to its commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from harness import config as cfg
+from harness.report.safe import printable
+
+EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
+failed, or the run was cut short (results written, marked partial); 2 usage or configuration
+error; 3 the target could not be reached at all (refused, unresolvable, or never answered)."""
+SEARCH_EXIT_HELP = """Exit codes: 0 a load met the SLO; 1 no probed load met it, or the search
+was cut short; 2 usage or configuration error; 3 the target could not be reached at all."""
+MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
+failed; 2 usage error, or runs that cannot be merged."""
+REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
+CALIBRATE_EXIT_HELP = "Exit codes: 0 measured; 1 interrupted."
+SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
+cannot be listened on."""
+# Option groups of `run --help`, in the order shown.
+GROUPS = ("Search", "Target", "Load", "Pacing", "Step", "Measurement", "Output", "Capacity",
+          "Config", "Other")
+FRAMINGS = ("newline", "len16", "len32")
+# (flag, type, group, help, applies to search). Each flag's default is its harness.toml key.
+RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
+    ("--host", str, "Target", "target host:port, [v6]:port, or a comma list of nodes; none = "
+     "start the embedded server", True),
+    ("--server-cmd", str, "Target", "a command that starts a local server: watched, stopped "
+     "afterwards", True),
+    ("--workload", str, "Target", "echo, chat, or path/to/workload.py", True),
+    ("--framing", click.Choice(FRAMINGS), "Target", "message framing (len16/len32: big-endian "
+     "length prefix)", True),
+    ("--max-frame", int, "Target", "largest frame accepted from the server, bytes (16 to 2^30)",
+     True),
+    ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
+     "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)", True),
+    ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",
+     True),
+    ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "
+     "instead of --duration", False),
+    ("--workers", int, "Load", "worker processes (0 = usable cores, less one for an embedded "
+     "server)", True),
+    ("--size", str, "Load", "bytes per message on the wire, framing included: N, LO-HI or "
+     "N,N,...", True),
+    ("--corpus", str, "Load", "payloads from a file, one per line, after the stamp", True),
+    ("--listen", int, "Load", "listen-only connections per node (broadcast workloads)", True),
+    ("--push-hosts", str, "Load", "node indices the sending connections go to, e.g. 0,1", True),
+    ("--seed", int, "Load", "seed for schedules and payloads", True),
+    ("--inflight", int, "Pacing", "closed loop: messages outstanding per connection", True),
+    ("--rate", float, "Pacing", "open loop: messages/s per connection on a fixed schedule "
+     "(0.001 to 1e6; 0 = closed loop)", True),
+    ("--think", float, "Pacing", "closed loop: seconds to wait after each reply (to 3600)",
+     True),
+    ("--connect-rate", float, "Pacing", "new connections per second (0 = as fast as possible)",
+     True),
+    ("--duration", float, "Step", "seconds of the measure window per step", True),
+    ("--warmup", float, "Step", "seconds of warm-up before each measure window", True),
+    ("--timeout", float, "Step", "reply timeout, seconds (0.001 to 3600)", True),
+    ("--connect-timeout", float, "Step", "connect timeout, seconds (0.001 to 3600)", True),
+    ("--server-pid", int, "Measurement", "a server process to watch (CPU, memory, threads, "
+     "fds; 0 = none)", True),
+    ("--monitor-interval", float, "Measurement", "seconds between resource samples (0.05 to "
+     "60)", True),
+    ("--name", str, "Output", "run name, used in the results folder", False),
+    ("--results-dir", str, "Output", "where results/<UTC time>-<name>/ goes", False),
+    ("--grow", click.Choice(("double", "add")), "Capacity", "--until-degraded: double the "
+     "connections each step, or add --increment", False),
+    ("--increment", int, "Capacity", "--until-degraded with --grow add: connections added per "
+     "step", False),
+    ("--max-conns", int, "Capacity", "--until-degraded: the most connections to try", False),
+]
+
+
+class GroupedOption(click.Option):
+    """An option that knows its help group and, for run flags, its harness.toml key."""
+
+    def __init__(self, *args: Any, group: str = "Other", key: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+        self.key = key
+
+
+class GroupedCommand(click.Command):
+    """``--help`` lists options under headings (GROUPS), each run flag with its default as
+    resolved from the built-in defaults and ./harness.toml."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        defaults = resolved_defaults()
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            key = getattr(param, "key", None)
+            if key is not None and key in defaults:
+                record = (record[0], f"{record[1]}  [default: {defaults[key]}]")
+            groups.setdefault(getattr(param, "group", "Other"), []).append(record)
+        for title in GROUPS:
+            if title in groups:
+                with formatter.section(f"{title} options"):
+                    formatter.write_dl(groups[title])
+
+
+def resolved_defaults() -> dict[str, str]:
+    """Each [run] key's default as text: the built-ins, with ./harness.toml over them (the
+    built-ins alone when that file has an error: running will name it)."""
+    try:
+        run = cfg.settings(cfg.load_file(None), {})["run"]
+    except cfg.ConfigError:
+        run = cfg.settings({}, {})["run"]
+    shown = {}
+    for key, value in run.items():
+        if isinstance(value, list):
+            value = ",".join(map(str, value)) or "none"
+        elif isinstance(value, bool):
+            value = "on" if value else "off"
+        shown[key] = printable(str(value)) if value != "" else "none"
+    return shown
+
+
+def option(*decls: str, group: str, key: str | None = None, **kwargs: Any) -> Any:
+    return click.option(*decls, cls=GroupedOption, group=group, key=key, **kwargs)
+
+
+def _extra_options() -> dict[str, Any]:
+    """The run options that are not harness.toml keys (or are flags), by name."""
+    return {
+        "--config": option("--config", "config_path", type=click.Path(), default=None,
+                           group="Config", help="config file layered over the built-in "
+                           "defaults (default ./harness.toml)"),
+        "--push-conns": option("--push-conns", type=str, default=None, group="Load",
+                               help="alias of --conns for fan-out runs"),
+        "--json": option("--json", "as_json", is_flag=True, group="Output",
+                         help="print the run summary as JSON on stdout instead of the table"),
+        "--no-report": option("--no-report", is_flag=True, group="Output",
+                              help="skip the HTML report"),
+        "--env": option("--env", "env_name", default=None, group="Measurement",
+                        help="apply [env.NAME] threshold/degradation overrides"),
+        "--scenario": option("--scenario", default=None, group="Capacity",
+                             help="a [scenarios.NAME] preset (built-in: smoke, baseline, load, "
+                                  "stress, ramp, spike, soak) or one from harness.toml"),
+        "--until-degraded": option("--until-degraded", is_flag=True, default=None,
+                                   group="Capacity", key="until_degraded",
+                                   help="keep adding steps until the degradation rule fires"),
+    }
+
+
+SEARCH_EXTRAS = ("--config", "--push-conns")
+
+
+def run_options(f: Any, search: bool = False) -> Any:
+    """The flags of ``run`` (``search``: only those that apply to a search's probes)."""
+    decorators = [d for name, d in _extra_options().items()
+                  if not search or name in SEARCH_EXTRAS]
+    decorators += [option(flag, type=typ, default=None, group=group,
+                          key=flag[2:].replace("-", "_"), help=help_)
+                   for flag, typ, group, help_, in_search in RUN_FLAGS
+                   if in_search or not search]
+    for decorate in reversed(decorators):
+        f = decorate(f)
+    return f
+
+
+def search_options(f: Any) -> Any:
+    return run_options(f, search=True)
+
+
+def search_epilog() -> str:
+    from harness.capacity import GRAMMAR
+    return "\b\n" + GRAMMAR + "\n\n" + SEARCH_EXIT_HELP
+
+
+def _apply(f: Any, decorators: list[Any]) -> Any:
+    """``decorators`` applied as if stacked above ``f`` in this order."""
+    for decorate in reversed(decorators):
+        f = decorate(f)
+    return f
+
+
+def search_flags(f: Any) -> Any:
+    """The flags of ``search``: the SLO and the bounds, then the run flags that apply."""
+    return _apply(search_options(f), [
+        option("--slo", "slo_text", required=True, group="Search",
+               help="the SLO a probe must meet, e.g. 'p99<5ms' or 'p99<5ms and errors<0.1%' "
+                    "(grammar below)"),
+        option("--max-errors", default=None, group="Search",
+               help="largest error rate, e.g. 0.1% (default: not checked)"),
+        option("--over", type=click.Choice(["rate", "conns"]), default="rate",
+               show_default=True, group="Search",
+               help="search the total message rate (open loop) or the connection count"),
+        option("--lo", type=float, default=None, group="Search",
+               help="first load to probe (default: 100 msgs/s with --over rate, 1 connection "
+                    "with --over conns); if it fails, the search halves it, down to lo/64"),
+        option("--hi", type=float, default=None, group="Search",
+               help="highest load to probe (default: 100,000 msgs/s with --over rate, 1,000 "
+                    "connections with --over conns)"),
+        option("--tolerance", type=click.FloatRange(0.001, 1.0), default=0.05, show_default=True,
+               group="Search",
+               help="stop when the bracket is narrower than this fraction of the load found"),
+        option("--max-probes", type=click.IntRange(2, 100), default=12, show_default=True,
+               group="Search", help="the most probes to run"),
+        option("--json", "as_json", is_flag=True, group="Output",
+               help="print the search result as JSON: max_load, unit, slo, probes, ..."),
+    ])
+
+
+def merge_flags(f: Any) -> Any:
+    """The arguments and flags of ``merge``."""
+    return _apply(f, [
+        click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True)),
+        click.option("--name", default="merged", show_default=True),
+        click.option("--results-dir", default="results", show_default=True),
+        click.option("--json", "as_json", is_flag=True),
+        click.option("--no-report", is_flag=True),
+    ])
+
+
+def calibrate_flags(f: Any) -> Any:
+    """The flags of ``calibrate``."""
+    return _apply(f, [
+        click.option("--duration", type=click.FloatRange(0.5, 600), default=5.0, show_default=True),
+        click.option("--conns", type=click.IntRange(1, 10000), default=100, show_default=True),
+        click.option("--inflight", type=click.IntRange(1, 10000), default=16, show_default=True),
+        click.option("--json", "as_json", is_flag=True),
+    ])
+
+
+def serve_flags(f: Any) -> Any:
+    """The arguments and flags of ``serve``."""
+    return _apply(f, [
+        click.argument("kind", type=click.Choice(["echo", "chat"])),
+        click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+                     help="port to listen on (0 = any free port, printed when listening)"),
+        click.option("--bind", default="127.0.0.1", show_default=True,
+                     help="address to listen on (0.0.0.0 or :: for every interface)"),
+        click.option("--framing", type=click.Choice(FRAMINGS), default="len32", show_default=True,
+                     help="message framing the server reads and writes"),
+        click.option("--nodes", type=click.IntRange(1, 64), default=1, show_default=True,
+                     help="chat: linked nodes on consecutive ports"),
+        click.option("--max-frame", type=click.IntRange(16, 1 << 30), default=1 << 20,
+                     show_default=True, help="largest frame accepted from a client, bytes"),
+    ])

@@ -1,0 +1,155 @@
+"""harness.toml (or ``--config FILE``) read and checked: every table, key and value type.
+
+Ranges are checked later, when :func:`harness.config.build_plan` turns the merged settings
+into a Plan.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from harness.specs import (
+    KIND_SPEC,
+    KNOWN_TOP,
+    MAX_CONFIG_BYTES,
+    MIX_KEYS,
+    RUN_SPEC,
+    SCENARIO_ONLY,
+    STAGE_KEYS,
+    STAGE_SPEC,
+    TABLE_SPEC,
+    ConfigError,
+    Spec,
+    check_type,
+    shown,
+)
+
+
+def load_file(path: str | None) -> dict[str, Any]:
+    """The user's config file as a dict, every key and value type checked: ``path``, else
+    ``./harness.toml`` if present, else {}. The built-in defaults and presets are not in it:
+    :func:`settings` layers the file over them."""
+    if path is None:
+        if not Path("harness.toml").is_file():
+            return {}
+        path, name = "harness.toml", "harness.toml"
+    else:
+        name = "--config"
+    data = _read_toml(path, name)
+    check_file(data, path)
+    data["__path__"] = path
+    return data
+
+
+def _read_toml(path: str, name: str) -> dict[str, Any]:
+    """A regular UTF-8 file of at most MAX_CONFIG_BYTES, parsed as TOML."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: no such file: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{name}: {path} is not a regular file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{name}: {path} is over {MAX_CONFIG_BYTES >> 20} MB: not a config")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def check_file(data: dict[str, Any], path: str) -> None:
+    """Every table, key and value type of a config file; ranges are checked in build_plan."""
+    for top, value in data.items():
+        if top not in KNOWN_TOP:
+            raise ConfigError(f"{path}: unknown table or key [{top}] "
+                              f"(known: {', '.join(sorted(KNOWN_TOP))})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{top}] must be a table, not {shown(value)}")
+    _check_table(data.get("run", {}), RUN_SPEC, "run.", path)
+    for table in ("degradation", "thresholds"):
+        _check_table(data.get(table, {}), TABLE_SPEC[table], f"{table}.", path)
+    for name, table in data.get("scenarios", {}).items():
+        _check_scenario(name, table, path)
+    for name, table in data.get("env", {}).items():
+        _check_env(name, table, path)
+    if "mix" in data:
+        _check_mix(data["mix"], path)
+
+
+def _check_table(table: Any, specs: dict[str, Spec], where: str, path: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where.rstrip('.')} must be a table, not {shown(table)}")
+    for key, value in table.items():
+        if key not in specs:
+            raise ConfigError(f"{path}: unknown key {where}{key}")
+        check_type(value, specs[key], f"{path}: {where}{key}")
+
+
+def _check_scenario(name: str, table: Any, path: str) -> None:
+    where = f"scenarios.{name}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{where}] must be a table, not {shown(table)}")
+    for key in table:
+        if key not in RUN_SPEC and key not in SCENARIO_ONLY:
+            raise ConfigError(f"{path}: unknown key {where}.{key}")
+    _check_table({k: v for k, v in table.items() if k in RUN_SPEC}, RUN_SPEC, f"{where}.", path)
+    check_type(table.get("description", ""), Spec("str"), f"{path}: {where}.description")
+    stages = table.get("stages", [])
+    if not isinstance(stages, list):
+        raise ConfigError(f"{path}: {where}.stages must be a list of tables "
+                          f"({{ conns, duration, rate, label }}), not {shown(stages)}")
+    clash = sorted({"conns", "duration", "messages"} & set(table)) if stages else []
+    if clash:
+        raise ConfigError(f"{path}: {where}.{clash[0]}: a scenario with stages takes its "
+                          "connections and durations from the stages")
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{path}: {where}.stages[{i}] must be a table, "
+                              f"not {shown(stage)}")
+        for key in stage:
+            if key not in STAGE_KEYS:
+                raise ConfigError(f"{path}: unknown stage key {where}.stages[{i}].{key} "
+                                  f"(known: {', '.join(sorted(STAGE_KEYS))})")
+        _check_table(stage, STAGE_SPEC, f"{where}.stages[{i}].", path)
+
+
+def _check_env(name: str, table: Any, path: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [env.{name}] must be a table, not {shown(table)}")
+    for key, sub in table.items():
+        if key not in TABLE_SPEC:
+            raise ConfigError(f"{path}: unknown table env.{name}.{key} "
+                              "(known: thresholds, degradation)")
+        _check_table(sub, TABLE_SPEC[key], f"env.{name}.{key}.", path)
+
+
+def _check_mix(table: dict, path: str) -> None:
+    for key in table:
+        if key not in MIX_KEYS:
+            raise ConfigError(f"{path}: unknown key mix.{key} "
+                              f"(known: {', '.join(sorted(MIX_KEYS))})")
+    check_type(table.get("by", "message"), Spec("str"), f"{path}: mix.by")
+    kinds = table.get("kinds", [])
+    if not isinstance(kinds, list):
+        raise ConfigError(f"{path}: mix.kinds must be a list of tables "
+                          f"({{ name, weight, size }}), not {shown(kinds)}")
+    for i, kind in enumerate(kinds):
+        if not isinstance(kind, dict):
+            raise ConfigError(f"{path}: mix.kinds[{i}] must be a table, not {shown(kind)}")
+        _check_table(kind, KIND_SPEC, f"mix.kinds[{i}].", path)

@@ -1,0 +1,317 @@
+"""The charts of the HTML report, each a matplotlib ``Figure`` saved as inline SVG: latency
+percentiles and throughput against load, latency and throughput over time, the percentile
+spectrum of each step, and client and server CPU and memory over time.
+
+Figures are built without pyplot (no GUI backend, no global figure state). Units: latency
+ms, throughput msgs/s, time s since the start of the first measure window (the steps'
+measure windows laid end to end), CPU % of one core, memory MB (resident set). Nothing here
+recomputes a statistic: figures come from run.json, spectra from its merged histograms.
+matplotlib is imported inside the functions that draw, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.histogram import Histogram
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+Columns = dict[str, list]  # CSV column name -> values (floats, NaN for an empty cell, or str)
+
+
+# Percentile spectrum: q = 100 * (1 - 10**-x) for x on a "nines" axis (x=2 is p99).
+MAX_NINES = 6.0
+SPECTRUM_POINTS = 240
+NO_SAMPLES = "no resource samples (no monitor-step CSV files in the run folder)"
+_RC: dict[RcKeyType, Any] = {
+    "svg.fonttype": "none", "text.parse_math": False, "font.size": 9, "axes.grid": True,
+    "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "legend.fontsize": 8, "legend.frameon": False}
+_NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
+_WIDTH_IN = 11.0
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """One chart of the page: ``svg`` is inline SVG markup, or None with a ``note``."""
+
+    key: str
+    caption: str
+    svg: str | None
+    note: str = ""
+
+
+def render_charts(doc: dict, series: Sequence[Columns],
+                  monitor: Sequence[Columns | None]) -> list[Chart]:
+    """Every chart of the page, in page order (sweep, over time, spectrum, resources)."""
+    import matplotlib
+
+    steps = doc.get("steps", [])
+    if not steps:
+        return [Chart("none", "Charts", None, "no step was measured")]
+    monitor = list(monitor) + [None] * (len(steps) - len(monitor))
+    tl = timeline(steps, series, monitor)
+    with matplotlib.rc_context(_RC):
+        out = [Chart("sweep", "Latency percentiles and throughput against load",
+                     _svg(sweep_figure(doc), "sweep")),
+               Chart("time", "Latency and throughput over time (steps end to end)",
+                     _svg(time_figure(steps, series, tl), "time")),
+               Chart("spectrum", "Latency percentile spectrum of each step",
+                     _svg(spectrum_figure(steps), "spectrum"))]
+        if any(m for m in monitor):
+            out.append(Chart("resources", "Client and server CPU and memory over time",
+                             _svg(resource_figure(steps, monitor, tl), "resources")))
+        else:
+            out.append(Chart("resources", "Client and server CPU and memory over time", None,
+                             NO_SAMPLES))
+    return out
+
+
+def _figure(rows: int, cols: int = 1, height: float = 3.2) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(_WIDTH_IN, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    return fig, [ax for row in axes for ax in row]
+
+
+_ID = re.compile(r'\bid="([^"]+)"')
+_REF = re.compile(r'(url\(#|href="#)([^)"]+)')
+_XMLNS = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')
+_STYLE = re.compile(r"<style[^>]*>.*?</style>", re.S)
+
+
+def _svg(fig: Any, prefix: str) -> str:
+    """``fig`` as SVG markup fit to sit inside HTML: no XML prolog, DOCTYPE or namespace
+    URLs, and every id (and reference to it) prefixed so charts cannot collide."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata=_NO_METADATA)
+    s = buf.getvalue()
+    s = s[s.index("<svg"):]
+    s = _STYLE.sub("", _XMLNS.sub("", s, count=2), count=1)
+    s = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', s)
+    return _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", s)
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def step_label(s: dict) -> str:
+    label = f"{s['conns']} conns"
+    if s.get("rate"):
+        label += f" @{s['rate']:g}/s"
+    if s.get("messages") is not None:
+        label += f" x{s['messages']}m"
+    return label + ("*" if s.get("partial") else "")
+
+
+def load_axis(steps: list[dict]) -> tuple[str, list[float]]:
+    """What the sweep varies (rate, connections or messages) and its value per step."""
+    rates = [float(s.get("rate") or 0) for s in steps]
+    conns = [float(s["conns"]) for s in steps]
+    msgs = [float(s.get("messages") or 0) for s in steps]
+    if len(set(rates)) > 1:
+        return "rate (msgs/s)", rates
+    if len(set(conns)) > 1 or len(set(msgs)) <= 1:
+        return "connections", conns
+    return "messages per step", msgs
+
+
+def _maybe_log(ax: Any, axis: str, values: Iterable[float]) -> None:
+    """A log scale on ``axis`` when the values span a factor of 8 or more."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if v.size and v.min() > 0 and v.max() / v.min() >= 8:
+        _log(ax, axis)
+
+
+def _log(ax: Any, axis: str) -> None:
+    """Log scale with plain tick labels ("0.1", "20"), not mathtext (which is off)."""
+    from matplotlib.ticker import FuncFormatter, LogFormatter
+
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    a.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
+def sweep_figure(doc: dict) -> Any:
+    steps = doc["steps"]
+    name, x = load_axis(steps)
+    fig, (lat, thr) = _figure(1, 2, height=3.6)
+    for key, label, style in (("p50", "p50", "o-"), ("p99", "p99", "s-"),
+                              ("p999", "p99.9", "^-")):
+        lat.plot(x, [_num(s["latency_ms"].get(key)) for s in steps], style, label=label)
+    lat.set(xlabel=name, ylabel="latency (ms)", title="latency percentiles")
+    _maybe_log(lat, "y", [_num(s["latency_ms"].get(k)) for s in steps for k in ("p50", "p999")])
+    thr.plot(x, [s["throughput_msgs_s"] for s in steps], "o-", color="C2", label="msgs/s")
+    thr.set(xlabel=name, ylabel="throughput (msgs/s)", title="throughput")
+    thr.set_ylim(bottom=0)
+    bound = [(xi, s["throughput_msgs_s"]) for xi, s in zip(x, steps, strict=True)
+             if s.get("client_bound")]
+    if bound:
+        thr.plot(*zip(*bound, strict=True), "x", color="C3", markersize=10,
+                 label="client-bound step")
+    degraded = doc.get("degradation", {}).get("degraded_at")
+    for ax in (lat, thr):
+        _maybe_log(ax, "x", x)
+        if degraded is not None and name == "connections":
+            ax.axvline(float(degraded), color="C3", ls="--", lw=1, label="degradation point")
+        ax.legend(loc="best")
+    return fig
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Where each step's measure window sits on the shared time axis (s)."""
+
+    offsets: list[float]
+    lengths: list[float]
+
+
+def timeline(steps: list[dict], series: Sequence[Columns],
+             monitor: Sequence[Columns | None]) -> Timeline:
+    offsets, lengths, t = [], [], 0.0
+    for k, s in enumerate(steps):
+        ser = series[k] if k < len(series) else {}
+        mon = monitor[k] if k < len(monitor) else None
+        n = float(len(ser.get("second", [])))
+        m = max((x + 1 for x in (mon or {}).get("second", []) if np.isfinite(x)), default=0.0)
+        length = max(n, float(s.get("duration_s") or 0), m) or 1.0
+        offsets.append(t)
+        lengths.append(length)
+        t += length
+    return Timeline(offsets, lengths)
+
+
+def _boundaries(ax: Any, steps: list[dict], tl: Timeline, labels: bool) -> None:
+    """Step boundaries (grey, labelled) and stage boundaries (orange, dotted)."""
+    tr = ax.get_xaxis_transform()
+    for s, off in zip(steps, tl.offsets, strict=True):
+        if off > 0:
+            ax.axvline(off, color="0.4", ls="--", lw=0.8)
+        if labels:
+            ax.text(off, 1.0, " " + step_label(s), transform=tr, fontsize=7, va="bottom",
+                    ha="left", color="0.3", clip_on=False)
+        for st in s.get("stages") or []:
+            x = off + float(st.get("start_s", 0))
+            ax.axvline(x, color="C1", ls=":", lw=1)
+            if labels:
+                ax.text(x, 0.97, " " + str(st.get("label", "")), transform=tr, fontsize=7,
+                        rotation=90, va="top", ha="left", color="C1")
+
+
+def _joined(steps: list[dict], tl: Timeline, cols: Sequence[Columns | None], y: str,
+            pick: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """One line over all steps (NaN between steps so they are not joined): x at the middle
+    of each second, y from column ``y`` of the rows where ``pick(row_index, col)``."""
+    xs, ys = [], []
+    for k in range(len(steps)):
+        c = cols[k] if k < len(cols) else None
+        if not c or y not in c or "second" not in c:
+            continue
+        rows = [i for i in range(len(c["second"])) if pick is None or pick(i, c)]
+        xs.extend([tl.offsets[k] + c["second"][i] + 0.5 for i in rows] + [math.nan])
+        ys.extend([c[y][i] for i in rows] + [math.nan])
+    return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
+def time_figure(steps: list[dict], series: Sequence[Columns], tl: Timeline) -> Any:
+    fig, (lat, thr) = _figure(2, 1, height=2.6)
+    lat.plot(*_joined(steps, tl, series, "p99_ms"), ".-", color="C1", label="p99 per second")
+    lat.set(ylabel="latency (ms)")
+    _maybe_log(lat, "y", _joined(steps, tl, series, "p99_ms")[1])
+    thr.plot(*_joined(steps, tl, series, "received"), ".-", color="C2", label="received/s")
+    thr.plot(*_joined(steps, tl, series, "sent"), "-", color="C0", lw=0.8, alpha=0.6,
+             label="sent/s")
+    thr.set(ylabel="msgs/s", xlabel="time (s, measure windows end to end)")
+    thr.set_ylim(bottom=0)
+    ex, ey = _joined(steps, tl, series, "errors")
+    if np.nansum(ey) > 0:
+        err = thr.twinx()
+        err.plot(ex, ey, "-", color="C3", lw=1, label="errors/s")
+        err.set_ylabel("errors/s", color="C3")
+        err.grid(False)
+    end = tl.offsets[-1] + tl.lengths[-1]
+    for ax, labels in ((lat, True), (thr, False)):
+        ax.set_xlim(0, end)
+        _boundaries(ax, steps, tl, labels)
+        ax.legend(loc="best")
+    return fig
+
+
+def spectrum(hist: Histogram) -> tuple[np.ndarray, np.ndarray]:
+    """(nines, latency ms) of ``hist``: q = 100 * (1 - 10**-nines), up to the last
+    percentile the count resolves (log10 of the total, at most MAX_NINES), then the max."""
+    top = min(math.log10(hist.total), MAX_NINES) if hist.total > 1 else 0.0
+    nines = np.linspace(0.0, top, SPECTRUM_POINTS)
+    q = np.clip(100.0 * (1.0 - 10.0 ** -nines), 0.0, 100.0)
+    ms = np.asarray(hist.percentiles(q.tolist()), dtype=float) / 1e6
+    return np.append(nines, top), np.append(ms, (hist.max or 0) / 1e6)
+
+
+def spectrum_figure(steps: list[dict]) -> Any:
+    fig, (ax,) = _figure(1, 1, height=4.2)
+    top = 1.0
+    for k, s in enumerate(steps):
+        color = f"C{k % 10}"
+        for key, ls, suffix in (("latency", "-", ""), ("service", "--", " service")):
+            d = s.get("histograms", {}).get(key)
+            h = Histogram.from_dict(d) if d else None
+            if h is None or h.total == 0:
+                continue
+            x, y = spectrum(h)
+            ax.plot(x, y, ls, color=color, label=step_label(s) + suffix)
+            top = max(top, x[-1])
+    ticks = np.arange(0, math.ceil(top) + 1)
+    ax.set_xticks(ticks, [_nines_label(t) for t in ticks.tolist()])
+    ax.set_xlim(0, math.ceil(top))
+    _log(ax, "y")
+    ax.set(xlabel="percentile", ylabel="latency (ms)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", ncol=2)
+    return fig
+
+
+def _nines_label(n: float) -> str:
+    if n == 0:
+        return "0%"
+    return f"{100 - 10.0 ** (2 - n):.{max(int(n) - 2, 0)}f}%"
+
+
+def _roles(monitor: Sequence[Columns | None]) -> list[str]:
+    seen: dict[str, None] = {}
+    for m in monitor:
+        for r in (m or {}).get("role", []):
+            seen[str(r)] = None
+    return sorted(seen, key=lambda r: (r == "server", r))
+
+
+def resource_figure(steps: list[dict], monitor: Sequence[Columns | None], tl: Timeline) -> Any:
+    fig, (cpu, mem) = _figure(2, 1, height=2.6)
+    for i, role in enumerate(_roles(monitor)):
+        color = "black" if role == "server" else f"C{i % 10}"
+        def pick(j: int, c: Columns, role: str = role) -> bool:
+            return str(c["role"][j]) == role
+        for ax, col in ((cpu, "cpu_pct"), (mem, "rss_mb")):
+            ax.plot(*_joined(steps, tl, monitor, col, pick), ".-", color=color, lw=1,
+                    markersize=3, label=role)
+    cpu.set(ylabel="CPU (% of one core)")
+    mem.set(ylabel="memory RSS (MB)", xlabel="time (s, measure windows end to end)")
+    end = tl.offsets[-1] + tl.lengths[-1]
+    for ax, labels in ((cpu, True), (mem, False)):
+        ax.set_xlim(0, end)
+        ax.set_ylim(bottom=0)
+        _boundaries(ax, steps, tl, labels)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", ncol=4)
+    return fig

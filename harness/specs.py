@@ -1,0 +1,193 @@
+"""The type and range of every setting, and the checks of one value against them.
+
+The built-in defaults (harness/default.toml) and the limits that harness.toml values and
+flags must keep live here; :mod:`harness.config` reads a file and builds the Plan with them.
+Every problem raises :class:`ConfigError` with one line naming the bad key or flag.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+# The built-in defaults and scenario presets ship inside the package; ./harness.toml or
+# --config FILE layers over them (see load_file).
+BUILTIN_PATH = "built-in defaults (harness/default.toml)"
+
+
+def _builtin() -> dict[str, Any]:
+    return tomllib.loads(resources.files("harness").joinpath("default.toml").read_text("utf-8"))
+
+
+BUILTIN = _builtin()
+RUN_DEFAULTS: dict[str, Any] = BUILTIN["run"]
+MIX_KEYS = {"by", "kinds"}
+KIND_KEYS = {"name", "weight", "size"}
+SCENARIO_ONLY = {"stages", "description"}
+STAGE_KEYS = {"conns", "duration", "rate", "label"}
+TABLES = {"run": RUN_DEFAULTS, "degradation": BUILTIN["degradation"],
+          "thresholds": BUILTIN["thresholds"]}
+# Flags whose name differs from the key, for error messages.
+FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
+KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix"}
+MAX_CONNS = 1_000_000
+MAX_MESSAGES = 10**12  # per step
+MAX_INT64 = 2**63 - 1  # run.json holds every value as a JSON number a 64-bit reader can take
+MAX_CONFIG_BYTES = 1 << 20
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """What a setting may hold: ``kind`` is the TOML type (int, float, bool, str, ints: an
+    int, a list of ints or a comma string, size: an int, a "LO-HI" or comma string or a list
+    of ints, strs: a string or a list of strings), ``lo``/``hi`` the range of a number.
+    A float setting whose ``zero_or`` is set takes 0 (off) or a value in [zero_or, hi]."""
+
+    kind: str
+    lo: float = -math.inf
+    hi: float = math.inf
+    zero_or: float | None = None
+
+
+# The type and range of every [run] key (flags are checked against the same ranges).
+RUN_SPEC: dict[str, Spec] = {
+    "host": Spec("str"), "conns": Spec("ints", 1, MAX_CONNS),
+    "messages": Spec("ints", 1, MAX_MESSAGES), "workers": Spec("int", 0, 1024),
+    "workload": Spec("str"), "framing": Spec("str"), "size": Spec("size"),
+    "inflight": Spec("int", 1, 1_000_000), "rate": Spec("float", 0, 1e6, zero_or=0.001),
+    "think": Spec("float", 0, 3600), "duration": Spec("float", 0.001, 7 * DAY_S),
+    "warmup": Spec("float", 0, 3600), "timeout": Spec("float", 0.001, 3600),
+    "connect_timeout": Spec("float", 0.001, 3600),
+    "connect_rate": Spec("float", 0, 1e7, zero_or=0.01), "max_frame": Spec("int", 16, 1 << 30),
+    "listen": Spec("int", 0, 100_000), "push_hosts": Spec("ints", 0, 1023),
+    "seed": Spec("int", 0, MAX_INT64), "name": Spec("str"), "results_dir": Spec("str"),
+    "until_degraded": Spec("bool"), "grow": Spec("str"), "increment": Spec("int", 0, MAX_CONNS),
+    "max_conns": Spec("int", 1, MAX_CONNS), "server_pid": Spec("int", 0, 2**31 - 1),
+    "server_cmd": Spec("str"), "monitor_interval": Spec("float", 0.05, 60),
+    "corpus": Spec("str"), "source_addrs": Spec("strs"),
+}
+LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
+TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},
+              "thresholds": {k: LIMIT_SPEC for k in TABLES["thresholds"]}
+              | {"max_lost": Spec("int", -MAX_INT64, MAX_INT64)}}
+STAGE_SPEC = {"conns": Spec("int", 1, MAX_CONNS), "duration": RUN_SPEC["duration"],
+              "rate": RUN_SPEC["rate"], "label": Spec("str")}
+KIND_SPEC = {"name": Spec("str"), "weight": Spec("float", 0, 1e9), "size": Spec("size")}
+EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
+            "str": "a string", "ints": "an integer or a list of integers",
+            "size": "an integer, a \"LO-HI\" string or a list of integers",
+            "strs": "a string or a list of strings"}
+MAX_CORPUS_BYTES = 16 * 1024 * 1024  # a --corpus file (held in memory by every worker)
+MAX_CORPUS_LINES = 1_000_000
+
+
+class ConfigError(ValueError):
+    """A bad flag or config key: the message is one line naming it."""
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _type_ok(v: Any, kind: str) -> bool:
+    if kind in ("ints", "size"):
+        return is_int(v) or isinstance(v, str) or (
+            isinstance(v, list) and all(is_int(x) for x in v))
+    if kind == "strs":
+        return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+    return {"int": is_int(v), "float": is_int(v) or isinstance(v, float),
+            "bool": isinstance(v, bool), "str": isinstance(v, str)}[kind]
+
+
+def check_type(value: Any, spec: Spec, where: str) -> None:
+    """A TOML value of the type ``spec`` wants: no coercion (``"false"`` is not false, true
+    is not 1, 1.5 is not an integer)."""
+    if not _type_ok(value, spec.kind):
+        raise ConfigError(f"{where}: expected {EXPECTED[spec.kind]}, got {shown(value)}")
+
+
+def shown(v: Any) -> str:
+    """A value as the user wrote it in TOML, with its type, cut to a readable length."""
+    kind = ("a boolean" if isinstance(v, bool) else "a string" if isinstance(v, str) else
+            "a list" if isinstance(v, list) else "a table" if isinstance(v, dict) else
+            "an integer" if isinstance(v, int) else "a number" if isinstance(v, float) else
+            type(v).__name__)
+    text = ("true" if v is True else "false" if v is False else repr(v))
+    return f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def flag_name(run: dict, key: str) -> str:
+    return run.get("__names__", {}).get(key, FLAG.get(key, key))
+
+
+def parse_int_list(value: Any, flag: str, lo: int = 1, hi: float = math.inf) -> list[int]:
+    """``"10,100,1000"`` or a TOML list or an int -> [10, 100, 1000], each in [lo, hi]."""
+    if is_int(value):
+        items: list[Any] = [value]
+    elif isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        items = [v.strip() for v in value.split(",")] if value.strip() else []
+    else:
+        raise ConfigError(f"{flag}: expected a comma-separated list of integers, got {value!r}")
+    out = []
+    for item in items:
+        if isinstance(item, (bool, float)):
+            raise ConfigError(f"{flag}: {item!r} is not an integer")
+        try:
+            n = int(item)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{flag}: {cut(item)!r} is not an integer "
+                              f"(expected e.g. 10,100,1000)") from None
+        if n < lo:
+            raise ConfigError(f"{flag}: {n} must be >= {lo}")
+        if n > hi:
+            raise ConfigError(f"{flag}: {cut(n)} is over the limit of {hi:,}")
+        out.append(n)
+    return out
+
+
+def cut(v: Any, most: int = 40) -> Any:
+    """A value short enough for an error line (a 30-digit number, a long string)."""
+    text = str(v)
+    return v if len(text) <= most else text[: most - 3] + "..."
+
+
+def number(run: dict, key: str, lo: float | None = None, kind: type | None = None,
+         hi: float | None = None) -> Any:
+    """A finite number in [lo, hi] (by default the range of RUN_SPEC[key]; a ``zero_or``
+    setting also takes 0); the error names the flag or the file key it came from. A boolean
+    is not a number, and a whole number is not taken from a fraction."""
+    spec = RUN_SPEC.get(key, Spec("float"))
+    lo = spec.lo if lo is None else lo
+    hi = spec.hi if hi is None else hi
+    kind = kind or (int if spec.kind in ("int", "ints") else float)
+    v, name = run[key], flag_name(run, key)
+    if isinstance(v, bool):
+        raise ConfigError(f"{name}: {v!r} is not a number")
+    if not isinstance(v, (int, float)):
+        try:
+            v = float(v) if kind is float else int(str(v), 10)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: {cut(v)!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"{name}: {v!r} must be a finite number")
+    if kind is int and v != int(v):
+        raise ConfigError(f"{name}: {v!r} must be a whole number")
+    v = kind(v)
+    if spec.zero_or is not None:
+        if v == 0:
+            return v
+        lo = max(lo, spec.zero_or)
+    if v < lo or v > hi:
+        raise ConfigError(f"{name}: {cut(v)} out of range ({_bound(lo)} to {_bound(hi)}"
+                          f"{', or 0 for off' if spec.zero_or is not None else ''})")
+    return v
+
+
+def _bound(x: float) -> str:
+    return "any" if math.isinf(x) else f"{x:g}" if isinstance(x, float) else f"{x:,}"
