@@ -120,7 +120,7 @@ class Outbound:
             size = int(self.specs[0])
             self.buf[:n, self.hdr:self.hdr + self.ss] = stamp.to_bytes(st, True)
             ends = np.arange(size, (n + 1) * size, size, dtype=np.int64)
-            return memoryview(self.buf[:n]).cast("B"), ends, kinds
+            return self.buf[:n].data.cast("B"), ends, kinds
         return self._build_varied(gid, seq0, t, delay_us)
 
     def pick_kinds(self, gid: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ class Outbound:
                 self.pattern[np.repeat(src, fill) + ramp]
         if self.ascii:
             out[ends - 1] = 10
-        return memoryview(out[:total]), ends, kinds
+        return out[:total].data, ends, kinds
 
     def _build_words(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
                      delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
@@ -197,7 +197,7 @@ class Outbound:
             w[:, 6] = t >> 32
         w[:, 0] = stamp.check_words(w, self.key)
         ends = np.arange(size, (n + 1) * size, size, dtype=np.int64)
-        return memoryview(self.buf[:n]).cast("B"), ends, np.zeros(n, dtype=np.uint16)
+        return self.buf[:n].data.cast("B"), ends, np.zeros(n, dtype=np.uint16)
 
 
 # ---------------------------------------------------------------------------- inbound
@@ -277,6 +277,7 @@ class Inbound:
         """Frames of one size. A round is a few numpy calls whatever its size; with one frame
         per read (low concurrency) the per-frame arrays are the per-read lists as they are."""
         size = self.fixed
+        assert size is not None  # only called with frames of one size
         n = seg_end[-1] // size
         frames = np.frombuffer(buf, dtype=self.frame_dt, count=n)
         conn = np.array(seg_conn, dtype=np.int64)

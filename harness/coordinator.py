@@ -88,7 +88,7 @@ def fd_shortfall(plan: Plan, limit: int, most_conns: int | None = None) -> str |
 
 def resolve(targets: tuple[Target, ...]) -> list[tuple[int, tuple]]:
     """(family, sockaddr) per target; raises OSError (socket.gaierror) when one won't resolve."""
-    out = []
+    out: list[tuple[int, tuple]] = []
     for t in targets:
         info = socket.getaddrinfo(t.host, t.port, 0, socket.SOCK_STREAM)
         family, _, _, _, addr = info[0]
@@ -226,7 +226,7 @@ class Coordinator:
         self.on_progress = on_progress
         self.reserve = reserve_cores
         self.interrupts = interrupts
-        self.procs: list[mp.Process] = []
+        self.procs: list[mp.process.BaseProcess] = []
         self.pipes: list[Connection] = []
         self.lost: dict[int, str] = {}  # worker index -> why it is gone
 
@@ -344,15 +344,15 @@ class Coordinator:
         got: dict[int, object] = {}
         latest: dict[int, dict] = {}
         index = {id(p): i for i, p in enumerate(self.pipes)}
-        wake = [self.interrupts] if self.interrupts is not None else []
+        wake = [self.interrupts.fileno()] if self.interrupts is not None else []
         while pending := [self.pipes[i] for i in self.live if i not in got]:
             if self._interrupted():
                 raise KeyboardInterrupt
-            ready = wait(pending + wake, timeout=1.0)
+            ready = wait([*pending, *wake], timeout=1.0)
             if not ready:
                 self._check_alive()
             for pipe in ready:
-                if pipe is self.interrupts:
+                if isinstance(pipe, int):  # the interrupts' wake-up fd
                     continue
                 i = index[id(pipe)]
                 msg = self._recv(i)

@@ -54,7 +54,8 @@ class Worker:
                             corpus=list(plan.corpus) or None,
                             by_connection=plan.mix_by == "connection")
         self.matching = getattr(workload, "matching", "stamp")
-        fixed = kinds[0].size if self.out.fixed else None
+        size = kinds[0].size
+        fixed = size if self.out.fixed and isinstance(size, int) else None
         self.fixed = (fixed if fr.header and not workload.ignore_unstamped
                       and self.matching == "stamp" else None)
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
