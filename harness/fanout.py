@@ -12,8 +12,7 @@ from harness.ledger import FanoutPart
 from harness.plan import Step
 from harness.result import WorkerResult
 from harness.summary import latency_ms
-
-SEC = 1e9
+from harness.units import SEC
 
 
 def merge_fanout(parts: list[FanoutPart]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
