@@ -20,8 +20,8 @@ was cut short; 2 usage or configuration error; 3 the target could not be reached
 MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
 failed; 2 usage error, or runs that cannot be merged."""
 REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
-CALIBRATE_EXIT_HELP = ("Exit codes: 0 measured; 1 interrupted, or the machine was busy (others took "
-                       "a material share of a core: no ceiling reported).")
+CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine was busy (others
+took a material share of a core: no ceiling reported)."""
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
 cannot be listened on."""
 # Option groups of `run --help`, in the order shown.
