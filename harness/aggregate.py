@@ -95,7 +95,7 @@ def _counts(step: Step, results: list[WorkerResult], open_loop: bool, lat: Histo
     errors = dict.fromkeys(ERROR_KINDS, 0)
     for r in results:
         for k, v in r.errors.items():
-            errors[k] += v
+            errors[k] = errors.get(k, 0) + v
     sent = sum(r.sent for r in results)
     received = sum(r.received for r in results)
     duration = _duration_s(results, step.duration_s is None)
@@ -219,8 +219,9 @@ def error_rate(s: dict) -> float:
     lost), so they are not added. Connections: failed connects over connections asked for.
     The rate is the larger of the two."""
     errs = s["errors"]
+    http = sum(n for kind, n in errs.items() if kind.startswith("http_"))  # non-2xx
     failed_msgs = max(s["lost"] + s.get("late", 0), errs.get("timeout", 0),
-                      errs.get("protocol", 0))
+                      errs.get("protocol", 0) + http)
     expected = s.get("deliveries_expected") or s["sent"]
     messages = min(failed_msgs / max(expected, 1), 1.0)
     failed = sum(n for kind, n in errs.items() if kind.startswith("connect_"))

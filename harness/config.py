@@ -108,8 +108,11 @@ def _preset(file: dict[str, Any], kind: str, name: str, path: str) -> tuple[dict
 
 
 def parse_target(text: str) -> Target:
-    """``host:port`` or ``[v6]:port``; the port must be 1-65535."""
+    """``host:port`` or ``[v6]:port`` (raw TCP), or an ``http://host[:port][/path]`` URL
+    (HTTP/1.1; port 80 by default); the port must be 1-65535."""
     text = text.strip()
+    if "://" in text:
+        return _parse_url(text)
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
         if not sep or ":" not in host:
@@ -126,6 +129,34 @@ def parse_target(text: str) -> Target:
         raise ConfigError(f"--host: {text!r}: port {p} out of range 1-65535")
     _check_host_name(host, text)
     return Target(host, p)
+
+
+def _parse_url(text: str) -> Target:
+    """An ``http://`` URL: host, port (80 unless given), path ("/" unless given)."""
+    from urllib.parse import urlsplit
+    scheme = text.partition("://")[0].lower()
+    if scheme == "https":
+        raise ConfigError(f"--host: {cut(text)!r}: https (TLS) is not yet supported")
+    if scheme != "http":
+        raise ConfigError(f"--host: {cut(text)!r}: unknown URL scheme {cut(scheme)!r} "
+                          "(expected http://host:port/path, or host:port for raw TCP)")
+    try:
+        url = urlsplit(text)
+        port = url.port or 80
+    except ValueError as exc:
+        raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
+    host = url.hostname or ""
+    path = url.path or "/"
+    if url.query:
+        path += "?" + url.query
+    if not host or url.username is not None or url.fragment or not path.isprintable() \
+            or " " in path:
+        raise ConfigError(f"--host: {cut(text)!r}: not a valid URL "
+                          "(expected http://host[:port][/path])")
+    if port == 0:
+        raise ConfigError(f"--host: {text!r}: port 0 out of range 1-65535")
+    _check_host_name(host, text)
+    return Target(host, port, "http", path)
 
 
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
@@ -169,7 +200,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
                           "(a fixed schedule), --inflight the closed loop")
     host = run["host"] or ""
     targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
-    workload = str(run["workload"])
+    workload = _http_workload(targets, str(run["workload"]))
     fr_name = str(run["framing"])
     try:
         fr = framing_mod.get(fr_name)
@@ -202,6 +233,19 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         monitor_interval_s=number(run, "monitor_interval"),
         mix=mix, mix_by=mix_by, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps))
+
+
+def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
+    """The workload of the run: an http:// target turns the default echo into http; raw
+    TCP and HTTP targets do not mix."""
+    schemes = {t.scheme for t in targets}
+    if len(schemes) > 1:
+        raise ConfigError("--host: http:// URLs and raw host:port targets cannot be mixed")
+    if schemes == {"http"} and workload == "echo":
+        return "http"
+    if schemes != {"http"} and workload == "http":
+        raise ConfigError("--workload: http needs an http:// target (--host http://host:port/)")
+    return workload
 
 
 def _pacing_and_steps(run: dict, raw_stages: list[dict]) -> tuple[Pacing, tuple[Step, ...]]:

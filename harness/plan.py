@@ -10,12 +10,17 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """A raw-TCP ``host:port`` (scheme "tcp"), or an ``http://host:port/path`` URL."""
+
     host: str
     port: int
+    scheme: str = "tcp"  # "tcp" | "http"
+    path: str = ""  # an http target's path ("/" when the URL has none)
 
     @property
     def label(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        hp = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return hp if self.scheme == "tcp" else f"{self.scheme}://{hp}{self.path}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ class Recorder:
     # ------------------------------------------------------------------ counters
 
     def error(self, kind: str, count: int, now: int) -> None:
-        self.res.errors[kind] += count
+        self.res.errors[kind] = self.res.errors.get(kind, 0) + count
         self._series_add("errors", count, now)
 
     def connected(self, elapsed_ns: int) -> None:

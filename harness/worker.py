@@ -22,6 +22,7 @@ import numpy as np
 from harness import framing as framing_mod
 from harness.batch import Outbound, Parsed, size_bounds
 from harness.delivery import delivery_for
+from harness.http import Http
 from harness.pacing import Pacer
 from harness.plan import Plan
 from harness.protocol import protocol_for
@@ -58,6 +59,7 @@ class Worker:
         fixed = size if self.out.fixed and isinstance(size, int) else None
         self.fixed = (fixed if fr.header and not workload.ignore_unstamped
                       and self.matching == "stamp" else None)
+        self.request = _http_request(plan, workload)  # None: framed, stamped messages
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
@@ -73,7 +75,10 @@ class Worker:
         self.rec = Recorder(self.index, n, self.n_kinds, self.fixed)
         self.pace = Pacer(share, plan.pacing, plan.seed * 104729 + self.index)
         self.proto = protocol_for(self.matching, self.framing, self.out, self.fixed,
-                                  plan.max_frame, share.key, n, self.index)
+                                  plan.max_frame, share.key, n, self.index) \
+            if self.request is None else Http(self.request, self.framing, self.out,
+                                              plan.max_frame, share.key, n, self.index)
+        self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
         self.tp = Transport(share, self.addrs, plan.source_addrs, sel, self.rounds,
@@ -122,6 +127,7 @@ class Worker:
         self.rec.error(kind, count, now)
 
     def closed(self, i: int) -> None:
+        self.reconnecting[i] = False
         self.pace.closed(i)
         self.proto.forget(i)
 
@@ -133,8 +139,9 @@ class Worker:
 
     def connected(self, i: int, elapsed_ns: int) -> None:
         self.rec.connected(elapsed_ns)
-        if self.running:  # joined mid-run (a stage added it)
-            self.res.connected += 1
+        if self.running:  # joined mid-run (a stage added it, or a reconnect)
+            self.res.connected += not self.reconnecting[i]
+            self.reconnecting[i] = False
             self.pace.joined(i, time.monotonic_ns())
         hello = self.workload.hello(int(self.gid[i]))
         if hello:
@@ -143,7 +150,31 @@ class Worker:
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None:
         self.round_len = seg_end[-1]
-        self._account(self.proto.parse(buf, seg_conn, seg_end, seg_t, walk), seg_t[-1])
+        p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
+        self._account(p, seg_t[-1])
+        if isinstance(self.proto, Http):
+            self._http_round(self.proto, p, seg_t[-1])
+
+    def _http_round(self, proto: Http, p: Parsed, now: int) -> None:
+        """Non-2xx responses counted by code (``http_404``); connections whose server said
+        ``Connection: close`` closed and, while sending, reopened (``reconnect``)."""
+        codes = proto.codes[p.ok]
+        bad = codes[(codes < 200) | (codes >= 300)]
+        if len(bad) and self.rec.measuring:
+            for code, count in zip(*np.unique(bad, return_counts=True), strict=True):
+                self.rec.error(f"http_{int(code)}", int(count), now)
+        for i in proto.take_closing():
+            if self.tp.socks[i] is not None:
+                self._reopen(i, now)
+
+    def _reopen(self, i: int, now: int) -> None:
+        """Close connection ``i`` (its server said so); reopen it while it has more to send."""
+        self.tp.close(i)
+        if self.sending and self.pace.budget[i] > 0:
+            self.rec.error("reconnect", 1, now)
+            self.reconnecting[i] = True
+            self.tp.started[i] = now
+            self.tp.start_connect(i)
 
     # ------------------------------------------------------------------ the loop
 
@@ -237,7 +268,7 @@ class Worker:
             return False
         if self.times.end is not None:
             return now >= self.times.end
-        return not self.pace.budget_left(self.tp.alive)
+        return not self.pace.budget_left(self.tp.alive | self.reconnecting)
 
     def _drained(self, now: int) -> bool:
         alive = self.tp.alive
@@ -342,3 +373,12 @@ class Worker:
     def close_all(self) -> None:
         self.tp.close_all()
         self.running = False
+
+
+def _http_request(plan: Plan, workload: Workload) -> bytes | None:
+    """The bytes of an http workload's one request (to the first target's host and path)."""
+    if getattr(workload, "protocol", "framed") != "http" or not plan.targets:
+        return None
+    t = plan.targets[0]
+    host = f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
+    return bytes(workload.request(host, t.path or "/"))  # type: ignore[attr-defined]

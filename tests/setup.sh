@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs harness with its test dependencies, Debian's chromium for the HTML report test, and
-# redis-server (a target that never echoes, for the no-valid-reply diagnosis test).
+# redis-server (a target that never echoes, for the no-valid-reply diagnosis test) and
+# nginx-light (the HTTP/1.1 target of tests/test_http.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -13,6 +14,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
       || echo "tests/setup.sh: could not install redis-server; its test will be skipped" >&2
+  fi
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null) \
+      || echo "tests/setup.sh: could not install nginx-light; the HTTP tests will be skipped" >&2
   fi
 fi
 python -m pip install -q -e '.[test]'

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from workloads.base import Kind, Workload
 
-BUILTIN = ("echo", "chat")
+BUILTIN = ("echo", "chat", "http")
 
 __all__ = ["BUILTIN", "Kind", "Workload", "WorkloadError", "load"]
 

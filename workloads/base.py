@@ -11,6 +11,8 @@ A workload is a class with these attributes and methods (subclass ``Workload``):
 * ``matching``: ``"stamp"`` (each reply carries the stamp of the message it answers) or
   ``"order"`` (replies carry no stamp: the k-th reply on a connection answers its k-th
   request; echo delivery only).
+* ``protocol``: ``"framed"`` (the run's framing, stamped messages) or ``"http"``
+  (HTTP/1.1 requests from ``request(host, path)``; see workloads/http.py).
 * ``ignore_unstamped``: when True, frames without a valid stamp (a server's welcome line, a
   join acknowledgement) are skipped; when False they count as protocol errors.
 * ``hello(conn)``: frame bodies to send once, right after connecting (a handshake or a join
@@ -40,6 +42,7 @@ class Workload:
     delivery = "echo"
     framing: str | None = None
     matching = "stamp"
+    protocol = "framed"
     ignore_unstamped = False
 
     def __init__(self, size: Size = 64, seed: int = 1) -> None:

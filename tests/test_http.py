@@ -1,0 +1,282 @@
+"""HTTP/1.1 keep-alive (harness/http.py, workloads/http.py, the http:// target of config):
+the URL parsed, the response parser on hand-made bytes, and runs against a real nginx
+started by the test on a free loopback port (Debian ``nginx-light``, tests/setup.sh) with
+exact counts by status code."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from harness import framing as framing_mod
+from harness.batch import Outbound
+from harness.config import ConfigError, parse_target
+from harness.http import Http
+from harness.plan import Target
+from tests.conftest import harness, plan_for, run_plan
+from workloads import Kind
+
+# ---------------------------------------------------------------------------- the target
+
+
+def test_an_http_url_keeps_host_port_scheme_and_path() -> None:
+    assert parse_target("http://127.0.0.1:8000/base") == Target("127.0.0.1", 8000, "http",
+                                                                  "/base")
+    assert parse_target("http://localhost") == Target("localhost", 80, "http", "/")
+    assert parse_target("http://[::1]:81/a?b=1") == Target("::1", 81, "http", "/a?b=1")
+    assert parse_target("127.0.0.1:8000") == Target("127.0.0.1", 8000)  # raw TCP
+    assert parse_target("http://127.0.0.1:8000/x").label == "http://127.0.0.1:8000/x"
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("https://127.0.0.1:8443/", "https (TLS) is not yet supported"),
+    ("ftp://127.0.0.1/", "unknown URL scheme 'ftp'"),
+    ("http://127.0.0.1:99999/", "not a valid URL"),
+    ("http://:80/", "not a valid URL"),
+    ("http://127.0.0.1:80/a b", "not a valid URL"),
+])
+def test_a_bad_url_is_a_config_error_naming_it(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_target(url)
+    assert str(err.value).startswith(f"--host: {url!r}: ")
+    assert says in str(err.value)
+
+
+def test_http_and_raw_targets_do_not_mix() -> None:
+    with pytest.raises(ConfigError, match="cannot be mixed"):
+        plan_for("http://127.0.0.1:8000/,127.0.0.1:8001")
+    assert plan_for("http://127.0.0.1:8000/").workload == "http"
+    assert plan_for("127.0.0.1:8000").workload == "echo"
+
+
+@pytest.mark.e2e
+def test_an_https_url_exits_2_in_one_line(tmp_path: Path) -> None:
+    r = harness("run", "--host", "https://127.0.0.1:8443/", "--conns", "1", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "harness: --host: 'https://127.0.0.1:8443/': https (TLS) is not yet supported"]
+
+
+# ---------------------------------------------------------------------------- the parser
+
+
+def http(max_frame: int = 1 << 20) -> Http:
+    fr = framing_mod.get("len32")
+    out = Outbound(fr, [Kind("msg", 1.0, 64)], [b"x" * 64], 0, 0, 1)
+    return Http(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", fr, out, max_frame, 0, 2, 0)
+
+
+def cut(p: Http, data: bytes, i: int = 0) -> tuple[int, int, list[int], list[int]]:
+    buf = bytearray(data)
+    walk: list[int] = []
+    broken: list[int] = []
+    c, e = p.cut(buf, i, 0, len(buf), walk, broken)
+    return c, e, walk, broken
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n")
+
+
+def test_whole_responses_are_cut_and_a_partial_one_waits() -> None:
+    p = http()
+    data = OK + CHUNKED + OK[:20]
+    c, e, walk, broken = cut(p, data)
+    assert (c, e, walk, broken) == (len(OK) + len(CHUNKED), len(data), [0, len(OK)], [])
+    assert p.round_codes == [200, 200]
+
+
+def test_a_chunked_body_split_anywhere_waits_for_its_last_chunk() -> None:
+    for k in range(1, len(CHUNKED)):
+        c, e, walk, broken = cut(http(), CHUNKED[:k])
+        assert (c, walk, broken) == (0, [], []), k
+    assert cut(http(), CHUNKED + b"x")[:3] == (len(CHUNKED), len(CHUNKED) + 1, [0])
+
+
+def test_1xx_joins_the_final_response_and_codes_are_kept() -> None:
+    p = http()
+    data = b"HTTP/1.1 100 Continue\r\n\r\n" + b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+    assert cut(p, data)[:3] == (len(data), len(data), [0])
+    assert p.round_codes == [404]
+
+
+def test_connection_close_ends_the_stream_and_names_the_connection() -> None:
+    p = http()
+    close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    assert cut(p, OK + close + OK, i=1)[:3] == (len(OK + close), len(OK + close), [0, len(OK)])
+    assert p.take_closing() == [1] and p.take_closing() == []
+
+
+@pytest.mark.parametrize("data", [
+    b"SSH-2.0-OpenSSH_9.2\r\n",  # not HTTP at all
+    b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",  # a bad status line
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n",  # a body over --max-frame
+    b"HTTP/1.1 200 OK\r\n\r\nno length",  # read-to-close: not keep-alive
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a bad chunk size
+    b"HTTP/1.1 200 OK\r\nX: " + b"a" * 1100,  # headers over the limit (--max-frame here)
+])
+def test_a_response_that_breaks_http_breaks_the_stream_after_the_good_ones(data: bytes) -> None:
+    p = http(max_frame=1024)
+    assert cut(p, OK + data, i=1) == (len(OK), len(OK), [0], [1])
+
+
+# ---------------------------------------------------------------------------- against nginx
+
+NGINX_CONF = """
+daemon off;
+user {user};
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
+  uwsgi_temp_path {d}; scgi_temp_path {d};
+  server {{
+    listen 127.0.0.1:{port};
+    keepalive_requests 10000;
+    location = / {{ return 200 "hello\\n"; }}
+    location = /post {{ return 200 "posted\\n"; }}
+    location = /missing {{ return 404 "no\\n"; }}
+    location = /busy {{ return 503 "busy\\n"; }}
+    location = /close {{ keepalive_timeout 0; return 200 "bye\\n"; }}
+    location = /chunked {{ ssi on; default_type text/html; alias {d}/c.html; }}
+  }}
+  server {{
+    listen 127.0.0.1:{port2};
+    keepalive_requests 10;
+    location / {{ return 200 "ten\\n"; }}
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """A real nginx (one worker) on two free loopback ports: (port, port with
+    keepalive_requests 10)."""
+    exe = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if exe is None:
+        pytest.skip("nginx not installed (tests/setup.sh installs nginx-light)")
+    d = tmp_path_factory.mktemp("nginx")
+    (d / "c.html").write_text('<!--# echo var="request_uri" --> and more\n')
+    port, port2 = free_port(), free_port()
+    (d / "nginx.conf").write_text(NGINX_CONF.format(
+        d=d, port=port, port2=port2, user=getpass.getuser()))  # its worker reads d
+    proc = subprocess.Popen([exe, "-c", str(d / "nginx.conf"), "-p", str(d)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        _wait_listening(proc, port, port2)
+        yield port, port2
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _wait_listening(proc: subprocess.Popen, *ports: int) -> None:
+    deadline = time.monotonic() + 10
+    for port in ports:
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "nginx died"
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", port), timeout=0.5):
+                break
+            assert time.monotonic() < deadline, "nginx did not listen"
+            time.sleep(0.05)
+
+
+def run(url: str, messages: int, conns: int = 4, **flags: object) -> dict:
+    plan = plan_for(url, messages=str(messages), conns=str(conns), warmup=0.0, timeout=2.0,
+                    **flags)
+    (step,) = run_plan(plan)
+    return step
+
+
+def nonzero(errors: dict) -> dict:
+    return {k: v for k, v in errors.items() if v}
+
+
+@pytest.mark.e2e
+def test_get_keep_alive_every_response_counted_with_its_latency(
+        nginx: tuple[int, int]) -> None:
+    s = run(f"http://127.0.0.1:{nginx[0]}/", 400)
+    assert (s["sent"], s["received"], s["lost"]) == (400, 400, 0)
+    assert nonzero(s["errors"]) == {}
+    assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["max"] < 2000
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("path", "code"), [("/missing", 404), ("/busy", 503)])
+def test_non_2xx_responses_are_errors_counted_exactly_by_code(
+        nginx: tuple[int, int], path: str, code: int) -> None:
+    s = run(f"http://127.0.0.1:{nginx[0]}{path}", 300, conns=3)
+    assert (s["sent"], s["received"], s["lost"]) == (300, 300, 0)
+    assert nonzero(s["errors"]) == {f"http_{code}": 300}
+
+
+@pytest.mark.e2e
+def test_chunked_responses_are_read_whole(nginx: tuple[int, int]) -> None:
+    s = run(f"http://127.0.0.1:{nginx[0]}/chunked", 200, inflight=4)
+    assert (s["sent"], s["received"], s["lost"]) == (200, 200, 0)
+    assert nonzero(s["errors"]) == {}
+
+
+@pytest.mark.e2e
+def test_connection_close_reopens_and_counts_the_reconnect(nginx: tuple[int, int]) -> None:
+    s = run(f"http://127.0.0.1:{nginx[0]}/close", 30, conns=1)
+    assert (s["sent"], s["received"], s["lost"]) == (30, 30, 0)
+    # every response closes; the last one comes after the sending ended: nothing to reopen
+    assert nonzero(s["errors"]) == {"reconnect": 29}
+
+
+@pytest.mark.e2e
+def test_keepalive_requests_closes_every_tenth_and_nothing_is_lost(
+        nginx: tuple[int, int]) -> None:
+    s = run(f"http://127.0.0.1:{nginx[1]}/", 100, conns=2)
+    assert (s["sent"], s["received"], s["lost"]) == (100, 100, 0)
+    # 50 requests per connection: closed after the 10th, 20th, 30th, 40th, (50th: the end)
+    assert nonzero(s["errors"]) == {"reconnect": 8}
+
+
+@pytest.mark.e2e
+def test_a_post_workload_file_sends_its_body(nginx: tuple[int, int], tmp_path: Path) -> None:
+    (tmp_path / "post.py").write_text(
+        "from workloads.http import Http\n\n\n"
+        "class Post(Http):\n"
+        "    method = 'POST'\n"
+        "    body = b'{\"text\": \"hello\"}'\n"
+        "    headers = {'Content-Type': 'application/json'}\n\n\n"
+        "WORKLOAD = Post\n")
+    r = harness("run", "--host", f"http://127.0.0.1:{nginx[0]}/post", "--workload",
+                str(tmp_path / "post.py"), "--conns", "2", "--messages", "100", "--warmup",
+                "0", "--workers", "1", "--json", "--no-report", "--results-dir",
+                str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = orjson.loads(r.stdout)
+    (s,) = doc["steps"]
+    assert doc["target"] == f"http://127.0.0.1:{nginx[0]}/post"
+    assert (s["sent"], s["received"], s["lost"]) == (100, 100, 0)
+    assert nonzero(s["errors"]) == {}
