@@ -278,8 +278,10 @@ def test_a_post_workload_file_sends_its_body(nginx: tuple[int, int, Path], tmp_p
                 str(tmp_path / "post.py"), "--conns", "2", "--messages", "100", "--warmup",
                 "0", "--workers", "1", "--json", "--no-report", "--results-dir",
                 str(tmp_path), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode in (0, 1), r.stderr
     doc = orjson.loads(r.stdout)
+    if r.returncode == 1:  # a 100-message step on a busy 2-core machine: client-bound
+        assert doc["degradation"]["skipped_why"] == ["client-bound"], doc["degradation"]
     (s,) = doc["steps"]
     assert doc["target"] == f"http://127.0.0.1:{nginx[0]}/post"
     assert (s["sent"], s["received"], s["lost"]) == (100, 100, 0)
