@@ -50,6 +50,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--size", str, "Load", "bytes per message on the wire, framing included: N, LO-HI or "
      "N,N,...", True),
     ("--corpus", str, "Load", "payloads from a file, one per line, after the stamp", True),
+    ("--requests", str, "Load", "HTTP: a TOML file whose [[requests]] table replaces "
+     "harness.toml's", True),
     ("--listen", int, "Load", "listen-only connections per node (broadcast workloads)", True),
     ("--push-hosts", str, "Load", "node indices the sending connections go to, e.g. 0,1", True),
     ("--seed", int, "Load", "seed for schedules and payloads", True),

@@ -16,8 +16,8 @@ import os
 from typing import Any
 
 from harness import framing as framing_mod
-from harness.batch import size_bounds
-from harness.config_file import check_file, load_file
+from harness.batch import Outbound, size_bounds
+from harness.config_file import _read_toml, check_file, load_file
 from harness.payload import check_size, parse_mix, parse_size, read_corpus
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds
 from harness.specs import (
@@ -82,6 +82,7 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
         merged["stages"] = stages
     merged["env_name"] = env
     merged["mix"] = file.get("mix", {})
+    merged["requests"] = (file.get("requests"), file.get("__path__", "harness.toml"))
     for key, value in flags.items():
         if value is not None:
             merged["run"][key] = value
@@ -211,6 +212,12 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     check_size(spec, flag_name(run, "size"), fr, max_frame)
     size = size_bounds(spec)[0]
     mix, mix_by = parse_mix(merged.get("mix") or {}, fr, max_frame)
+    requests = _requests(merged, run, targets, workload)
+    if requests:
+        if mix:
+            raise ConfigError("[mix] and [[requests]] exclude each other: each request is a kind")
+        from workloads.base import Kind
+        mix = tuple(Kind(r.name, r.weight, Outbound.stamp_room(fr)) for r in requests)
     corpus = read_corpus(str(run["corpus"]), flag_name(run, "corpus"), fr, max_frame)
     pacing, steps = _pacing_and_steps(run, merged.get("stages") or [])
     grow, increment = _growth(run)
@@ -231,8 +238,32 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         server_pid=number(run, "server_pid") or None,
         server_cmd=str(run["server_cmd"]) or None,
         monitor_interval_s=number(run, "monitor_interval"),
-        mix=mix, mix_by=mix_by, corpus=corpus, size_spec=spec,
+        mix=mix, mix_by=mix_by, requests=requests, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps))
+
+
+def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
+              workload: str) -> tuple:
+    """The request table, rendered for the first target: from ``--requests FILE`` (its
+    ``[[requests]]``), else from the config file's; () when neither has one."""
+    table, where = merged.get("requests") or (None, "")
+    path = str(run.get("requests") or "")
+    if path:
+        data = _read_toml(path, flag_name(run, "requests"))
+        extra = sorted(set(data) - {"requests"})
+        if extra or "requests" not in data:
+            raise ConfigError(f"{flag_name(run, 'requests')}: {path}: expected only a "
+                              f"[[requests]] table" + (f", not [{extra[0]}]" if extra else ""))
+        table, where = data["requests"], path
+    if table is None:
+        return ()
+    if workload != "http" or not targets:
+        raise ConfigError(f"{where}: [[requests]] needs an http:// target "
+                          "(--host http://host:port/)")
+    from harness.reqtable import parse_requests
+    t = targets[0]
+    host = f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
+    return parse_requests(table, where, host, number(run, "seed"))
 
 
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:

@@ -79,7 +79,11 @@ def check_file(data: dict[str, Any], path: str) -> None:
         if top not in KNOWN_TOP:
             raise ConfigError(f"{path}: unknown table or key [{top}] "
                               f"(known: {', '.join(sorted(KNOWN_TOP))})")
-        if not isinstance(value, dict):
+        if top == "requests":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: requests must be a list of tables ([[requests]]), "
+                                  f"not {shown(value)}")
+        elif not isinstance(value, dict):
             raise ConfigError(f"{path}: [{top}] must be a table, not {shown(value)}")
     _check_table(data.get("run", {}), RUN_SPEC, "run.", path)
     for table in ("degradation", "thresholds"):

@@ -1,6 +1,7 @@
 """HTTP/1.1 keep-alive over in-order matching: the protocol of an ``http://`` target.
 
-Requests are one fixed request (built once as bytes by the workload) repeated; their
+Requests are one fixed request (built once as bytes by the workload) repeated, or picked
+from the pre-rendered pools of a [[requests]] table (harness.reqtable), one pool per kind; their
 stamps wait in :class:`~harness.protocol.InOrder`'s per-connection FIFO, so the k-th
 response on a connection answers its k-th request. Responses are cut by a small hand
 parser (``bytes.find`` over the round buffer, once per response): the status line, the
@@ -39,10 +40,15 @@ class Http(InOrder):
     of the last parsed round, ``closing`` the connections whose last response said
     ``Connection: close``."""
 
-    def __init__(self, request: bytes, framing: Framing, out: Outbound, max_frame: int,
-                 key: int, n: int, worker: int) -> None:
+    def __init__(self, request: bytes | list[tuple[bytes, ...]], framing: Framing,
+                 out: Outbound, max_frame: int, key: int, n: int, worker: int) -> None:
         super().__init__(framing, out, max_frame, key, n, worker)
-        self.request = request
+        pools = [(request,)] if isinstance(request, bytes) else request
+        self.request = pools[0][0] if len(pools) == 1 and len(pools[0]) == 1 else None
+        self.flat = [r for pool in pools for r in pool]  # every rendering, kind by kind
+        self.lens = np.asarray([len(r) for r in self.flat], dtype=np.int64)
+        self.pool_len = np.asarray([len(p) for p in pools], dtype=np.int64)
+        self.base = np.cumsum(self.pool_len) - self.pool_len  # each kind's first in flat
         self.walks = True
         self.fixed = None
         self.max_header = min(MAX_HEADER, max_frame)
@@ -54,12 +60,19 @@ class Http(InOrder):
               tint: np.ndarray | int, delay: np.ndarray | int
               ) -> tuple[memoryview, np.ndarray, np.ndarray]:
         n = len(gid)
-        kinds = np.zeros(n, dtype=np.uint16)
+        kinds = np.zeros(n, dtype=np.uint16) if self.request is not None \
+            else self.out.pick_kinds(gid)
         st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds,
                         self.worker, delay, tint, self.key)
         self._push(idx, counts, st)
-        ends = np.arange(1, n + 1, dtype=np.int64) * len(self.request)
-        return memoryview(self.request * n), ends, kinds
+        if self.request is not None:
+            ends = np.arange(1, n + 1, dtype=np.int64) * len(self.request)
+            return memoryview(self.request * n), ends, kinds
+        sizes = self.pool_len[kinds]
+        pick = self.base[kinds] + (self.out.rng.random(n) * sizes).astype(np.int64)
+        flat = self.flat
+        data = b"".join([flat[j] for j in pick.tolist()])  # pre-rendered: no formatting here
+        return memoryview(data), np.cumsum(self.lens[pick]), kinds
 
     def cut(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None,
             broken: list[int]) -> tuple[int, int]:

@@ -108,6 +108,7 @@ class Plan:
     monitor_interval_s: float = 1.0
     mix: tuple = ()  # workloads.Kind values from [mix]: they replace the workload's kinds
     mix_by: str = "message"  # "message": each message drawn by weight; "connection": per conn
+    requests: tuple = ()  # harness.reqtable.Rendered: an HTTP run's [[requests]] table
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
     size_spec: int | tuple[int, int] | list[int] | None = None  # --size: int, (lo, hi), list
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over

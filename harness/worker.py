@@ -375,10 +375,13 @@ class Worker:
         self.running = False
 
 
-def _http_request(plan: Plan, workload: Workload) -> bytes | None:
-    """The bytes of an http workload's one request (to the first target's host and path)."""
+def _http_request(plan: Plan, workload: Workload) -> bytes | list[tuple[bytes, ...]] | None:
+    """The bytes of an http workload's one request (to the first target's host and path),
+    or the pre-rendered pools of its [[requests]] table, one per kind."""
     if getattr(workload, "protocol", "framed") != "http" or not plan.targets:
         return None
+    if plan.requests:
+        return [r.pool for r in plan.requests]
     t = plan.targets[0]
     host = f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
     return bytes(workload.request(host, t.path or "/"))  # type: ignore[attr-defined]

@@ -31,7 +31,8 @@ LAYERS: dict[str, set[str]] = {
     "config": {"config",
                "specs",
                "config_file",
-               "payload"},
+               "payload",
+               "reqtable"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat",
               "machine"},

@@ -230,3 +230,83 @@ def test_every_plan_that_validates_fits_the_worker_and_run_json(values: dict, co
         assert max(s.conns for s in plan.steps) / plan.connect_rate * 1e9 < NS_INT64
     assert all((s.messages or 0) < NS_INT64 for s in plan.steps)
     orjson.dumps(plan_dict(plan))  # raises on an integer beyond 64 bits
+
+
+# ---------------------------------------------------------------------------- [[requests]]
+
+HTTP = "http://127.0.0.1:9/"
+TABLE = """
+[[requests]]
+name = "list"
+weight = 3
+path = "/api/items/"
+
+[[requests]]
+name = "user"
+weight = 1
+method = "POST"
+path = "/users/{user_id}/"
+headers = { Content-Type = "application/json" }
+body = '{"id": {user_id}, "tag": "{tag}"}'
+values = { user_id = "1-50", tag = ["a", "b"] }
+"""
+
+
+def test_a_request_table_is_a_mix_of_kinds_rendered_ahead_seeded(tmp_path: Path) -> None:
+    import json
+    import re
+    plan = plan_from(tmp_path, TABLE, host=HTTP)
+    assert [(k.name, k.weight) for k in plan.mix] == [("list", 3.0), ("user", 1.0)]
+    listing, user = plan.requests
+    assert listing.pool == (b"GET /api/items/ HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n",)
+    assert 50 < len(user.pool) <= 1024  # distinct renderings only
+    ids = set()
+    for raw in user.pool:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        m = re.match(rb"POST /users/(\d+)/ HTTP/1\.1\r\n", head)
+        assert m and int(m.group(1)) == json.loads(body)["id"]
+        assert json.loads(body)["tag"] in ("a", "b")
+        assert f"Content-Length: {len(body)}".encode() in head
+        ids.add(int(m.group(1)))
+    assert ids == set(range(1, 51))  # 1,024 draws over 50 values
+    assert plan_from(tmp_path, TABLE, host=HTTP).requests == plan.requests  # seeded
+    assert plan_from(tmp_path, TABLE, host=HTTP, seed=2).requests != plan.requests
+
+
+def test_a_requests_file_replaces_the_config_table(tmp_path: Path) -> None:
+    other = tmp_path / "reqs.toml"
+    other.write_text('[[requests]]\nname = "only"\npath = "/x/{n}"\nvalues = { n = [7] }\n')
+    plan = plan_from(tmp_path, TABLE, host=HTTP, requests=str(other))
+    assert [r.name for r in plan.requests] == ["only"]
+    assert plan.requests[0].pool == (b"GET /x/7 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n",)
+    (tmp_path / "names.txt").write_text("ann\nbob\n")
+    corpus = ('[[requests]]\npath = "/u/{who}"\n'
+              f'values = {{ who = {{ file = "{tmp_path}/names.txt" }} }}\n')
+    pool = plan_from(tmp_path, corpus, host=HTTP).requests[0].pool
+    assert {p.split(b" ")[1] for p in pool} == {b"/u/ann", b"/u/bob"}
+
+
+@pytest.mark.parametrize(("toml", "names"), [
+    ('[[requests]]\npath = "/users/{user_id}/"\n', ("requests[0]", "unknown placeholder",
+                                                     "{user_id}")),
+    ('[[requests]]\nname = "p"\nmethod = "POST"\nbody = \'{"id": {n}\'\n'
+     'headers = { Content-Type = "application/json" }\nvalues = { n = "1-3" }\n',
+     ("requests[0] (p).body", "not valid JSON after substitution")),
+    ('[[requests]]\nname = "p"\nurl = "/"\n', ("unknown key requests[0].url", "known: body")),
+    ('[[requests]]\nweight = -1\n', ("requests[0]", ".weight", "-1")),
+    ('[[requests]]\nweight = "heavy"\n', ("requests[0]", ".weight", "heavy")),
+    ('[[requests]]\nweight = true\n', ("requests[0]", ".weight")),
+    ('[[requests]]\nweight = 0\n', ("requests", "positive weight")),
+    ('[[requests]]\npath = "/{n}"\nvalues = { n = "9-1" }\n', ("values.n", "9-1")),
+    ('[[requests]]\nmethod = "get it"\n', ("method", "get it")),
+    ('[[requests]]\nname = "a"\n[[requests]]\nname = "a"\n', ("'a'", "twice")),
+    ('requests = 5\n', ("requests", "list of tables")),
+    ('[mix]\nkinds = [{ size = 64 }]\n[[requests]]\n', ("[mix]", "[[requests]]")),
+])
+def test_a_bad_request_table_is_refused_naming_it(tmp_path: Path, toml: str,
+                                                   names: tuple[str, ...]) -> None:
+    refused(tmp_path, toml, *names, host=HTTP)
+
+
+def test_a_request_table_needs_an_http_target(tmp_path: Path) -> None:
+    refused(tmp_path, '[[requests]]\npath = "/"\n', "[[requests]]", "http://")

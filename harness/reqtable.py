@@ -1,0 +1,166 @@
+"""The request table of an HTTP run: ``[[requests]]`` in harness.toml (or the same table in
+a ``--requests FILE``), checked and pre-rendered.
+
+Each entry is a kind (a row and a histogram, as a ``[mix]`` kind): ``name``, ``weight``,
+``method``, ``path`` (a template such as ``/users/{user_id}/``), ``headers``, ``body`` (a
+template) and ``values``: per placeholder an integer range ``"1-1000"``, a list, or
+``{ file = "names.txt" }`` (a corpus file, one value per line). At plan time every request
+is rendered (seeded) into a pool of at most :data:`POOL` byte strings; a worker only picks
+from the pools, it never formats a request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.payload import _read_regular
+from harness.specs import KIND_SPEC, MAX_CORPUS_BYTES, MAX_CORPUS_LINES, ConfigError, cut
+
+POOL = 1024  # most distinct renderings of one request
+REQUEST_KEYS = {"name", "weight", "method", "path", "headers", "body", "values"}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TOKEN = re.compile(r"[A-Z]{1,20}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One request of the table: its name, weight and pre-rendered byte strings."""
+
+    name: str
+    weight: float
+    pool: tuple[bytes, ...]
+
+
+def parse_requests(table: Any, where: str, host: str, seed: int) -> tuple[Rendered, ...]:
+    """The ``[[requests]]`` list ``table`` (from ``where``), rendered for ``host``."""
+    if not isinstance(table, list) or not table:
+        raise ConfigError(f"{where}: requests must be a non-empty list of tables "
+                          "([[requests]] with name, weight, method, path, ...)")
+    out = [_request(i, r, where, host, seed) for i, r in enumerate(table)]
+    names = [r.name for r in out]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise ConfigError(f"{where}: requests: the name {cut(dup)!r} is given twice")
+    if sum(r.weight for r in out) <= 0:
+        raise ConfigError(f"{where}: requests: give at least one request a positive weight")
+    return tuple(out)
+
+
+def _request(i: int, r: Any, where: str, host: str, seed: int) -> Rendered:
+    at = f"{where}: requests[{i}]"
+    if not isinstance(r, dict):
+        raise ConfigError(f"{at} must be a table")
+    for key in r:
+        if key not in REQUEST_KEYS:
+            raise ConfigError(f"{where}: unknown key requests[{i}].{cut(key)} "
+                              f"(known: {', '.join(sorted(REQUEST_KEYS))})")
+    name = _text(r, "name", f"request{i}", at)
+    at = f"{where}: requests[{i}] ({cut(name)})"
+    weight = _weight(r.get("weight", 1.0), at)
+    method = _text(r, "method", "GET", at)
+    if not _TOKEN.fullmatch(method):
+        raise ConfigError(f"{at}.method: {cut(method)!r} is not an HTTP method (GET, POST, ...)")
+    path = _text(r, "path", "/", at)
+    body = _text(r, "body", "", at)
+    headers = _headers(r.get("headers", {}), at)
+    values = _values(r.get("values", {}), at)
+    for text, part in ((path, "path"), (body, "body")):
+        for ph in _PLACEHOLDER.findall(text):
+            if ph not in values:
+                raise ConfigError(f"{at}.{part}: unknown placeholder {{{ph}}} (no "
+                                  f"requests[{i}].values.{ph})")
+    used = sorted({ph for t in (path, body) for ph in _PLACEHOLDER.findall(t)})
+    is_json = any(k.lower() == "content-type" and "json" in v.lower() for k, v in headers)
+    rng = np.random.default_rng([seed, i])
+    n = POOL if used else 1
+    draws = {ph: values[ph][rng.integers(0, len(values[ph]), n)] for ph in used}
+    pool = []
+    for j in range(n):
+        pick = {ph: str(draws[ph][j]) for ph in used}
+        p = _PLACEHOLDER.sub(lambda m: pick[m.group(1)], path)  # noqa: B023
+        b = _PLACEHOLDER.sub(lambda m: pick[m.group(1)], body)  # noqa: B023
+        _check_rendered(p, b, is_json, at)
+        pool.append(_bytes(method, p, host, headers, b.encode("utf-8")))
+    return Rendered(name, weight, tuple(dict.fromkeys(pool)))
+
+
+def _text(r: dict, key: str, default: str, at: str) -> str:
+    v = r.get(key, default)
+    if not isinstance(v, str):
+        raise ConfigError(f"{at}.{key}: expected a string, not {cut(repr(v))}")
+    return v
+
+
+def _weight(v: Any, at: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not \
+            0 <= v <= KIND_SPEC["weight"].hi or v != v:
+        raise ConfigError(f"{at}.weight: {cut(repr(v))} must be a number from 0 to "
+                          f"{KIND_SPEC['weight'].hi:g}")
+    return float(v)
+
+
+def _headers(h: Any, at: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(h, dict):
+        raise ConfigError(f"{at}.headers must be a table of name = \"value\"")
+    out = []
+    for k, v in h.items():
+        if not isinstance(v, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", k) \
+                or not v.isprintable():
+            raise ConfigError(f"{at}.headers.{cut(k)}: expected a header name and a printable "
+                              "string value")
+        if k.lower() in ("host", "content-length"):
+            raise ConfigError(f"{at}.headers.{k}: set by harness")
+        out.append((k, v))
+    return tuple(out)
+
+
+def _values(table: Any, at: str) -> dict[str, np.ndarray]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{at}.values must be a table (placeholder = source)")
+    return {name: _source(v, f"{at}.values.{name}") for name, v in table.items()}
+
+
+def _source(v: Any, at: str) -> np.ndarray:
+    """``"LO-HI"`` (integers), a list, or ``{ file = PATH }`` (one value per line)."""
+    if isinstance(v, str):
+        lo, sep, hi = v.strip().partition("-")
+        if sep and lo.strip().isdigit() and hi.strip().isdigit() and int(lo) <= int(hi):
+            return np.arange(int(lo), int(hi) + 1, dtype=np.int64)
+        raise ConfigError(f"{at}: {cut(v)!r}: expected an integer range LO-HI, a list, or "
+                          "{ file = PATH }")
+    if isinstance(v, list) and v and all(isinstance(x, (str, int)) and not isinstance(x, bool)
+                                         for x in v):
+        return np.asarray([str(x) for x in v], dtype=object)
+    if isinstance(v, dict) and set(v) == {"file"} and isinstance(v["file"], str):
+        lines = _read_regular(v["file"], at, MAX_CORPUS_BYTES).decode("utf-8", "replace")
+        vals = [x.rstrip("\r") for x in lines.split("\n") if x.rstrip("\r")]
+        if not vals or len(vals) > MAX_CORPUS_LINES:
+            raise ConfigError(f"{at}: {cut(v['file'])} must hold 1 to {MAX_CORPUS_LINES:,} "
+                              "values, one per line")
+        return np.asarray(vals, dtype=object)
+    raise ConfigError(f"{at}: expected an integer range \"LO-HI\", a non-empty list, or "
+                      "{ file = PATH }")
+
+
+def _check_rendered(path: str, body: str, is_json: bool, at: str) -> None:
+    if not path.startswith("/") or not path.isprintable() or " " in path:
+        raise ConfigError(f"{at}.path: {cut(path)!r} is not a valid request path")
+    if is_json:
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise ConfigError(f"{at}.body: not valid JSON after substitution ({exc}): "
+                              f"{cut(body)!r}") from None
+
+
+def _bytes(method: str, path: str, host: str, headers: tuple[tuple[str, str], ...],
+           body: bytes) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"] + [f"{k}: {v}" for k, v in headers]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
