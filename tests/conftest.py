@@ -31,6 +31,16 @@ def harness(*args: str, cwd: Path | str, timeout: float = TIMEOUT_S, text: bool 
                           env=None if env is None else dict(env))
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server process a test started: SIGTERM, then SIGKILL after 5 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 def plan_for(host: str, **run: object) -> Plan:
     """A short closed-loop plan against ``host`` (one worker, 4 conns, 0.2 s warm-up, 1 s),
     with ``run`` overriding any ``[run]`` setting by its flag name."""

@@ -22,7 +22,7 @@ from harness import cli
 from harness import config as cfg
 from harness.plan import Step
 from harness.targets import launch
-from tests.conftest import harness
+from tests.conftest import harness, stop
 
 RUN = ["--duration", "1", "--warmup", "0.3", "--timeout", "0.5", "--workers", "1",
        "--no-report"]
@@ -52,12 +52,7 @@ def server_process(cmd: list[str], port: int) -> Iterator[int]:
         wait_listening(port, proc)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
 
 
 # ---------------------------------------------------------------------------- no valid reply

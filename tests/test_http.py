@@ -22,7 +22,7 @@ from harness.batch import Outbound
 from harness.config import ConfigError, parse_target
 from harness.http import Http
 from harness.plan import Target
-from tests.conftest import harness, plan_for, run_plan
+from tests.conftest import harness, plan_for, run_plan, stop
 from workloads import Kind
 
 # ---------------------------------------------------------------------------- the target
@@ -192,12 +192,7 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int, 
         _wait_listening(proc, port, port2)
         yield port, port2, d
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
 
 
 def _wait_listening(proc: subprocess.Popen, *ports: int) -> None:
