@@ -1,0 +1,166 @@
+"""Benchmark: harness against wrk, HTTP/1.1 GET keep-alive to one nginx (issue 10, Performance).
+
+    PYTHONPATH=$PWD python tests/bench/http_peers.py [--rounds 3] [--seconds 5] [--conns 100]
+
+Starts nginx (Debian nginx-light; one worker process, ``return 200 "hello\\n"``, access log
+off) on a free loopback port, pinned to CPU 0. Each round, pinned to CPU 1 and in turn:
+``wrk -t1 -cN -dS`` (its requests/s; its CPU from this process's waited-children rusage over
+its wall time), ``harness run --inflight 1`` (throughput_msgs_s, client_cpu_pct) and
+``harness run --inflight 16`` (throughput_msgs_s). Prints one line per run, then a table of
+medians with the ratio harness/wrk. Every run has a timeout; nginx is stopped by its pid.
+
+Not a test (pytest does not collect it): a tool that prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NGINX_CONF = """
+daemon off;
+user {user};
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 100000000;
+  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
+  uwsgi_temp_path {d}; scgi_temp_path {d};
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 "hello\\n"; }}
+  }}
+}}
+"""
+SERVER_CPU, CLIENT_CPU = "0", "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_nginx(folder: Path) -> tuple[subprocess.Popen, int]:
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    (folder / "nginx.conf").write_text(NGINX_CONF.format(d=folder, port=port,
+                                                         user=getpass.getuser()))
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, exe, "-c", str(folder / "nginx.conf"),
+                             "-p", str(folder)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"nginx exited {proc.returncode}; see {folder}/error.log")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return proc, port
+        if time.monotonic() > deadline:
+            stop(proc)
+            raise SystemExit("nginx did not listen within 10 s")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_wrk(url: str, conns: int, seconds: int) -> tuple[float, float]:
+    """wrk's requests/s and its CPU % of one core (CPU time / wall time of its run)."""
+    cpu0, t0 = children_cpu(), time.monotonic()
+    out = subprocess.run(["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{conns}",
+                          f"-d{seconds}s", url], capture_output=True, text=True,
+                         timeout=seconds + 30, check=True).stdout
+    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
+    m = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    if m is None:
+        raise SystemExit(f"no Requests/sec in wrk's output:\n{out}")
+    if "Socket errors" in out or "Non-2xx" in out:
+        print(f"  wrk reported errors: {out.strip()}", file=sys.stderr)
+    return float(m.group(1)), 100.0 * cpu / wall
+
+
+def run_harness(url: str, conns: int, seconds: int, inflight: int,
+                results: Path) -> tuple[float, float, int]:
+    """harness's throughput_msgs_s, client_cpu_pct and error count (exit 0 or 1 accepted:
+    1 is a client-bound or threshold verdict, the figures are still measured)."""
+    cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--host", url,
+           "--conns", str(conns), "--duration", str(seconds), "--warmup", "1",
+           "--workers", "1", "--inflight", str(inflight), "--json", "--no-report",
+           "--results-dir", str(results)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
+    (step,) = json.loads(p.stdout)["steps"]
+    return (float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]),
+            sum(step["errors"].values()))
+
+
+def table(wrk: list, h1: list, h16: list) -> str:
+    med = statistics.median
+    w_rps, w_cpu = med(r for r, _ in wrk), med(c for _, c in wrk)
+    h_rps, h_cpu = med(r for r, _, _ in h1), med(c for _, c, _ in h1)
+    p_rps, p_cpu = med(r for r, _, _ in h16), med(c for _, c, _ in h16)
+    rows = [("wrk -t1 (no pipelining)", w_rps, w_cpu, 1.0),
+            ("harness --inflight 1", h_rps, h_cpu, h_rps / w_rps),
+            ("harness --inflight 16", p_rps, p_cpu, p_rps / w_rps)]
+    lines = [f"{'client':<24} {'req/s':>10} {'CPU %':>7} {'vs wrk':>7}"]
+    lines += [f"{n:<24} {r:>10,.0f} {c:>7.1f} {x:>7.2f}" for n, r, c, x in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=100)
+    a = ap.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not installed (apt-get install wrk)")
+    folder = Path(tempfile.mkdtemp(prefix="http-peers-"))
+    nginx, port = start_nginx(folder)
+    url = f"http://127.0.0.1:{port}/"
+    wrk, h1, h16 = [], [], []
+    try:
+        for i in range(1, a.rounds + 1):
+            wrk.append(run_wrk(url, a.conns, a.seconds))
+            h1.append(run_harness(url, a.conns, a.seconds, 1, folder / "results"))
+            h16.append(run_harness(url, a.conns, a.seconds, 16, folder / "results"))
+            print(f"round {i}: wrk {wrk[-1][0]:,.0f} req/s cpu {wrk[-1][1]:.1f}% | "
+                  f"harness x1 {h1[-1][0]:,.0f} cpu {h1[-1][1]:.1f}% err {h1[-1][2]} | "
+                  f"x16 {h16[-1][0]:,.0f} cpu {h16[-1][1]:.1f}% err {h16[-1][2]}", flush=True)
+    finally:
+        stop(nginx)
+    print(f"\nmedians of {a.rounds} rounds, {a.conns} connections, {a.seconds} s each; "
+          f"nginx (1 worker) on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}")
+    print(table(wrk, h1, h16))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
