@@ -7,6 +7,7 @@ functions, not fixtures, so a parametrized or hypothesis test calls them as ofte
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -29,6 +30,13 @@ def harness(*args: str, cwd: Path | str, timeout: float = TIMEOUT_S, text: bool 
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
                           capture_output=True, text=text, stdin=subprocess.DEVNULL,
                           env=None if env is None else dict(env))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for servers that cannot take port 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -22,16 +22,10 @@ from harness import cli
 from harness import config as cfg
 from harness.plan import Step
 from harness.targets import launch
-from tests.conftest import harness, stop
+from tests.conftest import free_port, harness, stop
 
 RUN = ["--duration", "1", "--warmup", "0.3", "--timeout", "0.5", "--workers", "1",
        "--no-report"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int, proc: subprocess.Popen, within_s: float = 10.0) -> None:

@@ -5,11 +5,6 @@ exact counts by status code."""
 
 from __future__ import annotations
 
-import contextlib
-import getpass
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +17,8 @@ from harness.batch import Outbound
 from harness.config import ConfigError, parse_target
 from harness.http import Http
 from harness.plan import Target
-from tests.conftest import harness, plan_for, run_plan, stop
+from tests import nginx as nginx_mod
+from tests.conftest import free_port, harness, plan_for, run_plan, stop
 from workloads import Kind
 
 # ---------------------------------------------------------------------------- the target
@@ -132,18 +128,8 @@ def test_a_response_that_breaks_http_breaks_the_stream_after_the_good_ones(data:
 
 # ---------------------------------------------------------------------------- against nginx
 
-NGINX_CONF = """
-daemon off;
-user {user};
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
+SERVERS = """
   log_format line '$request_method $request_uri $status';
-  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-  uwsgi_temp_path {d}; scgi_temp_path {d};
   server {{
     listen 127.0.0.1:{port};
     keepalive_requests 10000;
@@ -160,15 +146,7 @@ http {{
     listen 127.0.0.1:{port2};
     keepalive_requests 10;
     location / {{ return 200 "ten\\n"; }}
-  }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+  }}"""
 
 
 @pytest.fixture(scope="module")
@@ -176,35 +154,17 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int, 
     """A real nginx (one worker) on two free loopback ports: (port, port with
     keepalive_requests 10, its folder, which holds items.log and users.log: one line
     per request, "METHOD URI STATUS")."""
-    exe = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-    if exe is None:
+    if nginx_mod.executable() is None:
         pytest.skip("nginx not installed (tests/setup.sh installs nginx-light)")
     d = tmp_path_factory.mktemp("nginx")
     (d / "c.html").write_text('<!--# echo var="request_uri" --> and more\n')
     port, port2 = free_port(), free_port()
-    (d / "nginx.conf").write_text(NGINX_CONF.format(
-        d=d, port=port, port2=port2, user=getpass.getuser()))  # its worker reads d
-    proc = subprocess.Popen([exe, "-c", str(d / "nginx.conf"), "-p", str(d)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = nginx_mod.start(d, SERVERS.format(d=d, port=port, port2=port2), (port, port2),
+                           worker_connections=256)  # its worker reads d
     try:
-        _wait_listening(proc, port, port2)
         yield port, port2, d
     finally:
         stop(proc)
-
-
-def _wait_listening(proc: subprocess.Popen, *ports: int) -> None:
-    deadline = time.monotonic() + 10
-    for port in ports:
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "nginx died"
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", port), timeout=0.5):
-                break
-            assert time.monotonic() < deadline, "nginx did not listen"
-            time.sleep(0.05)
 
 
 def run(url: str, messages: int, conns: int = 4, **flags: object) -> dict:

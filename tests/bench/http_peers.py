@@ -15,74 +15,41 @@ Not a test (pytest does not collect it): a tool that prints figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import getpass
 import json
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-NGINX_CONF = """
-daemon off;
-user {user};
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
+SERVER = """
   keepalive_requests 100000000;
-  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-  uwsgi_temp_path {d}; scgi_temp_path {d};
   server {{
     listen 127.0.0.1:{port};
     location / {{ return 200 "hello\\n"; }}
-  }}
-}}
-"""
+  }}"""
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def nginx_module() -> Any:
+    """tests/nginx.py (this file runs as a script, so the repository joins the path)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests import nginx
+    return nginx
 
 
 def start_nginx(folder: Path) -> tuple[subprocess.Popen, int]:
-    exe = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    (folder / "nginx.conf").write_text(NGINX_CONF.format(d=folder, port=port,
-                                                         user=getpass.getuser()))
-    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, exe, "-c", str(folder / "nginx.conf"),
-                             "-p", str(folder)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"nginx exited {proc.returncode}; see {folder}/error.log")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return proc, port
-        if time.monotonic() > deadline:
-            stop(proc)
-            raise SystemExit("nginx did not listen within 10 s")
-        time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+    nginx = nginx_module()
+    port = nginx.free_port()
     try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+        return nginx.start(folder, SERVER.format(port=port), (port,), cpu=SERVER_CPU), port
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def children_cpu() -> float:
@@ -143,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not installed (apt-get install wrk)")
     folder = Path(tempfile.mkdtemp(prefix="http-peers-"))
-    nginx, port = start_nginx(folder)
+    server, port = start_nginx(folder)
     url = f"http://127.0.0.1:{port}/"
     wrk, h1, h16 = [], [], []
     try:
@@ -155,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"harness x1 {h1[-1][0]:,.0f} cpu {h1[-1][1]:.1f}% err {h1[-1][2]} | "
                   f"x16 {h16[-1][0]:,.0f} cpu {h16[-1][1]:.1f}% err {h16[-1][2]}", flush=True)
     finally:
-        stop(nginx)
+        nginx_module().stop(server)
     print(f"\nmedians of {a.rounds} rounds, {a.conns} connections, {a.seconds} s each; "
           f"nginx (1 worker) on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}")
     print(table(wrk, h1, h16))
