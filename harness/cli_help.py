@@ -20,6 +20,9 @@ was cut short; 2 usage or configuration error; 3 the target could not be reached
 MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
 failed; 2 usage error, or runs that cannot be merged."""
 REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
+EXPORT_EXIT_HELP = "Exit codes: 0 written; 2 not a harness run folder, or it cannot be written."
+HISTORY_EXIT_HELP = """Exit codes: 0 listed (unreadable run folders are skipped with a warning); 2
+the results folder cannot be listed, or --html cannot be written."""
 CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine was busy (others
 took a material share of a core: no ceiling reported)."""
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
@@ -144,6 +147,9 @@ def _extra_options() -> dict[str, Any]:
                          help="print the run summary as JSON on stdout instead of the table"),
         "--no-report": option("--no-report", is_flag=True, group="Output",
                               help="skip the HTML report"),
+        "--pushgateway": option("--pushgateway", default=None, metavar="URL", group="Output",
+                                help="push the figures to a Prometheus Pushgateway after "
+                                     "each step and at the end (a failure is a warning)"),
         "--env": option("--env", "env_name", default=None, group="Measurement",
                         help="apply [env.NAME] threshold/degradation overrides"),
         "--scenario": option("--scenario", default=None, group="Capacity",

@@ -46,11 +46,13 @@ LAYERS: dict[str, set[str]] = {
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
                "report.lines",
-               "report.charts"},
+               "report.charts",
+               "hlog", "openmetrics", "history"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",
-            "outputs"},
+            "outputs",
+            "exports", "pushgateway"},
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),

@@ -315,3 +315,34 @@ def resource_figure(steps: list[dict], monitor: Sequence[Columns | None], tl: Ti
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", ncol=4)
     return fig
+
+
+def history_charts(groups: dict[str, list[Any]]) -> list[Chart]:
+    """One chart per scenario of ``harness history``: p99 and throughput of each run's key
+    step (rows with ``started_unix_s``, ``p99_ms``, ``throughput_msgs_s``) over time."""
+    import matplotlib
+
+    out = []
+    with matplotlib.rc_context(_RC):
+        for k, (name, rows) in enumerate(groups.items()):
+            out.append(Chart(f"history-{k}", f"{name}: p99 and throughput of the key step "
+                             f"(knee, else top step) over time",
+                             _svg(history_figure(rows), f"history{k}")))
+    return out
+
+
+def history_figure(rows: list[Any]) -> Any:
+    import datetime as dt
+
+    fig, (lat, thr) = _figure(1, 2, height=3.0)
+    when = [dt.datetime.fromtimestamp(r.started_unix_s, dt.UTC) for r in rows]
+    lat.plot(when, [_num(r.p99_ms) for r in rows], "s-", color="C1", label="p99")
+    lat.set(ylabel="p99 latency (ms)", title="p99")
+    thr.plot(when, [_num(r.throughput_msgs_s) for r in rows], "o-", color="C2",
+             label="msgs/s")
+    thr.set(ylabel="throughput (msgs/s)", title="throughput")
+    for ax in (lat, thr):
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("run start (UTC)")
+        ax.tick_params(axis="x", labelrotation=20)
+    return fig
