@@ -1,5 +1,5 @@
-"""The command line: run, search, serve, report, calibrate. The only module that prints or
-exits.
+"""The command line: run, search, serve, report, export, history, merge, calibrate. The only
+module that prints or exits.
 
 Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
 was cut short); 2 usage or configuration error (one line naming the bad flag or key); 3 the
@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 import orjson
 
-from harness import __version__, aggregate, outputs
+from harness import __version__, aggregate, exports, outputs
 from harness import config as cfg
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
@@ -375,6 +375,8 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     page, html_error = ((None, None) if no_report or not path
                         else outputs.write_html_report(folder))
     html_warning(html_error)
+    for problem in exports.write_exports(folder, full) if path else []:
+        html_warning(problem)
     failures = doc["thresholds"]["failed"]
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")

@@ -105,8 +105,9 @@ def step_hlog(doc: dict, k: int) -> str:
     """The .hlog text of step ``k`` of a run document (run.json with histograms)."""
     step = doc["steps"][k]
     hists = step.get("histograms", {})
-    comments = [f"harness {doc.get('environment', {}).get('harness', '')} step {k}: "
-                f"{step.get('conns')} conns, workload {doc.get('workload')}, values in ns"]
+    version = doc.get("environment", {}).get("harness")
+    comments = [f"harness{' ' + version if version else ''} step {k}: {step.get('conns')} "
+                f"conns, workload {doc.get('workload')}, values in ns"]
     for name, d in hists.items():
         over = int(d.get("overflow", 0))
         if over:

@@ -423,3 +423,22 @@ def test_the_configuration_is_folded_under_the_command_line(run_folder: Path) ->
     assert command < details
     assert "<th>pacing.rate</th>" in config[details:]
     assert "<th>pacing.rate</th>" not in config[:details]
+
+
+@pytest.mark.e2e
+def test_a_merged_run_gets_its_hlog_and_metrics_too(run_folder: Path, tmp_path: Path) -> None:
+    proc = harness("merge", str(run_folder), str(run_folder), "--results-dir",
+                   str(tmp_path), "--no-report", cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    (folder,) = [p.parent for p in tmp_path.glob("*/run.json")]
+    doc = read_doc(folder)
+    for k, step in enumerate(doc["steps"]):
+        untagged = [h for h in read_hlog(folder / f"latency-step{k}.hlog")
+                    if h.get_tag() is None]
+        latency = Histogram.from_dict(step["histograms"]["latency"])
+        assert latency.total == 2 * read_doc(run_folder)["steps"][k]["histograms"][
+            "latency"]["total"]
+        assert np.array_equal(sum(hdr_counts(h) for h in untagged), latency.counts)
+    fams = families((folder / "metrics.prom").read_text())
+    assert [s.value for s in fams["harness_sent_messages"].samples] == \
+        [s["sent"] for s in doc["steps"]]
