@@ -47,9 +47,8 @@ def hdr_of(h: Histogram) -> Any:
     hdr = HdrHistogram(1, LIMIT - 1, 2)
     if hdr.counts_len != len(h.counts):  # the package's layout moved: refuse, never guess
         raise ValueError(f"hdrhistogram has {hdr.counts_len} counts, harness {len(h.counts)}")
+    np.ctypeslib.as_array(hdr.counts)[:] = h.counts  # the counts are a ctypes array
     nz = np.flatnonzero(h.counts)
-    for i, c in zip(nz.tolist(), h.counts[nz].tolist(), strict=True):
-        hdr.counts[i] = c
     if len(nz):
         hdr.set_internal_tacking_values(int(nz[0]), int(nz[-1]), int(h.counts[nz].sum()))
     return hdr
