@@ -64,6 +64,7 @@ def test_a_ca_file_is_read_into_the_plan(certs: certs_mod.Certs) -> None:
     ("127.0.0.1:1", {"insecure": True}, "--insecure: only for TLS targets (https:// or --tls)"),
     ("http://127.0.0.1:1/,https://127.0.0.1:2/", {}, "--host: http:// and https:// targets "
      "cannot be mixed"),
+    ("", {"tls": True}, "--tls: needs a --host target (the embedded server speaks plain TCP)"),
 ])
 def test_bad_tls_settings_are_config_errors_naming_the_flag(
         certs: certs_mod.Certs, tmp_path: Path, host: str, flags: dict, says: str) -> None:
@@ -115,6 +116,7 @@ SERVERS = """
     {good}
     keepalive_requests 100000;
     location = / {{ return 200 "hello\\n"; }}
+    location = /close {{ keepalive_timeout 0; return 200 "bye\\n"; }}
     location = /big64k {{ default_type application/octet-stream; alias {d}/big64k; }}
     location = /big600k {{ default_type application/octet-stream; alias {d}/big600k; }}
   }}
@@ -167,6 +169,15 @@ def test_https_get_with_the_ca_counts_every_response_and_every_handshake(
     hs = s["handshake_ms"]
     assert 0 < hs["p50"] <= hs["p99"] <= hs["max"] < 5000
     assert s["connect_ms"]["p50"] is not None  # the TCP connect, measured apart
+
+
+@pytest.mark.e2e
+def test_connection_close_reconnects_with_a_new_handshake_each_time(
+        nginx: dict[str, int], certs: certs_mod.Certs) -> None:
+    s = run(f"https://127.0.0.1:{nginx['good']}/close", 30, conns=1, ca=str(certs.ca))
+    assert (s["sent"], s["received"], s["lost"]) == (30, 30, 0)
+    assert nonzero(s["errors"]) == {"reconnect": 29}
+    assert s["handshakes"] == 30  # the first connection's, and one per reconnect
 
 
 @pytest.mark.e2e
