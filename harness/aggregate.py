@@ -75,9 +75,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         svc = merge_all([r.service for r in results])
         parts.update(service_ms=latency_ms(svc), behind_schedule=sum(r.behind for r in results))
         hists["service"] = svc
-    hs = merge_all([r.handshake for r in results])
+    hs = merge_all([r.handshake for r in results])  # a TLS step: handshakes, or TLS errors
     reasons = {k: v for r in reversed(results) for k, v in r.tls_reasons.items()}
-    if len(hs) or reasons:  # a TLS step
+    if len(hs) or any(k.startswith("tls_") and n for r in results for k, n in r.errors.items()):
         hists["handshake"] = hs
         parts.update(handshake_ms=handshake_ms(hs), handshakes=len(hs),
                      tls_reasons=reasons or None)

@@ -63,7 +63,7 @@ def tls_diagnosis(steps: list[dict]) -> str | None:
         return None
     kind = max(counts, key=lambda k: counts[k])
     why = next((s["tls_reasons"][kind] for s in steps if kind in (s.get("tls_reasons") or {})),
-               kind)
+               "no handshake within --connect-timeout" if kind == "tls_timeout" else kind)
     conns = sum(s["conns"] for s in steps)
     return (f"no valid reply: TLS failed: {why} ({kind} on {counts[kind]} of {conns} "
             f"connections); {TLS_HINTS.get(kind, 'see the errors')}")

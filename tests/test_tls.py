@@ -270,13 +270,19 @@ def test_raw_tcp_over_tls_echoes_every_stamped_message_and_sends_sni_for_names_o
 
 
 @pytest.mark.e2e
-def test_tls_to_a_plain_tcp_server_is_a_tls_failure_not_a_reply(tmp_path: Path) -> None:
-    with servers.start("echo", framing="len32") as srv:
+@pytest.mark.parametrize(("framing", "kind"), [("len32", "tls_eof"), ("newline", "tls_timeout")])
+def test_tls_to_a_plain_tcp_server_is_a_tls_failure_not_a_reply(framing: str, kind: str) -> None:
+    """A len32 echo server reads the ClientHello as an oversized frame and hangs up; a
+    newline one waits for a newline that never comes."""
+    with servers.start("echo", framing=framing) as srv:
         s = run(f"127.0.0.1:{srv.port}", 20, conns=2, tls=True, insecure=True,
-                connect_timeout=1.0)
-    errs = nonzero(s["errors"])
-    assert set(errs) <= {"tls_eof", "tls_handshake", "tls_timeout"} and sum(errs.values()) == 2
-    assert s["received"] == 0
+                connect_timeout=1.0, framing=framing)
+    assert nonzero(s["errors"]) == {kind: 2}
+    assert (s["received"], s["handshakes"]) == (0, 0)
+    line = no_reply_diagnosis([s], framing)
+    assert line is not None and "does it speak TLS on this port?" in line, line
+    if kind == "tls_timeout":
+        assert "TLS failed: no handshake within --connect-timeout (tls_timeout on 2 of 2" in line
 
 
 # ---------------------------------------------------------------------------- pending()
