@@ -6,15 +6,25 @@ connection, and TLS failures counted by kind."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
 from harness.config import ConfigError, parse_target
 from harness.diagnosis import no_reply_diagnosis
 from harness.plan import Target, Tls
+from harness.result import Share
+from harness.tls import TlsTransport, client_context
+from harness.transport import CHUNK, RoundBuffer
 from tests import certs as certs_mod
 from tests import nginx as nginx_mod
 from tests import servers
@@ -328,56 +338,104 @@ class Whole:
         return end, end
 
 
+class OneConnection:
+    """A TlsTransport with one connection (and the sink above) to a TLS server run by
+    ``serve(sock)`` in a thread of this process: ``with OneConnection(certs, serve) as c``."""
+
+    def __init__(self, certs: certs_mod.Certs, serve: Callable[[ssl.SSLSocket], None]) -> None:
+        self.certs = certs
+        self.serve = serve
+        self.done = threading.Event()
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.sink = Collect()
+
+    def _run(self) -> None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.certs.cert, self.certs.key)
+        conn, _ = self.lsock.accept()
+        with ctx.wrap_socket(conn, server_side=True) as s:
+            self.serve(s)
+            self.done.wait(10)
+
+    def __enter__(self) -> TlsTransport:
+        self.thread.start()
+        share = Share(0, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                      np.ones(1, dtype=bool), None, 0.0, None, 0)
+        ctx = client_context(Tls(ca_pem=self.certs.ca.read_text()))
+        self.tp = TlsTransport(share, [(socket.AF_INET, self.lsock.getsockname())], (),
+                               selectors.DefaultSelector(), RoundBuffer(), Whole(), self.sink,
+                               context=ctx, names=["localhost"])
+        self.tp.open_all(1, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
+        assert self.sink.handshakes == 1 and self.tp.alive[0]
+        return self.tp
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.tp.close_all()
+        self.thread.join(5)
+        self.lsock.close()
+
+
+def rounds(tp: TlsTransport, until: Callable[[], bool], within_s: float = 3.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not until() and time.monotonic() < deadline:
+        tp.read_round(tp.poll(0.05, None))
+
+
 @pytest.mark.e2e
 def test_plaintext_openssl_holds_after_a_full_read_is_read_without_new_bytes(
         certs: certs_mod.Certs) -> None:
     """A 10-byte record, then 16 records of 16 KiB, then nothing: a round reads 256 KiB, so
     the last record is read in part and its last 10 bytes wait inside OpenSSL (pending()),
     where select() cannot see them; they must come in the next round all the same."""
-    import selectors
-    import socket
-    import ssl
-    import threading
-    import time
-
-    import numpy as np
-
-    from harness.result import Share
-    from harness.tls import TlsTransport, client_context
-    from harness.transport import CHUNK, RoundBuffer
-
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(certs.cert, certs.key)
     payload = b"a" * 10 + bytes(range(256)) * 1024  # 10 + 256 KiB
-    lsock = socket.create_server(("127.0.0.1", 0))
-    done = threading.Event()
+    assert len(payload) - 10 == CHUNK  # (the first read stops 10 bytes short)
 
-    def serve() -> None:
-        conn, _ = lsock.accept()
-        with server_ctx.wrap_socket(conn, server_side=True) as s:
-            s.sendall(payload[:10])
-            s.sendall(payload[10:])
-            done.wait(10)
+    def serve(s: ssl.SSLSocket) -> None:
+        s.sendall(payload[:10])
+        s.sendall(payload[10:])
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    sink, sel = Collect(), selectors.DefaultSelector()
-    share = Share(0, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
-                  np.ones(1, dtype=bool), None, 0.0, None, 0)
-    tp = TlsTransport(share, [(socket.AF_INET, lsock.getsockname())], (), sel, RoundBuffer(),
-                      Whole(), sink, context=client_context(Tls(ca_pem=certs.ca.read_text())),
-                      names=["localhost"])
-    try:
-        tp.open_all(1, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
-        assert sink.handshakes == 1 and tp.alive[0]
+    c = OneConnection(certs, serve)
+    with c as tp:
         time.sleep(0.3)  # every record is in the client's socket buffer before the first read
-        deadline = time.monotonic() + 3
-        while len(sink.data) < len(payload) and time.monotonic() < deadline:
-            tp.read_round(tp.poll(0.05, None))
-        assert len(payload) - 10 == CHUNK  # (the first read stops 10 bytes short)
-        assert bytes(sink.data) == payload and sink.errors == {}
-    finally:
-        done.set()
-        tp.close_all()
-        t.join(5)
-        lsock.close()
+        rounds(tp, lambda: len(c.sink.data) >= len(payload))
+    assert bytes(c.sink.data) == payload and c.sink.errors == {}
+
+
+@pytest.mark.e2e
+def test_a_send_the_server_is_slow_to_take_goes_whole_through_the_backlog(
+        certs: certs_mod.Certs) -> None:
+    """8 MiB in one send while the server reads nothing for 0.3 s: SSLWantWrite queues the
+    rest, and the retries hand OpenSSL the same bytes until every one has gone."""
+    payload = bytes(range(256)) * (32 * 1024)
+    got = bytearray()
+
+    def serve(s: ssl.SSLSocket) -> None:
+        time.sleep(0.3)
+        while len(got) < len(payload):
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            got.extend(data)
+
+    c = OneConnection(certs, serve)
+    with c as tp:
+        tp.send(0, memoryview(payload))
+        assert tp.blocked[0]  # more than the socket buffers take at once
+        rounds(tp, lambda: not tp.blocked[0] and len(got) >= len(payload), 10.0)
+        assert c.sink.errors == {}
+    assert bytes(got) == payload
+
+
+@pytest.mark.e2e
+def test_bytes_that_are_not_tls_after_the_handshake_are_one_tls_error(
+        certs: certs_mod.Certs) -> None:
+    def serve(s: ssl.SSLSocket) -> None:
+        s.sendall(b"hello")
+        os.write(s.fileno(), b"this is not a TLS record\r\n" * 4)  # beneath TLS
+
+    c = OneConnection(certs, serve)
+    with c as tp:
+        rounds(tp, lambda: bool(c.sink.errors))
+        assert c.sink.errors == {"tls_error": 1} and tp.socks[0] is None
