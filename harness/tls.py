@@ -34,10 +34,12 @@ import time
 import numpy as np
 
 from harness.plan import Tls
-from harness.transport import CHUNK, Reads, Transport, connect_kind
+from harness.protocol import Stamped
+from harness.result import Share
+from harness.timer import Timer
+from harness.transport import CHUNK, Reads, RoundBuffer, Sink, Transport, connect_kind
 from harness.transport import error_kind as plain_error_kind
 
-TLS_KINDS = ("tls_cert", "tls_handshake", "tls_eof", "tls_timeout", "tls_error")
 WOULD_BLOCK = (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
 
 
@@ -93,9 +95,10 @@ class TlsTransport(Transport):
     would_block = WOULD_BLOCK
     error_kind = staticmethod(after_handshake_kind)
 
-    def __init__(self, *args: object, context: ssl.SSLContext, names: list[str],
-                 **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, share: Share, addrs: list[tuple], sources: tuple[str, ...],
+                 sel: selectors.BaseSelector, rounds: RoundBuffer, protocol: Stamped,
+                 sink: Sink, *, context: ssl.SSLContext, names: list[str]) -> None:
+        super().__init__(share, addrs, sources, sel, rounds, protocol, sink)
         self.context = context
         self.names = names  # server_hostname per target node
         self.tcp_at = np.zeros(self.n, dtype=np.int64)  # TCP connected (handshake began); 0
@@ -168,10 +171,10 @@ class TlsTransport(Transport):
 
     # ------------------------------------------------------------------ receive
 
-    def poll(self, wait_s: float, timer: object) -> list[int]:
+    def poll(self, wait_s: float, timer: Timer | None) -> list[int]:
         """As plain TCP's, with the connections whose plaintext OpenSSL holds (no wait)."""
         carry, self.carry = self.carry, []
-        ready = super().poll(0.0 if carry else wait_s, timer)  # type: ignore[arg-type]
+        ready = super().poll(0.0 if carry else wait_s, timer)
         if carry:
             seen = set(ready)
             ready.extend(i for i in carry if i not in seen)
