@@ -33,8 +33,8 @@ GROUPS = ("Search", "Target", "Load", "Pacing", "Step", "Measurement", "Output",
 FRAMINGS = ("newline", "len16", "len32")
 # (flag, type, group, help, applies to search). Each flag's default is its harness.toml key.
 RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
-    ("--host", str, "Target", "target host:port, [v6]:port, or a comma list of nodes; none = "
-     "start the embedded server", True),
+    ("--host", str, "Target", "target host:port, [v6]:port, http(s)://host:port/path, or a "
+     "comma list of nodes; none = start the embedded server", True),
     ("--server-cmd", str, "Target", "a command that starts a local server: watched, stopped "
      "afterwards", True),
     ("--workload", str, "Target", "echo, chat, or path/to/workload.py", True),
@@ -44,6 +44,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      True),
     ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
      "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)", True),
+    ("--ca", str, "Target", "TLS: verify the server's certificate against this CA file (PEM) "
+     "instead of the system store", True),
     ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",
      True),
     ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "
@@ -155,13 +157,17 @@ def _extra_options() -> dict[str, Any]:
         "--scenario": option("--scenario", default=None, group="Capacity",
                              help="a [scenarios.NAME] preset (built-in: smoke, baseline, load, "
                                   "stress, ramp, spike, soak) or one from harness.toml"),
+        "--tls": option("--tls", is_flag=True, default=None, group="Target", key="tls",
+                        help="wrap raw TCP (host:port) in TLS; https:// URLs always use TLS"),
+        "--insecure": option("--insecure", is_flag=True, default=None, group="Target",
+                             key="insecure", help="TLS: do not verify the server's certificate"),
         "--until-degraded": option("--until-degraded", is_flag=True, default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires"),
     }
 
 
-SEARCH_EXTRAS = ("--config", "--push-conns")
+SEARCH_EXTRAS = ("--config", "--push-conns", "--tls", "--insecure")
 
 
 def run_options(f: Any, search: bool = False) -> Any:

@@ -23,6 +23,9 @@ def no_reply_diagnosis(steps: list[dict], framing: str) -> str | None:
     parse, and a guess at why. None when some valid reply came."""
     if not steps or any(s.get("replies", s["received"]) for s in steps):
         return None
+    tls = tls_diagnosis(steps)
+    if tls:
+        return tls
     sent = sum(s.get("sent_all", s["sent"]) for s in steps)
     conns = max(s.get("connected", s["conns"]) for s in steps)
     errs = {k: sum(s["errors"].get(k, 0) for s in steps) for k in steps[0]["errors"]}
@@ -36,6 +39,34 @@ def no_reply_diagnosis(steps: list[dict], framing: str) -> str | None:
     return (f"no valid reply in the whole run: sent {sent} stamped {framing} messages on "
             f"{conns} connections; got back {got}{first}; "
             f"{guess(raw, framing, errs.get('closed', 0) + errs.get('reset', 0))}")
+
+
+TLS_HINTS = {  # the advice after a TLS failure's reason, by kind
+    "tls_cert": "use --ca FILE (the CA that signed it) or --insecure",
+    "tls_handshake": "does the target speak TLS on this port, and a version harness offers?",
+    "tls_eof": "the target closed the connection mid-handshake: does it speak TLS on this "
+               "port?",
+    "tls_timeout": "the target never answered the handshake: does it speak TLS on this port?",
+    "tls_error": "TLS broke after the handshake",
+}
+
+
+def tls_diagnosis(steps: list[dict]) -> str | None:
+    """One line when TLS failures ended the connections of a run without a valid reply: the
+    most frequent tls_* kind, its first reason, and what to do. None when no TLS failure."""
+    counts: dict[str, int] = {}
+    for s in steps:
+        for k, n in s["errors"].items():
+            if k.startswith("tls_") and n:
+                counts[k] = counts.get(k, 0) + n
+    if not counts:
+        return None
+    kind = max(counts, key=lambda k: counts[k])
+    why = next((s["tls_reasons"][kind] for s in steps if kind in (s.get("tls_reasons") or {})),
+               "no handshake within --connect-timeout" if kind == "tls_timeout" else kind)
+    conns = sum(s["conns"] for s in steps)
+    return (f"no valid reply: TLS failed: {why} ({kind} on {counts[kind]} of {conns} "
+            f"connections); {TLS_HINTS.get(kind, 'see the errors')}")
 
 
 RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2

@@ -120,6 +120,9 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
     out["connect_ms"] = aggregate.connect_ms(hists["connect"])
     if "service" in hists:
         out["service_ms"] = aggregate.latency_ms(hists["service"])
+    if "handshake" in hists:
+        out["handshake_ms"] = aggregate.handshake_ms(hists["handshake"])
+        out["handshakes"] = len(hists["handshake"])
     if "kinds" in steps[0]:
         out["kinds"] = [{"kind": row["kind"],
                          "sent": sum(s["kinds"][i]["sent"] for s in steps),

@@ -72,6 +72,14 @@ class Recorder:
     def connected(self, elapsed_ns: int) -> None:
         self.res.connect.record_one(elapsed_ns)
 
+    def handshaken(self, elapsed_ns: int) -> None:
+        """A TLS handshake done, ``elapsed_ns`` after its TCP connect (counted whenever)."""
+        self.res.handshake.record_one(elapsed_ns)
+
+    def tls_failed(self, kind: str, reason: str) -> None:
+        """Keep the first reason of each TLS error kind, for the diagnosis."""
+        self.res.tls_reasons.setdefault(kind, reason)
+
     def received(self, st: np.ndarray, t: np.ndarray, flen: np.ndarray, t_last: int,
                  open_loop: bool) -> None:
         """A round's valid replies (stamps, receive times, frame sizes), in the window or not;

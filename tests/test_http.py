@@ -34,7 +34,6 @@ def test_an_http_url_keeps_host_port_scheme_and_path() -> None:
 
 
 @pytest.mark.parametrize(("url", "says"), [
-    ("https://127.0.0.1:8443/", "https (TLS) is not yet supported"),
     ("ftp://127.0.0.1/", "unknown URL scheme 'ftp'"),
     ("http://127.0.0.1:99999/", "not a valid URL"),
     ("http://:80/", "not a valid URL"),
@@ -52,14 +51,6 @@ def test_http_and_raw_targets_do_not_mix() -> None:
         plan_for("http://127.0.0.1:8000/,127.0.0.1:8001")
     assert plan_for("http://127.0.0.1:8000/").workload == "http"
     assert plan_for("127.0.0.1:8000").workload == "echo"
-
-
-@pytest.mark.e2e
-def test_an_https_url_exits_2_in_one_line(tmp_path: Path) -> None:
-    r = harness("run", "--host", "https://127.0.0.1:8443/", "--conns", "1", cwd=tmp_path)
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        "harness: --host: 'https://127.0.0.1:8443/': https (TLS) is not yet supported"]
 
 
 # ---------------------------------------------------------------------------- the parser
