@@ -378,3 +378,40 @@ def test_head_requests_mixed_with_gets_read_no_body(
     assert nonzero(s["errors"]) == {}
     rows = {k["kind"]: k for k in s["kinds"]}
     assert rows["head"]["sent"] > 100 and rows["get"]["sent"] > 100
+
+
+# ---------------------------------------------------------------------------- raw TCP at nginx
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("framing", ["len32", "newline"])
+def test_a_raw_tcp_run_at_an_http_server_says_use_an_http_url_and_exits_3(
+        nginx: tuple[int, int, Path], tmp_path: Path, framing: str) -> None:
+    port = nginx[0]
+    r = harness("run", "--host", f"127.0.0.1:{port}", "--conns", "2", "--duration", "0.5",
+                "--warmup", "0", "--workers", "1", "--framing", framing, "--no-report",
+                "--results-dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if "no valid reply" in x]
+    # len32 cuts the response's tail first; the status line is still what is quoted
+    assert 'first bytes received: "HTTP/1.1 400 Bad Request' in line
+    assert line.endswith(f"the target answered with HTTP: use --host http://127.0.0.1:{port}/")
+
+
+@pytest.mark.e2e
+def test_valid_replies_beside_an_http_answer_warn_in_one_line(
+        nginx: tuple[int, int, Path], tmp_path: Path) -> None:
+    """Two raw targets, an echo server and nginx: the echoes are valid replies (no exit 3),
+    and one warning line says some target answered with HTTP."""
+    from tests import servers
+    with servers.start("echo", framing="len32") as echo:
+        r = harness("run", "--host", f"127.0.0.1:{echo.port},127.0.0.1:{nginx[0]}",
+                    "--conns", "4", "--duration", "0.5", "--warmup", "0", "--workers", "1",
+                    "--json", "--no-report", "--results-dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    (s,) = orjson.loads(r.stdout)["steps"]
+    assert s["received"] > 0 and s["errors"]["protocol"] > 0
+    warnings = [x for x in r.stderr.splitlines() if "answered with HTTP" in x]
+    assert warnings == [
+        'harness: warning: some replies were HTTP (first bytes: "HTTP/1.1 400 Bad Request\\r\\n'
+        'Server"): the target answered with HTTP: use --host http://HOST:PORT/'], r.stderr
