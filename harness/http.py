@@ -4,7 +4,8 @@ Requests are one fixed request (built once as bytes by the workload) repeated, o
 from the pre-rendered pools of a [[requests]] table (harness.reqtable), one pool per kind; their
 stamps wait in :class:`~harness.protocol.InOrder`'s per-connection FIFO, so the k-th
 response on a connection answers its k-th request. Responses are cut by a small hand
-parser (``bytes.find`` over the round buffer, once per response): the status line, the
+parser (``bytes.find`` over the round buffer, once per response; a head seen lately is
+looked up, not parsed again, as a server's heads repeat, Date included): the status line, the
 headers, a ``Content-Length`` or chunked body (no body for 204, 304 and answers to HEAD);
 1xx responses are skipped (they join the final response's frame); a response with
 ``Connection: close`` (or HTTP/1.0 without ``keep-alive``) ends the connection's stream (the
@@ -35,6 +36,9 @@ from harness.protocol import InOrder
 
 MAX_HEADER = 64 * 1024  # most bytes of a response's status line and headers
 _NO_BODY = (204, 304)
+NO_BODY, CHUNKED, TO_EOF = -1, -2, -3  # body lengths of _describe that are not a size
+SEEN_HEADS = 1024  # most response heads remembered per step and worker (then forgotten)
+_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?:[ \r]|\Z)")
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\r\n]*)?[ \t]*")  # size [;ext] OWS
 
 
@@ -66,6 +70,7 @@ class Http(InOrder):
         self.heads = bool(self.head_kinds.any())  # some requests are HEAD: bodiless answers
         self.cut_n = np.zeros(n, dtype=np.int64)  # final responses cut this round, per conn
         self.cutting = 0  # the connection being cut
+        self.seen: dict[bytes, tuple[int, bool, int]] = {}  # head -> _describe(head)
 
     def build(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
               tint: np.ndarray | int, delay: np.ndarray | int
@@ -147,40 +152,35 @@ class Http(InOrder):
                 raise BadResponse  # not HTTP at all: do not wait for 64 KiB of it
             return None
         raw = bytes(buf[pos:hdr_end])
-        code = _status(raw)
+        got = self.seen.get(raw)
+        if got is None:  # a head not seen lately (a server's heads repeat, Date included)
+            got = _describe(raw)
+            if len(self.seen) >= SEEN_HEADS:
+                self.seen.clear()
+            self.seen[raw] = got
+        code, close, length = got
         body = hdr_end + 4
-        if code < 200:
-            return body, code, False
-        head = raw.lower()
-        close = _closes(head)
-        if code in _NO_BODY or self._answers_head():
-            if b"\r\ncontent-length:" in head:
-                _length(head)  # no body whatever it says, but a bad one breaks HTTP
+        if length == NO_BODY or (self.heads and code >= 200 and self._answers_head()):
             return body, code, close
-        done = self._body(buf, head, body, end, eof)
+        done = self._body(buf, length, body, end, eof)
         return None if done is None else (done, code, close)
 
-    def _body(self, buf: bytearray, head: bytes, body: int, end: int, eof: bool) -> int | None:
+    def _body(self, buf: bytearray, length: int, body: int, end: int, eof: bool) -> int | None:
         """Where the body starting at ``body`` ends, or None when it is not whole yet (a
         body without a length ends only with the stream: ``eof``)."""
-        if b"\r\ntransfer-encoding:" in head:
-            if _header(head, b"transfer-encoding").rpartition(b",")[2].strip() != b"chunked":
-                raise BadResponse  # chunked not last: a body to EOF we do not read
+        if length == CHUNKED:
             return self._chunked(buf, body, end)
-        size = _length(head)
-        if size is None:  # no length: the body runs to the end of the stream
+        if length == TO_EOF:
             if end - body > self.max_frame:
                 raise BadResponse
             return end if eof else None
-        if size > self.max_frame:
+        if length > self.max_frame:
             raise BadResponse
-        return body + size if body + size <= end else None
+        return body + length if body + length <= end else None
 
     def _answers_head(self) -> bool:
         """Whether the response being cut answers a HEAD request (no body, whatever its
-        headers say): looked up in the connection's queue only when the run sends HEAD."""
-        if not self.heads:
-            return False
+        headers say): looked up in the connection's queue (only when the run sends HEAD)."""
         i = self.cutting
         at = self.head[i] + self.cut_n[i]
         if at >= self.tail[i]:
@@ -235,19 +235,42 @@ class Http(InOrder):
         return out
 
 
+def _describe(raw: bytes) -> tuple[int, bool, int]:
+    """What a response head (status line and headers, case as sent) says: (status, whether
+    the connection closes after it, body length: bytes, or NO_BODY, CHUNKED or TO_EOF).
+    Raises BadResponse when it breaks HTTP."""
+    code = _status(raw)
+    if code < 200:
+        return code, False, NO_BODY
+    head = raw.lower()
+    close = _closes(head)
+    if code in _NO_BODY:
+        if b"\r\ncontent-length:" in head:
+            _length(head)  # no body whatever it says, but a bad one breaks HTTP
+        return code, close, NO_BODY
+    if b"\r\ntransfer-encoding:" in head:
+        if _header(head, b"transfer-encoding").rpartition(b",")[2].strip() != b"chunked":
+            raise BadResponse  # chunked not last: a body to EOF we do not read
+        return code, close, CHUNKED
+    size = _length(head)
+    return code, close, TO_EOF if size is None else size
+
+
 def _status(raw: bytes) -> int:
     """The status code of a response head (``HTTP/1.x NNN[ reason]``, case as sent)."""
-    if not raw.startswith(b"HTTP/1.") or len(raw) < 12 or not raw[7:8].isdigit() \
-            or raw[8:9] != b" " or not raw[9:12].isdigit() \
-            or raw[12:13] not in (b" ", b"\r", b"") or raw[9:10] == b"0":
+    m = _STATUS_LINE.match(raw)
+    if m is None:
         raise BadResponse
-    return int(raw[9:12])
+    return int(m[1])
 
 
 def _closes(head: bytes) -> bool:
     """Whether the connection closes after this response (lower-cased head): ``close`` in
     its Connection header, or HTTP/1.0 without ``keep-alive``."""
-    tokens = {t.strip() for t in _header(head, b"connection").split(b",")}
+    value = _header(head, b"connection") if b"\r\nconnection:" in head else b""
+    if value in (b"", b"keep-alive", b"close"):  # the common cases, without a split
+        return value == b"close" or (not value and head.startswith(b"http/1.0"))
+    tokens = {t.strip() for t in value.split(b",")}
     return b"close" in tokens or (head.startswith(b"http/1.0") and b"keep-alive" not in tokens)
 
 
