@@ -248,7 +248,7 @@ def splits(data: bytes) -> st.SearchStrategy[list[int]]:
     return st.lists(st.integers(0, max(len(data), 1)), max_size=6)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_harness_and_h11_agree_on_valid_streams_split_anywhere(data: st.DataObject) -> None:
     s = data.draw(stream())
@@ -258,7 +258,7 @@ def test_harness_and_h11_agree_on_valid_streams_split_anywhere(data: st.DataObje
     assert by_harness(s, cuts) == ref, s
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_harness_and_h11_agree_on_broken_streams(data: st.DataObject) -> None:
     s = data.draw(faulty_stream())
