@@ -34,6 +34,7 @@ from harness.cli_help import (
     serve_flags,
 )
 from harness.coordinator import RunOutcome, Unreachable, fd_shortfall
+from harness.diagnosis import http_answer_warning, http_url
 from harness.interrupts import Interrupts
 from harness.limits import raise_nofile
 from harness.plan import Plan, Target
@@ -243,8 +244,13 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
                    f"(what the others measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
+    raw_tcp = getattr(workload, "protocol", "framed") != "http"
+    url = http_url([(t.host, t.port) for t in plan.targets]) if raw_tcp else None
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
-        w.steps, workload.framing or plan.framing)
+        w.steps, workload.framing or plan.framing, url)
+    warning = http_answer_warning(w.steps, url) if url and not diagnosis else None
+    if warning:
+        click.echo(f"harness: warning: {printable(warning)}", err=True)
     if diagnosis:
         click.echo(f"harness: {printable(diagnosis)}", err=True)
         return EXIT_UNREACHABLE

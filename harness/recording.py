@@ -60,7 +60,9 @@ class Recorder:
     def keep_unparsed(self, data: bytes | bytearray | memoryview) -> None:
         """Keep the first bytes of the step that did not parse, for a diagnosis when no
         valid reply came."""
-        if not self.res.unparsed:
+        if not self.res.unparsed or (data[:7] == b"HTTP/1." != self.res.unparsed[:7]):
+            # an HTTP status line outranks a tail kept first (a fixed-size cut breaks a
+            # round's last frame before its first frames are parsed): it names the target
             self.res.unparsed = bytes(data[:UNPARSED_KEEP])
 
     # ------------------------------------------------------------------ counters

@@ -376,6 +376,14 @@ class Transport:
         where the next read goes."""
         pend = self.pend_in
         if end == start + len(pend[i]):  # EOF: after whole frames a close, else junk
+            took = self.protocol.at_eof(self.rounds.buf, i, start, end, r.walk) \
+                if pend[i] else start
+            if took > start:  # a response whose body ran to the close (HTTP)
+                pend[i] = b""
+                r.conn.append(i)
+                r.end.append(took)
+                r.t.append(t)
+                return took
             self.fail(i, "protocol" if pend[i] else "closed")
             return start
         fixed = self.protocol.fixed
