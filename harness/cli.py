@@ -244,20 +244,26 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
                    f"(what the others measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
-    raw_tcp = getattr(workload, "protocol", "framed") != "http"
-    url = http_url([(t.host, t.port) for t in plan.targets]) if raw_tcp else None
-    diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
-        w.steps, workload.framing or plan.framing, url)
-    warning = http_answer_warning(w.steps, url) if url and not diagnosis else None
-    if warning:
-        click.echo(f"harness: warning: {printable(warning)}", err=True)
-    if diagnosis:
-        click.echo(f"harness: {printable(diagnosis)}", err=True)
+    if diagnosed(plan, workload, outcome, w.steps):
         return EXIT_UNREACHABLE
     unjudged = bool(w.steps) and w.verdict["judged"] == 0
     failed = (w.failures or outcome.error or outcome.partial or not w.steps or w.unwritten
               or unjudged)
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bool:
+    """Print why no valid reply came (True: exit 3), or warn of HTTP answers to a raw run."""
+    raw_tcp = getattr(workload, "protocol", "framed") != "http"
+    url = http_url([(t.host, t.port) for t in plan.targets]) if raw_tcp else None
+    diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
+        steps, workload.framing or plan.framing, url)
+    warning = http_answer_warning(steps, url) if url and not diagnosis else None
+    if warning:
+        click.echo(f"harness: warning: {printable(warning)}", err=True)
+    if diagnosis:
+        click.echo(f"harness: {printable(diagnosis)}", err=True)
+    return diagnosis is not None
 
 
 def cut_short(error: str) -> str:
