@@ -132,7 +132,6 @@ class Pacer:
         self.inflight = pacing.inflight
         self.think_lo, self.think_span = _thinks(share, pacing, users)
         self.thinks = bool(self.think_lo.any() or self.think_span.any())
-        self.think_ns = int(self.think_lo.max(initial=0) + self.think_span.max(initial=0))
         self.varied = bool(self.think_span.any())
         self.think_rng = np.random.default_rng([seed, 17])
         self.draws = np.zeros(0)
