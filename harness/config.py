@@ -318,9 +318,10 @@ def _pacing_and_steps(run: dict, raw_stages: list[dict], think_range: tuple[floa
 def check_think(pacing: Pacing, users: tuple, flag: str) -> None:
     """A think time belongs to the closed loop, one request at a time per connection (a
     user): refused with an open-loop rate, and with --inflight above 1."""
-    thinks = pacing.think_max_s > 0 or any(u.think_max_s > 0 for u in users)
-    if not thinks:
-        return
+    if pacing.think_max_s <= 0:
+        if not any(u.think_max_s > 0 for u in users):
+            return
+        flag = "[[users]] think"  # only a class thinks
     if pacing.mode == "open":
         raise ConfigError(f"{flag}: a think time is the closed loop's (a user waits after "
                           "each response); an open-loop --rate sets the sends itself")

@@ -238,6 +238,12 @@ def test_a_bad_user_class_is_refused_naming_it(tmp_path: Path, text: str, says: 
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_class_think_time_refuses_pipelining_too(tmp_path: Path) -> None:
+    with pytest.raises(cfg.ConfigError, match=r"^\[\[users\]\] think: a think time needs "
+                                              r"--inflight 1"):
+        plan_for("http://127.0.0.1:9/", requests=users_file(tmp_path), inflight=2)
+
+
 def test_user_classes_need_an_http_target(tmp_path: Path) -> None:
     with pytest.raises(cfg.ConfigError, match=r"\[\[users\]\] needs an http:// target"):
         plan_for("127.0.0.1:9", requests=users_file(tmp_path))
