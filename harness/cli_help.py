@@ -63,8 +63,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--inflight", int, "Pacing", "closed loop: messages outstanding per connection", True),
     ("--rate", float, "Pacing", "open loop: messages/s per connection on a fixed schedule "
      "(0.001 to 1e6; 0 = closed loop)", True),
-    ("--think", float, "Pacing", "closed loop: seconds to wait after each reply (to 3600)",
-     True),
+    ("--think", str, "Pacing", "closed loop: seconds a connection waits after each reply: 2, "
+     "or 1-5 (uniform), 0 to 3600; needs --inflight 1", True),
     ("--connect-rate", float, "Pacing", "new connections per second (0 = as fast as possible)",
      True),
     ("--duration", float, "Step", "seconds of the measure window per step", True),

@@ -40,6 +40,7 @@ from harness.specs import (
     number,
     parse_int_list,
 )
+from harness.usertable import parse_think
 
 # Names the CLI and the tests reach through ``harness.config`` (defined in the modules above).
 __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES", "RUN_DEFAULTS",
@@ -83,6 +84,7 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
     merged["env_name"] = env
     merged["mix"] = file.get("mix", {})
     merged["requests"] = (file.get("requests"), file.get("__path__", "harness.toml"))
+    merged["users"] = (file.get("users"), file.get("__path__", "harness.toml"))
     for key, value in flags.items():
         if value is not None:
             merged["run"][key] = value
@@ -211,14 +213,16 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     check_size(spec, flag_name(run, "size"), fr, max_frame)
     size = size_bounds(spec)[0]
     mix, mix_by = parse_mix(merged.get("mix") or {}, fr, max_frame)
-    requests = _requests(merged, run, targets, workload)
+    think = parse_think(run["think"], flag_name(run, "think"))
+    requests, users = _requests(merged, run, targets, workload, think)
     if requests:
         if mix:
             raise ConfigError("[mix] and [[requests]] exclude each other: each request is a kind")
         from workloads.base import Kind
         mix = tuple(Kind(r.name, r.weight, Outbound.stamp_room(fr)) for r in requests)
     corpus = read_corpus(str(run["corpus"]), flag_name(run, "corpus"), fr, max_frame)
-    pacing, steps = _pacing_and_steps(run, merged.get("stages") or [])
+    pacing, steps = _pacing_and_steps(run, merged.get("stages") or [], think)
+    check_think(pacing, users, flag_name(run, "think"))
     grow, increment = _growth(run)
     workers = number(run, "workers") or default_workers(not targets)
     push = _push_hosts(run, targets)
@@ -237,32 +241,46 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         server_pid=number(run, "server_pid") or None,
         server_cmd=str(run["server_cmd"]) or None,
         monitor_interval_s=number(run, "monitor_interval"),
-        mix=mix, mix_by=mix_by, requests=requests, corpus=corpus, size_spec=spec,
+        mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
-              workload: str) -> tuple:
-    """The request table, rendered for the first target: from ``--requests FILE`` (its
-    ``[[requests]]``), else from the config file's; () when neither has one."""
+              workload: str, think: tuple[float, float]) -> tuple[tuple, tuple]:
+    """The request table and the user classes, rendered for the first target: from
+    ``--requests FILE`` (its ``[[requests]]`` or ``[[users]]``), else from the config
+    file's; ((), ()) when there is none. Classes bring their requests, class by class."""
     table, where = merged.get("requests") or (None, "")
+    users, users_where = merged.get("users") or (None, "")
     path = str(run.get("requests") or "")
     if path:
         data = _read_toml(path, flag_name(run, "requests"))
-        extra = sorted(set(data) - {"requests"})
-        if extra or "requests" not in data:
+        extra = sorted(set(data) - {"requests", "users"})
+        if extra or not {"requests", "users"} & set(data):
             raise ConfigError(f"{flag_name(run, 'requests')}: {path}: expected only a "
-                              f"[[requests]] table" + (f", not [{extra[0]}]" if extra else ""))
-        table, where = data["requests"], path
-    if table is None:
-        return ()
+                              f"[[requests]] or [[users]] table"
+                              + (f", not [{extra[0]}]" if extra else ""))
+        table, users, where = data.get("requests"), data.get("users"), path
+        users_where = path
+    if table is None and users is None:
+        return (), ()
+    if table is not None and users is not None:
+        raise ConfigError(f"{where}: [[requests]] and [[users]] exclude each other: each "
+                          "user class has its own [[users.requests]]")
     if workload != "http" or not targets:
-        raise ConfigError(f"{where}: [[requests]] needs an http:// target "
-                          "(--host http://host:port/)")
+        raise ConfigError(f"{where if table is not None else users_where}: "
+                          f"[[{'requests' if table is not None else 'users'}]] needs an "
+                          "http:// target (--host http://host:port/)")
     from harness.reqtable import parse_requests
+    from harness.usertable import parse_users
     t = targets[0]
     host = f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
-    return parse_requests(table, where, host, number(run, "seed"))
+    if users is not None:
+        flagged = run["__names__"].get("think") == FLAG["think"]  # --think: every class's
+        classes, rendered = parse_users(users, users_where, host, number(run, "seed"), think,
+                                        flagged)
+        return rendered, classes
+    return parse_requests(table, where, host, number(run, "seed")), ()
 
 
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
@@ -278,21 +296,38 @@ def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
     return workload
 
 
-def _pacing_and_steps(run: dict, raw_stages: list[dict]) -> tuple[Pacing, tuple[Step, ...]]:
+def _pacing_and_steps(run: dict, raw_stages: list[dict], think_range: tuple[float, float]
+                      ) -> tuple[Pacing, tuple[Step, ...]]:
     """The pacing and the steps: a sweep of steps, or one step made of a scenario's stages
     (open loop at the first stage's rate when any stage has a rate)."""
     rate = number(run, "rate")
     _exclusive(run, bool(raw_stages))
     inflight = number(run, "inflight")
-    think = number(run, "think")
-    pacing = Pacing("open" if rate > 0 else "closed", inflight, rate, think)
+    think, think_max = think_range
+    pacing = Pacing("open" if rate > 0 else "closed", inflight, rate, think, think_max)
     stages = _stages(raw_stages, rate)
     steps = _steps(run, rate) if not stages else (
         Step(0, max(st.conns for st in stages), sum(st.duration_s for st in stages), None,
              stages[0].rate, number(run, "listen"), stages),)
     if stages and any(st.rate > 0 for st in stages):
-        pacing = Pacing("open", inflight, stages[0].rate, think)
+        pacing = Pacing("open", inflight, stages[0].rate, think, think_max)
     return pacing, steps
+
+
+def check_think(pacing: Pacing, users: tuple, flag: str) -> None:
+    """A think time belongs to the closed loop, one request at a time per connection (a
+    user): refused with an open-loop rate, and with --inflight above 1."""
+    if pacing.think_max_s <= 0:
+        if not any(u.think_max_s > 0 for u in users):
+            return
+        flag = "[[users]] think"  # only a class thinks
+    if pacing.mode == "open":
+        raise ConfigError(f"{flag}: a think time is the closed loop's (a user waits after "
+                          "each response); an open-loop --rate sets the sends itself")
+    if pacing.inflight > 1:
+        raise ConfigError(f"{flag}: a think time needs --inflight 1: a user waits after each "
+                          f"response before the next request (got --inflight "
+                          f"{pacing.inflight})")
 
 
 def _growth(run: dict) -> tuple[str, int]:
@@ -435,6 +470,8 @@ def _thresholds(d: dict) -> Thresholds:
                       p50_ms=_limit(d, "thresholds", "p50_ms"),
                       p95_ms=_limit(d, "thresholds", "p95_ms"),
                       p99_ms=_limit(d, "thresholds", "p99_ms"),
+                      mean_ms=_limit(d, "thresholds", "mean_ms"),
+                      max_ms=_limit(d, "thresholds", "max_ms"),
                       min_throughput=_limit(d, "thresholds", "min_throughput"),
                       max_server_cpu_pct=_limit(d, "thresholds", "max_server_cpu_pct"),
                       max_server_rss_mb=_limit(d, "thresholds", "max_server_rss_mb"))

@@ -79,9 +79,9 @@ def check_file(data: dict[str, Any], path: str) -> None:
         if top not in KNOWN_TOP:
             raise ConfigError(f"{path}: unknown table or key [{top}] "
                               f"(known: {', '.join(sorted(KNOWN_TOP))})")
-        if top == "requests":
+        if top in ("requests", "users"):
             if not isinstance(value, list):
-                raise ConfigError(f"{path}: requests must be a list of tables ([[requests]]), "
+                raise ConfigError(f"{path}: {top} must be a list of tables ([[{top}]]), "
                                   f"not {shown(value)}")
         elif not isinstance(value, dict):
             raise ConfigError(f"{path}: [{top}] must be a table, not {shown(value)}")

@@ -33,6 +33,7 @@ from harness.limits import FD_RESERVE
 from harness.plan import Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
 from harness.units import SEC
+from harness.users import assign
 from harness.worker import Worker
 from workloads import Workload
 
@@ -138,6 +139,10 @@ def build_shares(plan: Plan, step: Step, workload: type[Workload], key: int) -> 
         budget = np.zeros(total, dtype=np.int64)
         budget[: step.conns] = split(step.messages, max(step.conns, 1))[: step.conns]
     node_a, sends_a = np.asarray(node, dtype=np.int64), np.asarray(sends, dtype=bool)
+    classes = None
+    if plan.users:  # [[users]]: each sender's class, split exactly by the classes' weights
+        classes = np.zeros(total, dtype=np.int64)
+        classes[: step.conns] = assign(step.conns, [u.weight for u in plan.users])
     shares = []
     for w in range(plan.workers):
         gids = np.arange(w, total, plan.workers, dtype=np.int64)
@@ -146,7 +151,8 @@ def build_shares(plan: Plan, step: Step, workload: type[Workload], key: int) -> 
             expect = step.messages * len(gids)
         shares.append(Share(w, gids, node_a[gids], sends_a[gids],
                             None if budget is None else budget[gids], step.rate, expect, key,
-                            stage_shares(step, gids)))
+                            stage_shares(step, gids),
+                            None if classes is None else classes[gids]))
     return shares
 
 

@@ -35,6 +35,7 @@ from harness import stamp
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.protocol import InOrder
+from harness.users import KindPicker
 
 MAX_HEADER = 64 * 1024  # most bytes of a response's status line and headers
 _NO_BODY = (204, 304)
@@ -54,8 +55,11 @@ class Http(InOrder):
     ``Connection: close``."""
 
     def __init__(self, request: bytes | list[tuple[bytes, ...]], framing: Framing,
-                 out: Outbound, max_frame: int, key: int, n: int, worker: int) -> None:
+                 out: Outbound, max_frame: int, key: int, n: int, worker: int,
+                 users: tuple[tuple, np.ndarray | None] = ((), None)) -> None:
         super().__init__(framing, out, max_frame, key, n, worker)
+        classes, self.classes = users  # [[users]]: each connection's class picks its kinds
+        self.picker = KindPicker(classes) if classes and self.classes is not None else None
         pools = [(request,)] if isinstance(request, bytes) else request
         self.request = pools[0][0] if len(pools) == 1 and len(pools[0]) == 1 else None
         self.flat = [r for pool in pools for r in pool]  # every rendering, kind by kind
@@ -79,7 +83,7 @@ class Http(InOrder):
               ) -> tuple[memoryview, np.ndarray, np.ndarray]:
         n = len(gid)
         kinds = np.zeros(n, dtype=np.uint16) if self.request is not None \
-            else self.out.pick_kinds(gid)
+            else self._kinds(gid, idx, counts)
         st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds,
                         self.worker, delay, tint, self.key)
         self._push(idx, counts, st)
@@ -91,6 +95,13 @@ class Http(InOrder):
         flat = self.flat
         data = b"".join([flat[j] for j in pick.tolist()])  # pre-rendered: no formatting here
         return memoryview(data), np.cumsum(self.lens[pick]), kinds
+
+    def _kinds(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Each message's request: by weight over the table, or within its connection's
+        user class."""
+        if self.picker is None or self.classes is None:
+            return self.out.pick_kinds(gid)
+        return self.picker.pick(self.classes[idx].repeat(counts), self.out.rng.random(len(gid)))
 
     def cut(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None,
             broken: list[int]) -> tuple[int, int]:

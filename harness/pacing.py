@@ -4,7 +4,9 @@ sockets and no clock of its own: every call takes ``now`` (ns of ``time.monotoni
 so it runs on synthetic clocks in tests.
 
 * Closed loop: each sender keeps ``inflight`` messages outstanding; a reply frees its slot
-  (after ``think`` ns).
+  after a think time: constant, or uniform in [low, high] per connection (its user class's,
+  or the run's), drawn from a pool of seeded uniforms refilled in batches (no random call
+  per reply).
 * Open loop: each connection sends on a schedule fixed in advance, ``period`` ns apart, from
   a random phase on a ``PHASE_GRID_NS`` grid; latency is taken from the intended time.
 * Stages: at each stage start the active connection count and the rate change; the pacer
@@ -23,6 +25,7 @@ BEHIND_US = 5000  # open loop: a send this late (µs) counts as behind schedule 
 # client slips further and further; a scheduling hiccup on a busy machine rarely lasts 5 ms)
 PHASE_GRID_NS = 500_000  # open-loop phases are multiples of this
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
+THINK_DRAWS = 4096  # uniforms drawn at once for think times
 BIG = np.iinfo(np.int64).max // 4  # the budget of a connection without one
 
 Picked = tuple[np.ndarray, np.ndarray]  # (local connections, messages each), grouped
@@ -44,7 +47,7 @@ class ClosedLoop:
             idx = idx[~blocked[idx]]
         if p.stage:  # a stage may have retired senders: replies still grant them credits
             idx = idx[p.sends[idx]]
-        if p.think_ns > 0:
+        if p.thinks:
             idx = idx[p.release_at[idx] <= now]
         counts = p.credits[idx]
         if measuring and p.budgeted:
@@ -123,11 +126,16 @@ def loop_for(rate: float) -> ClosedLoop | OpenLoop:
 class Pacer:
     """One step's pacing state, one entry per local connection."""
 
-    def __init__(self, share: Share, pacing: Pacing, seed: int) -> None:
+    def __init__(self, share: Share, pacing: Pacing, seed: int, users: tuple = ()) -> None:
         n = len(share.node)
         self.n = n
         self.inflight = pacing.inflight
-        self.think_ns = int(pacing.think_s * SEC)
+        self.think_lo, self.think_span = _thinks(share, pacing, users)
+        self.thinks = bool(self.think_lo.any() or self.think_span.any())
+        self.varied = bool(self.think_span.any())
+        self.think_rng = np.random.default_rng([seed, 17])
+        self.draws = np.zeros(0)
+        self.drawn = 0  # draws used
         self.base_sends = share.sends.astype(bool)
         self.sends = self.base_sends.copy()  # retired connections stop sending
         self.credits = np.zeros(n, dtype=np.int64)
@@ -210,8 +218,27 @@ class Pacer:
         if self.loop.refills:  # the open loop sends on its schedule, not on replies
             self.credits += grant
         self.last_progress[own] = now  # repeats in own set the same value
-        if self.think_ns > 0:
-            self.release_at[own] = now + self.think_ns
+        if self.thinks:
+            self.release_at[own] = now + self.think_for(own)
+
+    def think_for(self, own: np.ndarray) -> np.ndarray:
+        """ns each of connections ``own`` thinks before its next send: its low bound plus a
+        uniform share of its span, from the pre-drawn pool."""
+        if not self.varied:
+            return self.think_lo[own]
+        k = len(own)
+        if self.drawn + k > len(self.draws):
+            self.draws = self.think_rng.random(max(THINK_DRAWS, k))
+            self.drawn = 0
+        u = self.draws[self.drawn:self.drawn + k]
+        self.drawn += k
+        return self.think_lo[own] + (u * self.think_span[own]).astype(np.int64)
+
+    def next_release(self, now: int, alive: np.ndarray) -> int | None:
+        """Closed loop with think times: ns of the next send a think time holds back (a
+        live sender with credits), or None when none waits on one."""
+        held = alive & self.sends & (self.credits > 0) & (self.release_at > now)
+        return int(self.release_at[held].min()) if held.any() else None
 
     def stalls(self, now: int, timeout_ns: int, alive: np.ndarray) -> int:
         """A connection that waited ``timeout_ns`` with no reply: its outstanding messages
@@ -303,3 +330,17 @@ def _phases(n: int, rates: list[float], seed: int) -> np.ndarray:
         return np.zeros(n, np.int64)
     rng = np.random.default_rng(seed)
     return (rng.integers(0, top, n) // PHASE_GRID_NS) * PHASE_GRID_NS
+
+
+def _thinks(share: Share, pacing: Pacing, users: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Per local connection: the think time's low bound and span (ns), from its user class
+    (``share.classes``) or the run's."""
+    n = len(share.node)
+    lo_s, hi_s = pacing.think_s, max(pacing.think_max_s, pacing.think_s)
+    if not users or share.classes is None:
+        lo = np.full(n, int(lo_s * SEC), dtype=np.int64)
+        return lo, np.full(n, int(hi_s * SEC), dtype=np.int64) - lo
+    c_lo = np.asarray([int(u.think_s * SEC) for u in users], dtype=np.int64)
+    c_hi = np.asarray([int(max(u.think_max_s, u.think_s) * SEC) for u in users], dtype=np.int64)
+    cls = share.classes
+    return c_lo[cls], c_hi[cls] - c_lo[cls]

@@ -36,13 +36,16 @@ class Tls:
 
 @dataclass(frozen=True, slots=True)
 class Pacing:
-    """Closed loop keeps ``inflight`` messages outstanding per connection (after ``think_s``);
-    open loop sends ``rate`` messages/s per connection on a schedule fixed in advance."""
+    """Closed loop keeps ``inflight`` messages outstanding per connection (after a think
+    time drawn uniformly from [``think_s``, ``think_max_s``]; constant when the two are
+    equal, and ``think_max_s`` below ``think_s`` means equal); open loop sends ``rate``
+    messages/s per connection on a schedule fixed in advance."""
 
     mode: str = "closed"  # "closed" | "open"
     inflight: int = 1
     rate: float = 0.0
     think_s: float = 0.0
+    think_max_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,8 @@ class Thresholds:
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    mean_ms: float | None = None
+    max_ms: float | None = None
     min_throughput: float | None = None
     max_server_cpu_pct: float | None = None  # of one core, the step's highest sample
     max_server_rss_mb: float | None = None
@@ -120,6 +125,7 @@ class Plan:
     mix: tuple = ()  # workloads.Kind values from [mix]: they replace the workload's kinds
     mix_by: str = "message"  # "message": each message drawn by weight; "connection": per conn
     requests: tuple = ()  # harness.reqtable.Rendered: an HTTP run's [[requests]] table
+    users: tuple = ()  # harness.users.UserClass: [[users]] classes (their requests in requests)
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
     size_spec: int | tuple[int, int] | list[int] | None = None  # --size: int, (lo, hi), list
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over

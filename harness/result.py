@@ -37,6 +37,7 @@ class Share:
     # Stages: (start s after the measure window opens, active local connections, rate).
     # The first ``active`` local connections are the active ones; () means no stages.
     stages: tuple[tuple[float, int, float], ...] = ()
+    classes: np.ndarray | None = None  # user class per local connection ([[users]] runs)
 
 
 @dataclass(frozen=True, slots=True)

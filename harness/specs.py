@@ -32,7 +32,7 @@ TABLES = {"run": RUN_DEFAULTS, "degradation": BUILTIN["degradation"],
           "thresholds": BUILTIN["thresholds"]}
 # Flags whose name differs from the key, for error messages.
 FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
-KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests"}
+KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests", "users"}
 MAX_CONNS = 1_000_000
 MAX_MESSAGES = 10**12  # per step
 MAX_INT64 = 2**63 - 1  # run.json holds every value as a JSON number a 64-bit reader can take
@@ -59,7 +59,7 @@ RUN_SPEC: dict[str, Spec] = {
     "messages": Spec("ints", 1, MAX_MESSAGES), "workers": Spec("int", 0, 1024),
     "workload": Spec("str"), "framing": Spec("str"), "size": Spec("size"),
     "inflight": Spec("int", 1, 1_000_000), "rate": Spec("float", 0, 1e6, zero_or=0.001),
-    "think": Spec("float", 0, 3600), "duration": Spec("float", 0.001, 7 * DAY_S),
+    "think": Spec("think", 0, 3600), "duration": Spec("float", 0.001, 7 * DAY_S),
     "warmup": Spec("float", 0, 3600), "timeout": Spec("float", 0.001, 3600),
     "connect_timeout": Spec("float", 0.001, 3600),
     "connect_rate": Spec("float", 0, 1e7, zero_or=0.01), "max_frame": Spec("int", 16, 1 << 30),
@@ -81,7 +81,8 @@ KIND_SPEC = {"name": Spec("str"), "weight": Spec("float", 0, 1e9), "size": Spec(
 EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
             "str": "a string", "ints": "an integer or a list of integers",
             "size": "an integer, a \"LO-HI\" string or a list of integers",
-            "strs": "a string or a list of strings"}
+            "strs": "a string or a list of strings",
+            "think": "seconds (a number) or a \"LO-HI\" string"}
 MAX_CORPUS_BYTES = 16 * 1024 * 1024  # a --corpus file (held in memory by every worker)
 MAX_CORPUS_LINES = 1_000_000
 
@@ -98,6 +99,8 @@ def _type_ok(v: Any, kind: str) -> bool:
     if kind in ("ints", "size"):
         return is_int(v) or isinstance(v, str) or (
             isinstance(v, list) and all(is_int(x) for x in v))
+    if kind == "think":
+        return is_int(v) or isinstance(v, (float, str))
     if kind == "strs":
         return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
     return {"int": is_int(v), "float": is_int(v) or isinstance(v, float),

@@ -52,6 +52,7 @@ class StepSummary(Mapping[str, Any]):
     service_ms: Percentiles | None = None  # open loop, from the actual send
     behind_schedule: int | None = None  # open loop sends over 5 ms late
     kinds: list[dict] | None = None  # a message mix: a row per kind
+    users: dict[str, int] | None = None  # [[users]]: connections per user class
     stages: list[dict] | None = None  # a staged step: a row per stage
     recovery: dict | None = None  # a spike's recovery time
     fanout: dict | None = None  # broadcast: deliveries, surplus, ..., per_node (spread out)

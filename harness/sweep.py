@@ -16,6 +16,7 @@ from harness.interrupts import Interrupts
 from harness.monitor import Monitor, listener_pids
 from harness.plan import Plan, Step
 from harness.units import SEC
+from harness.users import class_counts
 
 
 @dataclass(slots=True)
@@ -115,9 +116,10 @@ def local_targets(plan: Plan) -> set[int]:
 def until_degraded(plan: Plan, workload: Any,
                    watched: Callable[[StepRun], Watched] | None = None
                    ) -> Callable[[list[StepRun]], Step | None]:
-    """Steps that grow (double, or add ``increment`` connections) from the first, until the
-    degradation rule fires or ``max_conns`` is passed. With ``watched``, steps on a shared
-    core are left out of that judgement, as they are of the final verdict."""
+    """The plan's steps, then steps that grow (double, or add ``increment`` connections)
+    from the last, until the degradation rule fires or ``max_conns`` is passed. With
+    ``watched``, steps on a shared core are left out of that judgement, as they are of the
+    final verdict."""
     first = plan.steps[0]
 
     def summary(run: StepRun) -> dict:
@@ -131,6 +133,8 @@ def until_degraded(plan: Plan, workload: Any,
         verdict = aggregate.degradation(summaries, plan.degradation)
         if verdict["degraded_at"] is not None:
             return None
+        if len(done) < len(plan.steps):  # the listed steps first (baseline, stress, ...)
+            return plan.steps[len(done)]
         conns = next_load(done[-1].step.conns, plan.grow, plan.increment, plan.max_conns)
         return None if conns is None else replace(first, index=len(done), conns=int(conns))
 
@@ -146,7 +150,8 @@ def figures(plan: Plan, workload: Any, run: StepRun, watched: Watched | None = N
     f = aggregate.step_figures(run.step, run.results, run.receivers, workload.delivery,
                                [k.name for k in kinds], plan.pacing.mode == "open")
     s = replace(f.summary, partial=f.summary.partial or run.partial,
-                kernel=dict(run.kernel) if run.kernel else None)
+                kernel=dict(run.kernel) if run.kernel else None,
+                users=class_counts(run.step.conns, plan.users) if plan.users else None)
     if s.fanout is not None:
         nodes = [dict(n, target=plan.targets[n["node"]].label) for n in s.fanout["per_node"]]
         s = replace(s, fanout=dict(s.fanout, per_node=nodes))

@@ -76,11 +76,12 @@ class Worker:
         self.share = share
         self.gid = share.gids.astype(np.int64)
         self.rec = Recorder(self.index, n, self.n_kinds, self.fixed)
-        self.pace = Pacer(share, plan.pacing, plan.seed * 104729 + self.index)
+        self.pace = Pacer(share, plan.pacing, plan.seed * 104729 + self.index, plan.users)
         self.proto = protocol_for(self.matching, self.framing, self.out, self.fixed,
                                   plan.max_frame, share.key, n, self.index) \
             if self.request is None else Http(self.request, self.framing, self.out,
-                                              plan.max_frame, share.key, n, self.index)
+                                              plan.max_frame, share.key, n, self.index,
+                                              users=(plan.users, share.classes))
         self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
@@ -273,7 +274,10 @@ class Worker:
                 self.timer.arm(nxt)
                 return 0.05
             return min(max(nxt - now, 0) / SEC, 0.01)
-        return 0.001 if self.pace.think_ns > 0 else 0.05
+        if self.pace.thinks:  # wake when the next think time ends
+            nxt = self.pace.next_release(now, self.tp.alive)
+            return 0.05 if nxt is None else min(max(nxt - now, 0) / SEC, 0.05)
+        return 0.05
 
     def _enter_stage(self, now: int) -> None:
         """Next stage: open or retire connections to its count, switch to its rate."""

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from tests.conftest import free_port, stop
 
-__all__ = ["executable", "free_port", "ssl_listen", "start", "stop"]
+__all__ = ["LOG_FORMAT", "executable", "free_port", "server", "ssl_listen", "start", "stop"]
+
+# An access log line per request: "METHOD URI STATUS CLASS CONN" (CLASS: the X-User-Class
+# request header, "-" when absent; CONN: nginx's connection number). Put it in ``http``
+# before a server that logs "line".
+LOG_FORMAT = ("  log_format line '$request_method $request_uri $status $http_x_user_class "
+              "$connection';\n")
 
 HEAD = """
 daemon off;
@@ -72,3 +78,18 @@ def start(folder: Path, http: str, ports: tuple[int, ...], cpu: str | None = Non
                 raise RuntimeError(f"nginx did not listen on {port} within {within_s:g} s")
             time.sleep(0.05)
     return proc
+
+
+def server(port: int, locations: dict[str, str], log: Path | None = None,
+           keepalive_requests: int = 10000) -> str:
+    """A server block on 127.0.0.1:``port``: each ``location`` (nginx syntax: ``= /x``,
+    ``/api/``, ``~ ^/users/[0-9]+/$``) returns 200 with its text (any method); every other
+    path is a 404. With ``log``, one LOG_FORMAT line per request goes there."""
+    lines = [f"  server {{\n    listen 127.0.0.1:{port};",
+             f"    keepalive_requests {keepalive_requests};"]
+    if log is not None:
+        lines.append(f"    access_log {log} line;")
+    lines += [f'    location {loc} {{ return 200 "{text}\\n"; }}'
+              for loc, text in locations.items()]
+    lines += ['    location / { return 404 "no\\n"; }', "  }"]
+    return "\n".join(lines) + "\n"

@@ -31,3 +31,20 @@ def test_report_and_merge_name_an_unknown_schema_version_in_one_line(tmp_path: P
         assert r.returncode == 2 and err.count("\n") == 1, err
         assert err.startswith("harness: ") and "schema_version 9 is not one this harness " \
             "reads (1): a newer harness wrote it" in err, err
+
+
+# ---------------------------------------------------------------------------- the config
+
+
+def test_a_request_tables_config_is_json_without_its_bytes(tmp_path: Path) -> None:
+    """run.json's config holds each request's name, weight and number of renderings, not
+    the pre-rendered bytes (orjson cannot write bytes: --json used to crash)."""
+    import orjson
+
+    from harness.report.document import plan_dict
+    from tests.conftest import plan_for
+    (tmp_path / "r.toml").write_text('[[requests]]\nname = "u"\npath = "/u/{i}/"\n'
+                                     'values = { i = "1-3" }\n')
+    plan = plan_for("http://127.0.0.1:9/", requests=str(tmp_path / "r.toml"))
+    d = orjson.loads(orjson.dumps(plan_dict(plan)))
+    assert d["requests"] == [{"name": "u", "weight": 1.0, "renderings": 3}]

@@ -47,9 +47,12 @@ def run_document(plan: Plan, workload: Any, partial: bool, steps: list[dict], ve
 
 
 def plan_dict(plan: Plan) -> dict:
-    """The resolved config as JSON-able values (the corpus as its line count)."""
+    """The resolved config as JSON-able values (the corpus as its line count, each request
+    of a request table with the number of its pre-rendered byte strings, not the bytes)."""
     d = asdict(plan)
     d["corpus"] = {"lines": len(plan.corpus)} if plan.corpus else None
+    d["requests"] = [{"name": r.name, "weight": r.weight, "renderings": len(r.pool)}
+                     for r in plan.requests]
     return d
 
 

@@ -161,7 +161,8 @@ def run_date(run_name: str) -> str | None:
 def _pacing_text(p: dict) -> str:
     if p.get("mode") == "open":
         return f"open loop, {p.get('rate')} msgs/s per step (latency from intended send)"
-    think = f", think {p.get('think_s')} s" if p.get("think_s") else ""
+    lo, hi = p.get("think_s") or 0, p.get("think_max_s") or 0
+    think = (f", think {lo:g}-{hi:g} s" if hi > lo else f", think {lo:g} s" if lo else "")
     return f"closed loop, {p.get('inflight')} in flight per connection{think}"
 
 
