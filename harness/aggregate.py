@@ -81,6 +81,8 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         hists["handshake"] = hs
         parts.update(handshake_ms=handshake_ms(hs), handshakes=len(hs),
                      tls_reasons=reasons or None)
+    if any(r.status for r in results):
+        parts.update(status_counts([{str(c): n for c, n in r.status.items()} for r in results]))
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)
@@ -93,6 +95,19 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         parts.update(lost=fan.pop("lost"), duplicates=fan.pop("duplicates"), fanout=fan)
     summary = replace(_counts(step, results, open_loop, lat, con), **parts)
     return StepFigures(summary, hists, series, second_hists)
+
+
+def status_counts(counts: list[dict[str, int]]) -> dict[str, dict[str, int]]:
+    """HTTP responses per status code (summed, in code order) and per class (``2xx``)."""
+    status: dict[str, int] = {}
+    for c in counts:
+        for code, n in c.items():
+            status[code] = status.get(code, 0) + n
+    status = dict(sorted(status.items()))
+    classes: dict[str, int] = {}
+    for code, n in status.items():
+        classes[f"{code[0]}xx"] = classes.get(f"{code[0]}xx", 0) + n
+    return {"status": status, "status_classes": classes}
 
 
 def _counts(step: Step, results: list[WorkerResult], open_loop: bool, lat: Histogram,

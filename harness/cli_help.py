@@ -57,6 +57,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--corpus", str, "Load", "payloads from a file, one per line, after the stamp", True),
     ("--requests", str, "Load", "HTTP: a TOML file whose [[requests]] table replaces "
      "harness.toml's", True),
+    ("--accept", str, "Load", "HTTP: status codes that are not errors, e.g. 2xx,3xx,404 or "
+     "200-299 (default 2xx)", True),
     ("--listen", int, "Load", "listen-only connections per node (broadcast workloads)", True),
     ("--push-hosts", str, "Load", "node indices the sending connections go to, e.g. 0,1", True),
     ("--seed", int, "Load", "seed for schedules and payloads", True),

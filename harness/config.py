@@ -20,6 +20,7 @@ from harness.batch import Outbound, size_bounds
 from harness.config_file import _read_toml, check_file, load_file
 from harness.payload import check_size, parse_mix, parse_size, read_corpus
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
+from harness.reqtable import parse_accept
 from harness.specs import (
     BUILTIN,
     BUILTIN_PATH,
@@ -242,7 +243,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         server_cmd=str(run["server_cmd"]) or None,
         monitor_interval_s=number(run, "monitor_interval"),
         mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
-        source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets))
+        source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
+        accept=parse_accept(str(run["accept"]), flag_name(run, "accept")))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],

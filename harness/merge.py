@@ -129,6 +129,8 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
     out["connect_ms"] = aggregate.connect_ms(hists["connect"])
     if "service" in hists:
         out["service_ms"] = aggregate.latency_ms(hists["service"])
+    if any(s.get("status") for s in steps):
+        out.update(aggregate.status_counts([s.get("status") or {} for s in steps]))
     if "handshake" in hists:
         out["handshake_ms"] = aggregate.handshake_ms(hists["handshake"])
         out["handshakes"] = len(hists["handshake"])

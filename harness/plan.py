@@ -129,4 +129,5 @@ class Plan:
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
     size_spec: int | tuple[int, int] | list[int] | None = None  # --size: int, (lo, hi), list
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over
+    accept: tuple[int, ...] = tuple(range(200, 300))  # HTTP codes that are not errors
     tls: Tls | None = None  # TLS on every connection (https://, or --tls); None: plain TCP

@@ -71,6 +71,12 @@ class Recorder:
         self.res.errors[kind] = self.res.errors.get(kind, 0) + count
         self._series_add("errors", count, now)
 
+    def statuses(self, codes: np.ndarray) -> None:
+        """HTTP responses of the measure window, counted by status code."""
+        status = self.res.status
+        for code, count in zip(*np.unique(codes, return_counts=True), strict=True):
+            status[int(code)] = status.get(int(code), 0) + int(count)
+
     def connected(self, elapsed_ns: int) -> None:
         self.res.connect.record_one(elapsed_ns)
 

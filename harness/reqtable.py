@@ -164,3 +164,26 @@ def _bytes(method: str, path: str, host: str, headers: tuple[tuple[str, str], ..
     if body or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
+
+
+_ACCEPT_ITEM = re.compile(r"([1-9])xx|([1-9]\d\d)(?:-([1-9]\d\d))?")
+
+
+def parse_accept(text: str, where: str) -> tuple[int, ...]:
+    """The HTTP status codes that are not errors: a comma list of classes (``2xx``), codes
+    (``404``) and ranges (``200-299``)."""
+    codes: set[int] = set()
+    for item in (t.strip().lower() for t in text.split(",")):
+        m = _ACCEPT_ITEM.fullmatch(item)
+        if m is None:
+            raise ConfigError(f"{where}: {item!r} is not a status class (2xx), a code (404) "
+                              f"or a range (200-299)")
+        if m[1]:
+            lo, hi = int(m[1]) * 100, int(m[1]) * 100 + 99
+        else:
+            lo = int(m[2])
+            hi = int(m[3]) if m[3] else lo
+        if hi < lo:
+            raise ConfigError(f"{where}: {item!r} is an empty range")
+        codes.update(range(lo, hi + 1))
+    return tuple(sorted(codes))

@@ -65,6 +65,8 @@ class StepSummary(Mapping[str, Any]):
     handshake_ms: Percentiles | None = None  # TLS: TCP connected -> handshake done
     handshakes: int | None = None  # TLS handshakes done (the handshake histogram's count)
     tls_reasons: dict[str, str] | None = None  # TLS: the first reason of each tls_* kind
+    status: dict[str, int] | None = None  # HTTP: responses of the window per status code
+    status_classes: dict[str, int] | None = None  # ... and per class ("2xx", "4xx")
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out

@@ -91,6 +91,8 @@ class Worker:
             context=self.tls, names=[t.host for t in plan.targets])
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = int(plan.timeout_s * SEC)
+        self.accepted = np.zeros(1000, dtype=bool)  # HTTP status code -> not an error
+        self.accepted[list(plan.accept)] = True
         self.running = False
         self.sending = True
         self.hi = self.seq  # first seq after the window
@@ -178,8 +180,10 @@ class Worker:
     def _http_round(self, proto: Http, p: Parsed, now: int) -> None:
         """Non-2xx responses counted by code (``http_404``); connections whose server said
         ``Connection: close`` closed and, while sending, reopened (``reconnect``)."""
-        codes = proto.codes[p.ok]
-        bad = codes[(codes < 200) | (codes >= 300)]
+        codes = np.minimum(proto.codes[p.ok], 999)
+        if len(codes) and self.rec.measuring:
+            self.rec.statuses(codes)
+        bad = codes[~self.accepted[codes]]
         if len(bad) and self.rec.measuring:
             for code, count in zip(*np.unique(bad, return_counts=True), strict=True):
                 self.rec.error(f"http_{int(code)}", int(count), now)

@@ -234,6 +234,28 @@ def test_non_2xx_responses_are_errors_counted_exactly_by_code(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize(("path", "accept", "errors"), [
+    ("/missing", "2xx,404", {}), ("/busy", "2xx,404", {"http_503": 120}),
+    ("/", "404", {"http_200": 120}), ("/busy", "500-503", {})])
+def test_accepted_codes_are_not_errors_and_the_others_still_are(
+        nginx: tuple[int, int, Path], path: str, accept: str, errors: dict) -> None:
+    s = run(f"http://127.0.0.1:{nginx[0]}{path}", 120, conns=2, accept=accept)
+    assert (s["sent"], s["received"], s["lost"]) == (120, 120, 0)
+    assert nonzero(s["errors"]) == errors
+    code = {"/missing": "404", "/busy": "503", "/": "200"}[path]
+    assert s["status"] == {code: 120} and s["status_classes"] == {f"{code[0]}xx": 120}
+
+
+def test_accept_takes_classes_codes_and_ranges_and_refuses_anything_else() -> None:
+    from harness.reqtable import parse_accept
+    from harness.specs import ConfigError
+    assert parse_accept("2xx, 404,500-502", "--accept") == (*range(200, 300), 404, 500, 501, 502)
+    for bad in ("2x", "299-200", "ok", "", "1000", "099", "2xx;404"):
+        with pytest.raises(ConfigError, match="--accept"):
+            parse_accept(bad, "--accept")
+
+
+@pytest.mark.e2e
 def test_chunked_responses_are_read_whole(nginx: tuple[int, int, Path]) -> None:
     s = run(f"http://127.0.0.1:{nginx[0]}/chunked", 200, inflight=4)
     assert (s["sent"], s["received"], s["lost"]) == (200, 200, 0)

@@ -181,6 +181,9 @@ def step_notes(s: dict) -> list[str]:
         out.append(f"{where}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
     if s.get("late"):
         out.append(f"{where}: {s['late']} replies came later than --timeout")
+    if s.get("status_classes"):
+        out.append(f"{where}: HTTP " + ", ".join(f"{k} {v}" for k, v in s["status_classes"].items())
+                   + " (" + ", ".join(f"{k}: {v}" for k, v in s["status"].items()) + ")")
     if s.get("handshake_ms") is not None:
         hs = s["handshake_ms"]
         out.append(f"{where}: TLS handshake p50 {_f(hs['p50'])} p90 {_f(hs['p90'])} "
