@@ -41,6 +41,9 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      True),
     ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
      "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)", True),
+    ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",
+     True),
+    ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value'", True),
     ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",
      True),
     ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "

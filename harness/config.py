@@ -138,9 +138,12 @@ def _parse_url(text: str) -> Target:
     scheme = text.partition("://")[0].lower()
     if scheme == "https":
         raise ConfigError(f"--host: {cut(text)!r}: https (TLS) is not yet supported")
-    if scheme != "http":
+    if scheme == "wss":  # TLS: harness.tls plugs in at harness.ws.WsTransport.finish_connect
+        raise ConfigError(f"--host: {cut(text)!r}: wss not yet supported (TLS); use ws://")
+    if scheme not in ("http", "ws"):
         raise ConfigError(f"--host: {cut(text)!r}: unknown URL scheme {cut(scheme)!r} "
-                          "(expected http://host:port/path, or host:port for raw TCP)")
+                          "(expected http://host:port/path, ws://host:port/path, or host:port "
+                          "for raw TCP)")
     try:
         url = urlsplit(text)
         port = url.port or 80
@@ -153,11 +156,11 @@ def _parse_url(text: str) -> Target:
     if not host or url.username is not None or url.fragment or not path.isprintable() \
             or " " in path:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL "
-                          "(expected http://host[:port][/path])")
+                          f"(expected {scheme}://host[:port][/path])")
     if port == 0:
         raise ConfigError(f"--host: {text!r}: port 0 out of range 1-65535")
     _check_host_name(host, text)
-    return Target(host, port, "http", path)
+    return Target(host, port, scheme, path)
 
 
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
@@ -239,7 +242,9 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         server_cmd=str(run["server_cmd"]) or None,
         monitor_interval_s=number(run, "monitor_interval"),
         mix=mix, mix_by=mix_by, requests=requests, corpus=corpus, size_spec=spec,
-        source_addrs=source_addrs(run, targets, steps))
+        source_addrs=source_addrs(run, targets, steps),
+        ws_subprotocol=str(run.get("ws_subprotocol") or ""),
+        headers=ws_headers(run))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
@@ -271,7 +276,10 @@ def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
     TCP and HTTP targets do not mix."""
     schemes = {t.scheme for t in targets}
     if len(schemes) > 1:
-        raise ConfigError("--host: http:// URLs and raw host:port targets cannot be mixed")
+        raise ConfigError("--host: http://, ws:// URLs and raw host:port targets cannot be "
+                          "mixed")
+    if schemes == {"ws"} and workload == "http":
+        raise ConfigError("--workload: http needs an http:// target, not ws://")
     if schemes == {"http"} and workload == "echo":
         return "http"
     if schemes != {"http"} and workload == "http":
@@ -474,3 +482,23 @@ def search_bounds(over: str, lo: float | None, hi: float | None, conns: int
         raise ConfigError(f"--lo/--hi: over {conns} connections the rate per connection "
                           f"must stay within {rate.zero_or:g} to {rate.hi:g} msgs/s")
     return lo, hi
+
+
+_NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
+
+
+def ws_headers(run: dict) -> tuple[tuple[str, str], ...]:
+    """``--header 'Name: value'`` (a string, or a list in harness.toml): extra handshake
+    headers of a ws:// run."""
+    value = run.get("header") or []
+    items = [value] if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        name, sep, val = str(item).partition(":")
+        name = name.strip()
+        if not sep or not name or not name.isascii() or set(name) & _NOT_TOKEN \
+                or not val.strip().isprintable():
+            raise ConfigError(f"{flag_name(run, 'header')}: {cut(str(item))!r}: expected "
+                              "'Name: value'")
+        out.append((name, val.strip()))
+    return tuple(out)

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A raw-TCP ``host:port`` (scheme "tcp"), or an ``http://host:port/path`` URL."""
+    """A raw-TCP ``host:port`` (scheme "tcp"), or an ``http://`` or ``ws://host:port/path``
+    URL."""
 
     host: str
     port: int
-    scheme: str = "tcp"  # "tcp" | "http"
-    path: str = ""  # an http target's path ("/" when the URL has none)
+    scheme: str = "tcp"  # "tcp" | "http" | "ws"
+    path: str = ""  # an http or ws target's path ("/" when the URL has none)
 
     @property
     def label(self) -> str:
@@ -112,3 +113,5 @@ class Plan:
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
     size_spec: int | tuple[int, int] | list[int] | None = None  # --size: int, (lo, hi), list
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over
+    ws_subprotocol: str = ""  # ws://: the subprotocol asked for in the handshake ("" none)
+    headers: tuple[tuple[str, str], ...] = ()  # ws://: extra handshake request headers

@@ -31,6 +31,7 @@ from harness.result import Share, Times, WorkerResult
 from harness.timer import Timer
 from harness.transport import TIMER, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
+from harness.ws import WsOptions, WsProtocol, WsTransport, ws_options
 from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
@@ -60,6 +61,8 @@ class Worker:
         self.fixed = (fixed if fr.header and not workload.ignore_unstamped
                       and self.matching == "stamp" else None)
         self.request = _http_request(plan, workload)  # None: framed, stamped messages
+        self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers) \
+            if plan.targets and plan.targets[0].scheme == "ws" else None
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
@@ -81,8 +84,15 @@ class Worker:
         self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
-        self.tp = Transport(share, self.addrs, plan.source_addrs, sel, self.rounds,
-                            self.proto, self)
+        self.tp: Transport
+        if self.ws is not None:  # stamped frames inside WebSocket messages
+            self.proto = WsProtocol(self.framing, self.out, self.fixed, plan.max_frame,
+                                    share.key)
+            self.tp = WsTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
+                                  self.proto, self, opts=self.ws)
+        else:
+            self.tp = Transport(share, self.addrs, plan.source_addrs, sel, self.rounds,
+                                self.proto, self)
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = int(plan.timeout_s * SEC)
         self.running = False

@@ -82,6 +82,7 @@ class Targets:
         for attempt in range(tries):
             try:
                 probe(plan.targets, self.addrs, plan.connect_timeout_s)
+                probe_ws(plan, self.addrs)
                 return
             except Unreachable:
                 if attempt == tries - 1:
@@ -99,6 +100,19 @@ class Targets:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=STOP_WAIT_S)
+
+
+def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
+    """ws:// targets: one WebSocket handshake each; a refusal (its status line) or a broken
+    handshake is an unreachable target."""
+    if not plan.targets or plan.targets[0].scheme != "ws":
+        return
+    from harness import ws
+    opts = ws.ws_options(plan.targets, plan.ws_subprotocol, plan.headers)
+    for t, uri, (family, addr) in zip(plan.targets, opts.uris, addrs, strict=True):
+        why = ws.probe(family, addr, uri, opts, plan.connect_timeout_s)
+        if why:
+            raise Unreachable(f"target {t.label}: {why}")
 
 
 def start_embedded(plan: Plan, workload: Any) -> tuple[ServerHandle, Plan]:

@@ -1,0 +1,173 @@
+"""WebSocket targets (harness/ws.py): ws:// URLs parsed, and runs against servers built on
+the ``websockets`` library (tests/ws_servers.py, started on free loopback ports): exact
+counts over an echo server, the fan-out of a 3-node relay chat linked over WebSocket,
+pings answered, close codes counted, fragmented messages reassembled, refused handshakes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+
+from harness.config import ConfigError, parse_target
+from harness.plan import Target
+from tests.conftest import harness, plan_for, run_plan, stop
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------------------- the target
+
+
+def test_a_ws_url_keeps_host_port_scheme_and_path() -> None:
+    assert parse_target("ws://127.0.0.1:8765/chat") == Target("127.0.0.1", 8765, "ws", "/chat")
+    assert parse_target("ws://localhost") == Target("localhost", 80, "ws", "/")
+    assert parse_target("ws://127.0.0.1:8765/x").label == "ws://127.0.0.1:8765/x"
+
+
+def test_wss_is_refused_until_tls_lands() -> None:
+    with pytest.raises(ConfigError, match="wss not yet supported"):
+        parse_target("wss://127.0.0.1:8765/")
+
+
+def test_ws_and_raw_targets_do_not_mix() -> None:
+    with pytest.raises(ConfigError, match="cannot be mixed"):
+        plan_for("ws://127.0.0.1:1/,127.0.0.1:2")
+
+
+def test_a_header_without_a_colon_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="--header"):
+        plan_for("ws://127.0.0.1:1/", header="Authorization Bearer x")
+    assert plan_for("ws://127.0.0.1:1/", header="Authorization: Bearer x").headers == (
+        ("Authorization", "Bearer x"),)
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+@contextmanager
+def ws_server(*args: str) -> Iterator[list[int]]:
+    """tests/ws_servers.py with ``args``; yields its ports once it listens."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.ws_servers", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("PORTS"), line
+        yield [int(p) for p in line.split()[1:]]
+    finally:
+        stop(proc)
+
+
+@pytest.mark.e2e
+def test_an_echo_server_answers_every_message_exactly_once() -> None:
+    with ws_server("echo") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/echo", messages="2000",
+                                 inflight=4, warmup=0.0))
+    assert s["sent"] == 2000 and s["received"] == 2000
+    assert s["lost"] == 0 and s["duplicates"] == 0
+    assert s["errors"]["protocol"] == 0 and s["errors"]["closed"] == 0
+    assert s["connect_ms"]["max"] > 0 and s["latency_ms"]["p50"] > 0
+
+
+@pytest.mark.e2e
+def test_mixed_sizes_and_long_messages_come_back_whole() -> None:
+    with ws_server("echo") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="300",
+                                 size="64,200,70000", warmup=0.0))
+    assert s["received"] == 300 and s["lost"] == 0 and s["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
+def test_fragmented_messages_are_reassembled() -> None:
+    with ws_server("echo", "--fragment", "3") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="500", size="300",
+                                 warmup=0.0))
+    assert s["received"] == 500 and s["lost"] == 0 and s["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
+def test_pings_are_answered_so_the_server_keeps_the_connections() -> None:
+    # the server pings every 50 ms and closes (1011) a connection that has not answered
+    # within 50 ms: over 1.5 s every connection is pinged about 30 times
+    with ws_server("echo", "--ping-interval", "0.05") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", duration=1.5, rate=50))
+    assert not any(k.startswith("ws_close") for k, n in s["errors"].items() if n), s["errors"]
+    assert s["errors"]["closed"] == 0 and s["lost"] == 0 and s["received"] > 200
+
+
+@pytest.mark.e2e
+def test_a_server_close_is_counted_by_its_code() -> None:
+    with ws_server("echo", "--close-after", "5", "--close-code", "1001") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="40", warmup=0.0))
+    assert s["errors"].get("ws_close_1001") == 4  # each of the 4 connections, once
+    assert s["received"] == 20
+
+
+@pytest.mark.e2e
+def test_a_subprotocol_and_a_header_reach_the_handshake() -> None:
+    with ws_server("echo", "--token", "sesame", "--subprotocol", "chat.v1") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="100",
+                                 ws_subprotocol="chat.v1",
+                                 header="Authorization: Bearer sesame", warmup=0.0))
+    assert s["received"] == 100 and s["lost"] == 0
+
+
+@pytest.mark.e2e
+def test_a_refused_handshake_exits_3_naming_the_status(tmp_path: Path) -> None:
+    with ws_server("echo", "--token", "sesame") as (port,):
+        r = harness("run", "--host", f"ws://127.0.0.1:{port}/", "--conns", "2",
+                    "--duration", "0.5", "--warmup", "0", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "401" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.e2e
+def test_a_wss_target_exits_2_in_one_line(tmp_path: Path) -> None:
+    r = harness("run", "--host", "wss://127.0.0.1:1/", cwd=tmp_path)
+    assert r.returncode == 2 and "wss not yet supported" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------- fan-out
+
+
+def chat_run(ports: list[int], messages: str, tmp_path: Path) -> dict:
+    hosts = ",".join(f"ws://127.0.0.1:{p}/ws" for p in ports)
+    r = harness("run", "--workload", "chat", "--host", hosts, "--push-conns", "3",
+                "--listen", "1", "--messages", messages, "--warmup", "0", "--timeout", "2",
+                "--workers", "1", "--json", "--no-report", cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    return orjson.loads(r.stdout)
+
+
+@pytest.mark.e2e
+def test_a_three_node_relay_chat_delivers_every_message_to_every_client(tmp_path: Path
+                                                                         ) -> None:
+    with ws_server("chat", "--nodes", "3") as ports:
+        doc = chat_run(ports, "10,100,1000", tmp_path)
+    for step, m in zip(doc["steps"], (10, 100, 1000), strict=True):
+        assert step["deliveries_expected"] == m * (3 + 3)
+        assert step["deliveries"] == m * (3 + 3)
+        assert step["lost"] == 0 and step["duplicates"] == 0
+        assert step["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
+def test_a_node_that_drops_every_tenth_relayed_message_shows_exactly_those_lost(
+        tmp_path: Path) -> None:
+    with ws_server("chat", "--nodes", "3", "--drop-node", "2", "--drop-every", "10") as ports:
+        doc = chat_run(ports, "1000", tmp_path)
+    (step,) = doc["steps"]
+    nodes = step["per_node"]
+    # no warm-up: node 2 was relayed exactly the window's 1000 messages, and dropped
+    # every 10th of them
+    assert nodes[0]["lost"] == 0 and nodes[1]["lost"] == 0
+    assert nodes[2]["deliveries_expected"] == 1000
+    assert nodes[2]["lost"] == 100 and nodes[2]["deliveries"] == 900
+    assert step["duplicates"] == 0

@@ -1,0 +1,139 @@
+"""WebSocket servers built on the ``websockets`` library (asyncio), a real third-party
+implementation for tests/test_ws.py. Run as a script; it prints ``PORTS p1 [p2 ...]`` on
+stdout once listening, and serves until terminated.
+
+    python -m tests.ws_servers echo [--ping-interval S] [--close-after N --close-code C]
+                                    [--fragment K] [--refuse STATUS] [--token T]
+                                    [--subprotocol NAME]
+    python -m tests.ws_servers chat --nodes 3 [--drop-node K --drop-every N]
+
+* echo: every message back to its sender (as ``--fragment K`` fragments when asked); with
+  ``--ping-interval`` the library pings each client and closes (1011) one that does not
+  answer; ``--close-after N`` closes each connection with ``--close-code`` after N
+  messages; ``--refuse STATUS`` refuses every handshake with that HTTP status;
+  ``--token T`` refuses (401) a handshake without ``Authorization: Bearer T``.
+* chat: ``--nodes`` nodes, each linked to every other over WebSocket (path ``/peer``): a
+  message from a client goes to every client of its node (the sender included) and to
+  every other node, which gives it to its own clients. ``--drop-node K --drop-every N``:
+  node K drops every N-th message relayed to it by another node (counted from 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from http import HTTPStatus
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+
+
+def _echo_handler(args: argparse.Namespace):  # noqa: ANN202 - a closure for serve()
+    async def handler(ws: ServerConnection) -> None:
+        n = 0
+        with contextlib.suppress(ConnectionClosed):
+            async for msg in ws:
+                n += 1
+                if args.fragment > 1 and len(msg) >= args.fragment:
+                    k = args.fragment
+                    cuts = [len(msg) * j // k for j in range(k + 1)]
+                    await ws.send([msg[cuts[j]:cuts[j + 1]] for j in range(k)])
+                else:
+                    await ws.send(msg)
+                if args.close_after and n >= args.close_after:
+                    await ws.close(args.close_code, "test close")
+                    return
+    return handler
+
+
+def _process_request(args: argparse.Namespace):  # noqa: ANN202
+    def process(connection, request):  # noqa: ANN001, ANN202 - websockets' hook
+        if args.refuse:
+            return connection.respond(HTTPStatus(args.refuse), "refused by the test\n")
+        if args.token and request.headers.get("Authorization") != f"Bearer {args.token}":
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "no token\n")
+        return None
+    return process
+
+
+async def echo(args: argparse.Namespace) -> None:
+    kw = {"ping_interval": args.ping_interval or None, "ping_timeout": args.ping_interval or None,
+          "subprotocols": [args.subprotocol] if args.subprotocol else None,
+          "process_request": _process_request(args), "max_size": None, "compression": None}
+    async with serve(_echo_handler(args), "127.0.0.1", 0, **kw) as server:
+        print("PORTS", server.sockets[0].getsockname()[1], flush=True)
+        await _forever()
+
+
+class Node:
+    """One chat node: its clients, its links to the other nodes, its drop rule."""
+
+    def __init__(self, index: int, drop_every: int) -> None:
+        self.index = index
+        self.clients: set[ServerConnection] = set()
+        self.peers: list = []  # client connections to the other nodes
+        self.drop_every = drop_every
+        self.relayed = 0
+
+    async def handler(self, ws: ServerConnection) -> None:
+        peer = ws.request is not None and ws.request.path == "/peer"
+        if not peer:
+            self.clients.add(ws)
+        try:
+            async for msg in ws:
+                if peer:
+                    self.relayed += 1
+                    if self.drop_every and self.relayed % self.drop_every == 0:
+                        continue
+                else:
+                    broadcast(self.peers, msg)
+                broadcast(self.clients, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(ws)
+
+
+async def chat(args: argparse.Namespace) -> None:
+    nodes = [Node(k, args.drop_every if k == args.drop_node else 0) for k in range(args.nodes)]
+    servers = [await serve(n.handler, "127.0.0.1", 0, max_size=None, compression=None,
+                           ping_interval=None) for n in nodes]
+    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    for n in nodes:
+        for k, port in enumerate(ports):
+            if k != n.index:
+                n.peers.append(await connect(f"ws://127.0.0.1:{port}/peer", max_size=None,
+                                             compression=None, ping_interval=None))
+    print("PORTS", *ports, flush=True)
+    await _forever()
+
+
+async def _forever() -> None:
+    stop = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    await stop
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=("echo", "chat"))
+    ap.add_argument("--ping-interval", type=float, default=0.0)
+    ap.add_argument("--close-after", type=int, default=0)
+    ap.add_argument("--close-code", type=int, default=1001)
+    ap.add_argument("--fragment", type=int, default=0)
+    ap.add_argument("--refuse", type=int, default=0)
+    ap.add_argument("--token", default="")
+    ap.add_argument("--subprotocol", default="")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--drop-node", type=int, default=-1)
+    ap.add_argument("--drop-every", type=int, default=0)
+    args = ap.parse_args(argv)
+    asyncio.run(echo(args) if args.mode == "echo" else chat(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
