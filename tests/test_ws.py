@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,41 @@ def test_a_server_close_is_counted_by_its_code() -> None:
         (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="40", warmup=0.0))
     assert s["errors"].get("ws_close_1001") == 4  # each of the 4 connections, once
     assert s["received"] == 20
+
+
+@pytest.mark.e2e
+def test_each_step_ends_with_the_close_handshake(tmp_path: Path) -> None:
+    log = tmp_path / "closes.txt"
+    with ws_server("echo", "--log", str(log)) as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="40", warmup=0.0))
+        for _ in range(50):  # the server writes each line as its handler ends
+            if log.exists() and len(log.read_text().split()) == 4:
+                break
+            time.sleep(0.05)
+    assert s["received"] == 40
+    assert log.read_text().split() == ["1000"] * 4  # a clean close, not 1006 (no close)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("bad", ["masked", "len63", "control126", "opcode"])
+def test_a_frame_that_breaks_rfc_6455_is_a_protocol_error_on_its_connection(bad: str
+                                                                             ) -> None:
+    # every connection gets 3 echoes, then the bad frame: one protocol error each, the
+    # echoes before it counted, a message in flight lost, the connection closed
+    with ws_server("bad", "--bad", bad, "--after", "3") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="40", warmup=0.0,
+                                 timeout=0.5))
+    assert s["errors"]["protocol"] == 4, s["errors"]
+    assert s["received"] == 12 and s["lost"] == s["sent"] - 12 <= 4
+
+
+@pytest.mark.e2e
+def test_a_wrong_accept_key_exits_3_naming_it(tmp_path: Path) -> None:
+    with ws_server("bad", "--bad", "accept") as (port,):
+        r = harness("run", "--host", f"ws://127.0.0.1:{port}/", "--conns", "2",
+                    "--duration", "0.5", "--warmup", "0", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "Sec-WebSocket-Accept" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.e2e

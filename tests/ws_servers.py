@@ -6,6 +6,7 @@ stdout once listening, and serves until terminated.
                                     [--fragment K] [--refuse STATUS] [--token T]
                                     [--subprotocol NAME]
     python -m tests.ws_servers chat --nodes 3 [--drop-node K --drop-every N]
+    python -m tests.ws_servers bad --bad KIND [--after N]
 
 * echo: every message back to its sender (as ``--fragment K`` fragments when asked); with
   ``--ping-interval`` the library pings each client and closes (1011) one that does not
@@ -16,6 +17,11 @@ stdout once listening, and serves until terminated.
   message from a client goes to every client of its node (the sender included) and to
   every other node, which gives it to its own clients. ``--drop-node K --drop-every N``:
   node K drops every N-th message relayed to it by another node (counted from 1).
+* bad: websockets' sans-I/O ServerProtocol over raw asyncio streams, echoing, that breaks
+  RFC 6455 on purpose: ``--bad accept`` answers the handshake with a wrong
+  Sec-WebSocket-Accept; ``masked``, ``len63`` (a 2^63 length), ``control126`` (a ping of
+  126 bytes) or ``opcode`` (opcode 3) sends that frame after ``--after N`` echoes.
+* ``--log FILE`` (echo): each connection's close code, one line each, as it ends.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from http import HTTPStatus
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
 
 
 def _echo_handler(args: argparse.Namespace):  # noqa: ANN202 - a closure for serve()
@@ -47,7 +55,53 @@ def _echo_handler(args: argparse.Namespace):  # noqa: ANN202 - a closure for ser
                 if args.close_after and n >= args.close_after:
                     await ws.close(args.close_code, "test close")
                     return
+        if args.log:
+            with open(args.log, "a") as f:
+                f.write(f"{ws.close_code}\n")
     return handler
+
+
+BAD_FRAMES = {
+    "masked": Frame(Opcode.BINARY, b"m" * 40).serialize(mask=True),
+    "len63": bytes((0x82, 127)) + (1 << 63).to_bytes(8, "big"),
+    "control126": bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126,
+    "opcode": bytes((0x83, 3)) + b"abc",
+}
+
+
+def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        proto = ServerProtocol(max_size=None)
+        n, opened = 0, False
+        try:
+            while data := await reader.read(65536):
+                proto.receive_data(data)
+                for ev in proto.events_received():
+                    if not opened:
+                        response = proto.accept(ev)
+                        if args.bad == "accept":
+                            response.headers["Sec-WebSocket-Accept"] = "d3Jvbmcgd3Jvbmcgd3Jvbmc="
+                        proto.send_response(response)
+                        opened = True
+                    elif ev.opcode == Opcode.BINARY:
+                        proto.send_binary(ev.data)
+                        n += 1
+                writer.write(b"".join(proto.data_to_send()))
+                if args.bad in BAD_FRAMES and n >= args.after:
+                    writer.write(BAD_FRAMES[args.bad])
+                    n = -(1 << 30)  # once
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+    return handler
+
+
+async def bad(args: argparse.Namespace) -> None:
+    server = await asyncio.start_server(_bad_handler(args), "127.0.0.1", 0)
+    print("PORTS", server.sockets[0].getsockname()[1], flush=True)
+    await _forever()
 
 
 def _process_request(args: argparse.Namespace):  # noqa: ANN202
@@ -120,7 +174,10 @@ async def _forever() -> None:
 
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=("echo", "chat"))
+    ap.add_argument("mode", choices=("echo", "chat", "bad"))
+    ap.add_argument("--bad", default="")
+    ap.add_argument("--after", type=int, default=0)
+    ap.add_argument("--log", default="")
     ap.add_argument("--ping-interval", type=float, default=0.0)
     ap.add_argument("--close-after", type=int, default=0)
     ap.add_argument("--close-code", type=int, default=1001)
@@ -132,7 +189,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--drop-node", type=int, default=-1)
     ap.add_argument("--drop-every", type=int, default=0)
     args = ap.parse_args(argv)
-    asyncio.run(echo(args) if args.mode == "echo" else chat(args))
+    asyncio.run({"echo": echo, "chat": chat, "bad": bad}[args.mode](args))
 
 
 if __name__ == "__main__":
