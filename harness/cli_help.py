@@ -152,6 +152,8 @@ def _extra_options() -> dict[str, Any]:
         "--scenario": option("--scenario", default=None, group="Capacity",
                              help="a [scenarios.NAME] preset (built-in: smoke, baseline, load, "
                                   "stress, ramp, spike, soak) or one from harness.toml"),
+        "--ws": option("--ws", is_flag=True, default=None, group="Target", key="ws",
+                       help="with no --host: the embedded server speaks WebSocket (ws://)"),
         "--until-degraded": option("--until-degraded", is_flag=True, default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires"),
@@ -248,6 +250,7 @@ def serve_flags(f: Any) -> Any:
                      help="address to listen on (0.0.0.0 or :: for every interface)"),
         click.option("--framing", type=click.Choice(FRAMINGS), default="len32", show_default=True,
                      help="message framing the server reads and writes"),
+        click.option("--ws", is_flag=True, help="speak WebSocket (ws://host:port/, any path)"),
         click.option("--nodes", type=click.IntRange(1, 64), default=1, show_default=True,
                      help="chat: linked nodes on consecutive ports"),
         click.option("--max-frame", type=click.IntRange(16, 1 << 30), default=1 << 20,

@@ -234,7 +234,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         seed=number(run, "seed"), name=_safe_name(str(run["name"])),
         results_dir=str(run["results_dir"]), degradation=_degradation(tables["degradation"]),
         thresholds=_thresholds(tables["thresholds"]),
-        embedded=None if targets else ("chat" if workload == "chat" else "echo"),
+        embedded=None if targets else (("ws-" if run.get("ws") else "")
+                                       + ("chat" if workload == "chat" else "echo")),
         until_degraded=bool(run["until_degraded"]), grow=grow, increment=increment,
         max_conns=number(run, "max_conns"),
         scenario=run.get("scenario"), env=merged.get("env_name"),

@@ -310,3 +310,98 @@ def _header(buf: bytearray, p: int, end: int) -> tuple[bool, int, int, int] | No
         if n >> 63:
             raise FrameBroken("64-bit length with its top bit set")
     return bool(b0 & FIN), op, hdr, n
+
+
+# ---------------------------------------------------------------------------- server side
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def accept_key(key: bytes) -> bytes:
+    """Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (RFC 6455 §4.2.2)."""
+    import base64
+    import hashlib
+    return base64.b64encode(hashlib.sha1(key.strip() + GUID).digest())
+
+
+def server_handshake(head: bytes) -> bytes:
+    """The response to a client's upgrade request head: 101 with the accept key, or 400
+    when it is not a WebSocket upgrade."""
+    key = b""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            key = value.strip()
+    if not head.startswith(b"GET ") or not key:
+        return b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n")
+
+
+def echo_frames(data: bytes | bytearray | memoryview, max_frame: int
+                ) -> tuple[bytes, int, bool]:
+    """A server's replies to the whole client frames at the start of ``data``: data frames
+    echoed unmasked (fragments as fragments), pings answered, a close returned. Returns
+    (reply bytes, bytes used, closing: a close came or the stream broke)."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    out: list[bytes] = []
+    p = _echo_uniform(a, out)
+    end = len(a)
+    while p < end:
+        try:
+            got = _client_frame(a, p, end, max_frame)
+        except FrameBroken:
+            return b"".join(out), p, True
+        if got is None:
+            break
+        b0, op, hdr, n = got
+        payload = (a[p + hdr:p + hdr + n] ^ np.resize(a[p + hdr - 4:p + hdr], n)).tobytes()
+        p += hdr + n
+        if op == OP_PING:
+            out.append(encode_frame(OP_PONG, payload, mask=False))
+        elif op == OP_CLOSE:
+            out.append(encode_frame(OP_CLOSE, payload[:2], mask=False))
+            return b"".join(out), p, True
+        elif op != OP_PONG:
+            out.append(encode_frame(op, payload, mask=False, fin=bool(b0 & FIN)))
+    return b"".join(out), p, False
+
+
+def _echo_uniform(a: np.ndarray, out: list[bytes]) -> int:
+    """Leading masked binary frames of one payload size under 126, unmasked in one go."""
+    if len(a) < 6 or a[0] != FIN | OP_BINARY or not a[1] & MASK_BIT or a[1] & 0x7F >= 126:
+        return 0
+    size = int(a[1] & 0x7F)
+    fsize = size + 6
+    k = len(a) // fsize
+    rows = a[:k * fsize].reshape(k, fsize)
+    good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
+    j = k if good.all() else int(np.argmin(good))
+    if j:
+        reply = np.empty((j, size + 2), dtype=np.uint8)
+        reply[:, 0] = FIN | OP_BINARY
+        reply[:, 1] = size
+        reply[:, 2:] = rows[:j, 6:] ^ np.tile(rows[:j, 2:6], -(-size // 4))[:, :size]
+        out.append(reply.tobytes())
+    return j * fsize
+
+
+def _client_frame(a: np.ndarray, p: int, end: int, max_frame: int
+                  ) -> tuple[int, int, int, int] | None:
+    """A client frame's (first byte, opcode, header bytes with the mask, payload bytes), or
+    None when not whole yet; FrameBroken when unmasked or over ``max_frame``."""
+    if end - p < 2:
+        return None
+    b0, b1 = int(a[p]), int(a[p + 1])
+    if not b1 & MASK_BIT or b0 & 0x70 or (b0 & 0x0F) not in _OPCODES:
+        raise FrameBroken("an unmasked client frame, reserved bits or a bad opcode")
+    n, hdr = b1 & 0x7F, 2
+    if n >= 126:
+        hdr = 4 if n == 126 else 10
+        if end - p < hdr:
+            return None
+        n = int.from_bytes(a[p + 2:p + hdr].tobytes(), "big")
+    if n > max_frame:
+        raise FrameBroken("frame over max-frame")
+    hdr += 4
+    return (b0, b0 & 0x0F, hdr, n) if p + hdr + n <= end else None

@@ -122,8 +122,9 @@ def start_embedded(plan: Plan, workload: Any) -> tuple[ServerHandle, Plan]:
         raise ValueError("the plan has no embedded server")
     cores = sorted(os.sched_getaffinity(0))
     cpu = cores[-1] if len(cores) > 1 else None
-    nodes = EMBEDDED_CHAT_NODES if plan.embedded == "chat" else 1
+    nodes = EMBEDDED_CHAT_NODES if plan.embedded.endswith("chat") else 1
     server = launch(plan.embedded, framing=workload.framing or plan.framing, nodes=nodes,
                     max_frame=plan.max_frame, cpu=cpu)
-    targets = tuple(Target(h, p) for h, p in server.addresses)
+    ws = plan.embedded.startswith("ws-")
+    targets = tuple(Target(h, p, "ws", "/") if ws else Target(h, p) for h, p in server.addresses)
     return server, replace(plan, targets=targets)
