@@ -405,3 +405,73 @@ def _client_frame(a: np.ndarray, p: int, end: int, max_frame: int
         raise FrameBroken("frame over max-frame")
     hdr += 4
     return (b0, b0 & 0x0F, hdr, n) if p + hdr + n <= end else None
+
+
+def client_messages(data: bytes | bytearray | memoryview, max_frame: int
+                    ) -> tuple[bytes, np.ndarray, bytes, int, bool]:
+    """The whole client messages at the start of ``data``, unmasked: (their payloads back to
+    back, each one's end, the replies control frames need (pongs, a close), bytes used,
+    closing: a close came or the stream broke). Fragmented messages are not taken (a relay
+    target's limit): one ends the stream."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    pay: list[bytes] = []
+    ends: list[int] = []
+    ctrl: list[bytes] = []
+    p = _uniform_payloads(a, pay, ends)
+    total = ends[-1] if ends else 0
+    while p < len(a):
+        try:
+            got = _client_frame(a, p, len(a), max_frame)
+        except FrameBroken:
+            return b"".join(pay), np.asarray(ends, dtype=np.int64), b"".join(ctrl), p, True
+        if got is None:
+            break
+        b0, op, hdr, n = got
+        payload = (a[p + hdr:p + hdr + n] ^ np.resize(a[p + hdr - 4:p + hdr], n)).tobytes()
+        p += hdr + n
+        if op in (OP_TEXT, OP_BINARY) and b0 & FIN:
+            pay.append(payload)
+            total += n
+            ends.append(total)
+        elif op == OP_PING:
+            ctrl.append(encode_frame(OP_PONG, payload, mask=False))
+        elif op != OP_PONG:  # a close, or a fragment
+            ctrl.append(encode_frame(OP_CLOSE, payload[:2] if op == OP_CLOSE else b"\x03\xef",
+                                     mask=False))
+            return b"".join(pay), np.asarray(ends, dtype=np.int64), b"".join(ctrl), p, True
+    return b"".join(pay), np.asarray(ends, dtype=np.int64), b"".join(ctrl), p, False
+
+
+def _uniform_payloads(a: np.ndarray, pay: list[bytes], ends: list[int]) -> int:
+    if len(a) < 6 or a[0] != FIN | OP_BINARY or not a[1] & MASK_BIT or a[1] & 0x7F >= 126:
+        return 0
+    size = int(a[1] & 0x7F)
+    fsize = size + 6
+    k = len(a) // fsize
+    rows = a[:k * fsize].reshape(k, fsize)
+    good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
+    j = k if good.all() else int(np.argmin(good))
+    if j:
+        pay.append((rows[:j, 6:] ^ np.tile(rows[:j, 2:6], -(-size // 4))[:, :size]).tobytes())
+        ends.extend(range(size, (j + 1) * size, size) if size else [0] * j)
+    return j * fsize
+
+
+def server_frames(data: bytes | memoryview, ends: np.ndarray) -> bytes:
+    """Each message ``data[ends[k-1]:ends[k]]`` as an unmasked binary server frame."""
+    n = len(ends)
+    if not n:
+        return b""
+    length = np.diff(np.asarray(ends, dtype=np.int64), prepend=0)
+    src = np.frombuffer(data, dtype=np.uint8, count=int(ends[-1]))
+    if length.min() == length.max() and length[0] < 126:
+        size = int(length[0])
+        out = np.empty((n, size + 2), dtype=np.uint8)
+        out[:, 0] = FIN | OP_BINARY
+        out[:, 1] = size
+        out[:, 2:] = src.reshape(n, size)
+        return out.tobytes()
+    starts = np.asarray(ends) - length
+    mv = memoryview(bytes(src))
+    return b"".join(encode_frame(OP_BINARY, bytes(mv[s:e]), mask=False)
+                    for s, e in zip(starts.tolist(), np.asarray(ends).tolist(), strict=True))

@@ -28,7 +28,8 @@ LAYERS: dict[str, set[str]] = {
                "ws"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
-                "targets.echo", "targets.loop", "targets.node", "targets.serve"},
+                "targets.echo", "targets.loop", "targets.node", "targets.serve",
+                "targets.wsecho", "targets.wschat"},
     # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
     "config": {"config",
                "specs",

@@ -207,3 +207,69 @@ def test_a_node_that_drops_every_tenth_relayed_message_shows_exactly_those_lost(
     assert nodes[2]["deliveries_expected"] == 1000
     assert nodes[2]["lost"] == 100 and nodes[2]["deliveries"] == 900
     assert step["duplicates"] == 0
+
+
+# ---------------------------------------------------------------------------- built-in targets
+
+
+@contextmanager
+def serve(*args: str) -> Iterator[list[str]]:
+    """``harness serve ARGS --port 0``; yields the URLs it listens on."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", *args, "--port", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        nodes = 3 if "--nodes" in args else 1
+        lines = [proc.stdout.readline() for _ in range(nodes)]
+        assert all(ln.startswith("listening on ws://") for ln in lines), lines
+        yield [ln.split()[2] for ln in lines]
+    finally:
+        stop(proc)
+
+
+@pytest.mark.e2e
+def test_the_ws_echo_target_speaks_rfc_6455_to_the_websockets_client() -> None:
+    from websockets.sync.client import connect
+    with serve("echo", "--ws") as (url,), connect(url, compression=None) as ws:
+        ws.send(b"\x01" * 64)
+        assert ws.recv() == b"\x01" * 64
+        ws.send([b"frag", b"mented"])  # a fragmented message comes back whole
+        assert ws.recv() == b"fragmented"
+        ws.send("text")
+        assert ws.recv() == "text"
+        assert ws.ping(b"p").wait(2)  # the pong came
+        ws.send(b"x" * 70000)
+        assert ws.recv() == b"x" * 70000
+        ws.close()
+        assert ws.close_code == 1000
+
+
+@pytest.mark.e2e
+def test_a_ws_run_without_a_host_uses_the_embedded_ws_echo_target(tmp_path: Path) -> None:
+    r = harness("run", "--ws", "--conns", "4", "--messages", "2000", "--warmup", "0",
+                "--inflight", "4", "--json", "--no-report", cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr  # 1: a busy machine may leave it unjudged
+    doc = orjson.loads(r.stdout)
+    (s,) = doc["steps"]
+    assert doc["target"].startswith("ws://127.0.0.1:")
+    assert s["sent"] == s["received"] == 2000 and s["lost"] == 0
+
+
+@pytest.mark.e2e
+def test_the_embedded_ws_chat_cluster_delivers_every_message_to_every_client(
+        tmp_path: Path) -> None:
+    r = harness("run", "--ws", "--workload", "chat", "--push-conns", "3", "--listen", "1",
+                "--messages", "10,1000", "--warmup", "0", "--json", "--no-report",
+                cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    for step, m in zip(orjson.loads(r.stdout)["steps"], (10, 1000), strict=True):
+        assert step["deliveries"] == step["deliveries_expected"] == m * 6
+        assert step["lost"] == 0 and step["duplicates"] == 0
+
+
+@pytest.mark.e2e
+def test_harness_serve_chat_ws_runs_three_linked_nodes(tmp_path: Path) -> None:
+    with serve("chat", "--ws", "--nodes", "3") as urls:
+        doc = chat_run([int(u.rsplit(":", 1)[1].rstrip("/")) for u in urls], "100", tmp_path)
+    (step,) = doc["steps"]
+    assert step["deliveries"] == step["deliveries_expected"] == 600

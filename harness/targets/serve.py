@@ -9,9 +9,10 @@ from harness import framing as framing_mod
 from harness.targets.chat import ChatServer
 from harness.targets.echo import EchoServer
 from harness.targets.loop import Stopper
+from harness.targets.wschat import WsChatServer
 from harness.targets.wsecho import WsEchoServer
 
-KINDS = ("echo", "chat", "ws-echo")  # ws-: the same over WebSocket
+KINDS = ("echo", "chat", "ws-echo", "ws-chat")  # ws-: the same over WebSocket
 
 OnReady = Callable[[list[tuple[str, int]]], None]
 
@@ -39,6 +40,8 @@ def make_server(kind: str, listeners: list[socket.socket], framing: str = "len32
         return EchoServer(listeners)
     if kind == "ws-echo":
         return WsEchoServer(listeners, max_frame)
+    if kind == "ws-chat":
+        return WsChatServer(listeners, framing_mod.get(framing), max_frame, peers, index)
     return ChatServer(listeners, framing_mod.get(framing), max_frame, peers, index)
 
 
