@@ -245,7 +245,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         mix=mix, mix_by=mix_by, requests=requests, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps),
         ws_subprotocol=str(run.get("ws_subprotocol") or ""),
-        headers=ws_headers(run))
+        headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],

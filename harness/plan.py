@@ -115,3 +115,4 @@ class Plan:
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over
     ws_subprotocol: str = ""  # ws://: the subprotocol asked for in the handshake ("" none)
     headers: tuple[tuple[str, str], ...] = ()  # ws://: extra handshake request headers
+    ping_interval_s: float = 0.0  # ws://: a ping on every connection this often (0: none)

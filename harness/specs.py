@@ -70,6 +70,7 @@ RUN_SPEC: dict[str, Spec] = {
     "server_cmd": Spec("str"), "monitor_interval": Spec("float", 0.05, 60),
     "corpus": Spec("str"), "requests": Spec("str"), "source_addrs": Spec("strs"),
     "ws_subprotocol": Spec("str"), "header": Spec("strs"), "ws": Spec("bool"),
+    "ping_interval": Spec("float", 0, 3600, zero_or=0.01),
 }
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
 TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},

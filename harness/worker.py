@@ -61,7 +61,8 @@ class Worker:
         self.fixed = (fixed if fr.header and not workload.ignore_unstamped
                       and self.matching == "stamp" else None)
         self.request = _http_request(plan, workload)  # None: framed, stamped messages
-        self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers) \
+        self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
+                                               plan.ping_interval_s) \
             if plan.targets and plan.targets[0].scheme == "ws" else None
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
@@ -231,6 +232,8 @@ class Worker:
 
     def _tick(self, now: int, next_report: int, ctrl_poll: Progress | None) -> int:
         """Every ~100 ms: reply timeouts, stage retirements, and once a second progress."""
+        if isinstance(self.tp, WsTransport):
+            self.tp.tick(now)  # pings
         timed_out = self.pace.stalls(now, self.timeout_ns, self.tp.alive)
         if timed_out:
             self.rec.error("timeout", timed_out, now)

@@ -41,7 +41,8 @@ from harness.batch import Outbound
 from harness.framing import Framing
 from harness.protocol import Stamped
 from harness.transport import Transport, connect_kind, error_kind
-from harness.wsframe import OP_CLOSE, OP_PONG, Deframer, encode_frame, mask_frames
+from harness.units import SEC
+from harness.wsframe import OP_CLOSE, OP_PING, OP_PONG, Deframer, encode_frame, mask_frames
 
 MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
 CLOSE_WAIT_NS = 1_000_000_000  # the end of a step waits this long for the servers' closes
@@ -56,6 +57,7 @@ class WsOptions:
     uris: tuple[str, ...]
     subprotocol: str = ""
     headers: tuple[tuple[str, str], ...] = ()
+    ping_interval_ns: int = 0  # a ping on every open connection this often (0: none)
 
 
 def handshake(uri: str, opts: WsOptions) -> tuple[ClientProtocol, bytes]:
@@ -153,6 +155,7 @@ class WsTransport(Transport):
         proto = self.protocol
         assert isinstance(proto, WsProtocol)
         self.deframer = proto.deframer
+        self.next_ping = time.monotonic_ns() + opts.ping_interval_ns
 
     def close(self, i: int) -> None:
         self.hs[i] = None
@@ -251,6 +254,15 @@ class WsTransport(Transport):
                 self.close(i)
             d.closes.clear()
 
+    def tick(self, now: int) -> None:
+        """Every ~100 ms: with --ping-interval, a ping on every open connection when due."""
+        every = self.opts.ping_interval_ns
+        if not every or now < self.next_ping:
+            return
+        self.next_ping = now + every
+        for i in np.flatnonzero(self.alive).tolist():
+            self.send_raw(i, encode_frame(OP_PING, b"harness", mask=True))
+
     def send_raw(self, i: int, data: bytes) -> None:
         """Send ``data`` after whatever is queued (a control frame)."""
         if self.socks[i] is None:
@@ -308,11 +320,11 @@ def _has_close(data: bytes) -> bool:
     return bytes((0x80 | OP_CLOSE,)) in data[-130:]
 
 
-def ws_options(targets: tuple, subprotocol: str, headers: tuple[tuple[str, str], ...]
-               ) -> WsOptions:
+def ws_options(targets: tuple, subprotocol: str, headers: tuple[tuple[str, str], ...],
+               ping_interval_s: float = 0.0) -> WsOptions:
     """The options of a run's ws:// targets."""
     uris = tuple(f"ws://{_hostport(t.host, t.port)}{t.path or '/'}" for t in targets)
-    return WsOptions(uris, subprotocol, headers)
+    return WsOptions(uris, subprotocol, headers, int(ping_interval_s * SEC))
 
 
 def _hostport(host: str, port: int) -> str:

@@ -102,6 +102,21 @@ def test_pings_are_answered_so_the_server_keeps_the_connections() -> None:
 
 
 @pytest.mark.e2e
+def test_ping_interval_pings_every_connection(tmp_path: Path) -> None:
+    log = tmp_path / "pings.txt"
+    with ws_server("bad", "--bad", "none", "--log", str(log)) as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", duration=1.0, warmup=0.0,
+                                 rate=20, ping_interval=0.2, conns="2"))
+        for _ in range(50):
+            if log.exists() and len(log.read_text().split()) == 2:
+                break
+            time.sleep(0.05)
+    pings = [int(x) for x in log.read_text().split()]
+    assert len(pings) == 2 and all(3 <= p <= 8 for p in pings), pings  # ~5 in ~1.1 s
+    assert s["lost"] == 0 and s["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
 def test_a_server_close_is_counted_by_its_code() -> None:
     with ws_server("echo", "--close-after", "5", "--close-code", "1001") as (port,):
         (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="40", warmup=0.0))
@@ -192,6 +207,15 @@ def test_a_three_node_relay_chat_delivers_every_message_to_every_client(tmp_path
         assert step["deliveries"] == m * (3 + 3)
         assert step["lost"] == 0 and step["duplicates"] == 0
         assert step["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
+def test_the_relay_chat_delivers_exactly_at_8000_messages(tmp_path: Path) -> None:
+    # (20 runs of 20 were exact on the development machine: see the report of issue 11)
+    with ws_server("chat", "--nodes", "3") as ports:
+        (step,) = chat_run(ports, "8000", tmp_path)["steps"]
+    assert step["deliveries"] == step["deliveries_expected"] == 8000 * 6
+    assert step["lost"] == 0 and step["duplicates"] == 0 and step["surplus"] == 0
 
 
 @pytest.mark.e2e

@@ -21,7 +21,8 @@ stdout once listening, and serves until terminated.
   RFC 6455 on purpose: ``--bad accept`` answers the handshake with a wrong
   Sec-WebSocket-Accept; ``masked``, ``len63`` (a 2^63 length), ``control126`` (a ping of
   126 bytes) or ``opcode`` (opcode 3) sends that frame after ``--after N`` echoes.
-* ``--log FILE`` (echo): each connection's close code, one line each, as it ends.
+* ``--log FILE`` (echo): each connection's close code, one line each, as it ends; (bad)
+  the pings each connection received.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ BAD_FRAMES = {
 def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         proto = ServerProtocol(max_size=None)
-        n, opened = 0, False
+        n, opened, pings = 0, False, 0
         try:
             while data := await reader.read(65536):
                 proto.receive_data(data)
@@ -86,6 +87,8 @@ def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
                     elif ev.opcode == Opcode.BINARY:
                         proto.send_binary(ev.data)
                         n += 1
+                    elif ev.opcode == Opcode.PING:
+                        pings += 1  # the library queues the pong itself
                 writer.write(b"".join(proto.data_to_send()))
                 if args.bad in BAD_FRAMES and n >= args.after:
                     writer.write(BAD_FRAMES[args.bad])
@@ -95,6 +98,9 @@ def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
             pass
         finally:
             writer.close()
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write(f"{pings}\n")
     return handler
 
 
