@@ -70,29 +70,44 @@ BAD_FRAMES = {
 }
 
 
+class _Bad:
+    """One connection of the misbehaving server: its protocol and what it has seen."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.proto = ServerProtocol(max_size=None)
+        self.echoed = self.pings = 0
+        self.opened = self.sent_bad = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes to write after ``data`` came in."""
+        proto = self.proto
+        proto.receive_data(data)
+        for ev in proto.events_received():
+            if not self.opened:
+                response = proto.accept(ev)
+                if self.args.bad == "accept":
+                    response.headers["Sec-WebSocket-Accept"] = "d3Jvbmcgd3Jvbmcgd3Jvbmc="
+                proto.send_response(response)
+                self.opened = True
+            elif ev.opcode == Opcode.BINARY:
+                proto.send_binary(ev.data)
+                self.echoed += 1
+            elif ev.opcode == Opcode.PING:
+                self.pings += 1  # the library queues the pong itself
+        out = b"".join(proto.data_to_send())
+        if self.args.bad in BAD_FRAMES and self.echoed >= self.args.after and not self.sent_bad:
+            self.sent_bad = True
+            out += BAD_FRAMES[self.args.bad]
+        return out
+
+
 def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        proto = ServerProtocol(max_size=None)
-        n, opened, pings = 0, False, 0
+        conn = _Bad(args)
         try:
             while data := await reader.read(65536):
-                proto.receive_data(data)
-                for ev in proto.events_received():
-                    if not opened:
-                        response = proto.accept(ev)
-                        if args.bad == "accept":
-                            response.headers["Sec-WebSocket-Accept"] = "d3Jvbmcgd3Jvbmcgd3Jvbmc="
-                        proto.send_response(response)
-                        opened = True
-                    elif ev.opcode == Opcode.BINARY:
-                        proto.send_binary(ev.data)
-                        n += 1
-                    elif ev.opcode == Opcode.PING:
-                        pings += 1  # the library queues the pong itself
-                writer.write(b"".join(proto.data_to_send()))
-                if args.bad in BAD_FRAMES and n >= args.after:
-                    writer.write(BAD_FRAMES[args.bad])
-                    n = -(1 << 30)  # once
+                writer.write(conn.feed(data))
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
@@ -100,7 +115,7 @@ def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
             writer.close()
             if args.log:
                 with open(args.log, "a") as f:
-                    f.write(f"{pings}\n")
+                    f.write(f"{conn.pings}\n")
     return handler
 
 
