@@ -44,6 +44,10 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",
      True),
     ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value'", True),
+    ("--ws-text", str, "Target", "ws://: text messages from a JSON template with \"{stamp}\" "
+     "(and {text}: filler to --size)", True),
+    ("--ws-match", str, "Target", "ws://: field=value a text message must have to count; "
+     "others are skipped", True),
     ("--ping-interval", float, "Pacing", "ws://: seconds between pings on every connection "
      "(0 = none; 0.01 to 3600)", True),
     ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",

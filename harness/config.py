@@ -245,7 +245,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         mix=mix, mix_by=mix_by, requests=requests, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps),
         ws_subprotocol=str(run.get("ws_subprotocol") or ""),
-        headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"))
+        headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
+        ws_text=ws_text(run, targets, spec), ws_match=ws_match(run))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
@@ -503,3 +504,32 @@ def ws_headers(run: dict) -> tuple[tuple[str, str], ...]:
                               "'Name: value'")
         out.append((name, val.strip()))
     return tuple(out)
+
+
+def ws_text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
+    """``--ws-text TEMPLATE``: checked against ``--size`` (one size) and ws:// targets."""
+    template = str(run.get("ws_text") or "")
+    if not template:
+        return ""
+    name = flag_name(run, "ws_text")
+    if targets and targets[0].scheme != "ws":
+        raise ConfigError(f"{name}: text messages need a ws:// target")
+    if not isinstance(spec, int):
+        raise ConfigError(f"{name}: text messages take one --size, not a range or a list")
+    from harness.wstext import TemplateError, TextTemplate
+    try:
+        TextTemplate(template, spec)  # a message takes --size bytes, or the template's least
+    except TemplateError as exc:
+        raise ConfigError(f"{name}: {cut(template)!r}: {exc}") from None
+    return template
+
+
+def ws_match(run: dict) -> tuple[str, str] | None:
+    """``--ws-match field=value``: the rule a text message must meet to count."""
+    rule = str(run.get("ws_match") or "")
+    if not rule:
+        return None
+    field, sep, value = rule.partition("=")
+    if not sep or not field.strip():
+        raise ConfigError(f"{flag_name(run, 'ws_match')}: {cut(rule)!r}: expected field=value")
+    return field.strip(), value.strip()

@@ -116,3 +116,5 @@ class Plan:
     ws_subprotocol: str = ""  # ws://: the subprotocol asked for in the handshake ("" none)
     headers: tuple[tuple[str, str], ...] = ()  # ws://: extra handshake request headers
     ping_interval_s: float = 0.0  # ws://: a ping on every connection this often (0: none)
+    ws_text: str = ""  # ws://: a JSON template with {stamp} (text messages); "": binary
+    ws_match: tuple[str, str] | None = None  # ws://: (field, value) a text message must have

@@ -32,6 +32,7 @@ from harness.timer import Timer
 from harness.transport import TIMER, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
 from harness.ws import WsOptions, WsProtocol, WsTransport, ws_options
+from harness.wstext import TextProtocol, TextTemplate
 from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
@@ -61,6 +62,8 @@ class Worker:
         self.fixed = (fixed if fr.header and not workload.ignore_unstamped
                       and self.matching == "stamp" else None)
         self.request = _http_request(plan, workload)  # None: framed, stamped messages
+        if plan.ws_text:
+            self.fixed = None  # text messages: the template's size, not the framing's
         self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
                                                plan.ping_interval_s) \
             if plan.targets and plan.targets[0].scheme == "ws" else None
@@ -86,9 +89,8 @@ class Worker:
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
         self.tp: Transport
-        if self.ws is not None:  # stamped frames inside WebSocket messages
-            self.proto = WsProtocol(self.framing, self.out, self.fixed, plan.max_frame,
-                                    share.key)
+        if self.ws is not None:
+            self.proto = self._ws_protocol(share.key)
             self.tp = WsTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
                                   self.proto, self, opts=self.ws)
         else:
@@ -101,6 +103,15 @@ class Worker:
         self.hi = self.seq  # first seq after the window
         self.drain_until: int | None = None
         self.round_len = 0  # bytes of whole frames in the round buffer this round
+
+    def _ws_protocol(self, key: int) -> WsProtocol:
+        """Stamped frames inside binary WebSocket messages, or JSON text messages with the
+        stamp in a field (--ws-text)."""
+        plan = self.plan
+        if plan.ws_text:
+            return TextProtocol(self.framing, self.out, plan.max_frame, key, self.index,
+                                TextTemplate(plan.ws_text, plan.size), plan.ws_match)
+        return WsProtocol(self.framing, self.out, self.fixed, plan.max_frame, key)
 
     @property
     def res(self) -> WorkerResult:

@@ -185,6 +185,45 @@ def test_a_wss_target_exits_2_in_one_line(tmp_path: Path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+# ---------------------------------------------------------------------------- text messages
+
+TEMPLATE = '{"type": "message", "stamp": "{stamp}", "text": "{text}"}'
+
+
+def test_a_text_template_must_carry_the_stamp_in_a_json_object() -> None:
+    for bad in ('{"type": "message"}', '{"stamp": {stamp}}', '["{stamp}"]'):
+        with pytest.raises(ConfigError, match="--ws-text"):
+            plan_for("ws://127.0.0.1:1/", ws_text=bad)
+    with pytest.raises(ConfigError, match="--ws-match"):
+        plan_for("ws://127.0.0.1:1/", ws_text=TEMPLATE, ws_match="type")
+    assert plan_for("ws://127.0.0.1:1/", ws_text=TEMPLATE, size="200").ws_text == TEMPLATE
+
+
+@pytest.mark.e2e
+def test_text_messages_resolve_by_their_stamp_field_even_re_serialised() -> None:
+    with ws_server("echo", "--rejson") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="400", warmup=0.0,
+                                 ws_text=TEMPLATE, size="200"))
+    assert s["received"] == 400 and s["lost"] == 0 and s["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
+def test_frames_that_are_not_messages_are_skipped_by_the_rule() -> None:
+    with ws_server("echo", "--chatter") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="400", warmup=0.0,
+                                 ws_text=TEMPLATE, ws_match="type=message"))
+    assert s["received"] == 400 and s["lost"] == 0 and s["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
+def test_without_the_rule_other_frames_are_protocol_errors() -> None:
+    with ws_server("echo", "--chatter") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="400", warmup=0.0,
+                                 ws_text=TEMPLATE))
+    assert s["received"] == 400 and s["lost"] == 0
+    assert s["errors"]["protocol"] == 400 + 4  # an ack per message, a welcome per conn
+
+
 # ---------------------------------------------------------------------------- fan-out
 
 

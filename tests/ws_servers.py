@@ -21,6 +21,9 @@ stdout once listening, and serves until terminated.
   RFC 6455 on purpose: ``--bad accept`` answers the handshake with a wrong
   Sec-WebSocket-Accept; ``masked``, ``len63`` (a 2^63 length), ``control126`` (a ping of
   126 bytes) or ``opcode`` (opcode 3) sends that frame after ``--after N`` echoes.
+* ``--chatter`` (echo): a welcome (``{"type": "welcome"}``) on connect and an ack
+  (``{"type": "ack"}``) before each echo; ``--rejson``: each text message echoed
+  re-serialised (keys sorted, other spacing).
 * ``--log FILE`` (echo): each connection's close code, one line each, as it ends; (bad)
   the pings each connection received.
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 from http import HTTPStatus
@@ -45,8 +49,14 @@ def _echo_handler(args: argparse.Namespace):  # noqa: ANN202 - a closure for ser
     async def handler(ws: ServerConnection) -> None:
         n = 0
         with contextlib.suppress(ConnectionClosed):
+            if args.chatter:
+                await ws.send(json.dumps({"type": "welcome", "users": 1}))
             async for msg in ws:
                 n += 1
+                if args.chatter:
+                    await ws.send(json.dumps({"type": "ack", "n": n}))
+                if args.rejson:  # the same JSON, keys sorted, other spacing
+                    msg = json.dumps(json.loads(msg), sort_keys=True, indent=1)
                 if args.fragment > 1 and len(msg) >= args.fragment:
                     k = args.fragment
                     cuts = [len(msg) * j // k for j in range(k + 1)]
@@ -199,6 +209,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--bad", default="")
     ap.add_argument("--after", type=int, default=0)
     ap.add_argument("--log", default="")
+    ap.add_argument("--chatter", action="store_true")
+    ap.add_argument("--rejson", action="store_true")
     ap.add_argument("--ping-interval", type=float, default=0.0)
     ap.add_argument("--close-after", type=int, default=0)
     ap.add_argument("--close-code", type=int, default=1001)
