@@ -75,6 +75,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         svc = merge_all([r.service for r in results])
         parts.update(service_ms=latency_ms(svc), behind_schedule=sum(r.behind for r in results))
         hists["service"] = svc
+    rec = merge_all([r.reconnect for r in results])
+    if len(rec):  # ws --reconnect: from losing a connection to its handshake done again
+        parts["reconnect_ms"], hists["reconnect"] = connect_ms(rec), rec
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)

@@ -160,6 +160,9 @@ def _extra_options() -> dict[str, Any]:
                                   "stress, ramp, spike, soak) or one from harness.toml"),
         "--ws": option("--ws", is_flag=True, default=None, group="Target", key="ws",
                        help="with no --host: the embedded server speaks WebSocket (ws://)"),
+        "--reconnect": option("--reconnect", is_flag=True, default=None, group="Pacing",
+                              key="reconnect", help="ws://: reopen, with backoff, a "
+                              "connection the server closed or dropped (counted)"),
         "--until-degraded": option("--until-degraded", is_flag=True, default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires"),

@@ -118,3 +118,4 @@ class Plan:
     ping_interval_s: float = 0.0  # ws://: a ping on every connection this often (0: none)
     ws_text: str = ""  # ws://: a JSON template with {stamp} (text messages); "": binary
     ws_match: tuple[str, str] | None = None  # ws://: (field, value) a text message must have
+    reconnect: bool = False  # ws://: reopen (with backoff) a connection the server dropped

@@ -152,6 +152,10 @@ class Worker:
         self.reconnecting[i] = False
         self.pace.closed(i)
         self.proto.forget(i)
+        if self.plan.reconnect and self.running and self.sending and \
+                isinstance(self.tp, WsTransport) and not self.share.stages:
+            # reopened after a backoff, counted
+            self.reconnecting[i] = self.tp.schedule(i, time.monotonic_ns())
 
     def backlogged(self, i: int) -> None:
         self.pace.backlog[i] = True
@@ -243,8 +247,8 @@ class Worker:
 
     def _tick(self, now: int, next_report: int, ctrl_poll: Progress | None) -> int:
         """Every ~100 ms: reply timeouts, stage retirements, and once a second progress."""
-        if isinstance(self.tp, WsTransport):
-            self.tp.tick(now)  # pings
+        if isinstance(self.tp, WsTransport):  # pings, reconnects due
+            self.tp.tick(now, self.sending, int(self.plan.connect_timeout_s * SEC))
         timed_out = self.pace.stalls(now, self.timeout_ns, self.tp.alive)
         if timed_out:
             self.rec.error("timeout", timed_out, now)
@@ -389,6 +393,8 @@ class Worker:
         res = self.rec.finish(cpu0)
         self.deliv.finish(res, self.hi)
         res.sent_all = self.seq - self.seq0
+        if isinstance(self.tp, WsTransport) and self.tp.downtimes:
+            res.reconnect.record(np.asarray(self.tp.downtimes, dtype=np.int64))
         if not res.replies:  # bytes that never made a frame
             self.rec.keep_unparsed(next((p for p in self.tp.pend_in if p), b""))
         self.close_all()

@@ -45,6 +45,8 @@ from harness.units import SEC
 from harness.wsframe import OP_CLOSE, OP_PING, OP_PONG, Deframer, encode_frame, mask_frames
 
 MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
+BACKOFF_NS = 100_000_000  # --reconnect: the first retry after 50-100 ms, then doubling
+BACKOFF_CAP_NS = 2_000_000_000  # ... to at most 1-2 s
 CLOSE_WAIT_NS = 1_000_000_000  # the end of a step waits this long for the servers' closes
 HEAD_END = b"\r\n\r\n"
 
@@ -156,6 +158,12 @@ class WsTransport(Transport):
         assert isinstance(proto, WsProtocol)
         self.deframer = proto.deframer
         self.next_ping = time.monotonic_ns() + opts.ping_interval_ns
+        n = self.n  # --reconnect: when each retry is due, tries so far, when it was lost
+        self.retry_at = np.zeros(n, dtype=np.int64)
+        self.tries = np.zeros(n, dtype=np.int64)
+        self.lost_at = np.zeros(n, dtype=np.int64)
+        self.downtimes: list[int] = []  # ns from each loss to the handshake done again
+        self.rng = np.random.default_rng()
 
     def close(self, i: int) -> None:
         self.hs[i] = None
@@ -218,7 +226,12 @@ class WsTransport(Transport):
         self.head[i] = b""
         self.pend_in[i] = data[end + 4:]  # frames sent right after the handshake
         self.alive[i] = True
-        self.sink.connected(i, time.monotonic_ns() - int(self.started[i]))
+        now = time.monotonic_ns()
+        if self.lost_at[i]:  # back after --reconnect
+            self.downtimes.append(now - int(self.lost_at[i]))
+            self.lost_at[i] = self.tries[i] = 0
+            self.sink.error("reconnect", 1, now)
+        self.sink.connected(i, now - int(self.started[i]))
         return 1
 
     def flush(self, i: int) -> None:
@@ -254,14 +267,39 @@ class WsTransport(Transport):
                 self.close(i)
             d.closes.clear()
 
-    def tick(self, now: int) -> None:
-        """Every ~100 ms: with --ping-interval, a ping on every open connection when due."""
+    def tick(self, now: int, sending: bool, connect_timeout_ns: int) -> None:
+        """Every ~100 ms: pings when due (--ping-interval); reconnects when due
+        (--reconnect, while sending), and their connect timeouts."""
         every = self.opts.ping_interval_ns
-        if not every or now < self.next_ping:
+        if every and now >= self.next_ping:
+            self.next_ping = now + every
+            for i in np.flatnonzero(self.alive).tolist():
+                self.send_raw(i, encode_frame(OP_PING, b"harness", mask=True))
+        if not self.lost_at.any():
             return
-        self.next_ping = now + every
-        for i in np.flatnonzero(self.alive).tolist():
-            self.send_raw(i, encode_frame(OP_PING, b"harness", mask=True))
+        if not sending:
+            self.retry_at[:] = 0
+            return
+        for i in np.flatnonzero((self.retry_at > 0) & (self.retry_at <= now)).tolist():
+            self.retry_at[i] = 0
+            self.started[i] = now
+            self.start_connect(i)
+        self.expire_connects(now, connect_timeout_ns)
+
+    def schedule(self, i: int, now: int) -> bool:
+        """Connection ``i`` was lost: retry after a backoff (doubling from BACKOFF_NS to
+        BACKOFF_CAP_NS, each drawn from its upper half). False: it has been down over 60 s
+        (or 12 tries without a handshake): given up, counted ``reconnect_gave_up``."""
+        if not self.lost_at[i]:
+            self.lost_at[i] = now
+        if now - self.lost_at[i] > 60 * SEC or self.tries[i] >= 12:
+            self.sink.error("reconnect_gave_up", 1, now)
+            self.lost_at[i] = 0
+            return False
+        wait = min(BACKOFF_NS << int(self.tries[i]), BACKOFF_CAP_NS)
+        self.tries[i] += 1
+        self.retry_at[i] = now + int(wait * (0.5 + 0.5 * self.rng.random()))
+        return True
 
     def send_raw(self, i: int, data: bytes) -> None:
         """Send ``data`` after whatever is queued (a control frame)."""

@@ -185,6 +185,27 @@ def test_a_wss_target_exits_2_in_one_line(tmp_path: Path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.e2e
+def test_a_reconnect_storm_brings_every_connection_back_counted(tmp_path: Path) -> None:
+    # the server restarts mid-step: every connection is closed at once (1001), and each
+    # comes back after a backoff once the new server listens on the same port
+    with ws_server("echo") as (port,):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "--host", f"ws://127.0.0.1:{port}/",
+             "--conns", "8", "--rate", "20", "--duration", "4", "--warmup", "0",
+             "--reconnect", "--json", "--no-report", "--results-dir", str(tmp_path)],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+    with ws_server("echo", "--port", str(port)):
+        out, err = run.communicate(timeout=60)
+    (s,) = orjson.loads(out)["steps"]
+    assert s["errors"]["reconnect"] == 8, (s["errors"], err)
+    assert s["errors"].get("ws_close_1001", 0) + s["errors"]["closed"] + s["errors"]["reset"] \
+        >= 8
+    assert s["reconnect_ms"]["max"] < 4000 and s["connected"] == 8
+    assert s["received"] > 8 * 20 * 2  # delivering again after the storm
+
+
 # ---------------------------------------------------------------------------- text messages
 
 TEMPLATE = '{"type": "message", "stamp": "{stamp}", "text": "{text}"}'

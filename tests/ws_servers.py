@@ -149,7 +149,7 @@ async def echo(args: argparse.Namespace) -> None:
     kw = {"ping_interval": args.ping_interval or None, "ping_timeout": args.ping_interval or None,
           "subprotocols": [args.subprotocol] if args.subprotocol else None,
           "process_request": _process_request(args), "max_size": None, "compression": None}
-    async with serve(_echo_handler(args), "127.0.0.1", 0, **kw) as server:
+    async with serve(_echo_handler(args), "127.0.0.1", args.port, **kw) as server:
         print("PORTS", server.sockets[0].getsockname()[1], flush=True)
         await _forever()
 
@@ -210,6 +210,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--after", type=int, default=0)
     ap.add_argument("--log", default="")
     ap.add_argument("--chatter", action="store_true")
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--rejson", action="store_true")
     ap.add_argument("--ping-interval", type=float, default=0.0)
     ap.add_argument("--close-after", type=int, default=0)
