@@ -160,6 +160,8 @@ def _extra_options() -> dict[str, Any]:
                                   "stress, ramp, spike, soak) or one from harness.toml"),
         "--ws": option("--ws", is_flag=True, default=None, group="Target", key="ws",
                        help="with no --host: the embedded server speaks WebSocket (ws://)"),
+        "--ws-compress": option("--ws-compress", is_flag=True, default=None, group="Target",
+                                key="ws_compress", help="ws://: offer permessage-deflate"),
         "--reconnect": option("--reconnect", is_flag=True, default=None, group="Pacing",
                               key="reconnect", help="ws://: reopen, with backoff, a "
                               "connection the server closed or dropped (counted)"),

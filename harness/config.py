@@ -247,7 +247,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         ws_subprotocol=str(run.get("ws_subprotocol") or ""),
         headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
         ws_text=ws_text(run, targets, spec), ws_match=ws_match(run),
-        reconnect=bool(run.get("reconnect")))
+        reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],

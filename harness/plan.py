@@ -119,3 +119,4 @@ class Plan:
     ws_text: str = ""  # ws://: a JSON template with {stamp} (text messages); "": binary
     ws_match: tuple[str, str] | None = None  # ws://: (field, value) a text message must have
     reconnect: bool = False  # ws://: reopen (with backoff) a connection the server dropped
+    ws_compress: bool = False  # ws://: offer permessage-deflate

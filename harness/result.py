@@ -70,6 +70,7 @@ class WorkerResult:
     service: Histogram = field(default_factory=Histogram)  # open loop: from the actual send
     connect: Histogram = field(default_factory=Histogram)
     reconnect: Histogram = field(default_factory=Histogram)  # ws --reconnect: downtime, ns
+    ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)
     series: dict[str, np.ndarray] = field(default_factory=dict)  # per second of the window

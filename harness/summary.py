@@ -62,6 +62,7 @@ class StepSummary(Mapping[str, Any]):
     core_shared: bool | None = None  # ... and whether that leaves the step out
     trend: dict | None = None  # a long step's p99 (and server memory) trend
     reconnect_ms: dict | None = None  # ws --reconnect: downtime per reconnect (p50, p99, max)
+    ws_compress: dict | None = None  # ws --ws-compress: raw and wire bytes sent and received
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out

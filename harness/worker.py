@@ -65,7 +65,7 @@ class Worker:
         if plan.ws_text:
             self.fixed = None  # text messages: the template's size, not the framing's
         self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
-                                               plan.ping_interval_s) \
+                                               plan.ping_interval_s, plan.ws_compress) \
             if plan.targets and plan.targets[0].scheme == "ws" else None
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
@@ -108,10 +108,13 @@ class Worker:
         """Stamped frames inside binary WebSocket messages, or JSON text messages with the
         stamp in a field (--ws-text)."""
         plan = self.plan
+        n = len(self.share.node)
         if plan.ws_text:
             return TextProtocol(self.framing, self.out, plan.max_frame, key, self.index,
-                                TextTemplate(plan.ws_text, plan.size), plan.ws_match)
-        return WsProtocol(self.framing, self.out, self.fixed, plan.max_frame, key)
+                                TextTemplate(plan.ws_text, plan.size), plan.ws_match, n,
+                                plan.ws_compress)
+        return WsProtocol(self.framing, self.out, self.fixed, plan.max_frame, key, n,
+                          plan.ws_compress)
 
     @property
     def res(self) -> WorkerResult:
@@ -395,6 +398,8 @@ class Worker:
         res.sent_all = self.seq - self.seq0
         if isinstance(self.tp, WsTransport) and self.tp.downtimes:
             res.reconnect.record(np.asarray(self.tp.downtimes, dtype=np.int64))
+        if isinstance(self.proto, WsProtocol) and self.proto.deflate is not None:
+            res.ws_compress = dict(self.proto.deflate.counts)
         if not res.replies:  # bytes that never made a frame
             self.rec.keep_unparsed(next((p for p in self.tp.pend_in if p), b""))
         self.close_all()

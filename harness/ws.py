@@ -33,16 +33,29 @@ from dataclasses import dataclass
 
 import numpy as np
 from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from harness.batch import Outbound
+from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.protocol import Stamped
 from harness.transport import Transport, connect_kind, error_kind
 from harness.units import SEC
-from harness.wsframe import OP_CLOSE, OP_PING, OP_PONG, Deframer, encode_frame, mask_frames
+from harness.wsdeflate import Deflate
+from harness.wsframe import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    Deframer,
+    encode_frame,
+    mask_frames,
+)
 
 MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
 BACKOFF_NS = 100_000_000  # --reconnect: the first retry after 50-100 ms, then doubling
@@ -60,12 +73,14 @@ class WsOptions:
     subprotocol: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     ping_interval_ns: int = 0  # a ping on every open connection this often (0: none)
+    compress: bool = False  # offer permessage-deflate (--ws-compress)
 
 
 def handshake(uri: str, opts: WsOptions) -> tuple[ClientProtocol, bytes]:
     """A client protocol for ``uri`` and the bytes of its upgrade request."""
     sub = [Subprotocol(opts.subprotocol)] if opts.subprotocol else None
-    proto = ClientProtocol(parse_uri(uri), subprotocols=sub, max_size=None)
+    ext = [ClientPerMessageDeflateFactory()] if opts.compress else None
+    proto = ClientProtocol(parse_uri(uri), subprotocols=sub, extensions=ext, max_size=None)
     request = proto.connect()
     for name, value in opts.headers:
         request.headers[name] = value
@@ -122,11 +137,12 @@ class WsProtocol(Stamped):
     of the run's framing)."""
 
     def __init__(self, framing: Framing, out: Outbound, fixed: int | None, max_frame: int,
-                 key: int) -> None:
+                 key: int, n: int = 0, deflate: bool = False) -> None:
         super().__init__(framing, out, fixed, max_frame, key)
         self.fixed = None  # every read is cut: WebSocket headers sit between payloads
         self.walks = True
-        self.deframer = Deframer(max_frame)
+        self.deframer = Deframer(max_frame, deflate)
+        self.deflate = Deflate(n, max_frame) if deflate else None  # --ws-compress
 
     def cut(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None,
             broken: list[int]) -> tuple[int, int]:
@@ -141,8 +157,41 @@ class WsProtocol(Stamped):
               tint: np.ndarray | int, delay: np.ndarray | int
               ) -> tuple[memoryview, np.ndarray, np.ndarray]:
         data, ends, kinds = self.out.build(gid, seq0, tint, delay)
-        frames, fends = mask_frames(data, ends)
-        return frames, fends, kinds
+        return (*self.frame(data, ends, idx, counts, OP_BINARY), kinds)
+
+    def frame(self, data: memoryview, ends: np.ndarray, idx: np.ndarray, counts: np.ndarray,
+              opcode: int) -> tuple[memoryview, np.ndarray]:
+        """A round's messages as masked client frames (compressed where negotiated)."""
+        d = self.deflate
+        if d is not None and d.any:
+            body, ends, ops = d.compress(data, ends, idx.repeat(counts), opcode)
+            return mask_frames(memoryview(body), ends, ops)
+        return mask_frames(data, ends, opcode)
+
+    def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+              seg_t: list[int], walk: list[int] | None) -> Parsed:
+        buf, seg_end, walk, bad = self.inflated(buf, seg_conn, seg_end, walk)
+        p = super().parse(buf, seg_conn, seg_end, seg_t, walk)
+        p.bad_conns.extend(bad)
+        return p
+
+    def inflated(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+                 walk: list[int] | None) -> tuple[bytearray, list[int], list[int] | None,
+                                                  list[int]]:
+        """The round with its compressed messages inflated (as is without any), and the
+        connections whose inflation broke."""
+        flags = self.deframer.compressed
+        if self.deflate is None or flags is None or not any(flags) or walk is None:
+            if flags:
+                flags.clear()
+            return buf, seg_end, walk, []
+        out = self.deflate.inflate(buf, seg_conn, seg_end, walk, flags)
+        flags.clear()
+        return out
+
+    def forget(self, i: int) -> None:
+        if self.deflate is not None:
+            self.deflate.forget(i)
 
 
 class WsTransport(Transport):
@@ -224,6 +273,7 @@ class WsTransport(Transport):
             self.fail(i, kind)
             return 1
         self.head[i] = b""
+        self._negotiated(i, proto)
         self.pend_in[i] = data[end + 4:]  # frames sent right after the handshake
         self.alive[i] = True
         now = time.monotonic_ns()
@@ -233,6 +283,14 @@ class WsTransport(Transport):
             self.sink.error("reconnect", 1, now)
         self.sink.connected(i, now - int(self.started[i]))
         return 1
+
+    def _negotiated(self, i: int, proto: ClientProtocol) -> None:
+        """permessage-deflate, when the server took it, from now on this connection."""
+        deflate = getattr(self.protocol, "deflate", None)
+        if deflate is not None:
+            for ext in proto.extensions:
+                if isinstance(ext, PerMessageDeflate):
+                    deflate.open(i, ext)
 
     def flush(self, i: int) -> None:
         if not self.alive[i] and self.hs[i] is not None:
@@ -359,10 +417,10 @@ def _has_close(data: bytes) -> bool:
 
 
 def ws_options(targets: tuple, subprotocol: str, headers: tuple[tuple[str, str], ...],
-               ping_interval_s: float = 0.0) -> WsOptions:
+               ping_interval_s: float = 0.0, compress: bool = False) -> WsOptions:
     """The options of a run's ws:// targets."""
     uris = tuple(f"ws://{_hostport(t.host, t.port)}{t.path or '/'}" for t in targets)
-    return WsOptions(uris, subprotocol, headers, int(ping_interval_s * SEC))
+    return WsOptions(uris, subprotocol, headers, int(ping_interval_s * SEC), compress)
 
 
 def _hostport(host: str, port: int) -> str:

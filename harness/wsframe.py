@@ -24,6 +24,7 @@ import numpy as np
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 FIN = 0x80
+RSV1 = 0x40  # permessage-deflate: a compressed message (its first frame)
 MASK_BIT = 0x80
 MAX_CONTROL = 125
 _U16 = struct.Struct(">H")
@@ -61,10 +62,11 @@ def encode_frame(opcode: int, payload: bytes, mask: bool, fin: bool = True) -> b
     return head + key + body.tobytes()
 
 
-def mask_frames(data: memoryview | bytes, ends: np.ndarray, opcode: int = OP_BINARY
-                ) -> tuple[memoryview, np.ndarray]:
+def mask_frames(data: memoryview | bytes, ends: np.ndarray,
+                opcode: int | np.ndarray = OP_BINARY) -> tuple[memoryview, np.ndarray]:
     """Wrap each message ``data[ends[k-1]:ends[k]]`` in a masked client frame of
-    ``opcode``; returns the frames' bytes and each frame's end offset."""
+    ``opcode`` (per message, when an array: RSV1 may ride in it); returns the frames'
+    bytes and each frame's end offset."""
     ends = np.asarray(ends, dtype=np.int64)
     n = len(ends)
     src = np.frombuffer(data, dtype=np.uint8, count=int(ends[-1]) if n else 0)
@@ -98,8 +100,8 @@ def mask_frames(data: memoryview | bytes, ends: np.ndarray, opcode: int = OP_BIN
     return out.data, fend
 
 
-def _mask_uniform(src: np.ndarray, n: int, size: int, masks: np.ndarray, opcode: int
-                  ) -> tuple[memoryview, np.ndarray]:
+def _mask_uniform(src: np.ndarray, n: int, size: int, masks: np.ndarray,
+                  opcode: int | np.ndarray) -> tuple[memoryview, np.ndarray]:
     """Frames of one payload size under 126: a (frames, 6 + size) array in three writes."""
     out = np.empty((n, 6 + size), dtype=np.uint8)
     out[:, 0] = FIN | opcode
@@ -115,10 +117,14 @@ class Deframer:
     """Cuts server frames (unmasked). After :meth:`cut`, ``pings`` and ``closes`` hold the
     control frames met, as (connection, payload) and (connection, close code)."""
 
-    def __init__(self, max_frame: int) -> None:
+    def __init__(self, max_frame: int, deflate: bool = False) -> None:
         self.max_frame = max_frame
         self.pings: list[tuple[int, bytes]] = []
         self.closes: list[tuple[int, int]] = []
+        # permessage-deflate may be on: RSV1 allowed, and per message cut (in walk order)
+        # whether it is compressed
+        self.rsv_ok = RSV1 if deflate else 0
+        self.compressed: list[bool] | None = [] if deflate else None
 
     def cut(self, buf: bytearray, i: int, start: int, end: int, walk: list[int]
             ) -> tuple[int, int, bool]:
@@ -143,7 +149,7 @@ class Deframer:
             if op == OP_CONT:
                 return w, w, False  # a continuation with no message begun
             if fin:
-                walk.append(w)
+                self._begin(walk, w, buf[p])
                 buf[w:w + n] = buf[p + hdr:p + hdr + n]
                 w += n
                 p += hdr + n
@@ -154,6 +160,12 @@ class Deframer:
         if p > w:
             buf[w:w + end - p] = buf[p:end]
         return w, w + end - p, True
+
+    def _begin(self, walk: list[int], w: int, b0: int) -> None:
+        """A message's payload starts at ``w``; ``b0``: its first frame's first byte."""
+        walk.append(w)
+        if self.compressed is not None:
+            self.compressed.append(bool(b0 & RSV1))
 
     def _message(self, buf: bytearray, i: int, p: int, end: int, w: int, walk: list[int]
                  ) -> tuple[int, int, tuple[int, int, bool] | None]:
@@ -166,7 +178,7 @@ class Deframer:
             return w, p, (w, w, False)
         if done is None:  # unfinished: keep its frames raw (control frames taken out)
             return w, p, self._keep_raw(buf, i, p, end, w)
-        walk.append(w)
+        self._begin(walk, w, buf[p])
         w, p = self._join(buf, i, p, done, w)
         return w, p, None
 
@@ -188,13 +200,15 @@ class Deframer:
             payload = rows[:j, 2:].tobytes()
             buf[start:start + j * size] = payload
             walk.extend(range(start, start + j * size, size) if size else [start] * j)
+            if self.compressed is not None:
+                self.compressed.extend([False] * j)
         return start + j * fsize, start + j * size
 
     def _frame(self, buf: bytearray, i: int, p: int, end: int
                ) -> tuple[bool, int, int, int] | None:
         """The frame at ``p``: (fin, opcode, header bytes, payload bytes), or None when it
         is not whole yet. Control frames are taken here (ping, close)."""
-        head = _header(buf, p, end)
+        head = _header(buf, p, end, self.rsv_ok)
         if head is None:
             return None
         fin, op, hdr, n = head
@@ -283,7 +297,8 @@ class Deframer:
 
 
 
-def _header(buf: bytearray, p: int, end: int) -> tuple[bool, int, int, int] | None:
+def _header(buf: bytearray, p: int, end: int, rsv_ok: int = 0
+            ) -> tuple[bool, int, int, int] | None:
     """A server frame's header at ``p``: (fin, opcode, header bytes, payload bytes), or None
     when the header is not whole yet. Raises FrameBroken for what RFC 6455 forbids a server
     (a mask, reserved bits with no extension, an unknown opcode, a 64-bit length with its
@@ -292,7 +307,7 @@ def _header(buf: bytearray, p: int, end: int) -> tuple[bool, int, int, int] | No
         return None
     b0, b1 = buf[p], buf[p + 1]
     op = b0 & 0x0F
-    if b0 & 0x70:
+    if b0 & 0x70 & ~rsv_ok:
         raise FrameBroken("reserved bits set (no extension negotiated)")
     if b1 & MASK_BIT:
         raise FrameBroken("masked server frame")

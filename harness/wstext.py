@@ -23,7 +23,7 @@ from harness import stamp
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.ws import WsProtocol
-from harness.wsframe import OP_TEXT, mask_frames
+from harness.wsframe import OP_TEXT
 
 STAMP_FIELD = "stamp"
 
@@ -59,8 +59,9 @@ class TextProtocol(WsProtocol):
     """Stamped JSON text messages over WebSocket, matched by stamp."""
 
     def __init__(self, framing: Framing, out: Outbound, max_frame: int, key: int,
-                 worker: int, template: TextTemplate, match: tuple[str, str] | None) -> None:
-        super().__init__(framing, out, None, max_frame, key)
+                 worker: int, template: TextTemplate, match: tuple[str, str] | None,
+                 n: int = 0, deflate: bool = False) -> None:
+        super().__init__(framing, out, None, max_frame, key, n, deflate)
         self.key = key
         self.worker = worker
         self.template = template
@@ -80,11 +81,11 @@ class TextProtocol(WsProtocol):
         rows = self.rows[:n]
         rows[:, t.col:t.col + stamp.ASCII_SIZE] = stamp.to_bytes(st, True)
         ends = np.arange(t.size, (n + 1) * t.size, t.size, dtype=np.int64)
-        frames, fends = mask_frames(rows.data.cast("B"), ends, OP_TEXT)
-        return frames, fends, kinds
+        return (*self.frame(rows.data.cast("B"), ends, idx, counts, OP_TEXT), kinds)
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
               seg_t: list[int], walk: list[int] | None) -> Parsed:
+        buf, seg_end, walk, broke = self.inflated(buf, seg_conn, seg_end, walk)
         assert walk is not None
         total = seg_end[-1]
         starts = np.asarray(walk, dtype=np.int64)
@@ -95,7 +96,7 @@ class TextProtocol(WsProtocol):
         conn = np.asarray(seg_conn, dtype=np.int64)[seg]
         t = np.asarray(seg_t, dtype=np.int64)[seg]
         st, ok = stamp.from_bytes(raw, True, self.key)  # zeros (no stamp field) fail it
-        return Parsed(conn, t, st, ok, ends - starts, [])
+        return Parsed(conn, t, st, ok, ends - starts, broke)
 
     def _stamps(self, buf: bytearray, starts: list[int], ends: list[int]
                 ) -> tuple[np.ndarray, np.ndarray]:

@@ -206,6 +206,29 @@ def test_a_reconnect_storm_brings_every_connection_back_counted(tmp_path: Path) 
     assert s["received"] > 8 * 20 * 2  # delivering again after the storm
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("text", [False, True])
+def test_permessage_deflate_is_negotiated_and_both_byte_counts_reported(text: bool) -> None:
+    extra = {"ws_text": TEMPLATE} if text else {}
+    with ws_server("echo", "--compress") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="400", warmup=0.0,
+                                 size="1000", ws_compress=True, inflight=4, **extra))
+    assert s["received"] == 400 and s["lost"] == 0 and s["errors"]["protocol"] == 0
+    c = s["ws_compress"]
+    assert c["sent_raw_bytes"] == c["received_raw_bytes"] == 400 * 1000
+    assert 0 < c["sent_wire_bytes"] < c["sent_raw_bytes"] // 4  # filler compresses well
+    assert 0 < c["received_wire_bytes"] < c["received_raw_bytes"] // 4
+
+
+@pytest.mark.e2e
+def test_a_server_without_deflate_gets_plain_frames() -> None:
+    with ws_server("echo") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="100", warmup=0.0,
+                                 ws_compress=True))
+    assert s["received"] == 100 and s["lost"] == 0
+    assert s["ws_compress"]["sent_wire_bytes"] == 0  # nothing was compressed
+
+
 # ---------------------------------------------------------------------------- text messages
 
 TEMPLATE = '{"type": "message", "stamp": "{stamp}", "text": "{text}"}'

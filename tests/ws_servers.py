@@ -24,6 +24,7 @@ stdout once listening, and serves until terminated.
 * ``--chatter`` (echo): a welcome (``{"type": "welcome"}``) on connect and an ack
   (``{"type": "ack"}``) before each echo; ``--rejson``: each text message echoed
   re-serialised (keys sorted, other spacing).
+* ``--compress`` (echo): permessage-deflate offered to clients that ask.
 * ``--log FILE`` (echo): each connection's close code, one line each, as it ends; (bad)
   the pings each connection received.
 """
@@ -148,7 +149,8 @@ def _process_request(args: argparse.Namespace):  # noqa: ANN202
 async def echo(args: argparse.Namespace) -> None:
     kw = {"ping_interval": args.ping_interval or None, "ping_timeout": args.ping_interval or None,
           "subprotocols": [args.subprotocol] if args.subprotocol else None,
-          "process_request": _process_request(args), "max_size": None, "compression": None}
+          "process_request": _process_request(args), "max_size": None,
+          "compression": "deflate" if args.compress else None}
     async with serve(_echo_handler(args), "127.0.0.1", args.port, **kw) as server:
         print("PORTS", server.sockets[0].getsockname()[1], flush=True)
         await _forever()
@@ -211,6 +213,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--log", default="")
     ap.add_argument("--chatter", action="store_true")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--compress", action="store_true")
     ap.add_argument("--rejson", action="store_true")
     ap.add_argument("--ping-interval", type=float, default=0.0)
     ap.add_argument("--close-after", type=int, default=0)
