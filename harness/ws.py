@@ -58,9 +58,9 @@ from harness.wsframe import (
 )
 
 MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
-BACKOFF_NS = 100_000_000  # --reconnect: the first retry after 50-100 ms, then doubling
-BACKOFF_CAP_NS = 2_000_000_000  # ... to at most 1-2 s
-CLOSE_WAIT_NS = 1_000_000_000  # the end of a step waits this long for the servers' closes
+BACKOFF_NS = SEC // 10  # --reconnect: the first retry after 50-100 ms, then doubling
+BACKOFF_CAP_NS = 2 * SEC  # ... to at most 1-2 s
+CLOSE_WAIT_NS = SEC  # the end of a step waits this long for the servers' closes
 HEAD_END = b"\r\n\r\n"
 
 
