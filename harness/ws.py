@@ -37,7 +37,6 @@ from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
 )
-from websockets.http11 import Response
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -90,14 +89,16 @@ def handshake(uri: str, opts: WsOptions) -> tuple[ClientProtocol, bytes]:
 
 def handshake_result(proto: ClientProtocol, head: bytes) -> str | None:
     """Feed the response head (through its blank line): None when the connection is open,
-    else the error kind (``connect_ws_<status>`` for a refusal, ``protocol``)."""
+    else the error kind (``connect_ws_<status>`` for a refusal, ``protocol``). A refusal is
+    told by its status line (its body, if any, is not waited for)."""
+    status = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(status) >= 2 and status[0].startswith(b"HTTP/1.") and status[1].isdigit() \
+            and len(status[1]) == 3 and status[1] != b"101":
+        return f"connect_ws_{int(status[1])}"
     proto.receive_data(head)
-    events = proto.events_received()
+    proto.events_received()
     if proto.handshake_exc is None and proto.state.name == "OPEN":
         return None
-    response = next((e for e in events if isinstance(e, Response)), None)
-    if response is not None and response.status_code != 101:
-        return f"connect_ws_{response.status_code}"
     return "protocol"
 
 

@@ -174,8 +174,21 @@ def test_a_refused_handshake_exits_3_naming_the_status(tmp_path: Path) -> None:
         r = harness("run", "--host", f"ws://127.0.0.1:{port}/", "--conns", "2",
                     "--duration", "0.5", "--warmup", "0", cwd=tmp_path)
     assert r.returncode == 3, r.stderr
-    assert "401" in r.stderr and "Traceback" not in r.stderr
+    assert "WebSocket handshake refused: HTTP/1.1 401 Unauthorized" in r.stderr
+    assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.e2e
+def test_refused_and_broken_handshakes_are_counted_per_connection() -> None:
+    # run_plan skips the probe before the run: each connection meets the handshake itself
+    with ws_server("echo", "--token", "sesame") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="8", warmup=0.0))
+    assert s["errors"].get("connect_ws_401") == 4 and s["connected"] == 0
+    with ws_server("bad", "--bad", "accept") as (port,):
+        (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="8", warmup=0.0))
+    assert s["errors"]["protocol"] == 4 and s["connected"] == 0
+    assert "101" in (s["first_unparsed"] or "")  # the response that broke it, kept
 
 
 @pytest.mark.e2e
