@@ -83,6 +83,12 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
                      tls_reasons=reasons or None)
     if any(r.status for r in results):
         parts.update(status_counts([{str(c): n for c, n in r.status.items()} for r in results]))
+    rec = merge_all([r.reconnect for r in results])
+    if len(rec):  # ws --reconnect: from losing a connection to its handshake done again
+        parts["reconnect_ms"], hists["reconnect"] = connect_ms(rec), rec
+    packed = [r.ws_compress for r in results if r.ws_compress]
+    if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
+        parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)

@@ -525,15 +525,20 @@ def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None
 
 @main.command(epilog=SERVE_EXIT_HELP)
 @serve_flags
-def serve(kind: str, port: int, bind: str, framing: str, nodes: int, max_frame: int) -> None:
+def serve(kind: str, port: int, bind: str, framing: str, nodes: int, max_frame: int,
+          ws: bool) -> None:
     """Start a built-in target server until Ctrl-C or SIGTERM."""
     from harness.targets import TargetError, run_server
     if nodes > 1 and kind != "chat":
         die(EXIT_USAGE, "--nodes: only the chat server runs as a cluster")
+    label = kind
+    if ws:
+        kind = f"ws-{kind}"
 
     def ready(addresses: list[tuple[str, int]]) -> None:
         for h, p in addresses:
-            click.echo(f"listening on {Target(h, p).label} ({kind}, {framing})")
+            t = Target(h, p, "ws", "/") if ws else Target(h, p)
+            click.echo(f"listening on {t.label} ({label}, {'ws, ' if ws else ''}{framing})")
         sys.stdout.flush()
 
     try:

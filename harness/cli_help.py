@@ -46,6 +46,15 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)", True),
     ("--ca", str, "Target", "TLS: verify the server's certificate against this CA file (PEM) "
      "instead of the system store", True),
+    ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",
+     True),
+    ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value'", True),
+    ("--ws-text", str, "Target", "ws://: text messages from a JSON template with \"{stamp}\" "
+     "(and {text}: filler to --size)", True),
+    ("--ws-match", str, "Target", "ws://: field=value a text message must have to count; "
+     "others are skipped", True),
+    ("--ping-interval", float, "Pacing", "ws://: seconds between pings on every connection "
+     "(0 = none; 0.01 to 3600)", True),
     ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",
      True),
     ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "
@@ -163,6 +172,13 @@ def _extra_options() -> dict[str, Any]:
                         help="wrap raw TCP (host:port) in TLS; https:// URLs always use TLS"),
         "--insecure": option("--insecure", is_flag=True, default=None, group="Target",
                              key="insecure", help="TLS: do not verify the server's certificate"),
+        "--ws": option("--ws", is_flag=True, default=None, group="Target", key="ws",
+                       help="with no --host: the embedded server speaks WebSocket (ws://)"),
+        "--ws-compress": option("--ws-compress", is_flag=True, default=None, group="Target",
+                                key="ws_compress", help="ws://: offer permessage-deflate"),
+        "--reconnect": option("--reconnect", is_flag=True, default=None, group="Pacing",
+                              key="reconnect", help="ws://: reopen, with backoff, a "
+                              "connection the server closed or dropped (counted)"),
         "--until-degraded": option("--until-degraded", is_flag=True, default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires"),
@@ -259,6 +275,7 @@ def serve_flags(f: Any) -> Any:
                      help="address to listen on (0.0.0.0 or :: for every interface)"),
         click.option("--framing", type=click.Choice(FRAMINGS), default="len32", show_default=True,
                      help="message framing the server reads and writes"),
+        click.option("--ws", is_flag=True, help="speak WebSocket (ws://host:port/, any path)"),
         click.option("--nodes", type=click.IntRange(1, 64), default=1, show_default=True,
                      help="chat: linked nodes on consecutive ports"),
         click.option("--max-frame", type=click.IntRange(16, 1 << 30), default=1 << 20,

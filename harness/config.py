@@ -140,9 +140,12 @@ def _parse_url(text: str) -> Target:
     unless given)."""
     from urllib.parse import urlsplit
     scheme = text.partition("://")[0].lower()
-    if scheme not in ("http", "https"):
+    if scheme == "wss":  # TLS: harness.tls plugs in at harness.ws.WsTransport.finish_connect
+        raise ConfigError(f"--host: {cut(text)!r}: wss not yet supported (TLS); use ws://")
+    if scheme not in ("http", "https", "ws"):
         raise ConfigError(f"--host: {cut(text)!r}: unknown URL scheme {cut(scheme)!r} "
-                          "(expected http://host:port/path, or host:port for raw TCP)")
+                          "(expected http://host:port/path, ws://host:port/path, or host:port "
+                          "for raw TCP)")
     try:
         url = urlsplit(text)
         port = url.port or (443 if scheme == "https" else 80)
@@ -155,7 +158,7 @@ def _parse_url(text: str) -> Target:
     if not host or url.username is not None or url.fragment or not path.isprintable() \
             or " " in path:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL "
-                          "(expected http://host[:port][/path])")
+                          f"(expected {scheme}://host[:port][/path])")
     if port == 0:
         raise ConfigError(f"--host: {text!r}: port 0 out of range 1-65535")
     _check_host_name(host, text)
@@ -235,7 +238,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         seed=number(run, "seed"), name=_safe_name(str(run["name"])),
         results_dir=str(run["results_dir"]), degradation=_degradation(tables["degradation"]),
         thresholds=_thresholds(tables["thresholds"]),
-        embedded=None if targets else ("chat" if workload == "chat" else "echo"),
+        embedded=None if targets else (("ws-" if run.get("ws") else "")
+                                       + ("chat" if workload == "chat" else "echo")),
         until_degraded=bool(run["until_degraded"]), grow=grow, increment=increment,
         max_conns=number(run, "max_conns"),
         scenario=run.get("scenario"), env=merged.get("env_name"),
@@ -244,7 +248,11 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         monitor_interval_s=number(run, "monitor_interval"),
         mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
-        accept=parse_accept(str(run["accept"]), flag_name(run, "accept")))
+        accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),
+        ws_subprotocol=str(run.get("ws_subprotocol") or ""),
+        headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
+        ws_text=ws_text(run, targets, spec), ws_match=ws_match(run),
+        reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
@@ -290,7 +298,10 @@ def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
     TCP and HTTP targets do not mix."""
     schemes = {"http" if t.scheme == "https" else t.scheme for t in targets}
     if len(schemes) > 1:
-        raise ConfigError("--host: http:// URLs and raw host:port targets cannot be mixed")
+        raise ConfigError("--host: http://, ws:// URLs and raw host:port targets cannot be "
+                          "mixed")
+    if schemes == {"ws"} and workload == "http":
+        raise ConfigError("--workload: http needs an http:// target, not ws://")
     if schemes == {"http"} and workload == "echo":
         return "http"
     if schemes != {"http"} and workload == "http":
@@ -527,6 +538,9 @@ def tls_settings(run: dict, targets: tuple[Target, ...]) -> Tls | None:
     ca, insecure = str(run.get("ca") or ""), bool(run.get("insecure"))
     if {"http", "https"} <= schemes:
         raise ConfigError("--host: http:// and https:// targets cannot be mixed")
+    if want and "ws" in schemes:
+        raise ConfigError(f"{flag_name(run, 'tls')}: WebSocket over TLS (wss://) is not yet "
+                          "supported; use ws://")
     if run.get("tls") and "http" in schemes:
         raise ConfigError(f"{flag_name(run, 'tls')}: an http:// target is plain HTTP; give "
                           "https://host:port/ for HTTP over TLS")
@@ -564,3 +578,52 @@ def _read_ca(path: str, name: str) -> str:
         raise ConfigError(f"{name}: {path!r}: not a valid PEM certificate "
                           f"({getattr(exc, 'reason', None) or exc})") from None
     return text
+
+
+_NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
+
+
+def ws_headers(run: dict) -> tuple[tuple[str, str], ...]:
+    """``--header 'Name: value'`` (a string, or a list in harness.toml): extra handshake
+    headers of a ws:// run."""
+    value = run.get("header") or []
+    items = [value] if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        name, sep, val = str(item).partition(":")
+        name = name.strip()
+        if not sep or not name or not name.isascii() or set(name) & _NOT_TOKEN \
+                or not val.strip().isprintable():
+            raise ConfigError(f"{flag_name(run, 'header')}: {cut(str(item))!r}: expected "
+                              "'Name: value'")
+        out.append((name, val.strip()))
+    return tuple(out)
+
+
+def ws_text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
+    """``--ws-text TEMPLATE``: checked against ``--size`` (one size) and ws:// targets."""
+    template = str(run.get("ws_text") or "")
+    if not template:
+        return ""
+    name = flag_name(run, "ws_text")
+    if targets and targets[0].scheme != "ws":
+        raise ConfigError(f"{name}: text messages need a ws:// target")
+    if not isinstance(spec, int):
+        raise ConfigError(f"{name}: text messages take one --size, not a range or a list")
+    from harness.wstext import TemplateError, TextTemplate
+    try:
+        TextTemplate(template, spec)  # a message takes --size bytes, or the template's least
+    except TemplateError as exc:
+        raise ConfigError(f"{name}: {cut(template)!r}: {exc}") from None
+    return template
+
+
+def ws_match(run: dict) -> tuple[str, str] | None:
+    """``--ws-match field=value``: the rule a text message must meet to count."""
+    rule = str(run.get("ws_match") or "")
+    if not rule:
+        return None
+    field, sep, value = rule.partition("=")
+    if not sep or not field.strip():
+        raise ConfigError(f"{flag_name(run, 'ws_match')}: {cut(rule)!r}: expected field=value")
+    return field.strip(), value.strip()

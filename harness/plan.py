@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A raw-TCP ``host:port`` (scheme "tcp"), or an ``http://`` / ``https://host:port/path``
-    URL."""
+    """A raw-TCP ``host:port`` (scheme "tcp"), or an ``http://``, ``https://`` or
+    ``ws://host:port/path`` URL."""
 
     host: str
     port: int
-    scheme: str = "tcp"  # "tcp" | "http" | "https" (HTTP over TLS)
-    path: str = ""  # an http target's path ("/" when the URL has none)
+    scheme: str = "tcp"  # "tcp" | "http" | "https" (HTTP over TLS) | "ws"
+    path: str = ""  # an http(s) or ws target's path ("/" when the URL has none)
 
     @property
     def label(self) -> str:
@@ -131,3 +131,10 @@ class Plan:
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over
     accept: tuple[int, ...] = tuple(range(200, 300))  # HTTP codes that are not errors
     tls: Tls | None = None  # TLS on every connection (https://, or --tls); None: plain TCP
+    ws_subprotocol: str = ""  # ws://: the subprotocol asked for in the handshake ("" none)
+    headers: tuple[tuple[str, str], ...] = ()  # ws://: extra handshake request headers
+    ping_interval_s: float = 0.0  # ws://: a ping on every connection this often (0: none)
+    ws_text: str = ""  # ws://: a JSON template with {stamp} (text messages); "": binary
+    ws_match: tuple[str, str] | None = None  # ws://: (field, value) a text message must have
+    reconnect: bool = False  # ws://: reopen (with backoff) a connection the server dropped
+    ws_compress: bool = False  # ws://: offer permessage-deflate

@@ -73,6 +73,8 @@ class WorkerResult:
     handshake: Histogram = field(default_factory=Histogram)  # TLS: TCP connected -> handshake done
     tls_reasons: dict[str, str] = field(default_factory=dict)  # first reason per tls_* kind
     status: dict[int, int] = field(default_factory=dict)  # HTTP: responses per status code
+    reconnect: Histogram = field(default_factory=Histogram)  # ws --reconnect: downtime, ns
+    ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)
     series: dict[str, np.ndarray] = field(default_factory=dict)  # per second of the window

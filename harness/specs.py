@@ -71,6 +71,10 @@ RUN_SPEC: dict[str, Spec] = {
     "corpus": Spec("str"), "requests": Spec("str"), "accept": Spec("str"),
     "source_addrs": Spec("strs"),
     "tls": Spec("bool"), "ca": Spec("str"), "insecure": Spec("bool"),
+    "ws_subprotocol": Spec("str"), "header": Spec("strs"), "ws": Spec("bool"),
+    "ping_interval": Spec("float", 0, 3600, zero_or=0.01),
+    "ws_text": Spec("str"), "ws_match": Spec("str"), "reconnect": Spec("bool"),
+    "ws_compress": Spec("bool"),
 }
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
 TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},

@@ -67,6 +67,8 @@ class StepSummary(Mapping[str, Any]):
     tls_reasons: dict[str, str] | None = None  # TLS: the first reason of each tls_* kind
     status: dict[str, int] | None = None  # HTTP: responses of the window per status code
     status_classes: dict[str, int] | None = None  # ... and per class ("2xx", "4xx")
+    reconnect_ms: dict | None = None  # ws --reconnect: downtime per reconnect (p50, p99, max)
+    ws_compress: dict | None = None  # ws --ws-compress: raw and wire bytes sent and received
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out

@@ -33,6 +33,8 @@ from harness.timer import Timer
 from harness.tls import TlsTransport, client_context
 from harness.transport import TIMER, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
+from harness.ws import WsOptions, WsProtocol, WsTransport, ws_options
+from harness.wstext import TextProtocol, TextTemplate
 from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
@@ -63,6 +65,11 @@ class Worker:
                       and self.matching == "stamp" else None)
         self.request = _http_request(plan, workload)  # None: framed, stamped messages
         self.tls = _tls_context(plan, self.request is not None)  # None: plain TCP
+        if plan.ws_text:
+            self.fixed = None  # text messages: the template's size, not the framing's
+        self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
+                                               plan.ping_interval_s, plan.ws_compress) \
+            if plan.targets and plan.targets[0].scheme == "ws" else None
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
@@ -85,10 +92,18 @@ class Worker:
         self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
-        self.tp = Transport(share, self.addrs, plan.source_addrs, sel, self.rounds,
-                            self.proto, self) if self.tls is None else TlsTransport(
-            share, self.addrs, plan.source_addrs, sel, self.rounds, self.proto, self,
-            context=self.tls, names=[t.host for t in plan.targets])
+        self.tp: Transport
+        if self.ws is not None:
+            self.proto = self._ws_protocol(share.key)
+            self.tp = WsTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
+                                  self.proto, self, opts=self.ws)
+        elif self.tls is not None:
+            self.tp = TlsTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
+                                   self.proto, self, context=self.tls,
+                                   names=[t.host for t in plan.targets])
+        else:
+            self.tp = Transport(share, self.addrs, plan.source_addrs, sel, self.rounds,
+                                self.proto, self)
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = int(plan.timeout_s * SEC)
         self.accepted = np.zeros(1000, dtype=bool)  # HTTP status code -> not an error
@@ -98,6 +113,18 @@ class Worker:
         self.hi = self.seq  # first seq after the window
         self.drain_until: int | None = None
         self.round_len = 0  # bytes of whole frames in the round buffer this round
+
+    def _ws_protocol(self, key: int) -> WsProtocol:
+        """Stamped frames inside binary WebSocket messages, or JSON text messages with the
+        stamp in a field (--ws-text)."""
+        plan = self.plan
+        n = len(self.share.node)
+        if plan.ws_text:
+            return TextProtocol(self.framing, self.out, plan.max_frame, key, self.index,
+                                TextTemplate(plan.ws_text, plan.size), plan.ws_match, n,
+                                plan.ws_compress)
+        return WsProtocol(self.framing, self.out, self.fixed, plan.max_frame, key, n,
+                          plan.ws_compress)
 
     @property
     def res(self) -> WorkerResult:
@@ -138,6 +165,10 @@ class Worker:
         self.reconnecting[i] = False
         self.pace.closed(i)
         self.proto.forget(i)
+        if self.plan.reconnect and self.running and self.sending and \
+                isinstance(self.tp, WsTransport) and not self.share.stages:
+            # reopened after a backoff, counted
+            self.reconnecting[i] = self.tp.schedule(i, time.monotonic_ns())
 
     def backlogged(self, i: int) -> None:
         self.pace.backlog[i] = True
@@ -245,6 +276,8 @@ class Worker:
 
     def _tick(self, now: int, next_report: int, ctrl_poll: Progress | None) -> int:
         """Every ~100 ms: reply timeouts, stage retirements, and once a second progress."""
+        if isinstance(self.tp, WsTransport):  # pings, reconnects due
+            self.tp.tick(now, self.sending, int(self.plan.connect_timeout_s * SEC))
         timed_out = self.pace.stalls(now, self.timeout_ns, self.tp.alive)
         if timed_out:
             self.rec.error("timeout", timed_out, now)
@@ -392,6 +425,10 @@ class Worker:
         res = self.rec.finish(cpu0)
         self.deliv.finish(res, self.hi)
         res.sent_all = self.seq - self.seq0
+        if isinstance(self.tp, WsTransport) and self.tp.downtimes:
+            res.reconnect.record(np.asarray(self.tp.downtimes, dtype=np.int64))
+        if isinstance(self.proto, WsProtocol) and self.proto.deflate is not None:
+            res.ws_compress = dict(self.proto.deflate.counts)
         if not res.replies:  # bytes that never made a frame
             self.rec.keep_unparsed(next((p for p in self.tp.pend_in if p), b""))
         self.close_all()

@@ -20,14 +20,16 @@ PKG = ROOT / "harness"
 LAYERS: dict[str, set[str]] = {
     # values and small helpers every layer may use
     "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
-             "timer", "report.safe", "units"},
+             "timer", "report.safe", "units",
+             "wsframe"},
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
                "result", "workloads", "delivery", "http", "users",
-               "tls"},
+               "tls", "ws", "wstext", "wsdeflate"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
-                "targets.echo", "targets.loop", "targets.node", "targets.serve"},
+                "targets.echo", "targets.loop", "targets.node", "targets.serve",
+                "targets.wsecho", "targets.wschat"},
     # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
     "config": {"config",
                "specs",

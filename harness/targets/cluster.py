@@ -131,7 +131,8 @@ def launch(kind: str, framing: str = "len32", nodes: int = 1, bind: str = "127.0
     controls: list[socket.socket] = []
     try:
         for i, lsock in enumerate(listeners):
-            peers = tuple(a for j, a in enumerate(link_to) if j != i) if kind == "chat" else ()
+            peers = tuple(a for j, a in enumerate(link_to) if j != i) \
+                if kind.endswith("chat") else ()
             mine, theirs = socket.socketpair()
             controls.append(mine)
             with theirs:

@@ -82,6 +82,7 @@ class Targets:
         for attempt in range(tries):
             try:
                 probe(plan.targets, self.addrs, plan.connect_timeout_s)
+                probe_ws(plan, self.addrs)
                 return
             except Unreachable:
                 if attempt == tries - 1:
@@ -101,6 +102,19 @@ class Targets:
                 self.proc.wait(timeout=STOP_WAIT_S)
 
 
+def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
+    """ws:// targets: one WebSocket handshake each; a refusal (its status line) or a broken
+    handshake is an unreachable target."""
+    if not plan.targets or plan.targets[0].scheme != "ws":
+        return
+    from harness import ws
+    opts = ws.ws_options(plan.targets, plan.ws_subprotocol, plan.headers)
+    for t, uri, (family, addr) in zip(plan.targets, opts.uris, addrs, strict=True):
+        why = ws.probe(family, addr, uri, opts, plan.connect_timeout_s)
+        if why:
+            raise Unreachable(f"target {t.label}: {why}")
+
+
 def start_embedded(plan: Plan, workload: Any) -> tuple[ServerHandle, Plan]:
     """The built-in server of ``plan.embedded`` on the last usable core (when there are
     two or more), and the plan pointed at it."""
@@ -108,8 +122,9 @@ def start_embedded(plan: Plan, workload: Any) -> tuple[ServerHandle, Plan]:
         raise ValueError("the plan has no embedded server")
     cores = sorted(os.sched_getaffinity(0))
     cpu = cores[-1] if len(cores) > 1 else None
-    nodes = EMBEDDED_CHAT_NODES if plan.embedded == "chat" else 1
+    nodes = EMBEDDED_CHAT_NODES if plan.embedded.endswith("chat") else 1
     server = launch(plan.embedded, framing=workload.framing or plan.framing, nodes=nodes,
                     max_frame=plan.max_frame, cpu=cpu)
-    targets = tuple(Target(h, p) for h, p in server.addresses)
+    ws = plan.embedded.startswith("ws-")
+    targets = tuple(Target(h, p, "ws", "/") if ws else Target(h, p) for h, p in server.addresses)
     return server, replace(plan, targets=targets)

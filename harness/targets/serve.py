@@ -9,8 +9,10 @@ from harness import framing as framing_mod
 from harness.targets.chat import ChatServer
 from harness.targets.echo import EchoServer
 from harness.targets.loop import Stopper
+from harness.targets.wschat import WsChatServer
+from harness.targets.wsecho import WsEchoServer
 
-KINDS = ("echo", "chat")
+KINDS = ("echo", "chat", "ws-echo", "ws-chat")  # ws-: the same over WebSocket
 
 OnReady = Callable[[list[tuple[str, int]]], None]
 
@@ -32,14 +34,18 @@ def check_args(kind: str, framing: str, nodes: int, max_frame: int) -> None:
 
 def make_server(kind: str, listeners: list[socket.socket], framing: str = "len32",
                 max_frame: int = 1 << 20, peers: list[tuple[str, int]] | tuple = (),
-                index: int = 0) -> EchoServer | ChatServer:
+                index: int = 0) -> EchoServer | ChatServer | WsEchoServer:
     """A server over already listening sockets; ``peers`` are the other chat nodes."""
     if kind == "echo":
         return EchoServer(listeners)
+    if kind == "ws-echo":
+        return WsEchoServer(listeners, max_frame)
+    if kind == "ws-chat":
+        return WsChatServer(listeners, framing_mod.get(framing), max_frame, peers, index)
     return ChatServer(listeners, framing_mod.get(framing), max_frame, peers, index)
 
 
-def serve_forever(server: EchoServer | ChatServer, on_ready: OnReady | None = None,
+def serve_forever(server: EchoServer | ChatServer | WsEchoServer, on_ready: OnReady | None = None,
                   lifeline: socket.socket | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or EOF on ``lifeline``), then close everything."""
     stopper = Stopper()

@@ -1,0 +1,156 @@
+"""WebSocket echo target (``harness serve echo --ws``): every message a client sends comes
+back to it, unmasked, as the same frame.
+
+Each connection first sends an upgrade request; the reply is 101 with its accept key (400
+for anything else, then close). After that each read's whole frames are answered at once:
+frames of one size under 126 bytes (the common benchmark case) are unmasked as one numpy
+array per read (:func:`harness.wsframe.echo_frames`); pings get pongs, a close gets its
+close back and the connection ends. As in the TCP echo target, a partial write stops
+reading that connection until it is flushed, so a connection never holds more than one
+read's replies. Sizes are bytes.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+from collections.abc import Callable
+from typing import cast
+
+from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
+from harness.wsframe import echo_frames, server_handshake
+
+READ_SIZE = 256 * 1024
+MAX_HEAD = 16 * 1024
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+
+
+class _WsConn:
+    __slots__ = ("sock", "out", "inbuf", "open", "closing")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.out: memoryview | None = None  # unsent replies; while set, the socket is not read
+        self.inbuf = b""  # a partial frame (or request head) waiting for the rest
+        self.open = False  # handshake done
+        self.closing = False  # close once the replies are out
+
+
+class WsEchoServer:
+    def __init__(self, listeners: list[socket.socket], max_frame: int = 1 << 20) -> None:
+        self._listeners = listeners
+        self._max_frame = max_frame
+        self._sel = selectors.DefaultSelector()
+        self._buf = bytearray(READ_SIZE)
+        self._view = memoryview(self._buf)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [address_of(s) for s in self._listeners]
+
+    def serve(self, stopper: Stopper,
+              on_ready: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
+        """Serve until ``stopper`` fires, then close every socket (the listeners too)."""
+        sel = self._sel
+        for lsock in self._listeners:
+            sel.register(lsock, EVENT_READ, LISTENER)
+        for sock in stopper.socks:
+            sel.register(sock, EVENT_READ, stopper)
+        if on_ready is not None:
+            on_ready(self.addresses)
+        try:
+            while not stopper.stopped:
+                for key, mask in sel.select():
+                    conn = key.data
+                    if conn.__class__ is _WsConn:
+                        if mask & EVENT_WRITE:
+                            self._flush(conn)
+                        else:
+                            self._read(conn)
+                    elif conn is LISTENER:
+                        for sock in accept_ready(cast(socket.socket, key.fileobj)):
+                            sel.register(sock, EVENT_READ, _WsConn(sock))
+                    else:
+                        stopper.readable(cast(socket.socket, key.fileobj))
+        finally:
+            close_all(self._sel, self._listeners, _WsConn, self._close)
+
+    def _read(self, conn: _WsConn) -> None:
+        n = read_into(conn.sock, self._buf)
+        if not n:
+            if n == 0:
+                self._close(conn)
+            return
+        data = conn.inbuf + self._view[:n] if conn.inbuf else self._view[:n]
+        if not conn.open:
+            self._handshake(conn, bytes(data))
+            return
+        reply, used, closing = echo_frames(data, self._max_frame)
+        conn.inbuf = bytes(data[used:]) if used < len(data) else b""
+        conn.closing = closing
+        self._send(conn, reply)
+
+    def _handshake(self, conn: _WsConn, data: bytes) -> None:
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            if len(data) > MAX_HEAD:
+                self._close(conn)
+            else:
+                conn.inbuf = data
+            return
+        reply = server_handshake(data[:end + 4])
+        conn.open = reply.startswith(b"HTTP/1.1 101")
+        conn.closing = not conn.open
+        conn.inbuf = b""
+        self._send(conn, reply)
+        if conn.open and len(data) > end + 4:  # frames sent right behind the request
+            reply, used, conn.closing = echo_frames(data[end + 4:], self._max_frame)
+            conn.inbuf = data[end + 4 + used:]
+            self._send(conn, reply)
+
+    def _send(self, conn: _WsConn, data: bytes) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        if conn.out is not None:
+            conn.out = memoryview(bytes(conn.out) + data)
+            return
+        try:
+            sent = conn.sock.send(data) if data else 0
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._close(conn)
+            return
+        if sent < len(data):
+            conn.out = memoryview(data)[sent:]
+            self._sel.modify(conn.sock, EVENT_WRITE, conn)
+        elif conn.closing:
+            self._close(conn)
+
+    def _flush(self, conn: _WsConn) -> None:
+        out = conn.out
+        assert out is not None
+        try:
+            sent = conn.sock.send(out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if sent < len(out):
+            conn.out = out[sent:]
+            return
+        conn.out = None
+        if conn.closing:
+            self._close(conn)
+            return
+        self._sel.modify(conn.sock, EVENT_READ, conn)
+
+    def _close(self, conn: _WsConn) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        self._sel.unregister(conn.sock)
+        conn.sock.close()
+        conn.out = None

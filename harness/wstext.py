@@ -1,0 +1,121 @@
+"""Text WebSocket messages: a JSON template with the stamp in a string field, and a rule
+that tells messages from other frames (presence, acks, welcome).
+
+* :class:`TextTemplate`: ``{stamp}`` (56 hex digits, the ASCII stamp) and optionally
+  ``{text}`` (filler up to ``--size`` bytes) inside a JSON text, e.g.
+  ``{"type": "message", "stamp": "{stamp}", "text": "{text}"}``. A round's messages are one
+  (messages, size) numpy array: the template written once, the stamp columns per round.
+* :class:`TextProtocol`: WebSocket frames as :class:`harness.ws.WsProtocol` cuts them;
+  each message parsed with orjson (so a server may re-serialise the JSON: spacing and key
+  order do not matter), skipped when the rule (``field=value``) does not hold, else its
+  ``stamp`` field decoded (all of a round's stamps in one numpy call). A message that is not
+  JSON, or has no valid stamp, is a protocol error.
+
+Sizes are bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from harness import stamp
+from harness.batch import Outbound, Parsed
+from harness.framing import Framing
+from harness.ws import WsProtocol
+from harness.wsframe import OP_TEXT
+
+STAMP_FIELD = "stamp"
+
+
+class TemplateError(ValueError):
+    """A template that cannot carry the stamp (the message says why)."""
+
+
+class TextTemplate:
+    """The bytes of one message of ``size`` bytes and where its stamp goes."""
+
+    def __init__(self, template: str, size: int) -> None:
+        if template.count("{stamp}") != 1:
+            raise TemplateError("needs {stamp} exactly once (inside a JSON string)")
+        pre, post = template.split("{stamp}")
+        fill_at = post.find("{text}")
+        overhead = len((pre + post.replace("{text}", "")).encode()) + stamp.ASCII_SIZE
+        fill = max(size - overhead, 0) if fill_at >= 0 else 0
+        body = pre + "0" * stamp.ASCII_SIZE + post.replace("{text}", "x" * fill)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise TemplateError(f"not JSON once filled in ({exc})") from None
+        if not isinstance(doc, dict) or doc.get(STAMP_FIELD) != "0" * stamp.ASCII_SIZE:
+            raise TemplateError(f'needs "{STAMP_FIELD}": "{{stamp}}" in a JSON object')
+        self.row = np.frombuffer(body.encode(), dtype=np.uint8)
+        self.col = len(pre.encode())
+        self.size = len(self.row)
+        self.overhead = overhead
+
+
+class TextProtocol(WsProtocol):
+    """Stamped JSON text messages over WebSocket, matched by stamp."""
+
+    def __init__(self, framing: Framing, out: Outbound, max_frame: int, key: int,
+                 worker: int, template: TextTemplate, match: tuple[str, str] | None,
+                 n: int = 0, deflate: bool = False) -> None:
+        super().__init__(framing, out, None, max_frame, key, n, deflate)
+        self.key = key
+        self.worker = worker
+        self.template = template
+        self.match = match
+        self.rows = np.empty((0, template.size), dtype=np.uint8)
+
+    def build(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
+              tint: np.ndarray | int, delay: np.ndarray | int
+              ) -> tuple[memoryview, np.ndarray, np.ndarray]:
+        n, t = len(gid), self.template
+        if n > len(self.rows):
+            self.rows = np.empty((max(n, 2 * len(self.rows)), t.size), dtype=np.uint8)
+            self.rows[:] = t.row
+        kinds = np.zeros(n, dtype=np.uint16)
+        st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds, self.worker,
+                        delay, tint, self.key)
+        rows = self.rows[:n]
+        rows[:, t.col:t.col + stamp.ASCII_SIZE] = stamp.to_bytes(st, True)
+        ends = np.arange(t.size, (n + 1) * t.size, t.size, dtype=np.int64)
+        return (*self.frame(rows.data.cast("B"), ends, idx, counts, OP_TEXT), kinds)
+
+    def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+              seg_t: list[int], walk: list[int] | None) -> Parsed:
+        buf, seg_end, walk, broke = self.inflated(buf, seg_conn, seg_end, walk)
+        assert walk is not None
+        total = seg_end[-1]
+        starts = np.asarray(walk, dtype=np.int64)
+        ends = np.append(starts[1:], total)
+        keep, raw = self._stamps(buf, starts.tolist(), ends.tolist())
+        starts, ends = starts[keep], ends[keep]
+        seg = np.searchsorted(np.asarray(seg_end, dtype=np.int64), starts, side="right")
+        conn = np.asarray(seg_conn, dtype=np.int64)[seg]
+        t = np.asarray(seg_t, dtype=np.int64)[seg]
+        st, ok = stamp.from_bytes(raw, True, self.key)  # zeros (no stamp field) fail it
+        return Parsed(conn, t, st, ok, ends - starts, broke)
+
+    def _stamps(self, buf: bytearray, starts: list[int], ends: list[int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Which messages count (the rule), and each one's stamp digits (zeros: none)."""
+        keep = np.ones(len(starts), dtype=bool)
+        raw = np.zeros((len(starts), stamp.ASCII_SIZE), dtype=np.uint8)
+        mv = memoryview(buf)
+        match = self.match
+        for j, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            try:
+                doc = orjson.loads(mv[a:b])
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            if match is not None and str(doc.get(match[0])) != match[1]:
+                keep[j] = False
+                continue
+            s = doc.get(STAMP_FIELD)
+            if isinstance(s, str) and len(s) == stamp.ASCII_SIZE and s.isascii():
+                raw[j] = np.frombuffer(s.encode(), dtype=np.uint8)
+        return keep, raw[keep]

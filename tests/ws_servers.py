@@ -1,0 +1,233 @@
+"""WebSocket servers built on the ``websockets`` library (asyncio), a real third-party
+implementation for tests/test_ws.py. Run as a script; it prints ``PORTS p1 [p2 ...]`` on
+stdout once listening, and serves until terminated.
+
+    python -m tests.ws_servers echo [--ping-interval S] [--close-after N --close-code C]
+                                    [--fragment K] [--refuse STATUS] [--token T]
+                                    [--subprotocol NAME]
+    python -m tests.ws_servers chat --nodes 3 [--drop-node K --drop-every N]
+    python -m tests.ws_servers bad --bad KIND [--after N]
+
+* echo: every message back to its sender (as ``--fragment K`` fragments when asked); with
+  ``--ping-interval`` the library pings each client and closes (1011) one that does not
+  answer; ``--close-after N`` closes each connection with ``--close-code`` after N
+  messages; ``--refuse STATUS`` refuses every handshake with that HTTP status;
+  ``--token T`` refuses (401) a handshake without ``Authorization: Bearer T``.
+* chat: ``--nodes`` nodes, each linked to every other over WebSocket (path ``/peer``): a
+  message from a client goes to every client of its node (the sender included) and to
+  every other node, which gives it to its own clients. ``--drop-node K --drop-every N``:
+  node K drops every N-th message relayed to it by another node (counted from 1).
+* bad: websockets' sans-I/O ServerProtocol over raw asyncio streams, echoing, that breaks
+  RFC 6455 on purpose: ``--bad accept`` answers the handshake with a wrong
+  Sec-WebSocket-Accept; ``masked``, ``len63`` (a 2^63 length), ``control126`` (a ping of
+  126 bytes) or ``opcode`` (opcode 3) sends that frame after ``--after N`` echoes.
+* ``--chatter`` (echo): a welcome (``{"type": "welcome"}``) on connect and an ack
+  (``{"type": "ack"}``) before each echo; ``--rejson``: each text message echoed
+  re-serialised (keys sorted, other spacing).
+* ``--compress`` (echo): permessage-deflate offered to clients that ask.
+* ``--log FILE`` (echo): each connection's close code, one line each, as it ends; (bad)
+  the pings each connection received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from http import HTTPStatus
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
+
+
+def _echo_handler(args: argparse.Namespace):  # noqa: ANN202 - a closure for serve()
+    async def handler(ws: ServerConnection) -> None:
+        n = 0
+        with contextlib.suppress(ConnectionClosed):
+            if args.chatter:
+                await ws.send(json.dumps({"type": "welcome", "users": 1}))
+            async for msg in ws:
+                n += 1
+                if args.chatter:
+                    await ws.send(json.dumps({"type": "ack", "n": n}))
+                if args.rejson:  # the same JSON, keys sorted, other spacing
+                    msg = json.dumps(json.loads(msg), sort_keys=True, indent=1)
+                if args.fragment > 1 and len(msg) >= args.fragment:
+                    k = args.fragment
+                    cuts = [len(msg) * j // k for j in range(k + 1)]
+                    await ws.send([msg[cuts[j]:cuts[j + 1]] for j in range(k)])
+                else:
+                    await ws.send(msg)
+                if args.close_after and n >= args.close_after:
+                    await ws.close(args.close_code, "test close")
+                    return
+        if args.log:
+            with open(args.log, "a") as f:
+                f.write(f"{ws.close_code}\n")
+    return handler
+
+
+BAD_FRAMES = {
+    "masked": Frame(Opcode.BINARY, b"m" * 40).serialize(mask=True),
+    "len63": bytes((0x82, 127)) + (1 << 63).to_bytes(8, "big"),
+    "control126": bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126,
+    "opcode": bytes((0x83, 3)) + b"abc",
+}
+
+
+class _Bad:
+    """One connection of the misbehaving server: its protocol and what it has seen."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.proto = ServerProtocol(max_size=None)
+        self.echoed = self.pings = 0
+        self.opened = self.sent_bad = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes to write after ``data`` came in."""
+        proto = self.proto
+        proto.receive_data(data)
+        for ev in proto.events_received():
+            if not self.opened:
+                response = proto.accept(ev)
+                if self.args.bad == "accept":
+                    response.headers["Sec-WebSocket-Accept"] = "d3Jvbmcgd3Jvbmcgd3Jvbmc="
+                proto.send_response(response)
+                self.opened = True
+            elif ev.opcode == Opcode.BINARY:
+                proto.send_binary(ev.data)
+                self.echoed += 1
+            elif ev.opcode == Opcode.PING:
+                self.pings += 1  # the library queues the pong itself
+        out = b"".join(proto.data_to_send())
+        if self.args.bad in BAD_FRAMES and self.echoed >= self.args.after and not self.sent_bad:
+            self.sent_bad = True
+            out += BAD_FRAMES[self.args.bad]
+        return out
+
+
+def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Bad(args)
+        try:
+            while data := await reader.read(65536):
+                writer.write(conn.feed(data))
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write(f"{conn.pings}\n")
+    return handler
+
+
+async def bad(args: argparse.Namespace) -> None:
+    server = await asyncio.start_server(_bad_handler(args), "127.0.0.1", 0)
+    print("PORTS", server.sockets[0].getsockname()[1], flush=True)
+    await _forever()
+
+
+def _process_request(args: argparse.Namespace):  # noqa: ANN202
+    def process(connection, request):  # noqa: ANN001, ANN202 - websockets' hook
+        if args.refuse:
+            return connection.respond(HTTPStatus(args.refuse), "refused by the test\n")
+        if args.token and request.headers.get("Authorization") != f"Bearer {args.token}":
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "no token\n")
+        return None
+    return process
+
+
+async def echo(args: argparse.Namespace) -> None:
+    kw = {"ping_interval": args.ping_interval or None, "ping_timeout": args.ping_interval or None,
+          "subprotocols": [args.subprotocol] if args.subprotocol else None,
+          "process_request": _process_request(args), "max_size": None,
+          "compression": "deflate" if args.compress else None}
+    async with serve(_echo_handler(args), "127.0.0.1", args.port, **kw) as server:
+        print("PORTS", server.sockets[0].getsockname()[1], flush=True)
+        await _forever()
+
+
+class Node:
+    """One chat node: its clients, its links to the other nodes, its drop rule."""
+
+    def __init__(self, index: int, drop_every: int) -> None:
+        self.index = index
+        self.clients: set[ServerConnection] = set()
+        self.peers: list = []  # client connections to the other nodes
+        self.drop_every = drop_every
+        self.relayed = 0
+
+    async def handler(self, ws: ServerConnection) -> None:
+        peer = ws.request is not None and ws.request.path == "/peer"
+        if not peer:
+            self.clients.add(ws)
+        try:
+            async for msg in ws:
+                if peer:
+                    self.relayed += 1
+                    if self.drop_every and self.relayed % self.drop_every == 0:
+                        continue
+                else:
+                    broadcast(self.peers, msg)
+                broadcast(self.clients, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(ws)
+
+
+async def chat(args: argparse.Namespace) -> None:
+    nodes = [Node(k, args.drop_every if k == args.drop_node else 0) for k in range(args.nodes)]
+    servers = [await serve(n.handler, "127.0.0.1", 0, max_size=None, compression=None,
+                           ping_interval=None) for n in nodes]
+    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    for n in nodes:
+        for k, port in enumerate(ports):
+            if k != n.index:
+                n.peers.append(await connect(f"ws://127.0.0.1:{port}/peer", max_size=None,
+                                             compression=None, ping_interval=None))
+    print("PORTS", *ports, flush=True)
+    await _forever()
+
+
+async def _forever() -> None:
+    stop = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    await stop
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=("echo", "chat", "bad"))
+    ap.add_argument("--bad", default="")
+    ap.add_argument("--after", type=int, default=0)
+    ap.add_argument("--log", default="")
+    ap.add_argument("--chatter", action="store_true")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--compress", action="store_true")
+    ap.add_argument("--rejson", action="store_true")
+    ap.add_argument("--ping-interval", type=float, default=0.0)
+    ap.add_argument("--close-after", type=int, default=0)
+    ap.add_argument("--close-code", type=int, default=1001)
+    ap.add_argument("--fragment", type=int, default=0)
+    ap.add_argument("--refuse", type=int, default=0)
+    ap.add_argument("--token", default="")
+    ap.add_argument("--subprotocol", default="")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--drop-node", type=int, default=-1)
+    ap.add_argument("--drop-every", type=int, default=0)
+    args = ap.parse_args(argv)
+    asyncio.run({"echo": echo, "chat": chat, "bad": bad}[args.mode](args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
