@@ -147,7 +147,8 @@ def _process_request(args: argparse.Namespace):  # noqa: ANN202
 
 
 async def echo(args: argparse.Namespace) -> None:
-    kw = {"ping_interval": args.ping_interval or None, "ping_timeout": args.ping_interval or None,
+    kw = {"ping_interval": args.ping_interval or None,
+          "ping_timeout": args.ping_timeout or args.ping_interval or None,
           "subprotocols": [args.subprotocol] if args.subprotocol else None,
           "process_request": _process_request(args), "max_size": None,
           "compression": "deflate" if args.compress else None}
@@ -212,6 +213,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--after", type=int, default=0)
     ap.add_argument("--log", default="")
     ap.add_argument("--chatter", action="store_true")
+    ap.add_argument("--ping-timeout", type=float, default=0.0)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--compress", action="store_true")
     ap.add_argument("--rejson", action="store_true")
