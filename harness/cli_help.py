@@ -52,6 +52,9 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--corpus", str, "Load", "payloads from a file, one per line, after the stamp", True),
     ("--requests", str, "Load", "HTTP: a TOML file whose [[requests]] table replaces "
      "harness.toml's", True),
+    ("--redis-cmd", str, "Load", "redis: ping, echo, set, get, or weighted: set:1,get:3", True),
+    ("--mc-cmd", str, "Load", "memcached: set, get, or weighted: set:1,get:9", True),
+    ("--keys", int, "Load", "redis/memcached: keys key:1 to key:N (1 to 10^9)", True),
     ("--listen", int, "Load", "listen-only connections per node (broadcast workloads)", True),
     ("--push-hosts", str, "Load", "node indices the sending connections go to, e.g. 0,1", True),
     ("--seed", int, "Load", "seed for schedules and payloads", True),

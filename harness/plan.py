@@ -14,7 +14,7 @@ class Target:
 
     host: str
     port: int
-    scheme: str = "tcp"  # "tcp" | "http"
+    scheme: str = "tcp"  # "tcp" | "http" | "redis"
     path: str = ""  # an http target's path ("/" when the URL has none)
 
     @property

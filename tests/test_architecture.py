@@ -23,7 +23,8 @@ LAYERS: dict[str, set[str]] = {
              "timer", "report.safe", "units"},
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
-               "result", "workloads", "delivery", "http"},
+               "result", "workloads", "delivery", "http",
+               "replies", "resp", "memcache"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve"},
@@ -32,7 +33,8 @@ LAYERS: dict[str, set[str]] = {
                "specs",
                "config_file",
                "payload",
-               "reqtable"},
+               "reqtable",
+               "kvcmds"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat",
               "machine"},

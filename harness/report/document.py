@@ -47,9 +47,12 @@ def run_document(plan: Plan, workload: Any, partial: bool, steps: list[dict], ve
 
 
 def plan_dict(plan: Plan) -> dict:
-    """The resolved config as JSON-able values (the corpus as its line count)."""
+    """The resolved config as JSON-able values (the corpus as its line count; each request
+    of a request table or redis/memcached command set as its name, weight and pool size)."""
     d = asdict(plan)
     d["corpus"] = {"lines": len(plan.corpus)} if plan.corpus else None
+    d["requests"] = [{"name": r.name, "weight": r.weight, "pool": len(r.pool)}
+                     for r in plan.requests]
     return d
 
 
