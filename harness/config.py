@@ -224,7 +224,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
                           "(a fixed schedule), --inflight the closed loop")
     host = run["host"] or ""
     targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
-    workload = kv_workload(targets, _http_workload(targets, str(run["workload"])))
+    workload = _http_workload(targets, kv_workload(targets, str(run["workload"])))
     fr_name = str(run["framing"])
     try:
         fr = framing_mod.get(fr_name)
@@ -241,8 +241,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         if mix:
             raise ConfigError(f"[mix] does not apply to {workload}: give a weighted command "
                               f"set instead ({FLAGS[workload]} set:1,get:3)")
-        requests = plan_requests(run, workload, spec, max_frame, number(run, "seed"),
-                                 run["__names__"])
+        requests = plan_requests(run, workload, spec, max_frame, number(run, "seed"))
     if requests:
         if mix:
             raise ConfigError("[mix] and [[requests]] exclude each other: each request is a kind")

@@ -20,7 +20,7 @@ import numpy as np
 from harness.batch import SizeSpec, size_bounds
 from harness.plan import Target
 from harness.reqtable import Rendered
-from harness.specs import KIND_SPEC, ConfigError, cut
+from harness.specs import KIND_SPEC, ConfigError, cut, flag_name, number
 
 POOL = 1024  # most renderings of one command (as for an HTTP request)
 POOL_BYTES = 64 << 20  # most bytes of one command's pool
@@ -153,11 +153,10 @@ def _memcached(name: str, key: bytes, value: bytes) -> bytes:
 
 
 def plan_requests(run: dict[str, Any], workload: str, size: SizeSpec, max_frame: int,
-                  seed: int, names: dict[str, str]) -> tuple[Rendered, ...]:
+                  seed: int) -> tuple[Rendered, ...]:
     """The rendered commands of a redis or memcached run, from ``run``'s ``redis_cmd`` or
-    ``mc_cmd`` and ``keys`` (already range-checked)."""
+    ``mc_cmd``, ``keys`` and ``size``."""
     key = "redis_cmd" if workload == "redis" else "mc_cmd"
-    flag = names.get(key, FLAGS[workload])
-    check_value_size(size, names.get("size", "--size"), max_frame)
-    return render(workload, parse_commands(str(run[key]), workload, flag), int(run["keys"]),
-                  size, seed)
+    check_value_size(size, flag_name(run, "size"), max_frame)
+    commands = parse_commands(str(run[key]), workload, flag_name(run, key))
+    return render(workload, commands, number(run, "keys"), size, seed)
