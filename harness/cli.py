@@ -221,7 +221,8 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
-        w.steps, workload.framing or plan.framing)
+        w.steps, workload.framing or plan.framing,
+        plan.workload if plan.workload in ("redis", "memcached") else None)
     if diagnosis:
         click.echo(f"harness: {printable(diagnosis)}", err=True)
         return EXIT_UNREACHABLE

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from harness import framing as framing_mod
 from harness.batch import Outbound
 from harness.config import ConfigError, parse_target
+from harness.diagnosis import no_reply_diagnosis
 from harness.kvcmds import POOL, parse_commands, render
 from harness.memcache import Memcache
 from harness.plan import Target
@@ -244,6 +245,39 @@ def test_bad_redis_or_memcached_settings_are_one_line_errors(
 
 def test_a_small_value_is_fine_for_redis_though_no_stamp_fits() -> None:
     assert plan_for("127.0.0.1:6379", workload="redis", redis_cmd="set", size=1).size == 1
+
+
+# ---------------------------------------------------------------------------- diagnosis
+
+
+def silent(first: bytes, **errors: int) -> list[dict]:
+    return [{"sent": 40, "received": 0, "replies": 0, "conns": 4, "errors": {
+        "protocol": 0, "closed": 0, "reset": 0, "timeout": 0} | errors,
+        "first_unparsed": first.decode("latin-1").encode("unicode_escape").decode()}]
+
+
+@pytest.mark.parametrize(("kv", "first", "guess"), [
+    ("redis", b"ERROR\r\n", "the target answered in memcached's text protocol: try "
+     "--workload memcached"),
+    ("memcached", b"-ERR syntax error\r\n", "the target answered in RESP (the Redis "
+     "protocol): try --workload redis"),
+    ("redis", b"HTTP/1.1 400 Bad Request\r\n", "the target answered with HTTP"),
+    ("memcached", b"\x00\x00\x00\x3c", "the replies are not in memcached's protocol: is it "
+     "a memcached server?"),
+])
+def test_no_valid_reply_to_redis_or_memcached_requests_is_diagnosed(
+        kv: str, first: bytes, guess: str) -> None:
+    line = no_reply_diagnosis(silent(first, protocol=4), "len32", kv)
+    assert line is not None and line.endswith(guess)
+    assert line.startswith(f"no valid reply in the whole run: sent 40 {kv} requests on 4 "
+                           "connections; got back 4 replies that did not parse")
+
+
+def test_a_redis_target_that_never_answers_is_asked_about() -> None:
+    line = no_reply_diagnosis(silent(b"", timeout=4), "len32", "redis")
+    assert line is not None and line.endswith(
+        "no bytes came back; the target took the requests and never answered: is it a "
+        "redis server?")
 
 
 # ---------------------------------------------------------------------------- real servers
@@ -490,3 +524,16 @@ def test_memcached_error_replies_are_counted_by_kind(tmp_path: Path) -> None:
     assert (s["sent"], s["received"], s["lost"]) == (300, 300, 0)
     assert nonzero(s["errors"]) == {"mc_SERVER_ERROR": 300}
     assert items == 0  # (memcached does not count a refused set in cmd_set)
+
+
+@pytest.mark.e2e
+def test_redis_requests_to_memcached_exit_3_naming_memcached(memcached: int,
+                                                             tmp_path: Path) -> None:
+    r = harness("run", "--workload", "redis", "--host", f"127.0.0.1:{memcached}", "--conns",
+                "2", "--messages", "10", "--warmup", "0", "--workers", "1", "--no-report",
+                "--results-dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if "no valid reply" in x]
+    assert " redis requests on 2 connections; " in line
+    assert line.endswith("the target answered in memcached's text protocol: try --workload "
+                         "memcached")
