@@ -114,8 +114,7 @@ class Replies(InOrder):
             nxt, code = got
             walk.append(pos)
             codes.append(code)
-            if nxt - pos <= MAX_TEMPLATE and (nxt - pos != len(self.tmpl)
-                                              or not buf.startswith(self.tmpl, pos)):
+            if nxt - pos <= MAX_TEMPLATE:  # (not the template: that took the fast path)
                 self._learn(bytes(buf[pos:nxt]), code)
             pos = nxt
         return pos, end
