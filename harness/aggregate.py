@@ -247,6 +247,8 @@ def error_rate(s: dict) -> float:
     The rate is the larger of the two."""
     errs = s["errors"]
     http = sum(n for kind, n in errs.items() if kind.startswith("http_"))  # non-2xx
+    http += sum(n for kind, n in errs.items()  # error replies (a miss is information)
+                if kind.startswith(("redis_", "mc_")) and not kind.endswith("_miss"))
     failed_msgs = max(s["lost"] + s.get("late", 0), errs.get("timeout", 0),
                       errs.get("protocol", 0) + http)
     expected = s.get("deliveries_expected") or s["sent"]

@@ -254,10 +254,11 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
 
 def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bool:
     """Print why no valid reply came (True: exit 3), or warn of HTTP answers to a raw run."""
-    raw_tcp = getattr(workload, "protocol", "framed") != "http"
-    url = http_url([(t.host, t.port) for t in plan.targets]) if raw_tcp else None
+    protocol = getattr(workload, "protocol", "framed")
+    url = http_url([(t.host, t.port) for t in plan.targets]) if protocol == "framed" else None
+    kv = plan.workload if plan.workload in ("redis", "memcached") else None
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
-        steps, workload.framing or plan.framing, url)
+        steps, workload.framing or plan.framing, url, kv)
     warning = http_answer_warning(steps, url) if url and not diagnosis else None
     if warning:
         click.echo(f"harness: warning: {printable(warning)}", err=True)

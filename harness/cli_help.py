@@ -68,6 +68,9 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      "harness.toml's", True),
     ("--accept", str, "Load", "HTTP: status codes that are not errors, e.g. 2xx,3xx,404 or "
      "200-299 (default 2xx)", True),
+    ("--redis-cmd", str, "Load", "redis: ping, echo, set, get, or weighted: set:1,get:3", True),
+    ("--mc-cmd", str, "Load", "memcached: set, get, or weighted: set:1,get:9", True),
+    ("--keys", int, "Load", "redis/memcached: keys key:1 to key:N (1 to 10^9)", True),
     ("--listen", int, "Load", "listen-only connections per node (broadcast workloads)", True),
     ("--push-hosts", str, "Load", "node indices the sending connections go to, e.g. 0,1", True),
     ("--seed", int, "Load", "seed for schedules and payloads", True),

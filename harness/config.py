@@ -18,6 +18,7 @@ from typing import Any
 from harness import framing as framing_mod
 from harness.batch import Outbound, size_bounds
 from harness.config_file import _read_toml, check_file, load_file
+from harness.kvcmds import FLAGS, KV, kv_workload, plan_requests
 from harness.payload import check_size, parse_mix, parse_size, read_corpus
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
 from harness.reqtable import parse_accept
@@ -140,6 +141,8 @@ def _parse_url(text: str) -> Target:
     unless given)."""
     from urllib.parse import urlsplit
     scheme = text.partition("://")[0].lower()
+    if scheme == "redis":
+        return _redis_url(text)
     if scheme == "wss":  # TLS: harness.tls plugs in at harness.ws.WsTransport.finish_connect
         raise ConfigError(f"--host: {cut(text)!r}: wss not yet supported (TLS); use ws://")
     if scheme not in ("http", "https", "ws"):
@@ -163,6 +166,26 @@ def _parse_url(text: str) -> Target:
         raise ConfigError(f"--host: {text!r}: port 0 out of range 1-65535")
     _check_host_name(host, text)
     return Target(host, port, scheme, path)
+
+
+def _redis_url(text: str) -> Target:
+    """``redis://host[:port]`` (port 6379 unless given): the redis workload's target. No
+    user, password or database: harness sends no AUTH or SELECT."""
+    from urllib.parse import urlsplit
+    try:
+        url = urlsplit(text)
+        port = 6379 if url.port is None else url.port
+    except ValueError as exc:
+        raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
+    host = url.hostname or ""
+    if not host or url.username is not None or url.path not in ("", "/") or url.query \
+            or url.fragment:
+        raise ConfigError(f"--host: {cut(text)!r}: expected redis://host[:port] (no user, "
+                          "password or database: harness sends no AUTH or SELECT)")
+    if port == 0:
+        raise ConfigError(f"--host: {text!r}: port 0 out of range 1-65535")
+    _check_host_name(host, text)
+    return Target(host, port, "redis")
 
 
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
@@ -206,7 +229,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
                           "(a fixed schedule), --inflight the closed loop")
     host = run["host"] or ""
     targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
-    workload = _http_workload(targets, str(run["workload"]))
+    workload = _http_workload(targets, kv_workload(targets, str(run["workload"])))
     fr_name = str(run["framing"])
     try:
         fr = framing_mod.get(fr_name)
@@ -214,11 +237,17 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         raise ConfigError(f"--framing: {exc}") from None
     max_frame = number(run, "max_frame")
     spec = parse_size(run["size"], flag_name(run, "size"))
-    check_size(spec, flag_name(run, "size"), fr, max_frame)
+    if workload not in KV:  # redis/memcached: --size is the value's (kvcmds checks it)
+        check_size(spec, flag_name(run, "size"), fr, max_frame)
     size = size_bounds(spec)[0]
     mix, mix_by = parse_mix(merged.get("mix") or {}, fr, max_frame)
     think = parse_think(run["think"], flag_name(run, "think"))
     requests, users = _requests(merged, run, targets, workload, think)
+    if workload in KV:
+        if mix:
+            raise ConfigError(f"[mix] does not apply to {workload}: give a weighted command "
+                              f"set instead ({FLAGS[workload]} set:1,get:3)")
+        requests = plan_requests(run, workload, spec, max_frame, number(run, "seed"))
     if requests:
         if mix:
             raise ConfigError("[mix] and [[requests]] exclude each other: each request is a kind")
@@ -501,6 +530,9 @@ def load_workload(plan: Plan) -> Any:
     from workloads import WorkloadError, load
     try:
         cls = load(plan.workload)
+        if getattr(cls, "protocol", "framed") in ("resp", "memcache") and not plan.requests:
+            raise WorkloadError(f"workload {plan.workload}: a {cls.protocol} workload is run "
+                                "as --workload redis or --workload memcached")
         return cls(plan.size_spec if plan.size_spec is not None else plan.size, plan.seed)
     except WorkloadError as exc:
         raise ConfigError(str(exc)) from None

@@ -18,12 +18,13 @@ def unescape_bytes(text: str) -> bytes:
     return text.encode("ascii").decode("unicode_escape").encode("latin-1")
 
 
-def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = None
-                       ) -> str | None:
+def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = None,
+                       kv: str | None = None) -> str | None:
     """One line when not a single valid reply arrived in the whole run (any step, warm-up
     and drain included): what was sent, what came back, the first bytes that did not
     parse, and a guess at why (``http_url``: the URL to suggest when the target answered
-    a raw-TCP run with HTTP). None when some valid reply came."""
+    a raw-TCP run with HTTP; ``kv``: "redis" or "memcached" when the run sent that
+    protocol's requests, not stamped frames). None when some valid reply came."""
     if not steps or any(s.get("replies", s["received"]) for s in steps):
         return None
     tls = tls_diagnosis(steps)
@@ -39,9 +40,11 @@ def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = N
         ("reset", "connections reset"), ("timeout", "reply timeouts")) if errs.get(k)]
     got = ", ".join(back) if back else "nothing"
     first = f'; first bytes received: "{raw_text}"' if raw else "; no bytes came back"
-    return (f"no valid reply in the whole run: sent {sent} stamped {framing} messages on "
-            f"{conns} connections; got back {got}{first}; "
-            f"{guess(raw, framing, errs.get('closed', 0) + errs.get('reset', 0), http_url)}")
+    hung_up = errs.get("closed", 0) + errs.get("reset", 0)
+    what = f"{kv} requests" if kv else f"stamped {framing} messages"
+    why = kv_guess(raw, kv, hung_up) if kv else guess(raw, framing, hung_up, http_url)
+    return (f"no valid reply in the whole run: sent {sent} {what} on "
+            f"{conns} connections; got back {got}{first}; {why}")
 
 
 def http_answer_warning(steps: list[dict], http_url: str) -> str | None:
@@ -116,6 +119,23 @@ def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = Non
         return ("framing mismatch: the replies look binary, not newline frames (try "
                 "--framing len32 or len16)")
     return "replies carry no stamp: is it an echo server?"
+
+
+MEMCACHED = re.compile(rb"^(?:ERROR|CLIENT_ERROR |SERVER_ERROR |STORED|NOT_STORED|END|VALUE )")
+
+
+def kv_guess(raw: bytes, kv: str, hung_up: int = 0) -> str:
+    """What the bytes that came back to redis or memcached requests suggest."""
+    if not raw:
+        return (f"the target hung up without a reply: is it a {kv} server?" if hung_up else
+                f"the target took the requests and never answered: is it a {kv} server?")
+    if raw.startswith(b"HTTP/") or raw.lstrip()[:9].lower() in (b"<!doctype", b"<html>"):
+        return "the target answered with HTTP"
+    if kv != "redis" and RESP.match(raw):
+        return "the target answered in RESP (the Redis protocol): try --workload redis"
+    if kv != "memcached" and MEMCACHED.match(raw):
+        return "the target answered in memcached's text protocol: try --workload memcached"
+    return f"the replies are not in {kv}'s protocol: is it a {kv} server?"
 
 
 def _mostly_text(b: bytes) -> bool:

@@ -20,6 +20,10 @@ from harness import stamp
 from harness.batch import Inbound, Outbound, Parsed
 from harness.framing import FrameError, Framing
 
+# A stamp as one opaque record: gathering and scattering whole records through this view is
+# several times faster than through the structured dtype (field by field).
+_RECORD = np.dtype(f"V{stamp.BIN_DTYPE.itemsize}")
+
 
 class Stamped:
     """Frames matched by their stamp (echoes, broadcasts, replies from other nodes)."""
@@ -124,7 +128,7 @@ class InOrder(Stamped):
         cap = self.ring.shape[1]
         conn = idx.repeat(counts)
         rank = np.arange(len(conn)) - np.repeat(np.cumsum(counts) - counts, counts)
-        self.ring[conn, (self.tail[conn] + rank) % cap] = st
+        self.ring.view(_RECORD)[conn, (self.tail[conn] + rank) % cap] = st.view(_RECORD)
         self.tail[idx] += counts
 
     def _grow(self, need: int) -> None:
@@ -161,13 +165,18 @@ class InOrder(Stamped):
         """The stamps the round's replies answer, oldest first per connection."""
         order = np.argsort(conn, kind="stable")
         c = conn[order]
-        first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-        rank_sorted = np.arange(len(c)) - np.repeat(first, np.diff(np.r_[first, len(c)]))
+        starts = np.empty(len(c), dtype=bool)
+        starts[:1] = True
+        np.not_equal(c[1:], c[:-1], out=starts[1:])
+        first = np.flatnonzero(starts)
+        rank_sorted = np.arange(len(c)) - np.repeat(first, np.diff(first, append=len(c)))
         rank = np.empty_like(rank_sorted)
         rank[order] = rank_sorted
         ok = rank < self.tail[conn] - self.head[conn]
         st = np.zeros(len(conn), dtype=stamp.BIN_DTYPE)
-        st[ok] = self.ring[conn[ok], (self.head[conn[ok]] + rank[ok]) % self.ring.shape[1]]
+        took = conn[ok]
+        st.view(_RECORD)[ok] = self.ring.view(_RECORD)[
+            took, (self.head[took] + rank[ok]) % self.ring.shape[1]]
         self.head += np.bincount(conn[ok], minlength=len(self.head))
         return st, ok
 

@@ -75,6 +75,7 @@ RUN_SPEC: dict[str, Spec] = {
     "ping_interval": Spec("float", 0, 3600, zero_or=0.01),
     "ws_text": Spec("str"), "ws_match": Spec("str"), "reconnect": Spec("bool"),
     "ws_compress": Spec("bool"),
+    "redis_cmd": Spec("str"), "mc_cmd": Spec("str"), "keys": Spec("int", 1, 10**9),
 }
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
 TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},

@@ -24,10 +24,13 @@ from harness import framing as framing_mod
 from harness.batch import Outbound, Parsed, size_bounds
 from harness.delivery import delivery_for
 from harness.http import Http
+from harness.memcache import Memcache
 from harness.pacing import Pacer
 from harness.plan import Plan
 from harness.protocol import protocol_for
 from harness.recording import Recorder
+from harness.replies import Replies
+from harness.resp import Resp
 from harness.result import Share, Times, WorkerResult
 from harness.timer import Timer
 from harness.tls import TlsTransport, client_context
@@ -40,6 +43,7 @@ from workloads import Workload
 __all__ = ["Progress", "Worker", "connect_kind"]
 
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
+KV_PROTOCOLS = {"resp": Resp, "memcache": Memcache}  # pooled requests, in-order replies
 
 
 class Worker:
@@ -70,6 +74,7 @@ class Worker:
         self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
                                                plan.ping_interval_s, plan.ws_compress) \
             if plan.targets and plan.targets[0].scheme == "ws" else None
+        self.kv = KV_PROTOCOLS.get(getattr(workload, "protocol", "framed"))  # redis, memcached
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
@@ -89,6 +94,9 @@ class Worker:
             if self.request is None else Http(self.request, self.framing, self.out,
                                               plan.max_frame, share.key, n, self.index,
                                               users=(plan.users, share.classes))
+        if self.kv is not None:  # redis or memcached: requests from the plan's pools
+            self.proto = self.kv([r.pool for r in plan.requests], self.framing, self.out,
+                                 plan.max_frame, share.key, n, self.index)
         self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
@@ -207,6 +215,9 @@ class Worker:
         self._account(p, seg_t[-1])
         if isinstance(self.proto, Http):
             self._http_round(self.proto, p, seg_t[-1])
+        elif isinstance(self.proto, Replies) and self.rec.measuring:
+            for kind, count in self.proto.counted(p.ok):  # misses, error replies by kind
+                self.rec.error(kind, count, seg_t[-1])
 
     def _http_round(self, proto: Http, p: Parsed, now: int) -> None:
         """Non-2xx responses counted by code (``http_404``); connections whose server said

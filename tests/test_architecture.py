@@ -25,7 +25,7 @@ LAYERS: dict[str, set[str]] = {
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
                "result", "workloads", "delivery", "http", "users",
-               "tls", "ws", "wstext", "wsdeflate"},
+               "tls", "ws", "wstext", "wsdeflate", "replies", "resp", "memcache"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve",
@@ -36,7 +36,7 @@ LAYERS: dict[str, set[str]] = {
                "config_file",
                "payload",
                "reqtable",
-               "usertable"},
+               "usertable", "kvcmds"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat",
               "machine"},

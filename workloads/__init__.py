@@ -11,7 +11,7 @@ from pathlib import Path
 
 from workloads.base import Kind, Workload
 
-BUILTIN = ("echo", "chat", "http")
+BUILTIN = ("echo", "chat", "http", "redis", "memcached")
 
 __all__ = ["BUILTIN", "Kind", "Workload", "WorkloadError", "load"]
 

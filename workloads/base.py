@@ -12,7 +12,8 @@ A workload is a class with these attributes and methods (subclass ``Workload``):
   ``"order"`` (replies carry no stamp: the k-th reply on a connection answers its k-th
   request; echo delivery only).
 * ``protocol``: ``"framed"`` (the run's framing, stamped messages) or ``"http"``
-  (HTTP/1.1 requests from ``request(host, path)``; see workloads/http.py).
+  (HTTP/1.1 requests from ``request(host, path)``; see workloads/http.py), ``"resp"`` or
+  ``"memcache"`` (redis and memcached requests rendered at plan time; see workloads/redis.py).
 * ``ignore_unstamped``: when True, frames without a valid stamp (a server's welcome line, a
   join acknowledgement) are skipped; when False they count as protocol errors.
 * ``hello(conn)``: frame bodies to send once, right after connecting (a handshake or a join

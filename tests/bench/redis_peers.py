@@ -1,0 +1,157 @@
+"""Benchmark: harness against redis-benchmark, redis PING pipelined (issue 10, Performance).
+
+    PYTHONPATH=$PWD python tests/bench/redis_peers.py [--rounds 3] [--seconds 4] [--conns 50]
+
+Starts redis-server (no persistence) on a free loopback port, pinned to CPU 0. Each round,
+pinned to CPU 1 and in turn: ``redis-benchmark -P 16 -c N -t ping_mbulk -n R`` (the PING
+sent as a RESP array, as harness sends it; R = ``--requests``, sized for a run of a few
+seconds; its requests/s from ``--csv``, its CPU from this process's waited-children rusage
+over its wall time) and ``harness run --workload redis --redis-cmd ping --conns N
+--inflight 16 --duration S --warmup 0.5`` (throughput_msgs_s, client_cpu_pct). The server's
+CPU over each run comes from /proc. Prints one line per round, then a table of medians with
+the ratio harness/redis-benchmark. Every run has a timeout; redis-server is stopped by its
+pid.
+
+Not a test (pytest does not collect it): a tool that prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SERVER_CPU, CLIENT_CPU = "0", "1"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, "redis-server", "--port", str(port),
+                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"redis-server exited {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return proc, port
+        time.sleep(0.05)
+    stop(proc)
+    raise SystemExit("redis-server did not listen within 10 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_peer(port: int, conns: int, requests: int, server: int) -> tuple[float, float, float]:
+    """redis-benchmark's requests/s, its CPU % and the server's CPU % (of one core)."""
+    s0, cpu0, t0 = proc_cpu_s(server), children_cpu(), time.monotonic()
+    out = subprocess.run(["taskset", "-c", CLIENT_CPU, "redis-benchmark", "-p", str(port),
+                          "-P", "16", "-c", str(conns), "-t", "ping_mbulk", "-n",
+                          str(requests), "--csv"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    wall = time.monotonic() - t0
+    cpu, srv = children_cpu() - cpu0, proc_cpu_s(server) - s0
+    row = next((line for line in out.splitlines() if line.startswith('"PING_MBULK"')), None)
+    if row is None:
+        raise SystemExit(f"no PING_MBULK row in redis-benchmark's output:\n{out}")
+    return float(row.split(",")[1].strip('"')), 100.0 * cpu / wall, 100.0 * srv / wall
+
+
+def run_harness(port: int, conns: int, seconds: float, results: Path,
+                server: int) -> tuple[float, float, float, int]:
+    """harness's throughput_msgs_s, client_cpu_pct, the server's CPU % over the run (the
+    warm-up and set-up included, so a little low) and the error count (exit 0 or 1
+    accepted: 1 is a client-bound verdict, the figures are still measured)."""
+    cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--workload",
+           "redis", "--redis-cmd", "ping", "--host", f"127.0.0.1:{port}", "--conns",
+           str(conns), "--inflight", "16", "--duration", str(seconds), "--warmup", "0.5",
+           "--workers", "1", "--json", "--no-report", "--results-dir", str(results)]
+    s0, t0 = proc_cpu_s(server), time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    srv = 100.0 * (proc_cpu_s(server) - s0) / (time.monotonic() - t0)
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
+    (step,) = json.loads(p.stdout)["steps"]
+    return (float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]), srv,
+            sum(step["errors"].values()))
+
+
+def table(peer: list, ours: list) -> str:
+    med = statistics.median
+    p_rps, p_cpu, p_srv = (med(r[k] for r in peer) for k in range(3))
+    h_rps, h_cpu, h_srv = (med(r[k] for r in ours) for k in range(3))
+    lines = [f"{'client':<34} {'req/s':>10} {'CPU %':>7} {'server %':>9} {'vs peer':>8}"]
+    lines += [f"{'redis-benchmark -P 16 (mbulk)':<34} {p_rps:>10,.0f} {p_cpu:>7.1f} "
+              f"{p_srv:>9.1f} {1.0:>8.2f}",
+              f"{'harness --inflight 16':<34} {h_rps:>10,.0f} {h_cpu:>7.1f} {h_srv:>9.1f} "
+              f"{h_rps / p_rps:>8.2f}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4.0, help="harness's measure window")
+    ap.add_argument("--requests", type=int, default=2_000_000,
+                    help="redis-benchmark's -n (a few seconds at its rate)")
+    ap.add_argument("--conns", type=int, default=50)
+    a = ap.parse_args(argv)
+    for tool in ("redis-server", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not installed (tests/setup.sh installs redis-server)")
+    folder = Path(tempfile.mkdtemp(prefix="redis-peers-"))
+    server, port = start_redis(folder)
+    peer, ours = [], []
+    try:
+        for i in range(1, a.rounds + 1):
+            peer.append(run_peer(port, a.conns, a.requests, server.pid))
+            ours.append(run_harness(port, a.conns, a.seconds, folder / "results", server.pid))
+            print(f"round {i}: redis-benchmark {peer[-1][0]:,.0f} req/s cpu {peer[-1][1]:.1f}% "
+                  f"server {peer[-1][2]:.1f}% | harness {ours[-1][0]:,.0f} cpu "
+                  f"{ours[-1][1]:.1f}% server {ours[-1][2]:.1f}% err {ours[-1][3]}", flush=True)
+    finally:
+        stop(server)
+    print(f"\nmedians of {a.rounds} rounds, {a.conns} connections, pipelined 16 deep; "
+          f"redis-server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}")
+    print(table(peer, ours))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
