@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -19,12 +20,14 @@ from harness import __version__, aggregate, outputs
 from harness import config as cfg
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
+    COMPARE_EXIT_HELP,
     EXIT_CODES_HELP,
     MERGE_EXIT_HELP,
     REPORT_EXIT_HELP,
     SERVE_EXIT_HELP,
     GroupedCommand,
     calibrate_flags,
+    compare_flags,
     merge_flags,
     run_options,
     search_epilog,
@@ -36,7 +39,7 @@ from harness.interrupts import Interrupts
 from harness.limits import raise_nofile
 from harness.plan import Plan, Target
 from harness.probes import SearchStopped, run_probes, search_plan
-from harness.report import document, lines, table
+from harness.report import compare_table, document, lines, table
 from harness.report import results as results_mod
 from harness.report.safe import printable
 from harness.sweep import Session
@@ -92,10 +95,12 @@ def main() -> None:
 @main.command(cls=GroupedCommand, epilog=EXIT_CODES_HELP)
 @run_options
 def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
-        scenario: str | None, env_name: str | None, **flags: Any) -> None:
+        scenario: str | None, env_name: str | None, max_regression: str | None,
+        junit_path: str | None, **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
-    sys.exit(execute(plan, workload, as_json, not no_report))
+    after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report)
+    sys.exit(execute(plan, workload, as_json, not no_report, after))
 
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
@@ -116,7 +121,8 @@ def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: s
     return plan, workload
 
 
-def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
+def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
+            after: AfterRun | None = None) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
     Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
@@ -149,7 +155,8 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True) -> int:
             die(EXIT_FAIL, "interrupted before the first step")
         for w in warnings:
             click.echo(f"harness: warning: {printable(w)}", err=True)
-        return report(plan, workload, outcome, started, as_json, html, watched, warnings)
+        return report(plan, workload, outcome, started, as_json, html, watched, warnings,
+                      after)
 
 
 def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
@@ -201,14 +208,18 @@ class LiveLine:
 
 
 def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
-           html: bool = True, watched: list | None = None, warnings: list[str] | None = None
-           ) -> int:
+           html: bool = True, watched: list | None = None, warnings: list[str] | None = None,
+           after: AfterRun | None = None) -> int:
     w = outputs.write_run(plan, workload, outcome, started, html, watched, warnings)
     html_warning(w.html_error)
+    cmp = after.compare(w) if after else None
     if as_json:
-        sys.stdout.buffer.write(orjson.dumps(w.doc, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        shown = dict(w.doc, comparison=cmp) if cmp else w.doc
+        sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
     else:
         click.echo(table.render(w.doc))
+        if cmp:
+            click.echo("\ncompared with the baseline:\n" + compare_table.render(cmp))
         for line in w.failures:
             click.echo(f"THRESHOLD FAILED: {printable(line)}")
         if w.path:
@@ -228,7 +239,81 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     unjudged = bool(w.steps) and w.verdict["judged"] == 0
     failed = (w.failures or outcome.error or outcome.partial or not w.steps or w.unwritten
               or unjudged)
-    return EXIT_FAIL if failed else EXIT_OK
+    code = EXIT_FAIL if failed else EXIT_OK
+    return after.finish(w, outcome, cmp, code) if after else code
+
+
+class AfterRun:
+    """What ``run`` does once the results are written: compare with the baseline (read
+    before the run, so a missing one is exit 2 at once), write JUnit XML, send alerts."""
+
+    def __init__(self, baseline: Any, limits: dict | None, junit_path: str | None,
+                 alert_spec: Any, html: bool) -> None:
+        self.baseline, self.limits, self.junit_path = baseline, limits, junit_path
+        self.alert_spec, self.html = alert_spec, html
+        self.problem: str | None = None  # why the comparison could not be made
+
+    @classmethod
+    def prepare(cls, plan: Plan, config_path: str | None, max_regression: str | None,
+                junit_path: str | None, html: bool) -> AfterRun:
+        from harness import alert_spec, comparison
+        from harness import compare as compare_mod
+        limits = None
+        if max_regression is not None:
+            try:
+                limits = compare_mod.parse_limits(max_regression)
+            except ValueError as exc:
+                die(EXIT_USAGE, f"--max-regression: {exc}")
+        baseline = None
+        if plan.baseline:
+            try:
+                baseline = (plan.baseline, comparison.read_run(plan.baseline, "baseline"))
+            except comparison.CompareInputError as exc:
+                die(EXIT_USAGE, str(exc))
+        try:
+            file = cfg.load_file(config_path)
+            spec = alert_spec.parse(file.get("alerts"), file.get("__path__", "harness.toml"))
+        except cfg.ConfigError as exc:
+            die(EXIT_USAGE, str(exc))
+        return cls(baseline, limits, junit_path, spec, html)
+
+    def compare(self, w: Any) -> dict | None:
+        from harness import comparison
+        if self.baseline is None or not w.path:
+            return None
+        folder = str(w.path.parent)
+        name, (doc, series) = self.baseline
+        try:
+            new = comparison.read_run(folder, "new")
+            pair = comparison.Pair(doc, new[0], (series, new[1]))
+            cmp = comparison.compare(pair, (name, folder), self.limits, False)
+        except comparison.CompareInputError as exc:
+            self.problem = f"baseline {name}: {exc}"
+            return None
+        if self.html:
+            _, error = comparison.write_page(cmp, pair, comparison.page_path(folder))
+            html_warning(error)
+        return cmp
+
+    def finish(self, w: Any, outcome: RunOutcome, cmp: dict | None, code: int) -> int:
+        from harness import alerts, comparison
+        if self.problem:
+            click.echo(f"harness: {printable(self.problem)}", err=True)
+            code = EXIT_USAGE
+        elif cmp and cmp["regressed"]:
+            for line in cmp["regressions"]:
+                click.echo(f"REGRESSION: {printable(line)}")
+            code = max(code, EXIT_FAIL)
+        if self.junit_path:
+            html_warning(comparison.write_junit(self.junit_path, w.doc, cmp))
+        cut = bool(outcome.error or outcome.interrupted or outcome.partial)
+        folder = str(w.path.parent) if w.path else None
+        sent, problems = alerts.send(self.alert_spec, w.doc, cut, cmp, folder)
+        for line in problems:
+            click.echo(f"harness: warning: {printable(line)}", err=True)
+        if sent:
+            click.echo(f"harness: alert sent: {', '.join(sent)}", err=True)
+        return code
 
 
 def cut_short(error: str) -> str:
@@ -365,6 +450,43 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     if unwritten:
         click.echo(f"harness: {unwritten}", err=True)
     sys.exit(EXIT_FAIL if failures or unwritten else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------- compare
+
+
+@main.command("compare", epilog=COMPARE_EXIT_HELP)
+@compare_flags
+def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as_json: bool,
+                html_path: str | None, no_report: bool, junit_path: str | None) -> None:
+    """Compare two runs step by step (matched by load): the change in every figure, each
+    judged statistically from the histograms (see the README)."""
+    from harness import compare as compare_mod
+    from harness import comparison
+    try:
+        limits = (compare_mod.parse_limits(max_regression) if max_regression is not None
+                  else None)
+    except ValueError as exc:
+        die(EXIT_USAGE, f"--max-regression: {exc}")
+    try:
+        pair = comparison.read_pair(base, new)
+        cmp = comparison.compare(pair, (base, new), limits, force)
+    except comparison.CompareInputError as exc:
+        die(EXIT_USAGE, str(exc))
+    page = None
+    if not no_report:
+        page, error = comparison.write_page(
+            cmp, pair, comparison.page_path(new) if html_path is None else Path(html_path))
+        html_warning(error)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(cmp, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    else:
+        click.echo(compare_table.render(cmp))
+        if page:
+            click.echo(f"comparison page: {page}")
+    if junit_path:
+        html_warning(comparison.write_junit(junit_path, None, cmp))
+    sys.exit(EXIT_FAIL if cmp["regressed"] else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- calibrate

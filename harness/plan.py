@@ -112,3 +112,4 @@ class Plan:
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
     size_spec: int | tuple[int, int] | list[int] | None = None  # --size: int, (lo, hi), list
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over
+    baseline: str | None = None  # a run folder to compare with when the run ends

@@ -32,7 +32,7 @@ TABLES = {"run": RUN_DEFAULTS, "degradation": BUILTIN["degradation"],
           "thresholds": BUILTIN["thresholds"]}
 # Flags whose name differs from the key, for error messages.
 FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
-KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests"}
+KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests", "alerts"}
 MAX_CONNS = 1_000_000
 MAX_MESSAGES = 10**12  # per step
 MAX_INT64 = 2**63 - 1  # run.json holds every value as a JSON number a 64-bit reader can take
@@ -69,6 +69,7 @@ RUN_SPEC: dict[str, Spec] = {
     "max_conns": Spec("int", 1, MAX_CONNS), "server_pid": Spec("int", 0, 2**31 - 1),
     "server_cmd": Spec("str"), "monitor_interval": Spec("float", 0.05, 60),
     "corpus": Spec("str"), "requests": Spec("str"), "source_addrs": Spec("strs"),
+    "baseline": Spec("str"),
 }
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
 TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},

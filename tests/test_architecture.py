@@ -32,25 +32,29 @@ LAYERS: dict[str, set[str]] = {
                "specs",
                "config_file",
                "payload",
-               "reqtable"},
+               "reqtable",
+               "alert_spec"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat",
               "machine"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
     "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
                   "fanout",
-                  "diagnosis"},
+                  "diagnosis",
+                  "compare"},
     # running steps: workers forked, a sweep, a run's target started and stopped
     "run": {"coordinator", "sweep", "targets.lifecycle",
             "probes"},
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
                "report.lines",
-               "report.charts"},
+               "report.charts",
+               "report.compare_table", "report.compare_html", "junit"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",
-            "outputs"},
+            "outputs",
+            "alerts", "comparison"},
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),
