@@ -300,7 +300,7 @@ class AfterRun:
         if self.problem:
             click.echo(f"harness: {printable(self.problem)}", err=True)
             code = EXIT_USAGE
-        elif cmp and cmp["regressed"]:
+        elif cmp and (cmp["regressed"] or not cmp["judged"]):
             for line in cmp["regressions"]:
                 click.echo(f"REGRESSION: {printable(line)}")
             code = max(code, EXIT_FAIL)
@@ -486,7 +486,7 @@ def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as
             click.echo(f"comparison page: {page}")
     if junit_path:
         html_warning(comparison.write_junit(junit_path, None, cmp))
-    sys.exit(EXIT_FAIL if cmp["regressed"] else EXIT_OK)
+    sys.exit(EXIT_FAIL if cmp["regressed"] or not cmp["judged"] else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- calibrate

@@ -8,8 +8,10 @@ rate as a fraction of messages; lost messages) gets its change and a verdict:
 - ``worse`` / ``better``: significant and at least ``FLOOR`` (1%, the histogram's
   resolution), but within the limit (or the figure has none);
 - ``same``: not significant, or smaller than the floor;
-- ``untested``: no test applies (the max is one sample; throughput of runs with fewer than
-  ``MIN_SECONDS`` whole seconds); such a change is a regression only beyond its limit.
+- ``untested``: no test applies (the max is one sample; a percentile with fewer than
+  ``MIN_BEYOND`` independent samples beyond it; throughput of runs with fewer than
+  ``MIN_SECONDS`` whole seconds), or the step is not judged: in either run it was
+  client-bound, on a shared core or cut short (as in a sweep's verdict). Never a regression.
 
 The tests, all at ``ALPHA`` (1%):
 
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -394,6 +396,10 @@ def _hist(step: dict, key: str = "latency") -> Histogram:
     return Histogram.from_dict(d) if d else Histogram()
 
 
+_SKIP_NOTE = ("{why}: it measured the client or a busy machine, not the server, so no "
+              "change of this step is judged")
+
+
 def compare_step(sb: dict, sn: dict, series: tuple[dict, dict], limits: dict[str, float],
                  inflight: tuple[int, int] = (1, 1)) -> dict[str, Any]:
     try:
@@ -404,9 +410,14 @@ def compare_step(sb: dict, sn: dict, series: tuple[dict, dict], limits: dict[str
                            ) from None
     figures = [*_percentile_figures(b, n, samples, limits),
                _throughput(sb, sn, series, limits.get("throughput")), *_errors(sb, sn, limits)]
-    notes = [f"{name} step is client-bound: it measured the client, not the server"
-             for name, s in (("base", sb), ("new", sn)) if s.get("client_bound")]
+    why = [f"{name} step {aggregate.step_skipped(s)}" for name, s in (("base", sb), ("new", sn))
+           if aggregate.step_skipped(s)]
+    if why:  # it measured the client or a busy machine: no verdict, as in a sweep's
+        figures = [replace(f, verdict="untested", test=f"not judged: {', '.join(why)}")
+                   for f in figures]
+    notes = [_SKIP_NOTE.format(why=w) for w in why]
     return {"load": dict(zip(LOAD_KEYS, load_of(sb), strict=True)), "label": load_label(sb),
+            "judged": not why,
             "figures": [f.to_json() for f in figures], "shift": shift(b, n, samples),
             "notes": notes, "samples": {"base": b.total, "new": n.total}}
 
@@ -429,9 +440,13 @@ def compare_runs(base: dict, new: dict, series: tuple[list[dict], list[dict]] | 
                           base_step=i, new_step=j))
     regressions = [f"{s['label']}: {regression_line(f)}" for s in steps for f in s["figures"]
                    if f["verdict"] == "regression"]
+    judged = sum(s["judged"] for s in steps)
+    if not judged:
+        warnings.append("no step could be judged: every matched step measured the client or "
+                        "a busy machine (client-bound, shared core or cut short)")
     return {"base": names[0], "new": names[1], "limits": limits, "alpha": ALPHA,
-            "steps": steps, "regressions": regressions, "regressed": bool(regressions),
-            "warnings": warnings}
+            "steps": steps, "judged": judged, "regressions": regressions,
+            "regressed": bool(regressions), "warnings": warnings}
 
 
 def _inflight(doc: dict) -> int:
