@@ -1,5 +1,5 @@
-"""The command line: run, search, serve, report, calibrate. The only module that prints or
-exits.
+"""The command line: run, search, serve, report, merge, compare, calibrate. The only module
+that prints or exits.
 
 Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
 was cut short); 2 usage or configuration error (one line naming the bad flag or key); 3 the
@@ -259,6 +259,9 @@ class AfterRun:
         from harness import alert_spec, comparison
         from harness import compare as compare_mod
         limits = None
+        if max_regression is not None and not plan.baseline:
+            die(EXIT_USAGE, "--max-regression: give a baseline to compare with (--baseline, "
+                            "or baseline in harness.toml)")
         if max_regression is not None:
             try:
                 limits = compare_mod.parse_limits(max_regression)

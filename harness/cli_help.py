@@ -20,7 +20,8 @@ was cut short; 2 usage or configuration error; 3 the target could not be reached
 MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
 failed; 2 usage error, or runs that cannot be merged."""
 REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
-COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them; 2
+COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them, or
+no step could be judged (client-bound or busy machine); 2
 usage error, a missing or corrupt run folder, or runs that differ in workload, framing, size,
 pacing or step loads (--force compares the steps that match)."""
 CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine was busy (others

@@ -340,6 +340,8 @@ def test_run_with_a_baseline_compares_when_it_ends(runs: dict) -> None:
     assert cmp["regressed"] and figure(cmp, "p50")["verdict"] == "regression"
     missing = harness("run", "--baseline", str(cwd / "nowhere"), *RUN, cwd=cwd)
     assert missing.returncode == 2 and "baseline: not a harness run folder" in missing.stderr
+    alone = harness("run", "--max-regression", "p99=5%", *RUN, cwd=cwd)
+    assert alone.returncode == 2 and "give a baseline" in alone.stderr
 
 
 @pytest.mark.e2e
@@ -497,3 +499,22 @@ def test_run_junit_has_the_thresholds_of_every_step(runs: dict, tmp_path: Path) 
     tput = [n for n in cases if n.startswith("min_throughput")]
     assert len(tput) == 2 and all(cases[n].find("failure") is None for n in tput)
     shutil.rmtree(tmp_path / "results")
+
+
+def test_baseline_setting_layers_run_scenario_env_and_flag_and_fills_placeholders() -> None:
+    from harness import config as cfg
+    file = {"run": {"baseline": "b/{scenario}-{env}"},
+            "scenarios": {"quick": {"conns": 2, "baseline": "s/{scenario}"}},
+            "env": {"ci": {"baseline": "e/{env}/{scenario}"}, "dev": {}},
+            "__path__": "h.toml"}
+    cases = [((None, None, {}), "b/-"), (("quick", None, {}), "s/quick"),
+             (("quick", "ci", {}), "e/ci/quick"), (("quick", "dev", {}), "s/quick"),
+             (("quick", "ci", {"baseline": "flag"}), "flag")]
+    for (scenario, env, flags), want in cases:
+        plan = cfg.build_plan(cfg.settings(file, flags, scenario, env))
+        assert plan.baseline == want, (scenario, env, flags)
+    with pytest.raises(ConfigError, match="only {scenario} and {env}"):
+        cfg.build_plan(cfg.settings({"run": {"baseline": "x/{host}"}}, {}))
+    from harness.config_file import check_file
+    with pytest.raises(ConfigError, match="env.ci.baseline: expected a string"):
+        check_file({"env": {"ci": {"baseline": 3}}}, "h.toml")
