@@ -304,9 +304,7 @@ class AfterRun:
             click.echo(f"harness: {printable(self.problem)}", err=True)
             code = EXIT_USAGE
         elif cmp and (cmp["regressed"] or not cmp["judged"]):
-            for line in cmp["regressions"]:
-                click.echo(f"REGRESSION: {printable(line)}")
-            code = max(code, EXIT_FAIL)
+            code = max(code, EXIT_FAIL)  # the table (or --json's comparison) names them
         if self.junit_path:
             html_warning(comparison.write_junit(self.junit_path, w.doc, cmp))
         cut = bool(outcome.error or outcome.interrupted or outcome.partial)

@@ -15,7 +15,11 @@ import json
 import math
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -331,6 +335,10 @@ def test_compare_bad_input_is_exit_2_in_one_line(runs: dict, tmp_path: Path) -> 
 @pytest.mark.e2e
 def test_run_with_a_baseline_compares_when_it_ends(runs: dict) -> None:
     cwd = runs["cwd"]
+    missing = harness("run", "--baseline", str(cwd / "nowhere"), *RUN, cwd=cwd)
+    assert missing.returncode == 2 and "baseline: not a harness run folder" in missing.stderr
+    alone = harness("run", "--max-regression", "p99=5%", *RUN, cwd=cwd)
+    assert alone.returncode == 2 and "give a baseline" in alone.stderr
     with servers.start("delay", framing="len32", delay=0.004) as srv:
         code, doc, folder = one_run(cwd, srv.port, "vs-base", "--baseline", str(calm(runs)))
     assert code == 1
@@ -338,10 +346,6 @@ def test_run_with_a_baseline_compares_when_it_ends(runs: dict) -> None:
     assert (folder / "compare.html").is_file() is False  # --no-report: no page either
     cmp = judged(doc["comparison"])
     assert cmp["regressed"] and figure(cmp, "p50")["verdict"] == "regression"
-    missing = harness("run", "--baseline", str(cwd / "nowhere"), *RUN, cwd=cwd)
-    assert missing.returncode == 2 and "baseline: not a harness run folder" in missing.stderr
-    alone = harness("run", "--max-regression", "p99=5%", *RUN, cwd=cwd)
-    assert alone.returncode == 2 and "give a baseline" in alone.stderr
 
 
 @pytest.mark.e2e
@@ -518,3 +522,24 @@ def test_baseline_setting_layers_run_scenario_env_and_flag_and_fills_placeholder
     from harness.config_file import check_file
     with pytest.raises(ConfigError, match="env.ci.baseline: expected a string"):
         check_file({"env": {"ci": {"baseline": 3}}}, "h.toml")
+
+
+@pytest.mark.e2e
+def test_a_run_cut_short_alerts_after_its_partial_results_are_written(
+        runs: dict, tmp_path: Path, receiver: http.server.ThreadingHTTPServer) -> None:
+    url = f"http://127.0.0.1:{receiver.server_address[1]}"
+    conf = tmp_path / "a.toml"
+    conf.write_text(f'[alerts]\non = ["cut_short"]\nwebhook = "{url}/hook"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{runs['port2']}",
+         "--conns", "2", "--duration", "20", "--warmup", "0.1", "--workers", "1", "--json",
+         "--no-report", "--config", str(conf), "--results-dir", str(tmp_path / "results")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    time.sleep(2.0)  # inside the measure window
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err.decode()
+    ((path, body),) = Receiver.got
+    assert path == "/hook" and body["events"] == ["cut_short"] and body["partial"] is True
+    saved = orjson.loads(Path(body["results"], "run.json").read_bytes())
+    assert saved["partial"] is True and orjson.loads(out)["partial"] is True
