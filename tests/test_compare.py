@@ -543,3 +543,37 @@ def test_a_run_cut_short_alerts_after_its_partial_results_are_written(
     assert path == "/hook" and body["events"] == ["cut_short"] and body["partial"] is True
     saved = orjson.loads(Path(body["results"], "run.json").read_bytes())
     assert saved["partial"] is True and orjson.loads(out)["partial"] is True
+
+
+@pytest.mark.e2e
+def test_email_logs_in_with_the_password_from_the_environment_only(monkeypatch) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from harness import alerts
+    from harness.alert_spec import EmailSpec
+    seen: list[tuple[bytes, bytes]] = []
+
+    def check(server, session, envelope, mechanism, auth_data) -> AuthResult:  # noqa: ANN001
+        seen.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret", handled=False)
+
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), authenticator=check,
+                            auth_require_tls=False)
+    controller.start()
+    try:
+        spec = EmailSpec(host="127.0.0.1", port=controller.port, starttls=False,
+                         sender="h@example.com", to=("ops@example.com",), user="harness",
+                         password_env="TEST_SMTP_PW")
+        monkeypatch.setenv("TEST_SMTP_PW", "wrong")
+        refused = alerts.send_email(spec, "subject", "body", 5.0)
+        assert refused is not None and "SMTPAuthenticationError" in refused and not box.messages
+        monkeypatch.setenv("TEST_SMTP_PW", "s3cret")
+        assert alerts.send_email(spec, "harness: threshold", "p99_ms: 9 > 5", 5.0) is None
+    finally:
+        controller.stop()
+        asyncio.set_event_loop(None)
+    assert set(seen) == {(b"harness", b"wrong"), (b"harness", b"s3cret")}  # PLAIN, then LOGIN
+    assert seen[-1] == (b"harness", b"s3cret")
+    assert len(box.messages) == 1 and b"p99_ms: 9 > 5" in box.messages[0]
