@@ -19,7 +19,7 @@ from harness.fanout import fanout_figures
 from harness.histogram import Histogram, merge_all
 from harness.plan import Degradation, Step, Thresholds
 from harness.result import ERROR_KINDS, WorkerResult
-from harness.summary import StepSummary, connect_ms, latency_ms, ms
+from harness.summary import StepSummary, connect_ms, handshake_ms, latency_ms, ms
 from harness.trends import recovery_time, soak_verdict
 from harness.units import SEC
 
@@ -75,6 +75,12 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         svc = merge_all([r.service for r in results])
         parts.update(service_ms=latency_ms(svc), behind_schedule=sum(r.behind for r in results))
         hists["service"] = svc
+    hs = merge_all([r.handshake for r in results])  # a TLS step: handshakes, or TLS errors
+    reasons = {k: v for r in reversed(results) for k, v in r.tls_reasons.items()}
+    if len(hs) or any(k.startswith("tls_") and n for r in results for k, n in r.errors.items()):
+        hists["handshake"] = hs
+        parts.update(handshake_ms=handshake_ms(hs), handshakes=len(hs),
+                     tls_reasons=reasons or None)
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)
@@ -224,7 +230,7 @@ def error_rate(s: dict) -> float:
                       errs.get("protocol", 0) + http)
     expected = s.get("deliveries_expected") or s["sent"]
     messages = min(failed_msgs / max(expected, 1), 1.0)
-    failed = sum(n for kind, n in errs.items() if kind.startswith("connect_"))
+    failed = sum(n for kind, n in errs.items() if kind.startswith(("connect_", "tls_")))
     return max(messages, failed / max(s["conns"], 1))
 
 

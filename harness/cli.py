@@ -1,5 +1,5 @@
-"""The command line: run, search, serve, report, merge, compare, calibrate. The only module
-that prints or exits.
+"""The command line: run, search, serve, report, export, history, merge, compare, calibrate.
+The only module that prints or exits.
 
 Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
 was cut short); 2 usage or configuration error (one line naming the bad flag or key); 3 the
@@ -16,12 +16,14 @@ from typing import Any, NoReturn
 import click
 import orjson
 
-from harness import __version__, aggregate, outputs
+from harness import __version__, aggregate, exports, outputs
 from harness import config as cfg
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
     COMPARE_EXIT_HELP,
     EXIT_CODES_HELP,
+    EXPORT_EXIT_HELP,
+    HISTORY_EXIT_HELP,
     MERGE_EXIT_HELP,
     REPORT_EXIT_HELP,
     SERVE_EXIT_HELP,
@@ -35,6 +37,7 @@ from harness.cli_help import (
     serve_flags,
 )
 from harness.coordinator import RunOutcome, Unreachable, fd_shortfall
+from harness.diagnosis import http_answer_warning, http_url
 from harness.interrupts import Interrupts
 from harness.limits import raise_nofile
 from harness.plan import Plan, Target
@@ -95,12 +98,15 @@ def main() -> None:
 @main.command(cls=GroupedCommand, epilog=EXIT_CODES_HELP)
 @run_options
 def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
-        scenario: str | None, env_name: str | None, max_regression: str | None,
-        junit_path: str | None, **flags: Any) -> None:
+        scenario: str | None, env_name: str | None, pushgateway: str | None,
+        max_regression: str | None, junit_path: str | None, **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
+    from harness.pushgateway import check_url
+    if pushgateway is not None and (problem := check_url(pushgateway)):
+        die(EXIT_USAGE, f"--pushgateway: {problem}")
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
     after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report)
-    sys.exit(execute(plan, workload, as_json, not no_report, after))
+    sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after))
 
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
@@ -122,7 +128,7 @@ def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: s
 
 
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
-            after: AfterRun | None = None) -> int:
+            pushgateway: str | None = None, after: AfterRun | None = None) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
     Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
@@ -135,6 +141,7 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
     check_results_dir(plan.results_dir)
     check_fd_limit(plan)
     interrupts = Interrupts()
+    pusher = None
     with interrupts.installed():
         try:
             with Targets(plan, workload) as targets:
@@ -143,7 +150,8 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
                 interrupts.deferring = True  # from here a signal only stops the workers
                 with Session(plan, workload, targets.addrs, targets.watch, live_line(),
                              targets.reserve, interrupts) as session:
-                    outcome = session.sweep()
+                    pusher = make_pusher(pushgateway, plan, workload, session)
+                    outcome = session.sweep(pusher.step_done if pusher else None)
                     clear_live_line()
                     watched = [session.watched(r) for r in outcome.steps]
                     warnings = session.warnings
@@ -156,7 +164,15 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
         for w in warnings:
             click.echo(f"harness: warning: {printable(w)}", err=True)
         return report(plan, workload, outcome, started, as_json, html, watched, warnings,
-                      after)
+                      pusher, after)
+
+
+def make_pusher(url: str | None, plan: Plan, workload: Any, session: Session) -> Any:
+    """A Pusher for ``--pushgateway URL`` (None without it)."""
+    if url is None:
+        return None
+    from harness.pushgateway import Pusher
+    return Pusher(url, plan, workload, session.watched)
 
 
 def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
@@ -209,21 +225,16 @@ class LiveLine:
 
 def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
            html: bool = True, watched: list | None = None, warnings: list[str] | None = None,
-           after: AfterRun | None = None) -> int:
+           pusher: Any = None, after: AfterRun | None = None) -> int:
     w = outputs.write_run(plan, workload, outcome, started, html, watched, warnings)
     html_warning(w.html_error)
+    for problem in w.export_problems:
+        html_warning(problem)
+    if pusher is not None:
+        pusher.run_done(w.full)
+        html_warning(pusher.warning)
     cmp = after.compare(w) if after else None
-    if as_json:
-        shown = dict(w.doc, comparison=cmp) if cmp else w.doc
-        sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-    else:
-        click.echo(table.render(w.doc))
-        if cmp:
-            click.echo("\ncompared with the baseline:\n" + compare_table.render(cmp))
-        for line in w.failures:
-            click.echo(f"THRESHOLD FAILED: {printable(line)}")
-        if w.path:
-            click.echo(f"results: {w.path}" + (f"  report: {w.page}" if w.page else ""))
+    show_summary(w, as_json, cmp)
     if w.unwritten:
         click.echo(f"harness: {printable(w.unwritten)}", err=True)
     if outcome.error:
@@ -231,8 +242,13 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
                    f"(what the others measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
+    raw_tcp = getattr(workload, "protocol", "framed") != "http"
+    url = http_url([(t.host, t.port) for t in plan.targets]) if raw_tcp else None
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
-        w.steps, workload.framing or plan.framing)
+        w.steps, workload.framing or plan.framing, url)
+    warning = http_answer_warning(w.steps, url) if url and not diagnosis else None
+    if warning:
+        click.echo(f"harness: warning: {printable(warning)}", err=True)
     if diagnosis:
         click.echo(f"harness: {printable(diagnosis)}", err=True)
         return EXIT_UNREACHABLE
@@ -241,6 +257,22 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
               or unjudged)
     code = EXIT_FAIL if failed else EXIT_OK
     return after.finish(w, outcome, cmp, code) if after else code
+
+
+def show_summary(w: Any, as_json: bool, cmp: dict | None) -> None:
+    """The run summary (with the comparison, when a baseline was given): JSON, or the table,
+    the threshold failures and where the results are."""
+    if as_json:
+        shown = dict(w.doc, comparison=cmp) if cmp else w.doc
+        sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        return
+    click.echo(table.render(w.doc))
+    if cmp:
+        click.echo("\ncompared with the baseline:\n" + compare_table.render(cmp))
+    for line in w.failures:
+        click.echo(f"THRESHOLD FAILED: {printable(line)}")
+    if w.path:
+        click.echo(f"results: {w.path}" + (f"  report: {w.page}" if w.page else ""))
 
 
 class AfterRun:
@@ -438,6 +470,8 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     page, html_error = ((None, None) if no_report or not path
                         else outputs.write_html_report(folder))
     html_warning(html_error)
+    for problem in exports.write_exports(folder, full) if path else []:
+        html_warning(problem)
     failures = doc["thresholds"]["failed"]
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
@@ -488,6 +522,99 @@ def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as
     if junit_path:
         html_warning(comparison.write_junit(junit_path, None, cmp))
     sys.exit(EXIT_FAIL if cmp["regressed"] or not cmp["judged"] else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def read_run_or_die(run_folder: str) -> dict:
+    """run.json of a run folder, or exit 2 with one line."""
+    try:
+        return results_mod.read_run(run_folder)
+    except results_mod.SchemaError as exc:
+        die(EXIT_USAGE, str(exc))
+    except (OSError, ValueError) as exc:
+        die(EXIT_USAGE, f"not a harness run folder: {exc}")
+
+
+@main.group(epilog=EXPORT_EXIT_HELP)
+def export() -> None:
+    """Write a run folder's figures for other tools (.hlog, Prometheus text)."""
+
+
+@export.command("hlog", epilog=EXPORT_EXIT_HELP)
+@click.argument("run_folder", type=click.Path(exists=True, file_okay=True))
+def export_hlog(run_folder: str) -> None:
+    """Write latency-step<k>.hlog (HdrHistogram interval logs) into the run folder."""
+    from pathlib import Path
+
+    from harness import exports
+    doc = read_run_or_die(run_folder)
+    folder = Path(run_folder)
+    folder = folder.parent if folder.is_file() else folder
+    try:
+        paths = exports.hlog_files(folder, doc)
+    except ImportError as exc:
+        die(EXIT_USAGE, f"the hdrhistogram package is needed (pip install hdrhistogram): {exc}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        die(EXIT_USAGE, f"{run_folder}: cannot write .hlog files ({type(exc).__name__}: {exc})")
+    for path in paths:
+        click.echo(str(path))
+
+
+@export.command("openmetrics", epilog=EXPORT_EXIT_HELP)
+@click.argument("run_folder", type=click.Path(exists=True, file_okay=True))
+@click.option("--format", "fmt", type=click.Choice(["prometheus", "openmetrics"]),
+              default="prometheus", show_default=True,
+              help="Prometheus text 0.0.4, or OpenMetrics 1.0 (ends in # EOF)")
+def export_openmetrics(run_folder: str, fmt: str) -> None:
+    """Print the run's figures as Prometheus/OpenMetrics text (histogram buckets on
+    harness's own edges, so counts stay exact)."""
+    from pathlib import Path
+
+    from harness import openmetrics
+    doc = read_run_or_die(run_folder)
+    folder = Path(run_folder)
+    name = (folder.parent if folder.is_file() else folder).resolve().name
+    try:
+        text = openmetrics.run_text(doc, name, fmt == "openmetrics")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        die(EXIT_USAGE, f"{run_folder}: not a harness run folder ({type(exc).__name__}: {exc})")
+    click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------------------- history
+
+
+@main.command(epilog=HISTORY_EXIT_HELP)
+@click.argument("results_dir", default="results", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="print the runs as JSON, newest first")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="also write an HTML page charting p99 and throughput per "
+                                   "scenario over time")
+def history(results_dir: str, as_json: bool, html_path: str | None) -> None:
+    """List the runs of a results folder, newest first, with their key figures."""
+    from pathlib import Path
+
+    from tabulate import tabulate
+
+    from harness import history as history_mod
+    try:
+        rows, skipped = history_mod.list_runs(results_dir)
+    except OSError as exc:
+        die(EXIT_USAGE, f"{results_dir}: cannot list runs: {exc.strerror or exc}")
+    for line in skipped:
+        click.echo(f"harness: warning: {printable(line)}", err=True)
+    if html_path:
+        try:
+            results_mod.write_atomic(Path(html_path), history_mod.render_html(rows).encode())
+        except OSError as exc:
+            die(EXIT_USAGE, f"--html: cannot write {html_path}: {exc.strerror or exc}")
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps([r.to_json() for r in rows]) + b"\n")
+    else:
+        click.echo(tabulate([r.cells() for r in rows], headers=history_mod.COLUMNS)
+                   if rows else f"no runs in {results_dir}")
 
 
 # ---------------------------------------------------------------------------- calibrate

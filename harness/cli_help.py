@@ -20,6 +20,9 @@ was cut short; 2 usage or configuration error; 3 the target could not be reached
 MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
 failed; 2 usage error, or runs that cannot be merged."""
 REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
+EXPORT_EXIT_HELP = "Exit codes: 0 written; 2 not a harness run folder, or it cannot be written."
+HISTORY_EXIT_HELP = """Exit codes: 0 listed (unreadable run folders are skipped with a warning); 2
+the results folder cannot be listed, or --html cannot be written."""
 COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them, or
 no step could be judged (client-bound or busy machine); 2
 usage error, a missing or corrupt run folder, or runs that differ in workload, framing, size,
@@ -34,8 +37,8 @@ GROUPS = ("Search", "Target", "Load", "Pacing", "Step", "Measurement", "Output",
 FRAMINGS = ("newline", "len16", "len32")
 # (flag, type, group, help, applies to search). Each flag's default is its harness.toml key.
 RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
-    ("--host", str, "Target", "target host:port, [v6]:port, or a comma list of nodes; none = "
-     "start the embedded server", True),
+    ("--host", str, "Target", "target host:port, [v6]:port, http(s)://host:port/path, or a "
+     "comma list of nodes; none = start the embedded server", True),
     ("--server-cmd", str, "Target", "a command that starts a local server: watched, stopped "
      "afterwards", True),
     ("--workload", str, "Target", "echo, chat, or path/to/workload.py", True),
@@ -45,6 +48,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      True),
     ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
      "127.0.0.1-127.0.0.8 (automatic past 25,000 to one loopback target)", True),
+    ("--ca", str, "Target", "TLS: verify the server's certificate against this CA file (PEM) "
+     "instead of the system store", True),
     ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",
      True),
     ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "
@@ -150,11 +155,18 @@ def _extra_options() -> dict[str, Any]:
                          help="print the run summary as JSON on stdout instead of the table"),
         "--no-report": option("--no-report", is_flag=True, group="Output",
                               help="skip the HTML report"),
+        "--pushgateway": option("--pushgateway", default=None, metavar="URL", group="Output",
+                                help="push the figures to a Prometheus Pushgateway after "
+                                     "each step and at the end (a failure is a warning)"),
         "--env": option("--env", "env_name", default=None, group="Measurement",
                         help="apply [env.NAME] threshold/degradation overrides"),
         "--scenario": option("--scenario", default=None, group="Capacity",
                              help="a [scenarios.NAME] preset (built-in: smoke, baseline, load, "
                                   "stress, ramp, spike, soak) or one from harness.toml"),
+        "--tls": option("--tls", is_flag=True, default=None, group="Target", key="tls",
+                        help="wrap raw TCP (host:port) in TLS; https:// URLs always use TLS"),
+        "--insecure": option("--insecure", is_flag=True, default=None, group="Target",
+                             key="insecure", help="TLS: do not verify the server's certificate"),
         "--max-regression": option("--max-regression", default=None, group="Output",
                                    help="with a baseline: limits, e.g. p99=10%,throughput=5% "
                                         "(default p50=10%,p90=10%,p99=20%,p999=50%,"
@@ -167,7 +179,7 @@ def _extra_options() -> dict[str, Any]:
     }
 
 
-SEARCH_EXTRAS = ("--config", "--push-conns")
+SEARCH_EXTRAS = ("--config", "--push-conns", "--tls", "--insecure")
 
 
 def run_options(f: Any, search: bool = False) -> Any:

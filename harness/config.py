@@ -19,7 +19,7 @@ from harness import framing as framing_mod
 from harness.batch import Outbound, size_bounds
 from harness.config_file import _read_toml, check_file, load_file
 from harness.payload import check_size, parse_mix, parse_size, read_corpus
-from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds
+from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
 from harness.specs import (
     BUILTIN,
     BUILTIN_PATH,
@@ -111,8 +111,8 @@ def _preset(file: dict[str, Any], kind: str, name: str, path: str) -> tuple[dict
 
 
 def parse_target(text: str) -> Target:
-    """``host:port`` or ``[v6]:port`` (raw TCP), or an ``http://host[:port][/path]`` URL
-    (HTTP/1.1; port 80 by default); the port must be 1-65535."""
+    """``host:port`` or ``[v6]:port`` (raw TCP), or an ``http(s)://host[:port][/path]`` URL
+    (HTTP/1.1, over TLS for https; port 80 or 443 by default); the port must be 1-65535."""
     text = text.strip()
     if "://" in text:
         return _parse_url(text)
@@ -135,17 +135,16 @@ def parse_target(text: str) -> Target:
 
 
 def _parse_url(text: str) -> Target:
-    """An ``http://`` URL: host, port (80 unless given), path ("/" unless given)."""
+    """An ``http://`` or ``https://`` URL: host, port (80 or 443 unless given), path ("/"
+    unless given)."""
     from urllib.parse import urlsplit
     scheme = text.partition("://")[0].lower()
-    if scheme == "https":
-        raise ConfigError(f"--host: {cut(text)!r}: https (TLS) is not yet supported")
-    if scheme != "http":
+    if scheme not in ("http", "https"):
         raise ConfigError(f"--host: {cut(text)!r}: unknown URL scheme {cut(scheme)!r} "
                           "(expected http://host:port/path, or host:port for raw TCP)")
     try:
         url = urlsplit(text)
-        port = url.port or 80
+        port = url.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -159,7 +158,7 @@ def _parse_url(text: str) -> Target:
     if port == 0:
         raise ConfigError(f"--host: {text!r}: port 0 out of range 1-65535")
     _check_host_name(host, text)
-    return Target(host, port, "http", path)
+    return Target(host, port, scheme, path)
 
 
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
@@ -241,7 +240,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         server_cmd=str(run["server_cmd"]) or None,
         monitor_interval_s=number(run, "monitor_interval"),
         mix=mix, mix_by=mix_by, requests=requests, corpus=corpus, size_spec=spec,
-        source_addrs=source_addrs(run, targets, steps), baseline=_baseline(run, merged))
+        source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
+        baseline=_baseline(run, merged))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
@@ -271,7 +271,7 @@ def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
     """The workload of the run: an http:// target turns the default echo into http; raw
     TCP and HTTP targets do not mix."""
-    schemes = {t.scheme for t in targets}
+    schemes = {"http" if t.scheme == "https" else t.scheme for t in targets}
     if len(schemes) > 1:
         raise ConfigError("--host: http:// URLs and raw host:port targets cannot be mixed")
     if schemes == {"http"} and workload == "echo":
@@ -489,3 +489,55 @@ def search_bounds(over: str, lo: float | None, hi: float | None, conns: int
         raise ConfigError(f"--lo/--hi: over {conns} connections the rate per connection "
                           f"must stay within {rate.zero_or:g} to {rate.hi:g} msgs/s")
     return lo, hi
+
+
+# ---------------------------------------------------------------------------- TLS
+
+MAX_CA_BYTES = 1 << 20  # a --ca file (PEM: one or more CA certificates)
+
+
+def tls_settings(run: dict, targets: tuple[Target, ...]) -> Tls | None:
+    """TLS for an https:// target or ``--tls`` with host:port, with ``--ca FILE`` read and
+    checked here, or ``--insecure``; None for plain TCP."""
+    schemes = {t.scheme for t in targets}
+    want = bool(run.get("tls")) or "https" in schemes
+    ca, insecure = str(run.get("ca") or ""), bool(run.get("insecure"))
+    if {"http", "https"} <= schemes:
+        raise ConfigError("--host: http:// and https:// targets cannot be mixed")
+    if run.get("tls") and "http" in schemes:
+        raise ConfigError(f"{flag_name(run, 'tls')}: an http:// target is plain HTTP; give "
+                          "https://host:port/ for HTTP over TLS")
+    if ca and insecure:
+        raise ConfigError(f"{flag_name(run, 'ca')} and {flag_name(run, 'insecure')} exclude "
+                          "each other: verify against a CA file, or do not verify")
+    if not want:
+        if ca or insecure:
+            name = flag_name(run, "ca" if ca else "insecure")
+            raise ConfigError(f"{name}: only for TLS targets (https:// or --tls)")
+        return None
+    if not targets:
+        raise ConfigError(f"{flag_name(run, 'tls')}: needs a --host target (the embedded "
+                          "server speaks plain TCP)")
+    return Tls(ca_pem=_read_ca(ca, flag_name(run, "ca")) if ca else "", insecure=insecure)
+
+
+def _read_ca(path: str, name: str) -> str:
+    """The text of a PEM CA file that OpenSSL accepts as trust anchors."""
+    import ssl
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CA_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CA_BYTES:
+        raise ConfigError(f"{name}: {path!r} is over {MAX_CA_BYTES:,} bytes: not a CA file")
+    text = data.decode("latin-1")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(f"{name}: {path!r} holds no PEM certificate "
+                          "(-----BEGIN CERTIFICATE-----)")
+    try:
+        ssl.create_default_context(cadata=text)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{name}: {path!r}: not a valid PEM certificate "
+                          f"({getattr(exc, 'reason', None) or exc})") from None
+    return text

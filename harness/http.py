@@ -4,21 +4,30 @@ Requests are one fixed request (built once as bytes by the workload) repeated, o
 from the pre-rendered pools of a [[requests]] table (harness.reqtable), one pool per kind; their
 stamps wait in :class:`~harness.protocol.InOrder`'s per-connection FIFO, so the k-th
 response on a connection answers its k-th request. Responses are cut by a small hand
-parser (``bytes.find`` over the round buffer, once per response): the status line, the
-headers, a ``Content-Length`` or chunked body; 1xx responses are skipped (they join the
-final response's frame); a response with ``Connection: close`` ends the connection's
-stream (the worker closes it and reconnects, counted). A response that breaks HTTP (a bad
-status line, headers over :data:`MAX_HEADER` or ``--max-frame``, a body over
-``--max-frame``, no length) is a protocol error on that connection.
+parser (``bytes.find`` over the round buffer, once per response; a head seen lately is
+looked up, not parsed again, as a server's heads repeat, Date included): the status line, the
+headers, a ``Content-Length`` or chunked body (no body for 204, 304 and answers to HEAD);
+1xx responses are skipped (they join the final response's frame); a response with
+``Connection: close`` (or HTTP/1.0 without ``keep-alive``) ends the connection's stream (the
+worker closes it and reconnects, counted); a body with no length runs to the peer's close
+(:meth:`Http.at_eof`). A response that breaks HTTP (a bad status line, a bad or
+conflicting ``Content-Length``, a bad chunk line or chunk end, headers over
+:data:`MAX_HEADER` or ``--max-frame``, a body over ``--max-frame``) is a protocol error on
+that connection. tests/test_http_parse.py holds this parser to h11's reading of generated
+streams; header-field syntax is not checked (a line without a colon passes).
 
-Why not ``httptools``: its parser is an object per connection with a Python callback per
-response and per header; here a response costs a few ``find`` calls on bytes already in the
-round buffer, and the whole-frame cut the transport needs falls out of the same walk.
+Why not ``httptools``: llhttp parses faster on its own (tests/bench/http_parse.py), but it
+is a stateful object per connection that reports responses through Python callbacks and
+never says where in the bytes a response ended, while the transport keeps whole frames in
+the round buffer and a partial one for the next read; here that cut falls out of the same
+walk, a response costs a few ``find`` calls, and a head seen before only a dict lookup.
 
 Sizes are bytes; times ns of ``time.monotonic_ns()``.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -29,6 +38,10 @@ from harness.protocol import InOrder
 
 MAX_HEADER = 64 * 1024  # most bytes of a response's status line and headers
 _NO_BODY = (204, 304)
+NO_BODY, CHUNKED, TO_EOF = -1, -2, -3  # body lengths of _describe that are not a size
+SEEN_HEADS = 1024  # most response heads remembered per step and worker (then forgotten)
+_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?:[ \r]|\Z)")
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\r\n]*)?[ \t]*")  # size [;ext] OWS
 
 
 class BadResponse(Exception):
@@ -55,6 +68,11 @@ class Http(InOrder):
         self.round_codes: list[int] = []  # per response cut this round, in walk order
         self.codes = np.zeros(0, dtype=np.int64)
         self.closing: list[int] = []
+        self.head_kinds = np.asarray([p[0].startswith(b"HEAD ") for p in pools], dtype=bool)
+        self.heads = bool(self.head_kinds.any())  # some requests are HEAD: bodiless answers
+        self.cut_n = np.zeros(n, dtype=np.int64)  # final responses cut this round, per conn
+        self.cutting = 0  # the connection being cut
+        self.seen: dict[bytes, tuple[int, bool, int]] = {}  # head -> _describe(head)
 
     def build(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
               tint: np.ndarray | int, delay: np.ndarray | int
@@ -80,6 +98,7 @@ class Http(InOrder):
         to the round's; returns where they stop and where the kept bytes end."""
         assert walk is not None
         pos = frame = start
+        self.cutting = i
         while pos < end:
             try:
                 got = self._response(buf, pos, end)
@@ -93,15 +112,40 @@ class Http(InOrder):
                 continue
             walk.append(frame)
             self.round_codes.append(code)
+            if self.heads:
+                self.cut_n[i] += 1
             frame = pos
             if close:  # nothing after it belongs to this connection's exchange
                 self.closing.append(i)
                 return pos, pos
         return frame, end
 
-    def _response(self, buf: bytearray, pos: int, end: int) -> tuple[int, int, bool] | None:
-        """One response at ``pos``: (its end, its status, Connection: close), or None when
-        it is not whole yet."""
+    def at_eof(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None
+               ) -> int:
+        """The peer closed with ``buf[start:end]`` pending: a response whose body runs to
+        the close is whole now. Returns where what was taken ends (``start``: nothing, the
+        bytes are a cut-off response)."""
+        assert walk is not None
+        self.cutting = i
+        pos = start
+        try:  # 1xx first: they join the final response
+            while (got := self._response(buf, pos, end, eof=True)) and got[1] < 200:
+                pos = got[0]
+        except BadResponse:
+            return start
+        if got is None or got[0] != end:
+            return start
+        walk.append(start)
+        self.round_codes.append(got[1])
+        if self.heads:
+            self.cut_n[i] += 1
+        self.closing.append(i)
+        return end
+
+    def _response(self, buf: bytearray, pos: int, end: int, eof: bool = False
+                  ) -> tuple[int, int, bool] | None:
+        """One response at ``pos``: (its end, its status, whether the connection closes
+        after it), or None when it is not whole yet (``eof``: no more bytes will come)."""
         hdr_end = buf.find(b"\r\n\r\n", pos, min(end, pos + self.max_header))
         if hdr_end < 0:
             if end - pos >= self.max_header:
@@ -109,22 +153,41 @@ class Http(InOrder):
             if end - pos >= 12 and buf[pos:pos + 7] != b"HTTP/1.":
                 raise BadResponse  # not HTTP at all: do not wait for 64 KiB of it
             return None
-        head = bytes(buf[pos:hdr_end]).lower()
-        code = _status(head)
+        raw = bytes(buf[pos:hdr_end])
+        got = self.seen.get(raw)
+        if got is None:  # a head not seen lately (a server's heads repeat, Date included)
+            got = _describe(raw)
+            if len(self.seen) >= SEEN_HEADS:
+                self.seen.clear()
+            self.seen[raw] = got
+        code, close, length = got
         body = hdr_end + 4
-        if code < 200 or code in _NO_BODY:
-            return body, code, False
-        close = _header(head, b"connection") == b"close"
-        if _header(head, b"transfer-encoding").endswith(b"chunked"):
-            done = self._chunked(buf, body, end)
-            return None if done is None else (done, code, close)
-        length = _header(head, b"content-length")
-        if not length.isdigit():
-            raise BadResponse  # no length (read to close) or a bad one: not in keep-alive
-        size = int(length)
-        if size > self.max_frame:
+        if length == NO_BODY or (self.heads and code >= 200 and self._answers_head()):
+            return body, code, close
+        done = self._body(buf, length, body, end, eof)
+        return None if done is None else (done, code, close)
+
+    def _body(self, buf: bytearray, length: int, body: int, end: int, eof: bool) -> int | None:
+        """Where the body starting at ``body`` ends, or None when it is not whole yet (a
+        body without a length ends only with the stream: ``eof``)."""
+        if length == CHUNKED:
+            return self._chunked(buf, body, end)
+        if length == TO_EOF:
+            if end - body > self.max_frame:
+                raise BadResponse
+            return end if eof else None
+        if length > self.max_frame:
             raise BadResponse
-        return (body + size, code, close) if body + size <= end else None
+        return body + length if body + length <= end else None
+
+    def _answers_head(self) -> bool:
+        """Whether the response being cut answers a HEAD request (no body, whatever its
+        headers say): looked up in the connection's queue (only when the run sends HEAD)."""
+        i = self.cutting
+        at = self.head[i] + self.cut_n[i]
+        if at >= self.tail[i]:
+            return False  # answers nothing: a protocol error when matched
+        return bool(self.head_kinds[self.ring[i, at % self.ring.shape[1]]["kind"]])
 
     def _chunked(self, buf: bytearray, pos: int, end: int) -> int | None:
         """The end of a chunked body starting at ``pos`` (trailers included), or None."""
@@ -135,15 +198,18 @@ class Http(InOrder):
                 if end - pos >= 1024:
                     raise BadResponse
                 return None
-            try:
-                size = int(bytes(buf[pos:eol]).partition(b";")[0], 16)
-            except ValueError:
-                raise BadResponse from None
-            if size < 0 or pos + size - start > self.max_frame:
+            m = _CHUNK_LINE.fullmatch(buf, pos, eol)
+            if m is None:
+                raise BadResponse
+            size = int(m[1], 16)
+            if pos + size - start > self.max_frame:
                 raise BadResponse
             if size == 0:
                 return self._trailers(buf, eol + 2, end)
             pos = eol + 2 + size + 2
+            crlf = buf[pos - 2:min(pos, end)]  # what has come of the CRLF after the data
+            if crlf != b"\r\n"[:len(crlf)]:
+                raise BadResponse
             if pos > end:
                 return None
 
@@ -161,6 +227,8 @@ class Http(InOrder):
               seg_t: list[int], walk: list[int] | None) -> Parsed:
         self.codes = np.asarray(self.round_codes, dtype=np.int64)
         self.round_codes.clear()
+        if self.heads:
+            self.cut_n[:] = 0  # parse pops them from the queues
         return super().parse(buf, seg_conn, seg_end, seg_t, walk)
 
     def take_closing(self) -> list[int]:
@@ -169,12 +237,61 @@ class Http(InOrder):
         return out
 
 
-def _status(head: bytes) -> int:
-    """The status code of a lower-cased response head."""
-    if not head.startswith(b"http/1.") or len(head) < 12 or head[8:9] != b" " \
-            or not head[9:12].isdigit() or head[12:13] not in (b" ", b"\r", b""):
+def _describe(raw: bytes) -> tuple[int, bool, int]:
+    """What a response head (status line and headers, case as sent) says: (status, whether
+    the connection closes after it, body length: bytes, or NO_BODY, CHUNKED or TO_EOF).
+    Raises BadResponse when it breaks HTTP."""
+    code = _status(raw)
+    if code < 200:
+        return code, False, NO_BODY
+    head = raw.lower()
+    close = _closes(head)
+    if code in _NO_BODY:
+        if b"\r\ncontent-length:" in head:
+            _length(head)  # no body whatever it says, but a bad one breaks HTTP
+        return code, close, NO_BODY
+    if b"\r\ntransfer-encoding:" in head:
+        if _header(head, b"transfer-encoding").rpartition(b",")[2].strip() != b"chunked":
+            raise BadResponse  # chunked not last: a body to EOF we do not read
+        return code, close, CHUNKED
+    size = _length(head)
+    return code, close, TO_EOF if size is None else size
+
+
+def _status(raw: bytes) -> int:
+    """The status code of a response head (``HTTP/1.x NNN[ reason]``, case as sent)."""
+    m = _STATUS_LINE.match(raw)
+    if m is None:
         raise BadResponse
-    return int(head[9:12])
+    return int(m[1])
+
+
+def _closes(head: bytes) -> bool:
+    """Whether the connection closes after this response (lower-cased head): ``close`` in
+    its Connection header, or HTTP/1.0 without ``keep-alive``."""
+    value = _header(head, b"connection") if b"\r\nconnection:" in head else b""
+    if value in (b"", b"keep-alive", b"close"):  # the common cases, without a split
+        return value == b"close" or (not value and head.startswith(b"http/1.0"))
+    tokens = {t.strip() for t in value.split(b",")}
+    return b"close" in tokens or (head.startswith(b"http/1.0") and b"keep-alive" not in tokens)
+
+
+def _length(head: bytes) -> int | None:
+    """The Content-Length of a lower-cased head, None when it has none. Several values
+    (headers or a list) must agree; anything but digits breaks the stream."""
+    value = _header(head, b"content-length")
+    if value.isdigit() and head.count(b"\r\ncontent-length:") == 1:
+        return int(value)
+    if not value:
+        return None
+    at, values = 0, set[bytes]()
+    while (at := head.find(b"\r\ncontent-length:", at) + 1) > 0:
+        eol = head.find(b"\r\n", at + 1)
+        line = head[at + 16:eol if eol >= 0 else len(head)]
+        values.update(v.strip() for v in line.split(b","))
+    if len(values) != 1 or not (v := values.pop()).isdigit():
+        raise BadResponse
+    return int(v)
 
 
 def _header(head: bytes, name: bytes) -> bytes:

@@ -96,6 +96,15 @@ def _hists(steps: list[dict], key: str) -> Histogram | None:
         raise MergeError(f"histogram {key!r}: {exc}") from None
 
 
+def merged_errors(steps: list[dict]) -> dict[str, int]:
+    """Every kind any machine counted, summed: the fixed kinds first, then the kinds that
+    appear only once they occur (``http_404``, ``tls_cert``, ``redis_ERR``...) in order."""
+    kinds = list(ERROR_KINDS)
+    for s in steps:
+        kinds += [k for k in s["errors"] if k not in kinds]
+    return {k: sum(s["errors"].get(k, 0) for s in steps) for k in kinds}
+
+
 def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
     out: dict[str, Any] = {k: v for k, v in steps[0].items()
                            if k not in ("histograms", "second_histograms", *PER_MACHINE)}
@@ -103,7 +112,7 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
         if key in steps[0]:
             out[key] = sum(s.get(key, 0) for s in steps)
     out["conns"] = sum(s["conns"] for s in steps)
-    out["errors"] = {k: sum(s["errors"].get(k, 0) for s in steps) for k in ERROR_KINDS}
+    out["errors"] = merged_errors(steps)
     out["duration_s"] = max(s["duration_s"] for s in steps)
     out["throughput_msgs_s"] = round(sum(s["throughput_msgs_s"] for s in steps), 3)
     out["throughput_mb_s"] = round(sum(s["throughput_mb_s"] for s in steps), 6)
@@ -121,6 +130,9 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
     out["connect_ms"] = aggregate.connect_ms(hists["connect"])
     if "service" in hists:
         out["service_ms"] = aggregate.latency_ms(hists["service"])
+    if "handshake" in hists:
+        out["handshake_ms"] = aggregate.handshake_ms(hists["handshake"])
+        out["handshakes"] = len(hists["handshake"])
     if "kinds" in steps[0]:
         out["kinds"] = [{"kind": row["kind"],
                          "sent": sum(s["kinds"][i]["sent"] for s in steps),

@@ -6,10 +6,11 @@ printing and no exits: :mod:`harness.cli` shows the :class:`Written` this return
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from harness import aggregate
+from harness import aggregate, exports
 from harness import sweep as sweep_mod
 from harness.coordinator import RunOutcome
 from harness.plan import Plan
@@ -31,6 +32,8 @@ class Written:
     unwritten: str | None
     page: Any
     html_error: str | None
+    export_problems: tuple[str, ...] = ()  # .hlog / metrics.prom not written, one line each
+    full: dict | None = None  # run.json as written (with histograms)
 
 
 def write_run(plan: Plan, workload: Any, outcome: RunOutcome, started: float, html: bool,
@@ -40,6 +43,7 @@ def write_run(plan: Plan, workload: Any, outcome: RunOutcome, started: float, ht
     figures = [sweep_mod.figures(plan, workload, r, w, trend=True)
                for r, w in zip(outcome.steps, watched, strict=True)]
     steps = [f.summary.to_json() for f in figures]
+    measure_starts(steps, outcome)
     verdict = aggregate.degradation(steps, plan.degradation)
     failures = aggregate.threshold_failures(steps, plan.thresholds)
     doc = document.run_document(plan, workload, outcome.partial, steps, verdict, failures,
@@ -50,8 +54,19 @@ def write_run(plan: Plan, workload: Any, outcome: RunOutcome, started: float, ht
                                     [f.second_hists for f in figures])
     monitor_rows = [w.rows if w is not None else [] for w in watched]
     path, unwritten = write_results(folder, full, [f.series for f in figures], monitor_rows)
+    exported = tuple(exports.write_exports(folder, full)) if path else ()
     page, html_error = write_html_report(folder) if html and path else (None, None)
-    return Written(doc, steps, verdict, failures, path, unwritten, page, html_error)
+    return Written(doc, steps, verdict, failures, path, unwritten, page, html_error, exported,
+                   full)
+
+
+def measure_starts(steps: list[dict], outcome: RunOutcome) -> None:
+    """Each step's ``measure_started_unix_s``: its measure window's start (monotonic ns)
+    on the wall clock, for the .hlog StartTime."""
+    wall_minus_mono = time.time() - time.monotonic_ns() / 1e9
+    for s, run in zip(steps, outcome.steps, strict=True):
+        if run.t_measure:
+            s["measure_started_unix_s"] = round(wall_minus_mono + run.t_measure / 1e9, 3)
 
 
 def write_results(folder: Any, doc: dict, series: list, monitor: list | None = None

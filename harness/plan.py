@@ -10,17 +10,28 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A raw-TCP ``host:port`` (scheme "tcp"), or an ``http://host:port/path`` URL."""
+    """A raw-TCP ``host:port`` (scheme "tcp"), or an ``http://`` / ``https://host:port/path``
+    URL."""
 
     host: str
     port: int
-    scheme: str = "tcp"  # "tcp" | "http"
+    scheme: str = "tcp"  # "tcp" | "http" | "https" (HTTP over TLS)
     path: str = ""  # an http target's path ("/" when the URL has none)
 
     @property
     def label(self) -> str:
         hp = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         return hp if self.scheme == "tcp" else f"{self.scheme}://{hp}{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """TLS for every connection (an ``https://`` target, or ``--tls``): verify the server's
+    certificate against ``ca_pem`` (the text of ``--ca FILE``), else the system store, or
+    not at all (``insecure``). The server name sent (SNI) and checked is the target's host."""
+
+    ca_pem: str = ""
+    insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,4 +123,5 @@ class Plan:
     corpus: tuple[bytes, ...] = ()  # payload lines (after the stamp), from --corpus FILE
     size_spec: int | tuple[int, int] | list[int] | None = None  # --size: int, (lo, hi), list
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over
+    tls: Tls | None = None  # TLS on every connection (https://, or --tls); None: plain TCP
     baseline: str | None = None  # a run folder to compare with when the run ends

@@ -79,6 +79,12 @@ class Stamped:
         connections and messages each): bytes, each message's end, each one's kind."""
         return self.out.build(gid, seq0, tint, delay)
 
+    def at_eof(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None
+               ) -> int:
+        """Connection ``i`` closed with ``buf[start:end]`` pending: where the frames that the
+        close completes end (``start``: none; framed messages are never ended by a close)."""
+        return start
+
     def forget(self, i: int) -> None:
         """Connection ``i`` closed."""
 

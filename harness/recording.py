@@ -60,7 +60,9 @@ class Recorder:
     def keep_unparsed(self, data: bytes | bytearray | memoryview) -> None:
         """Keep the first bytes of the step that did not parse, for a diagnosis when no
         valid reply came."""
-        if not self.res.unparsed:
+        if not self.res.unparsed or (data[:7] == b"HTTP/1." != self.res.unparsed[:7]):
+            # an HTTP status line outranks a tail kept first (a fixed-size cut breaks a
+            # round's last frame before its first frames are parsed): it names the target
             self.res.unparsed = bytes(data[:UNPARSED_KEEP])
 
     # ------------------------------------------------------------------ counters
@@ -71,6 +73,14 @@ class Recorder:
 
     def connected(self, elapsed_ns: int) -> None:
         self.res.connect.record_one(elapsed_ns)
+
+    def handshaken(self, elapsed_ns: int) -> None:
+        """A TLS handshake done, ``elapsed_ns`` after its TCP connect (counted whenever)."""
+        self.res.handshake.record_one(elapsed_ns)
+
+    def tls_failed(self, kind: str, reason: str) -> None:
+        """Keep the first reason of each TLS error kind, for the diagnosis."""
+        self.res.tls_reasons.setdefault(kind, reason)
 
     def received(self, st: np.ndarray, t: np.ndarray, flen: np.ndarray, t_last: int,
                  open_loop: bool) -> None:

@@ -69,6 +69,8 @@ class WorkerResult:
     latency: Histogram = field(default_factory=Histogram)
     service: Histogram = field(default_factory=Histogram)  # open loop: from the actual send
     connect: Histogram = field(default_factory=Histogram)
+    handshake: Histogram = field(default_factory=Histogram)  # TLS: TCP connected -> handshake done
+    tls_reasons: dict[str, str] = field(default_factory=dict)  # first reason per tls_* kind
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)
     series: dict[str, np.ndarray] = field(default_factory=dict)  # per second of the window

@@ -69,6 +69,7 @@ RUN_SPEC: dict[str, Spec] = {
     "max_conns": Spec("int", 1, MAX_CONNS), "server_pid": Spec("int", 0, 2**31 - 1),
     "server_cmd": Spec("str"), "monitor_interval": Spec("float", 0.05, 60),
     "corpus": Spec("str"), "requests": Spec("str"), "source_addrs": Spec("strs"),
+    "tls": Spec("bool"), "ca": Spec("str"), "insecure": Spec("bool"),
     "baseline": Spec("str"),
 }
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off

@@ -61,6 +61,9 @@ class StepSummary(Mapping[str, Any]):
     shared_core: dict | None = None  # the core other processes took most of
     core_shared: bool | None = None  # ... and whether that leaves the step out
     trend: dict | None = None  # a long step's p99 (and server memory) trend
+    handshake_ms: Percentiles | None = None  # TLS: TCP connected -> handshake done
+    handshakes: int | None = None  # TLS handshakes done (the handshake histogram's count)
+    tls_reasons: dict[str, str] | None = None  # TLS: the first reason of each tls_* kind
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out
@@ -103,6 +106,12 @@ def latency_ms(h: Histogram) -> dict[str, float | None]:
     p50, p90, p95, p99, p999 = h.percentiles([50, 90, 95, 99, 99.9]) if len(h) else [None] * 5
     return {"p50": ms(p50), "p90": ms(p90), "p95": ms(p95), "p99": ms(p99), "p999": ms(p999),
             "max": ms(h.max), "mean": ms(h.mean()) if len(h) else None}
+
+
+def handshake_ms(h: Histogram) -> dict[str, float | None]:
+    """TLS handshake time: p50, p90, p99, max (ms)."""
+    p50, p90, p99 = h.percentiles([50, 90, 99]) if len(h) else [None] * 3
+    return {"p50": ms(p50), "p90": ms(p90), "p99": ms(p99), "max": ms(h.max)}
 
 
 def connect_ms(h: Histogram) -> dict[str, float | None]:

@@ -61,9 +61,12 @@ class Session:
     def warnings(self) -> list[str]:
         return list(self.monitor.warnings) if self.monitor else []
 
-    def sweep(self) -> RunOutcome:
-        return self.coord.run(until_degraded(self.plan, self.workload, self.watched) if
-                              self.plan.until_degraded else None)
+    def sweep(self, on_step: Callable[[StepRun], None] | None = None) -> RunOutcome:
+        """The plan's steps (or an until-degraded sweep); ``on_step`` is called with each
+        step run as it ends, before the next starts (the last when the sweep ends)."""
+        nxt = (until_degraded(self.plan, self.workload, self.watched)
+               if self.plan.until_degraded else fixed_steps(self.plan))
+        return self.coord.run(announcing(nxt, on_step) if on_step else nxt)
 
     def probe(self, step: Step) -> RunOutcome:
         """One step on its own (a search probe)."""
@@ -77,6 +80,26 @@ class Session:
             r["second"] = (r["t_ns"] - run.t_measure) / SEC
         summary = self.monitor.summary(since_ns=run.t_measure, until_ns=run.t_end)
         return Watched(rows, summary, self.monitor.cores(run.t_measure, run.t_end))
+
+
+def fixed_steps(plan: Plan) -> Callable[[list[StepRun]], Step | None]:
+    def next_step(done: list[StepRun]) -> Step | None:
+        return plan.steps[len(done)] if len(done) < len(plan.steps) else None
+    return next_step
+
+
+def announcing(next_step: Callable[[list[StepRun]], Step | None],
+               on_step: Callable[[StepRun], None]) -> Callable[[list[StepRun]], Step | None]:
+    """``next_step`` that first calls ``on_step`` with each step run not yet announced."""
+    told = 0
+
+    def wrapped(done: list[StepRun]) -> Step | None:
+        nonlocal told
+        for run in done[told:]:
+            on_step(run)
+        told = len(done)
+        return next_step(done)
+    return wrapped
 
 
 LOOPBACK = ("127.", "::1", "localhost")

@@ -62,6 +62,9 @@ class Sink(Protocol):
     def error(self, kind: str, count: int, now: int) -> None: ...
     def closed(self, i: int) -> None: ...
     def connected(self, i: int, elapsed_ns: int) -> None: ...
+    def tcp_connected(self, elapsed_ns: int) -> None: ...  # TLS: the handshake begins
+    def handshaken(self, i: int, elapsed_ns: int) -> None: ...  # TLS: ready for data
+    def tls_failed(self, kind: str, reason: str) -> None: ...
     def backlogged(self, i: int) -> None: ...
     def unparsed(self, data: memoryview) -> None: ...
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
@@ -81,7 +84,13 @@ class RoundBuffer:
 
 
 class Transport:
-    """One step's connections: sockets, pending bytes both ways, and which are open."""
+    """One step's connections: sockets, pending bytes both ways, and which are open.
+
+    ``would_block`` and ``error_kind`` are what a send's exceptions mean; a subclass
+    (harness.tls) gives its own. They are looked up only when a send raises."""
+
+    would_block: type[OSError] | tuple[type[OSError], ...] = BlockingIOError
+    error_kind = staticmethod(error_kind)
 
     def __init__(self, share: Share, addrs: list[tuple], sources: tuple[str, ...],
                  sel: selectors.BaseSelector, rounds: RoundBuffer, protocol: Stamped,
@@ -163,7 +172,11 @@ class Transport:
         """The connect deadline passed: every connect not done (or not begun) timed out."""
         for i in range(want):
             if i >= launched or (self.socks[i] is not None and not self.alive[i]):
-                self.fail(i, "connect_timeout")
+                self.fail(i, self.late_kind(i))
+
+    def late_kind(self, i: int) -> str:
+        """The error kind of a connect that did not finish in time."""
+        return "connect_timeout"
 
     def expire_connects(self, now: int, timeout_ns: int, upto: int | None = None) -> int:
         """Fail connects begun over ``timeout_ns`` ago (among the first ``upto``)."""
@@ -172,7 +185,7 @@ class Transport:
         n = 0
         for i in np.flatnonzero(late).tolist():
             if self.socks[i] is not None:
-                self.fail(i, "connect_timeout")
+                self.fail(i, self.late_kind(i))
                 n += 1
         return n
 
@@ -225,10 +238,10 @@ class Transport:
             return
         try:
             n = s.send(data)
-        except BlockingIOError:
+        except self.would_block:
             n = 0
         except OSError as exc:
-            self.fail(i, error_kind(exc))
+            self.fail(i, self.error_kind(exc))
             return
         if n < len(data):
             self.queue(i, data[n:])
@@ -239,10 +252,10 @@ class Transport:
         for i, b in zip(idx.tolist(), bounds, strict=True):
             try:  # inline: this is one send per connection per round
                 n = socks[i].send(data[a:b])
-            except BlockingIOError:
+            except self.would_block:
                 n = 0
             except OSError as exc:
-                self.fail(i, error_kind(exc))
+                self.fail(i, self.error_kind(exc))
                 a = b
                 continue
             if n < b - a:
@@ -268,10 +281,10 @@ class Transport:
             return
         try:
             n = s.send(data)
-        except BlockingIOError:
+        except self.would_block:
             return
         except OSError as exc:
-            self.fail(i, error_kind(exc))
+            self.fail(i, self.error_kind(exc))
             return
         if n < len(data):
             self.pend_out[i] = data[n:]
@@ -363,6 +376,14 @@ class Transport:
         where the next read goes."""
         pend = self.pend_in
         if end == start + len(pend[i]):  # EOF: after whole frames a close, else junk
+            took = self.protocol.at_eof(self.rounds.buf, i, start, end, r.walk) \
+                if pend[i] else start
+            if took > start:  # a response whose body ran to the close (HTTP)
+                pend[i] = b""
+                r.conn.append(i)
+                r.end.append(took)
+                r.t.append(t)
+                return took
             self.fail(i, "protocol" if pend[i] else "closed")
             return start
         fixed = self.protocol.fixed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import ssl
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ from harness.protocol import protocol_for
 from harness.recording import Recorder
 from harness.result import Share, Times, WorkerResult
 from harness.timer import Timer
+from harness.tls import TlsTransport, client_context
 from harness.transport import TIMER, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
 from workloads import Workload
@@ -60,6 +62,7 @@ class Worker:
         self.fixed = (fixed if fr.header and not workload.ignore_unstamped
                       and self.matching == "stamp" else None)
         self.request = _http_request(plan, workload)  # None: framed, stamped messages
+        self.tls = _tls_context(plan, self.request is not None)  # None: plain TCP
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
@@ -82,7 +85,9 @@ class Worker:
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
         self.tp = Transport(share, self.addrs, plan.source_addrs, sel, self.rounds,
-                            self.proto, self)
+                            self.proto, self) if self.tls is None else TlsTransport(
+            share, self.addrs, plan.source_addrs, sel, self.rounds, self.proto, self,
+            context=self.tls, names=[t.host for t in plan.targets])
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = int(plan.timeout_s * SEC)
         self.running = False
@@ -139,6 +144,20 @@ class Worker:
 
     def connected(self, i: int, elapsed_ns: int) -> None:
         self.rec.connected(elapsed_ns)
+        self._ready(i)
+
+    def tcp_connected(self, elapsed_ns: int) -> None:
+        self.rec.connected(elapsed_ns)
+
+    def handshaken(self, i: int, elapsed_ns: int) -> None:
+        self.rec.handshaken(elapsed_ns)
+        self._ready(i)
+
+    def tls_failed(self, kind: str, reason: str) -> None:
+        self.rec.tls_failed(kind, reason)
+
+    def _ready(self, i: int) -> None:
+        """Connection ``i`` may send: join the run if it is under way, send the hello."""
         if self.running:  # joined mid-run (a stage added it, or a reconnect)
             self.res.connected += not self.reconnecting[i]
             self.reconnecting[i] = False
@@ -373,6 +392,13 @@ class Worker:
     def close_all(self) -> None:
         self.tp.close_all()
         self.running = False
+
+
+def _tls_context(plan: Plan, http: bool) -> ssl.SSLContext | None:
+    """The client TLS context of a TLS plan (ALPN http/1.1 for HTTP), else None."""
+    if plan.tls is None:
+        return None
+    return client_context(plan.tls, ("http/1.1",) if http else ())
 
 
 def _http_request(plan: Plan, workload: Workload) -> bytes | list[tuple[bytes, ...]] | None:

@@ -1,5 +1,6 @@
 """A real nginx for tests and benchmarks: a config around the caller's server blocks, started
-on loopback with one worker process, waited for, and stopped by pid."""
+on loopback with one worker process, waited for, and stopped by pid. ``ssl_listen`` gives a
+server block's lines for a TLS port (Debian's nginx-light has the ssl module)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from tests.conftest import free_port, stop
 
-__all__ = ["executable", "free_port", "start", "stop"]
+__all__ = ["executable", "free_port", "ssl_listen", "start", "stop"]
 
 HEAD = """
 daemon off;
@@ -29,6 +30,13 @@ http {{
 {http}
 }}
 """
+
+
+def ssl_listen(port: int, cert: Path, key: Path) -> str:
+    """The lines of a server block that listens with TLS on ``port`` (certificate chain and
+    key: PEM files; TLS 1.2 and 1.3)."""
+    return (f"listen 127.0.0.1:{port} ssl; ssl_certificate {cert}; "
+            f"ssl_certificate_key {key}; ssl_protocols TLSv1.2 TLSv1.3;")
 
 
 def executable() -> str | None:

@@ -1076,3 +1076,150 @@ def _scrub_inherited(keep: set[int]) -> None:
                 os.dup2(null, fd)
     finally:
         os.close(null)
+
+
+# ---------------------------------------------------------------------------- TLS echo
+
+
+def start_tls_echo(cert: str, key: str, sni_log: str | None = None,
+                   cpu: int | None = None) -> Handle:
+    """``tls_echo``: a TLS echo server on 127.0.0.1 (certificate chain ``cert``, key ``key``,
+    PEM files). Every byte decrypted goes back as it came, whatever the framing. The
+    handshake runs non-blocking in the server's selector loop; a connection whose handshake
+    fails is closed. ``sni_log``: a file the server appends each client's SNI name to, one a
+    line ("-" when the client sent none). Returns once serving, like :func:`start`."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    if sni_log:
+        def note(_sock: Any, name: str | None, _ctx: Any) -> None:
+            with open(sni_log, "a") as f:
+                f.write(f"{name or '-'}\n")
+        ctx.sni_callback = note
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        lsock.bind((HOST, 0))
+        lsock.listen(BACKLOG)
+        ready_r, ready_w = os.pipe()
+        life_r, life_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            _tls_child(lsock, ready_w, life_r, ctx, cpu)
+        port = lsock.getsockname()[1]
+    finally:
+        lsock.close()
+    os.close(ready_w)
+    os.close(life_r)
+    handle = Handle("tls_echo", "", port, pid, _lifeline=life_w)
+    _live[handle] = None
+    try:
+        handle.started = _await_ready(ready_r, handle)
+    except BaseException:
+        handle.stop(timeout=1.0)
+        raise
+    finally:
+        os.close(ready_r)
+    return handle
+
+
+def _tls_child(lsock: socket.socket, ready_w: int, life_r: int, ctx: Any,
+               cpu: int | None) -> None:
+    """The forked TLS echo server: never returns."""
+    code = 1
+    try:
+        _scrub_inherited(keep={lsock.fileno(), ready_w, life_r})
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        lsock.setblocking(False)
+        os.write(ready_w, f"ok {time.monotonic()!r}\n".encode())
+        os.close(ready_w)
+        ready_w = -1
+        TlsEcho(lsock, life_r, ctx).run()
+        code = 0
+    except BaseException:
+        msg = traceback.format_exc().encode(errors="replace")
+        with contextlib.suppress(OSError):
+            os.write(ready_w if ready_w >= 0 else 2, b"error " + msg)
+    finally:
+        os._exit(code)
+
+
+class TlsEcho:
+    """The TLS echo server's loop: per connection, whether its handshake is done and the
+    bytes it still has to send back."""
+
+    def __init__(self, lsock: socket.socket, life_r: int, ctx: Any) -> None:
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(lsock, selectors.EVENT_READ, "accept")
+        self.sel.register(life_r, selectors.EVENT_READ, "life")
+        self.lsock = lsock
+        self.ctx = ctx
+        self.out: dict[Any, bytearray] = {}
+        self.shaking: set[Any] = set()
+
+    def run(self) -> None:
+        while True:
+            for key, _ev in self.sel.select(MAX_SELECT_S):
+                if key.data == "life":
+                    return  # the process that started us is gone
+                if key.data == "accept":
+                    self.accept()
+                else:
+                    self.serve(key.fileobj)
+
+    def accept(self) -> None:
+        for _ in range(ACCEPTS_PER_ROUND):
+            try:
+                conn, _addr = self.lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(False)
+            s = self.ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+            self.out[s] = bytearray()
+            self.shaking.add(s)
+            self.sel.register(s, selectors.EVENT_READ, "conn")
+            self.serve(s)
+
+    def serve(self, s: Any) -> None:
+        import ssl
+        try:
+            if s in self.shaking:
+                s.do_handshake()
+                self.shaking.discard(s)
+            self.read(s)
+            self.flush(s)
+        except ssl.SSLWantReadError:
+            self.sel.modify(s, selectors.EVENT_READ, "conn")
+        except ssl.SSLWantWriteError:
+            self.sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, "conn")
+        except (OSError, ValueError, EOFError):
+            self.drop(s)
+
+    def read(self, s: Any) -> None:
+        """Every record there is (what OpenSSL holds included), queued to go back."""
+        import ssl
+        out = self.out[s]
+        while True:
+            try:
+                data = s.recv(READ_SIZE)
+            except ssl.SSLWantReadError:
+                return
+            if not data:
+                raise EOFError
+            out += data
+
+    def flush(self, s: Any) -> None:
+        out = self.out[s]
+        while out:
+            n = s.send(out)  # SSLWantWriteError: retried with the same bytes
+            del out[:n]
+        self.sel.modify(s, selectors.EVENT_READ, "conn")
+
+    def drop(self, s: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(s)
+        self.out.pop(s, None)
+        self.shaking.discard(s)
+        s.close()

@@ -128,6 +128,27 @@ def test_each_stage_gets_its_own_figures() -> None:
 # ---------------------------------------------------------------------------- diagnosis
 
 
+def test_an_http_answer_names_the_url_to_use_instead() -> None:
+    line = aggregate.no_reply_diagnosis(_silent(b"HTTP/1.1 400 Bad Request\r\n", protocol=2),
+                                        "len32", "http://127.0.0.1:8080/")
+    assert line is not None
+    assert line.endswith("the target answered with HTTP: use --host http://127.0.0.1:8080/")
+
+
+def test_an_http_answer_among_valid_replies_is_one_warning_line() -> None:
+    from harness.diagnosis import http_answer_warning, http_url
+    steps = [step(), step()]
+    assert http_answer_warning(steps, "http://h:1/") is None
+    steps[1]["first_unparsed"] = aggregate.escape_bytes(b"HTTP/1.1 400 Bad Request\r\nServer")
+    assert http_answer_warning(steps, "http://h:1/") == (
+        'some replies were HTTP (first bytes: "HTTP/1.1 400 Bad Request\\r\\nServer"): the '
+        "target answered with HTTP: use --host http://h:1/")
+    steps[1]["first_unparsed"] = aggregate.escape_bytes(b"\x00\x00HTTP/1.1")
+    assert http_answer_warning(steps, "http://h:1/") is None  # only at the start
+    assert http_url([("::1", 80)]) == "http://[::1]:80/"
+    assert http_url([("a", 1), ("b", 2)]) == "http://HOST:PORT/"
+
+
 def _silent(first: bytes | None, **errors: int) -> list[dict]:
     s = step(received=0, replies=0, errors=errors)
     if first is not None:

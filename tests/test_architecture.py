@@ -23,7 +23,8 @@ LAYERS: dict[str, set[str]] = {
              "timer", "report.safe", "units"},
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
-               "result", "workloads", "delivery", "http"},
+               "result", "workloads", "delivery", "http",
+               "tls"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve"},
@@ -49,11 +50,13 @@ LAYERS: dict[str, set[str]] = {
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
                "report.lines",
                "report.charts",
+               "hlog", "openmetrics", "history",
                "report.compare_table", "report.compare_html", "junit"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",
             "outputs",
+            "exports", "pushgateway",
             "alerts", "comparison"},
 }
 MAY_IMPORT: dict[str, set[str]] = {

@@ -85,7 +85,8 @@ def test_an_http_server_is_diagnosed_as_http(tmp_path: Path) -> None:
                     cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     assert 'first bytes received: "' in r.stderr  # the status line, or an HTTP/0.9 page
-    assert r.stderr.rstrip().endswith("the target answered with HTTP")
+    assert r.stderr.rstrip().endswith(
+        f"the target answered with HTTP: use --host http://127.0.0.1:{port}/")
     assert "None conns" not in r.stdout and "no healthy step" in r.stdout
 
 

@@ -288,7 +288,8 @@ def test_compare_writes_a_page_with_both_curves_and_spectra_and_junit(runs: dict
                 cwd=runs["cwd"])
     assert r.returncode == 1, r.stderr
     html = page.read_text()
-    assert html.count("<svg") == 2 and "Regressions:" in html
+    assert html.count("<svg") == 1 and "One matched step" in html  # one step: no curve
+    assert "Regressions:" in html
     assert "base 4 conns" in html and "new 4 conns" in html
     root = ET.fromstring(xml.read_bytes())
     cases = list(root.iter("testcase"))
@@ -577,3 +578,25 @@ def test_email_logs_in_with_the_password_from_the_environment_only(monkeypatch) 
     assert set(seen) == {(b"harness", b"wrong"), (b"harness", b"s3cret")}  # PLAIN, then LOGIN
     assert seen[-1] == (b"harness", b"s3cret")
     assert len(box.messages) == 1 and b"p99_ms: 9 > 5" in box.messages[0]
+
+
+def test_the_page_draws_both_runs_against_load_and_their_spectra_overlaid() -> None:
+    from harness.report import compare_html
+    rng = np.random.default_rng(11)
+
+    def run(scale: float) -> dict:
+        steps = []
+        for conns in (2, 8):
+            h = hist(rng.lognormal(np.log(2e6 * scale), 0.2, 5000).astype(np.int64))
+            s = step_doc(h, conns=conns, throughput=1000.0 / scale)
+            s["latency_ms"] = {"p50": h.percentile(50) / 1e6, "p99": h.percentile(99) / 1e6}
+            steps.append(s)
+        return run_doc(*steps)
+
+    base, new = run(1.0), run(2.0)
+    cmp = compare.compare_runs(base, new)
+    page = compare_html.render(cmp, base, new)
+    assert page.count("<svg") == 2
+    for label in ("base p99", "new p99", "base 2 conns", "new 8 conns"):
+        assert label in page, label
+    assert page.count("<h2>Step ") == 2 and "Regressions:" in page

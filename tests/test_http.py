@@ -34,7 +34,6 @@ def test_an_http_url_keeps_host_port_scheme_and_path() -> None:
 
 
 @pytest.mark.parametrize(("url", "says"), [
-    ("https://127.0.0.1:8443/", "https (TLS) is not yet supported"),
     ("ftp://127.0.0.1/", "unknown URL scheme 'ftp'"),
     ("http://127.0.0.1:99999/", "not a valid URL"),
     ("http://:80/", "not a valid URL"),
@@ -52,14 +51,6 @@ def test_http_and_raw_targets_do_not_mix() -> None:
         plan_for("http://127.0.0.1:8000/,127.0.0.1:8001")
     assert plan_for("http://127.0.0.1:8000/").workload == "http"
     assert plan_for("127.0.0.1:8000").workload == "echo"
-
-
-@pytest.mark.e2e
-def test_an_https_url_exits_2_in_one_line(tmp_path: Path) -> None:
-    r = harness("run", "--host", "https://127.0.0.1:8443/", "--conns", "1", cwd=tmp_path)
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        "harness: --host: 'https://127.0.0.1:8443/': https (TLS) is not yet supported"]
 
 
 # ---------------------------------------------------------------------------- the parser
@@ -117,13 +108,59 @@ def test_connection_close_ends_the_stream_and_names_the_connection() -> None:
     b"SSH-2.0-OpenSSH_9.2\r\n",  # not HTTP at all
     b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",  # a bad status line
     b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n",  # a body over --max-frame
-    b"HTTP/1.1 200 OK\r\n\r\nno length",  # read-to-close: not keep-alive
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a bad chunk size
     b"HTTP/1.1 200 OK\r\nX: " + b"a" * 1100,  # headers over the limit (--max-frame here)
 ])
 def test_a_response_that_breaks_http_breaks_the_stream_after_the_good_ones(data: bytes) -> None:
     p = http(max_frame=1024)
     assert cut(p, OK + data, i=1) == (len(OK), len(OK), [0], [1])
+
+
+def test_a_body_without_a_length_waits_for_the_close_and_ends_there() -> None:
+    p = http()
+    data = OK + b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end"
+    assert cut(p, data)[:4] == (len(OK), len(data), [0], [])  # the second waits
+    buf = bytearray(data[len(OK):])
+    walk: list[int] = []
+    assert p.at_eof(buf, 1, 0, len(buf), walk) == len(buf) and walk == [0]
+    assert p.round_codes == [200, 200] and p.take_closing() == [1]
+    assert p.at_eof(bytearray(OK[:20]), 1, 0, 20, []) == 0  # a cut-off response: not taken
+
+
+# ---------------------------------------------------------------------------- read to EOF
+
+NO_LENGTH_SERVER = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):  # HTTP/1.0: no Content-Length, then close
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"to the end of the stream\\n")
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"""
+
+
+@pytest.mark.e2e
+def test_responses_without_a_length_are_read_to_the_close_and_counted() -> None:
+    """Python's http.server answers HTTP/1.0 with no Content-Length and closes: each body
+    runs to the close, every response counts, and each close reopens the connection."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", NO_LENGTH_SERVER], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        s = run(f"http://127.0.0.1:{port}/", 40, conns=2)
+    finally:
+        stop(proc)
+    assert (s["sent"], s["received"], s["lost"]) == (40, 40, 0)
+    assert nonzero(s["errors"]) == {"reconnect": 38}  # the last on each: nothing to send
 
 
 # ---------------------------------------------------------------------------- against nginx
@@ -318,3 +355,54 @@ def test_a_bad_request_table_exits_2_naming_it(tmp_path: Path) -> None:
     assert r.stderr.strip().splitlines() == [
         "harness: harness.toml: requests[0] (u).path: unknown placeholder {uid} "
         "(no requests[0].values.uid)"]
+
+
+@pytest.mark.e2e
+def test_head_requests_mixed_with_gets_read_no_body(
+        nginx: tuple[int, int, Path], tmp_path: Path) -> None:
+    """nginx answers HEAD with the Content-Length of the GET and no body: a parser that
+    waited for that body would stall the connection until the timeout."""
+    toml = ('[[requests]]\nname = "head"\nmethod = "HEAD"\npath = "/"\n\n'
+            '[[requests]]\nname = "get"\npath = "/"\n')
+    s = table_run(f"http://127.0.0.1:{nginx[0]}/", toml, tmp_path, 400, conns=2)
+    assert (s["sent"], s["received"], s["lost"]) == (400, 400, 0)
+    assert nonzero(s["errors"]) == {}
+    rows = {k["kind"]: k for k in s["kinds"]}
+    assert rows["head"]["sent"] > 100 and rows["get"]["sent"] > 100
+
+
+# ---------------------------------------------------------------------------- raw TCP at nginx
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("framing", ["len32", "newline"])
+def test_a_raw_tcp_run_at_an_http_server_says_use_an_http_url_and_exits_3(
+        nginx: tuple[int, int, Path], tmp_path: Path, framing: str) -> None:
+    port = nginx[0]
+    r = harness("run", "--host", f"127.0.0.1:{port}", "--conns", "2", "--duration", "0.5",
+                "--warmup", "0", "--workers", "1", "--framing", framing, "--no-report",
+                "--results-dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if "no valid reply" in x]
+    # len32 cuts the response's tail first; the status line is still what is quoted
+    assert 'first bytes received: "HTTP/1.1 400 Bad Request' in line
+    assert line.endswith(f"the target answered with HTTP: use --host http://127.0.0.1:{port}/")
+
+
+@pytest.mark.e2e
+def test_valid_replies_beside_an_http_answer_warn_in_one_line(
+        nginx: tuple[int, int, Path], tmp_path: Path) -> None:
+    """Two raw targets, an echo server and nginx: the echoes are valid replies (no exit 3),
+    and one warning line says some target answered with HTTP."""
+    from tests import servers
+    with servers.start("echo", framing="len32") as echo:
+        r = harness("run", "--host", f"127.0.0.1:{echo.port},127.0.0.1:{nginx[0]}",
+                    "--conns", "4", "--duration", "0.5", "--warmup", "0", "--workers", "1",
+                    "--json", "--no-report", "--results-dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    (s,) = orjson.loads(r.stdout)["steps"]
+    assert s["received"] > 0 and s["errors"]["protocol"] > 0
+    warnings = [x for x in r.stderr.splitlines() if "answered with HTTP" in x]
+    assert warnings == [
+        'harness: warning: some replies were HTTP (first bytes: "HTTP/1.1 400 Bad Request\\r\\n'
+        'Server"): the target answered with HTTP: use --host http://HOST:PORT/'], r.stderr

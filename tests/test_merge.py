@@ -192,3 +192,12 @@ def test_merge_refuses_runs_whose_framing_size_pacing_or_workload_differ() -> No
         with pytest.raises(MergeError) as info:
             check([run_doc(), run_doc(**change)])
         assert str(info.value).startswith(message), (change, str(info.value))
+
+
+def test_kinds_counted_only_when_they_occur_survive_a_merge() -> None:
+    from harness import merge as merge_mod
+    a = {"errors": {"timeout": 1, "http_404": 3}}
+    b = {"errors": {"timeout": 2, "tls_cert": 1, "http_404": 2}}
+    errors = merge_mod.merged_errors([a, b])
+    assert errors["timeout"] == 3 and errors["http_404"] == 5 and errors["tls_cert"] == 1
+    assert list(errors)[-2:] == ["http_404", "tls_cert"]

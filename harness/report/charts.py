@@ -61,8 +61,7 @@ def render_charts(doc: dict, series: Sequence[Columns],
     monitor = list(monitor) + [None] * (len(steps) - len(monitor))
     tl = timeline(steps, series, monitor)
     with matplotlib.rc_context(_RC):
-        out = [Chart("sweep", "Latency percentiles and throughput against load",
-                     _svg(sweep_figure(doc), "sweep")),
+        out = [_sweep_chart(doc),
                Chart("time", "Latency and throughput over time (steps end to end)",
                      _svg(time_figure(steps, series, tl), "time")),
                Chart("spectrum", "Latency percentile spectrum of each step",
@@ -74,6 +73,23 @@ def render_charts(doc: dict, series: Sequence[Columns],
             out.append(Chart("resources", "Client and server CPU and memory over time", None,
                              NO_SAMPLES))
     return out
+
+
+SWEEP_CAPTION = "Latency percentiles and throughput against load"
+
+
+def _sweep_chart(doc: dict) -> Chart:
+    """The charts against load, or a sentence for a one-step run (a single point is no
+    curve): its figures are in the step table."""
+    steps = doc["steps"]
+    if len(steps) > 1:
+        return Chart("sweep", SWEEP_CAPTION, _svg(sweep_figure(doc), "sweep"))
+    s = steps[0]
+    lat = s.get("latency_ms") or {}
+    p99 = "-" if lat.get("p99") is None else f"{lat['p99']:.3f} ms"
+    return Chart("sweep", SWEEP_CAPTION, None,
+                 f"One step ({step_label(s)}): p99 {p99}, {s.get('throughput_msgs_s', 0):,.1f} "
+                 "msgs/s. Curves against load need two steps or more (e.g. --conns 10,100).")
 
 
 def _figure(rows: int, cols: int = 1, height: float = 3.2) -> Any:
@@ -202,27 +218,64 @@ def _boundaries(ax: Any, steps: list[dict], tl: Timeline, labels: bool) -> None:
         if labels:
             ax.text(off, 1.0, " " + step_label(s), transform=tr, fontsize=7, va="bottom",
                     ha="left", color="0.3", clip_on=False)
-        for st in s.get("stages") or []:
+        stages = s.get("stages") or []
+        for j, st in enumerate(stages):
             x = off + float(st.get("start_s", 0))
             ax.axvline(x, color="C1", ls=":", lw=1)
             if labels:
-                ax.text(x, 0.97, " " + str(st.get("label", "")), transform=tr, fontsize=7,
-                        rotation=90, va="top", ha="left", color="C1")
+                _stage_label(ax, tr, x, str(st.get("label", "")), j)
+
+
+STAGE_FONT = 9
+
+
+def _stage_label(ax: Any, tr: Any, x: float, label: str, j: int) -> None:
+    """A stage's label, horizontal at its start, on one of two rows (neighbours alternate,
+    so short stages do not print over each other), on a white box over the lines."""
+    ax.text(x, 0.96 - 0.1 * (j % 2), " " + label, transform=tr, fontsize=STAGE_FONT,
+            va="top", ha="left", color="C1", clip_on=True,
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
 def _joined(steps: list[dict], tl: Timeline, cols: Sequence[Columns | None], y: str,
-            pick: Any = None) -> tuple[np.ndarray, np.ndarray]:
+            pick: Any = None, full_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One line over all steps (NaN between steps so they are not joined): x at the middle
-    of each second, y from column ``y`` of the rows where ``pick(row_index, col)``."""
+    of each second, y from column ``y`` of the rows where ``pick(row_index, col)`` (and,
+    with ``full_only``, that the measure window covers whole)."""
     xs, ys = [], []
     for k in range(len(steps)):
         c = cols[k] if k < len(cols) else None
         if not c or y not in c or "second" not in c:
             continue
-        rows = [i for i in range(len(c["second"])) if pick is None or pick(i, c)]
+        rows = [i for i in range(len(c["second"])) if (pick is None or pick(i, c)) and
+                (not full_only or _covered(steps[k], c["second"][i]) >= FULL_SECOND)]
         xs.extend([tl.offsets[k] + c["second"][i] + 0.5 for i in rows] + [math.nan])
         ys.extend([c[y][i] for i in rows] + [math.nan])
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
+FULL_SECOND = 0.999  # a series row covering less of its second than this is partial
+
+
+def _covered(step: dict, second: float) -> float:
+    """How much of series row ``second`` (0-based) the step's measure window covers, 0-1."""
+    d = step.get("duration_s")
+    return 1.0 if not d else float(min(max(float(d) - second, 0.0), 1.0))
+
+
+def _partial_seconds(steps: list[dict], tl: Timeline, series: Sequence[Columns]
+                     ) -> tuple[list[float], list[float]]:
+    """(x, received per second) of the partial seconds that end steps, each count divided
+    by the part of its second the window covered (so it is not drawn as a collapse)."""
+    xs, ys = [], []
+    for k, s in enumerate(steps):
+        c = series[k] if k < len(series) else {}
+        for i, sec in enumerate(c.get("second", [])):
+            part = _covered(s, sec)
+            if 0 < part < FULL_SECOND and "received" in c:
+                xs.append(tl.offsets[k] + sec + part / 2)
+                ys.append(c["received"][i] / part)
+    return xs, ys
 
 
 def time_figure(steps: list[dict], series: Sequence[Columns], tl: Timeline) -> Any:
@@ -230,9 +283,14 @@ def time_figure(steps: list[dict], series: Sequence[Columns], tl: Timeline) -> A
     lat.plot(*_joined(steps, tl, series, "p99_ms"), ".-", color="C1", label="p99 per second")
     lat.set(ylabel="latency (ms)")
     _maybe_log(lat, "y", _joined(steps, tl, series, "p99_ms")[1])
-    thr.plot(*_joined(steps, tl, series, "received"), ".-", color="C2", label="received/s")
-    thr.plot(*_joined(steps, tl, series, "sent"), "-", color="C0", lw=0.8, alpha=0.6,
-             label="sent/s")
+    thr.plot(*_joined(steps, tl, series, "received", full_only=True), ".-", color="C2", lw=2,
+             label="received/s")
+    thr.plot(*_joined(steps, tl, series, "sent", full_only=True), "--", color="C0", lw=1.2,
+             zorder=3, label="sent/s")  # on top: in closed loop it equals received/s
+    px, py = _partial_seconds(steps, tl, series)
+    if len(px):
+        thr.plot(px, py, "o", mfc="none", color="C2", markersize=6,
+                 label="partial last second (scaled to /s)")
     thr.set(ylabel="msgs/s", xlabel="time (s, measure windows end to end)")
     thr.set_ylim(bottom=0)
     ex, ey = _joined(steps, tl, series, "errors")
@@ -314,4 +372,35 @@ def resource_figure(steps: list[dict], monitor: Sequence[Columns | None], tl: Ti
         _boundaries(ax, steps, tl, labels)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", ncol=4)
+    return fig
+
+
+def history_charts(groups: dict[str, list[Any]]) -> list[Chart]:
+    """One chart per scenario of ``harness history``: p99 and throughput of each run's key
+    step (rows with ``started_unix_s``, ``p99_ms``, ``throughput_msgs_s``) over time."""
+    import matplotlib
+
+    out = []
+    with matplotlib.rc_context(_RC):
+        for k, (name, rows) in enumerate(groups.items()):
+            out.append(Chart(f"history-{k}", f"{name}: p99 and throughput of the key step "
+                             f"(knee, else top step) over time",
+                             _svg(history_figure(rows), f"history{k}")))
+    return out
+
+
+def history_figure(rows: list[Any]) -> Any:
+    import datetime as dt
+
+    fig, (lat, thr) = _figure(1, 2, height=3.0)
+    when = [dt.datetime.fromtimestamp(r.started_unix_s, dt.UTC) for r in rows]
+    lat.plot(when, [_num(r.p99_ms) for r in rows], "s-", color="C1", label="p99")
+    lat.set(ylabel="p99 latency (ms)", title="p99")
+    thr.plot(when, [_num(r.throughput_msgs_s) for r in rows], "o-", color="C2",
+             label="msgs/s")
+    thr.set(ylabel="throughput (msgs/s)", title="throughput")
+    for ax in (lat, thr):
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("run start (UTC)")
+        ax.tick_params(axis="x", labelrotation=20)
     return fig

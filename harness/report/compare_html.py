@@ -38,8 +38,12 @@ def render(cmp: dict, base: dict, new: dict) -> str:
         parts.append(f"<h2>Step {escape(s['label'])}</h2><table><tr>{head}</tr>{body}</table>")
     pairs = [(base["steps"][s["base_step"]], new["steps"][s["new_step"]]) for s in cmp["steps"]]
     with matplotlib.rc_context(charts._RC):
-        parts.append(_figure("sweep", "Latency percentiles and throughput against load",
-                             charts._svg(sweep_figure(pairs), "cmp-sweep")))
+        if len(pairs) > 1:
+            parts.append(_figure("sweep", charts.SWEEP_CAPTION,
+                                 charts._svg(sweep_figure(pairs), "cmp-sweep")))
+        else:  # one point is no curve: the figures are in the table above
+            parts.append(_figure("sweep", charts.SWEEP_CAPTION, '<p class="note">One matched '
+                                 "step: curves against load need two steps or more.</p>"))
         parts.append(_figure("spectrum", "Latency percentile spectra, base and new",
                              charts._svg(spectrum_figure(pairs), "cmp-spectrum")))
     parts.append("</body>\n</html>\n")

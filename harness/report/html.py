@@ -95,7 +95,7 @@ def render_html(doc: dict, series: Sequence[Columns], monitor: Sequence[Columns 
     parts.append('<h2>Charts</h2>')
     parts.extend(_chart_html(c) for c in render_charts(doc, series, monitor))
     parts.append("<h2>Environment</h2>" + _kv_table(_flatten(doc.get("environment", {}))))
-    parts.append("<h2>Configuration</h2>" + _kv_table(_flatten(doc.get("config", {}))))
+    parts.append(_configuration(doc))
     parts.append("</body>\n</html>\n")
     return printable("\n".join(parts), keep="\t\n\r")
 
@@ -127,6 +127,8 @@ figure.chart svg * { stroke-linejoin: round; stroke-linecap: butt; }
 figcaption { font-weight: 600; margin-bottom: 0.3em; }
 p.note { color: #666; font-style: italic; }
 ul.notes { margin: 0.4em 0; }
+pre.command { background: #f4f4f4; padding: 0.5em 0.8em; white-space: pre-wrap; }
+details > summary { cursor: pointer; margin: 0.4em 0; }
 """
 
 
@@ -202,6 +204,16 @@ def step_notes(s: dict) -> list[str]:
     if s.get("partial"):
         out.append(f"conns={s['conns']}: step cut short")
     return out
+
+
+def _configuration(doc: dict) -> str:
+    """The command line first, then the resolved configuration folded away."""
+    rows = _flatten(doc.get("config", {}))
+    command = table.command_line(doc)
+    head = (f'<p>Command line:</p><pre class="command">{escape(command)}</pre>'
+            if command else '<p class="note">no command line recorded</p>')
+    return (f"<h2>Configuration</h2>{head}<details><summary>Resolved configuration "
+            f"({len(rows)} keys)</summary>{_kv_table(rows)}</details>")
 
 
 def _kv_table(rows: Iterable[tuple[str, Any]]) -> str:

@@ -181,6 +181,11 @@ def step_notes(s: dict) -> list[str]:
         out.append(f"{where}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
     if s.get("late"):
         out.append(f"{where}: {s['late']} replies came later than --timeout")
+    if s.get("handshake_ms") is not None:
+        hs = s["handshake_ms"]
+        out.append(f"{where}: TLS handshake p50 {_f(hs['p50'])} p90 {_f(hs['p90'])} "
+                   f"p99 {_f(hs['p99'])} max {_f(hs['max'])} ms ({s.get('handshakes', 0)} "
+                   "handshakes, from TCP connected)")
     out.extend(_skip_notes(s, where))
     for k in s.get("kinds", ()):
         lat = k["latency_ms"]

@@ -1,6 +1,7 @@
 """Benchmark: harness against wrk, HTTP/1.1 GET keep-alive to one nginx (issue 10, Performance).
 
     PYTHONPATH=$PWD python tests/bench/http_peers.py [--rounds 3] [--seconds 5] [--conns 100]
+        [--tls]
 
 Starts nginx (Debian nginx-light; one worker process, ``return 200 "hello\\n"``, access log
 off) on a free loopback port, pinned to CPU 0. Each round, pinned to CPU 1 and in turn:
@@ -8,6 +9,9 @@ off) on a free loopback port, pinned to CPU 0. Each round, pinned to CPU 1 and i
 its wall time), ``harness run --inflight 1`` (throughput_msgs_s, client_cpu_pct) and
 ``harness run --inflight 16`` (throughput_msgs_s). Prints one line per run, then a table of
 medians with the ratio harness/wrk. Every run has a timeout; nginx is stopped by its pid.
+``--tls``: the same over HTTPS (a CA and a server certificate made with the openssl command
+line, tests/certs.py; harness verifies with ``--ca``, wrk does not verify). Each connection
+does one handshake before the measure window, so this is keep-alive over TLS.
 
 Not a test (pytest does not collect it): a tool that prints figures.
 """
@@ -30,7 +34,7 @@ from typing import Any
 SERVER = """
   keepalive_requests 100000000;
   server {{
-    listen 127.0.0.1:{port};
+    {listen}
     location / {{ return 200 "hello\\n"; }}
   }}"""
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -43,11 +47,13 @@ def nginx_module() -> Any:
     return nginx
 
 
-def start_nginx(folder: Path) -> tuple[subprocess.Popen, int]:
+def start_nginx(folder: Path, tls: Any = None) -> tuple[subprocess.Popen, int]:
     nginx = nginx_module()
     port = nginx.free_port()
+    listen = (nginx.ssl_listen(port, tls.cert, tls.key) if tls is not None
+              else f"listen 127.0.0.1:{port};")
     try:
-        return nginx.start(folder, SERVER.format(port=port), (port,), cpu=SERVER_CPU), port
+        return nginx.start(folder, SERVER.format(listen=listen), (port,), cpu=SERVER_CPU), port
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -73,13 +79,13 @@ def run_wrk(url: str, conns: int, seconds: int) -> tuple[float, float]:
 
 
 def run_harness(url: str, conns: int, seconds: int, inflight: int,
-                results: Path) -> tuple[float, float, int]:
+                results: Path, extra: tuple[str, ...] = ()) -> tuple[float, float, int]:
     """harness's throughput_msgs_s, client_cpu_pct and error count (exit 0 or 1 accepted:
     1 is a client-bound or threshold verdict, the figures are still measured)."""
     cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--host", url,
            "--conns", str(conns), "--duration", str(seconds), "--warmup", "1",
            "--workers", "1", "--inflight", str(inflight), "--json", "--no-report",
-           "--results-dir", str(results)]
+           "--results-dir", str(results), *extra]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     if p.returncode not in (0, 1):
         raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
@@ -106,24 +112,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=100)
+    ap.add_argument("--tls", action="store_true", help="HTTPS (harness verifies with --ca)")
     a = ap.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not installed (apt-get install wrk)")
     folder = Path(tempfile.mkdtemp(prefix="http-peers-"))
-    server, port = start_nginx(folder)
-    url = f"http://127.0.0.1:{port}/"
+    tls = None
+    if a.tls:
+        nginx_module()
+        from tests import certs
+        tls = certs.make(folder / "certs")
+    server, port = start_nginx(folder, tls)
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
+    extra = ("--ca", str(tls.ca)) if tls else ()
     wrk, h1, h16 = [], [], []
     try:
         for i in range(1, a.rounds + 1):
             wrk.append(run_wrk(url, a.conns, a.seconds))
-            h1.append(run_harness(url, a.conns, a.seconds, 1, folder / "results"))
-            h16.append(run_harness(url, a.conns, a.seconds, 16, folder / "results"))
+            h1.append(run_harness(url, a.conns, a.seconds, 1, folder / "results", extra))
+            h16.append(run_harness(url, a.conns, a.seconds, 16, folder / "results", extra))
             print(f"round {i}: wrk {wrk[-1][0]:,.0f} req/s cpu {wrk[-1][1]:.1f}% | "
                   f"harness x1 {h1[-1][0]:,.0f} cpu {h1[-1][1]:.1f}% err {h1[-1][2]} | "
                   f"x16 {h16[-1][0]:,.0f} cpu {h16[-1][1]:.1f}% err {h16[-1][2]}", flush=True)
     finally:
         nginx_module().stop(server)
-    print(f"\nmedians of {a.rounds} rounds, {a.conns} connections, {a.seconds} s each; "
+    print(f"\nmedians of {a.rounds} rounds, {a.conns} connections, {a.seconds} s each"
+          f"{' over TLS' if tls else ''}; "
           f"nginx (1 worker) on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}")
     print(table(wrk, h1, h16))
     return 0
