@@ -169,7 +169,7 @@ def _extra_options() -> dict[str, Any]:
                              key="insecure", help="TLS: do not verify the server's certificate"),
         "--max-regression": option("--max-regression", default=None, group="Output",
                                    help="with a baseline: limits, e.g. p99=10%,throughput=5% "
-                                        "(default p50=10%,p90=10%,p99=20%,p999=50%,"
+                                        "(default p50=10%,p90=15%,p99=25%,p999=50%,"
                                         "throughput=10%,errors=0.1%,lost=0)"),
         "--junit": option("--junit", "junit_path", default=None, group="Output",
                           help="write JUnit XML of the thresholds (and regressions) to FILE"),
@@ -256,7 +256,7 @@ def compare_flags(f: Any) -> Any:
         click.argument("new", type=click.Path()),
         click.option("--max-regression", default=None,
                      help="limits, e.g. p99=10%,throughput=5%: only the figures named are "
-                          "limited (default p50=10%,p90=10%,p99=20%,p999=50%,throughput=10%,"
+                          "limited (default p50=10%,p90=15%,p99=25%,p999=50%,throughput=10%,"
                           "errors=0.1%,lost=0)"),
         click.option("--force", is_flag=True,
                      help="compare the steps that match even when the runs differ"),

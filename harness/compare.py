@@ -59,7 +59,7 @@ PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
 FIGURES = ("p50", "p90", "p99", "p999", "max", "throughput", "errors", "lost")
 LIMITED = tuple(f for f in FIGURES if f != "max")  # the max is one sample: nothing to test
 HIGHER_IS_WORSE = {f: f != "throughput" for f in FIGURES}
-DEFAULT_LIMITS: dict[str, float] = {"p50": 0.10, "p90": 0.10, "p99": 0.20, "p999": 0.50,
+DEFAULT_LIMITS: dict[str, float] = {"p50": 0.10, "p90": 0.15, "p99": 0.25, "p999": 0.50,
                                     "throughput": 0.10, "errors": 0.001, "lost": 0}
 ALIASES = {"p99.9": "p999", "error_rate": "errors", "tput": "throughput"}
 

@@ -37,6 +37,11 @@ from tests.busy import ran_ok
 from tests.conftest import free_port, harness
 
 PAIRS = 10
+# Limits for 0.6 s runs on a 2-core machine shared with other test runs: the delay server's
+# core is not watched by harness (it is no embedded server), so load on it is noise that no
+# statistic of one run can see; same-server runs differed by up to 8.5% in p50 and 14% in p90
+# while harness judged both steps (and by 70% when it did not). 2 ms against 4 ms is +90%.
+SHARED_MACHINE = "p50=25%,p90=30%,p99=50%,throughput=25%"
 RUN = ("--conns", "4", "--duration", "0.6", "--warmup", "0.2", "--workers", "1", "--no-report",
        "--json", "--monitor-interval", "0.1")  # samples often enough to see a busy machine
 
@@ -237,7 +242,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 @pytest.mark.e2e
 def test_compare_finds_the_regression_from_a_2ms_to_a_4ms_server(runs: dict) -> None:
-    r = harness("compare", str(calm(runs)), str(runs["d4"]), "--json", cwd=runs["cwd"])
+    r = harness("compare", str(calm(runs)), str(runs["d4"]), "--json", "--max-regression",
+                SHARED_MACHINE, cwd=runs["cwd"])
     assert r.returncode == 1, r.stderr
     cmp = judged(orjson.loads(r.stdout))
     assert figure(cmp, "p50")["verdict"] == "regression"
@@ -248,8 +254,8 @@ def test_compare_finds_the_regression_from_a_2ms_to_a_4ms_server(runs: dict) -> 
     assert text.returncode == 1 and "REGRESSION: 4 conns: p50 +" in text.stdout
     back = harness("compare", str(runs["d4"]), str(calm(runs)), "--json", "--no-report",
                    cwd=runs["cwd"])
-    assert back.returncode == 0, back.stdout
     assert figure(judged(orjson.loads(back.stdout)), "p50")["verdict"] == "better"
+    assert back.returncode == 0, back.stdout
 
 
 @pytest.mark.e2e
@@ -259,7 +265,8 @@ def test_two_runs_against_one_server_are_no_regression_in_10_of_10_pairs(runs: d
         base, new = runs["d2"][2 * i], runs["d2"][2 * i + 1]
         docs = [results.read_run(p) for p in (base, new)]
         series = ([results.read_series(base, 0)], [results.read_series(new, 0)])
-        cmp = compare.compare_runs(docs[0], docs[1], series)
+        cmp = compare.compare_runs(docs[0], docs[1], series,
+                                   compare.parse_limits(SHARED_MACHINE))
         if cmp["regressed"]:
             called.append(cmp["regressions"])
         if not cmp["judged"]:
