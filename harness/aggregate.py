@@ -345,7 +345,7 @@ def threshold_failures(steps: list[dict], th: Thresholds) -> list[str]:
                 if before else ""))
         lat = s["latency_ms"]
         checks = [("p50_ms", lat["p50"], th.p50_ms), ("p95_ms", lat["p95"], th.p95_ms),
-                  ("p99_ms", lat["p99"], th.p99_ms), ("mean_ms", lat["mean"], th.mean_ms),
+                  ("p99_ms", lat["p99"], th.p99_ms), ("mean_ms", lat.get("mean"), th.mean_ms),
                   ("max_ms", lat["max"], th.max_ms)]
         for name, value, limit in checks:
             if limit is not None and value is not None and value > limit:

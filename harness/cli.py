@@ -1,5 +1,5 @@
-"""The command line: run, search, serve, report, export, history, merge, calibrate. The only
-module that prints or exits.
+"""The command line: run, search, serve, report, export, history, merge, compare, calibrate.
+The only module that prints or exits.
 
 Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
 was cut short); 2 usage or configuration error (one line naming the bad flag or key); 3 the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -19,6 +20,7 @@ from harness import __version__, aggregate, exports, outputs
 from harness import config as cfg
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
+    COMPARE_EXIT_HELP,
     EXIT_CODES_HELP,
     EXPORT_EXIT_HELP,
     HISTORY_EXIT_HELP,
@@ -27,6 +29,7 @@ from harness.cli_help import (
     SERVE_EXIT_HELP,
     GroupedCommand,
     calibrate_flags,
+    compare_flags,
     merge_flags,
     run_options,
     search_epilog,
@@ -39,7 +42,7 @@ from harness.interrupts import Interrupts
 from harness.limits import raise_nofile
 from harness.plan import Plan, Target
 from harness.probes import SearchStopped, run_probes, search_plan
-from harness.report import document, lines, table
+from harness.report import compare_table, document, lines, table
 from harness.report import results as results_mod
 from harness.report.safe import printable
 from harness.sweep import Session
@@ -96,13 +99,14 @@ def main() -> None:
 @run_options
 def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
         scenario: str | None, env_name: str | None, pushgateway: str | None,
-        **flags: Any) -> None:
+        max_regression: str | None, junit_path: str | None, **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
     from harness.pushgateway import check_url
     if pushgateway is not None and (problem := check_url(pushgateway)):
         die(EXIT_USAGE, f"--pushgateway: {problem}")
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
-    sys.exit(execute(plan, workload, as_json, not no_report, pushgateway))
+    after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report)
+    sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after))
 
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
@@ -124,7 +128,7 @@ def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: s
 
 
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
-            pushgateway: str | None = None) -> int:
+            pushgateway: str | None = None, after: AfterRun | None = None) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
     Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
@@ -160,7 +164,7 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
         for w in warnings:
             click.echo(f"harness: warning: {printable(w)}", err=True)
         return report(plan, workload, outcome, started, as_json, html, watched, warnings,
-                      pusher)
+                      pusher, after)
 
 
 def make_pusher(url: str | None, plan: Plan, workload: Any, session: Session) -> Any:
@@ -221,7 +225,7 @@ class LiveLine:
 
 def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
            html: bool = True, watched: list | None = None, warnings: list[str] | None = None,
-           pusher: Any = None) -> int:
+           pusher: Any = None, after: AfterRun | None = None) -> int:
     w = outputs.write_run(plan, workload, outcome, started, html, watched, warnings)
     html_warning(w.html_error)
     for problem in w.export_problems:
@@ -229,14 +233,8 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     if pusher is not None:
         pusher.run_done(w.full)
         html_warning(pusher.warning)
-    if as_json:
-        sys.stdout.buffer.write(orjson.dumps(w.doc, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-    else:
-        click.echo(table.render(w.doc))
-        for line in w.failures:
-            click.echo(f"THRESHOLD FAILED: {printable(line)}")
-        if w.path:
-            click.echo(f"results: {w.path}" + (f"  report: {w.page}" if w.page else ""))
+    cmp = after.compare(w) if after else None
+    show_summary(w, as_json, cmp)
     if w.unwritten:
         click.echo(f"harness: {printable(w.unwritten)}", err=True)
     if outcome.error:
@@ -249,7 +247,98 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
     unjudged = bool(w.steps) and w.verdict["judged"] == 0
     failed = (w.failures or outcome.error or outcome.partial or not w.steps or w.unwritten
               or unjudged)
-    return EXIT_FAIL if failed else EXIT_OK
+    code = EXIT_FAIL if failed else EXIT_OK
+    return after.finish(w, outcome, cmp, code) if after else code
+
+
+def show_summary(w: Any, as_json: bool, cmp: dict | None) -> None:
+    """The run summary (with the comparison, when a baseline was given): JSON, or the table,
+    the threshold failures and where the results are."""
+    if as_json:
+        shown = dict(w.doc, comparison=cmp) if cmp else w.doc
+        sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        return
+    click.echo(table.render(w.doc))
+    if cmp:
+        click.echo("\ncompared with the baseline:\n" + compare_table.render(cmp))
+    for line in w.failures:
+        click.echo(f"THRESHOLD FAILED: {printable(line)}")
+    if w.path:
+        click.echo(f"results: {w.path}" + (f"  report: {w.page}" if w.page else ""))
+
+
+class AfterRun:
+    """What ``run`` does once the results are written: compare with the baseline (read
+    before the run, so a missing one is exit 2 at once), write JUnit XML, send alerts."""
+
+    def __init__(self, baseline: Any, limits: dict | None, junit_path: str | None,
+                 alert_spec: Any, html: bool) -> None:
+        self.baseline, self.limits, self.junit_path = baseline, limits, junit_path
+        self.alert_spec, self.html = alert_spec, html
+        self.problem: str | None = None  # why the comparison could not be made
+
+    @classmethod
+    def prepare(cls, plan: Plan, config_path: str | None, max_regression: str | None,
+                junit_path: str | None, html: bool) -> AfterRun:
+        from harness import alert_spec, comparison
+        from harness import compare as compare_mod
+        limits = None
+        if max_regression is not None and not plan.baseline:
+            die(EXIT_USAGE, "--max-regression: give a baseline to compare with (--baseline, "
+                            "or baseline in harness.toml)")
+        if max_regression is not None:
+            try:
+                limits = compare_mod.parse_limits(max_regression)
+            except ValueError as exc:
+                die(EXIT_USAGE, f"--max-regression: {exc}")
+        baseline = None
+        if plan.baseline:
+            try:
+                baseline = (plan.baseline, comparison.read_run(plan.baseline, "baseline"))
+            except comparison.CompareInputError as exc:
+                die(EXIT_USAGE, str(exc))
+        try:
+            file = cfg.load_file(config_path)
+            spec = alert_spec.parse(file.get("alerts"), file.get("__path__", "harness.toml"))
+        except cfg.ConfigError as exc:
+            die(EXIT_USAGE, str(exc))
+        return cls(baseline, limits, junit_path, spec, html)
+
+    def compare(self, w: Any) -> dict | None:
+        from harness import comparison
+        if self.baseline is None or not w.path:
+            return None
+        folder = str(w.path.parent)
+        name, (doc, series) = self.baseline
+        try:
+            new = comparison.read_run(folder, "new")
+            pair = comparison.Pair(doc, new[0], (series, new[1]))
+            cmp = comparison.compare(pair, (name, folder), self.limits, False)
+        except comparison.CompareInputError as exc:
+            self.problem = f"baseline {name}: {exc}"
+            return None
+        if self.html:
+            _, error = comparison.write_page(cmp, pair, comparison.page_path(folder))
+            html_warning(error)
+        return cmp
+
+    def finish(self, w: Any, outcome: RunOutcome, cmp: dict | None, code: int) -> int:
+        from harness import alerts, comparison
+        if self.problem:
+            click.echo(f"harness: {printable(self.problem)}", err=True)
+            code = EXIT_USAGE
+        elif cmp and (cmp["regressed"] or not cmp["judged"]):
+            code = max(code, EXIT_FAIL)  # the table (or --json's comparison) names them
+        if self.junit_path:
+            html_warning(comparison.write_junit(self.junit_path, w.doc, cmp))
+        cut = bool(outcome.error or outcome.interrupted or outcome.partial)
+        folder = str(w.path.parent) if w.path else None
+        sent, problems = alerts.send(self.alert_spec, w.doc, cut, cmp, folder)
+        for line in problems:
+            click.echo(f"harness: warning: {printable(line)}", err=True)
+        if sent:
+            click.echo(f"harness: alert sent: {', '.join(sent)}", err=True)
+        return code
 
 
 def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bool:
@@ -403,6 +492,43 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
     if unwritten:
         click.echo(f"harness: {unwritten}", err=True)
     sys.exit(EXIT_FAIL if failures or unwritten else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------- compare
+
+
+@main.command("compare", epilog=COMPARE_EXIT_HELP)
+@compare_flags
+def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as_json: bool,
+                html_path: str | None, no_report: bool, junit_path: str | None) -> None:
+    """Compare two runs step by step (matched by load): the change in every figure, each
+    judged statistically from the histograms (see the README)."""
+    from harness import compare as compare_mod
+    from harness import comparison
+    try:
+        limits = (compare_mod.parse_limits(max_regression) if max_regression is not None
+                  else None)
+    except ValueError as exc:
+        die(EXIT_USAGE, f"--max-regression: {exc}")
+    try:
+        pair = comparison.read_pair(base, new)
+        cmp = comparison.compare(pair, (base, new), limits, force)
+    except comparison.CompareInputError as exc:
+        die(EXIT_USAGE, str(exc))
+    page = None
+    if not no_report:
+        page, error = comparison.write_page(
+            cmp, pair, comparison.page_path(new) if html_path is None else Path(html_path))
+        html_warning(error)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(cmp, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    else:
+        click.echo(compare_table.render(cmp))
+        if page:
+            click.echo(f"comparison page: {page}")
+    if junit_path:
+        html_warning(comparison.write_junit(junit_path, None, cmp))
+    sys.exit(EXIT_FAIL if cmp["regressed"] or not cmp["judged"] else EXIT_OK)
 
 
 # ---------------------------------------------------------------------------- export

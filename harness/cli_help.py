@@ -23,6 +23,10 @@ REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
 EXPORT_EXIT_HELP = "Exit codes: 0 written; 2 not a harness run folder, or it cannot be written."
 HISTORY_EXIT_HELP = """Exit codes: 0 listed (unreadable run folders are skipped with a warning); 2
 the results folder cannot be listed, or --html cannot be written."""
+COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them, or
+no step could be judged (client-bound or busy machine); 2
+usage error, a missing or corrupt run folder, or runs that differ in workload, framing, size,
+pacing or step loads (--force compares the steps that match)."""
 CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine was busy (others
 took a material share of a core: no ceiling reported)."""
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
@@ -90,6 +94,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--monitor-interval", float, "Measurement", "seconds between resource samples (0.05 to "
      "60)", True),
     ("--name", str, "Output", "run name, used in the results folder", False),
+    ("--baseline", str, "Output", "a run folder to compare with when the run ends (exit 1 on "
+     "a regression beyond --max-regression, 2 when the runs differ)", False),
     ("--results-dir", str, "Output", "where results/<UTC time>-<name>/ goes", False),
     ("--grow", click.Choice(("double", "add")), "Capacity", "--until-degraded: double the "
      "connections each step, or add --increment", False),
@@ -182,6 +188,12 @@ def _extra_options() -> dict[str, Any]:
         "--reconnect": option("--reconnect", is_flag=True, default=None, group="Pacing",
                               key="reconnect", help="ws://: reopen, with backoff, a "
                               "connection the server closed or dropped (counted)"),
+        "--max-regression": option("--max-regression", default=None, group="Output",
+                                   help="with a baseline: limits, e.g. p99=10%,throughput=5% "
+                                        "(default p50=10%,p90=15%,p99=25%,p999=50%,"
+                                        "throughput=10%,errors=0.1%,lost=0)"),
+        "--junit": option("--junit", "junit_path", default=None, group="Output",
+                          help="write JUnit XML of the thresholds (and regressions) to FILE"),
         "--until-degraded": option("--until-degraded", is_flag=True, default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires"),
@@ -255,6 +267,26 @@ def merge_flags(f: Any) -> Any:
         click.option("--results-dir", default="results", show_default=True),
         click.option("--json", "as_json", is_flag=True),
         click.option("--no-report", is_flag=True),
+    ])
+
+
+def compare_flags(f: Any) -> Any:
+    """The arguments and flags of ``compare``."""
+    return _apply(f, [
+        click.argument("base", type=click.Path()),
+        click.argument("new", type=click.Path()),
+        click.option("--max-regression", default=None,
+                     help="limits, e.g. p99=10%,throughput=5%: only the figures named are "
+                          "limited (default p50=10%,p90=15%,p99=25%,p999=50%,throughput=10%,"
+                          "errors=0.1%,lost=0)"),
+        click.option("--force", is_flag=True,
+                     help="compare the steps that match even when the runs differ"),
+        click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON"),
+        click.option("--html", "html_path", default=None,
+                     help="where to write the comparison page (default NEW/compare.html)"),
+        click.option("--no-report", is_flag=True, help="skip the comparison page"),
+        click.option("--junit", "junit_path", default=None,
+                     help="write JUnit XML of the regression limits to FILE"),
     ])
 
 

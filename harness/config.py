@@ -74,6 +74,8 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
     if env is not None:
         table, where = _preset(file, "env", env, path)
         layers.append((table, f"env.{env}.", where))
+        if "baseline" in table:  # an environment's baseline wins over the scenario's
+            layers.append(({"run": {"baseline": table["baseline"]}}, f"env.{env}.", where))
     for data, prefix, where in layers:
         for t in TABLES:
             merged[t].update(data.get(t, {}))
@@ -281,7 +283,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         ws_subprotocol=str(run.get("ws_subprotocol") or ""),
         headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
         ws_text=ws_text(run, targets, spec), ws_match=ws_match(run),
-        reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")))
+        reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")),
+        baseline=_baseline(run, merged))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
@@ -472,6 +475,19 @@ def _stages(raw: list[dict], rate: float) -> tuple[Stage, ...]:
         out.append(Stage(duration_s=number(vals, "duration"), conns=number(vals, "conns"),
                          rate=number(vals, "rate"), label=str(st.get("label", ""))))
     return tuple(out)
+
+
+def _baseline(run: dict, merged: dict[str, Any]) -> str | None:
+    """The baseline run folder, ``{scenario}`` and ``{env}`` filled in; None for none."""
+    text = str(run.get("baseline") or "")
+    if not text:
+        return None
+    values = {"scenario": run.get("scenario") or "", "env": merged.get("env_name") or ""}
+    try:
+        return text.format_map(values)
+    except (KeyError, ValueError, IndexError, AttributeError) as exc:
+        raise ConfigError(f"{flag_name(run, 'baseline')}: {text!r}: only {{scenario}} and "
+                          f"{{env}} may be filled in ({type(exc).__name__}: {exc})") from None
 
 
 def _safe_name(name: str) -> str:

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from harness import alert_spec
 from harness.specs import (
     KIND_SPEC,
     KNOWN_TOP,
@@ -94,6 +95,7 @@ def check_file(data: dict[str, Any], path: str) -> None:
         _check_env(name, table, path)
     if "mix" in data:
         _check_mix(data["mix"], path)
+    alert_spec.parse(data.get("alerts"), path)
 
 
 def _check_table(table: Any, specs: dict[str, Spec], where: str, path: str) -> None:
@@ -137,9 +139,12 @@ def _check_env(name: str, table: Any, path: str) -> None:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [env.{name}] must be a table, not {shown(table)}")
     for key, sub in table.items():
+        if key == "baseline":  # a run folder to compare with (see settings)
+            check_type(sub, RUN_SPEC["baseline"], f"{path}: env.{name}.baseline")
+            continue
         if key not in TABLE_SPEC:
             raise ConfigError(f"{path}: unknown table env.{name}.{key} "
-                              "(known: thresholds, degradation)")
+                              "(known: thresholds, degradation, baseline)")
         _check_table(sub, TABLE_SPEC[key], f"env.{name}.{key}.", path)
 
 

@@ -60,13 +60,14 @@ def check(docs: list[dict]) -> None:
                              "output rather than run.json?)")
 
 
-def check_metadata(docs: list[dict]) -> None:
+def check_metadata(docs: list[dict], names: list[str] | None = None) -> None:
     """Refuse runs whose workload, framing, size or pacing differ, naming the difference
-    and each run's value (run1 is the first given)."""
+    and each run's value (by ``names``; default run1, run2, ... in the order given)."""
+    names = names or [f"run{i + 1}" for i in range(len(docs))]
     for name, where in CHECKED:
         values = [_at(d, where) for d in docs]
         if any(v != values[0] for v in values[1:]):
-            each = ", ".join(f"run{i + 1} {_text(v)}" for i, v in enumerate(values))
+            each = ", ".join(f"{n} {_text(v)}" for n, v in zip(names, values, strict=True))
             raise MergeError(f"runs differ in {name}: {each}")
 
 

@@ -138,3 +138,4 @@ class Plan:
     ws_match: tuple[str, str] | None = None  # ws://: (field, value) a text message must have
     reconnect: bool = False  # ws://: reopen (with backoff) a connection the server dropped
     ws_compress: bool = False  # ws://: offer permessage-deflate
+    baseline: str | None = None  # a run folder to compare with when the run ends

@@ -32,7 +32,7 @@ TABLES = {"run": RUN_DEFAULTS, "degradation": BUILTIN["degradation"],
           "thresholds": BUILTIN["thresholds"]}
 # Flags whose name differs from the key, for error messages.
 FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
-KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests", "users"}
+KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests", "users", "alerts"}
 MAX_CONNS = 1_000_000
 MAX_MESSAGES = 10**12  # per step
 MAX_INT64 = 2**63 - 1  # run.json holds every value as a JSON number a 64-bit reader can take
@@ -76,6 +76,7 @@ RUN_SPEC: dict[str, Spec] = {
     "ws_text": Spec("str"), "ws_match": Spec("str"), "reconnect": Spec("bool"),
     "ws_compress": Spec("bool"),
     "redis_cmd": Spec("str"), "mc_cmd": Spec("str"), "keys": Spec("int", 1, 10**9),
+    "baseline": Spec("str"),
 }
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
 TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},

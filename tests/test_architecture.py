@@ -36,14 +36,15 @@ LAYERS: dict[str, set[str]] = {
                "config_file",
                "payload",
                "reqtable",
-               "usertable", "kvcmds"},
+               "usertable", "kvcmds", "alert_spec"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat",
               "machine"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
     "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
                   "fanout",
-                  "diagnosis"},
+                  "diagnosis",
+                  "compare"},
     # running steps: workers forked, a sweep, a run's target started and stopped
     "run": {"coordinator", "sweep", "targets.lifecycle",
             "probes"},
@@ -51,12 +52,14 @@ LAYERS: dict[str, set[str]] = {
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
                "report.lines",
                "report.charts",
-               "hlog", "openmetrics", "history"},
+               "hlog", "openmetrics", "history",
+               "report.compare_table", "report.compare_html", "junit"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",
             "outputs",
-            "exports", "pushgateway"},
+            "exports", "pushgateway",
+            "alerts", "comparison"},
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "base": set(),
