@@ -161,12 +161,11 @@ def test_runs_that_differ_are_refused_naming_the_difference_unless_forced() -> N
 
 
 def test_junit_has_a_case_per_threshold_per_step_and_per_limited_figure() -> None:
-    from harness import junit
+    from harness import aggregate, junit
     fast, slow = hist(np.full(1000, 2_000_000)), hist(np.full(1000, 4_000_000))
     doc = run_doc(step_doc(fast), step_doc(slow, conns=8, lost=3))
     for s, h in zip(doc["steps"], (fast, slow), strict=True):
-        s["latency_ms"] = {"p50": h.percentile(50) / 1e6, "p95": h.percentile(95) / 1e6,
-                           "p99": h.percentile(99) / 1e6}
+        s["latency_ms"] = aggregate.latency_ms(h)
     cmp = compare.compare_runs(run_doc(step_doc(fast)), run_doc(step_doc(slow)))
     root = ET.fromstring(junit.junit_xml(doc, cmp))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
