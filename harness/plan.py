@@ -15,7 +15,7 @@ class Target:
 
     host: str
     port: int
-    scheme: str = "tcp"  # "tcp" | "http" | "https" (HTTP over TLS) | "ws"
+    scheme: str = "tcp"  # "tcp" | "http" | "https" (HTTP over TLS) | "ws" | "wss" (ws over TLS)
     path: str = ""  # an http(s) or ws target's path ("/" when the URL has none)
 
     @property

@@ -30,11 +30,6 @@ def test_a_ws_url_keeps_host_port_scheme_and_path() -> None:
     assert parse_target("ws://127.0.0.1:8765/x").label == "ws://127.0.0.1:8765/x"
 
 
-def test_wss_is_refused_until_tls_lands() -> None:
-    with pytest.raises(ConfigError, match="wss not yet supported"):
-        parse_target("wss://127.0.0.1:8765/")
-
-
 def test_ws_and_raw_targets_do_not_mix() -> None:
     with pytest.raises(ConfigError, match="cannot be mixed"):
         plan_for("ws://127.0.0.1:1/,127.0.0.1:2")
@@ -189,13 +184,6 @@ def test_refused_and_broken_handshakes_are_counted_per_connection() -> None:
         (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="8", warmup=0.0))
     assert s["errors"]["protocol"] == 4 and s["connected"] == 0
     assert "101" in (s["first_unparsed"] or "")  # the response that broke it, kept
-
-
-@pytest.mark.e2e
-def test_a_wss_target_exits_2_in_one_line(tmp_path: Path) -> None:
-    r = harness("run", "--host", "wss://127.0.0.1:1/", cwd=tmp_path)
-    assert r.returncode == 2 and "wss not yet supported" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.e2e
