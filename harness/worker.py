@@ -432,6 +432,8 @@ class Worker:
         res.sent_all = self.seq - self.seq0
         if isinstance(self.tp, WsTransport) and self.tp.downtimes:
             res.reconnect.record(np.asarray(self.tp.downtimes, dtype=np.int64))
+        if isinstance(self.tp, WsTransport) and self.plan.reconnect:
+            res.reconnects = self.tp.reconnects(self.times.measure)
         if isinstance(self.proto, WsProtocol) and self.proto.deflate is not None:
             res.ws_compress = dict(self.proto.deflate.counts)
         if not res.replies:  # bytes that never made a frame

@@ -45,7 +45,7 @@ from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.protocol import Stamped
 from harness.tls import TlsTransport, handshake_kind, reason
-from harness.transport import Transport, connect_kind
+from harness.transport import Reads, Transport, connect_kind
 from harness.units import SEC
 from harness.wsdeflate import Deflate
 from harness.wsframe import (
@@ -243,9 +243,15 @@ class WsTransport(Transport):
         self.tries = np.zeros(n, dtype=np.int64)
         self.lost_at = np.zeros(n, dtype=np.int64)
         self.downtimes: list[int] = []  # ns from each loss to the handshake done again
+        self.back_from = np.zeros(n, dtype=np.int64)  # back, awaiting its first message:
+        self.back_at = np.zeros(n, dtype=np.int64)  # ... when it was lost, when back (or 0)
+        self.episodes: list[tuple[int, int, int]] = []  # (lost, back, delivering) ns; 0: not
         self.rng = np.random.default_rng()
 
     def close(self, i: int) -> None:
+        if self.back_at[i]:  # lost again before a message came: that episode never delivered
+            self.episodes.append((int(self.back_from[i]), int(self.back_at[i]), 0))
+            self.back_at[i] = 0
         self.hs[i] = None
         self.head[i] = b""
         super().close(i)
@@ -319,6 +325,7 @@ class WsTransport(Transport):
         now = time.monotonic_ns()
         if self.lost_at[i]:  # back after --reconnect
             self.downtimes.append(now - int(self.lost_at[i]))
+            self.back_from[i], self.back_at[i] = self.lost_at[i], now
             self.lost_at[i] = self.tries[i] = 0
             self.sink.error("reconnect", 1, now)
         self._opened(i, now)
@@ -396,12 +403,33 @@ class WsTransport(Transport):
             self.lost_at[i] = now
         if now - self.lost_at[i] > 60 * SEC or self.tries[i] >= 12:
             self.sink.error("reconnect_gave_up", 1, now)
+            self.episodes.append((int(self.lost_at[i]), 0, 0))
             self.lost_at[i] = 0
             return False
         wait = min(BACKOFF_NS << int(self.tries[i]), BACKOFF_CAP_NS)
         self.tries[i] += 1
         self.retry_at[i] = now + int(wait * (0.5 + 0.5 * self.rng.random()))
         return True
+
+    def _keep(self, i: int, start: int, end: int, t: int, r: Reads) -> int:
+        """As the transport's; a connection back after --reconnect is delivering again once
+        a read brings it a message (its episode then complete)."""
+        cut = super()._keep(i, start, end, t, r)
+        if cut > start and self.back_at[i]:
+            self.episodes.append((int(self.back_from[i]), int(self.back_at[i]), t))
+            self.back_at[i] = 0
+        return cut
+
+    def reconnects(self, origin: int) -> np.ndarray:
+        """Every --reconnect episode of the step as (lost, back, delivering again) rows, s
+        after ``origin`` (ns); NaN where it did not happen (still down, gave up, or back but
+        no message yet)."""
+        rows = list(self.episodes)
+        rows += [(int(self.back_from[i]), int(self.back_at[i]), 0)
+                 for i in np.flatnonzero(self.back_at).tolist()]
+        rows += [(int(t), 0, 0) for t in self.lost_at[self.lost_at > 0].tolist()]
+        ns = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+        return np.where(ns > 0, (ns - origin) / SEC, np.nan)
 
     def send_raw(self, i: int, data: bytes) -> None:
         """Send ``data`` after whatever is queued (a control frame)."""

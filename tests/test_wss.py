@@ -17,7 +17,7 @@ from harness.plan import Target, Tls
 from harness.ws import ws_options
 from tests import certs as certs_mod
 from tests.conftest import harness, plan_for, run_plan
-from tests.test_ws import ws_server
+from tests.test_ws import assert_storm_recovered, storm_run, ws_server
 
 # ---------------------------------------------------------------------------- settings
 
@@ -170,3 +170,14 @@ def test_a_three_node_relay_chat_over_wss_delivers_every_message_to_every_client
     assert step["lost"] == 0 and step["duplicates"] == 0
     assert nonzero(step["errors"]) == {}
     assert step["handshakes"] == 6  # 3 senders and a listener on each of the 3 nodes
+
+
+# ---------------------------------------------------------------------------- reconnects
+
+
+@pytest.mark.e2e
+def test_a_reconnect_storm_over_wss_does_a_new_tls_handshake_per_reconnect(
+        certs: certs_mod.Certs, tmp_path: Path) -> None:
+    s, err = storm_run(tmp_path, "wss", tls_args(certs), "--ca", str(certs.ca))
+    assert_storm_recovered(s, err)
+    assert s["handshakes"] == 8 + 8  # each connection's first, and one per reconnect
