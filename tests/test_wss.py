@@ -7,6 +7,7 @@ line from the probe), and the fan-out of a 3-node relay chat linked over wss://.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -87,6 +88,21 @@ def test_an_echo_server_over_wss_answers_every_message_exactly_once(
     assert (s["sent"], s["received"], s["lost"], s["duplicates"]) == (2000, 2000, 0, 0)
     assert nonzero(s["errors"]) == {}
     assert s["handshakes"] == 4 and s["connected"] == 4
+
+
+@pytest.mark.e2e
+def test_each_wss_step_ends_with_the_close_handshake(certs: certs_mod.Certs, tmp_path: Path
+                                                     ) -> None:
+    log = tmp_path / "closes.txt"
+    with ws_server("echo", "--log", str(log), *tls_args(certs)) as (port,):
+        (s,) = run_plan(plan_for(f"wss://127.0.0.1:{port}/", messages="40", warmup=0.0,
+                                 ca=str(certs.ca), ping_interval=0.1))
+        for _ in range(50):  # the server writes each line as its handler ends
+            if log.exists() and len(log.read_text().split()) == 4:
+                break
+            time.sleep(0.05)
+    assert s["received"] == 40 and nonzero(s["errors"]) == {}
+    assert log.read_text().split() == ["1000"] * 4  # a clean close over TLS, not 1006
 
 
 @pytest.mark.e2e
