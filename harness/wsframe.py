@@ -194,8 +194,11 @@ class Deframer:
             return start, start
         rows = np.frombuffer(buf, dtype=np.uint8, count=k * fsize, offset=start
                              ).reshape(k, fsize)
-        good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == size)
-        j = k if good.all() else int(np.argmin(good))
+        if rows[:, :2].tobytes() == bytes((FIN | OP_BINARY, size)) * k:  # (the usual case:
+            j = k  # one bytes compare costs a third of the two ufuncs and a reduce below)
+        else:
+            good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == size)
+            j = int(np.argmin(good))  # the first frame that is not like the others
         if j:
             payload = rows[:j, 2:].tobytes()
             buf[start:start + j * size] = payload

@@ -79,6 +79,27 @@ def test_uniform_frames_take_the_fast_path_and_come_out_whole(size, n, splits):
     assert clean and got == messages
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(4, 20), st.sampled_from(["ping", "size", "text"]))
+def test_a_frame_unlike_the_run_before_it_ends_the_fast_path_exactly_there(at, odd):
+    # 24 frames of 40 bytes, the frame at ``at`` unlike the others (a ping between them, a
+    # message one byte longer, a text frame): every message comes out, in order, the ping too
+    size = 40
+    messages = [bytes([k]) * size for k in range(24)]
+    parts = [Frame(Opcode.BINARY, m).serialize(mask=False) for m in messages]
+    if odd == "ping":
+        parts.insert(at, Frame(Opcode.PING, b"p").serialize(mask=False))
+    elif odd == "size":
+        messages[at] += b"+"
+        parts[at] = Frame(Opcode.BINARY, messages[at]).serialize(mask=False)
+    else:
+        messages[at] = b"t" * size
+        parts[at] = Frame(Opcode.TEXT, messages[at]).serialize(mask=False)
+    got, d, clean = cut_all(b"".join(parts), [])
+    assert clean and got == messages
+    assert [p for _, p in d.pings] == ([b"p"] if odd == "ping" else [])
+
+
 def test_a_long_message_with_a_64_bit_length_is_cut():
     m = bytes(range(256)) * 300  # 76,800 bytes: a 64-bit length field
     stream = Frame(Opcode.BINARY, m).serialize(mask=False)
