@@ -19,6 +19,7 @@ from harness.fanout import fanout_figures
 from harness.histogram import Histogram, merge_all
 from harness.plan import Degradation, Step, Thresholds
 from harness.result import ERROR_KINDS, WorkerResult
+from harness.storm import storm_figures
 from harness.summary import StepSummary, connect_ms, handshake_ms, latency_ms, ms
 from harness.trends import recovery_time, soak_verdict
 from harness.units import SEC
@@ -86,6 +87,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     rec = merge_all([r.reconnect for r in results])
     if len(rec):  # ws --reconnect: from losing a connection to its handshake done again
         parts["reconnect_ms"], hists["reconnect"] = connect_ms(rec), rec
+    episodes = [r.reconnects for r in results if r.reconnects is not None]
+    if episodes:  # ws --reconnect: a storm's recovery (harness.storm)
+        parts["storm"] = storm_figures(episodes)
     packed = [r.ws_compress for r in results if r.ws_compress]
     if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
         parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}

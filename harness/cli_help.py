@@ -176,7 +176,8 @@ def _extra_options() -> dict[str, Any]:
                         help="apply [env.NAME] threshold/degradation overrides"),
         "--scenario": option("--scenario", default=None, group="Capacity",
                              help="a [scenarios.NAME] preset (built-in: smoke, baseline, load, "
-                                  "stress, ramp, spike, soak) or one from harness.toml"),
+                                  "stress, ramp, spike, soak, reconnect-storm) or one from "
+                                  "harness.toml"),
         "--tls": option("--tls", is_flag=True, default=None, group="Target", key="tls",
                         help="wrap raw TCP (host:port) in TLS; https:// URLs always use TLS"),
         "--insecure": option("--insecure", is_flag=True, default=None, group="Target",

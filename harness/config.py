@@ -145,15 +145,13 @@ def _parse_url(text: str) -> Target:
     scheme = text.partition("://")[0].lower()
     if scheme == "redis":
         return _redis_url(text)
-    if scheme == "wss":  # TLS: harness.tls plugs in at harness.ws.WsTransport.finish_connect
-        raise ConfigError(f"--host: {cut(text)!r}: wss not yet supported (TLS); use ws://")
-    if scheme not in ("http", "https", "ws"):
+    if scheme not in ("http", "https", "ws", "wss"):
         raise ConfigError(f"--host: {cut(text)!r}: unknown URL scheme {cut(scheme)!r} "
                           "(expected http://host:port/path, ws://host:port/path, or host:port "
                           "for raw TCP)")
     try:
         url = urlsplit(text)
-        port = url.port or (443 if scheme == "https" else 80)
+        port = url.port or (443 if scheme in ("https", "wss") else 80)
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -328,7 +326,7 @@ def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
     """The workload of the run: an http:// target turns the default echo into http; raw
     TCP and HTTP targets do not mix."""
-    schemes = {"http" if t.scheme == "https" else t.scheme for t in targets}
+    schemes = {t.scheme.replace("https", "http").replace("wss", "ws") for t in targets}
     if len(schemes) > 1:
         raise ConfigError("--host: http://, ws:// URLs and raw host:port targets cannot be "
                           "mixed")
@@ -582,13 +580,15 @@ def tls_settings(run: dict, targets: tuple[Target, ...]) -> Tls | None:
     """TLS for an https:// target or ``--tls`` with host:port, with ``--ca FILE`` read and
     checked here, or ``--insecure``; None for plain TCP."""
     schemes = {t.scheme for t in targets}
-    want = bool(run.get("tls")) or "https" in schemes
+    want = bool(run.get("tls")) or bool({"https", "wss"} & schemes)
     ca, insecure = str(run.get("ca") or ""), bool(run.get("insecure"))
     if {"http", "https"} <= schemes:
         raise ConfigError("--host: http:// and https:// targets cannot be mixed")
-    if want and "ws" in schemes:
-        raise ConfigError(f"{flag_name(run, 'tls')}: WebSocket over TLS (wss://) is not yet "
-                          "supported; use ws://")
+    if {"ws", "wss"} <= schemes:
+        raise ConfigError("--host: ws:// and wss:// targets cannot be mixed")
+    if run.get("tls") and "ws" in schemes:
+        raise ConfigError(f"{flag_name(run, 'tls')}: a ws:// target is plain WebSocket; give "
+                          "wss://host:port/ for WebSocket over TLS (use wss://)")
     if run.get("tls") and "http" in schemes:
         raise ConfigError(f"{flag_name(run, 'tls')}: an http:// target is plain HTTP; give "
                           "https://host:port/ for HTTP over TLS")
@@ -598,7 +598,7 @@ def tls_settings(run: dict, targets: tuple[Target, ...]) -> Tls | None:
     if not want:
         if ca or insecure:
             name = flag_name(run, "ca" if ca else "insecure")
-            raise ConfigError(f"{name}: only for TLS targets (https:// or --tls)")
+            raise ConfigError(f"{name}: only for TLS targets (https://, wss:// or --tls)")
         return None
     if not targets:
         raise ConfigError(f"{flag_name(run, 'tls')}: needs a --host target (the embedded "
@@ -654,7 +654,7 @@ def ws_text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
     if not template:
         return ""
     name = flag_name(run, "ws_text")
-    if targets and targets[0].scheme != "ws":
+    if targets and targets[0].scheme not in ("ws", "wss"):
         raise ConfigError(f"{name}: text messages need a ws:// target")
     if not isinstance(spec, int):
         raise ConfigError(f"{name}: text messages take one --size, not a range or a list")

@@ -15,7 +15,7 @@ class Target:
 
     host: str
     port: int
-    scheme: str = "tcp"  # "tcp" | "http" | "https" (HTTP over TLS) | "ws" | "redis"
+    scheme: str = "tcp"  # "tcp" | "http" | "https" | "ws" | "wss" (over TLS) | "redis"
     path: str = ""  # an http(s) or ws target's path ("/" when the URL has none)
 
     @property

@@ -74,6 +74,9 @@ class WorkerResult:
     tls_reasons: dict[str, str] = field(default_factory=dict)  # first reason per tls_* kind
     status: dict[int, int] = field(default_factory=dict)  # HTTP: responses per status code
     reconnect: Histogram = field(default_factory=Histogram)  # ws --reconnect: downtime, ns
+    # ws --reconnect: per episode (lost, back, first message again), s after the window
+    # opened (Times.measure); NaN: did not happen
+    reconnects: np.ndarray | None = None
     ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)

@@ -69,6 +69,7 @@ class StepSummary(Mapping[str, Any]):
     status_classes: dict[str, int] | None = None  # ... and per class ("2xx", "4xx")
     reconnect_ms: dict | None = None  # ws --reconnect: downtime per reconnect (p50, p99, max)
     ws_compress: dict | None = None  # ws --ws-compress: raw and wire bytes sent and received
+    storm: dict | None = None  # ws --reconnect: the reconnect storm's recovery (harness.storm)
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out

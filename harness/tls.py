@@ -157,6 +157,11 @@ class TlsTransport(Transport):
             self.sink.tls_failed(kind, reason(exc))
             self.fail(i, kind)
             return 1
+        return self.secured(i, s)
+
+    def secured(self, i: int, s: ssl.SSLSocket) -> int:
+        """The TLS handshake is done: the connection may send (1: settled). harness.ws's
+        wss transport writes its upgrade request here instead."""
         self.alive[i] = True
         self.sel.modify(s, selectors.EVENT_READ, i)
         self.sink.handshaken(i, time.monotonic_ns() - int(self.tcp_at[i]))

@@ -36,7 +36,7 @@ from harness.timer import Timer
 from harness.tls import TlsTransport, client_context
 from harness.transport import TIMER, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
-from harness.ws import WsOptions, WsProtocol, WsTransport, ws_options
+from harness.ws import WsOptions, WsProtocol, WssTransport, WsTransport, ws_options
 from harness.wstext import TextProtocol, TextTemplate
 from workloads import Workload
 
@@ -73,7 +73,7 @@ class Worker:
             self.fixed = None  # text messages: the template's size, not the framing's
         self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
                                                plan.ping_interval_s, plan.ws_compress) \
-            if plan.targets and plan.targets[0].scheme == "ws" else None
+            if plan.targets and plan.targets[0].scheme in ("ws", "wss") else None
         self.kv = KV_PROTOCOLS.get(getattr(workload, "protocol", "framed"))  # redis, memcached
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
@@ -101,7 +101,12 @@ class Worker:
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
         self.tp: Transport
-        if self.ws is not None:
+        if self.ws is not None and self.tls is not None:  # wss://
+            self.proto = self._ws_protocol(share.key)
+            self.tp = WssTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
+                                   self.proto, self, opts=self.ws, context=self.tls,
+                                   names=[t.host for t in plan.targets])
+        elif self.ws is not None:
             self.proto = self._ws_protocol(share.key)
             self.tp = WsTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
                                   self.proto, self, opts=self.ws)
@@ -438,6 +443,8 @@ class Worker:
         res.sent_all = self.seq - self.seq0
         if isinstance(self.tp, WsTransport) and self.tp.downtimes:
             res.reconnect.record(np.asarray(self.tp.downtimes, dtype=np.int64))
+        if isinstance(self.tp, WsTransport) and self.plan.reconnect:
+            res.reconnects = self.tp.reconnects(self.times.measure)
         if isinstance(self.proto, WsProtocol) and self.proto.deflate is not None:
             res.ws_compress = dict(self.proto.deflate.counts)
         if not res.replies:  # bytes that never made a frame

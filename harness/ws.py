@@ -17,8 +17,8 @@ target.
   open connection sends a close frame (1000) and waits (at most ``CLOSE_WAIT_NS``) for the
   server's.
 
-wss:// (TLS) plugs in at :meth:`WsTransport.finish_connect`, where the TCP connect is done
-and the handshake request is about to be written: wrap the socket there (harness.tls).
+wss:// is :class:`WssTransport`: harness.tls's TCP connect and TLS handshake, then this
+upgrade and these frames over the TLS socket (see its docstring for the composition).
 
 Sizes are bytes; times ns of ``time.monotonic_ns()``.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -43,7 +44,8 @@ from websockets.uri import parse_uri
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.protocol import Stamped
-from harness.transport import Transport, connect_kind, error_kind
+from harness.tls import TlsTransport, handshake_kind, reason
+from harness.transport import Reads, Transport, connect_kind
 from harness.units import SEC
 from harness.wsdeflate import Deflate
 from harness.wsframe import (
@@ -107,24 +109,52 @@ def refusal(head: bytes) -> str:
     return head.split(b"\r\n", 1)[0].decode("latin-1", "replace")[:120]
 
 
-def probe(family: int, addr: tuple, uri: str, opts: WsOptions, timeout_s: float) -> str | None:
-    """One blocking handshake: None when it opens, else why not (the status line of a
-    refusal, or what broke)."""
+class TlsFailed(Exception):
+    """The probe's TLS handshake failed: its error kind (``tls_cert``, ...) and reason."""
+
+    def __init__(self, kind: str, why: str) -> None:
+        super().__init__(f"{kind}: {why}")
+        self.kind = kind
+        self.why = why
+
+
+def probe(family: int, addr: tuple, uri: str, opts: WsOptions, timeout_s: float,
+          context: ssl.SSLContext | None = None, name: str = "") -> str | None:
+    """One blocking handshake (after a TLS handshake with ``context`` and SNI ``name`` for
+    wss://): None when it opens, else why not (the status line of a refusal, or what
+    broke). A failed TLS handshake raises :class:`TlsFailed`."""
     proto, request = handshake(uri, opts)
-    with socket.socket(family, socket.SOCK_STREAM) as s:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
         s.settimeout(timeout_s)
-        try:
-            s.connect(addr)
-            s.sendall(request)
-            head = b""
-            while HEAD_END not in head and len(head) < MAX_HEAD:
-                got = s.recv(4096)
-                if not got:
-                    return "the server closed the connection during the WebSocket handshake"
-                head += got
-        except OSError as exc:
-            return f"WebSocket handshake failed: {exc.strerror or type(exc).__name__}"
+        s.connect(addr)
+        if context is not None:
+            s = _secure(s, context, name)
+        s.sendall(request)
+        head = b""
+        while HEAD_END not in head and len(head) < MAX_HEAD:
+            got = s.recv(4096)
+            if not got:
+                return "the server closed the connection during the WebSocket handshake"
+            head += got
+    except OSError as exc:
+        return f"WebSocket handshake failed: {exc.strerror or type(exc).__name__}"
+    finally:
+        s.close()
     head = head[:head.find(HEAD_END) + 4]
+    return _verdict(proto, head)
+
+
+def _secure(raw: socket.socket, context: ssl.SSLContext, name: str) -> ssl.SSLSocket:
+    """The probe's TLS handshake on a connected blocking socket."""
+    try:
+        return context.wrap_socket(raw, server_hostname=name or None)
+    except OSError as exc:
+        kind = "tls_timeout" if isinstance(exc, TimeoutError) else handshake_kind(exc)
+        raise TlsFailed(kind, reason(exc)) from None
+
+
+def _verdict(proto: ClientProtocol, head: bytes) -> str | None:
     kind = handshake_result(proto, head)
     if kind is None:
         return None
@@ -213,9 +243,15 @@ class WsTransport(Transport):
         self.tries = np.zeros(n, dtype=np.int64)
         self.lost_at = np.zeros(n, dtype=np.int64)
         self.downtimes: list[int] = []  # ns from each loss to the handshake done again
+        self.back_from = np.zeros(n, dtype=np.int64)  # back, awaiting its first message:
+        self.back_at = np.zeros(n, dtype=np.int64)  # ... when it was lost, when back (or 0)
+        self.episodes: list[tuple[int, int, int]] = []  # (lost, back, delivering) ns; 0: not
         self.rng = np.random.default_rng()
 
     def close(self, i: int) -> None:
+        if self.back_at[i]:  # lost again before a message came: that episode never delivered
+            self.episodes.append((int(self.back_from[i]), int(self.back_at[i]), 0))
+            self.back_at[i] = 0
         self.hs[i] = None
         self.head[i] = b""
         super().close(i)
@@ -231,16 +267,21 @@ class WsTransport(Transport):
         if self.hs[i] is None:
             return self._upgrade(i, s)
         try:
-            got = s.recv(MAX_HEAD)
-        except BlockingIOError:
+            got = self._take(s)
+        except self.would_block:
             return 0
         except OSError as exc:
-            self.fail(i, "connect_reset" if error_kind(exc) == "reset" else "closed")
+            kind = self.error_kind(exc)
+            self.fail(i, "connect_reset" if kind == "reset" else kind)
             return 1
         if not got:
             self.fail(i, "closed")
             return 1
         return self._head(i, self.head[i] + got)
+
+    def _take(self, s: socket.socket) -> bytes:
+        """The bytes of the response head that have come."""
+        return s.recv(MAX_HEAD)
 
     def _upgrade(self, i: int, s: socket.socket) -> int:
         err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -248,11 +289,15 @@ class WsTransport(Transport):
             self.fail(i, connect_kind(err))
             return 1
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self._request(i, s)
+
+    def _request(self, i: int, s: socket.socket) -> int:
+        """Write the upgrade request and wait for its response (0), or fail (1)."""
         self.hs[i], request = handshake(self.opts.uris[int(self.node[i])], self.opts)
         try:
             s.send(request)  # a few hundred bytes into an empty socket buffer
         except OSError as exc:
-            self.fail(i, error_kind(exc))
+            self.fail(i, self.error_kind(exc))
             return 1
         self.sel.modify(s, selectors.EVENT_READ, i)
         return 0
@@ -280,10 +325,15 @@ class WsTransport(Transport):
         now = time.monotonic_ns()
         if self.lost_at[i]:  # back after --reconnect
             self.downtimes.append(now - int(self.lost_at[i]))
+            self.back_from[i], self.back_at[i] = self.lost_at[i], now
             self.lost_at[i] = self.tries[i] = 0
             self.sink.error("reconnect", 1, now)
-        self.sink.connected(i, now - int(self.started[i]))
+        self._opened(i, now)
         return 1
+
+    def _opened(self, i: int, now: int) -> None:
+        """The handshake is done: the connection may send; connect time includes it."""
+        self.sink.connected(i, now - int(self.started[i]))
 
     def _negotiated(self, i: int, proto: ClientProtocol) -> None:
         """permessage-deflate, when the server took it, from now on this connection."""
@@ -353,12 +403,33 @@ class WsTransport(Transport):
             self.lost_at[i] = now
         if now - self.lost_at[i] > 60 * SEC or self.tries[i] >= 12:
             self.sink.error("reconnect_gave_up", 1, now)
+            self.episodes.append((int(self.lost_at[i]), 0, 0))
             self.lost_at[i] = 0
             return False
         wait = min(BACKOFF_NS << int(self.tries[i]), BACKOFF_CAP_NS)
         self.tries[i] += 1
         self.retry_at[i] = now + int(wait * (0.5 + 0.5 * self.rng.random()))
         return True
+
+    def _keep(self, i: int, start: int, end: int, t: int, r: Reads) -> int:
+        """As the transport's; a connection back after --reconnect is delivering again once
+        a read brings it a message (its episode then complete)."""
+        cut = super()._keep(i, start, end, t, r)
+        if cut > start and self.back_at[i]:
+            self.episodes.append((int(self.back_from[i]), int(self.back_at[i]), t))
+            self.back_at[i] = 0
+        return cut
+
+    def reconnects(self, origin: int) -> np.ndarray:
+        """Every --reconnect episode of the step as (lost, back, delivering again) rows, s
+        after ``origin`` (ns); NaN where it did not happen (still down, gave up, or back but
+        no message yet)."""
+        rows = list(self.episodes)
+        rows += [(int(self.back_from[i]), int(self.back_at[i]), 0)
+                 for i in np.flatnonzero(self.back_at).tolist()]
+        rows += [(int(t), 0, 0) for t in self.lost_at[self.lost_at > 0].tolist()]
+        ns = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+        return np.where(ns > 0, (ns - origin) / SEC, np.nan)
 
     def send_raw(self, i: int, data: bytes) -> None:
         """Send ``data`` after whatever is queued (a control frame)."""
@@ -400,7 +471,7 @@ class WsTransport(Transport):
                     s = waiting[key.fd]
                     try:
                         got = s.recv(65536)
-                    except BlockingIOError:
+                    except self.would_block:
                         continue
                     except OSError:
                         got = b""
@@ -411,6 +482,48 @@ class WsTransport(Transport):
             poller.close()
 
 
+class WssTransport(WsTransport, TlsTransport):
+    """wss://: the TCP connect and TLS handshake of :class:`~harness.tls.TlsTransport`, then
+    the WebSocket upgrade, frames, pings and closes of :class:`WsTransport` over the TLS
+    socket.
+
+    The method order is WssTransport -> WsTransport -> TlsTransport -> Transport: each
+    WebSocket method does its part and hands down through ``super()``, so reads take
+    TlsTransport's (records drained, ``pending()`` carried to the next round), sends
+    treat ``SSLWant*`` as would-block and TLS failures get their ``tls_*`` kinds. Only the
+    connect sequence needs this class: TCP, then TLS (TlsTransport's ``finish_connect``,
+    whose :meth:`secured` here writes the upgrade request instead of opening for data),
+    then the response head (WsTransport's). The handshake histogram runs from TCP
+    connected to the WebSocket open (both handshakes), so connect plus handshake is the
+    time until a connection may send, as for ws:// (where connect includes the upgrade).
+    """
+
+    def finish_connect(self, i: int) -> int:
+        if self.hs[i] is None:  # TCP, then the TLS handshake
+            return TlsTransport.finish_connect(self, i)
+        return WsTransport.finish_connect(self, i)  # the upgrade's response head
+
+    def secured(self, i: int, s: ssl.SSLSocket) -> int:
+        """TLS is up: write the upgrade request (0: not settled yet)."""
+        return self._request(i, s)
+
+    def _take(self, s: socket.socket) -> bytes:
+        """What has come of the head, with what OpenSSL still holds of its record."""
+        got = s.recv(MAX_HEAD)
+        while got and isinstance(s, ssl.SSLSocket) and s.pending():
+            more = s.recv(s.pending())
+            if not more:
+                break
+            got += more
+        return got
+
+    def _opened(self, i: int, now: int) -> None:
+        self.sink.handshaken(i, now - int(self.tcp_at[i]))
+
+    def late_kind(self, i: int) -> str:
+        return "connect_timeout" if self.hs[i] is not None else super().late_kind(i)
+
+
 def _has_close(data: bytes) -> bool:
     """A server close frame among the last bytes (good enough at the end of a step: the
     data before it is dropped anyway)."""
@@ -419,8 +532,8 @@ def _has_close(data: bytes) -> bool:
 
 def ws_options(targets: tuple, subprotocol: str, headers: tuple[tuple[str, str], ...],
                ping_interval_s: float = 0.0, compress: bool = False) -> WsOptions:
-    """The options of a run's ws:// targets."""
-    uris = tuple(f"ws://{_hostport(t.host, t.port)}{t.path or '/'}" for t in targets)
+    """The options of a run's ws:// or wss:// targets."""
+    uris = tuple(f"{t.scheme}://{_hostport(t.host, t.port)}{t.path or '/'}" for t in targets)
     return WsOptions(uris, subprotocol, headers, int(ping_interval_s * SEC), compress)
 
 
@@ -428,4 +541,4 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-__all__ = ["WsOptions", "WsProtocol", "WsTransport", "probe", "ws_options"]
+__all__ = ["WsOptions", "WsProtocol", "WsTransport", "WssTransport", "probe", "ws_options"]

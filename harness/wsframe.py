@@ -194,8 +194,11 @@ class Deframer:
             return start, start
         rows = np.frombuffer(buf, dtype=np.uint8, count=k * fsize, offset=start
                              ).reshape(k, fsize)
-        good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == size)
-        j = k if good.all() else int(np.argmin(good))
+        if rows[:, :2].tobytes() == bytes((FIN | OP_BINARY, size)) * k:  # (the usual case:
+            j = k  # one bytes compare costs a third of the two ufuncs and a reduce below)
+        else:
+            good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == size)
+            j = int(np.argmin(good))  # the first frame that is not like the others
         if j:
             payload = rows[:j, 2:].tobytes()
             buf[start:start + j * size] = payload
@@ -390,8 +393,11 @@ def _echo_uniform(a: np.ndarray, out: list[bytes]) -> int:
     fsize = size + 6
     k = len(a) // fsize
     rows = a[:k * fsize].reshape(k, fsize)
-    good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
-    j = k if good.all() else int(np.argmin(good))
+    if rows[:, :2].tobytes() == bytes((FIN | OP_BINARY, MASK_BIT | size)) * k:
+        j = k  # the usual case, in one bytes compare (as Deframer._fast)
+    else:
+        good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
+        j = int(np.argmin(good))  # the first frame that is not like the others
     if j:
         reply = np.empty((j, size + 2), dtype=np.uint8)
         reply[:, 0] = FIN | OP_BINARY
@@ -464,8 +470,11 @@ def _uniform_payloads(a: np.ndarray, pay: list[bytes], ends: list[int]) -> int:
     fsize = size + 6
     k = len(a) // fsize
     rows = a[:k * fsize].reshape(k, fsize)
-    good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
-    j = k if good.all() else int(np.argmin(good))
+    if rows[:, :2].tobytes() == bytes((FIN | OP_BINARY, MASK_BIT | size)) * k:
+        j = k  # the usual case, in one bytes compare (as Deframer._fast)
+    else:
+        good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
+        j = int(np.argmin(good))  # the first frame that is not like the others
     if j:
         pay.append((rows[:j, 6:] ^ np.tile(rows[:j, 2:6], -(-size // 4))[:, :size]).tobytes())
         ends.extend(range(size, (j + 1) * size, size) if size else [0] * j)

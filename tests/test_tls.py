@@ -71,7 +71,8 @@ def test_a_ca_file_is_read_into_the_plan(certs: certs_mod.Certs) -> None:
      "exclude each other"),
     ("http://127.0.0.1:1/", {"tls": True}, "--tls: an http:// target is plain HTTP; give "
      "https://host:port/ for HTTP over TLS"),
-    ("127.0.0.1:1", {"insecure": True}, "--insecure: only for TLS targets (https:// or --tls)"),
+    ("127.0.0.1:1", {"insecure": True}, "--insecure: only for TLS targets (https://, wss:// "
+     "or --tls)"),
     ("http://127.0.0.1:1/,https://127.0.0.1:2/", {}, "--host: http:// and https:// targets "
      "cannot be mixed"),
     ("", {"tls": True}, "--tls: needs a --host target (the embedded server speaks plain TCP)"),

@@ -30,11 +30,6 @@ def test_a_ws_url_keeps_host_port_scheme_and_path() -> None:
     assert parse_target("ws://127.0.0.1:8765/x").label == "ws://127.0.0.1:8765/x"
 
 
-def test_wss_is_refused_until_tls_lands() -> None:
-    with pytest.raises(ConfigError, match="wss not yet supported"):
-        parse_target("wss://127.0.0.1:8765/")
-
-
 def test_ws_and_raw_targets_do_not_mix() -> None:
     with pytest.raises(ConfigError, match="cannot be mixed"):
         plan_for("ws://127.0.0.1:1/,127.0.0.1:2")
@@ -191,32 +186,62 @@ def test_refused_and_broken_handshakes_are_counted_per_connection() -> None:
     assert "101" in (s["first_unparsed"] or "")  # the response that broke it, kept
 
 
-@pytest.mark.e2e
-def test_a_wss_target_exits_2_in_one_line(tmp_path: Path) -> None:
-    r = harness("run", "--host", "wss://127.0.0.1:1/", cwd=tmp_path)
-    assert r.returncode == 2 and "wss not yet supported" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-
-
-@pytest.mark.e2e
-def test_a_reconnect_storm_brings_every_connection_back_counted(tmp_path: Path) -> None:
-    # the server restarts mid-step: every connection is closed at once (1001), and each
-    # comes back after a backoff once the new server listens on the same port
-    with ws_server("echo") as (port,):
+def storm_run(tmp_path: Path, scheme: str, server: tuple[str, ...], *flags: str,
+              table: bool = False) -> tuple[dict, str]:
+    """--scenario reconnect-storm (8 connections at 20 msgs/s for 4 s) against an echo
+    server that is restarted (on the same port) 1.5 s into the step: the step's summary,
+    and the table (with ``table``) or stderr."""
+    with ws_server("echo", *server) as (port,):
         run = subprocess.Popen(
-            [sys.executable, "-m", "harness", "run", "--host", f"ws://127.0.0.1:{port}/",
-             "--conns", "8", "--rate", "20", "--duration", "4", "--warmup", "0",
-             "--reconnect", "--json", "--no-report", "--results-dir", str(tmp_path)],
+            [sys.executable, "-m", "harness", "run", "--scenario", "reconnect-storm",
+             "--host", f"{scheme}://127.0.0.1:{port}/", "--conns", "8", "--rate", "20",
+             "--duration", "4", "--warmup", "0", "--no-report", "--results-dir",
+             str(tmp_path), *flags, *(() if table else ("--json",))],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)
-    with ws_server("echo", "--port", str(port)):
+    with ws_server("echo", *server, "--port", str(port)):
         out, err = run.communicate(timeout=60)
+    if table:
+        (run_json,) = tmp_path.glob("*/run.json")
+        return orjson.loads(run_json.read_bytes())["steps"][0], out
     (s,) = orjson.loads(out)["steps"]
+    return s, err
+
+
+def assert_storm_recovered(s: dict, err: str) -> None:
+    """Every one of the 8 connections dropped at once (~1.5 s in), came back, counted, and
+    delivered again; the storm's figures say so, in order."""
     assert s["errors"]["reconnect"] == 8, (s["errors"], err)
     assert s["errors"].get("ws_close_1001", 0) + s["errors"]["closed"] + s["errors"]["reset"] \
         >= 8
     assert s["reconnect_ms"]["max"] < 4000 and s["connected"] == 8
     assert s["received"] > 8 * 20 * 2  # delivering again after the storm
+    storm = s["storm"]
+    assert (storm["dropped"], storm["back"], storm["delivering"]) == (8, 8, 8), storm
+    assert storm["recovered"] and storm["later_drops"] == 0
+    assert 0 < storm["at_s"] < 1.5  # the restart: 1.5 s after the start, less harness's own
+    assert s["reconnect_ms"]["max"] * 0.99 <= storm["back_ms"] <= storm["recovery_ms"] < 4000
+    # every connection sends 20 msgs/s: its first echo comes within ~50 ms of being back,
+    # plus scheduling noise
+    assert storm["recovery_ms"] - storm["back_ms"] < 1000
+
+
+@pytest.mark.e2e
+def test_a_reconnect_storm_brings_every_connection_back_counted_and_timed(tmp_path: Path
+                                                                          ) -> None:
+    # the server restarts mid-step: every connection is closed at once (1001), and each
+    # comes back after a backoff once the new server listens on the same port
+    s, err = storm_run(tmp_path, "ws", ())
+    assert_storm_recovered(s, err)
+
+
+@pytest.mark.e2e
+def test_the_table_names_the_storm_and_its_recovery(tmp_path: Path) -> None:
+    s, out = storm_run(tmp_path, "ws", (), table=True)
+    storm = s["storm"]
+    assert (f"conns=8: reconnect storm: 8 connections dropped at {storm['at_s']:.1f} s: all "
+            f"back in {storm['back_ms']:.0f} ms, all delivering in "
+            f"{storm['recovery_ms']:.0f} ms") in out, out
 
 
 @pytest.mark.e2e

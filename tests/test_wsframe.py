@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from websockets.frames import Close, Frame, Opcode
 from websockets.streams import StreamReader
 
-from harness.wsframe import Deframer, encode_frame, mask_frames
+from harness.wsframe import Deframer, client_messages, echo_frames, encode_frame, mask_frames
 
 MESSAGES = st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=12)
 
@@ -77,6 +77,54 @@ def test_uniform_frames_take_the_fast_path_and_come_out_whole(size, n, splits):
     stream, _ = server_stream(messages, [1], [False], uniform=True)
     got, _, clean = cut_all(stream, splits)
     assert clean and got == messages
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(4, 20), st.sampled_from(["ping", "size", "text"]))
+def test_a_frame_unlike_the_run_before_it_ends_the_fast_path_exactly_there(at, odd):
+    # 24 frames of 40 bytes, the frame at ``at`` unlike the others (a ping between them, a
+    # message one byte longer, a text frame): every message comes out, in order, the ping too
+    size = 40
+    messages = [bytes([k]) * size for k in range(24)]
+    parts = [Frame(Opcode.BINARY, m).serialize(mask=False) for m in messages]
+    if odd == "ping":
+        parts.insert(at, Frame(Opcode.PING, b"p").serialize(mask=False))
+    elif odd == "size":
+        messages[at] += b"+"
+        parts[at] = Frame(Opcode.BINARY, messages[at]).serialize(mask=False)
+    else:
+        messages[at] = b"t" * size
+        parts[at] = Frame(Opcode.TEXT, messages[at]).serialize(mask=False)
+    got, d, clean = cut_all(b"".join(parts), [])
+    assert clean and got == messages
+    assert [p for _, p in d.pings] == ([b"p"] if odd == "ping" else [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 20), st.sampled_from(["ping", "size", "text"]))
+def test_the_ws_targets_take_a_run_with_an_unlike_frame_in_order(at, odd):
+    # the server side (targets/wsecho.py, wschat.py): 24 masked client frames of 40 bytes,
+    # one unlike the others at ``at``: every message echoed (taken) unmasked, in order, the
+    # ping answered
+    messages = [bytes([k]) * 40 for k in range(24)]
+    ops = [2] * 24
+    if odd == "size":
+        messages[at] += b"+"
+    elif odd == "text":
+        messages[at], ops[at] = b"t" * 40, 1
+    parts = [encode_frame(op, m, mask=True) for op, m in zip(ops, messages, strict=True)]
+    if odd == "ping":
+        parts.insert(at, encode_frame(9, b"p", mask=True))
+    data = b"".join(parts)
+    reply, used, closing = echo_frames(data, 1 << 20)
+    assert used == len(data) and not closing
+    got, _, clean = cut_all(reply, [])
+    assert clean and got == messages
+    assert (encode_frame(10, b"p", mask=False) in reply) == (odd == "ping")
+    payloads, ends, ctrl, used, closing = client_messages(data, 1 << 20)  # the chat target's
+    assert used == len(data) and not closing
+    assert [payloads[a:e] for a, e in zip([0, *ends[:-1]], ends, strict=True)] == messages
+    assert ctrl == (encode_frame(10, b"p", mask=False) if odd == "ping" else b"")
 
 
 def test_a_long_message_with_a_64_bit_length_is_cut():

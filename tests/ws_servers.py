@@ -27,6 +27,8 @@ stdout once listening, and serves until terminated.
 * ``--compress`` (echo): permessage-deflate offered to clients that ask.
 * ``--log FILE`` (echo): each connection's close code, one line each, as it ends; (bad)
   the pings each connection received.
+* ``--cert PEM --key PEM`` (echo, chat): wss:// (TLS with that certificate); chat nodes
+  link to each other over wss:// too (without verifying: the links are the test's own).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import ssl
 import sys
 from http import HTTPStatus
 
@@ -147,7 +150,7 @@ def _process_request(args: argparse.Namespace):  # noqa: ANN202
 
 
 async def echo(args: argparse.Namespace) -> None:
-    kw = {"ping_interval": args.ping_interval or None,
+    kw = {"ping_interval": args.ping_interval or None, "ssl": _tls(args),
           "ping_timeout": args.ping_timeout or args.ping_interval or None,
           "subprotocols": [args.subprotocol] if args.subprotocol else None,
           "process_request": _process_request(args), "max_size": None,
@@ -189,15 +192,36 @@ class Node:
 async def chat(args: argparse.Namespace) -> None:
     nodes = [Node(k, args.drop_every if k == args.drop_node else 0) for k in range(args.nodes)]
     servers = [await serve(n.handler, "127.0.0.1", 0, max_size=None, compression=None,
-                           ping_interval=None) for n in nodes]
+                           ping_interval=None, ssl=_tls(args)) for n in nodes]
     ports = [s.sockets[0].getsockname()[1] for s in servers]
+    scheme, link = ("wss", _link_tls(args)) if args.cert else ("ws", None)
     for n in nodes:
         for k, port in enumerate(ports):
             if k != n.index:
-                n.peers.append(await connect(f"ws://127.0.0.1:{port}/peer", max_size=None,
-                                             compression=None, ping_interval=None))
+                n.peers.append(await connect(f"{scheme}://127.0.0.1:{port}/peer",
+                                             max_size=None, compression=None,
+                                             ping_interval=None, ssl=link))
     print("PORTS", *ports, flush=True)
     await _forever()
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server's TLS context with ``--cert`` and ``--key`` (None: plain ws://)."""
+    if not args.cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    return ctx
+
+
+def _link_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The client context of chat links between the nodes (not verified: the test's own)."""
+    if not args.cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 async def _forever() -> None:
@@ -227,6 +251,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--drop-node", type=int, default=-1)
     ap.add_argument("--drop-every", type=int, default=0)
+    ap.add_argument("--cert", default="")
+    ap.add_argument("--key", default="")
     args = ap.parse_args(argv)
     asyncio.run({"echo": echo, "chat": chat, "bad": bad}[args.mode](args))
 

@@ -13,6 +13,7 @@ import shlex
 from tabulate import tabulate
 
 from harness.report.safe import printable_doc
+from harness.storm import storm_text
 
 HEADERS = ("conns", "msgs/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
            "conn p99 ms", "errors", "lost", "client CPU %")
@@ -235,6 +236,8 @@ def _watch_notes(s: dict, where: str) -> list[str]:
         out.append(f"{where}: trend over the step: {trend_text(s['trend'])}")
     if s.get("recovery"):
         out.append(f"{where}: spike recovery: {recovery_text(s['recovery'])}")
+    if s.get("storm"):
+        out.append(f"{where}: reconnect storm: {storm_text(s['storm'])}")
     return out
 
 

@@ -103,14 +103,21 @@ class Targets:
 
 
 def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
-    """ws:// targets: one WebSocket handshake each; a refusal (its status line) or a broken
-    handshake is an unreachable target."""
-    if not plan.targets or plan.targets[0].scheme != "ws":
+    """ws:// and wss:// targets: one WebSocket handshake each (after a TLS handshake for
+    wss://); a refusal (its status line), a broken handshake or a failed TLS handshake
+    (its reason and what to do) is an unreachable target."""
+    if not plan.targets or plan.targets[0].scheme not in ("ws", "wss"):
         return
     from harness import ws
+    from harness.diagnosis import TLS_HINTS
+    from harness.tls import client_context
     opts = ws.ws_options(plan.targets, plan.ws_subprotocol, plan.headers)
+    context = client_context(plan.tls) if plan.tls is not None else None
     for t, uri, (family, addr) in zip(plan.targets, opts.uris, addrs, strict=True):
-        why = ws.probe(family, addr, uri, opts, plan.connect_timeout_s)
+        try:
+            why = ws.probe(family, addr, uri, opts, plan.connect_timeout_s, context, t.host)
+        except ws.TlsFailed as exc:
+            why = f"TLS failed: {exc.why} ({exc.kind}); {TLS_HINTS.get(exc.kind, '')}"
         if why:
             raise Unreachable(f"target {t.label}: {why}")
 
