@@ -266,7 +266,7 @@ class Worker:
         if not self.sending or now < self.times.begin:
             return 0.01
         if self.pace.period:  # wake exactly at the next scheduled send
-            nxt = self.pace.next_send(self.tp.alive & self.pace.sends)
+            nxt = self.pace.next_send(self.tp.alive, self.tp.blocked)
             if nxt is None:
                 return 0.01
             if self.timer is not None:
