@@ -192,7 +192,6 @@ class Worker:
         if self.sending and self.pace.budget[i] > 0:
             self.rec.error("reconnect", 1, now)
             self.reconnecting[i] = True
-            self.tp.started[i] = now
             self.tp.start_connect(i)
 
     # ------------------------------------------------------------------ the loop
@@ -279,7 +278,6 @@ class Worker:
         """Next stage: open or retire connections to its count, switch to its rate."""
         has_sock = np.array([s is not None for s in self.tp.socks], dtype=bool)
         for i in self.pace.enter_stage(now, self.tp.alive, has_sock):
-            self.tp.started[i] = now
             self.tp.start_connect(i)
 
     def _sending_over(self, now: int) -> bool:
