@@ -240,3 +240,16 @@ def test_a_connection_joining_mid_run_sends_from_its_next_instant() -> None:
     assert first >= SEC + MS
     assert 2 not in pick(p, first - 1, live)[0]
     assert pick(p, first, live)[0][-1:] == [2]
+
+
+def test_a_small_rounds_credits_in_python_are_what_numpy_gives() -> None:
+    for think in (0.0, 0.002):
+        a, b = (Pacer(share(4), Pacing(inflight=3, think_s=think), seed=1) for _ in range(2))
+        for p in (a, b):
+            p.start(0, alive(4))
+            p.commit(np.array([0, 1, 2]), np.array([3, 1, 2]), 0, measuring=True)
+        own = [0, 1, 1, 3, 0]  # a repeat past what is outstanding, and an idle connection
+        a.credit(np.array(own), 5 * MS)
+        b.credit_few(own, 5 * MS)
+        for name in ("outstanding", "credits", "last_progress", "release_at"):
+            assert getattr(a, name).tolist() == getattr(b, name).tolist(), name
