@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness import framing as framing_mod
-from harness.batch import Few, Outbound, Parsed, size_bounds
+from harness.batch import SMALL_ROUND, Few, Outbound, Parsed, size_bounds
 from harness.delivery import Echo, delivery_for
 from harness.http import Http
 from harness.pacing import Pacer
@@ -37,6 +37,7 @@ from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
 
+NO_KINDS = np.zeros(0, dtype=np.uint16)
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 
 
@@ -388,6 +389,9 @@ class Worker:
         if picked is None:
             return
         idx, counts = picked
+        if self.small is not None and not pace.period and len(idx) <= SMALL_ROUND:
+            self._send_few(idx, counts, now)
+            return
         cum = counts.cumsum()
         total = int(cum[-1])
         tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
@@ -400,6 +404,16 @@ class Worker:
         else:
             rec.sent(total, int(ends[-1]), kinds, now)
         self.tp.send_round(idx, ends[cum - 1].tolist(), data)
+
+    def _send_few(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+        """A small closed-loop round of one-size echo messages, built in plain Python."""
+        self.pace.commit(idx, counts, now, self.rec.measuring)  # closed loop: all due now
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few([gids[i] for i in idx.tolist()],
+                                                 counts.tolist(), self.seq, now)
+        self.seq += total
+        self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
+        self.tp.send_round(idx, bounds, data)
 
     # ------------------------------------------------------------------ wrap up
 

@@ -381,3 +381,18 @@ def test_a_small_round_with_anything_wrong_is_left_to_numpy() -> None:
     foreign[size + 3] ^= 1  # the second frame's length prefix is not ours
     assert inbound.parse_few(foreign, *args) is None
     assert inbound.parse_few(good, [0], [2 * size], [T0]) is None  # two frames in one read
+
+
+@pytest.mark.parametrize("name", ["len16", "len32"])
+def test_a_small_closed_loop_round_built_in_python_is_what_numpy_builds(name: str) -> None:
+    fr, size = framing.get(name), 64
+    gids, counts = [7, 0xFFFFFFFF, 3], [2, 1, 3]
+    seq0, t = 2**32 - 3, T0
+    want, ends, _ = outbound(fr, [size]).build(np.repeat(gids, counts), seq0, t, 0)
+    out = outbound(fr, [size])
+    got, bounds, n = out.build_few(gids, counts, seq0, t)
+    assert bytes(got) == bytes(want) and n == 6
+    assert bounds == ends[np.cumsum(counts) - 1].tolist()
+    big = out.build_few([1] * 5, [1000] * 5, 0, t)  # past the buffer: it grows
+    assert big[2] == 5000 and bytes(big[0][:size]) == bytes(outbound(fr, [size]).build(
+        np.array([1]), 0, t, 0)[0])
