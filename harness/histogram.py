@@ -155,7 +155,7 @@ class Histogram:
         self.record(v[~over])
 
     def record_one(self, value: int) -> None:
-        self.record(np.array([value], dtype=np.int64))
+        self._record_few([int(value)])  # (an array for one value costs ~2 µs more)
 
     def merge(self, other: Histogram) -> Histogram:
         """Add ``other`` into this histogram; ValueError if the layouts differ."""
