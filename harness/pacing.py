@@ -85,6 +85,8 @@ class OpenLoop:
         cand = p.wheel.candidates(now)
         if not len(cand):
             return None
+        if len(cand) <= SMALL:
+            return self._pick_few(p, cand.tolist(), now, alive, blocked, measuring)
         due = (now - p.sched_base - p.phase[cand]) // self.period + 1 - p.sched[cand]
         if measuring and p.budgeted:
             due = np.minimum(due, p.budget[cand])
@@ -94,6 +96,29 @@ class OpenLoop:
         p.wheel.laggards = cand[can & (due > want)]  # blocked or capped: next round again
         sel = want > 0
         return (cand[sel], want[sel]) if sel.any() else None
+
+    def _pick_few(self, p: Pacer, cand: list[int], now: int, alive: np.ndarray,
+                  blocked: np.ndarray, measuring: bool) -> Picked | None:
+        """:meth:`pick` for a few candidates, in plain Python (the same answer)."""
+        base, period, cap = now - p.sched_base, self.period, measuring and p.budgeted
+        phase, sched, sends, budget = p.phase, p.sched, p.sends, p.budget
+        idx: list[int] = []
+        want: list[int] = []
+        lag: list[int] = []
+        for i in cand:
+            due = (base - int(phase[i])) // period + 1 - int(sched[i])
+            if cap:
+                due = min(due, int(budget[i]))
+            if due <= 0 or not (alive[i] and sends[i]):
+                continue
+            w = 0 if blocked[i] else min(due, MAX_BURST)
+            if w:
+                idx.append(i)
+                want.append(w)
+            if due > w:
+                lag.append(i)
+        p.wheel.laggards = np.array(lag, dtype=np.int64)
+        return (np.array(idx, dtype=np.int64), np.array(want, dtype=np.int64)) if idx else None
 
     def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
                measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:

@@ -253,3 +253,23 @@ def test_a_small_rounds_credits_in_python_are_what_numpy_gives() -> None:
         b.credit_few(own, 5 * MS)
         for name in ("outstanding", "credits", "last_progress", "release_at"):
             assert getattr(a, name).tolist() == getattr(b, name).tolist(), name
+
+
+def test_a_few_open_loop_candidates_picked_in_python_get_numpys_answer() -> None:
+    n, rng = 40, np.random.default_rng(3)
+    for measuring in (False, True):
+        p = Pacer(share(n, rate=1e5, budget=rng.integers(0, 3, n).tolist()),
+                  Pacing(mode="open", rate=1e5), seed=6)
+        p.start(0, alive(n))
+        live, blocked = rng.random(n) < 0.8, rng.random(n) < 0.2
+        now = 50 * MS  # up to 5,000 owed each: the burst cap matters too
+        got = p.loop._pick_few(p, list(range(n)), now, live, blocked, measuring)
+        due = owed(p, now)
+        if measuring:
+            due = np.minimum(due, p.budget)
+        want = np.where(live & ~blocked, np.minimum(due, MAX_BURST), 0)
+        assert got is not None
+        assert got[0].tolist() == np.flatnonzero(want).tolist()
+        assert got[1].tolist() == want[want > 0].tolist()
+        lag = live & (due > want)
+        assert p.wheel.laggards.tolist() == np.flatnonzero(lag).tolist()
