@@ -9,6 +9,8 @@ all the round's new messages in one go. Sizes are bytes; times ns.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from harness import stamp
@@ -99,6 +101,7 @@ class Outbound:
             if not self.ascii:
                 self.words = np.ndarray((rows,), dtype=frame_dtype(self.hdr, size),
                                         buffer=self.buf)["w"]
+                self.flat = self.buf.reshape(-1).data  # the same bytes, for struct
         else:
             self.buf = np.empty(0, dtype=np.uint8)
 
@@ -178,6 +181,30 @@ class Outbound:
             out[ends - 1] = 10
         return out[:total].data, ends, kinds
 
+    def build_few(self, gids: list[int], counts: list[int], seq0: int, t: int
+                  ) -> tuple[memoryview, list[int], int]:
+        """Closed loop, one size, binary stamps, a small round, in plain Python: ``counts[k]``
+        messages for connection ``gids[k]``, all intended at ``t`` (ns), no delay. Returns
+        the bytes, where each connection's messages end in them, and the message count.
+        The same bytes as :meth:`build`."""
+        size, hdr = int(self.specs[0]), self.hdr
+        n = sum(counts)
+        if n > self.rows:
+            self._grow(max(n, 2 * self.rows))
+        w0, w1, w2, _, w4, w5 = stamp.WEIGHTS_INT
+        kw, lo, hi = self.worker << 16, t & _M32, t >> 32 & _M32
+        fixed = kw * w2 + lo * w4 + hi * w5 + self.key  # delay 0
+        pack, mv, at, seq = _WORDS.pack_into, self.flat, hdr, seq0
+        bounds: list[int] = []
+        for g, c in zip(gids, counts, strict=True):
+            for _ in range(c):
+                s = seq & _M32
+                pack(mv, at, (g * w0 + s * w1 + fixed) & _M32, g, s, kw, 0, lo, hi)
+                at += size
+                seq += 1
+            bounds.append(at - hdr)
+        return mv[:n * size], bounds, n
+
     def _build_words(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
                      delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
         """The fast path: one size, binary stamps written as words straight into the frames."""
@@ -201,6 +228,27 @@ class Outbound:
 
 
 # ---------------------------------------------------------------------------- inbound
+
+
+SMALL_ROUND = 16  # up to this many frames a round, plain Python beats numpy's fixed costs
+_WORDS = struct.Struct(f"<{stamp.WORDS}I")
+_M32 = 0xFFFFFFFF
+
+
+class Few:
+    """A small round of good frames as lists (one entry per frame): receiving connection,
+    receive time, sender's global connection id, seq, kind | worker << 16, delay (µs),
+    intended send time (ns)."""
+
+    __slots__ = ("conn", "t", "gid", "seq", "kw", "delay", "tint")
+
+    def __init__(self, conn: list[int], t: list[int]) -> None:
+        self.conn, self.t = conn, t
+        self.gid: list[int] = []
+        self.seq: list[int] = []
+        self.kw: list[int] = []
+        self.delay: list[int] = []
+        self.tint: list[int] = []
 
 
 class Parsed:
@@ -240,6 +288,33 @@ class Inbound:
             self.body = self.fixed - self.hdr
             self.frame_dt = frame_dtype(self.hdr, self.fixed)
         self.cols = np.arange(self.ss, dtype=np.int64) + self.hdr
+
+    def parse_few(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+                  seg_t: list[int]) -> Few | None:
+        """A small round of fixed-size frames, one per read, in plain Python; None when the
+        round is not that, or any frame is not good (a foreign prefix, a failed check):
+        :meth:`parse` then takes the round and counts what is wrong."""
+        size = self.fixed
+        n = len(seg_conn)
+        if size is None or n > SMALL_ROUND or seg_end[-1] != n * size:
+            return None
+        few = Few(seg_conn, seg_t)
+        unpack, hdr, body, key = _WORDS.unpack_from, self.hdr, self.body, self.key
+        w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
+        for end in seg_end:
+            at = end - size
+            if int.from_bytes(buf[at:at + hdr], "big") != body:
+                return None
+            check, gid, seq, kw, delay, lo, hi = unpack(buf, at + hdr)
+            if (gid * w0 + seq * w1 + kw * w2 + delay * w3 + lo * w4 + hi * w5 + key) \
+                    & _M32 != check:
+                return None
+            few.gid.append(gid)
+            few.seq.append(seq)
+            few.kw.append(kw)
+            few.delay.append(delay)
+            few.tint.append(lo | hi << 32)
+        return few
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
               seg_t: list[int], starts: list[int] | None) -> Parsed:

@@ -129,6 +129,10 @@ class Histogram:
         np.add.at(self.counts, index_of(v), 1)
         self._note(v.size, _exact_sum(v), lo, hi)
 
+    def record_list(self, vals: list[int]) -> None:
+        """Record a short non-empty list of int ns values in plain Python (no array built)."""
+        self._record_few(vals)
+
     def _record_few(self, vals: list[int]) -> None:
         lo, hi = min(vals), max(vals)
         if lo < 0 or hi >= LIMIT:
@@ -151,7 +155,7 @@ class Histogram:
         self.record(v[~over])
 
     def record_one(self, value: int) -> None:
-        self.record(np.array([value], dtype=np.int64))
+        self._record_few([int(value)])  # (an array for one value costs ~2 µs more)
 
     def merge(self, other: Histogram) -> Histogram:
         """Add ``other`` into this histogram; ValueError if the layouts differ."""

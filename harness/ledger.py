@@ -46,6 +46,21 @@ class EchoLedger:
         self.seen[seq] = True
         self.receipts += len(seq)
 
+    def record_few(self, seqs: list[int]) -> None:
+        """As :meth:`record`, for a short non-empty list (a small round), in plain Python."""
+        if max(seqs) < self.lo:
+            return
+        top = max(seqs)
+        if min(seqs) < self.lo:
+            seqs = [s for s in seqs if s >= self.lo]
+        if top >= len(self.seen):
+            self.record(np.asarray(seqs, dtype=np.int64))
+            return
+        seen = self.seen
+        for s in seqs:
+            seen[s] = True
+        self.receipts += len(seqs)
+
     def finish(self, hi: int) -> tuple[int, int, int]:
         """(unique replies, lost, duplicates) for window messages seq in [lo, hi)."""
         lo = min(self.lo, hi)

@@ -99,6 +99,35 @@ class Recorder:
             self._series_add("received", got, t_last)
         self._record_latency(st, t, open_loop)
 
+    def received_few(self, t: list[int], tint: list[int], delay: list[int], t_last: int,
+                     open_loop: bool) -> None:
+        """As :meth:`received`, for a small round of frames of one size and one kind, in
+        plain Python: receive times, intended send times (ns), delays (µs)."""
+        begin, end = self.times.measure, self.times.end
+        if t[0] >= begin and (end is None or t[-1] < end):  # t never decreases in a round
+            got = len(t)
+        else:
+            got = sum(1 for x in t if x >= begin and (end is None or x < end))
+        if got:
+            res = self.res
+            res.received += got
+            res.bytes_received += got * (self.fixed or 0)
+            self._series_add("received", got, t_last)
+        if min(tint) >= begin:
+            lat = [a - b for a, b in zip(t, tint, strict=True)]
+            ds = delay
+        else:  # some were sent before the window opened
+            keep = [k for k, b in enumerate(tint) if b >= begin]
+            if not keep:
+                return
+            lat = [t[k] - tint[k] for k in keep]
+            ds = [delay[k] for k in keep]
+        self.res.latency.record_list(lat)
+        if max(lat) > self.timeout_ns:
+            self.res.late += sum(1 for x in lat if x > self.timeout_ns)
+        if open_loop:
+            self.res.service.record_list([x - d * 1000 for x, d in zip(lat, ds, strict=True)])
+
     def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
         """Frames (and their bytes) received inside the measure window."""
         begin, end = self.times.measure, self.times.end

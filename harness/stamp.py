@@ -45,6 +45,7 @@ def stamp_size(ascii_: bool) -> int:
 WORDS = 7
 _WEIGHTS = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xD3A2646D],
                     dtype=np.uint32)
+WEIGHTS_INT = [int(x) for x in _WEIGHTS]  # the same, as Python ints (checks in plain Python)
 
 
 def check_words(words: np.ndarray, key: int) -> np.ndarray:

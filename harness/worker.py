@@ -21,13 +21,13 @@ from collections.abc import Callable
 import numpy as np
 
 from harness import framing as framing_mod
-from harness.batch import Outbound, Parsed, size_bounds
-from harness.delivery import delivery_for
+from harness.batch import SMALL_ROUND, Few, Outbound, Parsed, size_bounds
+from harness.delivery import Echo, delivery_for
 from harness.http import Http
 from harness.memcache import Memcache
 from harness.pacing import Pacer
 from harness.plan import Plan
-from harness.protocol import protocol_for
+from harness.protocol import Stamped, protocol_for
 from harness.recording import Recorder
 from harness.replies import Replies
 from harness.resp import Resp
@@ -42,6 +42,7 @@ from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
 
+NO_KINDS = np.zeros(0, dtype=np.uint16)
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 KV_PROTOCOLS = {"resp": Resp, "memcache": Memcache}  # pooled requests, in-order replies
 
@@ -126,6 +127,12 @@ class Worker:
         self.hi = self.seq  # first seq after the window
         self.drain_until: int | None = None
         self.round_len = 0  # bytes of whole frames in the round buffer this round
+        self.gid_list: list[int] = self.gid.tolist()
+        # small rounds of fixed-size echo frames of one kind: parsed and counted in plain
+        # Python (numpy's fixed cost per call dominates a round of a few frames)
+        self.echo = self.deliv if isinstance(self.deliv, Echo) else None
+        self.small = (self.proto.inbound if type(self.proto) is Stamped and self.proto.fixed
+                      and self.echo is not None and self.n_kinds == 1 else None)
 
     def _ws_protocol(self, key: int) -> WsProtocol:
         """Stamped frames inside binary WebSocket messages, or JSON text messages with the
@@ -216,6 +223,10 @@ class Worker:
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None:
         self.round_len = seg_end[-1]
+        if self.small is not None:
+            few = self.small.parse_few(buf, seg_conn, seg_end, seg_t)
+            if few is not None and self._account_few(few):
+                return
         p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
         self._account(p, seg_t[-1])
         if isinstance(self.proto, Http):
@@ -244,7 +255,6 @@ class Worker:
         if self.sending and self.pace.budget[i] > 0:
             self.rec.error("reconnect", 1, now)
             self.reconnecting[i] = True
-            self.tp.started[i] = now
             self.tp.start_connect(i)
 
     # ------------------------------------------------------------------ the loop
@@ -320,7 +330,7 @@ class Worker:
         if not self.sending or now < self.times.begin:
             return 0.01
         if self.pace.period:  # wake exactly at the next scheduled send
-            nxt = self.pace.next_send(self.tp.alive & self.pace.sends)
+            nxt = self.pace.next_send(self.tp.alive, self.tp.blocked)
             if nxt is None:
                 return 0.01
             if self.timer is not None:
@@ -336,7 +346,6 @@ class Worker:
         """Next stage: open or retire connections to its count, switch to its rate."""
         has_sock = np.array([s is not None for s in self.tp.socks], dtype=bool)
         for i in self.pace.enter_stage(now, self.tp.alive, has_sock):
-            self.tp.started[i] = now
             self.tp.start_connect(i)
 
     def _sending_over(self, now: int) -> bool:
@@ -395,6 +404,25 @@ class Worker:
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
 
+    def _account_few(self, few: Few) -> bool:
+        """A small round of good echo frames, in plain Python (no arrays): what
+        :meth:`_account` does with them. False, with nothing changed, when a reply is not
+        this connection's own: :meth:`_account` then counts it."""
+        me, gids = self.index, self.gid_list
+        for c, g, kw in zip(few.conn, few.gid, few.kw, strict=True):
+            if kw >> 16 != me or g != gids[c]:
+                return False
+        t_last = few.t[-1]
+        rec = self.rec
+        rec.last_rx = t_last
+        rec.res.replies += len(few.t)
+        assert self.echo is not None  # small rounds are echo rounds
+        self.echo.ledger.record_few(few.seq)
+        self.pace.credit_few(few.conn, t_last)
+        if rec.measuring:
+            rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
+        return True
+
     def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> np.ndarray:
         """Protocol errors: frames without a good stamp (unless the workload expects some),
         and good stamps another connection or worker sent. Returns the mask of the frames
@@ -418,6 +446,9 @@ class Worker:
         if picked is None:
             return
         idx, counts = picked
+        if self.small is not None and not pace.period and len(idx) <= SMALL_ROUND:
+            self._send_few(idx, counts, now)
+            return
         cum = counts.cumsum()
         total = int(cum[-1])
         tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
@@ -430,6 +461,16 @@ class Worker:
         else:
             rec.sent(total, int(ends[-1]), kinds, now)
         self.tp.send_round(idx, ends[cum - 1].tolist(), data)
+
+    def _send_few(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+        """A small closed-loop round of one-size echo messages, built in plain Python."""
+        self.pace.commit(idx, counts, now, self.rec.measuring)  # closed loop: all due now
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few([gids[i] for i in idx.tolist()],
+                                                 counts.tolist(), self.seq, now)
+        self.seq += total
+        self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
+        self.tp.send_round(idx, bounds, data)
 
     # ------------------------------------------------------------------ wrap up
 

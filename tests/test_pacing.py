@@ -169,3 +169,107 @@ def test_pacing_has_no_clock_and_no_sockets_of_its_own() -> None:
     names |= {n.module.split(".")[0] for n in ast.walk(tree)
               if isinstance(n, ast.ImportFrom) and n.module}
     assert not names & {"time", "socket", "selectors", "asyncio"}, names
+
+
+def owed(p: Pacer, now: int) -> np.ndarray:
+    """What the schedule made due by ``now``, per connection, looking at every one."""
+    return np.maximum((now - p.sched_base - p.phase) // p.period + 1 - p.sched, 0)
+
+
+def test_an_open_loop_round_looks_only_at_the_connections_due_since_the_last() -> None:
+    n = 10_000
+    p = Pacer(share(n, rate=1.0), Pacing(mode="open", rate=1.0), seed=5)
+    p.start(0, alive(n))
+    p.commit(*p.pick(SEC // 2, alive(n), none(n), True), SEC // 2, measuring=True)
+    now = SEC // 2 + 2 * PHASE_GRID_NS  # two grid instants later: ~10 of 10,000 are due
+    cand = p.wheel.candidates(now)
+    due = np.flatnonzero(owed(p, now))
+    assert 0 < len(due) < 50 and set(due.tolist()) <= set(cand.tolist())
+    assert len(cand) == len(due)  # the order by phase holds exactly the due ones
+
+
+def test_the_due_wheel_sends_what_a_scan_of_every_connection_would() -> None:
+    """Random rounds, some connections blocked or down a while, a burst cap and a join:
+    after every round no live, unblocked sender owes anything (none was missed), and what
+    was sent never exceeds the schedule."""
+    n, rng = 300, np.random.default_rng(9)
+    p = Pacer(share(n, rate=200.0), Pacing(mode="open", rate=200.0), seed=2)
+    live = alive(n)
+    p.start(10 * SEC, live)
+    now = 10 * SEC
+    for _ in range(400):
+        now += int(rng.integers(0, 3 * MS))
+        blocked = rng.random(n) < 0.05
+        if rng.random() < 0.05:
+            i = int(rng.integers(n))
+            live[i] = not live[i]
+            if live[i]:
+                p.joined(i, now)
+        got = p.pick(now, live, blocked, True)
+        if got is not None:
+            assert len(np.unique(got[0])) == len(got[0])
+            p.commit(got[0], got[1], now, measuring=True)
+        rest = owed(p, now)
+        assert not rest[live & ~blocked].any()
+        assert (p.sched <= (now - p.sched_base - p.phase) // p.period + 1).all()
+    assert p.sched.sum() > 300 * 200 * 0.5  # ~1 s of schedule, most of it sent
+
+
+def test_a_blocked_connection_catches_up_once_writable_and_sets_no_past_wake_up() -> None:
+    p = Pacer(share(2, rate=1000.0), Pacing(mode="open", rate=1000.0), seed=1)
+    p.start(0, alive(2))
+    blocked = np.array([True, False])
+    now = 20 * MS
+    idx, counts = p.pick(now, alive(2), blocked, True)
+    p.commit(idx, counts, now, measuring=True)
+    assert idx.tolist() == [1]
+    # connection 0 owes 20 messages but waits for writability, not for a time: no wake-up
+    # in the past (the loop would spin), the next one is the next instant on the schedule
+    assert now < p.next_send(alive(2), blocked) <= now + MS
+    assert pick(p, now + 1, alive(2)) == ([0], [int(owed(p, now + 1)[0])])
+
+
+def test_a_connection_joining_mid_run_sends_from_its_next_instant() -> None:
+    p = Pacer(share(3, rate=100.0), Pacing(mode="open", rate=100.0), seed=4)
+    live = np.array([True, True, False])
+    p.start(0, live)
+    p.pick(SEC, live, none(3), True)
+    live[2] = True
+    p.joined(2, SEC + MS)
+    first = int(p.phase[2] + p.sched[2] * 10 * MS)
+    assert first >= SEC + MS
+    assert 2 not in pick(p, first - 1, live)[0]
+    assert pick(p, first, live)[0][-1:] == [2]
+
+
+def test_a_small_rounds_credits_in_python_are_what_numpy_gives() -> None:
+    for think in (0.0, 0.002):
+        a, b = (Pacer(share(4), Pacing(inflight=3, think_s=think), seed=1) for _ in range(2))
+        for p in (a, b):
+            p.start(0, alive(4))
+            p.commit(np.array([0, 1, 2]), np.array([3, 1, 2]), 0, measuring=True)
+        own = [0, 1, 1, 3, 0]  # a repeat past what is outstanding, and an idle connection
+        a.credit(np.array(own), 5 * MS)
+        b.credit_few(own, 5 * MS)
+        for name in ("outstanding", "credits", "last_progress", "release_at"):
+            assert getattr(a, name).tolist() == getattr(b, name).tolist(), name
+
+
+def test_a_few_open_loop_candidates_picked_in_python_get_numpys_answer() -> None:
+    n, rng = 40, np.random.default_rng(3)
+    for measuring in (False, True):
+        p = Pacer(share(n, rate=1e5, budget=rng.integers(0, 3, n).tolist()),
+                  Pacing(mode="open", rate=1e5), seed=6)
+        p.start(0, alive(n))
+        live, blocked = rng.random(n) < 0.8, rng.random(n) < 0.2
+        now = 50 * MS  # up to 5,000 owed each: the burst cap matters too
+        got = p.loop._pick_few(p, list(range(n)), now, live, blocked, measuring)
+        due = owed(p, now)
+        if measuring:
+            due = np.minimum(due, p.budget)
+        want = np.where(live & ~blocked, np.minimum(due, MAX_BURST), 0)
+        assert got is not None
+        assert got[0].tolist() == np.flatnonzero(want).tolist()
+        assert got[1].tolist() == want[want > 0].tolist()
+        lag = live & (due > want)
+        assert p.wheel.laggards.tolist() == np.flatnonzero(lag).tolist()

@@ -86,3 +86,21 @@ def test_broadcast_open_loop_counts_sent_by_stamp_time() -> None:
     ends = np.array([64, 128, 200, 264])
     rec.sent_by_stamp(tint, ends, np.zeros(4, dtype=np.uint16), SEC + 2 * MS)
     assert rec.res.sent == 2 and rec.res.bytes_sent == (200 - 128) + (264 - 200)
+
+
+def test_a_small_round_recorded_in_python_gives_what_numpy_gives() -> None:
+    t = [SEC - 1, SEC + 5 * MS, 2 * SEC, 3 * SEC]
+    tint = [SEC - 2 * MS, SEC + 3 * MS, 2 * SEC - 200 * MS, 3 * SEC - MS]
+    delay = [0, 1500, 20, 7]
+    for open_loop in (False, True):
+        st = stamps(tint)
+        st["delay"] = delay
+        a, b = recorder(), recorder()
+        a.received(st, np.array(t), np.full(4, 64), t[-1], open_loop)
+        b.received_few(t, tint, delay, t[-1], open_loop)
+        for name in ("received", "bytes_received", "late"):
+            assert getattr(a.res, name) == getattr(b.res, name), name
+        for h in ("latency", "service"):
+            ha, hb = getattr(a.res, h), getattr(b.res, h)
+            assert ha.total == hb.total and (ha.counts == hb.counts).all(), h
+        assert a.series == b.series

@@ -16,7 +16,7 @@ from harness import framing
 from harness.batch import Outbound
 from harness.protocol import Stamped
 from harness.result import Share
-from harness.transport import RoundBuffer, Transport
+from harness.transport import LAUNCH_BATCH, RoundBuffer, Transport
 from workloads.base import Kind
 
 pytestmark = pytest.mark.e2e  # real loopback sockets
@@ -35,6 +35,9 @@ class Events:
         self.backlog: list[int] = []
         self.rounds: list[dict[int, bytes]] = []
         self.unparsed_: list[bytes] = []
+        self.elapsed: list[int] = []  # connect times, ns, in the order reported
+        self.launched_at_connect: list[int] = []  # connects begun when each was reported
+        self.tp: Transport | None = None
 
     def error(self, kind: str, count: int, now: int) -> None:
         self.errors += [kind] * count
@@ -45,6 +48,9 @@ class Events:
     def connected(self, i: int, elapsed_ns: int) -> None:
         assert elapsed_ns >= 0
         self.connected_.append(i)
+        self.elapsed.append(elapsed_ns)
+        if self.tp is not None:
+            self.launched_at_connect.append(int(np.count_nonzero(self.tp.started)))
 
     def backlogged(self, i: int) -> None:
         self.backlog.append(i)
@@ -103,6 +109,41 @@ def test_connects_succeed_and_are_reported_once_each() -> None:
     with connected(3) as (tp, events, _):
         assert sorted(events.connected_) == [0, 1, 2] and tp.alive.all()
         assert events.errors == []
+
+
+def test_connect_time_runs_from_the_connect_call_of_each_connection() -> None:
+    lsock = socket.create_server(("127.0.0.1", 0))
+    events = Events()
+    tp = transport(lsock.getsockname()[1], 1, events)
+    try:
+        t0 = time.monotonic_ns()
+        assert tp.start_connect(0)  # the caller sets no start time: the transport does
+        deadline = time.monotonic() + 5
+        while not events.connected_ and time.monotonic() < deadline:
+            for key, _ in tp.sel.select(0.05):
+                tp.finish_connect(key.data)
+        spent = time.monotonic_ns() - t0
+    finally:
+        tp.close_all()
+        lsock.close()
+    assert events.connected_ == [0] and 0 < events.elapsed[0] <= spent
+
+
+def test_connects_settle_while_later_ones_are_still_being_launched() -> None:
+    """Opening many at once: the first connects are reported done after a batch of
+    launches, not after all of them (their times would include every later launch)."""
+    n = 8 * LAUNCH_BATCH
+    lsock = socket.create_server(("127.0.0.1", 0), backlog=2 * n)
+    events = Events()
+    tp = transport(lsock.getsockname()[1], n, events)
+    events.tp = tp
+    try:
+        assert not tp.open_all(n, 0.0, 5 * 10**9, time.monotonic_ns() + 10 * 10**9, None)
+    finally:
+        tp.close_all()
+        lsock.close()
+    assert len(events.connected_) == n and events.errors == []
+    assert events.launched_at_connect[0] <= 2 * LAUNCH_BATCH < n
 
 
 def test_a_refused_connect_is_counted_once_and_closed() -> None:

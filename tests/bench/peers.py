@@ -1,0 +1,336 @@
+"""Benchmark: harness against tcpkali on raw TCP echo, side by side in one run (issue 12).
+
+    PYTHONPATH=$PWD python tests/bench/peers.py [--rounds 3] [--seconds 4]
+        [--loads closed100x16,open100x1000,quiet10000,closed10x1,connect]
+        [--connect-conns 50000] [--tcpkali PATH]
+
+Builds tests/bench/echo.c (gcc -O2) into a temporary folder and starts it pinned to CPU 0
+(a fresh server per run, port picked by the kernel). Clients run pinned to CPU 1, 64-byte
+messages (harness: len32 framing; tcpkali: 63 bytes and a newline, ``--write-combine off``
+so one write per message). For each load, each round runs tcpkali then harness, so both
+see the same machine; the table gives medians of the rounds and the ratios
+harness / tcpkali of msgs/s, of CPU % and of CPU µs per message.
+
+* ``closed100x16``: harness 100 conns x 16 in flight; tcpkali 100 conns as fast as it can
+  (it has no closed loop).
+* ``open100x1000``: 100 conns x 1,000 msgs/s each (open loop, 100k msgs/s).
+* ``quiet10000``: 10,000 conns x 1 msg/s each.
+* ``closed10x1``: harness alone, 10 conns x 1 in flight (tcpkali has no closed loop).
+* ``connect``: ``--connect-conns`` connections opened as fast as possible by
+  ceil(n / 16,000) harness transports (one process each, all on CPU 1, one echo server per
+  process: the open-files limit is 20,000 per process); the figure is connections / the
+  slowest process's connect time, and the p50 connect latency (from each connect() call).
+  tcpkali opens min(n, 16,000) (one process) at ``--connect-rate 30k`` for its p50.
+
+CPU: harness's ``client_cpu_pct`` (its worker process, warm-up to drain); tcpkali's process
+CPU sampled from /proc between 1 s after start and the end of its run (after its ramp).
+Every run has a timeout; every server is stopped by its pid.
+
+Not a test (pytest does not collect it): a tool that prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SERVER_CPU, CLIENT_CPU = "0", "1"
+PER_PROCESS = 16_000  # connections one client process opens (open-files limit 20,000)
+PEERS = (ROOT.parent / "shared" / "peers", ROOT.parents[1] / "shared" / "peers")  # ../shared
+TCPKALI = next((d / "tcpkali" for d in PEERS if (d / "tcpkali").exists()), PEERS[0] / "tcpkali")
+MESSAGE = "x" * 63 + "\\n"  # tcpkali unescapes it (-e): 64 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    name: str
+    conns: int
+    inflight: int = 0  # closed loop; 0: open loop at ``rate``
+    rate: float = 0.0  # msgs/s per connection; 0 with inflight 0: tcpkali as fast as it can
+    peer: bool = True  # tcpkali runs it too
+
+
+LOADS = {
+    "closed100x16": Load("closed 100 x 16", 100, inflight=16),  # tcpkali: a flood
+    "open100x1000": Load("open 100 x 1000/s", 100, rate=1000.0),
+    "quiet10000": Load("10000 x 1/s", 10_000, rate=1.0),
+    "closed10x1": Load("closed 10 x 1", 10, inflight=1, peer=False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    msgs_s: float
+    cpu_pct: float
+    bad: int = 0  # errors + lost
+
+    @property
+    def cpu_us_msg(self) -> float:
+        return self.cpu_pct / 100 * 1e6 / self.msgs_s if self.msgs_s else math.inf
+
+
+# ---------------------------------------------------------------------------- the server
+
+
+def build_echo(folder: Path) -> Path:
+    exe = folder / "echo"
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(HERE / "echo.c")], check=True)
+    return exe
+
+
+class Server:
+    """One echo server process pinned to SERVER_CPU; stops itself after ``seconds``."""
+
+    def __init__(self, exe: Path, seconds: int) -> None:
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(exe), "0", str(seconds)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        m = re.fullmatch(r"port (\d+)\n", line)
+        if m is None:
+            self.stop()
+            raise SystemExit(f"echo server did not start: {line!r}")
+        self.port = int(m.group(1))
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------- the clients
+
+
+class PeerFailed(Exception):
+    """tcpkali did not give a figure (it could not ramp, or hung): that round has none."""
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (and its threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_tcpkali(exe: Path, srv: Server, load: Load, seconds: float) -> Figure:
+    """tcpkali's msgs/s (bytes received / 64 / its test duration) and its CPU % after ramp.
+    Flooding (no rate), tcpkali may not exit after its test until the server goes away:
+    past its duration + 5 s the server is stopped, and tcpkali prints and exits."""
+    port = srv.port
+    cmd = ["taskset", "-c", CLIENT_CPU, str(exe), "-w", "1", "-c", str(load.conns),
+           "--connect-rate", "30k", "-e", "-m", MESSAGE, "--write-combine", "off",
+           "-T", f"{seconds}s", f"127.0.0.1:{port}"]
+    if load.rate:
+        cmd[cmd.index("-e"):cmd.index("-e")] = ["-r", f"{load.rate:g}"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.0)
+    c0, t0 = proc_cpu_s(p.pid), time.monotonic()
+    time.sleep(max(seconds - 1.3, 0.5))
+    c1, t1 = proc_cpu_s(p.pid), time.monotonic()
+    try:
+        out, _ = p.communicate(timeout=seconds + 5)
+    except subprocess.TimeoutExpired:
+        srv.stop()
+        try:
+            out, _ = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            raise PeerFailed(f"tcpkali hung:\n{out}") from None
+    got = re.search(r"Total data received:.*\((\d+) bytes\)", out)
+    dur = re.search(r"Test duration: ([\d.]+) s", out)
+    if got is None or dur is None:
+        raise PeerFailed(f"no figures in tcpkali's output:\n{out.strip()[-300:]}")
+    return Figure(int(got.group(1)) / 64 / float(dur.group(1)), 100 * (c1 - c0) / (t1 - t0))
+
+
+def run_harness(ports: list[int], load: Load, seconds: float, results: Path) -> Figure:
+    """harness's throughput_msgs_s and client_cpu_pct (exit 0 or 1 accepted: 1 is a
+    client-bound verdict, the figures are still measured)."""
+    hosts = ",".join(f"127.0.0.1:{p}" for p in ports)
+    pace = ["--rate", f"{load.rate:g}"] if load.rate else ["--inflight", str(load.inflight)]
+    cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--host", hosts,
+           "--conns", str(load.conns), "--duration", f"{seconds:g}", "--warmup", "1",
+           "--workers", "1", "--size", "64", "--framing", "len32", *pace, "--json",
+           "--no-report", "--results-dir", str(results)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
+    (step,) = json.loads(p.stdout)["steps"]
+    return Figure(float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]),
+                  sum(step["errors"].values()) + step["lost"])
+
+
+# ---------------------------------------------------------------------------- connects
+
+
+def connect_child(port: int, conns: int, start_at: float) -> None:
+    """One process: open ``conns`` connections through harness's transport, from
+    ``start_at`` (time.monotonic); prints elapsed seconds, connected and connect p50 ms."""
+    sys.path.insert(0, str(ROOT))
+    import selectors
+    import socket
+
+    from harness import config as cfg
+    from harness.coordinator import build_shares
+    from harness.limits import raise_nofile
+    from harness.worker import Worker
+    from workloads import load
+
+    raise_nofile()
+    plan = cfg.build_plan(cfg.settings({}, {"host": f"127.0.0.1:{port}", "conns": str(conns),
+                                            "workers": 1}))
+    wl = load("echo")(64, 1)
+    w = Worker(0, plan, wl, [(socket.AF_INET, ("127.0.0.1", port))])
+    share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
+    time.sleep(max(start_at - time.monotonic(), 0))
+    t0 = time.monotonic_ns()
+    w.connect(share, selectors.DefaultSelector(), t0 + 30 * 10**9)
+    elapsed = (time.monotonic_ns() - t0) / 1e9
+    p50 = w.res.connect.percentile(50)
+    print(json.dumps({"elapsed_s": elapsed, "connected": w.res.connected,
+                      "errors": sum(w.res.errors.values()),
+                      "p50_ms": None if p50 is None else p50 / 1e6}), flush=True)
+    w.close_all()
+
+
+def harness_connects(exe: Path, total: int) -> tuple[float, float, int]:
+    """(connections/s, p50 ms of the largest child, connected) over ceil(total / PER_PROCESS)
+    processes started together, one echo server each."""
+    k = math.ceil(total / PER_PROCESS)
+    per = [total // k + (i < total % k) for i in range(k)]
+    servers = [Server(exe, 60) for _ in range(k)]
+    try:
+        start_at = time.monotonic() + 1.5
+        kids = [subprocess.Popen(["taskset", "-c", CLIENT_CPU, sys.executable, __file__,
+                                  "--connect-child", f"{s.port},{n},{start_at}"],
+                                 stdout=subprocess.PIPE, text=True)
+                for s, n in zip(servers, per, strict=True)]
+        outs = [json.loads(kid.communicate(timeout=90)[0]) for kid in kids]
+    finally:
+        for s in servers:
+            s.stop()
+    slowest = max(o["elapsed_s"] for o in outs)
+    connected = sum(o["connected"] for o in outs)
+    p50 = statistics.median(o["p50_ms"] for o in outs if o["p50_ms"] is not None)
+    return connected / slowest, p50, connected
+
+
+def tcpkali_connect_p50(exe: Path, tk: Path, conns: int) -> float | None:
+    with Server(exe, 60) as srv:
+        out = subprocess.run(["taskset", "-c", CLIENT_CPU, str(tk), "-w", "1", "-c", str(conns),
+                              "--connect-rate", "30k", "--latency-connect",
+                              "--latency-percentiles", "50", "-T", "2s",
+                              f"127.0.0.1:{srv.port}"],
+                             capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"TCP connect latency at percentiles: ([\d.]+)", out)
+    return float(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def report(name: str, tk: list[Figure], h: list[Figure]) -> str:
+    med = statistics.median
+    hm, hc, hu = (med(f.msgs_s for f in h), med(f.cpu_pct for f in h),
+                  med(f.cpu_us_msg for f in h))
+    bad = sum(f.bad for f in h)
+    line = f"{name:<20} harness {hm:>10,.0f} msgs/s {hc:>5.1f}% CPU {hu:>6.2f} µs/msg"
+    if tk:
+        km, kc, ku = (med(f.msgs_s for f in tk), med(f.cpu_pct for f in tk),
+                      med(f.cpu_us_msg for f in tk))
+        line += (f" | tcpkali {km:>10,.0f} msgs/s {kc:>5.1f}% {ku:>6.2f} µs/msg"
+                 f" | ratio msgs {ratio(hm, km)} CPU {ratio(hc, kc)} µs/msg {ratio(hu, ku)}")
+    return line + (f"  ({bad} errors/lost)" if bad else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4.0, help="measure window per run (≤ 5)")
+    ap.add_argument("--loads", default=",".join([*LOADS, "connect"]))
+    ap.add_argument("--connect-conns", type=int, default=50_000)
+    ap.add_argument("--tcpkali", default=shutil.which("tcpkali") or str(TCPKALI))
+    ap.add_argument("--connect-child", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.connect_child:
+        port, n, at = a.connect_child.split(",")
+        connect_child(int(port), int(n), float(at))
+        return 0
+    seconds = min(a.seconds, 5.0)
+    tk_exe = Path(a.tcpkali) if Path(a.tcpkali).exists() else None
+    if tk_exe is None:
+        print("tcpkali not found: harness figures only", file=sys.stderr)
+    folder = Path(tempfile.mkdtemp(prefix="peers-"))
+    exe = build_echo(folder)
+    lines = []
+    for key in a.loads.split(","):
+        if key == "connect":
+            continue
+        load = LOADS[key]
+        tk: list[Figure] = []
+        h: list[Figure] = []
+        for i in range(1, a.rounds + 1):
+            if load.peer and tk_exe is not None:
+                with Server(exe, 60) as srv:
+                    try:
+                        tk.append(run_tcpkali(tk_exe, srv, load, seconds))
+                    except PeerFailed as exc:
+                        print(f"  {load.name} round {i}: {exc}", file=sys.stderr)
+            with Server(exe, 60) as srv:
+                h.append(run_harness([srv.port], load, seconds, folder / "results"))
+            print(f"  {load.name} round {i}: harness {h[-1].msgs_s:,.0f} msgs/s "
+                  f"{h[-1].cpu_pct:.1f}%" + (f" | tcpkali (last) {tk[-1].msgs_s:,.0f} msgs/s "
+                                             f"{tk[-1].cpu_pct:.1f}%" if tk else ""),
+                  file=sys.stderr, flush=True)
+        lines.append(report(load.name, tk, h))
+    lines.append("(closed 100 x 16: tcpkali floods without a window, msgs/s = bytes / 64: "
+                 "not like for like)")
+    if "connect" in a.loads.split(","):
+        rate, p50, got = harness_connects(exe, a.connect_conns)
+        line = (f"{'connect':<20} harness {got:,} of {a.connect_conns:,} at {rate:,.0f}/s, "
+                f"p50 {p50:.3f} ms")
+        if tk_exe is not None:
+            n = min(a.connect_conns, PER_PROCESS)
+            tk_p50 = tcpkali_connect_p50(exe, tk_exe, n)
+            line += f" | tcpkali {n:,} at 30k/s: " + (f"p50 {tk_p50} ms" if tk_p50 is not None
+                                                      else "no figure (it did not ramp)")
+        lines.append(line)
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"\nmedians of {a.rounds} rounds, {seconds:g} s windows, 64-byte messages; "
+          f"echo.c on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}; "
+          f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.uname().nodename}")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
