@@ -15,6 +15,8 @@ from harness.histogram import SMALL_BATCH, Histogram, from_counts
 from harness.result import UNPARSED_KEEP, Times, WorkerResult
 from harness.units import SEC
 
+HTTP_SCAN = 64 * 1024  # bytes of a broken round searched for an HTTP status line
+
 
 def _least(a: np.ndarray) -> int:
     """Smallest of a non-empty int array. A round at low concurrency holds a few frames, and
@@ -60,10 +62,17 @@ class Recorder:
     def keep_unparsed(self, data: bytes | bytearray | memoryview) -> None:
         """Keep the first bytes of the step that did not parse, for a diagnosis when no
         valid reply came."""
-        if not self.res.unparsed or (data[:7] == b"HTTP/1." != self.res.unparsed[:7]):
-            # an HTTP status line outranks a tail kept first (a fixed-size cut breaks a
-            # round's last frame before its first frames are parsed): it names the target
-            self.res.unparsed = bytes(data[:UNPARSED_KEEP])
+        if self.res.unparsed[:7] == b"HTTP/1.":
+            return
+        # an HTTP status line outranks other bytes kept first (a fixed-size cut breaks a
+        # round's last frame before its first frames are parsed; a round holds other
+        # connections' frames before it): it names the target
+        head = bytes(data[:HTTP_SCAN])
+        at = head.find(b"HTTP/1.")
+        if at >= 0:
+            self.res.unparsed = head[at:at + UNPARSED_KEEP]
+        elif not self.res.unparsed:
+            self.res.unparsed = head[:UNPARSED_KEEP]
 
     # ------------------------------------------------------------------ counters
 
