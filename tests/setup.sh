@@ -22,4 +22,4 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
       || echo "tests/setup.sh: could not install nginx-light; the HTTP tests will be skipped" >&2
   fi
 fi
-python -m pip install -q -e '.[test]'
+python -m pip install -q -e '.[test,cluster]'
