@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import multiprocessing.util
 import os
 import signal
 import socket
@@ -95,11 +97,26 @@ def names(run_id: str, index: int) -> tuple[str, str, str]:
     return f"{base}-{index}-connected", f"{base}-{index}-start", f"{base}-progress"
 
 
+class _DieWithAgent:
+    """Registered as an after-fork hook: a pinned worker forked by this agent gets SIGKILL
+    when the agent's task thread dies. Otherwise a killed agent's workers live on holding
+    its inherited connection to the scheduler, which then never sees the agent go."""
+
+    def __call__(self, _: object) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+
+PR_SET_PDEATHSIG = 1
+_DIE_WITH_AGENT = _DieWithAgent()
+
+
 def run_share(job: Job) -> Part:
     """The Dask task: this machine's share of the step, on its own pinned workers."""
     from distributed import Queue, Variable
     step = job.plan.steps[0]
     part = Part(job.machine, step)
+    multiprocessing.util.register_after_fork(_DIE_WITH_AGENT, _DIE_WITH_AGENT)
     connected_q, start_v, progress_q = (names(job.run_id, step.index))
     raise_nofile()
 

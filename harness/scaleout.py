@@ -106,6 +106,7 @@ class ClusterSession:
         self.run_id = uuid.uuid4().hex[:12]
         self.lead_ns = int(float(os.environ.get("HARNESS_CLUSTER_LEAD_S", LEAD_S)) * SEC)
         self.breakdown: list[dict] = []
+        self.noticed: dict[str, int] = {}  # machine -> wall ns its loss was seen
         self.warnings: list[str] = []
 
     def __enter__(self) -> ClusterSession:
@@ -177,8 +178,10 @@ class ClusterSession:
         done = self._await_parts(step, futures, lost)
         run = self._merge(step, done, begin, parts)
         parts.lost += [f"machine {m.name} ({m.address}) {why}" for m, why in lost.items()]
+        shares_of = {m.name: s for m, s in futures.values()}
         for m, why in lost.items():
-            parts.rows.append({"machine": m.name, "lost": why})
+            parts.rows.append({"machine": m.name, "conns": shares_of[m.name].conns,
+                               "lost": why, "noticed_wall_ns": self.noticed.get(m.name)})
         self.breakdown.append({"step": step.index, "start_wall_ns": start_wall,
                                "connected": connected, "machines": parts.rows})
         if run is not None and lost:
@@ -215,6 +218,7 @@ class ClusterSession:
                     waiting.pop(m.name)
                     if fut.status == "error":
                         lost[m] = describe(fut)
+                        self.noticed.setdefault(m.name, time.time_ns())
             if waiting:
                 time.sleep(0.02)
         for name in waiting:
@@ -242,6 +246,7 @@ class ClusterSession:
                 m, _ = futures[fut]
                 if fut.status == "error":
                     lost.setdefault(m, describe(fut))
+                    self.noticed.setdefault(m.name, time.time_ns())
                 else:
                     done.append((m, fut.result()))
         return done
