@@ -231,3 +231,104 @@ def test_cluster_without_the_extra_says_how_to_install_it(tmp_path: Path) -> Non
     assert "pip install 'harness[cluster]'" in r.stderr and "Traceback" not in r.stderr
     r = harness("agent", "tcp://127.0.0.1:1", cwd=tmp_path, env=env)
     assert r.returncode == 2 and "harness[cluster]" in r.stderr
+
+
+# ---------------------------------------------------------------------------- netns hosts
+
+
+class Hosts:
+    """``n`` network namespaces as client hosts on one bridge (unique names, removed in
+    ``close``); the bridge's address is the coordinating host's."""
+
+    def __init__(self, n: int) -> None:
+        tag = f"{os.getpid() % 10000}{int(time.time() * 1000) % 100}"
+        self.net = f"10.213.{os.getpid() % 250}"
+        self.bridge = f"hbr{tag}"
+        self.names = [f"hns{tag}{i}" for i in range(n)]
+        self.veths = [f"hv{tag}{i}" for i in range(n)]
+        self.gateway = f"{self.net}.1"
+
+    def addr(self, i: int) -> str:
+        return f"{self.net}.{10 + i}"
+
+    def create(self) -> None:
+        ip = ["ip"]
+        _sh(*ip, "link", "add", self.bridge, "type", "bridge")
+        _sh(*ip, "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _sh(*ip, "link", "set", self.bridge, "up")
+        for i, (ns, veth) in enumerate(zip(self.names, self.veths, strict=True)):
+            peer = f"{veth}p"
+            _sh(*ip, "netns", "add", ns)
+            _sh(*ip, "link", "add", veth, "type", "veth", "peer", "name", peer)
+            _sh(*ip, "link", "set", peer, "netns", ns)
+            _sh(*ip, "link", "set", veth, "master", self.bridge, "up")
+            _sh(*ip, "netns", "exec", ns, "ip", "addr", "add", f"{self.addr(i)}/24", "dev", peer)
+            _sh(*ip, "netns", "exec", ns, "ip", "link", "set", peer, "up")
+            _sh(*ip, "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+    def prefix(self, i: int) -> list[str]:
+        return ["ip", "netns", "exec", self.names[i]]
+
+    def close(self) -> None:
+        for ns in self.names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+
+
+def _sh(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True, timeout=20)
+
+
+@pytest.fixture()
+def hosts() -> Iterator[Hosts]:
+    h = Hosts(3)
+    try:
+        h.create()
+    except (OSError, subprocess.SubprocessError) as exc:
+        h.close()
+        pytest.skip(f"network namespaces cannot be created here: {exc}")
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def _echo_server(tmp: Path, bind: str) -> tuple[subprocess.Popen, str]:
+    out = tmp / "echo.out"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "serve", "echo", "--bind", bind,
+                          "--port", "0"], stdout=out.open("w"), stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline and not out.read_text().strip():
+        time.sleep(0.05)
+    return p, out.read_text().split()[2]
+
+
+@pytest.mark.e2e
+def test_three_namespace_hosts_merge_to_the_counts_of_one_host_running_the_plan(
+        tmp_path: Path, hosts: Hosts) -> None:
+    server, target = _echo_server(tmp_path, hosts.gateway)
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler(hosts.gateway)
+        for i in range(3):
+            c.agent(f"host{i}", prefix=hosts.prefix(i), host=hosts.addr(i))
+        c.wait_for(3)
+        plan = ["--host", target, "--conns", "6", "--messages", "600", "--warmup", "0"]
+        r, doc = run_json(c, *plan)
+        one = harness("run", "--json", "--no-report", "--results-dir", str(tmp_path / "one"),
+                      "--workers", "2", *plan, cwd=tmp_path)
+    finally:
+        c.close()
+        stop(server)
+    assert r.returncode == 0, r.stderr
+    assert one.returncode == 0, one.stderr
+    assert doc is not None
+    merged, single = doc["steps"][0], json.loads(one.stdout)["steps"][0]
+    for key in ("conns", "sent", "received", "lost", "duplicates", "errors"):
+        assert merged[key] == single[key], key
+    assert merged["sent"] == merged["received"] == 600
+    rows = doc["cluster"]["steps"][0]["machines"]
+    assert sorted(m["machine"] for m in rows) == ["host0", "host1", "host2"]
+    assert [m["conns"] for m in rows] == [2, 2, 2]
+    assert sum(m["received"] for m in rows) == 600
