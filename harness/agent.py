@@ -47,6 +47,14 @@ def need_distributed() -> Any:
     return distributed
 
 
+def is_address(text: str) -> bool:
+    """``tcp://HOST:PORT`` or ``tls://HOST:PORT`` (HOST may be ``[v6]``)."""
+    scheme, _, rest = text.partition("://")
+    host, _, port = rest.rpartition(":")
+    return scheme in ("tcp", "tls") and bool(host) and "/" not in rest and port.isdigit() \
+        and 0 < int(port) < 65536
+
+
 def versions() -> dict[str, str]:
     """What must agree between the machines of one run."""
     import dask

@@ -441,8 +441,10 @@ def cluster_scheduler(host: str, port: int) -> None:
 def agent_cmd(scheduler: str, name: str | None, host: str | None) -> None:
     """Join SCHEDULER (tcp://COORD:8786) as this machine's harness agent: a Dask worker
     with one thread that runs its share of each step on its own pinned workers."""
-    from harness.agent import serve_agent
+    from harness.agent import is_address, serve_agent
     _need_cluster()
+    if not is_address(scheduler):
+        die(EXIT_USAGE, f"agent: {scheduler!r} is not a scheduler address (tcp://HOST:PORT)")
 
     def ready(address: str) -> None:
         click.echo(f"agent {name or ''} at {address}, joined {scheduler}".replace("  ", " "))

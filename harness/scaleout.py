@@ -111,6 +111,9 @@ class ClusterSession:
 
     def __enter__(self) -> ClusterSession:
         distributed = agent.need_distributed()
+        if not agent.is_address(self.address):
+            raise ClusterError(f"--cluster: {self.address!r} is not a scheduler address "
+                               "(tcp://HOST:PORT or tls://HOST:PORT)")
         try:
             self.client = distributed.Client(self.address, timeout=CONNECT_S,
                                              set_as_default=False)

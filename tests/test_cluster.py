@@ -218,6 +218,22 @@ def test_a_scheduler_without_agents_is_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "no harness agent" in r.stderr, r.stderr
 
 
+def test_a_scheduler_address_needs_a_scheme_a_host_and_a_port() -> None:
+    from harness.agent import is_address
+    assert is_address("tcp://10.0.0.1:8786") and is_address("tls://[::1]:8786")
+    for bad in ("nonsense", "10.0.0.1:8786", "tcp://10.0.0.1", "tcp://:8786", "udp://a:1",
+                "tcp://a:0", "tcp://a:8786/x"):
+        assert not is_address(bad), bad
+
+
+@pytest.mark.e2e
+def test_a_bad_scheduler_address_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    r = harness("run", "--cluster", "nonsense", "--conns", "1", "--duration", "0.2",
+                cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "not a scheduler address" in r.stderr
+
+
 @pytest.mark.e2e
 def test_cluster_without_the_extra_says_how_to_install_it(tmp_path: Path) -> None:
     blocker = tmp_path / "block"
