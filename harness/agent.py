@@ -30,6 +30,7 @@ from harness.result import WorkerResult
 
 GO_MARGIN_NS = 2_000_000  # the start must be at least this far ahead to be kept
 PROGRESS_EVERY_NS = 1_000_000_000
+STOP_POLL_NS = 200_000_000
 RESOURCE = "harness"  # the Dask worker resource that marks a harness agent
 
 
@@ -105,6 +106,37 @@ def names(run_id: str, index: int) -> tuple[str, str, str]:
     return f"{base}-{index}-connected", f"{base}-{index}-start", f"{base}-progress"
 
 
+def stop_name(run_id: str) -> str:
+    """The distributed Event the coordinator sets on Ctrl-C: the agents stop their step."""
+    return f"harness-{run_id}-stop"
+
+
+class RemoteStop:
+    """What the coordinator reads as its ``interrupts``: ``requested`` once the run's stop
+    Event is set (asked at most every STOP_POLL_NS); ``fileno`` never becomes readable."""
+
+    def __init__(self, run_id: str) -> None:
+        from distributed import Event
+        self.event = Event(stop_name(run_id))
+        self._r, self._w = os.pipe()
+        self._seen, self._asked = False, 0
+
+    @property
+    def requested(self) -> bool:
+        now = time.monotonic_ns()
+        if not self._seen and now - self._asked >= STOP_POLL_NS:
+            self._asked = now
+            self._seen = bool(self.event.is_set())
+        return self._seen
+
+    def fileno(self) -> int:
+        return self._r
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
 class _DieWithAgent:
     """Registered as an after-fork hook: a pinned worker forked by this agent gets SIGKILL
     when the agent's task thread dies. Otherwise a killed agent's workers live on holding
@@ -151,10 +183,18 @@ def run_share(job: Job) -> Part:
             last[0] = now
             Queue(progress_q).put((job.machine, step.index, rows))
 
-    coord = Coordinator(job.plan, job.workload, resolve(job.plan.targets), progress)
+    stop = RemoteStop(job.run_id)
+    coord = Coordinator(job.plan, job.workload, resolve(job.plan.targets), progress,
+                        interrupts=stop)  # type: ignore[arg-type]  # duck-typed Interrupts
     coord.start_at = start_at
-    with coord:
-        run = coord.run_step(step)
+    try:
+        with coord:
+            try:
+                run = coord.run_step(step)
+            except KeyboardInterrupt:  # the coordinator asked every agent to stop
+                run = coord._collect_after_stop(step)
+    finally:
+        stop.close()
     if coord.lost:
         part.error = "; ".join(coord.lost[i] for i in sorted(coord.lost))
     if run is not None:

@@ -111,6 +111,9 @@ class ClusterSession:
 
     def __enter__(self) -> ClusterSession:
         distributed = agent.need_distributed()
+        if getattr(self.workload, "delivery", "echo") == "broadcast":
+            raise ClusterError("--cluster: broadcast workloads (chat) across machines are not "
+                               "supported yet: each machine's connection ids overlap")
         if not agent.is_address(self.address):
             raise ClusterError(f"--cluster: {self.address!r} is not a scheduler address "
                                "(tcp://HOST:PORT or tls://HOST:PORT)")
@@ -141,10 +144,12 @@ class ClusterSession:
                      if len(done) < len(self.plan.steps) else None)
         outcome, errors = RunOutcome(), []
         while (step := next_step(outcome.steps)) is not None:
-            if self.interrupts is not None and self.interrupts.requested:
+            if self._interrupted():
                 outcome.partial = outcome.interrupted = True
                 break
             run, parts = self.run_step(step)
+            if self._interrupted():
+                outcome.partial = outcome.interrupted = True
             errors += parts.lost
             if run is not None:
                 outcome.steps.append(run)
@@ -191,6 +196,9 @@ class ClusterSession:
             run.partial = True
         return run, parts
 
+    def _interrupted(self) -> bool:
+        return self.interrupts is not None and self.interrupts.requested
+
     def _submit(self, m: Machine, share: Step) -> Any:
         limit_conns = share.conns + share.listen * max(len(self.plan.targets), 1)
         plan = replace(self.plan, steps=(share,),
@@ -236,7 +244,12 @@ class ClusterSession:
         from distributed import Queue
         progress = Queue(agent.names(self.run_id, step.index)[2], client=self.client)
         pending, latest, done = set(futures), {}, []
+        stopping = False
         while pending:
+            if not stopping and self._interrupted():
+                from distributed import Event
+                Event(agent.stop_name(self.run_id), client=self.client).set()
+                stopping = True
             time.sleep(0.05)
             finished = {f for f in pending if f.done()}
             pending -= finished

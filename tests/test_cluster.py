@@ -190,6 +190,37 @@ def test_an_agent_killed_mid_run_is_named_at_once_and_the_others_data_kept(
 
 
 @pytest.mark.e2e
+def test_ctrl_c_mid_step_stops_every_agent_and_keeps_what_they_measured(
+        cluster: Cluster) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
+         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
+         "--duration", "60", "--warmup", "0.2"],
+        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.0)  # measuring
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=40)
+        took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "interrupted" in err and took < 20
+    doc = json.loads(out)
+    assert doc["partial"] and doc["steps"][0]["received"] > 0
+    rows = doc["cluster"]["steps"][0]["machines"]
+    assert len(rows) == 2 and all(m["received"] > 0 for m in rows)
+
+
+@pytest.mark.e2e
+def test_a_broadcast_workload_over_a_cluster_is_refused_for_now(cluster: Cluster) -> None:
+    r, _ = run_json(cluster, "--workload", "chat", "--conns", "2", "--duration", "0.3")
+    assert r.returncode == 2 and "broadcast workloads" in r.stderr, r.stderr
+
+
+@pytest.mark.e2e
 def test_an_agent_of_another_harness_version_is_one_line_and_exit_2(tmp_path: Path) -> None:
     c = Cluster(tmp_path)
     fake = ("import sys, harness, harness.agent as a; harness.__version__ = "
