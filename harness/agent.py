@@ -233,16 +233,20 @@ def serve_scheduler(host: str, port: int, on_ready: Any = None) -> None:
 def serve_agent(address: str, name: str | None, host: str | None, on_ready: Any = None
                 ) -> None:
     """A Dask worker in this process (no nanny: it forks the pinned workers itself), one
-    thread, named after the host, holding the ``harness`` resource. Returns on SIGINT or
+    thread, named after the host, holding the ``harness`` resource, listening on ``host``
+    (by default the local address that routes to the scheduler). Returns on SIGINT or
     SIGTERM, or when the scheduler goes away."""
     import dask
     from distributed import Worker
+    from distributed.utils import get_ip
     dask.config.set({"distributed.worker.http.routes": []})
+    if host is None:  # the local address that routes to the scheduler, not every interface
+        host = get_ip(address.partition("://")[2].rpartition(":")[0].strip("[]"))
 
     async def main() -> None:
         async with Worker(address, nthreads=1, name=name or socket.gethostname(),
                           resources={RESOURCE: 1}, host=host, dashboard=False,
-                          dashboard_address=f"{_bracket(host)}:0" if host else None,
+                          dashboard_address=f"{_bracket(host)}:0",
                           death_timeout=30) as w:
             if on_ready is not None:
                 on_ready(w.address)

@@ -274,5 +274,5 @@ def agent_flags(f: Any) -> Any:
         click.option("--name", default=None, help="this machine's name in results (default: "
                                                   "its host name)"),
         click.option("--host", default=None, help="the address to listen on for the "
-                                                  "scheduler (default: chosen by Dask)"),
+                     "scheduler (default: this machine's address on the route to it)"),
     ])

@@ -141,6 +141,16 @@ def test_a_cluster_run_splits_7_conns_4_and_3_and_its_merged_counts_are_the_sum(
 
 
 @pytest.mark.e2e
+def test_the_scheduler_and_agents_listen_only_on_the_address_given_or_routed(
+        cluster: Cluster) -> None:
+    import psutil
+    for p in cluster.procs:
+        listening = [c.laddr for c in psutil.Process(p.pid).net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening and all(a.ip == "127.0.0.1" for a in listening), listening
+
+
+@pytest.mark.e2e
 def test_a_timed_cluster_step_adds_each_machines_counts(cluster: Cluster) -> None:
     r, doc = run_json(cluster, "--conns", "4", "--duration", "0.5", "--warmup", "0.2")
     assert r.returncode == 0, r.stderr
