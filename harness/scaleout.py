@@ -243,21 +243,20 @@ class ClusterSession:
         (allowed-failures 0 fails its task) and the others' parts are kept."""
         from distributed import Queue
         progress = Queue(agent.names(self.run_id, step.index)[2], client=self.client)
-        pending, latest, done = set(futures), {}, []
-        stopping = False
-        while pending:
-            if not stopping and self._interrupted():
-                from distributed import Event
-                Event(agent.stop_name(self.run_id), client=self.client).set()
-                stopping = True
+        pending = {f for f, (m, _) in futures.items() if m not in lost}
+        for f, (m, _) in futures.items():
+            if m in lost:
+                f.cancel()
+        latest: dict[str, list] = {}
+        done: list[tuple[Machine, agent.Part]] = []
+        stopping, bound = False, self._bound_s(step)
+        deadline = time.monotonic() + bound
+        while pending and time.monotonic() < deadline:
+            stopping = stopping or self._stop_agents()
             time.sleep(0.05)
             finished = {f for f in pending if f.done()}
             pending -= finished
-            for name, index, rows in progress.get(batch=True):
-                if index == step.index:
-                    latest[name] = rows
-            if self.on_progress is not None and latest and len(latest) >= len(futures):
-                self.on_progress(step, [r for rows in latest.values() for r in rows])
+            self._pass_progress(step, progress, latest, len(futures))
             for fut in finished:
                 m, _ = futures[fut]
                 if fut.status == "error":
@@ -265,7 +264,33 @@ class ClusterSession:
                     self.noticed.setdefault(m.name, time.time_ns())
                 else:
                     done.append((m, fut.result()))
+        for fut in pending:
+            m, _ = futures[fut]
+            lost[m] = f"gave no result within {bound:.0f} s"
+            fut.cancel()
         return done
+
+    def _stop_agents(self) -> bool:
+        """On Ctrl-C: set the run's stop Event (every agent stops its step); True if set."""
+        if not self._interrupted():
+            return False
+        from distributed import Event
+        Event(agent.stop_name(self.run_id), client=self.client).set()
+        return True
+
+    def _pass_progress(self, step: Step, queue: Any, latest: dict[str, list], n: int) -> None:
+        """The agents' latest progress rows, to the live line once every one has sent some."""
+        for name, index, rows in queue.get(batch=True):
+            if index == step.index:
+                latest[name] = rows
+        if self.on_progress is not None and latest and len(latest) >= n:
+            self.on_progress(step, [r for rows in latest.values() for r in rows])
+
+    def _bound_s(self, step: Step) -> float:
+        """The longest a step may take on an agent before it counts as lost."""
+        p = self.plan
+        run_s = step.duration_s if step.duration_s is not None else 3600.0
+        return self.lead_ns / SEC + p.warmup_s + run_s + p.timeout_s + 60.0
 
     def _merge(self, step: Step, done: list[tuple[Machine, agent.Part]], begin: int,
                parts: StepParts) -> StepRun | None:
