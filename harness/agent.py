@@ -27,9 +27,10 @@ from harness.coordinator import Coordinator, resolve
 from harness.limits import FD_RESERVE, raise_nofile
 from harness.plan import Plan, Step
 from harness.result import WorkerResult
+from harness.units import SEC
 
 GO_MARGIN_NS = 2_000_000  # the start must be at least this far ahead to be kept
-PROGRESS_EVERY_NS = 1_000_000_000
+PROGRESS_EVERY_NS = SEC
 STOP_POLL_NS = 200_000_000
 RESOURCE = "harness"  # the Dask worker resource that marks a harness agent
 
