@@ -18,8 +18,10 @@ import orjson
 
 from harness import __version__, aggregate, exports, outputs
 from harness import config as cfg
+from harness.agent import ClusterMissing
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
+    CLUSTER_EXIT_HELP,
     COMPARE_EXIT_HELP,
     EXIT_CODES_HELP,
     EXPORT_EXIT_HELP,
@@ -28,10 +30,12 @@ from harness.cli_help import (
     REPORT_EXIT_HELP,
     SERVE_EXIT_HELP,
     GroupedCommand,
+    agent_flags,
     calibrate_flags,
     compare_flags,
     merge_flags,
     run_options,
+    scheduler_flags,
     search_epilog,
     search_flags,
     serve_flags,
@@ -45,6 +49,7 @@ from harness.probes import SearchStopped, run_probes, search_plan
 from harness.report import compare_table, document, lines, table
 from harness.report import results as results_mod
 from harness.report.safe import printable
+from harness.scaleout import ClusterError
 from harness.sweep import Session
 from harness.targets.lifecycle import Targets
 
@@ -104,9 +109,10 @@ def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str
     from harness.pushgateway import check_url
     if pushgateway is not None and (problem := check_url(pushgateway)):
         die(EXIT_USAGE, f"--pushgateway: {problem}")
+    cluster = flags.pop("cluster", None)
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
     after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report)
-    sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after))
+    sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after, cluster))
 
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
@@ -128,7 +134,8 @@ def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: s
 
 
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
-            pushgateway: str | None = None, after: AfterRun | None = None) -> int:
+            pushgateway: str | None = None, after: AfterRun | None = None,
+            cluster: str | None = None) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
     Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
@@ -148,8 +155,7 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
                 plan = targets.plan
                 started = time.time()
                 interrupts.deferring = True  # from here a signal only stops the workers
-                with Session(plan, workload, targets.addrs, targets.watch, live_line(),
-                             targets.reserve, interrupts) as session:
+                with session_for(plan, workload, targets, interrupts, cluster) as session:
                     pusher = make_pusher(pushgateway, plan, workload, session)
                     outcome = session.sweep(pusher.step_done if pusher else None)
                     clear_live_line()
@@ -159,6 +165,8 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
             outcome = None
         except Unreachable as exc:
             die(EXIT_UNREACHABLE, str(exc))
+        except (ClusterMissing, ClusterError) as exc:
+            die(EXIT_USAGE, str(exc))
         if outcome is None or (outcome.interrupted and not outcome.steps):
             die(EXIT_FAIL, "interrupted before the first step")
         for w in warnings:
@@ -173,6 +181,17 @@ def make_pusher(url: str | None, plan: Plan, workload: Any, session: Session) ->
         return None
     from harness.pushgateway import Pusher
     return Pusher(url, plan, workload, session.watched)
+
+
+def session_for(plan: Plan, workload: Any, targets: Targets, interrupts: Interrupts,
+                cluster: str | None) -> Any:
+    """The workers of this machine (a Session), or with --cluster the agents' (see
+    harness.scaleout)."""
+    if cluster is None:
+        return Session(plan, workload, targets.addrs, targets.watch, live_line(),
+                       targets.reserve, interrupts)
+    from harness.scaleout import ClusterSession
+    return ClusterSession(plan, workload, cluster, live_line(), interrupts)
 
 
 def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
@@ -645,6 +664,61 @@ def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None
                        "ceiling). Run it again on an idle machine.")
     for line in lines.calibration(fig):
         click.echo(line)
+
+
+# ---------------------------------------------------------------------------- cluster
+
+
+@main.group(epilog=CLUSTER_EXIT_HELP)
+def cluster() -> None:
+    """Several client machines, one run (Dask distributed; needs harness[cluster])."""
+
+
+@cluster.command("scheduler", epilog=CLUSTER_EXIT_HELP)
+@scheduler_flags
+def cluster_scheduler(host: str, port: int) -> None:
+    """Start the Dask scheduler that harness agents join and `run --cluster` uses
+    (allowed-failures 0, no dashboard, listening on --host only)."""
+    from harness.agent import serve_scheduler
+    _need_cluster()
+
+    def ready(address: str) -> None:
+        click.echo(f"scheduler at {address}")
+        sys.stdout.flush()
+
+    try:
+        serve_scheduler(host, port, ready)
+    except OSError as exc:
+        die(EXIT_USAGE, f"--host/--port: cannot listen on {host}:{port}: "
+                        f"{exc.strerror or exc}")
+
+
+@main.command("agent", epilog=CLUSTER_EXIT_HELP)
+@agent_flags
+def agent_cmd(scheduler: str, name: str | None, host: str | None) -> None:
+    """Join SCHEDULER (tcp://COORD:8786) as this machine's harness agent: a Dask worker
+    with one thread that runs its share of each step on its own pinned workers."""
+    from harness.agent import is_address, serve_agent
+    _need_cluster()
+    if not is_address(scheduler):
+        die(EXIT_USAGE, f"agent: {scheduler!r} is not a scheduler address (tcp://HOST:PORT)")
+
+    def ready(address: str) -> None:
+        click.echo(f"agent {name or ''} at {address}, joined {scheduler}".replace("  ", " "))
+        sys.stdout.flush()
+
+    try:
+        serve_agent(scheduler, name, host, ready)
+    except (OSError, TimeoutError, ValueError) as exc:
+        die(EXIT_USAGE, f"agent: cannot join {scheduler}: {exc}")
+
+
+def _need_cluster() -> None:
+    from harness.agent import need_distributed
+    try:
+        need_distributed()
+    except ClusterMissing as exc:
+        die(EXIT_USAGE, str(exc).replace("--cluster needs", "needs"))
 
 
 # ---------------------------------------------------------------------------- serve

@@ -29,6 +29,8 @@ usage error, a missing or corrupt run folder, or runs that differ in workload, f
 pacing or step loads (--force compares the steps that match)."""
 CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine was busy (others
 took a material share of a core: no ceiling reported)."""
+CLUSTER_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, no
+harness[cluster] installed, or the address cannot be used."""
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
 cannot be listened on."""
 # Option groups of `run --help`, in the order shown.
@@ -195,6 +197,10 @@ def _extra_options() -> dict[str, Any]:
                                         "throughput=10%,errors=0.1%,lost=0)"),
         "--junit": option("--junit", "junit_path", default=None, group="Output",
                           help="write JUnit XML of the thresholds (and regressions) to FILE"),
+        "--cluster": option("--cluster", default=None, group="Target",
+                            help="run on the harness agents of this Dask scheduler, e.g. "
+                                 "tcp://COORD:8786: the plan split by their cores, each step "
+                                 "started together (needs harness[cluster])"),
         "--until-degraded": option("--until-degraded", is_flag=True, default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires"),
@@ -316,4 +322,24 @@ def serve_flags(f: Any) -> Any:
                      help="chat: linked nodes on consecutive ports"),
         click.option("--max-frame", type=click.IntRange(16, 1 << 30), default=1 << 20,
                      show_default=True, help="largest frame accepted from a client, bytes"),
+    ])
+
+
+def scheduler_flags(f: Any) -> Any:
+    """The flags of ``cluster scheduler``."""
+    return _apply(f, [
+        click.option("--host", default="127.0.0.1", show_default=True,
+                     help="the one address to listen on (keep it private: see the README)"),
+        click.option("--port", type=click.IntRange(0, 65535), default=8786, show_default=True),
+    ])
+
+
+def agent_flags(f: Any) -> Any:
+    """The arguments and flags of ``agent``."""
+    return _apply(f, [
+        click.argument("scheduler"),
+        click.option("--name", default=None, help="this machine's name in results (default: "
+                                                  "its host name)"),
+        click.option("--host", default=None, help="the address to listen on for the "
+                     "scheduler (default: this machine's address on the route to it)"),
     ])

@@ -61,6 +61,7 @@ class RunOutcome:
     partial: bool = False
     interrupted: bool = False
     error: str | None = None  # why the run was cut short: a dead or failed worker
+    cluster: dict | None = None  # --cluster: machines, clock offsets, per-machine figures
 
 
 def fd_shortfall(plan: Plan, limit: int, most_conns: int | None = None) -> str | None:
@@ -235,6 +236,10 @@ class Coordinator:
         self.procs: list[mp.process.BaseProcess] = []
         self.pipes: list[Connection] = []
         self.lost: dict[int, str] = {}  # worker index -> why it is gone
+        # With --cluster (harness.agent): given the connections made, the monotonic ns at
+        # which sending starts (a wall-clock time agreed by every machine), or None to
+        # refuse the step (that time is missed); None here: START_SLACK_NS from now.
+        self.start_at: Callable[[int], int | None] | None = None
 
     def start(self) -> None:
         ctx = mp.get_context("fork")
@@ -311,8 +316,14 @@ class Coordinator:
         counters = netstat.read()
         for i in self.live:
             self._send(i, ("step", shares[i], deadline))
-        self._gather("connected")
-        begin = time.monotonic_ns() + START_SLACK_NS
+        connected = self._gather("connected")
+        begin = (time.monotonic_ns() + START_SLACK_NS if self.start_at is None
+                 else self.start_at(sum(connected)))
+        if begin is None:  # the agreed start is missed: the workers close without sending
+            for i in self.live:
+                self._send(i, ("stop",))
+            self._gather("result")
+            return None
         measure = begin + int(plan.warmup_s * SEC)
         end = measure + int(step.duration_s * SEC) if step.duration_s is not None else None
         times = Times(begin, measure, end)

@@ -49,6 +49,8 @@ def write_run(plan: Plan, workload: Any, outcome: RunOutcome, started: float, ht
     doc = document.run_document(plan, workload, outcome.partial, steps, verdict, failures,
                                 started, sys.argv[1:])
     doc["warnings"] = warnings or []
+    if outcome.cluster is not None:
+        doc["cluster"] = outcome.cluster
     folder = results_mod.run_dir(plan.results_dir, plan.name, started)
     full = document.with_histograms(doc, [f.histograms for f in figures],
                                     [f.second_hists for f in figures])

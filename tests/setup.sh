@@ -29,4 +29,4 @@ if ! command -v memcached >/dev/null 2>&1; then
       || echo "tests/setup.sh: could not install memcached; its tests will be skipped" >&2
   fi
 fi
-python -m pip install -q -e '.[test]'
+python -m pip install -q -e '.[test,cluster]'

@@ -48,6 +48,7 @@ LAYERS: dict[str, set[str]] = {
                   "compare"},
     # running steps: workers forked, a sweep, a run's target started and stopped
     "run": {"coordinator", "sweep", "targets.lifecycle",
+            "agent", "scaleout",
             "probes"},
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",

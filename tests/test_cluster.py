@@ -1,0 +1,391 @@
+"""``harness run --cluster``: a real ``harness cluster scheduler`` and ``harness agent``
+subprocesses (Dask distributed) on loopback, and, where ``ip netns`` works, network
+namespaces as separate client hosts. The plan split (largest remainder) is tested
+without sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.plan import Stage, Step
+from harness.scaleout import largest_remainder, split_step
+from tests.conftest import harness, stop
+
+distributed = pytest.importorskip("distributed", reason="the cluster extra is not installed")
+
+READY_S = 30.0
+
+
+# ---------------------------------------------------------------------------- the split
+
+
+def test_largest_remainder_splits_exactly_and_favours_the_largest_remainders() -> None:
+    assert largest_remainder(7, [2, 2]) == [4, 3]
+    assert largest_remainder(10, [1, 2, 1]) == [2, 5, 3] or \
+        largest_remainder(10, [1, 2, 1]) == [3, 5, 2]
+    assert largest_remainder(1, [4, 4, 4]) == [1, 0, 0]
+    for total in range(0, 40):
+        for weights in ([1], [3, 1], [2, 2, 2], [5, 1, 7], [1, 1, 1, 1, 1, 1, 1]):
+            parts = largest_remainder(total, weights)
+            assert sum(parts) == total
+            exact = [total * w / sum(weights) for w in weights]
+            assert all(abs(p - e) < 1 for p, e in zip(parts, exact, strict=True))
+
+
+def test_a_step_splits_its_connections_messages_and_stages_with_nothing_dropped() -> None:
+    step = Step(0, conns=7, duration_s=None, messages=701, rate=5.0, listen=3,
+                stages=(Stage(1.0, 3, 5.0), Stage(1.0, 7, 10.0)))
+    parts = split_step(step, [2, 2])
+    assert [p.conns for p in parts] == [4, 3]
+    assert sum(p.messages or 0 for p in parts) == 701
+    assert sum(p.listen for p in parts) == 3
+    assert [sum(p.stages[k].conns for p in parts) for k in range(2)] == [3, 7]
+    assert all(p.rate == 5.0 and p.index == 0 for p in parts)
+
+
+# ---------------------------------------------------------------------------- a cluster
+
+
+class Cluster:
+    """A scheduler and named agents, each a subprocess of the real commands."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+        self.agents: dict[str, subprocess.Popen] = {}
+        self.address = ""
+
+    def _start(self, args: list[str], name: str, prefix: list[str] | None = None,
+               python: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+        out = self.tmp / f"{name}.out"
+        cmd = [*(prefix or []), *(python or [sys.executable, "-m", "harness"]), *args]
+        p = subprocess.Popen(cmd, stdout=out.open("w"), stderr=(self.tmp / f"{name}.err").open("w"),
+                             stdin=subprocess.DEVNULL)
+        self.procs.append(p)
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline and p.poll() is None:
+            text = out.read_text()
+            if text.strip():
+                return p, text.strip()
+            time.sleep(0.05)
+        raise AssertionError(f"{name} did not start: {(self.tmp / f'{name}.err').read_text()}")
+
+    def scheduler(self, host: str = "127.0.0.1", prefix: list[str] | None = None) -> str:
+        _, line = self._start(["cluster", "scheduler", "--host", host, "--port", "0"],
+                              "scheduler", prefix)
+        self.address = line.split()[-1]
+        return self.address
+
+    def agent(self, name: str, prefix: list[str] | None = None, host: str | None = None,
+              python: list[str] | None = None) -> subprocess.Popen:
+        args = ["agent", self.address, "--name", name] + (["--host", host] if host else [])
+        p, _ = self._start(args, name, prefix, python)
+        self.agents[name] = p
+        return p
+
+    def wait_for(self, n: int) -> None:
+        """Until ``n`` agents are registered with the scheduler."""
+        with distributed.Client(self.address, timeout=10, set_as_default=False) as c:
+            c.wait_for_workers(n, timeout=READY_S)
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                stop(p)
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler()
+        c.agent("a1")
+        c.agent("a2")
+        c.wait_for(2)
+        yield c
+    finally:
+        c.close()
+
+
+def run_json(c: Cluster, *args: str, env: dict | None = None
+             ) -> tuple[subprocess.CompletedProcess, dict | None]:
+    r = harness("run", "--cluster", c.address, "--json", "--no-report", "--results-dir",
+                str(c.tmp / "results"), *args, cwd=c.tmp, env=env)
+    return r, (json.loads(r.stdout) if r.stdout.strip() else None)
+
+
+@pytest.mark.e2e
+def test_a_cluster_run_splits_7_conns_4_and_3_and_its_merged_counts_are_the_sum(
+        cluster: Cluster) -> None:
+    r, doc = run_json(cluster, "--conns", "7", "--messages", "700", "--warmup", "0")
+    assert r.returncode == 0, r.stderr
+    assert doc is not None
+    step = doc["steps"][0]
+    assert step["sent"] == 700 and step["received"] == 700 and not step["partial"]
+    parts = {m["machine"]: m for m in doc["cluster"]["steps"][0]["machines"]}
+    assert sorted(m["conns"] for m in parts.values()) == [3, 4]
+    assert sum(m["sent"] for m in parts.values()) == step["sent"]
+    assert sum(m["received"] for m in parts.values()) == step["received"]
+    machines = doc["cluster"]["machines"]
+    assert {m["name"] for m in machines} == {"a1", "a2"}
+    assert all(abs(m["clock_offset_ms"]) < 1000 for m in machines)  # one host: one clock
+
+
+@pytest.mark.e2e
+def test_the_scheduler_and_agents_listen_only_on_the_address_given_or_routed(
+        cluster: Cluster) -> None:
+    import psutil
+    for p in cluster.procs:
+        listening = [c.laddr for c in psutil.Process(p.pid).net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening and all(a.ip == "127.0.0.1" for a in listening), listening
+
+
+@pytest.mark.e2e
+def test_a_timed_cluster_step_adds_each_machines_counts(cluster: Cluster) -> None:
+    r, doc = run_json(cluster, "--conns", "4", "--duration", "0.5", "--warmup", "0.2")
+    assert r.returncode == 0, r.stderr
+    assert doc is not None
+    step, parts = doc["steps"][0], doc["cluster"]["steps"][0]["machines"]
+    assert [m["conns"] for m in parts] == [2, 2]
+    assert step["received"] == sum(m["received"] for m in parts) > 0
+    assert step["sent"] == sum(m["sent"] for m in parts)
+
+
+@pytest.mark.e2e
+def test_a_start_that_cannot_be_kept_is_refused_and_the_step_marked_partial(
+        cluster: Cluster) -> None:
+    env = dict(os.environ, HARNESS_CLUSTER_LEAD_S="0")
+    r, doc = run_json(cluster, "--conns", "4", "--duration", "0.5", "--warmup", "0.2",
+                      env=env)
+    assert r.returncode == 1, r.stderr
+    assert "refused step 0: late by" in r.stderr
+    assert doc is not None and doc["partial"]
+
+
+@pytest.mark.e2e
+def test_an_agent_killed_mid_run_is_named_at_once_and_the_others_data_kept(
+        cluster: Cluster) -> None:
+    victim = cluster.agents["a2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
+         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
+         "--duration", "4", "--warmup", "0.2"],
+        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.0)  # connected, started, measuring
+        killed = time.time_ns()
+        os.kill(victim.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "machine a2" in err and "lost mid-step" in err
+    doc = json.loads(out)
+    assert doc["partial"] and doc["steps"][0]["partial"]
+    rows = {m["machine"]: m for m in doc["cluster"]["steps"][0]["machines"]}
+    assert rows["a1"]["received"] > 0
+    assert doc["steps"][0]["received"] == rows["a1"]["received"]
+    assert rows["a2"]["lost"] and rows["a2"]["noticed_wall_ns"] - killed < 1.5e9
+
+
+@pytest.mark.e2e
+def test_ctrl_c_mid_step_stops_every_agent_and_keeps_what_they_measured(
+        cluster: Cluster) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
+         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
+         "--duration", "60", "--warmup", "0.2"],
+        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.0)  # measuring
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=40)
+        took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "interrupted" in err and took < 20
+    doc = json.loads(out)
+    assert doc["partial"] and doc["steps"][0]["received"] > 0
+    rows = doc["cluster"]["steps"][0]["machines"]
+    assert len(rows) == 2 and all(m["received"] > 0 for m in rows)
+
+
+@pytest.mark.e2e
+def test_a_broadcast_workload_over_a_cluster_is_refused_for_now(cluster: Cluster) -> None:
+    r, _ = run_json(cluster, "--workload", "chat", "--conns", "2", "--duration", "0.3")
+    assert r.returncode == 2 and "broadcast workloads" in r.stderr, r.stderr
+
+
+@pytest.mark.e2e
+def test_an_agent_of_another_harness_version_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    fake = ("import sys, harness, harness.agent as a; harness.__version__ = "
+            "a.__version__ = '0.0.0-other'; from harness.cli import main; "
+            "sys.argv[0] = 'harness'; main()")
+    try:
+        c.scheduler()
+        c.agent("old", python=[sys.executable, "-c", fake])
+        c.wait_for(1)
+        r, _ = run_json(c, "--conns", "2", "--duration", "0.3")
+    finally:
+        c.close()
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "version mismatch" in r.stderr
+    assert "harness 0.0.0-other" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.e2e
+def test_a_scheduler_without_agents_is_exit_2(tmp_path: Path) -> None:
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler()
+        r, _ = run_json(c, "--conns", "2", "--duration", "0.3")
+    finally:
+        c.close()
+    assert r.returncode == 2 and "no harness agent" in r.stderr, r.stderr
+
+
+def test_a_scheduler_address_needs_a_scheme_a_host_and_a_port() -> None:
+    from harness.agent import is_address
+    assert is_address("tcp://10.0.0.1:8786") and is_address("tls://[::1]:8786")
+    for bad in ("nonsense", "10.0.0.1:8786", "tcp://10.0.0.1", "tcp://:8786", "udp://a:1",
+                "tcp://a:0", "tcp://a:8786/x"):
+        assert not is_address(bad), bad
+
+
+@pytest.mark.e2e
+def test_a_bad_scheduler_address_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    r = harness("run", "--cluster", "nonsense", "--conns", "1", "--duration", "0.2",
+                cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "not a scheduler address" in r.stderr
+
+
+@pytest.mark.e2e
+def test_cluster_without_the_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "block"
+    (blocker / "distributed").mkdir(parents=True)
+    (blocker / "distributed" / "__init__.py").write_text("raise ImportError('blocked')\n")
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=f"{blocker}:{root}")
+    r = harness("run", "--cluster", "tcp://127.0.0.1:1", "--conns", "1", "--duration", "0.2",
+                cwd=tmp_path, env=env)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'harness[cluster]'" in r.stderr and "Traceback" not in r.stderr
+    r = harness("agent", "tcp://127.0.0.1:1", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "harness[cluster]" in r.stderr
+
+
+# ---------------------------------------------------------------------------- netns hosts
+
+
+class Hosts:
+    """``n`` network namespaces as client hosts on one bridge (unique names, removed in
+    ``close``); the bridge's address is the coordinating host's."""
+
+    def __init__(self, n: int) -> None:
+        tag = f"{os.getpid() % 10000}{int(time.time() * 1000) % 100}"
+        self.net = f"10.213.{os.getpid() % 250}"
+        self.bridge = f"hbr{tag}"
+        self.names = [f"hns{tag}{i}" for i in range(n)]
+        self.veths = [f"hv{tag}{i}" for i in range(n)]
+        self.gateway = f"{self.net}.1"
+
+    def addr(self, i: int) -> str:
+        return f"{self.net}.{10 + i}"
+
+    def create(self) -> None:
+        ip = ["ip"]
+        _sh(*ip, "link", "add", self.bridge, "type", "bridge")
+        _sh(*ip, "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _sh(*ip, "link", "set", self.bridge, "up")
+        for i, (ns, veth) in enumerate(zip(self.names, self.veths, strict=True)):
+            peer = f"{veth}p"
+            _sh(*ip, "netns", "add", ns)
+            _sh(*ip, "link", "add", veth, "type", "veth", "peer", "name", peer)
+            _sh(*ip, "link", "set", peer, "netns", ns)
+            _sh(*ip, "link", "set", veth, "master", self.bridge, "up")
+            _sh(*ip, "netns", "exec", ns, "ip", "addr", "add", f"{self.addr(i)}/24", "dev", peer)
+            _sh(*ip, "netns", "exec", ns, "ip", "link", "set", peer, "up")
+            _sh(*ip, "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+    def prefix(self, i: int) -> list[str]:
+        return ["ip", "netns", "exec", self.names[i]]
+
+    def close(self) -> None:
+        for ns in self.names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+
+
+def _sh(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True, timeout=20)
+
+
+@pytest.fixture()
+def hosts() -> Iterator[Hosts]:
+    h = Hosts(3)
+    try:
+        h.create()
+    except (OSError, subprocess.SubprocessError) as exc:
+        h.close()
+        pytest.skip(f"network namespaces cannot be created here: {exc}")
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def _echo_server(tmp: Path, bind: str) -> tuple[subprocess.Popen, str]:
+    out = tmp / "echo.out"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "serve", "echo", "--bind", bind,
+                          "--port", "0"], stdout=out.open("w"), stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline and not out.read_text().strip():
+        time.sleep(0.05)
+    return p, out.read_text().split()[2]
+
+
+@pytest.mark.e2e
+def test_three_namespace_hosts_merge_to_the_counts_of_one_host_running_the_plan(
+        tmp_path: Path, hosts: Hosts) -> None:
+    server, target = _echo_server(tmp_path, hosts.gateway)
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler(hosts.gateway)
+        for i in range(3):
+            c.agent(f"host{i}", prefix=hosts.prefix(i), host=hosts.addr(i))
+        c.wait_for(3)
+        plan = ["--host", target, "--conns", "6", "--messages", "600", "--warmup", "0"]
+        r, doc = run_json(c, *plan)
+        one = harness("run", "--json", "--no-report", "--results-dir", str(tmp_path / "one"),
+                      "--workers", "2", *plan, cwd=tmp_path)
+    finally:
+        c.close()
+        stop(server)
+    assert r.returncode == 0, r.stderr
+    assert one.returncode == 0, one.stderr
+    assert doc is not None
+    merged, single = doc["steps"][0], json.loads(one.stdout)["steps"][0]
+    for key in ("conns", "sent", "received", "lost", "duplicates", "errors"):
+        assert merged[key] == single[key], key
+    assert merged["sent"] == merged["received"] == 600
+    rows = doc["cluster"]["steps"][0]["machines"]
+    assert sorted(m["machine"] for m in rows) == ["host0", "host1", "host2"]
+    assert [m["conns"] for m in rows] == [2, 2, 2]
+    assert sum(m["received"] for m in rows) == 600
