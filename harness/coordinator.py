@@ -30,7 +30,7 @@ import numpy as np
 from harness import netstat
 from harness.interrupts import Interrupts, ignore_in_worker
 from harness.limits import FD_RESERVE
-from harness.plan import Plan, Step, Target
+from harness.plan import MachinePart, Plan, Step, Target
 from harness.result import Share, Times, WorkerResult
 from harness.units import SEC
 from harness.users import assign
@@ -145,12 +145,14 @@ def build_shares(plan: Plan, step: Step, workload: type[Workload], key: int) -> 
         classes = np.zeros(total, dtype=np.int64)
         classes[: step.conns] = assign(step.conns, [u.weight for u in plan.users])
     shares = []
+    part = plan.part or MachinePart()  # --cluster: ids after the machines before this one
+    room = part.room_messages if part.room_messages is not None else step.messages
     for w in range(plan.workers):
         gids = np.arange(w, total, plan.workers, dtype=np.int64)
         expect = None
-        if workload.delivery == "broadcast" and step.messages is not None:
-            expect = step.messages * len(gids)
-        shares.append(Share(w, gids, node_a[gids], sends_a[gids],
+        if workload.delivery == "broadcast" and room is not None:
+            expect = room * len(gids)  # every receiver gets every machine's messages
+        shares.append(Share(w, gids + part.first_gid, node_a[gids], sends_a[gids],
                             None if budget is None else budget[gids], step.rate, expect, key,
                             stage_shares(step, gids),
                             None if classes is None else classes[gids]))
@@ -246,7 +248,8 @@ class Coordinator:
         for i, cpu in enumerate(worker_cores(self.plan.workers, self.reserve)):
             parent, child = ctx.Pipe()
             p = ctx.Process(target=worker_main, name=f"harness-worker-{i}",
-                            args=(i, cpu, child, self.plan, self.workload, self.addrs),
+                            args=(i + (self.plan.part.first_worker if self.plan.part else 0),
+                                  cpu, child, self.plan, self.workload, self.addrs),
                             daemon=True)
             p.start()
             child.close()

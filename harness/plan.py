@@ -92,6 +92,16 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class MachinePart:
+    """``--cluster``: where one machine's share sits in the whole step
+    (:mod:`harness.scaleout`), so that stamps from every machine are told apart."""
+
+    first_gid: int = 0  # its first connection id (ids are unique across the machines)
+    first_worker: int = 0  # its first worker index (the stamps' ``worker``)
+    room_messages: int | None = None  # broadcast: the whole step's messages (all machines)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     targets: tuple[Target, ...]
     steps: tuple[Step, ...]
@@ -139,3 +149,4 @@ class Plan:
     reconnect: bool = False  # ws://: reopen (with backoff) a connection the server dropped
     ws_compress: bool = False  # ws://: offer permessage-deflate
     baseline: str | None = None  # a run folder to compare with when the run ends
+    part: MachinePart | None = None  # --cluster: this machine's place in the step (an agent's)

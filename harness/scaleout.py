@@ -21,7 +21,7 @@ import numpy as np
 from harness import agent, aggregate
 from harness.coordinator import RunOutcome, StepRun
 from harness.interrupts import Interrupts
-from harness.plan import Plan, Stage, Step
+from harness.plan import MachinePart, Plan, Stage, Step
 from harness.result import WorkerResult
 from harness.sweep import Watched, until_degraded
 from harness.units import SEC
@@ -74,6 +74,30 @@ def split_step(step: Step, weights: list[int]) -> list[Step]:
             for i in range(len(weights))]
 
 
+def machine_parts(step: Step, shares: list[Step], workers: list[int], nodes: int
+                  ) -> list[MachinePart]:
+    """Each machine's place in the step: its first connection id and first worker index
+    (after the machines before it), so that every stamp names its sender across the
+    machines, and the step's whole message budget (every receiver awaits all of it)."""
+    out, gid, first = [], 0, 0
+    for share, n in zip(shares, workers, strict=True):
+        out.append(MachinePart(gid, first, step.messages))
+        gid += share.conns + share.listen * nodes
+        first += n
+    return out
+
+
+def fanout_shifted(res: WorkerResult, delta: int, sender_delta: Callable) -> None:
+    """A machine's broadcast deliveries in our monotonic frame: its arrival times moved by
+    its own ``delta``, each message's intended send time by its sender machine's
+    (``sender_delta`` of the stamps' worker indices)."""
+    f = res.fanout
+    if f is None or not len(f.msg_key):
+        return
+    senders = (f.msg_key >> np.uint64(32)).astype(np.int64)
+    res.fanout = replace(f, msg_last=f.msg_last + delta, msg_t=f.msg_t + sender_delta(senders))
+
+
 def shifted(res: WorkerResult, delta: int, worker: int) -> WorkerResult:
     """A machine's result in our monotonic frame (its times moved by ``delta`` ns), with a
     worker index unique across the machines."""
@@ -108,12 +132,10 @@ class ClusterSession:
         self.breakdown: list[dict] = []
         self.noticed: dict[str, int] = {}  # machine -> wall ns its loss was seen
         self.warnings: list[str] = []
+        self._places: dict[str, MachinePart] = {}  # this step's, by machine name
 
     def __enter__(self) -> ClusterSession:
         distributed = agent.need_distributed()
-        if getattr(self.workload, "delivery", "echo") == "broadcast":
-            raise ClusterError("--cluster: broadcast workloads (chat) across machines are not "
-                               "supported yet: each machine's connection ids overlap")
         if not agent.is_address(self.address):
             raise ClusterError(f"--cluster: {self.address!r} is not a scheduler address "
                                "(tcp://HOST:PORT or tls://HOST:PORT)")
@@ -179,7 +201,10 @@ class ClusterSession:
         shares = split_step(step, [m.cores for m in self.machines])
         busy = [(m, s) for m, s in zip(self.machines, shares, strict=True)
                 if s.conns or s.listen]
-        futures = {self._submit(m, s): (m, s) for m, s in busy}
+        places = machine_parts(step, [s for _, s in busy], [self._workers(m, s) for m, s in busy],
+                               len(self.plan.targets))
+        futures = {self._submit(m, s, p): (m, s) for (m, s), p in zip(busy, places, strict=True)}
+        self._places = {m.name: p for (m, _), p in zip(busy, places, strict=True)}
         parts = StepParts()
         connected, lost = self._await_connected(step, futures)
         start_wall = time.time_ns() + self.lead_ns
@@ -203,10 +228,12 @@ class ClusterSession:
     def _interrupted(self) -> bool:
         return self.interrupts is not None and self.interrupts.requested
 
-    def _submit(self, m: Machine, share: Step) -> Any:
-        limit_conns = share.conns + share.listen * max(len(self.plan.targets), 1)
-        plan = replace(self.plan, steps=(share,),
-                       workers=agent.workers_for(m.cores, limit_conns))
+    def _workers(self, m: Machine, share: Step) -> int:
+        return agent.workers_for(m.cores, share.conns + share.listen
+                                 * max(len(self.plan.targets), 1))
+
+    def _submit(self, m: Machine, share: Step, place: MachinePart) -> Any:
+        plan = replace(self.plan, steps=(share,), workers=self._workers(m, share), part=place)
         job = agent.Job(self.run_id, m.name, plan, self.workload, self._connect_s(share) + 30)
         return self.client.submit(agent.run_share, job, workers=[m.address],
                                   allow_other_workers=False, pure=False,
@@ -301,16 +328,25 @@ class ClusterSession:
         results: list[WorkerResult] = []
         receivers = np.zeros(len(self.plan.targets), dtype=np.int64)
         partial = False
-        for m, part in sorted(done, key=lambda d: d[0].name):
-            delta = begin - part.begin_mono if part.begin_mono else 0
-            mine = [shifted(r, delta, len(results) + i) for i, r in enumerate(part.results)]
-            parts.rows.append(self._row(m, part, mine, begin))
+        done = sorted(done, key=lambda d: d[0].name)
+        deltas = {m.name: begin - part.begin_mono if part.begin_mono else 0 for m, part in done}
+        sender_delta = self._sender_delta(deltas)
+        mine_of = []
+        for m, part in done:
+            mine = [shifted(r, deltas[m.name], len(results) + i)
+                    for i, r in enumerate(part.results)]
+            for r in mine:
+                fanout_shifted(r, deltas[m.name], sender_delta)
+            mine_of.append(mine)
+            results += mine
+        room_sent = sum(r.sent for r in results)
+        for (m, part), mine in zip(done, mine_of, strict=True):
+            parts.rows.append(self._row(m, part, mine, begin, room_sent))
             if part.refused:
                 parts.lost.append(f"machine {m.name} refused step {step.index}: "
                                   f"{part.refused}")
             if part.error:
                 parts.lost.append(f"machine {m.name}: {part.error}")
-            results += mine
             if part.receivers is not None:
                 receivers += part.receivers
             partial = partial or part.partial
@@ -321,8 +357,17 @@ class ClusterSession:
         run.t_end = time.monotonic_ns()
         return run
 
-    def _row(self, m: Machine, part: agent.Part, results: list[WorkerResult], begin: int
-             ) -> dict:
+    def _sender_delta(self, deltas: dict[str, int]) -> Callable:
+        """Stamps' worker indices -> the delta of the machine that ran each worker (0 for
+        a machine that gave no result)."""
+        places = sorted((p.first_worker, deltas.get(name, 0))
+                        for name, p in self._places.items())
+        firsts = np.array([f for f, _ in places] or [0], dtype=np.int64)
+        ds = np.array([d for _, d in places] or [0], dtype=np.int64)
+        return lambda w: ds[np.maximum(np.searchsorted(firsts, w, side="right") - 1, 0)]
+
+    def _row(self, m: Machine, part: agent.Part, results: list[WorkerResult], begin: int,
+             room_sent: int) -> dict:
         """One machine's figures of one step (its own histograms merged)."""
         row: dict[str, Any] = {"machine": m.name, "conns": part.step.conns,
                                "workers": len(results), "partial": part.partial}
@@ -341,7 +386,20 @@ class ClusterSession:
                                        self.plan.pacing.mode == "open").summary.to_json()
             row.update({k: f[k] for k in ("sent", "received", "throughput_msgs_s",
                                           "latency_ms", "errors", "lost") if k in f})
+            if self.workload.delivery == "broadcast":
+                row.update(machine_deliveries(results, receivers, room_sent))
         return row
+
+
+def machine_deliveries(results: list[WorkerResult], receivers: np.ndarray, room_sent: int
+                       ) -> dict:
+    """A broadcast step's deliveries on one machine: its receivers await every machine's
+    messages (``room_sent``), so its expected and lost count against the whole room."""
+    uniq = sum((r.fanout.node_unique for r in results if r.fanout is not None),
+               np.zeros(len(receivers), dtype=np.int64))
+    expected = room_sent * receivers
+    return {"deliveries_expected": int(expected.sum()), "deliveries": int(uniq.sum()),
+            "lost": int(np.maximum(expected - uniq, 0).sum())}
 
 
 def describe(fut: Any) -> str:

@@ -225,10 +225,50 @@ def test_ctrl_c_mid_step_stops_every_agent_and_keeps_what_they_measured(
     assert len(rows) == 2 and all(m["received"] > 0 for m in rows)
 
 
+def _chat_nodes(tmp: Path, bind: str = "127.0.0.1") -> tuple[subprocess.Popen, list[str]]:
+    """``harness serve chat --nodes 3`` (one room over three nodes): its addresses."""
+    out = tmp / "chat.out"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "serve", "chat", "--nodes", "3",
+                          "--bind", bind, "--port", "0"], stdout=out.open("w"),
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline and out.read_text().count("listening on") < 3:
+        time.sleep(0.05)
+    return p, [line.split()[2] for line in out.read_text().splitlines()
+               if line.startswith("listening on")]
+
+
+CHAT_PLAN = ("--workload", "chat", "--conns", "4", "--listen", "2", "--messages", "1000",
+             "--warmup", "0")  # m (s + n) = 1000 x (4 + 2 x 3), node 0 holding the senders
+
+
+def assert_exact_fanout(doc: dict) -> None:
+    step = doc["steps"][0]
+    assert step["deliveries_expected"] == step["deliveries"] == 10_000
+    assert step["lost"] == 0 and step["duplicates"] == 0
+    assert [n["deliveries"] for n in step["per_node"]] == [6000, 2000, 2000]
+    assert all(n["lost"] == n["surplus"] == n["duplicates"] == 0 for n in step["per_node"])
+    assert step["fanout_complete"] == 1000
+    assert 0 <= step["fanout_ms"]["p50"] <= step["fanout_ms"]["max"] < 10_000
+
+
 @pytest.mark.e2e
-def test_a_broadcast_workload_over_a_cluster_is_refused_for_now(cluster: Cluster) -> None:
-    r, _ = run_json(cluster, "--workload", "chat", "--conns", "2", "--duration", "0.3")
-    assert r.returncode == 2 and "broadcast workloads" in r.stderr, r.stderr
+def test_a_chat_fan_out_over_two_machines_delivers_exactly_m_times_s_plus_n(
+        cluster: Cluster) -> None:
+    server, nodes = _chat_nodes(cluster.tmp)
+    try:
+        r, doc = run_json(cluster, *CHAT_PLAN, "--host", ",".join(nodes))
+    finally:
+        stop(server)
+    assert doc is not None
+    assert ran_ok(r.returncode, doc), r.stderr
+    assert_exact_fanout(doc)
+    rows = doc["cluster"]["steps"][0]["machines"]
+    assert [m["conns"] for m in rows] == [2, 2]
+    # each machine's receivers (2 senders on node 0, 1 listener per node) await all 1000
+    assert [m["deliveries_expected"] for m in rows] == [5000, 5000]
+    assert [m["deliveries"] for m in rows] == [5000, 5000]
+    assert all(m["lost"] == 0 for m in rows)
 
 
 @pytest.mark.e2e
