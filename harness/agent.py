@@ -162,18 +162,22 @@ def run_share(job: Job) -> Part:
     raise_nofile()
 
     def start_at(connected: int) -> int | None:
-        Queue(connected_q).put((job.machine, connected))
-        start_wall = Variable(start_v).get(timeout=job.wait_s)
-        now_wall, now_mono = time.time_ns(), time.monotonic_ns()
+        clock = time.monotonic_ns() - time.time_ns()  # our monotonic ns at wall-clock 0
+        Queue(connected_q).put((job.machine, connected, clock))
+        agreed = Variable(start_v).get(timeout=job.wait_s)
+        now_mono = time.monotonic_ns()
+        start_wall, clocks = agreed if isinstance(agreed, (tuple, list)) else (agreed, ())
         if start_wall is None or start_wall <= 0:  # the run is called off
             part.refused = "called off by the coordinator"
             return None
-        begin = now_mono + (start_wall - now_wall)
+        begin = start_wall + clock  # exactly as the other machines read our start
         part.begin_mono, part.start_wall = begin, start_wall
         if begin - now_mono < GO_MARGIN_NS:
             late = (now_mono + GO_MARGIN_NS - begin) / 1e6
             part.refused = f"late by {late:.1f} ms"
             return None
+        # another machine's stamp times, read in our clock (its wall-clock 0 is ours)
+        coord.shifts = tuple((int(first), clock - int(theirs)) for first, theirs in clocks)
         return begin
 
     last = [0]

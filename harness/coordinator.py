@@ -242,6 +242,7 @@ class Coordinator:
         # which sending starts (a wall-clock time agreed by every machine), or None to
         # refuse the step (that time is missed); None here: START_SLACK_NS from now.
         self.start_at: Callable[[int], int | None] | None = None
+        self.shifts: tuple[tuple[int, int], ...] = ()  # set by start_at: see Times.shifts
 
     def start(self) -> None:
         ctx = mp.get_context("fork")
@@ -329,7 +330,7 @@ class Coordinator:
             return None
         measure = begin + int(plan.warmup_s * SEC)
         end = measure + int(step.duration_s * SEC) if step.duration_s is not None else None
-        times = Times(begin, measure, end)
+        times = Times(begin, measure, end, self.shifts)
         for i in self.live:
             self._send(i, ("go", times))
         results = self._gather("result", step)

@@ -89,17 +89,31 @@ class BroadcastLedger:
         self.n_nodes = n_nodes
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.t0 = 1 << 62  # deliveries of messages intended before this are not accounted
+        self.firsts: np.ndarray | None = None  # --cluster: each machine's first worker
+        self.shift = np.zeros(0, dtype=np.int64)  # and ns from its clock to ours
 
-    def start(self, t0: int) -> None:
+    def start(self, t0: int, shifts: tuple[tuple[int, int], ...] = ()) -> None:
+        """The window opens at ``t0``; ``shifts``: (first worker, ns) of each machine of a
+        --cluster run, so that a message is judged by its intended time in our clock."""
         self.t0 = t0
+        if shifts:
+            self.firsts = np.array([f for f, _ in shifts], dtype=np.int64)
+            self.shift = np.array([d for _, d in shifts], dtype=np.int64)
 
-    def record(self, recv: np.ndarray, st: np.ndarray, t_recv: np.ndarray) -> None:
-        """``recv``: receiving connection per delivery; ``st``: valid stamps."""
-        keep = st["t"] >= self.t0
-        if keep.any():
+    def record(self, recv: np.ndarray, st: np.ndarray, t_recv: np.ndarray) -> int:
+        """``recv``: receiving connection per delivery; ``st``: valid stamps. Returns the
+        deliveries of window messages among them."""
+        if self.firsts is None:
+            keep = st["t"] >= self.t0
+        else:  # the sender's clock is another machine's
+            at = np.maximum(np.searchsorted(self.firsts, st["worker"], side="right") - 1, 0)
+            keep = st["t"].astype(np.int64) + self.shift[at] >= self.t0
+        n = int(np.count_nonzero(keep))
+        if n:
             s = st[keep]
             self.parts.append((recv[keep], s["conn"], s["worker"], s["seq"], s["t"],
                                t_recv[keep]))
+        return n
 
     def finish(self) -> FanoutPart:
         z = np.zeros(self.n_nodes, dtype=np.int64)

@@ -47,6 +47,9 @@ class Times:
     begin: int  # warm-up starts: sending starts
     measure: int  # measure window starts
     end: int | None  # measure window ends (None: the message budget ends it)
+    # --cluster: (first worker index of a machine, ns to add to its stamps' times to read
+    # them in this machine's monotonic clock), by first worker; () when one clock
+    shifts: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(slots=True)

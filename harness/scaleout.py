@@ -206,12 +206,16 @@ class ClusterSession:
         futures = {self._submit(m, s, p): (m, s) for (m, s), p in zip(busy, places, strict=True)}
         self._places = {m.name: p for (m, _), p in zip(busy, places, strict=True)}
         parts = StepParts()
-        connected, lost = self._await_connected(step, futures)
+        connected, lost, clocks = self._await_connected(step, futures)
         start_wall = time.time_ns() + self.lead_ns
         begin = time.monotonic_ns() + self.lead_ns
         from distributed import Variable
+        # the start, and each machine's first worker and monotonic ns at wall-clock 0: a
+        # receiver reads any sender's stamp times in its own clock (broadcast windows)
+        table = sorted((p.first_worker, clocks[name]) for name, p in self._places.items()
+                       if name in clocks)
         Variable(agent.names(self.run_id, step.index)[1], client=self.client).set(
-            -1 if lost else start_wall)
+            (-1, []) if lost else (start_wall, table))
         done = self._await_parts(step, futures, lost)
         run = self._merge(step, done, begin, parts)
         parts.lost += [f"machine {m.name} ({m.address}) {why}" for m, why in lost.items()]
@@ -243,17 +247,21 @@ class ClusterSession:
         p = self.plan
         return p.connect_timeout_s + 5 + (step.conns / p.connect_rate if p.connect_rate else 0)
 
-    def _await_connected(self, step: Step, futures: dict) -> tuple[int, dict[Machine, str]]:
-        """Connections made on every machine, once all have connected; a machine whose task
-        failed meanwhile is lost (named by the future's error)."""
+    def _await_connected(self, step: Step, futures: dict
+                         ) -> tuple[int, dict[Machine, str], dict[str, int]]:
+        """Connections made on every machine, once all have connected, and each machine's
+        monotonic ns at wall-clock 0; a machine whose task failed meanwhile is lost (named
+        by the future's error)."""
         from distributed import Queue
         queue = Queue(agent.names(self.run_id, step.index)[0], client=self.client)
         waiting = {m.name: m for m, _ in futures.values()}
         lost: dict[Machine, str] = {}
         total, deadline = 0, time.monotonic() + self._connect_s(step) + 30
+        clocks: dict[str, int] = {}
         while waiting and time.monotonic() < deadline:
-            for name, n in queue.get(batch=True):
+            for name, n, clock in queue.get(batch=True):
                 total += n
+                clocks[name] = clock
                 waiting.pop(name, None)
             for fut, (m, _) in futures.items():
                 if m.name in waiting and fut.done():
@@ -266,7 +274,7 @@ class ClusterSession:
         for name in waiting:
             lost[next(m for m, _ in futures.values() if m.name == name)] = (
                 "did not connect in time")
-        return total, lost
+        return total, lost, clocks
 
     def _await_parts(self, step: Step, futures: dict, lost: dict[Machine, str]
                      ) -> list[tuple[Machine, agent.Part]]:

@@ -364,7 +364,7 @@ class Worker:
 
     def _start_measure(self) -> None:
         self.rec.start_measure()
-        self.deliv.start(self.seq, self.times.measure)
+        self.deliv.start(self.seq, self.times.measure, self.times.shifts)
 
     def _stop_sending(self, now: int) -> None:
         self.sending = False

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.plan import Stage, Step
-from harness.scaleout import largest_remainder, split_step
+from harness.scaleout import largest_remainder, machine_parts, split_step
 from tests.busy import ran_ok
 from tests.conftest import harness, stop
 
@@ -51,6 +51,26 @@ def test_a_step_splits_its_connections_messages_and_stages_with_nothing_dropped(
     assert sum(p.listen for p in parts) == 3
     assert [sum(p.stages[k].conns for p in parts) for k in range(2)] == [3, 7]
     assert all(p.rate == 5.0 and p.index == 0 for p in parts)
+
+
+def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it() -> None:
+    from harness.coordinator import build_shares
+    from harness.plan import Plan, Target
+    from workloads import load
+    step = Step(0, conns=5, duration_s=None, messages=1000, listen=2)
+    shares = split_step(step, [2, 2])
+    places = machine_parts(step, shares, [2, 1], nodes=3)
+    assert [(p.first_gid, p.first_worker, p.room_messages) for p in places] == \
+        [(0, 0, 1000), (3 + 1 * 3, 2, 1000)]
+    targets = tuple(Target("127.0.0.1", 5000 + i) for i in range(3))
+    gids = []
+    for share, place, workers in zip(shares, places, [2, 1], strict=True):
+        plan = Plan(targets, (share,), workload="chat", workers=workers, part=place)
+        built = build_shares(plan, share, load("chat"), 7)
+        gids += [g for b in built for g in b.gids.tolist()]
+        # every receiver here awaits the whole step's messages, not this machine's share
+        assert [b.expect_deliveries for b in built] == [1000 * len(b.gids) for b in built]
+    assert sorted(gids) == list(range(5 + 2 * 3))  # unique across the machines
 
 
 # ---------------------------------------------------------------------------- a cluster
@@ -269,6 +289,41 @@ def test_a_chat_fan_out_over_two_machines_delivers_exactly_m_times_s_plus_n(
     assert [m["deliveries_expected"] for m in rows] == [5000, 5000]
     assert [m["deliveries"] for m in rows] == [5000, 5000]
     assert all(m["lost"] == 0 for m in rows)
+
+
+def _other_clock() -> list[str]:
+    """A command prefix that runs its command with a monotonic clock 100,000 s ahead (a
+    time namespace): as on another host, whose monotonic clock counts from its own boot."""
+    prefix = ["unshare", "--time", "--fork", "--monotonic", "100000"]
+    try:
+        r = subprocess.run([*prefix, sys.executable, "-c", "import time; print(time.monotonic())"],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"time namespaces cannot be created here: {exc}")
+    if r.returncode or float(r.stdout) < time.monotonic() + 99_000:
+        pytest.skip(f"time namespaces cannot be created here: {r.stderr.strip()}")
+    return prefix
+
+
+@pytest.mark.e2e
+def test_a_chat_fan_out_is_exact_when_the_machines_monotonic_clocks_differ(
+        tmp_path: Path) -> None:
+    prefix = _other_clock()
+    server, nodes = _chat_nodes(tmp_path)
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler()
+        c.agent("a1")
+        c.agent("a2", prefix=prefix)
+        c.wait_for(2)
+        r, doc = run_json(c, *CHAT_PLAN, "--host", ",".join(nodes))
+    finally:
+        c.close()
+        stop(server)
+    assert doc is not None
+    assert ran_ok(r.returncode, doc), r.stderr
+    assert_exact_fanout(doc)  # fan-out times in one clock: not 100,000 s apart
+    assert all(m["start_late_us"] < 1e6 for m in doc["cluster"]["steps"][0]["machines"])
 
 
 @pytest.mark.e2e
