@@ -262,11 +262,11 @@ CHAT_PLAN = ("--workload", "chat", "--conns", "4", "--listen", "2", "--messages"
              "--warmup", "0")  # m (s + n) = 1000 x (4 + 2 x 3), node 0 holding the senders
 
 
-def assert_exact_fanout(doc: dict) -> None:
+def assert_exact_fanout(doc: dict, per_node: tuple[int, ...] = (6000, 2000, 2000)) -> None:
     step = doc["steps"][0]
-    assert step["deliveries_expected"] == step["deliveries"] == 10_000
+    assert step["deliveries_expected"] == step["deliveries"] == sum(per_node)
     assert step["lost"] == 0 and step["duplicates"] == 0
-    assert [n["deliveries"] for n in step["per_node"]] == [6000, 2000, 2000]
+    assert [n["deliveries"] for n in step["per_node"]] == list(per_node)
     assert all(n["lost"] == n["surplus"] == n["duplicates"] == 0 for n in step["per_node"])
     assert step["fanout_complete"] == 1000
     assert 0 <= step["fanout_ms"]["p50"] <= step["fanout_ms"]["max"] < 10_000
@@ -485,3 +485,27 @@ def test_three_namespace_hosts_merge_to_the_counts_of_one_host_running_the_plan(
     assert sorted(m["machine"] for m in rows) == ["host0", "host1", "host2"]
     assert [m["conns"] for m in rows] == [2, 2, 2]
     assert sum(m["received"] for m in rows) == 600
+
+
+@pytest.mark.e2e
+def test_a_chat_fan_out_across_three_namespace_hosts_delivers_exactly_m_times_s_plus_n(
+        tmp_path: Path, hosts: Hosts) -> None:
+    server, nodes = _chat_nodes(tmp_path, hosts.gateway)
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler(hosts.gateway)
+        for i in range(3):
+            c.agent(f"host{i}", prefix=hosts.prefix(i), host=hosts.addr(i))
+        c.wait_for(3)
+        r, doc = run_json(c, "--workload", "chat", "--host", ",".join(nodes), "--conns", "6",
+                          "--listen", "3", "--messages", "1000", "--warmup", "0")
+    finally:
+        c.close()
+        stop(server)
+    assert doc is not None
+    assert ran_ok(r.returncode, doc), r.stderr
+    # 1000 x (6 senders + 3 listeners on each of 3 nodes); node 0 holds the senders
+    assert_exact_fanout(doc, (9000, 3000, 3000))
+    rows = doc["cluster"]["steps"][0]["machines"]
+    assert [m["conns"] for m in rows] == [2, 2, 2]
+    assert [m["deliveries"] for m in rows] == [5000] * 3 and all(m["lost"] == 0 for m in rows)
