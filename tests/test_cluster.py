@@ -317,12 +317,20 @@ def test_a_chat_fan_out_is_exact_when_the_machines_monotonic_clocks_differ(
         c.agent("a2", prefix=prefix)
         c.wait_for(2)
         r, doc = run_json(c, *CHAT_PLAN, "--host", ",".join(nodes))
+        # a timed open-loop step with a warm-up: its window edges judged in each sender's clock
+        timed, tdoc = run_json(c, "--workload", "chat", "--host", ",".join(nodes), "--conns",
+                               "4", "--listen", "1", "--rate", "50", "--duration", "1",
+                               "--warmup", "0.5")
     finally:
         c.close()
         stop(server)
     assert doc is not None
     assert ran_ok(r.returncode, doc), r.stderr
     assert_exact_fanout(doc)  # fan-out times in one clock: not 100,000 s apart
+    assert tdoc is not None and ran_ok(timed.returncode, tdoc), timed.stderr
+    t = tdoc["steps"][0]
+    assert t["sent"] > 0 and t["deliveries"] == t["deliveries_expected"] == t["sent"] * 7
+    assert t["lost"] == t["surplus"] == t["duplicates"] == 0
     assert all(m["start_late_us"] < 1e6 for m in doc["cluster"]["steps"][0]["machines"])
 
 
