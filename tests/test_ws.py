@@ -406,7 +406,7 @@ def test_the_embedded_ws_chat_cluster_delivers_every_message_to_every_client(
     r = harness("run", "--ws", "--workload", "chat", "--push-conns", "3", "--listen", "1",
                 "--messages", "10,1000", "--warmup", "0", "--json", "--no-report",
                 cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1) and r.stdout, r.stderr
     for step, m in zip(orjson.loads(r.stdout)["steps"], (10, 1000), strict=True):
         assert step["deliveries"] == step["deliveries_expected"] == m * 6
         assert step["lost"] == 0 and step["duplicates"] == 0
