@@ -493,8 +493,11 @@ class Worker:
         if picked is None:
             return
         idx, counts = picked
-        if self.small is not None and not pace.period and len(idx) <= SMALL_ROUND:
-            self._send_few(idx, counts, now)
+        if self.small is not None and len(idx) <= SMALL_ROUND:
+            if pace.period:
+                self._send_few_open(idx, counts, now)
+            else:
+                self._send_few(idx, counts, now)
             return
         cum = counts.cumsum()
         total = int(cum[-1])
@@ -517,6 +520,19 @@ class Worker:
                                                  counts.tolist(), self.seq, now)
         self.seq += total
         self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
+        self.tp.send_round(idx, bounds, data)
+
+    def _send_few_open(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+        """A small open-loop round of one-size echo messages, in plain Python: what
+        :meth:`_send_round` does with it (each message stamped with its intended time)."""
+        rec, conns, cnt = self.rec, idx.tolist(), counts.tolist()
+        tint, delay, behind = self.pace.commit_few(conns, cnt, now, rec.measuring)
+        rec.res.behind += behind
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few_at([gids[i] for i in conns], cnt, self.seq,
+                                                    tint, delay)
+        self.seq += total
+        rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
         self.tp.send_round(idx, bounds, data)
 
     # ------------------------------------------------------------------ wrap up
