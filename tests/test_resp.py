@@ -378,7 +378,7 @@ def test_redis_ping_for_a_duration_sending_early_is_counted_exactly(redis: int,
                     duration=0.5, timeout=3.0)
     (s,) = run_plan(plan)
     assert nonzero(s["errors"]) == {} and s["lost"] == 0
-    assert s["sent_all"] == s["replies"] > s["sent"] >= s["received"] > 0
+    assert s["sent_all"] == s["replies"] > s["sent"] > 0 and s["received"] > 0
     assert redis_calls(redis) == {"ping": s["sent_all"]}
     assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["max"] < 3000
 
