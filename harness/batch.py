@@ -205,6 +205,31 @@ class Outbound:
             bounds.append(at - hdr)
         return mv[:n * size], bounds, n
 
+    def build_few_at(self, gids: list[int], counts: list[int], seq0: int, tints: list[int],
+                     delays: list[int]) -> tuple[memoryview, list[int], int]:
+        """:meth:`build_few` with each message's own intended time (ns) and delay (µs): an
+        open-loop small round. The same bytes as :meth:`build`."""
+        size, hdr = int(self.specs[0]), self.hdr
+        n = len(tints)
+        if n > self.rows:
+            self._grow(max(n, 2 * self.rows))
+        w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
+        kw = self.worker << 16
+        fixed = kw * w2 + self.key
+        pack, mv, at, seq, j = _WORDS.pack_into, self.flat, hdr, seq0, 0
+        bounds: list[int] = []
+        for g, c in zip(gids, counts, strict=True):
+            for _ in range(c):
+                s, t, d = seq & _M32, tints[j], delays[j] & _M32
+                lo, hi = t & _M32, t >> 32 & _M32
+                pack(mv, at, (g * w0 + s * w1 + d * w3 + lo * w4 + hi * w5 + fixed) & _M32,
+                     g, s, kw, d, lo, hi)
+                at += size
+                seq += 1
+                j += 1
+            bounds.append(at - hdr)
+        return mv[:n * size], bounds, n
+
     def _build_words(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
                      delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
         """The fast path: one size, binary stamps written as words straight into the frames."""

@@ -40,6 +40,7 @@ from harness.users import KindPicker
 MAX_HEADER = 64 * 1024  # most bytes of a response's status line and headers
 _NO_BODY = (204, 304)
 NO_BODY, CHUNKED, TO_EOF = -1, -2, -3  # body lengths of _describe that are not a size
+MAX_TEMPLATE = 4096  # longest response the transport's fast path remembers
 SEEN_HEADS = 1024  # most response heads remembered per step and worker (then forgotten)
 _STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9][0-9])(?:[ \r]|\Z)")
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\r\n]*)?[ \t]*")  # size [;ext] OWS
@@ -125,11 +126,22 @@ class Http(InOrder):
             self.round_codes.append(code)
             if self.heads:
                 self.cut_n[i] += 1
+            elif not close and pos - frame <= MAX_TEMPLATE:
+                self._learn(buf, frame, pos, code)
             frame = pos
             if close:  # nothing after it belongs to this connection's exchange
                 self.closing.append(i)
                 return pos, pos
         return frame, end
+
+    def _learn(self, buf: bytearray, a: int, b: int, code: int) -> None:
+        """``buf[a:b]`` is one whole keep-alive response (1xx before it included), whose end
+        its bytes alone fix: the transport takes reads equal to it without a cut. (Not with
+        HEAD requests in the run: then a response's end depends on the request.)"""
+        if b - a != len(self.tmpl) or not buf.startswith(self.tmpl, a):
+            self.tmpl = bytes(buf[a:b])
+            self.tmpl_code = code
+            self.rep = memoryview(self.tmpl * max(1, 2 * MAX_TEMPLATE // len(self.tmpl)))
 
     def at_eof(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None
                ) -> int:

@@ -37,6 +37,10 @@ class Stamped:
         self.fixed_hdr = (fixed - framing.header).to_bytes(framing.header, "big") \
             if fixed else b""
         self.walks = not fixed and framing.header > 0  # frame starts collected by cut()
+        # a whole reply cut lately (in-order protocols learn one; empty: none), its code
+        # and copies of it: a read equal to copies of it is that many replies (transport)
+        self.tmpl, self.tmpl_code, self.rep = b"", 0, memoryview(b"")
+        self.round_codes: list[int] = []  # per reply cut this round (in-order protocols)
         self.inbound = Inbound(framing, fixed, max_frame, key)
         out.key = key
 

@@ -120,7 +120,10 @@ class Replies(InOrder):
         return pos, end
 
     def _learn(self, reply: bytes, code: int) -> None:
-        self.tmpl, self.tmpl_code, self.rep = reply, code, memoryview(reply)
+        # a few copies at once for the transport's reads of pipelined replies (cheap: many
+        # only of a short reply, as a mix may learn a new one at every reply)
+        self.tmpl, self.tmpl_code = reply, code
+        self.rep = memoryview(reply * max(1, min(16, 512 // len(reply))))
 
     def _run(self, buf: bytearray, pos: int, end: int) -> int:
         """How many copies of the template follow back to back at ``pos`` (at least one)."""

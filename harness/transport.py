@@ -69,6 +69,7 @@ class Sink(Protocol):
     def tls_failed(self, kind: str, reason: str) -> None: ...
     def backlogged(self, i: int) -> None: ...
     def unparsed(self, data: memoryview) -> None: ...
+    def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None: ...
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None: ...
 
@@ -83,6 +84,22 @@ class RoundBuffer:
     def grow(self, need: int) -> None:
         self.buf = bytearray(max(need, 2 * len(self.buf)))
         self.mv = memoryview(self.buf)
+
+
+class Early:
+    """Closed loop, one fixed request: a connection whose read was whole template replies
+    (:meth:`Transport.read_round`) sends as many next requests at once, as a peer tool does,
+    instead of after the round; the sink books them (:meth:`Sink.sent_early`). ``reqs[k]`` is
+    k requests; ``owed`` each connection's requests awaiting a reply (a read of k replies
+    sends k only when k are owed: then each frees a slot); none sent at or after ``until``
+    (ns: the end of sending, or the measure start while outside the window)."""
+
+    __slots__ = ("reqs", "owed", "until")
+
+    def __init__(self, request: bytes, owed: np.ndarray, most: int = 64) -> None:
+        self.reqs = [request * k for k in range(most + 1)]
+        self.owed = owed
+        self.until = 0
 
 
 class Transport:
@@ -113,6 +130,7 @@ class Transport:
         self.alive = np.zeros(n, dtype=bool)
         self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
         self.started = np.zeros(n, dtype=np.int64)  # when each connect began
+        self.early: Early | None = None  # send on template replies within the round
 
     # ------------------------------------------------------------------ the one error path
 
@@ -329,18 +347,24 @@ class Transport:
         bytes, whole frames of one size) stays inline; anything else takes
         :meth:`_read_carefully` or :meth:`_keep`."""
         rb, socks, pend = self.rounds, self.socks, self.pend_in
-        fixed = self.protocol.fixed
-        r = Reads(self.protocol.walks)
+        proto = self.protocol
+        fixed = proto.fixed
+        r = Reads(proto.walks)
         seg_conn, seg_end, seg_t = r.conn, r.end, r.t
-        mv, last, off = rb.mv, len(rb.buf) - CHUNK, 0
+        # a read equal to copies of the protocol's template (the last short reply it cut,
+        # e.g. +PONG or one HTTP response) is that many replies: no cut, no parse
+        tlen, rep = len(proto.tmpl), proto.rep
+        mv, buf, last, off = rb.mv, rb.buf, len(rb.buf) - CHUNK, 0
         mono = time.monotonic_ns
+        sent = Reads(False)  # requests sent early: connection, count, time
         for i in ready:
             s = socks[i]
             if s is None or pend[i] or off > last:  # a partial frame waits, or no room
                 off = self._read_carefully(i, off, r)
                 if off < 0:
                     break  # the rest stay ready for the next round
-                mv, last = rb.mv, len(rb.buf) - CHUNK
+                mv, buf, last = rb.mv, rb.buf, len(rb.buf) - CHUNK
+                tlen, rep = len(proto.tmpl), proto.rep
                 continue
             try:
                 n = s.recv_into(mv[off:off + CHUNK])
@@ -349,17 +373,67 @@ class Transport:
                 continue
             t = mono()
             if n and fixed and n % fixed == 0:  # whole frames only, nothing to keep
-                seg_conn.append(i)
-                seg_end.append(off + n)
-                seg_t.append(t)
-                off += n
+                pass
+            elif tlen and n and n % tlen == 0 and n <= len(rep) and \
+                    buf.startswith(rep[:n], off):  # copies of the template: whole replies
+                self._templates(i, off, n // tlen, tlen, t, r, sent)
             else:
                 off = self._keep(i, off, off + n, t, r)
-        if seg_conn:
-            self.sink.frames(rb.buf, seg_conn, seg_end, seg_t, r.walk)
+                tlen, rep = len(proto.tmpl), proto.rep
+                continue
+            seg_conn.append(i)
+            seg_end.append(off + n)
+            seg_t.append(t)
+            off += n
+        self._hand_over(r, sent)
+
+    def _hand_over(self, r: Reads, sent: Reads) -> None:
+        """The round's whole frames to the sink, then the requests sent early (booked after
+        the replies freed their slots); broken streams fail."""
+        if r.conn:
+            self.sink.frames(self.rounds.buf, r.conn, r.end, r.t, r.walk)
+        if sent.conn:
+            self.sink.sent_early(sent.conn, sent.end, sent.t)
         for i in r.broken:
-            if socks[i] is not None:  # one broken stream, one count (its frames may have
-                self.fail(i, "protocol")  # already failed it in the sink)
+            if self.socks[i] is not None:  # one broken stream, one count (its frames may
+                self.fail(i, "protocol")  # have already failed it in the sink)
+
+    def _templates(self, i: int, off: int, k: int, size: int, t: int, r: Reads,
+                   sent: Reads) -> None:
+        """Connection ``i`` read ``k`` copies of the protocol's template at ``off``: that
+        many whole replies (their starts walked, their codes the template's). Sends the
+        next ``k`` requests at once when the run sends early (:class:`Early`)."""
+        proto, walk = self.protocol, r.walk
+        assert walk is not None  # a protocol with a template walks
+        if k == 1:
+            walk.append(off)
+            proto.round_codes.append(proto.tmpl_code)
+        else:
+            walk.extend(range(off, off + k * size, size))
+            proto.round_codes.extend([proto.tmpl_code] * k)
+        early = self.early
+        if early is not None and t < early.until and early.owed[i] >= k and \
+                k < len(early.reqs):
+            self._send_early(i, early.reqs[k], k, sent)
+
+    def _send_early(self, i: int, data: bytes, k: int, sent: Reads) -> None:
+        """Send connection ``i`` its next ``k`` requests now (kept in ``sent`` with the
+        time); a send that fails or would block sends nothing here (the round's own send
+        takes over), a partial one queues the rest."""
+        if self.pend_out[i] is not None:
+            return
+        s = self.socks[i]
+        assert s is not None  # it just read
+        t = time.monotonic_ns()
+        try:
+            n = s.send(data)
+        except OSError:
+            return
+        if n < len(data):
+            self.queue(i, memoryview(data)[n:])
+        sent.conn.append(i)
+        sent.end.append(k)
+        sent.t.append(t)
 
     def _read_carefully(self, i: int, off: int, r: Reads) -> int:
         """One read after the connection's pending bytes (the buffer grown for one huge

@@ -34,7 +34,7 @@ from harness.resp import Resp
 from harness.result import Share, Times, WorkerResult
 from harness.timer import Timer
 from harness.tls import TlsTransport, client_context
-from harness.transport import TIMER, RoundBuffer, Transport, connect_kind
+from harness.transport import TIMER, Early, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
 from harness.ws import WsOptions, WsProtocol, WssTransport, WsTransport, ws_options
 from harness.wstext import TextProtocol, TextTemplate
@@ -43,6 +43,7 @@ from workloads import Workload
 __all__ = ["Progress", "Worker", "connect_kind"]
 
 NO_KINDS = np.zeros(0, dtype=np.uint16)
+BIG_NS = 1 << 62  # a time after every run
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 KV_PROTOCOLS = {"resp": Resp, "memcache": Memcache}  # pooled requests, in-order replies
 
@@ -133,6 +134,21 @@ class Worker:
         self.echo = self.deliv if isinstance(self.deliv, Echo) else None
         self.small = (self.proto.inbound if type(self.proto) is Stamped and self.proto.fixed
                       and self.echo is not None and self.n_kinds == 1 else None)
+        self.early = self._early()
+        self.tp.early = self.early
+
+    def _early(self) -> Early | None:
+        """Whether connections send their next request as soon as their replies are read
+        (harness.transport.Early): the closed loop without think times, stages or a message
+        budget, one fixed request (HTTP or redis/memcached), plain TCP, echo delivery."""
+        proto, pace = self.proto, self.pace
+        req = proto.request if isinstance(proto, Http) else \
+            proto.single if isinstance(proto, Replies) else None
+        if (req is None or type(self.tp) is not Transport or pace.period or pace.thinks
+                or pace.budgeted or self.share.stages or self.n_kinds != 1
+                or self.echo is None):
+            return None
+        return Early(req, pace.outstanding)
 
     def _ws_protocol(self, key: int) -> WsProtocol:
         """Stamped frames inside binary WebSocket messages, or JSON text messages with the
@@ -195,6 +211,23 @@ class Worker:
 
     def unparsed(self, data: memoryview) -> None:
         self.rec.keep_unparsed(data)
+
+    def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None:
+        """Book the requests the transport sent within the round (:class:`Early`), after
+        the round's replies freed their slots: as :meth:`_send_round` books its own, with
+        each one's send time as its stamp time."""
+        idx = np.asarray(conns, dtype=np.int64)
+        cnt = np.asarray(counts, dtype=np.int64)
+        tint = np.asarray(times, dtype=np.int64)
+        total = int(cnt.sum())
+        if total > len(conns):
+            tint = tint.repeat(cnt)
+        now = times[-1]
+        self.pace.commit(idx, cnt, now, self.rec.measuring)
+        _data, ends, kinds = self.proto.build(self.gid[idx].repeat(cnt), idx, cnt, self.seq,
+                                              tint, 0)
+        self.seq += total
+        self.rec.sent(total, int(ends[-1]), kinds, now)
 
     def connected(self, i: int, elapsed_ns: int) -> None:
         self.rec.connected(elapsed_ns)
@@ -321,10 +354,24 @@ class Worker:
 
     def _io_round(self, wait: float) -> None:
         ready = self.tp.poll(wait, self.timer)
-        if not self.rec.measuring and time.monotonic_ns() >= self.times.measure:
+        now = time.monotonic_ns()
+        if not self.rec.measuring and now >= self.times.measure:
             self._start_measure()
         if ready:
+            if self.early is not None:
+                self.early.until = self._early_until(now)
             self.tp.read_round(ready)
+
+    def _early_until(self, now: int) -> int:
+        """Until when (ns) the transport may send early this round: not before the start
+        nor after the end of sending, and not across the measure start (a request is in the
+        window by its stamp time, and the sender counts it by ``measuring``)."""
+        times = self.times
+        if not self.sending or now < times.begin:
+            return 0
+        if not self.rec.measuring:
+            return times.measure
+        return times.end if times.end is not None else BIG_NS
 
     def _wait_s(self, now: int) -> float:
         if not self.sending or now < self.times.begin:
@@ -446,8 +493,11 @@ class Worker:
         if picked is None:
             return
         idx, counts = picked
-        if self.small is not None and not pace.period and len(idx) <= SMALL_ROUND:
-            self._send_few(idx, counts, now)
+        if self.small is not None and len(idx) <= SMALL_ROUND:
+            if pace.period:
+                self._send_few_open(idx, counts, now)
+            else:
+                self._send_few(idx, counts, now)
             return
         cum = counts.cumsum()
         total = int(cum[-1])
@@ -470,6 +520,19 @@ class Worker:
                                                  counts.tolist(), self.seq, now)
         self.seq += total
         self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
+        self.tp.send_round(idx, bounds, data)
+
+    def _send_few_open(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+        """A small open-loop round of one-size echo messages, in plain Python: what
+        :meth:`_send_round` does with it (each message stamped with its intended time)."""
+        rec, conns, cnt = self.rec, idx.tolist(), counts.tolist()
+        tint, delay, behind = self.pace.commit_few(conns, cnt, now, rec.measuring)
+        rec.res.behind += behind
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few_at([gids[i] for i in conns], cnt, self.seq,
+                                                    tint, delay)
+        self.seq += total
+        rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
         self.tp.send_round(idx, bounds, data)
 
     # ------------------------------------------------------------------ wrap up

@@ -271,6 +271,27 @@ def test_connection_close_reopens_and_counts_the_reconnect(nginx: tuple[int, int
 
 
 @pytest.mark.e2e
+def test_a_timed_run_sending_early_books_every_request_once(
+        nginx: tuple[int, int, Path]) -> None:
+    """A timed closed loop sends a connection's next request as soon as its response is
+    read (harness.transport.Early): nginx logs exactly the requests harness booked, each
+    answered once; on the port closing every tenth, the closes still reopen, nothing lost."""
+    log = nginx[2] / "items.log"
+    before = len(log_lines(log))
+    plan = plan_for(f"http://127.0.0.1:{nginx[0]}/api/items/", warmup=0.2, duration=0.5,
+                    timeout=2.0)
+    (s,) = run_plan(plan)
+    assert nonzero(s["errors"]) == {} and s["lost"] == 0
+    assert s["sent_all"] == s["replies"] > s["sent"] > 0 and s["received"] > 0
+    time.sleep(0.2)  # nginx writes its log line after the response
+    assert len(log_lines(log)) - before == s["sent_all"]
+    (s,) = run_plan(plan_for(f"http://127.0.0.1:{nginx[1]}/", warmup=0.2, duration=0.5,
+                             timeout=2.0))
+    assert s["sent_all"] == s["replies"] > 0 and s["lost"] == 0
+    assert set(nonzero(s["errors"])) == {"reconnect"}
+
+
+@pytest.mark.e2e
 def test_keepalive_requests_closes_every_tenth_and_nothing_is_lost(
         nginx: tuple[int, int, Path]) -> None:
     s = run(f"http://127.0.0.1:{nginx[1]}/", 100, conns=2)

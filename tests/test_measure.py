@@ -345,3 +345,15 @@ def test_connections_past_the_fd_limit_are_connect_fd_limit_and_the_rest_connect
     fd_limit = worker.res.errors["connect_fd_limit"]
     assert 0 < worker.res.connected < 40 and fd_limit == 40 - worker.res.connected
     assert worker.res.errors == only(worker.res.errors, connect_fd_limit=fd_limit)
+
+
+@pytest.mark.e2e
+def test_a_small_open_loop_with_a_budget_sends_and_counts_every_message_once() -> None:
+    """3 connections x 200/s: rounds of a few messages, built and paced in plain Python
+    (the worker's small open-loop path); the budget is kept exactly, nothing lost."""
+    with servers.start("echo") as srv:
+        (s,) = run_plan(plan_for(host(srv), rate=200.0, messages="150", conns="3",
+                                 warmup=0.0, timeout=2.0))
+    assert (s["sent"], s["received"], s["lost"]) == (150, 150, 0)
+    assert sum(s["errors"].values()) == 0 and s["behind_schedule"] == 0
+    assert 0 < s["latency_ms"]["p50"] < 100

@@ -273,3 +273,24 @@ def test_a_few_open_loop_candidates_picked_in_python_get_numpys_answer() -> None
         assert got[1].tolist() == want[want > 0].tolist()
         lag = live & (due > want)
         assert p.wheel.laggards.tolist() == np.flatnonzero(lag).tolist()
+
+
+def test_a_small_open_loop_round_committed_in_python_is_what_numpy_commits() -> None:
+    n = 6
+    for measuring, late in ((False, 0), (True, 0), (True, (BEHIND_US + 1000) * 1000)):
+        a, b = (Pacer(share(n, rate=1000.0, budget=[5] * n), Pacing(mode="open", rate=1000.0),
+                      seed=2) for _ in range(2))
+        for p in (a, b):
+            p.start(0, alive(n))
+            p.commit(np.array([1]), np.array([1]), 0, measuring)  # one already outstanding
+            p.backlog[[0, 3]] = True
+            p.next_send(alive(n))
+        now = 3 * MS + late
+        idx, counts = [0, 1, 3, 4], [1, 2, 1, 3]
+        tint, delay, behind = a.commit(np.array(idx), np.array(counts), now, measuring)
+        got = b.commit_few(idx, counts, now, measuring)
+        assert got == (np.broadcast_to(tint, len(delay)).tolist(),
+                       np.broadcast_to(delay, len(tint)).tolist(), behind)
+        assert not late or behind > 0
+        for name in ("sched", "outstanding", "last_progress", "budget", "backlog"):
+            assert getattr(a, name).tolist() == getattr(b, name).tolist(), name

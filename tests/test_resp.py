@@ -369,6 +369,22 @@ def test_redis_ping_every_reply_counted_and_redis_agrees(redis: int, inflight: i
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("inflight", [1, 16])
+def test_redis_ping_for_a_duration_sending_early_is_counted_exactly(redis: int,
+                                                                     inflight: int) -> None:
+    """A timed closed loop sends a connection's next PINGs as soon as its PONGs are read
+    (harness.transport.Early): every request is still booked once, answered and counted."""
+    redis_calls(redis)
+    plan = plan_for(f"127.0.0.1:{redis}", workload="redis", inflight=inflight, warmup=0.2,
+                    duration=0.5, timeout=3.0)
+    (s,) = run_plan(plan)
+    assert nonzero(s["errors"]) == {} and s["lost"] == 0
+    assert s["sent_all"] == s["replies"] > s["sent"] > 0 and s["received"] > 0
+    assert redis_calls(redis) == {"ping": s["sent_all"]}
+    assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["max"] < 3000
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("inflight", [1, 16])
 def test_redis_set_get_mix_counts_each_command_as_redis_does(redis: int, inflight: int) -> None:
     redis_cmd(redis, b"FLUSHALL")
     redis_calls(redis)

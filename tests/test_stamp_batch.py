@@ -396,3 +396,19 @@ def test_a_small_closed_loop_round_built_in_python_is_what_numpy_builds(name: st
     big = out.build_few([1] * 5, [1000] * 5, 0, t)  # past the buffer: it grows
     assert big[2] == 5000 and bytes(big[0][:size]) == bytes(outbound(fr, [size]).build(
         np.array([1]), 0, t, 0)[0])
+
+
+@pytest.mark.parametrize("name", ["len16", "len32"])
+def test_a_small_open_loop_round_built_in_python_is_what_numpy_builds(name: str) -> None:
+    fr, size = framing.get(name), 64
+    gids, counts = [7, 0xFFFFFFFF, 3], [2, 1, 3]
+    seq0 = 2**32 - 3
+    tint = [T0 + k * 1_000_003 for k in range(6)]
+    tint[5] = 2**40 + 12345  # a high word too
+    delay = [0, 7, 2**32 - 1, 123456, 1, 0]  # µs late, the top of a u32 included
+    want, ends, _ = outbound(fr, [size]).build(np.repeat(gids, counts), seq0,
+                                               np.array(tint, dtype=np.int64),
+                                               np.array(delay, dtype=np.int64))
+    got, bounds, n = outbound(fr, [size]).build_few_at(gids, counts, seq0, tint, delay)
+    assert bytes(got) == bytes(want) and n == 6
+    assert bounds == ends[np.cumsum(counts) - 1].tolist()

@@ -15,14 +15,16 @@ import pytest
 from harness import framing
 from harness.batch import Outbound
 from harness.protocol import Stamped
+from harness.resp import Resp
 from harness.result import Share
-from harness.transport import LAUNCH_BATCH, RoundBuffer, Transport
+from harness.transport import LAUNCH_BATCH, Early, RoundBuffer, Transport
 from workloads.base import Kind
 
 pytestmark = pytest.mark.e2e  # real loopback sockets
 
 SIZE = 64
 FRAME = (SIZE - 4).to_bytes(4, "big") + b"s" * (SIZE - 4)  # a whole len32 frame of SIZE
+PING, PONG = b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"
 
 
 class Events:
@@ -38,6 +40,10 @@ class Events:
         self.elapsed: list[int] = []  # connect times, ns, in the order reported
         self.launched_at_connect: list[int] = []  # connects begun when each was reported
         self.tp: Transport | None = None
+        self.walks: list[list[int] | None] = []  # each round's frame starts
+        self.early: list[tuple[list[int], list[int], list[int]]] = []
+        self.peers: list[socket.socket] = []  # server ends: what each got by a round's end
+        self.peer_got: list[list[bytes]] = []
 
     def error(self, kind: str, count: int, now: int) -> None:
         self.errors += [kind] * count
@@ -63,24 +69,41 @@ class Events:
         starts = [0, *seg_end[:-1]]
         self.rounds.append({c: bytes(buf[a:b]) for c, a, b in
                             zip(seg_conn, starts, seg_end, strict=True)})
+        self.walks.append(None if walk is None else list(walk))
+        self.peer_got.append([_drain(p) for p in self.peers])
+
+    def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None:
+        self.early.append((list(conns), list(counts), list(times)))
 
 
-def transport(port: int, n: int, events: Events) -> Transport:
+def _drain(s: socket.socket) -> bytes:
+    """What the server end ``s`` has received so far (without waiting)."""
+    got = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := s.recv(65536, socket.MSG_DONTWAIT):
+            got += chunk
+    return got
+
+
+def transport(port: int, n: int, events: Events, resp: bool = False) -> Transport:
     share = Share(worker=0, gids=np.arange(n), node=np.zeros(n, dtype=np.int64),
                   sends=np.ones(n, dtype=bool), budget=None, rate=0.0,
                   expect_deliveries=None, key=1)
     out = Outbound(framing.LEN32, [Kind("msg", 1.0, SIZE)], [b"x" * SIZE], 1, 0, 1)
-    proto = Stamped(framing.LEN32, out, SIZE, 1 << 20, 1)
+    proto = Resp([(PING,)], framing.LEN32, out, 1 << 20, 1, n, 0) if resp else \
+        Stamped(framing.LEN32, out, SIZE, 1 << 20, 1)
     return Transport(share, [(socket.AF_INET, ("127.0.0.1", port))], (),
                      selectors.DefaultSelector(), RoundBuffer(1 << 20), proto, events)
 
 
 @contextlib.contextmanager
-def connected(n: int) -> Iterator[tuple[Transport, Events, list[socket.socket]]]:
-    """``n`` connections to a listener the test holds; the server ends, by local number."""
+def connected(n: int, resp: bool = False
+              ) -> Iterator[tuple[Transport, Events, list[socket.socket]]]:
+    """``n`` connections to a listener the test holds; the server ends, by local number
+    (``resp``: the protocol is redis RESP, else stamped len32 frames)."""
     lsock = socket.create_server(("127.0.0.1", 0))
     events = Events()
-    tp = transport(lsock.getsockname()[1], n, events)
+    tp = transport(lsock.getsockname()[1], n, events, resp)
     peers: list[socket.socket] = []
     try:
         assert not tp.open_all(n, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
@@ -230,3 +253,46 @@ def test_a_send_to_a_reset_connection_goes_through_the_one_fail_path() -> None:
         # ECONNRESET or EPIPE, by when the RST landed: counted once, by its own kind
         assert events.errors in (["reset"], ["closed"]) and events.closed_ == [0]
         assert tp.socks[0] is None
+
+
+def test_reads_equal_to_copies_of_the_last_reply_are_that_many_replies_others_are_cut(
+) -> None:
+    with connected(1, resp=True) as (tp, events, peers):
+        codes = tp.protocol.round_codes
+        for k, (sent, walk, got) in enumerate([
+                (PONG, [0], [0]),  # cut, and learnt as the template
+                (PONG * 3, [0, 7, 14], [0, 0, 0]),  # three copies: three replies
+                (b"-OOPS\r\n", [0], [2]),  # as long as +PONG, not equal: an error reply
+                (b"+PONG\r\n+PONG\r\n-OOPS\r\n+PON", [0, 7, 14], [0, 0, 2])]):
+            peers[0].sendall(sent)
+            read_until(tp, events, k + 1)
+            assert events.walks[-1] == walk and codes == got
+            codes.clear()
+        assert tp.protocol.names[2] == "redis_OOPS" and tp.pend_in[0] == b"+PON"
+
+
+def test_a_connection_sends_its_next_requests_within_the_round_when_owed_replies_come(
+) -> None:
+    """Early sending: a read of k whole replies on a connection that owes k sends k
+    requests before the round is handed over; not for replies nobody asked for, nor at or
+    after ``until``."""
+    with connected(2, resp=True) as (tp, events, peers):
+        events.peers = peers
+        for p in peers:
+            p.sendall(PONG)  # the template is learnt (no early send without one)
+        read_until(tp, events, 1)
+        tp.early = early = Early(PING, np.array([2, 0], dtype=np.int64))
+        early.until = time.monotonic_ns() + 60 * 10**9
+        before = time.monotonic_ns()
+        peers[0].sendall(PONG * 2)
+        peers[1].sendall(PONG)  # owes nothing: no request for it
+        while len(events.rounds) < 2 or len(events.rounds[-1]) < 2:
+            read_until(tp, events, len(events.rounds) + 1)
+        assert [b"".join(g[0] for g in events.peer_got), events.peer_got[-1][1]] == \
+            [PING * 2, b""]  # the requests were at the server before the round's end
+        ((conns, counts, (t,)),) = events.early
+        assert (conns, counts) == ([0], [2]) and before <= t <= time.monotonic_ns()
+        early.until = time.monotonic_ns()  # sending is over
+        peers[0].sendall(PONG)
+        read_until(tp, events, len(events.rounds) + 1)
+        assert len(events.early) == 1 and _drain(peers[0]) == b""
