@@ -12,7 +12,7 @@ from __future__ import annotations
 import selectors
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
 
@@ -31,6 +31,8 @@ class _Conn:
 
 
 class EchoServer:
+    CONN: type = _Conn  # a connection's state (the WebSocket target's has more)
+
     def __init__(self, listeners: list[socket.socket]) -> None:
         self._listeners = listeners
         self._sel = selectors.DefaultSelector()
@@ -51,11 +53,12 @@ class EchoServer:
             sel.register(sock, EVENT_READ, stopper)
         if on_ready is not None:
             on_ready(self.addresses)
+        conn_cls: Any = self.CONN
         try:
             while not stopper.stopped:
                 for key, mask in sel.select():
-                    conn = key.data
-                    if conn.__class__ is _Conn:
+                    conn: Any = key.data
+                    if conn.__class__ is conn_cls:
                         if mask & EVENT_WRITE:
                             self._flush(conn)
                         else:
@@ -69,7 +72,7 @@ class EchoServer:
 
     def _accept(self, lsock: socket.socket) -> None:
         for sock in accept_ready(lsock):
-            self._sel.register(sock, EVENT_READ, _Conn(sock))
+            self._sel.register(sock, EVENT_READ, self.CONN(sock))
 
     def _echo(self, conn: _Conn) -> None:
         sock = conn.sock
@@ -111,4 +114,4 @@ class EchoServer:
         conn.out = None
 
     def _close_all(self) -> None:
-        close_all(self._sel, self._listeners, _Conn, self._close)
+        close_all(self._sel, self._listeners, self.CONN, self._close)

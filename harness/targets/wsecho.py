@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import selectors
 import socket
-from collections.abc import Callable
-from typing import cast
+from typing import Any
 
-from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
+from harness.targets.echo import EchoServer
+from harness.targets.loop import read_into
 from harness.wsframe import echo_frames, server_handshake
 
 READ_SIZE = 256 * 1024
@@ -38,46 +38,19 @@ class _WsConn:
         self.closing = False  # close once the replies are out
 
 
-class WsEchoServer:
+class WsEchoServer(EchoServer):
+    """The TCP echo target's loop (:class:`harness.targets.echo.EchoServer`), with a
+    WebSocket connection's state and reads."""
+
+    CONN = _WsConn
+
     def __init__(self, listeners: list[socket.socket], max_frame: int = 1 << 20) -> None:
-        self._listeners = listeners
+        super().__init__(listeners)
         self._max_frame = max_frame
-        self._sel = selectors.DefaultSelector()
-        self._buf = bytearray(READ_SIZE)
+        self._buf = bytearray(READ_SIZE)  # a read holds many frames: a bigger buffer
         self._view = memoryview(self._buf)
 
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        return [address_of(s) for s in self._listeners]
-
-    def serve(self, stopper: Stopper,
-              on_ready: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
-        """Serve until ``stopper`` fires, then close every socket (the listeners too)."""
-        sel = self._sel
-        for lsock in self._listeners:
-            sel.register(lsock, EVENT_READ, LISTENER)
-        for sock in stopper.socks:
-            sel.register(sock, EVENT_READ, stopper)
-        if on_ready is not None:
-            on_ready(self.addresses)
-        try:
-            while not stopper.stopped:
-                for key, mask in sel.select():
-                    conn = key.data
-                    if conn.__class__ is _WsConn:
-                        if mask & EVENT_WRITE:
-                            self._flush(conn)
-                        else:
-                            self._read(conn)
-                    elif conn is LISTENER:
-                        for sock in accept_ready(cast(socket.socket, key.fileobj)):
-                            sel.register(sock, EVENT_READ, _WsConn(sock))
-                    else:
-                        stopper.readable(cast(socket.socket, key.fileobj))
-        finally:
-            close_all(self._sel, self._listeners, _WsConn, self._close)
-
-    def _read(self, conn: _WsConn) -> None:
+    def _echo(self, conn: Any) -> None:  # a _WsConn
         n = read_into(conn.sock, self._buf)
         if not n:
             if n == 0:
@@ -129,7 +102,7 @@ class WsEchoServer:
         elif conn.closing:
             self._close(conn)
 
-    def _flush(self, conn: _WsConn) -> None:
+    def _flush(self, conn: Any) -> None:  # a _WsConn
         out = conn.out
         assert out is not None
         try:
@@ -148,7 +121,7 @@ class WsEchoServer:
             return
         self._sel.modify(conn.sock, EVENT_READ, conn)
 
-    def _close(self, conn: _WsConn) -> None:
+    def _close(self, conn: Any) -> None:  # a _WsConn
         if conn.sock.fileno() < 0:
             return
         self._sel.unregister(conn.sock)
