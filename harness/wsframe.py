@@ -385,10 +385,13 @@ def echo_frames(data: bytes | bytearray | memoryview, max_frame: int
     return b"".join(out), p, False
 
 
-def _echo_uniform(a: np.ndarray, out: list[bytes]) -> int:
-    """Leading masked binary frames of one payload size under 126, unmasked in one go."""
+def _uniform_run(a: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The leading masked binary frames of one payload size under 126: their payloads,
+    unmasked (one row each), the payload size and the bytes they take; (empty, 0, 0) when
+    the first frame is not one."""
+    none = (np.empty((0, 0), dtype=np.uint8), 0, 0)
     if len(a) < 6 or a[0] != FIN | OP_BINARY or not a[1] & MASK_BIT or a[1] & 0x7F >= 126:
-        return 0
+        return none
     size = int(a[1] & 0x7F)
     fsize = size + 6
     k = len(a) // fsize
@@ -398,13 +401,21 @@ def _echo_uniform(a: np.ndarray, out: list[bytes]) -> int:
     else:
         good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
         j = int(np.argmin(good))  # the first frame that is not like the others
-    if j:
-        reply = np.empty((j, size + 2), dtype=np.uint8)
+    if not j:
+        return none
+    return rows[:j, 6:] ^ np.tile(rows[:j, 2:6], -(-size // 4))[:, :size], size, j * fsize
+
+
+def _echo_uniform(a: np.ndarray, out: list[bytes]) -> int:
+    """Leading masked binary frames of one payload size under 126, unmasked in one go."""
+    payloads, size, used = _uniform_run(a)
+    if used:
+        reply = np.empty((len(payloads), size + 2), dtype=np.uint8)
         reply[:, 0] = FIN | OP_BINARY
         reply[:, 1] = size
-        reply[:, 2:] = rows[:j, 6:] ^ np.tile(rows[:j, 2:6], -(-size // 4))[:, :size]
+        reply[:, 2:] = payloads
         out.append(reply.tobytes())
-    return j * fsize
+    return used
 
 
 def _client_frame(a: np.ndarray, p: int, end: int, max_frame: int
@@ -464,21 +475,12 @@ def client_messages(data: bytes | bytearray | memoryview, max_frame: int
 
 
 def _uniform_payloads(a: np.ndarray, pay: list[bytes], ends: list[int]) -> int:
-    if len(a) < 6 or a[0] != FIN | OP_BINARY or not a[1] & MASK_BIT or a[1] & 0x7F >= 126:
-        return 0
-    size = int(a[1] & 0x7F)
-    fsize = size + 6
-    k = len(a) // fsize
-    rows = a[:k * fsize].reshape(k, fsize)
-    if rows[:, :2].tobytes() == bytes((FIN | OP_BINARY, MASK_BIT | size)) * k:
-        j = k  # the usual case, in one bytes compare (as Deframer._fast)
-    else:
-        good = (rows[:, 0] == FIN | OP_BINARY) & (rows[:, 1] == MASK_BIT | size)
-        j = int(np.argmin(good))  # the first frame that is not like the others
-    if j:
-        pay.append((rows[:j, 6:] ^ np.tile(rows[:j, 2:6], -(-size // 4))[:, :size]).tobytes())
+    payloads, size, used = _uniform_run(a)
+    if used:
+        j = len(payloads)
+        pay.append(payloads.tobytes())
         ends.extend(range(size, (j + 1) * size, size) if size else [0] * j)
-    return j * fsize
+    return used
 
 
 def server_frames(data: bytes | memoryview, ends: np.ndarray) -> bytes:
