@@ -34,7 +34,7 @@ import numpy as np
 from harness import stamp
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
-from harness.protocol import InOrder
+from harness.protocol import InOrder, pooled
 from harness.users import KindPicker
 
 MAX_HEADER = 64 * 1024  # most bytes of a response's status line and headers
@@ -91,11 +91,8 @@ class Http(InOrder):
         if self.request is not None:
             ends = np.arange(1, n + 1, dtype=np.int64) * len(self.request)
             return memoryview(self.request * n), ends, kinds
-        sizes = self.pool_len[kinds]
-        pick = self.base[kinds] + (self.out.rng.random(n) * sizes).astype(np.int64)
-        flat = self.flat
-        data = b"".join([flat[j] for j in pick.tolist()])  # pre-rendered: no formatting here
-        return memoryview(data), np.cumsum(self.lens[pick]), kinds
+        data, ends = pooled(kinds, self.out.rng, (self.flat, self.lens, self.pool_len, self.base))
+        return data, ends, kinds
 
     def _kinds(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Each message's request: by weight over the table, or within its connection's

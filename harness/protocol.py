@@ -188,6 +188,17 @@ class InOrder(Stamped):
         self.head[i] = self.tail[i]
 
 
+def pooled(kinds: np.ndarray, rng: np.random.Generator, pools: tuple[list[bytes], np.ndarray,
+           np.ndarray, np.ndarray]) -> tuple[memoryview, np.ndarray]:
+    """Each message's request bytes, picked (seeded) from its kind's pre-rendered pool, and
+    where each ends: ``pools`` is (every rendering kind by kind, their lengths, each kind's
+    pool size, each kind's first index)."""
+    flat, lens, pool_len, base = pools
+    pick = base[kinds] + (rng.random(len(kinds)) * pool_len[kinds]).astype(np.int64)
+    data = b"".join([flat[j] for j in pick.tolist()])  # pre-rendered: no formatting here
+    return memoryview(data), np.cumsum(lens[pick])
+
+
 def protocol_for(matching: str, framing: Framing, out: Outbound, fixed: int | None,
                  max_frame: int, key: int, n: int, worker: int) -> Stamped:
     """The protocol of a workload's ``matching``: "stamp" or "order"."""

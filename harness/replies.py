@@ -30,7 +30,7 @@ import numpy as np
 from harness import stamp
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
-from harness.protocol import InOrder
+from harness.protocol import InOrder, pooled
 
 OK, MISS = 0, 1  # reply codes; error replies take 2 and up
 MAX_NAMES = 16  # most distinct error-reply kinds per connection set (then "<prefix>other")
@@ -78,11 +78,8 @@ class Replies(InOrder):
         if self.single is not None:
             ends = np.arange(1, n + 1, dtype=np.int64) * len(self.single)
             return memoryview(self.single * n), ends, kinds
-        sizes = self.pool_len[kinds]
-        pick = self.base[kinds] + (self.out.rng.random(n) * sizes).astype(np.int64)
-        flat = self.flat
-        data = b"".join([flat[j] for j in pick.tolist()])  # pre-rendered: no formatting here
-        return memoryview(data), np.cumsum(self.lens[pick]), kinds
+        data, ends = pooled(kinds, self.out.rng, (self.flat, self.lens, self.pool_len, self.base))
+        return data, ends, kinds
 
     # ------------------------------------------------------------------ replies
 
