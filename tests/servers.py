@@ -981,6 +981,14 @@ def start(behaviour: str, framing: str = "len32", cpu: int | None = None,
     max_frame = int(params.pop("max_frame", DEFAULT_MAX_FRAME))
     _need(max_frame > fr.overhead(), f"max_frame must exceed {fr.overhead()} bytes")
     beh = make_behaviour(behaviour, dict(params))
+    return _fork_server(lambda lsock, ready_w, life_r: _child(
+        lsock, ready_w, life_r, fr, beh, max_frame, cpu), behaviour, fr.name, params)
+
+
+def _fork_server(child: Callable[[socket.socket, int, int], Any], behaviour: str,
+                 framing: str, params: dict[str, Any] | None = None) -> Handle:
+    """Fork ``child(listening socket, ready pipe, lifeline pipe)`` (it never returns) on a
+    fresh port of 127.0.0.1, and return its Handle once it serves."""
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         lsock.bind((HOST, 0))
@@ -989,13 +997,13 @@ def start(behaviour: str, framing: str = "len32", cpu: int | None = None,
         life_r, life_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
-            _child(lsock, ready_w, life_r, fr, beh, max_frame, cpu)
+            child(lsock, ready_w, life_r)
         port = lsock.getsockname()[1]
     finally:
         lsock.close()
     os.close(ready_w)
     os.close(life_r)
-    handle = Handle(behaviour, fr.name, port, pid, params=params, _lifeline=life_w)
+    handle = Handle(behaviour, framing, port, pid, params=params or {}, _lifeline=life_w)
     _live[handle] = None
     try:
         handle.started = _await_ready(ready_r, handle)
@@ -1096,30 +1104,8 @@ def start_tls_echo(cert: str, key: str, sni_log: str | None = None,
             with open(sni_log, "a") as f:
                 f.write(f"{name or '-'}\n")
         ctx.sni_callback = note
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        lsock.bind((HOST, 0))
-        lsock.listen(BACKLOG)
-        ready_r, ready_w = os.pipe()
-        life_r, life_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            _tls_child(lsock, ready_w, life_r, ctx, cpu)
-        port = lsock.getsockname()[1]
-    finally:
-        lsock.close()
-    os.close(ready_w)
-    os.close(life_r)
-    handle = Handle("tls_echo", "", port, pid, _lifeline=life_w)
-    _live[handle] = None
-    try:
-        handle.started = _await_ready(ready_r, handle)
-    except BaseException:
-        handle.stop(timeout=1.0)
-        raise
-    finally:
-        os.close(ready_r)
-    return handle
+    return _fork_server(lambda lsock, ready_w, life_r: _tls_child(
+        lsock, ready_w, life_r, ctx, cpu), "tls_echo", "")
 
 
 def _tls_child(lsock: socket.socket, ready_w: int, life_r: int, ctx: Any,
