@@ -106,6 +106,10 @@ class EchoServer:
             conn.out = out[sent:]
             return
         conn.out = None
+        self._flushed(conn)
+
+    def _flushed(self, conn: _Conn) -> None:
+        """Everything owed went out: read the connection again."""
         self._sel.modify(conn.sock, EVENT_READ, conn)
 
     def _close(self, conn: _Conn) -> None:

@@ -102,24 +102,12 @@ class WsEchoServer(EchoServer):
         elif conn.closing:
             self._close(conn)
 
-    def _flush(self, conn: Any) -> None:  # a _WsConn
-        out = conn.out
-        assert out is not None
-        try:
-            sent = conn.sock.send(out)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._close(conn)
-            return
-        if sent < len(out):
-            conn.out = out[sent:]
-            return
-        conn.out = None
+    def _flushed(self, conn: Any) -> None:  # a _WsConn
+        """Everything owed went out: close if a close was answered, else read again."""
         if conn.closing:
             self._close(conn)
-            return
-        self._sel.modify(conn.sock, EVENT_READ, conn)
+        else:
+            self._sel.modify(conn.sock, EVENT_READ, conn)
 
     def _close(self, conn: Any) -> None:  # a _WsConn
         if conn.sock.fileno() < 0:

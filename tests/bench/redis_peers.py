@@ -31,14 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.conftest import free_port, stop
+
 SERVER_CPU, CLIENT_CPU = "0", "1"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
@@ -56,15 +52,6 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
         time.sleep(0.05)
     stop(proc)
     raise SystemExit("redis-server did not listen within 10 s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 def proc_cpu_s(pid: int) -> float:
