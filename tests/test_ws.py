@@ -302,7 +302,9 @@ def test_without_the_rule_other_frames_are_protocol_errors() -> None:
     with ws_server("echo", "--chatter") as (port,):
         (s,) = run_plan(plan_for(f"ws://127.0.0.1:{port}/", messages="400", warmup=0.0,
                                  ws_text=TEMPLATE))
-    assert s["received"] == 400 and s["lost"] == 0
+    # every message answered once (by stamp); received counts by arrival time, and the last
+    # echo can land after the window closes at the last send (399 once, on CI)
+    assert s["sent"] == 400 and s["lost"] == 0 and s["duplicates"] == 0
     assert s["errors"]["protocol"] == 400 + 4  # an ack per message, a welcome per conn
 
 
