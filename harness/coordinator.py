@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import selectors
 import signal
 import socket
 import time
@@ -31,6 +30,7 @@ from harness import netstat
 from harness.interrupts import Interrupts, ignore_in_worker
 from harness.limits import FD_RESERVE
 from harness.plan import MachinePart, Plan, Step, Target
+from harness.poller import Poller
 from harness.result import Share, Times, WorkerResult
 from harness.units import SEC
 from harness.users import assign
@@ -180,7 +180,7 @@ def worker_main(index: int, cpu: int | None, pipe: Connection, plan: Plan,
             os.sched_setaffinity(0, {cpu})
     try:
         worker = Worker(index, plan, workload, addrs)
-        sel = selectors.DefaultSelector()
+        sel = Poller()
         while True:
             msg = pipe.recv()
             if msg[0] == "exit":

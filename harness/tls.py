@@ -26,7 +26,6 @@ Times are ns of ``time.monotonic_ns()``.
 
 from __future__ import annotations
 
-import selectors
 import socket
 import ssl
 import time
@@ -34,6 +33,7 @@ import time
 import numpy as np
 
 from harness.plan import Tls
+from harness.poller import READ, WRITE, Poller
 from harness.protocol import Stamped
 from harness.result import Share
 from harness.timer import Timer
@@ -96,7 +96,7 @@ class TlsTransport(Transport):
     error_kind = staticmethod(after_handshake_kind)
 
     def __init__(self, share: Share, addrs: list[tuple], sources: tuple[str, ...],
-                 sel: selectors.BaseSelector, rounds: RoundBuffer, protocol: Stamped,
+                 sel: Poller, rounds: RoundBuffer, protocol: Stamped,
                  sink: Sink, *, context: ssl.SSLContext, names: list[str]) -> None:
         super().__init__(share, addrs, sources, sel, rounds, protocol, sink)
         self.context = context
@@ -138,7 +138,7 @@ class TlsTransport(Transport):
             self.fail(i, "tls_handshake")
             return False
         self.socks[i] = t
-        self.sel.register(t, selectors.EVENT_READ, i)
+        self.sel.register(t, READ, i)
         return True
 
     def _handshake(self, i: int) -> int:
@@ -147,10 +147,10 @@ class TlsTransport(Transport):
         try:
             s.do_handshake()
         except ssl.SSLWantReadError:
-            self.sel.modify(s, selectors.EVENT_READ, i)
+            self.sel.modify(s, READ, i)
             return 0
         except ssl.SSLWantWriteError:
-            self.sel.modify(s, selectors.EVENT_WRITE, i)
+            self.sel.modify(s, WRITE, i)
             return 0
         except OSError as exc:
             kind = handshake_kind(exc)
@@ -163,7 +163,7 @@ class TlsTransport(Transport):
         """The TLS handshake is done: the connection may send (1: settled). harness.ws's
         wss transport writes its upgrade request here instead."""
         self.alive[i] = True
-        self.sel.modify(s, selectors.EVENT_READ, i)
+        self.sel.modify(s, READ, i)
         self.sink.handshaken(i, time.monotonic_ns() - int(self.tcp_at[i]))
         return 1
 

@@ -5,15 +5,14 @@ buffer, a partial tail waits in the connection's pending bytes), and the round's
 frames, with one clock read per ``recv``, go to the sink once per round. Every failure
 goes through :meth:`Transport.fail`.
 
-Connections are local numbers ``0..n-1``; a socket rides in ``SelectorKey.data`` as its
-number. Times are ns of ``time.monotonic_ns()``.
+Connections are local numbers ``0..n-1``; a socket rides in the poller
+(:class:`harness.poller.Poller`) as its number. Times are ns of ``time.monotonic_ns()``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import selectors
 import socket
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from harness.poller import READ, WRITE, Poller
 from harness.protocol import Stamped
 from harness.result import Share
 from harness.timer import Timer
@@ -28,7 +28,7 @@ from harness.units import SEC
 
 CHUNK = 256 * 1024  # most bytes one recv may take in a round
 ROUND_BUF = 8 * 1024 * 1024
-TIMER = -1  # SelectorKey.data of the timerfd
+TIMER = -1  # the timerfd's number in the poller
 LAUNCH_BATCH = 64  # connects begun per pass of the connect loop before settling the done
 EXPIRE_EVERY_NS = 100_000_000  # the connect loop looks for expired connects this often
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
@@ -112,7 +112,7 @@ class Transport:
     error_kind = staticmethod(error_kind)
 
     def __init__(self, share: Share, addrs: list[tuple], sources: tuple[str, ...],
-                 sel: selectors.BaseSelector, rounds: RoundBuffer, protocol: Stamped,
+                 sel: Poller, rounds: RoundBuffer, protocol: Stamped,
                  sink: Sink) -> None:
         n = len(share.node)
         self.n = n
@@ -243,7 +243,7 @@ class Transport:
         if rc not in (0, errno.EINPROGRESS):
             self.fail(i, connect_kind(rc))
             return False
-        self.sel.register(s, selectors.EVENT_WRITE, i)
+        self.sel.register(s, WRITE, i)
         return True
 
     def finish_connect(self, i: int) -> int:
@@ -258,7 +258,7 @@ class Transport:
         elapsed = time.monotonic_ns() - int(self.started[i])
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.alive[i] = True
-        self.sel.modify(s, selectors.EVENT_READ, i)
+        self.sel.modify(s, READ, i)
         self.sink.connected(i, elapsed)
         return 1
 
@@ -301,7 +301,7 @@ class Transport:
         self.pend_out[i] = bytes(rest)
         self.blocked[i] = True
         self.sink.backlogged(i)
-        self.sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, i)
+        self.sel.modify(s, READ | WRITE, i)
 
     def flush(self, i: int) -> None:
         """Writable: send pending bytes; a connect begun mid-run may have completed."""
@@ -323,20 +323,18 @@ class Transport:
             return
         self.pend_out[i] = None
         self.blocked[i] = False
-        self.sel.modify(s, selectors.EVENT_READ, i)
+        self.sel.modify(s, READ, i)
 
     # ------------------------------------------------------------------ receive
 
     def poll(self, wait_s: float, timer: Timer | None) -> list[int]:
         """Wait for events; flush the writable; return the readable connections."""
-        events = self.sel.select(wait_s)
-        ready = [k.data for k, ev in events if ev & selectors.EVENT_READ]
+        ready, writable = self.sel.ready(wait_s)
         if timer is not None and TIMER in ready:
             timer.clear()
             ready.remove(TIMER)
-        for k, ev in events:
-            if ev & selectors.EVENT_WRITE:
-                self.flush(k.data)
+        for i in writable:
+            self.flush(i)
         return ready
 
     def read_round(self, ready: list[int]) -> None:

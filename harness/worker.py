@@ -13,7 +13,6 @@ Times are ns of ``time.monotonic_ns()``.
 from __future__ import annotations
 
 import os
-import selectors
 import ssl
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from harness.http import Http
 from harness.memcache import Memcache
 from harness.pacing import Pacer
 from harness.plan import Plan
+from harness.poller import READ, Poller
 from harness.protocol import Stamped, protocol_for
 from harness.recording import Recorder
 from harness.replies import Replies
@@ -84,7 +84,7 @@ class Worker:
 
     # ------------------------------------------------------------------ step set-up
 
-    def _new_step(self, share: Share, sel: selectors.BaseSelector) -> None:
+    def _new_step(self, share: Share, sel: Poller) -> None:
         """Fresh per-step state: nothing carries over from the last step but ``seq``."""
         plan, n = self.plan, len(share.node)
         self.share = share
@@ -174,14 +174,14 @@ class Worker:
     def measuring(self) -> bool:
         return self.rec.measuring
 
-    def connect(self, share: Share, sel: selectors.BaseSelector, deadline_ns: int,
+    def connect(self, share: Share, sel: Poller, deadline_ns: int,
                 stop: Callable[[], bool] | None = None) -> None:
         """Open this worker's connections (rate-limited if asked), bounded by a deadline;
         ``stop()`` true (polled each pass) abandons the attempt, result marked partial."""
         self._new_step(share, sel)
-        if self.timer is not None and self.timer.fileno() not in sel.get_map():
+        if self.timer is not None and self.timer.fileno() not in sel:
             self.timer.clear()
-            sel.register(self.timer, selectors.EVENT_READ, TIMER)
+            sel.register(self.timer, READ, TIMER)
         plan = self.plan
         rate = plan.connect_rate / max(plan.workers, 1) if plan.connect_rate > 0 else 0.0
         want = share.stages[0][1] if share.stages else len(share.node)

@@ -43,6 +43,7 @@ from websockets.uri import parse_uri
 
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
+from harness.poller import READ
 from harness.protocol import Stamped
 from harness.tls import TlsTransport, handshake_kind, reason
 from harness.transport import Reads, Transport, connect_kind
@@ -299,7 +300,7 @@ class WsTransport(Transport):
         except OSError as exc:
             self.fail(i, self.error_kind(exc))
             return 1
-        self.sel.modify(s, selectors.EVENT_READ, i)
+        self.sel.modify(s, READ, i)
         return 0
 
     def _head(self, i: int, data: bytes) -> int:

@@ -11,7 +11,6 @@ import dataclasses
 import errno
 import os
 import resource
-import selectors
 import socket
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from harness import aggregate
 from harness.coordinator import build_shares
 from harness.plan import Plan
+from harness.poller import Poller
 from harness.result import ERROR_KINDS
 from harness.targets import launch
 from harness.worker import Worker, connect_kind
@@ -314,7 +314,7 @@ def connect_only(plan: Plan, port: int) -> Worker:
     workload = load("echo")(64, 1)
     worker = Worker(0, plan, workload, [(socket.AF_INET, ("127.0.0.1", port))])
     share = build_shares(plan, plan.steps[0], type(workload), 5)[0]
-    worker.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 10**10)
+    worker.connect(share, Poller(), time.monotonic_ns() + 10**10)
     return worker
 
 

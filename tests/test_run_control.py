@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pty
 import select
-import selectors
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import psutil
 import pytest
 
 from harness.coordinator import build_shares
+from harness.poller import Poller
 from harness.worker import Worker
 from tests import servers
 from tests.conftest import harness, plan_for, run_plan
@@ -65,7 +65,7 @@ def test_connect_rate_paces_new_connections() -> None:
         worker = Worker(0, plan, workload, [(socket.AF_INET, ("127.0.0.1", srv.port))])
         share = build_shares(plan, plan.steps[0], type(workload), 5)[0]
         t0 = time.monotonic()
-        worker.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 10**10)
+        worker.connect(share, Poller(), time.monotonic_ns() + 10**10)
         elapsed = time.monotonic() - t0
         worker.close_all()
     assert worker.res.connected == 40
@@ -109,7 +109,7 @@ def test_connections_spread_over_source_addresses() -> None:
         workload = load("echo")(64, 1)
         worker = Worker(0, plan, workload, [(socket.AF_INET, ("127.0.0.1", srv.port))])
         share = build_shares(plan, plan.steps[0], type(workload), 5)[0]
-        worker.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 10**10)
+        worker.connect(share, Poller(), time.monotonic_ns() + 10**10)
         used = [s.getsockname()[0] for s in worker.socks if s is not None]
         worker.close_all()
     assert len(used) == 12
@@ -318,7 +318,7 @@ def test_echo_connections_spread_over_every_host_given() -> None:
         addrs = [(socket.AF_INET, ("127.0.0.1", h.port)) for h in (a, b, c)]
         worker = Worker(0, plan, workload, addrs)
         share = build_shares(plan, plan.steps[0], type(workload), 5)[0]
-        worker.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 10**10)
+        worker.connect(share, Poller(), time.monotonic_ns() + 10**10)
         ports = [s.getpeername()[1] for s in worker.socks if s is not None]
         worker.close_all()
     assert [ports.count(h.port) for h in (a, b, c)] == [3, 2, 2]

@@ -7,7 +7,6 @@ connection, and TLS failures counted by kind."""
 from __future__ import annotations
 
 import os
-import selectors
 import socket
 import ssl
 import threading
@@ -22,6 +21,7 @@ import pytest
 from harness.config import ConfigError, parse_target
 from harness.diagnosis import no_reply_diagnosis
 from harness.plan import Target, Tls
+from harness.poller import Poller
 from harness.result import Share
 from harness.tls import TlsTransport, client_context
 from harness.transport import CHUNK, RoundBuffer
@@ -365,7 +365,7 @@ class OneConnection:
                       np.ones(1, dtype=bool), None, 0.0, None, 0)
         ctx = client_context(Tls(ca_pem=self.certs.ca.read_text()))
         self.tp = TlsTransport(share, [(socket.AF_INET, self.lsock.getsockname())], (),
-                               selectors.DefaultSelector(), RoundBuffer(), Whole(), self.sink,
+                               Poller(), RoundBuffer(), Whole(), self.sink,
                                context=ctx, names=["localhost"])
         self.tp.open_all(1, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
         assert self.sink.handshakes == 1 and self.tp.alive[0]

@@ -4,7 +4,6 @@ failures, whole frames only into the round, the one fail path, queue and flush."
 from __future__ import annotations
 
 import contextlib
-import selectors
 import socket
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 
 from harness import framing
 from harness.batch import Outbound
+from harness.poller import Poller
 from harness.protocol import Stamped
 from harness.resp import Resp
 from harness.result import Share
@@ -93,7 +93,7 @@ def transport(port: int, n: int, events: Events, resp: bool = False) -> Transpor
     proto = Resp([(PING,)], framing.LEN32, out, 1 << 20, 1, n, 0) if resp else \
         Stamped(framing.LEN32, out, SIZE, 1 << 20, 1)
     return Transport(share, [(socket.AF_INET, ("127.0.0.1", port))], (),
-                     selectors.DefaultSelector(), RoundBuffer(1 << 20), proto, events)
+                     Poller(), RoundBuffer(1 << 20), proto, events)
 
 
 @contextlib.contextmanager

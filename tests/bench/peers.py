@@ -192,12 +192,12 @@ def connect_child(port: int, conns: int, start_at: float) -> None:
     """One process: open ``conns`` connections through harness's transport, from
     ``start_at`` (time.monotonic); prints elapsed seconds, connected and connect p50 ms."""
     sys.path.insert(0, str(ROOT))
-    import selectors
     import socket
 
     from harness import config as cfg
     from harness.coordinator import build_shares
     from harness.limits import raise_nofile
+    from harness.poller import Poller
     from harness.worker import Worker
     from workloads import load
 
@@ -209,7 +209,7 @@ def connect_child(port: int, conns: int, start_at: float) -> None:
     share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
     time.sleep(max(start_at - time.monotonic(), 0))
     t0 = time.monotonic_ns()
-    w.connect(share, selectors.DefaultSelector(), t0 + 30 * 10**9)
+    w.connect(share, Poller(), t0 + 30 * 10**9)
     elapsed = (time.monotonic_ns() - t0) / 1e9
     p50 = w.res.connect.percentile(50)
     print(json.dumps({"elapsed_s": elapsed, "connected": w.res.connected,

@@ -20,7 +20,6 @@ import argparse
 import cProfile
 import os
 import pstats
-import selectors
 import socket
 import statistics
 import sys
@@ -32,6 +31,7 @@ if __name__ == "__main__":
 
 from harness import config as cfg  # noqa: E402
 from harness.coordinator import build_shares  # noqa: E402
+from harness.poller import Poller  # noqa: E402
 from harness.result import Times  # noqa: E402
 from harness.targets import launch  # noqa: E402
 from harness.worker import Worker  # noqa: E402
@@ -51,7 +51,7 @@ def run_once(conns: int, inflight: int, seconds: float, profile: bool = False) -
         wl = load("echo")(64, 1)
         w = Worker(0, plan, wl, [(socket.AF_INET, (h, p))])
         share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
-        w.connect(share, selectors.DefaultSelector(), time.monotonic_ns() + 5 * SEC)
+        w.connect(share, Poller(), time.monotonic_ns() + 5 * SEC)
         rounds = [0, 0]  # inside the measure window, in all
         io_round = w._io_round
 

@@ -1,0 +1,50 @@
+"""harness.poller: the worker's epoll set, each entry carrying its connection number."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from harness.poller import READ, WRITE, Poller
+
+
+def test_readable_and_writable_entries_come_back_as_their_numbers() -> None:
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    p = Poller()
+    try:
+        p.register(a, READ, 7)
+        p.register(c, WRITE, 9)
+        assert p.ready(0) == ([], [9])  # c's buffer has room; nothing to read on a yet
+        b.send(b"x")
+        readable, writable = p.ready(0.1)
+        assert readable == [7] and writable == [9]
+        p.modify(c, READ, 11)
+        d.send(b"y")
+        assert sorted(p.ready(0.1)[0]) == [7, 11]
+        assert a in p and c in p and b not in p
+        events = {e.data: flags for e, flags in p.select(0)}
+        assert events == {7: READ, 11: READ}
+    finally:
+        p.close()
+        for s in (a, b, c, d):
+            s.close()
+
+
+def test_a_peer_closing_wakes_the_reader_and_unregister_forgets() -> None:
+    a, b = socket.socketpair()
+    p = Poller()
+    try:
+        p.register(a, READ, 3)
+        b.close()  # EOF (and HUP) is readable: the reader finds the close
+        assert p.ready(0.1)[0] == [3]
+        p.unregister(a)
+        assert a not in p and p.ready(0) == ([], [])
+        with pytest.raises(KeyError):
+            p.unregister(a)
+        with pytest.raises(KeyError):
+            p.modify(a, READ, 3)
+    finally:
+        p.close()
+        a.close()
