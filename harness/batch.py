@@ -255,7 +255,7 @@ class Outbound:
 # ---------------------------------------------------------------------------- inbound
 
 
-SMALL_ROUND = 16  # up to this many frames a round, plain Python beats numpy's fixed costs
+SMALL_ROUND = 32  # up to this many frames a round, plain Python beats numpy's fixed costs
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
 _M32 = 0xFFFFFFFF
 
