@@ -29,7 +29,7 @@ from harness.units import SEC
 CHUNK = 256 * 1024  # most bytes one recv may take in a round
 ROUND_BUF = 8 * 1024 * 1024
 TIMER = -1  # the timerfd's number in the poller
-LAUNCH_BATCH = 64  # connects begun per pass of the connect loop before settling the done
+LAUNCH_BATCH = 16  # connects begun per pass of the connect loop before settling the done
 EXPIRE_EVERY_NS = 100_000_000  # the connect loop looks for expired connects this often
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 
