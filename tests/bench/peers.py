@@ -16,6 +16,10 @@ harness / tcpkali of msgs/s, of CPU % and of CPU µs per message.
 * ``open100x1000``: 100 conns x 1,000 msgs/s each (open loop, 100k msgs/s).
 * ``quiet10000``: 10,000 conns x 1 msg/s each.
 * ``closed10x1``: harness alone, 10 conns x 1 in flight (tcpkali has no closed loop).
+* Python floor: tests/bench/floor.py, a bare ``select.epoll`` loop (recv_into, send, no
+  stamps, no histograms) on the same load after harness, so the table shows how much of a
+  gap to tcpkali is Python's own per-message floor on this machine and how much is
+  harness's work for exact figures (all but closed 100 x 16).
 * ``connect``: ``--connect-conns`` connections opened as fast as possible by
   ceil(n / 16,000) harness transports (one process each, all on CPU 1, one echo server per
   process: the open-files limit is 20,000 per process); the figure is connections / the
@@ -61,10 +65,11 @@ class Load:
     inflight: int = 0  # closed loop; 0: open loop at ``rate``
     rate: float = 0.0  # msgs/s per connection; 0 with inflight 0: tcpkali as fast as it can
     peer: bool = True  # tcpkali runs it too
+    floor: bool = True  # tests/bench/floor.py (a bare Python loop) runs it too
 
 
 LOADS = {
-    "closed100x16": Load("closed 100 x 16", 100, inflight=16),  # tcpkali: a flood
+    "closed100x16": Load("closed 100 x 16", 100, inflight=16, floor=False),  # tcpkali: a flood
     "open100x1000": Load("open 100 x 1000/s", 100, rate=1000.0),
     "quiet10000": Load("10000 x 1/s", 10_000, rate=1.0),
     "closed10x1": Load("closed 10 x 1", 10, inflight=1, peer=False),
@@ -185,6 +190,18 @@ def run_harness(ports: list[int], load: Load, seconds: float, results: Path) -> 
                   sum(step["errors"].values()) + step["lost"])
 
 
+def run_floor(srv: Server, load: Load, seconds: float) -> Figure:
+    """tests/bench/floor.py, the bare Python epoll loop (no stamps), on the same load."""
+    pace = ["--rate", f"{load.rate:g}"] if load.rate else ["--inflight", str(load.inflight)]
+    p = subprocess.run(["taskset", "-c", CLIENT_CPU, sys.executable, str(HERE / "floor.py"),
+                        str(srv.port), str(load.conns), *pace, "--seconds", f"{seconds:g}"],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    if p.returncode != 0:
+        raise SystemExit(f"floor.py exited {p.returncode}: {p.stderr.strip()[-300:]}")
+    out = json.loads(p.stdout)
+    return Figure(float(out["msgs_s"]), float(out["cpu_pct"]))
+
+
 # ---------------------------------------------------------------------------- connects
 
 
@@ -261,7 +278,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
-def report(name: str, tk: list[Figure], h: list[Figure]) -> str:
+def report(name: str, tk: list[Figure], h: list[Figure], fl: list[Figure]) -> str:
     med = statistics.median
     hm, hc, hu = (med(f.msgs_s for f in h), med(f.cpu_pct for f in h),
                   med(f.cpu_us_msg for f in h))
@@ -272,7 +289,39 @@ def report(name: str, tk: list[Figure], h: list[Figure]) -> str:
                       med(f.cpu_us_msg for f in tk))
         line += (f" | tcpkali {km:>10,.0f} msgs/s {kc:>5.1f}% {ku:>6.2f} µs/msg"
                  f" | ratio msgs {ratio(hm, km)} CPU {ratio(hc, kc)} µs/msg {ratio(hu, ku)}")
+    if fl:
+        fm, fc, fu = (med(f.msgs_s for f in fl), med(f.cpu_pct for f in fl),
+                      med(f.cpu_us_msg for f in fl))
+        line += (f" | python floor {fm:>10,.0f} msgs/s {fc:>5.1f}% {fu:>6.2f} µs/msg"
+                 f" | harness/floor µs/msg {ratio(hu, fu)}")
     return line + (f"  ({bad} errors/lost)" if bad else "")
+
+
+def run_load(load: Load, rounds: int, seconds: float, exe: Path, tk_exe: Path | None,
+             folder: Path) -> str:
+    """``rounds`` rounds of tcpkali, harness and the Python floor, each on a fresh server;
+    the report line of their medians."""
+    tk: list[Figure] = []
+    h: list[Figure] = []
+    fl: list[Figure] = []
+    for i in range(1, rounds + 1):
+        if load.peer and tk_exe is not None:
+            with Server(exe, 60) as srv:
+                try:
+                    tk.append(run_tcpkali(tk_exe, srv, load, seconds))
+                except PeerFailed as exc:
+                    print(f"  {load.name} round {i}: {exc}", file=sys.stderr)
+        with Server(exe, 60) as srv:
+            h.append(run_harness([srv.port], load, seconds, folder / "results"))
+        if load.floor:
+            with Server(exe, 60) as srv:
+                fl.append(run_floor(srv, load, seconds))
+        print(f"  {load.name} round {i}: harness {h[-1].msgs_s:,.0f} msgs/s "
+              f"{h[-1].cpu_pct:.1f}%" + (f" | tcpkali (last) {tk[-1].msgs_s:,.0f} msgs/s "
+                                         f"{tk[-1].cpu_pct:.1f}%" if tk else "")
+              + (f" | floor {fl[-1].msgs_s:,.0f} msgs/s {fl[-1].cpu_pct:.1f}%" if fl else ""),
+              file=sys.stderr, flush=True)
+    return report(load.name, tk, h, fl)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,27 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         print("tcpkali not found: harness figures only", file=sys.stderr)
     folder = Path(tempfile.mkdtemp(prefix="peers-"))
     exe = build_echo(folder)
-    lines = []
-    for key in a.loads.split(","):
-        if key == "connect":
-            continue
-        load = LOADS[key]
-        tk: list[Figure] = []
-        h: list[Figure] = []
-        for i in range(1, a.rounds + 1):
-            if load.peer and tk_exe is not None:
-                with Server(exe, 60) as srv:
-                    try:
-                        tk.append(run_tcpkali(tk_exe, srv, load, seconds))
-                    except PeerFailed as exc:
-                        print(f"  {load.name} round {i}: {exc}", file=sys.stderr)
-            with Server(exe, 60) as srv:
-                h.append(run_harness([srv.port], load, seconds, folder / "results"))
-            print(f"  {load.name} round {i}: harness {h[-1].msgs_s:,.0f} msgs/s "
-                  f"{h[-1].cpu_pct:.1f}%" + (f" | tcpkali (last) {tk[-1].msgs_s:,.0f} msgs/s "
-                                             f"{tk[-1].cpu_pct:.1f}%" if tk else ""),
-                  file=sys.stderr, flush=True)
-        lines.append(report(load.name, tk, h))
+    lines = [run_load(LOADS[key], a.rounds, seconds, exe, tk_exe, folder)
+             for key in a.loads.split(",") if key != "connect"]
     lines.append("(closed 100 x 16: tcpkali floods without a window, msgs/s = bytes / 64: "
                  "not like for like)")
     if "connect" in a.loads.split(","):
