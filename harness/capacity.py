@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.aggregate import error_rate
+# harness.aggregate (numpy) is imported where error_rate is used: `harness search -h`
+# imports this module for GRAMMAR alone.
 
 # ---------------------------------------------------------------------------- SLO expressions
 
@@ -165,6 +166,7 @@ def _num(v: float) -> str:
 
 def observed(summary: dict, metric: str) -> float | None:
     """The summary's figure for ``metric``: latency in ms, errors as a fraction, msgs/s."""
+    from harness.aggregate import error_rate
     if metric in LATENCY_METRICS:
         return (summary.get("latency_ms") or {}).get(metric)
     if metric == "errors":
@@ -179,6 +181,7 @@ def slo_check(summary: dict, slo: Slo,
     Returns ``(ok, violations)``, one readable line per broken clause, e.g.
     "p99 7.2 ms >= 5 ms". A step without latency data fails every latency clause.
     """
+    from harness.aggregate import error_rate
     out = []
     for c in slo.clauses:
         value = observed(summary, c.metric)
@@ -299,6 +302,7 @@ def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
 
 
 def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None) -> dict:
+    from harness.aggregate import error_rate
     ok, violations = slo_check(summary, slo, max_errors)
     if summary.get("client_bound"):
         ok, violations = False, [CLIENT_BOUND, *violations]

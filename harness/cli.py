@@ -11,14 +11,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
 
-from harness import __version__, aggregate, exports, outputs
-from harness import config as cfg
-from harness.agent import ClusterMissing
+from harness import __version__
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
     CLUSTER_EXIT_HELP,
@@ -40,18 +38,18 @@ from harness.cli_help import (
     search_flags,
     serve_flags,
 )
-from harness.coordinator import RunOutcome, Unreachable, fd_shortfall
-from harness.diagnosis import http_answer_warning, http_url
-from harness.interrupts import Interrupts
-from harness.limits import raise_nofile
-from harness.plan import Plan, Target
-from harness.probes import SearchStopped, run_probes, search_plan
-from harness.report import compare_table, document, lines, table
-from harness.report import results as results_mod
+from harness.report import lines
 from harness.report.safe import printable
-from harness.scaleout import ClusterError
-from harness.sweep import Session
-from harness.targets.lifecycle import Targets
+
+# The worker stack (coordinator, worker, websockets, numpy, dask) is imported by the
+# commands that run load, inside them: --help, a bad flag, and the commands that only read
+# results start fast (tests/test_cli_imports.py keeps it so).
+if TYPE_CHECKING:
+    from harness.coordinator import RunOutcome
+    from harness.interrupts import Interrupts
+    from harness.plan import Plan
+    from harness.sweep import Session
+    from harness.targets.lifecycle import Targets
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -106,9 +104,10 @@ def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str
         scenario: str | None, env_name: str | None, pushgateway: str | None,
         max_regression: str | None, junit_path: str | None, **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
-    from harness.pushgateway import check_url
-    if pushgateway is not None and (problem := check_url(pushgateway)):
-        die(EXIT_USAGE, f"--pushgateway: {problem}")
+    if pushgateway is not None:
+        from harness.pushgateway import check_url  # it imports the worker stack
+        if problem := check_url(pushgateway):
+            die(EXIT_USAGE, f"--pushgateway: {problem}")
     cluster = flags.pop("cluster", None)
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
     after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report)
@@ -117,6 +116,7 @@ def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
                     env_name: str | None, flags: dict[str, Any]) -> tuple[Plan, Any]:
+    from harness import config as cfg
     if push_conns is not None:
         if flags["conns"] is not None:
             die(EXIT_USAGE, "--push-conns is an alias of --conns: give one of them")
@@ -141,6 +141,11 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
     Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
     run, it stops them, and the steps measured so far are reported (see harness.interrupts).
     """
+    from harness.agent import ClusterMissing
+    from harness.coordinator import Unreachable
+    from harness.interrupts import Interrupts
+    from harness.scaleout import ClusterError
+    from harness.targets.lifecycle import Targets
     outcome: RunOutcome | None = None
     watched: list = []
     warnings: list[str] = []
@@ -188,6 +193,7 @@ def session_for(plan: Plan, workload: Any, targets: Targets, interrupts: Interru
     """The workers of this machine (a Session), or with --cluster the agents' (see
     harness.scaleout)."""
     if cluster is None:
+        from harness.sweep import Session
         return Session(plan, workload, targets.addrs, targets.watch, live_line(),
                        targets.reserve, interrupts)
     from harness.scaleout import ClusterSession
@@ -197,6 +203,8 @@ def session_for(plan: Plan, workload: Any, targets: Targets, interrupts: Interru
 def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
     """Exit 2 before the run when a step needs more sockets than the open-files limit
     allows a worker (or the embedded server): refused with the figure, not measured half."""
+    from harness.coordinator import fd_shortfall
+    from harness.limits import raise_nofile
     if plan.until_degraded and plan.max_conns > max(s.conns for s in plan.steps):
         most_conns, flag = max(most_conns or 0, plan.max_conns), "--max-conns"
     problem = fd_shortfall(plan, raise_nofile(), most_conns)
@@ -206,6 +214,7 @@ def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--con
 
 def check_results_dir(base: str) -> None:
     """Exit 2 before the run when results could not be written at its end."""
+    from harness.report import results as results_mod
     try:
         results_mod.check_writable(base)
     except OSError as exc:
@@ -245,6 +254,7 @@ class LiveLine:
 def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
            html: bool = True, watched: list | None = None, warnings: list[str] | None = None,
            pusher: Any = None, after: AfterRun | None = None) -> int:
+    from harness import outputs
     w = outputs.write_run(plan, workload, outcome, started, html, watched, warnings)
     html_warning(w.html_error)
     for problem in w.export_problems:
@@ -273,6 +283,7 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
 def show_summary(w: Any, as_json: bool, cmp: dict | None) -> None:
     """The run summary (with the comparison, when a baseline was given): JSON, or the table,
     the threshold failures and where the results are."""
+    from harness.report import compare_table, table
     if as_json:
         shown = dict(w.doc, comparison=cmp) if cmp else w.doc
         sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
@@ -301,6 +312,7 @@ class AfterRun:
                 junit_path: str | None, html: bool) -> AfterRun:
         from harness import alert_spec, comparison
         from harness import compare as compare_mod
+        from harness import config as cfg
         limits = None
         if max_regression is not None and not plan.baseline:
             die(EXIT_USAGE, "--max-regression: give a baseline to compare with (--baseline, "
@@ -362,6 +374,8 @@ class AfterRun:
 
 def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bool:
     """Print why no valid reply came (True: exit 3), or warn of HTTP answers to a raw run."""
+    from harness import aggregate
+    from harness.diagnosis import http_answer_warning, http_url
     protocol = getattr(workload, "protocol", "framed")
     url = http_url([(t.host, t.port) for t in plan.targets]) if protocol == "framed" else None
     kv = plan.workload if plan.workload in ("redis", "memcached") else None
@@ -391,6 +405,7 @@ def html_warning(error: str | None) -> None:
 def report_cmd(run_folder: str) -> None:
     """Write report.html (self-contained, offline) for a run folder."""
     from harness.report import html as html_report
+    from harness.report import results as results_mod
     try:
         results_mod.read_run(run_folder)
     except results_mod.SchemaError as exc:
@@ -420,6 +435,10 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
     Each probe is one step of --duration seconds.
     """
     from harness import capacity
+    from harness import config as cfg
+    from harness.coordinator import Unreachable
+    from harness.probes import SearchStopped, run_probes, search_plan
+    from harness.report import document
     try:
         slo = capacity.parse_slo(slo_text)
         errors = capacity.parse_percent(max_errors) if max_errors is not None else None
@@ -478,6 +497,10 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
 
     Histograms add bucket by bucket; percentiles are taken once, after the merge.
     """
+    from harness import config as cfg
+    from harness import exports, outputs
+    from harness.report import document, table
+    from harness.report import results as results_mod
     try:
         doc, cols, seconds, hists = outputs.merge_runs(runs)
     except outputs.RunsError as exc:
@@ -524,6 +547,7 @@ def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as
     judged statistically from the histograms (see the README)."""
     from harness import compare as compare_mod
     from harness import comparison
+    from harness.report import compare_table
     try:
         limits = (compare_mod.parse_limits(max_regression) if max_regression is not None
                   else None)
@@ -555,6 +579,7 @@ def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as
 
 def read_run_or_die(run_folder: str) -> dict:
     """run.json of a run folder, or exit 2 with one line."""
+    from harness.report import results as results_mod
     try:
         return results_mod.read_run(run_folder)
     except results_mod.SchemaError as exc:
@@ -625,6 +650,7 @@ def history(results_dir: str, as_json: bool, html_path: str | None) -> None:
     from tabulate import tabulate
 
     from harness import history as history_mod
+    from harness.report import results as results_mod
     try:
         rows, skipped = history_mod.list_runs(results_dir)
     except OSError as exc:
@@ -714,7 +740,7 @@ def agent_cmd(scheduler: str, name: str | None, host: str | None) -> None:
 
 
 def _need_cluster() -> None:
-    from harness.agent import need_distributed
+    from harness.agent import ClusterMissing, need_distributed
     try:
         need_distributed()
     except ClusterMissing as exc:
@@ -729,6 +755,7 @@ def _need_cluster() -> None:
 def serve(kind: str, port: int, bind: str, framing: str, nodes: int, max_frame: int,
           ws: bool) -> None:
     """Start a built-in target server until Ctrl-C or SIGTERM."""
+    from harness.plan import Target
     from harness.targets import TargetError, run_server
     if nodes > 1 and kind != "chat":
         die(EXIT_USAGE, "--nodes: only the chat server runs as a cluster")

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from harness import config as cfg
 from harness.report.safe import printable
 
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
@@ -141,6 +140,7 @@ class GroupedCommand(click.Command):
 def resolved_defaults() -> dict[str, str]:
     """Each [run] key's default as text: the built-ins, with ./harness.toml over them (the
     built-ins alone when that file has an error: running will name it)."""
+    from harness import config as cfg
     try:
         run = cfg.settings(cfg.load_file(None), {})["run"]
     except cfg.ConfigError:

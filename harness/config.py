@@ -16,12 +16,8 @@ import os
 from typing import Any
 
 from harness import framing as framing_mod
-from harness.batch import Outbound, size_bounds
 from harness.config_file import _read_toml, check_file, load_file
-from harness.kvcmds import FLAGS, KV, kv_workload, plan_requests
-from harness.payload import check_size, parse_mix, parse_size, read_corpus
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
-from harness.reqtable import parse_accept
 from harness.specs import (
     BUILTIN,
     BUILTIN_PATH,
@@ -42,7 +38,6 @@ from harness.specs import (
     number,
     parse_int_list,
 )
-from harness.usertable import parse_think
 
 # Names the CLI and the tests reach through ``harness.config`` (defined in the modules above).
 __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES", "RUN_DEFAULTS",
@@ -221,6 +216,13 @@ def default_workers(embedded: bool) -> int:
 
 
 def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
+    # here, not at the top: they import numpy, which settings() (a bad key or flag, the
+    # defaults --help shows) does not need
+    from harness.batch import Outbound, size_bounds
+    from harness.kvcmds import FLAGS, KV, kv_workload, plan_requests
+    from harness.payload import check_size, parse_mix, parse_size, read_corpus
+    from harness.reqtable import parse_accept
+    from harness.usertable import parse_think
     names = merged.get("names", {})
     run = dict(merged["run"], __names__=names)
     tables = {t: dict(merged[t], __names__=names) for t in ("degradation", "thresholds")}

@@ -8,14 +8,15 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import aggregate, exports
-from harness import sweep as sweep_mod
-from harness.coordinator import RunOutcome
 from harness.plan import Plan
 from harness.report import document
 from harness.report import results as results_mod
+
+if TYPE_CHECKING:  # merge reads runs without the worker stack (sweep imports it)
+    from harness.coordinator import RunOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Written:
 def write_run(plan: Plan, workload: Any, outcome: RunOutcome, started: float, html: bool,
               watched: list | None, warnings: list[str] | None) -> Written:
     """Figures of every step measured, judged and written to results/<time>-<name>/."""
+    from harness import sweep as sweep_mod
     watched = watched or [None] * len(outcome.steps)
     figures = [sweep_mod.figures(plan, workload, r, w, trend=True)
                for r, w in zip(outcome.steps, watched, strict=True)]

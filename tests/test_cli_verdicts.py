@@ -21,6 +21,7 @@ import pytest
 from harness import cli
 from harness import config as cfg
 from harness.plan import Step
+from harness.probes import search_plan
 from harness.targets import launch
 from tests.conftest import free_port, harness, stop
 
@@ -177,9 +178,9 @@ def test_the_search_summary_is_rounded_and_says_it_went_down(
 def test_search_over_rate_plans_the_open_loop() -> None:
     plan = cfg.build_plan(cfg.settings({}, {"host": "127.0.0.1:9", "conns": "4"}))
     assert plan.pacing.mode == "closed"
-    searched = cli.search_plan(plan, "rate", 400.0)
+    searched = search_plan(plan, "rate", 400.0)
     assert searched.pacing.mode == "open" and searched.pacing.rate == 100.0
-    assert cli.search_plan(plan, "conns", 4.0) is plan
+    assert search_plan(plan, "conns", 4.0) is plan
 
 
 # ---------------------------------------------------------------------------- busy machine

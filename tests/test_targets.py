@@ -468,3 +468,26 @@ def _running(psutil, pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+NODE_IMPORTS = """\
+import socket, sys
+from harness.targets import node
+from harness.targets.serve import make_server
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+make_server("echo", [s]), make_server("chat", [s])
+print(sorted(m for m in ("numpy", "harness.wsframe", "websockets") if m in sys.modules))
+make_server("ws-echo", [s])
+print("numpy" in sys.modules)
+"""
+
+
+def test_an_echo_or_chat_node_starts_without_numpy():
+    # every run against the embedded target waits for its node: numpy (for the WebSocket
+    # servers) would add ~50 ms to each
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", NODE_IMPORTS], capture_output=True, text=True,
+                         env=env, timeout=30, check=True).stdout.split("\n")
+    assert out[:2] == ["[]", "True"]

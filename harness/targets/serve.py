@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness import framing as framing_mod
 from harness.targets.chat import ChatServer
 from harness.targets.echo import EchoServer
 from harness.targets.loop import Stopper
-from harness.targets.wschat import WsChatServer
-from harness.targets.wsecho import WsEchoServer
+
+if TYPE_CHECKING:  # imported by make_server: they need numpy, the echo and chat nodes do not
+    from harness.targets.wsecho import WsEchoServer
 
 KINDS = ("echo", "chat", "ws-echo", "ws-chat")  # ws-: the same over WebSocket
 
@@ -39,8 +41,10 @@ def make_server(kind: str, listeners: list[socket.socket], framing: str = "len32
     if kind == "echo":
         return EchoServer(listeners)
     if kind == "ws-echo":
+        from harness.targets.wsecho import WsEchoServer
         return WsEchoServer(listeners, max_frame)
     if kind == "ws-chat":
+        from harness.targets.wschat import WsChatServer
         return WsChatServer(listeners, framing_mod.get(framing), max_frame, peers, index)
     return ChatServer(listeners, framing_mod.get(framing), max_frame, peers, index)
 
