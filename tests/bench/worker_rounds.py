@@ -9,7 +9,12 @@ server (one node) to core 1. Every run is bounded: a connect deadline, a fixed w
 reply timeout for the drain, and a hard stop a few seconds past it.
 
     python tests/bench/worker_rounds.py [--seconds 3] [--repeat 3] [--configs 5x1,10x1,100x16]
-                                        [--profile]
+                                        [--profile] [--echo-c]
+
+A config is CONNSxINFLIGHT (closed loop) or CONNS@RATE (open loop, RATE msgs/s per
+connection, e.g. 10000@1). ``--echo-c`` serves with tests/bench/echo.c (gcc -O2, as
+tests/bench/peers.py builds it) instead of the built-in echo server: the worker's own
+cost against a server that costs little.
 
 Not a test (pytest does not collect it): a tool for measuring changes to the hot loop.
 """
@@ -20,9 +25,12 @@ import argparse
 import cProfile
 import os
 import pstats
+import re
+import shutil
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,19 +43,27 @@ from harness.poller import Poller  # noqa: E402
 from harness.result import Times  # noqa: E402
 from harness.targets import launch  # noqa: E402
 from harness.worker import Worker  # noqa: E402
+from tests.bench.peers import Server, build_echo  # noqa: E402
 from workloads import load  # noqa: E402
 
 SEC = 1_000_000_000
 CONFIGS = ((5, 1), (10, 1), (100, 16))
 
 
-def run_once(conns: int, inflight: int, seconds: float, profile: bool = False) -> dict:
-    """One run: a fresh echo server, one worker, ``seconds`` of measure window."""
-    srv = launch("echo", cpu=1)
+def run_once(conns: int, pace: str, seconds: float, profile: bool = False,
+             echo_c: Path | None = None) -> dict:
+    """One run: a fresh echo server, one worker, ``seconds`` of measure window. ``pace``:
+    ``xK`` (K in flight) or ``@R`` (R msgs/s per connection)."""
+    srv = Server(echo_c, 60) if echo_c is not None else launch("echo", cpu=1)
     try:
-        h, p = srv.addresses[0]
-        plan = cfg.build_plan(cfg.settings({}, {"host": f"{h}:{p}", "conns": str(conns),
-                                                "inflight": inflight, "workers": 1}))
+        h, p = ("127.0.0.1", srv.port) if isinstance(srv, Server) else srv.addresses[0]
+        flags = {"host": f"{h}:{p}", "conns": str(conns), "workers": 1, "size": "64",
+                 "framing": "len32"}
+        if pace.startswith("@"):
+            flags["rate"] = pace[1:]
+        else:
+            flags["inflight"] = int(pace[1:])
+        plan = cfg.build_plan(cfg.settings({}, flags))
         wl = load("echo")(64, 1)
         w = Worker(0, plan, wl, [(socket.AF_INET, (h, p))])
         share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
@@ -86,27 +102,39 @@ def run_once(conns: int, inflight: int, seconds: float, profile: bool = False) -
             "errors": sum(res.errors.values()), "lost": res.lost}
 
 
+def split(config: str) -> tuple[int, str]:
+    """``100x16`` -> (100, "x16"); ``10000@1`` -> (10000, "@1")."""
+    m = re.fullmatch(r"(\d+)([x@][\d.]+)", config)
+    if m is None:
+        raise SystemExit(f"bad config {config!r}: CONNSxINFLIGHT or CONNS@RATE")
+    return int(m.group(1)), m.group(2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--configs", default=",".join(f"{c}x{k}" for c, k in CONFIGS),
-                    help="comma-separated CONNSxINFLIGHT")
+                    help="comma-separated CONNSxINFLIGHT or CONNS@RATE")
     ap.add_argument("--profile", action="store_true", help="cProfile each run (slower)")
+    ap.add_argument("--echo-c", action="store_true",
+                    help="serve with tests/bench/echo.c on CPU 0 (the worker on CPU 1)")
     args = ap.parse_args()
-    os.sched_setaffinity(0, {0})
-    configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
-    print(f"{'conns':>5} {'inflight':>8} {'msgs/s':>10} {'us/round':>9} {'cpu us/round':>12} "
+    folder = Path(tempfile.mkdtemp(prefix="rounds-"))
+    echo_c = build_echo(folder) if args.echo_c else None
+    os.sched_setaffinity(0, {1} if echo_c else {0})  # the server takes the other core
+    print(f"{'conns':>5} {'pace':>8} {'msgs/s':>10} {'us/round':>9} {'cpu us/round':>12} "
           f"{'msgs/round':>10} {'cpu':>5}   runs (msgs/s)")
-    for conns, inflight in configs:
-        runs = [run_once(conns, inflight, args.seconds, args.profile)
+    for conns, pace in map(split, args.configs.split(",")):
+        runs = [run_once(conns, pace, args.seconds, args.profile, echo_c)
                 for _ in range(args.repeat)]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         each = " ".join(f"{r['msgs_s']:.0f}" for r in runs)
         bad = sum(r["errors"] + r["lost"] for r in runs)
-        print(f"{conns:>5} {inflight:>8} {med['msgs_s']:>10.0f} {med['us_round']:>9.1f} "
+        print(f"{conns:>5} {pace:>8} {med['msgs_s']:>10.0f} {med['us_round']:>9.1f} "
               f"{med['cpu_us_round']:>12.1f} {med['msgs_round']:>10.1f} {med['cpu']:>5.2f}   {each}"
               + (f"  ({bad} errors/lost)" if bad else ""), flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
