@@ -31,6 +31,7 @@ ROUND_BUF = 8 * 1024 * 1024
 TIMER = -1  # the timerfd's number in the poller
 LAUNCH_BATCH = 16  # connects begun per pass of the connect loop before settling the done
 EXPIRE_EVERY_NS = 100_000_000  # the connect loop looks for expired connects this often
+STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK  # (Linux, as epoll)
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 
 CONNECT_KINDS = {  # errno of a failed connect -> its error kind (anything else: connect_other)
@@ -224,11 +225,10 @@ class Transport:
         """Begin connection ``i``'s connect; False when it failed at once (counted)."""
         family, addr = self.addrs[int(self.node[i])]
         try:
-            s = socket.socket(family, socket.SOCK_STREAM)
+            s = socket.socket(family, STREAM_NONBLOCK)  # (no setblocking call: a syscall)
         except OSError as exc:  # out of file descriptors (EMFILE, ENFILE), or memory
             self.fail(i, connect_kind(exc.errno or 0))
             return False
-        s.setblocking(False)
         self.socks[i] = s
         if self.sources and family == socket.AF_INET:
             # a source address per connection, the port still picked at connect time
