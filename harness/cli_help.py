@@ -48,7 +48,7 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--max-frame", int, "Target", "largest frame accepted from the server, bytes (16 to 2^30)",
      True),
     ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
-     "127.0.0.1-127.0.0.8 (automatic past 8,000 to loopback targets)", True),
+     "127.0.0.1-127.0.0.8 (automatic past 12,000 to loopback targets)", True),
     ("--ca", str, "Target", "TLS: verify the server's certificate against this CA file (PEM) "
      "instead of the system store", True),
     ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",

@@ -45,11 +45,13 @@ __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES
            "load_file", "load_workload", "parse_target", "search_bounds", "settings"]
 
 # One source address gives ~28k ephemeral ports per destination, but connect() finds a free
-# one by a search that slows as they fill (16,000 connections to one port: 8.7k connects/s
-# from one address, 26k/s from two): past this many connections to loopback targets, they
-# spread over 127.0.0.1..127.0.0.N automatically, this many per address.
-AUTO_SPREAD_CONNS = 8_000
-PORTS_PER_SOURCE = 8_000
+# one by a search that slows sharply once half of them are taken (16,000 connections to one
+# port: 8.7k connects/s from one address, 26k/s from two; 12,500: ~28k/s from one, the
+# extra bind() per connect costs more than the search saves): past AUTO_SPREAD_CONNS
+# connections to loopback targets, they spread over 127.0.0.1..127.0.0.N automatically,
+# at most PORTS_PER_SOURCE per address.
+AUTO_SPREAD_CONNS = 12_000
+PORTS_PER_SOURCE = 10_000
 MAX_NAME_BYTES = 200  # a run name; the folder adds "<UTC time>-" (17) and maybe "-N"
 
 
