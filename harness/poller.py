@@ -3,10 +3,9 @@ local connection, or harness.transport.TIMER) kept in a dict beside it.
 
 ``selectors.EpollSelector`` builds a ``SelectorKey`` lookup and a tuple per event; a round
 of 100 ready sockets paid ~60 µs for that alone (issue 12). :meth:`Poller.ready` gives the
-readable and the writable numbers as two lists straight from ``epoll.poll``. The methods
-the transports call (``register``, ``modify``, ``unregister``, ``select``) keep the
-``selectors`` names and event flags, so a ``selectors.DefaultSelector`` still works where
-a test hands one in (``Transport`` then takes its generic path).
+readable and the writable numbers as two lists straight from ``epoll.poll``. The other
+methods the transports call (``register``, ``modify``, ``unregister``, and ``select`` in
+the connect loop) keep the ``selectors`` names, event flags and errors.
 """
 
 from __future__ import annotations
