@@ -33,6 +33,7 @@ from pathlib import Path
 
 SIZE = 64
 SEC = 1_000_000_000
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # harness's grid, stamp, histogram
 
 
 def connect(port: int, conns: int) -> list[socket.socket]:
@@ -74,7 +75,6 @@ def closed(socks: list[socket.socket], inflight: int, seconds: float, prime: boo
 def stamped(socks: list[socket.socket], seconds: float, prime: bool) -> int:
     """Closed loop, 1 in flight, every message stamped and every reply checked and timed
     (``--stamped``); a bad reply is not counted."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from harness import stamp
     from harness.histogram import Histogram
 
@@ -120,16 +120,12 @@ def stamped(socks: list[socket.socket], seconds: float, prime: bool) -> int:
     return got
 
 
-def grid_for(conns: int, rate: float) -> int:
-    """The open loop's instant spacing, as harness.pacing.phase_grid picks it."""
-    grid = int(16 * SEC / (conns * rate))
-    return min(max(grid, 500_000), 2_000_000) // 1000 * 1000
-
-
 def opened(socks: list[socket.socket], rate: float, seconds: float) -> int:
     """Each connection sends one message every 1/rate s from a random phase on the grid;
     every reply is read as it comes."""
-    period, grid = int(SEC / rate), grid_for(len(socks), rate)
+    from harness.pacing import phase_grid  # the grid harness would use
+
+    period, grid = int(SEC / rate), phase_grid(len(socks), rate)
     slots = max(period // grid, 1)
     by_slot: list[list[socket.socket]] = [[] for _ in range(slots)]
     for i, s in enumerate(socks):
