@@ -1042,20 +1042,31 @@ def _await_ready(fd: int, handle: Handle) -> float:
 def _child(lsock: socket.socket, ready_w: int, life_r: int, fr: Framing,
            beh: Behaviour, max_frame: int, cpu: int | None) -> None:
     """The forked process: never returns."""
-    code = 1
-    try:
-        _scrub_inherited(keep={lsock.fileno(), ready_w, life_r})
+    def start() -> tuple[float, Callable[[], None]]:
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
         server = Server(lsock, fr, beh, max_frame, life_r)
         server.install_signals()
-        t0 = server.begin()
+        return server.begin(), server.run
+
+    _run_child({lsock.fileno(), ready_w, life_r}, ready_w, cpu, start)
+
+
+def _run_child(keep: set[int], ready_w: int, cpu: int | None,
+               start: Callable[[], tuple[float, Callable[[], None]]]) -> None:
+    """A forked server's life: keep only its own inherited fds, pin it, ``start()`` it (its
+    start time and its loop), say ``ok`` (or the traceback) on the ready pipe, serve until
+    told to stop. Never returns."""
+    code = 1
+    try:
+        _scrub_inherited(keep=keep)
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        t0, serve = start()
         os.write(ready_w, f"ok {t0!r}\n".encode())
         os.close(ready_w)
         ready_w = -1
-        server.run()
+        serve()
         code = 0
     except BaseException:
         msg = traceback.format_exc().encode(errors="replace")
@@ -1111,25 +1122,13 @@ def start_tls_echo(cert: str, key: str, sni_log: str | None = None,
 def _tls_child(lsock: socket.socket, ready_w: int, life_r: int, ctx: Any,
                cpu: int | None) -> None:
     """The forked TLS echo server: never returns."""
-    code = 1
-    try:
-        _scrub_inherited(keep={lsock.fileno(), ready_w, life_r})
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
+    def start() -> tuple[float, Callable[[], None]]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         lsock.setblocking(False)
-        os.write(ready_w, f"ok {time.monotonic()!r}\n".encode())
-        os.close(ready_w)
-        ready_w = -1
-        TlsEcho(lsock, life_r, ctx).run()
-        code = 0
-    except BaseException:
-        msg = traceback.format_exc().encode(errors="replace")
-        with contextlib.suppress(OSError):
-            os.write(ready_w if ready_w >= 0 else 2, b"error " + msg)
-    finally:
-        os._exit(code)
+        return time.monotonic(), TlsEcho(lsock, life_r, ctx).run
+
+    _run_child({lsock.fileno(), ready_w, life_r}, ready_w, cpu, start)
 
 
 class TlsEcho:

@@ -465,16 +465,21 @@ def _echo_server(tmp: Path, bind: str) -> tuple[subprocess.Popen, str]:
     return p, out.read_text().split()[2]
 
 
+def _three_hosts(c: Cluster, hosts: Hosts) -> None:
+    """A scheduler on the gateway and an agent in each of the three namespace hosts."""
+    c.scheduler(hosts.gateway)
+    for i in range(3):
+        c.agent(f"host{i}", prefix=hosts.prefix(i), host=hosts.addr(i))
+    c.wait_for(3)
+
+
 @pytest.mark.e2e
 def test_three_namespace_hosts_merge_to_the_counts_of_one_host_running_the_plan(
         tmp_path: Path, hosts: Hosts) -> None:
     server, target = _echo_server(tmp_path, hosts.gateway)
     c = Cluster(tmp_path)
     try:
-        c.scheduler(hosts.gateway)
-        for i in range(3):
-            c.agent(f"host{i}", prefix=hosts.prefix(i), host=hosts.addr(i))
-        c.wait_for(3)
+        _three_hosts(c, hosts)
         plan = ["--host", target, "--conns", "6", "--messages", "600", "--warmup", "0"]
         r, doc = run_json(c, *plan)
         one = harness("run", "--json", "--no-report", "--results-dir", str(tmp_path / "one"),
@@ -501,10 +506,7 @@ def test_a_chat_fan_out_across_three_namespace_hosts_delivers_exactly_m_times_s_
     server, nodes = _chat_nodes(tmp_path, hosts.gateway)
     c = Cluster(tmp_path)
     try:
-        c.scheduler(hosts.gateway)
-        for i in range(3):
-            c.agent(f"host{i}", prefix=hosts.prefix(i), host=hosts.addr(i))
-        c.wait_for(3)
+        _three_hosts(c, hosts)
         r, doc = run_json(c, "--workload", "chat", "--host", ",".join(nodes), "--conns", "6",
                           "--listen", "3", "--messages", "1000", "--warmup", "0")
     finally:
