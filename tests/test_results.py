@@ -48,3 +48,24 @@ def test_a_request_tables_config_is_json_without_its_bytes(tmp_path: Path) -> No
     plan = plan_for("http://127.0.0.1:9/", requests=str(tmp_path / "r.toml"))
     d = orjson.loads(orjson.dumps(plan_dict(plan)))
     assert d["requests"] == [{"name": "u", "weight": 1.0, "renderings": 3}]
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize("name", [".", "", "/"])
+def test_write_atomic_to_a_path_with_no_file_name_is_an_os_error(tmp_path: Path,
+                                                                  name: str) -> None:
+    """``--junit .`` was a ValueError traceback from Path.with_name (found by tests/fuzz)."""
+    from harness.report.results import write_atomic
+    with pytest.raises(IsADirectoryError):
+        write_atomic(Path(name), b"x")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [".", ""])
+def test_junit_to_a_path_with_no_file_name_is_a_warning_line(name: str) -> None:
+    """``compare A B --junit .`` and ``run --junit .``: a warning naming the flag."""
+    from harness.comparison import write_junit
+    problem = write_junit(name, None, None)
+    assert problem is not None and problem.startswith("--junit: cannot write"), problem
