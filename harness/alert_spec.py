@@ -112,7 +112,8 @@ def _email(table: Any, where: str) -> EmailSpec | None:
     _email_keys(table, where)
     to = table["to"]
     to = [to] if isinstance(to, str) else to
-    if not isinstance(to, list) or not to or not all(isinstance(t, str) and "@" in t for t in to):
+    if not isinstance(to, list) or not to or not all(
+            isinstance(t, str) and "@" in t and t.isprintable() for t in to):
         raise ConfigError(f"{where}.to: expected an address or a list of addresses, got "
                           f"{shown(table['to'])}")
     starttls = table.get("starttls", True)
@@ -145,3 +146,5 @@ def _email_keys(table: dict, where: str) -> None:
         if key in table and (not isinstance(table[key], str) or not table[key]):
             raise ConfigError(f"{where}.{key}: expected a non-empty string, "
                               f"got {shown(table[key])}")
+        if key in table and not table[key].isprintable():  # CR/LF would forge mail headers
+            raise ConfigError(f"{where}.{key}: {shown(table[key])} holds a control character")
