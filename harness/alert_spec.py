@@ -110,6 +110,7 @@ def _email(table: Any, where: str) -> EmailSpec | None:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table, not {shown(table)}")
     _email_keys(table, where)
+    _printable(table, where)
     to = table["to"]
     to = [to] if isinstance(to, str) else to
     if not isinstance(to, list) or not to or not all(
@@ -131,6 +132,14 @@ def _email(table: Any, where: str) -> EmailSpec | None:
                      to=tuple(to), user=table.get("user"), password_env=env)
 
 
+def _printable(table: dict, where: str) -> None:
+    """No control character in the strings that go into mail headers or commands: CR/LF
+    would forge a header (and crashed the send with a ValueError)."""
+    for key in ("host", "from", "user"):
+        if key in table and not table[key].isprintable():
+            raise ConfigError(f"{where}.{key}: {shown(table[key])} holds a control character")
+
+
 def _email_keys(table: dict, where: str) -> None:
     """No password, no unknown key, the required keys there, the strings strings."""
     for key in table:
@@ -146,5 +155,3 @@ def _email_keys(table: dict, where: str) -> None:
         if key in table and (not isinstance(table[key], str) or not table[key]):
             raise ConfigError(f"{where}.{key}: expected a non-empty string, "
                               f"got {shown(table[key])}")
-        if key in table and not table[key].isprintable():  # CR/LF would forge mail headers
-            raise ConfigError(f"{where}.{key}: {shown(table[key])} holds a control character")
