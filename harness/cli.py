@@ -655,13 +655,13 @@ def history(results_dir: str, as_json: bool, html_path: str | None) -> None:
         rows, skipped = history_mod.list_runs(results_dir)
     except OSError as exc:
         die(EXIT_USAGE, f"{results_dir}: cannot list runs: {exc.strerror or exc}")
-    for line in skipped:
-        click.echo(f"harness: warning: {printable(line)}", err=True)
-    if html_path:
+    if html_path:  # before the warnings: exit 2 is its one line
         try:
             results_mod.write_atomic(Path(html_path), history_mod.render_html(rows).encode())
         except OSError as exc:
             die(EXIT_USAGE, f"--html: cannot write {html_path}: {exc.strerror or exc}")
+    for line in skipped:
+        click.echo(f"harness: warning: {printable(line)}", err=True)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps([r.to_json() for r in rows]) + b"\n")
     else:

@@ -367,6 +367,17 @@ def test_history_of_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.e2e
+def test_history_html_it_cannot_write_is_one_line_even_beside_a_skipped_run(
+        tmp_path: Path) -> None:
+    """The skipped run's warning came first, so exit 2 said two lines (tests/fuzz)."""
+    (tmp_path / "results" / "bad").mkdir(parents=True)
+    (tmp_path / "results" / "bad" / "run.json").write_text("{")
+    proc = harness("history", "results", "--html", "nope/h.html", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("harness: --html: cannot write nope/h.html"), proc.stderr
+
+
 # ---------------------------------------------------------------------------- report polish
 
 
