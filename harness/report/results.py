@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import io
 import os
 import tempfile
@@ -54,10 +53,7 @@ def check_writable(base: str | Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """``data`` to ``path`` through a temp file and a rename; on failure (ENOSPC, EIO) the
-    temp file is removed and the error raised. A path with no file name (``.``, ``""``,
-    ``/``) is IsADirectoryError, an OSError like any other unwritable path."""
-    if not path.name:
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    temp file is removed and the error raised."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
