@@ -197,14 +197,7 @@ def test_alerts_config_refuses_a_password_in_the_file_and_bad_keys() -> None:
                         ({"on": ["threshold", "sunrise"]}, "alerts.on"),
                         ({"slack": True}, "needs a webhook"),
                         ({"email": {"host": "h", "from": "a@b"}}, "email.to: missing"),
-                        ({"bogus": 1}, "unknown key alerts.bogus"),
-                        # CR/LF in a header: a ValueError traceback at send time (tests/fuzz)
-                        ({"email": {"host": "h", "from": "a\r\nBcc: x@y", "to": "c@d"}},
-                         "alerts.email.from: a string .* holds a control character"),
-                        ({"email": {"host": "h", "from": "a@b", "to": ["c@d", "o\r\n@x"]}},
-                         "alerts.email.to: expected an address"),
-                        ({"email": {"host": "h\n", "from": "a@b", "to": "c@d"}},
-                         "alerts.email.host: .* holds a control character")):
+                        ({"bogus": 1}, "unknown key alerts.bogus")):
         with pytest.raises(ConfigError, match=says):
             alert_spec.parse(table, "h.toml")
 
