@@ -102,7 +102,8 @@ def main() -> None:
 @run_options
 def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
         scenario: str | None, env_name: str | None, pushgateway: str | None,
-        max_regression: str | None, junit_path: str | None, **flags: Any) -> None:
+        max_regression: str | None, junit_path: str | None, alert_on: str | None,
+        **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
     if pushgateway is not None:
         from harness.pushgateway import check_url  # it imports the worker stack
@@ -110,7 +111,8 @@ def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str
             die(EXIT_USAGE, f"--pushgateway: {problem}")
     cluster = flags.pop("cluster", None)
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
-    after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report)
+    after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report,
+                             alert_on)
     sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after, cluster))
 
 
@@ -309,10 +311,9 @@ class AfterRun:
 
     @classmethod
     def prepare(cls, plan: Plan, config_path: str | None, max_regression: str | None,
-                junit_path: str | None, html: bool) -> AfterRun:
-        from harness import alert_spec, comparison
+                junit_path: str | None, html: bool, alert_on: str | None = None) -> AfterRun:
         from harness import compare as compare_mod
-        from harness import config as cfg
+        from harness import comparison
         limits = None
         if max_regression is not None and not plan.baseline:
             die(EXIT_USAGE, "--max-regression: give a baseline to compare with (--baseline, "
@@ -328,12 +329,7 @@ class AfterRun:
                 baseline = (plan.baseline, comparison.read_run(plan.baseline, "baseline"))
             except comparison.CompareInputError as exc:
                 die(EXIT_USAGE, str(exc))
-        try:
-            file = cfg.load_file(config_path)
-            spec = alert_spec.parse(file.get("alerts"), file.get("__path__", "harness.toml"))
-        except cfg.ConfigError as exc:
-            die(EXIT_USAGE, str(exc))
-        return cls(baseline, limits, junit_path, spec, html)
+        return cls(baseline, limits, junit_path, alerts_for(config_path, alert_on), html)
 
     def compare(self, w: Any) -> dict | None:
         from harness import comparison
@@ -370,6 +366,23 @@ class AfterRun:
         if sent:
             click.echo(f"harness: alert sent: {', '.join(sent)}", err=True)
         return code
+
+
+def alerts_for(config_path: str | None, alert_on: str | None) -> Any:
+    """The [alerts] of ./harness.toml or --config (the later file's whole), with --alert-on
+    applied; exit 2 when --alert-on has no [alerts] to send to."""
+    from harness import alert_spec
+    from harness import config as cfg
+    try:
+        file = cfg.load_file(config_path)
+        spec = alert_spec.parse(file.get("alerts"), cfg.origin_of(file, "alerts"))
+    except cfg.ConfigError as exc:
+        die(EXIT_USAGE, str(exc))
+    if alert_on is None:
+        return spec
+    if spec is None:
+        die(EXIT_USAGE, "--alert-on: no [alerts] in ./harness.toml or --config to send to")
+    return alert_spec.sent_when(spec, alert_on)
 
 
 def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bool:

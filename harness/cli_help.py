@@ -163,8 +163,9 @@ def _extra_options() -> dict[str, Any]:
     """The run options that are not harness.toml keys (or are flags), by name."""
     return {
         "--config": option("--config", "config_path", type=click.Path(), default=None,
-                           group="Config", help="config file layered over the built-in "
-                           "defaults (default ./harness.toml)"),
+                           group="Config", help="a config file (a plan) layered over "
+                           "./harness.toml, which is layered over the built-in defaults; "
+                           "flags override all three"),
         "--push-conns": option("--push-conns", type=str, default=None, group="Load",
                                help="alias of --conns for fan-out runs"),
         "--json": option("--json", "as_json", is_flag=True, group="Output",
@@ -195,6 +196,10 @@ def _extra_options() -> dict[str, Any]:
                                    help="with a baseline: limits, e.g. p99=10%,throughput=5% "
                                         "(default p50=10%,p90=15%,p99=25%,p999=50%,"
                                         "throughput=10%,errors=0.1%,lost=0)"),
+        "--alert-on": option("--alert-on", "alert_on", type=click.Choice(["failure", "always"]),
+                             default=None, group="Output",
+                             help="send the [alerts] of harness.toml (or --config) on failure "
+                                  "only, or after every run (overrides [alerts] on)"),
         "--junit": option("--junit", "junit_path", default=None, group="Output",
                           help="write JUnit XML of the thresholds (and regressions) to FILE"),
         "--cluster": option("--cluster", default=None, group="Target",
