@@ -1,4 +1,5 @@
-"""The command line: run, search, serve, report, export, history, merge, compare, calibrate.
+"""The command line: run, search, plans, serve, report, export, history, merge, compare,
+calibrate, cluster, agent.
 The only module that prints or exits.
 
 Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
@@ -25,6 +26,7 @@ from harness.cli_help import (
     EXPORT_EXIT_HELP,
     HISTORY_EXIT_HELP,
     MERGE_EXIT_HELP,
+    PLANS_EXIT_HELP,
     REPORT_EXIT_HELP,
     SERVE_EXIT_HELP,
     GroupedCommand,
@@ -100,8 +102,8 @@ def main() -> None:
 
 @main.command(cls=GroupedCommand, epilog=EXIT_CODES_HELP)
 @run_options
-def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
-        scenario: str | None, env_name: str | None, pushgateway: str | None,
+def run(config_path: str | None, plan_name: str | None, as_json: bool, no_report: bool,
+        push_conns: str | None, scenario: str | None, env_name: str | None, pushgateway: str | None,
         max_regression: str | None, junit_path: str | None, alert_on: str | None,
         **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
@@ -110,10 +112,24 @@ def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str
         if problem := check_url(pushgateway):
             die(EXIT_USAGE, f"--pushgateway: {problem}")
     cluster = flags.pop("cluster", None)
+    config_path = config_or_plan(config_path, plan_name)
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
     after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report,
                              alert_on)
     sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after, cluster))
+
+
+def config_or_plan(config_path: str | None, plan_name: str | None) -> str | None:
+    """The config file: --config FILE, or the shipped plan --plan NAME names (not both)."""
+    from harness import config as cfg
+    if plan_name is None:
+        return config_path
+    if config_path is not None:
+        die(EXIT_USAGE, "--plan NAME and --config FILE: give one of them")
+    try:
+        return cfg.plan_path(plan_name)
+    except cfg.ConfigError as exc:
+        die(EXIT_USAGE, str(exc))
 
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
@@ -438,9 +454,10 @@ def report_cmd(run_folder: str) -> None:
 
 @main.command(cls=GroupedCommand, epilog=search_epilog())
 @search_flags
-def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_text: str,
-           max_errors: str | None, over: str, lo: float | None, hi: float | None,
-           tolerance: float, max_probes: int, **flags: Any) -> None:
+def search(config_path: str | None, plan_name: str | None, as_json: bool,
+           push_conns: str | None, slo_text: str, max_errors: str | None, over: str,
+           lo: float | None, hi: float | None, tolerance: float, max_probes: int,
+           **flags: Any) -> None:
     """Find, by bisection, the highest load that meets an SLO.
 
     --over rate: the total msgs/s over --conns connections (one value), open loop.
@@ -459,6 +476,7 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
         die(EXIT_USAGE, f"--slo: {exc} (grammar: harness search -h)")
     except ValueError as exc:
         die(EXIT_USAGE, f"--max-errors: {exc}")
+    config_path = config_or_plan(config_path, plan_name)
     plan, workload = plan_from_flags(config_path, push_conns, None, None, flags)
     base = plan.steps[0]
     try:
@@ -497,6 +515,29 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
 def print_search(result: dict, lo: float, slo_text: str, tolerance: float, unit: str) -> None:
     for line in lines.search(result, lo, slo_text, tolerance, unit):
         click.echo(line)
+
+
+# ---------------------------------------------------------------------------- plans
+
+
+@main.command(epilog=PLANS_EXIT_HELP)
+@click.argument("name", required=False)
+def plans(name: str | None) -> None:
+    """List the plans shipped with harness (run one with: harness run --plan NAME), or
+    print plan NAME (to copy and edit: harness plans NAME > mine.toml, then --config
+    mine.toml)."""
+    from harness import config as cfg
+    if name is not None:
+        try:
+            path = cfg.plan_path(name)
+        except cfg.ConfigError as exc:
+            die(EXIT_USAGE, str(exc).replace("--plan: ", "plans: "))
+        click.echo(Path(path).read_text(encoding="utf-8"), nl=False)
+        return
+    shipped = cfg.shipped_plans()
+    width = max((len(n) for n in shipped), default=0)
+    for plan_name, (_, title) in shipped.items():
+        click.echo(f"{plan_name:<{width}}  {title}")
 
 
 # ---------------------------------------------------------------------------- merge

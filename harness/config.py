@@ -16,7 +16,14 @@ import os
 from typing import Any
 
 from harness import framing as framing_mod
-from harness.config_file import _read_toml, check_file, load_file, origin_of
+from harness.config_file import (
+    _read_toml,
+    check_file,
+    load_file,
+    origin_of,
+    plan_path,
+    shipped_plans,
+)
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
 from harness.specs import (
     BUILTIN,
@@ -42,7 +49,8 @@ from harness.specs import (
 # Names the CLI and the tests reach through ``harness.config`` (defined in the modules above).
 __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES", "RUN_DEFAULTS",
            "RUN_SPEC", "TABLES", "ConfigError", "build_plan", "check_file", "check_listen",
-           "load_file", "load_workload", "origin_of", "parse_target", "search_bounds", "settings"]
+           "load_file", "load_workload", "origin_of", "parse_target", "plan_path",
+           "search_bounds", "settings", "shipped_plans"]
 
 # One source address gives ~28k ephemeral ports per destination, but connect() finds a free
 # one by a search that slows sharply once half of them are taken (16,000 connections to one

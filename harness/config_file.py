@@ -49,6 +49,41 @@ def load_file(path: str | None) -> dict[str, Any]:
     return layered(files)
 
 
+PLANS_PACKAGE, PLANS_DIR = "workloads", "plans"  # the shipped plans: workloads/plans/*.toml
+
+
+def shipped_plans() -> dict[str, tuple[Path, str]]:
+    """The plans shipped in the package, by name: (path, the first line of its header)."""
+    from importlib.resources import files
+    try:
+        folder = Path(str(files(PLANS_PACKAGE) / PLANS_DIR))
+        paths = sorted(folder.glob("*.toml"))
+    except (ModuleNotFoundError, OSError):
+        return {}
+    return {p.stem: (p, _title(p)) for p in paths}
+
+
+def _title(path: Path) -> str:
+    """A plan's first comment line, without the ``#``."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return first.lstrip("#").strip() if first.startswith("#") else ""
+
+
+def plan_path(name: str) -> str:
+    """The file of the shipped plan ``name`` (``--plan NAME``); ConfigError listing the
+    shipped ones when there is none of that name."""
+    plans = shipped_plans()
+    if name not in plans:
+        raise ConfigError(f"--plan: no shipped plan {name!r} (shipped: "
+                          f"{', '.join(plans) or 'none'}; harness plans lists them; a file of "
+                          "your own goes to --config FILE)")
+    return str(plans[name][0])
+
+
 def _same_file(a: str, b: str | None) -> bool:
     try:
         return b is not None and os.path.samefile(a, b)
