@@ -30,6 +30,7 @@ CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine w
 took a material share of a core: no ceiling reported)."""
 CLUSTER_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, no
 harness[cluster] installed, or the address cannot be used."""
+PLANS_EXIT_HELP = "Exit codes: 0 listed (or printed); 2 no shipped plan of that name."
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
 cannot be listened on."""
 # Option groups of `run --help`, in the order shown.
@@ -163,8 +164,12 @@ def _extra_options() -> dict[str, Any]:
     """The run options that are not harness.toml keys (or are flags), by name."""
     return {
         "--config": option("--config", "config_path", type=click.Path(), default=None,
-                           group="Config", help="config file layered over the built-in "
-                           "defaults (default ./harness.toml)"),
+                           group="Config", help="a config file (a plan) layered over "
+                           "./harness.toml, which is layered over the built-in defaults; "
+                           "flags override all three"),
+        "--plan": option("--plan", "plan_name", default=None, metavar="NAME", group="Config",
+                         help="a plan shipped with harness, by name (harness plans lists "
+                              "them), in --config's place"),
         "--push-conns": option("--push-conns", type=str, default=None, group="Load",
                                help="alias of --conns for fan-out runs"),
         "--json": option("--json", "as_json", is_flag=True, group="Output",
@@ -195,19 +200,25 @@ def _extra_options() -> dict[str, Any]:
                                    help="with a baseline: limits, e.g. p99=10%,throughput=5% "
                                         "(default p50=10%,p90=15%,p99=25%,p999=50%,"
                                         "throughput=10%,errors=0.1%,lost=0)"),
+        "--alert-on": option("--alert-on", "alert_on", type=click.Choice(["failure", "always"]),
+                             default=None, group="Output",
+                             help="send the [alerts] of harness.toml (or --config) on failure "
+                                  "only, or after every run (overrides [alerts] on)"),
         "--junit": option("--junit", "junit_path", default=None, group="Output",
                           help="write JUnit XML of the thresholds (and regressions) to FILE"),
         "--cluster": option("--cluster", default=None, group="Target",
                             help="run on the harness agents of this Dask scheduler, e.g. "
                                  "tcp://COORD:8786: the plan split by their cores, each step "
                                  "started together (needs harness[cluster])"),
-        "--until-degraded": option("--until-degraded", is_flag=True, default=None,
+        "--until-degraded": option("--until-degraded/--no-until-degraded", default=None,
                                    group="Capacity", key="until_degraded",
-                                   help="keep adding steps until the degradation rule fires"),
+                                   help="keep adding steps until the degradation rule fires "
+                                        "(--no-until-degraded: only the steps listed, e.g. a "
+                                        "plan's first step with --conns N)"),
     }
 
 
-SEARCH_EXTRAS = ("--config", "--push-conns", "--tls", "--insecure")
+SEARCH_EXTRAS = ("--config", "--plan", "--push-conns", "--tls", "--insecure")
 
 
 def run_options(f: Any, search: bool = False) -> Any:

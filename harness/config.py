@@ -4,8 +4,8 @@ All validation lives here and in the modules this one uses: :mod:`harness.specs`
 and range of every setting), :mod:`harness.config_file` (harness.toml read and type-checked)
 and :mod:`harness.payload` (sizes, the message mix, a corpus file). Every problem raises
 :class:`ConfigError` with one line that names the bad key or flag; the CLI turns it into exit
-code 2. Precedence: built-in defaults, then the config file (``./harness.toml`` or
-``--config FILE``), then flags.
+code 2. Precedence: built-in defaults, then ``./harness.toml``, then ``--config FILE`` (or
+``--plan NAME``), then flags (see :func:`harness.config_file.load_file`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ import os
 from typing import Any
 
 from harness import framing as framing_mod
-from harness.config_file import _read_toml, check_file, load_file
+from harness.config_file import (
+    _read_toml,
+    check_file,
+    load_file,
+    origin_of,
+    plan_path,
+    shipped_plans,
+)
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
 from harness.specs import (
     BUILTIN,
@@ -42,7 +49,8 @@ from harness.specs import (
 # Names the CLI and the tests reach through ``harness.config`` (defined in the modules above).
 __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES", "RUN_DEFAULTS",
            "RUN_SPEC", "TABLES", "ConfigError", "build_plan", "check_file", "check_listen",
-           "load_file", "load_workload", "parse_target", "search_bounds", "settings"]
+           "load_file", "load_workload", "origin_of", "parse_target", "plan_path",
+           "search_bounds", "settings", "shipped_plans"]
 
 # One source address gives ~28k ephemeral ports per destination, but connect() finds a free
 # one by a search that slows sharply once half of them are taken (16,000 connections to one
@@ -63,7 +71,7 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
     merged: dict[str, Any] = {t: dict(d) for t, d in TABLES.items()}
     path = file.get("__path__", "harness.toml")
     names: dict[str, str] = {}  # where each value came from, for error messages
-    layers = [(file, "", path)]
+    layers = [(f, "", f.get("__path__", path)) for f in file.get("__files__", [file])]
     stages: list = []
     if scenario is not None:
         table, where = _preset(file, "scenarios", scenario, path)
@@ -86,8 +94,8 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
         merged["stages"] = stages
     merged["env_name"] = env
     merged["mix"] = file.get("mix", {})
-    merged["requests"] = (file.get("requests"), file.get("__path__", "harness.toml"))
-    merged["users"] = (file.get("users"), file.get("__path__", "harness.toml"))
+    merged["requests"] = (file.get("requests"), origin_of(file, "requests"))
+    merged["users"] = (file.get("users"), origin_of(file, "users"))
     for key, value in flags.items():
         if value is not None:
             merged["run"][key] = value
@@ -101,7 +109,7 @@ def _preset(file: dict[str, Any], kind: str, name: str, path: str) -> tuple[dict
     wins over the built-in presets, whole."""
     user = file.get(kind, {})
     if name in user:
-        return user[name], path
+        return user[name], origin_of(file, f"{kind}.{name}")
     if name in BUILTIN.get(kind, {}):
         return BUILTIN[kind][name], BUILTIN_PATH
     flag = "--scenario" if kind == "scenarios" else "--env"
