@@ -60,19 +60,85 @@ def render_charts(doc: dict, series: Sequence[Columns],
         return [Chart("none", "Charts", None, "no step was measured")]
     monitor = list(monitor) + [None] * (len(steps) - len(monitor))
     tl = timeline(steps, series, monitor)
+    short = short_steps(steps)
     with matplotlib.rc_context(_RC):
-        out = [_sweep_chart(doc),
-               Chart("time", "Latency and throughput over time (steps end to end)",
-                     _svg(time_figure(steps, series, tl), "time")),
-               Chart("spectrum", "Latency percentile spectrum of each step",
-                     _svg(spectrum_figure(steps), "spectrum"))]
-        if any(m for m in monitor):
-            out.append(Chart("resources", "Client and server CPU and memory over time",
-                             _svg(resource_figure(steps, monitor, tl), "resources")))
+        out = [_sweep_chart(doc)]
+        if any(s.get("messages") is not None for s in steps):
+            out.append(_completion_chart(steps))
+        out.append(Chart("time", TIME_CAPTION, None, short) if short else
+                   Chart("time", TIME_CAPTION, _svg(time_figure(steps, series, tl), "time")))
+        out.append(Chart("spectrum", "Latency percentile spectrum of each step",
+                         _svg(spectrum_figure(steps), "spectrum")))
+        if short or not any(m for m in monitor):
+            out.append(Chart("resources", RESOURCES_CAPTION, None, short or NO_SAMPLES))
         else:
-            out.append(Chart("resources", "Client and server CPU and memory over time", None,
-                             NO_SAMPLES))
+            out.append(Chart("resources", RESOURCES_CAPTION,
+                             _svg(resource_figure(steps, monitor, tl), "resources")))
     return out
+
+
+TIME_CAPTION = "Latency and throughput over time (steps end to end)"
+RESOURCES_CAPTION = "Client and server CPU and memory over time"
+MIN_TIMED_S = 5.0  # a message-count sweep whose steps are all shorter gets no time charts
+
+
+def short_steps(steps: list[dict]) -> str | None:
+    """Why the charts over time are left out, or None: every step is a message count done
+    in under MIN_TIMED_S, so the per-second series would be a point or two per step (its
+    figures are in the table, its time to complete in the chart against messages)."""
+    if not all(s.get("messages") is not None for s in steps):
+        return None
+    longest = max(_completion_s(s) or 0.0 for s in steps)
+    if longest >= MIN_TIMED_S:
+        return None
+    return (f"Not charted: every step is a message count done in under {MIN_TIMED_S:g} s "
+            f"(the longest took {longest:.3f} s), a point or two per step at one point per "
+            "second. The step table has their figures; the chart above, the time each "
+            "took.")
+
+
+def _completion_s(s: dict) -> float | None:
+    """The time a message-count step took: until every receiver had every message
+    (broadcast), else the measure window (until the last reply)."""
+    v = s.get("total_s", s.get("duration_s"))
+    return None if v is None else float(v)
+
+
+COMPLETION_CAPTION = "Time to all delivered against messages per step"
+
+
+def _completion_chart(steps: list[dict]) -> Chart:
+    """What a fan-out plan asks: how long each message count took to reach every
+    receiver, with the time spent sending; a sentence for a single step."""
+    if len(steps) > 1:
+        return Chart("completion", COMPLETION_CAPTION,
+                     _svg(completion_figure(steps), "completion"))
+    t = _completion_s(steps[0])
+    took = "-" if t is None else f"{t:.3f} s"
+    return Chart("completion", COMPLETION_CAPTION, None,
+                 f"One step ({step_label(steps[0])}): all delivered in {took}. A curve needs "
+                 "two message counts or more (e.g. --messages 100,1000).")
+
+
+def completion_figure(steps: list[dict]) -> Any:
+    name, x = load_axis(steps)
+    fig, (ax,) = _figure(1, 1, height=3.4)
+    broadcast = any("total_s" in s for s in steps)
+    ax.plot(x, [_num(_completion_s(s)) for s in steps], "o-", color="C0",
+            label="all delivered" if broadcast else "last reply (measure window)")
+    if any("send_s" in s for s in steps):
+        ax.plot(x, [_num(s.get("send_s")) for s in steps], "s--", color="C1",
+                label="sending (first to last send)")
+    for xi, s in zip(x, steps, strict=True):
+        t = _completion_s(s)
+        if t is not None:
+            ax.annotate(f"{t:.3g} s", (xi, t), textcoords="offset points", xytext=(4, 6),
+                        fontsize=8)
+    ax.set(xlabel=name, ylabel="time (s)")
+    _maybe_log(ax, "x", x)
+    _maybe_log(ax, "y", [_num(_completion_s(s)) for s in steps])
+    ax.legend(loc="best")
+    return fig
 
 
 SWEEP_CAPTION = "Latency percentiles and throughput against load"
