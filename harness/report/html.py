@@ -223,14 +223,15 @@ def _step_table(doc: dict) -> str:
     if not steps:
         return '<h2>Steps</h2><p class="note">no step was measured</p>'
     n = table.notes(doc)
-    out = ["<h2>Steps</h2>" + _table(table.headers(doc), table.rows(doc)),
+    out = ["<h2>Steps</h2>" + table_html(table.headers(doc), table.rows(doc)),
            _list(n.legend, "legend"), _list(n.steps, "notes"), _list(n.remarks, "notes")]
     for title, (head, body) in breakdown.side_tables(doc).items():
-        out.append(f"<h3>{escape(title.capitalize())}</h3>" + _table(head, body))
+        out.append(f"<h3>{escape(title.capitalize())}</h3>" + table_html(head, body))
     return "\n".join(o for o in out if o)
 
 
-def _table(head: list[str], body: list[list]) -> str:
+def table_html(head: list[str], body: list[list]) -> str:
+    """A table of text: numbers right-aligned, words left-aligned, everything escaped."""
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     rows = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in body)
     return f"<table><tr>{th}</tr>{rows}</table>"
