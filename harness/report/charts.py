@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.aggregate import load_unit
 from harness.histogram import Histogram
 
 if TYPE_CHECKING:
@@ -197,6 +198,24 @@ def step_label(s: dict) -> str:
     return label + ("*" if s.get("partial") else "")
 
 
+def step_labels(steps: list[dict]) -> list[str]:
+    """Each step named by what the sweep varies ("1,000 messages", "50/s per conn",
+    "10 conns"); a lone step by all it is (:func:`step_label`)."""
+    if len(steps) < 2:
+        return [step_label(s) for s in steps]
+    unit = load_unit(steps)
+    out = []
+    for s in steps:
+        if unit == "messages":
+            label = f"{s['messages']:,} messages"
+        elif unit == "rate":
+            label = f"{s['rate']:g}/s per conn"
+        else:
+            label = f"{s['conns']} conns"
+        out.append(label + ("*" if s.get("partial") else ""))
+    return out
+
+
 def load_axis(steps: list[dict]) -> tuple[str, list[float]]:
     """What the sweep varies (rate, connections or messages) and its value per step."""
     rates = [float(s.get("rate") or 0) for s in steps]
@@ -278,12 +297,15 @@ def timeline(steps: list[dict], series: Sequence[Columns],
 def _boundaries(ax: Any, steps: list[dict], tl: Timeline, labels: bool) -> None:
     """Step boundaries (grey, labelled) and stage boundaries (orange, dotted)."""
     tr = ax.get_xaxis_transform()
-    for s, off in zip(steps, tl.offsets, strict=True):
+    end = tl.offsets[-1] + tl.lengths[-1]
+    for k, (s, off, name) in enumerate(zip(steps, tl.offsets, step_labels(steps),
+                                           strict=True)):
         if off > 0:
             ax.axvline(off, color="0.4", ls="--", lw=0.8)
-        if labels:
-            ax.text(off, 1.0, " " + step_label(s), transform=tr, fontsize=7, va="bottom",
-                    ha="left", color="0.3", clip_on=False)
+        if labels:  # a short step's label goes a row up when its neighbour's is low
+            up = k % 2 == 1 and tl.lengths[k - 1] < 0.15 * end
+            ax.text(off, 1.09 if up else 1.0, " " + name, transform=tr, fontsize=7,
+                    va="bottom", ha="left", color="0.3", clip_on=False)
         stages = s.get("stages") or []
         for j, st in enumerate(stages):
             x = off + float(st.get("start_s", 0))
@@ -386,7 +408,7 @@ def spectrum(hist: Histogram) -> tuple[np.ndarray, np.ndarray]:
 def spectrum_figure(steps: list[dict]) -> Any:
     fig, (ax,) = _figure(1, 1, height=4.2)
     top = 1.0
-    for k, s in enumerate(steps):
+    for k, (s, name) in enumerate(zip(steps, step_labels(steps), strict=True)):
         color = f"C{k % 10}"
         for key, ls, suffix in (("latency", "-", ""), ("service", "--", " service")):
             d = s.get("histograms", {}).get(key)
@@ -394,7 +416,7 @@ def spectrum_figure(steps: list[dict]) -> Any:
             if h is None or h.total == 0:
                 continue
             x, y = spectrum(h)
-            ax.plot(x, y, ls, color=color, label=step_label(s) + suffix)
+            ax.plot(x, y, ls, color=color, label=name + suffix)
             top = max(top, x[-1])
     ticks = np.arange(0, math.ceil(top) + 1)
     ax.set_xticks(ticks, [_nines_label(t) for t in ticks.tolist()])
