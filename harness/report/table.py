@@ -190,7 +190,7 @@ def legend(doc: dict) -> list[str]:
     out.append(f"counts: {rate} is the measure window's; \"whole step\" adds "
                "warm-up and drain (what the server counted)"
                + ("; HTTP responses run from the window's start to the end of drain (the "
-                  "requests in flight when the window closed, about one per connection, "
+                  "requests in flight when the window closed, up to --inflight per connection, "
                   "are answered in drain)" if any(s.get("status") for s in steps) else ""))
     if any("service_ms" in s for s in steps):
         out.append("open loop: latency is from the intended send (a stalled server is not "
