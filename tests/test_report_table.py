@@ -204,3 +204,12 @@ def test_merged_steps_show_each_machine() -> None:
 def test_the_command_line_heads_the_table() -> None:
     text = table.render(doc([step()], argv=["run", "--conns", "10", "--name", "my run"]))
     assert text.splitlines()[0] == "command: harness run --conns 10 --name 'my run'"
+
+
+def test_the_live_line_numbers_steps_from_1_and_names_a_message_count() -> None:
+    from harness.plan import Step
+    from harness.report import lines
+
+    live = lines.progress(Step(index=1, conns=3, duration_s=None, messages=1000),
+                          [{"p99": 2_000_000, "open": 6, "errors": 0}], 4000.0)
+    assert live.startswith("step 2 conns=3 messages=1000 open=6 msgs/s=4,000 ")
