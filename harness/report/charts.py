@@ -254,8 +254,9 @@ def sweep_figure(doc: dict) -> Any:
         lat.plot(x, [_num(s["latency_ms"].get(key)) for s in steps], style, label=label)
     lat.set(xlabel=name, ylabel="latency (ms)", title="latency percentiles")
     _maybe_log(lat, "y", [_num(s["latency_ms"].get(k)) for s in steps for k in ("p50", "p999")])
-    thr.plot(x, [s["throughput_msgs_s"] for s in steps], "o-", color="C2", label="msgs/s")
-    thr.set(xlabel=name, ylabel="throughput (msgs/s)", title="throughput")
+    rate = "deliveries/s" if doc.get("delivery") == "broadcast" else "msgs/s"
+    thr.plot(x, [s["throughput_msgs_s"] for s in steps], "o-", color="C2", label=rate)
+    thr.set(xlabel=name, ylabel=f"throughput ({rate})", title="throughput")
     thr.set_ylim(bottom=0)
     bound = [(xi, s["throughput_msgs_s"]) for xi, s in zip(x, steps, strict=True)
              if s.get("client_bound")]
