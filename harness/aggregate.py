@@ -202,20 +202,29 @@ def _stage_counts(series: dict, second_hists: list[Histogram], start: float,
             "latency_ms": latency_ms(lat)}
 
 
-TREND_MIN_SECONDS = 10  # shorter steps get no trend verdict
+TREND_MIN_SECONDS = 10  # shorter steps get no trend at all
+TREND_JUDGE_SECONDS = 60  # "stable" and slopes per hour need a step at least this long
+TOO_SHORT = "too short to judge a trend"
 
 
 def trend_figures(series: dict, monitor_rows: list[dict]) -> dict | None:
     """The p99 trend over a step's seconds, and the server's memory trend when it was
-    watched (rows from the resource monitor, role "server"). None for short steps."""
-    if len(series.get("second", ())) < TREND_MIN_SECONDS:
+    watched (rows from the resource monitor, role "server"). None for steps under
+    TREND_MIN_SECONDS. A step under TREND_JUDGE_SECONDS is never called "stable" (a few
+    seconds say nothing of an hour): its verdict is TOO_SHORT unless a clear rise was
+    seen (the same test as for a long step). ``seconds`` and ``judge_s`` say which."""
+    seconds = len(series.get("second", ()))
+    if seconds < TREND_MIN_SECONDS:
         return None
     rows = [r for r in monitor_rows if r.get("role") == "server" and r.get("rss_bytes")]
     rss_s = [float(r["second"]) for r in rows] or None
     rss = [float(r["rss_bytes"]) for r in rows] or None
     v = soak_verdict([float(x) for x in series["second"]], series["p99_ms"], rss_s, rss)
-    return {k: v[k] for k in ("verdict", "p99_growing", "memory_growing", "p99_trend",
-                              "memory_trend")}
+    out = {k: v[k] for k in ("verdict", "p99_growing", "memory_growing", "p99_trend",
+                             "memory_trend")}
+    if seconds < TREND_JUDGE_SECONDS and out["verdict"] == "stable":
+        out["verdict"] = TOO_SHORT
+    return dict(out, seconds=seconds, judge_s=TREND_JUDGE_SECONDS)
 
 
 def _duration_s(results: list[WorkerResult], until_last_reply: bool) -> float:
@@ -337,11 +346,23 @@ def _rule_fired(s: dict, prev: dict | None, base_p99: float | None,
     return None
 
 
-def threshold_failures(steps: list[dict], th: Thresholds) -> list[str]:
-    """One line per failed threshold: which, by how much, at which step."""
+def step_name(s: dict, unit: str) -> str:
+    """A step named by what its sweep varies (``unit``, from :func:`load_unit`):
+    "messages=1000", "rate=50", "conns=10"."""
+    value = s.get(unit)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{unit}={value}"
+
+
+def threshold_failures(steps: list[dict], th: Thresholds, unit: str | None = None
+                       ) -> list[str]:
+    """One line per failed threshold: which, by how much, at which step (named by what the
+    sweep varies; ``unit`` when ``steps`` are a part of the sweep)."""
     out = []
+    unit = unit or load_unit(steps)
     for s in steps:
-        where = f"step conns={s['conns']}"
+        where = f"step {step_name(s, unit)}"
         if s["sent"] == 0 and not s.get("partial"):
             before = s.get("sent_all", 0)
             out.append(f"nothing measured: no message was sent in the window at {where}" + (

@@ -66,6 +66,33 @@ def test_nothing_measured_says_messages_went_out_in_the_warm_up() -> None:
                     "(10 sent before it, in the warm-up, were never answered)")
 
 
+def test_threshold_lines_name_the_step_by_what_the_sweep_varies() -> None:
+    steps = [step(conns=3, messages=m, p99=p) for m, p in ((10, 1.0), (100, 9.0), (1000, 9.0))]
+    lines = aggregate.threshold_failures(steps, Thresholds(p99_ms=5.0))
+    assert [ln.rsplit(" at ", 1)[1] for ln in lines] == ["step messages=100",
+                                                         "step messages=1000"]
+    rates = [step(conns=3, rate=r, p99=9.0) for r in (50.0, 100.0)]
+    assert aggregate.threshold_failures(rates, Thresholds(p99_ms=5.0))[1].endswith(
+        "at step rate=100")
+
+
+def test_a_step_under_a_minute_is_too_short_to_be_called_stable() -> None:
+    """The issue's "stable (p99 +90106.519 ms/h)" on a 10 s step: a slope per hour from
+    ten noisy seconds; below TREND_JUDGE_SECONDS nothing is called stable."""
+    rng = np.random.default_rng(1)
+    flat = [1.0 + 0.3 * x for x in rng.random(10)]
+    t = aggregate.trend_figures({"second": list(range(10)), "p99_ms": flat}, [])
+    assert t is not None and t["verdict"] == aggregate.TOO_SHORT
+    assert t["seconds"] == 10 and t["judge_s"] == aggregate.TREND_JUDGE_SECONDS == 60
+    n = aggregate.TREND_JUDGE_SECONDS
+    long = aggregate.trend_figures({"second": list(range(n)), "p99_ms": [1.0] * n}, [])
+    assert long is not None and long["verdict"] == "stable"
+    rows = [{"role": "server", "second": float(k), "rss_bytes": 1e6 * (1 + k)} for k in range(11)]
+    grows = aggregate.trend_figures({"second": list(range(11)), "p99_ms": [1.0] * 11}, rows)
+    assert grows is not None and grows["verdict"] == "memory growing"  # a clear rise is said
+    assert aggregate.trend_figures({"second": list(range(9)), "p99_ms": [1.0] * 9}, []) is None
+
+
 # ---------------------------------------------------------------------------- left out
 
 

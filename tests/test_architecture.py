@@ -53,7 +53,7 @@ LAYERS: dict[str, set[str]] = {
             "probes"},
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
-               "report.lines",
+               "report.lines", "report.breakdown",
                "report.charts",
                "hlog", "openmetrics", "history",
                "report.compare_table", "report.compare_html", "junit"},
