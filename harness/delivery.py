@@ -30,6 +30,7 @@ class Echo:
         self.worker = worker
         self.gid = gid  # global connection id per local connection
         self.ledger = EchoLedger()
+        self.hi = 0  # first seq after the window, once sending stopped
 
     def start(self, seq: int, measure: int, shifts: tuple = ()) -> None:
         """The measure window opens at message ``seq`` (this worker's numbering)."""
@@ -45,10 +46,17 @@ class Echo:
         self.ledger.record(st["seq"])
         return conn
 
+    def stop(self, hi: int) -> None:
+        """Sending stopped: the window's messages are seq below ``hi``."""
+        self.hi = hi
+
     def drained(self, now: int, drain_until: int, timeout_ns: int, pending: bool,
                 last_rx: int, alive_share: float) -> bool:
-        """Every reply in, or the reply timeout passed since sending stopped."""
-        return now >= drain_until or not pending
+        """Every reply in, or the reply timeout passed since sending stopped. Every reply
+        is in when no slot waits *and* every window message has its reply: a reply that
+        is not one of ours (junk, a mangled echo) frees a slot as if it were, so the slots
+        alone may say done while echoes are still on their way."""
+        return now >= drain_until or not pending and self.ledger.answered(self.hi)
 
     def finish(self, res: WorkerResult, hi: int) -> None:
         """Lost and duplicates among the window's messages (seq below ``hi``)."""
@@ -81,6 +89,9 @@ class Broadcast:
         """Deliveries in; returns the senders among the receivers (their own message back)."""
         self.deliveries += self.ledger.record(conn, st, t)
         return conn[st["conn"] == self.gid[conn]]
+
+    def stop(self, hi: int) -> None:
+        """Sending stopped (the room's drain does not look at seqs)."""
 
     def drained(self, now: int, drain_until: int, timeout_ns: int, pending: bool,
                 last_rx: int, alive_share: float) -> bool:

@@ -417,6 +417,7 @@ class Worker:
         self.sending = False
         self.rec.stop_sending(now)
         self.hi = self.seq
+        self.deliv.stop(self.hi)
 
     def _report(self, now: int, ctrl_poll: Progress | None) -> bool:
         """Progress to the coordinator; False when it asked us to stop (result partial)."""
@@ -442,7 +443,7 @@ class Worker:
         st, conn, t, flen = p.st, p.conn, p.t, p.flen
         valid = self.deliv.valid(p)
         if np.count_nonzero(valid) < len(valid):
-            bad = self._count_invalid(p.ok, valid, t_last)
+            bad = self._count_invalid(p.ok, valid, p.flen, t_last)
             if self.deliv.mangled_frees_slot:
                 self.pace.credit(conn[bad], t_last)
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
@@ -470,7 +471,8 @@ class Worker:
             rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
         return True
 
-    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> np.ndarray:
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, flen: np.ndarray,
+                       now: int) -> np.ndarray:
         """Protocol errors: frames without a good stamp (unless the workload expects some),
         and good stamps another connection or worker sent. Returns the mask of the frames
         counted (each one error, once)."""
@@ -479,9 +481,19 @@ class Worker:
         n = int(np.count_nonzero(bad))
         if n:
             if not lenient and np.count_nonzero(ok) < len(ok):
-                self.rec.keep_unparsed(self.rounds.mv[:self.round_len])
+                self.rec.keep_unparsed(self._first_bad(ok, flen))
             self.rec.error("protocol", n, now)
         return bad
+
+    def _first_bad(self, ok: np.ndarray, flen: np.ndarray) -> memoryview:
+        """The bytes of the round's first frame without a good stamp, when the round buffer
+        holds its frames back to back (else the whole round)."""
+        whole = self.rounds.mv[:self.round_len]
+        if int(flen.sum()) != self.round_len:
+            return whole
+        k = int(np.argmin(ok))
+        at = int(flen[:k].sum())
+        return whole[at:at + int(flen[k])]
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace
