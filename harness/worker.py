@@ -126,6 +126,7 @@ class Worker:
         self.running = False
         self.sending = True
         self.hi = self.seq  # first seq after the window
+        self.window_seq = 1 << 62  # first seq of the window, once it opens
         self.drain_until: int | None = None
         self.round_len = 0  # bytes of whole frames in the round buffer this round
         self.gid_list: list[int] = self.gid.tolist()
@@ -410,6 +411,7 @@ class Worker:
                                   int(alive.sum()) / max(len(alive), 1))
 
     def _start_measure(self) -> None:
+        self.window_seq = self.seq
         self.rec.start_measure()
         self.deliv.start(self.seq, self.times.measure, self.times.shifts)
 
@@ -448,6 +450,10 @@ class Worker:
                 self.pace.credit(conn[bad], t_last)
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
         self.rec.res.replies += len(t)
+        if self.pace.early_left:  # replies to warm-up messages: not the window's to time out
+            own = (st["seq"] < self.window_seq) & (st["worker"] == self.index) & \
+                (st["conn"] == self.gid[conn])
+            self.pace.answered_early(conn[own])
         self.pace.credit(self.deliv.record(conn, st, t), t_last)
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
@@ -465,6 +471,9 @@ class Worker:
         rec.last_rx = t_last
         rec.res.replies += len(few.t)
         assert self.echo is not None  # small rounds are echo rounds
+        if self.pace.early_left:
+            self.pace.answered_early([c for c, s in zip(few.conn, few.seq, strict=True)
+                                      if s < self.window_seq])
         self.echo.ledger.record_few(few.seq)
         self.pace.credit_few(few.conn, t_last)
         if rec.measuring:
