@@ -445,7 +445,7 @@ class Worker:
         st, conn, t, flen = p.st, p.conn, p.t, p.flen
         valid = self.deliv.valid(p)
         if np.count_nonzero(valid) < len(valid):
-            bad = self._count_invalid(p.ok, valid, p.flen, t_last)
+            bad = self._count_invalid(p.ok, valid, p.flen, t_last, self._unsolicited(p))
             if self.deliv.mangled_frees_slot:
                 self.pace.credit(conn[bad], t_last)
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
@@ -480,13 +480,28 @@ class Worker:
             rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
         return True
 
+    def _unsolicited(self, p: Parsed) -> np.ndarray | None:
+        """In-order matching: replies with no request waiting. Each connection that got one
+        is out of step: one protocol error, and it closes (whatever else it got this round
+        still counts). Returns the mask of those replies (counted with their connection,
+        not one by one), or None."""
+        if not p.unsolicited:
+            return None
+        self.rec.keep_unparsed(self._first_bad(p.ok, p.flen))
+        for c in p.unsolicited:
+            if self.tp.alive[c]:
+                self.tp.fail(c, "protocol")
+        return ~p.ok
+
     def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, flen: np.ndarray,
-                       now: int) -> np.ndarray:
+                       now: int, skip: np.ndarray | None = None) -> np.ndarray:
         """Protocol errors: frames without a good stamp (unless the workload expects some),
-        and good stamps another connection or worker sent. Returns the mask of the frames
-        counted (each one error, once)."""
+        and good stamps another connection or worker sent (``skip``: frames counted
+        otherwise). Returns the mask of the frames counted (each one error, once)."""
         lenient = self.workload.ignore_unstamped
         bad = ~valid if not lenient else ok & ~valid
+        if skip is not None:
+            bad &= ~skip
         n = int(np.count_nonzero(bad))
         if n:
             if not lenient and np.count_nonzero(ok) < len(ok):
