@@ -11,7 +11,7 @@ import selectors
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pytest
 
@@ -64,10 +64,8 @@ def _serve(lsock: socket.socket, ends_with: bytes, reply: bytes,
             data = pending[conn] + got
             n = data.count(ends_with)
             pending[conn] = data[data.rfind(ends_with) + len(ends_with):] if n else data
-            try:
+            with suppress(OSError):
                 conn.sendall(reply * 2 * n)
-            except OSError:
-                pass
     for key in list(sel.get_map().values()):
         if key.data is not None:
             key.fileobj.close()  # type: ignore[union-attr]
