@@ -245,3 +245,15 @@ def test_empty_messages_are_counted_apart_and_the_messages_beside_them_cut():
     got, d, clean = cut_all(b"".join(parts), [5, 13])
     assert clean and got == [b"a" * 40, b"b" * 3]
     assert d.empty == [0] * 7
+
+
+def test_a_close_code_forbidden_on_the_wire_breaks_the_stream():
+    ok_codes = (1000, 1001, 1011, 1012, 1014, 3000, 4999)
+    for code in (999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535, *ok_codes):
+        stream = Frame(Opcode.BINARY, b"m" * 10).serialize(mask=False) + \
+            bytes((0x88, 2)) + code.to_bytes(2, "big")
+        got, d, clean = cut_all(stream, [])
+        assert got == [b"m" * 10] and not clean
+        assert d.closes == ([(0, code)] if code in ok_codes else []), code
+    got, d, clean = cut_all(bytes((0x88, 0)), [])  # no code at all: 1005, as RFC 6455 says
+    assert d.closes == [(0, 1005)] and not clean
