@@ -24,6 +24,7 @@ DRAIN_CAP_NS = 60 * SEC  # a broadcast drain never outlasts this (or 10 timeouts
 
 class Echo:
     mangled_frees_slot = True  # a mangled reply arrived: it answers its message (no timeout)
+    loose = False  # a reply that is not one of ours freed a slot this step
     sent_by_stamp = False  # sent counts by the send's clock read
 
     def __init__(self, worker: int, gid: np.ndarray) -> None:
@@ -55,8 +56,10 @@ class Echo:
         """Every reply in, or the reply timeout passed since sending stopped. Every reply
         is in when no slot waits *and* every window message has its reply: a reply that
         is not one of ours (junk, a mangled echo) frees a slot as if it were, so the slots
-        alone may say done while echoes are still on their way."""
-        return now >= drain_until or not pending and self.ledger.answered(self.hi)
+        alone may say done while echoes are still on their way (looked at only once such a
+        reply freed a slot: ``loose``)."""
+        return now >= drain_until or not pending and (
+            not self.loose or self.ledger.answered(self.hi))
 
     def finish(self, res: WorkerResult, hi: int) -> None:
         """Lost and duplicates among the window's messages (seq below ``hi``)."""
@@ -65,6 +68,7 @@ class Echo:
 
 class Broadcast:
     mangled_frees_slot = False
+    loose = False  # (never: no slot is freed by a reply that is not one of ours)
     sent_by_stamp = True  # open loop: receivers judge the window by the stamp, so must we
 
     def __init__(self, worker: int, gid: np.ndarray, node: np.ndarray, n_nodes: int,

@@ -446,8 +446,9 @@ class Worker:
         valid = self.deliv.valid(p)
         if np.count_nonzero(valid) < len(valid):
             bad = self._count_invalid(p.ok, valid, p.flen, t_last, self._unsolicited(p))
-            if self.deliv.mangled_frees_slot:
+            if self.deliv.mangled_frees_slot and bad.any():
                 self.pace.credit(conn[bad], t_last)
+                self.deliv.loose = True  # the slots alone no longer say the drain is over
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
         self.rec.res.replies += len(t)
         if self.pace.early_left:  # replies to warm-up messages: not the window's to time out
