@@ -406,10 +406,14 @@ def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bo
     from harness import aggregate
     from harness.diagnosis import http_answer_warning, http_url
     protocol = getattr(workload, "protocol", "framed")
-    url = http_url([(t.host, t.port) for t in plan.targets]) if protocol == "framed" else None
+    scheme = plan.targets[0].scheme if plan.targets else "tcp"
+    url = http_url([(t.host, t.port) for t in plan.targets]) \
+        if protocol == "framed" and scheme == "tcp" else None
     kv = plan.workload if plan.workload in ("redis", "memcached") else None
+    speaks = "ws" if scheme in ("ws", "wss") else "http" if protocol == "http" else ""
+    ca = plan.tls is not None and bool(plan.tls.ca_pem)
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
-        steps, workload.framing or plan.framing, url, kv)
+        steps, workload.framing or plan.framing, url, kv, speaks, ca)
     warning = http_answer_warning(steps, url) if url and not diagnosis else None
     if warning:
         click.echo(f"harness: warning: {printable(warning)}", err=True)

@@ -54,7 +54,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      "instead of the system store", True),
     ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",
      True),
-    ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value'", True),
+    ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value' (repeat "
+     "for more; not Host, Upgrade or Sec-WebSocket-*)", True),
     ("--ws-text", str, "Target", "ws://: text messages from a JSON template with \"{stamp}\" "
      "(and {text}: filler to --size)", True),
     ("--ws-match", str, "Target", "ws://: field=value a text message must have to count; "
@@ -219,6 +220,12 @@ def _extra_options() -> dict[str, Any]:
 
 
 SEARCH_EXTRAS = ("--config", "--plan", "--push-conns", "--tls", "--insecure")
+REPEATED = frozenset({"--header"})  # given once per value: every one is kept, in order
+
+
+def _listed(ctx: click.Context, param: click.Parameter, value: tuple) -> list | None:
+    """A repeated flag's values as a list (None when not given: the config file's stand)."""
+    return list(value) if value else None
 
 
 def run_options(f: Any, search: bool = False) -> Any:
@@ -226,7 +233,9 @@ def run_options(f: Any, search: bool = False) -> Any:
     decorators = [d for name, d in _extra_options().items()
                   if not search or name in SEARCH_EXTRAS]
     decorators += [option(flag, type=typ, default=None, group=group,
-                          key=flag[2:].replace("-", "_"), help=help_)
+                          key=flag[2:].replace("-", "_"), help=help_,
+                          **({"multiple": True, "callback": _listed} if flag in REPEATED
+                             else {}))
                    for flag, typ, group, help_, in_search in RUN_FLAGS
                    if in_search or not search]
     for decorate in reversed(decorators):

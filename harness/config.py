@@ -40,6 +40,7 @@ from harness.specs import (
     STAGE_KEYS,
     TABLES,
     ConfigError,
+    check_applies,
     cut,
     flag_name,
     number,
@@ -158,7 +159,7 @@ def _parse_url(text: str) -> Target:
                           "for raw TCP)")
     try:
         url = urlsplit(text)
-        port = url.port or (443 if scheme in ("https", "wss") else 80)
+        port = url.port if url.port is not None else 443 if scheme in ("https", "wss") else 80
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -244,6 +245,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     host = run["host"] or ""
     targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
     workload = _http_workload(targets, kv_workload(targets, str(run["workload"])))
+    check_applies(run, *_sort(targets, workload, bool(run.get("ws"))))
     fr_name = str(run["framing"])
     try:
         fr = framing_mod.get(fr_name)
@@ -335,6 +337,20 @@ def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
                                         flagged)
         return rendered, classes
     return parse_requests(table, where, host, number(run, "seed")), ()
+
+
+def _sort(targets: tuple[Target, ...], workload: str, ws: bool) -> tuple[str, str]:
+    """What sort of run this is, for the settings that apply to some only (specs.APPLIES),
+    and its target said for a message: ("tcp", "raw tcp 127.0.0.1:5000")."""
+    if not targets:
+        return ("ws", "") if ws else ("embedded", "the embedded server (no --host)")
+    t = targets[0]
+    scheme = {"https": "http", "wss": "ws"}.get(t.scheme, t.scheme)
+    if workload in ("redis", "memcached"):
+        return workload, f"--workload {workload}"
+    if scheme == "tcp":
+        return "tcp", f"raw tcp {t.label}"
+    return scheme, t.label
 
 
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
@@ -645,19 +661,33 @@ def _read_ca(path: str, name: str) -> str:
 _NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
 
 
+# headers the WebSocket handshake writes itself: an extra one would be a second copy
+_OWN_HEADERS = frozenset(("host", "upgrade", "connection", "sec-websocket-key",
+                          "sec-websocket-version", "sec-websocket-extensions",
+                          "sec-websocket-protocol"))
+
+
 def ws_headers(run: dict) -> tuple[tuple[str, str], ...]:
-    """``--header 'Name: value'`` (a string, or a list in harness.toml): extra handshake
-    headers of a ws:// run."""
+    """``--header 'Name: value'`` (repeated, or a list in harness.toml): extra handshake
+    headers of a ws:// run, every one sent. A name given twice, and the headers the
+    handshake writes itself (Host from the URL, the Upgrade and Sec-WebSocket-* ones:
+    --ws-subprotocol, --ws-compress) are refused."""
     value = run.get("header") or []
     items = [value] if isinstance(value, str) else list(value)
-    out = []
+    out: list[tuple[str, str]] = []
+    flag = flag_name(run, "header")
     for item in items:
         name, sep, val = str(item).partition(":")
         name = name.strip()
         if not sep or not name or not name.isascii() or set(name) & _NOT_TOKEN \
                 or not val.strip().isprintable():
-            raise ConfigError(f"{flag_name(run, 'header')}: {cut(str(item))!r}: expected "
-                              "'Name: value'")
+            raise ConfigError(f"{flag}: {cut(str(item))!r}: expected 'Name: value'")
+        low = name.lower()
+        if low in _OWN_HEADERS:
+            raise ConfigError(f"{flag}: {cut(str(item))!r}: the handshake sends {name} itself "
+                              "(Host comes from the URL)")
+        if any(n.lower() == low for n, _ in out):
+            raise ConfigError(f"{flag}: {name} is given twice (one value per header)")
         out.append((name, val.strip()))
     return tuple(out)
 

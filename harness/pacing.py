@@ -189,6 +189,10 @@ class Pacer:
         self.sends = self.base_sends.copy()  # retired connections stop sending
         self.credits = np.zeros(n, dtype=np.int64)
         self.outstanding = np.zeros(n, dtype=np.int64)
+        # of those, sent before the measure window (warm-up): their timeouts are not the
+        # window's; ``early_left`` is their sum (0: nothing to look at)
+        self.early = np.zeros(n, dtype=np.int64)
+        self.early_left = 0
         self.release_at = np.zeros(n, dtype=np.int64)  # think time: no send before this
         self.last_progress = np.zeros(n, dtype=np.int64)  # a reply or a send from idle
         self.backlog = np.zeros(n, dtype=bool)  # a server kept it blocked: off schedule
@@ -231,6 +235,9 @@ class Pacer:
         self.outstanding[idx] += counts
         if measuring and self.budgeted:
             self.budget[idx] -= counts
+        if not measuring:
+            self.early[idx] += counts
+            self.early_left += int(counts.sum())
         return tint, delay, behind
 
     def commit_few(self, idx: list[int], counts: list[int], now: int, measuring: bool
@@ -256,6 +263,8 @@ class Pacer:
             for i, c in zip(idx, counts, strict=True):
                 self.budget[i] -= c
         if not measuring:
+            self.early[idx] += counts
+            self.early_left += sum(counts)
             return tint, delay, 0
         if max(delay) > BEHIND_US:  # (rare) the array path
             return tint, delay, self.behind(np.asarray(idx, dtype=np.int64),
@@ -349,18 +358,45 @@ class Pacer:
             idx = np.asarray(own, dtype=np.int64)
             self.release_at[idx] = now + self.think_for(idx)
 
+    def answered_early(self, conns: list[int] | np.ndarray) -> None:
+        """Replies (one entry each, on connections ``conns``) to messages sent before the
+        window: fewer of the outstanding messages are the warm-up's."""
+        early = self.early
+        if len(conns) > SMALL:
+            take = np.minimum(np.bincount(np.asarray(conns, dtype=np.int64),
+                                          minlength=self.n), early)
+            early -= take
+            self.early_left -= int(take.sum())
+            return
+        for c in conns:
+            if early[c]:
+                early[c] -= 1
+                self.early_left -= 1
+
+    def _drop(self, which: np.ndarray | slice) -> int:
+        """The outstanding messages of connections ``which`` time out, or are forgotten:
+        how many of them were sent in the window (the warm-up's are not its timeouts)."""
+        n = int(self.outstanding[which].sum())
+        if self.early_left:
+            early = int(self.early[which].sum())
+            n -= min(early, n)
+            self.early_left -= early
+            self.early[which] = 0
+        self.outstanding[which] = 0
+        return n
+
     def stalls(self, now: int, timeout_ns: int, alive: np.ndarray) -> int:
         """A connection that waited ``timeout_ns`` with no reply: its outstanding messages
-        time out (returned), and it carries on (closed loop gets its credits back)."""
+        time out, and it carries on (closed loop gets its credits back). Returns how many
+        of them were sent in the measure window: a timeout belongs to the window its
+        message was sent in."""
         stalled = alive & (self.outstanding > 0) & (now - self.last_progress > timeout_ns)
         if not stalled.any():
             return 0
-        n = int(self.outstanding[stalled].sum())
         if self.loop.refills:
             self.credits[stalled] += self.outstanding[stalled]
-        self.outstanding[stalled] = 0
         self.last_progress[stalled] = now
-        return n
+        return self._drop(stalled)
 
     def pending(self, alive: np.ndarray) -> int:
         """Messages still awaiting a reply on live connections."""
@@ -369,13 +405,12 @@ class Pacer:
     def drop_pending(self, alive: np.ndarray) -> int:
         """The drain is over: messages still unanswered on live connections (returned) time
         out."""
-        left = self.pending(alive)
-        self.outstanding[:] = 0
-        return left
+        self._drop(~alive)
+        return self._drop(alive)
 
     def closed(self, i: int) -> None:
         """Connection ``i`` closed: its outstanding messages stay unanswered (lost)."""
-        self.outstanding[i] = 0
+        self._drop(slice(i, i + 1))
         self.credits[i] = 0
 
     def joined(self, i: int, now: int) -> None:

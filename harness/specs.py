@@ -78,6 +78,29 @@ RUN_SPEC: dict[str, Spec] = {
     "redis_cmd": Spec("str"), "mc_cmd": Spec("str"), "keys": Spec("int", 1, 10**9),
     "baseline": Spec("str"),
 }
+# The settings that apply to some runs only: key -> (the runs it applies to, said as a
+# phrase). A run is "ws" (ws://, wss:// or the embedded --ws server), "http" (http://,
+# https://), "redis" or "memcached" (those workloads), "tcp" (raw host:port) or "embedded"
+# (the built-in raw server). A setting given (not its default) to another run is exit 2.
+_WS = (frozenset({"ws"}), "ws:// and wss:// targets")
+APPLIES: dict[str, tuple[frozenset[str], str]] = {
+    "ws_subprotocol": _WS, "header": _WS, "ping_interval": _WS, "ws_text": _WS,
+    "ws_match": _WS, "reconnect": _WS, "ws_compress": _WS,
+    "accept": (frozenset({"http"}), "http:// and https:// targets"),
+    "redis_cmd": (frozenset({"redis"}), "--workload redis"),
+    "mc_cmd": (frozenset({"memcached"}), "--workload memcached"),
+    "keys": (frozenset({"redis", "memcached"}), "--workload redis and memcached"),
+}
+
+
+def check_applies(run: dict, sort: str, label: str) -> None:
+    """Every setting of APPLIES that ``run`` gives (a value other than its default) applies
+    to a run of ``sort`` (``label``: that run's target, for the message)."""
+    for key, (sorts, where) in APPLIES.items():
+        if sort not in sorts and key in run and run[key] != RUN_DEFAULTS.get(key):
+            raise ConfigError(f"{flag_name(run, key)} applies to {where}, not {label}")
+
+
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
 TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},
               "thresholds": {k: LIMIT_SPEC for k in TABLES["thresholds"]}

@@ -126,6 +126,7 @@ class Worker:
         self.running = False
         self.sending = True
         self.hi = self.seq  # first seq after the window
+        self.window_seq = 1 << 62  # first seq of the window, once it opens
         self.drain_until: int | None = None
         self.round_len = 0  # bytes of whole frames in the round buffer this round
         self.gid_list: list[int] = self.gid.tolist()
@@ -410,6 +411,7 @@ class Worker:
                                   int(alive.sum()) / max(len(alive), 1))
 
     def _start_measure(self) -> None:
+        self.window_seq = self.seq
         self.rec.start_measure()
         self.deliv.start(self.seq, self.times.measure, self.times.shifts)
 
@@ -417,6 +419,7 @@ class Worker:
         self.sending = False
         self.rec.stop_sending(now)
         self.hi = self.seq
+        self.deliv.stop(self.hi)
 
     def _report(self, now: int, ctrl_poll: Progress | None) -> bool:
         """Progress to the coordinator; False when it asked us to stop (result partial)."""
@@ -442,11 +445,16 @@ class Worker:
         st, conn, t, flen = p.st, p.conn, p.t, p.flen
         valid = self.deliv.valid(p)
         if np.count_nonzero(valid) < len(valid):
-            bad = self._count_invalid(p.ok, valid, t_last)
-            if self.deliv.mangled_frees_slot:
+            bad = self._count_invalid(p.ok, valid, p.flen, t_last, self._unsolicited(p))
+            if self.deliv.mangled_frees_slot and bad.any():
                 self.pace.credit(conn[bad], t_last)
+                self.deliv.loose = True  # the slots alone no longer say the drain is over
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
         self.rec.res.replies += len(t)
+        if self.pace.early_left:  # replies to warm-up messages: not the window's to time out
+            own = (st["seq"] < self.window_seq) & (st["worker"] == self.index) & \
+                (st["conn"] == self.gid[conn])
+            self.pace.answered_early(conn[own])
         self.pace.credit(self.deliv.record(conn, st, t), t_last)
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
@@ -464,24 +472,53 @@ class Worker:
         rec.last_rx = t_last
         rec.res.replies += len(few.t)
         assert self.echo is not None  # small rounds are echo rounds
+        if self.pace.early_left:
+            self.pace.answered_early([c for c, s in zip(few.conn, few.seq, strict=True)
+                                      if s < self.window_seq])
         self.echo.ledger.record_few(few.seq)
         self.pace.credit_few(few.conn, t_last)
         if rec.measuring:
             rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
         return True
 
-    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> np.ndarray:
+    def _unsolicited(self, p: Parsed) -> np.ndarray | None:
+        """In-order matching: replies with no request waiting. Each connection that got one
+        is out of step: one protocol error, and it closes (whatever else it got this round
+        still counts). Returns the mask of those replies (counted with their connection,
+        not one by one), or None."""
+        if not p.unsolicited:
+            return None
+        self.rec.keep_unparsed(self._first_bad(p.ok, p.flen))
+        for c in p.unsolicited:
+            if self.tp.alive[c]:
+                self.tp.fail(c, "protocol")
+        return ~p.ok
+
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, flen: np.ndarray,
+                       now: int, skip: np.ndarray | None = None) -> np.ndarray:
         """Protocol errors: frames without a good stamp (unless the workload expects some),
-        and good stamps another connection or worker sent. Returns the mask of the frames
-        counted (each one error, once)."""
+        and good stamps another connection or worker sent (``skip``: frames counted
+        otherwise). Returns the mask of the frames counted (each one error, once)."""
         lenient = self.workload.ignore_unstamped
         bad = ~valid if not lenient else ok & ~valid
+        if skip is not None:
+            bad &= ~skip
         n = int(np.count_nonzero(bad))
         if n:
             if not lenient and np.count_nonzero(ok) < len(ok):
-                self.rec.keep_unparsed(self.rounds.mv[:self.round_len])
+                self.rec.keep_unparsed(self._first_bad(ok, flen))
             self.rec.error("protocol", n, now)
         return bad
+
+    def _first_bad(self, ok: np.ndarray, flen: np.ndarray) -> memoryview:
+        """The bytes of the round's first frame without a good stamp, when the round buffer
+        holds its frames back to back (else the whole round)."""
+        whole = self.rounds.mv[:self.round_len]
+        if int(flen.sum()) != self.round_len:
+            return whole
+        k = int(np.argmin(ok))
+        at = int(flen[:k].sum())
+        return whole[at:at + int(flen[k])]
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace

@@ -221,6 +221,54 @@ def test_the_diagnosis_when_the_target_hung_up() -> None:
         "a reply: does it expect newline frames (--framing)?")
 
 
+def test_an_http_run_is_said_to_send_http_requests_not_stamped_frames() -> None:
+    line = aggregate.no_reply_diagnosis(_silent(None, timeout=20), "len32", speaks="http")
+    assert line == ("no valid reply in the whole run: sent 1000 HTTP requests on 10 "
+                    "connections; got back 20 reply timeouts; no bytes came back; the target "
+                    "took the requests and never answered: is it an HTTP/1.1 server?")
+    line = aggregate.no_reply_diagnosis(_silent(b"+PONG\r\n", protocol=3), "len32",
+                                        speaks="http")
+    assert line is not None and "stamped" not in line and line.endswith("--workload redis")
+
+
+def test_a_broken_websocket_handshake_is_not_told_to_use_http() -> None:
+    head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    line = aggregate.no_reply_diagnosis(_silent(head, protocol=4), "len32", speaks="ws")
+    assert line is not None and "--host http" not in line, line
+    assert "stamped len32 messages in WebSocket messages" in line
+    assert line.endswith("the WebSocket handshake broke: the response is not a valid upgrade "
+                         "(its Sec-WebSocket-Accept, Upgrade and Connection headers)")
+
+
+def test_a_handshake_that_never_completes_is_not_said_to_have_taken_messages() -> None:
+    s = step(conns=4, sent=0, received=0, errors={"connect_timeout": 4}, connected=0)
+    line = aggregate.no_reply_diagnosis([s], "len32", speaks="ws")
+    assert line == ("no valid reply in the whole run: no message was sent: none of the 4 "
+                    "connections finished its WebSocket handshake (4 connect_timeout): does "
+                    "the target answer the upgrade request at this path?")
+    line = aggregate.no_reply_diagnosis([s], "len32")
+    assert line is not None and "took the messages" not in line
+    assert line.endswith("none of the 4 connections opened (4 connect_timeout)")
+
+
+def test_a_certificate_that_fails_with_ca_given_is_not_told_to_use_ca() -> None:
+    def line(why: str, ca: bool) -> str:
+        s = step(conns=4, sent=0, received=0, errors={"tls_cert": 4},
+                 tls_reasons={"tls_cert": f"certificate verify failed: {why}"})
+        got = aggregate.no_reply_diagnosis([s], "len32", ca=ca)
+        assert got is not None
+        return got.rsplit("; ", 1)[1]
+    assert line("certificate has expired", True) == \
+        "the target's certificate has expired: renew it (or --insecure)"
+    assert line("certificate has expired", False) == \
+        "the target's certificate has expired: renew it (or --insecure)"
+    assert line("self-signed certificate", True) == (
+        "the certificate does not verify against --ca FILE: is that the CA that signed it? "
+        "(or --insecure)")
+    assert line("self-signed certificate", False) == \
+        "use --ca FILE (the CA that signed it) or --insecure"
+
+
 def test_no_diagnosis_when_a_valid_reply_came_even_outside_the_window() -> None:
     assert aggregate.no_reply_diagnosis([step(received=0, replies=3)], "len32") is None
 

@@ -433,6 +433,20 @@ def test_a_raw_tcp_run_at_an_http_server_says_use_an_http_url_and_exits_3(
 
 
 @pytest.mark.e2e
+def test_an_http_run_that_gets_no_response_says_it_sent_http_requests(tmp_path: Path) -> None:
+    # a len32 server reads "GET " as a frame length and waits: no byte comes back
+    from tests import servers
+    with servers.start("drop", every=1) as srv:
+        r = harness("run", "--host", f"http://127.0.0.1:{srv.port}/", "--conns", "2",
+                    "--messages", "4", "--warmup", "0", "--timeout", "0.3", "--no-report",
+                    "--results-dir", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if "no valid reply" in x]
+    assert "HTTP requests on 2 connections" in line and "stamped" not in line, line
+    assert "--framing" not in line and "HTTP/1.1 server?" in line, line
+
+
+@pytest.mark.e2e
 def test_valid_replies_beside_an_http_answer_warn_in_one_line(
         nginx: tuple[int, int, Path], tmp_path: Path) -> None:
     """Two raw targets, an echo server and nginx: the echoes are valid replies (no exit 3),
