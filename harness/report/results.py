@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -53,7 +55,45 @@ def check_writable(base: str | Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """``data`` to ``path`` through a temp file and a rename; on failure (ENOSPC, EIO) the
-    temp file is removed and the error raised."""
+    temp file is removed and the error raised.
+
+    Only a regular file is ever renamed over. A symlink is followed (the file it names is
+    replaced, the link is kept). An existing file that is not a regular one (a device such
+    as /dev/null, a FIFO, a socket) is written through, never replaced: see
+    :func:`write_through`. A directory raises IsADirectoryError."""
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not stat.S_ISREG(mode):
+        write_through(path, data)
+        return
+    _write_renamed(path, data)
+
+
+def write_through(path: Path, data: bytes) -> None:
+    """``data`` written into the existing non-regular file ``path`` (opened without
+    creating or truncating it). A FIFO with no reader raises OSError (ENXIO) at once rather
+    than waiting for one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO or socket with no reader", str(path)) from None
+        raise
+    try:
+        os.set_blocking(fd, True)  # a FIFO's reader takes its time; a full pipe waits
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _write_renamed(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
