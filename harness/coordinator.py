@@ -175,7 +175,8 @@ def stage_shares(step: Step, gids: np.ndarray) -> tuple[tuple[float, int, float]
 
 def worker_main(index: int, cpu: int | None, pipe: Connection, plan: Plan,
                 workload: Workload, addrs: list[tuple], parent: int) -> None:
-    die_with_parent(parent)  # a coordinator killed outright takes its workers with it
+    if not die_with_parent(parent):  # a coordinator killed outright takes its workers along
+        return
     ignore_in_worker()  # the coordinator decides when to stop
     if cpu is not None:
         with contextlib.suppress(OSError):

@@ -94,11 +94,10 @@ def ignore_in_worker() -> None:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> bool:
     """In a forked worker: SIGKILL when the process that forked it dies (a coordinator
-    killed with SIGKILL cannot stop its workers by pipe, and they ignore SIGTERM). If the
-    parent ``parent`` died before this call (the race after fork), exit at once."""
+    killed with SIGKILL cannot stop its workers by pipe, and they ignore SIGTERM). False
+    when ``parent`` died before this call (the race after fork): the worker then returns."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    if os.getppid() != parent:
-        os._exit(1)
+    return os.getppid() == parent

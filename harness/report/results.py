@@ -17,6 +17,9 @@ from pathlib import Path
 
 import orjson
 
+from harness.report import schema
+from harness.report.safe import printable
+
 SCHEMA_VERSION = 1
 # Schema history: 1 (first version). read_run reads these and refuses any other.
 KNOWN_SCHEMAS = (1,)
@@ -153,9 +156,10 @@ class SchemaError(ValueError):
 
 def read_run(folder: str | Path) -> dict:
     """A run folder's run.json (or that file itself), checked to be a harness run: a dict
-    with a ``schema_version`` in KNOWN_SCHEMAS and a list of ``steps``, each a dict. An
-    unknown version raises SchemaError, anything else ValueError, each with a one-line
-    reason naming the path (OSError if it cannot be read)."""
+    with a ``schema_version`` in KNOWN_SCHEMAS, then every field the commands read
+    (:mod:`harness.report.schema`). An unknown version raises SchemaError, anything else
+    ValueError, each with a one-line reason naming the path and the field (OSError if it
+    cannot be read)."""
     path = Path(folder)
     if path.is_dir():
         path = path / "run.json"
@@ -174,24 +178,19 @@ def read_run(folder: str | Path) -> dict:
         why = "a newer harness wrote it" if version > max(KNOWN_SCHEMAS) else "not a version"
         raise SchemaError(f"{path}: schema_version {version} is not one this harness reads "
                           f"({known}): {why}")
+    problem = schema.problem(doc)
+    if problem:
+        raise ValueError(f"{path}: {printable(problem)}")
     return doc
 
 
 def _not_a_run(doc: object) -> str | None:
+    """What read_run checks before the version (the rest: :mod:`harness.report.schema`)."""
     if not isinstance(doc, dict):
         return f"expected a JSON object, found {type(doc).__name__}"
     version = doc.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
         return "no integer schema_version"
-    steps = doc.get("steps")
-    if not isinstance(steps, list):
-        return "no list of steps"
-    for k, step in enumerate(steps):
-        if not isinstance(step, dict):
-            return f"steps[{k}] is not an object"
-    for key in ("degradation", "config", "environment", "thresholds"):
-        if not isinstance(doc.get(key, {}), dict):
-            return f"{key} is not an object"
     return None
 
 
