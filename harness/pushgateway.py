@@ -89,13 +89,18 @@ class Pusher:
         self.hists.append(f.histograms)
         doc = with_histograms({"steps": self.steps, "workload": self.workload.name},
                               self.hists, [[] for _ in self.steps])
-        self._push(openmetrics.run_text(doc, self.plan.name))
+        self._push(doc)
 
     def run_done(self, doc: dict) -> None:
         """The whole run (run.json with histograms) pushed, replacing the steps so far."""
         if not self.warning:
-            self._push(openmetrics.run_text(doc, self.plan.name))
+            self._push(doc)
 
-    def _push(self, text: str) -> None:
+    def _push(self, doc: dict) -> None:
+        try:
+            text = openmetrics.run_text(doc, self.plan.name)
+        except Exception as exc:  # a push must never end the run
+            self.warning = f"pushgateway: {type(exc).__name__}: {exc}"
+            return
         self.warning = push(self.url, text)
         self.pushes += self.warning is None
