@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.specs import ConfigError, is_int, shown
+from harness.specs import ConfigError, http_url_problem, is_int, shown
 
 EVENTS = ("threshold", "degradation", "regression", "cut_short")
 WHEN = ("failure", "always")  # on = "failure" (the four events) or "always" (every run)
@@ -114,6 +114,8 @@ def _url(table: dict, key: str, where: str) -> str | None:
     if not isinstance(value, str) or not _URL.match(value):
         raise ConfigError(f"{where}.{key}: expected an http:// or https:// URL, "
                           f"got {shown(value)}")
+    if problem := http_url_problem(value, query=True):
+        raise ConfigError(f"{where}.{key}: {problem}")
     return value
 
 
@@ -125,7 +127,8 @@ def _email(table: Any, where: str) -> EmailSpec | None:
     _email_keys(table, where)
     to = table["to"]
     to = [to] if isinstance(to, str) else to
-    if not isinstance(to, list) or not to or not all(isinstance(t, str) and "@" in t for t in to):
+    if not isinstance(to, list) or not to or not all(
+            isinstance(t, str) and "@" in t and t.isprintable() for t in to):
         raise ConfigError(f"{where}.to: expected an address or a list of addresses, got "
                           f"{shown(table['to'])}")
     starttls = table.get("starttls", True)
@@ -155,9 +158,10 @@ def _email_keys(table: dict, where: str) -> None:
         if key not in table:
             raise ConfigError(f"{where}.{key}: missing (email needs host, from and to)")
     for key in ("host", "from", "user", "password_env"):
-        if key in table and (not isinstance(table[key], str) or not table[key]):
-            raise ConfigError(f"{where}.{key}: expected a non-empty string, "
-                              f"got {shown(table[key])}")
+        if key in table and (not isinstance(table[key], str) or not table[key]
+                             or not table[key].isprintable()):
+            raise ConfigError(f"{where}.{key}: expected a non-empty string without control "
+                              f"characters (CR, LF, ...), got {shown(table[key])}")
 
 
 def sent_when(spec: AlertSpec, when: str) -> AlertSpec:

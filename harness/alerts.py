@@ -12,6 +12,7 @@ endpoint that failed: an alert never fails the run and never loses its results.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import os
 import smtplib
@@ -131,7 +132,7 @@ def post_json(url: str, data: dict, timeout: float) -> str | None:
         return f"HTTP {exc.code} {exc.reason}"
     except urllib.error.URLError as exc:
         return str(getattr(exc.reason, "strerror", None) or exc.reason)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -142,19 +143,19 @@ def send_email(spec: EmailSpec, subj: str, body: str, timeout: float) -> str | N
         password = os.environ.get(spec.password_env)
         if password is None:
             return f"the environment variable {spec.password_env} (the password) is not set"
-    msg = EmailMessage()
-    msg["Subject"], msg["From"], msg["To"] = subj, spec.sender, ", ".join(spec.to)
-    msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = email.utils.make_msgid("harness", _domain(spec.sender))
-    msg.set_content(body)
     try:
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subj, spec.sender, ", ".join(spec.to)
+        msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
+        msg["Message-ID"] = email.utils.make_msgid("harness", _domain(spec.sender))
+        msg.set_content(body)
         with smtplib.SMTP(spec.host, spec.port, timeout=timeout) as smtp:
             if spec.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if spec.user and password is not None:
                 smtp.login(spec.user, password)
             smtp.send_message(msg)
-    except (OSError, smtplib.SMTPException) as exc:
+    except (OSError, ValueError, smtplib.SMTPException) as exc:
         return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
     return None
 

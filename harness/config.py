@@ -294,7 +294,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
         accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),
-        ws_subprotocol=str(run.get("ws_subprotocol") or ""),
+        ws_subprotocol=ws_subprotocol(run),
         headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
         ws_text=ws_text(run, targets, spec), ws_match=ws_match(run),
         reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")),
@@ -659,12 +659,22 @@ def _read_ca(path: str, name: str) -> str:
 
 
 _NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
-
-
 # headers the WebSocket handshake writes itself: an extra one would be a second copy
 _OWN_HEADERS = frozenset(("host", "upgrade", "connection", "sec-websocket-key",
                           "sec-websocket-version", "sec-websocket-extensions",
                           "sec-websocket-protocol"))
+
+
+def ws_subprotocol(run: dict) -> str:
+    """``--ws-subprotocol NAME[,NAME...]``: HTTP tokens only (it goes into a header line)."""
+    text = str(run.get("ws_subprotocol") or "")
+    names = [t.strip() for t in text.split(",")]
+    if text and not all(t and t.isascii() and t.isprintable() and not set(t) & _NOT_TOKEN
+                        for t in names):
+        raise ConfigError(f"{flag_name(run, 'ws_subprotocol')}: {cut(text)!r}: expected a "
+                          "subprotocol name or a comma list of them (printable ASCII, no "
+                          "spaces or separators)")
+    return text
 
 
 def ws_headers(run: dict) -> tuple[tuple[str, str], ...]:
@@ -698,6 +708,12 @@ def ws_text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
     if not template:
         return ""
     name = flag_name(run, "ws_text")
+    try:
+        template.encode("utf-8")
+    except UnicodeEncodeError as exc:  # undecodable bytes of argv arrive as surrogates
+        byte = ord(exc.object[exc.start]) & 0xFF
+        raise ConfigError(f"{name}: not valid UTF-8 (byte 0x{byte:02x} at character "
+                          f"{exc.start}): a text message is UTF-8") from None
     if targets and targets[0].scheme not in ("ws", "wss"):
         raise ConfigError(f"{name}: text messages need a ws:// target")
     if not isinstance(spec, int):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -183,6 +184,27 @@ def parse_int_list(value: Any, flag: str, lo: int = 1, hi: float = math.inf) -> 
             raise ConfigError(f"{flag}: {cut(n)} is over the limit of {hi:,}")
         out.append(n)
     return out
+
+
+def http_url_problem(url: str, query: bool = False) -> str | None:
+    """Why ``url`` is not an http:// or https:// URL harness can send to (None when it is):
+    no control character or space, a host (an IPv6 one in whole brackets), a port from 1 to
+    65535 when one is given, and no ``?query`` or ``#fragment`` unless ``query``."""
+    shown_url = repr(cut(url, 80))
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return f"{shown_url}: a URL has no spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", a port out of range or not a number
+        return f"{shown_url}: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{shown_url} is not an http:// or https:// URL"
+    if port == 0:
+        return f"{shown_url}: port 0 is no port to send to (1 to 65535)"
+    if not query and ("?" in url or "#" in url):
+        return f"{shown_url}: no ?query or #fragment here (they would change where it goes)"
+    return None
 
 
 def cut(v: Any, most: int = 40) -> Any:

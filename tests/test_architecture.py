@@ -56,7 +56,7 @@ LAYERS: dict[str, set[str]] = {
                "report.lines", "report.breakdown",
                "report.charts",
                "hlog", "openmetrics", "history",
-               "report.compare_table", "report.compare_html", "junit"},
+               "report.compare_table", "report.compare_html", "junit", "report.schema"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",

@@ -20,6 +20,7 @@ from harness import hlog, openmetrics
 from harness.histogram import LIMIT, Histogram, index_of
 from harness.report import charts
 from harness.report import html as report_html
+from harness.report.safe import printable
 from tests.conftest import free_port, harness
 
 hdrh_log = pytest.importorskip("hdrh.log")
@@ -269,6 +270,25 @@ def test_label_values_are_escaped() -> None:
     text = openmetrics.run_text(doc, "x")
     (info,) = families(text)["harness_run_info"].samples
     assert info.labels["workload"] == 'a"b\\c\nd'
+
+
+def test_control_characters_in_kind_names_are_shown_not_written() -> None:
+    """Issue 20 item 9: kind names with ESC, BEL and C1 bytes reached metrics.prom raw."""
+    evil = "a\x1b]0;pwned\x07\x9b2J\u202eb"
+    h = Histogram()
+    h.record(np.array([1_000_000], dtype=np.int64))
+    step = {"conns": 1, "sent": 1, "received": 1, "errors": {f"ws_close_{evil}": 1},
+            "histograms": {f"kind:{evil}": h.to_dict()}}
+    for om in (False, True):
+        text = openmetrics.run_text({"workload": evil, "steps": [step]}, evil, om)
+        raw = [c for c in text if c != "\n" and printable(c) != c]
+        assert raw == [], raw
+        fams = families(text, om_parser.text_string_to_metric_families if om else None)
+        labels = [s.labels for f in fams.values() for s in f.samples]
+        shown = printable(evil)
+        assert any(d.get("kind") == shown for d in labels)
+        assert any(d.get("kind") == f"ws_close_{shown}" for d in labels)
+        assert any(d.get("run") == shown for d in labels)
 
 
 # ---------------------------------------------------------------------------- Pushgateway
