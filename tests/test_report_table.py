@@ -65,6 +65,18 @@ def test_a_shared_core_is_a_note_and_a_flag_in_the_cpu_column() -> None:
     assert "20 SHARED CORE" in text
 
 
+def test_connections_lost_and_reconnects_get_a_note_each_beside_the_errors() -> None:
+    s = step(conns=50, errors={"closed": 3}, conns_lost=3, reconnects=300)
+    notes = table.step_notes(s)
+    assert notes[0] == "conns=50: errors closed=3"
+    assert notes[1].startswith("conns=50: 3 of 50 connections LOST: closed, reset or broken "
+                               "and not back by the end of the step (in the error rate)")
+    assert notes[2].startswith("conns=50: 300 reconnects: connections the server closed "
+                               "that harness reopened") and "not errors" in notes[2]
+    assert table.step_cells(s)[9] == 3  # the errors column: reconnects are not errors
+    assert not [n for n in table.step_notes(step(conns=50)) if "LOST" in n or "reconn" in n]
+
+
 def test_the_soak_trend_is_printed_even_when_stable() -> None:
     trend = {"verdict": "stable", "p99_trend": {"slope_per_h": 0.0123},
              "memory_trend": {"slope_per_h": 1.5e6}}

@@ -176,6 +176,7 @@ def step_notes(s: dict) -> list[str]:
     errs = {k: v for k, v in s["errors"].items() if v}
     if errs:
         out.append(f"{where}: errors " + ", ".join(f"{k}={v}" for k, v in errs.items()))
+    out.extend(_connection_notes(s, where))
     if "deliveries_expected" in s:
         out.extend(_fanout_notes(s))
     elif s["lost"] or s["duplicates"]:
@@ -202,6 +203,20 @@ def step_notes(s: dict) -> list[str]:
         svc = s["service_ms"]
         out.append(f"{where}: open loop: latency from intended send; service time "
                    f"from actual send p50 {_f(svc['p50'])} p99 {_f(svc['p99'])} ms")
+    return out
+
+
+def _connection_notes(s: dict, where: str) -> list[str]:
+    """Connections that went down and stayed down (in the error rate), and reconnects
+    (not errors)."""
+    out = []
+    if s.get("conns_lost"):
+        out.append(f"{where}: {s['conns_lost']} of {s['conns']} connections LOST: closed, "
+                   "reset or broken and not back by the end of the step (in the error rate)")
+    if s.get("reconnects"):
+        out.append(f"{where}: {s['reconnects']} reconnects: connections the server closed "
+                   "that harness reopened (an HTTP keep-alive timeout or Connection: close "
+                   "between requests, ws --reconnect); not errors")
     return out
 
 
@@ -273,10 +288,21 @@ def verdict_line(d: dict) -> str:
                 f"shared core or cut short{skipped}")
     healthy = d.get("last_healthy")
     last = f"last healthy step: {healthy} {unit}" if healthy is not None else "no healthy step"
+    last += lost_text(d, unit)
     if d.get("degraded_at") is None:
         return f"Degradation: none within the sweep; {last}{skipped}"
     return (f"Degradation: at {d['degraded_at']} {unit} (rule {d['rule']}: {d['detail']}); "
             f"{last}{skipped}")
+
+
+def lost_text(d: dict, unit: str) -> str:
+    """Steps judged healthy though connections dropped and stayed down (within the error
+    rate's limit): never silently."""
+    lost = d.get("conns_lost") or ()
+    if not lost:
+        return ""
+    return " (but connections lost, within max_error_rate: " + ", ".join(
+        f"{n} at {load} {unit}" for load, n in lost) + ")"
 
 
 def _fanout_notes(s: dict) -> list[str]:
