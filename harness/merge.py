@@ -28,7 +28,8 @@ CHECKED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("workload", ("workload",)), ("framing", ("config", "framing")),
     ("size", ("config", "size")), ("size", ("config", "size_spec")),
     ("pacing", ("config", "pacing")))
-SUMMED = ("connected", "sent", "received", "lost", "duplicates", "late", "behind_schedule")
+SUMMED = ("connected", "sent", "received", "lost", "duplicates", "late", "behind_schedule",
+          "reconnects", "conns_lost")
 LOAD_KEYS = ("conns", "messages", "rate")
 PER_MACHINE = ("resources", "trend", "recovery", "machine_cpu", "core_shared",
                "shared_core")  # kept per run, not recomputed (the worst shared core is)

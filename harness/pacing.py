@@ -62,9 +62,10 @@ class ClosedLoop:
 
     def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
                measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
-        """Sent now: intended time now, no delay, none behind."""
+        """Sent now: intended time now (a reopened connection's first send: when it was
+        due, :meth:`Pacer.resume`), no delay, none behind."""
         p.credits[idx] -= counts
-        return now, 0, 0
+        return (p.take_due(idx, counts, now) if p.resumed else now), 0, 0
 
     def next_send(self, p: Pacer, alive: np.ndarray, blocked: np.ndarray
                   ) -> tuple[int | None, int | None]:
@@ -73,6 +74,16 @@ class ClosedLoop:
     def rejoin(self, p: Pacer, i: int, now: int) -> None:
         if p.sends[i]:
             p.credits[i] = max(p.inflight - int(p.outstanding[i]), 0)
+
+    def due_at(self, p: Pacer, idx: np.ndarray) -> np.ndarray:
+        """ns at which connections ``idx`` may send next: their slot freed (the last reply)
+        and their think time over."""
+        return np.maximum(p.release_at[idx], p.last_progress[idx])
+
+    def resume(self, p: Pacer, i: int, now: int, due: int) -> None:
+        self.rejoin(p, i, now)
+        p.due_from[i] = due
+        p.resumed += 1
 
 
 class OpenLoop:
@@ -166,6 +177,15 @@ class OpenLoop:
         p.sched[i] = max(0, -(-behind // self.period))
         p.wheel.join(i)
 
+    def due_at(self, p: Pacer, idx: np.ndarray) -> np.ndarray:
+        """ns of connections ``idx``'s next scheduled messages."""
+        return p.sched_base + p.phase[idx] + p.sched[idx] * self.period
+
+    def resume(self, p: Pacer, i: int, now: int, due: int) -> None:
+        """Its schedule goes on: what fell due while it reopened goes out now, late, its
+        latency from the intended times."""
+        p.wheel.join(i)
+
 
 def loop_for(rate: float) -> ClosedLoop | OpenLoop:
     """The loop for a rate in msgs/s per connection (0: closed loop)."""
@@ -211,6 +231,8 @@ class Pacer:
         self.phase = _phases(n, [rate] + [r for _, _, r in share.stages], seed)
         self.wake_at: int | None = None  # ns the loop meant to wake for its own schedule
         self.wheel = DueWheel(self.phase, self.period or 1, 0)  # open loop: who may be due
+        self.due_from = np.zeros(n, dtype=np.int64)  # closed loop: a reopened connection's
+        self.resumed = 0  # ... next send was due from this ns (0: none); how many wait
 
     def start(self, begin: int, alive: np.ndarray) -> None:
         """Sending starts at ``begin``: every live sender may fill its window."""
@@ -412,12 +434,40 @@ class Pacer:
         """Connection ``i`` closed: its outstanding messages stay unanswered (lost)."""
         self._drop(slice(i, i + 1))
         self.credits[i] = 0
+        if self.due_from[i]:  # reopened, and closed again before it sent
+            self.due_from[i] = 0
+            self.resumed -= 1
 
     def joined(self, i: int, now: int) -> None:
         """Connection ``i`` connected mid-run (a stage added it)."""
         self.last_progress[i] = now
         self.release_at[i] = now
         self.loop.rejoin(self, i, now)
+
+    def due_at(self, idx: np.ndarray) -> np.ndarray:
+        """ns at which each of connections ``idx`` has its next message due (closed loop:
+        its slot free and its think time over; open loop: its schedule)."""
+        return self.loop.due_at(self, idx)
+
+    def resume(self, i: int, now: int, due: int) -> None:
+        """Connection ``i`` reopened (``now``) after the server closed it between messages:
+        it picks up where it was. Its next message was due at ``due`` (ns), and its latency
+        runs from then, the reopen included."""
+        self.last_progress[i] = now
+        self.release_at[i] = now
+        self.loop.resume(self, i, now, due)
+
+    def take_due(self, idx: np.ndarray, counts: np.ndarray, now: int) -> np.ndarray | int:
+        """Closed loop: the intended send times of messages sent ``now``: ``now``, or when
+        it was due for a reopened connection's first send (one entry per message)."""
+        due = self.due_from[idx]
+        waited = due > 0
+        if not waited.any():
+            return now
+        self.due_from[idx] = 0
+        self.resumed -= int(np.count_nonzero(waited))
+        tint = np.where(waited, np.minimum(due, now), now)
+        return tint.repeat(counts) if len(tint) < int(counts.sum()) else tint
 
     # ------------------------------------------------------------------ stages
 

@@ -190,6 +190,10 @@ class InOrder(Stamped):
     def forget(self, i: int) -> None:
         self.head[i] = self.tail[i]
 
+    def waiting(self, i: int) -> int:
+        """Requests connection ``i`` sent that no reply has answered (nor forgotten)."""
+        return int(self.tail[i] - self.head[i])
+
 
 def pooled(kinds: np.ndarray, rng: np.random.Generator, pools: tuple[list[bytes], np.ndarray,
            np.ndarray, np.ndarray]) -> tuple[memoryview, np.ndarray]:

@@ -363,7 +363,7 @@ class WsTransport(Transport):
             self.downtimes.append(now - int(self.lost_at[i]))
             self.back_from[i], self.back_at[i] = self.lost_at[i], now
             self.lost_at[i] = self.tries[i] = 0
-            self.sink.error("reconnect", 1, now)
+            self.sink.reconnected(now)
         self._opened(i, now)
         return 1
 

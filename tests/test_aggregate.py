@@ -48,6 +48,28 @@ def test_timeouts_count_in_the_error_rate_without_double_counting_the_lost() -> 
     assert aggregate.error_rate(step(lost=20, errors={"timeout": 20})) == pytest.approx(0.02)
 
 
+def test_connections_lost_count_in_the_error_rate_reconnects_do_not() -> None:
+    assert aggregate.error_rate(step(conns=10, conns_lost=3)) == pytest.approx(0.3)
+    assert aggregate.error_rate(step(conns=10, reconnects=500)) == 0.0
+    # a refused reopen is a failed connect and a lost connection: at most every connection
+    both = step(conns=4, conns_lost=4, errors={"connect_refused": 4})
+    assert aggregate.error_rate(both) == 1.0
+
+
+def test_connections_lost_within_the_limit_are_named_by_the_verdict() -> None:
+    from harness.report.table import verdict_line
+    steps = [step(conns=10, sent=1000), step(conns=200, sent=20_000, conns_lost=1),
+             step(conns=400, sent=40_000, conns_lost=40)]
+    v = aggregate.degradation(steps, RULES)
+    assert v["degraded_at"] == 400 and v["rule"] == "error_rate"
+    assert v["detail"] == "error rate 10.00% > 1.00% (40 of 400 connections lost)"
+    assert v["conns_lost"] == [[200, 1]]
+    assert "last healthy step: 200 conns (but connections lost, within max_error_rate: " \
+        "1 at 200 conns)" in verdict_line(v)
+    healthy = aggregate.degradation(steps[:1], RULES)
+    assert healthy["conns_lost"] == [] and "lost" not in verdict_line(healthy)
+
+
 # ---------------------------------------------------------------------------- never healthy
 
 

@@ -98,6 +98,18 @@ def test_a_message_sweep_names_its_steps_by_their_message_count() -> None:
     assert [ln.split(":")[0] for ln in n.steps] == ["messages=10", "messages=100"]
 
 
+def test_connections_lost_and_reconnects_get_a_note_each_beside_the_errors() -> None:
+    s = step(conns=50, errors={"closed": 3}, conns_lost=3, reconnects=300)
+    facts = table.step_notes(s)[0].split("; ")
+    assert facts[0] == "conns=50: errors closed=3"
+    assert facts[1] == ("3 of 50 connections LOST (closed, reset or broken and not back by "
+                        "the end of the step, in the error rate)")
+    assert facts[2].startswith("300 reconnects (connections the server closed") \
+        and "not errors" in facts[2]
+    assert table.step_cells(s)[9] == 3  # the errors column: reconnects are not errors
+    assert not [n for n in table.step_notes(step(conns=50)) if "LOST" in n or "reconn" in n]
+
+
 def test_the_soak_trend_is_printed_even_when_stable() -> None:
     trend = {"verdict": "stable", "p99_trend": {"slope_per_h": 0.0123},
              "memory_trend": {"slope_per_h": 1.5e6}, "seconds": 3600, "judge_s": 60}

@@ -237,6 +237,7 @@ def _count_facts(s: dict) -> list[str]:
         out.append("HTTP responses (window start to drain end) " + ", ".join(
             f"{k} {v:,}" for k, v in s["status_classes"].items()) + " (" + ", ".join(
             f"{k}: {v:,}" for k, v in s["status"].items()) + ")")
+    out.extend(_connection_facts(s))
     if "deliveries_expected" in s:
         out.extend(_fanout_facts(s))
     elif s["lost"] or s["duplicates"]:
@@ -246,6 +247,19 @@ def _count_facts(s: dict) -> list[str]:
     if "sent_all" in s:
         got = "deliveries" if "deliveries_expected" in s else "replies"
         out.append(f"whole step: sent {s['sent_all']:,}, {got} {s.get('replies', 0):,}")
+    return out
+
+
+def _connection_facts(s: dict) -> list[str]:
+    """Connections that went down and stayed down (in the error rate), and reconnects
+    (not errors)."""
+    out = []
+    if s.get("conns_lost"):
+        out.append(f"{s['conns_lost']:,} of {s['conns']:,} connections LOST (closed, reset or "
+                   "broken and not back by the end of the step, in the error rate)")
+    if s.get("reconnects"):
+        out.append(f"{s['reconnects']:,} reconnects (connections the server closed between "
+                   "requests, reopened: not errors)")
     return out
 
 
@@ -355,10 +369,21 @@ def verdict_line(d: dict) -> str:
                 f"shared core or cut short{skipped}")
     healthy = d.get("last_healthy")
     last = f"last healthy step: {healthy} {unit}" if healthy is not None else "no healthy step"
+    last += lost_text(d, unit)
     if d.get("degraded_at") is None:
         return f"Degradation: none within the sweep; {last}{skipped}"
     return (f"Degradation: at {d['degraded_at']} {unit} (rule {d['rule']}: {d['detail']}); "
             f"{last}{skipped}")
+
+
+def lost_text(d: dict, unit: str) -> str:
+    """Steps judged healthy though connections dropped and stayed down (within the error
+    rate's limit): never silently."""
+    lost = d.get("conns_lost") or ()
+    if not lost:
+        return ""
+    return " (but connections lost, within max_error_rate: " + ", ".join(
+        f"{n} at {load} {unit}" for load, n in lost) + ")"
 
 
 def _fanout_facts(s: dict) -> list[str]:
