@@ -27,9 +27,11 @@ def threshold_cases(doc: dict) -> list[tuple[str, str, str | None]]:
     th = thresholds_from((doc.get("config") or {}).get("thresholds") or {})
     target = doc.get("target") or "target"
     out: list[tuple[str, str, str | None]] = []
-    for k, step in enumerate(doc.get("steps", [])):
-        where = f"step {k} (conns={step.get('conns')})"
-        lines = aggregate.threshold_failures([step], OFF)
+    steps = doc.get("steps", [])
+    unit = aggregate.load_unit(steps)
+    for k, step in enumerate(steps):
+        where = f"step {k + 1} ({aggregate.step_name(step, unit)})"  # numbered as the table
+        lines = aggregate.threshold_failures([step], OFF, unit)
         out.append((f"harness.thresholds.{target}", f"measured at {where}",
                     next((ln for ln in lines if ln.startswith(NOTHING)), None)))
         for f in fields(Thresholds):
@@ -37,7 +39,7 @@ def threshold_cases(doc: dict) -> list[tuple[str, str, str | None]]:
             if limit is None:
                 continue
             failed = [ln for ln in aggregate.threshold_failures(
-                [step], replace(OFF, **{f.name: limit})) if not ln.startswith(NOTHING)]
+                [step], replace(OFF, **{f.name: limit}), unit) if not ln.startswith(NOTHING)]
             out.append((f"harness.thresholds.{target}", f"{f.name} <= {limit} at {where}"
                         if not f.name.startswith("min_") else f"{f.name} >= {limit} at {where}",
                         "; ".join(failed) or None))

@@ -174,9 +174,9 @@ def test_junit_has_a_case_per_threshold_per_step_and_per_limited_figure() -> Non
     assert len(names) == 2 * 3  # measured, max_lost, p99_ms per step
     failed = {c.get("name"): c.find("failure").get("message") for c in th.iter("testcase")
               if c.find("failure") is not None}
-    assert set(failed) == {"max_lost <= 0 at step 1 (conns=8)", "p99_ms <= 3.0 at step 1 "
+    assert set(failed) == {"max_lost <= 0 at step 2 (conns=8)", "p99_ms <= 3.0 at step 2 "
                            "(conns=8)"}
-    assert "p99_ms: 4.000 > 3.0" in failed["p99_ms <= 3.0 at step 1 (conns=8)"]
+    assert "p99_ms: 4.000 > 3.0" in failed["p99_ms <= 3.0 at step 2 (conns=8)"]
     reg = suites["harness.regressions"]
     assert reg.get("tests") == "7" and int(reg.get("failures")) >= 2
     messages = [c.find("failure").get("message") for c in reg.iter("testcase")

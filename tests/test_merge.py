@@ -201,3 +201,16 @@ def test_kinds_counted_only_when_they_occur_survive_a_merge() -> None:
     errors = merge_mod.merged_errors([a, b])
     assert errors["timeout"] == 3 and errors["http_404"] == 5 and errors["tls_cert"] == 1
     assert list(errors)[-2:] == ["http_404", "tls_cert"]
+
+
+def test_a_merged_step_is_on_a_shared_core_when_any_machines_was_naming_the_worst() -> None:
+    from harness.merge import worst_shared_core
+    calm = {"core_shared": False, "shared_core": {"role": "worker0", "core": 0,
+                                                  "others_pct": 4.0}}
+    busy = {"core_shared": True, "shared_core": {"role": "worker1", "core": 1,
+                                                 "others_pct": 61.0}}
+    assert worst_shared_core([calm, busy]) == {
+        "core_shared": True,
+        "shared_core": {"role": "worker1", "core": 1, "others_pct": 61.0, "machine": 1}}
+    assert worst_shared_core([calm, calm])["core_shared"] is False
+    assert worst_shared_core([{}, {}]) == {}
