@@ -194,16 +194,30 @@ def gen_ws(rng: random.Random, _: dict[str, bytes]) -> Draft:
     flags = rng.sample(WS_FLAGS, rng.randint(1, 3))
     if "--header" in flags and rng.random() < 0.3:
         flags.append("--header")
+    given = []
     for flag in flags:
-        d.argv += ws_flag(rng, flag)
+        given.append(ws_flag(rng, flag))
+        d.argv += given[-1]
     # The issue's rule: a flag that does not apply to the target is exit 2. --header on
     # http:// is left out (a fix may well send it there), and so are a repeated --header and
     # 'Host:' (sending every header, or refusing, are both fixes): they are fuzzed, not judged.
+    # A flag given its default value ("", 0) cannot be told from the default: not judged.
     ws_target = target.startswith(("ws://", "wss://")) or target == "--ws"
-    judged = [f for f in flags if f != "--header" or not target.startswith("http://")]
+    judged = [f for f, *v in given if not _is_default(v)
+              and (f != "--header" or not target.startswith("http://"))]
     if judged and not ws_target:
         d.refuse("a WebSocket flag on a target that is not ws://")
     return d
+
+
+def _is_default(value: list[str]) -> bool:
+    """A flag's value that equals its default: "" for the text flags, 0 for the interval."""
+    if not value:
+        return False  # a switch (--reconnect, --ws-compress) given is never its default
+    try:
+        return value[0] == "" or float(value[0]) == 0.0
+    except ValueError:
+        return False
 
 # ---------------------------------------------------------------------------- alerts
 
