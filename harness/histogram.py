@@ -80,13 +80,15 @@ class Histogram:
     and ``max`` still count them at once) and bucketed together, HELD_MAX at a time or
     whenever ``counts`` is read: the same counts, without numpy's fixed cost per batch."""
 
-    __slots__ = ("layout", "_counts", "_held", "total", "overflow", "underflow", "min", "max",
-                 "sum")
+    __slots__ = ("layout", "_counts", "_held", "_held_list", "_held_n", "total", "overflow",
+                 "underflow", "min", "max", "sum")
 
     def __init__(self) -> None:
         self.layout: tuple[int, int] = LAYOUT
         self._counts = np.zeros(N_BUCKETS, dtype=np.int64)
-        self._held: list[int] = []  # in-range values not yet in _counts
+        self._held: list[np.ndarray | list[int]] = []  # in-range values not yet in _counts
+        self._held_list: list[int] = []  # those recorded as lists, the last of _held
+        self._held_n = 0  # how many
         self.clear()
 
     @property
@@ -103,12 +105,17 @@ class Histogram:
         self._counts = value
 
     def _bucket_held(self) -> None:
-        np.add.at(self._counts, index_of(np.array(self._held, dtype=np.int64)), 1)
+        held = [np.asarray(c, dtype=np.int64) for c in self._held]
+        np.add.at(self._counts, index_of(np.concatenate(held)), 1)
         self._held = []
+        self._held_list = []
+        self._held_n = 0
 
     def clear(self) -> None:
         self._counts.fill(0)
         self._held = []
+        self._held_list = []
+        self._held_n = 0
         self.total = 0  # recorded values, overflow included, underflow not
         self.overflow = 0
         self.underflow = 0
@@ -138,7 +145,8 @@ class Histogram:
         v = np.asarray(values, dtype=np.int64).ravel()
         if v.size <= HELD_BATCH:
             if v.size:
-                self._record_few(v.tolist())
+                vals = v.tolist()
+                self._hold(v.copy(), vals, min(vals), max(vals))  # (the caller's may change)
             return
         lo, hi = int(v.min()), int(v.max())
         if lo < 0 or hi >= LIMIT:
@@ -148,17 +156,24 @@ class Histogram:
         self._note(v.size, _exact_sum(v), lo, hi)
 
     def record_list(self, vals: list[int]) -> None:
-        """Record a short non-empty list of int ns values in plain Python (no array built)."""
-        self._record_few(vals)
+        """Record a short non-empty list of int ns values in plain Python (no array built;
+        the values are copied, the list may change after)."""
+        self._hold(None, vals, min(vals), max(vals))
 
-    def _record_few(self, vals: list[int]) -> None:
-        lo, hi = min(vals), max(vals)
+    def _hold(self, chunk: np.ndarray | None, vals: list[int], lo: int, hi: int) -> None:
+        """Count a short batch (``vals``; ``chunk``: the same as an array, or None) and
+        hold it for bucketing."""
         if lo < 0 or hi >= LIMIT:
             self._record_out_of_range(np.asarray(vals, dtype=np.int64))
             return
-        held = self._held
-        held += vals
-        if len(held) >= HELD_MAX:
+        if chunk is not None:
+            self._held.append(chunk)
+        else:
+            if not self._held_list:
+                self._held.append(self._held_list)
+            self._held_list += vals
+        self._held_n += len(vals)
+        if self._held_n >= HELD_MAX:
             self._bucket_held()
         self._note(len(vals), sum(vals), lo, hi)
 
@@ -174,7 +189,7 @@ class Histogram:
         self.record(v[~over])
 
     def record_one(self, value: int) -> None:
-        self._record_few([int(value)])  # (an array for one value costs ~2 µs more)
+        self.record_list([int(value)])  # (an array for one value costs ~2 µs more)
 
     def merge(self, other: Histogram) -> Histogram:
         """Add ``other`` into this histogram; ValueError if the layouts differ."""

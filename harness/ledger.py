@@ -56,11 +56,9 @@ class EchoLedger:
         if top >= len(self.seen):
             self.record(np.asarray(seqs, dtype=np.int64))
             return
-        if len(seqs) > 2:
-            self.seen[seqs] = True  # one call (an element costs ~1/3 of a call)
-        else:
-            for s in seqs:
-                self.seen[s] = True
+        seen = self.seen
+        for s in seqs:
+            seen[s] = True
         self.receipts += len(seqs)
 
     def finish(self, hi: int) -> tuple[int, int, int]:

@@ -285,7 +285,7 @@ def test_a_few_open_loop_candidates_picked_in_python_get_numpys_answer() -> None
         p.start(0, alive(n))
         live, blocked = rng.random(n) < 0.8, rng.random(n) < 0.2
         now = 50 * MS  # up to 5,000 owed each: the burst cap matters too
-        got = p.loop._pick_few(p, np.arange(n), now, live, blocked, measuring)
+        got = p.loop._pick_few(p, list(range(n)), now, live, blocked, measuring)
         due = owed(p, now)
         if measuring:
             due = np.minimum(due, p.budget)
