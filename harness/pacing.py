@@ -31,7 +31,9 @@ PER_INSTANT = 16  # messages a send instant should carry (its fixed cost is ~100
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
 THINK_DRAWS = 4096  # uniforms drawn at once for think times
 SMALL = 64  # up to this many entries, a Python set beats np.unique (~1 against ~15 µs)
-FEW_ELEMENTS = 2  # up to this many connections, element-wise numpy access beats array calls
+PICK_FEW = 12  # up to this many open-loop candidates, a pick in Python costs less
+NO_CONNS = np.zeros(0, dtype=np.int64)
+FEW_ELEMENTS = 6  # up to this many connections, element-wise numpy access beats array calls
 BIG = np.iinfo(np.int64).max // 4  # the budget of a connection without one
 
 Picked = tuple[np.ndarray, np.ndarray]  # (local connections, messages each), grouped
@@ -93,35 +95,39 @@ class OpenLoop:
         cand = p.wheel.candidates(now)
         if not len(cand):
             return None
-        if len(cand) <= SMALL:
-            return self._pick_few(p, cand, now, alive, blocked, measuring)
+        if len(cand) <= PICK_FEW:
+            return self._pick_few(p, cand.tolist(), now, alive, blocked, measuring)
         due = (now - p.sched_base - p.phase[cand]) // self.period + 1 - p.sched[cand]
         if measuring and p.budgeted:
             due = np.minimum(due, p.budget[cand])
         can = alive[cand] & p.sends[cand]
         want = np.maximum(np.minimum(due, MAX_BURST), 0)  # (np.clip costs ~4x more)
-        want[~can | blocked[cand]] = 0
-        p.wheel.laggards = cand[can & (due > want)]  # blocked or capped: next round again
+        want[~can] = 0
+        if np.count_nonzero(blocked):
+            want[blocked[cand]] = 0
+        over = due > want  # blocked or capped: next round again
+        p.wheel.laggards = cand[over & can] if np.count_nonzero(over) else NO_CONNS
         sel = want > 0
-        return (cand[sel], want[sel]) if sel.any() else None
+        n = np.count_nonzero(sel)
+        if n == len(sel):
+            return cand, want
+        return (cand[sel], want[sel]) if n else None
 
-    def _pick_few(self, p: Pacer, cand: np.ndarray, now: int, alive: np.ndarray,
+    def _pick_few(self, p: Pacer, cand: list[int], now: int, alive: np.ndarray,
                   blocked: np.ndarray, measuring: bool) -> Picked | None:
-        """:meth:`pick` for a few candidates, in plain Python over lists gathered once (an
-        element of a numpy array costs as much to read as a whole gather): the same answer."""
-        dues = ((now - p.sched_base - p.phase[cand]) // self.period + 1 - p.sched[cand]).tolist()
-        if measuring and p.budgeted:
-            dues = [min(d, b) for d, b in zip(dues, p.budget[cand].tolist(), strict=True)]
-        can = (alive[cand] & p.sends[cand]).tolist()
-        stuck = blocked[cand].tolist() if np.count_nonzero(blocked) else None
+        """:meth:`pick` for a few candidates, in plain Python (the same answer)."""
+        base, period, cap = now - p.sched_base, self.period, measuring and p.budgeted
+        phase, sched, sends, budget = p.phase, p.sched, p.sends, p.budget
         idx: list[int] = []
         want: list[int] = []
         lag: list[int] = []
-        for k, i in enumerate(cand.tolist()):
-            due = dues[k]
-            if due <= 0 or not can[k]:
+        for i in cand:
+            due = (base - int(phase[i])) // period + 1 - int(sched[i])
+            if cap:
+                due = min(due, int(budget[i]))
+            if due <= 0 or not (alive[i] and sends[i]):
                 continue
-            w = 0 if stuck is not None and stuck[k] else min(due, MAX_BURST)
+            w = 0 if blocked[i] else min(due, MAX_BURST)
             if w:
                 idx.append(i)
                 want.append(w)
@@ -238,31 +244,35 @@ class Pacer:
 
     def commit_few(self, idx: list[int], counts: list[int], now: int, measuring: bool
                    ) -> tuple[list[int], list[int], int]:
-        """:meth:`commit` for a small open-loop round, each message's times in plain Python
-        (the state written with one numpy call per array): each message's intended time
-        (ns) and delay (µs), and how many are behind by the client's fault."""
-        period = self.period
-        at = np.array(idx, dtype=np.int64)
-        cnt = np.array(counts, dtype=np.int64)
-        firsts = (self.sched_base + self.phase[at] + self.sched[at] * period).tolist()
+        """:meth:`commit` for a small open-loop round, in plain Python: each message's
+        intended time (ns) and delay (µs), and how many are behind by the client's fault."""
+        period, base = self.period, self.sched_base
+        phase, sched, out, progress = self.phase, self.sched, self.outstanding, \
+            self.last_progress
         tint: list[int] = []
         delay: list[int] = []
-        for t, c in zip(firsts, counts, strict=True):
+        for i, c in zip(idx, counts, strict=True):
+            t = base + int(phase[i]) + int(sched[i]) * period
             for _ in range(c):
                 tint.append(t)
                 delay.append(max(now - t, 0) // 1000)
                 t += period
-        self.sched[at] += cnt
-        out = self.outstanding[at]
-        self.last_progress[at[out == 0]] = now  # idle until now
-        self.outstanding[at] = out + cnt
+            sched[i] += c
+            if not out[i]:
+                progress[i] = now  # idle until now
+            out[i] += c
         if measuring and self.budgeted:
-            self.budget[at] -= cnt
+            for i, c in zip(idx, counts, strict=True):
+                self.budget[i] -= c
         if not measuring:
             return tint, delay, 0
         if max(delay) > BEHIND_US:  # (rare) the array path
-            return tint, delay, self.behind(at, cnt, np.asarray(delay, dtype=np.int64), now)
-        self.backlog[at] = False
+            return tint, delay, self.behind(np.asarray(idx, dtype=np.int64),
+                                            np.asarray(counts, dtype=np.int64),
+                                            np.asarray(delay, dtype=np.int64), now)
+        backlog = self.backlog
+        for i in idx:
+            backlog[i] = False
         return tint, delay, 0
 
     def behind(self, idx: np.ndarray, counts: np.ndarray, delay: np.ndarray,
