@@ -5,11 +5,13 @@ busy machine does not change the way it changes CPU time.
     python tests/bench/worker_ir.py --profile [--configs ...]  (cProfile: calls per round)
 
 For each config, one worker runs in-process against tests/bench/echo.c (built with gcc -O2,
-started natively, outside valgrind) under ``valgrind --tool=callgrind``, twice: for
-``--seconds`` and for twice that long (same warm-up). The start-up cost (Python, numpy,
-imports, connects) is the same in both, so the difference of the two instruction counts
-over the difference of the replies received is the cost of one message in the steady state
-(Ir/msg); over the difference of the rounds, the cost of a round (Ir/round).
+started natively, outside valgrind) under ``valgrind --tool=callgrind``, which counts only
+inside the worker's ``run`` (``--toggle-collect`` on the ``functools.reduce`` that calls it):
+warm-up, window and drain, not the start-up, imports and connects. Prints instructions per
+reply (Ir/msg) and per select round (Ir/round), and replies per round: a cost per message
+is only comparable at the same replies per round (a worker that falls behind, as under
+callgrind on a loaded machine, makes bigger rounds). For the open loop's pieces at a fixed
+round size, whatever the load, see tests/bench/round_ir.py.
 
 A config is CONNSxINFLIGHT (closed loop) or CONNS@RATE/INSTANTS (open loop, RATE msgs/s per
 connection, the phases on a grid of period / INSTANTS, so each send instant carries CONNS /
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import json
 import os
 import pstats
@@ -65,8 +68,8 @@ def parse(config: str) -> tuple[int, int, float, int]:
     return int(conns), 0, float(rate), int(instants)
 
 
-def run_worker(port: int, config: str, seconds: float, profile: bool = False) -> dict:
-    """One in-process worker against the echo server on ``port``: its counts."""
+def connected_worker(port: int, config: str) -> Worker:
+    """One in-process worker for ``config``, connected to the echo server on ``port``."""
     conns, inflight, rate, instants = parse(config)
     flags: dict = {"host": f"127.0.0.1:{port}", "conns": str(conns), "workers": 1,
                    "size": "64", "framing": "len32"}
@@ -81,6 +84,12 @@ def run_worker(port: int, config: str, seconds: float, profile: bool = False) ->
     w = Worker(0, plan, wl, [(socket.AF_INET, ("127.0.0.1", port))])
     share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
     w.connect(share, Poller(), time.monotonic_ns() + 30 * SEC)
+    return w
+
+
+def run_worker(port: int, config: str, seconds: float, profile: bool = False) -> dict:
+    """One in-process worker against the echo server on ``port``: its counts."""
+    w = connected_worker(port, config)
     rounds = [0]
     io_round = w._io_round
 
@@ -96,7 +105,10 @@ def run_worker(port: int, config: str, seconds: float, profile: bool = False) ->
     prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()
-    res = w.run(times, lambda _p: time.monotonic() < hard_stop)
+    # callgrind counts only inside functools.reduce (--toggle-collect): the run, not
+    # the start-up, imports and connects
+    res = functools.reduce(lambda _a, _b: w.run(times, lambda _p: time.monotonic() < hard_stop),
+                           range(1), None)
     if prof:
         prof.disable()
         _print_profile(prof, rounds[0], res.sent_all)
@@ -117,11 +129,13 @@ def _print_profile(prof: cProfile.Profile, rounds: int, msgs: int) -> None:
 
 
 def callgrind(port: int, config: str, seconds: float, out: Path) -> tuple[int, dict]:
-    """Instructions (Ir) of this script's ``--once`` run under callgrind, and its counts."""
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+    """Instructions (Ir) of the worker's run in this script's ``--once`` run under
+    callgrind (collected inside ``functools.reduce`` only), and its counts."""
+    cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+           "--toggle-collect=functools_reduce", f"--callgrind-out-file={out}",
            sys.executable, __file__, "--once", config, "--port", str(port),
            "--seconds", str(seconds)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"})
     m = re.search(r"Collected : (\d+)", proc.stderr)
     if proc.returncode or m is None:
@@ -130,18 +144,12 @@ def callgrind(port: int, config: str, seconds: float, out: Path) -> tuple[int, d
 
 
 def measure(exe: Path, config: str, seconds: float, folder: Path) -> dict:
-    """Ir per message and per round: the difference of a run and one twice as long."""
-    runs = []
-    for k, s in enumerate((seconds, 2 * seconds)):
-        with Server(exe, int(3 * s + 120)) as srv:
-            out = folder / f"cg.{config.replace('/', '_')}.{k}"
-            runs.append(callgrind(srv.port, config, s, out))
-    (ir1, a), (ir2, b) = runs
-    msgs = b["replies"] - a["replies"]
-    rounds = b["rounds"] - a["rounds"]
-    return {"config": config, "ir_msg": (ir2 - ir1) / max(msgs, 1),
-            "ir_round": (ir2 - ir1) / max(rounds, 1), "msgs_round": msgs / max(rounds, 1),
-            "runs": [a, b], "ir": [ir1, ir2]}
+    """Ir per reply and per round of one run (warm-up, window and drain)."""
+    with Server(exe, int(3 * seconds + 300)) as srv:
+        ir, run = callgrind(srv.port, config, seconds, folder / f"cg.{config.replace('/', '_')}")
+    return {"config": config, "ir_msg": ir / max(run["replies"], 1),
+            "ir_round": ir / max(run["rounds"], 1),
+            "msgs_round": run["replies"] / max(run["rounds"], 1), "run": run, "ir": ir}
 
 
 def main() -> None:
@@ -166,7 +174,7 @@ def main() -> None:
                 continue
             r = measure(exe, config, args.seconds, args.keep or folder)
             print(f"{config:>10}: {r['ir_msg']:>9.0f} Ir/msg {r['ir_round']:>11.0f} Ir/round "
-                  f"{r['msgs_round']:>6.1f} msgs/round   runs {r['runs']}", flush=True)
+                  f"{r['msgs_round']:>6.1f} msgs/round   run {r['run']}", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
