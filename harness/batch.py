@@ -101,6 +101,7 @@ class Outbound:
             if not self.ascii:
                 self.words = np.ndarray((rows,), dtype=frame_dtype(self.hdr, size),
                                         buffer=self.buf)["w"]
+                self.words[:, 3] = self.worker << 16  # kind 0 | worker: the same every round
                 self.flat = self.buf.reshape(-1).data  # the same bytes, for struct
         else:
             self.buf = np.empty(0, dtype=np.uint8)
@@ -238,8 +239,7 @@ class Outbound:
         w = self.words[:n]
         w[:, 1] = gid
         w[:, 2] = np.arange(seq0, seq0 + n, dtype=np.uint32)
-        w[:, 3] = self.worker << 16
-        w[:, 4] = delay_us
+        w[:, 4] = delay_us  # (column 3, kind 0 | worker, was written by _grow)
         if isinstance(t, np.ndarray):
             t = t.astype(np.uint64)
             w[:, 5] = t & np.uint64(0xFFFFFFFF)
