@@ -33,7 +33,6 @@ THINK_DRAWS = 4096  # uniforms drawn at once for think times
 SMALL = 64  # up to this many entries, a Python set beats np.unique (~1 against ~15 µs)
 PICK_FEW = 12  # up to this many open-loop candidates, a pick in Python costs less
 NO_CONNS = np.zeros(0, dtype=np.int64)
-FEW_ELEMENTS = 6  # up to this many connections, element-wise numpy access beats array calls
 BIG = np.iinfo(np.int64).max // 4  # the budget of a connection without one
 
 Picked = tuple[np.ndarray, np.ndarray]  # (local connections, messages each), grouped
@@ -345,12 +344,7 @@ class Pacer:
         return int(self.release_at[held].min()) if held.any() else None
 
     def credit_few(self, own: list[int], now: int) -> None:
-        """As :meth:`credit`, for a short list (a small round): in plain Python for a few
-        replies (an element of a numpy array costs ~1/3 of a whole-array call), else
-        :meth:`credit`."""
-        if len(own) > FEW_ELEMENTS:
-            self.credit(np.array(own, dtype=np.int64), now)
-            return
+        """As :meth:`credit`, for a short list (a small round), in plain Python."""
         out, credits, progress = self.outstanding, self.credits, self.last_progress
         refills = self.loop.refills
         for i in own:
