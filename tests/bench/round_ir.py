@@ -46,7 +46,7 @@ def pieces(port: int, n: int) -> list[tuple[str, Callable[[], object]]]:
     """The round's pieces for ``n`` messages, each a call to repeat."""
     w = connected_worker(port, f"{n}@1000/2")
     now = time.monotonic_ns()
-    w.times = Times(now, now, now + 100 * SEC)
+    w.times = Times(now - SEC, now - SEC, now + 100 * SEC)  # the stamps below are in it
     w.rec.begin(w.times, w.timeout_ns)
     w.pace.start(now, w.tp.alive)
     w.running = True
