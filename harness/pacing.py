@@ -471,8 +471,8 @@ class DueWheel:
         if b - a >= period:
             return np.arange(len(self.order))
         pa, pb = a % period, b % period
-        lo = int(np.searchsorted(self.offs, pa, side="right"))
-        hi = int(np.searchsorted(self.offs, pb, side="right"))
+        lo = int(self.offs.searchsorted(pa, side="right"))  # (the method: no wrappers)
+        hi = int(self.offs.searchsorted(pb, side="right"))
         win = self.order[lo:hi] if pa < pb else np.concatenate((self.order[lo:],
                                                                  self.order[:hi]))
         if len(lag):
@@ -483,7 +483,7 @@ class DueWheel:
         """ns of the first instant after ``seen`` (of some connection, live or not)."""
         period = self.period
         ps = (self.seen - self.base) % period
-        j = int(np.searchsorted(self.offs, ps, side="right"))
+        j = int(self.offs.searchsorted(ps, side="right"))
         step = int(self.offs[j]) - ps if j < len(self.offs) else period - ps + int(self.offs[0])
         return self.seen + step
 
