@@ -24,10 +24,6 @@ def _least(a: np.ndarray) -> int:
     return min(a.tolist()) if len(a) <= SMALL_BATCH else int(a.min())
 
 
-def _greatest(a: np.ndarray) -> int:
-    return max(a.tolist()) if len(a) <= SMALL_BATCH else int(a.max())
-
-
 class Recorder:
     """One step's figures. Everything counted before the measure window opens is dropped,
     except errors and connect times (they count whenever they happen)."""
@@ -155,8 +151,9 @@ class Recorder:
             if not len(t):
                 return
         lat = t - tint
-        self.res.latency.record(lat)
-        if _greatest(lat) > self.timeout_ns:
+        latency = self.res.latency
+        latency.record(lat)
+        if latency.max is not None and latency.max > self.timeout_ns:  # (else none is late)
             self.res.late += int((lat > self.timeout_ns).sum())
         if open_loop:
             self.res.service.record(lat - st["delay"].astype(np.int64) * 1000)

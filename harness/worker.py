@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness import framing as framing_mod
-from harness.batch import SMALL_ROUND, Few, Outbound, Parsed, size_bounds
+from harness.batch import SMALL_OPEN, SMALL_ROUND, Few, Outbound, Parsed, size_bounds
 from harness.delivery import Echo, delivery_for
 from harness.http import Http
 from harness.memcache import Memcache
@@ -592,24 +592,24 @@ class Worker:
         if picked is None:
             return
         idx, counts = picked
-        if self.small is not None and len(idx) <= SMALL_ROUND:
+        if self.small is not None and len(idx) <= (SMALL_OPEN if pace.period else SMALL_ROUND):
             if pace.period:
                 self._send_few_open(idx, counts, now)
             else:
                 self._send_few(idx, counts, now)
             return
-        cum = counts.cumsum()
-        total = int(cum[-1])
+        total = int(counts.sum())
+        ones = total == len(idx)  # one message each (the open loop's usual round)
         tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
         rec.res.behind += behind
-        data, ends, kinds = self.proto.build(self.gid[idx].repeat(counts), idx, counts,
-                                             self.seq, tint, delay)
+        gids = self.gid[idx] if ones else self.gid[idx].repeat(counts)
+        data, ends, kinds = self.proto.build(gids, idx, counts, self.seq, tint, delay)
         self.seq += total
         if pace.period and rec.measuring and self.deliv.sent_by_stamp:
             rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
         else:
             rec.sent(total, int(ends[-1]), kinds, now)
-        self.tp.send_round(idx, ends[cum - 1].tolist(), data)
+        self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data)
 
     def _send_few(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
         """A small closed-loop round of one-size echo messages, built in plain Python."""
