@@ -276,6 +276,20 @@ def step_skipped(s: dict) -> str | None:
     return None
 
 
+def skip_detail(s: dict) -> str:
+    """Why a step was not judged, with the rule's figure: "client-bound (a worker used 95%
+    of its core ...)", "shared core (other processes took 45% of core 1, worker0's)"."""
+    why = step_skipped(s)
+    if why == "client-bound":
+        detail = s.get("client_bound_detail") or f"client CPU {s.get('client_cpu_pct', 0):.0f}%"
+        return f"client-bound ({detail})"
+    if why == "shared core":
+        sc = s.get("shared_core") or {}
+        return (f"shared core (other processes took {sc.get('others_pct', 0):.0f}% of core "
+                f"{sc.get('core')}, {sc.get('role')}'s)")
+    return why or "judged"
+
+
 def degradation(steps: list[dict], rules: Degradation) -> dict:
     """First step (by order) where a rule fires; steps measuring the client are skipped.
 

@@ -13,20 +13,24 @@ from harness.report.safe import printable
 
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
 failed, or the run was cut short (results written, marked partial); 2 usage or configuration
-error; 3 the target could not be reached at all (refused, unresolvable, or never answered)."""
+error; 3 the target could not be reached at all (refused, unresolvable, or never answered); 4
+inconclusive: every threshold held but no step could be judged (client-bound, or other
+processes on a shared core). Every non-zero exit prints its one-line reason on stderr."""
 SEARCH_EXIT_HELP = """Exit codes: 0 a load met the SLO; 1 no probed load met it, or the search
-was cut short; 2 usage or configuration error; 3 the target could not be reached at all."""
+was cut short; 2 usage or configuration error; 3 the target could not be reached at all; 4
+inconclusive: a probe stayed on a busy (shared) core through its tries, or only loads the
+client could not drive were left (no capacity is claimed)."""
 MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
 failed; 2 usage error, or runs that cannot be merged."""
 REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
 EXPORT_EXIT_HELP = "Exit codes: 0 written; 2 not a harness run folder, or it cannot be written."
 HISTORY_EXIT_HELP = """Exit codes: 0 listed (unreadable run folders are skipped with a warning); 2
 the results folder cannot be listed, or --html cannot be written."""
-COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them, or
-no step could be judged (client-bound or busy machine); 2
-usage error, a missing or corrupt run folder, or runs that differ in workload, framing, size,
-pacing or step loads (--force compares the steps that match)."""
-CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine was busy (others
+COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them;
+2 usage error, a missing or corrupt run folder, or runs that differ in workload, framing, size,
+pacing or step loads (--force compares the steps that match); 4 inconclusive: no matched step
+could be judged (client-bound, busy machine or cut short)."""
+CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted; 4 the machine was busy (others
 took a material share of a core: no ceiling reported)."""
 CLUSTER_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, no
 harness[cluster] installed, or the address cannot be used."""
