@@ -26,7 +26,8 @@ from harness.units import SEC
 
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
 BEHIND_FRACTION = 0.01  # open loop: this share of sends over 5 ms late => client-bound
-SHARED_CORE_PCT = 30.0  # other processes took this much of a worker's (or server's) core
+SHARED_CORE_PCT = 30.0  # default of --shared-core-pct: others took this much of a worker's
+# (or the server's) core
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,23 +416,31 @@ def shared_core(resources: dict) -> dict | None:
     return worst
 
 
-def resource_fields(resources: dict, cores: dict | None = None) -> dict:
-    """A step's resource figures as summary fields, flagging it ``core_shared`` when other
-    processes took >= SHARED_CORE_PCT of a worker's or the server's core."""
+def resource_fields(resources: dict, cores: dict | None = None, others: list | None = None,
+                    limit: float = SHARED_CORE_PCT, judge: bool = False) -> dict:
+    """A step's resource figures as summary fields, flagging it ``core_shared`` (left out of
+    the verdict) when other processes took >= ``limit`` % of a worker's or the server's
+    core; with ``judge`` it is judged all the same and flagged ``judged_shared_core``.
+    ``others``: the busiest other processes (harness.machine.top_others), named in
+    ``shared_core["processes"]``."""
     out: dict = {"resources": resources}
     if cores:
         out["machine_cpu"] = {str(c): v for c, v in cores.items()}
     worst = shared_core(resources)
     if worst is not None:
-        out["shared_core"] = worst
-        out["core_shared"] = worst["others_pct"] >= SHARED_CORE_PCT
+        busy = worst["others_pct"] >= limit
+        out["shared_core"] = dict(worst, limit_pct=limit, processes=others or [])
+        out["core_shared"] = busy and not judge
+        if busy and judge:
+            out["judged_shared_core"] = True
     return out
 
 
-def with_resources(summary: StepSummary, resources: dict,
-                   cores: dict | None = None) -> StepSummary:
+def with_resources(summary: StepSummary, resources: dict, cores: dict | None = None,
+                   others: list | None = None, limit: float = SHARED_CORE_PCT,
+                   judge: bool = False) -> StepSummary:
     """``summary`` with its step's resource figures (:func:`resource_fields`)."""
-    return replace(summary, **resource_fields(resources, cores))
+    return replace(summary, **resource_fields(resources, cores, others, limit, judge))
 
 
 # ---------------------------------------------------------------------------- no reply at all

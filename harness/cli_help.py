@@ -98,6 +98,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      "fds; 0 = none)", True),
     ("--monitor-interval", float, "Measurement", "seconds between resource samples (0.05 to "
      "60)", True),
+    ("--shared-core-pct", float, "Measurement", "a step where other processes took this % of "
+     "a worker's or the server's core is on a shared core, not judged (1 to 100)", True),
     ("--name", str, "Output", "run name, used in the results folder", False),
     ("--baseline", str, "Output", "a run folder to compare with when the run ends (exit 1 on "
      "a regression beyond --max-regression, 2 when the runs differ)", False),
@@ -205,13 +207,17 @@ def _extra_options() -> dict[str, Any]:
                             help="run on the harness agents of this Dask scheduler, e.g. "
                                  "tcp://COORD:8786: the plan split by their cores, each step "
                                  "started together (needs harness[cluster])"),
+        "--judge-shared-core": option("--judge-shared-core", is_flag=True, default=None,
+                                      group="Measurement", key="judge_shared_core",
+                                      help="judge steps on a shared core all the same (a "
+                                           "shared CI runner), marked as judged on one"),
         "--until-degraded": option("--until-degraded", is_flag=True, default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires"),
     }
 
 
-SEARCH_EXTRAS = ("--config", "--push-conns", "--tls", "--insecure")
+SEARCH_EXTRAS = ("--config", "--push-conns", "--tls", "--insecure", "--judge-shared-core")
 
 
 def run_options(f: Any, search: bool = False) -> Any:

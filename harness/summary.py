@@ -61,6 +61,7 @@ class StepSummary(Mapping[str, Any]):
     machine_cpu: dict | None = None  # per core: busy and others' CPU %
     shared_core: dict | None = None  # the core other processes took most of
     core_shared: bool | None = None  # ... and whether that leaves the step out
+    judged_shared_core: bool | None = None  # --judge-shared-core: judged on a shared core
     trend: dict | None = None  # a long step's p99 (and server memory) trend
     handshake_ms: Percentiles | None = None  # TLS: TCP connected -> handshake done
     handshakes: int | None = None  # TLS handshakes done (the handshake histogram's count)

@@ -84,13 +84,29 @@ def test_a_step_on_a_shared_core_is_flagged_and_left_out() -> None:
         "worker0": {"core": 0, "others_on_core_pct": 45.2, "cpu_pct_mean": 50.0},
         "server": {"core": 1, "others_on_core_pct": 3.0, "cpu_pct_mean": 30.0}})
     assert busy["core_shared"] is True
-    assert busy["shared_core"] == {"role": "worker0", "core": 0, "others_pct": 45.2}
+    assert busy["shared_core"] == {"role": "worker0", "core": 0, "others_pct": 45.2,
+                                   "limit_pct": 30.0, "processes": []}
     quiet = step(conns=10) | aggregate.resource_fields(
         {"worker0": {"core": 0, "others_on_core_pct": 12.0}})
     assert quiet["core_shared"] is False
     v = aggregate.degradation([quiet, busy, step(conns=1000)], RULES)
     assert v["skipped"] == [100] and v["skipped_why"] == ["shared core"]
     assert v["judged"] == 2
+
+
+def test_the_shared_core_limit_is_a_setting_and_such_steps_can_be_judged_anyway() -> None:
+    from harness.report import table
+    hog = [{"pid": 4242, "name": "stress", "cpu_pct": 97.5}]
+    worker = {"worker0": {"core": 0, "others_on_core_pct": 45.2}}
+    assert aggregate.resource_fields(worker, limit=50.0)["core_shared"] is False
+    judged = step(conns=100) | aggregate.resource_fields(worker, None, hog, 30.0, judge=True)
+    assert judged["core_shared"] is False and judged["judged_shared_core"] is True
+    assert aggregate.degradation([judged], RULES)["judged"] == 1
+    notes = table.step_notes(dict(judged, latency_ms={"p99": 1.0}))
+    assert any("shared core: 45% of core 0 (worker0's) used by other processes (>= 30%); top: "
+               "stress (pid 4242) 98%: judged all the same (--judge-shared-core)" in n
+               for n in notes), notes
+    assert "SHARED CORE (judged)" in table.step_cells(judged)[-1]
 
 
 def test_every_step_left_out_means_no_step_was_judged() -> None:

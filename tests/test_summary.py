@@ -24,7 +24,7 @@ EVERY_KEY = [
     "rate", "service_ms", "behind_schedule", "kinds", "stages", "recovery",
     "deliveries_expected", "deliveries", "surplus", "reordered", "fanout_ms",
     "fanout_complete", "total_s", "send_s", "per_node", "kernel", "resources",
-    "machine_cpu", "shared_core", "core_shared", "trend"]
+    "machine_cpu", "shared_core", "core_shared", "judged_shared_core", "trend"]
 DOCUMENTED = ["conns", "duration_s", "sent", "received", "throughput_msgs_s",
               "throughput_mb_s", "latency_ms", "connect_ms", "errors", "lost", "duplicates",
               "client_cpu_pct", "partial"]
@@ -48,7 +48,7 @@ def every_part() -> StepSummary:
                  behind_schedule=0, kinds=[{"kind": "a"}], stages=[{"label": "s"}],
                  recovery={"recovered": True}, fanout=fan, lost=1, kernel={"listen_drops": 1},
                  resources={"worker0": {}}, machine_cpu={"0": {}}, shared_core={"core": 0},
-                 core_shared=False, trend={"verdict": "stable"})
+                 core_shared=False, judged_shared_core=True, trend={"verdict": "stable"})
 
 
 def test_to_json_has_every_key_in_run_jsons_order() -> None:

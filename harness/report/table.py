@@ -60,7 +60,8 @@ def headers(doc: dict) -> list[str]:
 
 def _flags(s: dict) -> str:
     flags = [" CLIENT-BOUND" if s.get("client_bound") else "",
-             " SHARED CORE" if s.get("core_shared") else ""]
+             " SHARED CORE" if s.get("core_shared") else "",
+             " SHARED CORE (judged)" if s.get("judged_shared_core") else ""]
     return "".join(flags)
 
 
@@ -215,12 +216,25 @@ def _skip_notes(s: dict, where: str) -> list[str]:
         also = f"; the server averaged {server:.0f}% of a core" if server is not None else ""
         out.append(f"{where}: client-bound (rule {rule}: {detail}{also}): this step measures "
                    "harness, not only the server; left out of the verdict")
-    if s.get("core_shared"):
+    if s.get("core_shared") or s.get("judged_shared_core"):
         sc = s["shared_core"]
+        fate = ("judged all the same (--judge-shared-core)" if s.get("judged_shared_core")
+                else "a busy machine, left out of the verdict")
         out.append(f"{where}: shared core: {sc['others_pct']:.0f}% of core {sc['core']} "
-                   f"({sc['role']}'s) used by other processes: a busy machine, left out of "
-                   "the verdict")
+                   f"({sc['role']}'s) used by other processes{_limit(sc)}{_procs(sc)}: "
+                   f"{fate}")
     return out
+
+
+def _limit(sc: dict) -> str:
+    return f" (>= {sc['limit_pct']:g}%)" if sc.get("limit_pct") is not None else ""
+
+
+def _procs(sc: dict) -> str:
+    """The busiest other processes, as the monitor named them: "; top: stress (pid 7) 98%"."""
+    procs = sc.get("processes") or []
+    return ("; top: " + ", ".join(f"{p['name']} (pid {p['pid']}) {p['cpu_pct']:.0f}%"
+                                  for p in procs)) if procs else ""
 
 
 def _watch_notes(s: dict, where: str) -> list[str]:
