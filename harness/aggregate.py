@@ -26,6 +26,8 @@ from harness.units import SEC
 
 CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
 BEHIND_FRACTION = 0.01  # open loop: this share of sends over 5 ms late => client-bound
+CLIENT_BUSY_PCT = 80.0  # a worker running or waiting for its core this % of the time
+RUN_QUEUE_PCT = 10.0  # a worker runnable but waiting for its core this % of the time
 SHARED_CORE_PCT = 30.0  # default of --shared-core-pct: others took this much of a worker's
 # (or the server's) core
 
@@ -132,8 +134,10 @@ def _counts(step: Step, results: list[WorkerResult], open_loop: bool, lat: Histo
     received = sum(r.received for r in results)
     duration = _duration_s(results, step.duration_s is None)
     cpu = [100.0 * r.cpu_s / r.wall_s for r in results if r.wall_s > 0]
+    wait = [100.0 * r.wait_s / r.wall_s for r in results if r.wall_s > 0]
     client_cpu = round(max(cpu), 1) if cpu else 0.0
-    bound = client_bound_rule(client_cpu, sum(r.behind for r in results), sent, open_loop)
+    bound = client_bound_rule(client_cpu, sum(r.behind for r in results), sent, open_loop,
+                              _busiest(cpu, wait))
     unparsed = next((r.unparsed for r in results if r.unparsed), b"")
     return StepSummary(
         conns=step.conns, connected=sum(r.connected for r in results),
@@ -145,6 +149,7 @@ def _counts(step: Step, results: list[WorkerResult], open_loop: bool, lat: Histo
         lost=sum(r.lost for r in results), duplicates=sum(r.duplicates for r in results),
         late=sum(r.late for r in results), client_cpu_pct=client_cpu,
         client_cpu_pct_per_worker=[round(c, 1) for c in cpu], client_bound=bound is not None,
+        client_wait_pct=round(max(wait), 1) if wait else None,
         partial=any(r.partial for r in results), sent_all=sum(r.sent_all for r in results),
         replies=sum(r.replies for r in results),
         client_bound_rule=bound[0] if bound else None,
@@ -153,12 +158,40 @@ def _counts(step: Step, results: list[WorkerResult], open_loop: bool, lat: Histo
         messages=step.messages, rate=step.rate or None)
 
 
-def client_bound_rule(client_cpu: float, behind: int, sent: int,
-                      open_loop: bool) -> tuple[str, str] | None:
-    """Which client-bound rule fired, and its figure; None when the client kept up."""
+def _busiest(cpu: list[float], wait: list[float]) -> tuple[float, float]:
+    """(CPU %, run-queue wait %) of the worker whose sum of the two is the largest."""
+    pairs = list(zip(cpu, wait, strict=False))
+    return max(pairs, key=sum) if pairs else (0.0, 0.0)
+
+
+def client_bound_rule(client_cpu: float, behind: int, sent: int, open_loop: bool,
+                      demand: tuple[float, float] = (0.0, 0.0)) -> tuple[str, str] | None:
+    """Which client-bound rule fired, and its figure; None when the client kept up.
+
+    ``demand``: the busiest worker's CPU % and run-queue wait % (runnable, but waiting for
+    its core) of the step's wall time. The rules, in order:
+
+    - ``client_cpu``: a worker used >= CLIENT_BOUND_CPU (90%) of its core;
+    - ``client_busy``: CPU + run-queue wait >= CLIENT_BUSY_PCT (80%): the worker was idle,
+      waiting on the server, less than a fifth of the time, so the load it offered was
+      near its own ceiling (a worker at 83-89% CPU no longer passes or fails by luck);
+    - ``run_queue``: run-queue wait >= RUN_QUEUE_PCT (10%): replies sat unread while the
+      worker waited for its core, and their latency counts that wait;
+    - ``behind_schedule`` (open loop): more than BEHIND_FRACTION (1%) of sends went out over
+      5 ms behind their schedule: the schedule slipped.
+    """
     if client_cpu >= CLIENT_BOUND_CPU:
         return "client_cpu", (f"a worker used {client_cpu:.0f}% of its core "
                               f"(>= {CLIENT_BOUND_CPU:.0f}%)")
+    cpu, wait = demand
+    if cpu + wait >= CLIENT_BUSY_PCT:
+        return "client_busy", (f"a worker ran {cpu:.0f}% and waited for its core {wait:.0f}% "
+                               f"of the time (together >= {CLIENT_BUSY_PCT:.0f}%: idle, "
+                               "waiting on the server, under a fifth of it)")
+    if wait >= RUN_QUEUE_PCT:
+        return "run_queue", (f"a worker waited for its core {wait:.0f}% of the time (>= "
+                             f"{RUN_QUEUE_PCT:.0f}%; it ran {cpu:.0f}%): replies sat unread "
+                             "meanwhile")
     if open_loop and sent > 0 and behind / sent > BEHIND_FRACTION:
         return "behind_schedule", (f"{behind / sent:.1%} of sends went out over 5 ms behind "
                                    f"schedule (> {BEHIND_FRACTION:.0%}), client CPU "

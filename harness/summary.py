@@ -45,6 +45,7 @@ class StepSummary(Mapping[str, Any]):
     replies: int
     # -- when the step has them
     client_bound_rule: str | None = None
+    client_wait_pct: float | None = None  # the busiest worker's run-queue wait, % of wall
     client_bound_detail: str | None = None
     first_unparsed: str | None = None  # escaped bytes (aggregate.escape_bytes)
     messages: int | None = None  # a --messages step

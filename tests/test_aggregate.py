@@ -79,6 +79,19 @@ def test_client_bound_names_the_rule_that_fired_and_its_figure() -> None:
     assert aggregate.client_bound_rule(18.0, 5, 1000, True) is None
 
 
+def test_a_worker_busy_or_waiting_for_its_core_is_client_bound_not_only_at_90_pct_cpu() -> None:
+    rule = aggregate.client_bound_rule
+    # 86% CPU and 2% waiting: no longer judged by luck below 90%
+    assert rule(86.0, 0, 100, False, (86.0, 2.0)) == (
+        "client_busy", "a worker ran 86% and waited for its core 2% of the time (together >= "
+        "80%: idle, waiting on the server, under a fifth of it)")
+    # a quarter of the time runnable but not running: replies sat unread
+    assert rule(30.0, 0, 100, False, (30.0, 25.0)) == (
+        "run_queue", "a worker waited for its core 25% of the time (>= 10%; it ran 30%): "
+        "replies sat unread meanwhile")
+    assert rule(60.0, 0, 100, False, (60.0, 5.0)) is None  # idle 35% of the time: judged
+
+
 def test_a_step_on_a_shared_core_is_flagged_and_left_out() -> None:
     busy = step(conns=100) | aggregate.resource_fields({
         "worker0": {"core": 0, "others_on_core_pct": 45.2, "cpu_pct_mean": 50.0},
