@@ -222,10 +222,12 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
 
     A probe flagged ``client_bound`` or ``core_shared`` is not judged: it is run again, up to
     ``tries`` times in all (those reruns do not count against ``max_probes``). A load still
-    on a shared core ends the search: ``inconclusive`` says why (the machine was busy, with
-    the figures) and ``max_load`` is None. A load still client-bound is a ceiling the client
-    could not drive (``client_limit``), never a failure of the server: the bisection goes on
-    below it, and the search is inconclusive when no probe below it met the SLO. The result
+    on a busy machine (a shared core, or a worker that waited for its core at least
+    ``aggregate.RUN_QUEUE_PCT`` of the time) ends the search: ``inconclusive`` says why (the
+    machine was busy, with the figures) and ``max_load`` is None. A load still client-bound
+    otherwise is a ceiling the client could not drive (``client_limit``), never a failure of
+    the server: the bisection goes on below it, and the search is inconclusive when no probe
+    below it met the SLO. The result
     ``max_load`` is the highest load *observed* (and judged) to meet the SLO, within the
     tolerance of the lowest load observed to break it (or the client limit); a noisy server
     can of course pass once where it would fail another time.
@@ -242,7 +244,7 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
         record = _judged_probe(probe, load, slo, max_errors, tries, result["probes"])
         if record["judged"]:
             return record["ok"]
-        if record["why"] == "shared core":
+        if record["busy"]:
             raise _Busy(record)
         limit = result["client_limit"]
         result["client_limit"] = load if limit is None else min(limit, load)
@@ -356,15 +358,20 @@ def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
 
 
 def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None) -> dict:
-    from harness.aggregate import error_rate, skip_detail, step_skipped
+    from harness.aggregate import RUN_QUEUE_PCT, error_rate, skip_detail, step_skipped
     ok, violations = slo_check(summary, slo, max_errors)
     if summary.get("client_bound"):
         ok, violations = False, [CLIENT_BOUND, *violations]
     if summary.get("core_shared"):
         ok, violations = False, [SHARED_CORE, *violations]
     why = step_skipped(summary)
+    waited = (summary.get("client_wait_pct") or 0.0) >= RUN_QUEUE_PCT
+    busy = bool(why) and (bool(summary.get("core_shared")) or waited)
+    detail = skip_detail(summary) if why else None
+    if busy and summary.get("core_shared"):  # the other processes' share, named
+        detail = skip_detail(dict(summary, client_bound=False))
     return {"load": load, "ok": ok, "violations": violations, "judged": why is None,
-            "why": why, "detail": skip_detail(summary) if why else None,
+            "why": why, "busy": busy, "detail": detail,
             "p99_ms": (summary.get("latency_ms") or {}).get("p99"),
             "throughput_msgs_s": summary.get("throughput_msgs_s"),
             "error_rate": error_rate(summary)}

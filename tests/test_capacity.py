@@ -350,7 +350,7 @@ def test_search_uses_max_errors_and_records_figures() -> None:
     p = r["probes"][1]
     assert p == {"load": 800.0, "ok": False, "violations": p["violations"], "p99_ms": 1.0,
                  "throughput_msgs_s": 8000.0, "error_rate": 0.005, "judged": True,
-                 "why": None, "detail": None}
+                 "why": None, "busy": False, "detail": None}
     assert "max errors" in p["violations"][0]
 
 
@@ -504,3 +504,16 @@ def test_soak_verdict_without_rss() -> None:
     r = soak_verdict(secs, p99, None, None)
     assert r["memory_trend"] is None and not r["memory_growing"]
     assert r["verdict"] == "p99 growing"
+
+
+def test_a_worker_waiting_for_its_core_is_a_busy_machine_not_a_client_ceiling() -> None:
+    def probe(load: float) -> dict:
+        return dict(summary(p99=2.0, throughput=load), client_bound=True, client_wait_pct=43.0,
+                    client_bound_rule="run_queue", client_bound_detail="a worker waited for "
+                    "its core 43% of the time (>= 10%; it ran 2%): replies sat unread meanwhile")
+
+    r = search(probe, 100.0, 1000.0, SLO_5MS, None)
+    assert r["max_load"] is None and r["client_limit"] is None
+    assert [p["load"] for p in r["probes"]] == [100.0] * 3  # no halving down to the floor
+    assert r["inconclusive"].startswith("the machine was busy: client-bound (a worker waited "
+                                        "for its core 43% of the time")
