@@ -311,17 +311,21 @@ def step_skipped(s: dict) -> str | None:
 
 
 def skip_detail(s: dict) -> str:
-    """Why a step was not judged, with the rule's figure: "client-bound (a worker used 95%
-    of its core ...)", "shared core (other processes took 45% of core 1, worker0's)"."""
+    """Why a step was not judged, with each rule's figure: "client-bound (a worker used 95%
+    of its core ...)", "shared core (other processes took 45% of core 1, worker0's)", or
+    both, joined by "; "."""
     why = step_skipped(s)
-    if why == "client-bound":
+    if why not in ("client-bound", "shared core"):
+        return why or "judged"
+    out = []
+    if s.get("client_bound"):
         detail = s.get("client_bound_detail") or f"client CPU {s.get('client_cpu_pct', 0):.0f}%"
-        return f"client-bound ({detail})"
-    if why == "shared core":
+        out.append(f"client-bound ({detail})")
+    if s.get("core_shared"):
         sc = s.get("shared_core") or {}
-        return (f"shared core (other processes took {sc.get('others_pct', 0):.0f}% of core "
-                f"{sc.get('core')}, {sc.get('role')}'s)")
-    return why or "judged"
+        out.append(f"shared core (other processes took {sc.get('others_pct', 0):.0f}% of core "
+                   f"{sc.get('core')}, {sc.get('role')}'s)")
+    return "; ".join(out)
 
 
 def degradation(steps: list[dict], rules: Degradation) -> dict:
@@ -467,6 +471,21 @@ def resource_fields(resources: dict, cores: dict | None = None, others: list | N
         if busy and judge:
             out["judged_shared_core"] = True
     return out
+
+
+def judge_waits(s: StepSummary) -> StepSummary:
+    """--judge-shared-core: a worker's wait for a core that other processes took is the busy
+    machine's doing, so the client-bound rules judge the worker's own CPU alone; a step that
+    was client-bound only by that wait is judged, marked ``judged_shared_core``."""
+    if s.client_bound_rule not in ("client_busy", "run_queue"):
+        return s
+    open_loop = s.behind_schedule is not None
+    bound = client_bound_rule(s.client_cpu_pct, s.behind_schedule or 0, s.sent, open_loop,
+                              (s.client_cpu_pct, 0.0))
+    if bound is not None:
+        return replace(s, client_bound_rule=bound[0], client_bound_detail=bound[1])
+    return replace(s, client_bound=False, client_bound_rule=None, client_bound_detail=None,
+                   judged_shared_core=True)
 
 
 def with_resources(summary: StepSummary, resources: dict, cores: dict | None = None,

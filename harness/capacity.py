@@ -368,8 +368,6 @@ def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None
     waited = (summary.get("client_wait_pct") or 0.0) >= RUN_QUEUE_PCT
     busy = bool(why) and (bool(summary.get("core_shared")) or waited)
     detail = skip_detail(summary) if why else None
-    if busy and summary.get("core_shared"):  # the other processes' share, named
-        detail = skip_detail(dict(summary, client_bound=False))
     return {"load": load, "ok": ok, "violations": violations, "judged": why is None,
             "why": why, "busy": busy, "detail": detail,
             "p99_ms": (summary.get("latency_ms") or {}).get("p99"),

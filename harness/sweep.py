@@ -162,6 +162,8 @@ def figures(plan: Plan, workload: Any, run: StepRun, watched: Watched | None = N
     if watched is not None and watched.summary:
         s = aggregate.with_resources(s, watched.summary, watched.cores, watched.others,
                                      plan.shared_core_pct, plan.judge_shared_core)
+    if plan.judge_shared_core:
+        s = aggregate.judge_waits(s)
     if trend:
         s = replace(s, trend=aggregate.trend_figures(f.series, watched.rows if watched else []))
     return replace(f, summary=s)

@@ -233,3 +233,20 @@ def test_escaped_bytes_round_trip() -> None:
     assert text.isascii() and text.isprintable()
     assert aggregate.unescape_bytes(text) == raw
     assert aggregate.escape_bytes(b"-ERR x\r\n") == "-ERR x\\r\\n"
+
+
+def test_judging_a_shared_core_judges_a_worker_on_its_own_cpu_not_its_wait() -> None:
+    from dataclasses import replace
+
+    from harness.report import table
+    from tests.test_summary import plain
+    waited = replace(plain(), client_cpu_pct=20.0, client_bound=True,
+                     client_wait_pct=65.0, client_bound_rule="client_busy",
+                     client_bound_detail="...")
+    judged = aggregate.judge_waits(waited)
+    assert not judged.client_bound and judged.judged_shared_core
+    assert judged.client_bound_rule is None
+    assert "waited for its core 65% of the time: judged on its own CPU alone" in " ".join(
+        table.step_notes(judged.to_json()))
+    busy = aggregate.judge_waits(replace(waited, client_cpu_pct=95.0))
+    assert busy.client_bound and busy.client_bound_rule == "client_cpu"

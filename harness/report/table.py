@@ -216,13 +216,16 @@ def _skip_notes(s: dict, where: str) -> list[str]:
         also = f"; the server averaged {server:.0f}% of a core" if server is not None else ""
         out.append(f"{where}: client-bound (rule {rule}: {detail}{also}): this step measures "
                    "harness, not only the server; left out of the verdict")
-    if s.get("core_shared") or s.get("judged_shared_core"):
+    if (s.get("core_shared") or s.get("judged_shared_core")) and s.get("shared_core"):
         sc = s["shared_core"]
         fate = ("judged all the same (--judge-shared-core)" if s.get("judged_shared_core")
                 else "a busy machine, left out of the verdict")
         out.append(f"{where}: shared core: {sc['others_pct']:.0f}% of core {sc['core']} "
                    f"({sc['role']}'s) used by other processes{_limit(sc)}{_procs(sc)}: "
                    f"{fate}")
+    if s.get("judged_shared_core") and s.get("client_wait_pct"):
+        out.append(f"{where}: a worker waited for its core {s['client_wait_pct']:.0f}% of the "
+                   "time: judged on its own CPU alone (--judge-shared-core)")
     return out
 
 
