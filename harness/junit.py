@@ -2,7 +2,8 @@
 
 One ``<testsuite>`` per kind: ``harness.thresholds`` holds one ``<testcase>`` per threshold
 set in the run's config per step (plus "measured": did the step send anything), failed with
-the figure and the limit, as the run's own threshold lines say them;
+the figure and the limit, as the run's own threshold lines say them, and skipped (not
+passed) when it held on a step the verdict left out (client-bound, shared core);
 ``harness.regressions`` holds one testcase per limited figure per matched step, failed when
 the change is a regression beyond its limit, and ``<skipped message="reason"/>`` when no test
 judged it (too few samples, or a step that measured the client or a busy machine: the
@@ -26,23 +27,39 @@ OFF = Thresholds(**{f.name: None for f in fields(Thresholds)})
 
 def threshold_cases(doc: dict) -> list[tuple[str, str, str | None]]:
     """(class name, test name, failure line or None) per threshold per step of ``doc``."""
+    return [c[:3] for c in _threshold_cases(doc)]
+
+
+def _threshold_cases(doc: dict) -> list[tuple[str, str, str | None, str | None]]:
+    """... and, for a threshold that held on a step the verdict left out (client-bound, on a
+    shared core, cut short), why it is skipped rather than passed."""
     th = thresholds_from((doc.get("config") or {}).get("thresholds") or {})
     target = doc.get("target") or "target"
-    out: list[tuple[str, str, str | None]] = []
+    out: list[tuple[str, str, str | None, str | None]] = []
     for k, step in enumerate(doc.get("steps", [])):
-        where = f"step {k} (conns={step.get('conns')})"
-        lines = aggregate.threshold_failures([step], OFF)
-        out.append((f"harness.thresholds.{target}", f"measured at {where}",
-                    next((ln for ln in lines if ln.startswith(NOTHING)), None)))
-        for f in fields(Thresholds):
-            limit = getattr(th, f.name)
-            if limit is None:
-                continue
-            failed = [ln for ln in aggregate.threshold_failures(
-                [step], replace(OFF, **{f.name: limit})) if not ln.startswith(NOTHING)]
-            out.append((f"harness.thresholds.{target}", f"{f.name} <= {limit} at {where}"
-                        if not f.name.startswith("min_") else f"{f.name} >= {limit} at {where}",
-                        "; ".join(failed) or None))
+        why = (f"not judged: {aggregate.skip_detail(step)}" if aggregate.step_skipped(step)
+               else None)
+        out.extend((*case, None if case[2] else why)
+                   for case in _step_cases(step, f"step {k} (conns={step.get('conns')})",
+                                           th, f"harness.thresholds.{target}"))
+    return out
+
+
+def _step_cases(step: dict, where: str, th: Thresholds,
+                classname: str) -> list[tuple[str, str, str | None]]:
+    lines = aggregate.threshold_failures([step], OFF)
+    out: list[tuple[str, str, str | None]] = [
+        (classname, f"measured at {where}",
+         next((ln for ln in lines if ln.startswith(NOTHING)), None))]
+    for f in fields(Thresholds):
+        limit = getattr(th, f.name)
+        if limit is None:
+            continue
+        failed = [ln for ln in aggregate.threshold_failures(
+            [step], replace(OFF, **{f.name: limit})) if not ln.startswith(NOTHING)]
+        out.append((classname, f"{f.name} <= {limit} at {where}"
+                    if not f.name.startswith("min_") else f"{f.name} >= {limit} at {where}",
+                    "; ".join(failed) or None))
     return out
 
 
@@ -77,8 +94,7 @@ def _skipped(f: dict) -> str | None:
 def junit_xml(doc: dict | None = None, cmp: dict | None = None) -> bytes:
     """The XML document: thresholds of ``doc`` (a run), regressions of ``cmp``."""
     root = ET.Element("testsuites", name="harness")
-    suites = [("harness.thresholds",
-               [(*c, None) for c in threshold_cases(doc)] if doc else None),
+    suites = [("harness.thresholds", _threshold_cases(doc) if doc else None),
               ("harness.regressions", _regression_cases(cmp) if cmp else None)]
     counts = {"tests": 0, "failures": 0, "skipped": 0}
     for name, cases in suites:

@@ -630,3 +630,20 @@ def test_a_comparison_of_unjudged_steps_is_inconclusive_and_names_what_would_fai
     p50 = next(c for c in root.iter("testcase") if c.get("name").startswith("p50 "))
     assert p50.find("skipped").get("message") == (
         "untested: not judged: new step client-bound (would be regression had it been judged)")
+
+
+def test_junit_skips_the_thresholds_of_a_step_left_out_of_the_verdict_unless_they_failed() -> None:
+    from harness import aggregate, junit
+    fast, slow = hist(np.full(1000, 2_000_000)), hist(np.full(1000, 4_000_000))
+    doc = run_doc(dict(step_doc(fast), client_bound=True, client_bound_rule="client_cpu",
+                       client_bound_detail="a worker used 97% of its core (>= 90%)"),
+                  dict(step_doc(slow, conns=8), client_bound=True))
+    for s, h in zip(doc["steps"], (fast, slow), strict=True):
+        s["latency_ms"] = aggregate.latency_ms(h)
+    root = ET.fromstring(junit.junit_xml(doc))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    held = cases["p99_ms <= 3.0 at step 0 (conns=4)"].find("skipped")
+    assert held is not None and held.get("message") == (
+        "not judged: client-bound (a worker used 97% of its core (>= 90%))")
+    assert cases["p99_ms <= 3.0 at step 1 (conns=8)"].find("failure") is not None
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("6", "1", "5")
