@@ -25,8 +25,10 @@ import numpy as np
 from harness import __version__
 from harness.coordinator import Coordinator, resolve
 from harness.limits import FD_RESERVE, raise_nofile
+from harness.monitor import Monitor
 from harness.plan import Plan, Step
 from harness.result import WorkerResult
+from harness.sweep import local_targets
 from harness.units import SEC
 
 GO_MARGIN_NS = 2_000_000  # the start must be at least this far ahead to be kept
@@ -99,6 +101,12 @@ class Part:
     error: str | None = None  # a worker lost on this machine
     begin_mono: int = 0  # this machine's monotonic ns at the agreed start
     start_wall: int = 0  # the agreed start (wall-clock ns)
+    # this machine's resource samples over the measure window, as one machine's Session
+    # takes them (roles worker0..: its own workers), times in its monotonic ns
+    resources: dict = field(default_factory=dict)  # role -> Monitor.summary
+    cores: dict = field(default_factory=dict)  # core -> busy and others' CPU % (means)
+    samples: list[dict] = field(default_factory=list)  # Monitor.samples rows
+    warnings: list[str] = field(default_factory=list)  # the monitor's
 
 
 def names(run_id: str, index: int) -> tuple[str, str, str]:
@@ -194,10 +202,14 @@ def run_share(job: Job) -> Part:
     coord.start_at = start_at
     try:
         with coord:
+            monitor = watch(coord, job.plan)
             try:
                 run = coord.run_step(step)
             except KeyboardInterrupt:  # the coordinator asked every agent to stop
                 run = coord._collect_after_stop(step)
+            finally:
+                monitor.stop()  # before the workers exit, so their exit is no "death"
+            sampled(part, monitor, job.plan.warmup_s)
     finally:
         stop.close()
     if coord.lost:
@@ -206,6 +218,28 @@ def run_share(job: Job) -> Part:
         part.results, part.receivers, part.partial = run.results, run.receivers, run.partial
     part.partial = part.partial or part.refused is not None or part.error is not None
     return part
+
+
+def watch(coord: Coordinator, plan: Plan) -> Monitor:
+    """This machine's monitor of its workers (roles worker0, worker1, ...) and cores, as
+    :class:`harness.sweep.Session` has on one machine; a loopback target's processes here
+    count as known, not as other load."""
+    roles = {f"worker{i}": p.pid for i, p in enumerate(coord.procs) if p.pid is not None}
+    monitor = Monitor(roles, interval=plan.monitor_interval_s, known=local_targets(plan))
+    monitor.start()
+    return monitor
+
+
+def sampled(part: Part, monitor: Monitor, warmup_s: float) -> None:
+    """The samples of the step's measure window (from the agreed start plus the warm-up to
+    now) into ``part``; none when the step was not started here."""
+    part.warnings = list(monitor.warnings)
+    if not part.begin_mono:
+        return
+    since, until = part.begin_mono + int(warmup_s * SEC), time.monotonic_ns()
+    part.resources = monitor.summary(since_ns=since, until_ns=until)
+    part.cores = monitor.cores(since, until)
+    part.samples = monitor.samples(since_ns=since, until_ns=until)
 
 
 def workers_for(cores: int, conns: int, limit: int | None = None) -> int:

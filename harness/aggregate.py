@@ -90,7 +90,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     rec = merge_all([r.reconnect for r in results])
     if len(rec):  # ws --reconnect: from losing a connection to its handshake done again
         parts["reconnect_ms"], hists["reconnect"] = connect_ms(rec), rec
-    episodes = [r.reconnects for r in results if r.reconnects is not None]
+    episodes = [r.episodes for r in results if r.episodes is not None]
     if episodes:  # ws --reconnect: a storm's recovery (harness.storm)
         parts["storm"] = storm_figures(episodes)
     packed = [r.ws_compress for r in results if r.ws_compress]
@@ -152,6 +152,8 @@ def _counts(step: Step, results: list[WorkerResult], open_loop: bool, lat: Histo
         client_wait_pct=round(max(wait), 1) if wait else None,
         partial=any(r.partial for r in results), sent_all=sum(r.sent_all for r in results),
         replies=sum(r.replies for r in results),
+        reconnects=sum(r.reconnects for r in results),
+        conns_lost=sum(r.conns_lost for r in results),
         client_bound_rule=bound[0] if bound else None,
         client_bound_detail=bound[1] if bound else None,
         first_unparsed=escape_bytes(unparsed) if unparsed else None,
@@ -236,20 +238,29 @@ def _stage_counts(series: dict, second_hists: list[Histogram], start: float,
             "latency_ms": latency_ms(lat)}
 
 
-TREND_MIN_SECONDS = 10  # shorter steps get no trend verdict
+TREND_MIN_SECONDS = 10  # shorter steps get no trend at all
+TREND_JUDGE_SECONDS = 60  # "stable" and slopes per hour need a step at least this long
+TOO_SHORT = "too short to judge a trend"
 
 
 def trend_figures(series: dict, monitor_rows: list[dict]) -> dict | None:
     """The p99 trend over a step's seconds, and the server's memory trend when it was
-    watched (rows from the resource monitor, role "server"). None for short steps."""
-    if len(series.get("second", ())) < TREND_MIN_SECONDS:
+    watched (rows from the resource monitor, role "server"). None for steps under
+    TREND_MIN_SECONDS. A step under TREND_JUDGE_SECONDS is never called "stable" (a few
+    seconds say nothing of an hour): its verdict is TOO_SHORT unless a clear rise was
+    seen (the same test as for a long step). ``seconds`` and ``judge_s`` say which."""
+    seconds = len(series.get("second", ()))
+    if seconds < TREND_MIN_SECONDS:
         return None
     rows = [r for r in monitor_rows if r.get("role") == "server" and r.get("rss_bytes")]
     rss_s = [float(r["second"]) for r in rows] or None
     rss = [float(r["rss_bytes"]) for r in rows] or None
     v = soak_verdict([float(x) for x in series["second"]], series["p99_ms"], rss_s, rss)
-    return {k: v[k] for k in ("verdict", "p99_growing", "memory_growing", "p99_trend",
-                              "memory_trend")}
+    out = {k: v[k] for k in ("verdict", "p99_growing", "memory_growing", "p99_trend",
+                             "memory_trend")}
+    if seconds < TREND_JUDGE_SECONDS and out["verdict"] == "stable":
+        out["verdict"] = TOO_SHORT
+    return dict(out, seconds=seconds, judge_s=TREND_JUDGE_SECONDS)
 
 
 def _duration_s(results: list[WorkerResult], until_last_reply: bool) -> float:
@@ -281,8 +292,10 @@ def error_rate(s: dict) -> float:
     reply timeouts, and protocol errors (malformed, mangled or foreign replies), over
     messages sent (deliveries expected, for broadcast). One fault shows under several of
     these (a dropped reply is lost and timed out; a mangled reply leaves its message
-    lost), so they are not added. Connections: failed connects over connections asked for.
-    The rate is the larger of the two."""
+    lost), so they are not added. Connections: failed connects, and connections lost (up
+    once, then closed or reset by the peer or broken, and not back by the end of the step), over
+    connections asked for (at most 1). The rate is the larger of the two. A connection an
+    HTTP server closed between requests and harness reopened is neither (a reconnect)."""
     errs = s["errors"]
     http = sum(n for kind, n in errs.items() if kind.startswith("http_"))  # non-2xx
     http += sum(n for kind, n in errs.items()  # error replies (a miss is information)
@@ -292,7 +305,8 @@ def error_rate(s: dict) -> float:
     expected = s.get("deliveries_expected") or s["sent"]
     messages = min(failed_msgs / max(expected, 1), 1.0)
     failed = sum(n for kind, n in errs.items() if kind.startswith(("connect_", "tls_")))
-    return max(messages, failed / max(s["conns"], 1))
+    failed += s.get("conns_lost", 0)
+    return max(messages, min(failed / max(s["conns"], 1), 1.0))
 
 
 def step_skipped(s: dict) -> str | None:
@@ -338,7 +352,7 @@ def degradation(steps: list[dict], rules: Degradation) -> dict:
     unit = load_unit(steps)
     verdict: dict[str, Any] = {
         "degraded_at": None, "last_healthy": None, "rule": None, "detail": None,
-        "unit": unit, "skipped": [], "skipped_why": [], "judged": 0}
+        "unit": unit, "skipped": [], "skipped_why": [], "judged": 0, "conns_lost": []}
     base_p99 = None
     prev = None
     for s in steps:
@@ -355,6 +369,8 @@ def degradation(steps: list[dict], rules: Degradation) -> dict:
         p99 = s["latency_ms"]["p99"]
         if base_p99 is None and p99 is not None:
             base_p99 = p99
+        if s.get("conns_lost"):  # within the error rate's limit, and named all the same
+            verdict["conns_lost"].append([s.get(unit), s["conns_lost"]])
         verdict["last_healthy"] = s.get(unit)
         prev = s
     return verdict
@@ -374,7 +390,9 @@ def _rule_fired(s: dict, prev: dict | None, base_p99: float | None,
         return "no_replies", f"no valid reply in the measure window ({s['sent']} sent)"
     rate = error_rate(s)
     if rate > rules.max_error_rate:
-        return "error_rate", f"error rate {rate:.2%} > {rules.max_error_rate:.2%}"
+        lost = f" ({s['conns_lost']} of {s['conns']} connections lost)" \
+            if s.get("conns_lost") else ""
+        return "error_rate", f"error rate {rate:.2%} > {rules.max_error_rate:.2%}{lost}"
     p99 = s["latency_ms"]["p99"]
     if p99 is not None and rules.max_p99_ms is not None and p99 > rules.max_p99_ms:
         return "p99", f"p99 {p99:.3f} ms > {rules.max_p99_ms} ms"
@@ -389,11 +407,23 @@ def _rule_fired(s: dict, prev: dict | None, base_p99: float | None,
     return None
 
 
-def threshold_failures(steps: list[dict], th: Thresholds) -> list[str]:
-    """One line per failed threshold: which, by how much, at which step."""
+def step_name(s: dict, unit: str) -> str:
+    """A step named by what its sweep varies (``unit``, from :func:`load_unit`):
+    "messages=1000", "rate=50", "conns=10"."""
+    value = s.get(unit)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{unit}={value}"
+
+
+def threshold_failures(steps: list[dict], th: Thresholds, unit: str | None = None
+                       ) -> list[str]:
+    """One line per failed threshold: which, by how much, at which step (named by what the
+    sweep varies; ``unit`` when ``steps`` are a part of the sweep)."""
     out = []
+    unit = unit or load_unit(steps)
     for s in steps:
-        where = f"step conns={s['conns']}"
+        where = f"step {step_name(s, unit)}"
         if s["sent"] == 0 and not s.get("partial"):
             before = s.get("sent_all", 0)
             out.append(f"nothing measured: no message was sent in the window at {where}" + (

@@ -3,6 +3,8 @@
 ```toml
 [alerts]
 on = ["threshold", "degradation", "regression", "cut_short"]   # the default: all four
+# on = "failure" is the same; on = "always" sends after every run ("passed" when none of
+# the four happened); `harness run --alert-on failure|always` overrides it
 webhook = "https://ci.example.com/hooks/harness"   # a generic JSON POST
 slack = false              # true: post Slack's {"text": ...} to webhook instead
 slack_webhook = "https://hooks.slack.com/services/..."   # a Slack-compatible endpoint
@@ -25,12 +27,13 @@ file that is committed and copied around. Every problem raises ConfigError namin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.specs import ConfigError, is_int, shown
+from harness.specs import ConfigError, http_url_problem, is_int, shown
 
 EVENTS = ("threshold", "degradation", "regression", "cut_short")
+WHEN = ("failure", "always")  # on = "failure" (the four events) or "always" (every run)
 KEYS = {"on", "webhook", "slack", "slack_webhook", "timeout", "email"}
 EMAIL_KEYS = {"host", "port", "starttls", "user", "password_env", "from", "to"}
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -51,6 +54,7 @@ class EmailSpec:
 @dataclass(frozen=True, slots=True)
 class AlertSpec:
     on: tuple[str, ...] = EVENTS
+    always: bool = False  # send after every run, "passed" when no event of ``on`` happened
     webhook: str | None = None
     slack: bool = False
     slack_webhook: str | None = None
@@ -71,9 +75,7 @@ def parse(table: Any, path: str) -> AlertSpec | None:
         if key not in KEYS:
             raise ConfigError(f"{path}: unknown key alerts.{key} "
                               f"(known: {', '.join(sorted(KEYS))})")
-    on = table.get("on", list(EVENTS))
-    if not isinstance(on, list) or not all(isinstance(e, str) and e in EVENTS for e in on):
-        raise ConfigError(f"{where}.on: expected a list of {', '.join(EVENTS)}, got {shown(on)}")
+    on = _on(table.get("on", list(EVENTS)), where)
     slack = table.get("slack", False)
     if not isinstance(slack, bool):
         raise ConfigError(f"{where}.slack: expected true or false, got {shown(slack)}")
@@ -84,10 +86,21 @@ def parse(table: Any, path: str) -> AlertSpec | None:
                           f"got {shown(timeout)}")
     if slack and "webhook" not in table:
         raise ConfigError(f"{where}.slack: true needs a webhook to post to")
-    return AlertSpec(on=tuple(on), webhook=_url(table, "webhook", where), slack=slack,
+    return AlertSpec(on=on, always=table.get("on") == "always",
+                     webhook=_url(table, "webhook", where), slack=slack,
                      slack_webhook=_url(table, "slack_webhook", where),
                      email=_email(table.get("email"), f"{where}.email"),
                      timeout_s=float(timeout))
+
+
+def _on(on: Any, where: str) -> tuple[str, ...]:
+    """``on``: a list of EVENTS, or "failure" or "always" (both: all four events)."""
+    if on in WHEN:
+        return EVENTS
+    if not isinstance(on, list) or not all(isinstance(e, str) and e in EVENTS for e in on):
+        raise ConfigError(f"{where}.on: expected \"failure\", \"always\" or a list of "
+                          f"{', '.join(EVENTS)}, got {shown(on)}")
+    return tuple(on)
 
 
 _NO_PASSWORD = ("{where}: a password never goes in the file: put it in an environment "
@@ -101,6 +114,8 @@ def _url(table: dict, key: str, where: str) -> str | None:
     if not isinstance(value, str) or not _URL.match(value):
         raise ConfigError(f"{where}.{key}: expected an http:// or https:// URL, "
                           f"got {shown(value)}")
+    if problem := http_url_problem(value, query=True):
+        raise ConfigError(f"{where}.{key}: {problem}")
     return value
 
 
@@ -112,7 +127,8 @@ def _email(table: Any, where: str) -> EmailSpec | None:
     _email_keys(table, where)
     to = table["to"]
     to = [to] if isinstance(to, str) else to
-    if not isinstance(to, list) or not to or not all(isinstance(t, str) and "@" in t for t in to):
+    if not isinstance(to, list) or not to or not all(
+            isinstance(t, str) and "@" in t and t.isprintable() for t in to):
         raise ConfigError(f"{where}.to: expected an address or a list of addresses, got "
                           f"{shown(table['to'])}")
     starttls = table.get("starttls", True)
@@ -142,6 +158,12 @@ def _email_keys(table: dict, where: str) -> None:
         if key not in table:
             raise ConfigError(f"{where}.{key}: missing (email needs host, from and to)")
     for key in ("host", "from", "user", "password_env"):
-        if key in table and (not isinstance(table[key], str) or not table[key]):
-            raise ConfigError(f"{where}.{key}: expected a non-empty string, "
-                              f"got {shown(table[key])}")
+        if key in table and (not isinstance(table[key], str) or not table[key]
+                             or not table[key].isprintable()):
+            raise ConfigError(f"{where}.{key}: expected a non-empty string without control "
+                              f"characters (CR, LF, ...), got {shown(table[key])}")
+
+
+def sent_when(spec: AlertSpec, when: str) -> AlertSpec:
+    """``spec`` with ``--alert-on WHEN`` applied: "failure" (the four events) or "always"."""
+    return replace(spec, on=EVENTS, always=when == "always")

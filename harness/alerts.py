@@ -1,6 +1,8 @@
 """Alerts at the end of a run: a webhook (a generic JSON POST, or Slack's ``{"text": ...}``)
 and email over SMTP, sent when a threshold failed, the sweep degraded, NEW regressed against
-its baseline, or the run was cut short (``[alerts] on``).
+its baseline, or the run was cut short (``[alerts] on``); with ``on = "always"`` after every
+run (the event ``passed`` when none of those happened). The results folder is given as an
+absolute path; a mail carries Date and Message-ID headers.
 
 Network I/O, so it sits with the commands (the cli layer); nothing here prints or exits.
 :func:`send` is called after the results are written and returns one warning line per
@@ -9,6 +11,8 @@ endpoint that failed: an alert never fails the run and never loses its results.
 
 from __future__ import annotations
 
+import email.utils
+import http.client
 import json
 import os
 import smtplib
@@ -74,11 +78,13 @@ def payload(doc: dict, why: dict[str, list[str]], folder: str | None) -> dict[st
 def send(spec: AlertSpec | None, doc: dict, cut_short: bool, cmp: dict | None,
          folder: str | None) -> tuple[list[str], list[str]]:
     """Send the alerts the events call for: (endpoints reached, a warning per failure)."""
-    why = reasons(doc, cut_short, cmp)
-    events = [e for e in why if spec is not None and e in spec.on]
-    if spec is None or not events:
+    if spec is None:
         return [], []
-    why = {e: why[e] for e in events}
+    why = to_send(spec, reasons(doc, cut_short, cmp), doc)
+    if not why:
+        return [], []
+    events = list(why)
+    folder = os.path.abspath(folder) if folder else None
     body = text(doc, why, folder)
     sent: list[str] = []
     warnings: list[str] = []
@@ -98,6 +104,21 @@ def send(spec: AlertSpec | None, doc: dict, cut_short: bool, cmp: dict | None,
     return sent, [f"alert not sent: {w}" for w in warnings]
 
 
+def to_send(spec: AlertSpec, why: dict[str, list[str]], doc: dict) -> dict[str, list[str]]:
+    """The events ``spec`` sends of those that happened (``why``); with ``always`` every
+    one that happened, or ``passed`` when none did."""
+    if spec.always:
+        return why or {"passed": [passed_line(doc)]}
+    return {e: why[e] for e in why if e in spec.on}
+
+
+def passed_line(doc: dict) -> str:
+    steps = doc.get("steps") or []
+    judged = (doc.get("degradation") or {}).get("judged")
+    judged_text = f", {judged} judged" if judged is not None else ""
+    return f"no threshold failed and no degradation ({len(steps)} step(s){judged_text})"
+
+
 def post_json(url: str, data: dict, timeout: float) -> str | None:
     """POST ``data`` as JSON; None when the endpoint answered 2xx, else why not."""
     req = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
@@ -111,7 +132,7 @@ def post_json(url: str, data: dict, timeout: float) -> str | None:
         return f"HTTP {exc.code} {exc.reason}"
     except urllib.error.URLError as exc:
         return str(getattr(exc.reason, "strerror", None) or exc.reason)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -122,16 +143,24 @@ def send_email(spec: EmailSpec, subj: str, body: str, timeout: float) -> str | N
         password = os.environ.get(spec.password_env)
         if password is None:
             return f"the environment variable {spec.password_env} (the password) is not set"
-    msg = EmailMessage()
-    msg["Subject"], msg["From"], msg["To"] = subj, spec.sender, ", ".join(spec.to)
-    msg.set_content(body)
     try:
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subj, spec.sender, ", ".join(spec.to)
+        msg["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
+        msg["Message-ID"] = email.utils.make_msgid("harness", _domain(spec.sender))
+        msg.set_content(body)
         with smtplib.SMTP(spec.host, spec.port, timeout=timeout) as smtp:
             if spec.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if spec.user and password is not None:
                 smtp.login(spec.user, password)
             smtp.send_message(msg)
-    except (OSError, smtplib.SMTPException) as exc:
+    except (OSError, ValueError, smtplib.SMTPException) as exc:
         return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
     return None
+
+
+def _domain(sender: str) -> str:
+    """The sender's domain, for the Message-ID (so no DNS lookup of this host is made)."""
+    domain = sender.rpartition("@")[2].strip(" >")
+    return domain or "harness.invalid"

@@ -279,16 +279,20 @@ class Few:
 class Parsed:
     """One round's frames as arrays (one entry per frame)."""
 
-    __slots__ = ("conn", "t", "st", "ok", "flen", "bad_conns")
+    __slots__ = ("conn", "t", "st", "ok", "flen", "bad_conns", "unsolicited")
 
     def __init__(self, conn: np.ndarray, t: np.ndarray, st: np.ndarray, ok: np.ndarray,
-                 flen: np.ndarray, bad_conns: list[int]) -> None:
+                 flen: np.ndarray, bad_conns: list[int],
+                 unsolicited: list[int] | None = None) -> None:
         self.conn = conn  # receiving connection, local index
         self.t = t  # receive time, ns; never decreasing (reads are parsed in order)
         self.st = st  # stamps (stamp.BIN_DTYPE)
         self.ok = ok  # stamp present and its check holds
         self.flen = flen  # frame sizes, bytes
         self.bad_conns = bad_conns  # connections whose byte stream broke the framing
+        # in-order matching: connections that got a reply with no request waiting (their
+        # frames with ``ok`` false are those replies)
+        self.unsolicited = unsolicited or []
 
 
 class Inbound:

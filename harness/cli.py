@@ -1,4 +1,5 @@
-"""The command line: run, search, serve, report, export, history, merge, compare, calibrate.
+"""The command line: run, search, plans, serve, report, export, history, merge, compare,
+calibrate, cluster, agent.
 The only module that prints or exits.
 
 Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
@@ -27,6 +28,7 @@ from harness.cli_help import (
     EXPORT_EXIT_HELP,
     HISTORY_EXIT_HELP,
     MERGE_EXIT_HELP,
+    PLANS_EXIT_HELP,
     REPORT_EXIT_HELP,
     SERVE_EXIT_HELP,
     GroupedCommand,
@@ -105,18 +107,34 @@ def main() -> None:
 
 @main.command(cls=GroupedCommand, epilog=EXIT_CODES_HELP)
 @run_options
-def run(config_path: str | None, as_json: bool, no_report: bool, push_conns: str | None,
-        scenario: str | None, env_name: str | None, pushgateway: str | None,
-        max_regression: str | None, junit_path: str | None, **flags: Any) -> None:
+def run(config_path: str | None, plan_name: str | None, as_json: bool, no_report: bool,
+        push_conns: str | None, scenario: str | None, env_name: str | None, pushgateway: str | None,
+        max_regression: str | None, junit_path: str | None, alert_on: str | None,
+        **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
     if pushgateway is not None:
         from harness.pushgateway import check_url  # it imports the worker stack
         if problem := check_url(pushgateway):
             die(EXIT_USAGE, f"--pushgateway: {problem}")
     cluster = flags.pop("cluster", None)
+    config_path = config_or_plan(config_path, plan_name)
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
-    after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report)
+    after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report,
+                             alert_on)
     sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after, cluster))
+
+
+def config_or_plan(config_path: str | None, plan_name: str | None) -> str | None:
+    """The config file: --config FILE, or the shipped plan --plan NAME names (not both)."""
+    from harness import config as cfg
+    if plan_name is None:
+        return config_path
+    if config_path is not None:
+        die(EXIT_USAGE, "--plan NAME and --config FILE: give one of them")
+    try:
+        return cfg.plan_path(plan_name)
+    except cfg.ConfigError as exc:
+        die(EXIT_USAGE, str(exc))
 
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
@@ -345,10 +363,9 @@ class AfterRun:
 
     @classmethod
     def prepare(cls, plan: Plan, config_path: str | None, max_regression: str | None,
-                junit_path: str | None, html: bool) -> AfterRun:
-        from harness import alert_spec, comparison
+                junit_path: str | None, html: bool, alert_on: str | None = None) -> AfterRun:
         from harness import compare as compare_mod
-        from harness import config as cfg
+        from harness import comparison
         limits = None
         if max_regression is not None and not plan.baseline:
             die(EXIT_USAGE, "--max-regression: give a baseline to compare with (--baseline, "
@@ -364,12 +381,7 @@ class AfterRun:
                 baseline = (plan.baseline, comparison.read_run(plan.baseline, "baseline"))
             except comparison.CompareInputError as exc:
                 die(EXIT_USAGE, str(exc))
-        try:
-            file = cfg.load_file(config_path)
-            spec = alert_spec.parse(file.get("alerts"), file.get("__path__", "harness.toml"))
-        except cfg.ConfigError as exc:
-            die(EXIT_USAGE, str(exc))
-        return cls(baseline, limits, junit_path, spec, html)
+        return cls(baseline, limits, junit_path, alerts_for(config_path, alert_on), html)
 
     def compare(self, w: Any) -> dict | None:
         from harness import comparison
@@ -423,15 +435,36 @@ def compare_verdict(cmp: dict) -> tuple[int, str | None]:
     return EXIT_OK, None
 
 
+def alerts_for(config_path: str | None, alert_on: str | None) -> Any:
+    """The [alerts] of ./harness.toml or --config (the later file's whole), with --alert-on
+    applied; exit 2 when --alert-on has no [alerts] to send to."""
+    from harness import alert_spec
+    from harness import config as cfg
+    try:
+        file = cfg.load_file(config_path)
+        spec = alert_spec.parse(file.get("alerts"), cfg.origin_of(file, "alerts"))
+    except cfg.ConfigError as exc:
+        die(EXIT_USAGE, str(exc))
+    if alert_on is None:
+        return spec
+    if spec is None:
+        die(EXIT_USAGE, "--alert-on: no [alerts] in ./harness.toml or --config to send to")
+    return alert_spec.sent_when(spec, alert_on)
+
+
 def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bool:
     """Print why no valid reply came (True: exit 3), or warn of HTTP answers to a raw run."""
     from harness import aggregate
     from harness.diagnosis import http_answer_warning, http_url
     protocol = getattr(workload, "protocol", "framed")
-    url = http_url([(t.host, t.port) for t in plan.targets]) if protocol == "framed" else None
+    scheme = plan.targets[0].scheme if plan.targets else "tcp"
+    url = http_url([(t.host, t.port) for t in plan.targets]) \
+        if protocol == "framed" and scheme == "tcp" else None
     kv = plan.workload if plan.workload in ("redis", "memcached") else None
+    speaks = "ws" if scheme in ("ws", "wss") else "http" if protocol == "http" else ""
+    ca = plan.tls is not None and bool(plan.tls.ca_pem)
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
-        steps, workload.framing or plan.framing, url, kv)
+        steps, workload.framing or plan.framing, url, kv, speaks, ca)
     warning = http_answer_warning(steps, url) if url and not diagnosis else None
     if warning:
         click.echo(f"harness: warning: {printable(warning)}", err=True)
@@ -476,9 +509,10 @@ def report_cmd(run_folder: str) -> None:
 
 @main.command(cls=GroupedCommand, epilog=search_epilog())
 @search_flags
-def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_text: str,
-           max_errors: str | None, over: str, lo: float | None, hi: float | None,
-           tolerance: float, max_probes: int, **flags: Any) -> None:
+def search(config_path: str | None, plan_name: str | None, as_json: bool,
+           push_conns: str | None, slo_text: str, max_errors: str | None, over: str,
+           lo: float | None, hi: float | None, tolerance: float, max_probes: int,
+           **flags: Any) -> None:
     """Find, by bisection, the highest load that meets an SLO.
 
     --over rate: the total msgs/s over --conns connections (one value), open loop.
@@ -497,6 +531,7 @@ def search(config_path: str | None, as_json: bool, push_conns: str | None, slo_t
         die(EXIT_USAGE, f"--slo: {exc} (grammar: harness search -h)")
     except ValueError as exc:
         die(EXIT_USAGE, f"--max-errors: {exc}")
+    config_path = config_or_plan(config_path, plan_name)
     plan, workload = plan_from_flags(config_path, push_conns, None, None, flags)
     base = plan.steps[0]
     try:
@@ -556,6 +591,29 @@ def search_verdict(result: dict, lo: float, slo_text: str, over: str) -> tuple[i
 def print_search(result: dict, lo: float, slo_text: str, tolerance: float, unit: str) -> None:
     for line in lines.search(result, lo, slo_text, tolerance, unit):
         click.echo(line)
+
+
+# ---------------------------------------------------------------------------- plans
+
+
+@main.command(epilog=PLANS_EXIT_HELP)
+@click.argument("name", required=False)
+def plans(name: str | None) -> None:
+    """List the plans shipped with harness (run one with: harness run --plan NAME), or
+    print plan NAME (to copy and edit: harness plans NAME > mine.toml, then --config
+    mine.toml)."""
+    from harness import config as cfg
+    if name is not None:
+        try:
+            path = cfg.plan_path(name)
+        except cfg.ConfigError as exc:
+            die(EXIT_USAGE, str(exc).replace("--plan: ", "plans: "))
+        click.echo(Path(path).read_text(encoding="utf-8"), nl=False)
+        return
+    shipped = cfg.shipped_plans()
+    width = max((len(n) for n in shipped), default=0)
+    for plan_name, (_, title) in shipped.items():
+        click.echo(f"{plan_name:<{width}}  {title}")
 
 
 # ---------------------------------------------------------------------------- merge

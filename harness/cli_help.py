@@ -34,6 +34,7 @@ CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted; 4 the machine wa
 took a material share of a core: no ceiling reported)."""
 CLUSTER_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, no
 harness[cluster] installed, or the address cannot be used."""
+PLANS_EXIT_HELP = "Exit codes: 0 listed (or printed); 2 no shipped plan of that name."
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
 cannot be listened on."""
 # Option groups of `run --help`, in the order shown.
@@ -57,7 +58,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      "instead of the system store", True),
     ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",
      True),
-    ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value'", True),
+    ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value' (repeat "
+     "for more; not Host, Upgrade or Sec-WebSocket-*)", True),
     ("--ws-text", str, "Target", "ws://: text messages from a JSON template with \"{stamp}\" "
      "(and {text}: filler to --size)", True),
     ("--ws-match", str, "Target", "ws://: field=value a text message must have to count; "
@@ -169,8 +171,12 @@ def _extra_options() -> dict[str, Any]:
     """The run options that are not harness.toml keys (or are flags), by name."""
     return {
         "--config": option("--config", "config_path", type=click.Path(), default=None,
-                           group="Config", help="config file layered over the built-in "
-                           "defaults (default ./harness.toml)"),
+                           group="Config", help="a config file (a plan) layered over "
+                           "./harness.toml, which is layered over the built-in defaults; "
+                           "flags override all three"),
+        "--plan": option("--plan", "plan_name", default=None, metavar="NAME", group="Config",
+                         help="a plan shipped with harness, by name (harness plans lists "
+                              "them), in --config's place"),
         "--push-conns": option("--push-conns", type=str, default=None, group="Load",
                                help="alias of --conns for fan-out runs"),
         "--json": option("--json", "as_json", is_flag=True, group="Output",
@@ -201,6 +207,10 @@ def _extra_options() -> dict[str, Any]:
                                    help="with a baseline: limits, e.g. p99=10%,throughput=5% "
                                         "(default p50=10%,p90=15%,p99=25%,p999=50%,"
                                         "throughput=10%,errors=0.1%,lost=0)"),
+        "--alert-on": option("--alert-on", "alert_on", type=click.Choice(["failure", "always"]),
+                             default=None, group="Output",
+                             help="send the [alerts] of harness.toml (or --config) on failure "
+                                  "only, or after every run (overrides [alerts] on)"),
         "--junit": option("--junit", "junit_path", default=None, group="Output",
                           help="write JUnit XML of the thresholds (and regressions) to FILE"),
         "--cluster": option("--cluster", default=None, group="Target",
@@ -211,13 +221,22 @@ def _extra_options() -> dict[str, Any]:
                                       group="Measurement", key="judge_shared_core",
                                       help="judge steps on a shared core all the same (a "
                                            "shared CI runner), marked as judged on one"),
-        "--until-degraded": option("--until-degraded", is_flag=True, default=None,
+        "--until-degraded": option("--until-degraded/--no-until-degraded", default=None,
                                    group="Capacity", key="until_degraded",
-                                   help="keep adding steps until the degradation rule fires"),
+                                   help="keep adding steps until the degradation rule fires "
+                                        "(--no-until-degraded: only the steps listed, e.g. a "
+                                        "plan's first step with --conns N)"),
     }
 
 
-SEARCH_EXTRAS = ("--config", "--push-conns", "--tls", "--insecure", "--judge-shared-core")
+SEARCH_EXTRAS = ("--config", "--plan", "--push-conns", "--tls", "--insecure",
+                 "--judge-shared-core")
+REPEATED = frozenset({"--header"})  # given once per value: every one is kept, in order
+
+
+def _listed(ctx: click.Context, param: click.Parameter, value: tuple) -> list | None:
+    """A repeated flag's values as a list (None when not given: the config file's stand)."""
+    return list(value) if value else None
 
 
 def run_options(f: Any, search: bool = False) -> Any:
@@ -225,7 +244,9 @@ def run_options(f: Any, search: bool = False) -> Any:
     decorators = [d for name, d in _extra_options().items()
                   if not search or name in SEARCH_EXTRAS]
     decorators += [option(flag, type=typ, default=None, group=group,
-                          key=flag[2:].replace("-", "_"), help=help_)
+                          key=flag[2:].replace("-", "_"), help=help_,
+                          **({"multiple": True, "callback": _listed} if flag in REPEATED
+                             else {}))
                    for flag, typ, group, help_, in_search in RUN_FLAGS
                    if in_search or not search]
     for decorate in reversed(decorators):

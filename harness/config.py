@@ -4,8 +4,8 @@ All validation lives here and in the modules this one uses: :mod:`harness.specs`
 and range of every setting), :mod:`harness.config_file` (harness.toml read and type-checked)
 and :mod:`harness.payload` (sizes, the message mix, a corpus file). Every problem raises
 :class:`ConfigError` with one line that names the bad key or flag; the CLI turns it into exit
-code 2. Precedence: built-in defaults, then the config file (``./harness.toml`` or
-``--config FILE``), then flags.
+code 2. Precedence: built-in defaults, then ``./harness.toml``, then ``--config FILE`` (or
+``--plan NAME``), then flags (see :func:`harness.config_file.load_file`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ import os
 from typing import Any
 
 from harness import framing as framing_mod
-from harness.config_file import _read_toml, check_file, load_file
+from harness.config_file import (
+    _read_toml,
+    check_file,
+    load_file,
+    origin_of,
+    plan_path,
+    shipped_plans,
+)
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
 from harness.specs import (
     BUILTIN,
@@ -33,6 +40,7 @@ from harness.specs import (
     STAGE_KEYS,
     TABLES,
     ConfigError,
+    check_applies,
     cut,
     flag_name,
     number,
@@ -42,7 +50,8 @@ from harness.specs import (
 # Names the CLI and the tests reach through ``harness.config`` (defined in the modules above).
 __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES", "RUN_DEFAULTS",
            "RUN_SPEC", "TABLES", "ConfigError", "build_plan", "check_file", "check_listen",
-           "load_file", "load_workload", "parse_target", "search_bounds", "settings"]
+           "load_file", "load_workload", "origin_of", "parse_target", "plan_path",
+           "search_bounds", "settings", "shipped_plans"]
 
 # One source address gives ~28k ephemeral ports per destination, but connect() finds a free
 # one by a search that slows sharply once half of them are taken (16,000 connections to one
@@ -63,7 +72,7 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
     merged: dict[str, Any] = {t: dict(d) for t, d in TABLES.items()}
     path = file.get("__path__", "harness.toml")
     names: dict[str, str] = {}  # where each value came from, for error messages
-    layers = [(file, "", path)]
+    layers = [(f, "", f.get("__path__", path)) for f in file.get("__files__", [file])]
     stages: list = []
     if scenario is not None:
         table, where = _preset(file, "scenarios", scenario, path)
@@ -86,8 +95,8 @@ def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None =
         merged["stages"] = stages
     merged["env_name"] = env
     merged["mix"] = file.get("mix", {})
-    merged["requests"] = (file.get("requests"), file.get("__path__", "harness.toml"))
-    merged["users"] = (file.get("users"), file.get("__path__", "harness.toml"))
+    merged["requests"] = (file.get("requests"), origin_of(file, "requests"))
+    merged["users"] = (file.get("users"), origin_of(file, "users"))
     for key, value in flags.items():
         if value is not None:
             merged["run"][key] = value
@@ -101,7 +110,7 @@ def _preset(file: dict[str, Any], kind: str, name: str, path: str) -> tuple[dict
     wins over the built-in presets, whole."""
     user = file.get(kind, {})
     if name in user:
-        return user[name], path
+        return user[name], origin_of(file, f"{kind}.{name}")
     if name in BUILTIN.get(kind, {}):
         return BUILTIN[kind][name], BUILTIN_PATH
     flag = "--scenario" if kind == "scenarios" else "--env"
@@ -150,7 +159,7 @@ def _parse_url(text: str) -> Target:
                           "for raw TCP)")
     try:
         url = urlsplit(text)
-        port = url.port or (443 if scheme in ("https", "wss") else 80)
+        port = url.port if url.port is not None else 443 if scheme in ("https", "wss") else 80
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -236,6 +245,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     host = run["host"] or ""
     targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
     workload = _http_workload(targets, kv_workload(targets, str(run["workload"])))
+    check_applies(run, *_sort(targets, workload, bool(run.get("ws"))))
     fr_name = str(run["framing"])
     try:
         fr = framing_mod.get(fr_name)
@@ -286,7 +296,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
         accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),
-        ws_subprotocol=str(run.get("ws_subprotocol") or ""),
+        ws_subprotocol=ws_subprotocol(run),
         headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
         ws_text=ws_text(run, targets, spec), ws_match=ws_match(run),
         reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")),
@@ -329,6 +339,20 @@ def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
                                         flagged)
         return rendered, classes
     return parse_requests(table, where, host, number(run, "seed")), ()
+
+
+def _sort(targets: tuple[Target, ...], workload: str, ws: bool) -> tuple[str, str]:
+    """What sort of run this is, for the settings that apply to some only (specs.APPLIES),
+    and its target said for a message: ("tcp", "raw tcp 127.0.0.1:5000")."""
+    if not targets:
+        return ("ws", "") if ws else ("embedded", "the embedded server (no --host)")
+    t = targets[0]
+    scheme = {"https": "http", "wss": "ws"}.get(t.scheme, t.scheme)
+    if workload in ("redis", "memcached"):
+        return workload, f"--workload {workload}"
+    if scheme == "tcp":
+        return "tcp", f"raw tcp {t.label}"
+    return scheme, t.label
 
 
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
@@ -637,21 +661,45 @@ def _read_ca(path: str, name: str) -> str:
 
 
 _NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
+# headers the WebSocket handshake writes itself: an extra one would be a second copy
+_OWN_HEADERS = frozenset(("host", "upgrade", "connection", "sec-websocket-key",
+                          "sec-websocket-version", "sec-websocket-extensions",
+                          "sec-websocket-protocol"))
+
+
+def ws_subprotocol(run: dict) -> str:
+    """``--ws-subprotocol NAME[,NAME...]``: HTTP tokens only (it goes into a header line)."""
+    text = str(run.get("ws_subprotocol") or "")
+    names = [t.strip() for t in text.split(",")]
+    if text and not all(t and t.isascii() and t.isprintable() and not set(t) & _NOT_TOKEN
+                        for t in names):
+        raise ConfigError(f"{flag_name(run, 'ws_subprotocol')}: {cut(text)!r}: expected a "
+                          "subprotocol name or a comma list of them (printable ASCII, no "
+                          "spaces or separators)")
+    return text
 
 
 def ws_headers(run: dict) -> tuple[tuple[str, str], ...]:
-    """``--header 'Name: value'`` (a string, or a list in harness.toml): extra handshake
-    headers of a ws:// run."""
+    """``--header 'Name: value'`` (repeated, or a list in harness.toml): extra handshake
+    headers of a ws:// run, every one sent. A name given twice, and the headers the
+    handshake writes itself (Host from the URL, the Upgrade and Sec-WebSocket-* ones:
+    --ws-subprotocol, --ws-compress) are refused."""
     value = run.get("header") or []
     items = [value] if isinstance(value, str) else list(value)
-    out = []
+    out: list[tuple[str, str]] = []
+    flag = flag_name(run, "header")
     for item in items:
         name, sep, val = str(item).partition(":")
         name = name.strip()
         if not sep or not name or not name.isascii() or set(name) & _NOT_TOKEN \
                 or not val.strip().isprintable():
-            raise ConfigError(f"{flag_name(run, 'header')}: {cut(str(item))!r}: expected "
-                              "'Name: value'")
+            raise ConfigError(f"{flag}: {cut(str(item))!r}: expected 'Name: value'")
+        low = name.lower()
+        if low in _OWN_HEADERS:
+            raise ConfigError(f"{flag}: {cut(str(item))!r}: the handshake sends {name} itself "
+                              "(Host comes from the URL)")
+        if any(n.lower() == low for n, _ in out):
+            raise ConfigError(f"{flag}: {name} is given twice (one value per header)")
         out.append((name, val.strip()))
     return tuple(out)
 
@@ -662,6 +710,12 @@ def ws_text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
     if not template:
         return ""
     name = flag_name(run, "ws_text")
+    try:
+        template.encode("utf-8")
+    except UnicodeEncodeError as exc:  # undecodable bytes of argv arrive as surrogates
+        byte = ord(exc.object[exc.start]) & 0xFF
+        raise ConfigError(f"{name}: not valid UTF-8 (byte 0x{byte:02x} at character "
+                          f"{exc.start}): a text message is UTF-8") from None
     if targets and targets[0].scheme not in ("ws", "wss"):
         raise ConfigError(f"{name}: text messages need a ws:// target")
     if not isinstance(spec, int):

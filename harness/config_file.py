@@ -23,6 +23,7 @@ from harness.specs import (
     STAGE_KEYS,
     STAGE_SPEC,
     TABLE_SPEC,
+    TABLES,
     ConfigError,
     Spec,
     check_type,
@@ -31,19 +32,102 @@ from harness.specs import (
 
 
 def load_file(path: str | None) -> dict[str, Any]:
-    """The user's config file as a dict, every key and value type checked: ``path``, else
-    ``./harness.toml`` if present, else {}. The built-in defaults and presets are not in it:
-    :func:`settings` layers the file over them."""
-    if path is None:
-        if not Path("harness.toml").is_file():
-            return {}
-        path, name = "harness.toml", "harness.toml"
-    else:
-        name = "--config"
+    """The user's config files as one dict, every key and value type checked:
+    ``./harness.toml`` (if present), then ``path`` (``--config FILE``) layered over it.
+    The built-in defaults and presets are not in it: :func:`settings` layers it over them.
+
+    Layering: a key of [run], [thresholds] or [degradation] in ``path`` replaces the same
+    key of ./harness.toml; a [scenarios.NAME] or [env.NAME] replaces the one of that name
+    whole; [alerts], [mix] and the request table ([[requests]] or [[users]]) replace
+    ./harness.toml's whole. ``__files__`` keeps each file (for error messages naming the file
+    a value came from), ``__origin__`` which file each whole table or preset came from."""
+    files = []
+    if Path("harness.toml").is_file() and not _same_file("harness.toml", path):
+        files.append(_load_one("harness.toml", "harness.toml"))
+    if path is not None:
+        files.append(_load_one(path, "--config"))
+    return layered(files)
+
+
+PLANS_PACKAGE, PLANS_DIR = "workloads", "plans"  # the shipped plans: workloads/plans/*.toml
+
+
+def shipped_plans() -> dict[str, tuple[Path, str]]:
+    """The plans shipped in the package, by name: (path, the first line of its header)."""
+    from importlib.resources import files
+    try:
+        folder = Path(str(files(PLANS_PACKAGE) / PLANS_DIR))
+        paths = sorted(folder.glob("*.toml"))
+    except (ModuleNotFoundError, OSError):
+        return {}
+    return {p.stem: (p, _title(p)) for p in paths}
+
+
+def _title(path: Path) -> str:
+    """A plan's first comment line, without the ``#``."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return first.lstrip("#").strip() if first.startswith("#") else ""
+
+
+def plan_path(name: str) -> str:
+    """The file of the shipped plan ``name`` (``--plan NAME``); ConfigError listing the
+    shipped ones when there is none of that name."""
+    plans = shipped_plans()
+    if name not in plans:
+        raise ConfigError(f"--plan: no shipped plan {name!r} (shipped: "
+                          f"{', '.join(plans) or 'none'}; harness plans lists them; a file of "
+                          "your own goes to --config FILE)")
+    return str(plans[name][0])
+
+
+def _same_file(a: str, b: str | None) -> bool:
+    try:
+        return b is not None and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _load_one(path: str, name: str) -> dict[str, Any]:
     data = _read_toml(path, name)
     check_file(data, path)
     data["__path__"] = path
     return data
+
+
+TABLE_NAMES = tuple(TABLES)  # run, thresholds, degradation: layered key by key
+WHOLE = ("alerts", "mix")  # tables a later file replaces whole
+REQUEST_TABLES = ("requests", "users")  # one slot: a file's either replaces both
+
+
+def layered(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """``files`` (each checked, with its ``__path__``) merged, each over the ones before."""
+    out: dict[str, Any] = {"__files__": files, "__origin__": {}}
+    origin = out["__origin__"]
+    for f in files:
+        path = f["__path__"]
+        out["__path__"] = path
+        if any(t in f for t in REQUEST_TABLES):
+            for t in REQUEST_TABLES:
+                out.pop(t, None)
+        for top, value in f.items():
+            if top.startswith("__"):
+                continue
+            if top in ("scenarios", "env", *TABLE_NAMES):
+                out.setdefault(top, {}).update(value)
+                origin.update({f"{top}.{k}": path for k in value})
+            else:  # WHOLE, REQUEST_TABLES
+                out[top] = value
+                origin[top] = path
+    return out
+
+
+def origin_of(file: dict[str, Any], key: str) -> str:
+    """The file a whole table or preset (``alerts``, ``scenarios.NAME``) came from."""
+    return file.get("__origin__", {}).get(key) or file.get("__path__", "harness.toml")
 
 
 def _read_toml(path: str, name: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Messages over each worker's pipe (tuples): to the worker ``("step", share, deadl
 ``("progress", dict)``, ``("result", WorkerResult)``, ``("error", text)``.
 
 Workers ignore SIGINT and SIGTERM: the coordinator alone reacts to a signal (see
-``harness.interrupts``) and stops them by pipe. A worker that dies or fails mid-step is
+``harness.interrupts``) and stops them by pipe; a coordinator killed outright (SIGKILL)
+takes them with it (``PR_SET_PDEATHSIG``). A worker that dies or fails mid-step is
 named (with its signal), the others finish the step, and the step is kept, marked partial.
 """
 
@@ -27,7 +28,7 @@ from multiprocessing.connection import Connection, wait
 import numpy as np
 
 from harness import netstat
-from harness.interrupts import Interrupts, ignore_in_worker
+from harness.interrupts import Interrupts, die_with_parent, ignore_in_worker
 from harness.limits import FD_RESERVE
 from harness.plan import MachinePart, Plan, Step, Target
 from harness.poller import Poller
@@ -173,7 +174,9 @@ def stage_shares(step: Step, gids: np.ndarray) -> tuple[tuple[float, int, float]
 
 
 def worker_main(index: int, cpu: int | None, pipe: Connection, plan: Plan,
-                workload: Workload, addrs: list[tuple]) -> None:
+                workload: Workload, addrs: list[tuple], parent: int) -> None:
+    if not die_with_parent(parent):  # a coordinator killed outright takes its workers along
+        return
     ignore_in_worker()  # the coordinator decides when to stop
     if cpu is not None:
         with contextlib.suppress(OSError):
@@ -250,7 +253,8 @@ class Coordinator:
             parent, child = ctx.Pipe()
             p = ctx.Process(target=worker_main, name=f"harness-worker-{i}",
                             args=(i + (self.plan.part.first_worker if self.plan.part else 0),
-                                  cpu, child, self.plan, self.workload, self.addrs),
+                                  cpu, child, self.plan, self.workload, self.addrs,
+                                  os.getpid()),
                             daemon=True)
             p.start()
             child.close()

@@ -24,12 +24,14 @@ DRAIN_CAP_NS = 60 * SEC  # a broadcast drain never outlasts this (or 10 timeouts
 
 class Echo:
     mangled_frees_slot = True  # a mangled reply arrived: it answers its message (no timeout)
+    loose = False  # a reply that is not one of ours freed a slot this step
     sent_by_stamp = False  # sent counts by the send's clock read
 
     def __init__(self, worker: int, gid: np.ndarray) -> None:
         self.worker = worker
         self.gid = gid  # global connection id per local connection
         self.ledger = EchoLedger()
+        self.hi = 0  # first seq after the window, once sending stopped
 
     def start(self, seq: int, measure: int, shifts: tuple = ()) -> None:
         """The measure window opens at message ``seq`` (this worker's numbering)."""
@@ -45,10 +47,19 @@ class Echo:
         self.ledger.record(st["seq"])
         return conn
 
+    def stop(self, hi: int) -> None:
+        """Sending stopped: the window's messages are seq below ``hi``."""
+        self.hi = hi
+
     def drained(self, now: int, drain_until: int, timeout_ns: int, pending: bool,
                 last_rx: int, alive_share: float) -> bool:
-        """Every reply in, or the reply timeout passed since sending stopped."""
-        return now >= drain_until or not pending
+        """Every reply in, or the reply timeout passed since sending stopped. Every reply
+        is in when no slot waits *and* every window message has its reply: a reply that
+        is not one of ours (junk, a mangled echo) frees a slot as if it were, so the slots
+        alone may say done while echoes are still on their way (looked at only once such a
+        reply freed a slot: ``loose``)."""
+        return now >= drain_until or not pending and (
+            not self.loose or self.ledger.answered(self.hi))
 
     def finish(self, res: WorkerResult, hi: int) -> None:
         """Lost and duplicates among the window's messages (seq below ``hi``)."""
@@ -57,6 +68,7 @@ class Echo:
 
 class Broadcast:
     mangled_frees_slot = False
+    loose = False  # (never: no slot is freed by a reply that is not one of ours)
     sent_by_stamp = True  # open loop: receivers judge the window by the stamp, so must we
 
     def __init__(self, worker: int, gid: np.ndarray, node: np.ndarray, n_nodes: int,
@@ -81,6 +93,9 @@ class Broadcast:
         """Deliveries in; returns the senders among the receivers (their own message back)."""
         self.deliveries += self.ledger.record(conn, st, t)
         return conn[st["conn"] == self.gid[conn]]
+
+    def stop(self, hi: int) -> None:
+        """Sending stopped (the room's drain does not look at seqs)."""
 
     def drained(self, now: int, drain_until: int, timeout_ns: int, pending: bool,
                 last_rx: int, alive_share: float) -> bool:

@@ -19,20 +19,25 @@ def unescape_bytes(text: str) -> bytes:
 
 
 def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = None,
-                       kv: str | None = None) -> str | None:
+                       kv: str | None = None, speaks: str = "", ca: bool = False
+                       ) -> str | None:
     """One line when not a single valid reply arrived in the whole run (any step, warm-up
     and drain included): what was sent, what came back, the first bytes that did not
     parse, and a guess at why (``http_url``: the URL to suggest when the target answered
     a raw-TCP run with HTTP; ``kv``: "redis" or "memcached" when the run sent that
-    protocol's requests, not stamped frames). None when some valid reply came."""
+    protocol's requests, not stamped frames; ``speaks``: "http" for HTTP requests, "ws"
+    for stamped frames inside WebSocket messages, "" for raw TCP; ``ca``: --ca was
+    given). None when some valid reply came."""
     if not steps or any(s.get("replies", s["received"]) for s in steps):
         return None
-    tls = tls_diagnosis(steps)
+    tls = tls_diagnosis(steps, ca)
     if tls:
         return tls
     sent = sum(s.get("sent_all", s["sent"]) for s in steps)
-    conns = max(s.get("connected", s["conns"]) for s in steps)
     errs = {k: sum(s["errors"].get(k, 0) for s in steps) for k in steps[0]["errors"]}
+    if not sent:
+        return never_open(steps, errs, speaks)
+    conns = max(s.get("connected", s["conns"]) for s in steps)
     raw_text = next((s["first_unparsed"] for s in steps if s.get("first_unparsed")), "")
     raw = unescape_bytes(raw_text)
     back = [f"{errs[k]} {name}" for k, name in (
@@ -41,10 +46,27 @@ def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = N
     got = ", ".join(back) if back else "nothing"
     first = f'; first bytes received: "{raw_text}"' if raw else "; no bytes came back"
     hung_up = errs.get("closed", 0) + errs.get("reset", 0)
-    what = f"{kv} requests" if kv else f"stamped {framing} messages"
-    why = kv_guess(raw, kv, hung_up) if kv else guess(raw, framing, hung_up, http_url)
+    what = f"{kv} requests" if kv else "HTTP requests" if speaks == "http" else \
+        f"stamped {framing} messages" + (" in WebSocket messages" if speaks == "ws" else "")
+    why = kv_guess(raw, kv, hung_up) if kv else http_guess(raw, hung_up) \
+        if speaks == "http" else ws_guess(raw, framing, hung_up) if speaks == "ws" \
+        else guess(raw, framing, hung_up, http_url)
     return (f"no valid reply in the whole run: sent {sent} {what} on "
             f"{conns} connections; got back {got}{first}; {why}")
+
+
+def never_open(steps: list[dict], errs: dict[str, int], speaks: str) -> str:
+    """Nothing was sent: no connection opened (or finished its WebSocket handshake)."""
+    conns = max(s["conns"] for s in steps)
+    fails = sorted(((n, k) for k, n in errs.items() if n and k.startswith("connect")),
+                   reverse=True)
+    how = ", ".join(f"{n} {k}" for n, k in fails) or "no connect error counted"
+    if speaks == "ws":
+        return (f"no valid reply in the whole run: no message was sent: none of the {conns} "
+                f"connections finished its WebSocket handshake ({how}): does the target "
+                "answer the upgrade request at this path?")
+    return (f"no valid reply in the whole run: no message was sent: none of the {conns} "
+            f"connections opened ({how})")
 
 
 def http_answer_warning(steps: list[dict], http_url: str) -> str | None:
@@ -77,9 +99,25 @@ TLS_HINTS = {  # the advice after a TLS failure's reason, by kind
 }
 
 
-def tls_diagnosis(steps: list[dict]) -> str | None:
+def tls_hint(kind: str, why: str, ca: bool) -> str:
+    """What to do after a TLS failure of ``kind`` for reason ``why`` (``ca``: --ca was
+    given, so "use --ca" is no advice)."""
+    if kind == "tls_cert" and "expired" in why:
+        return "the target's certificate has expired: renew it (or --insecure)"
+    if kind == "tls_cert" and "not yet valid" in why:
+        return "the target's certificate is not valid yet: check the clocks (or --insecure)"
+    if kind == "tls_cert" and "hostname" in why.lower():
+        return "the certificate is for another name: use the name it was issued for"
+    if kind == "tls_cert" and ca:
+        return "the certificate does not verify against --ca FILE: is that the CA that " \
+               "signed it? (or --insecure)"
+    return TLS_HINTS.get(kind, "see the errors")
+
+
+def tls_diagnosis(steps: list[dict], ca: bool = False) -> str | None:
     """One line when TLS failures ended the connections of a run without a valid reply: the
-    most frequent tls_* kind, its first reason, and what to do. None when no TLS failure."""
+    most frequent tls_* kind, its first reason, and what to do (``ca``: --ca was given).
+    None when no TLS failure."""
     counts: dict[str, int] = {}
     for s in steps:
         for k, n in s["errors"].items():
@@ -92,7 +130,7 @@ def tls_diagnosis(steps: list[dict]) -> str | None:
                "no handshake within --connect-timeout" if kind == "tls_timeout" else kind)
     conns = sum(s["conns"] for s in steps)
     return (f"no valid reply: TLS failed: {why} ({kind} on {counts[kind]} of {conns} "
-            f"connections); {TLS_HINTS.get(kind, 'see the errors')}")
+            f"connections); {tls_hint(kind, why, ca)}")
 
 
 RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2
@@ -119,6 +157,37 @@ def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = Non
         return ("framing mismatch: the replies look binary, not newline frames (try "
                 "--framing len32 or len16)")
     return "replies carry no stamp: is it an echo server?"
+
+
+def http_guess(raw: bytes, hung_up: int = 0) -> str:
+    """What the bytes that came back to HTTP requests suggest."""
+    if not raw:
+        return ("the target hung up without a response: is it an HTTP/1.1 server?" if hung_up
+                else "the target took the requests and never answered: is it an HTTP/1.1 "
+                "server?")
+    if raw.startswith(b"HTTP/"):
+        return "the responses did not parse as HTTP/1.1 (see the first bytes)"
+    if RESP.match(raw):
+        return "the target answered in RESP (the Redis protocol): try --workload redis"
+    if MEMCACHED.match(raw):
+        return "the target answered in memcached's text protocol: try --workload memcached"
+    return "the replies are not HTTP/1.1: is it an HTTP server?"
+
+
+def ws_guess(raw: bytes, framing: str, hung_up: int = 0) -> str:
+    """What the bytes that came back to a WebSocket run suggest: a handshake response that
+    broke the upgrade (a wrong Sec-WebSocket-Accept, a missing Upgrade header), or
+    messages that are not stamped frames."""
+    if raw.startswith(b"HTTP/"):
+        return ("the WebSocket handshake broke: the response is not a valid upgrade "
+                "(its Sec-WebSocket-Accept, Upgrade and Connection headers)")
+    if not raw and hung_up:
+        return "the target hung up without a reply: is it a WebSocket echo server?"
+    if not raw:
+        return ("the target took the messages and never answered: is it a WebSocket echo "
+                "server?")
+    return (f"the messages that came back are not stamped {framing} frames: is it an echo "
+            "server (or are its messages text: --ws-text)?")
 
 
 MEMCACHED = re.compile(rb"^(?:ERROR|CLIENT_ERROR |SERVER_ERROR |STORED|NOT_STORED|END|VALUE )")

@@ -9,7 +9,8 @@ looked up, not parsed again, as a server's heads repeat, Date included): the sta
 headers, a ``Content-Length`` or chunked body (no body for 204, 304 and answers to HEAD);
 1xx responses are skipped (they join the final response's frame); a response with
 ``Connection: close`` (or HTTP/1.0 without ``keep-alive``) ends the connection's stream (the
-worker closes it and reconnects, counted); a body with no length runs to the peer's close
+worker closes it and reopens it when the next request is due, a reconnect, as after a
+server's close between requests); a body with no length runs to the peer's close
 (:meth:`Http.at_eof`). A response that breaks HTTP (a bad status line, a bad or
 conflicting ``Content-Length``, a bad chunk line or chunk end, headers over
 :data:`MAX_HEADER` or ``--max-frame``, a body over ``--max-frame``) is a protocol error on

@@ -16,6 +16,7 @@ a session of its own, so only the coordinator decides what a signal means:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -88,3 +89,15 @@ def ignore_in_worker() -> None:
     """A worker leaves SIGINT and SIGTERM to its coordinator, which stops it by pipe."""
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> bool:
+    """In a forked worker: SIGKILL when the process that forked it dies (a coordinator
+    killed with SIGKILL cannot stop its workers by pipe, and they ignore SIGTERM). False
+    when ``parent`` died before this call (the race after fork): the worker then returns."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    return os.getppid() == parent

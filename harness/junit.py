@@ -36,18 +36,21 @@ def _threshold_cases(doc: dict) -> list[tuple[str, str, str | None, str | None]]
     th = thresholds_from((doc.get("config") or {}).get("thresholds") or {})
     target = doc.get("target") or "target"
     out: list[tuple[str, str, str | None, str | None]] = []
-    for k, step in enumerate(doc.get("steps", [])):
+    steps = doc.get("steps", [])
+    unit = aggregate.load_unit(steps)
+    for k, step in enumerate(steps):
         why = (f"not judged: {aggregate.skip_detail(step)}" if aggregate.step_skipped(step)
                else None)
+        where = f"step {k + 1} ({aggregate.step_name(step, unit)})"  # numbered as the table
         out.extend((*case, None if case[2] else why)
-                   for case in _step_cases(step, f"step {k} (conns={step.get('conns')})",
-                                           th, f"harness.thresholds.{target}"))
+                   for case in _step_cases(step, where, th, f"harness.thresholds.{target}",
+                                           unit))
     return out
 
 
-def _step_cases(step: dict, where: str, th: Thresholds,
-                classname: str) -> list[tuple[str, str, str | None]]:
-    lines = aggregate.threshold_failures([step], OFF)
+def _step_cases(step: dict, where: str, th: Thresholds, classname: str,
+                unit: str) -> list[tuple[str, str, str | None]]:
+    lines = aggregate.threshold_failures([step], OFF, unit)
     out: list[tuple[str, str, str | None]] = [
         (classname, f"measured at {where}",
          next((ln for ln in lines if ln.startswith(NOTHING)), None))]
@@ -56,7 +59,7 @@ def _step_cases(step: dict, where: str, th: Thresholds,
         if limit is None:
             continue
         failed = [ln for ln in aggregate.threshold_failures(
-            [step], replace(OFF, **{f.name: limit})) if not ln.startswith(NOTHING)]
+            [step], replace(OFF, **{f.name: limit}), unit) if not ln.startswith(NOTHING)]
         out.append((classname, f"{f.name} <= {limit} at {where}"
                     if not f.name.startswith("min_") else f"{f.name} >= {limit} at {where}",
                     "; ".join(failed) or None))

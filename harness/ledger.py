@@ -22,6 +22,7 @@ class EchoLedger:
         self.seen = np.zeros(1 << 16, dtype=bool)
         self.lo = 1 << 62  # first seq of the measure window (set when it starts)
         self.receipts = 0  # replies to window messages, duplicates included
+        self.gap = 0  # no window message below this seq is unanswered (answered())
 
     def start(self, lo: int) -> None:
         self.lo = lo
@@ -60,6 +61,21 @@ class EchoLedger:
         for s in seqs:
             seen[s] = True
         self.receipts += len(seqs)
+
+    def answered(self, hi: int) -> bool:
+        """Every window message below ``hi`` has had a reply. Incremental: the first
+        unanswered seq found is where the next call starts looking."""
+        lo = min(max(self.lo, self.gap), hi)
+        seen = self.seen[lo:hi]
+        if len(seen) < hi - lo:
+            self.gap = lo + int(np.argmin(seen)) if len(seen) and not seen.all() \
+                else lo + len(seen)
+            return False
+        if seen.all():
+            self.gap = hi
+            return True
+        self.gap = lo + int(np.argmin(seen))
+        return False
 
     def finish(self, hi: int) -> tuple[int, int, int]:
         """(unique replies, lost, duplicates) for window messages seq in [lo, hi)."""

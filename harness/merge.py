@@ -28,9 +28,11 @@ CHECKED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("workload", ("workload",)), ("framing", ("config", "framing")),
     ("size", ("config", "size")), ("size", ("config", "size_spec")),
     ("pacing", ("config", "pacing")))
-SUMMED = ("connected", "sent", "received", "lost", "duplicates", "late", "behind_schedule")
+SUMMED = ("connected", "sent", "received", "lost", "duplicates", "late", "behind_schedule",
+          "reconnects", "conns_lost")
 LOAD_KEYS = ("conns", "messages", "rate")
-PER_MACHINE = ("resources", "trend", "recovery")  # kept per run, not recomputed
+PER_MACHINE = ("resources", "trend", "recovery", "machine_cpu", "core_shared",
+               "shared_core")  # kept per run, not recomputed (the worst shared core is)
 
 
 class MergeError(ValueError):
@@ -120,6 +122,7 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
     out["client_cpu_pct_per_worker"] = [c for s in steps
                                         for c in s.get("client_cpu_pct_per_worker", [])]
     out["client_bound"] = any(s.get("client_bound") for s in steps)
+    out.update(worst_shared_core(steps))
     out["partial"] = any(s.get("partial") for s in steps)
     hists: dict[str, Histogram] = {}
     for key in steps[0]["histograms"]:
@@ -145,6 +148,17 @@ def merge_step(steps: list[dict]) -> tuple[dict, dict[str, Histogram]]:
     out["per_machine"] = [dict({k: s.get(k) for k in MACHINE_KEYS if k in s},
                                errors=sum(s["errors"].values())) for s in steps]
     return out, hists
+
+
+def worst_shared_core(steps: list[dict]) -> dict:
+    """A merged step is on a shared core when any machine's was: ``core_shared`` and the
+    machine's ``shared_core`` where others took the most (none when no machine sampled)."""
+    sampled = [s for s in steps if s.get("shared_core")]
+    if not sampled:
+        return {}
+    worst = max(sampled, key=lambda s: s["shared_core"]["others_pct"])
+    return {"core_shared": any(s.get("core_shared") for s in steps),
+            "shared_core": dict(worst["shared_core"], machine=steps.index(worst))}
 
 
 MACHINE_KEYS = ("conns", "throughput_msgs_s", "latency_ms", "lost", "client_cpu_pct",

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from harness.histogram import Histogram, bucket_upper
+from harness.report.safe import printable
 
 PREFIX = "harness_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,7 +55,11 @@ HISTOGRAMS = (("latency", "latency_seconds", "Latency per message (from the inte
 
 
 def _escape(v: object) -> str:
-    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    """A label value: control characters (ESC, BEL, C1, bidi overrides) shown as their
+    escape, as the table and the page show them (:func:`harness.report.safe.printable`),
+    then the format's own escapes for backslash, newline and double quote."""
+    text = printable(str(v), keep="\n")
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def _labels(labels: dict[str, object]) -> str:

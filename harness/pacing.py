@@ -62,9 +62,10 @@ class ClosedLoop:
 
     def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
                measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
-        """Sent now: intended time now, no delay, none behind."""
+        """Sent now: intended time now (a reopened connection's first send: when it was
+        due, :meth:`Pacer.resume`), no delay, none behind."""
         p.credits[idx] -= counts
-        return now, 0, 0
+        return (p.take_due(idx, counts, now) if p.resumed else now), 0, 0
 
     def next_send(self, p: Pacer, alive: np.ndarray, blocked: np.ndarray
                   ) -> tuple[int | None, int | None]:
@@ -73,6 +74,16 @@ class ClosedLoop:
     def rejoin(self, p: Pacer, i: int, now: int) -> None:
         if p.sends[i]:
             p.credits[i] = max(p.inflight - int(p.outstanding[i]), 0)
+
+    def due_at(self, p: Pacer, idx: np.ndarray) -> np.ndarray:
+        """ns at which connections ``idx`` may send next: their slot freed (the last reply)
+        and their think time over."""
+        return np.maximum(p.release_at[idx], p.last_progress[idx])
+
+    def resume(self, p: Pacer, i: int, now: int, due: int) -> None:
+        self.rejoin(p, i, now)
+        p.due_from[i] = due
+        p.resumed += 1
 
 
 class OpenLoop:
@@ -166,6 +177,15 @@ class OpenLoop:
         p.sched[i] = max(0, -(-behind // self.period))
         p.wheel.join(i)
 
+    def due_at(self, p: Pacer, idx: np.ndarray) -> np.ndarray:
+        """ns of connections ``idx``'s next scheduled messages."""
+        return p.sched_base + p.phase[idx] + p.sched[idx] * self.period
+
+    def resume(self, p: Pacer, i: int, now: int, due: int) -> None:
+        """Its schedule goes on: what fell due while it reopened goes out now, late, its
+        latency from the intended times."""
+        p.wheel.join(i)
+
 
 def loop_for(rate: float) -> ClosedLoop | OpenLoop:
     """The loop for a rate in msgs/s per connection (0: closed loop)."""
@@ -189,6 +209,10 @@ class Pacer:
         self.sends = self.base_sends.copy()  # retired connections stop sending
         self.credits = np.zeros(n, dtype=np.int64)
         self.outstanding = np.zeros(n, dtype=np.int64)
+        # of those, sent before the measure window (warm-up): their timeouts are not the
+        # window's; ``early_left`` is their sum (0: nothing to look at)
+        self.early = np.zeros(n, dtype=np.int64)
+        self.early_left = 0
         self.release_at = np.zeros(n, dtype=np.int64)  # think time: no send before this
         self.last_progress = np.zeros(n, dtype=np.int64)  # a reply or a send from idle
         self.backlog = np.zeros(n, dtype=bool)  # a server kept it blocked: off schedule
@@ -207,6 +231,8 @@ class Pacer:
         self.phase = _phases(n, [rate] + [r for _, _, r in share.stages], seed)
         self.wake_at: int | None = None  # ns the loop meant to wake for its own schedule
         self.wheel = DueWheel(self.phase, self.period or 1, 0)  # open loop: who may be due
+        self.due_from = np.zeros(n, dtype=np.int64)  # closed loop: a reopened connection's
+        self.resumed = 0  # ... next send was due from this ns (0: none); how many wait
 
     def start(self, begin: int, alive: np.ndarray) -> None:
         """Sending starts at ``begin``: every live sender may fill its window."""
@@ -231,6 +257,9 @@ class Pacer:
         self.outstanding[idx] += counts
         if measuring and self.budgeted:
             self.budget[idx] -= counts
+        if not measuring:
+            self.early[idx] += counts
+            self.early_left += int(counts.sum())
         return tint, delay, behind
 
     def commit_few(self, idx: list[int], counts: list[int], now: int, measuring: bool
@@ -256,6 +285,8 @@ class Pacer:
             for i, c in zip(idx, counts, strict=True):
                 self.budget[i] -= c
         if not measuring:
+            self.early[idx] += counts
+            self.early_left += sum(counts)
             return tint, delay, 0
         if max(delay) > BEHIND_US:  # (rare) the array path
             return tint, delay, self.behind(np.asarray(idx, dtype=np.int64),
@@ -349,18 +380,45 @@ class Pacer:
             idx = np.asarray(own, dtype=np.int64)
             self.release_at[idx] = now + self.think_for(idx)
 
+    def answered_early(self, conns: list[int] | np.ndarray) -> None:
+        """Replies (one entry each, on connections ``conns``) to messages sent before the
+        window: fewer of the outstanding messages are the warm-up's."""
+        early = self.early
+        if len(conns) > SMALL:
+            take = np.minimum(np.bincount(np.asarray(conns, dtype=np.int64),
+                                          minlength=self.n), early)
+            early -= take
+            self.early_left -= int(take.sum())
+            return
+        for c in conns:
+            if early[c]:
+                early[c] -= 1
+                self.early_left -= 1
+
+    def _drop(self, which: np.ndarray | slice) -> int:
+        """The outstanding messages of connections ``which`` time out, or are forgotten:
+        how many of them were sent in the window (the warm-up's are not its timeouts)."""
+        n = int(self.outstanding[which].sum())
+        if self.early_left:
+            early = int(self.early[which].sum())
+            n -= min(early, n)
+            self.early_left -= early
+            self.early[which] = 0
+        self.outstanding[which] = 0
+        return n
+
     def stalls(self, now: int, timeout_ns: int, alive: np.ndarray) -> int:
         """A connection that waited ``timeout_ns`` with no reply: its outstanding messages
-        time out (returned), and it carries on (closed loop gets its credits back)."""
+        time out, and it carries on (closed loop gets its credits back). Returns how many
+        of them were sent in the measure window: a timeout belongs to the window its
+        message was sent in."""
         stalled = alive & (self.outstanding > 0) & (now - self.last_progress > timeout_ns)
         if not stalled.any():
             return 0
-        n = int(self.outstanding[stalled].sum())
         if self.loop.refills:
             self.credits[stalled] += self.outstanding[stalled]
-        self.outstanding[stalled] = 0
         self.last_progress[stalled] = now
-        return n
+        return self._drop(stalled)
 
     def pending(self, alive: np.ndarray) -> int:
         """Messages still awaiting a reply on live connections."""
@@ -369,20 +427,47 @@ class Pacer:
     def drop_pending(self, alive: np.ndarray) -> int:
         """The drain is over: messages still unanswered on live connections (returned) time
         out."""
-        left = self.pending(alive)
-        self.outstanding[:] = 0
-        return left
+        self._drop(~alive)
+        return self._drop(alive)
 
     def closed(self, i: int) -> None:
         """Connection ``i`` closed: its outstanding messages stay unanswered (lost)."""
-        self.outstanding[i] = 0
+        self._drop(slice(i, i + 1))
         self.credits[i] = 0
+        if self.due_from[i]:  # reopened, and closed again before it sent
+            self.due_from[i] = 0
+            self.resumed -= 1
 
     def joined(self, i: int, now: int) -> None:
         """Connection ``i`` connected mid-run (a stage added it)."""
         self.last_progress[i] = now
         self.release_at[i] = now
         self.loop.rejoin(self, i, now)
+
+    def due_at(self, idx: np.ndarray) -> np.ndarray:
+        """ns at which each of connections ``idx`` has its next message due (closed loop:
+        its slot free and its think time over; open loop: its schedule)."""
+        return self.loop.due_at(self, idx)
+
+    def resume(self, i: int, now: int, due: int) -> None:
+        """Connection ``i`` reopened (``now``) after the server closed it between messages:
+        it picks up where it was. Its next message was due at ``due`` (ns), and its latency
+        runs from then, the reopen included."""
+        self.last_progress[i] = now
+        self.release_at[i] = now
+        self.loop.resume(self, i, now, due)
+
+    def take_due(self, idx: np.ndarray, counts: np.ndarray, now: int) -> np.ndarray | int:
+        """Closed loop: the intended send times of messages sent ``now``: ``now``, or when
+        it was due for a reopened connection's first send (one entry per message)."""
+        due = self.due_from[idx]
+        waited = due > 0
+        if not waited.any():
+            return now
+        self.due_from[idx] = 0
+        self.resumed -= int(np.count_nonzero(waited))
+        tint = np.where(waited, np.minimum(due, now), now)
+        return tint.repeat(counts) if len(tint) < int(counts.sum()) else tint
 
     # ------------------------------------------------------------------ stages
 

@@ -104,7 +104,9 @@ class InOrder(Stamped):
     queue per connection in a ring (``ring[i, pos % cap]``) that doubles when full. A reply
     with no request waiting is a protocol error (``ok`` false). A workload's ``hello``
     frames queue nothing: a reply to one would answer the first request (protocols with a
-    handshake, HTTP/redis, are to queue it as a request of their own)."""
+    handshake, HTTP/redis, are to queue it as a request of their own). The connections
+    that got such a reply are the round's ``unsolicited``: the worker counts one protocol
+    error for each and closes it."""
 
     def __init__(self, framing: Framing, out: Outbound, max_frame: int, key: int, n: int,
                  worker: int) -> None:
@@ -163,7 +165,8 @@ class InOrder(Stamped):
         length = fend - fstart
         st, ok = self._pop(conn)
         bad = np.unique(conn[length > self.max_frame]).tolist() if walk is None else []
-        return Parsed(conn, t, st, ok, length, bad)
+        extra = np.unique(conn[~ok]).tolist() if not ok.all() else []
+        return Parsed(conn, t, st, ok, length, bad, extra)
 
     def _pop(self, conn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The stamps the round's replies answer, oldest first per connection."""
@@ -186,6 +189,10 @@ class InOrder(Stamped):
 
     def forget(self, i: int) -> None:
         self.head[i] = self.tail[i]
+
+    def waiting(self, i: int) -> int:
+        """Requests connection ``i`` sent that no reply has answered (nor forgotten)."""
+        return int(self.tail[i] - self.head[i])
 
 
 def pooled(kinds: np.ndarray, rng: np.random.Generator, pools: tuple[list[bytes], np.ndarray,

@@ -10,6 +10,7 @@ No printing: :mod:`harness.cli` shows :attr:`Pusher.warning`.
 from __future__ import annotations
 
 import base64
+import http.client
 import re
 import urllib.error
 import urllib.parse
@@ -21,21 +22,16 @@ from harness import openmetrics
 from harness import sweep as sweep_mod
 from harness.plan import Plan
 from harness.report.document import with_histograms
+from harness.specs import http_url_problem
 
 TIMEOUT_S = 2.0
 _PLAIN = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def check_url(url: str) -> str | None:
-    """Why ``url`` cannot be a Pushgateway address (None when it can)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an http:// or https:// URL"
-    try:
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError as exc:
-        return f"{url!r}: {exc}"
-    return None
+    """Why ``url`` cannot be a Pushgateway address (None when it can): see
+    :func:`harness.specs.http_url_problem` (no ?query or #fragment: the group is a path)."""
+    return http_url_problem(url)
 
 
 def group_url(url: str, name: str) -> str:
@@ -59,7 +55,7 @@ def push(url: str, text: str) -> str | None:
             resp.read()
     except urllib.error.HTTPError as exc:
         return f"pushgateway {url}: HTTP {exc.code} {exc.reason}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
         return f"pushgateway {url}: {reason}"
     return None
@@ -93,13 +89,18 @@ class Pusher:
         self.hists.append(f.histograms)
         doc = with_histograms({"steps": self.steps, "workload": self.workload.name},
                               self.hists, [[] for _ in self.steps])
-        self._push(openmetrics.run_text(doc, self.plan.name))
+        self._push(doc)
 
     def run_done(self, doc: dict) -> None:
         """The whole run (run.json with histograms) pushed, replacing the steps so far."""
         if not self.warning:
-            self._push(openmetrics.run_text(doc, self.plan.name))
+            self._push(doc)
 
-    def _push(self, text: str) -> None:
+    def _push(self, doc: dict) -> None:
+        try:
+            text = openmetrics.run_text(doc, self.plan.name)
+        except Exception as exc:  # a push must never end the run
+            self.warning = f"pushgateway: {type(exc).__name__}: {exc}"
+            return
         self.warning = push(self.url, text)
         self.pushes += self.warning is None

@@ -22,6 +22,10 @@ from harness.payload import _read_regular
 from harness.specs import KIND_SPEC, MAX_CORPUS_BYTES, MAX_CORPUS_LINES, ConfigError, cut
 
 POOL = 1024  # most distinct renderings of one request
+POOL_BYTES = 16 * 1024 * 1024  # about the most bytes one request's pool holds (fewer draws)
+MAX_VALUE_CHARS = 4096  # the longest value of a list or a values file
+MAX_VALUE_INT = 2**63 - 1  # the highest bound of an integer range
+_RANGE = re.compile(r"([0-9]+)\s*-\s*([0-9]+)")
 REQUEST_KEYS = {"name", "weight", "method", "path", "headers", "body", "values"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOKEN = re.compile(r"[A-Z]{1,20}")
@@ -77,16 +81,23 @@ def _request(i: int, r: Any, where: str, host: str, seed: int) -> Rendered:
     used = sorted({ph for t in (path, body) for ph in _PLACEHOLDER.findall(t)})
     is_json = any(k.lower() == "content-type" and "json" in v.lower() for k, v in headers)
     rng = np.random.default_rng([seed, i])
-    n = POOL if used else 1
-    draws = {ph: values[ph][rng.integers(0, len(values[ph]), n)] for ph in used}
+    n = _draws(path + body, values) if used else 1
+    draws = {ph: values[ph].draw(rng, n) for ph in used}
     pool = []
     for j in range(n):
-        pick = {ph: str(draws[ph][j]) for ph in used}
+        pick = {ph: draws[ph][j] for ph in used}
         p = _PLACEHOLDER.sub(lambda m: pick[m.group(1)], path)  # noqa: B023
         b = _PLACEHOLDER.sub(lambda m: pick[m.group(1)], body)  # noqa: B023
         _check_rendered(p, b, is_json, at)
         pool.append(_bytes(method, p, host, headers, b.encode("utf-8")))
     return Rendered(name, weight, tuple(dict.fromkeys(pool)))
+
+
+def _draws(template: str, values: dict[str, Values]) -> int:
+    """How many renderings: POOL, fewer when that many would pass POOL_BYTES (the template
+    with every placeholder at its longest value)."""
+    longest = len(template) + sum(values[ph].longest for ph in _PLACEHOLDER.findall(template))
+    return max(1, min(POOL, POOL_BYTES // max(1, longest)))
 
 
 def _text(r: dict, key: str, default: str, at: str) -> str:
@@ -119,32 +130,69 @@ def _headers(h: Any, at: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _values(table: Any, at: str) -> dict[str, np.ndarray]:
+def _values(table: Any, at: str) -> dict[str, Values]:
     if not isinstance(table, dict):
         raise ConfigError(f"{at}.values must be a table (placeholder = source)")
     return {name: _source(v, f"{at}.values.{name}") for name, v in table.items()}
 
 
-def _source(v: Any, at: str) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class Values:
+    """Where a placeholder's values come from: the integers ``lo`` to ``hi`` (sampled, never
+    listed), or ``items``. ``longest``: the most characters one value has."""
+
+    lo: int = 0
+    hi: int = -1
+    items: tuple[str, ...] = ()
+
+    @property
+    def longest(self) -> int:
+        return len(str(self.hi)) if not self.items else max(map(len, self.items))
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[str]:
+        if self.items:
+            return [self.items[k] for k in rng.integers(0, len(self.items), n)]
+        return [str(v) for v in rng.integers(self.lo, self.hi, n, dtype=np.int64,
+                                             endpoint=True)]
+
+
+def _source(v: Any, at: str) -> Values:
     """``"LO-HI"`` (integers), a list, or ``{ file = PATH }`` (one value per line)."""
     if isinstance(v, str):
-        lo, sep, hi = v.strip().partition("-")
-        if sep and lo.strip().isdigit() and hi.strip().isdigit() and int(lo) <= int(hi):
-            return np.arange(int(lo), int(hi) + 1, dtype=np.int64)
-        raise ConfigError(f"{at}: {cut(v)!r}: expected an integer range LO-HI, a list, or "
-                          "{ file = PATH }")
+        return _range(v, at)
     if isinstance(v, list) and v and all(isinstance(x, (str, int)) and not isinstance(x, bool)
                                          for x in v):
-        return np.asarray([str(x) for x in v], dtype=object)
+        return _items([str(x) for x in v], at)
     if isinstance(v, dict) and set(v) == {"file"} and isinstance(v["file"], str):
         lines = _read_regular(v["file"], at, MAX_CORPUS_BYTES).decode("utf-8", "replace")
         vals = [x.rstrip("\r") for x in lines.split("\n") if x.rstrip("\r")]
         if not vals or len(vals) > MAX_CORPUS_LINES:
             raise ConfigError(f"{at}: {cut(v['file'])} must hold 1 to {MAX_CORPUS_LINES:,} "
                               "values, one per line")
-        return np.asarray(vals, dtype=object)
+        return _items(vals, f"{at}: {cut(v['file'])}")
     raise ConfigError(f"{at}: expected an integer range \"LO-HI\", a non-empty list, or "
                       "{ file = PATH }")
+
+
+def _range(v: str, at: str) -> Values:
+    m = _RANGE.fullmatch(v.strip())
+    if m is None:
+        raise ConfigError(f"{at}: {cut(v)!r}: expected an integer range LO-HI (digits 0-9, "
+                          "LO <= HI), a list, or { file = PATH }")
+    too_long = max(len(m[1].lstrip("0")), len(m[2].lstrip("0"))) > len(str(MAX_VALUE_INT))
+    if too_long or int(m[2]) > MAX_VALUE_INT or int(m[1]) > int(m[2]):
+        raise ConfigError(f"{at}: {cut(v)!r}: expected LO <= HI, both from 0 to "
+                          f"{MAX_VALUE_INT} (2**63-1)")
+    return Values(int(m[1]), int(m[2]))
+
+
+def _items(vals: list[str], at: str) -> Values:
+    """A list's (or a file's) values, each at most MAX_VALUE_CHARS characters."""
+    k, longest = max(enumerate(map(len, vals)), key=lambda kv: kv[1])
+    if longest > MAX_VALUE_CHARS:
+        raise ConfigError(f"{at}: value {k + 1} has {longest:,} characters, at most "
+                          f"{MAX_VALUE_CHARS:,}")
+    return Values(items=tuple(vals))
 
 
 def _check_rendered(path: str, body: str, is_json: bool, at: str) -> None:

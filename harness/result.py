@@ -76,10 +76,14 @@ class WorkerResult:
     handshake: Histogram = field(default_factory=Histogram)  # TLS: TCP connected -> handshake done
     tls_reasons: dict[str, str] = field(default_factory=dict)  # first reason per tls_* kind
     status: dict[int, int] = field(default_factory=dict)  # HTTP: responses per status code
+    reconnects: int = 0  # connections reopened after the server closed them (HTTP between
+    # requests, or with Connection: close; ws --reconnect): not errors
+    conns_lost: int = 0  # connections up once that went down by a fault and were not back
+    # by the end of the step (closed, reset, a broken stream, a failed reopen)
     reconnect: Histogram = field(default_factory=Histogram)  # ws --reconnect: downtime, ns
     # ws --reconnect: per episode (lost, back, first message again), s after the window
     # opened (Times.measure); NaN: did not happen
-    reconnects: np.ndarray | None = None
+    episodes: np.ndarray | None = None
     ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)

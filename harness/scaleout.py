@@ -133,6 +133,7 @@ class ClusterSession:
         self.noticed: dict[str, int] = {}  # machine -> wall ns its loss was seen
         self.warnings: list[str] = []
         self._places: dict[str, MachinePart] = {}  # this step's, by machine name
+        self._watched: dict[int, Watched] = {}  # step index -> the machines' samples
 
     def __enter__(self) -> ClusterSession:
         distributed = agent.need_distributed()
@@ -158,12 +159,14 @@ class ClusterSession:
             self.client = None
 
     def watched(self, run: StepRun) -> Watched:
-        return Watched()  # agents' resources are not sampled (yet)
+        """The step's resource samples from every agent, merged (see merged_watched)."""
+        return self._watched.get(run.step.index, Watched())
 
     def sweep(self, on_step: Callable[[StepRun], None] | None = None) -> RunOutcome:
         """The plan's steps over the agents; ``on_step`` is called with each step run as
         it ends (as :meth:`harness.sweep.Session.sweep`)."""
-        next_step = (until_degraded(self.plan, self.workload) if self.plan.until_degraded
+        next_step = (until_degraded(self.plan, self.workload, self.watched)
+                     if self.plan.until_degraded
                      else lambda done: self.plan.steps[len(done)]
                      if len(done) < len(self.plan.steps) else None)
         outcome, errors = RunOutcome(), []
@@ -339,8 +342,9 @@ class ClusterSession:
         done = sorted(done, key=lambda d: d[0].name)
         deltas = {m.name: begin - part.begin_mono if part.begin_mono else 0 for m, part in done}
         sender_delta = self._sender_delta(deltas)
-        mine_of = []
+        mine_of, offsets = [], {}
         for m, part in done:
+            offsets[m.name] = len(results)
             mine = [shifted(r, deltas[m.name], len(results) + i)
                     for i, r in enumerate(part.results)]
             for r in mine:
@@ -363,6 +367,9 @@ class ClusterSession:
         run = StepRun(step, results, receivers, partial)
         run.t_measure = begin + int(self.plan.warmup_s * SEC)
         run.t_end = time.monotonic_ns()
+        self._watched[step.index] = merged_watched(done, offsets, deltas, run.t_measure)
+        self.warnings += [f"machine {m.name}: {w}" for m, part in done for w in part.warnings
+                          if f"machine {m.name}: {w}" not in self.warnings]
         return run
 
     def _sender_delta(self, deltas: dict[str, int]) -> Callable:
@@ -397,6 +404,29 @@ class ClusterSession:
             if self.workload.delivery == "broadcast":
                 row.update(machine_deliveries(results, receivers, room_sent))
         return row
+
+
+def merged_watched(done: list[tuple[Machine, agent.Part]], offsets: dict[str, int],
+                   deltas: dict[str, int], t_measure: int) -> Watched:
+    """The agents' resource samples of one step as one machine's: each machine's worker
+    roles renamed to the merged worker index (``worker{offset + i}``, as :func:`shifted`
+    numbers the results), each role and sample naming its machine, its cores keyed
+    ``MACHINE/CORE``, its sample times moved into our monotonic frame (by its ``delta``)
+    and counted in seconds from ``t_measure``."""
+    w = Watched()
+    for m, part in done:
+        def rename(role: str, first: int = offsets[m.name]) -> str:
+            index = role.removeprefix("worker")
+            return f"worker{first + int(index)}" if index.isdigit() else role
+        for role, summary in part.resources.items():
+            w.summary[rename(role)] = dict(summary, machine=m.name)
+        w.cores.update({f"{m.name}/{core}": v for core, v in part.cores.items()})
+        for row in part.samples:
+            t = row["t_ns"] + deltas[m.name]
+            w.rows.append(dict(row, role=rename(row["role"]), machine=m.name, t_ns=t,
+                               second=(t - t_measure) / SEC))
+    w.rows.sort(key=lambda r: r["t_ns"])
+    return w
 
 
 def machine_deliveries(results: list[WorkerResult], receivers: np.ndarray, room_sent: int

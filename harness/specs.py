@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -79,6 +80,29 @@ RUN_SPEC: dict[str, Spec] = {
     "redis_cmd": Spec("str"), "mc_cmd": Spec("str"), "keys": Spec("int", 1, 10**9),
     "baseline": Spec("str"),
 }
+# The settings that apply to some runs only: key -> (the runs it applies to, said as a
+# phrase). A run is "ws" (ws://, wss:// or the embedded --ws server), "http" (http://,
+# https://), "redis" or "memcached" (those workloads), "tcp" (raw host:port) or "embedded"
+# (the built-in raw server). A setting given (not its default) to another run is exit 2.
+_WS = (frozenset({"ws"}), "ws:// and wss:// targets")
+APPLIES: dict[str, tuple[frozenset[str], str]] = {
+    "ws_subprotocol": _WS, "header": _WS, "ping_interval": _WS, "ws_text": _WS,
+    "ws_match": _WS, "reconnect": _WS, "ws_compress": _WS,
+    "accept": (frozenset({"http"}), "http:// and https:// targets"),
+    "redis_cmd": (frozenset({"redis"}), "--workload redis"),
+    "mc_cmd": (frozenset({"memcached"}), "--workload memcached"),
+    "keys": (frozenset({"redis", "memcached"}), "--workload redis and memcached"),
+}
+
+
+def check_applies(run: dict, sort: str, label: str) -> None:
+    """Every setting of APPLIES that ``run`` gives (a value other than its default) applies
+    to a run of ``sort`` (``label``: that run's target, for the message)."""
+    for key, (sorts, where) in APPLIES.items():
+        if sort not in sorts and key in run and run[key] != RUN_DEFAULTS.get(key):
+            raise ConfigError(f"{flag_name(run, key)} applies to {where}, not {label}")
+
+
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
 TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},
               "thresholds": {k: LIMIT_SPEC for k in TABLES["thresholds"]}
@@ -161,6 +185,27 @@ def parse_int_list(value: Any, flag: str, lo: int = 1, hi: float = math.inf) -> 
             raise ConfigError(f"{flag}: {cut(n)} is over the limit of {hi:,}")
         out.append(n)
     return out
+
+
+def http_url_problem(url: str, query: bool = False) -> str | None:
+    """Why ``url`` is not an http:// or https:// URL harness can send to (None when it is):
+    no control character or space, a host (an IPv6 one in whole brackets), a port from 1 to
+    65535 when one is given, and no ``?query`` or ``#fragment`` unless ``query``."""
+    shown_url = repr(cut(url, 80))
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return f"{shown_url}: a URL has no spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", a port out of range or not a number
+        return f"{shown_url}: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{shown_url} is not an http:// or https:// URL"
+    if port == 0:
+        return f"{shown_url}: port 0 is no port to send to (1 to 65535)"
+    if not query and ("?" in url or "#" in url):
+        return f"{shown_url}: no ?query or #fragment here (they would change where it goes)"
+    return None
 
 
 def cut(v: Any, most: int = 40) -> Any:

@@ -43,6 +43,8 @@ class StepSummary(Mapping[str, Any]):
     partial: bool
     sent_all: int
     replies: int
+    reconnects: int = 0  # connections reopened after the server closed them: not errors
+    conns_lost: int = 0  # connections that went down by a fault and were not back
     # -- when the step has them
     client_bound_rule: str | None = None
     client_wait_pct: float | None = None  # the busiest worker's run-queue wait, % of wall

@@ -227,7 +227,11 @@ class TlsTransport(Transport):
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except OSError as exc:
-            self.fail(i, after_handshake_kind(exc))
+            kind = after_handshake_kind(exc)
+            if kind in ("closed", "reset"):
+                self.hung_up(i, kind)
+            else:
+                self.fail(i, kind)
             return off
         if end == start and not eof:  # a record without data (a session ticket)
             return off

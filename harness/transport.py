@@ -70,6 +70,7 @@ class Sink(Protocol):
     def tls_failed(self, kind: str, reason: str) -> None: ...
     def backlogged(self, i: int) -> None: ...
     def unparsed(self, data: memoryview) -> None: ...
+    def reconnected(self, now: int) -> None: ...  # a lost connection is back (ws --reconnect)
     def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None: ...
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None: ...
@@ -132,6 +133,9 @@ class Transport:
         self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
         self.started = np.zeros(n, dtype=np.int64)  # when each connect began
         self.early: Early | None = None  # send on template replies within the round
+        # the peer closed or reset a connection between frames: True when this took it
+        # (HTTP: a server's keep-alive close between requests), else it fails
+        self.between: Callable[[int], bool] | None = None
 
     # ------------------------------------------------------------------ the one error path
 
@@ -139,6 +143,15 @@ class Transport:
         """Count the error, close the connection, forget its state."""
         self.sink.error(kind, 1, time.monotonic_ns())
         self.close(i)
+
+    def hung_up(self, i: int, kind: str) -> None:
+        """The peer closed (``closed``) or reset (``reset``) connection ``i``: within a
+        frame that is an error (a partial frame cut by a close is ``protocol``), between
+        frames too unless :attr:`between` takes it."""
+        if self.pend_in[i]:
+            self.fail(i, "protocol" if kind == "closed" else kind)
+        elif self.between is None or not self.between(i):
+            self.fail(i, kind)
 
     def close(self, i: int) -> None:
         """Close a connection and forget its state (its unanswered messages stay so)."""
@@ -454,7 +467,7 @@ class Transport:
 
     def _recv_failed(self, i: int, exc: OSError) -> None:
         if not isinstance(exc, BlockingIOError):  # not ready after all: nothing happened
-            self.fail(i, error_kind(exc))
+            self.hung_up(i, error_kind(exc))
 
     def _keep(self, i: int, start: int, end: int, t: int, r: Reads) -> int:
         """``buf[start:end]`` is connection ``i``'s pending bytes and what it just read at
@@ -470,7 +483,7 @@ class Transport:
                 r.end.append(took)
                 r.t.append(t)
                 return took
-            self.fail(i, "protocol" if pend[i] else "closed")
+            self.hung_up(i, "closed")
             return start
         fixed = self.protocol.fixed
         if fixed and (end - start) % fixed == 0:

@@ -100,6 +100,11 @@ class Worker:
             self.proto = self.kv([r.pool for r in plan.requests], self.framing, self.out,
                                  plan.max_frame, share.key, n, self.index)
         self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
+        self.parked = np.zeros(n, dtype=bool)  # HTTP: closed between requests, reopened when
+        self.n_parked = 0  # ... its next request is due (:meth:`_park`)
+        self.due = np.zeros(n, dtype=np.int64)  # reopening: ns its next message was due
+        self.up = np.zeros(n, dtype=bool)  # connected (ready to send)
+        self.down = np.zeros(n, dtype=bool)  # lost: up once, now down by a fault
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
         self.tp: Transport
@@ -126,6 +131,7 @@ class Worker:
         self.running = False
         self.sending = True
         self.hi = self.seq  # first seq after the window
+        self.window_seq = 1 << 62  # first seq of the window, once it opens
         self.drain_until: int | None = None
         self.round_len = 0  # bytes of whole frames in the round buffer this round
         self.gid_list: list[int] = self.gid.tolist()
@@ -136,6 +142,8 @@ class Worker:
                       and self.echo is not None and self.n_kinds == 1 else None)
         self.early = self._early()
         self.tp.early = self.early
+        if isinstance(self.proto, Http):
+            self.tp.between = self._between
 
     def _early(self) -> Early | None:
         """Whether connections send their next request as soon as their replies are read
@@ -198,7 +206,13 @@ class Worker:
         self.rec.error(kind, count, now)
 
     def closed(self, i: int) -> None:
+        """Connection ``i`` closed: on a fault, or by the worker itself (which then says
+        the connection is not lost: :meth:`_park`, a stage's retirement)."""
+        if self.up[i] or self.reconnecting[i]:
+            self.down[i] = True  # dropped, or its reopening failed
+        self.up[i] = False
         self.reconnecting[i] = False
+        self.due[i] = 0
         self.pace.closed(i)
         self.proto.forget(i)
         if self.plan.reconnect and self.running and self.sending and \
@@ -211,6 +225,9 @@ class Worker:
 
     def unparsed(self, data: memoryview) -> None:
         self.rec.keep_unparsed(data)
+
+    def reconnected(self, now: int) -> None:
+        self.res.reconnects += 1
 
     def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None:
         """Book the requests the transport sent within the round (:class:`Early`), after
@@ -245,10 +262,17 @@ class Worker:
 
     def _ready(self, i: int) -> None:
         """Connection ``i`` may send: join the run if it is under way, send the hello."""
+        self.up[i] = True
+        self.down[i] = False
         if self.running:  # joined mid-run (a stage added it, or a reconnect)
             self.res.connected += not self.reconnecting[i]
             self.reconnecting[i] = False
-            self.pace.joined(i, time.monotonic_ns())
+            if self.due[i]:  # reopened after a close between requests: a reconnect
+                self.res.reconnects += 1
+                self.pace.resume(i, time.monotonic_ns(), int(self.due[i]))
+                self.due[i] = 0
+            else:
+                self.pace.joined(i, time.monotonic_ns())
         hello = self.workload.hello(int(self.gid[i]))
         if hello:
             self.tp.send(i, memoryview(b"".join(self.framing.encode(h) for h in hello)))
@@ -280,15 +304,40 @@ class Worker:
                 self.rec.error(f"http_{int(code)}", int(count), now)
         for i in proto.take_closing():
             if self.tp.socks[i] is not None:
-                self._reopen(i, now)
+                self._park(i)
 
-    def _reopen(self, i: int, now: int) -> None:
-        """Close connection ``i`` (its server said so); reopen it while it has more to send."""
+    def _between(self, i: int) -> bool:
+        """The server closed or reset HTTP connection ``i`` with no request outstanding
+        (its keep-alive timeout): not an error, the connection is reopened when its next
+        request is due. With a request outstanding it is one (False: the transport fails
+        it, the request is lost)."""
+        assert isinstance(self.proto, Http)
+        if self.proto.waiting(i):
+            return False
+        self._park(i)
+        return True
+
+    def _park(self, i: int) -> None:
+        """Close connection ``i`` (its server closed it, or said it would, between
+        requests); while it has more to send, it is reopened when its next request is due
+        (:meth:`_reopen_due`), as an HTTP client reopens on its next request."""
         self.tp.close(i)
-        if self.sending and self.pace.budget[i] > 0:
-            self.rec.error("reconnect", 1, now)
+        self.down[i] = False  # closed on purpose, not lost
+        if self.sending and self.pace.sends[i] and self.pace.budget[i] > 0:
+            self.parked[i] = True
+            self.n_parked += 1
+
+    def _reopen_due(self, now: int) -> None:
+        """Reopen the parked connections whose next message is due (a reconnect, once
+        connected); that message's latency runs from when it was due, the reopen included."""
+        idx = np.flatnonzero(self.parked)
+        due = self.pace.due_at(idx)
+        for i, t in zip(idx[due <= now].tolist(), due[due <= now].tolist(), strict=True):
+            self.parked[i] = False
+            self.n_parked -= 1
             self.reconnecting[i] = True
-            self.tp.start_connect(i)
+            if self.tp.start_connect(i):  # (a connect that failed at once: lost)
+                self.due[i] = max(t, 1)
 
     # ------------------------------------------------------------------ the loop
 
@@ -310,6 +359,8 @@ class Worker:
             self._io_round(self._wait_s(now))
             now = time.monotonic_ns()
             if self.sending and now >= times.begin and (times.end is None or now < times.end):
+                if self.n_parked:
+                    self._reopen_due(now)
                 self._send_round(now)
             if now >= next_tick:
                 next_tick = now + SEC // 10
@@ -343,6 +394,8 @@ class Worker:
         if self.share.stages:
             for i in self.pace.retired(now, self.timeout_ns):
                 self.tp.close(i)
+                self.down[i] = False  # retired, not lost
+        if self.share.stages or self.reconnecting.any():  # connects begun mid-run
             self.tp.expire_connects(now, int(self.plan.connect_timeout_s * SEC))
         if now >= next_report:
             next_report += SEC
@@ -376,6 +429,13 @@ class Worker:
     def _wait_s(self, now: int) -> float:
         if not self.sending or now < self.times.begin:
             return 0.01
+        wait = self._wait_pacing_s(now)
+        if self.n_parked:  # wake when the next parked connection is due
+            nxt = int(self.pace.due_at(np.flatnonzero(self.parked)).min())
+            wait = min(wait, max(nxt - now, 0) / SEC)
+        return wait
+
+    def _wait_pacing_s(self, now: int) -> float:
         if self.pace.period:  # wake exactly at the next scheduled send
             nxt = self.pace.next_send(self.tp.alive, self.tp.blocked)
             if nxt is None:
@@ -391,16 +451,19 @@ class Worker:
 
     def _enter_stage(self, now: int) -> None:
         """Next stage: open or retire connections to its count, switch to its rate."""
-        has_sock = np.array([s is not None for s in self.tp.socks], dtype=bool)
+        has_sock = np.array([s is not None for s in self.tp.socks], dtype=bool) | self.parked
         for i in self.pace.enter_stage(now, self.tp.alive, has_sock):
             self.tp.start_connect(i)
+        if self.n_parked:  # parked past the stage's count: retired, never reopened
+            self.parked[self.share.stages[self.pace.stage][1]:] = False
+            self.n_parked = int(np.count_nonzero(self.parked))
 
     def _sending_over(self, now: int) -> bool:
         if not self.rec.measuring:
             return False
         if self.times.end is not None:
             return now >= self.times.end
-        return not self.pace.budget_left(self.tp.alive | self.reconnecting)
+        return not self.pace.budget_left(self.tp.alive | self.reconnecting | self.parked)
 
     def _drained(self, now: int) -> bool:
         alive = self.tp.alive
@@ -410,6 +473,7 @@ class Worker:
                                   int(alive.sum()) / max(len(alive), 1))
 
     def _start_measure(self) -> None:
+        self.window_seq = self.seq
         self.rec.start_measure()
         self.deliv.start(self.seq, self.times.measure, self.times.shifts)
 
@@ -417,6 +481,7 @@ class Worker:
         self.sending = False
         self.rec.stop_sending(now)
         self.hi = self.seq
+        self.deliv.stop(self.hi)
 
     def _report(self, now: int, ctrl_poll: Progress | None) -> bool:
         """Progress to the coordinator; False when it asked us to stop (result partial)."""
@@ -442,11 +507,16 @@ class Worker:
         st, conn, t, flen = p.st, p.conn, p.t, p.flen
         valid = self.deliv.valid(p)
         if np.count_nonzero(valid) < len(valid):
-            bad = self._count_invalid(p.ok, valid, t_last)
-            if self.deliv.mangled_frees_slot:
+            bad = self._count_invalid(p.ok, valid, p.flen, t_last, self._unsolicited(p))
+            if self.deliv.mangled_frees_slot and bad.any():
                 self.pace.credit(conn[bad], t_last)
+                self.deliv.loose = True  # the slots alone no longer say the drain is over
             st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
         self.rec.res.replies += len(t)
+        if self.pace.early_left:  # replies to warm-up messages: not the window's to time out
+            own = (st["seq"] < self.window_seq) & (st["worker"] == self.index) & \
+                (st["conn"] == self.gid[conn])
+            self.pace.answered_early(conn[own])
         self.pace.credit(self.deliv.record(conn, st, t), t_last)
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
@@ -464,24 +534,53 @@ class Worker:
         rec.last_rx = t_last
         rec.res.replies += len(few.t)
         assert self.echo is not None  # small rounds are echo rounds
+        if self.pace.early_left:
+            self.pace.answered_early([c for c, s in zip(few.conn, few.seq, strict=True)
+                                      if s < self.window_seq])
         self.echo.ledger.record_few(few.seq)
         self.pace.credit_few(few.conn, t_last)
         if rec.measuring:
             rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
         return True
 
-    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, now: int) -> np.ndarray:
+    def _unsolicited(self, p: Parsed) -> np.ndarray | None:
+        """In-order matching: replies with no request waiting. Each connection that got one
+        is out of step: one protocol error, and it closes (whatever else it got this round
+        still counts). Returns the mask of those replies (counted with their connection,
+        not one by one), or None."""
+        if not p.unsolicited:
+            return None
+        self.rec.keep_unparsed(self._first_bad(p.ok, p.flen))
+        for c in p.unsolicited:
+            if self.tp.alive[c]:
+                self.tp.fail(c, "protocol")
+        return ~p.ok
+
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, flen: np.ndarray,
+                       now: int, skip: np.ndarray | None = None) -> np.ndarray:
         """Protocol errors: frames without a good stamp (unless the workload expects some),
-        and good stamps another connection or worker sent. Returns the mask of the frames
-        counted (each one error, once)."""
+        and good stamps another connection or worker sent (``skip``: frames counted
+        otherwise). Returns the mask of the frames counted (each one error, once)."""
         lenient = self.workload.ignore_unstamped
         bad = ~valid if not lenient else ok & ~valid
+        if skip is not None:
+            bad &= ~skip
         n = int(np.count_nonzero(bad))
         if n:
             if not lenient and np.count_nonzero(ok) < len(ok):
-                self.rec.keep_unparsed(self.rounds.mv[:self.round_len])
+                self.rec.keep_unparsed(self._first_bad(ok, flen))
             self.rec.error("protocol", n, now)
         return bad
+
+    def _first_bad(self, ok: np.ndarray, flen: np.ndarray) -> memoryview:
+        """The bytes of the round's first frame without a good stamp, when the round buffer
+        holds its frames back to back (else the whole round)."""
+        whole = self.rounds.mv[:self.round_len]
+        if int(flen.sum()) != self.round_len:
+            return whole
+        k = int(np.argmin(ok))
+        at = int(flen[:k].sum())
+        return whole[at:at + int(flen[k])]
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace
@@ -545,10 +644,11 @@ class Worker:
         res = self.rec.finish(cpu0, wait0)
         self.deliv.finish(res, self.hi)
         res.sent_all = self.seq - self.seq0
+        res.conns_lost = int(np.count_nonzero(self.down))  # (close_all: not lost)
         if isinstance(self.tp, WsTransport) and self.tp.downtimes:
             res.reconnect.record(np.asarray(self.tp.downtimes, dtype=np.int64))
         if isinstance(self.tp, WsTransport) and self.plan.reconnect:
-            res.reconnects = self.tp.reconnects(self.times.measure)
+            res.episodes = self.tp.reconnects(self.times.measure)
         if isinstance(self.proto, WsProtocol) and self.proto.deflate is not None:
             res.ws_compress = dict(self.proto.deflate.counts)
         if not res.replies:  # bytes that never made a frame

@@ -41,6 +41,7 @@ from websockets.extensions.permessage_deflate import (
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from harness import stamp
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.poller import READ
@@ -202,10 +203,44 @@ class WsProtocol(Stamped):
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
               seg_t: list[int], walk: list[int] | None) -> Parsed:
+        """Each message of the round is one frame, whatever it holds: a message that is
+        not a whole stamped frame (text, junk, a few bytes) is one bad frame, and the
+        messages beside it parse as they are. The fixed-size fast path takes a round only
+        when every message in it has the run's one size."""
         buf, seg_end, walk, bad = self.inflated(buf, seg_conn, seg_end, walk)
-        p = super().parse(buf, seg_conn, seg_end, seg_t, walk)
+        assert walk is not None
+        size = self.inbound.fixed
+        p = self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk) if size and \
+            len(walk) * size == seg_end[-1] and _strided(walk, size) else None
+        if p is None or p.bad_conns:  # (a foreign prefix ends a raw stream, not a message)
+            p = self._messages(buf, seg_conn, seg_end, seg_t, walk)
         p.bad_conns.extend(bad)
         return p
+
+    def _messages(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+                  seg_t: list[int], walk: list[int]) -> Parsed:
+        """The round message by message (``walk``: where each starts): a message is a good
+        frame when it holds a good stamp and its framing agrees with its length (the length
+        prefix, or the newline that ends it)."""
+        total = seg_end[-1]
+        a = np.frombuffer(buf, dtype=np.uint8, count=total)
+        fstart = np.asarray(walk, dtype=np.int64)
+        fend = np.append(fstart[1:], total)
+        seg = np.searchsorted(np.asarray(seg_end, dtype=np.int64), fstart, side="right")
+        inb, fr = self.inbound, self.framing
+        length = fend - fstart
+        st, ok = stamp.from_bytes(a[np.minimum(fstart[:, None] + inb.cols, total - 1)],
+                                  inb.ascii, self.inbound.key)
+        ok &= length >= fr.header + inb.ss + fr.trailer
+        if fr.header:
+            prefix = np.zeros(len(fstart), dtype=np.int64)
+            for j in range(fr.header):  # big-endian, a byte column at a time
+                prefix = prefix << 8 | a[np.minimum(fstart + j, total - 1)]
+            ok &= prefix == length - fr.header
+        if fr.trailer:
+            ok &= a[fend - 1] == 10
+        return Parsed(np.asarray(seg_conn, dtype=np.int64)[seg],
+                      np.asarray(seg_t, dtype=np.int64)[seg], st, ok, length, [])
 
     def inflated(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                  walk: list[int] | None) -> tuple[bytearray, list[int], list[int] | None,
@@ -328,7 +363,7 @@ class WsTransport(Transport):
             self.downtimes.append(now - int(self.lost_at[i]))
             self.back_from[i], self.back_at[i] = self.lost_at[i], now
             self.lost_at[i] = self.tries[i] = 0
-            self.sink.error("reconnect", 1, now)
+            self.sink.reconnected(now)
         self._opened(i, now)
         return 1
 
@@ -360,8 +395,12 @@ class WsTransport(Transport):
         self._control()
 
     def _control(self) -> None:
-        """Answer the round's pings; count, answer and close the servers' closes."""
+        """Count the round's empty messages; answer its pings; count, answer and close the
+        servers' closes."""
         d = self.deframer
+        if d.empty:  # empty messages: each one protocol error, the connection kept
+            self.sink.error("protocol", len(d.empty), time.monotonic_ns())
+            d.empty.clear()
         if d.pings:
             for i, payload in d.pings:
                 self.send_raw(i, encode_frame(OP_PONG, payload, mask=True))
@@ -523,6 +562,13 @@ class WssTransport(WsTransport, TlsTransport):
 
     def late_kind(self, i: int) -> str:
         return "connect_timeout" if self.hs[i] is not None else super().late_kind(i)
+
+
+def _strided(walk: list[int], size: int) -> bool:
+    """Messages start every ``size`` bytes from 0 (all of the one size)."""
+    if len(walk) <= 8:
+        return walk == list(range(0, len(walk) * size, size))
+    return bool((np.diff(np.asarray(walk, dtype=np.int64)) == size).all()) and walk[0] == 0
 
 
 def _has_close(data: bytes) -> bool:

@@ -10,7 +10,9 @@ over a whole round, server frames cut out of a connection's received bytes in pl
   collected for the caller. Frames of one size take a numpy fast path; anything else
   (mixed sizes, control frames, fragmented messages) a careful walk. A frame that breaks
   the protocol (masked, reserved bits, a bad opcode, a 2^63 length, a control frame over
-  125 bytes or fragmented, a frame or message over ``max_frame``) stops the cut there.
+  125 bytes or fragmented, a frame or message over ``max_frame``, a close code that may
+  not be sent: 1004-1006, 1015, 1016-2999, under 1000, 5000 and over) stops the cut there:
+  one protocol error, and the connection closes (not a ``ws_close_<code>``).
 
 Sizes are bytes.
 """
@@ -115,12 +117,15 @@ def _mask_uniform(src: np.ndarray, n: int, size: int, masks: np.ndarray,
 
 class Deframer:
     """Cuts server frames (unmasked). After :meth:`cut`, ``pings`` and ``closes`` hold the
-    control frames met, as (connection, payload) and (connection, close code)."""
+    control frames met, as (connection, payload) and (connection, close code), and
+    ``empty`` the connection of each empty data message (it holds no stamped frame, and a
+    walk entry of no bytes would have no read to belong to)."""
 
     def __init__(self, max_frame: int, deflate: bool = False) -> None:
         self.max_frame = max_frame
         self.pings: list[tuple[int, bytes]] = []
         self.closes: list[tuple[int, int]] = []
+        self.empty: list[int] = []  # the connection of each empty data message (not walked)
         # permessage-deflate may be on: RSV1 allowed, and per message cut (in walk order)
         # whether it is compressed
         self.rsv_ok = RSV1 if deflate else 0
@@ -149,9 +154,7 @@ class Deframer:
             if op == OP_CONT:
                 return w, w, False  # a continuation with no message begun
             if fin:
-                self._begin(walk, w, buf[p])
-                buf[w:w + n] = buf[p + hdr:p + hdr + n]
-                w += n
+                w = self._whole(buf, i, p, hdr, n, w, walk)
                 p += hdr + n
                 continue
             w, p, stop = self._message(buf, i, p, end, w, walk)
@@ -160,6 +163,18 @@ class Deframer:
         if p > w:
             buf[w:w + end - p] = buf[p:end]
         return w, w + end - p, True
+
+    def _whole(self, buf: bytearray, i: int, p: int, hdr: int, n: int, w: int,
+               walk: list[int]) -> int:
+        """An unfragmented message at ``p``: its payload moved to ``w`` (an empty one only
+        counted: it holds no stamped frame, and is not walked). Returns the write position
+        after it."""
+        if not n:
+            self.empty.append(i)
+            return w
+        self._begin(walk, w, buf[p])
+        buf[w:w + n] = buf[p + hdr:p + hdr + n]
+        return w + n
 
     def _begin(self, walk: list[int], w: int, b0: int) -> None:
         """A message's payload starts at ``w``; ``b0``: its first frame's first byte."""
@@ -179,7 +194,13 @@ class Deframer:
         if done is None:  # unfinished: keep its frames raw (control frames taken out)
             return w, p, self._keep_raw(buf, i, p, end, w)
         self._begin(walk, w, buf[p])
+        start = w
         w, p = self._join(buf, i, p, done, w)
+        if w == start:  # all its fragments empty: an empty message
+            walk.pop()
+            if self.compressed is not None:
+                self.compressed.pop()
+            self.empty.append(i)
         return w, p, None
 
     def _fast(self, buf: bytearray, start: int, end: int, walk: list[int]) -> tuple[int, int]:
@@ -188,6 +209,8 @@ class Deframer:
         if end - start < 2 or buf[start] != FIN | OP_BINARY or buf[start + 1] >= 126:
             return start, start
         size = buf[start + 1]
+        if not size:
+            return start, start  # empty messages: the walk sets them apart
         fsize = size + 2
         k = (end - start) // fsize
         if k < 4:
@@ -202,7 +225,7 @@ class Deframer:
         if j:
             payload = rows[:j, 2:].tobytes()
             buf[start:start + j * size] = payload
-            walk.extend(range(start, start + j * size, size) if size else [start] * j)
+            walk.extend(range(start, start + j * size, size))
             if self.compressed is not None:
                 self.compressed.extend([False] * j)
         return start + j * fsize, start + j * size
@@ -231,7 +254,10 @@ class Deframer:
         elif op == OP_CLOSE:
             if len(payload) == 1:
                 raise FrameBroken("close frame with a 1-byte payload")
-            self.closes.append((i, _U16.unpack_from(payload)[0] if payload else 1005))
+            code = _U16.unpack_from(payload)[0] if payload else 1005  # 1005: none given
+            if payload and not wire_close_code(code):
+                raise FrameBroken(f"close code {code}, which RFC 6455 forbids on the wire")
+            self.closes.append((i, code))
 
     def _fragments(self, buf: bytearray, i: int, p: int, end: int) -> int | None:
         """The message beginning at ``p`` (a non-final data frame): the raw offset just past
@@ -298,6 +324,17 @@ class Deframer:
         buf[w:w + end - p] = buf[p:end]
         return cut, w + end - p, True
 
+
+
+# close codes an endpoint may send (RFC 6455 §7.4, and the IANA registry: 1012-1014):
+# 1004, 1005, 1006 and 1015 are reserved or for local use only, 1016-2999 unassigned
+WIRE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
+                              1013, 1014))
+
+
+def wire_close_code(code: int) -> bool:
+    """A close frame may carry ``code`` (else the peer broke the protocol)."""
+    return code in WIRE_CLOSE_CODES or 3000 <= code < 5000
 
 
 def _header(buf: bytearray, p: int, end: int, rsv_ok: int = 0

@@ -6,6 +6,10 @@ tests/test_backend.py:
   (400 when the body is not JSON);
 * ``GET /users/{id}/``: ``{"id": id}``, or 404 when ``id`` is outside 1..1000;
 * ``GET /slow/``: 200 after ``asyncio.sleep(SLOW_S)``, a known server-side delay;
+* the item routes of the shipped user-class plan (workloads/plans/users.toml): ``GET /``,
+  ``GET /api/items/`` (a list), ``POST /api/items/`` (201, the JSON body echoed),
+  ``GET /api/items/{id}/`` (404 outside 1..500), ``GET /admin/stats/`` and
+  ``DELETE /admin/items/{id}/``;
 * ``GET /stats``: the app's own counters (not counted themselves), as JSON: responses by
   status code, requests by route, the user ids that got a 404, and the median time the
   slow route's sleeps actually took (ms), so a test can tell a late event loop from a
@@ -26,6 +30,7 @@ from typing import Any
 
 SLOW_S = 0.020  # the slow route's server-side delay, s
 USERS = range(1, 1001)  # the user ids that exist
+ITEMS = range(1, 501)  # the item ids that exist (the user-class plan asks for 1-500)
 
 POSTS = [{"id": i, "title": f"post {i}", "body": "lorem ipsum " * 4} for i in range(1, 11)]
 
@@ -71,6 +76,9 @@ async def _route(method: str, path: str, body: bytes) -> tuple[int, Any]:
         del slept_ms[:-10_000]
         return 200, {"slept_s": SLOW_S}
     parts = path.strip("/").split("/")
+    item = _item_route(method, parts, body)
+    if item is not None:
+        return item
     if len(parts) == 2 and parts[0] == "users" and parts[1].isdigit() and method == "GET":
         routes["get_user"] += 1
         uid = int(parts[1])
@@ -80,6 +88,27 @@ async def _route(method: str, path: str, body: bytes) -> tuple[int, Any]:
         return 404, {"error": f"no user {uid}"}
     routes["other"] += 1
     return 404, {"error": "not found"}
+
+
+def _item_route(method: str, parts: list[str], body: bytes) -> tuple[int, Any] | None:
+    """(status, document) of the user-class plan's routes; None for any other route."""
+    route = {("GET", ""): "home", ("GET", "api/items"): "list_items",
+             ("POST", "api/items"): "create_item", ("GET", "admin/stats"): "admin_stats",
+             }.get((method, "/".join(parts)))
+    if route is None and len(parts) == 3 and parts[2].isdigit():
+        route = {("GET", "api/items"): "get_item",
+                 ("DELETE", "admin/items"): "delete_item"}.get((method, "/".join(parts[:2])))
+    if route is None:
+        return None
+    routes[route] += 1
+    if route == "create_item":
+        try:
+            return 201, {"created": json.loads(body)}
+        except ValueError:
+            return 400, {"error": "body is not JSON"}
+    if len(parts) == 3 and int(parts[2]) not in ITEMS:
+        return 404, {"error": f"no item {parts[2]}"}
+    return 200, {"route": route, "items": POSTS[:3] if route == "list_items" else None}
 
 
 def _stats() -> dict:

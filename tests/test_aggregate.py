@@ -48,6 +48,28 @@ def test_timeouts_count_in_the_error_rate_without_double_counting_the_lost() -> 
     assert aggregate.error_rate(step(lost=20, errors={"timeout": 20})) == pytest.approx(0.02)
 
 
+def test_connections_lost_count_in_the_error_rate_reconnects_do_not() -> None:
+    assert aggregate.error_rate(step(conns=10, conns_lost=3)) == pytest.approx(0.3)
+    assert aggregate.error_rate(step(conns=10, reconnects=500)) == 0.0
+    # a refused reopen is a failed connect and a lost connection: at most every connection
+    both = step(conns=4, conns_lost=4, errors={"connect_refused": 4})
+    assert aggregate.error_rate(both) == 1.0
+
+
+def test_connections_lost_within_the_limit_are_named_by_the_verdict() -> None:
+    from harness.report.table import verdict_line
+    steps = [step(conns=10, sent=1000), step(conns=200, sent=20_000, conns_lost=1),
+             step(conns=400, sent=40_000, conns_lost=40)]
+    v = aggregate.degradation(steps, RULES)
+    assert v["degraded_at"] == 400 and v["rule"] == "error_rate"
+    assert v["detail"] == "error rate 10.00% > 1.00% (40 of 400 connections lost)"
+    assert v["conns_lost"] == [[200, 1]]
+    assert "last healthy step: 200 conns (but connections lost, within max_error_rate: " \
+        "1 at 200 conns)" in verdict_line(v)
+    healthy = aggregate.degradation(steps[:1], RULES)
+    assert healthy["conns_lost"] == [] and "lost" not in verdict_line(healthy)
+
+
 # ---------------------------------------------------------------------------- never healthy
 
 
@@ -64,6 +86,33 @@ def test_nothing_measured_says_messages_went_out_in_the_warm_up() -> None:
     (line,) = aggregate.threshold_failures([s], Thresholds(max_lost=None))
     assert line == ("nothing measured: no message was sent in the window at step conns=10 "
                     "(10 sent before it, in the warm-up, were never answered)")
+
+
+def test_threshold_lines_name_the_step_by_what_the_sweep_varies() -> None:
+    steps = [step(conns=3, messages=m, p99=p) for m, p in ((10, 1.0), (100, 9.0), (1000, 9.0))]
+    lines = aggregate.threshold_failures(steps, Thresholds(p99_ms=5.0))
+    assert [ln.rsplit(" at ", 1)[1] for ln in lines] == ["step messages=100",
+                                                         "step messages=1000"]
+    rates = [step(conns=3, rate=r, p99=9.0) for r in (50.0, 100.0)]
+    assert aggregate.threshold_failures(rates, Thresholds(p99_ms=5.0))[1].endswith(
+        "at step rate=100")
+
+
+def test_a_step_under_a_minute_is_too_short_to_be_called_stable() -> None:
+    """The issue's "stable (p99 +90106.519 ms/h)" on a 10 s step: a slope per hour from
+    ten noisy seconds; below TREND_JUDGE_SECONDS nothing is called stable."""
+    rng = np.random.default_rng(1)
+    flat = [1.0 + 0.3 * x for x in rng.random(10)]
+    t = aggregate.trend_figures({"second": list(range(10)), "p99_ms": flat}, [])
+    assert t is not None and t["verdict"] == aggregate.TOO_SHORT
+    assert t["seconds"] == 10 and t["judge_s"] == aggregate.TREND_JUDGE_SECONDS == 60
+    n = aggregate.TREND_JUDGE_SECONDS
+    long = aggregate.trend_figures({"second": list(range(n)), "p99_ms": [1.0] * n}, [])
+    assert long is not None and long["verdict"] == "stable"
+    rows = [{"role": "server", "second": float(k), "rss_bytes": 1e6 * (1 + k)} for k in range(11)]
+    grows = aggregate.trend_figures({"second": list(range(11)), "p99_ms": [1.0] * 11}, rows)
+    assert grows is not None and grows["verdict"] == "memory growing"  # a clear rise is said
+    assert aggregate.trend_figures({"second": list(range(9)), "p99_ms": [1.0] * 9}, []) is None
 
 
 # ---------------------------------------------------------------------------- left out
@@ -116,8 +165,8 @@ def test_the_shared_core_limit_is_a_setting_and_such_steps_can_be_judged_anyway(
     assert judged["core_shared"] is False and judged["judged_shared_core"] is True
     assert aggregate.degradation([judged], RULES)["judged"] == 1
     notes = table.step_notes(dict(judged, latency_ms={"p99": 1.0}))
-    assert any("shared core: 45% of core 0 (worker0's) used by other processes (>= 30%); top: "
-               "stress (pid 4242) 98%: judged all the same (--judge-shared-core)" in n
+    assert any("shared core: 45% of core 0 (worker0's) used by other processes (>= 30%), top: "
+               "stress pid 4242 98%, judged all the same (--judge-shared-core)" in n
                for n in notes), notes
     assert "SHARED CORE (judged)" in table.step_cells(judged)[-1]
 
@@ -221,6 +270,54 @@ def test_the_diagnosis_when_the_target_hung_up() -> None:
     assert line is not None and line.endswith(
         "got back 3 connections closed by it; no bytes came back; the target hung up without "
         "a reply: does it expect newline frames (--framing)?")
+
+
+def test_an_http_run_is_said_to_send_http_requests_not_stamped_frames() -> None:
+    line = aggregate.no_reply_diagnosis(_silent(None, timeout=20), "len32", speaks="http")
+    assert line == ("no valid reply in the whole run: sent 1000 HTTP requests on 10 "
+                    "connections; got back 20 reply timeouts; no bytes came back; the target "
+                    "took the requests and never answered: is it an HTTP/1.1 server?")
+    line = aggregate.no_reply_diagnosis(_silent(b"+PONG\r\n", protocol=3), "len32",
+                                        speaks="http")
+    assert line is not None and "stamped" not in line and line.endswith("--workload redis")
+
+
+def test_a_broken_websocket_handshake_is_not_told_to_use_http() -> None:
+    head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    line = aggregate.no_reply_diagnosis(_silent(head, protocol=4), "len32", speaks="ws")
+    assert line is not None and "--host http" not in line, line
+    assert "stamped len32 messages in WebSocket messages" in line
+    assert line.endswith("the WebSocket handshake broke: the response is not a valid upgrade "
+                         "(its Sec-WebSocket-Accept, Upgrade and Connection headers)")
+
+
+def test_a_handshake_that_never_completes_is_not_said_to_have_taken_messages() -> None:
+    s = step(conns=4, sent=0, received=0, errors={"connect_timeout": 4}, connected=0)
+    line = aggregate.no_reply_diagnosis([s], "len32", speaks="ws")
+    assert line == ("no valid reply in the whole run: no message was sent: none of the 4 "
+                    "connections finished its WebSocket handshake (4 connect_timeout): does "
+                    "the target answer the upgrade request at this path?")
+    line = aggregate.no_reply_diagnosis([s], "len32")
+    assert line is not None and "took the messages" not in line
+    assert line.endswith("none of the 4 connections opened (4 connect_timeout)")
+
+
+def test_a_certificate_that_fails_with_ca_given_is_not_told_to_use_ca() -> None:
+    def line(why: str, ca: bool) -> str:
+        s = step(conns=4, sent=0, received=0, errors={"tls_cert": 4},
+                 tls_reasons={"tls_cert": f"certificate verify failed: {why}"})
+        got = aggregate.no_reply_diagnosis([s], "len32", ca=ca)
+        assert got is not None
+        return got.rsplit("; ", 1)[1]
+    assert line("certificate has expired", True) == \
+        "the target's certificate has expired: renew it (or --insecure)"
+    assert line("certificate has expired", False) == \
+        "the target's certificate has expired: renew it (or --insecure)"
+    assert line("self-signed certificate", True) == (
+        "the certificate does not verify against --ca FILE: is that the CA that signed it? "
+        "(or --insecure)")
+    assert line("self-signed certificate", False) == \
+        "use --ca FILE (the CA that signed it) or --insecure"
 
 
 def test_no_diagnosis_when_a_valid_reply_came_even_outside_the_window() -> None:

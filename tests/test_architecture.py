@@ -53,10 +53,10 @@ LAYERS: dict[str, set[str]] = {
             "probes"},
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
-               "report.lines",
+               "report.lines", "report.breakdown",
                "report.charts",
                "hlog", "openmetrics", "history",
-               "report.compare_table", "report.compare_html", "junit"},
+               "report.compare_table", "report.compare_html", "junit", "report.schema"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",

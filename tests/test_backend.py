@@ -163,3 +163,26 @@ def test_open_loop_arrivals_faster_than_the_server_show_latency_from_the_intende
     assert lat["p99"] > 50 * SLOW_MS, lat  # >= 1 s against a 20 ms service time
     assert lat["p99"] > 1.5 * lat["p50"], lat  # growing linearly: p99 about twice p50
     assert s["service_ms"]["p50"] <= lat["p50"] * 1.01
+
+
+ITEM_ROUTES = ("home", "list_items", "create_item", "get_item", "admin_stats", "delete_item")
+
+
+@pytest.mark.e2e
+def test_the_shipped_user_class_plan_is_answered_in_full_and_counted_as_the_app_counts(
+        backend: int, tmp_path: Path) -> None:
+    """workloads/plans/users.toml, shortened, against the routes it asks for: every
+    response a success, and harness's whole-step replies equal the app's requests."""
+    before = stats(backend)
+    r = harness("run", "--plan", "users", "--host", f"http://127.0.0.1:{backend}/",
+                "--conns", "12", "--think", "0.05-0.1", "--duration", "1", "--warmup", "0.3",
+                "--workers", "1", "--json", "--no-report", "--results-dir", str(tmp_path),
+                cwd=tmp_path)
+    assert r.returncode in (0, 1, 4), r.stderr
+    (s,) = orjson.loads(r.stdout)["steps"]
+    after = stats(backend)
+    served = sum(delta(after["routes"], before["routes"]).get(k, 0) for k in ITEM_ROUTES)
+    codes = delta(after["codes"], before["codes"])
+    assert set(codes) <= {"200", "201"} and served > 0, codes
+    assert s["replies"] == served == sum(codes.values()), (s["replies"], served, codes)
+    assert not nonzero(s["errors"]) and s["lost"] == 0, s["errors"]

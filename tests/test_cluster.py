@@ -73,6 +73,33 @@ def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it
     assert sorted(gids) == list(range(5 + 2 * 3))  # unique across the machines
 
 
+def test_the_agents_samples_merge_as_one_machines_with_roles_renumbered_and_times_moved(
+        ) -> None:
+    from harness.agent import Part
+    from harness.scaleout import Machine, merged_watched
+    step = Step(0, conns=4, duration_s=1.0, messages=None)
+    parts = []
+    for name, t0 in (("a1", 5_000), ("a2", 9_000)):
+        part = Part(name, step)
+        part.resources = {f"worker{i}": {"cpu_pct_mean": 10.0 * (i + 1), "core": i,
+                                         "others_on_core_pct": 40.0 * i} for i in range(2)}
+        part.cores = {0: {"busy_pct_mean": 50.0, "others_pct_mean": 0.0},
+                      1: {"busy_pct_mean": 90.0, "others_pct_mean": 40.0}}
+        part.samples = [{"t_ns": t0 + k, "role": f"worker{k}", "cpu_pct": 1.0} for k in (1, 0)]
+        parts.append((Machine("tcp://x", name, 2, 0, 0), part))
+    w = merged_watched(parts, {"a1": 0, "a2": 2}, {"a1": 1_000, "a2": -3_000}, 6_000)
+    assert {r: (v["machine"], v["core"]) for r, v in w.summary.items()} == {
+        "worker0": ("a1", 0), "worker1": ("a1", 1), "worker2": ("a2", 0), "worker3": ("a2", 1)}
+    assert sorted(w.cores) == ["a1/0", "a1/1", "a2/0", "a2/1"]
+    assert [(r["role"], r["machine"], r["t_ns"]) for r in w.rows] == [
+        ("worker0", "a1", 6_000), ("worker2", "a2", 6_000), ("worker1", "a1", 6_001),
+        ("worker3", "a2", 6_001)]  # in our clock: a1 +1 µs, a2 -3 µs
+    assert all(r["second"] == (r["t_ns"] - 6_000) / 1e9 for r in w.rows)
+    from harness.aggregate import resource_fields
+    fields = resource_fields(w.summary, w.cores)
+    assert fields["core_shared"] and fields["shared_core"]["role"] in ("worker1", "worker3")
+
+
 # ---------------------------------------------------------------------------- a cluster
 
 
@@ -180,6 +207,30 @@ def test_a_timed_cluster_step_adds_each_machines_counts(cluster: Cluster) -> Non
     assert [m["conns"] for m in parts] == [2, 2]
     assert step["received"] == sum(m["received"] for m in parts) > 0
     assert step["sent"] == sum(m["sent"] for m in parts)
+
+
+@pytest.mark.e2e
+def test_each_agent_samples_its_workers_and_cores_so_a_busy_core_leaves_the_step_unjudged(
+        cluster: Cluster) -> None:
+    hog = subprocess.Popen(  # bounded: one core busy for at most 20 s
+        [sys.executable, "-c", "import os, time\nos.sched_setaffinity(0, {0})\n"
+         "end = time.monotonic() + 20\nwhile time.monotonic() < end: pass"])
+    try:
+        r, doc = run_json(cluster, "--conns", "4", "--duration", "1", "--warmup", "0.2",
+                          "--monitor-interval", "0.1")
+    finally:
+        stop(hog)
+    assert doc is not None, r.stderr
+    step = doc["steps"][0]
+    workers = {role: v for role, v in step["resources"].items() if role.startswith("worker")}
+    assert len(workers) == len(step["client_cpu_pct_per_worker"]) >= 2
+    assert {v["machine"] for v in workers.values()} == {"a1", "a2"}
+    assert all(v["samples"] >= 5 and v["cpu_pct_mean"] is not None and v["core"] is not None
+               for v in workers.values()), workers
+    assert {k.split("/")[0] for k in step["machine_cpu"]} == {"a1", "a2"}
+    assert step["core_shared"] and step["shared_core"]["others_pct"] >= 30, step["shared_core"]
+    assert doc["degradation"]["judged"] == 0
+    assert "shared core" in doc["degradation"]["skipped_why"]
 
 
 @pytest.mark.e2e

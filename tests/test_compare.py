@@ -174,9 +174,9 @@ def test_junit_has_a_case_per_threshold_per_step_and_per_limited_figure() -> Non
     assert len(names) == 2 * 3  # measured, max_lost, p99_ms per step
     failed = {c.get("name"): c.find("failure").get("message") for c in th.iter("testcase")
               if c.find("failure") is not None}
-    assert set(failed) == {"max_lost <= 0 at step 1 (conns=8)", "p99_ms <= 3.0 at step 1 "
+    assert set(failed) == {"max_lost <= 0 at step 2 (conns=8)", "p99_ms <= 3.0 at step 2 "
                            "(conns=8)"}
-    assert "p99_ms: 4.000 > 3.0" in failed["p99_ms <= 3.0 at step 1 (conns=8)"]
+    assert "p99_ms: 4.000 > 3.0" in failed["p99_ms <= 3.0 at step 2 (conns=8)"]
     reg = suites["harness.regressions"]
     assert reg.get("tests") == "7" and int(reg.get("failures")) >= 2
     messages = [c.find("failure").get("message") for c in reg.iter("testcase")
@@ -642,8 +642,8 @@ def test_junit_skips_the_thresholds_of_a_step_left_out_of_the_verdict_unless_the
         s["latency_ms"] = aggregate.latency_ms(h)
     root = ET.fromstring(junit.junit_xml(doc))
     cases = {c.get("name"): c for c in root.iter("testcase")}
-    held = cases["p99_ms <= 3.0 at step 0 (conns=4)"].find("skipped")
+    held = cases["p99_ms <= 3.0 at step 1 (conns=4)"].find("skipped")
     assert held is not None and held.get("message") == (
         "not judged: client-bound (a worker used 97% of its core (>= 90%))")
-    assert cases["p99_ms <= 3.0 at step 1 (conns=8)"].find("failure") is not None
+    assert cases["p99_ms <= 3.0 at step 2 (conns=8)"].find("failure") is not None
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("6", "1", "5")

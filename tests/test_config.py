@@ -310,3 +310,30 @@ def test_a_bad_request_table_is_refused_naming_it(tmp_path: Path, toml: str,
 
 def test_a_request_table_needs_an_http_target(tmp_path: Path) -> None:
     refused(tmp_path, '[[requests]]\npath = "/"\n', "[[requests]]", "http://")
+
+
+def test_a_config_plan_layers_over_harness_toml_key_by_key_and_table_by_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("harness.toml").write_text(
+        '[run]\nduration = 3.0\nname = "local"\nhost = "http://127.0.0.1:9/"\n'
+        '[thresholds]\np99_ms = 9.0\n[alerts]\nwebhook = "http://127.0.0.1:9/x"\n'
+        '[env.ci.thresholds]\nmax_lost = 5\n[[requests]]\nname = "a"\npath = "/a"\n')
+    Path("plan.toml").write_text(
+        '[run]\nname = "plan"\n[thresholds]\nmax_error_rate = 0.2\n'
+        '[[users]]\nname = "u"\nweight = 1\n[[users.requests]]\nname = "b"\npath = "/b"\n')
+    file = cfg.load_file("plan.toml")
+    merged = cfg.settings(file, {"warmup": 0.5}, None, "ci")
+    assert (merged["run"]["duration"], merged["run"]["name"], merged["run"]["warmup"]) == (
+        3.0, "plan", 0.5)
+    assert merged["thresholds"]["p99_ms"] == 9.0 and merged["thresholds"]["max_error_rate"] == 0.2
+    assert merged["thresholds"]["max_lost"] == 5  # ./harness.toml's [env.ci]
+    assert file["alerts"] == {"webhook": "http://127.0.0.1:9/x"}
+    assert cfg.origin_of(file, "alerts") == "harness.toml"
+    assert "requests" not in file and cfg.origin_of(file, "users") == "plan.toml"  # one slot
+    assert merged["names"]["duration"] == "harness.toml: run.duration"
+    assert merged["names"]["name"] == "plan.toml: run.name"
+    plan = cfg.build_plan(merged)
+    assert plan.users and plan.users[0].name == "u"
+    assert cfg.load_file("harness.toml")["__files__"][0]["__path__"] == "harness.toml"
+    assert len(cfg.load_file("harness.toml")["__files__"]) == 1  # the same file once

@@ -20,6 +20,7 @@ from harness import hlog, openmetrics
 from harness.histogram import LIMIT, Histogram, index_of
 from harness.report import charts
 from harness.report import html as report_html
+from harness.report.safe import printable
 from tests.conftest import free_port, harness
 
 hdrh_log = pytest.importorskip("hdrh.log")
@@ -271,6 +272,25 @@ def test_label_values_are_escaped() -> None:
     assert info.labels["workload"] == 'a"b\\c\nd'
 
 
+def test_control_characters_in_kind_names_are_shown_not_written() -> None:
+    """Issue 20 item 9: kind names with ESC, BEL and C1 bytes reached metrics.prom raw."""
+    evil = "a\x1b]0;pwned\x07\x9b2J\u202eb"
+    h = Histogram()
+    h.record(np.array([1_000_000], dtype=np.int64))
+    step = {"conns": 1, "sent": 1, "received": 1, "errors": {f"ws_close_{evil}": 1},
+            "histograms": {f"kind:{evil}": h.to_dict()}}
+    for om in (False, True):
+        text = openmetrics.run_text({"workload": evil, "steps": [step]}, evil, om)
+        raw = [c for c in text if c != "\n" and printable(c) != c]
+        assert raw == [], raw
+        fams = families(text, om_parser.text_string_to_metric_families if om else None)
+        labels = [s.labels for f in fams.values() for s in f.samples]
+        shown = printable(evil)
+        assert any(d.get("kind") == shown for d in labels)
+        assert any(d.get("kind") == f"ws_close_{shown}" for d in labels)
+        assert any(d.get("run") == shown for d in labels)
+
+
 # ---------------------------------------------------------------------------- Pushgateway
 
 
@@ -320,11 +340,14 @@ def test_a_bad_pushgateway_url_is_a_usage_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- history
 
 
-def fake_run(src: Path, base: Path, folder: str, name: str, started: float) -> None:
+def fake_run(src: Path, base: Path, folder: str, name: str, started: float,
+             duration_s: float | None = None) -> None:
     dst = base / folder
     shutil.copytree(src, dst)
     doc = read_doc(dst)
     doc["config"]["name"] = name
+    for st in doc["config"]["steps"] if duration_s else ():
+        st["duration_s"] = duration_s  # a shortened run of the same plan
     doc["environment"]["started_unix_s"] = started
     doc["environment"]["started_utc"] = f"t{started:.0f}"
     (dst / "run.json").write_text(json.dumps(doc))
@@ -337,7 +360,7 @@ def test_history_lists_runs_newest_first_and_skips_a_corrupt_folder(run_folder: 
     base.mkdir()
     fake_run(run_folder, base, "a-old", "alpha", 1000.0)
     fake_run(run_folder, base, "c-new", "alpha", 3000.0)
-    fake_run(run_folder, base, "b-mid", "beta", 2000.0)
+    fake_run(run_folder, base, "b-mid", "alpha", 2000.0, duration_s=60.0)
     (base / "d-bad").mkdir()
     (base / "d-bad" / "run.json").write_text('{"schema_version": 1, "steps": [')
     proc = harness("history", str(base), "--json", "--html", str(tmp_path / "h.html"),
@@ -354,12 +377,15 @@ def test_history_lists_runs_newest_first_and_skips_a_corrupt_folder(run_folder: 
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "d-bad" in err[0] and err[0].startswith("harness: warning:")
     assert "Traceback" not in proc.stderr
+    assert rows[0]["plan"] == rows[2]["plan"] != rows[1]["plan"]
     page = (tmp_path / "h.html").read_text()
-    assert page.count("<svg") == 2  # one chart per scenario: alpha / echo, beta / echo
-    assert "alpha / echo" in page and "beta / echo" in page
+    assert page.count("<svg") == 1  # the plan run twice; the 60 s one, run once, in words
+    assert f"alpha / echo (plan {rows[0]['plan']}: " in page
+    assert f"alpha / echo (plan {rows[1]['plan']}: " in page
+    assert "One run (t2000): p99" in page and "A trend needs two runs" in page
     table = harness("history", str(base), cwd=tmp_path)
-    names = [ln.split()[1] for ln in table.stdout.splitlines()[2:]]
-    assert names == ["alpha", "beta", "alpha"]
+    plans = [ln.split()[2] for ln in table.stdout.splitlines()[2:]]
+    assert plans == [r["plan"] for r in rows]
 
 
 def test_history_of_a_missing_folder_is_one_line(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from harness.result import ERROR_KINDS
 from harness.targets import launch
 from harness.worker import Worker, connect_kind
 from tests import servers
+from tests.busy import skip_if_busy
 from tests.conftest import plan_for, run_plan
 from workloads import load
 
@@ -74,6 +75,19 @@ def test_drops_are_counted_exactly() -> None:
     assert s["lost"] == 20
     assert s["errors"]["timeout"] == 20
     assert s["duplicates"] == 0
+
+
+@pytest.mark.e2e
+def test_warm_up_timeouts_are_not_the_windows() -> None:
+    # every 7th frame of each connection gets no reply, in the warm-up as in the window: a
+    # timeout belongs to the window its message was sent in, so the window's timeouts are
+    # its lost messages (not also the warm-up's ~1,000 drops)
+    with servers.start("drop", every=7) as srv:
+        (s,) = run_plan(plan_for(host(srv), conns="50", inflight=4, warmup=1.0,
+                                 messages="3000", timeout=0.1))
+    skip_if_busy({"steps": [s]})
+    assert s["sent"] == 3000 and 3000 // 7 - 60 <= s["lost"] <= 3000 // 7 + 60, s
+    assert s["errors"]["timeout"] == s["lost"], s["errors"]
 
 
 @pytest.mark.e2e

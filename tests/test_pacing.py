@@ -264,6 +264,38 @@ def test_a_connection_joining_mid_run_sends_from_its_next_instant() -> None:
     assert pick(p, first, live)[0][-1:] == [2]
 
 
+def test_a_closed_loop_connection_reopened_books_its_next_send_from_when_it_was_due() -> None:
+    """A server closed connection 0 while it thought (due at 6 ms); reopened, it sends at
+    9 ms with 6 ms as the intended time, so the reopen is in its latency; then as usual."""
+    p = Pacer(share(2), Pacing(inflight=1, think_s=0.005), seed=1)
+    p.start(0, alive(2))
+    p.commit(*map(np.array, pick(p, 0, alive(2))), 0, measuring=True)
+    p.credit(np.array([0, 1]), 1 * MS)
+    live = np.array([False, True])
+    p.closed(0)  # the server's close, between requests
+    assert p.due_at(np.array([0])).tolist() == [6 * MS]
+    assert pick(p, 8 * MS, live) == ([1], [1])
+    p.resume(0, 8 * MS, 6 * MS)
+    live[0] = True
+    tint, delay, behind = p.commit(np.array([0, 1]), np.array([1, 1]), 9 * MS, True)
+    assert np.asarray(tint).tolist() == [6 * MS, 9 * MS] and (delay, behind) == (0, 0)
+    p.credit(np.array([0]), 10 * MS)
+    assert p.commit(np.array([0]), np.array([1]), 16 * MS, True)[0] == 16 * MS
+
+
+def test_an_open_loop_connection_reopened_keeps_its_schedule() -> None:
+    p = Pacer(share(1, rate=100.0), Pacing(mode="open", rate=100.0), seed=4)
+    p.start(0, alive(1))
+    p.commit(*map(np.array, pick(p, SEC, alive(1))), SEC, True)
+    due = int(p.due_at(np.array([0]))[0])
+    p.closed(0)
+    assert pick(p, due + 3 * MS, none(1)) == ([], [])
+    p.resume(0, due + 3 * MS, due)
+    tint, delay, _ = p.commit(*map(np.array, pick(p, due + 3 * MS, alive(1))), due + 3 * MS,
+                              True)
+    assert np.asarray(tint).tolist() == [due] and np.asarray(delay).tolist() == [3000]
+
+
 def test_a_small_rounds_credits_in_python_are_what_numpy_gives() -> None:
     for think in (0.0, 0.002):
         a, b = (Pacer(share(4), Pacing(inflight=3, think_s=think), seed=1) for _ in range(2))

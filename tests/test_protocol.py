@@ -159,9 +159,11 @@ def test_in_order_latency_comes_from_each_requests_own_send_time() -> None:
 
 
 @pytest.mark.e2e
-def test_a_reply_nobody_asked_for_is_one_protocol_error() -> None:
+def test_a_reply_nobody_asked_for_is_one_protocol_error_and_closes_its_connection() -> None:
+    # a greeting before any request: that connection's replies are out of step with its
+    # requests from there on (tests/test_unsolicited.py: every reply twice)
     with servers.start("fixed_reply", framing="len32", greeting=b"HELLO") as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="3", duration=0.5)
         s = run_with(plan, InOrderEcho(plan.size, plan.seed))
     assert s["errors"]["protocol"] == 3, s["errors"]
-    assert s["received"] > 0 and s["lost"] == 0
+    assert s["received"] <= 3 and s["errors"]["timeout"] == 0

@@ -238,3 +238,49 @@ def test_control_characters_never_reach_the_page_or_the_terminal(folder: Path) -
     text = table.render(doc)
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "kind\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in text
+
+
+def _broadcast_step(messages: int, total_s: float) -> dict:
+    from tests.test_aggregate import step
+
+    return step(conns=3, messages=messages, duration_s=total_s, total_s=total_s,
+                send_s=total_s * 0.9, deliveries=6 * messages, deliveries_expected=6 * messages,
+                reordered=0, fanout_ms={"p50": 0.3, "p99": 0.6}, per_node=[])
+
+
+def test_a_message_sweep_charts_time_to_all_delivered_not_empty_seconds() -> None:
+    steps = [_broadcast_step(m, t) for m, t in ((10, 0.002), (1000, 0.09), (8000, 2.26))]
+    doc = {"steps": steps, "delivery": "broadcast", "workload": "chat",
+           "config": {"framing": "len32", "size": 64}, "degradation": {}}
+    page = report_html.render_html(doc, [{}] * 3, [])
+    completion = page[page.index('id="chart-completion"'):page.index('id="chart-time"')]
+    assert "Time to all delivered" in completion and "<svg" in completion
+    timed = page[page.index('id="chart-time"'):page.index('id="chart-spectrum"')]
+    assert "<svg" not in timed and "the longest took 2.260 s" in timed
+    assert "len32 / 64 B" in page
+    assert "messages=8000: deliveries 48,000/48,000" in page
+    assert "all delivered in 2.260 s" in page
+
+
+def test_an_http_user_class_run_shows_each_class_think_time_and_no_framing() -> None:
+    from tests.test_aggregate import step
+
+    users = [{"name": "regular", "weight": 6.0, "think_s": 1.0, "think_max_s": 5.0,
+              "first": 0, "count": 1},
+             {"name": "api", "weight": 2.0, "think_s": 0.5, "think_max_s": 1.0,
+              "first": 1, "count": 1}]
+    cfg = {"framing": "len32", "size": 64, "users": users,
+           "requests": [{"name": "regular.home"}, {"name": "api.list"}],
+           "pacing": {"mode": "closed", "inflight": 1, "think_s": 1.0, "think_max_s": 5.0}}
+    lat = {"p50": 0.5, "p90": 0.8, "p99": 1.0, "max": 1.2}
+    s = step(conns=8, users={"regular": 6, "api": 2}, status={"200": 30},
+             status_classes={"2xx": 30},
+             kinds=[{"kind": "regular.home", "sent": 10, "received": 10, "latency_ms": lat},
+                    {"kind": "api.list", "sent": 20, "received": 20, "latency_ms": lat}])
+    doc = {"steps": [s], "workload": "http", "protocol": "http", "config": cfg,
+           "degradation": {}}
+    page = report_html.render_html(doc, [{}], [])
+    assert "framing / size" not in page and "len32 / 64 B" not in page
+    assert "think per user class: regular 1-5 s, api 0.5-1 s" in page
+    assert "<h3>User classes</h3>" in page and "<h3>Per request</h3>" in page
+    assert '<td class="t">api.list</td><td>20</td><td>20</td>' in page

@@ -49,28 +49,106 @@ def test_the_client_bound_note_names_the_rule_and_its_figure() -> None:
     s = step(conns=50, client_bound=True, client_bound_rule="behind_schedule",
              client_bound_detail="5.0% of sends went out over 5 ms behind schedule (> 1%), "
                                  "client CPU 18%")
-    notes = table.step_notes(s)
-    assert ("conns=50: client-bound (rule behind_schedule: 5.0% of sends went out over 5 ms "
-            "behind schedule (> 1%), client CPU 18%): this step measures harness, not only the "
-            "server; left out of the verdict") in notes
-    assert not any("the client was the bottleneck (CPU" in n for n in notes)
+    text = table.render(doc([s]))
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("conns=50:")]
+    assert ("client-bound (rule behind_schedule: 5.0% of sends went out over 5 ms behind "
+            "schedule (> 1%), client CPU 18%)") in line
+    (said,) = [ln for ln in text.splitlines() if ln.startswith("CLIENT-BOUND:")]
+    assert "measures harness, not only the server" in said and "left out of the verdict" in said
 
 
-def test_a_shared_core_is_a_note_and_a_flag_in_the_cpu_column() -> None:
+def test_a_shared_core_is_a_fact_of_its_line_and_a_flag_in_the_cpu_column() -> None:
     s = step(conns=100, core_shared=True,
              shared_core={"role": "worker0", "core": 0, "others_pct": 45.0})
     text = table.render(doc([s]))
-    assert ("conns=100: shared core: 45% of core 0 (worker0's) used by other processes: a "
-            "busy machine, left out of the verdict") in text
+    assert ("conns=100: whole step: sent 1,000, replies 1,000; shared core: 45% of core 0 "
+            "(worker0's) used by other processes") in text.splitlines()
     assert "20 SHARED CORE" in text
+    assert sum(ln.startswith("SHARED CORE:") for ln in text.splitlines()) == 1
+
+
+def test_each_step_has_one_line_of_facts_and_the_legend_is_said_once() -> None:
+    """The issue's wall: 7 steps with HTTP counts, trends and shared cores made 25 bullets;
+    now the legend once, then one line per step, and remarks only for what needs words."""
+    trend = {"verdict": "too short to judge a trend", "seconds": 10, "judge_s": 60,
+             "p99_growing": False, "memory_growing": False}
+    steps = [step(conns=10 * (k + 1), trend=trend, status={"200": 990}, status_classes={
+        "2xx": 990}, core_shared=True, shared_core={"role": "worker0", "core": 0,
+                                                    "others_pct": 45.0}) for k in range(7)]
+    n = table.notes(doc(steps))
+    assert len(n.steps) == 7 and not n.remarks
+    assert len(n.legend) == 2  # SHARED CORE, counts
+    assert n.steps[0] == ("conns=10: HTTP responses (window start to drain end) 2xx 990 (200: "
+                          "990); whole step: sent 1,000, replies 1,000; shared core: 45% of "
+                          "core 0 (worker0's) used by other processes; trend: too short to "
+                          "judge a trend (10 s < 60 s)")
+    assert "drain" in n.legend[-1] and "whole step" in n.legend[-1]
+
+
+def test_http_error_codes_are_said_once_not_as_errors_and_as_statuses() -> None:
+    s = step(conns=4, errors={"http_404": 18, "reset": 1}, status={"404": 18},
+             status_classes={"4xx": 18})
+    (line,) = table.notes(doc([s])).steps
+    assert "errors reset=1;" in line and "http_404" not in line and "4xx 18 (404: 18)" in line
+
+
+def test_a_message_sweep_names_its_steps_by_their_message_count() -> None:
+    steps = [step(conns=3, messages=m, lost=1) for m in (10, 100)]
+    n = table.notes(doc(steps))
+    assert [ln.split(":")[0] for ln in n.steps] == ["messages=10", "messages=100"]
+
+
+def test_connections_lost_and_reconnects_get_a_note_each_beside_the_errors() -> None:
+    s = step(conns=50, errors={"closed": 3}, conns_lost=3, reconnects=300)
+    facts = table.step_notes(s)[0].split("; ")
+    assert facts[0] == "conns=50: errors closed=3"
+    assert facts[1] == ("3 of 50 connections LOST (closed, reset or broken and not back by "
+                        "the end of the step, in the error rate)")
+    assert facts[2].startswith("300 reconnects (connections the server closed") \
+        and "not errors" in facts[2]
+    assert table.step_cells(s)[9] == 3  # the errors column: reconnects are not errors
+    assert not [n for n in table.step_notes(step(conns=50)) if "LOST" in n or "reconn" in n]
 
 
 def test_the_soak_trend_is_printed_even_when_stable() -> None:
     trend = {"verdict": "stable", "p99_trend": {"slope_per_h": 0.0123},
-             "memory_trend": {"slope_per_h": 1.5e6}}
-    notes = table.step_notes(step(conns=30, trend=trend))
-    assert ("conns=30: trend over the step: stable (p99 +0.012 ms/h, server memory +1.5 MB/h)"
-            in notes)
+             "memory_trend": {"slope_per_h": 1.5e6}, "seconds": 3600, "judge_s": 60}
+    (line,) = table.step_notes(step(conns=30, trend=trend))
+    assert line.endswith("trend: stable (p99 +0.012 ms/h, server memory +1.5 MB/h)")
+
+
+def test_a_short_step_gets_no_slope_per_hour_only_a_rise_it_saw() -> None:
+    short = {"verdict": "too short to judge a trend", "p99_growing": False,
+             "memory_growing": False, "p99_trend": {"slope_per_h": 90106.519},
+             "seconds": 10, "judge_s": 60}
+    assert table.trend_text(short) == "too short to judge a trend (10 s < 60 s)"
+    grows = {"verdict": "memory growing", "p99_growing": False, "memory_growing": True,
+             "p99_trend": {"slope_per_h": 1.0}, "memory_trend": {"slope_per_h": 2.6e10,
+                                                                 "rise": 80e6},
+             "seconds": 11, "judge_s": 60}
+    assert table.trend_text(grows) == "memory growing (server memory +80.0 MB over 11 s)"
+
+
+def test_requests_and_user_classes_are_tables_not_bullets() -> None:
+    lat = {"p50": 0.5, "p90": 0.8, "p99": 1.0, "max": 1.2}
+    s = step(conns=12, users={"regular": 8, "api": 4},
+             kinds=[{"kind": "regular.home", "sent": 20, "received": 20, "latency_ms": lat},
+                    {"kind": "api.list", "sent": 30, "received": 29, "latency_ms": lat}])
+    cfg = {"users": [{"name": "regular", "weight": 2.0, "think_s": 1.0, "think_max_s": 5.0,
+                      "first": 0, "count": 1},
+                     {"name": "api", "weight": 1.0, "think_s": 0.5, "think_max_s": 0.5,
+                      "first": 1, "count": 1}],
+           "requests": [{"name": "regular.home"}, {"name": "api.list"}]}
+    text = table.render(doc([s], workload="http", config=cfg))
+    lines = text.splitlines()
+    users = lines.index("user classes:")
+    assert lines[users + 3].split() == ["regular", "2", "1-5", "s", "home", "8"]
+    assert lines[users + 4].split() == ["api", "1", "0.5", "s", "list", "4"]
+    per = lines.index("per request:")
+    assert lines[per + 1].split() == ["step", "request", "sent", "replies", "p50", "ms", "p90",
+                                      "ms", "p99", "ms", "max", "ms"]
+    assert lines[per + 4].split()[:4] == ["conns=12", "api.list", "30", "29"]
+    assert "kind regular.home" not in text
 
 
 # ---------------------------------------------------------------------------- columns
@@ -138,3 +216,12 @@ def test_merged_steps_show_each_machine() -> None:
 def test_the_command_line_heads_the_table() -> None:
     text = table.render(doc([step()], argv=["run", "--conns", "10", "--name", "my run"]))
     assert text.splitlines()[0] == "command: harness run --conns 10 --name 'my run'"
+
+
+def test_the_live_line_numbers_steps_from_1_and_names_a_message_count() -> None:
+    from harness.plan import Step
+    from harness.report import lines
+
+    live = lines.progress(Step(index=1, conns=3, duration_s=None, messages=1000),
+                          [{"p99": 2_000_000, "open": 6, "errors": 0}], 4000.0)
+    assert live.startswith("step 2 conns=3 messages=1000 open=6 msgs/s=4,000 ")

@@ -15,15 +15,16 @@ LAT = {"p50": 0.2, "p90": 0.3, "p95": 0.4, "p99": 0.5, "p999": 0.9, "max": 1.2, 
 ERRORS = {"connect_refused": 0, "connect_timeout": 0, "reset": 0, "closed": 0, "timeout": 0,
           "protocol": 0}
 # The keys run.json's steps had before StepSummary, in their order, every optional part on
-# (DESIGN.md's documented keys among the first).
+# (DESIGN.md's documented keys among the first), and the counts added since (reconnects,
+# connections lost).
 EVERY_KEY = [
     "conns", "connected", "duration_s", "sent", "received", "throughput_msgs_s",
     "throughput_mb_s", "latency_ms", "connect_ms", "errors", "lost", "duplicates", "late",
     "client_cpu_pct", "client_cpu_pct_per_worker", "client_bound", "partial", "sent_all",
-    "replies", "client_bound_rule", "client_wait_pct", "client_bound_detail",
-    "first_unparsed", "messages",
-    "rate", "service_ms", "behind_schedule", "kinds", "stages", "recovery",
-    "deliveries_expected", "deliveries", "surplus", "reordered", "fanout_ms",
+    "replies", "reconnects", "conns_lost", "client_bound_rule", "client_wait_pct",
+    "client_bound_detail", "first_unparsed", "messages", "rate", "service_ms",
+    "behind_schedule", "kinds", "stages", "recovery", "deliveries_expected", "deliveries",
+    "surplus", "reordered", "fanout_ms",
     "fanout_complete", "total_s", "send_s", "per_node", "kernel", "resources",
     "machine_cpu", "shared_core", "core_shared", "judged_shared_core", "trend"]
 DOCUMENTED = ["conns", "duration_s", "sent", "received", "throughput_msgs_s",
@@ -61,7 +62,7 @@ def test_to_json_has_every_key_in_run_jsons_order() -> None:
 
 def test_parts_a_step_does_not_have_are_left_out_not_null() -> None:
     doc = plain().to_json()
-    assert list(doc) == EVERY_KEY[:19]
+    assert list(doc) == EVERY_KEY[:21]
     assert set(DOCUMENTED) <= set(doc) and None not in doc.values()
     assert "rate" not in doc and "fanout" not in doc and "trend" not in doc
 

@@ -369,7 +369,7 @@ def test_user_classes_split_connections_exactly_and_send_only_their_requests(
 
 
 def run_json(port: int, tmp_path: Path, plan: str, *args: str) -> tuple[int, dict, str]:
-    r = harness("run", "--config", str(PLANS / f"{plan}.toml"), "--host",
+    r = harness("run", "--plan", plan, "--host",
                 f"http://127.0.0.1:{port}/", "--workers", "1", "--json", "--no-report",
                 "--results-dir", str(tmp_path), *args, cwd=tmp_path)
     assert r.returncode in (0, 1, 4), r.stderr
@@ -396,6 +396,36 @@ def test_the_chat_plan_shortened_grows_from_its_listed_steps(
     assert conns[:2] == [2, 4] and conns in ([2, 4], [2, 4, 8]), conns
     assert all(clean(s) for s in doc["steps"]), doc["steps"]
     assert held(code, doc), (err, doc["degradation"])
+
+
+@pytest.mark.e2e
+def test_no_until_degraded_runs_the_chat_plan_as_one_step(
+        nginx: tuple[int, Path], tmp_path: Path) -> None:
+    code, doc, err = run_json(nginx[0], tmp_path, "chat", "--no-until-degraded", "--conns", "3",
+                              "--think", "0.1-0.3", "--duration", "1", "--warmup", "0.3")
+    assert [s["conns"] for s in doc["steps"]] == [3]
+    assert doc["config"]["until_degraded"] is False
+    assert all(clean(s) for s in doc["steps"]), doc["steps"]
+
+
+@pytest.mark.e2e
+def test_harness_plans_lists_each_shipped_plan_with_its_title_and_prints_one(
+        tmp_path: Path) -> None:
+    r = harness("plans", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    assert names == sorted(p.stem for p in PLANS.glob("*.toml")) == [
+        "backend", "chat", "items", "users"]
+    first = {p.stem: p.read_text().splitlines()[0].lstrip("# ") for p in PLANS.glob("*.toml")}
+    assert all(line.endswith(first[line.split()[0]]) for line in r.stdout.splitlines())
+    shown = harness("plans", "chat", cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout == (PLANS / "chat.toml").read_text()
+    for args in (["plans", "nope"], ["run", "--plan", "nope"]):
+        r = harness(*args, cwd=tmp_path)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert "no shipped plan 'nope' (shipped: backend, chat, items, users;" in r.stderr
+    both = harness("run", "--plan", "chat", "--config", "x.toml", cwd=tmp_path)
+    assert both.returncode == 2 and "--plan NAME and --config FILE: give one" in both.stderr
 
 
 @pytest.mark.e2e

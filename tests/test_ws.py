@@ -5,6 +5,7 @@ pings answered, close codes counted, fragmented messages reassembled, refused ha
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import time
@@ -134,7 +135,9 @@ def test_each_step_ends_with_the_close_handshake(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("bad", ["masked", "len63", "control126", "opcode"])
+@pytest.mark.parametrize("bad", ["masked", "len63", "control126", "opcode", "close999",
+                                 "close1005", "close1006", "close1015", "close2000",
+                                 "close5000"])
 def test_a_frame_that_breaks_rfc_6455_is_a_protocol_error_on_its_connection(bad: str
                                                                              ) -> None:
     # every connection gets 3 echoes, then the bad frame: one protocol error each, the
@@ -144,6 +147,45 @@ def test_a_frame_that_breaks_rfc_6455_is_a_protocol_error_on_its_connection(bad:
                                  timeout=0.5))
     assert s["errors"]["protocol"] == 4, s["errors"]
     assert s["received"] == 12 and s["lost"] == s["sent"] - 12 <= 4
+
+
+def _junk_lines(log: Path, want: int) -> list[tuple[int, int]]:
+    """The junk server's log once it holds ``want`` lines (each connection's junk messages
+    sent and how many came after its last echo), waiting up to 2.5 s for them."""
+    for _ in range(50):
+        if log.exists() and len(log.read_text().split("\n")) > want:
+            break
+        time.sleep(0.05)
+    rows = [line.split() for line in log.read_text().splitlines()]
+    return [(int(a), int(b)) for a, b in rows]
+
+
+@pytest.mark.e2e
+def test_junk_messages_beside_echoes_never_cost_a_valid_echo(tmp_path: Path) -> None:
+    # 20 seeded arrangements: junk (text, invalid UTF-8, 3 bytes, empty, random bytes of
+    # the echo's size, 200 bytes) before, between and after the echoes, on connect too,
+    # each batch written in random pieces, on 1 and 4 connections. Every valid echo counts
+    # whatever the batching, and each junk message that came before the end is one
+    # protocol error (the last ones may come after the client's close: not read).
+    log = tmp_path / "junk.txt"
+    rng = random.Random(20)
+    seen = 0
+    with ws_server("junk", "--seed", "20", "--log", str(log)) as (port,):
+        for run in range(20):
+            conns = (1, 4)[run % 2]
+            plan = plan_for(f"ws://127.0.0.1:{port}/", messages=str(rng.randrange(40, 120)),
+                            conns=str(conns), inflight=rng.randrange(1, 5), warmup=0.0,
+                            timeout=2.0)
+            (s,) = run_plan(plan)
+            rows = _junk_lines(log, seen + conns)[seen:]
+            seen += conns
+            junk, trailing = sum(r[0] for r in rows), sum(r[1] for r in rows)
+            where = (run, conns, s["errors"], rows)
+            assert s["received"] == s["sent"] and s["lost"] == 0, where
+            assert s["duplicates"] == 0 and s["errors"]["timeout"] == 0, where
+            assert junk - trailing <= s["errors"]["protocol"] <= junk, where
+            if s["errors"]["protocol"]:
+                assert (s["first_unparsed"] or "").startswith("J"), s["first_unparsed"]
 
 
 @pytest.mark.e2e
@@ -229,7 +271,7 @@ def wait_established(port: int, n: int, deadline: float) -> None:
 def assert_storm_recovered(s: dict, err: str) -> None:
     """Every one of the 8 connections dropped at once (~1.5 s in), came back, counted, and
     delivered again; the storm's figures say so, in order."""
-    assert s["errors"]["reconnect"] == 8, (s["errors"], err)
+    assert s["reconnects"] == 8, (s["reconnects"], s["errors"], err)
     assert s["errors"].get("ws_close_1001", 0) + s["errors"]["closed"] + s["errors"]["reset"] \
         >= 8
     assert s["reconnect_ms"]["max"] < 4000 and s["connected"] == 8
@@ -256,9 +298,10 @@ def test_a_reconnect_storm_brings_every_connection_back_counted_and_timed(tmp_pa
 def test_the_table_names_the_storm_and_its_recovery(tmp_path: Path) -> None:
     s, out = storm_run(tmp_path, "ws", (), table=True)
     storm = s["storm"]
-    assert (f"conns=8: reconnect storm: 8 connections dropped at {storm['at_s']:.1f} s: all "
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("conns=8: ")]
+    assert (f"reconnect storm: 8 connections dropped at {storm['at_s']:.1f} s: all "
             f"back in {storm['back_ms']:.0f} ms, all delivering in "
-            f"{storm['recovery_ms']:.0f} ms") in out, out
+            f"{storm['recovery_ms']:.0f} ms") in line, out
 
 
 @pytest.mark.e2e
@@ -333,7 +376,7 @@ def chat_run(ports: list[int], messages: str, tmp_path: Path) -> dict:
     r = harness("run", "--workload", "chat", "--host", hosts, "--push-conns", "3",
                 "--listen", "1", "--messages", messages, "--warmup", "0", "--timeout", "2",
                 "--workers", "1", "--json", "--no-report", cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     return orjson.loads(r.stdout)
 
 
@@ -412,7 +455,7 @@ def test_the_ws_echo_target_speaks_rfc_6455_to_the_websockets_client() -> None:
 def test_a_ws_run_without_a_host_uses_the_embedded_ws_echo_target(tmp_path: Path) -> None:
     r = harness("run", "--ws", "--conns", "4", "--messages", "2000", "--warmup", "0",
                 "--inflight", "4", "--json", "--no-report", cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr  # 1: a busy machine may leave it unjudged
+    assert r.returncode in (0, 1, 4), r.stderr  # 4: a busy machine may leave it unjudged
     doc = orjson.loads(r.stdout)
     (s,) = doc["steps"]
     assert doc["target"].startswith("ws://127.0.0.1:")
@@ -425,7 +468,7 @@ def test_the_embedded_ws_chat_cluster_delivers_every_message_to_every_client(
     r = harness("run", "--ws", "--workload", "chat", "--push-conns", "3", "--listen", "1",
                 "--messages", "10,1000", "--warmup", "0", "--json", "--no-report",
                 cwd=tmp_path)
-    assert r.returncode in (0, 1) and r.stdout, r.stderr
+    assert r.returncode in (0, 1, 4) and r.stdout, r.stderr
     for step, m in zip(orjson.loads(r.stdout)["steps"], (10, 1000), strict=True):
         assert step["deliveries"] == step["deliveries_expected"] == m * 6
         assert step["lost"] == 0 and step["duplicates"] == 0

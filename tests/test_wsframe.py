@@ -65,7 +65,8 @@ def test_frames_serialised_by_websockets_are_cut_back_into_the_messages(
     stream, sent_pings = server_stream(messages, frag, pings)
     got, d, clean = cut_all(stream, splits)
     assert clean
-    assert got == messages
+    assert got == [m for m in messages if m]  # an empty message is not walked: counted
+    assert len(d.empty) == messages.count(b"")
     assert [p for _, p in d.pings] == sent_pings
 
 
@@ -230,3 +231,29 @@ def test_each_frame_has_its_own_mask():
     out, _ = mask_frames(memoryview(b"\0" * 64 * 8), np.arange(1, 9) * 64)
     frames = np.frombuffer(bytes(out), dtype=np.uint8).reshape(8, 70)
     assert len({bytes(r[2:6]) for r in frames}) == 8
+
+
+def test_empty_messages_are_counted_apart_and_the_messages_beside_them_cut():
+    # six empty messages in a row (the uniform fast path would take them), then two with
+    # bytes, then an empty message in three empty fragments
+    parts = [Frame(Opcode.BINARY, b"").serialize(mask=False)] * 6
+    parts += [Frame(Opcode.BINARY, b"a" * 40).serialize(mask=False),
+              Frame(Opcode.TEXT, b"b" * 3).serialize(mask=False),
+              Frame(Opcode.BINARY, b"", fin=False).serialize(mask=False),
+              Frame(Opcode.CONT, b"", fin=False).serialize(mask=False),
+              Frame(Opcode.CONT, b"").serialize(mask=False)]
+    got, d, clean = cut_all(b"".join(parts), [5, 13])
+    assert clean and got == [b"a" * 40, b"b" * 3]
+    assert d.empty == [0] * 7
+
+
+def test_a_close_code_forbidden_on_the_wire_breaks_the_stream():
+    ok_codes = (1000, 1001, 1011, 1012, 1014, 3000, 4999)
+    for code in (999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535, *ok_codes):
+        stream = Frame(Opcode.BINARY, b"m" * 10).serialize(mask=False) + \
+            bytes((0x88, 2)) + code.to_bytes(2, "big")
+        got, d, clean = cut_all(stream, [])
+        assert got == [b"m" * 10] and not clean
+        assert d.closes == ([(0, code)] if code in ok_codes else []), code
+    got, d, clean = cut_all(bytes((0x88, 0)), [])  # no code at all: 1005, as RFC 6455 says
+    assert d.closes == [(0, 1005)] and not clean

@@ -7,6 +7,7 @@ stdout once listening, and serves until terminated.
                                     [--subprotocol NAME]
     python -m tests.ws_servers chat --nodes 3 [--drop-node K --drop-every N]
     python -m tests.ws_servers bad --bad KIND [--after N]
+    python -m tests.ws_servers junk --seed S --log FILE
 
 * echo: every message back to its sender (as ``--fragment K`` fragments when asked); with
   ``--ping-interval`` the library pings each client and closes (1011) one that does not
@@ -20,7 +21,17 @@ stdout once listening, and serves until terminated.
 * bad: websockets' sans-I/O ServerProtocol over raw asyncio streams, echoing, that breaks
   RFC 6455 on purpose: ``--bad accept`` answers the handshake with a wrong
   Sec-WebSocket-Accept; ``masked``, ``len63`` (a 2^63 length), ``control126`` (a ping of
-  126 bytes) or ``opcode`` (opcode 3) sends that frame after ``--after N`` echoes.
+  126 bytes), ``opcode`` (opcode 3) or ``close<code>`` (a close frame with a code RFC 6455
+  forbids on the wire: 999, 1004, 1005, 1006, 1015, 2000, 5000) sends that frame after
+  ``--after N`` echoes.
+* junk: an echo server (websockets' sans-I/O ServerProtocol over raw asyncio streams) that
+  puts well-framed WebSocket messages whose payload is not a stamped frame (text, invalid
+  UTF-8, 3 bytes, empty, random bytes of the echo's size, 200 bytes) before, between and
+  after its echoes, on connect too, and writes each batch in random pieces (0-3 cuts, a
+  short pause between pieces) so the client's reads split anywhere; seeded per
+  connection (``--seed``). Each junk payload but the empty one begins with ``J``. ``--log``:
+  per connection, as it ends, ``junk trailing`` (junk messages sent, and how many of them
+  came after its last echo).
 * ``--chatter`` (echo): a welcome (``{"type": "welcome"}``) on connect and an ack
   (``{"type": "ack"}``) before each echo; ``--rejson``: each text message echoed
   re-serialised (keys sorted, other spacing).
@@ -37,7 +48,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import signal
+import socket
 import ssl
 import sys
 from http import HTTPStatus
@@ -81,6 +94,8 @@ BAD_FRAMES = {
     "len63": bytes((0x82, 127)) + (1 << 63).to_bytes(8, "big"),
     "control126": bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126,
     "opcode": bytes((0x83, 3)) + b"abc",
+    **{f"close{c}": bytes((0x88, 2)) + c.to_bytes(2, "big")  # codes RFC 6455 forbids
+       for c in (999, 1004, 1005, 1006, 1015, 2000, 5000)},
 }
 
 
@@ -135,6 +150,87 @@ def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
 
 async def bad(args: argparse.Namespace) -> None:
     server = await asyncio.start_server(_bad_handler(args), "127.0.0.1", 0)
+    print("PORTS", server.sockets[0].getsockname()[1], flush=True)
+    await _forever()
+
+
+JUNK = [(0x81, b"Jtext, not a stamped frame"), (0x81, b"J\xff\xfe\xfd"), (0x82, b"J\x00\x01"),
+        (0x82, b""), (0x82, b"J" * 200)]
+
+
+class _Junk:
+    """One connection of the junk server: echoes with junk messages around them."""
+
+    def __init__(self, seed: int, index: int) -> None:
+        self.proto = ServerProtocol(max_size=None)
+        self.rng = random.Random(seed * 1000 + index)
+        self.opened = False
+        self.junk = self.trailing = 0
+
+    def _junk(self, size: int) -> bytes:
+        self.junk += 1
+        self.trailing += 1
+        pick = self.rng.randrange(len(JUNK) + 1)
+        if pick == len(JUNK):  # the size of an echo, random bytes
+            body = b"J" + self.rng.randbytes(max(size - 1, 0))
+            return Frame(Opcode.BINARY, body).serialize(mask=False)
+        op, body = JUNK[pick]
+        return bytes((op, len(body))) + body if len(body) < 126 else \
+            bytes((op, 126)) + len(body).to_bytes(2, "big") + body
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes to write after ``data`` came in: the echoes, junk around them."""
+        proto, rng, out = self.proto, self.rng, []
+        proto.receive_data(data)
+        for ev in proto.events_received():
+            if not self.opened:
+                proto.send_response(proto.accept(ev))
+                out.append(b"".join(proto.data_to_send()))
+                self.opened = True
+                if rng.random() < 0.5:
+                    out.append(self._junk(64))
+            elif ev.opcode == Opcode.BINARY:
+                if rng.random() < 0.3:
+                    out.append(self._junk(len(ev.data)))
+                out.append(Frame(Opcode.BINARY, ev.data).serialize(mask=False))
+                self.trailing = 0
+                if rng.random() < 0.3:
+                    out.append(self._junk(len(ev.data)))
+        out.append(b"".join(proto.data_to_send()))  # pongs, a close
+        return b"".join(out)
+
+    def pieces(self, data: bytes) -> list[bytes]:
+        """``data`` cut at 0-3 random places."""
+        cuts = sorted(self.rng.randrange(len(data) + 1) for _ in range(self.rng.randrange(4)))
+        bounds = [0, *cuts, len(data)]
+        return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def _junk_handler(args: argparse.Namespace):  # noqa: ANN202
+    count = iter(range(1 << 30))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Junk(args.seed, next(count))
+        try:
+            while data := await reader.read(65536):
+                for piece in conn.pieces(conn.feed(data)):
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(conn.rng.choice((0.0, 0.0005, 0.002)))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write(f"{conn.junk} {conn.trailing}\n")
+    return handler
+
+
+async def junk(args: argparse.Namespace) -> None:
+    server = await asyncio.start_server(_junk_handler(args), "127.0.0.1", 0)
+    for s in server.sockets:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     print("PORTS", server.sockets[0].getsockname()[1], flush=True)
     await _forever()
 
@@ -232,9 +328,10 @@ async def _forever() -> None:
 
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=("echo", "chat", "bad"))
+    ap.add_argument("mode", choices=("echo", "chat", "bad", "junk"))
     ap.add_argument("--bad", default="")
     ap.add_argument("--after", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log", default="")
     ap.add_argument("--chatter", action="store_true")
     ap.add_argument("--ping-timeout", type=float, default=0.0)
@@ -254,7 +351,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--cert", default="")
     ap.add_argument("--key", default="")
     args = ap.parse_args(argv)
-    asyncio.run({"echo": echo, "chat": chat, "bad": bad}[args.mode](args))
+    asyncio.run({"echo": echo, "chat": chat, "bad": bad, "junk": junk}[args.mode](args))
 
 
 if __name__ == "__main__":

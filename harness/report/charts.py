@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.aggregate import load_unit
 from harness.histogram import Histogram
 
 if TYPE_CHECKING:
@@ -60,19 +61,85 @@ def render_charts(doc: dict, series: Sequence[Columns],
         return [Chart("none", "Charts", None, "no step was measured")]
     monitor = list(monitor) + [None] * (len(steps) - len(monitor))
     tl = timeline(steps, series, monitor)
+    short = short_steps(steps)
     with matplotlib.rc_context(_RC):
-        out = [_sweep_chart(doc),
-               Chart("time", "Latency and throughput over time (steps end to end)",
-                     _svg(time_figure(steps, series, tl), "time")),
-               Chart("spectrum", "Latency percentile spectrum of each step",
-                     _svg(spectrum_figure(steps), "spectrum"))]
-        if any(m for m in monitor):
-            out.append(Chart("resources", "Client and server CPU and memory over time",
-                             _svg(resource_figure(steps, monitor, tl), "resources")))
+        out = [_sweep_chart(doc)]
+        if any(s.get("messages") is not None for s in steps):
+            out.append(_completion_chart(steps))
+        out.append(Chart("time", TIME_CAPTION, None, short) if short else
+                   Chart("time", TIME_CAPTION, _svg(time_figure(steps, series, tl), "time")))
+        out.append(Chart("spectrum", "Latency percentile spectrum of each step",
+                         _svg(spectrum_figure(steps), "spectrum")))
+        if short or not any(m for m in monitor):
+            out.append(Chart("resources", RESOURCES_CAPTION, None, short or NO_SAMPLES))
         else:
-            out.append(Chart("resources", "Client and server CPU and memory over time", None,
-                             NO_SAMPLES))
+            out.append(Chart("resources", RESOURCES_CAPTION,
+                             _svg(resource_figure(steps, monitor, tl), "resources")))
     return out
+
+
+TIME_CAPTION = "Latency and throughput over time (steps end to end)"
+RESOURCES_CAPTION = "Client and server CPU and memory over time"
+MIN_TIMED_S = 5.0  # a message-count sweep whose steps are all shorter gets no time charts
+
+
+def short_steps(steps: list[dict]) -> str | None:
+    """Why the charts over time are left out, or None: every step is a message count done
+    in under MIN_TIMED_S, so the per-second series would be a point or two per step (its
+    figures are in the table, its time to complete in the chart against messages)."""
+    if not all(s.get("messages") is not None for s in steps):
+        return None
+    longest = max(_completion_s(s) or 0.0 for s in steps)
+    if longest >= MIN_TIMED_S:
+        return None
+    return (f"Not charted: every step is a message count done in under {MIN_TIMED_S:g} s "
+            f"(the longest took {longest:.3f} s), a point or two per step at one point per "
+            "second. The step table has their figures; the chart above, the time each "
+            "took.")
+
+
+def _completion_s(s: dict) -> float | None:
+    """The time a message-count step took: until every receiver had every message
+    (broadcast), else the measure window (until the last reply)."""
+    v = s.get("total_s", s.get("duration_s"))
+    return None if v is None else float(v)
+
+
+COMPLETION_CAPTION = "Time to all delivered against messages per step"
+
+
+def _completion_chart(steps: list[dict]) -> Chart:
+    """What a fan-out plan asks: how long each message count took to reach every
+    receiver, with the time spent sending; a sentence for a single step."""
+    if len(steps) > 1:
+        return Chart("completion", COMPLETION_CAPTION,
+                     _svg(completion_figure(steps), "completion"))
+    t = _completion_s(steps[0])
+    took = "-" if t is None else f"{t:.3f} s"
+    return Chart("completion", COMPLETION_CAPTION, None,
+                 f"One step ({step_label(steps[0])}): all delivered in {took}. A curve needs "
+                 "two message counts or more (e.g. --messages 100,1000).")
+
+
+def completion_figure(steps: list[dict]) -> Any:
+    name, x = load_axis(steps)
+    fig, (ax,) = _figure(1, 1, height=3.4)
+    broadcast = any("total_s" in s for s in steps)
+    ax.plot(x, [_num(_completion_s(s)) for s in steps], "o-", color="C0",
+            label="all delivered" if broadcast else "last reply (measure window)")
+    if any("send_s" in s for s in steps):
+        ax.plot(x, [_num(s.get("send_s")) for s in steps], "s--", color="C1",
+                label="sending (first to last send)")
+    for xi, s in zip(x, steps, strict=True):
+        t = _completion_s(s)
+        if t is not None:
+            ax.annotate(f"{t:.3g} s", (xi, t), textcoords="offset points", xytext=(4, 6),
+                        fontsize=8)
+    ax.set(xlabel=name, ylabel="time (s)")
+    _maybe_log(ax, "x", x)
+    _maybe_log(ax, "y", [_num(_completion_s(s)) for s in steps])
+    ax.legend(loc="best")
+    return fig
 
 
 SWEEP_CAPTION = "Latency percentiles and throughput against load"
@@ -131,6 +198,24 @@ def step_label(s: dict) -> str:
     return label + ("*" if s.get("partial") else "")
 
 
+def step_labels(steps: list[dict]) -> list[str]:
+    """Each step named by what the sweep varies ("1,000 messages", "50/s per conn",
+    "10 conns"); a lone step by all it is (:func:`step_label`)."""
+    if len(steps) < 2:
+        return [step_label(s) for s in steps]
+    unit = load_unit(steps)
+    out = []
+    for s in steps:
+        if unit == "messages":
+            label = f"{s['messages']:,} messages"
+        elif unit == "rate":
+            label = f"{s['rate']:g}/s per conn"
+        else:
+            label = f"{s['conns']} conns"
+        out.append(label + ("*" if s.get("partial") else ""))
+    return out
+
+
 def load_axis(steps: list[dict]) -> tuple[str, list[float]]:
     """What the sweep varies (rate, connections or messages) and its value per step."""
     rates = [float(s.get("rate") or 0) for s in steps]
@@ -169,8 +254,9 @@ def sweep_figure(doc: dict) -> Any:
         lat.plot(x, [_num(s["latency_ms"].get(key)) for s in steps], style, label=label)
     lat.set(xlabel=name, ylabel="latency (ms)", title="latency percentiles")
     _maybe_log(lat, "y", [_num(s["latency_ms"].get(k)) for s in steps for k in ("p50", "p999")])
-    thr.plot(x, [s["throughput_msgs_s"] for s in steps], "o-", color="C2", label="msgs/s")
-    thr.set(xlabel=name, ylabel="throughput (msgs/s)", title="throughput")
+    rate = "deliveries/s" if doc.get("delivery") == "broadcast" else "msgs/s"
+    thr.plot(x, [s["throughput_msgs_s"] for s in steps], "o-", color="C2", label=rate)
+    thr.set(xlabel=name, ylabel=f"throughput ({rate})", title="throughput")
     thr.set_ylim(bottom=0)
     bound = [(xi, s["throughput_msgs_s"]) for xi, s in zip(x, steps, strict=True)
              if s.get("client_bound")]
@@ -212,12 +298,15 @@ def timeline(steps: list[dict], series: Sequence[Columns],
 def _boundaries(ax: Any, steps: list[dict], tl: Timeline, labels: bool) -> None:
     """Step boundaries (grey, labelled) and stage boundaries (orange, dotted)."""
     tr = ax.get_xaxis_transform()
-    for s, off in zip(steps, tl.offsets, strict=True):
+    end = tl.offsets[-1] + tl.lengths[-1]
+    for k, (s, off, name) in enumerate(zip(steps, tl.offsets, step_labels(steps),
+                                           strict=True)):
         if off > 0:
             ax.axvline(off, color="0.4", ls="--", lw=0.8)
-        if labels:
-            ax.text(off, 1.0, " " + step_label(s), transform=tr, fontsize=7, va="bottom",
-                    ha="left", color="0.3", clip_on=False)
+        if labels:  # a short step's label goes a row up when its neighbour's is low
+            up = k % 2 == 1 and tl.lengths[k - 1] < 0.15 * end
+            ax.text(off, 1.09 if up else 1.0, " " + name, transform=tr, fontsize=7,
+                    va="bottom", ha="left", color="0.3", clip_on=False)
         stages = s.get("stages") or []
         for j, st in enumerate(stages):
             x = off + float(st.get("start_s", 0))
@@ -320,7 +409,7 @@ def spectrum(hist: Histogram) -> tuple[np.ndarray, np.ndarray]:
 def spectrum_figure(steps: list[dict]) -> Any:
     fig, (ax,) = _figure(1, 1, height=4.2)
     top = 1.0
-    for k, s in enumerate(steps):
+    for k, (s, name) in enumerate(zip(steps, step_labels(steps), strict=True)):
         color = f"C{k % 10}"
         for key, ls, suffix in (("latency", "-", ""), ("service", "--", " service")):
             d = s.get("histograms", {}).get(key)
@@ -328,7 +417,7 @@ def spectrum_figure(steps: list[dict]) -> Any:
             if h is None or h.total == 0:
                 continue
             x, y = spectrum(h)
-            ax.plot(x, y, ls, color=color, label=step_label(s) + suffix)
+            ax.plot(x, y, ls, color=color, label=name + suffix)
             top = max(top, x[-1])
     ticks = np.arange(0, math.ceil(top) + 1)
     ax.set_xticks(ticks, [_nines_label(t) for t in ticks.tolist()])
@@ -376,21 +465,37 @@ def resource_figure(steps: list[dict], monitor: Sequence[Columns | None], tl: Ti
 
 
 def history_charts(groups: dict[str, list[Any]]) -> list[Chart]:
-    """One chart per scenario of ``harness history``: p99 and throughput of each run's key
-    step (rows with ``started_unix_s``, ``p99_ms``, ``throughput_msgs_s``) over time."""
+    """One chart per plan of ``harness history``: p99 and throughput of each run's key
+    step (rows with ``started_unix_s``, ``date``, ``p99_ms``, ``throughput_msgs_s``) over
+    time; a plan run once gets a sentence (one point is no trend)."""
     import matplotlib
 
     out = []
     with matplotlib.rc_context(_RC):
         for k, (name, rows) in enumerate(groups.items()):
-            out.append(Chart(f"history-{k}", f"{name}: p99 and throughput of the key step "
-                             f"(knee, else top step) over time",
+            caption = f"{name}: p99 and throughput of the key step (knee, else top step)"
+            if len(rows) < 2:
+                r = rows[0]
+                p99 = "-" if r.p99_ms is None else f"{r.p99_ms:.3f} ms"
+                tput = "-" if r.throughput_msgs_s is None else f"{r.throughput_msgs_s:,.1f}"
+                out.append(Chart(f"history-{k}", caption, None,
+                                 f"One run ({r.date}): p99 {p99}, {tput} msgs/s. A trend needs "
+                                 "two runs of this plan or more."))
+                continue
+            out.append(Chart(f"history-{k}", caption + " over time",
                              _svg(history_figure(rows), f"history{k}")))
     return out
 
 
+HISTORY_PAD_S = 60.0  # at least this much room (s) each side of the runs on the time axis
+
+
 def history_figure(rows: list[Any]) -> Any:
+    """p99 and throughput against run start (UTC); the axis spans the runs, plus 5% (at
+    least a minute) each side, with dates as short as their spread allows."""
     import datetime as dt
+
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     fig, (lat, thr) = _figure(1, 2, height=3.0)
     when = [dt.datetime.fromtimestamp(r.started_unix_s, dt.UTC) for r in rows]
@@ -399,8 +504,15 @@ def history_figure(rows: list[Any]) -> Any:
     thr.plot(when, [_num(r.throughput_msgs_s) for r in rows], "o-", color="C2",
              label="msgs/s")
     thr.set(ylabel="throughput (msgs/s)", title="throughput")
+    t = [r.started_unix_s for r in rows]
+    pad = max(0.05 * (max(t) - min(t)), HISTORY_PAD_S)
+    lo = dt.datetime.fromtimestamp(min(t) - pad, dt.UTC)
+    hi = dt.datetime.fromtimestamp(max(t) + pad, dt.UTC)
     for ax in (lat, thr):
         ax.set_ylim(bottom=0)
+        ax.set_xlim(lo, hi)
+        locator = AutoDateLocator(tz=dt.UTC)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=dt.UTC))
         ax.set_xlabel("run start (UTC)")
-        ax.tick_params(axis="x", labelrotation=20)
     return fig

@@ -38,6 +38,7 @@ def run_document(plan: Plan, workload: Any, partial: bool, steps: list[dict], ve
         "embedded": plan.embedded,
         "workload": workload.name,
         "delivery": workload.delivery,
+        "protocol": workload.protocol,  # "framed" (stamped frames), "http", "resp", ...
         "config": plan_dict(plan),
         "environment": environment(plan, started),
         "steps": steps,

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import time
 from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.report import results, table
+from harness.report import breakdown, results, table
 from harness.report.charts import NO_SAMPLES, Chart, Columns, _nines_label, render_charts, spectrum
 from harness.report.safe import printable, printable_doc
 
@@ -119,6 +120,7 @@ table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #eee; text-align: right; }
 th { background: #f4f4f4; }
 table.kv td, table.kv th { text-align: left; }
+td.t { text-align: left; }
 .banner { padding: 0.5em 0.8em; border-radius: 4px; margin: 0.5em 0; }
 .ok { background: #e8f5e9; } .bad { background: #ffebee; } .warn { background: #fff8e1; }
 figure.chart { margin: 1em 0; }
@@ -127,6 +129,8 @@ figure.chart svg * { stroke-linejoin: round; stroke-linecap: butt; }
 figcaption { font-weight: 600; margin-bottom: 0.3em; }
 p.note { color: #666; font-style: italic; }
 ul.notes { margin: 0.4em 0; }
+ul.legend { margin: 0.4em 0; color: #555; font-size: 0.92em; }
+h3 { font-size: 1.05em; margin: 1.2em 0 0.3em; }
 pre.command { background: #f4f4f4; padding: 0.5em 0.8em; white-space: pre-wrap; }
 details > summary { cursor: pointer; margin: 0.4em 0; }
 """
@@ -135,10 +139,12 @@ details > summary { cursor: pointer; margin: 0.4em 0; }
 def _header(doc: dict, run_name: str) -> str:
     cfg = doc.get("config", {})
     pacing = cfg.get("pacing", {})
-    framing = f"{cfg['framing']} / {cfg.get('size')} B" if cfg.get("framing") else None
+    framing = (f"{cfg['framing']} / {cfg.get('size')} B" if cfg.get("framing")
+               and _framed(doc) else None)
     rows = [("target", doc.get("target")), ("workload", doc.get("workload")),
             ("delivery", doc.get("delivery")), ("date (UTC)", run_date(run_name)),
-            ("pacing", _pacing_text(pacing) if pacing else None), ("framing / size", framing),
+            ("pacing", _pacing_text(pacing, cfg.get("users") or []) if pacing else None),
+            ("framing / size", framing), ("requests", _requests_text(cfg)),
             ("host", doc.get("environment", {}).get("host")),
             ("command", table.command_line(doc)),
             ("schema version", doc.get("schema_version"))]
@@ -158,12 +164,38 @@ def run_date(run_name: str) -> str | None:
     return time.strftime("%Y-%m-%d %H:%M:%S", t)
 
 
-def _pacing_text(p: dict) -> str:
+UNFRAMED = ("http", "redis", "memcached")  # workloads whose bytes are their protocol's
+
+
+def _framed(doc: dict) -> bool:
+    """Whether the run's messages are stamped frames (so framing and size mean something);
+    an HTTP, RESP or memcached run's requests are its protocol's own bytes."""
+    protocol = doc.get("protocol")
+    if protocol is not None:
+        return protocol == "framed"
+    return doc.get("workload") not in UNFRAMED
+
+
+def _requests_text(cfg: dict) -> str | None:
+    """"10 requests in 4 user classes (tables below)" for a request table."""
+    n = len(cfg.get("requests") or ())
+    if not n:
+        return None
+    classes = len(cfg.get("users") or ())
+    return (f"{n} request{'s' if n > 1 else ''}"
+            + (f" in {classes} user classes" if classes else "") + " (tables below)")
+
+
+def _pacing_text(p: dict, users: list[dict]) -> str:
     if p.get("mode") == "open":
         return f"open loop, {p.get('rate')} msgs/s per step (latency from intended send)"
-    lo, hi = p.get("think_s") or 0, p.get("think_max_s") or 0
-    think = (f", think {lo:g}-{hi:g} s" if hi > lo else f", think {lo:g} s" if lo else "")
-    return f"closed loop, {p.get('inflight')} in flight per connection{think}"
+    out = f"closed loop, {p.get('inflight')} in flight per connection"
+    if users:
+        return out + ", think per user class: " + ", ".join(
+            f"{u['name']} {breakdown.think_text(u.get('think_s'), u.get('think_max_s'))}"
+            for u in users)
+    think = breakdown.think_text(p.get("think_s"), p.get("think_max_s"))
+    return out + ("" if think == "none" else f", think {think}")
 
 
 def _verdict(doc: dict) -> str:
@@ -190,21 +222,35 @@ def _step_table(doc: dict) -> str:
     steps = doc.get("steps", [])
     if not steps:
         return '<h2>Steps</h2><p class="note">no step was measured</p>'
-    head = "".join(f"<th>{escape(h)}</th>" for h in table.headers(doc))
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in table.rows(doc))
-    notes = table.legend(doc) + [n for s in steps for n in step_notes(s)]
-    note_html = ('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes)
-                 + "</ul>") if notes else ""
-    return f"<h2>Steps</h2><table><tr>{head}</tr>{body}</table>{note_html}"
+    n = table.notes(doc)
+    out = ["<h2>Steps</h2>" + table_html(table.headers(doc), table.rows(doc)),
+           _list(n.legend, "legend"), _list(n.steps, "notes"), _list(n.remarks, "notes")]
+    for title, (head, body) in breakdown.side_tables(doc).items():
+        out.append(f"<h3>{escape(title.capitalize())}</h3>" + table_html(head, body))
+    return "\n".join(o for o in out if o)
 
 
-def step_notes(s: dict) -> list[str]:
-    """One line per thing in step ``s`` a reader should not miss (the terminal's notes)."""
-    out = table.step_notes(s)
-    if s.get("partial"):
-        out.append(f"conns={s['conns']}: step cut short")
-    return out
+def table_html(head: list[str], body: list[list]) -> str:
+    """A table of text: numbers right-aligned, words left-aligned, everything escaped."""
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    rows = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in body)
+    return f"<table><tr>{th}</tr>{rows}</table>"
+
+
+_NUMBER = re.compile(r"^[-+]?[\d,.]*\d[\d,.]*\*?( [A-Z -]+)?$|^-$")
+
+
+def _td(cell: Any) -> str:
+    """A cell: numbers (and "-", "98 CLIENT-BOUND") right-aligned, words left-aligned."""
+    text = str(cell)
+    return (f"<td>{escape(text)}</td>" if _NUMBER.match(text)
+            else f'<td class="t">{escape(text)}</td>')
+
+
+def _list(lines: list[str], css: str) -> str:
+    if not lines:
+        return ""
+    return f'<ul class="{css}">' + "".join(f"<li>{escape(x)}</li>" for x in lines) + "</ul>"
 
 
 def _configuration(doc: dict) -> str:

@@ -12,7 +12,8 @@ def progress(step: Any, progress: list[dict], rate: float) -> str:
     step (of the worst worker, ns in, ms out; "n/a" until a reply came), errors."""
     p99s = [p["p99"] for p in progress if p["p99"] is not None]
     p99 = f"{max(p99s) / 1e6:.3f} ms" if p99s else "n/a"
-    return (f"step {step.index + 1} conns={step.conns} open="
+    what = f" messages={step.messages}" if step.messages is not None else ""
+    return (f"step {step.index + 1} conns={step.conns}{what} open="
             f"{sum(p['open'] for p in progress)} msgs/s={rate:,.0f} "
             f"p99 so far (worst worker)={p99} "
             f"errors={sum(p['errors'] for p in progress)}   ")

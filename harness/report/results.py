@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
 
 import orjson
+
+from harness.report import schema
+from harness.report.safe import printable
 
 SCHEMA_VERSION = 1
 # Schema history: 1 (first version). read_run reads these and refuses any other.
@@ -53,7 +58,45 @@ def check_writable(base: str | Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """``data`` to ``path`` through a temp file and a rename; on failure (ENOSPC, EIO) the
-    temp file is removed and the error raised."""
+    temp file is removed and the error raised.
+
+    Only a regular file is ever renamed over. A symlink is followed (the file it names is
+    replaced, the link is kept). An existing file that is not a regular one (a device such
+    as /dev/null, a FIFO, a socket) is written through, never replaced: see
+    :func:`write_through`. A directory raises IsADirectoryError."""
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not stat.S_ISREG(mode):
+        write_through(path, data)
+        return
+    _write_renamed(path, data)
+
+
+def write_through(path: Path, data: bytes) -> None:
+    """``data`` written into the existing non-regular file ``path`` (opened without
+    creating or truncating it). A FIFO with no reader raises OSError (ENXIO) at once rather
+    than waiting for one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO or socket with no reader", str(path)) from None
+        raise
+    try:
+        os.set_blocking(fd, True)  # a FIFO's reader takes its time; a full pipe waits
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _write_renamed(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -113,9 +156,10 @@ class SchemaError(ValueError):
 
 def read_run(folder: str | Path) -> dict:
     """A run folder's run.json (or that file itself), checked to be a harness run: a dict
-    with a ``schema_version`` in KNOWN_SCHEMAS and a list of ``steps``, each a dict. An
-    unknown version raises SchemaError, anything else ValueError, each with a one-line
-    reason naming the path (OSError if it cannot be read)."""
+    with a ``schema_version`` in KNOWN_SCHEMAS, then every field the commands read
+    (:mod:`harness.report.schema`). An unknown version raises SchemaError, anything else
+    ValueError, each with a one-line reason naming the path and the field (OSError if it
+    cannot be read)."""
     path = Path(folder)
     if path.is_dir():
         path = path / "run.json"
@@ -134,24 +178,19 @@ def read_run(folder: str | Path) -> dict:
         why = "a newer harness wrote it" if version > max(KNOWN_SCHEMAS) else "not a version"
         raise SchemaError(f"{path}: schema_version {version} is not one this harness reads "
                           f"({known}): {why}")
+    problem = schema.problem(doc)
+    if problem:
+        raise ValueError(f"{path}: {printable(problem)}")
     return doc
 
 
 def _not_a_run(doc: object) -> str | None:
+    """What read_run checks before the version (the rest: :mod:`harness.report.schema`)."""
     if not isinstance(doc, dict):
         return f"expected a JSON object, found {type(doc).__name__}"
     version = doc.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
         return "no integer schema_version"
-    steps = doc.get("steps")
-    if not isinstance(steps, list):
-        return "no list of steps"
-    for k, step in enumerate(steps):
-        if not isinstance(step, dict):
-            return f"steps[{k}] is not an object"
-    for key in ("degradation", "config", "environment", "thresholds"):
-        if not isinstance(doc.get(key, {}), dict):
-            return f"{key} is not an object"
     return None
 
 

@@ -9,9 +9,12 @@ deliveries (every message on every connection of the room) and say so.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from tabulate import tabulate
 
+from harness.aggregate import load_unit, step_name
+from harness.report.breakdown import side_tables
 from harness.report.safe import printable_doc
 from harness.storm import storm_text
 
@@ -137,9 +140,11 @@ def render(doc: dict) -> str:
         lines.append(f"command: {cmd}")
     lines.append(tabulate(rows(doc), headers=headers(doc), disable_numparse=True,
                           stralign="right"))
-    lines.extend(legend(doc))
-    for s in doc["steps"]:
-        lines.extend(step_notes(s))
+    n = notes(doc)
+    lines.extend(n.legend + n.steps + n.remarks)
+    for title, (head, body) in side_tables(doc).items():
+        lines.append(f"\n{title}:\n" + tabulate(body, headers=head, disable_numparse=True,
+                                                  stralign="right"))
     lines.append(verdict_line(doc["degradation"]))
     if doc.get("partial"):
         lines.append("PARTIAL: the run was cut short; the steps above are what was measured "
@@ -147,8 +152,27 @@ def render(doc: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Notes:
+    """What the step table needs said under it: ``legend`` (what the less obvious rows,
+    columns and flags count, once per run), ``steps`` (one line per step: its short facts,
+    "; "-separated), ``remarks`` (what needs a sentence: kernel drops, a dead server, a
+    node's losses; one line each)."""
+
+    legend: list[str]
+    steps: list[str]
+    remarks: list[str]
+
+
+def notes(doc: dict) -> Notes:
+    steps = doc.get("steps", [])
+    unit = load_unit(steps)
+    return Notes(legend(doc), [step_line(s, step_name(s, unit)) for s in steps],
+                 [r for s in steps for r in step_remarks(s, step_name(s, unit))])
+
+
 def legend(doc: dict) -> list[str]:
-    """What the less obvious rows and columns count."""
+    """What the less obvious rows, columns and flags count."""
     out = []
     steps = doc.get("steps", [])
     if _broadcast(doc):
@@ -162,70 +186,113 @@ def legend(doc: dict) -> list[str]:
                    "from the per-second series)")
     if any(len(s.get("per_machine") or ()) > 1 for s in steps):
         out.append("conns @host rows: each client machine's part of a merged step")
+    out.extend(_flag_legend(steps))
+    rate = "deliveries/s" if _broadcast(doc) else "msgs/s"
+    out.append(f"counts: {rate} is the measure window's; \"whole step\" adds "
+               "warm-up and drain (what the server counted)"
+               + ("; HTTP responses run from the window's start to the end of drain (the "
+                  "requests in flight when the window closed, up to --inflight per connection, "
+                  "are answered in drain)" if any(s.get("status") for s in steps) else ""))
+    if any("service_ms" in s for s in steps):
+        out.append("open loop: latency is from the intended send (a stalled server is not "
+                   "hidden); service is from the actual send")
     return out
 
 
-def _where(s: dict) -> str:
-    return f"conns={s['conns']}" + (f" messages={s['messages']}"
-                                    if s.get("messages") is not None else "")
-
-
-def step_notes(s: dict) -> list[str]:
-    """One line per thing in step ``s`` a reader should not miss."""
-    where = _where(s)
+def _flag_legend(steps: list[dict]) -> list[str]:
     out = []
-    errs = {k: v for k, v in s["errors"].items() if v}
+    if any(s.get("client_bound") for s in steps):
+        out.append("CLIENT-BOUND: harness itself was the bottleneck (the rule and its figure "
+                   "in the step's line): the step measures harness, not only the server, and "
+                   "is left out of the verdict")
+    if any(s.get("core_shared") for s in steps):
+        out.append("SHARED CORE: other processes took a core a worker or the server ran on "
+                   "(how much, in the step's line): a busy machine; the step is left out of "
+                   "the verdict")
+    if any(s.get("judged_shared_core") for s in steps):
+        out.append("SHARED CORE (judged): the same, but judged all the same "
+                   "(--judge-shared-core)")
+    return out
+
+
+def step_line(s: dict, name: str) -> str:
+    """Step ``s``'s short facts on one line, led by its name ("messages=1000: ...")."""
+    facts = _count_facts(s) + _quality_facts(s) + _watch_facts(s)
+    if s.get("partial"):
+        facts.append("cut short")
+    return f"{name}: " + "; ".join(facts)
+
+
+def step_notes(s: dict, name: str | None = None) -> list[str]:
+    """Step ``s``'s line and its remarks (``name``: how the run names it; conns=N alone)."""
+    name = name or f"conns={s['conns']}"
+    return [step_line(s, name)] + step_remarks(s, name)
+
+
+def _count_facts(s: dict) -> list[str]:
+    """Counts: errors (non-HTTP kinds when the status codes are shown), HTTP responses,
+    lost and late, the whole step's sent and replies."""
+    out = []
+    http = bool(s.get("status_classes"))
+    errs = {k: v for k, v in s["errors"].items() if v and not (http and k.startswith("http_"))}
     if errs:
-        out.append(f"{where}: errors " + ", ".join(f"{k}={v}" for k, v in errs.items()))
+        out.append("errors " + ", ".join(f"{k}={v:,}" for k, v in errs.items()))
+    if http:
+        out.append("HTTP responses (window start to drain end) " + ", ".join(
+            f"{k} {v:,}" for k, v in s["status_classes"].items()) + " (" + ", ".join(
+            f"{k}: {v:,}" for k, v in s["status"].items()) + ")")
+    out.extend(_connection_facts(s))
     if "deliveries_expected" in s:
-        out.extend(_fanout_notes(s))
+        out.extend(_fanout_facts(s))
     elif s["lost"] or s["duplicates"]:
-        out.append(f"{where}: LOST {s['lost']} messages, {s['duplicates']} duplicates")
+        out.append(f"LOST {s['lost']:,} messages, {s['duplicates']:,} duplicates")
     if s.get("late"):
-        out.append(f"{where}: {s['late']} replies came later than --timeout")
-    if s.get("status_classes"):
-        out.append(f"{where}: HTTP " + ", ".join(f"{k} {v}" for k, v in s["status_classes"].items())
-                   + " (" + ", ".join(f"{k}: {v}" for k, v in s["status"].items()) + ")")
-    if s.get("handshake_ms") is not None:
-        hs = s["handshake_ms"]
-        out.append(f"{where}: TLS handshake p50 {_f(hs['p50'])} p90 {_f(hs['p90'])} "
-                   f"p99 {_f(hs['p99'])} max {_f(hs['max'])} ms ({s.get('handshakes', 0)} "
-                   "handshakes, from TCP connected)")
-    out.extend(_skip_notes(s, where))
-    for k in s.get("kinds", ()):
-        lat = k["latency_ms"]
-        out.append(f"{where}:   kind {k['kind']}: sent {k['sent']}, replies "
-                   f"{k['received']}, p50 {_f(lat['p50'])} p99 {_f(lat['p99'])} ms")
-    out.extend(_watch_notes(s, where))
-    if s.get("kernel"):
-        out.append(kernel_note(s))
+        out.append(f"{s['late']:,} replies came later than --timeout")
+    if "sent_all" in s:
+        got = "deliveries" if "deliveries_expected" in s else "replies"
+        out.append(f"whole step: sent {s['sent_all']:,}, {got} {s.get('replies', 0):,}")
+    return out
+
+
+def _connection_facts(s: dict) -> list[str]:
+    """Connections that went down and stayed down (in the error rate), and reconnects
+    (not errors)."""
+    out = []
+    if s.get("conns_lost"):
+        out.append(f"{s['conns_lost']:,} of {s['conns']:,} connections LOST (closed, reset or "
+                   "broken and not back by the end of the step, in the error rate)")
+    if s.get("reconnects"):
+        out.append(f"{s['reconnects']:,} reconnects (connections the server closed between "
+                   "requests, reopened: not errors)")
+    return out
+
+
+def _quality_facts(s: dict) -> list[str]:
+    """Open-loop service time, TLS handshakes, and why a step is left out of the verdict."""
+    out = []
     if "service_ms" in s:
         svc = s["service_ms"]
-        out.append(f"{where}: open loop: latency from intended send; service time "
-                   f"from actual send p50 {_f(svc['p50'])} p99 {_f(svc['p99'])} ms")
-    return out
-
-
-def _skip_notes(s: dict, where: str) -> list[str]:
-    """Why a step is left out of the verdict: the rule that fired, and its figure."""
-    out = []
+        out.append(f"service p50 {_f(svc['p50'])} p99 {_f(svc['p99'])} ms")
+    if s.get("handshake_ms") is not None:
+        hs = s["handshake_ms"]
+        out.append(f"TLS handshake p50 {_f(hs['p50'])} p90 {_f(hs['p90'])} p99 "
+                   f"{_f(hs['p99'])} max {_f(hs['max'])} ms ({s.get('handshakes', 0)} "
+                   "handshakes, from TCP connected)")
     if s.get("client_bound"):
         rule = s.get("client_bound_rule", "client_cpu")
         detail = s.get("client_bound_detail") or f"client CPU {s['client_cpu_pct']:.0f}%"
         server = _server_cpu(s)
         also = f"; the server averaged {server:.0f}% of a core" if server is not None else ""
-        out.append(f"{where}: client-bound (rule {rule}: {detail}{also}): this step measures "
-                   "harness, not only the server; left out of the verdict")
+        out.append(f"client-bound (rule {rule}: {detail}{also})")
     if (s.get("core_shared") or s.get("judged_shared_core")) and s.get("shared_core"):
         sc = s["shared_core"]
-        fate = ("judged all the same (--judge-shared-core)" if s.get("judged_shared_core")
-                else "a busy machine, left out of the verdict")
-        out.append(f"{where}: shared core: {sc['others_pct']:.0f}% of core {sc['core']} "
-                   f"({sc['role']}'s) used by other processes{_limit(sc)}{_procs(sc)}: "
-                   f"{fate}")
+        out.append(f"shared core: {sc['others_pct']:.0f}% of core {sc['core']} "
+                   f"({sc['role']}'s) used by other processes{_limit(sc)}{_procs(sc)}"
+                   + (", judged all the same (--judge-shared-core)"
+                      if s.get("judged_shared_core") else ""))
     if s.get("judged_shared_core") and s.get("client_wait_pct"):
-        out.append(f"{where}: a worker waited for its core {s['client_wait_pct']:.0f}% of the "
-                   "time: judged on its own CPU alone (--judge-shared-core)")
+        out.append(f"a worker waited for its core {s['client_wait_pct']:.0f}% of the time: "
+                   "judged on its own CPU alone (--judge-shared-core)")
     return out
 
 
@@ -234,32 +301,54 @@ def _limit(sc: dict) -> str:
 
 
 def _procs(sc: dict) -> str:
-    """The busiest other processes, as the monitor named them: "; top: stress (pid 7) 98%"."""
+    """The busiest other processes, as the monitor named them: ", top: stress pid 7 98%"."""
     procs = sc.get("processes") or []
-    return ("; top: " + ", ".join(f"{p['name']} (pid {p['pid']}) {p['cpu_pct']:.0f}%"
+    return (", top: " + ", ".join(f"{p['name']} pid {p['pid']} {p['cpu_pct']:.0f}%"
                                   for p in procs)) if procs else ""
 
 
-def _watch_notes(s: dict, where: str) -> list[str]:
-    """Server deaths, trends and spike recovery, when the step has them."""
+def _watch_facts(s: dict) -> list[str]:
+    """Trend, spike recovery and reconnect storm, when the step has them."""
+    out = []
+    if s.get("trend"):
+        out.append(f"trend: {trend_text(s['trend'])}")
+    if s.get("recovery"):
+        out.append(f"spike recovery: {recovery_text(s['recovery'])}")
+    if s.get("storm"):
+        out.append(f"reconnect storm: {storm_text(s['storm'])}")
+    return out
+
+
+def step_remarks(s: dict, name: str) -> list[str]:
+    """What needs a sentence: a watched process that died, a node's lost deliveries, the
+    kernel's drops."""
     out = []
     for role, r in (s.get("resources") or {}).items():
         if r.get("died_at_s") is not None:
             after = ("the step kept the other workers' figures" if role.startswith("worker")
                      else "the run went on")
-            out.append(f"{where}: {role} DIED {r['died_at_s']:.1f} s after "
+            out.append(f"{name}: {role} DIED {r['died_at_s']:.1f} s after "
                        f"monitoring began; {after}")
-    if s.get("trend"):
-        out.append(f"{where}: trend over the step: {trend_text(s['trend'])}")
-    if s.get("recovery"):
-        out.append(f"{where}: spike recovery: {recovery_text(s['recovery'])}")
-    if s.get("storm"):
-        out.append(f"{where}: reconnect storm: {storm_text(s['storm'])}")
+    for n in s.get("per_node") or ():
+        if n["lost"] or n["duplicates"] or n["reordered"] or n.get("surplus"):
+            out.append(f"{name}: node {n['node']} ({n.get('target', '')}): LOST {n['lost']} "
+                       f"of {n['deliveries_expected']} deliveries, {n['duplicates']} duplicates, "
+                       f"{n['reordered']} reordered{_surplus(n)}")
+    if s.get("kernel"):
+        out.append(kernel_note(s, name))
     return out
 
 
 def trend_text(t: dict) -> str:
-    """"stable (p99 +0.010 ms/h, server memory +1.2 MB/h)" and the like."""
+    """"stable (p99 +0.010 ms/h, server memory +1.2 MB/h)" and the like; a step shorter than
+    the trend needs ("judge_s") gives no slope per hour: "too short to judge a trend (12 s <
+    60 s)", or a clear rise over the step ("memory growing (server memory +80.0 MB over
+    11 s)")."""
+    seconds, judge = t.get("seconds"), t.get("judge_s")
+    if seconds is not None and judge is not None and seconds < judge:
+        if not (t.get("p99_growing") or t.get("memory_growing")):
+            return f"{t['verdict']} ({seconds} s < {judge} s)"
+        return t["verdict"] + f" ({', '.join(_rises(t))} over {seconds} s)"
     parts = []
     p99 = t.get("p99_trend") or {}
     if p99.get("slope_per_h") is not None:
@@ -268,6 +357,16 @@ def trend_text(t: dict) -> str:
     if mem.get("slope_per_h") is not None:
         parts.append(f"server memory {mem['slope_per_h'] / 1e6:+.1f} MB/h")
     return t["verdict"] + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _rises(t: dict) -> list[str]:
+    """The rise of each growing figure over the step, from its fitted line."""
+    out = []
+    if t.get("p99_growing"):
+        out.append(f"p99 {t['p99_trend']['rise']:+.3f} ms")
+    if t.get("memory_growing"):
+        out.append(f"server memory {t['memory_trend']['rise'] / 1e6:+.1f} MB")
+    return out
 
 
 def recovery_text(rec: dict) -> str:
@@ -290,32 +389,36 @@ def verdict_line(d: dict) -> str:
                 f"shared core or cut short{skipped}")
     healthy = d.get("last_healthy")
     last = f"last healthy step: {healthy} {unit}" if healthy is not None else "no healthy step"
+    last += lost_text(d, unit)
     if d.get("degraded_at") is None:
         return f"Degradation: none within the sweep; {last}{skipped}"
     return (f"Degradation: at {d['degraded_at']} {unit} (rule {d['rule']}: {d['detail']}); "
             f"{last}{skipped}")
 
 
-def _fanout_notes(s: dict) -> list[str]:
-    where = _where(s)
+def lost_text(d: dict, unit: str) -> str:
+    """Steps judged healthy though connections dropped and stayed down (within the error
+    rate's limit): never silently."""
+    lost = d.get("conns_lost") or ()
+    if not lost:
+        return ""
+    return " (but connections lost, within max_error_rate: " + ", ".join(
+        f"{n} at {load} {unit}" for load, n in lost) + ")"
+
+
+def _fanout_facts(s: dict) -> list[str]:
     fan = s["fanout_ms"]
-    out = [f"{where}: deliveries {s['deliveries']}/{s['deliveries_expected']}, lost {s['lost']}, "
-           f"duplicates {s['duplicates']}, reordered {s['reordered']}"
-           f"{_surplus(s)}; fan-out p50 "
-           f"{_f(fan['p50'])} p99 {_f(fan['p99'])} ms; total {s['total_s']:.3f} s, send "
-           f"{s['send_s']:.3f} s"]
-    for n in s["per_node"]:
-        if n["lost"] or n["duplicates"] or n["reordered"] or n.get("surplus"):
-            out.append(f"{where}: node {n['node']} ({n.get('target', '')}): LOST {n['lost']} "
-                       f"of {n['deliveries_expected']} deliveries, {n['duplicates']} duplicates, "
-                       f"{n['reordered']} reordered{_surplus(n)}")
-    return out
+    return [f"deliveries {s['deliveries']:,}/{s['deliveries_expected']:,}, lost {s['lost']:,}, "
+            f"duplicates {s['duplicates']:,}, reordered {s['reordered']:,}{_surplus(s)}",
+            f"fan-out p50 {_f(fan['p50'])} p99 {_f(fan['p99'])} ms",
+            f"all delivered in {s['total_s']:.3f} s (sending took {s['send_s']:.3f} s)"]
 
 
-def kernel_note(s: dict) -> str:
+def kernel_note(s: dict, name: str | None = None) -> str:
     """The host's TCP drop counters moved during the step: stalls may be the kernel's."""
     moved = ", ".join(f"{k} +{v}" for k, v in s["kernel"].items())
-    return (f"conns={s['conns']}: the kernel dropped or retransmitted packets during this step "
+    name = name or f"conns={s['conns']}"
+    return (f"{name}: the kernel dropped or retransmitted packets during this step "
             f"({moved}; host-wide counters): a stall of 0.2-3 s with client and server idle "
             "is TCP waiting on its retransmit timers, not the server")
 

@@ -109,7 +109,7 @@ def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
     if not plan.targets or plan.targets[0].scheme not in ("ws", "wss"):
         return
     from harness import ws
-    from harness.diagnosis import TLS_HINTS
+    from harness.diagnosis import tls_hint
     from harness.tls import client_context
     opts = ws.ws_options(plan.targets, plan.ws_subprotocol, plan.headers)
     context = client_context(plan.tls) if plan.tls is not None else None
@@ -117,7 +117,8 @@ def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
         try:
             why = ws.probe(family, addr, uri, opts, plan.connect_timeout_s, context, t.host)
         except ws.TlsFailed as exc:
-            why = f"TLS failed: {exc.why} ({exc.kind}); {TLS_HINTS.get(exc.kind, '')}"
+            hint = tls_hint(exc.kind, exc.why, bool(plan.tls and plan.tls.ca_pem))
+            why = f"TLS failed: {exc.why} ({exc.kind}); {hint}"
         if why:
             raise Unreachable(f"target {t.label}: {why}")
 

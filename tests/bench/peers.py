@@ -26,8 +26,17 @@ harness / tcpkali of msgs/s, of CPU % and of CPU µs per message.
   slowest process's connect time, and the p50 connect latency (from each connect() call).
   tcpkali opens min(n, 16,000) (one process) at ``--connect-rate 30k`` for its p50.
 
-CPU: harness's ``client_cpu_pct`` (its worker process, warm-up to drain); tcpkali's process
-CPU sampled from /proc between 1 s after start and the end of its run (after its ramp).
+CPU, split into user and system time (``/proc/PID/stat`` utime and stime, the process and
+its threads): tcpkali's process between 1 s after start (after its ramp) and the end of its
+run; harness's worker processes (the coordinator's children) from 1.2 s after they appear
+(connect and the 1 s warm-up) for the measure window less 0.3 s; the floor's own
+``os.times()`` over its window. The kernel's share (system) is about the same for every
+client; user time is the client's own work, and ``user µs/msg`` is the figure to compare.
+
+Quiet machine only: it refuses to start when the 1-minute load average is above 0.5, and
+before each round it samples the CPU of every process that is not its own (0.5 s); when
+another process took more than 5% of a core it stops, naming it. (The load average itself
+climbs with the benchmark's own runs, so past the start the check is on other processes.)
 Every run has a timeout; every server is stopped by its pid.
 
 Not a test (pytest does not collect it): a tool that prints figures.
@@ -36,6 +45,7 @@ Not a test (pytest does not collect it): a tool that prints figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -81,10 +91,16 @@ class Figure:
     msgs_s: float
     cpu_pct: float
     bad: int = 0  # errors + lost
+    user_pct: float = math.nan  # of cpu_pct, user time
+    sys_pct: float = math.nan  # of cpu_pct, system (kernel) time
 
     @property
     def cpu_us_msg(self) -> float:
         return self.cpu_pct / 100 * 1e6 / self.msgs_s if self.msgs_s else math.inf
+
+    @property
+    def user_us_msg(self) -> float:
+        return self.user_pct / 100 * 1e6 / self.msgs_s if self.msgs_s else math.inf
 
 
 # ---------------------------------------------------------------------------- the server
@@ -134,10 +150,69 @@ class PeerFailed(Exception):
     """tcpkali did not give a figure (it could not ramp, or hung): that round has none."""
 
 
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process (and its threads), seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def proc_times(pids: list[int]) -> tuple[float, float]:
+    """(utime, stime) of processes (each with its threads), seconds, summed."""
+    user = system = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        user, system = user + int(fields[11]), system + int(fields[12])
+    tck = os.sysconf("SC_CLK_TCK")
+    return user / tck, system / tck
+
+
+def cpu_split(pids: list[int], seconds: float) -> tuple[float, float]:
+    """(user %, system %) of one core that ``pids`` took over the next ``seconds``."""
+    (u0, s0), t0 = proc_times(pids), time.monotonic()
+    time.sleep(seconds)
+    (u1, s1), t1 = proc_times(pids), time.monotonic()
+    return 100 * (u1 - u0) / (t1 - t0), 100 * (s1 - s0) / (t1 - t0)
+
+
+def all_times() -> dict[int, int]:
+    """utime + stime (clock ticks) of every process now, by pid."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(d.name)] = int(f[11]) + int(f[12])
+    return out
+
+
+def others_busy(seconds: float = 0.5) -> list[str]:
+    """Processes other than this one that took over 5% of a core over ``seconds``."""
+    a = all_times()
+    time.sleep(seconds)
+    b = all_times()
+    tck, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    busy = []
+    for pid, ticks in b.items():
+        pct = 100 * (ticks - a.get(pid, ticks)) / tck / seconds
+        if pid != me and pct > 5:
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:80]
+            except OSError:
+                cmd = b"?"
+            busy.append(f"pid {pid} at {pct:.0f}%: {cmd.decode(errors='replace')}")
+    return busy
+
+
+BUSY_OK = False  # --busy-ok: take figures anyway (to try this tool), marked as not quiet
+
+
+def require_quiet(first: bool) -> None:
+    """Stop, saying why, unless the machine is quiet (see the module docstring)."""
+    if BUSY_OK:
+        return
+    load = float(Path("/proc/loadavg").read_text().split()[0])
+    if first and load > 0.5:
+        raise SystemExit(f"not quiet: load average {load:.2f} (> 0.5): no figures taken")
+    busy = others_busy()
+    if busy:
+        raise SystemExit("not quiet: other processes are busy, no figures taken:\n  "
+                         + "\n  ".join(busy))
 
 
 def run_tcpkali(exe: Path, srv: Server, load: Load, seconds: float) -> Figure:
@@ -152,9 +227,7 @@ def run_tcpkali(exe: Path, srv: Server, load: Load, seconds: float) -> Figure:
         cmd[cmd.index("-e"):cmd.index("-e")] = ["-r", f"{load.rate:g}"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(1.0)
-    c0, t0 = proc_cpu_s(p.pid), time.monotonic()
-    time.sleep(max(seconds - 1.3, 0.5))
-    c1, t1 = proc_cpu_s(p.pid), time.monotonic()
+    user, system = cpu_split([p.pid], max(seconds - 1.3, 0.5))
     try:
         out, _ = p.communicate(timeout=seconds + 5)
     except subprocess.TimeoutExpired:
@@ -169,7 +242,8 @@ def run_tcpkali(exe: Path, srv: Server, load: Load, seconds: float) -> Figure:
     dur = re.search(r"Test duration: ([\d.]+) s", out)
     if got is None or dur is None:
         raise PeerFailed(f"no figures in tcpkali's output:\n{out.strip()[-300:]}")
-    return Figure(int(got.group(1)) / 64 / float(dur.group(1)), 100 * (c1 - c0) / (t1 - t0))
+    return Figure(int(got.group(1)) / 64 / float(dur.group(1)), user + system,
+                  user_pct=user, sys_pct=system)
 
 
 def run_harness(ports: list[int], load: Load, seconds: float, results: Path) -> Figure:
@@ -181,13 +255,34 @@ def run_harness(ports: list[int], load: Load, seconds: float, results: Path) -> 
            "--conns", str(load.conns), "--duration", f"{seconds:g}", "--warmup", "1",
            "--workers", "1", "--size", "64", "--framing", "len32", *pace, "--json",
            "--no-report", "--results-dir", str(results)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if p.returncode not in (0, 1):
-        raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
-    (step,) = json.loads(p.stdout)["steps"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    user = system = math.nan
+    workers = worker_pids(p.pid, deadline=time.monotonic() + 30)
+    if workers:
+        time.sleep(1.2)
+        with contextlib.suppress(OSError):  # a worker ended early: the run says why below
+            user, system = cpu_split(workers, max(seconds - 0.3, 0.5))
+    out, err = p.communicate(timeout=seconds + 60)
+    if p.returncode not in (0, 1, 4):
+        raise SystemExit(f"harness exited {p.returncode}: {err.strip()}")
+    (step,) = json.loads(out)["steps"]
     return Figure(float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]),
-                  sum(step["errors"].values()) + step["lost"])
+                  sum(step["errors"].values()) + step["lost"], user_pct=user, sys_pct=system)
+
+
+def worker_pids(pid: int, deadline: float) -> list[int]:
+    """The child processes of ``pid`` (harness's workers) once there are any, or [] if it
+    ended or ``deadline`` (time.monotonic) passed first."""
+    while time.monotonic() < deadline:
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return []
+        if kids:
+            return [int(k) for k in kids]
+        time.sleep(0.02)
+    return []
 
 
 def run_floor(srv: Server, load: Load, seconds: float) -> Figure:
@@ -199,7 +294,8 @@ def run_floor(srv: Server, load: Load, seconds: float) -> Figure:
     if p.returncode != 0:
         raise SystemExit(f"floor.py exited {p.returncode}: {p.stderr.strip()[-300:]}")
     out = json.loads(p.stdout)
-    return Figure(float(out["msgs_s"]), float(out["cpu_pct"]))
+    return Figure(float(out["msgs_s"]), float(out["cpu_pct"]), user_pct=float(out["user_pct"]),
+                  sys_pct=float(out["sys_pct"]))
 
 
 # ---------------------------------------------------------------------------- connects
@@ -278,23 +374,33 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
-def report(name: str, tk: list[Figure], h: list[Figure], fl: list[Figure]) -> str:
+def medians(figs: list[Figure]) -> tuple[float, float, float, float, float, float]:
+    """Medians of msgs/s, CPU %, user %, system %, CPU µs/msg and user µs/msg."""
     med = statistics.median
-    hm, hc, hu = (med(f.msgs_s for f in h), med(f.cpu_pct for f in h),
-                  med(f.cpu_us_msg for f in h))
+    return (med(f.msgs_s for f in figs), med(f.cpu_pct for f in figs),
+            med(f.user_pct for f in figs), med(f.sys_pct for f in figs),
+            med(f.cpu_us_msg for f in figs), med(f.user_us_msg for f in figs))
+
+
+def one(who: str, figs: list[Figure]) -> str:
+    m, c, u, s, cu, uu = medians(figs)
+    return (f"{who} {m:>9,.0f} msgs/s CPU {c:>5.1f}% (user {u:>5.1f}% sys {s:>5.1f}%) "
+            f"{cu:>5.2f} µs/msg (user {uu:>5.2f})")
+
+
+def report(name: str, tk: list[Figure], h: list[Figure], fl: list[Figure]) -> str:
+    """One block per load: each client's medians, then the ratios to harness."""
+    hm, hc, _, _, _, hu = medians(h)
     bad = sum(f.bad for f in h)
-    line = f"{name:<20} harness {hm:>10,.0f} msgs/s {hc:>5.1f}% CPU {hu:>6.2f} µs/msg"
+    lines = [f"{name}", "  " + one("harness", h) + (f"  ({bad} errors/lost)" if bad else "")]
     if tk:
-        km, kc, ku = (med(f.msgs_s for f in tk), med(f.cpu_pct for f in tk),
-                      med(f.cpu_us_msg for f in tk))
-        line += (f" | tcpkali {km:>10,.0f} msgs/s {kc:>5.1f}% {ku:>6.2f} µs/msg"
-                 f" | ratio msgs {ratio(hm, km)} CPU {ratio(hc, kc)} µs/msg {ratio(hu, ku)}")
+        km, kc, *_ = medians(tk)
+        lines += ["  " + one("tcpkali", tk),
+                  f"    harness/tcpkali: msgs/s {ratio(hm, km)}, CPU {ratio(hc, kc)}"]
     if fl:
-        fm, fc, fu = (med(f.msgs_s for f in fl), med(f.cpu_pct for f in fl),
-                      med(f.cpu_us_msg for f in fl))
-        line += (f" | python floor {fm:>10,.0f} msgs/s {fc:>5.1f}% {fu:>6.2f} µs/msg"
-                 f" | harness/floor µs/msg {ratio(hu, fu)}")
-    return line + (f"  ({bad} errors/lost)" if bad else "")
+        fu = medians(fl)[5]
+        lines += ["  " + one("floor  ", fl), f"    harness/floor: user µs/msg {ratio(hu, fu)}"]
+    return "\n".join(lines)
 
 
 def run_load(load: Load, rounds: int, seconds: float, exe: Path, tk_exe: Path | None,
@@ -305,6 +411,7 @@ def run_load(load: Load, rounds: int, seconds: float, exe: Path, tk_exe: Path | 
     h: list[Figure] = []
     fl: list[Figure] = []
     for i in range(1, rounds + 1):
+        require_quiet(first=False)
         if load.peer and tk_exe is not None:
             with Server(exe, 60) as srv:
                 try:
@@ -332,12 +439,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connect-conns", type=int, default=50_000)
     ap.add_argument("--tcpkali", default=shutil.which("tcpkali") or str(TCPKALI))
     ap.add_argument("--connect-child", help=argparse.SUPPRESS)
+    ap.add_argument("--busy-ok", action="store_true",
+                    help="skip the quiet checks (to try the tool): the figures say NOT QUIET")
     a = ap.parse_args(argv)
+    global BUSY_OK
+    BUSY_OK = a.busy_ok
     if a.connect_child:
         port, n, at = a.connect_child.split(",")
         connect_child(int(port), int(n), float(at))
         return 0
     seconds = min(a.seconds, 5.0)
+    require_quiet(first=True)
+    load_at_start = Path("/proc/loadavg").read_text().split()[0]
     tk_exe = Path(a.tcpkali) if Path(a.tcpkali).exists() else None
     if tk_exe is None:
         print("tcpkali not found: harness figures only", file=sys.stderr)
@@ -360,7 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(folder, ignore_errors=True)
     print(f"\nmedians of {a.rounds} rounds, {seconds:g} s windows, 64-byte messages; "
           f"echo.c on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}; "
-          f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.uname().nodename}")
+          f"{time.strftime('%Y-%m-%d', time.gmtime())}, {os.uname().nodename}, "
+          f"load average at the start {load_at_start}"
+          + ("; NOT QUIET (--busy-ok): these figures prove nothing" if BUSY_OK else ""))
     print("\n".join(lines))
     return 0
 
