@@ -28,7 +28,7 @@ from harness.pacing import Pacer
 from harness.plan import Plan
 from harness.poller import READ, Poller
 from harness.protocol import Stamped, protocol_for
-from harness.recording import Recorder
+from harness.recording import Recorder, run_queue_wait_ns
 from harness.replies import Replies
 from harness.resp import Resp
 from harness.result import Share, Times, WorkerResult
@@ -348,7 +348,7 @@ class Worker:
         self.pace.start(times.begin, self.tp.alive)
         self.running = True
         stage_at = self.pace.stage_times(times.measure)
-        cpu0 = os.times()
+        cpu0, wait0 = os.times(), run_queue_wait_ns()
         self.seq0 = self.seq
         next_tick = times.begin + SEC // 10
         next_report = times.begin + SEC
@@ -365,7 +365,7 @@ class Worker:
             if now >= next_tick:
                 next_tick = now + SEC // 10
                 next_report = self._tick(now, next_report, ctrl_poll)
-        return self._finish(cpu0)
+        return self._finish(cpu0, wait0)
 
     def _edges(self, now: int, stage_at: list[int]) -> bool:
         """Window edges: measure start, stages, end of sending. True when the drain is over."""
@@ -636,12 +636,12 @@ class Worker:
 
     # ------------------------------------------------------------------ wrap up
 
-    def _finish(self, cpu0: os.times_result) -> WorkerResult:
+    def _finish(self, cpu0: os.times_result, wait0: int | None) -> WorkerResult:
         if self.sending:
             self._stop_sending(time.monotonic_ns())
         if not self.rec.measuring:
             self.hi = self.seq
-        res = self.rec.finish(cpu0)
+        res = self.rec.finish(cpu0, wait0)
         self.deliv.finish(res, self.hi)
         res.sent_all = self.seq - self.seq0
         res.conns_lost = int(np.count_nonzero(self.down))  # (close_all: not lost)
