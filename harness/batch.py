@@ -101,6 +101,7 @@ class Outbound:
             if not self.ascii:
                 self.words = np.ndarray((rows,), dtype=frame_dtype(self.hdr, size),
                                         buffer=self.buf)["w"]
+                self.words[:, 3] = self.worker << 16  # kind 0 | worker: the same every round
                 self.flat = self.buf.reshape(-1).data  # the same bytes, for struct
         else:
             self.buf = np.empty(0, dtype=np.uint8)
@@ -238,8 +239,7 @@ class Outbound:
         w = self.words[:n]
         w[:, 1] = gid
         w[:, 2] = np.arange(seq0, seq0 + n, dtype=np.uint32)
-        w[:, 3] = self.worker << 16
-        w[:, 4] = delay_us
+        w[:, 4] = delay_us  # (column 3, kind 0 | worker, was written by _grow)
         if isinstance(t, np.ndarray):
             t = t.astype(np.uint64)
             w[:, 5] = t & np.uint64(0xFFFFFFFF)
@@ -255,7 +255,13 @@ class Outbound:
 # ---------------------------------------------------------------------------- inbound
 
 
-SMALL_ROUND = 32  # up to this many frames a round, plain Python beats numpy's fixed costs
+# Up to this many messages a round, plain Python beats numpy's fixed costs (callgrind
+# instructions, tests/bench/round_ir.py: a numpy call costs about as much as 3-4 element
+# reads or ~5 lines of Python per message): closed-loop sends (build_few, no per-message
+# times), open-loop sends (commit_few and build_few_at) and reads (parse_few and accounting).
+SMALL_ROUND = 32
+SMALL_OPEN = 8
+SMALL_READ = 12
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
 _M32 = 0xFFFFFFFF
 
@@ -325,7 +331,7 @@ class Inbound:
         :meth:`parse` then takes the round and counts what is wrong."""
         size = self.fixed
         n = len(seg_conn)
-        if size is None or n > SMALL_ROUND or seg_end[-1] != n * size:
+        if size is None or n > SMALL_READ or seg_end[-1] != n * size:
             return None
         few = Few(seg_conn, seg_t)
         unpack, hdr, body, key = _WORDS.unpack_from, self.hdr, self.body, self.key

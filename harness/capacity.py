@@ -199,10 +199,12 @@ def slo_check(summary: dict, slo: Slo,
 
 # ---------------------------------------------------------------------------- bisection search
 
+PROBE_TRIES = 3  # a probe that could not be judged is run this many times at most
+
 
 def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
            max_errors: float | None, tolerance: float = 0.05, max_probes: int = 12,
-           integer: bool = False) -> dict[str, Any]:
+           integer: bool = False, tries: int = PROBE_TRIES) -> dict[str, Any]:
     """Find the highest load that meets ``slo`` by bisection over ``probe(load)`` runs.
 
     ``probe`` runs one real step at ``load`` (connections, or msgs/s) and returns its
@@ -218,39 +220,93 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     ``integer`` loads are rounded to ints and the search also stops, converged, when the
     bracket holds no integer left to try.
 
-    A probe flagged ``client_bound`` or ``core_shared`` is a failure: the search never claims
-    a capacity the client (or a busy machine) could not drive. The result ``max_load`` is
-    the highest load *observed* to meet the SLO, within the tolerance of the lowest load
-    observed to break it; a noisy server can of course pass once where it would fail
-    another time.
+    A probe flagged ``client_bound`` or ``core_shared`` is not judged: it is run again, up to
+    ``tries`` times in all (those reruns do not count against ``max_probes``). A load still
+    on a busy machine (a shared core, or a worker that waited for its core at least
+    ``aggregate.RUN_QUEUE_PCT`` of the time) ends the search: ``inconclusive`` says why (the
+    machine was busy, with the figures) and ``max_load`` is None. A load still client-bound
+    otherwise is a ceiling the client could not drive (``client_limit``), never a failure of
+    the server: the bisection goes on below it, and the search is inconclusive when no probe
+    below it met the SLO. The result
+    ``max_load`` is the highest load *observed* (and judged) to meet the SLO, within the
+    tolerance of the lowest load observed to break it (or the client limit); a noisy server
+    can of course pass once where it would fail another time.
     """
     lo, hi = _check_search_args(lo, hi, tolerance, max_probes, integer)
     result: dict[str, Any] = {"max_load": None, "probes": [], "bracket": [None, lo],
                               "converged": False, "hi_passed": False, "lo_failed": False,
-                              "searched_down": False, "floor": None}
-    probes = result["probes"]
+                              "searched_down": False, "floor": None, "client_limit": None,
+                              "inconclusive": None}
+    loads: list[float] = []
 
     def run(load: float) -> bool:
-        probes.append(_probe_record(load, probe(load), slo, max_errors))
-        return probes[-1]["ok"]
+        loads.append(load)
+        record = _judged_probe(probe, load, slo, max_errors, tries, result["probes"])
+        if record["judged"]:
+            return record["ok"]
+        if record["busy"]:
+            raise _Busy(record)
+        limit = result["client_limit"]
+        result["client_limit"] = load if limit is None else min(limit, load)
+        return False
 
+    try:
+        _bracket(run, result, lo, hi, tolerance, integer, lambda: len(loads) < max_probes,
+                 max_probes)
+    except _Busy as busy:
+        result.update(max_load=None, converged=False, inconclusive=_busy_text(busy.record,
+                                                                               tries))
+    if result["max_load"] is None and result["client_limit"] is not None and \
+            not result["inconclusive"]:
+        result["inconclusive"] = (f"the client could not drive {_num(result['client_limit'])}"
+                                  " and no lower load probed met the SLO")
+    return result
+
+
+class _Busy(Exception):
+    """A probe still on a shared core after its tries: the search cannot go on."""
+
+    def __init__(self, record: dict) -> None:
+        super().__init__(record["detail"])
+        self.record = record
+
+
+def _judged_probe(probe: Callable[[float], dict], load: float, slo: Slo,
+                  max_errors: float | None, tries: int, probes: list[dict]) -> dict:
+    """Probe ``load`` until it can be judged, ``tries`` times at most; each try recorded."""
+    for _ in range(max(tries, 1)):
+        probes.append(_probe_record(load, probe(load), slo, max_errors))
+        if probes[-1]["judged"]:
+            break
+    return probes[-1]
+
+
+def _busy_text(record: dict, tries: int) -> str:
+    p99 = record["p99_ms"]
+    return (f"the machine was busy: {record['detail']} at {_num(record['load'])}, in "
+            f"{tries} tries" + (f" (p99 {p99:.3f} ms there, not judged)" if p99 is not None
+                               else ""))
+
+
+def _bracket(run: Callable[[float], bool], result: dict, lo: float, hi: float,
+             tolerance: float, integer: bool, more: Callable[[], bool],
+             max_probes: int) -> None:
+    """lo, then hi or the search down, then the bisection; fills ``result``."""
     if not run(lo):
         result["lo_failed"] = True
         found = _search_down(run, lo, integer, max_probes - 1)
         result.update(searched_down=True, floor=found[2])
         if found[0] is None:
             result["bracket"] = [None, found[1]]
-            return result
+            return
         lo_ok, hi_bad = found[0], found[1]
     elif run(hi):
         result.update(max_load=hi, bracket=[hi, None], converged=True, hi_passed=True)
-        return result
+        return
     else:
         lo_ok, hi_bad = lo, hi
-    lo_ok, hi_bad, converged = _bisect(run, lo_ok, hi_bad, tolerance, integer,
-                                       lambda: len(probes) < max_probes)
+    lo_ok, hi_bad, converged = _bisect(run, lo_ok, hi_bad, tolerance, integer, more)
     result.update(max_load=lo_ok, bracket=[lo_ok, hi_bad], converged=converged)
-    return result
 
 
 def _bisect(run: Callable[[float], bool], lo_ok: float, hi_bad: float, tolerance: float,
@@ -302,13 +358,18 @@ def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
 
 
 def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None) -> dict:
-    from harness.aggregate import error_rate
+    from harness.aggregate import RUN_QUEUE_PCT, error_rate, skip_detail, step_skipped
     ok, violations = slo_check(summary, slo, max_errors)
     if summary.get("client_bound"):
         ok, violations = False, [CLIENT_BOUND, *violations]
     if summary.get("core_shared"):
         ok, violations = False, [SHARED_CORE, *violations]
-    return {"load": load, "ok": ok, "violations": violations,
+    why = step_skipped(summary)
+    waited = (summary.get("client_wait_pct") or 0.0) >= RUN_QUEUE_PCT
+    busy = bool(why) and (bool(summary.get("core_shared")) or waited)
+    detail = skip_detail(summary) if why else None
+    return {"load": load, "ok": ok, "violations": violations, "judged": why is None,
+            "why": why, "busy": busy, "detail": detail,
             "p99_ms": (summary.get("latency_ms") or {}).get("p99"),
             "throughput_msgs_s": summary.get("throughput_msgs_s"),
             "error_rate": error_rate(summary)}

@@ -4,7 +4,9 @@ The only module that prints or exits.
 
 Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO failed (or the run
 was cut short); 2 usage or configuration error (one line naming the bad flag or key); 3 the
-target could not be reached at all.
+target could not be reached at all; 4 inconclusive: every threshold that could be judged
+held, but no step (or search probe) could be judged (client-bound, shared core). Every
+non-zero exit prints its one-line reason on stderr, --json or not.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ if TYPE_CHECKING:
     from harness.sweep import Session
     from harness.targets.lifecycle import Targets
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
+# Which code wins when two verdicts meet (a run and its comparison): a failure outranks an
+# inconclusive run, which outranks a pass.
+SEVERITY = (EXIT_OK, EXIT_INCONCLUSIVE, EXIT_FAIL, EXIT_UNREACHABLE, EXIT_USAGE)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
@@ -291,11 +296,42 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
         click.echo("harness: interrupted; partial results written", err=True)
     if diagnosed(plan, workload, outcome, w.steps):
         return EXIT_UNREACHABLE
-    unjudged = bool(w.steps) and w.verdict["judged"] == 0
-    failed = (w.failures or outcome.error or outcome.partial or not w.steps or w.unwritten
-              or unjudged)
-    code = EXIT_FAIL if failed else EXIT_OK
-    return after.finish(w, outcome, cmp, code) if after else code
+    code, reason = run_verdict(w, outcome)
+    if after:
+        code, reason = after.finish(w, outcome, cmp, code, reason)
+    if reason:
+        click.echo(f"harness: {printable(reason)}", err=True)
+    return code
+
+
+def worst(a: tuple[int, str | None], b: tuple[int, str | None]) -> tuple[int, str | None]:
+    """The more severe of two (exit code, reason) verdicts (see SEVERITY)."""
+    return a if SEVERITY.index(a[0]) >= SEVERITY.index(b[0]) else b
+
+
+def run_verdict(w: Any, outcome: RunOutcome) -> tuple[int, str | None]:
+    """The run's exit code, and its one-line reason when that was not yet said on stderr
+    (a cut-short run, an unwritten results folder have said theirs)."""
+    if outcome.error or outcome.interrupted or w.unwritten:
+        return EXIT_FAIL, None
+    if outcome.partial:
+        return EXIT_FAIL, "run cut short: partial results written"
+    if not w.steps:
+        return EXIT_FAIL, "no step ran"
+    if w.failures:
+        more = f" (and {len(w.failures) - 1} more)" if len(w.failures) > 1 else ""
+        return EXIT_FAIL, f"threshold failed: {w.failures[0]}{more}"
+    if w.verdict["judged"] == 0:
+        return EXIT_INCONCLUSIVE, inconclusive_line(w.steps)
+    return EXIT_OK, None
+
+
+def inconclusive_line(steps: list[dict]) -> str:
+    """Why no step could be judged, with each step's rule and figure."""
+    from harness import aggregate
+    whys = "; ".join(f"{s.get('conns')} conns: {aggregate.skip_detail(s)}" for s in steps)
+    return ("inconclusive: no step could be judged (harness or another process on its cores "
+            f"was the bottleneck): {whys}")
 
 
 def show_summary(w: Any, as_json: bool, cmp: dict | None) -> None:
@@ -365,13 +401,13 @@ class AfterRun:
             html_warning(error)
         return cmp
 
-    def finish(self, w: Any, outcome: RunOutcome, cmp: dict | None, code: int) -> int:
+    def finish(self, w: Any, outcome: RunOutcome, cmp: dict | None, code: int,
+               reason: str | None) -> tuple[int, str | None]:
         from harness import alerts, comparison
         if self.problem:
-            click.echo(f"harness: {printable(self.problem)}", err=True)
-            code = EXIT_USAGE
-        elif cmp and (cmp["regressed"] or not cmp["judged"]):
-            code = max(code, EXIT_FAIL)  # the table (or --json's comparison) names them
+            code, reason = EXIT_USAGE, self.problem
+        elif cmp:  # the table (or --json's comparison) names the figures
+            code, reason = worst((code, reason), compare_verdict(cmp))
         if self.junit_path:
             html_warning(comparison.write_junit(self.junit_path, w.doc, cmp))
         cut = bool(outcome.error or outcome.interrupted or outcome.partial)
@@ -381,7 +417,22 @@ class AfterRun:
             click.echo(f"harness: warning: {printable(line)}", err=True)
         if sent:
             click.echo(f"harness: alert sent: {', '.join(sent)}", err=True)
-        return code
+        return code, reason
+
+
+def compare_verdict(cmp: dict) -> tuple[int, str | None]:
+    """A comparison's exit code and one-line reason: a regression fails (1); no matched step
+    judged is inconclusive (4), naming how many changes would have failed."""
+    if cmp["regressed"]:
+        more = f" (and {len(cmp['regressions']) - 1} more)" if len(cmp["regressions"]) > 1 else ""
+        return EXIT_FAIL, f"regression: {cmp['regressions'][0]}{more}"
+    if not cmp["judged"]:
+        would = cmp.get("would_fail") or []
+        return EXIT_INCONCLUSIVE, ("inconclusive comparison: no step could be judged (client-"
+                                   "bound, shared core or cut short)" + (
+                                       f"; {len(would)} change(s) beyond the limits had they "
+                                       f"been judged, e.g. {would[0]}" if would else ""))
+    return EXIT_OK, None
 
 
 def alerts_for(config_path: str | None, alert_on: str | None) -> Any:
@@ -509,11 +560,32 @@ def search(config_path: str | None, plan_name: str | None, as_json: bool,
             else "interrupted before the first step")
     doc = document.search_document(result, summaries, over, slo_text, errors, tolerance,
                                    base.conns)
+    show_search(doc, result, as_json, lo, slo_text, tolerance, over)
+
+
+def show_search(doc: dict, result: dict, as_json: bool, lo: float, slo_text: str,
+                tolerance: float, over: str) -> NoReturn:
+    """The search's JSON or lines, then its exit (with the reason on stderr)."""
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(doc) + b"\n")
     else:
         print_search(result, lo, slo_text, tolerance, "msgs/s" if over == "rate" else "conns")
-    sys.exit(EXIT_OK if result["max_load"] is not None else EXIT_FAIL)
+    code, reason = search_verdict(result, lo, slo_text, over)
+    if reason:
+        click.echo(f"harness: {printable(reason)}", err=True)
+    sys.exit(code)
+
+
+def search_verdict(result: dict, lo: float, slo_text: str, over: str) -> tuple[int, str | None]:
+    """0 a judged load met the SLO; 4 inconclusive (a busy machine, or only loads the client
+    could not drive); 1 no load probed met it."""
+    if result.get("inconclusive"):
+        return EXIT_INCONCLUSIVE, f"inconclusive: {result['inconclusive']}"
+    if result["max_load"] is None:
+        unit = "msgs/s" if over == "rate" else "conns"
+        return EXIT_FAIL, (f"no load from {lines.load_text(result['bracket'][1])} to "
+                           f"{lines.load_text(lo)} {unit} meets {slo_text}")
+    return EXIT_OK, None
 
 
 def print_search(result: dict, lo: float, slo_text: str, tolerance: float, unit: str) -> None:
@@ -591,6 +663,9 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
                        (f"  report: {page}" if page else ""))
     if unwritten:
         click.echo(f"harness: {unwritten}", err=True)
+    elif failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        click.echo(f"harness: threshold failed: {printable(failures[0])}{more}", err=True)
     sys.exit(EXIT_FAIL if failures or unwritten else EXIT_OK)
 
 
@@ -629,7 +704,10 @@ def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as
             click.echo(f"comparison page: {page}")
     if junit_path:
         html_warning(comparison.write_junit(junit_path, None, cmp))
-    sys.exit(EXIT_FAIL if cmp["regressed"] or not cmp["judged"] else EXIT_OK)
+    code, reason = compare_verdict(cmp)
+    if reason:
+        click.echo(f"harness: {printable(reason)}", err=True)
+    sys.exit(code)
 
 
 # ---------------------------------------------------------------------------- export
@@ -739,13 +817,14 @@ def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None
     fig = run_calibration(duration=duration, conns=conns, inflight=inflight)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(fig) + b"\n")
-        sys.exit(EXIT_FAIL if fig["busy"] else EXIT_OK)
     if fig["busy"]:
         b = fig["busy"]
-        die(EXIT_FAIL, f"calibrate: no ceiling: the machine is busy: other processes took "
-                       f"{b['others_pct']:.0f}% of core {b['core']} ({b['role']}'s) during the "
-                       f"ceiling run ({fig['measured_msgs_s']:,.0f} msgs/s measured, not a "
-                       "ceiling). Run it again on an idle machine.")
+        die(EXIT_INCONCLUSIVE, f"calibrate: no ceiling: the machine is busy: other processes "
+                               f"took {b['others_pct']:.0f}% of core {b['core']} ({b['role']}'s) "
+                               f"during the ceiling run ({fig['measured_msgs_s']:,.0f} msgs/s "
+                               "measured, not a ceiling). Run it again on an idle machine.")
+    if as_json:
+        sys.exit(EXIT_OK)
     for line in lines.calibration(fig):
         click.echo(line)
 

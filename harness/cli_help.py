@@ -13,20 +13,24 @@ from harness.report.safe import printable
 
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
 failed, or the run was cut short (results written, marked partial); 2 usage or configuration
-error; 3 the target could not be reached at all (refused, unresolvable, or never answered)."""
+error; 3 the target could not be reached at all (refused, unresolvable, or never answered); 4
+inconclusive: every threshold held but no step could be judged (client-bound, or other
+processes on a shared core). Every non-zero exit prints its one-line reason on stderr."""
 SEARCH_EXIT_HELP = """Exit codes: 0 a load met the SLO; 1 no probed load met it, or the search
-was cut short; 2 usage or configuration error; 3 the target could not be reached at all."""
+was cut short; 2 usage or configuration error; 3 the target could not be reached at all; 4
+inconclusive: a probe stayed on a busy (shared) core through its tries, or only loads the
+client could not drive were left (no capacity is claimed)."""
 MERGE_EXIT_HELP = """Exit codes: 0 merged and every threshold held; 1 merged and a threshold
 failed; 2 usage error, or runs that cannot be merged."""
 REPORT_EXIT_HELP = "Exit codes: 0 report written; 2 not a harness run folder."
 EXPORT_EXIT_HELP = "Exit codes: 0 written; 2 not a harness run folder, or it cannot be written."
 HISTORY_EXIT_HELP = """Exit codes: 0 listed (unreadable run folders are skipped with a warning); 2
 the results folder cannot be listed, or --html cannot be written."""
-COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them, or
-no step could be judged (client-bound or busy machine); 2
-usage error, a missing or corrupt run folder, or runs that differ in workload, framing, size,
-pacing or step loads (--force compares the steps that match)."""
-CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted, or the machine was busy (others
+COMPARE_EXIT_HELP = """Exit codes: 0 no regression beyond the limits; 1 a regression beyond them;
+2 usage error, a missing or corrupt run folder, or runs that differ in workload, framing, size,
+pacing or step loads (--force compares the steps that match); 4 inconclusive: no matched step
+could be judged (client-bound, busy machine or cut short)."""
+CALIBRATE_EXIT_HELP = """Exit codes: 0 measured; 1 interrupted; 4 the machine was busy (others
 took a material share of a core: no ceiling reported)."""
 CLUSTER_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, no
 harness[cluster] installed, or the address cannot be used."""
@@ -96,6 +100,8 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      "fds; 0 = none)", True),
     ("--monitor-interval", float, "Measurement", "seconds between resource samples (0.05 to "
      "60)", True),
+    ("--shared-core-pct", float, "Measurement", "a step where other processes took this % of "
+     "a worker's or the server's core is on a shared core, not judged (1 to 100)", True),
     ("--name", str, "Output", "run name, used in the results folder", False),
     ("--baseline", str, "Output", "a run folder to compare with when the run ends (exit 1 on "
      "a regression beyond --max-regression, 2 when the runs differ)", False),
@@ -211,6 +217,10 @@ def _extra_options() -> dict[str, Any]:
                             help="run on the harness agents of this Dask scheduler, e.g. "
                                  "tcp://COORD:8786: the plan split by their cores, each step "
                                  "started together (needs harness[cluster])"),
+        "--judge-shared-core": option("--judge-shared-core", is_flag=True, default=None,
+                                      group="Measurement", key="judge_shared_core",
+                                      help="judge steps on a shared core all the same (a "
+                                           "shared CI runner), marked as judged on one"),
         "--until-degraded": option("--until-degraded/--no-until-degraded", default=None,
                                    group="Capacity", key="until_degraded",
                                    help="keep adding steps until the degradation rule fires "
@@ -219,7 +229,8 @@ def _extra_options() -> dict[str, Any]:
     }
 
 
-SEARCH_EXTRAS = ("--config", "--plan", "--push-conns", "--tls", "--insecure")
+SEARCH_EXTRAS = ("--config", "--plan", "--push-conns", "--tls", "--insecure",
+                 "--judge-shared-core")
 REPEATED = frozenset({"--header"})  # given once per value: every one is kept, in order
 
 

@@ -11,7 +11,10 @@ rate as a fraction of messages; lost messages) gets its change and a verdict:
 - ``untested``: no test applies (the max is one sample; a percentile with fewer than
   ``MIN_BEYOND`` independent samples beyond it; throughput of runs with fewer than
   ``MIN_SECONDS`` whole seconds), or the step is not judged: in either run it was
-  client-bound, on a shared core or cut short (as in a sweep's verdict). Never a regression.
+  client-bound, on a shared core or cut short (as in a sweep's verdict). Never a regression;
+  a step not judged keeps the verdict its tests gave as ``would_be``, and the document lists
+  the regressions they would have been as ``would_fail``. With no step judged the comparison
+  is ``inconclusive`` (exit 4), never "no regression".
 
 The tests, all at ``ALPHA`` (1%):
 
@@ -83,11 +86,15 @@ class Figure:
     test: str
     p_value: float | None = None
     limit: float | None = None
+    would_be: str | None = None  # a step not judged: the verdict its tests gave
 
     def to_json(self) -> dict[str, Any]:
-        return {"figure": self.figure, "unit": self.unit, "base": self.base, "new": self.new,
-                "change": self.change, "verdict": self.verdict, "test": self.test,
-                "p_value": self.p_value, "limit": self.limit}
+        out = {"figure": self.figure, "unit": self.unit, "base": self.base, "new": self.new,
+               "change": self.change, "verdict": self.verdict, "test": self.test,
+               "p_value": self.p_value, "limit": self.limit}
+        if self.would_be is not None:
+            out["would_be"] = self.would_be
+        return out
 
 
 # ---------------------------------------------------------------------------- limits
@@ -431,8 +438,8 @@ def compare_step(sb: dict, sn: dict, series: tuple[dict, dict], limits: dict[str
     why = [f"{name} step {aggregate.step_skipped(s)}" for name, s in (("base", sb), ("new", sn))
            if aggregate.step_skipped(s)]
     if why:  # it measured the client or a busy machine: no verdict, as in a sweep's
-        figures = [replace(f, verdict="untested", test=f"not judged: {', '.join(why)}")
-                   for f in figures]
+        figures = [replace(f, verdict="untested", test=f"not judged: {', '.join(why)}",
+                           would_be=f.verdict) for f in figures]
     notes = [_SKIP_NOTE.format(why=w) for w in why]
     return {"load": dict(zip(LOAD_KEYS, load_of(sb), strict=True)), "label": load_label(sb),
             "judged": not why,
@@ -458,13 +465,16 @@ def compare_runs(base: dict, new: dict, series: tuple[list[dict], list[dict]] | 
                           base_step=i, new_step=j))
     regressions = [f"{s['label']}: {regression_line(f)}" for s in steps for f in s["figures"]
                    if f["verdict"] == "regression"]
+    would_fail = [f"{s['label']}: {regression_line(f)}" for s in steps for f in s["figures"]
+                  if f.get("would_be") == "regression"]
     judged = sum(s["judged"] for s in steps)
     if not judged:
         warnings.append("no step could be judged: every matched step measured the client or "
                         "a busy machine (client-bound, shared core or cut short)")
     return {"base": names[0], "new": names[1], "limits": limits, "alpha": ALPHA,
             "steps": steps, "judged": judged, "regressions": regressions,
-            "regressed": bool(regressions), "warnings": warnings}
+            "regressed": bool(regressions), "inconclusive": not judged,
+            "would_fail": would_fail, "warnings": warnings}
 
 
 def _inflight(doc: dict) -> int:

@@ -291,6 +291,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         server_pid=number(run, "server_pid") or None,
         server_cmd=str(run["server_cmd"]) or None,
         monitor_interval_s=number(run, "monitor_interval"),
+        shared_core_pct=number(run, "shared_core_pct"),
+        judge_shared_core=bool(run.get("judge_shared_core")),
         mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
         source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
         accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),

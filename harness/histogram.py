@@ -27,6 +27,8 @@ LIMIT = 1 << MAX_BITS  # first value counted as overflow
 N_BUCKETS = (MAX_BITS - SUB_BITS + 1) << SUB_BITS  # 4736
 _SUM_CHUNK = 1 << 20  # 2**20 values below 2**43 cannot overflow an int64 sum
 SMALL_BATCH = 16  # batches up to this size are cheaper in plain Python than in numpy
+HELD_BATCH = 256  # batches up to this size are held back as a list (see Histogram.record)
+HELD_MAX = 4096  # held values are bucketed, with numpy at once, when this many are waiting
 
 
 def bit_length(v: npt.ArrayLike) -> np.ndarray:
@@ -39,12 +41,6 @@ def index_of(v: npt.ArrayLike) -> np.ndarray:
     v = np.asarray(v, dtype=np.int64)
     shift = np.maximum(np.frexp(v)[1] - (SUB_BITS + 1), 0)  # frexp: bit_length, exactly
     return (shift << SUB_BITS) + (v >> shift)  # int32 shift, int64 v: an int64 index
-
-
-def _index_one(v: int) -> int:
-    """:func:`index_of` of one Python int (0 <= v < LIMIT), in plain Python."""
-    shift = v.bit_length() - (SUB_BITS + 1)
-    return (shift << SUB_BITS) + (v >> shift) if shift > 0 else v
 
 
 def _shift_of(idx: np.ndarray) -> np.ndarray:
@@ -78,17 +74,48 @@ def _exact_sum(v: np.ndarray) -> int:
 
 
 class Histogram:
-    """Counts of int64 ns values; a worker owns one, records batches, the parent merges."""
+    """Counts of int64 ns values; a worker owns one, records batches, the parent merges.
 
-    __slots__ = ("layout", "counts", "total", "overflow", "underflow", "min", "max", "sum")
+    Small batches of in-range values are held back in a list (``total``, ``sum``, ``min``
+    and ``max`` still count them at once) and bucketed together, HELD_MAX at a time or
+    whenever ``counts`` is read: the same counts, without numpy's fixed cost per batch."""
+
+    __slots__ = ("layout", "_counts", "_held", "_held_list", "_held_n", "total", "overflow",
+                 "underflow", "min", "max", "sum")
 
     def __init__(self) -> None:
         self.layout: tuple[int, int] = LAYOUT
-        self.counts = np.zeros(N_BUCKETS, dtype=np.int64)
+        self._counts = np.zeros(N_BUCKETS, dtype=np.int64)
+        self._held: list[np.ndarray | list[int]] = []  # in-range values not yet in _counts
+        self._held_list: list[int] = []  # those recorded as lists, the last of _held
+        self._held_n = 0  # how many
         self.clear()
 
+    @property
+    def counts(self) -> np.ndarray:
+        """Values per bucket (int64, N_BUCKETS), every value recorded so far included."""
+        if self._held:
+            self._bucket_held()
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: np.ndarray) -> None:
+        if self._held:
+            self._bucket_held()
+        self._counts = value
+
+    def _bucket_held(self) -> None:
+        held = [np.asarray(c, dtype=np.int64) for c in self._held]
+        np.add.at(self._counts, index_of(np.concatenate(held)), 1)
+        self._held = []
+        self._held_list = []
+        self._held_n = 0
+
     def clear(self) -> None:
-        self.counts.fill(0)
+        self._counts.fill(0)
+        self._held = []
+        self._held_list = []
+        self._held_n = 0
         self.total = 0  # recorded values, overflow included, underflow not
         self.overflow = 0
         self.underflow = 0
@@ -109,38 +136,45 @@ class Histogram:
     def record(self, values: npt.ArrayLike) -> None:
         """Record one batch of int64 ns values; an empty batch is a no-op.
 
-        A batch of at most ``SMALL_BATCH`` values (the usual one at low concurrency: a few
-        replies per select round) is bucketed in plain Python, with the same result: on a
-        short list min, max, sum and the index cost ~0.1 µs each, where every numpy call
-        costs ~0.5-1 µs whatever its size: ~1.5 µs for 3 values against ~9 µs (numpy 2.4.6,
-        Python 3.11). Larger batches use numpy: ~12 µs for 1600 in-range values, ~6.5 µs of
-        it index_of; ``np.add.at`` beats ``bincount`` plus adding the whole counts array at
-        every size (fast since numpy 1.25).
+        A batch of at most ``HELD_BATCH`` values (the usual one: a round's replies) is
+        counted in plain Python (min, max and sum of a short list) and held back for
+        bucketing (see the class), so a round pays no numpy call but ``tolist``. Larger
+        batches use numpy at once; ``np.add.at`` beats ``bincount`` plus adding the whole
+        counts array at every size (fast since numpy 1.25).
         """
         v = np.asarray(values, dtype=np.int64).ravel()
-        if v.size <= SMALL_BATCH:
+        if v.size <= HELD_BATCH:
             if v.size:
-                self._record_few(v.tolist())
+                vals = v.tolist()
+                self._hold(v.copy(), vals, min(vals), max(vals))  # (the caller's may change)
             return
         lo, hi = int(v.min()), int(v.max())
         if lo < 0 or hi >= LIMIT:
             self._record_out_of_range(v)
             return
-        np.add.at(self.counts, index_of(v), 1)
+        np.add.at(self._counts, index_of(v), 1)
         self._note(v.size, _exact_sum(v), lo, hi)
 
     def record_list(self, vals: list[int]) -> None:
-        """Record a short non-empty list of int ns values in plain Python (no array built)."""
-        self._record_few(vals)
+        """Record a short non-empty list of int ns values in plain Python (no array built;
+        the values are copied, the list may change after)."""
+        self._hold(None, vals, min(vals), max(vals))
 
-    def _record_few(self, vals: list[int]) -> None:
-        lo, hi = min(vals), max(vals)
+    def _hold(self, chunk: np.ndarray | None, vals: list[int], lo: int, hi: int) -> None:
+        """Count a short batch (``vals``; ``chunk``: the same as an array, or None) and
+        hold it for bucketing."""
         if lo < 0 or hi >= LIMIT:
             self._record_out_of_range(np.asarray(vals, dtype=np.int64))
             return
-        counts = self.counts
-        for x in vals:
-            counts[_index_one(x)] += 1
+        if chunk is not None:
+            self._held.append(chunk)
+        else:
+            if not self._held_list:
+                self._held.append(self._held_list)
+            self._held_list += vals
+        self._held_n += len(vals)
+        if self._held_n >= HELD_MAX:
+            self._bucket_held()
         self._note(len(vals), sum(vals), lo, hi)
 
     def _record_out_of_range(self, v: np.ndarray) -> None:
@@ -155,7 +189,7 @@ class Histogram:
         self.record(v[~over])
 
     def record_one(self, value: int) -> None:
-        self._record_few([int(value)])  # (an array for one value costs ~2 µs more)
+        self.record_list([int(value)])  # (an array for one value costs ~2 µs more)
 
     def merge(self, other: Histogram) -> Histogram:
         """Add ``other`` into this histogram; ValueError if the layouts differ."""
@@ -221,7 +255,7 @@ class Histogram:
         if idx.shape != counts.shape or np.any((idx < 0) | (idx >= N_BUCKETS) | (counts < 0)):
             raise ValueError("histogram buckets out of range")
         h = cls()
-        np.add.at(h.counts, idx, counts)
+        np.add.at(h._counts, idx, counts)
         h.total, h.overflow, h.underflow = int(d["total"]), int(d["overflow"]), int(d["underflow"])
         h.min, h.max, h.sum = d["min"], d["max"], int(d["sum"])
         if h.total != int(counts.sum()) + h.overflow or (h.total == 0) != (h.min is None):

@@ -9,6 +9,7 @@ for "other" load).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -64,3 +65,84 @@ def core_means(rows: list[CoreRow]) -> dict[int, dict[str, float]]:
         out[c] = {"busy_pct_mean": round(sum(r.busy_pct for r in mine) / len(mine), 1),
                   "others_pct_mean": round(sum(r.others_pct for r in mine) / len(mine), 1)}
     return out
+
+
+OTHERS_TOP = 3  # processes named as the other load on a busy machine
+OTHERS_MIN_PCT = 1.0  # a process below this (% of one core) is not recorded
+
+
+class ProcRow(NamedTuple):
+    t_ns: int
+    pid: int
+    name: str
+    cpu_pct: float  # of one core, over the time since the previous scan
+    core: int  # the core it last ran on (a sample: over many scans, where it ran)
+
+
+class OtherProcs:
+    """The CPU % of every process harness does not know, over the time since the previous
+    scan, from /proc/<pid>/stat (utime + stime, all threads): who the "other processes"
+    taking a core are. A scan reads one small file per process (a few ms for a few hundred
+    processes), so the monitor scans only while some core is busy with other load."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, dict[int, float]] | None = None
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def stale(self, t_ns: int, max_age_ns: int) -> bool:
+        """No reading yet, or the last one is older than ``max_age_ns``."""
+        return self._last is None or t_ns - self._last[0] > max_age_ns
+
+    def read(self, t_ns: int, known: set[int], max_age_ns: int) -> list[ProcRow] | None:
+        """Processes (not in ``known``) that took at least OTHERS_MIN_PCT since the last
+        read; None on the first read, or when the last one is older than ``max_age_ns`` (a
+        mean over a long quiet time would hide who is busy now: this read is the new base)."""
+        now: dict[int, float] = {}
+        names: dict[int, tuple[str, int]] = {}
+        try:
+            entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+        except OSError:
+            return None
+        for entry in entries:
+            pid = int(entry)
+            if pid in known:
+                continue
+            got = _proc_cpu(pid, self._tick)
+            if got is not None:
+                names[pid], now[pid] = got
+        last, self._last = self._last, (t_ns, now)
+        if last is None or t_ns <= last[0] or t_ns - last[0] > max_age_ns:
+            return None
+        wall = (t_ns - last[0]) / SEC
+        rows = [ProcRow(t_ns, pid, *names[pid][:1], (cpu - last[1][pid]) / wall * 100.0,
+                        names[pid][1]) for pid, cpu in now.items() if pid in last[1]]
+        return [r for r in rows if r.cpu_pct >= OTHERS_MIN_PCT]
+
+
+def _proc_cpu(pid: int, tick: int) -> tuple[tuple[str, int], float] | None:
+    """((command name, core it last ran on), user + system CPU s) of a process, or None
+    when it is gone. /proc/<pid>/stat after the ")": utime, stime and processor are the
+    12th, 13th and 37th fields."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        close = data.rindex(b")")
+        name = data[data.index(b"(") + 1:close].decode("utf-8", "replace")
+        fields = data[close + 2:].split()
+        return (name, int(fields[36])), (int(fields[11]) + int(fields[12])) / tick
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def top_others(rows: list[ProcRow], scans: int, core: int | None = None) -> list[dict]:
+    """The processes that took the most CPU over ``scans`` scans (mean % of one core over
+    them, a process absent from a scan counting 0 there), on ``core`` when given (a scan
+    counts where the process last ran): [{"pid", "name", "cpu_pct"}], most first."""
+    if scans <= 0:
+        return []
+    total: dict[tuple[int, str], float] = {}
+    for r in (r for r in rows if core is None or r.core == core):
+        total[(r.pid, r.name)] = total.get((r.pid, r.name), 0.0) + r.cpu_pct
+    ranked = sorted(total.items(), key=lambda kv: -kv[1])[:OTHERS_TOP]
+    return [{"pid": pid, "name": name, "cpu_pct": round(cpu / scans, 1)}
+            for (pid, name), cpu in ranked if cpu / scans >= OTHERS_MIN_PCT]

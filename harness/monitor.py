@@ -22,7 +22,8 @@ busy % and the part of it that *other* processes took, less the CPU of the proce
 harness knows (the watched ones, this process, and any ``known`` pids such as a local
 target server). Per role, ``summary()`` gives ``core`` (the one core a pinned process may
 use, else None) and ``others_on_core_pct`` (mean over the window of what other processes
-took of that core).
+took of that core). While other load takes ``SCAN_AT_PCT`` of a watched core, each tick also
+reads every process's CPU from /proc, and ``other_procs()`` names the busiest of them.
 
 A pid that does not exist at construction is not monitored and leaves a line in
 ``warnings``. A process that exits or dies while monitored (gone, zombie, or its pid
@@ -49,6 +50,7 @@ from harness import machine
 from harness.units import SEC
 
 MIN_INTERVAL_S = 0.01  # below this the "cheap" promise no longer holds
+SCAN_AT_PCT = 10.0  # other load on a watched core from which the other processes are named
 JOIN_TIMEOUT_S = 1.0  # stop() waits at most this long for the sampling thread
 
 FIELDS = ("cpu_pct", "rss_bytes", "threads", "fds", "net_bytes")
@@ -114,6 +116,9 @@ class Monitor:
         self._rows: list[_Row] = []
         self._core_rows: list[machine.CoreRow] = []
         self._core_busy = machine.CoreBusy()
+        self._procs = machine.OtherProcs()
+        self._proc_rows: list[machine.ProcRow] = []
+        self._scans: list[int] = []  # ticks whose scan named the other processes
         self._net_last: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -203,6 +208,19 @@ class Monitor:
                     and (until_ns is None or r.t_ns < until_ns)]
         return machine.core_means(rows)
 
+    def other_procs(self, since_ns: int | None = None, until_ns: int | None = None,
+                    core: int | None = None) -> list[dict]:
+        """The processes harness does not know that took the most CPU (on ``core``, when
+        given) while a watched core was busy with other load: [{"pid", "name", "cpu_pct"}]
+        (mean % of one core over the window's scans), most first; [] when no core was that
+        busy."""
+        def inside(t: int) -> bool:
+            return (since_ns is None or t >= since_ns) and (until_ns is None or t < until_ns)
+        with self._lock:
+            rows = [r for r in self._proc_rows if inside(r.t_ns)]
+            scans = sum(1 for t in self._scans if inside(t))
+        return machine.top_others(rows, scans, core)
+
     # -- internals ---------------------------------------------------------------------
 
     def _open(self, role: str, pid: int) -> _Watched | None:
@@ -250,10 +268,26 @@ class Monitor:
         for k in self._known:
             self._known_cpu(k)
         core_rows = self._others(t_ns, busy) if busy is not None else []
+        procs = self._scan(t_ns, core_rows)
         with self._lock:
             self._rows.extend(rows)
             self._core_rows.extend(core_rows)
+            if procs is not None:
+                self._proc_rows.extend(procs)
+                self._scans.append(t_ns)
 
+    def _scan(self, t_ns: int, core_rows: list[machine.CoreRow]
+              ) -> list[machine.ProcRow] | None:
+        """Who the other processes are, while they take SCAN_AT_PCT of a watched core (and
+        every few ticks otherwise, so the first busy tick has a recent reading to compare)."""
+        mine = {w.cores[0] for w in self._watched if len(w.cores) == 1}
+        busy = any(r.core in mine and r.others_pct >= SCAN_AT_PCT for r in core_rows)
+        max_age = round(3 * self.interval * SEC)
+        if not mine or not (busy or self._procs.stale(t_ns, max_age)):
+            return None
+        known = {w.pid for w in [*self._watched, *self._known]}
+        rows = self._procs.read(t_ns, known, max_age)
+        return rows if busy else None
     def _others(self, t_ns: int, busy: list[float]) -> list[machine.CoreRow]:
         """What processes harness does not know took of each core over the last tick."""
         known = [(w.cpu_pct, w.cores) for w in [*self._watched, *self._known]

@@ -132,6 +132,9 @@ class Plan:
     server_pid: int | None = None  # a target server process to watch (psutil)
     server_cmd: str | None = None  # a command harness starts, watches and stops
     monitor_interval_s: float = 1.0
+    shared_core_pct: float = 30.0  # others took this % of a worker's or the server's core:
+    # the step is on a shared core, left out of the verdict (unless judge_shared_core)
+    judge_shared_core: bool = False  # judge such steps all the same, marked as such
     mix: tuple = ()  # workloads.Kind values from [mix]: they replace the workload's kinds
     mix_by: str = "message"  # "message": each message drawn by weight; "connection": per conn
     requests: tuple = ()  # harness.reqtable.Rendered: an HTTP run's [[requests]] table

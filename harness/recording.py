@@ -24,10 +24,6 @@ def _least(a: np.ndarray) -> int:
     return min(a.tolist()) if len(a) <= SMALL_BATCH else int(a.min())
 
 
-def _greatest(a: np.ndarray) -> int:
-    return max(a.tolist()) if len(a) <= SMALL_BATCH else int(a.max())
-
-
 class Recorder:
     """One step's figures. Everything counted before the measure window opens is dropped,
     except errors and connect times (they count whenever they happen)."""
@@ -155,8 +151,9 @@ class Recorder:
             if not len(t):
                 return
         lat = t - tint
-        self.res.latency.record(lat)
-        if _greatest(lat) > self.timeout_ns:
+        latency = self.res.latency
+        latency.record(lat)
+        if latency.max is not None and latency.max > self.timeout_ns:  # (else none is late)
             self.res.late += int((lat > self.timeout_ns).sum())
         if open_loop:
             self.res.service.record(lat - st["delay"].astype(np.int64) * 1000)
@@ -220,14 +217,32 @@ class Recorder:
                 "received": res.received, "errors": sum(res.errors.values()),
                 "p99": self._second_hist().percentile(99) if self.measuring else None}
 
-    def finish(self, cpu0: os.times_result) -> WorkerResult:
-        """CPU and wall time since ``begin``, the series closed; the result (more to fill)."""
+    def finish(self, cpu0: os.times_result, wait0: int | None = None) -> WorkerResult:
+        """CPU, run-queue wait (from ``wait0``, :func:`run_queue_wait_ns` at the start) and
+        wall time since ``begin``, the series closed; the result (more to fill)."""
         res = self.res
         cpu1 = os.times()
+        wait1 = run_queue_wait_ns()
         res.cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        if wait0 is not None and wait1 is not None:
+            res.wait_s = max(wait1 - wait0, 0) / SEC
         res.wall_s = max((time.monotonic_ns() - self.times.begin) / SEC, 1e-9)
         if self.series["sent"]:
             res.sec_hists.append(self._second_hist())
         res.series = {k: np.asarray(v, dtype=np.int64) for k, v in self.series.items()}
         res.last_recv = self.last_rx
         return res
+
+
+SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def run_queue_wait_ns() -> int | None:
+    """ns this thread has spent runnable but waiting for a CPU (the second field of
+    /proc/thread-self/schedstat: on a run queue, not running), or None where the kernel
+    does not keep it."""
+    try:
+        with open(SCHEDSTAT, "rb") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

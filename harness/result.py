@@ -97,4 +97,5 @@ class WorkerResult:
     behind: int = 0  # open loop: messages sent over 5 ms behind their schedule
     cpu_s: float = 0.0
     wall_s: float = 0.0
+    wait_s: float = 0.0  # runnable but waiting for its core (run queue), from schedstat
     fanout: FanoutPart | None = None

@@ -69,6 +69,7 @@ RUN_SPEC: dict[str, Spec] = {
     "until_degraded": Spec("bool"), "grow": Spec("str"), "increment": Spec("int", 0, MAX_CONNS),
     "max_conns": Spec("int", 1, MAX_CONNS), "server_pid": Spec("int", 0, 2**31 - 1),
     "server_cmd": Spec("str"), "monitor_interval": Spec("float", 0.05, 60),
+    "shared_core_pct": Spec("float", 1, 100), "judge_shared_core": Spec("bool"),
     "corpus": Spec("str"), "requests": Spec("str"), "accept": Spec("str"),
     "source_addrs": Spec("strs"),
     "tls": Spec("bool"), "ca": Spec("str"), "insecure": Spec("bool"),

@@ -47,6 +47,7 @@ class StepSummary(Mapping[str, Any]):
     conns_lost: int = 0  # connections that went down by a fault and were not back
     # -- when the step has them
     client_bound_rule: str | None = None
+    client_wait_pct: float | None = None  # the busiest worker's run-queue wait, % of wall
     client_bound_detail: str | None = None
     first_unparsed: str | None = None  # escaped bytes (aggregate.escape_bytes)
     messages: int | None = None  # a --messages step
@@ -63,6 +64,7 @@ class StepSummary(Mapping[str, Any]):
     machine_cpu: dict | None = None  # per core: busy and others' CPU %
     shared_core: dict | None = None  # the core other processes took most of
     core_shared: bool | None = None  # ... and whether that leaves the step out
+    judged_shared_core: bool | None = None  # --judge-shared-core: judged on a shared core
     trend: dict | None = None  # a long step's p99 (and server memory) trend
     handshake_ms: Percentiles | None = None  # TLS: TCP connected -> handshake done
     handshakes: int | None = None  # TLS handshakes done (the handshake histogram's count)

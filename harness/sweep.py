@@ -27,6 +27,7 @@ class Watched:
     rows: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     cores: dict = field(default_factory=dict)  # core -> busy and others' CPU % (means)
+    others: list = field(default_factory=list)  # the busiest other processes (pid, name, %)
 
 
 class Session:
@@ -80,7 +81,10 @@ class Session:
         for r in rows:
             r["second"] = (r["t_ns"] - run.t_measure) / SEC
         summary = self.monitor.summary(since_ns=run.t_measure, until_ns=run.t_end)
-        return Watched(rows, summary, self.monitor.cores(run.t_measure, run.t_end))
+        worst = aggregate.shared_core(summary)  # the core whose other load is named
+        others = self.monitor.other_procs(run.t_measure, run.t_end,
+                                          worst["core"] if worst else None)
+        return Watched(rows, summary, self.monitor.cores(run.t_measure, run.t_end), others)
 
 
 def fixed_steps(plan: Plan) -> Callable[[list[StepRun]], Step | None]:
@@ -156,7 +160,10 @@ def figures(plan: Plan, workload: Any, run: StepRun, watched: Watched | None = N
         nodes = [dict(n, target=plan.targets[n["node"]].label) for n in s.fanout["per_node"]]
         s = replace(s, fanout=dict(s.fanout, per_node=nodes))
     if watched is not None and watched.summary:
-        s = aggregate.with_resources(s, watched.summary, watched.cores)
+        s = aggregate.with_resources(s, watched.summary, watched.cores, watched.others,
+                                     plan.shared_core_pct, plan.judge_shared_core)
+    if plan.judge_shared_core:
+        s = aggregate.judge_waits(s)
     if trend:
         s = replace(s, trend=aggregate.trend_figures(f.series, watched.rows if watched else []))
     return replace(f, summary=s)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness import framing as framing_mod
-from harness.batch import SMALL_ROUND, Few, Outbound, Parsed, size_bounds
+from harness.batch import SMALL_OPEN, SMALL_ROUND, Few, Outbound, Parsed, size_bounds
 from harness.delivery import Echo, delivery_for
 from harness.http import Http
 from harness.memcache import Memcache
@@ -28,7 +28,7 @@ from harness.pacing import Pacer
 from harness.plan import Plan
 from harness.poller import READ, Poller
 from harness.protocol import Stamped, protocol_for
-from harness.recording import Recorder
+from harness.recording import Recorder, run_queue_wait_ns
 from harness.replies import Replies
 from harness.resp import Resp
 from harness.result import Share, Times, WorkerResult
@@ -348,7 +348,7 @@ class Worker:
         self.pace.start(times.begin, self.tp.alive)
         self.running = True
         stage_at = self.pace.stage_times(times.measure)
-        cpu0 = os.times()
+        cpu0, wait0 = os.times(), run_queue_wait_ns()
         self.seq0 = self.seq
         next_tick = times.begin + SEC // 10
         next_report = times.begin + SEC
@@ -365,7 +365,7 @@ class Worker:
             if now >= next_tick:
                 next_tick = now + SEC // 10
                 next_report = self._tick(now, next_report, ctrl_poll)
-        return self._finish(cpu0)
+        return self._finish(cpu0, wait0)
 
     def _edges(self, now: int, stage_at: list[int]) -> bool:
         """Window edges: measure start, stages, end of sending. True when the drain is over."""
@@ -592,24 +592,24 @@ class Worker:
         if picked is None:
             return
         idx, counts = picked
-        if self.small is not None and len(idx) <= SMALL_ROUND:
+        if self.small is not None and len(idx) <= (SMALL_OPEN if pace.period else SMALL_ROUND):
             if pace.period:
                 self._send_few_open(idx, counts, now)
             else:
                 self._send_few(idx, counts, now)
             return
-        cum = counts.cumsum()
-        total = int(cum[-1])
+        total = int(counts.sum())
+        ones = total == len(idx)  # one message each (the open loop's usual round)
         tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
         rec.res.behind += behind
-        data, ends, kinds = self.proto.build(self.gid[idx].repeat(counts), idx, counts,
-                                             self.seq, tint, delay)
+        gids = self.gid[idx] if ones else self.gid[idx].repeat(counts)
+        data, ends, kinds = self.proto.build(gids, idx, counts, self.seq, tint, delay)
         self.seq += total
         if pace.period and rec.measuring and self.deliv.sent_by_stamp:
             rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
         else:
             rec.sent(total, int(ends[-1]), kinds, now)
-        self.tp.send_round(idx, ends[cum - 1].tolist(), data)
+        self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data)
 
     def _send_few(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
         """A small closed-loop round of one-size echo messages, built in plain Python."""
@@ -636,12 +636,12 @@ class Worker:
 
     # ------------------------------------------------------------------ wrap up
 
-    def _finish(self, cpu0: os.times_result) -> WorkerResult:
+    def _finish(self, cpu0: os.times_result, wait0: int | None) -> WorkerResult:
         if self.sending:
             self._stop_sending(time.monotonic_ns())
         if not self.rec.measuring:
             self.hi = self.seq
-        res = self.rec.finish(cpu0)
+        res = self.rec.finish(cpu0, wait0)
         self.deliv.finish(res, self.hi)
         res.sent_all = self.seq - self.seq0
         res.conns_lost = int(np.count_nonzero(self.down))  # (close_all: not lost)

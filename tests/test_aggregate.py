@@ -128,18 +128,47 @@ def test_client_bound_names_the_rule_that_fired_and_its_figure() -> None:
     assert aggregate.client_bound_rule(18.0, 5, 1000, True) is None
 
 
+def test_a_worker_busy_or_waiting_for_its_core_is_client_bound_not_only_at_90_pct_cpu() -> None:
+    rule = aggregate.client_bound_rule
+    # 86% CPU and 2% waiting: no longer judged by luck below 90%
+    assert rule(86.0, 0, 100, False, (86.0, 2.0)) == (
+        "client_busy", "a worker ran 86% and waited for its core 2% of the time (together >= "
+        "80%: idle, waiting on the server, under a fifth of it)")
+    # a quarter of the time runnable but not running: replies sat unread
+    assert rule(30.0, 0, 100, False, (30.0, 25.0)) == (
+        "run_queue", "a worker waited for its core 25% of the time (>= 10%; it ran 30%): "
+        "replies sat unread meanwhile")
+    assert rule(60.0, 0, 100, False, (60.0, 5.0)) is None  # idle 35% of the time: judged
+
+
 def test_a_step_on_a_shared_core_is_flagged_and_left_out() -> None:
     busy = step(conns=100) | aggregate.resource_fields({
         "worker0": {"core": 0, "others_on_core_pct": 45.2, "cpu_pct_mean": 50.0},
         "server": {"core": 1, "others_on_core_pct": 3.0, "cpu_pct_mean": 30.0}})
     assert busy["core_shared"] is True
-    assert busy["shared_core"] == {"role": "worker0", "core": 0, "others_pct": 45.2}
+    assert busy["shared_core"] == {"role": "worker0", "core": 0, "others_pct": 45.2,
+                                   "limit_pct": 30.0, "processes": []}
     quiet = step(conns=10) | aggregate.resource_fields(
         {"worker0": {"core": 0, "others_on_core_pct": 12.0}})
     assert quiet["core_shared"] is False
     v = aggregate.degradation([quiet, busy, step(conns=1000)], RULES)
     assert v["skipped"] == [100] and v["skipped_why"] == ["shared core"]
     assert v["judged"] == 2
+
+
+def test_the_shared_core_limit_is_a_setting_and_such_steps_can_be_judged_anyway() -> None:
+    from harness.report import table
+    hog = [{"pid": 4242, "name": "stress", "cpu_pct": 97.5}]
+    worker = {"worker0": {"core": 0, "others_on_core_pct": 45.2}}
+    assert aggregate.resource_fields(worker, limit=50.0)["core_shared"] is False
+    judged = step(conns=100) | aggregate.resource_fields(worker, None, hog, 30.0, judge=True)
+    assert judged["core_shared"] is False and judged["judged_shared_core"] is True
+    assert aggregate.degradation([judged], RULES)["judged"] == 1
+    notes = table.step_notes(dict(judged, latency_ms={"p99": 1.0}))
+    assert any("shared core: 45% of core 0 (worker0's) used by other processes (>= 30%), top: "
+               "stress pid 4242 98%, judged all the same (--judge-shared-core)" in n
+               for n in notes), notes
+    assert "SHARED CORE (judged)" in table.step_cells(judged)[-1]
 
 
 def test_every_step_left_out_means_no_step_was_judged() -> None:
@@ -301,3 +330,20 @@ def test_escaped_bytes_round_trip() -> None:
     assert text.isascii() and text.isprintable()
     assert aggregate.unescape_bytes(text) == raw
     assert aggregate.escape_bytes(b"-ERR x\r\n") == "-ERR x\\r\\n"
+
+
+def test_judging_a_shared_core_judges_a_worker_on_its_own_cpu_not_its_wait() -> None:
+    from dataclasses import replace
+
+    from harness.report import table
+    from tests.test_summary import plain
+    waited = replace(plain(), client_cpu_pct=20.0, client_bound=True,
+                     client_wait_pct=65.0, client_bound_rule="client_busy",
+                     client_bound_detail="...")
+    judged = aggregate.judge_waits(waited)
+    assert not judged.client_bound and judged.judged_shared_core
+    assert judged.client_bound_rule is None
+    assert "waited for its core 65% of the time: judged on its own CPU alone" in " ".join(
+        table.step_notes(judged.to_json()))
+    busy = aggregate.judge_waits(replace(waited, client_cpu_pct=95.0))
+    assert busy.client_bound and busy.client_bound_rule == "client_cpu"

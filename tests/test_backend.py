@@ -127,7 +127,7 @@ def test_a_route_with_a_known_delay_measures_it_within_ten_percent(
     r = harness("run", "--host", f"http://127.0.0.1:{backend}/slow/", "--conns", "4",
                 "--duration", "2", "--warmup", "0.3", "--workers", "1", "--timeout", "5",
                 "--json", "--no-report", "--results-dir", str(tmp_path), cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     doc = orjson.loads(r.stdout)
     skip_if_busy(doc)
     server = stats(backend)["slow_sleep_p50_ms"]

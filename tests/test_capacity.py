@@ -292,26 +292,53 @@ def test_search_midpoints_geometric_then_arithmetic() -> None:
     assert probe.loads[2] == pytest.approx(200.0)  # 3x bracket: arithmetic
 
 
-def test_search_treats_client_bound_probes_as_failures() -> None:
+def test_search_treats_client_bound_probes_as_a_ceiling_not_a_failure() -> None:
     probe = server_model(1000.0, client_limit=300.0)
     r = search(probe, 10.0, 2000.0, SLO_5MS, None)
-    assert r["max_load"] <= 300.0 and r["converged"]
+    assert r["max_load"] <= 300.0 and r["converged"] and r["inconclusive"] is None
+    assert r["client_limit"] is not None and r["client_limit"] > 300.0
     bound = [p for p in r["probes"] if p["load"] > 300.0]
-    assert bound and all(not p["ok"] and p["violations"][0] == CLIENT_BOUND for p in bound)
+    assert bound and all(not p["ok"] and not p["judged"] and p["violations"][0] == CLIENT_BOUND
+                         for p in bound)
+    assert len(bound) == 3 * len({p["load"] for p in bound})  # each tried three times
     assert "client-bound" in CLIENT_BOUND
     # a client-bound lo: the search goes down, and never claims more than the client drove
     r = search(server_model(1000.0, client_limit=5.0), 10.0, 2000.0, SLO_5MS, None)
     assert r["lo_failed"] and r["searched_down"] and r["max_load"] <= 5.0
+    # nothing below the client's limit met the SLO: inconclusive, not "no load meets it"
+    r = search(server_model(0.1, client_limit=5.0), 10.0, 2000.0, SLO_5MS, None, tries=1)
+    assert r["max_load"] is None and r["inconclusive"] == (
+        "the client could not drive 10 and no lower load probed met the SLO")
 
 
-def test_search_treats_shared_core_probes_as_failures() -> None:
+def test_a_probe_on_a_shared_core_is_run_again_and_judged_when_the_machine_quietens() -> None:
+    busy = {100.0: 2}  # the first two tries at 100 land on a busy core
+
     def probe(load: float) -> dict:
-        return dict(summary(p99=1.0, throughput=load), core_shared=load > 50)
+        shared = busy.get(load, 0) > 0
+        busy[load] = busy.get(load, 0) - 1
+        return dict(summary(p99=1.0, throughput=load), core_shared=shared,
+                    shared_core={"role": "worker0", "core": 1, "others_pct": 80.0})
 
     r = search(probe, 10.0, 100.0, SLO_5MS, None)
-    assert r["max_load"] <= 50.0
-    busy = [p for p in r["probes"] if p["load"] > 50]
-    assert busy and all(p["violations"][0] == SHARED_CORE for p in busy)
+    assert r["max_load"] == 100.0 and r["hi_passed"] and r["inconclusive"] is None
+    tries = [p for p in r["probes"] if p["load"] == 100.0]
+    assert [p["judged"] for p in tries] == [False, False, True]
+    assert tries[0]["violations"][0] == SHARED_CORE and not tries[0]["ok"]
+    assert tries[0]["detail"] == "shared core (other processes took 80% of core 1, worker0's)"
+
+
+def test_a_probe_still_on_a_shared_core_ends_the_search_inconclusive_never_a_capacity() -> None:
+    def probe(load: float) -> dict:
+        return dict(summary(p99=4.0, throughput=load), core_shared=load > 50,
+                    shared_core={"role": "worker0", "core": 1, "others_pct": 95.0})
+
+    r = search(probe, 10.0, 100.0, SLO_5MS, None)
+    assert r["max_load"] is None and not r["converged"]
+    assert [p["load"] for p in r["probes"]] == [10.0, 100.0, 100.0, 100.0]
+    assert r["inconclusive"] == ("the machine was busy: shared core (other processes took 95% "
+                                 "of core 1, worker0's) at 100, in 3 tries (p99 4.000 ms "
+                                 "there, not judged)")
 
 
 def test_search_uses_max_errors_and_records_figures() -> None:
@@ -322,7 +349,8 @@ def test_search_uses_max_errors_and_records_figures() -> None:
     assert 400 / 1.01 <= r["max_load"] <= 400
     p = r["probes"][1]
     assert p == {"load": 800.0, "ok": False, "violations": p["violations"], "p99_ms": 1.0,
-                 "throughput_msgs_s": 8000.0, "error_rate": 0.005}
+                 "throughput_msgs_s": 8000.0, "error_rate": 0.005, "judged": True,
+                 "why": None, "busy": False, "detail": None}
     assert "max errors" in p["violations"][0]
 
 
@@ -476,3 +504,16 @@ def test_soak_verdict_without_rss() -> None:
     r = soak_verdict(secs, p99, None, None)
     assert r["memory_trend"] is None and not r["memory_growing"]
     assert r["verdict"] == "p99 growing"
+
+
+def test_a_worker_waiting_for_its_core_is_a_busy_machine_not_a_client_ceiling() -> None:
+    def probe(load: float) -> dict:
+        return dict(summary(p99=2.0, throughput=load), client_bound=True, client_wait_pct=43.0,
+                    client_bound_rule="run_queue", client_bound_detail="a worker waited for "
+                    "its core 43% of the time (>= 10%; it ran 2%): replies sat unread meanwhile")
+
+    r = search(probe, 100.0, 1000.0, SLO_5MS, None)
+    assert r["max_load"] is None and r["client_limit"] is None
+    assert [p["load"] for p in r["probes"]] == [100.0] * 3  # no halving down to the floor
+    assert r["inconclusive"].startswith("the machine was busy: client-bound (a worker waited "
+                                        "for its core 43% of the time")

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from tests import servers
-from tests.busy import ran_ok, skip_if_busy, skip_if_busy_search
+from tests.busy import judged_loads, ran_ok, skip_if_busy, skip_if_busy_search
 from tests.conftest import harness
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
@@ -44,8 +44,10 @@ def test_search_over_rate_without_rate_measures_open_loop(tmp_path: Path) -> Non
     doc = orjson.loads(r.stdout)
     skip_if_busy_search(doc)
     assert r.returncode == 0, r.stderr
-    assert [p["load"] for p in doc["probes"]] == [200.0, 400.0]
-    for p in doc["probes"]:
+    if doc["client_limit"]:  # a busy machine made the client fall behind at 400 msgs/s
+        pytest.skip(f"the client could not drive {doc['client_limit']} msgs/s here")
+    assert judged_loads(doc) == [200.0, 400.0]
+    for p in (p for p in doc["probes"] if p["judged"]):
         assert p["ok"], p
         # open-loop figures: service time from the actual send, behind-schedule sends counted
         assert p["service_p99_ms"] is not None and p["behind_schedule"] is not None, p
@@ -128,7 +130,7 @@ def test_thresholds_fail_with_exit_1_and_pass_with_exit_0(tmp_path: Path) -> Non
     assert strict.returncode == 1
     out = strict.stdout
     assert "THRESHOLD FAILED: p99_ms" in out and "at step conns=4" in out
-    assert relaxed.returncode == 0 or (relaxed.returncode == 1 and "THRESHOLD" not in
+    assert relaxed.returncode == 0 or (relaxed.returncode == 4 and "THRESHOLD" not in
                                        relaxed.stdout and "no step could be judged"
                                        in relaxed.stdout), relaxed.stdout
 

@@ -220,7 +220,7 @@ def run_json(stdout: str) -> dict:
 def one_run(cwd: Path, port: int, name: str, *extra: str) -> tuple[int, dict, Path]:
     r = harness("run", "--host", f"127.0.0.1:{port}", *RUN, "--name", name,
                 "--results-dir", str(cwd / "results"), *extra, cwd=cwd)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     return r.returncode, run_json(r.stdout), next((cwd / "results").glob(f"*-{name}"))
 
 
@@ -606,3 +606,44 @@ def test_the_page_draws_both_runs_against_load_and_their_spectra_overlaid() -> N
     for label in ("base p99", "new p99", "base 2 conns", "new 8 conns"):
         assert label in page, label
     assert page.count("<h2>Step ") == 2 and "Regressions:" in page
+
+
+def test_a_comparison_of_unjudged_steps_is_inconclusive_and_names_what_would_fail() -> None:
+    from harness import junit
+    from harness.report import compare_html, compare_table
+    fast, slow = hist(np.full(1000, 2_000_000)), hist(np.full(1000, 9_000_000))
+    bound = dict(step_doc(slow), client_bound=True)
+    cmp = compare.compare_runs(run_doc(step_doc(fast)), run_doc(bound))
+    assert cmp["judged"] == 0 and cmp["inconclusive"] and not cmp["regressed"]
+    assert figure(cmp, "p50")["verdict"] == "untested"
+    assert figure(cmp, "p50")["would_be"] == "regression"
+    assert cmp["would_fail"][0].startswith("4 conns: p50 +350.0% (2.000 -> 9.000 ms)")
+    text = compare_table.render(cmp)
+    assert "INCONCLUSIVE: no step could be judged" in text
+    assert "no regression beyond the limits" not in text
+    assert "would fail, had it been judged: 4 conns: p50 +350.0%" in text
+    assert "untested (REGRESSION had it been judged)" in text
+    banner = compare_html._verdict(cmp)
+    assert "Inconclusive:" in banner and "banner ok" not in banner and "p50 +350.0%" in banner
+    root = ET.fromstring(junit.junit_xml(None, cmp))
+    assert root.get("failures") == "0" and root.get("skipped") == root.get("tests")
+    p50 = next(c for c in root.iter("testcase") if c.get("name").startswith("p50 "))
+    assert p50.find("skipped").get("message") == (
+        "untested: not judged: new step client-bound (would be regression had it been judged)")
+
+
+def test_junit_skips_the_thresholds_of_a_step_left_out_of_the_verdict_unless_they_failed() -> None:
+    from harness import aggregate, junit
+    fast, slow = hist(np.full(1000, 2_000_000)), hist(np.full(1000, 4_000_000))
+    doc = run_doc(dict(step_doc(fast), client_bound=True, client_bound_rule="client_cpu",
+                       client_bound_detail="a worker used 97% of its core (>= 90%)"),
+                  dict(step_doc(slow, conns=8), client_bound=True))
+    for s, h in zip(doc["steps"], (fast, slow), strict=True):
+        s["latency_ms"] = aggregate.latency_ms(h)
+    root = ET.fromstring(junit.junit_xml(doc))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    held = cases["p99_ms <= 3.0 at step 1 (conns=4)"].find("skipped")
+    assert held is not None and held.get("message") == (
+        "not judged: client-bound (a worker used 97% of its core (>= 90%))")
+    assert cases["p99_ms <= 3.0 at step 2 (conns=8)"].find("failure") is not None
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("6", "1", "5")

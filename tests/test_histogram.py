@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.histogram import (
+    HELD_MAX,
     LAYOUT,
     LIMIT,
     MAX_BITS,
@@ -239,3 +240,29 @@ def test_record_one_copy_clear() -> None:
     h.clear()
     assert len(h) == 0 and not h.counts.any() and h.max is None
     assert (len(c), c.min, c.max, c.sum) == (3, 5, 300, 312)
+
+
+def test_small_batches_held_back_give_the_counts_of_one_numpy_record() -> None:
+    """Small batches are held back and bucketed later (HELD_MAX at a time, or when counts
+    are read): counts, totals and bounds are those of recording everything at once, a
+    batch changed by its caller after recording counts as recorded, and values recorded
+    after a read of counts are not lost."""
+    rng = np.random.default_rng(11)
+    whole, parts = Histogram(), Histogram()
+    values: list[np.ndarray] = []
+    for k in range(3 * HELD_MAX // 50):
+        v = rng.integers(0, 10**9, int(rng.integers(1, 60)))
+        values.append(v.copy())
+        if k % 3:
+            parts.record(v)
+            v[:] = 0  # the caller reuses its array: what was recorded stays
+        else:
+            parts.record_list(v.tolist())
+        if k == 40:
+            assert parts.counts.sum() == sum(len(x) for x in values)  # a read mid-way
+    whole.record(np.concatenate(values))
+    assert np.array_equal(parts.counts, whole.counts)
+    assert (parts.total, parts.sum, parts.min, parts.max) == \
+        (whole.total, whole.sum, whole.min, whole.max)
+    assert Histogram.from_dict(parts.to_dict()).percentiles([50, 99]) == \
+        whole.percentiles([50, 99])

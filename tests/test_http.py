@@ -313,9 +313,9 @@ def test_a_post_workload_file_sends_its_body(nginx: tuple[int, int, Path], tmp_p
                 str(tmp_path / "post.py"), "--conns", "2", "--messages", "100", "--warmup",
                 "0", "--workers", "1", "--json", "--no-report", "--results-dir",
                 str(tmp_path), cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     doc = orjson.loads(r.stdout)
-    if r.returncode == 1:  # a 100-message step on a busy 2-core machine: client-bound
+    if r.returncode == 4:  # a 100-message step on a busy 2-core machine: client-bound
         assert doc["degradation"]["skipped_why"] == ["client-bound"], doc["degradation"]
     (s,) = doc["steps"]
     assert doc["target"] == f"http://127.0.0.1:{nginx[0]}/post"
@@ -456,7 +456,7 @@ def test_valid_replies_beside_an_http_answer_warn_in_one_line(
         r = harness("run", "--host", f"127.0.0.1:{echo.port},127.0.0.1:{nginx[0]}",
                     "--conns", "4", "--duration", "0.5", "--warmup", "0", "--workers", "1",
                     "--json", "--no-report", "--results-dir", str(tmp_path), cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     (s,) = orjson.loads(r.stdout)["steps"]
     assert s["received"] > 0 and s["errors"]["protocol"] > 0
     warnings = [x for x in r.stderr.splitlines() if "answered with HTTP" in x]

@@ -258,6 +258,11 @@ def test_other_processes_on_a_pinned_core_are_measured_and_known_ones_excluded(s
     # the same seconds, with the hog known (as a local target server would be): not "other"
     known = aware.summary()["worker0"]["others_on_core_pct"]
     assert worker["others_on_core_pct"] - known > 30
+    # who the other load was: the hog, named with its share of core 0; a known one never
+    named = {p["pid"]: p for p in blind.other_procs(core=0)}  # the top 3 on core 0
+    assert hog.pid in named and named[hog.pid]["cpu_pct"] > 10, named
+    assert named[hog.pid]["name"].startswith("python")
+    assert hog.pid not in [p["pid"] for p in aware.other_procs()]
 
 
 @pytest.mark.e2e

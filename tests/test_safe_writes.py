@@ -78,12 +78,12 @@ def test_compare_and_history_never_replace_a_device_or_a_fifo(tmp_path: Path) ->
     cwd.mkdir()
     made = harness("run", "--conns", "2", "--duration", "0.2", "--warmup", "0.1", "--workers",
                    "1", "--no-report", "--results-dir", "results", "--json", cwd=cwd)
-    assert made.returncode in (0, 1), made.stderr
+    assert made.returncode in (0, 1, 4), made.stderr
     run = next((cwd / "results").iterdir())
     dev = fake_null(tmp_path)
     r = harness("compare", str(run), str(run), "--junit", str(dev), "--html", str(dev),
                 cwd=cwd)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode in (0, 4), r.stderr  # 4: a busy machine left the run's step unjudged
     assert "not written" not in r.stderr and "cannot write" not in r.stderr, r.stderr
     assert stat.S_ISCHR(os.stat(dev).st_mode)
     fifo = tmp_path / "pipe"

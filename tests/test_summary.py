@@ -21,11 +21,12 @@ EVERY_KEY = [
     "conns", "connected", "duration_s", "sent", "received", "throughput_msgs_s",
     "throughput_mb_s", "latency_ms", "connect_ms", "errors", "lost", "duplicates", "late",
     "client_cpu_pct", "client_cpu_pct_per_worker", "client_bound", "partial", "sent_all",
-    "replies", "reconnects", "conns_lost", "client_bound_rule", "client_bound_detail",
-    "first_unparsed", "messages", "rate", "service_ms", "behind_schedule", "kinds", "stages",
-    "recovery", "deliveries_expected", "deliveries", "surplus", "reordered", "fanout_ms",
+    "replies", "reconnects", "conns_lost", "client_bound_rule", "client_wait_pct",
+    "client_bound_detail", "first_unparsed", "messages", "rate", "service_ms",
+    "behind_schedule", "kinds", "stages", "recovery", "deliveries_expected", "deliveries",
+    "surplus", "reordered", "fanout_ms",
     "fanout_complete", "total_s", "send_s", "per_node", "kernel", "resources",
-    "machine_cpu", "shared_core", "core_shared", "trend"]
+    "machine_cpu", "shared_core", "core_shared", "judged_shared_core", "trend"]
 DOCUMENTED = ["conns", "duration_s", "sent", "received", "throughput_msgs_s",
               "throughput_mb_s", "latency_ms", "connect_ms", "errors", "lost", "duplicates",
               "client_cpu_pct", "partial"]
@@ -45,11 +46,12 @@ def every_part() -> StepSummary:
            "fanout_ms": LAT, "fanout_complete": 9, "total_s": 1.0, "send_s": 0.5,
            "per_node": [{"node": 0}]}
     return plain(client_bound=True, client_bound_rule="client_cpu", client_bound_detail="x",
+                 client_wait_pct=1.0,
                  first_unparsed="\\x00", messages=100, rate=5.0, service_ms=LAT,
                  behind_schedule=0, kinds=[{"kind": "a"}], stages=[{"label": "s"}],
                  recovery={"recovered": True}, fanout=fan, lost=1, kernel={"listen_drops": 1},
                  resources={"worker0": {}}, machine_cpu={"0": {}}, shared_core={"core": 0},
-                 core_shared=False, trend={"verdict": "stable"})
+                 core_shared=False, judged_shared_core=True, trend={"verdict": "stable"})
 
 
 def test_to_json_has_every_key_in_run_jsons_order() -> None:

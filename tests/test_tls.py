@@ -259,7 +259,7 @@ def test_the_json_summary_and_table_show_the_handshakes(
             "--conns", "2", "--messages", "50", "--warmup", "0", "--workers", "1",
             "--no-report", "--results-dir", str(tmp_path))
     r = harness(*args, "--json", cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr  # 1: client-bound on a busy machine
+    assert r.returncode in (0, 1, 4), r.stderr  # 4: client-bound on a busy machine
     (s,) = orjson.loads(r.stdout)["steps"]
     assert s["handshakes"] == 2 and set(s["handshake_ms"]) == {"p50", "p90", "p99", "max"}
     (run_json,) = tmp_path.glob("*/run.json")

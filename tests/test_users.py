@@ -372,7 +372,7 @@ def run_json(port: int, tmp_path: Path, plan: str, *args: str) -> tuple[int, dic
     r = harness("run", "--plan", plan, "--host",
                 f"http://127.0.0.1:{port}/", "--workers", "1", "--json", "--no-report",
                 "--results-dir", str(tmp_path), *args, cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     return r.returncode, orjson.loads(r.stdout), r.stderr
 
 
@@ -381,10 +381,10 @@ def clean(s: dict) -> bool:
 
 
 def held(code: int, doc: dict) -> bool:
-    """Every threshold held: exit 0, or exit 1 only because this busy machine (a shared
-    core, harness itself the bottleneck) left every step out of the verdict."""
+    """Every threshold held: exit 0, or exit 4 (inconclusive) because this busy machine (a
+    shared core, harness itself the bottleneck) left every step out of the verdict."""
     unjudged = doc["degradation"].get("judged") == 0 and doc["degradation"].get("skipped")
-    return not doc["thresholds"]["failed"] and (code == 0 or (code == 1 and bool(unjudged)))
+    return not doc["thresholds"]["failed"] and (code == 0 or (code == 4 and bool(unjudged)))
 
 
 @pytest.mark.e2e

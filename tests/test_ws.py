@@ -376,7 +376,7 @@ def chat_run(ports: list[int], messages: str, tmp_path: Path) -> dict:
     r = harness("run", "--workload", "chat", "--host", hosts, "--push-conns", "3",
                 "--listen", "1", "--messages", messages, "--warmup", "0", "--timeout", "2",
                 "--workers", "1", "--json", "--no-report", cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     return orjson.loads(r.stdout)
 
 
@@ -455,7 +455,7 @@ def test_the_ws_echo_target_speaks_rfc_6455_to_the_websockets_client() -> None:
 def test_a_ws_run_without_a_host_uses_the_embedded_ws_echo_target(tmp_path: Path) -> None:
     r = harness("run", "--ws", "--conns", "4", "--messages", "2000", "--warmup", "0",
                 "--inflight", "4", "--json", "--no-report", cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr  # 1: a busy machine may leave it unjudged
+    assert r.returncode in (0, 1, 4), r.stderr  # 4: a busy machine may leave it unjudged
     doc = orjson.loads(r.stdout)
     (s,) = doc["steps"]
     assert doc["target"].startswith("ws://127.0.0.1:")
@@ -468,7 +468,7 @@ def test_the_embedded_ws_chat_cluster_delivers_every_message_to_every_client(
     r = harness("run", "--ws", "--workload", "chat", "--push-conns", "3", "--listen", "1",
                 "--messages", "10,1000", "--warmup", "0", "--json", "--no-report",
                 cwd=tmp_path)
-    assert r.returncode in (0, 1) and r.stdout, r.stderr
+    assert r.returncode in (0, 1, 4) and r.stdout, r.stderr
     for step, m in zip(orjson.loads(r.stdout)["steps"], (10, 1000), strict=True):
         assert step["deliveries"] == step["deliveries_expected"] == m * 6
         assert step["lost"] == 0 and step["duplicates"] == 0

@@ -122,7 +122,7 @@ def test_the_handshake_histogram_has_one_handshake_per_connection(certs: certs_m
                 "--conns", "7", "--messages", "70", "--warmup", "0", "--workers", "1",
                 "--no-report", "--results-dir", str(tmp_path))
         r = harness(*args, "--json", cwd=tmp_path)
-        assert r.returncode in (0, 1), r.stderr  # 1: client-bound on a busy machine
+        assert r.returncode in (0, 1, 4), r.stderr  # 4: client-bound on a busy machine
         (s,) = orjson.loads(r.stdout)["steps"]
         table = harness(*args, cwd=tmp_path)
     assert s["received"] == 70 and s["connected"] == 7
@@ -180,7 +180,7 @@ def test_a_three_node_relay_chat_over_wss_delivers_every_message_to_every_client
                     "--push-conns", "3", "--listen", "1", "--messages", "100", "--warmup",
                     "0", "--timeout", "2", "--workers", "1", "--json", "--no-report",
                     cwd=tmp_path)
-    assert r.returncode in (0, 1), r.stderr
+    assert r.returncode in (0, 1, 4), r.stderr
     (step,) = orjson.loads(r.stdout)["steps"]
     assert step["deliveries_expected"] == step["deliveries"] == 100 * (3 + 3)
     assert step["lost"] == 0 and step["duplicates"] == 0

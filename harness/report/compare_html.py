@@ -52,8 +52,15 @@ def render(cmp: dict, base: dict, new: dict) -> str:
 
 def _verdict(cmp: dict) -> str:
     warn = "".join(f'<p class="banner warn">{escape(w)}</p>' for w in cmp.get("warnings", []))
+    would = "".join(f"<li>{escape(r)}</li>" for r in cmp.get("would_fail", ()))
+    would = f"<p>Beyond the limits had they been judged:</p><ul>{would}</ul>" if would else ""
+    if not cmp["judged"]:
+        return warn + ('<div class="banner warn"><strong>Inconclusive:</strong> no step could '
+                       "be judged (client-bound, shared core or cut short), so no verdict on "
+                       f"a regression either way.{would}</div>")
     if not cmp["regressions"]:
-        return warn + '<p class="banner ok">No regression beyond the limits.</p>'
+        return warn + '<p class="banner ok">No regression beyond the limits.</p>' + (
+            f'<div class="banner warn">{would}</div>' if would else "")
     items = "".join(f"<li>{escape(r)}</li>" for r in cmp["regressions"])
     return warn + f'<div class="banner bad"><strong>Regressions:</strong><ul>{items}</ul></div>'
 

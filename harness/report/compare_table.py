@@ -39,7 +39,22 @@ def _change(f: dict) -> str:
 
 def _verdict(f: dict) -> str:
     v = f["verdict"]
+    if f.get("would_be") == "regression":
+        return "untested (REGRESSION had it been judged)"
     return v.upper() if v == "regression" else v
+
+
+def verdict_lines(cmp: dict) -> list[str]:
+    """The comparison's verdict: its regressions; "inconclusive" when no step was judged
+    (never "no regression"); the changes that would have failed, had they been judged."""
+    out = [f"REGRESSION: {r}" for r in cmp["regressions"]]
+    if not cmp["judged"]:
+        out.append("INCONCLUSIVE: no step could be judged (client-bound, shared core or cut "
+                   "short): no verdict on a regression either way")
+    elif not cmp["regressions"]:
+        out.append("no regression beyond the limits")
+    out.extend(f"would fail, had it been judged: {r}" for r in cmp.get("would_fail", ()))
+    return out
 
 
 def rows(step: dict) -> list[list[str]]:
@@ -66,7 +81,5 @@ def render(cmp: dict) -> str:
         parts.extend(f"  note: {n}" for n in s.get("notes", []))
     parts.extend(f"warning: {w}" for w in cmp.get("warnings", []))
     parts.append("")
-    parts.extend(f"REGRESSION: {r}" for r in cmp["regressions"])
-    if not cmp["regressions"]:
-        parts.append("no regression beyond the limits")
+    parts.extend(verdict_lines(cmp))
     return "\n".join(parts)

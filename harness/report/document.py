@@ -96,4 +96,6 @@ def search_document(result: dict, summaries: list[dict], over: str, slo_text: st
             "slo": slo_text, "max_errors": max_errors, "tolerance": tolerance,
             "converged": result["converged"], "bracket": result["bracket"],
             "searched_down": result["searched_down"], "floor": result["floor"],
+            "client_limit": result.get("client_limit"),
+            "inconclusive": result.get("inconclusive"),
             "probes": result["probes"], "conns": conns if over == "rate" else None}

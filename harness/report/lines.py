@@ -35,13 +35,19 @@ def search(result: dict, lo: float, slo_text: str, tolerance: float, unit: str) 
     out = []
     for p in result["probes"]:
         p99 = "-" if p["p99_ms"] is None else f"{p['p99_ms']:.3f}"
-        out.append(f"probe {load_text(p['load']):>9} {unit}: {'ok ' if p['ok'] else 'FAIL'} "
-                   f"p99 {p99} ms, {p['throughput_msgs_s']:,.0f} msgs/s  "
-                   f"{'; '.join(p['violations'])}")
+        mark = "ok  " if p["ok"] else "FAIL" if p.get("judged", True) else "SKIP"
+        why = p["violations"] if p.get("judged", True) else [f"not judged: {p['detail']}"]
+        out.append(f"probe {load_text(p['load']):>9} {unit}: {mark} "
+                   f"p99 {p99} ms, {p['throughput_msgs_s']:,.0f} msgs/s  {'; '.join(why)}")
     if result["searched_down"]:
         out.append(f"the first probe ({load_text(lo)} {unit}) failed: searched down, halving "
                    f"the load, to at most the floor of {load_text(result['floor'])} {unit}")
-    if result["max_load"] is None:
+    if result.get("client_limit") is not None:
+        out.append(f"the client could not drive {load_text(result['client_limit'])} {unit} "
+                   "(client-bound): the server may take more than the search could probe")
+    if result.get("inconclusive"):
+        out.append(f"inconclusive: {result['inconclusive']}; no capacity is claimed")
+    elif result["max_load"] is None:
         low = result["bracket"][1]
         out.append(f"no load from {load_text(low)} to {load_text(lo)} {unit} meets {slo_text}")
     else:

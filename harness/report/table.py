@@ -63,7 +63,8 @@ def headers(doc: dict) -> list[str]:
 
 def _flags(s: dict) -> str:
     flags = [" CLIENT-BOUND" if s.get("client_bound") else "",
-             " SHARED CORE" if s.get("core_shared") else ""]
+             " SHARED CORE" if s.get("core_shared") else "",
+             " SHARED CORE (judged)" if s.get("judged_shared_core") else ""]
     return "".join(flags)
 
 
@@ -208,6 +209,9 @@ def _flag_legend(steps: list[dict]) -> list[str]:
         out.append("SHARED CORE: other processes took a core a worker or the server ran on "
                    "(how much, in the step's line): a busy machine; the step is left out of "
                    "the verdict")
+    if any(s.get("judged_shared_core") for s in steps):
+        out.append("SHARED CORE (judged): the same, but judged all the same "
+                   "(--judge-shared-core)")
     return out
 
 
@@ -280,11 +284,27 @@ def _quality_facts(s: dict) -> list[str]:
         server = _server_cpu(s)
         also = f"; the server averaged {server:.0f}% of a core" if server is not None else ""
         out.append(f"client-bound (rule {rule}: {detail}{also})")
-    if s.get("core_shared"):
+    if (s.get("core_shared") or s.get("judged_shared_core")) and s.get("shared_core"):
         sc = s["shared_core"]
         out.append(f"shared core: {sc['others_pct']:.0f}% of core {sc['core']} "
-                   f"({sc['role']}'s) used by other processes")
+                   f"({sc['role']}'s) used by other processes{_limit(sc)}{_procs(sc)}"
+                   + (", judged all the same (--judge-shared-core)"
+                      if s.get("judged_shared_core") else ""))
+    if s.get("judged_shared_core") and s.get("client_wait_pct"):
+        out.append(f"a worker waited for its core {s['client_wait_pct']:.0f}% of the time: "
+                   "judged on its own CPU alone (--judge-shared-core)")
     return out
+
+
+def _limit(sc: dict) -> str:
+    return f" (>= {sc['limit_pct']:g}%)" if sc.get("limit_pct") is not None else ""
+
+
+def _procs(sc: dict) -> str:
+    """The busiest other processes, as the monitor named them: ", top: stress pid 7 98%"."""
+    procs = sc.get("processes") or []
+    return (", top: " + ", ".join(f"{p['name']} pid {p['pid']} {p['cpu_pct']:.0f}%"
+                                  for p in procs)) if procs else ""
 
 
 def _watch_facts(s: dict) -> list[str]:

@@ -87,7 +87,7 @@ def run_harness(url: str, conns: int, seconds: int, inflight: int,
            "--workers", "1", "--inflight", str(inflight), "--json", "--no-report",
            "--results-dir", str(results), *extra]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    if p.returncode not in (0, 1):
+    if p.returncode not in (0, 1, 4):
         raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
     (step,) = json.loads(p.stdout)["steps"]
     return (float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]),
