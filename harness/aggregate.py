@@ -309,18 +309,23 @@ def error_rate(s: dict) -> float:
     return max(messages, min(failed / max(s["conns"], 1), 1.0))
 
 
+WAIT_RULES = ("client_busy", "run_queue")  # client-bound rules that count the wait for a core
+
 def step_skipped(s: dict) -> str | None:
     """Why a step cannot be judged (it measured the client or a busy machine, or was cut
     short), or None. A whole step without a valid reply is judged all the same: neither a
-    busy client nor a busy machine explains that."""
+    busy client nor a busy machine explains that. A step client-bound only by its wait for
+    a core that other processes took is said to be on a shared core: the busy machine's
+    doing."""
     if s.get("partial"):
         return "cut short"
     if s["received"] == 0:
         return None
+    waited = s.get("client_bound_rule") in WAIT_RULES  # for a core others took
+    if s.get("core_shared") and (waited or not s.get("client_bound")):
+        return "shared core"
     if s.get("client_bound"):
         return "client-bound"
-    if s.get("core_shared"):
-        return "shared core"
     return None
 
 
@@ -507,7 +512,7 @@ def judge_waits(s: StepSummary) -> StepSummary:
     """--judge-shared-core: a worker's wait for a core that other processes took is the busy
     machine's doing, so the client-bound rules judge the worker's own CPU alone; a step that
     was client-bound only by that wait is judged, marked ``judged_shared_core``."""
-    if s.client_bound_rule not in ("client_busy", "run_queue"):
+    if s.client_bound_rule not in WAIT_RULES:
         return s
     open_loop = s.behind_schedule is not None
     bound = client_bound_rule(s.client_cpu_pct, s.behind_schedule or 0, s.sent, open_loop,

@@ -347,3 +347,13 @@ def test_judging_a_shared_core_judges_a_worker_on_its_own_cpu_not_its_wait() -> 
         table.step_notes(judged.to_json()))
     busy = aggregate.judge_waits(replace(waited, client_cpu_pct=95.0))
     assert busy.client_bound and busy.client_bound_rule == "client_cpu"
+
+
+def test_a_step_bound_only_by_its_wait_for_a_shared_core_is_said_to_be_on_a_shared_core() -> None:
+    from harness.aggregate import step_skipped
+    base = {"received": 10, "core_shared": True, "client_bound": True}
+    assert step_skipped({**base, "client_bound_rule": "run_queue"}) == "shared core"
+    assert step_skipped({**base, "client_bound_rule": "client_busy"}) == "shared core"
+    assert step_skipped({**base, "client_bound_rule": "client_cpu"}) == "client-bound"
+    assert step_skipped({**base, "core_shared": False, "client_bound_rule": "run_queue"}) \
+        == "client-bound"
