@@ -329,7 +329,9 @@ def run_verdict(w: Any, outcome: RunOutcome) -> tuple[int, str | None]:
 def inconclusive_line(steps: list[dict]) -> str:
     """Why no step could be judged, with each step's rule and figure."""
     from harness import aggregate
-    whys = "; ".join(f"{s.get('conns')} conns: {aggregate.skip_detail(s)}" for s in steps)
+    unit = aggregate.load_unit(steps)
+    whys = "; ".join(f"{aggregate.step_name(s, unit)}: {aggregate.skip_detail(s)}"
+                     for s in steps)
     return ("inconclusive: no step could be judged (harness or another process on its cores "
             f"was the bottleneck): {whys}")
 

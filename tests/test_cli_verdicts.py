@@ -235,7 +235,7 @@ def test_a_hog_on_the_worker_core_flags_the_step_and_no_step_is_judged(tmp_path:
     assert "Degradation: no step could be judged" in r.stdout
     (reason,) = [ln for ln in r.stderr.splitlines() if "inconclusive" in ln]
     assert reason.startswith("harness: inconclusive: no step could be judged (harness or "
-                             "another process on its cores was the bottleneck): 5 conns: ")
+                             "another process on its cores was the bottleneck): conns=5: ")
     assert "shared core (other processes took " in reason, reason
     # --judge-shared-core: judged all the same, and marked as judged on a shared core
     assert anyway.returncode in (0, 1), anyway.stderr

@@ -108,3 +108,12 @@ def test_exit_4_when_no_step_could_be_judged_and_junit_skips_the_figures(
     assert text.returncode == 4
     assert "INCONCLUSIVE: no step could be judged" in text.stdout
     assert "no regression beyond the limits" not in text.stdout
+
+
+def test_the_inconclusive_line_names_each_step_by_what_the_sweep_varies() -> None:
+    from harness.cli import inconclusive_line
+    steps = [{"conns": 3, "messages": m, "received": 1, "client_bound": True,
+              "client_bound_detail": "a worker used 99% of its core"} for m in (10, 100)]
+    line = inconclusive_line(steps)
+    assert "messages=10: client-bound (a worker used 99% of its core)" in line, line
+    assert "messages=100: client-bound" in line and "3 conns" not in line, line
