@@ -9,7 +9,6 @@ import asyncio
 import email
 import email.policy
 import http.server
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,31 +19,10 @@ from harness import alert_spec
 from harness.specs import ConfigError
 from tests import servers
 from tests.conftest import free_port, harness
+from tests.receivers import Mailbox, Receiver
 
 RUN = ("--conns", "2", "--duration", "0.4", "--warmup", "0.1", "--workers", "1", "--no-report",
        "--json")
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    got: list[tuple[str, dict]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.got.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
-        self.messages.append(envelope.content)  # type: ignore[attr-defined]
-        return "250 OK"
 
 
 @pytest.fixture

@@ -25,20 +25,27 @@ ROOT = Path(__file__).resolve().parent.parent
 SLOW_MS = asgi_backend.SLOW_S * 1e3
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[int]:
-    """uvicorn serving tests/asgi_backend.py (one worker, no access log) on a free port."""
+@contextlib.contextmanager
+def uvicorn(*args: str) -> Iterator[int]:
+    """uvicorn serving tests/asgi_backend.py (one worker, no access log, ``args`` added) on
+    a free port; stopped by its pid at the end."""
     pytest.importorskip("uvicorn", reason="uvicorn not installed (pip install '.[test]')")
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "tests.asgi_backend:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
+         *args], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
         _wait_listening(proc, port)
         yield port
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[int]:
+    with uvicorn() as port:
+        yield port
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, within_s: float = 20.0) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import http.server
-import json
 import math
 import os
 import shutil
@@ -35,6 +34,7 @@ from harness.specs import ConfigError
 from tests import servers
 from tests.busy import ran_ok
 from tests.conftest import free_port, harness
+from tests.receivers import Mailbox, Receiver
 
 PAIRS = 10
 # Limits for 0.6 s runs on a 2-core machine shared with other test runs: the delay server's
@@ -371,19 +371,6 @@ def test_baseline_comes_from_the_environment_of_harness_toml(runs: dict, tmp_pat
 # ---------------------------------------------------------------------------- alerts
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    got: list[tuple[str, dict]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.got.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver() -> Iterator[http.server.ThreadingHTTPServer]:
     Receiver.got = []
@@ -393,15 +380,6 @@ def receiver() -> Iterator[http.server.ThreadingHTTPServer]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
-        self.messages.append(envelope.content)  # type: ignore[attr-defined]
-        return "250 OK"
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from harness import aggregate
 from harness.plan import Degradation
 from harness.report import table
 from tests import servers
-from tests.conftest import free_port, plan_for, run_plan, stop
-from tests.test_backend import _wait_listening, stats
+from tests.conftest import plan_for, run_plan, stop
+from tests.test_backend import stats, uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,18 +31,8 @@ def nonzero(errors: dict) -> dict:
 @pytest.fixture(scope="module")
 def uvicorn_1s() -> Iterator[int]:
     """uvicorn serving tests/asgi_backend.py, closing connections idle for 1 s."""
-    pytest.importorskip("uvicorn", reason="uvicorn not installed (pip install '.[test]')")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.asgi_backend:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
-         "--timeout-keep-alive", "1"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        _wait_listening(proc, port)
+    with uvicorn("--timeout-keep-alive", "1") as port:
         yield port
-    finally:
-        stop(proc)
 
 
 @pytest.mark.e2e
