@@ -284,3 +284,17 @@ def test_an_http_user_class_run_shows_each_class_think_time_and_no_framing() -> 
     assert "think per user class: regular 1-5 s, api 0.5-1 s" in page
     assert "<h3>User classes</h3>" in page and "<h3>Per request</h3>" in page
     assert '<td class="t">api.list</td><td>20</td><td>20</td>' in page
+
+
+def test_the_verdict_banner_is_amber_when_inconclusive_red_when_degraded_green_when_healthy(
+        ) -> None:
+    def banner(d: dict) -> str:
+        doc = {"degradation": {"unit": "conns", "skipped": [], "skipped_why": [], "judged": 1,
+                               "degraded_at": None, "last_healthy": 10, "rule": None, **d},
+               "thresholds": {"failed": []}, "steps": []}
+        return re.findall(r'<p class="banner (\w+)">', report_html._verdict(doc))[0]
+    assert banner({}) == "ok"
+    assert banner({"degraded_at": 100, "rule": "p99", "detail": "p99 10x", "last_healthy": 10}) \
+        == "bad"
+    assert banner({"judged": 0, "skipped": [10], "skipped_why": ["client-bound"],
+                   "last_healthy": None}) == "warn"

@@ -202,8 +202,9 @@ def _verdict(doc: dict) -> str:
     failed = doc.get("thresholds", {}).get("failed", [])
     verdict = table.verdict_line(doc.get("degradation", {}))
     d = doc.get("degradation", {})
-    degraded = d.get("degraded_at") is not None or (d.get("judged") == 0 and d.get("skipped"))
-    out = [f'<p class="banner {"bad" if degraded else "ok"}">{escape(verdict)}</p>']
+    unjudged = d.get("judged") == 0 and d.get("skipped")  # inconclusive (exit 4): amber
+    kind = "bad" if d.get("degraded_at") is not None else "warn" if unjudged else "ok"
+    out = [f'<p class="banner {kind}">{escape(verdict)}</p>']
     for s in doc.get("steps", []):
         if s.get("recovery"):
             rec = table.recovery_text(s["recovery"])
