@@ -2,9 +2,9 @@
 
 ```toml
 [alerts]
-on = ["threshold", "degradation", "regression", "cut_short"]   # the default: all four
+on = ["threshold", "degradation", "regression", "cut_short", "inconclusive"]   # all five
 # on = "failure" is the same; on = "always" sends after every run ("passed" when none of
-# the four happened); `harness run --alert-on failure|always` overrides it
+# the five happened); `harness run --alert-on failure|always` overrides it
 webhook = "https://ci.example.com/hooks/harness"   # a generic JSON POST
 slack = false              # true: post Slack's {"text": ...} to webhook instead
 slack_webhook = "https://hooks.slack.com/services/..."   # a Slack-compatible endpoint
@@ -32,8 +32,8 @@ from typing import Any
 
 from harness.specs import ConfigError, http_url_problem, is_int, shown
 
-EVENTS = ("threshold", "degradation", "regression", "cut_short")
-WHEN = ("failure", "always")  # on = "failure" (the four events) or "always" (every run)
+EVENTS = ("threshold", "degradation", "regression", "cut_short", "inconclusive")
+WHEN = ("failure", "always")  # on = "failure" (the five events) or "always" (every run)
 KEYS = {"on", "webhook", "slack", "slack_webhook", "timeout", "email"}
 EMAIL_KEYS = {"host", "port", "starttls", "user", "password_env", "from", "to"}
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -94,7 +94,7 @@ def parse(table: Any, path: str) -> AlertSpec | None:
 
 
 def _on(on: Any, where: str) -> tuple[str, ...]:
-    """``on``: a list of EVENTS, or "failure" or "always" (both: all four events)."""
+    """``on``: a list of EVENTS, or "failure" or "always" (both: all five events)."""
     if on in WHEN:
         return EVENTS
     if not isinstance(on, list) or not all(isinstance(e, str) and e in EVENTS for e in on):
@@ -165,5 +165,5 @@ def _email_keys(table: dict, where: str) -> None:
 
 
 def sent_when(spec: AlertSpec, when: str) -> AlertSpec:
-    """``spec`` with ``--alert-on WHEN`` applied: "failure" (the four events) or "always"."""
+    """``spec`` with ``--alert-on WHEN`` applied: "failure" (the five events) or "always"."""
     return replace(spec, on=EVENTS, always=when == "always")

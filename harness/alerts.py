@@ -43,6 +43,24 @@ def reasons(doc: dict, cut_short: bool, cmp: dict | None) -> dict[str, list[str]
         out["regression"] = [f"against {cmp['base']}: {r}" for r in cmp["regressions"]]
     if cut_short or doc.get("partial"):
         out["cut_short"] = ["the run was cut short: the results are partial"]
+    unjudged = _unjudged(d, cmp)
+    if unjudged and not out:  # as the exit codes: 1 (any event above) over 4
+        out["inconclusive"] = unjudged
+    return out
+
+
+def _unjudged(d: dict, cmp: dict | None) -> list[str]:
+    """The run (exit 4) or its comparison could judge nothing, because harness or another
+    process on its cores was the bottleneck: the figures describe the client or a busy
+    machine as much as the server."""
+    out = []
+    busy = {"client-bound", "shared core"}
+    if d.get("judged") == 0 and d.get("skipped") and set(d.get("skipped_why") or ()) <= busy:
+        out.append("no step could be judged (client-bound, shared core or cut short): "
+                   + ", ".join(f"{load} {why}" for load, why in
+                               zip(d["skipped"], d.get("skipped_why") or (), strict=False)))
+    if cmp and not cmp.get("judged", True):
+        out.append(f"against {cmp.get('base')}: no compared step could be judged")
     return out
 
 
