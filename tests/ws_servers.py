@@ -53,6 +53,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from websockets.asyncio.client import connect
@@ -131,20 +132,31 @@ class _Bad:
         return out
 
 
+async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 answer: Callable[[bytes], Awaitable[None]], log: str | None,
+                 line: Callable[[], str]) -> None:
+    """One test connection: ``answer`` each read until the client goes, then close and
+    append ``line()`` to the ``log`` file (when given)."""
+    try:
+        while data := await reader.read(65536):
+            await answer(data)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{line()}\n")
+
+
 def _bad_handler(args: argparse.Namespace):  # noqa: ANN202
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Bad(args)
-        try:
-            while data := await reader.read(65536):
-                writer.write(conn.feed(data))
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-            if args.log:
-                with open(args.log, "a") as f:
-                    f.write(f"{conn.pings}\n")
+
+        async def answer(data: bytes) -> None:
+            writer.write(conn.feed(data))
+            await writer.drain()
+        await _serve(reader, writer, answer, args.log, lambda: f"{conn.pings}")
     return handler
 
 
@@ -211,19 +223,13 @@ def _junk_handler(args: argparse.Namespace):  # noqa: ANN202
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Junk(args.seed, next(count))
-        try:
-            while data := await reader.read(65536):
-                for piece in conn.pieces(conn.feed(data)):
-                    writer.write(piece)
-                    await writer.drain()
-                    await asyncio.sleep(conn.rng.choice((0.0, 0.0005, 0.002)))
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-            if args.log:
-                with open(args.log, "a") as f:
-                    f.write(f"{conn.junk} {conn.trailing}\n")
+
+        async def answer(data: bytes) -> None:
+            for piece in conn.pieces(conn.feed(data)):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(conn.rng.choice((0.0, 0.0005, 0.002)))
+        await _serve(reader, writer, answer, args.log, lambda: f"{conn.junk} {conn.trailing}")
     return handler
 
 
