@@ -679,7 +679,7 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
 def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as_json: bool,
                 html_path: str | None, no_report: bool, junit_path: str | None) -> None:
     """Compare two runs step by step (matched by load): the change in every figure, each
-    judged statistically from the histograms (see the README)."""
+    judged statistically from the histograms (see docs/compare-and-alerts.md)."""
     from harness import compare as compare_mod
     from harness import comparison
     from harness.report import compare_table

@@ -360,7 +360,7 @@ def scheduler_flags(f: Any) -> Any:
     """The flags of ``cluster scheduler``."""
     return _apply(f, [
         click.option("--host", default="127.0.0.1", show_default=True,
-                     help="the one address to listen on (keep it private: see the README)"),
+                     help="the one address to listen on (keep it private: see docs/cluster.md)"),
         click.option("--port", type=click.IntRange(0, 65535), default=8786, show_default=True),
     ])
 
