@@ -9,6 +9,11 @@ flag table of the docs, which tests/test_settings.py keeps in step.
 The table is the core settings followed by each protocol's own (``PROTOCOL_SETTINGS``), tagged
 with the protocol's name: a protocol module will contribute its ``SETTINGS`` tuple there.
 Nothing here imports click or another harness module.
+
+To add a flag: one ``Setting`` in CORE (or in its protocol's tuple), in its group; a row in
+the docs' flag table with the default ``-h`` shows; then read it where it is used: a [run]
+key from the merged settings in :func:`harness.config.build_plan`, a flag only as the
+parameter ``Setting.name`` of ``run`` (and of ``search`` unless ``search=False``).
 """
 
 from __future__ import annotations
@@ -272,7 +277,8 @@ PROTOCOL_SETTINGS: dict[str, tuple[Setting, ...]] = {
 
 def table(core: tuple[Setting, ...], protocols: dict[str, tuple[Setting, ...]]
           ) -> tuple[Setting, ...]:
-    """The core settings, then each protocol's (tagged), every flag once."""
+    """The core settings, then each protocol's (tagged), every flag once. With the protocol
+    registry this becomes ``table(CORE, {p.name: p.SETTINGS for p in protocols})``."""
     out = core + tuple(s for name, own in protocols.items() for s in tagged(name, own))
     flags = [s.flag for s in out]
     twice = sorted({f for f in flags if flags.count(f) > 1})

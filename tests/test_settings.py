@@ -121,3 +121,20 @@ def test_protocol_settings_are_tagged_and_a_flag_declared_twice_is_refused() -> 
     assert table(CORE, extra)[-1].protocol == "mqtt"
     with pytest.raises(ValueError, match="declared twice: --host"):
         table(CORE, {"x": (Setting("--host", "Target", "again"),)})
+
+
+def _number(text: str) -> float:
+    text = text.replace(",", "")
+    base, _, power = text.partition("^")
+    return float(base) ** float(power) if power else float(text)
+
+
+def test_a_range_a_help_line_states_is_the_range_checked() -> None:
+    stated = 0
+    for s in SETTINGS:
+        for m in re.finditer(r"(\d[\d.,^e]*) to (\d[\d.,^e]*)", s.help):
+            assert s.spec is not None, s.flag
+            lo = s.spec.zero_or if s.spec.zero_or is not None else s.spec.lo
+            assert (_number(m.group(1)), _number(m.group(2))) == (lo, s.spec.hi), s.flag
+            stated += 1
+    assert stated >= 10
