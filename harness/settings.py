@@ -112,6 +112,29 @@ def shown(value: Any) -> str:
     return str(value) if value != "" else "none"
 
 
+def number_text(x: float) -> str:
+    """A bound as the docs write it: 2^30, 2^63-1, 10^12, 1,000,000, 0.001."""
+    if x != int(x):
+        return f"{x:g}"
+    n = int(x)
+    for power in range(16, 64):
+        if n in (2**power, 2**power - 1):
+            return f"2^{power}" + ("-1" if n % 2 else "")
+    if n >= 10**9 and str(n).rstrip("0") == "1":
+        return f"10^{len(str(n)) - 1}"
+    return f"{n:,}"
+
+
+def range_text(spec: Spec | None) -> str:
+    """A number setting's range as the docs' flag table says it ("" for none): ``1 to
+    1,000,000``, or ``0 or 0.001 to 1,000,000`` for a setting whose 0 means off."""
+    if spec is None or math.isinf(spec.hi):
+        return ""
+    lo = spec.lo if spec.zero_or is None else spec.zero_or
+    return ("0 or " if spec.zero_or is not None else "") + \
+        f"{number_text(lo)} to {number_text(spec.hi)}"
+
+
 def _int(lo: float, hi: float) -> Spec:
     return Spec("int", lo, hi)
 

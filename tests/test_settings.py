@@ -18,8 +18,10 @@ from harness.settings import (
     PROTOCOL_SETTINGS,
     RUN_KEYS,
     SETTINGS,
+    STR,
     Setting,
     Spec,
+    range_text,
     table,
 )
 
@@ -53,12 +55,12 @@ def flags_named(cell: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"`(--[a-z0-9-]+)", cell)}
 
 
-def documented() -> tuple[str, dict[str, str]]:
-    """Each flag of the docs' table and its default cell (backticks off)."""
+def documented(column: str) -> tuple[str, dict[str, str]]:
+    """Each flag of the docs' table and its cell in ``column`` (backticks off)."""
     name, rows = flag_table()
     header = [c.lower() for c in rows[0]]
-    assert "default" in header, f"{name}: the flag table has no default column: {rows[0]}"
-    col = header.index("default")
+    assert column in header, f"{name}: the flag table has no {column} column: {rows[0]}"
+    col = header.index(column)
     out: dict[str, str] = {}
     for row in rows[1:]:
         flags = flags_named(row[0])
@@ -70,12 +72,21 @@ def documented() -> tuple[str, dict[str, str]]:
 
 
 def test_the_docs_flag_table_has_every_flag_once_with_its_default() -> None:
-    name, docs = documented()
+    name, docs = documented("default")
     declared = {s.flag: s.shown_default for s in SETTINGS}
     assert sorted(set(declared) - set(docs)) == [], f"flags missing from {name}'s table"
     assert sorted(set(docs) - set(declared)) == [], f"{name}'s table has flags harness lacks"
     wrong = {f: (docs[f], d) for f, d in declared.items() if docs[f] != d}
     assert wrong == {}, f"{name}: (table, harness) defaults differ"
+
+
+def test_the_docs_flag_table_gives_each_number_its_checked_range() -> None:
+    name, docs = documented("range")
+    wrong = {s.flag: (docs.get(s.flag), range_text(s.spec)) for s in SETTINGS
+             if docs.get(s.flag) != range_text(s.spec)}
+    assert wrong == {}, f"{name}: (table, harness) ranges differ"
+    assert range_text(Spec("float", 0, 1e6, zero_or=0.001)) == "0 or 0.001 to 1,000,000"
+    assert range_text(Spec("int", 0, 2**63 - 1)) == "0 to 2^63-1" and range_text(STR) == ""
 
 
 def test_the_docs_check_catches_a_missing_flag_and_a_wrong_default() -> None:
