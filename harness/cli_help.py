@@ -38,6 +38,8 @@ harness[cluster] installed, or the address cannot be used."""
 PLANS_EXIT_HELP = "Exit codes: 0 listed (or printed); 2 no shipped plan of that name."
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
 cannot be listened on."""
+
+
 class GroupedOption(click.Option):
     """An option that knows its help group and, for run flags, its harness.toml key."""
 

@@ -312,7 +312,3 @@ def table(core: tuple[Setting, ...], protocols: dict[str, tuple[Setting, ...]]
 
 SETTINGS: tuple[Setting, ...] = table(CORE, PROTOCOL_SETTINGS)
 RUN_KEYS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.spec is not None)
-
-
-def by_flag() -> dict[str, Setting]:
-    return {s.flag: s for s in SETTINGS}
