@@ -33,7 +33,7 @@ LAYERS: dict[str, set[str]] = {
                 "targets.wsecho", "targets.wschat"},
     # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
     "config": {"config",
-               "specs",
+               "specs", "settings",
                "config_file",
                "payload",
                "reqtable",
