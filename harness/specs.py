@@ -20,7 +20,8 @@ BUILTIN_PATH = "built-in defaults (harness/default.toml)"
 
 
 def _builtin() -> dict[str, Any]:
-    return tomllib.loads(resources.files("harness").joinpath("default.toml").read_text("utf-8"))
+    text = resources.files("harness").joinpath("default.toml").read_text("utf-8")
+    return tomllib.loads(text)
 
 
 BUILTIN = _builtin()
