@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from harness.poller import READ, WRITE, Poller
+from harness.pools import source_index
 from harness.protocol import Stamped
 from harness.result import Share
 from harness.timer import Timer
@@ -247,7 +248,8 @@ class Transport:
             # a source address per connection, the port still picked at connect time
             s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
             try:
-                s.bind((self.sources[int(self.gids[i]) % len(self.sources)], 0))
+                s.bind((self.sources[source_index(int(self.gids[i]), len(self.addrs),
+                                                  len(self.sources))], 0))
             except OSError as exc:
                 self.fail(i, connect_kind(exc.errno or 0))
                 return False
