@@ -133,6 +133,7 @@ class Transport:
         self.alive = np.zeros(n, dtype=bool)
         self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
         self.started = np.zeros(n, dtype=np.int64)  # when each connect began
+        self.done = np.zeros(n, dtype=np.int64)  # when each connect completed (0: not)
         self.early: Early | None = None  # send on template replies within the round
         # the peer closed or reset a connection between frames: True when this took it
         # (HTTP: a server's keep-alive close between requests), else it fails
@@ -270,7 +271,9 @@ class Transport:
         if err:
             self.fail(i, connect_kind(err))
             return 1
-        elapsed = time.monotonic_ns() - int(self.started[i])
+        done = time.monotonic_ns()
+        elapsed = done - int(self.started[i])
+        self.done[i] = done
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.alive[i] = True
         self.sel.modify(s, READ, i)

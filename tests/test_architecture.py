@@ -44,7 +44,7 @@ LAYERS: dict[str, set[str]] = {
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
     "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
                   "fanout",
-                  "storm",
+                  "storm", "ramp",
                   "diagnosis",
                   "compare"},
     # running steps: workers forked, a sweep, a run's target started and stopped
