@@ -44,7 +44,8 @@ FRAMINGS = ("newline", "len16", "len32")
 # (flag, type, group, help, applies to search). Each flag's default is its harness.toml key.
 RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--host", str, "Target", "target host:port, [v6]:port, http(s)://host:port/path, or a "
-     "comma list of nodes; none = start the embedded server", True),
+     "comma list of nodes; host:FIRST-LAST is a pool, one node per port; none = start the "
+     "embedded server", True),
     ("--server-cmd", str, "Target", "a command that starts a local server: watched, stopped "
      "afterwards", True),
     ("--workload", str, "Target", "echo, chat, or path/to/workload.py", True),
@@ -52,8 +53,9 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
      "length prefix)", True),
     ("--max-frame", int, "Target", "largest frame accepted from the server, bytes (16 to 2^30)",
      True),
-    ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
-     "127.0.0.1-127.0.0.8 (automatic past 12,000 to loopback targets)", True),
+    ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over: a "
+     "comma list of addresses, ranges (127.0.0.1-127.0.0.8) and CIDR blocks (127.0.0.0/24); "
+     "automatic past 12,000 per loopback destination", True),
     ("--ca", str, "Target", "TLS: verify the server's certificate against this CA file (PEM) "
      "instead of the system store", True),
     ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",
@@ -71,7 +73,7 @@ RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
     ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "
      "instead of --duration", False),
     ("--workers", int, "Load", "worker processes (0 = usable cores, less one for an embedded "
-     "server)", True),
+     "server, or more when the open-files limit needs them)", True),
     ("--size", str, "Load", "bytes per message on the wire, framing included: N, LO-HI or "
      "N,N,...", True),
     ("--corpus", str, "Load", "payloads from a file, one per line, after the stamp", True),

@@ -27,8 +27,8 @@ MAX_WORKERS = 1024  # the most worker processes --workers allows
 # per idle connection (workers), the kernel's per TCP socket (slab: tcp sock, file, dentry,
 # inode, epoll item), and a worker process's own RSS before any connection.
 HARNESS_BYTES_PER_CONN = 600
-KERNEL_BYTES_PER_SOCKET = 3_300
-WORKER_BASE_BYTES = 40 << 20
+KERNEL_BYTES_PER_SOCKET = 5_000
+WORKER_BASE_BYTES = 50 << 20
 TCP_PAGES_PER_SOCKET = 0.1  # tcp_mem pages an idle socket holds (forward allocation)
 MIN_SOMAXCONN = 1024
 MEMORY_SHARE = 0.9  # of MemAvailable a step may plan to use
@@ -142,9 +142,9 @@ def check(n: Needs, m: Machine) -> list[Finding]:
 
 def _open_files(n: Needs, m: Machine) -> Finding | None:
     per = -(-n.conns // max(n.workers, 1)) + FD_RESERVE
-    if per <= m.nofile:
-        return None
     fewest = fd_workers(n.conns, m.nofile)
+    if per <= m.nofile and n.workers <= MAX_WORKERS:
+        return None
     if fewest <= MAX_WORKERS:
         return Finding("open files", f"{n.conns:,} connections over {n.workers} worker(s) "
                        f"need {per:,} open files per worker; the limit is {m.nofile:,}",
