@@ -43,7 +43,7 @@ class Machine:
     files_open: int  # fs.file-nr's first figure: file handles allocated now
     port_lo: int
     port_hi: int
-    tcp_mem_max: int  # pages
+    tcp_mem_max: int  # pages (0: unreadable here)
     tcp_mem_used: int  # pages (/proc/net/sockstat "TCP: ... mem")
     somaxconn: int
     conntrack_max: int | None  # None: the conntrack module is not loaded
@@ -200,7 +200,7 @@ def _tcp_mem(n: Needs, m: Machine) -> Finding | None:
     sockets = n.conns * (2 if n.loopback else 1)
     want = m.tcp_mem_used + int(sockets * TCP_PAGES_PER_SOCKET) + \
         n.conns * n.inflight_bytes // PAGE
-    if want <= m.tcp_mem_max:
+    if want <= m.tcp_mem_max or not m.tcp_mem_max:  # 0: unreadable (a network namespace)
         return None
     return Finding("tcp_mem", f"about {want:,} pages of TCP buffers needed; net.ipv4.tcp_mem "
                    f"allows {m.tcp_mem_max:,}", f"sysctl -w net.ipv4.tcp_mem=\"{want} "
