@@ -26,7 +26,7 @@ MAX_WORKERS = 1024  # the most worker processes --workers allows
 # Measured on the 2-core VM (README "1,000,000 connections from one box"): harness's RSS
 # per idle connection (workers), the kernel's per TCP socket (slab: tcp sock, file, dentry,
 # inode, epoll item), and a worker process's own RSS before any connection.
-HARNESS_BYTES_PER_CONN = 600
+HARNESS_BYTES_PER_CONN = 720
 KERNEL_BYTES_PER_SOCKET = 5_000
 WORKER_BASE_BYTES = 50 << 20
 TCP_PAGES_PER_SOCKET = 0.1  # tcp_mem pages an idle socket holds (forward allocation)
