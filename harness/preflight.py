@@ -11,7 +11,6 @@ descriptors, ports, bytes, pages (tcp_mem, as the kernel counts it).
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import socket
 from dataclasses import dataclass
@@ -256,9 +255,3 @@ def unbindable(addrs: tuple[str, ...]) -> tuple[str, str] | None:
                 return addr, exc.strerror or str(exc)
     return None
 
-
-def pid_rss(pid: int) -> int:
-    """A process's resident bytes (0 if gone)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE")
-    return 0
