@@ -67,6 +67,20 @@ MAX_NAME_BYTES = 200  # a run name; the folder adds "<UTC time>-" (17) and maybe
 # ---------------------------------------------------------------------------- parsing helpers
 
 
+def parse_targets(text: str) -> list[Target]:
+    """One ``--host`` item: a target, or a destination pool ``host:FIRST-LAST`` (raw TCP),
+    one target per port."""
+    from harness.pools import port_pool
+    host, sep, ports = text.strip().rpartition(":")
+    if "://" in text or not sep or "-" not in ports:
+        return [parse_target(text)]
+    try:
+        pool = port_pool(ports) or ()
+    except ValueError as exc:
+        raise ConfigError(f"--host: {cut(text)!r}: {exc}") from None
+    return [parse_target(f"{host}:{p}") for p in pool]
+
+
 def parse_target(text: str) -> Target:
     """``host:port`` or ``[v6]:port`` (raw TCP), or an ``http(s)://host[:port][/path]`` URL
     (HTTP/1.1, over TLS for https; port 80 or 443 by default); the port must be 1-65535."""
@@ -170,6 +184,14 @@ def default_workers(embedded: bool) -> int:
     return max(1, cores - (1 if embedded and cores > 1 else 0))
 
 
+def auto_workers(embedded: bool, steps: tuple[Step, ...], nodes: int, most: int = 0) -> int:
+    """``--workers 0``: the usable cores, or more when the largest step needs more worker
+    processes than that to stay under the open-files limit (harness.limits.fd_workers)."""
+    from harness.limits import fd_workers, nofile_hard
+    conns = max([most, *(s.conns + s.listen * max(nodes, 1) for s in steps)])
+    return max(default_workers(embedded), fd_workers(conns, nofile_hard()))
+
+
 # ---------------------------------------------------------------------------- the plan
 
 
@@ -188,7 +210,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         raise ConfigError("--rate and --inflight exclude each other: --rate is the open loop "
                           "(a fixed schedule), --inflight the closed loop")
     host = run["host"] or ""
-    targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
+    targets = tuple(t for h in str(host).split(",") if h.strip() for t in parse_targets(h))
     workload = _http_workload(targets, kv_workload(targets, str(run["workload"])))
     check_applies(run, *_sort(targets, workload, bool(run.get("ws"))))
     fr_name = str(run["framing"])
@@ -218,7 +240,9 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     pacing, steps = _pacing_and_steps(run, merged.get("stages") or [], think)
     check_think(pacing, users, flag_name(run, "think"))
     grow, increment = _growth(run)
-    workers = number(run, "workers") or default_workers(not targets)
+    workers = number(run, "workers") or auto_workers(not targets, steps, len(targets),
+                                                     number(run, "max_conns")
+                                                     if run["until_degraded"] else 0)
     push = _push_hosts(run, targets)
     return Plan(
         targets=targets, steps=steps, workload=workload, framing=fr_name, size=size,
@@ -239,7 +263,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         shared_core_pct=number(run, "shared_core_pct"),
         judge_shared_core=bool(run.get("judge_shared_core")),
         mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
-        source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
+        source_addrs=source_addrs(run, targets, steps, len(targets) if workload == "echo" else 1),
+        tls=tls_settings(run, targets),
         accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),
         ws_subprotocol=ws_subprotocol(run),
         headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
@@ -413,30 +438,30 @@ def _steps(run: dict, rate: float) -> tuple[Step, ...]:
     return tuple(Step(i, c, duration, None, rate, listen) for i, c in enumerate(conns))
 
 
-def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...]
-                 ) -> tuple[str, ...]:
-    """``--source-addrs`` as a tuple of IPv4 addresses: a range ``A-B`` (last octet) or a
-    comma list. Unset: none, unless a loopback target needs more connections than one source
-    address has ports for, then as many 127.0.0.x as needed."""
+def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...],
+                 dests: int = 1) -> tuple[str, ...]:
+    """``--source-addrs`` as a tuple of IPv4 addresses (see :func:`harness.pools.source_pool`:
+    addresses, ranges, CIDR blocks, in a comma list). Unset: none, unless a loopback target
+    needs more connections than one source address has ports for, then as many 127.0.0.x
+    as the busiest of ``dests`` destinations needs (PORTS_PER_SOURCE per pair)."""
     import ipaddress
+
+    from harness.pools import source_pool
     value = run.get("source_addrs") or ""
-    text = (",".join(value) if isinstance(value, list) else str(value)).strip()
-    name = flag_name(run, "source_addrs")
+    text = (",".join(str(v) for v in value) if isinstance(value, list) else str(value)).strip()
     if text:
         try:
-            if "-" in text:
-                lo, hi = (ipaddress.IPv4Address(x.strip()) for x in text.split("-", 1))
-                if hi < lo or int(hi) - int(lo) > 1024:
-                    raise ValueError("the range must go up, 1025 addresses at most")
-                return tuple(str(ipaddress.IPv4Address(a)) for a in range(int(lo), int(hi) + 1))
-            return tuple(str(ipaddress.IPv4Address(x.strip())) for x in text.split(","))
+            return source_pool(text)
         except ValueError as exc:
-            raise ConfigError(f"{name}: {text!r}: {exc}") from None
+            raise ConfigError(f"{flag_name(run, 'source_addrs')}: {exc}") from None
     loopback = all(t.host.startswith("127.") or t.host == "localhost" for t in targets)
     most = max((s.conns + s.listen for s in steps), default=0)
-    if not targets or not loopback or most <= AUTO_SPREAD_CONNS:
+    per_dest = -(-most // max(dests, 1))
+    if not targets or not loopback or per_dest <= AUTO_SPREAD_CONNS:
         return ()
-    return tuple(f"127.0.0.{k}" for k in range(1, 2 + most // PORTS_PER_SOURCE))
+    first = int(ipaddress.IPv4Address("127.0.0.1"))
+    return tuple(str(ipaddress.IPv4Address(first + k))
+                 for k in range(1 + per_dest // PORTS_PER_SOURCE))
 
 
 def _stages(raw: list[dict], rate: float) -> tuple[Stage, ...]:

@@ -185,7 +185,8 @@ CORE: tuple[Setting, ...] = (
             "fires (--no-until-degraded: only the steps listed, e.g. a plan's first step with "
             "--conns N)", BOOL, False, negatable=True, search=False),
     Setting("--host", "Target", "target host:port, [v6]:port, http(s)://host:port/path, or a "
-            "comma list of nodes; none = start the embedded server", STR, ""),
+            "comma list of nodes; host:FIRST-LAST is a pool, one node per port; none = start "
+            "the embedded server", STR, ""),
     Setting("--server-cmd", "Target", "a command that starts a local server: watched, stopped "
             "afterwards", STR, ""),
     Setting("--workload", "Target", "echo, chat, or path/to/workload.py", STR, "echo"),
@@ -193,15 +194,15 @@ CORE: tuple[Setting, ...] = (
             STR, "len32", choices=FRAMINGS),
     Setting("--max-frame", "Target", "largest frame accepted from the server, bytes (16 to "
             "2^30)", _int(16, 1 << 30), 1 << 20),
-    Setting("--source-addrs", "Target", "local IPv4 addresses to spread connections over, "
-            "e.g. 127.0.0.1-127.0.0.8 (automatic past 12,000 to loopback targets)",
-            Spec("strs"), ""),
+    Setting("--source-addrs", "Target", "local IPv4 addresses to spread connections over: a "
+            "comma list of addresses, ranges (127.0.0.1-127.0.0.8) and CIDR blocks "
+            "(127.0.0.0/24); automatic past 12,000 per loopback destination", Spec("strs"), ""),
     Setting("--conns", "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to "
             "1,000,000)", Spec("ints", 1, MAX_CONNS), (10, 100, 1000)),
     Setting("--messages", "Load", "messages per step in total (a list sweeps); ends each step "
             "instead of --duration", Spec("ints", 1, MAX_MESSAGES), (), search=False),
     Setting("--workers", "Load", "worker processes (0 = usable cores, less one for an "
-            "embedded server)", _int(0, 1024), 0),
+            "embedded server, or more when the open-files limit needs them)", _int(0, 1024), 0),
     Setting("--size", "Load", "bytes per message on the wire, framing included: N, LO-HI or "
             "N,N,...", Spec("size"), 64),
     Setting("--corpus", "Load", "payloads from a file, one per line, after the stamp", STR, ""),

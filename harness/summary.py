@@ -74,6 +74,7 @@ class StepSummary(Mapping[str, Any]):
     reconnect_ms: dict | None = None  # ws --reconnect: downtime per reconnect (p50, p99, max)
     ws_compress: dict | None = None  # ws --ws-compress: raw and wire bytes sent and received
     storm: dict | None = None  # ws --reconnect: the reconnect storm's recovery (harness.storm)
+    ramp: dict | None = None  # the connect ramp: rate and latency per second (harness.ramp)
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out

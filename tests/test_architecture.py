@@ -20,7 +20,7 @@ PKG = ROOT / "harness"
 LAYERS: dict[str, set[str]] = {
     # values and small helpers every layer may use
     "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
-             "timer", "report.safe", "units",
+             "timer", "report.safe", "units", "pools",
              "wsframe"},
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
@@ -39,12 +39,12 @@ LAYERS: dict[str, set[str]] = {
                "reqtable",
                "usertable", "kvcmds", "alert_spec"},
     # the client and the machine watched: psutil samples, kernel counters
-    "watch": {"monitor", "netstat",
+    "watch": {"monitor", "netstat", "preflight",
               "machine"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
     "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
                   "fanout",
-                  "storm",
+                  "storm", "ramp",
                   "diagnosis",
                   "compare"},
     # running steps: workers forked, a sweep, a run's target started and stopped
