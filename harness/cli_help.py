@@ -217,6 +217,15 @@ def _extra_options() -> dict[str, Any]:
                             help="run on the harness agents of this Dask scheduler, e.g. "
                                  "tcp://COORD:8786: the plan split by their cores, each step "
                                  "started together (needs harness[cluster])"),
+        # --live: harness.live (README "Live page")
+        "--live": option("--live", "live", is_flag=False, flag_value="127.0.0.1:0",
+                         default=None, metavar="[HOST:PORT]", group="Output",
+                         help="serve a live page of the run (default 127.0.0.1, a free "
+                              "port; its address is printed on stderr)"),
+        "--live-linger": option("--live-linger", "live_linger",
+                                type=click.FloatRange(0, 86400), default=None, metavar="S",
+                                group="Output", help="keep the live page up S seconds after "
+                                "the run (default 0)"),
         "--judge-shared-core": option("--judge-shared-core", is_flag=True, default=None,
                                       group="Measurement", key="judge_shared_core",
                                       help="judge steps on a shared core all the same (a "

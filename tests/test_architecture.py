@@ -46,7 +46,8 @@ LAYERS: dict[str, set[str]] = {
                   "fanout",
                   "storm",
                   "diagnosis",
-                  "compare"},
+                  "compare",
+                  "live", "live.feed"},
     # running steps: workers forked, a sweep, a run's target started and stopped
     "run": {"coordinator", "sweep", "targets.lifecycle",
             "agent", "scaleout",
@@ -61,6 +62,7 @@ LAYERS: dict[str, set[str]] = {
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",
             "outputs",
+            "live.server", "live.session",
             "exports", "pushgateway",
             "alerts", "comparison"},
 }
