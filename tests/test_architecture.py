@@ -55,7 +55,7 @@ LAYERS: dict[str, set[str]] = {
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
                "report.lines", "report.breakdown",
-               "report.charts",
+               "report.charts", "live.svg",
                "hlog", "openmetrics", "history",
                "report.compare_table", "report.compare_html", "junit", "report.schema"},
     # the commands: the only modules that print or exit

