@@ -221,7 +221,7 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
         code = report(plan, workload, outcome, started, as_json, html, watched, warnings,
                       pusher, after, live)
         if live is not None:
-            end_live(live)
+            end_live(live, lambda: interrupts.requested)
         return code
 
 
@@ -235,14 +235,14 @@ def on_step(plan: Plan, workload: Any, session: Any, pusher: Any, live: Any) -> 
     return live.on_step(plan, workload, session.watched, inner)
 
 
-def end_live(live: Any) -> None:
-    """--live-linger: the page stays up that long (Ctrl-C ends it), then stops."""
+def end_live(live: Any, stop: Any) -> None:
+    """--live-linger: the page stays up that long (a signal ends it), then stops."""
     if live.warning:
         click.echo(f"harness: warning: {printable(live.warning)}", err=True)
     if live.linger_s > 0:
         click.echo(f"harness: live page stays at {live.url} for {live.linger_s:g} s "
                    f"(Ctrl-C ends it)", err=True)
-        live.linger()
+        live.linger(stop)
     live.close()
 
 

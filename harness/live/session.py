@@ -69,11 +69,12 @@ class Live:
         self.feed.verdict(verdict or {}, code, reason)
         self.feed.publish("end", {})
 
-    def linger(self) -> None:
-        """Keep serving for --live-linger seconds (Ctrl-C ends it early)."""
+    def linger(self, stop: Callable[[], bool] = lambda: False) -> None:
+        """Keep serving for --live-linger seconds; Ctrl-C, or ``stop()`` turning true (a
+        signal recorded by harness.interrupts), ends it early."""
         end = time.monotonic() + self.linger_s
         try:
-            while time.monotonic() < end:
+            while time.monotonic() < end and not stop():
                 time.sleep(min(LINGER_STEP_S, max(end - time.monotonic(), 0)))
         except KeyboardInterrupt:
             pass
