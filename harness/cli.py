@@ -232,7 +232,7 @@ def on_step(plan: Plan, workload: Any, session: Any, pusher: Any, live: Any) -> 
         return inner
     from harness.live.session import watched_servers
     live.begin(plan, workload, watched_servers(getattr(session, "monitor", None)))
-    return live.on_step(plan, workload, session.watched, inner)
+    return live.on_step(plan, workload, session, inner)
 
 
 def end_live(live: Any, stop: Any) -> None:

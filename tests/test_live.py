@@ -163,3 +163,37 @@ def test_a_bad_live_value_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str
     assert says in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not list(tmp_path.glob("*/run.json")), "nothing ran"
+
+
+@pytest.mark.e2e
+def test_under_cluster_each_second_merges_every_machines_workers(tmp_path: Path) -> None:
+    """Two agents: each second's record holds both machines' workers, and the seconds add
+    up to run.json's merged totals; the step names each machine's part."""
+    pytest.importorskip("distributed", reason="the cluster extra is not installed")
+    from tests.test_cluster import Cluster
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler()
+        c.agent("a1")
+        c.agent("a2")
+        c.wait_for(2)
+        proc, url = start_live_run(tmp_path, "--cluster", c.address, "--conns", "4",
+                                   "--duration", "3", "--warmup", "0.5", "--no-report")
+        try:
+            events = read_events(url)
+            code, _, err = finish(proc)
+        finally:
+            if proc.poll() is None:
+                stop(proc)
+    finally:
+        c.close()
+    assert code in (0, 4), err
+    doc = run_json(tmp_path)
+    (recs,) = [d["records"] for k, d in events if k == "final"]
+    assert sum(r["received"] for r in recs) == doc["steps"][0]["received"] > 0
+    hists = [Histogram.from_dict(h) for h in doc["steps"][0]["second_histograms"]]
+    assert [r["p"] for r in recs] == [percentiles_ms(h) for h in hists]
+    live = [d for k, d in events if k == "second"]
+    assert live and max(len(r["cpu"]) for r in live) >= 2, "both machines' workers"
+    (step,) = [d for k, d in events if k == "step"]
+    assert sorted(m["machine"] for m in step["machines"]) == ["a1", "a2"]

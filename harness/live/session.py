@@ -48,16 +48,19 @@ class Live:
             self.feed.progress(step, rows)
         return both
 
-    def on_step(self, plan: Plan, workload: Any, watched: Callable[[Any], Any],
+    def on_step(self, plan: Plan, workload: Any, session: Any,
                 inner: Callable | None) -> Callable:
-        """Each step's end: its figures (as run.json will hold them) to the feed, then
-        ``inner`` (the Pushgateway's)."""
+        """Each step's end: its figures (as run.json will hold them; with --cluster each
+        machine's part) to the feed, then ``inner`` (the Pushgateway's)."""
         from harness import sweep as sweep_mod
 
         def step_done(run: Any) -> None:
             try:
-                f = sweep_mod.figures(plan, workload, run, watched(run))
+                f = sweep_mod.figures(plan, workload, run, session.watched(run))
                 summary = dict(f.summary.to_json(), step=run.step.index)
+                parts = getattr(session, "breakdown", None)  # a ClusterSession's
+                if parts and parts[-1].get("step") == run.step.index:
+                    summary["machines"] = parts[-1]["machines"]
                 self.feed.step_done(run.step.index, summary, f.series, f.second_hists)
             except Exception as exc:  # the live page must never end the run
                 self.warning = f"live page: step figures failed: {type(exc).__name__}: {exc}"
