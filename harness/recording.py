@@ -227,7 +227,8 @@ class Recorder:
     def _closed_seconds(self, now: int) -> list[tuple]:
         """(second, sent, received, errors, bucket indices, counts) of the window's last
         PROGRESS_SECONDS seconds that ``now`` has closed: later events fall in later seconds.
-        The histogram travels as its nonzero buckets (it is ``from_counts`` of them)."""
+        The histogram travels as its nonzero buckets (it is ``from_counts`` of them), indices
+        as uint16 (N_BUCKETS < 2**16) and counts as int32 (a bucket's count in one second)."""
         if not self.measuring or now < self.times.measure:
             return []
         closed = (now - self.times.measure) // SEC
@@ -237,7 +238,7 @@ class Recorder:
             nz = np.flatnonzero(counts)
             out.append((sec, *(self._count(name, sec) for name in ("sent", "received",
                                                                      "errors")),
-                        nz.astype(np.int32), counts[nz]))
+                        nz.astype(np.uint16), counts[nz].astype(np.int32)))
         return out
 
     def _count(self, name: str, sec: int) -> int:
