@@ -228,16 +228,21 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
     const lat = (r) => r.latency_ms || {};
     if (s.kinds) parts.push(rowsTable(`step ${s.step ?? ""}: per request name`,
       [["name", (r) => r.kind], ["sent", (r) => r.sent], ["received", (r) => r.received],
-       ["p50 ms", (r) => lat(r).p50], ["p99 ms", (r) => lat(r).p99]], s.kinds));
+       ["p50 ms", (r) => lat(r).p50], ["p90 ms", (r) => lat(r).p90],
+       ["p99 ms", (r) => lat(r).p99], ["max ms", (r) => lat(r).max]], s.kinds));
     if (s.users) parts.push(rowsTable("per user class",
       [["class", (r) => r[0]], ["connections", (r) => r[1]]], Object.entries(s.users)));
     if (s.fanout && s.fanout.per_node) parts.push(rowsTable("per node (fan-out)",
-      [["node", (r) => r.target ?? r.node], ["delivered", (r) => r.delivered],
+      [["node", (r) => r.target ?? r.node], ["receivers", (r) => r.receivers],
+       ["expected", (r) => r.deliveries_expected], ["delivered", (r) => r.deliveries],
        ["lost", (r) => r.lost], ["duplicates", (r) => r.duplicates],
-       ["p99 ms", (r) => lat(r).p99]], s.fanout.per_node));
+       ["reordered", (r) => r.reordered]], s.fanout.per_node));
     if (s.machines) parts.push(rowsTable("per machine (cluster)",
-      [["machine", (r) => r.machine], ["received", (r) => r.received],
-       ["client CPU %", (r) => r.client_cpu_pct]], s.machines));
+      [["machine", (r) => r.machine], ["conns", (r) => r.conns],
+       ["workers", (r) => r.workers], ["sent", (r) => r.sent],
+       ["received", (r) => r.received], ["msgs/s", (r) => fmt(r.throughput_msgs_s)],
+       ["p50 ms", (r) => lat(r).p50], ["p99 ms", (r) => lat(r).p99],
+       ["lost", (r) => r.lost ?? r.refused ?? ""]], s.machines));
     return parts.join("") || "<span class='status'>one kind, one node, one machine</span>";
   }
 
