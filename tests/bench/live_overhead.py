@@ -97,6 +97,46 @@ def progress_row_bytes() -> tuple[int, int]:
     return len(pickle.dumps(("progress", bare))), len(pickle.dumps(("progress", row)))
 
 
+def feed_costs(workers: int = 2, seconds: int = 600, viewers: int = 5) -> tuple[float, float]:
+    """CPU µs the coordinator spends per second of the run merging ``workers`` rows (each
+    with two closed seconds of 1,000 latencies over two decades), and CPU µs per event per
+    viewer serving the stream (``viewers`` streams read in this process, so the readers'
+    own CPU is included: an upper bound)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from harness.histogram import index_of
+    from harness.live.feed import Feed
+    from harness.live.server import LiveServer
+    rng = np.random.default_rng(1)
+    counts = np.bincount(index_of((10 ** rng.uniform(4.5, 6.5, 1000)).astype(np.int64)))
+    nz = np.flatnonzero(counts)
+    idx, cnt = nz.astype(np.uint16), counts[nz].astype(np.int32)
+    feed, step = Feed(), SimpleNamespace(index=0, conns=100)
+    t0 = time.process_time()
+    for sec in range(1, seconds + 1):
+        rows = [{"worker": w, "open": 50, "at": sec * 10**9, "cpu_s": sec * 0.5,
+                 "wait_ns": 0, "kinds": {}, "reconnects": 0,
+                 "seconds": [(s, 1000, 1000, 0, idx, cnt) for s in (sec - 2, sec - 1)
+                             if s >= 0]} for w in range(workers)]
+        feed.progress(step, rows)
+    merge_us = (time.process_time() - t0) / seconds * 1e6
+    server = LiveServer(feed, "127.0.0.1:0", "bench")
+    server.start()
+    feed.publish("end", {})
+    t0 = time.process_time()
+    threads = [threading.Thread(target=viewer, args=(server.url, threading.Event(), []))
+               for _ in range(viewers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    serve_us = (time.process_time() - t0) / (len(feed.events) * viewers) * 1e6
+    server.stop()
+    return merge_us, serve_us
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -104,21 +144,30 @@ def main() -> None:
     ap.add_argument("--inflight", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--viewers", type=int, default=5)
+    ap.add_argument("--costs-only", action="store_true",
+                    help="only the in-process costs (merge, serve, row bytes), no runs")
     args = ap.parse_args()
+    if args.costs_only:
+        args.rounds = 0
     modes = {"no --live": (False, 0), "--live, no viewer": (True, 0),
              f"--live, {args.viewers} viewers": (True, args.viewers)}
     rows: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(args.rounds):
         for name, (live, viewers) in modes.items():
             rows[name].append(one(args, live, viewers))
-    print(f"{args.conns} conns x {args.inflight} inflight, closed loop, {args.seconds:g} s, "
-          f"medians of {args.rounds} alternating rounds")
-    for name, runs in rows.items():
+    if args.rounds:
+        print(f"{args.conns} conns x {args.inflight} inflight, closed loop, "
+              f"{args.seconds:g} s, medians of {args.rounds} alternating rounds")
+    for name, runs in rows.items() if args.rounds else ():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"{name:22s} msgs/s {med['msgs_s']:>10,.0f}  coordinator CPU "
               f"{med['coord_cpu_s']:.2f} s  worker CPU {med['client_cpu_pct']:.0f}%  "
               f"stream bytes {med['stream_bytes']:,.0f}  (all: "
               f"{[round(r['msgs_s']) for r in runs]})")
+    merge_us, serve_us = feed_costs(viewers=args.viewers)
+    print(f"coordinator CPU: {merge_us:.0f} µs per second of the run to merge 2 workers' "
+          f"rows; {serve_us:.0f} µs per event per viewer to serve ({args.viewers} viewers, "
+          f"readers included)")
     bare, full = progress_row_bytes()
     print(f"progress row pickled: {bare} B before, {full} B with its two closed seconds")
 

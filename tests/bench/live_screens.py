@@ -1,12 +1,13 @@
 """Screenshots of the live page (harness run --live) mid-run, with headless chromium:
 
-    python tests/bench/live_screens.py OUT_DIR [sweep] [users] [fanout] [cluster]
+    python tests/bench/live_screens.py OUT_DIR [sweep] [users] [fanout] [cluster] [reload]
 
 - sweep: --conns 10,100,1000 against the embedded echo server;
 - users: the shipped "users" plan (four HTTP user classes) against nginx;
 - fanout: a chat fan-out over 3 linked built-in chat nodes, node 2 killed 3 s into the
   measure window (its listeners lose what follows);
-- cluster: 3 harness agents of one Dask scheduler, --cluster.
+- cluster: 3 harness agents of one Dask scheduler, --cluster;
+- reload: a tab opened 20 s into a 30 s step, which shows those 20 s at once.
 
 Each run keeps its page up (--live-linger) until the shots are taken; a shot is taken once
 the page shows ``want`` (a JavaScript condition), and another when the run has ended.
@@ -92,10 +93,61 @@ def agents(n: int) -> Iterator[str]:
         c.close()
 
 
+def reload_at_20s(out: Path) -> None:
+    """A tab opened once the stream has published second 19 of a 30 s step: how many of
+    the first 20 seconds it shows at once (history), and a screenshot."""
+    from tests.test_live import read_events
+    tmp = Path(tempfile.mkdtemp(prefix="live-shot-"))
+    proc, url = start(["--conns", "50", "--duration", "30", "--warmup", "1"], tmp)
+    try:
+        read_events(url, until="second")  # the first second: the step is measuring
+        t0 = time.monotonic()
+        while True:
+            events = [d for k, d in read_events_now(url) if k == "second"]
+            if events and events[-1]["s"] >= 19:
+                break
+            time.sleep(0.5)
+        driver = browser()
+        try:
+            driver.get(url)
+            shown = wait_for(driver, "const n = [...document.querySelectorAll("
+                                     "'#seconds tr[data-step]')].filter((tr) => "
+                                     "+tr.dataset.s < 20).length; return n >= 20 && n;")
+            driver.save_screenshot(str(out / "reload-20s.png"))
+        finally:
+            driver.quit()
+        print(f"reload: opened {time.monotonic() - t0:.1f} s after the first second; "
+              f"showed {shown} of the first 20 seconds at once: {out / 'reload-20s.png'}")
+    finally:
+        stop(proc)
+
+
+def read_events_now(url: str) -> list[tuple[str, dict]]:
+    """The events published so far (the stream read until it has nothing more for 0.5 s)."""
+    import http.client
+    import json
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=0.5)
+    conn.request("GET", "/events")
+    resp = conn.getresponse()
+    out, kind = [], None
+    with contextlib.suppress(TimeoutError, OSError):
+        while True:
+            line = resp.fp.readline().decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind:
+                out.append((kind, json.loads(line[6:])))
+    conn.close()
+    return out
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    which = set(sys.argv[2:]) or {"sweep", "users", "fanout", "cluster"}
+    which = set(sys.argv[2:]) or {"sweep", "users", "fanout", "cluster", "reload"}
+    if "reload" in which:
+        reload_at_20s(out)
     if "sweep" in which:
         shoot(out, "sweep", ["--conns", "10,100,1000", "--duration", "6", "--warmup", "1"],
               STEPS_DONE.format(n=2))
