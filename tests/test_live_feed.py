@@ -92,3 +92,13 @@ def test_each_record_is_built_once_whatever_the_number_of_viewers() -> None:
         t.join(5)
     assert feed.built == 5
     assert got == [len(feed.events)] * 8  # step_start and 5 seconds, each shared
+
+
+def test_errors_by_kind_seen_between_two_seconds_go_to_the_next_one_published() -> None:
+    v = np.full(2, 10**6)
+    m = StepMerge(0)
+    first = row(0, [part(0, v)])
+    m.rows([first])
+    m.rows([dict(first, kinds={"reset": 2})])  # no second closes: nothing published
+    (rec,) = m.rows([dict(row(0, [part(0, v), part(1, v)]), kinds={"reset": 3})])
+    assert rec["s"] == 1 and rec["kinds"] == {"reset": 3}

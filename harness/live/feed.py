@@ -109,6 +109,7 @@ class StepMerge:
         self.kinds: dict[str, int] = {}  # errors by kind at the last record
         self.reconnects = 0
         self.live: dict[int, dict] = {}  # second -> the extras its live record had
+        self.cpu: dict[str, dict] = {}  # "w<index>" -> its latest CPU figures
 
     def rows(self, rows: Iterable[dict], server: dict | None = None) -> list[dict]:
         """The seconds that ``rows`` (one per worker, the latest) close, merged."""
@@ -120,12 +121,14 @@ class StepMerge:
         closed = min((max((p[0] for p in r.get("seconds", ())), default=-1) for r in rows),
                      default=-1)
         out = []
-        extras = self._extras(rows, server)
+        # changes of totals (errors by kind, reconnects) go to the next second published
+        extras = self._extras(rows, server) if self.done <= closed else {}
         while self.done <= closed:
             out.append(self._merge(self.done, self.parts.pop(self.done, {}), extras))
             self.done += 1
         for r in rows:
-            self.last[r["worker"]] = r
+            if r.get("at", 0) > self.last.get(r["worker"], {}).get("at", -1):
+                self.last[r["worker"]] = r
         return out
 
     def _merge(self, sec: int, parts: dict[int, tuple], extras: dict) -> dict:
@@ -161,7 +164,8 @@ class StepMerge:
         return out
 
     def _cpu(self, rows: list[dict]) -> dict[str, dict]:
-        out = {}
+        """Each worker's CPU and run-queue wait (% of its core) between its last two rows
+        (a row passed on twice counts once: the figure of its interval is kept)."""
         for r in rows:
             prev = self.last.get(r["worker"])
             if prev is None or r.get("at", 0) <= prev.get("at", 0):
@@ -171,9 +175,9 @@ class StepMerge:
             wait = 0.0
             if r.get("wait_ns") is not None and prev.get("wait_ns") is not None:
                 wait = 100 * (r["wait_ns"] - prev["wait_ns"]) / SEC / wall
-            out[f"w{r['worker']}"] = {"cpu": round(cpu, 1), "wait": round(wait, 1),
-                                      "flags": cpu_flags(cpu, wait)}
-        return out
+            self.cpu[f"w{r['worker']}"] = {"cpu": round(cpu, 1), "wait": round(wait, 1),
+                                           "flags": cpu_flags(cpu, wait)}
+        return dict(self.cpu)
 
     def final(self, series: dict, hists: Sequence[Histogram]) -> list[dict]:
         """The step's records rebuilt from its results, with the live extras kept."""

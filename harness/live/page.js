@@ -16,7 +16,7 @@
 
   function reset(meta) {
     S = {meta: meta || {}, steps: [], recs: {}, finals: {}, rows: [], verdict: null,
-         ended: false};
+         ended: false, conns: {}, bounds: []};
   }
   reset();
 
@@ -65,13 +65,25 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
   function timeline() {  // every record in order, with x: seconds since the first step
     const out = [];
     let offset = 0;
+    S.bounds = [];
     const steps = Object.keys(S.recs).map(Number).sort((a, b) => a - b);
     for (const k of steps) {
       const recs = S.finals[k] || S.recs[k];
+      S.bounds.push([offset, S.conns[k]]);
       for (const r of recs) if (r) out.push(Object.assign({x: offset + r.s}, r));
       offset += recs.length;
     }
     return out;
+  }
+
+  function bounds(svg, X, x0, x1, top, bottom) {  // each step's start, with its conns
+    for (const [x, conns] of S.bounds || []) {
+      if (x < x0 || x > x1) continue;
+      el("line", {x1: X(x), y1: top, x2: X(x), y2: bottom, stroke: "#bbb",
+                  "stroke-dasharray": "2,3"}, svg);
+      el("text", {x: X(x) + 3, y: top + 9, "font-size": 9, fill: "#777"}, svg)
+        .textContent = conns === undefined ? "" : `${conns} conns`;
+    }
   }
 
   function draw(id, series, opts) {
@@ -92,7 +104,7 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
     const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
     const x0 = Math.min(...xs), x1 = Math.max(Math.max(...xs), x0 + 1);
     const log = opts && opts.log && Math.min(...ys.filter((y) => y > 0)) > 0;
-    let y0 = 0, y1 = Math.max(...ys, 1e-9);
+    let y0 = 0, y1 = Math.max(...ys, 1);
     const pos = ys.filter((y) => y > 0);
     if (log && pos.length) { y0 = Math.log10(Math.min(...pos)); y1 = Math.log10(Math.max(...pos)); }
     if (y1 <= y0) y1 = y0 + 1;
@@ -108,6 +120,7 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
     }
     el("text", {x: W - R, y: H - 6, "text-anchor": "end", "font-size": 10, fill: "#555"}, svg)
       .textContent = `${x1} s`;
+    bounds(svg, X, x0, x1, T, H - B);
     for (const s of series) {
       if (s.bars) {
         for (const p of s.pts) {
@@ -259,7 +272,7 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
 
   const handlers = {
     meta: (d) => { reset(d); $("title").textContent = `harness: ${d.name || ""} → ${d.target || ""}`; },
-    step_start: (d) => { S.recs[d.step] = S.recs[d.step] || []; },
+    step_start: (d) => { S.recs[d.step] = S.recs[d.step] || []; S.conns[d.step] = d.conns; },
     second: (d) => { (S.recs[d.step] = S.recs[d.step] || [])[d.s] = d; },
     final: (d) => { S.recs[d.step] = S.recs[d.step] || []; S.finals[d.step] = d.records; },
     step: (d) => { S.steps.push(d); },

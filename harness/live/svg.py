@@ -27,13 +27,25 @@ def timeline(events: Sequence[tuple[str, Any]]) -> list[dict]:
     return out
 
 
+def step_bounds(events: Sequence[tuple[str, Any]]) -> list[tuple[int, Any]]:
+    """(x where each step starts, its conns), as page.js marks them."""
+    conns = {d["step"]: d.get("conns") for k, d in events if k == "step_start"}
+    out, offset = [], 0
+    for kind, data in events:
+        if kind == "final":
+            out.append((offset, conns.get(data["step"])))
+            offset += len(data["records"])
+    return out
+
+
 def _fmt(v: float) -> str:
     a = abs(v)
     return f"{v:.0f}" if a >= 1000 else f"{v:.1f}" if a >= 10 else \
         f"{v:.3f}" if a >= 0.1 else f"{v:.3g}"
 
 
-def chart(chart_id: str, title: str, series: list[dict], log: bool = False) -> str:
+def chart(chart_id: str, title: str, series: list[dict], log: bool = False,
+          bounds: Sequence[tuple[int, Any]] = ()) -> str:
     """One chart: ``series`` of {name, color, pts [(x, y)], dash, bars (pts (x, y, base))}."""
     legend = "".join(f'<span style="color:{s["color"]}">&#9632; {escape(s["name"])}</span> '
                      for s in series)
@@ -46,7 +58,7 @@ def chart(chart_id: str, title: str, series: list[dict], log: bool = False) -> s
     x0, x1 = min(xs), max(max(xs), min(xs) + 1)
     pos = [y for y in ys if y > 0]
     log = log and bool(pos) and len(pos) == len(ys)
-    y0, y1 = (math.log10(min(pos)), math.log10(max(pos))) if log else (0.0, max(max(ys), 1e-9))
+    y0, y1 = (math.log10(min(pos)), math.log10(max(pos))) if log else (0.0, max(max(ys), 1))
     y1 = y1 if y1 > y0 else y0 + 1
 
     def fy(y: float) -> float:
@@ -68,6 +80,12 @@ def chart(chart_id: str, title: str, series: list[dict], log: bool = False) -> s
                      f'text-anchor="end" font-size="10" fill="#555">{_fmt(v)}</text>')
     parts.append(f'<text x="{W - R}" y="{H - 6}" text-anchor="end" font-size="10" '
                  f'fill="#555">{x1} s</text>')
+    for x, conns in bounds:
+        if x0 <= x <= x1:
+            parts.append(f'<line x1="{px(x):.1f}" y1="{T}" x2="{px(x):.1f}" y2="{H - B}" '
+                         f'stroke="#bbb" stroke-dasharray="2,3"/><text x="{px(x) + 3:.1f}" '
+                         f'y="{T + 9}" font-size="9" fill="#777">{escape(str(conns))} '
+                         f'conns</text>')
     for s in series:
         parts += _bars(s, px, py, x1 - x0) if s.get("bars") else _line(s, px, py, log)
     return head + "".join(parts) + "</svg></div>"
@@ -92,7 +110,7 @@ def _bars(s: dict, px: Any, py: Any, span: float) -> list[str]:
 
 def charts(events: Sequence[tuple[str, Any]], deliveries: bool) -> str:
     """The throughput, latency and error charts of the live page, from its final records."""
-    t = timeline(events)
+    t, marks = timeline(events), step_bounds(events)
     thr: list[dict[str, Any]] = [
         {"name": "deliveries/s" if deliveries else "replies/s", "color": COLORS[2],
          "pts": [(r["x"], r["received"]) for r in t]},
@@ -105,10 +123,10 @@ def charts(events: Sequence[tuple[str, Any]], deliveries: bool) -> str:
     err: list[dict[str, Any]] = [{"name": "errors", "color": COLORS[3], "bars": True,
             "pts": [(r["x"], r["errors"], 0) for r in t]}]
     return "".join([
-        chart("throughput", "Throughput per second (msgs/s)", thr),
+        chart("throughput", "Throughput per second (msgs/s)", thr, bounds=marks),
         chart("latency", "Latency per second: p50 p90 p99 p99.9 max (ms); dashed: step so "
-              "far p99", lat, log=True),
-        chart("errors", "Errors per second", err)])
+              "far p99", lat, log=True, bounds=marks),
+        chart("errors", "Errors per second", err, bounds=marks)])
 
 
 def seconds_table(events: Sequence[tuple[str, Any]]) -> str:

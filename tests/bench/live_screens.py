@@ -72,7 +72,7 @@ def nginx_target() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="live-nginx-"))
     from tests.conftest import free_port
     port = free_port()
-    proc = nginx.start(folder, nginx.server(port, {"/": "ok"}), (port,))
+    proc = nginx.start(folder, nginx.server(port, {"~ ^/": "ok"}), (port,))
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
