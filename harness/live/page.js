@@ -245,11 +245,12 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
        ["p99 ms", (r) => lat(r).p99], ["max ms", (r) => lat(r).max]], s.kinds));
     if (s.users) parts.push(rowsTable("per user class",
       [["class", (r) => r[0]], ["connections", (r) => r[1]]], Object.entries(s.users)));
-    if (s.fanout && s.fanout.per_node) parts.push(rowsTable("per node (fan-out)",
+    const nodes = s.per_node || (s.fanout && s.fanout.per_node);
+    if (nodes) parts.push(rowsTable("per node (fan-out)",
       [["node", (r) => r.target ?? r.node], ["receivers", (r) => r.receivers],
        ["expected", (r) => r.deliveries_expected], ["delivered", (r) => r.deliveries],
        ["lost", (r) => r.lost], ["duplicates", (r) => r.duplicates],
-       ["reordered", (r) => r.reordered]], s.fanout.per_node));
+       ["reordered", (r) => r.reordered]], nodes));
     if (s.machines) parts.push(rowsTable("per machine (cluster)",
       [["machine", (r) => r.machine], ["conns", (r) => r.conns],
        ["workers", (r) => r.workers], ["sent", (r) => r.sent],

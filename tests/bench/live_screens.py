@@ -4,7 +4,7 @@
 
 - sweep: --conns 10,100,1000 against the embedded echo server;
 - users: the shipped "users" plan (four HTTP user classes) against nginx;
-- fanout: a chat fan-out over 3 linked built-in chat nodes, node 2 killed 3 s into the
+- fanout: a chat fan-out over 3 linked built-in chat nodes, node 2 killed 4 s into the
   measure window (its listeners lose what follows);
 - cluster: 3 harness agents of one Dask scheduler, --cluster;
 - reload: a tab opened 20 s into a 30 s step, which shows those 20 s at once.
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +48,13 @@ def start(args: list[str], tmp: Path) -> tuple[subprocess.Popen, str]:
     return proc, line.split("live page at ", 1)[1].strip()
 
 
-def shoot(out: Path, name: str, args: list[str], want: str) -> None:
+def shoot(out: Path, name: str, args: list[str], want: str,
+          during: Callable[[str], None] | None = None) -> None:
+    """Run ``args`` with --live; ``during(url)`` in a thread meanwhile (a fault to inject)."""
     tmp = Path(tempfile.mkdtemp(prefix="live-shot-"))
     proc, url = start(args, tmp)
+    if during is not None:
+        threading.Thread(target=during, args=(url,), daemon=True).start()
     driver = browser()
     try:
         driver.set_window_size(1400, 2100)
@@ -161,12 +165,15 @@ def main() -> None:
         nodes = launch("chat", nodes=3)
         try:
             hosts = ",".join(f"{h}:{p}" for h, p in nodes.addresses)
-            killer = threading.Timer(5.0, nodes.kill_node, args=(2,))
-            killer.start()
+            def kill_at_4s(url: str) -> None:  # node 2 dies 4 s into the measure window
+                while not any(k == "second" and d["s"] >= 3 for k, d in read_events_now(url)):
+                    time.sleep(0.3)
+                nodes.kill_node(2)
+
             shoot(out, "fanout", ["--workload", "chat", "--host", hosts, "--conns", "6",
                                   "--listen", "4", "--rate", "50", "--duration", "12",
-                                  "--warmup", "1", "--timeout", "0.5"], SECONDS.format(n=8))
-            killer.join()
+                                  "--warmup", "1", "--timeout", "0.5"], SECONDS.format(n=8),
+                  kill_at_4s)
         finally:
             nodes.stop()
     if "cluster" in which:
