@@ -16,7 +16,7 @@
 
   function reset(meta) {
     S = {meta: meta || {}, steps: [], recs: {}, finals: {}, rows: [], verdict: null,
-         ended: false, conns: {}, bounds: []};
+         ended: false, conns: {}, bounds: [], xr: [0, 1]};
   }
   reset();
 
@@ -102,7 +102,8 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
       return;
     }
     const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-    const x0 = Math.min(...xs), x1 = Math.max(Math.max(...xs), x0 + 1);
+    // one time axis for every chart: the whole run so far
+    const x0 = Math.min(...xs, S.xr[0]), x1 = Math.max(...xs, S.xr[1], x0 + 1);
     const log = opts && opts.log && Math.min(...ys.filter((y) => y > 0)) > 0;
     let y0 = 0, y1 = Math.max(...ys, 1);
     const pos = ys.filter((y) => y > 0);
@@ -147,6 +148,7 @@ text-align:right} th{background:#f4f4f4} .scroll{max-height:320px;overflow:auto}
 
   function render() {
     const t = timeline();
+    S.xr = t.length ? [t[0].x, t[t.length - 1].x] : [0, 1];
     const deliveries = S.meta.delivery === "broadcast";
     draw("throughput", [
       {name: deliveries ? "deliveries/s" : "replies/s", color: COLORS[2],
