@@ -158,16 +158,16 @@ def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: s
     return plan, workload
 
 
-def open_live(plan: Plan, address: str | None, linger_s: float | None) -> Any:
+def open_live(plan: Plan, address: str | None, linger: str | None) -> Any:
     """--live: the live page, serving from now (its address on stderr); None without it."""
     if address is None:
-        if linger_s is not None:
+        if linger is not None:
             die(EXIT_USAGE, "--live-linger needs --live")
         return None
-    from harness.live.server import LiveError
+    from harness.live.server import LiveError, linger_seconds
     from harness.live.session import Live
     try:
-        live = Live(address, linger_s or 0.0, plan.name)
+        live = Live(address, linger_seconds(linger), plan.name)
     except LiveError as exc:
         die(EXIT_USAGE, str(exc))
     click.echo(f"harness: live page at {live.url}", err=True)
@@ -727,7 +727,7 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
 def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as_json: bool,
                 html_path: str | None, no_report: bool, junit_path: str | None) -> None:
     """Compare two runs step by step (matched by load): the change in every figure, each
-    judged statistically from the histograms (see the README)."""
+    judged statistically from the histograms (see docs/compare-and-alerts.md)."""
     from harness import compare as compare_mod
     from harness import comparison
     from harness.report import compare_table

@@ -22,12 +22,12 @@ from harness.config_file import (
     load_file,
     origin_of,
     plan_path,
+    settings,
     shipped_plans,
 )
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
 from harness.specs import (
     BUILTIN,
-    BUILTIN_PATH,
     FLAG,
     LIMIT_SPEC,
     MAX_CONNS,
@@ -62,61 +62,6 @@ __all__ = ["BUILTIN", "FLAG", "MAX_CONNS", "MAX_CORPUS_BYTES", "MAX_CORPUS_LINES
 AUTO_SPREAD_CONNS = 12_000
 PORTS_PER_SOURCE = 10_000
 MAX_NAME_BYTES = 200  # a run name; the folder adds "<UTC time>-" (17) and maybe "-N"
-
-
-def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None = None,
-             env: str | None = None) -> dict[str, Any]:
-    """Merge the built-in defaults, the file's tables, a scenario, an environment's
-    overrides, then flags (flags given as None are absent). Scenarios and environments come
-    from the file, else from the built-in presets."""
-    merged: dict[str, Any] = {t: dict(d) for t, d in TABLES.items()}
-    path = file.get("__path__", "harness.toml")
-    names: dict[str, str] = {}  # where each value came from, for error messages
-    layers = [(f, "", f.get("__path__", path)) for f in file.get("__files__", [file])]
-    stages: list = []
-    if scenario is not None:
-        table, where = _preset(file, "scenarios", scenario, path)
-        stages = table.get("stages", [])
-        layers.append(({"run": {k: v for k, v in table.items() if k in RUN_DEFAULTS}},
-                       f"scenarios.{scenario}.", where))
-    if env is not None:
-        table, where = _preset(file, "env", env, path)
-        layers.append((table, f"env.{env}.", where))
-        if "baseline" in table:  # an environment's baseline wins over the scenario's
-            layers.append(({"run": {"baseline": table["baseline"]}}, f"env.{env}.", where))
-    for data, prefix, where in layers:
-        for t in TABLES:
-            merged[t].update(data.get(t, {}))
-            for key in data.get(t, {}):
-                shown = f"{prefix}{key}" if t == "run" and prefix else f"{prefix}{t}.{key}"
-                names[key if t == "run" else f"{t}.{key}"] = f"{where}: {shown}"
-    if scenario is not None:
-        merged["run"]["scenario"] = scenario
-        merged["stages"] = stages
-    merged["env_name"] = env
-    merged["mix"] = file.get("mix", {})
-    merged["requests"] = (file.get("requests"), origin_of(file, "requests"))
-    merged["users"] = (file.get("users"), origin_of(file, "users"))
-    for key, value in flags.items():
-        if value is not None:
-            merged["run"][key] = value
-            names[key] = FLAG.get(key, key)
-    merged["names"] = names
-    return merged
-
-
-def _preset(file: dict[str, Any], kind: str, name: str, path: str) -> tuple[dict, str]:
-    """A [scenarios.NAME] or [env.NAME] table and the file it came from: the user's file
-    wins over the built-in presets, whole."""
-    user = file.get(kind, {})
-    if name in user:
-        return user[name], origin_of(file, f"{kind}.{name}")
-    if name in BUILTIN.get(kind, {}):
-        return BUILTIN[kind][name], BUILTIN_PATH
-    flag = "--scenario" if kind == "scenarios" else "--env"
-    known = sorted(set(user) | set(BUILTIN.get(kind, {})))
-    raise ConfigError(f"{flag}: unknown {'scenario' if kind == 'scenarios' else 'environment'} "
-                      f"{name!r} (known: {', '.join(known) or 'none'})")
 
 
 # ---------------------------------------------------------------------------- parsing helpers
@@ -541,11 +486,9 @@ def _limit(d: dict, table: str, key: str) -> float | None:
 
 
 def _degradation(d: dict) -> Degradation:
-    rate = _limit(d, "degradation", "max_error_rate")
-    return Degradation(max_error_rate=rate if rate is not None else 0.0,
-                       max_p99_ms=_limit(d, "degradation", "max_p99_ms"),
-                       p99_factor=_limit(d, "degradation", "p99_factor"),
-                       min_gain=_limit(d, "degradation", "min_gain") or 0.0)
+    v = {k: _limit(d, "degradation", k) for k in TABLES["degradation"]}
+    return Degradation(max_error_rate=v["max_error_rate"] or 0.0, max_p99_ms=v["max_p99_ms"],
+                       p99_factor=v["p99_factor"], min_gain=v["min_gain"] or 0.0)
 
 
 def _thresholds(d: dict) -> Thresholds:
@@ -553,16 +496,10 @@ def _thresholds(d: dict) -> Thresholds:
         d, "thresholds.max_lost")}}, "max_lost", -math.inf, float, MAX_INT64)
     rate = number({"r": d["max_error_rate"], "__names__": {"r": flag_name(
         d, "thresholds.max_error_rate")}}, "r", -math.inf, float, LIMIT_SPEC.hi)
+    limits = {k: _limit(d, "thresholds", k) for k in TABLES["thresholds"]
+              if k not in ("max_lost", "max_error_rate")}
     return Thresholds(max_lost=None if lost < 0 else int(lost),
-                      max_error_rate=rate if rate >= 0 else None,
-                      p50_ms=_limit(d, "thresholds", "p50_ms"),
-                      p95_ms=_limit(d, "thresholds", "p95_ms"),
-                      p99_ms=_limit(d, "thresholds", "p99_ms"),
-                      mean_ms=_limit(d, "thresholds", "mean_ms"),
-                      max_ms=_limit(d, "thresholds", "max_ms"),
-                      min_throughput=_limit(d, "thresholds", "min_throughput"),
-                      max_server_cpu_pct=_limit(d, "thresholds", "max_server_cpu_pct"),
-                      max_server_rss_mb=_limit(d, "thresholds", "max_server_rss_mb"))
+                      max_error_rate=rate if rate >= 0 else None, **limits)
 
 
 def check_listen(plan: Plan, workload: Any) -> None:

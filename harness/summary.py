@@ -1,5 +1,5 @@
 """One step's summary: a typed, frozen value whose ``to_json()`` is the step entry of
-run.json (without histograms) and of ``--json``: DESIGN.md's documented keys first, then
+run.json (without histograms) and of ``--json``: docs/DESIGN.md's documented keys first, then
 the rest, in the order run.json has always had them.
 
 Units: latency dicts in ms (``p50`` ... ``max``, ``mean``), throughput in msgs/s and MB/s
@@ -23,7 +23,7 @@ Percentiles = dict[str, float | None]  # ms: p50, p90, p95, p99, p999, max, mean
 
 @dataclass(frozen=True, slots=True, eq=False)  # equality: Mapping's, as its JSON
 class StepSummary(Mapping[str, Any]):
-    # -- every step (DESIGN.md's documented keys among them)
+    # -- every step (docs/DESIGN.md's documented keys among them)
     conns: int
     connected: int
     duration_s: float

@@ -1,4 +1,4 @@
-"""DESIGN.md's one-way data flow, checked by parsing imports with ast: every module in a
+"""docs/DESIGN.md's one-way data flow, checked by parsing imports with ast: every module in a
 layer, each layer importing only the layers it is allowed to (config -> plan ->
 coordinator -> worker -> results -> aggregate -> report), and no import cycle. Only the
 CLI prints or exits."""
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "harness"
 
-# The layers of DESIGN.md's one-way flow, and which layers each may import (its own
+# The layers of docs/DESIGN.md's one-way flow, and which layers each may import (its own
 # included). Every module of harness/ is in exactly one layer: a new module must be given
 # its place here (the test names it), so an arrow that points the wrong way fails.
 # The worker layer holds the wire: a module inside a ``harness/worker/`` package, and the
@@ -33,7 +33,7 @@ LAYERS: dict[str, set[str]] = {
                 "targets.wsecho", "targets.wschat"},
     # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
     "config": {"config",
-               "specs",
+               "specs", "settings",
                "config_file",
                "payload",
                "reqtable",

@@ -153,7 +153,8 @@ def test_the_page_is_read_only_and_served_on_loopback(tmp_path: Path) -> None:
     (("--live", "127.0.0.1:99999"), "is not HOST:PORT"),
     (("--live", "192.0.2.1:0"), "--live: cannot listen on 192.0.2.1:0"),
     (("--live-linger", "3"), "--live-linger needs --live"),
-    (("--live", "--live-linger", "-1"), "--live-linger"),
+    (("--live", "--live-linger", "-1"), "--live-linger: '-1' is not a number of seconds"),
+    (("--live", "--live-linger", "soon"), "--live-linger: 'soon' is not a number"),
 ])
 def test_a_bad_live_value_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...],
                                                  says: str) -> None:

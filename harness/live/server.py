@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import math
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +40,23 @@ def parse_address(text: str) -> tuple[str, int]:
         raise LiveError(f"--live: {text!r} is not HOST:PORT (e.g. 127.0.0.1:8089, or "
                         f"127.0.0.1:0 for a free port)")
     return host.strip("[]"), int(port)
+
+
+MAX_LINGER_S = 86_400.0
+
+
+def linger_seconds(text: str | None) -> float:
+    """--live-linger S: seconds, 0 to a day (None: 0)."""
+    if text is None:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_LINGER_S:
+        raise LiveError(f"--live-linger: {text!r} is not a number of seconds from 0 to "
+                        f"{MAX_LINGER_S:,.0f}")
+    return value
 
 
 class LiveServer:
