@@ -25,7 +25,7 @@ LAYERS: dict[str, set[str]] = {
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
                "result", "workloads", "delivery", "http", "users",
-               "tls", "ws", "wstext", "wsdeflate", "replies", "resp", "memcache",
+               "tls", "ws", "wstext", "wstemplate", "wsdeflate", "replies", "resp", "memcache",
                "poller"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
