@@ -106,6 +106,8 @@ def setting_option(s: Setting) -> Any:
     extra: dict[str, Any] = {"metavar": s.metavar} if s.metavar else {}
     if s.repeatable:
         extra.update(multiple=True, callback=_listed)
+    if s.optional_value is not None:
+        extra.update(is_flag=False, flag_value=s.optional_value)
     if s.switch:
         return option(s.flag, s.name, is_flag=True, group=s.group, help=s.help)
     if s.spec is not None and s.spec.kind == "bool":

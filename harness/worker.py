@@ -489,7 +489,7 @@ class Worker:
         """Progress to the coordinator; False when it asked us to stop (result partial)."""
         res = self.res
         if res.partial or ctrl_poll is None or \
-                ctrl_poll(self.rec.progress(int(self.tp.alive.sum()))):
+                ctrl_poll(self.rec.progress(int(self.tp.alive.sum()), now)):
             return True
         res.partial = True
         if self.sending:

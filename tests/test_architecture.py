@@ -46,7 +46,8 @@ LAYERS: dict[str, set[str]] = {
                   "fanout",
                   "storm", "ramp",
                   "diagnosis",
-                  "compare"},
+                  "compare",
+                  "live", "live.feed"},
     # running steps: workers forked, a sweep, a run's target started and stopped
     "run": {"coordinator", "sweep", "targets.lifecycle",
             "agent", "scaleout",
@@ -54,13 +55,14 @@ LAYERS: dict[str, set[str]] = {
     # what is written and shown; never recomputes a statistic
     "report": {"report", "report.document", "report.html", "report.results", "report.table",
                "report.lines", "report.breakdown",
-               "report.charts",
+               "report.charts", "live.svg",
                "hlog", "openmetrics", "history",
                "report.compare_table", "report.compare_html", "junit", "report.schema"},
     # the commands: the only modules that print or exit
     "cli": {"cli", "__main__", "calibrate",
             "cli_help",
             "outputs",
+            "live.server", "live.session",
             "exports", "pushgateway",
             "alerts", "comparison"},
 }
