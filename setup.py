@@ -26,7 +26,7 @@ def _ext_modules() -> list:
     from harness import accel
     try:
         from mypyc.build import mypycify
-        return mypycify([f"harness/{m}.py" for m in accel.MODULES], opt_level="3",
+        return mypycify([str(accel.source(m).relative_to(ROOT)) for m in accel.MODULES], opt_level="3",
                         separate=True)
     except Exception as exc:  # no mypyc, or it refused the source: the pure build
         _warn(f"no mypyc build ({type(exc).__name__}: {exc})")

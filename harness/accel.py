@@ -37,13 +37,24 @@ MANIFEST = HERE / "_compiled.json"
 _state = {"build": "pure", "why": "not compiled (python -m harness.build)"}
 
 
+def source(name: str) -> Path:
+    """The ``.py`` file of a module of :data:`MODULES` (dotted below ``harness``)."""
+    return HERE.joinpath(*name.split(".")).with_suffix(".py")
+
+
 def source_hash(name: str) -> str:
-    return hashlib.sha256((HERE / f"{name}.py").read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(source(name).read_bytes()).hexdigest()[:16]
+
+
+def _extensions(name: str, tails: tuple[str, ...] = ("", "__mypyc")) -> list[Path]:
+    """The compiled files of a module: itself and, in mypyc's separate mode, its library."""
+    base = source(name).with_suffix("")
+    return [base.with_name(base.name + tail + s) for tail in tails
+            for s in importlib.machinery.EXTENSION_SUFFIXES]
 
 
 def _compiled_present() -> list[str]:
-    suffixes = importlib.machinery.EXTENSION_SUFFIXES
-    return [m for m in MODULES if any((HERE / f"{m}{s}").exists() for s in suffixes)]
+    return [m for m in MODULES if any(p.exists() for p in _extensions(m, ("",)))]
 
 
 def _stale(built: dict[str, str]) -> list[str]:
@@ -55,10 +66,10 @@ class _PureFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname: str, path: object = None, target: object = None
                   ) -> importlib.machinery.ModuleSpec | None:
-        pkg, _, name = fullname.rpartition(".")
+        pkg, _, name = fullname.partition(".")
         if pkg != __package__ or name not in MODULES:
             return None
-        return importlib.util.spec_from_file_location(fullname, HERE / f"{name}.py")
+        return importlib.util.spec_from_file_location(fullname, source(name))
 
 
 def install() -> None:
@@ -110,7 +121,7 @@ def manifest_text() -> str:
 
 def clean() -> list[Path]:
     """Remove the compiled modules and the manifest: the source runs again."""
-    gone = [p for m in MODULES for p in HERE.glob(f"{m}*.so")] + \
+    gone = [p for m in MODULES for p in _extensions(m) if p.exists()] + \
         ([MANIFEST] if MANIFEST.exists() else [])
     for p in gone:
         p.unlink()
