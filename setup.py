@@ -26,8 +26,8 @@ def _ext_modules() -> list:
     from harness import accel
     try:
         from mypyc.build import mypycify
-        return mypycify([str(accel.source(m).relative_to(ROOT)) for m in accel.MODULES], opt_level="3",
-                        separate=True)
+        paths = [str(accel.source(m).relative_to(ROOT)) for m in accel.MODULES]
+        return mypycify(paths, opt_level="3", separate=True)
     except Exception as exc:  # no mypyc, or it refused the source: the pure build
         _warn(f"no mypyc build ({type(exc).__name__}: {exc})")
         return []
