@@ -34,7 +34,7 @@ MODULES = ("batch", "pacing", "recording", "transport", "protocol", "poller", "h
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "_compiled.json"
 
-_state = {"build": "pure", "why": "not compiled (python -m harness.build)"}
+_state = {"build": "pure", "why": "not built: python -m harness.build compiles the hot path"}
 
 
 def source(name: str) -> Path:
