@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 import orjson
 
-from harness import __version__
+from harness import __version__, accel
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
     CLUSTER_EXIT_HELP,
@@ -93,7 +93,8 @@ class HarnessGroup(click.Group):
 
 
 @click.group(cls=HarnessGroup, epilog=EXIT_CODES_HELP, context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="harness")
+@click.version_option(__version__, prog_name="harness",
+                      message=f"%(prog)s, version %(version)s, {accel.describe()}")
 def main() -> None:
     """harness: a multiprocess raw-socket stress harness.
 
