@@ -99,7 +99,7 @@ def _run_counts(pure: bool) -> dict:
     step = json.loads(r.stdout)["steps"][0]
     hist_total = step.get("latency_hist", {}).get("total")
     return {"sent": step["sent"], "lost": step["lost"], "duplicates": step["duplicates"],
-            "late": step["late"], "errors": step.get("errors", {}),
+            "late": step["late"], "errors": {k: v for k, v in step.get("errors", {}).items() if v},
             "conns_lost": step["conns_lost"], "in_hist": hist_total in (None, step["received"])}
 
 
