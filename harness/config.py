@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from harness import framing as framing_mod
+from harness import protocols
 from harness.config_file import (
     _read_toml,
     check_file,
@@ -153,13 +154,13 @@ def _parse_url(text: str) -> Target:
     scheme = text.partition("://")[0].lower()
     if scheme == "redis":
         return _redis_url(text)
-    if scheme not in ("http", "https", "ws", "wss"):
+    if protocols.by_scheme(scheme) is None:
         raise ConfigError(f"--host: {cut(text)!r}: unknown URL scheme {cut(scheme)!r} "
                           "(expected http://host:port/path, ws://host:port/path, or host:port "
                           "for raw TCP)")
     try:
         url = urlsplit(text)
-        port = url.port if url.port is not None else 443 if scheme in ("https", "wss") else 80
+        port = url.port if url.port is not None else protocols.SCHEMES[scheme].schemes[scheme]
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -182,7 +183,8 @@ def _redis_url(text: str) -> Target:
     from urllib.parse import urlsplit
     try:
         url = urlsplit(text)
-        port = 6379 if url.port is None else url.port
+        port = protocols.by_name("redis").default_port("redis") if url.port is None \
+            else url.port
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -612,7 +614,7 @@ def tls_settings(run: dict, targets: tuple[Target, ...]) -> Tls | None:
     """TLS for an https:// target or ``--tls`` with host:port, with ``--ca FILE`` read and
     checked here, or ``--insecure``; None for plain TCP."""
     schemes = {t.scheme for t in targets}
-    want = bool(run.get("tls")) or bool({"https", "wss"} & schemes)
+    want = bool(run.get("tls")) or bool(protocols.TLS_SCHEMES & schemes)
     ca, insecure = str(run.get("ca") or ""), bool(run.get("insecure"))
     if {"http", "https"} <= schemes:
         raise ConfigError("--host: http:// and https:// targets cannot be mixed")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from harness import protocols
+
 # The built-in defaults and scenario presets ship inside the package; ./harness.toml or
 # --config FILE layers over them (see load_file).
 BUILTIN_PATH = "built-in defaults (harness/default.toml)"
@@ -72,27 +74,22 @@ RUN_SPEC: dict[str, Spec] = {
     "shared_core_pct": Spec("float", 1, 100), "judge_shared_core": Spec("bool"),
     "corpus": Spec("str"), "requests": Spec("str"), "accept": Spec("str"),
     "source_addrs": Spec("strs"),
-    "tls": Spec("bool"), "ca": Spec("str"), "insecure": Spec("bool"),
-    "ws_subprotocol": Spec("str"), "header": Spec("strs"), "ws": Spec("bool"),
-    "ping_interval": Spec("float", 0, 3600, zero_or=0.01),
-    "ws_text": Spec("str"), "ws_match": Spec("str"), "reconnect": Spec("bool"),
-    "ws_compress": Spec("bool"),
-    "redis_cmd": Spec("str"), "mc_cmd": Spec("str"), "keys": Spec("int", 1, 10**9),
+    "ca": Spec("str"), "insecure": Spec("bool"), "ws": Spec("bool"),
     "baseline": Spec("str"),
 }
+# ... and the settings each protocol owns, as it declares them (harness.protocols)
+RUN_SPEC.update({key: Spec(o.kind, -math.inf if o.lo is None else o.lo,
+                           math.inf if o.hi is None else o.hi, o.zero_or)
+                 for key, (o, _owners) in protocols.options().items()})
 # The settings that apply to some runs only: key -> (the runs it applies to, said as a
-# phrase). A run is "ws" (ws://, wss:// or the embedded --ws server), "http" (http://,
-# https://), "redis" or "memcached" (those workloads), "tcp" (raw host:port) or "embedded"
-# (the built-in raw server). A setting given (not its default) to another run is exit 2.
-_WS = (frozenset({"ws"}), "ws:// and wss:// targets")
+# phrase). A run is a protocol's ``sort`` ("ws": ws://, wss:// or the embedded --ws server;
+# "http": http://, https://; "redis" or "memcached": those workloads), "tcp" (raw
+# host:port) or "embedded" (the built-in raw server). A setting given (not its default) to
+# another run is exit 2. Each protocol declares its own (harness.protocols); raw TCP's
+# --tls applies to every run, and --requests to more than HTTP.
 APPLIES: dict[str, tuple[frozenset[str], str]] = {
-    "ws_subprotocol": _WS, "header": _WS, "ping_interval": _WS, "ws_text": _WS,
-    "ws_match": _WS, "reconnect": _WS, "ws_compress": _WS,
-    "accept": (frozenset({"http"}), "http:// and https:// targets"),
-    "redis_cmd": (frozenset({"redis"}), "--workload redis"),
-    "mc_cmd": (frozenset({"memcached"}), "--workload memcached"),
-    "keys": (frozenset({"redis", "memcached"}), "--workload redis and memcached"),
-}
+    key: (frozenset(s.sort for s in owners), o.applies or owners[0].applies_to)
+    for key, (o, owners) in protocols.options().items() if owners[0].applies_to}
 
 
 def check_applies(run: dict, sort: str, label: str) -> None:

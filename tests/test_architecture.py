@@ -21,7 +21,10 @@ LAYERS: dict[str, set[str]] = {
     # values and small helpers every layer may use
     "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
              "timer", "report.safe", "units",
-             "wsframe"},
+             "wsframe",
+             # the protocol registry and each protocol's declaration (no sockets)
+             "protocols", "protocols.spec", "protocols.kvguess", "protocols.tcp",
+             "protocols.http", "protocols.redis", "protocols.memcached", "protocols.ws"},
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
                "result", "workloads", "delivery", "http", "users",
