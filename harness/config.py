@@ -234,8 +234,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     # here, not at the top: they import numpy, which settings() (a bad key or flag, the
     # defaults --help shows) does not need
     from harness.batch import Outbound, size_bounds
-    from harness.kvcmds import FLAGS, KV, kv_workload, plan_requests
     from harness.payload import check_size, parse_mix, parse_size, read_corpus
+    from harness.protocols.kvcmds import FLAGS, KV, kv_workload, plan_requests
     from harness.reqtable import parse_accept
     from harness.usertable import parse_think
     names = merged.get("names", {})
@@ -722,7 +722,7 @@ def ws_text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
         raise ConfigError(f"{name}: text messages need a ws:// target")
     if not isinstance(spec, int):
         raise ConfigError(f"{name}: text messages take one --size, not a range or a list")
-    from harness.wstext import TemplateError, TextTemplate
+    from harness.protocols.ws.wstext import TemplateError, TextTemplate
     try:
         TextTemplate(template, spec)  # a message takes --size bytes, or the template's least
     except TemplateError as exc:

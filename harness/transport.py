@@ -108,7 +108,7 @@ class Transport:
     """One step's connections: sockets, pending bytes both ways, and which are open.
 
     ``would_block`` and ``error_kind`` are what a send's exceptions mean; a subclass
-    (harness.tls) gives its own. They are looked up only when a send raises."""
+    (harness.protocols.tls) gives its own. They are looked up only when a send raises."""
 
     would_block: type[OSError] | tuple[type[OSError], ...] = BlockingIOError
     error_kind = staticmethod(error_kind)

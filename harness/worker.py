@@ -22,22 +22,22 @@ import numpy as np
 from harness import framing as framing_mod
 from harness.batch import SMALL_OPEN, SMALL_ROUND, Few, Outbound, Parsed, size_bounds
 from harness.delivery import Echo, delivery_for
-from harness.http import Http
-from harness.memcache import Memcache
 from harness.pacing import Pacer
 from harness.plan import Plan
 from harness.poller import READ, Poller
 from harness.protocol import Stamped, protocol_for
+from harness.protocols.http.http1 import Http
+from harness.protocols.memcached.memcache import Memcache
+from harness.protocols.redis.resp import Resp
+from harness.protocols.replies import Replies
+from harness.protocols.tls import TlsTransport, client_context
+from harness.protocols.ws.ws import WsOptions, WsProtocol, WssTransport, WsTransport, ws_options
+from harness.protocols.ws.wstext import TextProtocol, TextTemplate
 from harness.recording import Recorder, run_queue_wait_ns
-from harness.replies import Replies
-from harness.resp import Resp
 from harness.result import Share, Times, WorkerResult
 from harness.timer import Timer
-from harness.tls import TlsTransport, client_context
 from harness.transport import TIMER, Early, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
-from harness.ws import WsOptions, WsProtocol, WssTransport, WsTransport, ws_options
-from harness.wstext import TextProtocol, TextTemplate
 from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]

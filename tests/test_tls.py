@@ -1,4 +1,4 @@
-"""TLS (harness/tls.py, the https:// target and --tls, --ca, --insecure of config): the
+"""TLS (harness/protocols/tls.py, the https:// target and --tls, --ca, --insecure of config): the
 settings checked, the diagnosis on synthetic steps, and runs against a real nginx with
 certificates the test makes (tests/certs.py, the openssl command line) and against the TLS
 echo server of tests/servers.py: exact counts, a handshake histogram with one handshake per
@@ -22,8 +22,8 @@ from harness.config import ConfigError, parse_target
 from harness.diagnosis import no_reply_diagnosis
 from harness.plan import Target, Tls
 from harness.poller import Poller
+from harness.protocols.tls import TlsTransport, client_context
 from harness.result import Share
-from harness.tls import TlsTransport, client_context
 from harness.transport import CHUNK, RoundBuffer
 from tests import certs as certs_mod
 from tests import nginx as nginx_mod

@@ -1,4 +1,4 @@
-"""WebSocket over TLS (harness/ws.py WssTransport, wss:// in config, the probe of
+"""WebSocket over TLS (harness/protocols/ws/ws.py WssTransport, wss:// in config, the probe of
 targets/lifecycle.py): wss:// URLs parsed into TLS plans, and runs against servers built on
 the ``websockets`` library with certificates the test makes (tests/certs.py): exact echo
 counts with --ca and with --insecure, one handshake per connection in the handshake
@@ -15,7 +15,7 @@ import pytest
 
 from harness.config import ConfigError, parse_target
 from harness.plan import Target, Tls
-from harness.ws import ws_options
+from harness.protocols.ws.ws import ws_options
 from tests import certs as certs_mod
 from tests.conftest import harness, plan_for, run_plan
 from tests.test_ws import assert_storm_recovered, storm_run, ws_server

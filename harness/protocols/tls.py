@@ -160,8 +160,8 @@ class TlsTransport(Transport):
         return self.secured(i, s)
 
     def secured(self, i: int, s: ssl.SSLSocket) -> int:
-        """The TLS handshake is done: the connection may send (1: settled). harness.ws's
-        wss transport writes its upgrade request here instead."""
+        """The TLS handshake is done: the connection may send (1: settled).
+        harness.protocols.ws.ws's wss transport writes its upgrade request here instead."""
         self.alive[i] = True
         self.sel.modify(s, READ, i)
         self.sink.handshaken(i, time.monotonic_ns() - int(self.tcp_at[i]))

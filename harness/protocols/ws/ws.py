@@ -8,16 +8,16 @@ target.
   handshake is done (connect time includes it). A refusal with an HTTP status is counted
   as ``connect_ws_<status>`` (a failed connect); a response that breaks the handshake (a
   wrong accept key) as ``protocol``.
-* Data frames are :mod:`harness.wsframe`'s: every message of a round masked at once on the
-  way out; server frames cut in place on the way in, so the round buffer holds back-to-back
-  payloads, each the stamped frame raw TCP would carry, parsed by
+* Data frames are :mod:`harness.protocols.ws.wsframe`'s: every message of a round masked at
+  once on the way out; server frames cut in place on the way in, so the round buffer holds
+  back-to-back payloads, each the stamped frame raw TCP would carry, parsed by
   :class:`~harness.protocol.Stamped` unchanged.
 * Pings are answered with pongs after each round. A server's close frame is counted by its
   code (``ws_close_1001``), answered and the connection closed. At the end of a step every
   open connection sends a close frame (1000) and waits (at most ``CLOSE_WAIT_NS``) for the
   server's.
 
-wss:// is :class:`WssTransport`: harness.tls's TCP connect and TLS handshake, then this
+wss:// is :class:`WssTransport`: harness.protocols.tls's TCP connect and TLS handshake, then this
 upgrade and these frames over the TLS socket (see its docstring for the composition).
 
 Sizes are bytes; times ns of ``time.monotonic_ns()``.
@@ -46,11 +46,9 @@ from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.poller import READ
 from harness.protocol import Stamped
-from harness.tls import TlsTransport, handshake_kind, reason
-from harness.transport import Reads, Transport, connect_kind
-from harness.units import SEC
-from harness.wsdeflate import Deflate
-from harness.wsframe import (
+from harness.protocols.tls import TlsTransport, handshake_kind, reason
+from harness.protocols.ws.wsdeflate import Deflate
+from harness.protocols.ws.wsframe import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -59,6 +57,8 @@ from harness.wsframe import (
     encode_frame,
     mask_frames,
 )
+from harness.transport import Reads, Transport, connect_kind
+from harness.units import SEC
 
 MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
 BACKOFF_NS = SEC // 10  # --reconnect: the first retry after 50-100 ms, then doubling
@@ -523,9 +523,9 @@ class WsTransport(Transport):
 
 
 class WssTransport(WsTransport, TlsTransport):
-    """wss://: the TCP connect and TLS handshake of :class:`~harness.tls.TlsTransport`, then
-    the WebSocket upgrade, frames, pings and closes of :class:`WsTransport` over the TLS
-    socket.
+    """wss://: the TCP connect and TLS handshake of
+    :class:`~harness.protocols.tls.TlsTransport`, then the WebSocket upgrade, frames, pings
+    and closes of :class:`WsTransport` over the TLS socket.
 
     The method order is WssTransport -> WsTransport -> TlsTransport -> Transport: each
     WebSocket method does its part and hands down through ``super()``, so reads take
