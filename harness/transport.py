@@ -223,6 +223,14 @@ class Transport:
         """The error kind of a connect that did not finish in time."""
         return "connect_timeout"
 
+    def schedule(self, i: int, now: int) -> bool:
+        """Connection ``i`` was lost: True when it will be reopened after a backoff (a
+        transport that reconnects, harness.protocols.ws.ws's); here never."""
+        return False
+
+    def tick(self, now: int, sending: bool, connect_timeout_ns: int) -> None:
+        """Every ~100 ms: the transport's own timers (ws: pings, reconnects due); none here."""
+
     def expire_connects(self, now: int, timeout_ns: int, upto: int | None = None) -> int:
         """Fail connects begun over ``timeout_ns`` ago (among the first ``upto``)."""
         late = (~self.alive[:upto] & (self.started[:upto] > 0) &

@@ -31,7 +31,10 @@ LAYERS: dict[str, set[str]] = {
                # each protocol's sans-I/O protocol object, transport and hooks; TLS
                "protocols.http.http1", "protocols.tls", "protocols.ws.ws",
                "protocols.ws.wstext", "protocols.ws.wsdeflate", "protocols.replies",
-               "protocols.redis.resp", "protocols.memcached.memcache"},
+               "protocols.redis.resp", "protocols.memcached.memcache",
+               "protocols.wire", "protocols.kvwire", "protocols.tcp.wire",
+               "protocols.http.wire", "protocols.redis.wire", "protocols.memcached.wire",
+               "protocols.ws.wire"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve",
