@@ -120,9 +120,9 @@ class Worker:
         budget, one fixed request (HTTP or redis/memcached), plain TCP, echo delivery."""
         pace = self.pace
         req = self.wire.early_request()
-        if (req is None or type(self.tp) is not Transport or pace.period or pace.thinks
-                or pace.budgeted or self.share.stages or self.n_kinds != 1
-                or self.echo is None):
+        if (req is None or type(self.tp) is not Transport or self.tp.tls is not None
+                or pace.period or pace.thinks or pace.budgeted or self.share.stages
+                or self.n_kinds != 1 or self.echo is None):
             return None
         return Early(req, pace.outstanding)
 

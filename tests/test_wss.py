@@ -1,9 +1,10 @@
-"""WebSocket over TLS (harness/protocols/ws/ws.py WssTransport, wss:// in config, the probe of
-targets/lifecycle.py): wss:// URLs parsed into TLS plans, and runs against servers built on
-the ``websockets`` library with certificates the test makes (tests/certs.py): exact echo
-counts with --ca and with --insecure, one handshake per connection in the handshake
-histogram, a certificate that does not verify (counted per connection; exit 3 with the TLS
-line from the probe), and the fan-out of a 3-node relay chat linked over wss://."""
+"""WebSocket over TLS (harness/protocols/ws/ws.py over harness.protocols.tls, wss:// in config,
+the probe of targets/lifecycle.py): wss:// URLs parsed into TLS plans, and runs against
+servers built on the ``websockets`` library with certificates the test makes
+(tests/certs.py): exact echo counts with --ca and with --insecure, one handshake per
+connection in the handshake histogram, a certificate that does not verify (counted per
+connection; exit 3 with the TLS line from the probe), and the fan-out of a 3-node relay chat
+linked over wss://."""
 
 from __future__ import annotations
 

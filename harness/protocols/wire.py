@@ -18,7 +18,7 @@ from harness.batch import Parsed
 from harness.poller import Poller
 from harness.protocol import Stamped, protocol_for
 from harness.protocols.spec import Spec
-from harness.protocols.tls import TlsTransport
+from harness.protocols.tls import TlsLayer
 from harness.result import Share, WorkerResult
 from harness.transport import Transport
 
@@ -42,11 +42,17 @@ class Wire:
                             len(w.share.node), w.index)
 
     def transport(self, share: Share, sel: Poller, tls: ssl.SSLContext | None) -> Transport:
+        """The step's transport (over TLS when the run gives a context)."""
         w = self.w
+        return Transport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
+                         tls=self.layer(share, tls))
+
+    def layer(self, share: Share, tls: ssl.SSLContext | None) -> TlsLayer | None:
+        """TLS between the transport and the protocol, when the run gives a context (SNI:
+        each target's host name)."""
         if tls is None:
-            return Transport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w)
-        return TlsTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
-                            context=tls, names=[t.host for t in w.plan.targets])
+            return None
+        return TlsLayer(tls, [t.host for t in self.w.plan.targets], len(share.node))
 
     def joined(self, tp: Transport) -> None:
         """The step's transport is built (a hook: HTTP takes the servers' closes)."""

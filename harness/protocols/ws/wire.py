@@ -11,7 +11,7 @@ import numpy as np
 
 from harness.poller import Poller
 from harness.protocols.wire import Wire
-from harness.protocols.ws.ws import WsProtocol, WssTransport, WsTransport, ws_options
+from harness.protocols.ws.ws import WsProtocol, WsTransport, ws_options
 from harness.protocols.ws.wstext import TextProtocol, TextTemplate
 from harness.result import Share, WorkerResult
 from harness.transport import Transport
@@ -40,11 +40,8 @@ class WsWire(Wire):
 
     def transport(self, share: Share, sel: Poller, tls: ssl.SSLContext | None) -> Transport:
         w = self.w
-        args = (share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w)
-        if tls is None:
-            return WsTransport(*args, opts=self.opts)
-        return WssTransport(*args, opts=self.opts, context=tls,
-                            names=[t.host for t in w.plan.targets])
+        return WsTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
+                           opts=self.opts, tls=self.layer(share, tls))
 
     def finish(self, res: WorkerResult) -> None:
         w = self.w
