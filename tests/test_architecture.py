@@ -45,7 +45,7 @@ LAYERS: dict[str, set[str]] = {
                "config_file",
                "payload",
                "reqtable",
-               "usertable", "protocols.kvcmds", "alert_spec"},
+               "usertable", "protocols.kvcmds", "protocols.ws.settings", "alert_spec"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat",
               "machine"},
