@@ -350,18 +350,25 @@ def _sort(targets: tuple[Target, ...], workload: str, ws: bool) -> tuple[str, st
     if not targets:
         return ("ws", "") if ws else ("embedded", "the embedded server (no --host)")
     t = targets[0]
-    scheme = {"https": "http", "wss": "ws"}.get(t.scheme, t.scheme)
-    if workload in ("redis", "memcached"):
+    scheme = _kind(t.scheme)
+    if workload in protocols.KV:
         return workload, f"--workload {workload}"
     if scheme == "tcp":
         return "tcp", f"raw tcp {t.label}"
     return scheme, t.label
 
 
+def _kind(scheme: str) -> str:
+    """The kind of run a target scheme makes: its protocol's (https -> http, wss -> ws),
+    else the scheme ("tcp")."""
+    spec = protocols.by_scheme(scheme)
+    return spec.sort if spec is not None else scheme
+
+
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
     """The workload of the run: an http:// target turns the default echo into http; raw
     TCP and HTTP targets do not mix."""
-    schemes = {t.scheme.replace("https", "http").replace("wss", "ws") for t in targets}
+    schemes = {_kind(t.scheme) for t in targets}
     if len(schemes) > 1:
         raise ConfigError("--host: http://, ws:// URLs and raw host:port targets cannot be "
                           "mixed")
@@ -575,11 +582,14 @@ def check_listen(plan: Plan, workload: Any) -> None:
                               f"(e.g. chat); {workload.name} replies only to the sender")
 
 
+KV_PROTOCOLS = frozenset(protocols.by_name(k).workload_protocol for k in protocols.KV)
+
+
 def load_workload(plan: Plan) -> Any:
     from workloads import WorkloadError, load
     try:
         cls = load(plan.workload)
-        if getattr(cls, "protocol", "framed") in ("resp", "memcache") and not plan.requests:
+        if getattr(cls, "protocol", "framed") in KV_PROTOCOLS and not plan.requests:
             raise WorkloadError(f"workload {plan.workload}: a {cls.protocol} workload is run "
                                 "as --workload redis or --workload memcached")
         return cls(plan.size_spec if plan.size_spec is not None else plan.size, plan.seed)
