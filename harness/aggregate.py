@@ -19,6 +19,7 @@ from harness.diagnosis import unescape_bytes as unescape_bytes  # re-exported
 from harness.fanout import fanout_figures
 from harness.histogram import Histogram, merge_all
 from harness.plan import Degradation, Step, Thresholds
+from harness.ramp import ramp_figures
 from harness.result import ERROR_KINDS, WorkerResult
 from harness.storm import storm_figures
 from harness.summary import StepSummary, connect_ms, handshake_ms, latency_ms, ms
@@ -92,9 +93,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     rec = merge_all([r.reconnect for r in results])
     if len(rec):  # ws --reconnect: from losing a connection to its handshake done again
         parts["reconnect_ms"], hists["reconnect"] = connect_ms(rec), rec
-    episodes = [r.episodes for r in results if r.episodes is not None]
-    if episodes:  # ws --reconnect: a storm's recovery (harness.storm)
-        parts["storm"] = storm_figures(episodes)
+    parts.update(_storms(results))
     packed = [r.ws_compress for r in results if r.ws_compress]
     if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
         parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}
@@ -110,6 +109,29 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         parts.update(lost=fan.pop("lost"), duplicates=fan.pop("duplicates"), fanout=fan)
     summary = replace(_counts(step, results, open_loop, lat, con), **parts)
     return StepFigures(summary, hists, series, second_hists)
+
+
+def _storms(results: list[WorkerResult]) -> dict[str, Any]:
+    """The connect ramp (rate and latency per second, harness.ramp) and, with ws
+    --reconnect, a reconnect storm's recovery (harness.storm), when the step has them."""
+    parts: dict[str, Any] = {}
+    episodes = [r.episodes for r in results if r.episodes is not None]
+    if episodes:
+        parts["storm"] = storm_figures(episodes)
+    ramps = [r.ramp for r in results if r.ramp is not None]
+    if ramps:
+        parts["ramp"] = ramp_figures(ramps, _connect_failures(results))
+    return parts
+
+
+def _connect_failures(results: list[WorkerResult]) -> dict[str, int]:
+    """Failed connects by kind (connect_refused, connect_timeout, connect_no_port, ...)."""
+    out: dict[str, int] = {}
+    for r in results:
+        for k, n in r.errors.items():
+            if k.startswith("connect_") and n:
+                out[k] = out.get(k, 0) + n
+    return out
 
 
 def status_counts(counts: list[dict[str, int]]) -> dict[str, dict[str, int]]:

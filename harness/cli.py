@@ -175,6 +175,8 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
     started = time.time()
     check_results_dir(plan.results_dir)
     check_fd_limit(plan)
+    if cluster is None:
+        preflight(plan, workload)
     interrupts = Interrupts()
     pusher = None
     with interrupts.installed():
@@ -233,6 +235,38 @@ def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--con
     problem = fd_shortfall(plan, raise_nofile(), most_conns)
     if problem:
         die(EXIT_USAGE, f"{flag}: {problem}")
+
+
+def preflight(plan: Plan, workload: Any) -> None:
+    """Source addresses that cannot be bound, then (a step over PREFLIGHT_CONNS) each
+    shortfall of the machine with its fix; exit 2 when a step cannot fit. Says when harness
+    picked more workers than cores for the open-files limit."""
+    from harness import preflight as pf
+    from harness.config import default_workers
+    from harness.limits import fd_workers, nofile_hard
+    bad = pf.unbindable(plan.source_addrs)
+    if bad:
+        die(EXIT_USAGE, f"--source-addrs: cannot bind {bad[0]}: {bad[1]}")
+    most = pf.largest(plan)
+    if plan.workers > default_workers(plan.embedded is not None) and \
+            plan.workers == fd_workers(most, nofile_hard()):
+        click.echo(f"harness: {plan.workers} worker processes: {most:,} connections at the "
+                   f"open-files limit {nofile_hard():,} per process", err=True)
+    if most <= pf.PREFLIGHT_CONNS or not plan.targets:
+        return
+    needs = pf.needs(plan, most, getattr(workload, "delivery", "echo") != "broadcast")
+    findings = pf.check(needs, pf.read_machine())
+    own, kernel = pf.memory_need(needs)
+    click.echo(f"harness: preflight: {most:,} connections: memory about {own >> 20:,} MiB "
+               f"harness + {kernel >> 20:,} MiB kernel sockets", err=True)
+    for f in findings:
+        head = "shortfall" if f.fatal else "warning"
+        click.echo(f"harness: preflight {head}: {f.what}: {printable(f.text)}; fix: {f.fix}",
+                   err=True)
+    fatal = sum(f.fatal for f in findings)
+    if fatal:
+        die(EXIT_USAGE, f"preflight: a step of {most:,} connections cannot fit this machine "
+                        f"({fatal} shortfall{'s' if fatal > 1 else ''} above)")
 
 
 def check_results_dir(base: str) -> None:
@@ -681,7 +715,7 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
 def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as_json: bool,
                 html_path: str | None, no_report: bool, junit_path: str | None) -> None:
     """Compare two runs step by step (matched by load): the change in every figure, each
-    judged statistically from the histograms (see the README)."""
+    judged statistically from the histograms (see docs/compare-and-alerts.md)."""
     from harness import compare as compare_mod
     from harness import comparison
     from harness.report import compare_table
@@ -893,13 +927,15 @@ def _need_cluster() -> None:
 
 @main.command(epilog=SERVE_EXIT_HELP)
 @serve_flags
-def serve(kind: str, port: int, bind: str, framing: str, nodes: int, max_frame: int,
+def serve(kind: str, port: str, bind: str, framing: str, nodes: int, max_frame: int,
           ws: bool) -> None:
     """Start a built-in target server until Ctrl-C or SIGTERM."""
     from harness.plan import Target
     from harness.targets import TargetError, run_server
+    first, count = serve_ports(port, kind)
     if nodes > 1 and kind != "chat":
         die(EXIT_USAGE, "--nodes: only the chat server runs as a cluster")
+    nodes = max(nodes, count)
     label = kind
     if ws:
         kind = f"ws-{kind}"
@@ -911,11 +947,29 @@ def serve(kind: str, port: int, bind: str, framing: str, nodes: int, max_frame: 
         sys.stdout.flush()
 
     try:
-        run_server(kind, bind=bind, port=port, framing=framing, nodes=nodes,
+        run_server(kind, bind=bind, port=first, framing=framing, nodes=nodes,
                    max_frame=max_frame, on_ready=ready)
     except (OSError, TargetError, UnicodeError) as exc:
         reason = getattr(exc.__cause__ or exc, "strerror", None) or exc
         die(EXIT_USAGE, f"--port/--bind: cannot listen on {bind}:{port}: {reason}")
+
+
+def serve_ports(text: str, kind: str) -> tuple[int, int]:
+    """``--port``: (first port, how many): ``P`` (0-65535), or ``FIRST-LAST`` for echo (a
+    process per port)."""
+    from harness.pools import port_pool
+    text = text.strip()
+    try:
+        pool = port_pool(text)
+    except ValueError as exc:
+        die(EXIT_USAGE, f"--port: {exc}")
+    if pool is not None:
+        if kind != "echo":
+            die(EXIT_USAGE, f"--port: a range ({text}) serves echo only; chat takes --nodes")
+        return pool[0], len(pool)
+    if not text.isdigit() or int(text) > 65535:
+        die(EXIT_USAGE, f"--port: {text!r} is not a port 0-65535 or a range FIRST-LAST")
+    return int(text), 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from harness.report.safe import printable
+from harness.settings import FRAMINGS, GROUPS, SETTINGS, Setting, shown
 
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
 failed, or the run was cut short (results written, marked partial); 2 usage or configuration
@@ -37,81 +38,6 @@ harness[cluster] installed, or the address cannot be used."""
 PLANS_EXIT_HELP = "Exit codes: 0 listed (or printed); 2 no shipped plan of that name."
 SERVE_EXIT_HELP = """Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 usage error, or the address
 cannot be listened on."""
-# Option groups of `run --help`, in the order shown.
-GROUPS = ("Search", "Target", "Load", "Pacing", "Step", "Measurement", "Output", "Capacity",
-          "Config", "Other")
-FRAMINGS = ("newline", "len16", "len32")
-# (flag, type, group, help, applies to search). Each flag's default is its harness.toml key.
-RUN_FLAGS: list[tuple[str, Any, str, str, bool]] = [
-    ("--host", str, "Target", "target host:port, [v6]:port, http(s)://host:port/path, or a "
-     "comma list of nodes; none = start the embedded server", True),
-    ("--server-cmd", str, "Target", "a command that starts a local server: watched, stopped "
-     "afterwards", True),
-    ("--workload", str, "Target", "echo, chat, or path/to/workload.py", True),
-    ("--framing", click.Choice(FRAMINGS), "Target", "message framing (len16/len32: big-endian "
-     "length prefix)", True),
-    ("--max-frame", int, "Target", "largest frame accepted from the server, bytes (16 to 2^30)",
-     True),
-    ("--source-addrs", str, "Target", "local IPv4 addresses to spread connections over, e.g. "
-     "127.0.0.1-127.0.0.8 (automatic past 12,000 to loopback targets)", True),
-    ("--ca", str, "Target", "TLS: verify the server's certificate against this CA file (PEM) "
-     "instead of the system store", True),
-    ("--ws-subprotocol", str, "Target", "ws://: the subprotocol asked for in the handshake",
-     True),
-    ("--header", str, "Target", "ws://: an extra handshake header, 'Name: value' (repeat "
-     "for more; not Host, Upgrade or Sec-WebSocket-*)", True),
-    ("--ws-text", str, "Target", "ws://: text messages from a JSON template with \"{stamp}\" "
-     "(and {text}: filler to --size)", True),
-    ("--ws-match", str, "Target", "ws://: field=value a text message must have to count; "
-     "others are skipped", True),
-    ("--ping-interval", float, "Pacing", "ws://: seconds between pings on every connection "
-     "(0 = none; 0.01 to 3600)", True),
-    ("--conns", str, "Load", "connection counts to sweep, e.g. 10,100,1000 (1 to 1,000,000)",
-     True),
-    ("--messages", str, "Load", "messages per step in total (a list sweeps); ends each step "
-     "instead of --duration", False),
-    ("--workers", int, "Load", "worker processes (0 = usable cores, less one for an embedded "
-     "server)", True),
-    ("--size", str, "Load", "bytes per message on the wire, framing included: N, LO-HI or "
-     "N,N,...", True),
-    ("--corpus", str, "Load", "payloads from a file, one per line, after the stamp", True),
-    ("--requests", str, "Load", "HTTP: a TOML file whose [[requests]] table replaces "
-     "harness.toml's", True),
-    ("--accept", str, "Load", "HTTP: status codes that are not errors, e.g. 2xx,3xx,404 or "
-     "200-299 (default 2xx)", True),
-    ("--redis-cmd", str, "Load", "redis: ping, echo, set, get, or weighted: set:1,get:3", True),
-    ("--mc-cmd", str, "Load", "memcached: set, get, or weighted: set:1,get:9", True),
-    ("--keys", int, "Load", "redis/memcached: keys key:1 to key:N (1 to 10^9)", True),
-    ("--listen", int, "Load", "listen-only connections per node (broadcast workloads)", True),
-    ("--push-hosts", str, "Load", "node indices the sending connections go to, e.g. 0,1", True),
-    ("--seed", int, "Load", "seed for schedules and payloads", True),
-    ("--inflight", int, "Pacing", "closed loop: messages outstanding per connection", True),
-    ("--rate", float, "Pacing", "open loop: messages/s per connection on a fixed schedule "
-     "(0.001 to 1e6; 0 = closed loop)", True),
-    ("--think", str, "Pacing", "closed loop: seconds a connection waits after each reply: 2, "
-     "or 1-5 (uniform), 0 to 3600; needs --inflight 1", True),
-    ("--connect-rate", float, "Pacing", "new connections per second (0 = as fast as possible)",
-     True),
-    ("--duration", float, "Step", "seconds of the measure window per step", True),
-    ("--warmup", float, "Step", "seconds of warm-up before each measure window", True),
-    ("--timeout", float, "Step", "reply timeout, seconds (0.001 to 3600)", True),
-    ("--connect-timeout", float, "Step", "connect timeout, seconds (0.001 to 3600)", True),
-    ("--server-pid", int, "Measurement", "a server process to watch (CPU, memory, threads, "
-     "fds; 0 = none)", True),
-    ("--monitor-interval", float, "Measurement", "seconds between resource samples (0.05 to "
-     "60)", True),
-    ("--shared-core-pct", float, "Measurement", "a step where other processes took this % of "
-     "a worker's or the server's core is on a shared core, not judged (1 to 100)", True),
-    ("--name", str, "Output", "run name, used in the results folder", False),
-    ("--baseline", str, "Output", "a run folder to compare with when the run ends (exit 1 on "
-     "a regression beyond --max-regression, 2 when the runs differ)", False),
-    ("--results-dir", str, "Output", "where results/<UTC time>-<name>/ goes", False),
-    ("--grow", click.Choice(("double", "add")), "Capacity", "--until-degraded: double the "
-     "connections each step, or add --increment", False),
-    ("--increment", int, "Capacity", "--until-degraded with --grow add: connections added per "
-     "step", False),
-    ("--max-conns", int, "Capacity", "--until-degraded: the most connections to try", False),
-]
 
 
 class GroupedOption(click.Option):
@@ -153,85 +79,11 @@ def resolved_defaults() -> dict[str, str]:
         run = cfg.settings(cfg.load_file(None), {})["run"]
     except cfg.ConfigError:
         run = cfg.settings({}, {})["run"]
-    shown = {}
-    for key, value in run.items():
-        if isinstance(value, list):
-            value = ",".join(map(str, value)) or "none"
-        elif isinstance(value, bool):
-            value = "on" if value else "off"
-        shown[key] = printable(str(value)) if value != "" else "none"
-    return shown
+    return {key: printable(shown(value)) for key, value in run.items()}
 
 
 def option(*decls: str, group: str, key: str | None = None, **kwargs: Any) -> Any:
     return click.option(*decls, cls=GroupedOption, group=group, key=key, **kwargs)
-
-
-def _extra_options() -> dict[str, Any]:
-    """The run options that are not harness.toml keys (or are flags), by name."""
-    return {
-        "--config": option("--config", "config_path", type=click.Path(), default=None,
-                           group="Config", help="a config file (a plan) layered over "
-                           "./harness.toml, which is layered over the built-in defaults; "
-                           "flags override all three"),
-        "--plan": option("--plan", "plan_name", default=None, metavar="NAME", group="Config",
-                         help="a plan shipped with harness, by name (harness plans lists "
-                              "them), in --config's place"),
-        "--push-conns": option("--push-conns", type=str, default=None, group="Load",
-                               help="alias of --conns for fan-out runs"),
-        "--json": option("--json", "as_json", is_flag=True, group="Output",
-                         help="print the run summary as JSON on stdout instead of the table"),
-        "--no-report": option("--no-report", is_flag=True, group="Output",
-                              help="skip the HTML report"),
-        "--pushgateway": option("--pushgateway", default=None, metavar="URL", group="Output",
-                                help="push the figures to a Prometheus Pushgateway after "
-                                     "each step and at the end (a failure is a warning)"),
-        "--env": option("--env", "env_name", default=None, group="Measurement",
-                        help="apply [env.NAME] threshold/degradation overrides"),
-        "--scenario": option("--scenario", default=None, group="Capacity",
-                             help="a [scenarios.NAME] preset (built-in: smoke, baseline, load, "
-                                  "stress, ramp, spike, soak, reconnect-storm) or one from "
-                                  "harness.toml"),
-        "--tls": option("--tls", is_flag=True, default=None, group="Target", key="tls",
-                        help="wrap raw TCP (host:port) in TLS; https:// URLs always use TLS"),
-        "--insecure": option("--insecure", is_flag=True, default=None, group="Target",
-                             key="insecure", help="TLS: do not verify the server's certificate"),
-        "--ws": option("--ws", is_flag=True, default=None, group="Target", key="ws",
-                       help="with no --host: the embedded server speaks WebSocket (ws://)"),
-        "--ws-compress": option("--ws-compress", is_flag=True, default=None, group="Target",
-                                key="ws_compress", help="ws://: offer permessage-deflate"),
-        "--reconnect": option("--reconnect", is_flag=True, default=None, group="Pacing",
-                              key="reconnect", help="ws://: reopen, with backoff, a "
-                              "connection the server closed or dropped (counted)"),
-        "--max-regression": option("--max-regression", default=None, group="Output",
-                                   help="with a baseline: limits, e.g. p99=10%,throughput=5% "
-                                        "(default p50=10%,p90=15%,p99=25%,p999=50%,"
-                                        "throughput=10%,errors=0.1%,lost=0)"),
-        "--alert-on": option("--alert-on", "alert_on", type=click.Choice(["failure", "always"]),
-                             default=None, group="Output",
-                             help="send the [alerts] of harness.toml (or --config) on failure "
-                                  "only, or after every run (overrides [alerts] on)"),
-        "--junit": option("--junit", "junit_path", default=None, group="Output",
-                          help="write JUnit XML of the thresholds (and regressions) to FILE"),
-        "--cluster": option("--cluster", default=None, group="Target",
-                            help="run on the harness agents of this Dask scheduler, e.g. "
-                                 "tcp://COORD:8786: the plan split by their cores, each step "
-                                 "started together (needs harness[cluster])"),
-        "--judge-shared-core": option("--judge-shared-core", is_flag=True, default=None,
-                                      group="Measurement", key="judge_shared_core",
-                                      help="judge steps on a shared core all the same (a "
-                                           "shared CI runner), marked as judged on one"),
-        "--until-degraded": option("--until-degraded/--no-until-degraded", default=None,
-                                   group="Capacity", key="until_degraded",
-                                   help="keep adding steps until the degradation rule fires "
-                                        "(--no-until-degraded: only the steps listed, e.g. a "
-                                        "plan's first step with --conns N)"),
-    }
-
-
-SEARCH_EXTRAS = ("--config", "--plan", "--push-conns", "--tls", "--insecure",
-                 "--judge-shared-core")
-REPEATED = frozenset({"--header"})  # given once per value: every one is kept, in order
 
 
 def _listed(ctx: click.Context, param: click.Parameter, value: tuple) -> list | None:
@@ -239,19 +91,34 @@ def _listed(ctx: click.Context, param: click.Parameter, value: tuple) -> list | 
     return list(value) if value else None
 
 
+def _click_type(s: Setting) -> Any:
+    if s.choices:
+        return click.Choice(s.choices)
+    if s.path:
+        return click.Path()
+    kind = s.spec.kind if s.spec is not None else "str"
+    return {"int": int, "float": float}.get(kind, str)
+
+
+def setting_option(s: Setting) -> Any:
+    """The click option of one setting (harness.settings): a value not given is None, so the
+    config files' stand; a flag-only switch is False."""
+    extra: dict[str, Any] = {"metavar": s.metavar} if s.metavar else {}
+    if s.repeatable:
+        extra.update(multiple=True, callback=_listed)
+    if s.switch:
+        return option(s.flag, s.name, is_flag=True, group=s.group, help=s.help)
+    if s.spec is not None and s.spec.kind == "bool":
+        decls = (f"{s.flag}/--no-{s.flag[2:]}",) if s.negatable else (s.flag,)
+        return option(*decls, s.name, default=None, group=s.group, key=s.key, help=s.help,
+                      **({} if s.negatable else {"is_flag": True}))
+    return option(s.flag, s.name, type=_click_type(s), default=None, group=s.group,
+                  key=s.key, help=s.help, **extra)
+
+
 def run_options(f: Any, search: bool = False) -> Any:
     """The flags of ``run`` (``search``: only those that apply to a search's probes)."""
-    decorators = [d for name, d in _extra_options().items()
-                  if not search or name in SEARCH_EXTRAS]
-    decorators += [option(flag, type=typ, default=None, group=group,
-                          key=flag[2:].replace("-", "_"), help=help_,
-                          **({"multiple": True, "callback": _listed} if flag in REPEATED
-                             else {}))
-                   for flag, typ, group, help_, in_search in RUN_FLAGS
-                   if in_search or not search]
-    for decorate in reversed(decorators):
-        f = decorate(f)
-    return f
+    return _apply(f, [setting_option(s) for s in SETTINGS if s.search or not search])
 
 
 def search_options(f: Any) -> Any:
@@ -360,7 +227,7 @@ def scheduler_flags(f: Any) -> Any:
     """The flags of ``cluster scheduler``."""
     return _apply(f, [
         click.option("--host", default="127.0.0.1", show_default=True,
-                     help="the one address to listen on (keep it private: see the README)"),
+                     help="the one address to listen on (keep it private: see docs/cluster.md)"),
         click.option("--port", type=click.IntRange(0, 65535), default=8786, show_default=True),
     ])
 

@@ -23,13 +23,13 @@ from harness.config_file import (
     load_file,
     origin_of,
     plan_path,
+    settings,
     shipped_plans,
 )
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
 from harness.protocols.ws import settings as ws
 from harness.specs import (
     BUILTIN,
-    BUILTIN_PATH,
     FLAG,
     LIMIT_SPEC,
     MAX_CONNS,
@@ -66,62 +66,21 @@ PORTS_PER_SOURCE = 10_000
 MAX_NAME_BYTES = 200  # a run name; the folder adds "<UTC time>-" (17) and maybe "-N"
 
 
-def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None = None,
-             env: str | None = None) -> dict[str, Any]:
-    """Merge the built-in defaults, the file's tables, a scenario, an environment's
-    overrides, then flags (flags given as None are absent). Scenarios and environments come
-    from the file, else from the built-in presets."""
-    merged: dict[str, Any] = {t: dict(d) for t, d in TABLES.items()}
-    path = file.get("__path__", "harness.toml")
-    names: dict[str, str] = {}  # where each value came from, for error messages
-    layers = [(f, "", f.get("__path__", path)) for f in file.get("__files__", [file])]
-    stages: list = []
-    if scenario is not None:
-        table, where = _preset(file, "scenarios", scenario, path)
-        stages = table.get("stages", [])
-        layers.append(({"run": {k: v for k, v in table.items() if k in RUN_DEFAULTS}},
-                       f"scenarios.{scenario}.", where))
-    if env is not None:
-        table, where = _preset(file, "env", env, path)
-        layers.append((table, f"env.{env}.", where))
-        if "baseline" in table:  # an environment's baseline wins over the scenario's
-            layers.append(({"run": {"baseline": table["baseline"]}}, f"env.{env}.", where))
-    for data, prefix, where in layers:
-        for t in TABLES:
-            merged[t].update(data.get(t, {}))
-            for key in data.get(t, {}):
-                shown = f"{prefix}{key}" if t == "run" and prefix else f"{prefix}{t}.{key}"
-                names[key if t == "run" else f"{t}.{key}"] = f"{where}: {shown}"
-    if scenario is not None:
-        merged["run"]["scenario"] = scenario
-        merged["stages"] = stages
-    merged["env_name"] = env
-    merged["mix"] = file.get("mix", {})
-    merged["requests"] = (file.get("requests"), origin_of(file, "requests"))
-    merged["users"] = (file.get("users"), origin_of(file, "users"))
-    for key, value in flags.items():
-        if value is not None:
-            merged["run"][key] = value
-            names[key] = FLAG.get(key, key)
-    merged["names"] = names
-    return merged
-
-
-def _preset(file: dict[str, Any], kind: str, name: str, path: str) -> tuple[dict, str]:
-    """A [scenarios.NAME] or [env.NAME] table and the file it came from: the user's file
-    wins over the built-in presets, whole."""
-    user = file.get(kind, {})
-    if name in user:
-        return user[name], origin_of(file, f"{kind}.{name}")
-    if name in BUILTIN.get(kind, {}):
-        return BUILTIN[kind][name], BUILTIN_PATH
-    flag = "--scenario" if kind == "scenarios" else "--env"
-    known = sorted(set(user) | set(BUILTIN.get(kind, {})))
-    raise ConfigError(f"{flag}: unknown {'scenario' if kind == 'scenarios' else 'environment'} "
-                      f"{name!r} (known: {', '.join(known) or 'none'})")
-
-
 # ---------------------------------------------------------------------------- parsing helpers
+
+
+def parse_targets(text: str) -> list[Target]:
+    """One ``--host`` item: a target, or a destination pool ``host:FIRST-LAST`` (raw TCP),
+    one target per port."""
+    from harness.pools import port_pool
+    host, sep, ports = text.strip().rpartition(":")
+    if "://" in text or not sep or "-" not in ports:
+        return [parse_target(text)]
+    try:
+        pool = port_pool(ports) or ()
+    except ValueError as exc:
+        raise ConfigError(f"--host: {cut(text)!r}: {exc}") from None
+    return [parse_target(f"{host}:{p}") for p in pool]
 
 
 def parse_target(text: str) -> Target:
@@ -228,6 +187,14 @@ def default_workers(embedded: bool) -> int:
     return max(1, cores - (1 if embedded and cores > 1 else 0))
 
 
+def auto_workers(embedded: bool, steps: tuple[Step, ...], nodes: int, most: int = 0) -> int:
+    """``--workers 0``: the usable cores, or more when the largest step needs more worker
+    processes than that to stay under the open-files limit (harness.limits.fd_workers)."""
+    from harness.limits import fd_workers, nofile_hard
+    conns = max([most, *(s.conns + s.listen * max(nodes, 1) for s in steps)])
+    return max(default_workers(embedded), fd_workers(conns, nofile_hard()))
+
+
 # ---------------------------------------------------------------------------- the plan
 
 
@@ -246,7 +213,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         raise ConfigError("--rate and --inflight exclude each other: --rate is the open loop "
                           "(a fixed schedule), --inflight the closed loop")
     host = run["host"] or ""
-    targets = tuple(parse_target(h) for h in str(host).split(",") if h.strip())
+    targets = tuple(t for h in str(host).split(",") if h.strip() for t in parse_targets(h))
     workload = _http_workload(targets, kv_workload(targets, str(run["workload"])))
     check_applies(run, *_sort(targets, workload, bool(run.get("ws"))))
     fr_name = str(run["framing"])
@@ -276,7 +243,9 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     pacing, steps = _pacing_and_steps(run, merged.get("stages") or [], think)
     check_think(pacing, users, flag_name(run, "think"))
     grow, increment = _growth(run)
-    workers = number(run, "workers") or default_workers(not targets)
+    workers = number(run, "workers") or auto_workers(not targets, steps, len(targets),
+                                                     number(run, "max_conns")
+                                                     if run["until_degraded"] else 0)
     push = _push_hosts(run, targets)
     return Plan(
         targets=targets, steps=steps, workload=workload, framing=fr_name, size=size,
@@ -297,7 +266,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         shared_core_pct=number(run, "shared_core_pct"),
         judge_shared_core=bool(run.get("judge_shared_core")),
         mix=mix, mix_by=mix_by, requests=requests, users=users, corpus=corpus, size_spec=spec,
-        source_addrs=source_addrs(run, targets, steps), tls=tls_settings(run, targets),
+        source_addrs=source_addrs(run, targets, steps, len(targets) if workload == "echo" else 1),
+        tls=tls_settings(run, targets),
         accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),
         ws_subprotocol=ws.subprotocol(run),
         headers=ws.headers(run), ping_interval_s=number(run, "ping_interval"),
@@ -478,30 +448,30 @@ def _steps(run: dict, rate: float) -> tuple[Step, ...]:
     return tuple(Step(i, c, duration, None, rate, listen) for i, c in enumerate(conns))
 
 
-def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...]
-                 ) -> tuple[str, ...]:
-    """``--source-addrs`` as a tuple of IPv4 addresses: a range ``A-B`` (last octet) or a
-    comma list. Unset: none, unless a loopback target needs more connections than one source
-    address has ports for, then as many 127.0.0.x as needed."""
+def source_addrs(run: dict, targets: tuple[Target, ...], steps: tuple[Step, ...],
+                 dests: int = 1) -> tuple[str, ...]:
+    """``--source-addrs`` as a tuple of IPv4 addresses (see :func:`harness.pools.source_pool`:
+    addresses, ranges, CIDR blocks, in a comma list). Unset: none, unless a loopback target
+    needs more connections than one source address has ports for, then as many 127.0.0.x
+    as the busiest of ``dests`` destinations needs (PORTS_PER_SOURCE per pair)."""
     import ipaddress
+
+    from harness.pools import source_pool
     value = run.get("source_addrs") or ""
-    text = (",".join(value) if isinstance(value, list) else str(value)).strip()
-    name = flag_name(run, "source_addrs")
+    text = (",".join(str(v) for v in value) if isinstance(value, list) else str(value)).strip()
     if text:
         try:
-            if "-" in text:
-                lo, hi = (ipaddress.IPv4Address(x.strip()) for x in text.split("-", 1))
-                if hi < lo or int(hi) - int(lo) > 1024:
-                    raise ValueError("the range must go up, 1025 addresses at most")
-                return tuple(str(ipaddress.IPv4Address(a)) for a in range(int(lo), int(hi) + 1))
-            return tuple(str(ipaddress.IPv4Address(x.strip())) for x in text.split(","))
+            return source_pool(text)
         except ValueError as exc:
-            raise ConfigError(f"{name}: {text!r}: {exc}") from None
+            raise ConfigError(f"{flag_name(run, 'source_addrs')}: {exc}") from None
     loopback = all(t.host.startswith("127.") or t.host == "localhost" for t in targets)
     most = max((s.conns + s.listen for s in steps), default=0)
-    if not targets or not loopback or most <= AUTO_SPREAD_CONNS:
+    per_dest = -(-most // max(dests, 1))
+    if not targets or not loopback or per_dest <= AUTO_SPREAD_CONNS:
         return ()
-    return tuple(f"127.0.0.{k}" for k in range(1, 2 + most // PORTS_PER_SOURCE))
+    first = int(ipaddress.IPv4Address("127.0.0.1"))
+    return tuple(str(ipaddress.IPv4Address(first + k))
+                 for k in range(1 + per_dest // PORTS_PER_SOURCE))
 
 
 def _stages(raw: list[dict], rate: float) -> tuple[Stage, ...]:
@@ -551,11 +521,9 @@ def _limit(d: dict, table: str, key: str) -> float | None:
 
 
 def _degradation(d: dict) -> Degradation:
-    rate = _limit(d, "degradation", "max_error_rate")
-    return Degradation(max_error_rate=rate if rate is not None else 0.0,
-                       max_p99_ms=_limit(d, "degradation", "max_p99_ms"),
-                       p99_factor=_limit(d, "degradation", "p99_factor"),
-                       min_gain=_limit(d, "degradation", "min_gain") or 0.0)
+    v = {k: _limit(d, "degradation", k) for k in TABLES["degradation"]}
+    return Degradation(max_error_rate=v["max_error_rate"] or 0.0, max_p99_ms=v["max_p99_ms"],
+                       p99_factor=v["p99_factor"], min_gain=v["min_gain"] or 0.0)
 
 
 def _thresholds(d: dict) -> Thresholds:
@@ -563,16 +531,10 @@ def _thresholds(d: dict) -> Thresholds:
         d, "thresholds.max_lost")}}, "max_lost", -math.inf, float, MAX_INT64)
     rate = number({"r": d["max_error_rate"], "__names__": {"r": flag_name(
         d, "thresholds.max_error_rate")}}, "r", -math.inf, float, LIMIT_SPEC.hi)
+    limits = {k: _limit(d, "thresholds", k) for k in TABLES["thresholds"]
+              if k not in ("max_lost", "max_error_rate")}
     return Thresholds(max_lost=None if lost < 0 else int(lost),
-                      max_error_rate=rate if rate >= 0 else None,
-                      p50_ms=_limit(d, "thresholds", "p50_ms"),
-                      p95_ms=_limit(d, "thresholds", "p95_ms"),
-                      p99_ms=_limit(d, "thresholds", "p99_ms"),
-                      mean_ms=_limit(d, "thresholds", "mean_ms"),
-                      max_ms=_limit(d, "thresholds", "max_ms"),
-                      min_throughput=_limit(d, "thresholds", "min_throughput"),
-                      max_server_cpu_pct=_limit(d, "thresholds", "max_server_cpu_pct"),
-                      max_server_rss_mb=_limit(d, "thresholds", "max_server_rss_mb"))
+                      max_error_rate=rate if rate >= 0 else None, **limits)
 
 
 def check_listen(plan: Plan, workload: Any) -> None:

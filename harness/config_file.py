@@ -1,4 +1,5 @@
-"""harness.toml (or ``--config FILE``) read and checked: every table, key and value type.
+"""harness.toml (or ``--config FILE``) read and checked: every table, key and value type;
+and the layers merged: the built-in defaults, the files, a scenario, an environment, flags.
 
 Ranges are checked later, when :func:`harness.config.build_plan` turns the merged settings
 into a Plan.
@@ -14,10 +15,14 @@ from typing import Any
 
 from harness import alert_spec
 from harness.specs import (
+    BUILTIN,
+    BUILTIN_PATH,
+    FLAG,
     KIND_SPEC,
     KNOWN_TOP,
     MAX_CONFIG_BYTES,
     MIX_KEYS,
+    RUN_DEFAULTS,
     RUN_SPEC,
     SCENARIO_ONLY,
     STAGE_KEYS,
@@ -82,6 +87,61 @@ def plan_path(name: str) -> str:
                           f"{', '.join(plans) or 'none'}; harness plans lists them; a file of "
                           "your own goes to --config FILE)")
     return str(plans[name][0])
+
+
+def settings(file: dict[str, Any], flags: dict[str, Any], scenario: str | None = None,
+             env: str | None = None) -> dict[str, Any]:
+    """Merge the built-in defaults, the file's tables, a scenario, an environment's
+    overrides, then flags (flags given as None are absent). Scenarios and environments come
+    from the file, else from the built-in presets."""
+    merged: dict[str, Any] = {t: dict(d) for t, d in TABLES.items()}
+    path = file.get("__path__", "harness.toml")
+    names: dict[str, str] = {}  # where each value came from, for error messages
+    layers = [(f, "", f.get("__path__", path)) for f in file.get("__files__", [file])]
+    stages: list = []
+    if scenario is not None:
+        table, where = _preset(file, "scenarios", scenario, path)
+        stages = table.get("stages", [])
+        layers.append(({"run": {k: v for k, v in table.items() if k in RUN_DEFAULTS}},
+                       f"scenarios.{scenario}.", where))
+    if env is not None:
+        table, where = _preset(file, "env", env, path)
+        layers.append((table, f"env.{env}.", where))
+        if "baseline" in table:  # an environment's baseline wins over the scenario's
+            layers.append(({"run": {"baseline": table["baseline"]}}, f"env.{env}.", where))
+    for data, prefix, where in layers:
+        for t in TABLES:
+            merged[t].update(data.get(t, {}))
+            for key in data.get(t, {}):
+                shown = f"{prefix}{key}" if t == "run" and prefix else f"{prefix}{t}.{key}"
+                names[key if t == "run" else f"{t}.{key}"] = f"{where}: {shown}"
+    if scenario is not None:
+        merged["run"]["scenario"] = scenario
+        merged["stages"] = stages
+    merged["env_name"] = env
+    merged["mix"] = file.get("mix", {})
+    merged["requests"] = (file.get("requests"), origin_of(file, "requests"))
+    merged["users"] = (file.get("users"), origin_of(file, "users"))
+    for key, value in flags.items():
+        if value is not None:
+            merged["run"][key] = value
+            names[key] = FLAG.get(key, key)
+    merged["names"] = names
+    return merged
+
+
+def _preset(file: dict[str, Any], kind: str, name: str, path: str) -> tuple[dict, str]:
+    """A [scenarios.NAME] or [env.NAME] table and the file it came from: the user's file
+    wins over the built-in presets, whole."""
+    user = file.get(kind, {})
+    if name in user:
+        return user[name], origin_of(file, f"{kind}.{name}")
+    if name in BUILTIN.get(kind, {}):
+        return BUILTIN[kind][name], BUILTIN_PATH
+    flag = "--scenario" if kind == "scenarios" else "--env"
+    known = sorted(set(user) | set(BUILTIN.get(kind, {})))
+    raise ConfigError(f"{flag}: unknown {'scenario' if kind == 'scenarios' else 'environment'} "
+                      f"{name!r} (known: {', '.join(known) or 'none'})")
 
 
 def _same_file(a: str, b: str | None) -> bool:

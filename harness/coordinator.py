@@ -39,6 +39,7 @@ from harness.worker import Worker
 from workloads import Workload
 
 START_SLACK_NS = 50_000_000  # between "all connected" and the first send
+SLOWEST_RAMP = 2_000.0  # connects/s: a step's connect deadline allows for a ramp this slow
 
 
 class Unreachable(Exception):
@@ -318,8 +319,8 @@ class Coordinator:
         shares = build_shares(self.plan, step, type(self.workload), key)
         plan = self.plan
         total = sum(len(s.gids) for s in shares)
-        connect_s = plan.connect_timeout_s + (total / plan.connect_rate
-                                              if plan.connect_rate > 0 else 0)
+        pace = min(plan.connect_rate or SLOWEST_RAMP, SLOWEST_RAMP)  # a bound, not a wait
+        connect_s = plan.connect_timeout_s + total / pace
         deadline = time.monotonic_ns() + int((connect_s + 5) * SEC)
         counters = netstat.read()
         for i in self.live:

@@ -84,6 +84,7 @@ class WorkerResult:
     # ws --reconnect: per episode (lost, back, first message again), s after the window
     # opened (Times.measure); NaN: did not happen
     episodes: np.ndarray | None = None
+    ramp: np.ndarray | None = None  # the connect ramp: (began, completed) ns per connect made
     ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)

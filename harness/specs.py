@@ -1,7 +1,8 @@
 """The type and range of every setting, and the checks of one value against them.
 
-The built-in defaults (harness/default.toml) and the limits that harness.toml values and
-flags must keep live here; :mod:`harness.config` reads a file and builds the Plan with them.
+The [run] settings are declared once, in :mod:`harness.settings`; this module takes their
+types, ranges and built-in defaults from there, and the other tables' (and the presets) from
+harness/default.toml. :mod:`harness.config` reads a file and builds the Plan with them.
 Every problem raises :class:`ConfigError` with one line naming the bad key or flag.
 """
 
@@ -10,23 +11,28 @@ from __future__ import annotations
 import math
 import tomllib
 import urllib.parse
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from harness import protocols
+from harness.settings import DAY_S, MAX_CONNS, MAX_INT64, MAX_MESSAGES, RUN_KEYS, Spec
+
+__all__ = ["DAY_S", "MAX_CONNS", "MAX_INT64", "MAX_MESSAGES", "Spec"]
 
 # The built-in defaults and scenario presets ship inside the package; ./harness.toml or
 # --config FILE layers over them (see load_file).
 BUILTIN_PATH = "built-in defaults (harness/default.toml)"
+# The type and range of every [run] key (flags are checked against the same ranges), and its
+# built-in value.
+RUN_SPEC: dict[str, Spec] = {s.key: s.spec for s in RUN_KEYS if s.key and s.spec}
+RUN_DEFAULTS: dict[str, Any] = {s.key: s.toml_default for s in RUN_KEYS if s.key}
 
 
 def _builtin() -> dict[str, Any]:
-    return tomllib.loads(resources.files("harness").joinpath("default.toml").read_text("utf-8"))
+    text = resources.files("harness").joinpath("default.toml").read_text("utf-8")
+    return {"run": RUN_DEFAULTS, **tomllib.loads(text)}
 
 
 BUILTIN = _builtin()
-RUN_DEFAULTS: dict[str, Any] = BUILTIN["run"]
 MIX_KEYS = {"by", "kinds"}
 KIND_KEYS = {"name", "weight", "size"}
 SCENARIO_ONLY = {"stages", "description"}
@@ -34,62 +40,13 @@ STAGE_KEYS = {"conns", "duration", "rate", "label"}
 TABLES = {"run": RUN_DEFAULTS, "degradation": BUILTIN["degradation"],
           "thresholds": BUILTIN["thresholds"]}
 # Flags whose name differs from the key, for error messages.
-FLAG = {k: "--" + k.replace("_", "-") for k in RUN_DEFAULTS}
+FLAG = {s.key: s.flag for s in RUN_KEYS if s.key}
 KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests", "users", "alerts"}
-MAX_CONNS = 1_000_000
-MAX_MESSAGES = 10**12  # per step
-MAX_INT64 = 2**63 - 1  # run.json holds every value as a JSON number a 64-bit reader can take
 MAX_CONFIG_BYTES = 1 << 20
-DAY_S = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """What a setting may hold: ``kind`` is the TOML type (int, float, bool, str, ints: an
-    int, a list of ints or a comma string, size: an int, a "LO-HI" or comma string or a list
-    of ints, strs: a string or a list of strings), ``lo``/``hi`` the range of a number.
-    A float setting whose ``zero_or`` is set takes 0 (off) or a value in [zero_or, hi]."""
-
-    kind: str
-    lo: float = -math.inf
-    hi: float = math.inf
-    zero_or: float | None = None
-
-
-# The type and range of every [run] key (flags are checked against the same ranges).
-RUN_SPEC: dict[str, Spec] = {
-    "host": Spec("str"), "conns": Spec("ints", 1, MAX_CONNS),
-    "messages": Spec("ints", 1, MAX_MESSAGES), "workers": Spec("int", 0, 1024),
-    "workload": Spec("str"), "framing": Spec("str"), "size": Spec("size"),
-    "inflight": Spec("int", 1, 1_000_000), "rate": Spec("float", 0, 1e6, zero_or=0.001),
-    "think": Spec("think", 0, 3600), "duration": Spec("float", 0.001, 7 * DAY_S),
-    "warmup": Spec("float", 0, 3600), "timeout": Spec("float", 0.001, 3600),
-    "connect_timeout": Spec("float", 0.001, 3600),
-    "connect_rate": Spec("float", 0, 1e7, zero_or=0.01), "max_frame": Spec("int", 16, 1 << 30),
-    "listen": Spec("int", 0, 100_000), "push_hosts": Spec("ints", 0, 1023),
-    "seed": Spec("int", 0, MAX_INT64), "name": Spec("str"), "results_dir": Spec("str"),
-    "until_degraded": Spec("bool"), "grow": Spec("str"), "increment": Spec("int", 0, MAX_CONNS),
-    "max_conns": Spec("int", 1, MAX_CONNS), "server_pid": Spec("int", 0, 2**31 - 1),
-    "server_cmd": Spec("str"), "monitor_interval": Spec("float", 0.05, 60),
-    "shared_core_pct": Spec("float", 1, 100), "judge_shared_core": Spec("bool"),
-    "corpus": Spec("str"), "requests": Spec("str"), "accept": Spec("str"),
-    "source_addrs": Spec("strs"),
-    "ca": Spec("str"), "insecure": Spec("bool"), "ws": Spec("bool"),
-    "baseline": Spec("str"),
-}
-# ... and the settings each protocol owns, as it declares them (harness.protocols)
-RUN_SPEC.update({key: Spec(o.kind, -math.inf if o.lo is None else o.lo,
-                           math.inf if o.hi is None else o.hi, o.zero_or)
-                 for key, (o, _owners) in protocols.options().items()})
 # The settings that apply to some runs only: key -> (the runs it applies to, said as a
-# phrase). A run is a protocol's ``sort`` ("ws": ws://, wss:// or the embedded --ws server;
-# "http": http://, https://; "redis" or "memcached": those workloads), "tcp" (raw
-# host:port) or "embedded" (the built-in raw server). A setting given (not its default) to
-# another run is exit 2. Each protocol declares its own (harness.protocols); raw TCP's
-# --tls applies to every run, and --requests to more than HTTP.
+# phrase); see harness.settings.Applies.
 APPLIES: dict[str, tuple[frozenset[str], str]] = {
-    key: (frozenset(s.sort for s in owners), o.applies or owners[0].applies_to)
-    for key, (o, owners) in protocols.options().items() if owners[0].applies_to}
+    s.key: s.applies for s in RUN_KEYS if s.key and s.applies is not None}
 
 
 def check_applies(run: dict, sort: str, label: str) -> None:

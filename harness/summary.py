@@ -1,5 +1,5 @@
 """One step's summary: a typed, frozen value whose ``to_json()`` is the step entry of
-run.json (without histograms) and of ``--json``: DESIGN.md's documented keys first, then
+run.json (without histograms) and of ``--json``: docs/DESIGN.md's documented keys first, then
 the rest, in the order run.json has always had them.
 
 Units: latency dicts in ms (``p50`` ... ``max``, ``mean``), throughput in msgs/s and MB/s
@@ -23,7 +23,7 @@ Percentiles = dict[str, float | None]  # ms: p50, p90, p95, p99, p999, max, mean
 
 @dataclass(frozen=True, slots=True, eq=False)  # equality: Mapping's, as its JSON
 class StepSummary(Mapping[str, Any]):
-    # -- every step (DESIGN.md's documented keys among them)
+    # -- every step (docs/DESIGN.md's documented keys among them)
     conns: int
     connected: int
     duration_s: float
@@ -74,6 +74,7 @@ class StepSummary(Mapping[str, Any]):
     reconnect_ms: dict | None = None  # ws --reconnect: downtime per reconnect (p50, p99, max)
     ws_compress: dict | None = None  # ws --ws-compress: raw and wire bytes sent and received
     storm: dict | None = None  # ws --reconnect: the reconnect storm's recovery (harness.storm)
+    ramp: dict | None = None  # the connect ramp: rate and latency per second (harness.ramp)
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from harness.poller import READ, WRITE, Poller
+from harness.pools import source_index
 from harness.protocol import Stamped
 from harness.result import Share
 from harness.timer import Timer
@@ -152,6 +153,7 @@ class Transport:
         self.alive = np.zeros(n, dtype=bool)
         self.blocked = np.zeros(n, dtype=bool)  # output pending: wait for writability
         self.started = np.zeros(n, dtype=np.int64)  # when each connect began
+        self.done = np.zeros(n, dtype=np.int64)  # when each connect completed (0: not)
         self.early: Early | None = None  # send on template replies within the round
         # the peer closed or reset a connection between frames: True when this took it
         # (HTTP: a server's keep-alive close between requests), else it fails
@@ -283,7 +285,8 @@ class Transport:
             # a source address per connection, the port still picked at connect time
             s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
             try:
-                s.bind((self.sources[int(self.gids[i]) % len(self.sources)], 0))
+                s.bind((self.sources[source_index(int(self.gids[i]), len(self.addrs),
+                                                  len(self.sources))], 0))
             except OSError as exc:
                 self.fail(i, connect_kind(exc.errno or 0))
                 return False
@@ -310,6 +313,7 @@ class Transport:
         if self.tls is not None:
             return self.tls.begin(self, i, s)
         now = time.monotonic_ns()
+        self.done[i] = now
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.opened(i, s, now)
 

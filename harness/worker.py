@@ -153,6 +153,8 @@ class Worker:
             self.res.partial = True
             self.close_all()
         self.res.connected = int(self.tp.alive.sum())
+        made = self.tp.done[:want] > 0  # the ramp: (began, completed) per connect made
+        self.res.ramp = np.stack([self.tp.started[:want][made], self.tp.done[:want][made]], 1)
         self.res.node_connected = np.bincount(share.node[self.tp.alive],
                                               minlength=len(self.addrs))
 

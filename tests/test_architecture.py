@@ -1,4 +1,4 @@
-"""DESIGN.md's one-way data flow, checked by parsing imports with ast: every module in a
+"""docs/DESIGN.md's one-way data flow, checked by parsing imports with ast: every module in a
 layer, each layer importing only the layers it is allowed to (config -> plan ->
 coordinator -> worker -> results -> aggregate -> report), and no import cycle. Only the
 CLI prints or exits."""
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "harness"
 
-# The layers of DESIGN.md's one-way flow, and which layers each may import (its own
+# The layers of docs/DESIGN.md's one-way flow, and which layers each may import (its own
 # included). Every module of harness/ is in exactly one layer: a new module must be given
 # its place here (the test names it), so an arrow that points the wrong way fails.
 # The worker layer holds the wire: a module inside a ``harness/worker/`` package, and the
@@ -20,7 +20,7 @@ PKG = ROOT / "harness"
 LAYERS: dict[str, set[str]] = {
     # values and small helpers every layer may use
     "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
-             "timer", "report.safe", "units",
+             "timer", "report.safe", "units", "pools",
              "protocols.ws.wsframe",
              # the protocol registry and each protocol's declaration (no sockets)
              "protocols", "protocols.spec", "protocols.kvguess", "protocols.tcp",
@@ -30,7 +30,8 @@ LAYERS: dict[str, set[str]] = {
                "result", "workloads", "delivery", "users", "poller",
                # each protocol's sans-I/O protocol object, transport and hooks; TLS
                "protocols.http.http1", "protocols.tls", "protocols.ws.ws",
-               "protocols.ws.wstext", "protocols.ws.wsdeflate", "protocols.replies",
+               "protocols.ws.wstext", "protocols.ws.wstemplate", "protocols.ws.wsdeflate",
+               "protocols.replies",
                "protocols.redis.resp", "protocols.memcached.memcache",
                "protocols.wire", "protocols.kvwire", "protocols.tcp.wire",
                "protocols.http.wire", "protocols.redis.wire", "protocols.memcached.wire",
@@ -41,18 +42,18 @@ LAYERS: dict[str, set[str]] = {
                 "targets.wsecho", "targets.wschat"},
     # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
     "config": {"config",
-               "specs",
+               "specs", "settings",
                "config_file",
                "payload",
                "reqtable",
                "usertable", "protocols.kvcmds", "protocols.ws.settings", "alert_spec"},
     # the client and the machine watched: psutil samples, kernel counters
-    "watch": {"monitor", "netstat",
+    "watch": {"monitor", "netstat", "preflight",
               "machine"},
     # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
     "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
                   "fanout",
-                  "storm",
+                  "storm", "ramp",
                   "diagnosis",
                   "compare"},
     # running steps: workers forked, a sweep, a run's target started and stopped

@@ -578,9 +578,11 @@ FUZZ_VALUES = st.one_of(st.sampled_from(NASTY), st.integers(-2**70, 2**70).map(s
 
 
 def _fuzz_flags() -> list[str]:
-    from harness.cli_help import RUN_FLAGS
-    # never --server-cmd (it would run a shell command) nor --host (always a closed port)
-    return [f for f, *_ in RUN_FLAGS if f not in ("--server-cmd", "--host")] + [
+    from harness.settings import RUN_KEYS
+    # the flags that take a value; never --server-cmd (it would run a shell command) nor
+    # --host (always a closed port)
+    return [s.flag for s in RUN_KEYS if s.spec is not None and s.spec.kind != "bool"
+            and s.flag not in ("--server-cmd", "--host")] + [
         "--scenario", "--env", "--push-conns"]
 
 

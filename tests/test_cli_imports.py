@@ -14,10 +14,16 @@ import pytest
 pytestmark = pytest.mark.e2e  # a Python subprocess per case
 
 # Never needed to parse flags, print help or name a usage error.
-WORKER_STACK = ("harness.worker", "harness.coordinator", "harness.sweep", "harness.agent",
-                "harness.scaleout", "harness.targets", "websockets", "distributed", "dask")
+WORKER_STACK = ("harness.worker",
+                "harness.coordinator",
+                "harness.sweep",
+                "harness.agent",
+                "harness.scaleout",
+                "harness.targets", "websockets", "distributed", "dask")
 # Needed only once results are computed or shown.
-RESULTS_STACK = ("numpy", "tabulate", "psutil", "harness.aggregate", "harness.outputs")
+RESULTS_STACK = ("numpy", "tabulate", "psutil",
+                 "harness.aggregate",
+                 "harness.outputs")
 MARK = "--- modules ---"
 
 

@@ -15,7 +15,7 @@ LAT = {"p50": 0.2, "p90": 0.3, "p95": 0.4, "p99": 0.5, "p999": 0.9, "max": 1.2, 
 ERRORS = {"connect_refused": 0, "connect_timeout": 0, "reset": 0, "closed": 0, "timeout": 0,
           "protocol": 0}
 # The keys run.json's steps had before StepSummary, in their order, every optional part on
-# (DESIGN.md's documented keys among the first), and the counts added since (reconnects,
+# (docs/DESIGN.md's documented keys among the first), and the counts added since (reconnects,
 # connections lost).
 EVERY_KEY = [
     "conns", "connected", "duration_s", "sent", "received", "throughput_msgs_s",

@@ -1,6 +1,6 @@
 """The documents harness writes and prints: run.json (from ``run`` and ``merge``) and the
 search result, built in one place from figures already computed (nothing is recomputed
-here). Keys are DESIGN.md's results contract; ``summary`` is run.json without histograms
+here). Keys are docs/DESIGN.md's results contract; ``summary`` is run.json without histograms
 (what ``--json`` prints), ``with_histograms`` adds each step's merged histograms back.
 
 Times: ``started``/``ended`` in Unix seconds; figures in the units of the step summaries

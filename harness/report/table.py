@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from harness.aggregate import load_unit, step_name
+from harness.ramp import ramp_text
 from harness.report.breakdown import side_tables
 from harness.report.safe import printable_doc
 from harness.storm import storm_text
+
+RAMP_SHOWN = 10_000  # a step's connect ramp is a line of the table from this many connects
 
 HEADERS = ("conns", "msgs/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
            "conn p99 ms", "errors", "lost", "client CPU %")
@@ -316,6 +319,8 @@ def _watch_facts(s: dict) -> list[str]:
         out.append(f"spike recovery: {recovery_text(s['recovery'])}")
     if s.get("storm"):
         out.append(f"reconnect storm: {storm_text(s['storm'])}")
+    if (s.get("ramp") or {}).get("connected", 0) >= RAMP_SHOWN:
+        out.append(ramp_text(s["ramp"]))
     return out
 
 

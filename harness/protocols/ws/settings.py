@@ -67,7 +67,7 @@ def text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
         raise ConfigError(f"{name}: text messages need a ws:// target")
     if not isinstance(spec, int):
         raise ConfigError(f"{name}: text messages take one --size, not a range or a list")
-    from harness.protocols.ws.wstext import TemplateError, TextTemplate
+    from harness.protocols.ws.wstemplate import TemplateError, TextTemplate
     try:
         TextTemplate(template, spec)  # a message takes --size bytes, or the template's least
     except TemplateError as exc:

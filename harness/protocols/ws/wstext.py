@@ -1,10 +1,10 @@
 """Text WebSocket messages: a JSON template with the stamp in a string field, and a rule
 that tells messages from other frames (presence, acks, welcome).
 
-* :class:`TextTemplate`: ``{stamp}`` (56 hex digits, the ASCII stamp) and optionally
-  ``{text}`` (filler up to ``--size`` bytes) inside a JSON text, e.g.
-  ``{"type": "message", "stamp": "{stamp}", "text": "{text}"}``. A round's messages are one
-  (messages, size) numpy array: the template written once, the stamp columns per round.
+* :class:`harness.protocols.ws.wstemplate.TextTemplate` (in its own module, without
+  sockets, so config checks a template without importing this one): the JSON text with
+  ``{stamp}`` and ``{text}``. A round's messages are one (messages, size) numpy array: the
+  template written once, the stamp columns per round.
 * :class:`TextProtocol`: WebSocket frames as :class:`harness.protocols.ws.ws.WsProtocol` cuts them;
   each message parsed with orjson (so a server may re-serialise the JSON: spacing and key
   order do not matter), skipped when the rule (``field=value``) does not hold, else its
@@ -24,35 +24,7 @@ from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.protocols.ws.ws import WsProtocol
 from harness.protocols.ws.wsframe import OP_TEXT
-
-STAMP_FIELD = "stamp"
-
-
-class TemplateError(ValueError):
-    """A template that cannot carry the stamp (the message says why)."""
-
-
-class TextTemplate:
-    """The bytes of one message of ``size`` bytes and where its stamp goes."""
-
-    def __init__(self, template: str, size: int) -> None:
-        if template.count("{stamp}") != 1:
-            raise TemplateError("needs {stamp} exactly once (inside a JSON string)")
-        pre, post = template.split("{stamp}")
-        fill_at = post.find("{text}")
-        overhead = len((pre + post.replace("{text}", "")).encode()) + stamp.ASCII_SIZE
-        fill = max(size - overhead, 0) if fill_at >= 0 else 0
-        body = pre + "0" * stamp.ASCII_SIZE + post.replace("{text}", "x" * fill)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise TemplateError(f"not JSON once filled in ({exc})") from None
-        if not isinstance(doc, dict) or doc.get(STAMP_FIELD) != "0" * stamp.ASCII_SIZE:
-            raise TemplateError(f'needs "{STAMP_FIELD}": "{{stamp}}" in a JSON object')
-        self.row = np.frombuffer(body.encode(), dtype=np.uint8)
-        self.col = len(pre.encode())
-        self.size = len(self.row)
-        self.overhead = overhead
+from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
 
 
 class TextProtocol(WsProtocol):
