@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 import orjson
 
-from harness import __version__
+from harness import __version__, accel
 from harness.cli_help import (
     CALIBRATE_EXIT_HELP,
     CLUSTER_EXIT_HELP,
@@ -93,7 +93,8 @@ class HarnessGroup(click.Group):
 
 
 @click.group(cls=HarnessGroup, epilog=EXIT_CODES_HELP, context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="harness")
+@click.version_option(__version__, prog_name="harness",
+                      message=f"%(prog)s, version %(version)s, {accel.describe()}")
 def main() -> None:
     """harness: a multiprocess raw-socket stress harness.
 
@@ -117,11 +118,13 @@ def run(config_path: str | None, plan_name: str | None, as_json: bool, no_report
         if problem := check_url(pushgateway):
             die(EXIT_USAGE, f"--pushgateway: {problem}")
     cluster = flags.pop("cluster", None)
+    live = (flags.pop("live", None), flags.pop("live_linger", None))
     config_path = config_or_plan(config_path, plan_name)
     plan, workload = plan_from_flags(config_path, push_conns, scenario, env_name, flags)
     after = AfterRun.prepare(plan, config_path, max_regression, junit_path, not no_report,
                              alert_on)
-    sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after, cluster))
+    sys.exit(execute(plan, workload, as_json, not no_report, pushgateway, after, cluster,
+                     open_live(plan, *live)))
 
 
 def config_or_plan(config_path: str | None, plan_name: str | None) -> str | None:
@@ -156,9 +159,25 @@ def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: s
     return plan, workload
 
 
+def open_live(plan: Plan, address: str | None, linger: str | None) -> Any:
+    """--live: the live page, serving from now (its address on stderr); None without it."""
+    if address is None:
+        if linger is not None:
+            die(EXIT_USAGE, "--live-linger needs --live")
+        return None
+    from harness.live.server import LiveError, linger_seconds
+    from harness.live.session import Live
+    try:
+        live = Live(address, linger_seconds(linger), plan.name)
+    except LiveError as exc:
+        die(EXIT_USAGE, str(exc))
+    click.echo(f"harness: live page at {live.url}", err=True)
+    return live
+
+
 def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
             pushgateway: str | None = None, after: AfterRun | None = None,
-            cluster: str | None = None) -> int:
+            cluster: str | None = None, live: Any = None) -> int:
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
     Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
@@ -185,9 +204,10 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
                 plan = targets.plan
                 started = time.time()
                 interrupts.deferring = True  # from here a signal only stops the workers
-                with session_for(plan, workload, targets, interrupts, cluster) as session:
+                with session_for(plan, workload, targets, interrupts, cluster,
+                                 live) as session:
                     pusher = make_pusher(pushgateway, plan, workload, session)
-                    outcome = session.sweep(pusher.step_done if pusher else None)
+                    outcome = session.sweep(on_step(plan, workload, session, pusher, live))
                     clear_live_line()
                     watched = [session.watched(r) for r in outcome.steps]
                     warnings = session.warnings
@@ -201,8 +221,32 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
             die(EXIT_FAIL, "interrupted before the first step")
         for w in warnings:
             click.echo(f"harness: warning: {printable(w)}", err=True)
-        return report(plan, workload, outcome, started, as_json, html, watched, warnings,
-                      pusher, after)
+        code = report(plan, workload, outcome, started, as_json, html, watched, warnings,
+                      pusher, after, live)
+        if live is not None:
+            end_live(live, lambda: interrupts.requested)
+        return code
+
+
+def on_step(plan: Plan, workload: Any, session: Any, pusher: Any, live: Any) -> Any:
+    """What runs at each step's end: the Pushgateway's push, the live page's step."""
+    inner = pusher.step_done if pusher else None
+    if live is None:
+        return inner
+    from harness.live.session import watched_servers
+    live.begin(plan, workload, watched_servers(getattr(session, "monitor", None)))
+    return live.on_step(plan, workload, session, inner)
+
+
+def end_live(live: Any, stop: Any) -> None:
+    """--live-linger: the page stays up that long (a signal ends it), then stops."""
+    if live.warning:
+        click.echo(f"harness: warning: {printable(live.warning)}", err=True)
+    if live.linger_s > 0:
+        click.echo(f"harness: live page stays at {live.url} for {live.linger_s:g} s "
+                   f"(Ctrl-C ends it)", err=True)
+        live.linger(stop)
+    live.close()
 
 
 def make_pusher(url: str | None, plan: Plan, workload: Any, session: Session) -> Any:
@@ -214,15 +258,16 @@ def make_pusher(url: str | None, plan: Plan, workload: Any, session: Session) ->
 
 
 def session_for(plan: Plan, workload: Any, targets: Targets, interrupts: Interrupts,
-                cluster: str | None) -> Any:
+                cluster: str | None, live: Any = None) -> Any:
     """The workers of this machine (a Session), or with --cluster the agents' (see
-    harness.scaleout)."""
+    harness.scaleout); progress goes to the terminal line and the live page."""
+    progress = live.progress(live_line()) if live is not None else live_line()
     if cluster is None:
         from harness.sweep import Session
-        return Session(plan, workload, targets.addrs, targets.watch, live_line(),
+        return Session(plan, workload, targets.addrs, targets.watch, progress,
                        targets.reserve, interrupts)
     from harness.scaleout import ClusterSession
-    return ClusterSession(plan, workload, cluster, live_line(), interrupts)
+    return ClusterSession(plan, workload, cluster, progress, interrupts)
 
 
 def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
@@ -310,7 +355,7 @@ class LiveLine:
 
 def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
            html: bool = True, watched: list | None = None, warnings: list[str] | None = None,
-           pusher: Any = None, after: AfterRun | None = None) -> int:
+           pusher: Any = None, after: AfterRun | None = None, live: Any = None) -> int:
     from harness import outputs
     w = outputs.write_run(plan, workload, outcome, started, html, watched, warnings)
     html_warning(w.html_error)
@@ -328,13 +373,17 @@ def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_js
                    f"(what the others measured is kept, marked partial)", err=True)
     if outcome.interrupted:
         click.echo("harness: interrupted; partial results written", err=True)
+    reason: str | None
     if diagnosed(plan, workload, outcome, w.steps):
-        return EXIT_UNREACHABLE
-    code, reason = run_verdict(w, outcome)
-    if after:
-        code, reason = after.finish(w, outcome, cmp, code, reason)
-    if reason:
-        click.echo(f"harness: {printable(reason)}", err=True)
+        code, reason = EXIT_UNREACHABLE, "no valid reply"
+    else:
+        code, reason = run_verdict(w, outcome)
+        if after:
+            code, reason = after.finish(w, outcome, cmp, code, reason)
+        if reason:
+            click.echo(f"harness: {printable(reason)}", err=True)
+    if live is not None:
+        live.done(w.verdict, code, reason)
     return code
 
 

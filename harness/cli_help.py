@@ -106,6 +106,8 @@ def setting_option(s: Setting) -> Any:
     extra: dict[str, Any] = {"metavar": s.metavar} if s.metavar else {}
     if s.repeatable:
         extra.update(multiple=True, callback=_listed)
+    if s.optional_value is not None:
+        extra.update(is_flag=False, flag_value=s.optional_value)
     if s.switch:
         return option(s.flag, s.name, is_flag=True, group=s.group, help=s.help)
     if s.spec is not None and s.spec.kind == "bool":
@@ -209,8 +211,10 @@ def serve_flags(f: Any) -> Any:
     """The arguments and flags of ``serve``."""
     return _apply(f, [
         click.argument("kind", type=click.Choice(["echo", "chat"])),
-        click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
-                     help="port to listen on (0 = any free port, printed when listening)"),
+        click.option("--port", default="5000", show_default=True,
+                     help="port to listen on (0 = any free port, printed when listening); "
+                          "echo: a range FIRST-LAST (e.g. 7001-7050) serves each port in a "
+                          "process of its own"),
         click.option("--bind", default="127.0.0.1", show_default=True,
                      help="address to listen on (0.0.0.0 or :: for every interface)"),
         click.option("--framing", type=click.Choice(FRAMINGS), default="len32", show_default=True,

@@ -12,6 +12,7 @@ Times are ns of ``time.monotonic_ns()``.
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from harness.batch import Parsed
 from harness.ledger import BroadcastLedger, EchoLedger
@@ -22,6 +23,7 @@ QUIET_NS = 200_000_000  # broadcast drain: this quiet after the last delivery en
 DRAIN_CAP_NS = 60 * SEC  # a broadcast drain never outlasts this (or 10 timeouts)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
 class Echo:
     mangled_frees_slot = True  # a mangled reply arrived: it answers its message (no timeout)
     loose = False  # a reply that is not one of ours freed a slot this step

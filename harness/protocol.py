@@ -15,6 +15,7 @@ Sizes are bytes; times ns of ``time.monotonic_ns()``.
 from __future__ import annotations
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from harness import stamp
 from harness.batch import Inbound, Outbound, Parsed
@@ -25,6 +26,7 @@ from harness.framing import FrameError, Framing
 _RECORD = np.dtype(f"V{stamp.BIN_DTYPE.itemsize}")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
 class Stamped:
     """Frames matched by their stamp (echoes, broadcasts, replies from other nodes)."""
 
@@ -97,6 +99,7 @@ class Stamped:
         """Connection ``i`` closed."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
 class InOrder(Stamped):
     """FIFO matching: replies carry no stamp (HTTP/1.1, RESP, memcached, a fixed reply).
 

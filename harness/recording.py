@@ -16,6 +16,7 @@ from harness.result import UNPARSED_KEEP, Times, WorkerResult
 from harness.units import SEC
 
 HTTP_SCAN = 64 * 1024  # bytes of a broken round searched for an HTTP status line
+PROGRESS_SECONDS = 2  # closed seconds each progress row carries (harness.live)
 
 
 def _least(a: np.ndarray) -> int:
@@ -211,11 +212,46 @@ class Recorder:
         """This second's latencies: the main histogram less its snapshot (no second record)."""
         return from_counts(self.res.latency.counts - self.snap)
 
-    def progress(self, open_conns: int) -> dict:
+    def progress(self, open_conns: int, now: int = 0) -> dict:
+        """Once a second to the coordinator: totals so far, and for the live page
+        (harness.live) the last PROGRESS_SECONDS seconds of the window closed by ``now``
+        (a late or replaced row loses none), CPU and run-queue wait (s), errors by kind."""
         res = self.res
         return {"worker": res.worker, "open": open_conns, "sent": res.sent,
                 "received": res.received, "errors": sum(res.errors.values()),
-                "p99": self._second_hist().percentile(99) if self.measuring else None}
+                "p99": self._second_hist().percentile(99) if self.measuring else None,
+                "at": now, "cpu_s": _cpu_s(), "wait_ns": run_queue_wait_ns(),
+                "kinds": {k: n for k, n in res.errors.items() if n},
+                "reconnects": res.reconnects, "seconds": self._closed_seconds(now)}
+
+    def _closed_seconds(self, now: int) -> list[tuple]:
+        """(second, sent, received, errors, bucket indices, counts) of the window's last
+        PROGRESS_SECONDS seconds that ``now`` has closed: later events fall in later seconds.
+        The histogram travels as its nonzero buckets (it is ``from_counts`` of them), indices
+        as uint16 (N_BUCKETS < 2**16) and counts as int32 (a bucket's count in one second)."""
+        if not self.measuring or now < self.times.measure:
+            return []
+        closed = (now - self.times.measure) // SEC
+        out = []
+        for sec in range(max(closed - PROGRESS_SECONDS, 0), closed):
+            counts = self._counts_of(sec)
+            nz = np.flatnonzero(counts)
+            out.append((sec, *(self._count(name, sec) for name in ("sent", "received",
+                                                                     "errors")),
+                        nz.astype(np.uint16), counts[nz].astype(np.int32)))
+        return out
+
+    def _count(self, name: str, sec: int) -> int:
+        col = self.series[name]
+        return col[sec] if sec < len(col) else 0
+
+    def _counts_of(self, sec: int) -> np.ndarray:
+        """Second ``sec``'s latency bucket counts (closed or still the open one)."""
+        if sec < len(self.res.sec_hists):
+            return self.res.sec_hists[sec].counts
+        if sec == len(self.series["sent"]) - 1:
+            return self.res.latency.counts - self.snap
+        return np.zeros(0, dtype=np.int64)
 
     def finish(self, cpu0: os.times_result, wait0: int | None = None) -> WorkerResult:
         """CPU, run-queue wait (from ``wait0``, :func:`run_queue_wait_ns` at the start) and
@@ -235,6 +271,12 @@ class Recorder:
 
 
 SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) this process has used."""
+    t = os.times()
+    return t.user + t.system
 
 
 def run_queue_wait_ns() -> int | None:

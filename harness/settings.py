@@ -62,7 +62,8 @@ class Setting:
 
     ``choices``: the values click takes; ``dest``: the click parameter, when not the key;
     ``negatable``: also ``--no-FLAG``; ``switch``: a flag-only on/off; ``repeatable``: given
-    once per value, every one kept in order; ``path``: a file name; ``search``: also a flag of
+    once per value, every one kept in order; ``path``: a file name; ``optional_value``: the
+    flag may be given without a value, which stands for this one; ``search``: also a flag of
     ``search``; ``applies``: the runs it applies to (None: every run); ``protocol``: the
     protocol that declares it ("" for the core)."""
 
@@ -78,6 +79,7 @@ class Setting:
     switch: bool = False
     repeatable: bool = False
     path: bool = False
+    optional_value: str | None = None  # the value of the flag given alone (--live)
     search: bool = True
     applies: Applies | None = None
     protocol: str = ""
@@ -179,6 +181,11 @@ CORE: tuple[Setting, ...] = (
     Setting("--cluster", "Target", "run on the harness agents of this Dask scheduler, e.g. "
             "tcp://COORD:8786: the plan split by their cores, each step started together "
             "(needs harness[cluster])", search=False),
+    Setting("--live", "Output", "serve a live page of the run (alone: 127.0.0.1, a free "
+            "port; its address is printed on stderr)", metavar="[HOST:PORT]",
+            optional_value="127.0.0.1:0", search=False),
+    Setting("--live-linger", "Output", "keep the live page up S more seconds after the run "
+            "(needs --live; at most a day)", metavar="S", search=False),
     Setting("--judge-shared-core", "Measurement", "judge steps on a shared core all the same "
             "(a shared CI runner), marked as judged on one", BOOL, False),
     Setting("--until-degraded", "Capacity", "keep adding steps until the degradation rule "

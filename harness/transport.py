@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from harness.poller import READ, WRITE, Poller
 from harness.pools import source_index
@@ -123,6 +124,7 @@ class Early:
         self.until = 0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
 class Transport:
     """One step's connections: sockets, pending bytes both ways, and which are open.
 

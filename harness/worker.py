@@ -98,6 +98,7 @@ class Worker:
         self.accepted = np.zeros(1000, dtype=bool)  # HTTP status code -> not an error
         self.accepted[list(plan.accept)] = True
         self.running = False
+        self.round_counts = [0, 0]  # select rounds: in all, and measuring while sending
         self.sending = True
         self.hi = self.seq  # first seq after the window
         self.window_seq = 1 << 62  # first seq of the window, once it opens
@@ -337,8 +338,12 @@ class Worker:
     def _io_round(self, wait: float) -> None:
         ready = self.tp.poll(wait, self.timer)
         now = time.monotonic_ns()
+        counts = self.round_counts
+        counts[0] += 1
         if not self.rec.measuring and now >= self.times.measure:
             self._start_measure()
+        if self.rec.measuring and self.sending:
+            counts[1] += 1
         if ready:
             if self.early is not None:
                 self.early.until = self._early_until(now)
@@ -416,7 +421,7 @@ class Worker:
         """Progress to the coordinator; False when it asked us to stop (result partial)."""
         res = self.res
         if res.partial or ctrl_poll is None or \
-                ctrl_poll(self.rec.progress(int(self.tp.alive.sum()))):
+                ctrl_poll(self.rec.progress(int(self.tp.alive.sum()), now)):
             return True
         res.partial = True
         if self.sending:

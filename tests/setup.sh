@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs harness with its test (and cluster) dependencies, and the Debian packages of the
-# servers the tests start: chromium (the HTML report test), redis-server (a target that never
-# echoes, and with memcached the request/response targets of tests/test_resp.py), nginx-light
-# (the HTTP/1.1 and TLS target of tests/test_http.py and tests/test_tls.py) and memcached.
+# servers the tests start: chromium (the HTML report test; with chromium-driver, the live
+# page test), redis-server (a target that never echoes, and with memcached the
+# request/response targets of tests/test_resp.py), nginx-light (the HTTP/1.1 and TLS target
+# of tests/test_http.py and tests/test_tls.py) and memcached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,7 @@ need() {
 }
 
 need chromium chromium
+need chromedriver chromium-driver  # selenium drives the live page (tests/test_live_browser.py)
 need redis-server redis-server
 need nginx nginx-light
 need memcached memcached

@@ -84,7 +84,7 @@ def test_report_is_self_contained_with_charts(folder: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     for key in ("sweep", "time", "spectrum", "resources"):
         assert f'id="chart-{key}"' in page
-    assert page.count("<svg") == 4
+    assert page.count("<svg") == 4 + 3  # and the live page's per-second charts
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", page, re.I)
     assert "<script" not in page.lower() and "<link" not in page.lower()
     assert report_html.NO_SAMPLES not in page
@@ -111,12 +111,12 @@ def test_the_report_shows_the_command_line_and_the_spike_recovery(folder: Path) 
 @pytest.mark.e2e
 def test_monitor_samples_are_charted_and_their_absence_said(folder: Path) -> None:
     assert list(folder.glob("monitor-step*.csv"))  # a run writes resource samples
-    assert report_html.write_html(folder).read_text().count("<svg") == 4
+    assert report_html.write_html(folder).read_text().count("<svg") == 4 + 3  # + live's
     for f in folder.glob("monitor-step*.csv"):
         f.unlink()
     page = report_html.write_html(folder).read_text()
     assert report_html.NO_SAMPLES in page
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 3 + 3
 
 
 @pytest.mark.e2e
@@ -133,7 +133,7 @@ def test_strings_from_run_json_are_escaped(folder: Path) -> None:
     page = report_html.write_html(folder).read_text()
     assert "<script" not in page.lower()
     assert "&lt;script&gt;" in page
-    assert page.count("<svg") == 4
+    assert page.count("<svg") == 4 + 3  # and the live page's per-second charts
 
 
 @pytest.mark.e2e
@@ -146,7 +146,7 @@ def test_render_timing_and_empty_run(folder: Path) -> None:
     t0 = time.perf_counter()
     page = report_html.render_html(doc, series, [], run_name=folder.name)
     assert time.perf_counter() - t0 < 5.0  # ~0.5 s here; generous for slow CI machines
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 3 + 3
     empty = dict(doc, steps=[], partial=True)
     page = report_html.render_html(empty, [], [])
     assert "no step was measured" in page and "PARTIAL" in page and "<svg" not in page
@@ -200,7 +200,7 @@ def test_report_renders_in_headless_chromium(folder: Path, tmp_path: Path) -> No
     url = report_html.write_html(folder).resolve().as_uri()
     dom = run_chromium(exe, tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count("<svg") == 4, "the browser did not parse the four charts"
+    assert dom.stdout.count("<svg") == 4 + 3, "the browser did not parse the seven charts"
     console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "ERR_" in ln]
     assert not console, console
 

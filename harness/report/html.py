@@ -28,6 +28,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from harness.live import svg as live_svg
+from harness.live.feed import live_events
 from harness.report import breakdown, results, table
 from harness.report.charts import NO_SAMPLES, Chart, Columns, _nines_label, render_charts, spectrum
 from harness.report.safe import printable, printable_doc
@@ -95,11 +97,26 @@ def render_html(doc: dict, series: Sequence[Columns], monitor: Sequence[Columns 
              _header(doc, run_name), _verdict(doc), _step_table(doc)]
     parts.append('<h2>Charts</h2>')
     parts.extend(_chart_html(c) for c in render_charts(doc, series, monitor))
+    parts.append(_live_section(doc, series))
     parts.append("<h2>Environment</h2>" + _kv_table(_flatten(doc.get("environment", {}))))
     parts.append(_configuration(doc))
     parts.append("</body>\n</html>\n")
     return printable("\n".join(parts), keep="\t\n\r")
 
+
+def _live_section(doc: dict, series: Sequence[Columns]) -> str:
+    """The live page's per-second charts and table (harness run --live), from the same
+    per-second histograms and counts as the page had at the end, drawn as inline SVG."""
+    events = live_events(doc, [{k: v for k, v in c.items() if k in LIVE_COLUMNS}
+                               for c in series])
+    deliveries = doc.get("delivery") == "broadcast"
+    return ('<h2>Per second, as on the live page</h2>\n<div id="harness-live">' +
+            live_svg.charts(events, deliveries) +
+            '<details><summary>every second</summary><div class="live-scroll">' +
+            live_svg.seconds_table(events) + "</div></details></div>")
+
+
+LIVE_COLUMNS = ("second", "sent", "received", "errors")
 
 _PAGE_HEAD = """<!DOCTYPE html>
 <html lang="en">
@@ -112,6 +129,8 @@ _PAGE_HEAD = """<!DOCTYPE html>
 <body>"""
 
 _CSS = """
+.live-chart { display: inline-block; width: 49%; vertical-align: top; }
+.live-scroll { max-height: 24em; overflow: auto; }
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.3em; }

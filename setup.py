@@ -1,0 +1,52 @@
+"""The optional mypyc build of harness's hot path (issue 21; see harness/accel.py).
+
+pyproject.toml holds the project; this file only adds the compiled modules. ``pip install
+-e .`` compiles harness.accel.MODULES with mypyc, and falls back to pure Python, saying so,
+when mypyc or a C compiler is missing or the build fails. ``HARNESS_MYPYC=0`` skips it.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+
+def _warn(msg: str) -> None:
+    print(f"harness setup: {msg}; harness runs as pure Python", file=sys.stderr)
+
+
+def _ext_modules() -> list:
+    if os.environ.get("HARNESS_MYPYC", "1") == "0":
+        return []
+    from harness import accel
+    try:
+        from mypyc.build import mypycify
+        paths = [str(accel.source(m).relative_to(ROOT)) for m in accel.MODULES]
+        return mypycify(paths, opt_level="3", separate=True)
+    except Exception as exc:  # no mypyc, or it refused the source: the pure build
+        _warn(f"no mypyc build ({type(exc).__name__}: {exc})")
+        return []
+
+
+class OptionalBuildExt(build_ext):
+    """Compile if possible; a failure leaves the pure source (and no manifest)."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # a missing compiler, a compile error
+            _warn(f"the mypyc build failed ({type(exc).__name__}: {exc})")
+            return
+        if self.extensions:
+            from harness import accel
+            pkg = ROOT / "harness" if self.inplace else Path(self.build_lib) / "harness"
+            pkg.mkdir(parents=True, exist_ok=True)
+            (pkg / accel.MANIFEST.name).write_text(accel.manifest_text())
+
+
+setup(ext_modules=_ext_modules(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,133 @@
+"""The optional mypyc build (harness/accel.py): which build runs, the pure fallback, and
+differential tests that both builds give the same results.
+
+The suite runs against whichever build is installed (CI: the compiled one, since
+``pip install -e .`` compiles); :func:`test_the_unit_suite_passes_under_the_other_build`
+runs the unit suite and the hot path's end-to-end files again under the other build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import accel
+from tests.conftest import harness
+
+ROOT = Path(__file__).resolve().parents[1]
+HOT_E2E = ("tests/test_measure.py", "tests/test_fanout.py", "tests/test_unsolicited.py")
+
+
+def _env(pure: bool) -> dict[str, str]:
+    env = dict(os.environ, HARNESS_PURE="1" if pure else "0")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _have_compiled() -> bool:
+    return accel._compiled_present() == list(accel.MODULES) and accel.compiled()
+
+
+def _need_compiled() -> None:
+    if not _have_compiled():
+        pytest.skip(f"no compiled build here ({accel.describe()}): python -m harness.build")
+
+
+def _py(code: str, pure: bool) -> str:
+    r = subprocess.run([sys.executable, "-c", code], env=_env(pure), capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_ci_runs_the_compiled_build() -> None:
+    """CI installs with ``pip install -e .``, which compiles: the suite must run compiled
+    there, or the pure fallback would be the only build tested."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("outside CI the build is the developer's choice")
+    assert _have_compiled(), accel.describe()
+
+
+def test_a_stale_module_is_named() -> None:
+    built = {m: accel.source_hash(m) for m in accel.MODULES}
+    assert accel._stale(built) == []
+    built["pacing"] = "0" * 16
+    assert accel._stale(built) == ["pacing"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("pure", [True, False])
+def test_version_says_which_build_runs(pure: bool) -> None:
+    if not pure:
+        _need_compiled()
+    r = harness("--version", cwd=ROOT, env=_env(pure))
+    assert r.returncode == 0, r.stderr
+    want = "compiled: no (HARNESS_PURE=1)" if pure else "compiled: yes (mypyc, 11 modules)"
+    assert want in r.stdout
+
+
+@pytest.mark.e2e
+def test_pure_routes_every_hot_module_to_its_source() -> None:
+    _need_compiled()
+    code = "import harness.worker, harness.accel as a, json; print(json.dumps(a.loaded()))"
+    pure, comp = json.loads(_py(code, True)), json.loads(_py(code, False))
+    assert set(pure) == set(comp) == set(accel.MODULES)
+    assert set(pure.values()) == {"pure"} and set(comp.values()) == {"mypyc"}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("seed", [7, 2026])
+def test_both_builds_compute_the_same(seed: int) -> None:
+    """Histograms, stamps, builders, parsers and the ledger on the same seeded inputs."""
+    _need_compiled()
+    cmd = f"import runpy, sys; sys.argv = ['x', '--seed', '{seed}']; " \
+        "runpy.run_module('tests.accel_digest', run_name='__main__')"
+    pure, comp = json.loads(_py(cmd, True)), json.loads(_py(cmd, False))
+    assert pure["build"].startswith("compiled: no") and comp["build"].startswith("compiled: yes")
+    assert pure["digest"] == comp["digest"]
+
+
+def _run_counts(pure: bool) -> dict:
+    r = harness("run", "--messages", "3000", "--conns", "10", "--inflight", "4", "--seed", "5",
+                "--json", cwd=ROOT, env=_env(pure), timeout=120)
+    assert r.returncode in (0, 4), r.stderr  # 4: client-bound on a busy machine
+    step = json.loads(r.stdout)["steps"][0]
+    hist_total = step.get("latency_hist", {}).get("total")
+    return {"sent": step["sent"], "lost": step["lost"], "duplicates": step["duplicates"],
+            "late": step["late"], "errors": step.get("errors", {}),
+            "conns_lost": step["conns_lost"], "in_hist": hist_total in (None, step["received"])}
+
+
+@pytest.mark.e2e
+def test_both_builds_count_a_seeded_run_the_same() -> None:
+    _need_compiled()
+    want = {"sent": 3000, "lost": 0, "duplicates": 0, "late": 0, "errors": {},
+            "conns_lost": 0, "in_hist": True}
+    assert _run_counts(True) == want
+    assert _run_counts(False) == want
+
+
+def _pytest(*args: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                        *args], env=_env(accel.compiled()), capture_output=True, text=True,
+                       timeout=600, cwd=ROOT)
+    tail = r.stdout.strip().splitlines()[-3:]
+    assert r.returncode == 0, "\n".join(tail) + r.stderr[-2000:]
+    assert " passed" in tail[-1] and "failed" not in tail[-1]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("part", ["unit", "hot e2e"])
+def test_the_suite_passes_under_the_other_build(part: str) -> None:
+    """The unit tests, and the hot path's end-to-end files, again under the build the main
+    run did not use (pure when the compiled one is installed)."""
+    _need_compiled()
+    if part == "unit":
+        _pytest("-m", "not e2e", "tests")
+    else:
+        _pytest(*HOT_E2E)
