@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import protocols
 from harness.diagnosis import escape_bytes
 from harness.diagnosis import no_reply_diagnosis as no_reply_diagnosis  # re-exported
 from harness.diagnosis import unescape_bytes as unescape_bytes  # re-exported
@@ -29,6 +30,7 @@ CLIENT_BOUND_CPU = 90.0  # a worker this busy (% of one core) measures itself
 BEHIND_FRACTION = 0.01  # open loop: this share of sends over 5 ms late => client-bound
 CLIENT_BUSY_PCT = 80.0  # a worker running or waiting for its core this % of the time
 RUN_QUEUE_PCT = 10.0  # a worker runnable but waiting for its core this % of the time
+FAILED_REPLIES = tuple(p for s in protocols.REGISTRY.values() for p in s.failed_replies)
 SHARED_CORE_PCT = 30.0  # default of --shared-core-pct: others took this much of a worker's
 # (or the server's) core
 
@@ -319,9 +321,8 @@ def error_rate(s: dict) -> float:
     connections asked for (at most 1). The rate is the larger of the two. A connection an
     HTTP server closed between requests and harness reopened is neither (a reconnect)."""
     errs = s["errors"]
-    http = sum(n for kind, n in errs.items() if kind.startswith("http_"))  # non-2xx
-    http += sum(n for kind, n in errs.items()  # error replies (a miss is information)
-                if kind.startswith(("redis_", "mc_")) and not kind.endswith("_miss"))
+    http = sum(n for kind, n in errs.items()  # non-2xx, error replies (a miss is information)
+               if kind.startswith(FAILED_REPLIES) and not kind.endswith("_miss"))
     failed_msgs = max(s["lost"] + s.get("late", 0), errs.get("timeout", 0),
                       errs.get("protocol", 0) + http)
     expected = s.get("deliveries_expected") or s["sent"]

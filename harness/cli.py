@@ -541,12 +541,14 @@ def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bo
     """Print why no valid reply came (True: exit 3), or warn of HTTP answers to a raw run."""
     from harness import aggregate
     from harness.diagnosis import http_answer_warning, http_url
+    from harness.protocols import KV, of_run
     protocol = getattr(workload, "protocol", "framed")
     scheme = plan.targets[0].scheme if plan.targets else "tcp"
     url = http_url([(t.host, t.port) for t in plan.targets]) \
         if protocol == "framed" and scheme == "tcp" else None
-    kv = plan.workload if plan.workload in ("redis", "memcached") else None
-    speaks = "ws" if scheme in ("ws", "wss") else "http" if protocol == "http" else ""
+    proto = of_run(protocol, scheme)
+    kv = proto.name if proto.name in KV else None
+    speaks = proto.name if proto.name in ("ws", "http") else ""
     ca = plan.tls is not None and bool(plan.tls.ca_pem)
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
         steps, workload.framing or plan.framing, url, kv, speaks, ca)

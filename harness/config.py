@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from harness import framing as framing_mod
+from harness import protocols
 from harness.config_file import (
     _read_toml,
     check_file,
@@ -26,6 +27,7 @@ from harness.config_file import (
     shipped_plans,
 )
 from harness.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
+from harness.protocols.ws import settings as ws
 from harness.specs import (
     BUILTIN,
     FLAG,
@@ -112,13 +114,13 @@ def _parse_url(text: str) -> Target:
     scheme = text.partition("://")[0].lower()
     if scheme == "redis":
         return _redis_url(text)
-    if scheme not in ("http", "https", "ws", "wss"):
+    if protocols.by_scheme(scheme) is None:
         raise ConfigError(f"--host: {cut(text)!r}: unknown URL scheme {cut(scheme)!r} "
                           "(expected http://host:port/path, ws://host:port/path, or host:port "
                           "for raw TCP)")
     try:
         url = urlsplit(text)
-        port = url.port if url.port is not None else 443 if scheme in ("https", "wss") else 80
+        port = url.port if url.port is not None else protocols.SCHEMES[scheme].schemes[scheme]
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -141,7 +143,8 @@ def _redis_url(text: str) -> Target:
     from urllib.parse import urlsplit
     try:
         url = urlsplit(text)
-        port = 6379 if url.port is None else url.port
+        port = protocols.by_name("redis").default_port("redis") if url.port is None \
+            else url.port
     except ValueError as exc:
         raise ConfigError(f"--host: {cut(text)!r}: not a valid URL ({exc})") from None
     host = url.hostname or ""
@@ -199,8 +202,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     # here, not at the top: they import numpy, which settings() (a bad key or flag, the
     # defaults --help shows) does not need
     from harness.batch import Outbound, size_bounds
-    from harness.kvcmds import FLAGS, KV, kv_workload, plan_requests
     from harness.payload import check_size, parse_mix, parse_size, read_corpus
+    from harness.protocols.kvcmds import FLAGS, KV, kv_workload, plan_requests
     from harness.reqtable import parse_accept
     from harness.usertable import parse_think
     names = merged.get("names", {})
@@ -266,9 +269,9 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         source_addrs=source_addrs(run, targets, steps, len(targets) if workload == "echo" else 1),
         tls=tls_settings(run, targets),
         accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),
-        ws_subprotocol=ws_subprotocol(run),
-        headers=ws_headers(run), ping_interval_s=number(run, "ping_interval"),
-        ws_text=ws_text(run, targets, spec), ws_match=ws_match(run),
+        ws_subprotocol=ws.subprotocol(run),
+        headers=ws.headers(run), ping_interval_s=number(run, "ping_interval"),
+        ws_text=ws.text(run, targets, spec), ws_match=ws.match(run),
         reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")),
         baseline=_baseline(run, merged))
 
@@ -317,18 +320,25 @@ def _sort(targets: tuple[Target, ...], workload: str, ws: bool) -> tuple[str, st
     if not targets:
         return ("ws", "") if ws else ("embedded", "the embedded server (no --host)")
     t = targets[0]
-    scheme = {"https": "http", "wss": "ws"}.get(t.scheme, t.scheme)
-    if workload in ("redis", "memcached"):
+    scheme = _kind(t.scheme)
+    if workload in protocols.KV:
         return workload, f"--workload {workload}"
     if scheme == "tcp":
         return "tcp", f"raw tcp {t.label}"
     return scheme, t.label
 
 
+def _kind(scheme: str) -> str:
+    """The kind of run a target scheme makes: its protocol's (https -> http, wss -> ws),
+    else the scheme ("tcp")."""
+    spec = protocols.by_scheme(scheme)
+    return spec.sort if spec is not None else scheme
+
+
 def _http_workload(targets: tuple[Target, ...], workload: str) -> str:
     """The workload of the run: an http:// target turns the default echo into http; raw
     TCP and HTTP targets do not mix."""
-    schemes = {t.scheme.replace("https", "http").replace("wss", "ws") for t in targets}
+    schemes = {_kind(t.scheme) for t in targets}
     if len(schemes) > 1:
         raise ConfigError("--host: http://, ws:// URLs and raw host:port targets cannot be "
                           "mixed")
@@ -534,11 +544,14 @@ def check_listen(plan: Plan, workload: Any) -> None:
                               f"(e.g. chat); {workload.name} replies only to the sender")
 
 
+KV_PROTOCOLS = frozenset(protocols.by_name(k).workload_protocol for k in protocols.KV)
+
+
 def load_workload(plan: Plan) -> Any:
     from workloads import WorkloadError, load
     try:
         cls = load(plan.workload)
-        if getattr(cls, "protocol", "framed") in ("resp", "memcache") and not plan.requests:
+        if getattr(cls, "protocol", "framed") in KV_PROTOCOLS and not plan.requests:
             raise WorkloadError(f"workload {plan.workload}: a {cls.protocol} workload is run "
                                 "as --workload redis or --workload memcached")
         return cls(plan.size_spec if plan.size_spec is not None else plan.size, plan.seed)
@@ -574,7 +587,7 @@ def tls_settings(run: dict, targets: tuple[Target, ...]) -> Tls | None:
     """TLS for an https:// target or ``--tls`` with host:port, with ``--ca FILE`` read and
     checked here, or ``--insecure``; None for plain TCP."""
     schemes = {t.scheme for t in targets}
-    want = bool(run.get("tls")) or bool({"https", "wss"} & schemes)
+    want = bool(run.get("tls")) or bool(protocols.TLS_SCHEMES & schemes)
     ca, insecure = str(run.get("ca") or ""), bool(run.get("insecure"))
     if {"http", "https"} <= schemes:
         raise ConfigError("--host: http:// and https:// targets cannot be mixed")
@@ -620,82 +633,3 @@ def _read_ca(path: str, name: str) -> str:
         raise ConfigError(f"{name}: {path!r}: not a valid PEM certificate "
                           f"({getattr(exc, 'reason', None) or exc})") from None
     return text
-
-
-_NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
-# headers the WebSocket handshake writes itself: an extra one would be a second copy
-_OWN_HEADERS = frozenset(("host", "upgrade", "connection", "sec-websocket-key",
-                          "sec-websocket-version", "sec-websocket-extensions",
-                          "sec-websocket-protocol"))
-
-
-def ws_subprotocol(run: dict) -> str:
-    """``--ws-subprotocol NAME[,NAME...]``: HTTP tokens only (it goes into a header line)."""
-    text = str(run.get("ws_subprotocol") or "")
-    names = [t.strip() for t in text.split(",")]
-    if text and not all(t and t.isascii() and t.isprintable() and not set(t) & _NOT_TOKEN
-                        for t in names):
-        raise ConfigError(f"{flag_name(run, 'ws_subprotocol')}: {cut(text)!r}: expected a "
-                          "subprotocol name or a comma list of them (printable ASCII, no "
-                          "spaces or separators)")
-    return text
-
-
-def ws_headers(run: dict) -> tuple[tuple[str, str], ...]:
-    """``--header 'Name: value'`` (repeated, or a list in harness.toml): extra handshake
-    headers of a ws:// run, every one sent. A name given twice, and the headers the
-    handshake writes itself (Host from the URL, the Upgrade and Sec-WebSocket-* ones:
-    --ws-subprotocol, --ws-compress) are refused."""
-    value = run.get("header") or []
-    items = [value] if isinstance(value, str) else list(value)
-    out: list[tuple[str, str]] = []
-    flag = flag_name(run, "header")
-    for item in items:
-        name, sep, val = str(item).partition(":")
-        name = name.strip()
-        if not sep or not name or not name.isascii() or set(name) & _NOT_TOKEN \
-                or not val.strip().isprintable():
-            raise ConfigError(f"{flag}: {cut(str(item))!r}: expected 'Name: value'")
-        low = name.lower()
-        if low in _OWN_HEADERS:
-            raise ConfigError(f"{flag}: {cut(str(item))!r}: the handshake sends {name} itself "
-                              "(Host comes from the URL)")
-        if any(n.lower() == low for n, _ in out):
-            raise ConfigError(f"{flag}: {name} is given twice (one value per header)")
-        out.append((name, val.strip()))
-    return tuple(out)
-
-
-def ws_text(run: dict, targets: tuple[Target, ...], spec: object) -> str:
-    """``--ws-text TEMPLATE``: checked against ``--size`` (one size) and ws:// targets."""
-    template = str(run.get("ws_text") or "")
-    if not template:
-        return ""
-    name = flag_name(run, "ws_text")
-    try:
-        template.encode("utf-8")
-    except UnicodeEncodeError as exc:  # undecodable bytes of argv arrive as surrogates
-        byte = ord(exc.object[exc.start]) & 0xFF
-        raise ConfigError(f"{name}: not valid UTF-8 (byte 0x{byte:02x} at character "
-                          f"{exc.start}): a text message is UTF-8") from None
-    if targets and targets[0].scheme not in ("ws", "wss"):
-        raise ConfigError(f"{name}: text messages need a ws:// target")
-    if not isinstance(spec, int):
-        raise ConfigError(f"{name}: text messages take one --size, not a range or a list")
-    from harness.wstemplate import TemplateError, TextTemplate
-    try:
-        TextTemplate(template, spec)  # a message takes --size bytes, or the template's least
-    except TemplateError as exc:
-        raise ConfigError(f"{name}: {cut(template)!r}: {exc}") from None
-    return template
-
-
-def ws_match(run: dict) -> tuple[str, str] | None:
-    """``--ws-match field=value``: the rule a text message must meet to count."""
-    rule = str(run.get("ws_match") or "")
-    if not rule:
-        return None
-    field, sep, value = rule.partition("=")
-    if not sep or not field.strip():
-        raise ConfigError(f"{flag_name(run, 'ws_match')}: {cut(rule)!r}: expected field=value")
-    return field.strip(), value.strip()

@@ -5,7 +5,7 @@ that did get valid replies but also an HTTP answer gets a one-line warning."""
 
 from __future__ import annotations
 
-import re
+from harness import protocols
 
 
 def escape_bytes(data: bytes) -> str:
@@ -46,11 +46,9 @@ def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = N
     got = ", ".join(back) if back else "nothing"
     first = f'; first bytes received: "{raw_text}"' if raw else "; no bytes came back"
     hung_up = errs.get("closed", 0) + errs.get("reset", 0)
-    what = f"{kv} requests" if kv else "HTTP requests" if speaks == "http" else \
-        f"stamped {framing} messages" + (" in WebSocket messages" if speaks == "ws" else "")
-    why = kv_guess(raw, kv, hung_up) if kv else http_guess(raw, hung_up) \
-        if speaks == "http" else ws_guess(raw, framing, hung_up) if speaks == "ws" \
-        else guess(raw, framing, hung_up, http_url)
+    proto = protocols.by_name(kv or speaks or "tcp")  # what it sent, why nothing came back
+    what = proto.what.format(framing=framing)
+    why = proto.guess(raw, framing, hung_up, http_url)
     return (f"no valid reply in the whole run: sent {sent} {what} on "
             f"{conns} connections; got back {got}{first}; {why}")
 
@@ -131,82 +129,3 @@ def tls_diagnosis(steps: list[dict], ca: bool = False) -> str | None:
     conns = sum(s["conns"] for s in steps)
     return (f"no valid reply: TLS failed: {why} ({kind} on {counts[kind]} of {conns} "
             f"connections); {tls_hint(kind, why, ca)}")
-
-
-RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2
-
-
-def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = None) -> str:
-    """What the bytes that came back (and ``hung_up`` connections closed or reset by the
-    target) suggest; ``http_url``: the URL to suggest if they are HTTP."""
-    if not raw and hung_up:
-        return (f"the target hung up without a reply: does it expect {framing} frames "
-                "(--framing)?")
-    if not raw:
-        return ("the target took the messages and never answered: is it an echo server, "
-                "and does it expect this framing?")
-    if raw.startswith(b"HTTP/") or raw.lstrip()[:9].lower() in (b"<!doctype", b"<html>"):
-        # (an HTTP/0.9 error is a bare HTML page)
-        return "the target answered with HTTP" + (f": use --host {http_url}" if http_url
-                                                  else "")
-    if RESP.match(raw):
-        return "the target answered in RESP (the Redis protocol): it is not an echo server"
-    if framing != "newline" and (raw.endswith(b"\n") or b"\n" in raw and _mostly_text(raw)):
-        return "framing mismatch: the replies look like newline frames (try --framing newline)"
-    if framing == "newline" and len(raw) >= 4 and not _mostly_text(raw[:16]):
-        return ("framing mismatch: the replies look binary, not newline frames (try "
-                "--framing len32 or len16)")
-    return "replies carry no stamp: is it an echo server?"
-
-
-def http_guess(raw: bytes, hung_up: int = 0) -> str:
-    """What the bytes that came back to HTTP requests suggest."""
-    if not raw:
-        return ("the target hung up without a response: is it an HTTP/1.1 server?" if hung_up
-                else "the target took the requests and never answered: is it an HTTP/1.1 "
-                "server?")
-    if raw.startswith(b"HTTP/"):
-        return "the responses did not parse as HTTP/1.1 (see the first bytes)"
-    if RESP.match(raw):
-        return "the target answered in RESP (the Redis protocol): try --workload redis"
-    if MEMCACHED.match(raw):
-        return "the target answered in memcached's text protocol: try --workload memcached"
-    return "the replies are not HTTP/1.1: is it an HTTP server?"
-
-
-def ws_guess(raw: bytes, framing: str, hung_up: int = 0) -> str:
-    """What the bytes that came back to a WebSocket run suggest: a handshake response that
-    broke the upgrade (a wrong Sec-WebSocket-Accept, a missing Upgrade header), or
-    messages that are not stamped frames."""
-    if raw.startswith(b"HTTP/"):
-        return ("the WebSocket handshake broke: the response is not a valid upgrade "
-                "(its Sec-WebSocket-Accept, Upgrade and Connection headers)")
-    if not raw and hung_up:
-        return "the target hung up without a reply: is it a WebSocket echo server?"
-    if not raw:
-        return ("the target took the messages and never answered: is it a WebSocket echo "
-                "server?")
-    return (f"the messages that came back are not stamped {framing} frames: is it an echo "
-            "server (or are its messages text: --ws-text)?")
-
-
-MEMCACHED = re.compile(rb"^(?:ERROR|CLIENT_ERROR |SERVER_ERROR |STORED|NOT_STORED|END|VALUE )")
-
-
-def kv_guess(raw: bytes, kv: str, hung_up: int = 0) -> str:
-    """What the bytes that came back to redis or memcached requests suggest."""
-    if not raw:
-        return (f"the target hung up without a reply: is it a {kv} server?" if hung_up else
-                f"the target took the requests and never answered: is it a {kv} server?")
-    if raw.startswith(b"HTTP/") or raw.lstrip()[:9].lower() in (b"<!doctype", b"<html>"):
-        return "the target answered with HTTP"
-    if kv != "redis" and RESP.match(raw):
-        return "the target answered in RESP (the Redis protocol): try --workload redis"
-    if kv != "memcached" and MEMCACHED.match(raw):
-        return "the target answered in memcached's text protocol: try --workload memcached"
-    return f"the replies are not in {kv}'s protocol: is it a {kv} server?"
-
-
-def _mostly_text(b: bytes) -> bool:
-    printable = sum(32 <= c < 127 or c in (9, 13) for c in b)
-    return len(b) > 0 and printable >= 0.9 * len(b)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import socket
 import time
 from collections.abc import Callable
@@ -78,6 +79,23 @@ class Sink(Protocol):
                seg_t: list[int], walk: list[int] | None) -> None: ...
 
 
+class Layer(Protocol):
+    """What sits between a transport and its protocol on every connection (TLS:
+    harness.protocols.tls.TlsLayer): its handshake once TCP is up, its reads and its send
+    errors. Any transport takes one (``tls=``)."""
+
+    would_block: type[OSError] | tuple[type[OSError], ...]
+    tcp_at: np.ndarray  # per connection: ns TCP connected (its handshake began); 0: not yet
+
+    def error_kind(self, exc: OSError) -> str: ...
+    def begin(self, tp: Transport, i: int, s: socket.socket) -> int: ...
+    def handshake(self, tp: Transport, i: int) -> int: ...
+    def late_kind(self, i: int) -> str: ...
+    def opened_in(self, i: int, now: int) -> int: ...
+    def poll(self, tp: Transport, wait_s: float, timer: Timer | None) -> list[int]: ...
+    def read_round(self, tp: Transport, ready: list[int]) -> None: ...
+
+
 class RoundBuffer:
     """The buffer one round's reads share (kept by the worker across steps)."""
 
@@ -110,15 +128,17 @@ class Early:
 class Transport:
     """One step's connections: sockets, pending bytes both ways, and which are open.
 
-    ``would_block`` and ``error_kind`` are what a send's exceptions mean; a subclass
-    (harness.tls) gives its own. They are looked up only when a send raises."""
+    ``would_block`` and ``error_kind`` are what a send's exceptions mean; a layer (TLS)
+    gives its own. They are looked up only when a send raises. With a layer, its ``poll``
+    and ``read_round`` replace the transport's, chosen once when it is built (as wrk2 picks
+    its socket functions): the plain ones below stay free of any test for TLS."""
 
     would_block: type[OSError] | tuple[type[OSError], ...] = BlockingIOError
     error_kind = staticmethod(error_kind)
 
     def __init__(self, share: Share, addrs: list[tuple], sources: tuple[str, ...],
                  sel: Poller, rounds: RoundBuffer, protocol: Stamped,
-                 sink: Sink) -> None:
+                 sink: Sink, tls: Layer | None = None) -> None:
         n = len(share.node)
         self.n = n
         self.node = share.node
@@ -140,6 +160,12 @@ class Transport:
         # the peer closed or reset a connection between frames: True when this took it
         # (HTTP: a server's keep-alive close between requests), else it fails
         self.between: Callable[[int], bool] | None = None
+        self.tls = tls  # a layer between this transport and its protocol, or None
+        if tls is not None:
+            self.would_block, self.error_kind = tls.would_block, tls.error_kind
+            self.poll = functools.partial(tls.poll, self)  # type: ignore[method-assign]
+            self.read_round = functools.partial(  # type: ignore[method-assign]
+                tls.read_round, self)
 
     # ------------------------------------------------------------------ the one error path
 
@@ -170,6 +196,8 @@ class Transport:
         self.pend_out[i] = None
         self.blocked[i] = False
         self.sink.closed(i)
+        if self.tls is not None:
+            self.tls.tcp_at[i] = 0
 
     def close_all(self) -> None:
         for i, s in enumerate(self.socks):
@@ -225,7 +253,15 @@ class Transport:
 
     def late_kind(self, i: int) -> str:
         """The error kind of a connect that did not finish in time."""
-        return "connect_timeout"
+        return "connect_timeout" if self.tls is None else self.tls.late_kind(i)
+
+    def schedule(self, i: int, now: int) -> bool:
+        """Connection ``i`` was lost: True when it will be reopened after a backoff (a
+        transport that reconnects, harness.protocols.ws.ws's); here never."""
+        return False
+
+    def tick(self, now: int, sending: bool, connect_timeout_ns: int) -> None:
+        """Every ~100 ms: the transport's own timers (ws: pings, reconnects due); none here."""
 
     def expire_connects(self, now: int, timeout_ns: int, upto: int | None = None) -> int:
         """Fail connects begun over ``timeout_ns`` ago (among the first ``upto``)."""
@@ -265,21 +301,34 @@ class Transport:
         return True
 
     def finish_connect(self, i: int) -> int:
-        """A connecting socket became writable: 1 when its connect settled (either way)."""
+        """An event on a connection not yet open: its TCP connect settled, or (with a layer)
+        its handshake can go on. 1 when the connection settled (either way)."""
         s = self.socks[i]
         if s is None or self.alive[i]:
             return 0
+        if self.tls is not None and self.tls.tcp_at[i]:  # TCP is up: the TLS handshake
+            return self.tls.handshake(self, i)
         err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             self.fail(i, connect_kind(err))
             return 1
-        done = time.monotonic_ns()
-        elapsed = done - int(self.started[i])
-        self.done[i] = done
+        if self.tls is not None:
+            return self.tls.begin(self, i, s)
+        now = time.monotonic_ns()
+        self.done[i] = now
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self.opened(i, s, now)
+
+    def opened(self, i: int, s: socket.socket, now: int) -> int:
+        """Connection ``i``'s byte stream is up at ``now`` (TCP connected; with TLS, the
+        handshake done): it may send (1: settled). A transport with a handshake of its own
+        (harness.protocols.ws.ws's upgrade) begins it here instead."""
         self.alive[i] = True
         self.sel.modify(s, READ, i)
-        self.sink.connected(i, elapsed)
+        if self.tls is None:
+            self.sink.connected(i, now - int(self.started[i]))
+        else:
+            self.sink.handshaken(i, self.tls.opened_in(i, now))
         return 1
 
     # ------------------------------------------------------------------ send

@@ -22,22 +22,18 @@ import numpy as np
 from harness import framing as framing_mod
 from harness.batch import SMALL_OPEN, SMALL_ROUND, Few, Outbound, Parsed, size_bounds
 from harness.delivery import Echo, delivery_for
-from harness.http import Http
-from harness.memcache import Memcache
 from harness.pacing import Pacer
 from harness.plan import Plan
 from harness.poller import READ, Poller
-from harness.protocol import Stamped, protocol_for
+from harness.protocol import Stamped
+from harness.protocols import of_run
+from harness.protocols.tls import client_context
+from harness.protocols.wire import wire_of
 from harness.recording import Recorder, run_queue_wait_ns
-from harness.replies import Replies
-from harness.resp import Resp
 from harness.result import Share, Times, WorkerResult
 from harness.timer import Timer
-from harness.tls import TlsTransport, client_context
 from harness.transport import TIMER, Early, RoundBuffer, Transport, connect_kind
 from harness.units import SEC
-from harness.ws import WsOptions, WsProtocol, WssTransport, WsTransport, ws_options
-from harness.wstext import TextProtocol, TextTemplate
 from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
@@ -45,7 +41,6 @@ __all__ = ["Progress", "Worker", "connect_kind"]
 NO_KINDS = np.zeros(0, dtype=np.uint16)
 BIG_NS = 1 << 62  # a time after every run
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
-KV_PROTOCOLS = {"resp": Resp, "memcache": Memcache}  # pooled requests, in-order replies
 
 
 class Worker:
@@ -69,14 +64,11 @@ class Worker:
         fixed = size if self.out.fixed and isinstance(size, int) else None
         self.fixed = (fixed if fr.header and not workload.ignore_unstamped
                       and self.matching == "stamp" else None)
-        self.request = _http_request(plan, workload)  # None: framed, stamped messages
-        self.tls = _tls_context(plan, self.request is not None)  # None: plain TCP
-        if plan.ws_text:
-            self.fixed = None  # text messages: the template's size, not the framing's
-        self.ws: WsOptions | None = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
-                                               plan.ping_interval_s, plan.ws_compress) \
-            if plan.targets and plan.targets[0].scheme in ("ws", "wss") else None
-        self.kv = KV_PROTOCOLS.get(getattr(workload, "protocol", "framed"))  # redis, memcached
+        # the run's protocol, looked up (harness.protocols): its part in each step
+        scheme = plan.targets[0].scheme if plan.targets else "tcp"
+        protocol = getattr(workload, "protocol", "framed") if plan.targets else "framed"
+        self.wire = wire_of(of_run(protocol, scheme), self)
+        self.tls = _tls_context(plan, self.wire.alpn)  # None: plain TCP
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
@@ -91,39 +83,16 @@ class Worker:
         self.gid = share.gids.astype(np.int64)
         self.rec = Recorder(self.index, n, self.n_kinds, self.fixed)
         self.pace = Pacer(share, plan.pacing, plan.seed * 104729 + self.index, plan.users)
-        self.proto = protocol_for(self.matching, self.framing, self.out, self.fixed,
-                                  plan.max_frame, share.key, n, self.index) \
-            if self.request is None else Http(self.request, self.framing, self.out,
-                                              plan.max_frame, share.key, n, self.index,
-                                              users=(plan.users, share.classes))
-        if self.kv is not None:  # redis or memcached: requests from the plan's pools
-            self.proto = self.kv([r.pool for r in plan.requests], self.framing, self.out,
-                                 plan.max_frame, share.key, n, self.index)
+        self.proto: Stamped = self.wire.protocol(share.key)
         self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
         self.parked = np.zeros(n, dtype=bool)  # HTTP: closed between requests, reopened when
-        self.n_parked = 0  # ... its next request is due (:meth:`_park`)
+        self.n_parked = 0  # ... its next request is due (:meth:`park`)
         self.due = np.zeros(n, dtype=np.int64)  # reopening: ns its next message was due
         self.up = np.zeros(n, dtype=bool)  # connected (ready to send)
         self.down = np.zeros(n, dtype=bool)  # lost: up once, now down by a fault
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
-        self.tp: Transport
-        if self.ws is not None and self.tls is not None:  # wss://
-            self.proto = self._ws_protocol(share.key)
-            self.tp = WssTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
-                                   self.proto, self, opts=self.ws, context=self.tls,
-                                   names=[t.host for t in plan.targets])
-        elif self.ws is not None:
-            self.proto = self._ws_protocol(share.key)
-            self.tp = WsTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
-                                  self.proto, self, opts=self.ws)
-        elif self.tls is not None:
-            self.tp = TlsTransport(share, self.addrs, plan.source_addrs, sel, self.rounds,
-                                   self.proto, self, context=self.tls,
-                                   names=[t.host for t in plan.targets])
-        else:
-            self.tp = Transport(share, self.addrs, plan.source_addrs, sel, self.rounds,
-                                self.proto, self)
+        self.tp: Transport = self.wire.transport(share, sel, self.tls)
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = int(plan.timeout_s * SEC)
         self.accepted = np.zeros(1000, dtype=bool)  # HTTP status code -> not an error
@@ -143,33 +112,20 @@ class Worker:
                       and self.echo is not None and self.n_kinds == 1 else None)
         self.early = self._early()
         self.tp.early = self.early
-        if isinstance(self.proto, Http):
-            self.tp.between = self._between
+        self.after_round = self.wire.after_round  # the protocol's counts after a round
+        self.wire.joined(self.tp)
 
     def _early(self) -> Early | None:
         """Whether connections send their next request as soon as their replies are read
         (harness.transport.Early): the closed loop without think times, stages or a message
         budget, one fixed request (HTTP or redis/memcached), plain TCP, echo delivery."""
-        proto, pace = self.proto, self.pace
-        req = proto.request if isinstance(proto, Http) else \
-            proto.single if isinstance(proto, Replies) else None
-        if (req is None or type(self.tp) is not Transport or pace.period or pace.thinks
-                or pace.budgeted or self.share.stages or self.n_kinds != 1
-                or self.echo is None):
+        pace = self.pace
+        req = self.wire.early_request()
+        if (req is None or type(self.tp) is not Transport or self.tp.tls is not None
+                or pace.period or pace.thinks or pace.budgeted or self.share.stages
+                or self.n_kinds != 1 or self.echo is None):
             return None
         return Early(req, pace.outstanding)
-
-    def _ws_protocol(self, key: int) -> WsProtocol:
-        """Stamped frames inside binary WebSocket messages, or JSON text messages with the
-        stamp in a field (--ws-text)."""
-        plan = self.plan
-        n = len(self.share.node)
-        if plan.ws_text:
-            return TextProtocol(self.framing, self.out, plan.max_frame, key, self.index,
-                                TextTemplate(plan.ws_text, plan.size), plan.ws_match, n,
-                                plan.ws_compress)
-        return WsProtocol(self.framing, self.out, self.fixed, plan.max_frame, key, n,
-                          plan.ws_compress)
 
     @property
     def res(self) -> WorkerResult:
@@ -210,7 +166,7 @@ class Worker:
 
     def closed(self, i: int) -> None:
         """Connection ``i`` closed: on a fault, or by the worker itself (which then says
-        the connection is not lost: :meth:`_park`, a stage's retirement)."""
+        the connection is not lost: :meth:`park`, a stage's retirement)."""
         if self.up[i] or self.reconnecting[i]:
             self.down[i] = True  # dropped, or its reopening failed
         self.up[i] = False
@@ -218,9 +174,8 @@ class Worker:
         self.due[i] = 0
         self.pace.closed(i)
         self.proto.forget(i)
-        if self.plan.reconnect and self.running and self.sending and \
-                isinstance(self.tp, WsTransport) and not self.share.stages:
-            # reopened after a backoff, counted
+        if self.plan.reconnect and self.running and self.sending and not self.share.stages:
+            # reopened after a backoff, counted (ws --reconnect; other transports: False)
             self.reconnecting[i] = self.tp.schedule(i, time.monotonic_ns())
 
     def backlogged(self, i: int) -> None:
@@ -289,38 +244,10 @@ class Worker:
                 return
         p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
         self._account(p, seg_t[-1])
-        if isinstance(self.proto, Http):
-            self._http_round(self.proto, p, seg_t[-1])
-        elif isinstance(self.proto, Replies) and self.rec.measuring:
-            for kind, count in self.proto.counted(p.ok):  # misses, error replies by kind
-                self.rec.error(kind, count, seg_t[-1])
+        if self.after_round is not None:  # HTTP statuses, redis/memcached replies by kind
+            self.after_round(p, seg_t[-1])
 
-    def _http_round(self, proto: Http, p: Parsed, now: int) -> None:
-        """Non-2xx responses counted by code (``http_404``); connections whose server said
-        ``Connection: close`` closed and, while sending, reopened (``reconnect``)."""
-        codes = np.minimum(proto.codes[p.ok], 999)
-        if len(codes) and self.rec.measuring:
-            self.rec.statuses(codes)
-        bad = codes[~self.accepted[codes]]
-        if len(bad) and self.rec.measuring:
-            for code, count in zip(*np.unique(bad, return_counts=True), strict=True):
-                self.rec.error(f"http_{int(code)}", int(count), now)
-        for i in proto.take_closing():
-            if self.tp.socks[i] is not None:
-                self._park(i)
-
-    def _between(self, i: int) -> bool:
-        """The server closed or reset HTTP connection ``i`` with no request outstanding
-        (its keep-alive timeout): not an error, the connection is reopened when its next
-        request is due. With a request outstanding it is one (False: the transport fails
-        it, the request is lost)."""
-        assert isinstance(self.proto, Http)
-        if self.proto.waiting(i):
-            return False
-        self._park(i)
-        return True
-
-    def _park(self, i: int) -> None:
+    def park(self, i: int) -> None:
         """Close connection ``i`` (its server closed it, or said it would, between
         requests); while it has more to send, it is reopened when its next request is due
         (:meth:`_reopen_due`), as an HTTP client reopens on its next request."""
@@ -389,8 +316,8 @@ class Worker:
 
     def _tick(self, now: int, next_report: int, ctrl_poll: Progress | None) -> int:
         """Every ~100 ms: reply timeouts, stage retirements, and once a second progress."""
-        if isinstance(self.tp, WsTransport):  # pings, reconnects due
-            self.tp.tick(now, self.sending, int(self.plan.connect_timeout_s * SEC))
+        # the transport's own timers (ws: pings, reconnects due)
+        self.tp.tick(now, self.sending, int(self.plan.connect_timeout_s * SEC))
         timed_out = self.pace.stalls(now, self.timeout_ns, self.tp.alive)
         if timed_out:
             self.rec.error("timeout", timed_out, now)
@@ -652,12 +579,7 @@ class Worker:
         self.deliv.finish(res, self.hi)
         res.sent_all = self.seq - self.seq0
         res.conns_lost = int(np.count_nonzero(self.down))  # (close_all: not lost)
-        if isinstance(self.tp, WsTransport) and self.tp.downtimes:
-            res.reconnect.record(np.asarray(self.tp.downtimes, dtype=np.int64))
-        if isinstance(self.tp, WsTransport) and self.plan.reconnect:
-            res.episodes = self.tp.reconnects(self.times.measure)
-        if isinstance(self.proto, WsProtocol) and self.proto.deflate is not None:
-            res.ws_compress = dict(self.proto.deflate.counts)
+        self.wire.finish(res)  # the protocol's extras (ws: reconnects, deflate counts)
         if not res.replies:  # bytes that never made a frame
             self.rec.keep_unparsed(next((p for p in self.tp.pend_in if p), b""))
         self.close_all()
@@ -668,20 +590,8 @@ class Worker:
         self.running = False
 
 
-def _tls_context(plan: Plan, http: bool) -> ssl.SSLContext | None:
-    """The client TLS context of a TLS plan (ALPN http/1.1 for HTTP), else None."""
+def _tls_context(plan: Plan, alpn: tuple[str, ...]) -> ssl.SSLContext | None:
+    """The client TLS context of a TLS plan (offering the protocol's ALPN), else None."""
     if plan.tls is None:
         return None
-    return client_context(plan.tls, ("http/1.1",) if http else ())
-
-
-def _http_request(plan: Plan, workload: Workload) -> bytes | list[tuple[bytes, ...]] | None:
-    """The bytes of an http workload's one request (to the first target's host and path),
-    or the pre-rendered pools of its [[requests]] table, one per kind."""
-    if getattr(workload, "protocol", "framed") != "http" or not plan.targets:
-        return None
-    if plan.requests:
-        return [r.pool for r in plan.requests]
-    t = plan.targets[0]
-    host = f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
-    return bytes(workload.request(host, t.path or "/"))  # type: ignore[attr-defined]
+    return client_context(plan.tls, alpn)

@@ -21,12 +21,21 @@ LAYERS: dict[str, set[str]] = {
     # values and small helpers every layer may use
     "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
              "timer", "report.safe", "units", "pools",
-             "wsframe", "accel"},
+             "protocols.ws.wsframe", "accel",
+             # the protocol registry and each protocol's declaration (no sockets)
+             "protocols", "protocols.spec", "protocols.kvguess", "protocols.tcp",
+             "protocols.http", "protocols.redis", "protocols.memcached", "protocols.ws"},
     # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
     "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
-               "result", "workloads", "delivery", "http", "users",
-               "tls", "ws", "wstext", "wstemplate", "wsdeflate", "replies", "resp", "memcache",
-               "poller"},
+               "result", "workloads", "delivery", "users", "poller",
+               # each protocol's sans-I/O protocol object, transport and hooks; TLS
+               "protocols.http.http1", "protocols.tls", "protocols.ws.ws",
+               "protocols.ws.wstext", "protocols.ws.wstemplate", "protocols.ws.wsdeflate",
+               "protocols.replies",
+               "protocols.redis.resp", "protocols.memcached.memcache",
+               "protocols.wire", "protocols.kvwire", "protocols.tcp.wire",
+               "protocols.http.wire", "protocols.redis.wire", "protocols.memcached.wire",
+               "protocols.ws.wire"},
     # the built-in target servers (separate processes)
     "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
                 "targets.echo", "targets.loop", "targets.node", "targets.serve",
@@ -37,7 +46,7 @@ LAYERS: dict[str, set[str]] = {
                "config_file",
                "payload",
                "reqtable",
-               "usertable", "kvcmds", "alert_spec"},
+               "usertable", "protocols.kvcmds", "protocols.ws.settings", "alert_spec"},
     # the client and the machine watched: psutil samples, kernel counters
     "watch": {"monitor", "netstat", "preflight",
               "machine"},

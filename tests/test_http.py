@@ -1,7 +1,7 @@
-"""HTTP/1.1 keep-alive (harness/http.py, workloads/http.py, the http:// target of config):
-the URL parsed, the response parser on hand-made bytes, and runs against a real nginx
-started by the test on a free loopback port (Debian ``nginx-light``, tests/setup.sh) with
-exact counts by status code."""
+"""HTTP/1.1 keep-alive (harness/protocols/http/http1.py, workloads/http.py, the http://
+target of config): the URL parsed, the response parser on hand-made bytes, and runs against
+a real nginx started by the test on a free loopback port (Debian ``nginx-light``,
+tests/setup.sh) with exact counts by status code."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from harness import framing as framing_mod
 from harness.batch import Outbound
 from harness.config import ConfigError, parse_target
-from harness.http import Http
 from harness.plan import Target
+from harness.protocols.http.http1 import Http
 from tests import nginx as nginx_mod
 from tests.conftest import free_port, harness, plan_for, run_plan, stop
 from workloads import Kind

@@ -1,9 +1,10 @@
-"""harness's HTTP/1.1 response parser (harness/http.py) against h11, an independent reference
-parser: generated response streams (1xx, 204/304, Content-Length, chunked with extensions
-and trailers, header case, read-to-EOF bodies, several responses back to back, and one
-framing fault at a time), split at arbitrary points and fed to harness as the transport
-feeds it (pending bytes kept between reads, EOF last). Both must agree on the sequence of
-(status, end offset in the stream) and on which streams are invalid. No network."""
+"""harness's HTTP/1.1 response parser (harness/protocols/http/http1.py) against h11, an
+independent reference parser: generated response streams (1xx, 204/304, Content-Length,
+chunked with extensions and trailers, header case, read-to-EOF bodies, several responses
+back to back, and one framing fault at a time), split at arbitrary points and fed to harness
+as the transport feeds it (pending bytes kept between reads, EOF last). Both must agree on
+the sequence of (status, end offset in the stream) and on which streams are invalid. No
+network."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from harness import framing as framing_mod
 from harness.batch import Outbound
-from harness.http import Http
+from harness.protocols.http.http1 import Http
 from workloads import Kind
 
 h11 = pytest.importorskip("h11", reason="h11 not installed (pip install '.[test]')")

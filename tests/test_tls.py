@@ -1,4 +1,4 @@
-"""TLS (harness/tls.py, the https:// target and --tls, --ca, --insecure of config): the
+"""TLS (harness/protocols/tls.py, the https:// target and --tls, --ca, --insecure of config): the
 settings checked, the diagnosis on synthetic steps, and runs against a real nginx with
 certificates the test makes (tests/certs.py, the openssl command line) and against the TLS
 echo server of tests/servers.py: exact counts, a handshake histogram with one handshake per
@@ -22,9 +22,9 @@ from harness.config import ConfigError, parse_target
 from harness.diagnosis import no_reply_diagnosis
 from harness.plan import Target, Tls
 from harness.poller import Poller
+from harness.protocols.tls import TlsLayer, client_context
 from harness.result import Share
-from harness.tls import TlsTransport, client_context
-from harness.transport import CHUNK, RoundBuffer
+from harness.transport import CHUNK, RoundBuffer, Transport
 from tests import certs as certs_mod
 from tests import nginx as nginx_mod
 from tests import servers
@@ -356,7 +356,7 @@ class Whole:
 
 
 class OneConnection:
-    """A TlsTransport with one connection (and the sink above) to a TLS server run by
+    """A transport over TLS with one connection (and the sink above) to a TLS server run by
     ``serve(sock)`` in a thread of this process: ``with OneConnection(certs, serve) as c``."""
 
     def __init__(self, certs: certs_mod.Certs, serve: Callable[[ssl.SSLSocket], None]) -> None:
@@ -375,14 +375,14 @@ class OneConnection:
             self.serve(s)
             self.done.wait(10)
 
-    def __enter__(self) -> TlsTransport:
+    def __enter__(self) -> Transport:
         self.thread.start()
         share = Share(0, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
                       np.ones(1, dtype=bool), None, 0.0, None, 0)
         ctx = client_context(Tls(ca_pem=self.certs.ca.read_text()))
-        self.tp = TlsTransport(share, [(socket.AF_INET, self.lsock.getsockname())], (),
-                               Poller(), RoundBuffer(), Whole(), self.sink,
-                               context=ctx, names=["localhost"])
+        self.tp = Transport(share, [(socket.AF_INET, self.lsock.getsockname())], (),
+                            Poller(), RoundBuffer(), Whole(), self.sink,
+                            tls=TlsLayer(ctx, ["localhost"], 1))
         self.tp.open_all(1, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
         assert self.sink.handshakes == 1 and self.tp.alive[0]
         return self.tp
@@ -394,7 +394,7 @@ class OneConnection:
         self.lsock.close()
 
 
-def rounds(tp: TlsTransport, until: Callable[[], bool], within_s: float = 3.0) -> None:
+def rounds(tp: Transport, until: Callable[[], bool], within_s: float = 3.0) -> None:
     deadline = time.monotonic() + within_s
     while not until() and time.monotonic() < deadline:
         tp.read_round(tp.poll(0.05, None))

@@ -15,7 +15,7 @@ from harness import framing
 from harness.batch import Outbound
 from harness.poller import Poller
 from harness.protocol import Stamped
-from harness.resp import Resp
+from harness.protocols.redis.resp import Resp
 from harness.result import Share
 from harness.transport import LAUNCH_BATCH, Early, RoundBuffer, Transport
 from workloads.base import Kind

@@ -1,7 +1,8 @@
-"""WebSocket targets (harness/ws.py): ws:// URLs parsed, and runs against servers built on
-the ``websockets`` library (tests/ws_servers.py, started on free loopback ports): exact
-counts over an echo server, the fan-out of a 3-node relay chat linked over WebSocket,
-pings answered, close codes counted, fragmented messages reassembled, refused handshakes."""
+"""WebSocket targets (harness/protocols/ws/ws.py): ws:// URLs parsed, and runs against
+servers built on the ``websockets`` library (tests/ws_servers.py, started on free loopback
+ports): exact counts over an echo server, the fan-out of a 3-node relay chat linked over
+WebSocket, pings answered, close codes counted, fragmented messages reassembled, refused
+handshakes."""
 
 from __future__ import annotations
 

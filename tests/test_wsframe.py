@@ -1,6 +1,6 @@
-"""harness.wsframe against the websockets library's own frame code: frames serialised by
-websockets, split anywhere, cut by the Deframer; masked frames built by mask_frames, parsed
-by websockets' reader."""
+"""harness.protocols.ws.wsframe against the websockets library's own frame code: frames
+serialised by websockets, split anywhere, cut by the Deframer; masked frames built by
+mask_frames, parsed by websockets' reader."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from websockets.frames import Close, Frame, Opcode
 from websockets.streams import StreamReader
 
-from harness.wsframe import Deframer, client_messages, echo_frames, encode_frame, mask_frames
+from harness.protocols.ws.wsframe import (
+    Deframer,
+    client_messages,
+    echo_frames,
+    encode_frame,
+    mask_frames,
+)
 
 MESSAGES = st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=12)
 

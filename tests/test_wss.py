@@ -1,9 +1,10 @@
-"""WebSocket over TLS (harness/ws.py WssTransport, wss:// in config, the probe of
-targets/lifecycle.py): wss:// URLs parsed into TLS plans, and runs against servers built on
-the ``websockets`` library with certificates the test makes (tests/certs.py): exact echo
-counts with --ca and with --insecure, one handshake per connection in the handshake
-histogram, a certificate that does not verify (counted per connection; exit 3 with the TLS
-line from the probe), and the fan-out of a 3-node relay chat linked over wss://."""
+"""WebSocket over TLS (harness/protocols/ws/ws.py over harness.protocols.tls, wss:// in config,
+the probe of targets/lifecycle.py): wss:// URLs parsed into TLS plans, and runs against
+servers built on the ``websockets`` library with certificates the test makes
+(tests/certs.py): exact echo counts with --ca and with --insecure, one handshake per
+connection in the handshake histogram, a certificate that does not verify (counted per
+connection; exit 3 with the TLS line from the probe), and the fan-out of a 3-node relay chat
+linked over wss://."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from harness.config import ConfigError, parse_target
 from harness.plan import Target, Tls
-from harness.ws import ws_options
+from harness.protocols.ws.ws import ws_options
 from tests import certs as certs_mod
 from tests.conftest import harness, plan_for, run_plan
 from tests.test_ws import assert_storm_recovered, storm_run, ws_server

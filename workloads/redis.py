@@ -4,8 +4,8 @@ answers its k-th request). Error replies are counted by kind (``redis_ERR``,
 ``redis_WRONGTYPE``), nil replies as ``redis_miss``.
 
 Selected by ``--workload redis --host host:port`` or a ``redis://host[:port]`` target. The
-requests are rendered at plan time (harness.kvcmds: keys ``key:{n}``, n in 1..``--keys``,
-values of ``--size`` bytes); the replies are parsed by harness.resp.
+requests are rendered at plan time (harness.protocols.kvcmds: keys ``key:{n}``, n in 1..``--keys``,
+values of ``--size`` bytes); the replies are parsed by harness.protocols.redis.resp.
 """
 
 from __future__ import annotations

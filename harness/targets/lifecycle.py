@@ -108,9 +108,9 @@ def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
     (its reason and what to do) is an unreachable target."""
     if not plan.targets or plan.targets[0].scheme not in ("ws", "wss"):
         return
-    from harness import ws
     from harness.diagnosis import tls_hint
-    from harness.tls import client_context
+    from harness.protocols.tls import client_context
+    from harness.protocols.ws import ws
     opts = ws.ws_options(plan.targets, plan.ws_subprotocol, plan.headers)
     context = client_context(plan.tls) if plan.tls is not None else None
     for t, uri, (family, addr) in zip(plan.targets, opts.uris, addrs, strict=True):

@@ -3,22 +3,21 @@
 
 A client's connection starts with its upgrade request (answered 101, or 400 and closed);
 then every whole message it sends (a binary or text frame, unmasked with numpy per read:
-:func:`harness.wsframe.client_messages`) goes to every open client of the node, the sender
-included, as an unmasked binary frame, and down every link to the other nodes. Links
-between nodes stay the chat target's raw frames (the hello, then the run's framing), and a
-message arriving over a link goes to the node's clients only. Pings get pongs; a close
+:func:`harness.protocols.ws.wsframe.client_messages`) goes to every open client of the node,
+the sender included, as an unmasked binary frame, and down every link to the other nodes.
+Links between nodes stay the chat target's raw frames (the hello, then the run's framing),
+and a message arriving over a link goes to the node's clients only. Pings get pongs; a close
 (or a fragmented message, which this relay does not take) ends the client's connection.
-Sizes are bytes.
-"""
+Sizes are bytes. """
 
 from __future__ import annotations
 
 import numpy as np
 
 from harness.framing import FrameError
+from harness.protocols.ws.wsframe import client_messages, server_frames, server_handshake
 from harness.targets.chat import CLIENT, PEER_IN, PEER_OUT, UNKNOWN, ChatServer, _Conn
 from harness.targets.loop import read_into
-from harness.wsframe import client_messages, server_frames, server_handshake
 
 MAX_HEAD = 16 * 1024
 

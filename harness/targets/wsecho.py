@@ -4,7 +4,7 @@ back to it, unmasked, as the same frame.
 Each connection first sends an upgrade request; the reply is 101 with its accept key (400
 for anything else, then close). After that each read's whole frames are answered at once:
 frames of one size under 126 bytes (the common benchmark case) are unmasked as one numpy
-array per read (:func:`harness.wsframe.echo_frames`); pings get pongs, a close gets its
+array per read (:func:`harness.protocols.ws.wsframe.echo_frames`); pings get pongs, a close gets its
 close back and the connection ends. As in the TCP echo target, a partial write stops
 reading that connection until it is flushed, so a connection never holds more than one
 read's replies. Sizes are bytes.
@@ -16,9 +16,9 @@ import selectors
 import socket
 from typing import Any
 
+from harness.protocols.ws.wsframe import echo_frames, server_handshake
 from harness.targets.echo import EchoServer
 from harness.targets.loop import read_into
-from harness.wsframe import echo_frames, server_handshake
 
 READ_SIZE = 256 * 1024
 MAX_HEAD = 16 * 1024

@@ -1,5 +1,5 @@
-"""Benchmark: harness's hand HTTP/1.1 response parser (harness/http.py) against httptools
-(llhttp, C) on one big in-memory response stream, read as the transport reads it.
+"""Benchmark: harness's hand HTTP/1.1 response parser (harness/protocols/http/http1.py)
+against httptools (llhttp, C) on one big in-memory response stream, read as the transport reads it.
 
 The stream is ``--responses`` responses in a seeded mix shaped like the test servers'
 answers: nginx-like ``Content-Length`` responses with small bodies, chunked ones, 204s and
@@ -41,7 +41,7 @@ if __name__ == "__main__":
 
 from harness import framing as framing_mod  # noqa: E402
 from harness.batch import Outbound  # noqa: E402
-from harness.http import Http  # noqa: E402
+from harness.protocols.http.http1 import Http  # noqa: E402
 from workloads import Kind  # noqa: E402
 
 HEAD = (b"HTTP/1.1 %d %s\r\nServer: nginx/1.22.1\r\nDate: Mon, 30 Nov 2026 18:00:00 GMT\r\n"
@@ -148,7 +148,7 @@ def main() -> None:
     mb = len(stream) / 1e6
     print(f"{a.responses} responses, {mb:.1f} MB, mean {len(stream) / a.responses:.0f} B, "
           f"reads of {a.read} B; median of {a.repeat}")
-    parsers = [("hand (harness/http.py)", hand)]
+    parsers = [("hand (harness/protocols/http/http1.py)", hand)]
     try:
         import httptools
         parsers.append((f"httptools {httptools.__version__}", with_httptools))

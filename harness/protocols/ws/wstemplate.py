@@ -3,7 +3,8 @@ stamp) and optionally ``{text}`` (filler up to ``--size`` bytes) inside a JSON t
 ``{"type": "message", "stamp": "{stamp}", "text": "{text}"}``, checked and laid out once.
 
 No sockets: config checks a ``--ws-text`` template with it, and
-:class:`harness.wstext.TextProtocol` writes a round's messages from it. Sizes are bytes.
+:class:`harness.protocols.ws.wstext.TextProtocol` writes a round's messages from it. Sizes
+are bytes.
 """
 
 from __future__ import annotations

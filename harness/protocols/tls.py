@@ -1,5 +1,9 @@
-"""TLS over the transport: the client context, and :class:`TlsTransport`, the transport of a
-step whose connections speak TLS (an ``https://`` target, or ``--tls`` with ``host:port``).
+"""TLS as a layer between a transport and its protocol (as asyncio's sslproto): the client
+context, and :class:`TlsLayer`, which any transport takes (``tls=``) for a step whose
+connections speak TLS (an ``https://`` or ``wss://`` target, or ``--tls`` with
+``host:port``). The transport keeps its connect, sends, frame cutting and its own handshake
+(the WebSocket upgrade); the layer adds the TLS handshake between TCP connected and the
+transport's :meth:`~harness.transport.Transport.opened`, and its reads and send errors.
 
 Per connection: the TCP connect as for plain TCP (its time is the connect histogram's), then
 the socket is wrapped (SNI: the target's host name; none for an IP address, RFC 6066, which
@@ -33,11 +37,9 @@ import time
 import numpy as np
 
 from harness.plan import Tls
-from harness.poller import READ, WRITE, Poller
-from harness.protocol import Stamped
-from harness.result import Share
+from harness.poller import READ, WRITE
 from harness.timer import Timer
-from harness.transport import CHUNK, Reads, RoundBuffer, Sink, Transport, connect_kind
+from harness.transport import CHUNK, Reads, Transport
 from harness.transport import error_kind as plain_error_kind
 
 WOULD_BLOCK = (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
@@ -88,127 +90,107 @@ def after_handshake_kind(exc: OSError) -> str:
     return plain_error_kind(exc)
 
 
-class TlsTransport(Transport):
-    """The transport of a TLS step: plain TCP's connect, sends and frame cutting, with the
-    handshake between connect and data, and reads that drain what OpenSSL holds."""
+class TlsLayer:
+    """TLS on a step's connections, for any transport: per connection, when TCP connected
+    (the handshake's start; 0: not yet), and the connections whose plaintext OpenSSL holds.
+    The transport calls :meth:`begin` once TCP is up, :meth:`handshake` on each event until
+    done (then its own ``opened``), and takes :meth:`poll` and :meth:`read_round` as its own
+    (chosen once, when it is built), ``would_block`` and ``error_kind`` for its sends."""
 
-    would_block = WOULD_BLOCK
+    would_block: type[OSError] | tuple[type[OSError], ...] = WOULD_BLOCK
     error_kind = staticmethod(after_handshake_kind)
 
-    def __init__(self, share: Share, addrs: list[tuple], sources: tuple[str, ...],
-                 sel: Poller, rounds: RoundBuffer, protocol: Stamped,
-                 sink: Sink, *, context: ssl.SSLContext, names: list[str]) -> None:
-        super().__init__(share, addrs, sources, sel, rounds, protocol, sink)
+    def __init__(self, context: ssl.SSLContext, names: list[str], n: int) -> None:
         self.context = context
         self.names = names  # server_hostname per target node
-        self.tcp_at = np.zeros(self.n, dtype=np.int64)  # TCP connected (handshake began); 0
+        self.tcp_at = np.zeros(n, dtype=np.int64)  # TCP connected (handshake began); 0
         self.carry: list[int] = []  # connections whose plaintext OpenSSL holds
 
     # ------------------------------------------------------------------ the handshake
 
-    def finish_connect(self, i: int) -> int:
-        """An event on a connection not yet alive: its TCP connect settled (wrap it and begin
-        the handshake), or its handshake can go on. 1 when the connection is settled."""
-        s = self.socks[i]
-        if s is None or self.alive[i]:
-            return 0
-        if not self.tcp_at[i]:
-            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                self.fail(i, connect_kind(err))
-                return 1
-            if not self._wrap(i, s):
-                return 1
-        return self._handshake(i)
-
-    def _wrap(self, i: int, s: socket.socket) -> bool:
-        """TCP connected: count its time, wrap the socket. False when wrapping failed."""
+    def begin(self, tp: Transport, i: int, s: socket.socket) -> int:
+        """TCP connected: count its time, wrap the socket, begin the handshake. 1 when the
+        connection is settled (failed, or the transport opened it)."""
         now = time.monotonic_ns()
-        self.sink.tcp_connected(now - int(self.started[i]))
+        tp.sink.tcp_connected(now - int(tp.started[i]))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sel.unregister(s)
+        tp.sel.unregister(s)
         self.tcp_at[i] = now
         try:
-            t = self.context.wrap_socket(s, server_hostname=self.names[int(self.node[i])],
+            t = self.context.wrap_socket(s, server_hostname=self.names[int(tp.node[i])],
                                          do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
             s.close()
-            self.socks[i] = None
-            self.sink.tls_failed("tls_handshake", str(exc))
-            self.fail(i, "tls_handshake")
-            return False
-        self.socks[i] = t
-        self.sel.register(t, READ, i)
-        return True
+            tp.socks[i] = None
+            tp.sink.tls_failed("tls_handshake", str(exc))
+            tp.fail(i, "tls_handshake")
+            return 1
+        tp.socks[i] = t
+        tp.sel.register(t, READ, i)
+        return self.handshake(tp, i)
 
-    def _handshake(self, i: int) -> int:
-        s = self.socks[i]
+    def handshake(self, tp: Transport, i: int) -> int:
+        """One step of connection ``i``'s handshake; done: the transport's ``opened``."""
+        s = tp.socks[i]
         assert isinstance(s, ssl.SSLSocket)
         try:
             s.do_handshake()
         except ssl.SSLWantReadError:
-            self.sel.modify(s, READ, i)
+            tp.sel.modify(s, READ, i)
             return 0
         except ssl.SSLWantWriteError:
-            self.sel.modify(s, WRITE, i)
+            tp.sel.modify(s, WRITE, i)
             return 0
         except OSError as exc:
             kind = handshake_kind(exc)
-            self.sink.tls_failed(kind, reason(exc))
-            self.fail(i, kind)
+            tp.sink.tls_failed(kind, reason(exc))
+            tp.fail(i, kind)
             return 1
-        return self.secured(i, s)
-
-    def secured(self, i: int, s: ssl.SSLSocket) -> int:
-        """The TLS handshake is done: the connection may send (1: settled). harness.ws's
-        wss transport writes its upgrade request here instead."""
-        self.alive[i] = True
-        self.sel.modify(s, READ, i)
-        self.sink.handshaken(i, time.monotonic_ns() - int(self.tcp_at[i]))
-        return 1
+        return tp.opened(i, s, time.monotonic_ns())
 
     def late_kind(self, i: int) -> str:
+        """A connect not done in time: in its handshake (``tls_timeout``), or before."""
         return "tls_timeout" if self.tcp_at[i] else "connect_timeout"
 
-    def close(self, i: int) -> None:
-        super().close(i)
-        self.tcp_at[i] = 0
+    def opened_in(self, i: int, now: int) -> int:
+        """ns from TCP connected to ``now`` (the handshake histogram's time)."""
+        return now - int(self.tcp_at[i])
 
     # ------------------------------------------------------------------ receive
 
-    def poll(self, wait_s: float, timer: Timer | None) -> list[int]:
+    def poll(self, tp: Transport, wait_s: float, timer: Timer | None) -> list[int]:
         """As plain TCP's, with the connections whose plaintext OpenSSL holds (no wait)."""
         carry, self.carry = self.carry, []
-        ready = super().poll(0.0 if carry else wait_s, timer)
+        ready = type(tp).poll(tp, 0.0 if carry else wait_s, timer)
         if carry:
             seen = set(ready)
             ready.extend(i for i in carry if i not in seen)
         return ready
 
-    def read_round(self, ready: list[int]) -> None:
+    def read_round(self, tp: Transport, ready: list[int]) -> None:
         """Per ready connection: a handshake step, or its records read into the round
         buffer; then whole frames to the sink, as plain TCP's."""
-        rb, r, off = self.rounds, Reads(self.protocol.walks), 0
+        rb, r, off = tp.rounds, Reads(tp.protocol.walks), 0
         for k, i in enumerate(ready):
-            if self.socks[i] is None:
+            if tp.socks[i] is None:
                 continue
-            if not self.alive[i]:
-                self.finish_connect(i)
+            if not tp.alive[i]:
+                tp.finish_connect(i)
                 continue
-            off = self._read(i, off, r)
+            off = self._read(tp, i, off, r)
             if off < 0:  # no room left: the rest next round
                 self.carry.extend(ready[k:])
                 break
         if r.conn:
-            self.sink.frames(rb.buf, r.conn, r.end, r.t, r.walk)
+            tp.sink.frames(rb.buf, r.conn, r.end, r.t, r.walk)
         for i in r.broken:
-            if self.socks[i] is not None:
-                self.fail(i, "protocol")
+            if tp.socks[i] is not None:
+                tp.fail(i, "protocol")
 
-    def _read(self, i: int, off: int, r: Reads) -> int:
+    def _read(self, tp: Transport, i: int, off: int, r: Reads) -> int:
         """Connection ``i``'s pending bytes, then the records it has (up to CHUNK bytes),
         at ``off``. Returns where the next read goes; -1: no room left this round."""
-        s, p, rb = self.socks[i], self.pend_in[i], self.rounds
+        s, p, rb = tp.socks[i], tp.pend_in[i], tp.rounds
         assert isinstance(s, ssl.SSLSocket)
         if off + len(p) + CHUNK > len(rb.buf):
             if off:
@@ -216,25 +198,33 @@ class TlsTransport(Transport):
             rb.grow(len(p) + CHUNK)
         start = off + len(p)
         rb.buf[off:start] = p
-        end, stop, eof = start, start + CHUNK, False
+        end, eof = self._records(tp, i, s, start, start + CHUNK)
+        if end < 0:
+            return off
+        if end == start and not eof:  # a record without data (a session ticket)
+            return off
+        if s.pending():
+            self.carry.append(i)
+        return tp._keep(i, off, end, time.monotonic_ns(), r)
+
+    def _records(self, tp: Transport, i: int, s: ssl.SSLSocket, start: int,
+                 stop: int) -> tuple[int, bool]:
+        """Read records into ``buf[start:stop]`` until OpenSSL wants more from the socket:
+        (where they end, EOF seen); (-1, False) when the connection failed."""
+        mv, end = tp.rounds.mv, start
         try:
             while end < stop:
-                n = s.recv_into(rb.mv[end:stop])
+                n = s.recv_into(mv[end:stop])
                 if not n:  # EOF: after data, seen again on the next read
-                    eof = end == start
-                    break
+                    return end, end == start
                 end += n
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             pass
         except OSError as exc:
             kind = after_handshake_kind(exc)
             if kind in ("closed", "reset"):
-                self.hung_up(i, kind)
+                tp.hung_up(i, kind)
             else:
-                self.fail(i, kind)
-            return off
-        if end == start and not eof:  # a record without data (a session ticket)
-            return off
-        if s.pending():
-            self.carry.append(i)
-        return self._keep(i, off, end, time.monotonic_ns(), r)
+                tp.fail(i, kind)
+            return -1, False
+        return end, False

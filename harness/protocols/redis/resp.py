@@ -7,14 +7,14 @@ string (``$5\\r\\nhello``, or the nil ``$-1``: counted as ``redis_miss``, inform
 array (``*2 ...``, nil ``*-1``) of replies, nested at most :data:`MAX_DEPTH` deep. A line
 is at most :data:`MAX_LINE` bytes (or ``--max-frame``), a bulk string or a whole reply at
 most ``--max-frame``; a first byte that is no RESP type breaks the stream at once. Parsing
-is a few ``bytes.find`` calls per reply on the round buffer (see :mod:`harness.replies`).
+is a few ``bytes.find`` calls per reply on the round buffer (see :mod:`harness.protocols.replies`).
 
 Sizes are bytes.
 """
 
 from __future__ import annotations
 
-from harness.replies import MISS, OK, BadReply, Replies, int_at
+from harness.protocols.replies import MISS, OK, BadReply, Replies, int_at
 
 MAX_DEPTH = 16  # arrays inside arrays
 MAX_LINE = 64 * 1024  # a simple string, an error, a length line

@@ -1,11 +1,11 @@
 """Text WebSocket messages: a JSON template with the stamp in a string field, and a rule
 that tells messages from other frames (presence, acks, welcome).
 
-* :class:`harness.wstemplate.TextTemplate` (in its own module, without sockets, so config
-  checks a template without importing this one): the JSON text with ``{stamp}`` and
-  ``{text}``. A round's messages are one (messages, size) numpy array: the template written
-  once, the stamp columns per round.
-* :class:`TextProtocol`: WebSocket frames as :class:`harness.ws.WsProtocol` cuts them;
+* :class:`harness.protocols.ws.wstemplate.TextTemplate` (in its own module, without
+  sockets, so config checks a template without importing this one): the JSON text with
+  ``{stamp}`` and ``{text}``. A round's messages are one (messages, size) numpy array: the
+  template written once, the stamp columns per round.
+* :class:`TextProtocol`: WebSocket frames as :class:`harness.protocols.ws.ws.WsProtocol` cuts them;
   each message parsed with orjson (so a server may re-serialise the JSON: spacing and key
   order do not matter), skipped when the rule (``field=value``) does not hold, else its
   ``stamp`` field decoded (all of a round's stamps in one numpy call). A message that is not
@@ -22,9 +22,9 @@ import orjson
 from harness import stamp
 from harness.batch import Outbound, Parsed
 from harness.framing import Framing
-from harness.ws import WsProtocol
-from harness.wsframe import OP_TEXT
-from harness.wstemplate import STAMP_FIELD, TextTemplate
+from harness.protocols.ws.ws import WsProtocol
+from harness.protocols.ws.wsframe import OP_TEXT
+from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
 
 
 class TextProtocol(WsProtocol):

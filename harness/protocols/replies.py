@@ -1,9 +1,9 @@
 """Request/response protocols whose requests come from pre-rendered pools and whose replies
-are matched in order: the part redis RESP (:mod:`harness.resp`) and memcached text
-(:mod:`harness.memcache`) share.
+are matched in order: the part redis RESP (:mod:`harness.protocols.redis.resp`) and memcached text
+(:mod:`harness.protocols.memcached.memcache`) share.
 
 Requests are picked (seeded) from the plan's pools, one pool per kind (rendered at plan time
-by :mod:`harness.kvcmds`); their stamps wait in :class:`~harness.protocol.InOrder`'s
+by :mod:`harness.protocols.kvcmds`); their stamps wait in :class:`~harness.protocol.InOrder`'s
 per-connection FIFO, so the k-th reply on a connection answers its k-th request. A subclass
 supplies ``_reply(buf, pos, end)``: the end of the whole reply at ``pos`` and its code, or
 None while it is not whole, or raises :class:`BadReply` where the stream breaks the

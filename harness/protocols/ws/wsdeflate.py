@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 
-from harness.wsframe import OP_BINARY, RSV1
+from harness.protocols.ws.wsframe import OP_BINARY, RSV1
 
 TAIL = b"\x00\x00\xff\xff"
 

@@ -14,7 +14,7 @@ Sizes are bytes.
 
 from __future__ import annotations
 
-from harness.replies import MISS, OK, BadReply, Replies
+from harness.protocols.replies import MISS, OK, BadReply, Replies
 
 MAX_LINE = 2048  # a reply line (keys are at most 250 bytes)
 _OK_LINES = frozenset((b"STORED", b"DELETED", b"TOUCHED", b"OK"))

@@ -8,17 +8,20 @@ target.
   handshake is done (connect time includes it). A refusal with an HTTP status is counted
   as ``connect_ws_<status>`` (a failed connect); a response that breaks the handshake (a
   wrong accept key) as ``protocol``.
-* Data frames are :mod:`harness.wsframe`'s: every message of a round masked at once on the
-  way out; server frames cut in place on the way in, so the round buffer holds back-to-back
-  payloads, each the stamped frame raw TCP would carry, parsed by
+* Data frames are :mod:`harness.protocols.ws.wsframe`'s: every message of a round masked at
+  once on the way out; server frames cut in place on the way in, so the round buffer holds
+  back-to-back payloads, each the stamped frame raw TCP would carry, parsed by
   :class:`~harness.protocol.Stamped` unchanged.
 * Pings are answered with pongs after each round. A server's close frame is counted by its
   code (``ws_close_1001``), answered and the connection closed. At the end of a step every
   open connection sends a close frame (1000) and waits (at most ``CLOSE_WAIT_NS``) for the
   server's.
 
-wss:// is :class:`WssTransport`: harness.tls's TCP connect and TLS handshake, then this
-upgrade and these frames over the TLS socket (see its docstring for the composition).
+wss:// is the same transport given harness.protocols.tls's layer (``tls=``): the TCP
+connect, then the TLS handshake, then this upgrade (:meth:`WsTransport.opened`) and these
+frames over the TLS socket, read by the layer. The handshake histogram then runs from TCP
+connected to the WebSocket open (both handshakes), so connect plus handshake is the time
+until a connection may send, as for ws:// (where connect includes the upgrade).
 
 Sizes are bytes; times ns of ``time.monotonic_ns()``.
 """
@@ -46,11 +49,9 @@ from harness.batch import Outbound, Parsed
 from harness.framing import Framing
 from harness.poller import READ
 from harness.protocol import Stamped
-from harness.tls import TlsTransport, handshake_kind, reason
-from harness.transport import Reads, Transport, connect_kind
-from harness.units import SEC
-from harness.wsdeflate import Deflate
-from harness.wsframe import (
+from harness.protocols.tls import handshake_kind, reason
+from harness.protocols.ws.wsdeflate import Deflate
+from harness.protocols.ws.wsframe import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -59,6 +60,8 @@ from harness.wsframe import (
     encode_frame,
     mask_frames,
 )
+from harness.transport import Reads, Transport
+from harness.units import SEC
 
 MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
 BACKOFF_NS = SEC // 10  # --reconnect: the first retry after 50-100 ms, then doubling
@@ -267,6 +270,8 @@ class WsTransport(Transport):
 
     def __init__(self, *args, opts: WsOptions, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
+        self.read_stream = self.read_round  # TCP's, or the TLS layer's
+        self.read_round = self._read_ws_round  # type: ignore[method-assign]
         self.opts = opts
         self.hs: list[ClientProtocol | None] = [None] * self.n
         self.head: list[bytes] = [b""] * self.n
@@ -295,13 +300,14 @@ class WsTransport(Transport):
     # ------------------------------------------------------------------ the handshake
 
     def finish_connect(self, i: int) -> int:
-        """TCP connected: write the upgrade request. Then (readable): read the response
-        head; 1 when the handshake settled (either way)."""
+        """The connect (and with TLS its handshake) as the transport's, which then writes the
+        upgrade request (:meth:`opened`). Then (readable): read the response head; 1 when
+        the handshake settled (either way)."""
         s = self.socks[i]
         if s is None or self.alive[i]:
             return 0
         if self.hs[i] is None:
-            return self._upgrade(i, s)
+            return super().finish_connect(i)
         try:
             got = self._take(s)
         except self.would_block:
@@ -316,15 +322,18 @@ class WsTransport(Transport):
         return self._head(i, self.head[i] + got)
 
     def _take(self, s: socket.socket) -> bytes:
-        """The bytes of the response head that have come."""
-        return s.recv(MAX_HEAD)
+        """The bytes of the response head that have come (with TLS, with what OpenSSL still
+        holds of its record)."""
+        got = s.recv(MAX_HEAD)
+        while got and isinstance(s, ssl.SSLSocket) and s.pending():
+            more = s.recv(s.pending())
+            if not more:
+                break
+            got += more
+        return got
 
-    def _upgrade(self, i: int, s: socket.socket) -> int:
-        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self.fail(i, connect_kind(err))
-            return 1
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def opened(self, i: int, s: socket.socket, now: int) -> int:
+        """TCP (and TLS) is up: write the upgrade request (0: not settled yet)."""
         return self._request(i, s)
 
     def _request(self, i: int, s: socket.socket) -> int:
@@ -368,8 +377,15 @@ class WsTransport(Transport):
         return 1
 
     def _opened(self, i: int, now: int) -> None:
-        """The handshake is done: the connection may send; connect time includes it."""
-        self.sink.connected(i, now - int(self.started[i]))
+        """The handshake is done: the connection may send; connect time includes it (with
+        TLS: the handshake time, from TCP connected, includes both handshakes)."""
+        if self.tls is None:
+            self.sink.connected(i, now - int(self.started[i]))
+        else:
+            self.sink.handshaken(i, self.tls.opened_in(i, now))
+
+    def late_kind(self, i: int) -> str:
+        return "connect_timeout" if self.hs[i] is not None else super().late_kind(i)
 
     def _negotiated(self, i: int, proto: ClientProtocol) -> None:
         """permessage-deflate, when the server took it, from now on this connection."""
@@ -386,12 +402,14 @@ class WsTransport(Transport):
 
     # ------------------------------------------------------------------ a round
 
-    def read_round(self, ready: list[int]) -> None:
+    def _read_ws_round(self, ready: list[int]) -> None:
+        """The transport's ``read_round``: handshakes go on, the open connections' frames
+        are read (by TCP's reads, or the TLS layer's), then the round's control frames."""
         alive = self.alive
         opening = [i for i in ready if not alive[i]]
         for i in opening:
             self.finish_connect(i)
-        super().read_round([i for i in ready if alive[i]] if opening else ready)
+        self.read_stream([i for i in ready if alive[i]] if opening else ready)
         self._control()
 
     def _control(self) -> None:
@@ -522,48 +540,6 @@ class WsTransport(Transport):
             poller.close()
 
 
-class WssTransport(WsTransport, TlsTransport):
-    """wss://: the TCP connect and TLS handshake of :class:`~harness.tls.TlsTransport`, then
-    the WebSocket upgrade, frames, pings and closes of :class:`WsTransport` over the TLS
-    socket.
-
-    The method order is WssTransport -> WsTransport -> TlsTransport -> Transport: each
-    WebSocket method does its part and hands down through ``super()``, so reads take
-    TlsTransport's (records drained, ``pending()`` carried to the next round), sends
-    treat ``SSLWant*`` as would-block and TLS failures get their ``tls_*`` kinds. Only the
-    connect sequence needs this class: TCP, then TLS (TlsTransport's ``finish_connect``,
-    whose :meth:`secured` here writes the upgrade request instead of opening for data),
-    then the response head (WsTransport's). The handshake histogram runs from TCP
-    connected to the WebSocket open (both handshakes), so connect plus handshake is the
-    time until a connection may send, as for ws:// (where connect includes the upgrade).
-    """
-
-    def finish_connect(self, i: int) -> int:
-        if self.hs[i] is None:  # TCP, then the TLS handshake
-            return TlsTransport.finish_connect(self, i)
-        return WsTransport.finish_connect(self, i)  # the upgrade's response head
-
-    def secured(self, i: int, s: ssl.SSLSocket) -> int:
-        """TLS is up: write the upgrade request (0: not settled yet)."""
-        return self._request(i, s)
-
-    def _take(self, s: socket.socket) -> bytes:
-        """What has come of the head, with what OpenSSL still holds of its record."""
-        got = s.recv(MAX_HEAD)
-        while got and isinstance(s, ssl.SSLSocket) and s.pending():
-            more = s.recv(s.pending())
-            if not more:
-                break
-            got += more
-        return got
-
-    def _opened(self, i: int, now: int) -> None:
-        self.sink.handshaken(i, now - int(self.tcp_at[i]))
-
-    def late_kind(self, i: int) -> str:
-        return "connect_timeout" if self.hs[i] is not None else super().late_kind(i)
-
-
 def _strided(walk: list[int], size: int) -> bool:
     """Messages start every ``size`` bytes from 0 (all of the one size)."""
     if len(walk) <= 8:
@@ -588,4 +564,4 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-__all__ = ["WsOptions", "WsProtocol", "WsTransport", "WssTransport", "probe", "ws_options"]
+__all__ = ["WsOptions", "WsProtocol", "WsTransport", "probe", "ws_options"]

@@ -1,0 +1,75 @@
+"""HTTP/1.1's part in a worker's step: its requests (one fixed request, or the pools of a
+[[requests]] table), responses counted by status code, and a server's close between
+requests taken as a reconnect (the worker parks the connection until its next request)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.batch import Parsed
+from harness.protocol import Stamped
+from harness.protocols.http.http1 import Http
+from harness.protocols.wire import Wire
+from harness.transport import Transport
+
+
+class HttpWire(Wire):
+    alpn = ("http/1.1",)
+
+    def __init__(self, w: Any) -> None:
+        super().__init__(w)
+        self.request = _http_request(w.plan, w.workload)
+        self.after_round = self.statuses
+
+    def protocol(self, key: int) -> Stamped:
+        w = self.w
+        return Http(self.request, w.framing, w.out, w.plan.max_frame, key, len(w.share.node),
+                    w.index, users=(w.plan.users, w.share.classes))
+
+    def joined(self, tp: Transport) -> None:
+        tp.between = self.between
+
+    def early_request(self) -> bytes | None:
+        req = self.w.proto.request
+        return req if isinstance(req, bytes) else None
+
+    def statuses(self, p: Parsed, now: int) -> None:
+        """Non-2xx responses counted by code (``http_404``); connections whose server said
+        ``Connection: close`` closed and, while sending, reopened (``reconnect``)."""
+        w = self.w
+        proto, rec = w.proto, w.rec
+        codes = np.minimum(proto.codes[p.ok], 999)
+        if len(codes) and rec.measuring:
+            rec.statuses(codes)
+        bad = codes[~w.accepted[codes]]
+        if len(bad) and rec.measuring:
+            for code, count in zip(*np.unique(bad, return_counts=True), strict=True):
+                rec.error(f"http_{int(code)}", int(count), now)
+        for i in proto.take_closing():
+            if w.tp.socks[i] is not None:
+                w.park(i)
+
+    def between(self, i: int) -> bool:
+        """The server closed or reset HTTP connection ``i`` with no request outstanding
+        (its keep-alive timeout): not an error, the connection is reopened when its next
+        request is due. With a request outstanding it is one (False: the transport fails
+        it, the request is lost)."""
+        if self.w.proto.waiting(i):
+            return False
+        self.w.park(i)
+        return True
+
+
+def _http_request(plan: Any, workload: Any) -> bytes | list[tuple[bytes, ...]]:
+    """The bytes of an http workload's one request (to the first target's host and path),
+    or the pre-rendered pools of its [[requests]] table, one per kind."""
+    if plan.requests:
+        return [r.pool for r in plan.requests]
+    t = plan.targets[0]
+    host = f"[{t.host}]:{t.port}" if ":" in t.host else f"{t.host}:{t.port}"
+    return bytes(workload.request(host, t.path or "/"))
+
+
+WIRE = HttpWire

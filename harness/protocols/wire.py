@@ -1,0 +1,76 @@
+"""A protocol's part in a worker's step (its ``Spec.wire``): the factory of its sans-I/O
+protocol object, its transport (with its handshake, if any), and its hooks after a round and
+at the end of a step. harness.worker builds one per run with :func:`wire_of` and calls these
+instead of asking which protocol it runs.
+
+``w`` is the worker (harness.worker.Worker): a wire reads its plan, share, framing,
+outbound messages and recorder, as the worker's own methods would.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from harness.batch import Parsed
+from harness.poller import Poller
+from harness.protocol import Stamped, protocol_for
+from harness.protocols.spec import Spec
+from harness.protocols.tls import TlsLayer
+from harness.result import Share, WorkerResult
+from harness.transport import Transport
+
+AfterRound = Callable[[Parsed, int], None]  # (the round's frames, its last receive time, ns)
+
+
+class Wire:
+    """Raw TCP's wire (stamped frames in the run's framing, matched by stamp or in order),
+    which the others extend. ``after_round``: called with each round's parsed frames, or
+    None (nothing to count beyond the frames)."""
+
+    alpn: tuple[str, ...] = ()  # the protocols a TLS handshake offers (ALPN)
+
+    def __init__(self, w: Any) -> None:
+        self.w = w
+        self.after_round: AfterRound | None = None
+
+    def protocol(self, key: int) -> Stamped:
+        w = self.w
+        return protocol_for(w.matching, w.framing, w.out, w.fixed, w.plan.max_frame, key,
+                            len(w.share.node), w.index)
+
+    def transport(self, share: Share, sel: Poller, tls: ssl.SSLContext | None) -> Transport:
+        """The step's transport (over TLS when the run gives a context)."""
+        w = self.w
+        return Transport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
+                         tls=self.layer(share, tls))
+
+    def layer(self, share: Share, tls: ssl.SSLContext | None) -> TlsLayer | None:
+        """TLS between the transport and the protocol, when the run gives a context (SNI:
+        each target's host name)."""
+        if tls is None:
+            return None
+        return TlsLayer(tls, [t.host for t in self.w.plan.targets], len(share.node))
+
+    def joined(self, tp: Transport) -> None:
+        """The step's transport is built (a hook: HTTP takes the servers' closes)."""
+
+    def early_request(self) -> bytes | None:
+        """The one fixed request a connection may send as soon as its replies are read
+        (harness.transport.Early), or None."""
+        return None
+
+    def finish(self, res: WorkerResult) -> None:
+        """The step is over: its extras into the result."""
+
+
+WIRE = Wire
+
+
+def wire_of(spec: Spec, w: Any) -> Wire:
+    """The wire a protocol's spec names (``module:attribute``), built for worker ``w``."""
+    module, _, name = spec.wire.partition(":")
+    cls: type[Wire] = getattr(importlib.import_module(module), name)
+    return cls(w)

@@ -1,0 +1,57 @@
+"""WebSocket's part in a worker's step: stamped frames inside binary messages, or JSON text
+messages (``--ws-text``); the transport with the upgrade in its connect, pings, closes and
+``--reconnect``; at the end, the reconnect episodes and permessage-deflate's counts."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import numpy as np
+
+from harness.poller import Poller
+from harness.protocols.wire import Wire
+from harness.protocols.ws.ws import WsProtocol, WsTransport, ws_options
+from harness.protocols.ws.wstext import TextProtocol, TextTemplate
+from harness.result import Share, WorkerResult
+from harness.transport import Transport
+
+
+class WsWire(Wire):
+    def __init__(self, w: Any) -> None:
+        super().__init__(w)
+        plan = w.plan
+        if plan.ws_text:
+            w.fixed = None  # text messages: the template's size, not the framing's
+        self.opts = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
+                               plan.ping_interval_s, plan.ws_compress)
+
+    def protocol(self, key: int) -> WsProtocol:
+        """Stamped frames inside binary WebSocket messages, or JSON text messages with the
+        stamp in a field (--ws-text)."""
+        w = self.w
+        plan, n = w.plan, len(w.share.node)
+        if plan.ws_text:
+            return TextProtocol(w.framing, w.out, plan.max_frame, key, w.index,
+                                TextTemplate(plan.ws_text, plan.size), plan.ws_match, n,
+                                plan.ws_compress)
+        return WsProtocol(w.framing, w.out, w.fixed, plan.max_frame, key, n,
+                          plan.ws_compress)
+
+    def transport(self, share: Share, sel: Poller, tls: ssl.SSLContext | None) -> Transport:
+        w = self.w
+        return WsTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
+                           opts=self.opts, tls=self.layer(share, tls))
+
+    def finish(self, res: WorkerResult) -> None:
+        w = self.w
+        tp, proto = w.tp, w.proto
+        if tp.downtimes:
+            res.reconnect.record(np.asarray(tp.downtimes, dtype=np.int64))
+        if w.plan.reconnect:
+            res.episodes = tp.reconnects(w.times.measure)
+        if proto.deflate is not None:
+            res.ws_compress = dict(proto.deflate.counts)
+
+
+WIRE = WsWire
