@@ -84,7 +84,7 @@ class EchoLedger:
         return unique, (hi - lo) - unique, self.receipts - unique
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a compiled (mypyc) frozen dataclass does not unpickle
 class FanoutPart:
     """One worker's view of broadcast deliveries, merged across workers by the coordinator."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import socket
 import time
 from collections.abc import Callable
@@ -163,9 +162,6 @@ class Transport:
         self.tls = tls  # a layer between this transport and its protocol, or None
         if tls is not None:
             self.would_block, self.error_kind = tls.would_block, tls.error_kind
-            self.poll = functools.partial(tls.poll, self)  # type: ignore[method-assign]
-            self.read_round = functools.partial(  # type: ignore[method-assign]
-                tls.read_round, self)
 
     # ------------------------------------------------------------------ the one error path
 
@@ -397,6 +393,21 @@ class Transport:
     # ------------------------------------------------------------------ receive
 
     def poll(self, wait_s: float, timer: Timer | None) -> list[int]:
+        """Wait for events (through the TLS layer, if any): the readable connections."""
+        if self.tls is not None:
+            return self.tls.poll(self, wait_s, timer)
+        return self.plain_poll(wait_s, timer)
+
+    def read_round(self, ready: list[int]) -> None:
+        """One read round over the ready connections (through the TLS layer, if any). A
+        test per round, not methods rebound per instance: a compiled (mypyc) class's
+        methods cannot be replaced on an instance."""
+        if self.tls is not None:
+            self.tls.read_round(self, ready)
+        else:
+            self.plain_read_round(ready)
+
+    def plain_poll(self, wait_s: float, timer: Timer | None) -> list[int]:
         """Wait for events; flush the writable; return the readable connections."""
         ready, writable = self.sel.ready(wait_s)
         if timer is not None and TIMER in ready:
@@ -406,7 +417,7 @@ class Transport:
             self.flush(i)
         return ready
 
-    def read_round(self, ready: list[int]) -> None:
+    def plain_read_round(self, ready: list[int]) -> None:
         """recv from each ready socket into the round buffer, keeping whole frames only, then
         hand the round to the sink.
 

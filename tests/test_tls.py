@@ -22,6 +22,7 @@ from harness.config import ConfigError, parse_target
 from harness.diagnosis import no_reply_diagnosis
 from harness.plan import Target, Tls
 from harness.poller import Poller
+from harness.protocol import Stamped
 from harness.protocols.tls import TlsLayer, client_context
 from harness.result import Share
 from harness.transport import CHUNK, RoundBuffer, Transport
@@ -344,11 +345,13 @@ class Collect:
             start = end
 
 
-class Whole:
-    """A protocol whose frames are whatever arrived (the transport asks only these)."""
+class Whole(Stamped):
+    """A protocol whose frames are whatever arrived (the transport asks only these). A
+    Stamped, as the transport's type says (checked at run time when it is compiled)."""
 
-    walks = False
-    fixed = None
+    def __init__(self) -> None:  # (none of Stamped's own state is used)
+        self.walks = False
+        self.fixed = None
 
     def cut(self, buf: bytearray, i: int, start: int, end: int, walk: object,
             broken: list[int]) -> tuple[int, int]:

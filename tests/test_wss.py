@@ -182,6 +182,7 @@ def test_a_three_node_relay_chat_over_wss_delivers_every_message_to_every_client
                     "0", "--timeout", "2", "--workers", "1", "--json", "--no-report",
                     cwd=tmp_path)
     assert r.returncode in (0, 1, 4), r.stderr
+    assert r.stdout, r.stderr
     (step,) = orjson.loads(r.stdout)["steps"]
     assert step["deliveries_expected"] == step["deliveries"] == 100 * (3 + 3)
     assert step["lost"] == 0 and step["duplicates"] == 0

@@ -161,7 +161,7 @@ class TlsLayer:
     def poll(self, tp: Transport, wait_s: float, timer: Timer | None) -> list[int]:
         """As plain TCP's, with the connections whose plaintext OpenSSL holds (no wait)."""
         carry, self.carry = self.carry, []
-        ready = type(tp).poll(tp, 0.0 if carry else wait_s, timer)
+        ready = tp.plain_poll(0.0 if carry else wait_s, timer)
         if carry:
             seen = set(ready)
             ready.extend(i for i in carry if i not in seen)

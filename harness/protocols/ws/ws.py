@@ -270,8 +270,6 @@ class WsTransport(Transport):
 
     def __init__(self, *args, opts: WsOptions, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self.read_stream = self.read_round  # TCP's, or the TLS layer's
-        self.read_round = self._read_ws_round  # type: ignore[method-assign]
         self.opts = opts
         self.hs: list[ClientProtocol | None] = [None] * self.n
         self.head: list[bytes] = [b""] * self.n
@@ -402,14 +400,14 @@ class WsTransport(Transport):
 
     # ------------------------------------------------------------------ a round
 
-    def _read_ws_round(self, ready: list[int]) -> None:
+    def read_round(self, ready: list[int]) -> None:
         """The transport's ``read_round``: handshakes go on, the open connections' frames
         are read (by TCP's reads, or the TLS layer's), then the round's control frames."""
         alive = self.alive
         opening = [i for i in ready if not alive[i]]
         for i in opening:
             self.finish_connect(i)
-        self.read_stream([i for i in ready if alive[i]] if opening else ready)
+        super().read_round([i for i in ready if alive[i]] if opening else ready)
         self._control()
 
     def _control(self) -> None:
