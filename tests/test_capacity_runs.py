@@ -9,7 +9,7 @@ import pytest
 
 from tests import servers
 from tests.busy import judged_loads, ran_ok, skip_if_busy, skip_if_busy_search
-from tests.conftest import harness
+from tests.support import harness
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 

@@ -26,7 +26,7 @@ from harness.targets import launch
 from harness.worker import Worker, connect_kind
 from tests import servers
 from tests.busy import skip_if_busy
-from tests.conftest import plan_for, run_plan
+from tests.support import plan_for, run_plan
 from workloads import load
 
 

@@ -23,7 +23,7 @@ from harness.result import Share
 from harness.users import KindPicker, UserClass, assign, class_counts, split
 from harness.usertable import parse_think
 from tests import nginx as nginx_mod
-from tests.conftest import harness, plan_for, run_plan, stop
+from tests.support import harness, plan_for, run_plan, stop
 
 PLANS = Path(__file__).resolve().parents[1] / "workloads" / "plans"
 MS = 1_000_000
