@@ -20,6 +20,7 @@ from harness.plan import Stage, Step
 from harness.scaleout import largest_remainder, machine_parts, split_step
 from tests.busy import ran_ok
 from tests.support import harness_process, stop
+from tests.support import run_json as support_run_json
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra is not installed")
 
@@ -166,9 +167,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def run_json(c: Cluster, *args: str, env: dict | None = None
              ) -> tuple[subprocess.CompletedProcess, dict | None]:
-    r = harness_process("run", "--cluster", c.address, "--json", "--no-report", "--results-dir",
-                        str(c.tmp / "results"), *args, cwd=c.tmp, env=env)
-    return r, (json.loads(r.stdout) if r.stdout.strip() else None)
+    """``harness run --cluster`` as a subprocess: a Dask client's threads stay in the process
+    that made it, so not in the test's."""
+    return support_run_json("--cluster", c.address, *args, cwd=c.tmp, env=env, process=True)
 
 
 @pytest.mark.e2e

@@ -197,11 +197,13 @@ def _alarm(args: tuple[str, ...], timeout: float) -> Iterator[None]:
 
 
 def run_json(*args: str, cwd: Path, results: Path | None = None, timeout: float = TIMEOUT_S,
-             env: Mapping[str, str] | None = None
+             env: Mapping[str, str] | None = None, process: bool = False
              ) -> tuple[subprocess.CompletedProcess, dict | None]:
     """``harness run ARGS --json --no-report`` with its results in ``results`` (default
-    ``cwd/results``): the finished call and its JSON summary (None when stdout is empty)."""
-    r = harness("run", *args, "--json", "--no-report", "--results-dir",
-                str(results if results is not None else cwd / "results"), cwd=cwd,
-                timeout=timeout, env=env)
+    ``cwd/results``), in this process or (``process``) as a subprocess: the finished call
+    and its JSON summary (None when stdout is empty)."""
+    run = harness_process if process else harness
+    r = run("run", *args, "--json", "--no-report", "--results-dir",
+            str(results if results is not None else cwd / "results"), cwd=cwd, timeout=timeout,
+            env=env)
     return r, (orjson.loads(r.stdout) if r.stdout.strip() else None)
