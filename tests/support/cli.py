@@ -6,9 +6,10 @@ would have: fds 0, 1 and 2 on /dev/null and two temporary files (so a forked wor
 child process writes where a subprocess's would), ``sys.stdin/stdout/stderr`` text streams
 over them with Python's encodings, ``sys.argv``, the working folder, the environment
 (``env`` replaces it, as ``subprocess.run`` does), Python's default warning filters, and
-SIGINT at its default. All of it is put back afterwards. The exit status is what the
-process would have exited with (``SystemExit``'s code; 1 and the traceback on stderr for
-an uncaught exception), and a call that outlives ``timeout`` raises
+SIGINT at its default. All of it is put back afterwards, and a thread the call started
+(harness's monitor, which a process would end by exiting) is given up to 10 s to end. The
+exit status is what the process would have exited with (``SystemExit``'s code; 1 and the
+traceback on stderr for an uncaught exception), and a call that outlives ``timeout`` raises
 ``subprocess.TimeoutExpired`` (SIGALRM: forked workers do not inherit the timer). It saves
 the interpreter's start and the imports (0.3-0.5 s a call on the 2-core test machines).
 
@@ -29,6 +30,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping
@@ -64,11 +67,13 @@ def harness(*args: str, cwd: Path | str, timeout: float = TIMEOUT_S, text: bool 
             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """``harness ARGS`` run in this process as :func:`harness_process` would run it (see the
     module docstring for what is isolated)."""
+    before = set(threading.enumerate())
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         with _fds(out, err), _streams(), _process_state(args, cwd, env), _alarm(args, timeout):
             code = _call_main(list(args))
             sys.stdout.flush()
             sys.stderr.flush()
+        _join_new_threads(before, within_s=10.0)
         return subprocess.CompletedProcess([sys.executable, "-m", "harness", *args], code,
                                            _read(out, text), _read(err, text))
 
@@ -86,6 +91,13 @@ def _call_main(args: list[str]) -> int:
         traceback.print_exc()
         return 1
     return 0
+
+
+def _join_new_threads(before: set[threading.Thread], within_s: float) -> None:
+    """Wait (bounded) for the threads started since ``before`` to end."""
+    deadline = time.monotonic() + within_s
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(deadline - time.monotonic(), 0.0))
 
 
 def _exit_status(code: Any) -> int:
