@@ -4,15 +4,12 @@ server block's lines for a TLS port (Debian's nginx-light has the ssl module).""
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.conftest import free_port, stop
+from tests.support import free_port, stop, wait_listening
 
 __all__ = ["LOG_FORMAT", "executable", "free_port", "server", "ssl_listen", "start", "stop"]
 
@@ -65,18 +62,10 @@ def start(folder: Path, http: str, ports: tuple[int, ...], cpu: str | None = Non
     proc = subprocess.Popen((["taskset", "-c", cpu] if cpu else []) + cmd,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + within_s
-    for port in ports:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited {proc.returncode}; see {folder}/error.log")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
-                                                                        timeout=0.5):
-                break
-            if time.monotonic() > deadline:
-                stop(proc)
-                raise RuntimeError(f"nginx did not listen on {port} within {within_s:g} s")
-            time.sleep(0.05)
+    try:
+        wait_listening(proc, *ports, name="nginx", within_s=within_s)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}; see {folder}/error.log") from None
     return proc
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import accel
-from tests.conftest import harness
+from tests.support import harness_process as harness  # a process: the build is chosen at import
 
 ROOT = Path(__file__).resolve().parents[1]
 HOT_E2E = ("tests/test_measure.py", "tests/test_fanout.py", "tests/test_unsolicited.py")

@@ -18,8 +18,8 @@ import pytest
 from harness import alert_spec
 from harness.specs import ConfigError
 from tests import servers
-from tests.conftest import free_port, harness
 from tests.receivers import Mailbox, Receiver
+from tests.support import free_port, harness
 
 RUN = ("--conns", "2", "--duration", "0.4", "--warmup", "0.1", "--workers", "1", "--no-report",
        "--json")

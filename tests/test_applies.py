@@ -12,7 +12,7 @@ import pytest
 from harness import config as cfg
 from harness.compare import parse_limits
 from harness.config import ConfigError
-from tests.conftest import harness
+from tests.support import harness
 
 
 def plan(**flags: object) -> cfg.Plan:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 
 from tests import asgi_backend
 from tests.busy import skip_if_busy
-from tests.conftest import free_port, harness, plan_for, run_plan, stop
+from tests.support import free_port, harness, plan_for, run_plan, stop, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_MS = asgi_backend.SLOW_S * 1e3
@@ -36,7 +34,7 @@ def uvicorn(*args: str) -> Iterator[int]:
          "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
          *args], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
-        _wait_listening(proc, port)
+        wait_listening(proc, port, name="uvicorn", within_s=20.0)
         yield port
     finally:
         stop(proc)
@@ -46,19 +44,6 @@ def uvicorn(*args: str) -> Iterator[int]:
 def backend() -> Iterator[int]:
     with uvicorn() as port:
         yield port
-
-
-def _wait_listening(proc: subprocess.Popen, port: int, within_s: float = 20.0) -> None:
-    deadline = time.monotonic() + within_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
-                                                                    timeout=0.5):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"uvicorn did not listen on {port} within {within_s:g} s")
-        time.sleep(0.05)
 
 
 def stats(port: int) -> dict:

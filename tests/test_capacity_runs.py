@@ -9,7 +9,7 @@ import pytest
 
 from tests import servers
 from tests.busy import judged_loads, ran_ok, skip_if_busy, skip_if_busy_search
-from tests.conftest import harness
+from tests.support import harness, run_json
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 
@@ -165,10 +165,9 @@ def test_server_pid_that_does_not_exist_warns_and_the_run_goes_on(tmp_path: Path
 
 def run_cli(*args: str, cwd: Path, timeout: float = 120) -> dict:
     """``harness run ARGS --json`` into ``cwd/r``: its JSON summary."""
-    r = harness("run", *args, "--json", "--no-report", "--results-dir", str(cwd / "r"),
-                cwd=cwd, timeout=timeout)
-    assert r.stdout, r.stderr
-    return orjson.loads(r.stdout)
+    r, doc = run_json(*args, cwd=cwd, results=cwd / "r", timeout=timeout)
+    assert doc is not None, r.stderr
+    return doc
 
 
 def series(cwd: Path) -> list[int]:

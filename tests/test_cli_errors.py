@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from harness.report import results
 from tests import servers
 from tests.busy import ran_ok
-from tests.conftest import harness
+from tests.support import harness
 
 SHORT_RUN = ["--conns", "1", "--duration", "0.2", "--warmup", "0"]
 
@@ -600,12 +600,6 @@ def assert_one_clean_line(result: object, allowed: tuple[int, ...]) -> None:
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]  # type: ignore
     assert len(lines) == 1, result.stderr  # type: ignore[attr-defined]
     assert "Traceback" not in result.stderr and "\x1b" not in result.stderr  # type: ignore
-
-
-@pytest.fixture(scope="module")
-def closed_port() -> int:
-    with servers.closed_port() as handle:
-        yield handle.port
 
 
 @pytest.mark.e2e

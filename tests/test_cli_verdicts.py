@@ -9,7 +9,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,20 +23,10 @@ from harness import config as cfg
 from harness.plan import Step
 from harness.probes import search_plan
 from harness.targets import launch
-from tests.conftest import free_port, harness, stop
+from tests.support import free_port, harness, stop, wait_listening
 
 RUN = ["--duration", "1", "--warmup", "0.3", "--timeout", "0.5", "--workers", "1",
        "--no-report"]
-
-
-def wait_listening(port: int, proc: subprocess.Popen, within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited"
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
 
 
 @contextlib.contextmanager
@@ -45,7 +34,7 @@ def server_process(cmd: list[str], port: int) -> Iterator[int]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL)
     try:
-        wait_listening(port, proc)
+        wait_listening(proc, port)
         yield port
     finally:
         stop(proc)

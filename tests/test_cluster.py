@@ -19,7 +19,8 @@ import pytest
 from harness.plan import Stage, Step
 from harness.scaleout import largest_remainder, machine_parts, split_step
 from tests.busy import ran_ok
-from tests.conftest import harness, stop
+from tests.support import harness_process, stop
+from tests.support import run_json as support_run_json
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra is not installed")
 
@@ -166,9 +167,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def run_json(c: Cluster, *args: str, env: dict | None = None
              ) -> tuple[subprocess.CompletedProcess, dict | None]:
-    r = harness("run", "--cluster", c.address, "--json", "--no-report", "--results-dir",
-                str(c.tmp / "results"), *args, cwd=c.tmp, env=env)
-    return r, (json.loads(r.stdout) if r.stdout.strip() else None)
+    """``harness run --cluster`` as a subprocess: a Dask client's threads stay in the process
+    that made it, so not in the test's."""
+    return support_run_json("--cluster", c.address, *args, cwd=c.tmp, env=env, process=True)
 
 
 @pytest.mark.e2e
@@ -424,8 +425,8 @@ def test_a_scheduler_address_needs_a_scheme_a_host_and_a_port() -> None:
 
 @pytest.mark.e2e
 def test_a_bad_scheduler_address_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    r = harness("run", "--cluster", "nonsense", "--conns", "1", "--duration", "0.2",
-                cwd=tmp_path)
+    r = harness_process("run", "--cluster", "nonsense", "--conns", "1", "--duration", "0.2",
+                        cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "not a scheduler address" in r.stderr
 
@@ -437,11 +438,11 @@ def test_cluster_without_the_extra_says_how_to_install_it(tmp_path: Path) -> Non
     (blocker / "distributed" / "__init__.py").write_text("raise ImportError('blocked')\n")
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=f"{blocker}:{root}")
-    r = harness("run", "--cluster", "tcp://127.0.0.1:1", "--conns", "1", "--duration", "0.2",
-                cwd=tmp_path, env=env)
+    r = harness_process("run", "--cluster", "tcp://127.0.0.1:1", "--conns", "1", "--duration",
+                        "0.2", cwd=tmp_path, env=env)
     assert r.returncode == 2, r.stderr
     assert "pip install 'harness[cluster]'" in r.stderr and "Traceback" not in r.stderr
-    r = harness("agent", "tcp://127.0.0.1:1", cwd=tmp_path, env=env)
+    r = harness_process("agent", "tcp://127.0.0.1:1", cwd=tmp_path, env=env)
     assert r.returncode == 2 and "harness[cluster]" in r.stderr
 
 
@@ -533,8 +534,8 @@ def test_three_namespace_hosts_merge_to_the_counts_of_one_host_running_the_plan(
         _three_hosts(c, hosts)
         plan = ["--host", target, "--conns", "6", "--messages", "600", "--warmup", "0"]
         r, doc = run_json(c, *plan)
-        one = harness("run", "--json", "--no-report", "--results-dir", str(tmp_path / "one"),
-                      "--workers", "2", *plan, cwd=tmp_path)
+        one = harness_process("run", "--json", "--no-report", "--results-dir",
+                              str(tmp_path / "one"), "--workers", "2", *plan, cwd=tmp_path)
     finally:
         c.close()
         stop(server)

@@ -33,8 +33,8 @@ from harness.report import results
 from harness.specs import ConfigError
 from tests import servers
 from tests.busy import ran_ok
-from tests.conftest import free_port, harness
 from tests.receivers import Mailbox, Receiver
+from tests.support import free_port, harness
 
 PAIRS = 10
 # Limits for 0.6 s runs on a 2-core machine shared with other test runs: the delay server's

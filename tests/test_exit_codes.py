@@ -1,5 +1,6 @@
 """One test per exit code (0 passed, 1 failed, 2 usage, 3 unreachable, 4 inconclusive), each
 through the CLI with --json: the code, and on a non-zero exit its one-line reason on stderr.
+Each call is a real ``python -m harness`` subprocess: the status is the one a shell sees.
 
 One short run against the embedded echo server gives a run folder; codes 0 and 4 compare a
 copy of it with itself, its step marked judged or client-bound in run.json, so those verdicts
@@ -14,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import free_port, harness
+from tests.support import free_port, harness_process
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +31,8 @@ def reasons(stderr: str) -> list[str]:
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("exit-codes")
-    r = harness("run", *SHORT, "--results-dir", str(base / "results"), cwd=base, timeout=120)
+    r = harness_process("run", *SHORT, "--results-dir", str(base / "results"), cwd=base,
+                        timeout=120)
     assert r.returncode in (0, 4), r.stderr
     (folder,) = [p.parent for p in (base / "results").glob("*/run.json")]
     return folder
@@ -51,7 +53,7 @@ def marked(folder: Path, dest: Path, bound: bool) -> Path:
 
 def test_exit_0_when_every_figure_held(run_folder: Path, tmp_path: Path) -> None:
     run = marked(run_folder, tmp_path / "judged", bound=False)
-    r = harness("compare", str(run), str(run), "--json", "--no-report", cwd=tmp_path)
+    r = harness_process("compare", str(run), str(run), "--json", "--no-report", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert reasons(r.stderr) == []
     cmp = orjson.loads(r.stdout)
@@ -62,8 +64,8 @@ def test_exit_1_when_a_threshold_fails_and_json_still_says_why_on_stderr(
         tmp_path: Path) -> None:
     conf = tmp_path / "strict.toml"
     conf.write_text("[thresholds]\nmin_throughput = 1e12\n")
-    r = harness("run", *SHORT, "--config", str(conf), "--results-dir", str(tmp_path),
-                cwd=tmp_path, timeout=120)
+    r = harness_process("run", *SHORT, "--config", str(conf), "--results-dir", str(tmp_path),
+                        cwd=tmp_path, timeout=120)
     assert r.returncode == 1, r.stderr
     assert orjson.loads(r.stdout)["thresholds"]["failed"]
     (line,) = reasons(r.stderr)
@@ -72,16 +74,16 @@ def test_exit_1_when_a_threshold_fails_and_json_still_says_why_on_stderr(
 
 
 def test_exit_2_on_a_usage_error_with_one_line(tmp_path: Path) -> None:
-    r = harness("run", "--json", "--conns", "ten", cwd=tmp_path)
+    r = harness_process("run", "--json", "--conns", "ten", cwd=tmp_path)
     assert r.returncode == 2 and r.stdout == ""
     (line,) = reasons(r.stderr)
     assert line.startswith("harness: --conns: ") and "not an integer" in line, line
 
 
 def test_exit_3_when_the_target_refuses(tmp_path: Path) -> None:
-    r = harness("run", "--json", "--host", f"127.0.0.1:{free_port()}", "--conns", "1",
-                "--duration", "0.3", "--warmup", "0", "--no-report", "--results-dir",
-                str(tmp_path), cwd=tmp_path, timeout=60)
+    r = harness_process("run", "--json", "--host", f"127.0.0.1:{free_port()}", "--conns", "1",
+                        "--duration", "0.3", "--warmup", "0", "--no-report", "--results-dir",
+                        str(tmp_path), cwd=tmp_path, timeout=60)
     assert r.returncode == 3, r.stderr
     (line,) = reasons(r.stderr)
     assert line.startswith("harness: ") and "refused" in line, line
@@ -92,8 +94,8 @@ def test_exit_4_when_no_step_could_be_judged_and_junit_skips_the_figures(
     base = marked(run_folder, tmp_path / "base", bound=False)
     new = marked(run_folder, tmp_path / "new", bound=True)
     xml = tmp_path / "junit.xml"
-    r = harness("compare", str(base), str(new), "--json", "--no-report", "--junit", str(xml),
-                cwd=tmp_path)
+    r = harness_process("compare", str(base), str(new), "--json", "--no-report", "--junit",
+                        str(xml), cwd=tmp_path)
     assert r.returncode == 4, r.stderr
     cmp = orjson.loads(r.stdout)
     assert cmp["judged"] == 0 and cmp["inconclusive"] and not cmp["regressed"]
@@ -104,7 +106,7 @@ def test_exit_4_when_no_step_could_be_judged_and_junit_skips_the_figures(
     skipped = [c.find("skipped") for c in root.iter("testcase")]
     assert all(s is not None and s.get("message", "").startswith(
         "untested: not judged: new step client-bound") for s in skipped)
-    text = harness("compare", str(base), str(new), "--no-report", cwd=tmp_path)
+    text = harness_process("compare", str(base), str(new), "--no-report", cwd=tmp_path)
     assert text.returncode == 4
     assert "INCONCLUSIVE: no step could be judged" in text.stdout
     assert "no regression beyond the limits" not in text.stdout

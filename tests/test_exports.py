@@ -21,7 +21,7 @@ from harness.histogram import LIMIT, Histogram, index_of
 from harness.report import charts
 from harness.report import html as report_html
 from harness.report.safe import printable
-from tests.conftest import free_port, harness
+from tests.support import free_port, harness
 
 hdrh_log = pytest.importorskip("hdrh.log")
 prom_parser = pytest.importorskip("prometheus_client.parser")

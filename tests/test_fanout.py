@@ -14,7 +14,7 @@ import pytest
 from harness.targets import launch
 from tests import servers
 from tests.busy import ran_ok
-from tests.conftest import harness, plan_for, run_plan
+from tests.support import harness, plan_for, run_plan
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 

@@ -14,7 +14,7 @@ import pytest
 
 from harness import alert_spec
 from harness.specs import ConfigError, http_url_problem
-from tests.conftest import harness
+from tests.support import harness
 
 QUICK = ("--conns", "1", "--duration", "0.1", "--warmup", "0", "--no-report")
 

@@ -18,7 +18,7 @@ from harness.config import ConfigError, parse_target
 from harness.plan import Target
 from harness.protocols.http.http1 import Http
 from tests import nginx as nginx_mod
-from tests.conftest import free_port, harness, plan_for, run_plan, stop
+from tests.support import free_port, harness, plan_for, run_plan, stop
 from workloads import Kind
 
 # ---------------------------------------------------------------------------- the target

@@ -18,7 +18,7 @@ from harness import aggregate
 from harness.plan import Degradation
 from harness.report import table
 from tests import servers
-from tests.conftest import plan_for, run_plan, stop
+from tests.support import plan_for, run_plan, stop
 from tests.test_backend import stats, uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,18 +21,12 @@ def plan_for(*targets: Target, **kw: object) -> Plan:
                 **kw)  # type: ignore[arg-type]
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def echo() -> object:
     return load("echo")(64, 1)
 
 
-def test_a_refused_target_raises_unreachable_naming_it() -> None:
-    port = closed_port()
+def test_a_refused_target_raises_unreachable_naming_it(closed_port: int) -> None:
+    port = closed_port
     with pytest.raises(Unreachable, match=f"target 127.0.0.1:{port} cannot be reached: "
                                           "Connection refused"), \
             Targets(plan_for(Target("127.0.0.1", port)), echo()):
@@ -45,8 +39,8 @@ def test_a_name_that_does_not_resolve_raises_unreachable() -> None:
         pass
 
 
-def test_a_server_cmd_that_exits_at_once_raises_unreachable() -> None:
-    plan = plan_for(Target("127.0.0.1", closed_port()), server_cmd=f"{sys.executable} -c "
+def test_a_server_cmd_that_exits_at_once_raises_unreachable(closed_port: int) -> None:
+    plan = plan_for(Target("127.0.0.1", closed_port), server_cmd=f"{sys.executable} -c "
                     "'raise SystemExit(4)'")
     with pytest.raises(Unreachable, match=r"--server-cmd exited at once \(code 4\)"), \
             Targets(plan, echo()):

@@ -16,7 +16,10 @@ import pytest
 
 from harness.histogram import Histogram
 from harness.live.feed import percentiles_ms
-from tests.conftest import harness, stop
+from tests.support import (
+    harness_process as harness,  # the live server outlives the call in a process of its own
+)
+from tests.support import stop
 
 RUN_TIMEOUT_S = 90
 READ_TIMEOUT_S = 60

@@ -15,7 +15,7 @@ import pytest
 from harness.histogram import Histogram
 from harness.live.feed import percentiles_ms
 from tests import servers
-from tests.conftest import stop
+from tests.support import stop
 from tests.test_live import finish, run_json, start_live_run
 
 DELAY_S = 0.004  # the server answers every frame this long after reading it

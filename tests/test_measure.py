@@ -26,7 +26,7 @@ from harness.targets import launch
 from harness.worker import Worker, connect_kind
 from tests import servers
 from tests.busy import skip_if_busy
-from tests.conftest import plan_for, run_plan
+from tests.support import plan_for, run_plan
 from workloads import load
 
 
@@ -288,7 +288,7 @@ def chaos_run(tmp_path: Path, seed: int, framing: str) -> tuple[dict, dict[str, 
     with servers.start("chaos", framing=framing, seed=seed, log=str(log), reset=0.003,
                        fin=0.003, garbage=0.03, oversize=0.003, big=8192) as srv:
         (s,) = run_plan(plan_for(host(srv), framing=framing, conns="16", messages="1920",
-                                 inflight=4, warmup=0.0, max_frame=4096, timeout=20.0))
+                                 inflight=4, warmup=0.0, max_frame=4096, timeout=5.0))
     return s, servers.chaos_log(str(log))
 
 

@@ -15,7 +15,7 @@ from harness.histogram import Histogram
 from harness.report import results
 from tests import servers
 from tests.busy import ran_ok
-from tests.conftest import harness
+from tests.support import harness
 
 
 @pytest.mark.e2e

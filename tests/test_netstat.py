@@ -9,7 +9,7 @@ import pytest
 
 from harness import netstat
 from harness.report import table
-from tests.conftest import plan_for, run_plan
+from tests.support import plan_for, run_plan
 
 
 def test_counters_parse_from_proc_files(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from harness import preflight as pf
 from harness.config import ConfigError
 from harness.pools import pair_load, port_pool, source_index, source_pool
 from harness.ramp import ramp_figures, ramp_text
-from tests.conftest import plan_for
+from tests.support import plan_for
 
 MACHINE = pf.Machine(nr_open=1 << 20, file_max=2_400_000, files_open=1_000, port_lo=32768,
                      port_hi=60999, tcp_mem_max=575_826, tcp_mem_used=100, somaxconn=4096,

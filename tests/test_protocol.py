@@ -16,7 +16,7 @@ from harness.plan import Plan
 from harness.protocol import InOrder, Stamped, protocol_for
 from harness.sweep import figures
 from tests import fifo_server, servers  # noqa: F401 (fifo_server registers fixed_reply)
-from tests.conftest import plan_for
+from tests.support import plan_for
 from workloads import WorkloadError, load
 from workloads.base import Kind
 from workloads.echo import Echo

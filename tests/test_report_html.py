@@ -17,7 +17,7 @@ import pytest
 
 from harness.histogram import Histogram
 from harness.report import html as report_html
-from tests.conftest import harness
+from tests.support import harness
 
 EVIL = "<script>alert('x')</script>"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

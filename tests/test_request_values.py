@@ -12,7 +12,7 @@ import pytest
 
 from harness.reqtable import MAX_VALUE_CHARS, POOL, POOL_BYTES, parse_requests
 from harness.specs import ConfigError
-from tests.conftest import harness
+from tests.support import harness
 
 
 def table(values: dict, path: str = "/u/{x}") -> list[dict]:

@@ -7,13 +7,11 @@ commandstats``, memcached ``stats``) must agree exactly with harness's."""
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from harness.protocols.kvcmds import POOL, parse_commands, render
 from harness.protocols.memcached.memcache import Memcache
 from harness.protocols.redis.resp import Resp
 from harness.protocols.replies import MAX_NAMES, Replies
-from tests.conftest import free_port, harness, plan_for, run_plan, stop
+from tests.support import free_port, harness, plan_for, run_plan, stop, wait_listening
 from workloads import Kind
 
 PING = b"*1\r\n$4\r\nPING\r\n"
@@ -283,20 +281,6 @@ def test_a_redis_target_that_never_answers_is_asked_about() -> None:
 # ---------------------------------------------------------------------------- real servers
 
 
-def wait_listening(proc: subprocess.Popen, port: int, name: str, within_s: float = 10.0
-                   ) -> None:
-    deadline = time.monotonic() + within_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        if time.monotonic() > deadline:
-            stop(proc)
-            raise RuntimeError(f"{name} did not listen on {port} within {within_s:g} s")
-        time.sleep(0.05)
-
-
 def talk(port: int, data: bytes, until: bytes) -> bytes:
     """Send ``data``; read until the reply ends with ``until`` (bounded: 5 s)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -320,7 +304,7 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
                              "--save", "", "--appendonly", "no", "--dir",
                              str(tmp_path_factory.mktemp("redis"))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listening(proc, port, "redis-server")
+    wait_listening(proc, port, name="redis-server")
     try:
         yield port
     finally:
@@ -460,7 +444,7 @@ def start_memcached(port: int, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen(["memcached", "-p", str(port), "-U", "0", "-l", "127.0.0.1",
                              *user, *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listening(proc, port, "memcached")
+    wait_listening(proc, port, name="memcached")
     return proc
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.report.results import SchemaError, read_run
-from tests.conftest import harness
+from tests.support import harness
 
 # ---------------------------------------------------------------------------- schema versions
 
@@ -42,7 +42,7 @@ def test_a_request_tables_config_is_json_without_its_bytes(tmp_path: Path) -> No
     import orjson
 
     from harness.report.document import plan_dict
-    from tests.conftest import plan_for
+    from tests.support import plan_for
     (tmp_path / "r.toml").write_text('[[requests]]\nname = "u"\npath = "/u/{i}/"\n'
                                      'values = { i = "1-3" }\n')
     plan = plan_for("http://127.0.0.1:9/", requests=str(tmp_path / "r.toml"))

@@ -23,7 +23,7 @@ from harness.coordinator import build_shares
 from harness.poller import Poller
 from harness.worker import Worker
 from tests import servers
-from tests.conftest import harness, plan_for, run_plan
+from tests.support import harness, plan_for, run_plan
 from workloads import load
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from harness.histogram import Histogram
 from harness.report import results, schema
-from tests.conftest import harness
+from tests.support import harness
 
 
 def hist(n: int = 100) -> dict:

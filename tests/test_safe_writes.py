@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.report import results
-from tests.conftest import harness
+from tests.support import harness
 
 
 def fake_null(tmp_path: Path) -> Path:

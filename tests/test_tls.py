@@ -29,7 +29,7 @@ from harness.transport import CHUNK, RoundBuffer, Transport
 from tests import certs as certs_mod
 from tests import nginx as nginx_mod
 from tests import servers
-from tests.conftest import free_port, harness, plan_for, run_plan, stop
+from tests.support import free_port, harness, plan_for, run_plan, stop
 
 # ---------------------------------------------------------------------------- settings
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from tests.conftest import plan_for, run_plan
+from tests.support import plan_for, run_plan
 
 SERVE_S = 20.0  # the server thread's life at most, whatever the test does
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 
 from harness import config as cfg
@@ -23,7 +22,8 @@ from harness.result import Share
 from harness.users import KindPicker, UserClass, assign, class_counts, split
 from harness.usertable import parse_think
 from tests import nginx as nginx_mod
-from tests.conftest import harness, plan_for, run_plan, stop
+from tests.support import harness, plan_for, run_plan, stop
+from tests.support import run_json as support_run_json
 
 PLANS = Path(__file__).resolve().parents[1] / "workloads" / "plans"
 MS = 1_000_000
@@ -369,11 +369,10 @@ def test_user_classes_split_connections_exactly_and_send_only_their_requests(
 
 
 def run_json(port: int, tmp_path: Path, plan: str, *args: str) -> tuple[int, dict, str]:
-    r = harness("run", "--plan", plan, "--host",
-                f"http://127.0.0.1:{port}/", "--workers", "1", "--json", "--no-report",
-                "--results-dir", str(tmp_path), *args, cwd=tmp_path)
-    assert r.returncode in (0, 1, 4), r.stderr
-    return r.returncode, orjson.loads(r.stdout), r.stderr
+    r, doc = support_run_json("--plan", plan, "--host", f"http://127.0.0.1:{port}/",
+                              "--workers", "1", *args, cwd=tmp_path, results=tmp_path)
+    assert r.returncode in (0, 1, 4) and doc is not None, r.stderr
+    return r.returncode, doc, r.stderr
 
 
 def clean(s: dict) -> bool:

@@ -13,7 +13,7 @@ from harness import framing as fr
 from harness.batch import Outbound
 from tests import servers
 from tests.busy import ran_ok
-from tests.conftest import harness, plan_for, run_plan
+from tests.support import harness, plan_for, run_plan
 from workloads.base import Kind
 
 README = Path(__file__).resolve().parents[1] / "workloads" / "README.md"

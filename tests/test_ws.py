@@ -20,7 +20,7 @@ import pytest
 
 from harness.config import ConfigError, parse_target
 from harness.plan import Target
-from tests.conftest import harness, plan_for, run_plan, stop
+from tests.support import harness, plan_for, run_plan, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 

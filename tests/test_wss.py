@@ -18,7 +18,7 @@ from harness.config import ConfigError, parse_target
 from harness.plan import Target, Tls
 from harness.protocols.ws.ws import ws_options
 from tests import certs as certs_mod
-from tests.conftest import harness, plan_for, run_plan
+from tests.support import harness, plan_for, run_plan
 from tests.test_ws import assert_storm_recovered, storm_run, ws_server
 
 # ---------------------------------------------------------------------------- settings

@@ -25,7 +25,7 @@ from harness import aggregate
 from harness.histogram import Histogram
 from harness.plan import Step
 from harness.result import WorkerResult
-from tests.conftest import harness, stop
+from tests.support import harness_process, stop
 from tests.test_cluster import Cluster, Hosts, _echo_server, run_json
 
 
@@ -64,8 +64,8 @@ def runs(steps: int) -> tuple[float, float, list[float]]:
         r, doc = run_json(c, *plan)
         cluster_s = time.monotonic() - t
         t = time.monotonic()
-        one = harness("run", "--json", "--no-report", "--results-dir", str(tmp / "one"),
-                      *plan, cwd=tmp)
+        one = harness_process("run", "--json", "--no-report", "--results-dir", str(tmp / "one"),
+                              *plan, cwd=tmp)
         one_s = time.monotonic() - t
     finally:
         c.close()

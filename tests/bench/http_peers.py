@@ -19,9 +19,7 @@ Not a test (pytest does not collect it): a tool that prints figures.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -31,18 +29,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
+from tests.support.bench import (  # noqa: E402
+    CLIENT_CPU,
+    SERVER_CPU,
+    children_cpu,
+    harness_run,
+    rate_cpu_errors,
+    the_step,
+)
+
 SERVER = """
   keepalive_requests 100000000;
   server {{
     {listen}
     location / {{ return 200 "hello\\n"; }}
   }}"""
-SERVER_CPU, CLIENT_CPU = "0", "1"
 
 
 def nginx_module() -> Any:
     """tests/nginx.py (this file runs as a script, so the repository joins the path)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests import nginx
     return nginx
 
@@ -56,11 +62,6 @@ def start_nginx(folder: Path, tls: Any = None) -> tuple[subprocess.Popen, int]:
         return nginx.start(folder, SERVER.format(listen=listen), (port,), cpu=SERVER_CPU), port
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def run_wrk(url: str, conns: int, seconds: int) -> tuple[float, float]:
@@ -82,16 +83,11 @@ def run_harness(url: str, conns: int, seconds: int, inflight: int,
                 results: Path, extra: tuple[str, ...] = ()) -> tuple[float, float, int]:
     """harness's throughput_msgs_s, client_cpu_pct and error count (exit 0 or 1 accepted:
     1 is a client-bound or threshold verdict, the figures are still measured)."""
-    cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--host", url,
-           "--conns", str(conns), "--duration", str(seconds), "--warmup", "1",
-           "--workers", "1", "--inflight", str(inflight), "--json", "--no-report",
-           "--results-dir", str(results), *extra]
+    cmd = harness_run("--host", url, "--conns", str(conns), "--duration", str(seconds),
+                      "--warmup", "1", "--inflight", str(inflight), "--results-dir", str(results),
+                      *extra)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    if p.returncode not in (0, 1, 4):
-        raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
-    (step,) = json.loads(p.stdout)["steps"]
-    return (float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]),
-            sum(step["errors"].values()))
+    return rate_cpu_errors(the_step(p.returncode, p.stdout, p.stderr))
 
 
 def table(wrk: list, h1: list, h16: list) -> str:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests import nginx  # noqa: E402
-from tests.conftest import stop  # noqa: E402
+from tests.support import stop  # noqa: E402
 from tests.test_live_browser import browser, wait_for  # noqa: E402
 
 STEPS_DONE = "return window.harnessLive.state().steps.length >= {n} && " \
@@ -74,7 +74,7 @@ def shoot(out: Path, name: str, args: list[str], want: str,
 @contextlib.contextmanager
 def nginx_target() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="live-nginx-"))
-    from tests.conftest import free_port
+    from tests.support import free_port
     port = free_port()
     proc = nginx.start(folder, nginx.server(port, {"~ ^/": "ok"}), (port,))
     try:

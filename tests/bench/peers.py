@@ -61,9 +61,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.bench import CLIENT_CPU, SERVER_CPU, harness_run, the_step
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-SERVER_CPU, CLIENT_CPU = "0", "1"
 PER_PROCESS = 16_000  # connections one client process opens (open-files limit 20,000)
 PEERS = (ROOT.parent / "shared" / "peers", ROOT.parents[1] / "shared" / "peers")  # ../shared
 TCPKALI = next((d / "tcpkali" for d in PEERS if (d / "tcpkali").exists()), PEERS[0] / "tcpkali")
@@ -258,10 +259,9 @@ def run_harness(ports: list[int], load: Load, seconds: float, results: Path) -> 
     client-bound verdict, the figures are still measured)."""
     hosts = ",".join(f"127.0.0.1:{p}" for p in ports)
     pace = ["--rate", f"{load.rate:g}"] if load.rate else ["--inflight", str(load.inflight)]
-    cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--host", hosts,
-           "--conns", str(load.conns), "--duration", f"{seconds:g}", "--warmup", "1",
-           "--workers", "1", "--size", "64", "--framing", "len32", *pace, "--json",
-           "--no-report", "--results-dir", str(results)]
+    cmd = harness_run("--host", hosts, "--conns", str(load.conns), "--duration", f"{seconds:g}",
+                      "--warmup", "1", "--size", "64", "--framing", "len32", *pace,
+                      "--results-dir", str(results))
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     user = system = math.nan
@@ -271,9 +271,7 @@ def run_harness(ports: list[int], load: Load, seconds: float, results: Path) -> 
         with contextlib.suppress(OSError):  # a worker ended early: the run says why below
             user, system = cpu_split(workers, max(seconds - 0.3, 0.5))
     out, err = p.communicate(timeout=seconds + 60)
-    if p.returncode not in (0, 1, 4):
-        raise SystemExit(f"harness exited {p.returncode}: {err.strip()}")
-    (step,) = json.loads(out)["steps"]
+    step = the_step(p.returncode, out, err)
     return Figure(float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]),
                   sum(step["errors"].values()) + step["lost"], user_pct=user, sys_pct=system)
 

@@ -18,12 +18,8 @@ Not a test (pytest does not collect it): a tool that prints figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,9 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import free_port, stop
+from tests.support import free_port, stop, wait_listening
+from tests.support.bench import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    children_cpu,
+    harness_run,
+    rate_cpu_errors,
+    the_step,
+)
 
-SERVER_CPU, CLIENT_CPU = "0", "1"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -43,26 +46,17 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
                              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(folder)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"redis-server exited {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return proc, port
-        time.sleep(0.05)
-    stop(proc)
-    raise SystemExit("redis-server did not listen within 10 s")
+    try:
+        wait_listening(proc, port, name="redis-server")
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    return proc, port
 
 
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of process ``pid`` (all its threads), seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def run_peer(port: int, conns: int, requests: int, server: int) -> tuple[float, float, float]:
@@ -85,18 +79,14 @@ def run_harness(port: int, conns: int, seconds: float, results: Path,
     """harness's throughput_msgs_s, client_cpu_pct, the server's CPU % over the run (the
     warm-up and set-up included, so a little low) and the error count (exit 0 or 1
     accepted: 1 is a client-bound verdict, the figures are still measured)."""
-    cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--workload",
-           "redis", "--redis-cmd", "ping", "--host", f"127.0.0.1:{port}", "--conns",
-           str(conns), "--inflight", "16", "--duration", str(seconds), "--warmup", "0.5",
-           "--workers", "1", "--json", "--no-report", "--results-dir", str(results)]
+    cmd = harness_run("--workload", "redis", "--redis-cmd", "ping", "--host",
+                      f"127.0.0.1:{port}", "--conns", str(conns), "--inflight", "16",
+                      "--duration", str(seconds), "--warmup", "0.5", "--results-dir", str(results))
     s0, t0 = proc_cpu_s(server), time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     srv = 100.0 * (proc_cpu_s(server) - s0) / (time.monotonic() - t0)
-    if p.returncode not in (0, 1, 4):
-        raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
-    (step,) = json.loads(p.stdout)["steps"]
-    return (float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]), srv,
-            sum(step["errors"].values()))
+    rate, cpu, errors = rate_cpu_errors(the_step(p.returncode, p.stdout, p.stderr))
+    return rate, cpu, srv, errors
 
 
 def table(peer: list, ours: list) -> str:

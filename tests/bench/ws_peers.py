@@ -22,9 +22,7 @@ Not a test (pytest does not collect it): a tool that prints figures.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,9 +30,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.bench import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    children_cpu,
+    harness_run,
+    rate_cpu_errors,
+    the_step,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 TCPKALI = ROOT.parent.parent / "shared" / "peers" / "tcpkali"  # /work/shared/peers/tcpkali
-SERVER_CPU, CLIENT_CPU = "0", "1"
 SIZE = 64
 
 
@@ -55,11 +61,6 @@ def start_server() -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise SystemExit(f"the ws echo target did not start: {line!r}")
     return proc, line.split()[2]
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def run_tcpkali(url: str, conns: int, seconds: int, rate: int = 0) -> tuple[float, float]:
@@ -84,16 +85,11 @@ def run_harness(url: str, conns: int, seconds: int, inflight: int,
                 results: Path, rate: int = 0) -> tuple[float, float, int]:
     """harness's throughput_msgs_s, client_cpu_pct and error count (``rate``: open loop)."""
     pacing = ["--rate", str(rate)] if rate else ["--inflight", str(inflight)]
-    cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, "-m", "harness", "run", "--host", url,
-           "--conns", str(conns), "--duration", str(seconds), "--warmup", "1",
-           "--workers", "1", *pacing, "--size", str(SIZE), "--json",
-           "--no-report", "--results-dir", str(results)]
+    cmd = harness_run("--host", url, "--conns", str(conns), "--duration", str(seconds),
+                      "--warmup", "1", *pacing, "--size", str(SIZE), "--results-dir",
+                      str(results))
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, cwd=ROOT)
-    if p.returncode not in (0, 1, 4):
-        raise SystemExit(f"harness exited {p.returncode}: {p.stderr.strip()}")
-    (step,) = json.loads(p.stdout)["steps"]
-    return (float(step["throughput_msgs_s"]), float(step["client_cpu_pct"]),
-            sum(step["errors"].values()))
+    return rate_cpu_errors(the_step(p.returncode, p.stdout, p.stderr))
 
 
 def table(kali: list, h16: list, h64: list) -> str:

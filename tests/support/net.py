@@ -1,0 +1,49 @@
+"""Loopback ports and the server processes the tests start: a free port, waiting until a
+process listens, stopping it (by its pid, SIGTERM then SIGKILL)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for servers that cannot take port 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """Stop a server process a test started: SIGTERM, then SIGKILL after ``grace_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def listening(port: int, timeout_s: float = 0.5) -> bool:
+    """Whether a TCP connect to 127.0.0.1:``port`` succeeds now."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
+                                                                timeout=timeout_s):
+        return True
+    return False
+
+
+def wait_listening(proc: subprocess.Popen, *ports: int, name: str = "the server",
+                   within_s: float = 10.0) -> None:
+    """Return once ``proc`` listens on every one of ``ports`` (127.0.0.1). RuntimeError if
+    it exits first, or (after stopping it) if ``within_s`` passes first."""
+    deadline = time.monotonic() + within_s
+    for port in ports:
+        while not listening(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited {proc.returncode}")
+            if time.monotonic() > deadline:
+                stop(proc)
+                raise RuntimeError(f"{name} did not listen on {port} within {within_s:g} s")
+            time.sleep(0.05)
