@@ -1,8 +1,10 @@
 """The optional mypyc build of harness's hot path (issue 21; see harness/accel.py).
 
-pyproject.toml holds the project; this file only adds the compiled modules. ``pip install
--e .`` compiles harness.accel.MODULES with mypyc, and falls back to pure Python, saying so,
-when mypyc or a C compiler is missing or the build fails. ``HARNESS_MYPYC=0`` skips it.
+pyproject.toml holds the project; this file only adds the compiled modules, and only when
+asked: ``HARNESS_MYPYC=1`` (``python -m harness.build`` sets it, with mypy installed)
+compiles harness.accel.MODULES with mypyc, and falls back to pure Python, saying so, when
+mypyc or a C compiler is missing or the build fails. It is off by default: on the 2-core
+VM it gained nothing measurable (docs/PERFORMANCE.md, "The compiled build").
 """
 
 import os
@@ -21,7 +23,7 @@ def _warn(msg: str) -> None:
 
 
 def _ext_modules() -> list:
-    if os.environ.get("HARNESS_MYPYC", "1") == "0":
+    if os.environ.get("HARNESS_MYPYC", "0") != "1":
         return []
     from harness import accel
     try:

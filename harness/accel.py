@@ -1,9 +1,10 @@
 """Which build of the hot path runs: mypyc-compiled modules, or the pure-Python source.
 
-``pip install -e .`` compiles :data:`MODULES` with mypyc when it can (setup.py; mypy in
-the build environment and a C compiler), as black ships: the same source, typed, compiled
-to C extensions that sit beside the ``.py`` files and are imported first. It falls back to
-pure Python when it cannot, and ``HARNESS_MYPYC=0`` skips the build.
+``python -m harness.build`` (setup.py with ``HARNESS_MYPYC=1``; mypy and a C compiler)
+compiles :data:`MODULES` with mypyc, as black ships: the same source, typed, compiled to C
+extensions that sit beside the ``.py`` files and are imported first. It is opt-in: on the
+2-core VM it gained nothing measurable (docs/PERFORMANCE.md), so ``pip install -e .``
+installs pure Python.
 
 At import (``harness/__init__.py`` calls :func:`install`) the pure source is used instead
 of the compiled modules, all of them together, when:

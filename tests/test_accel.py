@@ -1,9 +1,11 @@
-"""The optional mypyc build (harness/accel.py): which build runs, the pure fallback, and
+"""The opt-in mypyc build (harness/accel.py): which build runs, the pure fallback, and
 differential tests that both builds give the same results.
 
-The suite runs against whichever build is installed (CI: the compiled one, since
-``pip install -e .`` compiles); :func:`test_the_unit_suite_passes_under_the_other_build`
-runs the unit suite and the hot path's end-to-end files again under the other build.
+The build is off by default (it gained nothing measurable on the 2-core VM:
+docs/PERFORMANCE.md), so CI runs pure Python and the tests that compare the builds skip,
+saying so. With a compiled build (``python -m harness.build``) they run: the same digest of
+the hot modules on seeded inputs, the same counts of a seeded run, and the unit suite and
+the hot path's end-to-end files again under the other build.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def _have_compiled() -> bool:
 
 def _need_compiled() -> None:
     if not _have_compiled():
-        pytest.skip(f"no compiled build here ({accel.describe()}): python -m harness.build")
+        pytest.skip(f"no compiled build to compare with (opt-in: python -m harness.build; "
+                    f"{accel.describe()})")
 
 
 def _py(code: str, pure: bool) -> str:
@@ -43,14 +46,6 @@ def _py(code: str, pure: bool) -> str:
                        text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     return r.stdout
-
-
-def test_ci_runs_the_compiled_build() -> None:
-    """CI installs with ``pip install -e .``, which compiles: the suite must run compiled
-    there, or the pure fallback would be the only build tested."""
-    if os.environ.get("CI") != "true":
-        pytest.skip("outside CI the build is the developer's choice")
-    assert _have_compiled(), accel.describe()
 
 
 def test_a_stale_module_is_named() -> None:
@@ -61,14 +56,15 @@ def test_a_stale_module_is_named() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("pure", [True, False])
-def test_version_says_which_build_runs(pure: bool) -> None:
-    if not pure:
-        _need_compiled()
-    r = harness("--version", cwd=ROOT, env=_env(pure))
+def test_version_says_which_build_runs() -> None:
+    r = harness("--version", cwd=ROOT, env=_env(False))
     assert r.returncode == 0, r.stderr
-    want = "compiled: no (HARNESS_PURE=1)" if pure else "compiled: yes (mypyc, 11 modules)"
-    assert want in r.stdout
+    want = "compiled: yes (mypyc, 11 modules)" if _have_compiled() else \
+        "compiled: no (not built: python -m harness.build compiles the hot path)"
+    assert r.stdout.strip().endswith(want), r.stdout
+    if _have_compiled():
+        r = harness("--version", cwd=ROOT, env=_env(True))
+        assert r.stdout.strip().endswith("compiled: no (HARNESS_PURE=1)"), r.stdout
 
 
 @pytest.mark.e2e
