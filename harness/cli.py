@@ -20,7 +20,7 @@ import click
 import orjson
 
 from harness import __version__, accel
-from harness.cli_help import (
+from harness.config.help import (
     CALIBRATE_EXIT_HELP,
     CLUSTER_EXIT_HELP,
     COMPARE_EXIT_HELP,
@@ -42,18 +42,18 @@ from harness.cli_help import (
     search_flags,
     serve_flags,
 )
+from harness.core.safe import printable
 from harness.report import lines
-from harness.report.safe import printable
 
 # The worker stack (coordinator, worker, websockets, numpy, dask) is imported by the
 # commands that run load, inside them: --help, a bad flag, and the commands that only read
 # results start fast (tests/test_cli_imports.py keeps it so).
 if TYPE_CHECKING:
-    from harness.coordinator import RunOutcome
-    from harness.interrupts import Interrupts
-    from harness.plan import Plan
-    from harness.sweep import Session
-    from harness.targets.lifecycle import Targets
+    from harness.core.interrupts import Interrupts
+    from harness.core.plan import Plan
+    from harness.run.coordinator import RunOutcome
+    from harness.run.lifecycle import Targets
+    from harness.run.sweep import Session
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
 # Which code wins when two verdicts meet (a run and its comparison): a failure outranks an
@@ -114,7 +114,7 @@ def run(config_path: str | None, plan_name: str | None, as_json: bool, no_report
         **flags: Any) -> None:
     """Sweep connection counts (or message counts) against a server and report."""
     if pushgateway is not None:
-        from harness.pushgateway import check_url  # it imports the worker stack
+        from harness.report.pushgateway import check_url  # it imports the worker stack
         if problem := check_url(pushgateway):
             die(EXIT_USAGE, f"--pushgateway: {problem}")
     cluster = flags.pop("cluster", None)
@@ -129,7 +129,7 @@ def run(config_path: str | None, plan_name: str | None, as_json: bool, no_report
 
 def config_or_plan(config_path: str | None, plan_name: str | None) -> str | None:
     """The config file: --config FILE, or the shipped plan --plan NAME names (not both)."""
-    from harness import config as cfg
+    from harness.config import build as cfg
     if plan_name is None:
         return config_path
     if config_path is not None:
@@ -142,7 +142,7 @@ def config_or_plan(config_path: str | None, plan_name: str | None) -> str | None
 
 def plan_from_flags(config_path: str | None, push_conns: str | None, scenario: str | None,
                     env_name: str | None, flags: dict[str, Any]) -> tuple[Plan, Any]:
-    from harness import config as cfg
+    from harness.config import build as cfg
     if push_conns is not None:
         if flags["conns"] is not None:
             die(EXIT_USAGE, "--push-conns is an alias of --conns: give one of them")
@@ -165,8 +165,8 @@ def open_live(plan: Plan, address: str | None, linger: str | None) -> Any:
         if linger is not None:
             die(EXIT_USAGE, "--live-linger needs --live")
         return None
-    from harness.live.server import LiveError, linger_seconds
-    from harness.live.session import Live
+    from harness.report.live.server import LiveError, linger_seconds
+    from harness.report.live.session import Live
     try:
         live = Live(address, linger_seconds(linger), plan.name)
     except LiveError as exc:
@@ -181,13 +181,13 @@ def execute(plan: Plan, workload: Any, as_json: bool, html: bool = True,
     """Run the plan end to end; returns the exit code. Results are written even if cut short.
 
     Ctrl-C or SIGTERM before the workers start stops what was started (exit 1); once they
-    run, it stops them, and the steps measured so far are reported (see harness.interrupts).
+    run, it stops them, and the steps measured so far are reported (see harness.core.interrupts).
     """
-    from harness.agent import ClusterMissing
-    from harness.coordinator import Unreachable
-    from harness.interrupts import Interrupts
-    from harness.scaleout import ClusterError
-    from harness.targets.lifecycle import Targets
+    from harness.core.interrupts import Interrupts
+    from harness.run.agent import ClusterMissing
+    from harness.run.coordinator import Unreachable
+    from harness.run.lifecycle import Targets
+    from harness.run.scaleout import ClusterError
     outcome: RunOutcome | None = None
     watched: list = []
     warnings: list[str] = []
@@ -233,7 +233,7 @@ def on_step(plan: Plan, workload: Any, session: Any, pusher: Any, live: Any) -> 
     inner = pusher.step_done if pusher else None
     if live is None:
         return inner
-    from harness.live.session import watched_servers
+    from harness.report.live.session import watched_servers
     live.begin(plan, workload, watched_servers(getattr(session, "monitor", None)))
     return live.on_step(plan, workload, session, inner)
 
@@ -253,28 +253,28 @@ def make_pusher(url: str | None, plan: Plan, workload: Any, session: Session) ->
     """A Pusher for ``--pushgateway URL`` (None without it)."""
     if url is None:
         return None
-    from harness.pushgateway import Pusher
+    from harness.report.pushgateway import Pusher
     return Pusher(url, plan, workload, session.watched)
 
 
 def session_for(plan: Plan, workload: Any, targets: Targets, interrupts: Interrupts,
                 cluster: str | None, live: Any = None) -> Any:
     """The workers of this machine (a Session), or with --cluster the agents' (see
-    harness.scaleout); progress goes to the terminal line and the live page."""
+    harness.run.scaleout); progress goes to the terminal line and the live page."""
     progress = live.progress(live_line()) if live is not None else live_line()
     if cluster is None:
-        from harness.sweep import Session
+        from harness.run.sweep import Session
         return Session(plan, workload, targets.addrs, targets.watch, progress,
                        targets.reserve, interrupts)
-    from harness.scaleout import ClusterSession
+    from harness.run.scaleout import ClusterSession
     return ClusterSession(plan, workload, cluster, progress, interrupts)
 
 
 def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--conns") -> None:
     """Exit 2 before the run when a step needs more sockets than the open-files limit
     allows a worker (or the embedded server): refused with the figure, not measured half."""
-    from harness.coordinator import fd_shortfall
-    from harness.limits import raise_nofile
+    from harness.core.limits import raise_nofile
+    from harness.run.coordinator import fd_shortfall
     if plan.until_degraded and plan.max_conns > max(s.conns for s in plan.steps):
         most_conns, flag = max(most_conns or 0, plan.max_conns), "--max-conns"
     problem = fd_shortfall(plan, raise_nofile(), most_conns)
@@ -286,9 +286,9 @@ def preflight(plan: Plan, workload: Any) -> None:
     """Source addresses that cannot be bound, then (a step over PREFLIGHT_CONNS) each
     shortfall of the machine with its fix; exit 2 when a step cannot fit. Says when harness
     picked more workers than cores for the open-files limit."""
-    from harness import preflight as pf
-    from harness.config import default_workers
-    from harness.limits import fd_workers, nofile_hard
+    from harness.config.build import default_workers
+    from harness.core.limits import fd_workers, nofile_hard
+    from harness.run import preflight as pf
     bad = pf.unbindable(plan.source_addrs)
     if bad:
         die(EXIT_USAGE, f"--source-addrs: cannot bind {bad[0]}: {bad[1]}")
@@ -356,7 +356,7 @@ class LiveLine:
 def report(plan: Plan, workload: Any, outcome: RunOutcome, started: float, as_json: bool,
            html: bool = True, watched: list | None = None, warnings: list[str] | None = None,
            pusher: Any = None, after: AfterRun | None = None, live: Any = None) -> int:
-    from harness import outputs
+    from harness.report import folder as outputs
     w = outputs.write_run(plan, workload, outcome, started, html, watched, warnings)
     html_warning(w.html_error)
     for problem in w.export_problems:
@@ -411,7 +411,7 @@ def run_verdict(w: Any, outcome: RunOutcome) -> tuple[int, str | None]:
 
 def inconclusive_line(steps: list[dict]) -> str:
     """Why no step could be judged, with each step's rule and figure."""
-    from harness import aggregate
+    from harness.analysis import aggregate
     unit = aggregate.load_unit(steps)
     whys = "; ".join(f"{aggregate.step_name(s, unit)}: {aggregate.skip_detail(s)}"
                      for s in steps)
@@ -449,8 +449,8 @@ class AfterRun:
     @classmethod
     def prepare(cls, plan: Plan, config_path: str | None, max_regression: str | None,
                 junit_path: str | None, html: bool, alert_on: str | None = None) -> AfterRun:
-        from harness import compare as compare_mod
-        from harness import comparison
+        from harness.analysis import compare as compare_mod
+        from harness.report import compare_files as comparison
         limits = None
         if max_regression is not None and not plan.baseline:
             die(EXIT_USAGE, "--max-regression: give a baseline to compare with (--baseline, "
@@ -469,7 +469,7 @@ class AfterRun:
         return cls(baseline, limits, junit_path, alerts_for(config_path, alert_on), html)
 
     def compare(self, w: Any) -> dict | None:
-        from harness import comparison
+        from harness.report import compare_files as comparison
         if self.baseline is None or not w.path:
             return None
         folder = str(w.path.parent)
@@ -488,7 +488,8 @@ class AfterRun:
 
     def finish(self, w: Any, outcome: RunOutcome, cmp: dict | None, code: int,
                reason: str | None) -> tuple[int, str | None]:
-        from harness import alerts, comparison
+        from harness.report import compare_files as comparison
+        from harness.report import notify as alerts
         if self.problem:
             code, reason = EXIT_USAGE, self.problem
         elif cmp:  # the table (or --json's comparison) names the figures
@@ -523,8 +524,8 @@ def compare_verdict(cmp: dict) -> tuple[int, str | None]:
 def alerts_for(config_path: str | None, alert_on: str | None) -> Any:
     """The [alerts] of ./harness.toml or --config (the later file's whole), with --alert-on
     applied; exit 2 when --alert-on has no [alerts] to send to."""
-    from harness import alert_spec
-    from harness import config as cfg
+    from harness.config import alerts as alert_spec
+    from harness.config import build as cfg
     try:
         file = cfg.load_file(config_path)
         spec = alert_spec.parse(file.get("alerts"), cfg.origin_of(file, "alerts"))
@@ -539,8 +540,8 @@ def alerts_for(config_path: str | None, alert_on: str | None) -> Any:
 
 def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bool:
     """Print why no valid reply came (True: exit 3), or warn of HTTP answers to a raw run."""
-    from harness import aggregate
-    from harness.diagnosis import http_answer_warning, http_url
+    from harness.analysis import aggregate
+    from harness.analysis.diagnosis import http_answer_warning, http_url
     from harness.protocols import KV, of_run
     protocol = getattr(workload, "protocol", "framed")
     scheme = plan.targets[0].scheme if plan.targets else "tcp"
@@ -606,11 +607,11 @@ def search(config_path: str | None, plan_name: str | None, as_json: bool,
     --over conns: the connection count, at --rate per connection (or closed loop).
     Each probe is one step of --duration seconds.
     """
-    from harness import capacity
-    from harness import config as cfg
-    from harness.coordinator import Unreachable
-    from harness.probes import SearchStopped, run_probes, search_plan
+    from harness.analysis import capacity
+    from harness.config import build as cfg
     from harness.report import document
+    from harness.run.coordinator import Unreachable
+    from harness.run.probes import SearchStopped, run_probes, search_plan
     try:
         slo = capacity.parse_slo(slo_text)
         errors = capacity.parse_percent(max_errors) if max_errors is not None else None
@@ -689,7 +690,7 @@ def plans(name: str | None) -> None:
     """List the plans shipped with harness (run one with: harness run --plan NAME), or
     print plan NAME (to copy and edit: harness plans NAME > mine.toml, then --config
     mine.toml)."""
-    from harness import config as cfg
+    from harness.config import build as cfg
     if name is not None:
         try:
             path = cfg.plan_path(name)
@@ -714,9 +715,9 @@ def merge(runs: tuple[str, ...], name: str, results_dir: str, as_json: bool,
 
     Histograms add bucket by bucket; percentiles are taken once, after the merge.
     """
-    from harness import config as cfg
-    from harness import exports, outputs
-    from harness.report import document, table
+    from harness.config import build as cfg
+    from harness.report import document, exports, table
+    from harness.report import folder as outputs
     from harness.report import results as results_mod
     try:
         doc, cols, seconds, hists = outputs.merge_runs(runs)
@@ -765,8 +766,8 @@ def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as
                 html_path: str | None, no_report: bool, junit_path: str | None) -> None:
     """Compare two runs step by step (matched by load): the change in every figure, each
     judged statistically from the histograms (see docs/compare-and-alerts.md)."""
-    from harness import compare as compare_mod
-    from harness import comparison
+    from harness.analysis import compare as compare_mod
+    from harness.report import compare_files as comparison
     from harness.report import compare_table
     try:
         limits = (compare_mod.parse_limits(max_regression) if max_regression is not None
@@ -822,7 +823,7 @@ def export_hlog(run_folder: str) -> None:
     """Write latency-step<k>.hlog (HdrHistogram interval logs) into the run folder."""
     from pathlib import Path
 
-    from harness import exports
+    from harness.report import exports
     doc = read_run_or_die(run_folder)
     folder = Path(run_folder)
     folder = folder.parent if folder.is_file() else folder
@@ -846,7 +847,7 @@ def export_openmetrics(run_folder: str, fmt: str) -> None:
     harness's own edges, so counts stay exact)."""
     from pathlib import Path
 
-    from harness import openmetrics
+    from harness.report import openmetrics
     doc = read_run_or_die(run_folder)
     folder = Path(run_folder)
     name = (folder.parent if folder.is_file() else folder).resolve().name
@@ -872,7 +873,7 @@ def history(results_dir: str, as_json: bool, html_path: str | None) -> None:
 
     from tabulate import tabulate
 
-    from harness import history as history_mod
+    from harness.report import history as history_mod
     from harness.report import results as results_mod
     try:
         rows, skipped = history_mod.list_runs(results_dir)
@@ -900,7 +901,7 @@ def history(results_dir: str, as_json: bool, html_path: str | None) -> None:
 def calibrate(duration: float, conns: int, inflight: int, as_json: bool) -> None:
     """Measure this machine as a load generator: one worker core's ceiling against the
     built-in echo target, and the latency floor at a low rate."""
-    from harness.calibrate import calibrate as run_calibration
+    from harness.run.calibrate import calibrate as run_calibration
     fig = run_calibration(duration=duration, conns=conns, inflight=inflight)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(fig) + b"\n")
@@ -929,7 +930,7 @@ def cluster() -> None:
 def cluster_scheduler(host: str, port: int) -> None:
     """Start the Dask scheduler that harness agents join and `run --cluster` uses
     (allowed-failures 0, no dashboard, listening on --host only)."""
-    from harness.agent import serve_scheduler
+    from harness.run.agent import serve_scheduler
     _need_cluster()
 
     def ready(address: str) -> None:
@@ -948,7 +949,7 @@ def cluster_scheduler(host: str, port: int) -> None:
 def agent_cmd(scheduler: str, name: str | None, host: str | None) -> None:
     """Join SCHEDULER (tcp://COORD:8786) as this machine's harness agent: a Dask worker
     with one thread that runs its share of each step on its own pinned workers."""
-    from harness.agent import is_address, serve_agent
+    from harness.run.agent import is_address, serve_agent
     _need_cluster()
     if not is_address(scheduler):
         die(EXIT_USAGE, f"agent: {scheduler!r} is not a scheduler address (tcp://HOST:PORT)")
@@ -964,7 +965,7 @@ def agent_cmd(scheduler: str, name: str | None, host: str | None) -> None:
 
 
 def _need_cluster() -> None:
-    from harness.agent import ClusterMissing, need_distributed
+    from harness.run.agent import ClusterMissing, need_distributed
     try:
         need_distributed()
     except ClusterMissing as exc:
@@ -979,7 +980,7 @@ def _need_cluster() -> None:
 def serve(kind: str, port: str, bind: str, framing: str, nodes: int, max_frame: int,
           ws: bool) -> None:
     """Start a built-in target server until Ctrl-C or SIGTERM."""
-    from harness.plan import Target
+    from harness.core.plan import Target
     from harness.targets import TargetError, run_server
     first, count = serve_ports(port, kind)
     if nodes > 1 and kind != "chat":
@@ -1006,7 +1007,7 @@ def serve(kind: str, port: str, bind: str, framing: str, nodes: int, max_frame: 
 def serve_ports(text: str, kind: str) -> tuple[int, int]:
     """``--port``: (first port, how many): ``P`` (0-65535), or ``FIRST-LAST`` for echo (a
     process per port)."""
-    from harness.pools import port_pool
+    from harness.core.pools import port_pool
     text = text.strip()
     try:
         pool = port_pool(text)

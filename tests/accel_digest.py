@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from harness import accel, stamp
-from harness import framing as framing_mod
-from harness.batch import Inbound, Outbound
-from harness.histogram import Histogram
-from harness.ledger import EchoLedger
+from harness import accel
+from harness.core.histogram import Histogram
+from harness.core.ledger import EchoLedger
+from harness.wire import framing as framing_mod
+from harness.wire import stamp
+from harness.wire.batch import Inbound, Outbound
 from workloads.base import Kind
 
 SIZE = 64

@@ -2,7 +2,7 @@
 
 Each server runs in its own forked process (no GIL shared with the load generator under
 test), listens on ``127.0.0.1`` on a kernel-chosen port with a backlog of 4096, and runs
-one single-threaded ``selectors`` loop. Frames are cut with :mod:`harness.framing`
+one single-threaded ``selectors`` loop. Frames are cut with :mod:`harness.wire.framing`
 (``newline``, ``len16``, ``len32``); a partial frame stays buffered per connection until
 the rest arrives. Times are seconds of ``time.monotonic()`` (one clock for every process
 on the host), sizes are bytes.
@@ -66,8 +66,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import framing as framing_mod
-from harness.framing import FrameError, Framing
+from harness.wire import framing as framing_mod
+from harness.wire.framing import FrameError, Framing
 
 HOST = "127.0.0.1"
 BACKLOG = 4096

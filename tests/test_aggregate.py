@@ -1,4 +1,4 @@
-"""harness.aggregate verdicts on synthetic step summaries: the error rate, steps that are
+"""harness.analysis.aggregate verdicts on synthetic step summaries: the error rate, steps that are
 never healthy, steps left out of the verdict (client-bound, shared core), stage figures and
 the one-line diagnosis of a run without a single valid reply. No sockets."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import aggregate
-from harness.histogram import Histogram
-from harness.plan import Degradation, Stage, Step, Thresholds
+from harness.analysis import aggregate
+from harness.core.histogram import Histogram
+from harness.core.plan import Degradation, Stage, Step, Thresholds
 
 RULES = Degradation()
 
@@ -214,7 +214,7 @@ def test_an_http_answer_names_the_url_to_use_instead() -> None:
 
 
 def test_an_http_answer_among_valid_replies_is_one_warning_line() -> None:
-    from harness.diagnosis import http_answer_warning, http_url
+    from harness.analysis.diagnosis import http_answer_warning, http_url
     steps = [step(), step()]
     assert http_answer_warning(steps, "http://h:1/") is None
     steps[1]["first_unparsed"] = aggregate.escape_bytes(b"HTTP/1.1 400 Bad Request\r\nServer")
@@ -350,7 +350,7 @@ def test_judging_a_shared_core_judges_a_worker_on_its_own_cpu_not_its_wait() -> 
 
 
 def test_a_step_bound_only_by_its_wait_for_a_shared_core_is_said_to_be_on_a_shared_core() -> None:
-    from harness.aggregate import step_skipped
+    from harness.analysis.aggregate import step_skipped
     base = {"received": 10, "core_shared": True, "client_bound": True}
     assert step_skipped({**base, "client_bound_rule": "run_queue"}) == "shared core"
     assert step_skipped({**base, "client_bound_rule": "client_busy"}) == "shared core"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import alert_spec
-from harness.specs import ConfigError
+from harness.config import alerts as alert_spec
+from harness.core.specs import ConfigError
 from tests import servers
 from tests.receivers import Mailbox, Receiver
 from tests.support import free_port, harness
@@ -79,7 +79,7 @@ def test_on_is_failure_always_or_a_list_of_events_and_the_flag_overrides_it() ->
 
 
 def test_always_sends_passed_when_nothing_failed_and_only_the_events_otherwise() -> None:
-    from harness import alerts
+    from harness.report import notify as alerts
     doc = {"steps": [{}, {}], "degradation": {"judged": 2}, "thresholds": {"failed": []}}
     always = alert_spec.AlertSpec(always=True)
     assert alerts.to_send(always, {}, doc) == {
@@ -131,7 +131,7 @@ def test_alert_on_without_an_alerts_table_is_exit_2(tmp_path: Path) -> None:
 
 
 def test_a_run_that_could_judge_no_step_is_the_event_inconclusive() -> None:
-    from harness import alerts
+    from harness.report import notify as alerts
     d = {"judged": 0, "skipped": [10, 100], "skipped_why": ["client-bound", "shared core"],
          "degraded_at": None}
     why = alerts.reasons({"degradation": d, "thresholds": {"failed": []}}, False, None)
@@ -145,7 +145,7 @@ def test_a_run_that_could_judge_no_step_is_the_event_inconclusive() -> None:
 
 
 def test_inconclusive_is_sent_only_when_nothing_worse_happened_as_exit_4() -> None:
-    from harness import alerts
+    from harness.report import notify as alerts
     d = {"judged": 0, "skipped": [10], "skipped_why": ["client-bound"], "degraded_at": None}
     failed = alerts.reasons({"degradation": d, "thresholds": {"failed": ["p50_ms: 2 > 1"]}},
                             False, None)

@@ -1,7 +1,9 @@
-"""docs/DESIGN.md's one-way data flow, checked by parsing imports with ast: every module in a
-layer, each layer importing only the layers it is allowed to (config -> plan ->
-coordinator -> worker -> results -> aggregate -> report), and no import cycle. Only the
-CLI prints or exits."""
+"""docs/DESIGN.md's one-way data flow, read from the folders and checked by parsing imports with
+ast. A layer is a subpackage of harness/; LAYERS below (bottom first) is all this test
+declares. A module may import its own layer and the layers below it, never one above; the
+package's ``__init__`` (its version) is below every layer and ``cli``/``__main__`` above
+them all. No module import cycle; config and analysis never reach a socket; only the CLI
+prints or exits."""
 
 from __future__ import annotations
 
@@ -12,117 +14,59 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "harness"
 
-# The layers of docs/DESIGN.md's one-way flow, and which layers each may import (its own
-# included). Every module of harness/ is in exactly one layer: a new module must be given
-# its place here (the test names it), so an arrow that points the wrong way fails.
-# The worker layer holds the wire: a module inside a ``harness/worker/`` package, and the
-# names listed (transport, protocol, pacing, recording, ...), belong to it.
-LAYERS: dict[str, set[str]] = {
-    # values and small helpers every layer may use
-    "base": {"__init__", "plan", "framing", "stamp", "histogram", "limits", "interrupts",
-             "timer", "report.safe", "units", "pools",
-             "protocols.ws.wsframe", "accel",
-             # the protocol registry and each protocol's declaration (no sockets)
-             "protocols", "protocols.spec", "protocols.kvguess", "protocols.tcp",
-             "protocols.http", "protocols.redis", "protocols.memcached", "protocols.ws"},
-    # the wire: sockets, bytes, pacing, recording, a worker's result; workloads (plug-ins)
-    "worker": {"worker", "transport", "protocol", "pacing", "recording", "batch", "ledger",
-               "result", "workloads", "delivery", "users", "poller",
-               # each protocol's sans-I/O protocol object, transport and hooks; TLS
-               "protocols.http.http1", "protocols.tls", "protocols.ws.ws",
-               "protocols.ws.wstext", "protocols.ws.wstemplate", "protocols.ws.wsdeflate",
-               "protocols.replies",
-               "protocols.redis.resp", "protocols.memcached.memcache",
-               "protocols.wire", "protocols.kvwire", "protocols.tcp.wire",
-               "protocols.http.wire", "protocols.redis.wire", "protocols.memcached.wire",
-               "protocols.ws.wire"},
-    # the built-in target servers (separate processes)
-    "servers": {"targets", "targets.__main__", "targets.chat", "targets.cluster",
-                "targets.echo", "targets.loop", "targets.node", "targets.serve",
-                "targets.wsecho", "targets.wschat"},
-    # harness.toml + flags -> Plan (may use the wire's size and framing helpers)
-    "config": {"config",
-               "specs", "settings",
-               "config_file",
-               "payload",
-               "reqtable",
-               "usertable", "protocols.kvcmds", "protocols.ws.settings", "alert_spec"},
-    # the client and the machine watched: psutil samples, kernel counters
-    "watch": {"monitor", "netstat", "preflight",
-              "machine"},
-    # pure functions over results: percentiles, verdicts, trends, SLOs, merging runs
-    "aggregate": {"aggregate", "summary", "trends", "capacity", "merge",
-                  "fanout",
-                  "storm", "ramp",
-                  "diagnosis",
-                  "compare",
-                  "live", "live.feed"},
-    # running steps: workers forked, a sweep, a run's target started and stopped
-    "run": {"coordinator", "sweep", "targets.lifecycle",
-            "agent", "scaleout",
-            "probes"},
-    # what is written and shown; never recomputes a statistic
-    "report": {"report", "report.document", "report.html", "report.results", "report.table",
-               "report.lines", "report.breakdown",
-               "report.charts", "live.svg",
-               "hlog", "openmetrics", "history",
-               "report.compare_table", "report.compare_html", "junit", "report.schema"},
-    # the commands: the only modules that print or exit
-    "cli": {"cli", "__main__", "calibrate", "build",
-            "cli_help",
-            "outputs",
-            "live.server", "live.session",
-            "exports", "pushgateway",
-            "alerts", "comparison"},
-}
-MAY_IMPORT: dict[str, set[str]] = {
-    "base": set(),
-    "worker": {"base"},
-    "servers": {"base"},
-    "config": {"base", "worker"},
-    "watch": {"base"},
-    "aggregate": {"base", "worker"},
-    "run": {"base", "worker", "servers", "watch", "aggregate"},
-    "report": {"base", "aggregate"},
-    "cli": set(LAYERS),
-}
-NO_SOCKETS = {"config", "aggregate", "report"}  # never import socket or selectors
+# The layers, bottom first: each a folder of harness/. A new module goes in the folder of
+# its layer; a new folder must be placed here.
+LAYERS = ["core", "wire", "protocols", "targets", "worker", "analysis", "config", "run",
+          "report"]
+BOTTOM = {"__init__", "accel"}  # harness/__init__.py and the build it picks (stdlib only)
+TOP = {"cli", "__main__", "build"}  # the commands
+NO_SOCKETS = {"config", "analysis"}  # reach no socket or selectors, through any import
+SOCKETS = {"socket", "selectors"}
 
 
 @functools.cache
-def modules() -> dict[str, ast.Module]:
-    return {str(p.relative_to(PKG).with_suffix("")).replace("/", "."): ast.parse(p.read_text())
-            for p in PKG.rglob("*.py")}
-
-
-def imported(tree: ast.Module) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
-    out = set()
-    for n in names:
-        parts = n.split(".")
-        out.add(parts[1] if parts[0] == "harness" and len(parts) > 1 else parts[0])
+def trees() -> dict[str, ast.Module]:
+    """Every module of harness/, dotted without "harness." (a package by its folder name:
+    "report", not "report.__init__")."""
+    out = {}
+    for p in sorted(PKG.rglob("*.py")):
+        name = str(p.relative_to(PKG).with_suffix("")).replace("/", ".")
+        out[name.removesuffix(".__init__") if name != "__init__" else name] = \
+            ast.parse(p.read_text())
     return out
 
 
-def layer_of(module: str) -> str | None:
-    """A module's layer: listed by name, or inside a ``worker`` package."""
-    for layer, names in LAYERS.items():
-        if module in names:
-            return layer
-    return "worker" if module.startswith("worker.") else None
+def layer_index(module: str) -> int | None:
+    """A module's rank: -1 the package's __init__, len(LAYERS) the CLI, else its folder's
+    place in LAYERS; None for a module outside any layer."""
+    if module in BOTTOM:
+        return -1
+    if module in TOP:
+        return len(LAYERS)
+    folder = module.split(".")[0]  # a loose top-level module has no folder
+    if folder not in LAYERS or (module == folder and not (PKG / folder).is_dir()):
+        return None
+    return LAYERS.index(folder)
 
 
-def targets_of(tree: ast.Module, known: set[str]) -> set[str]:
-    """The harness modules (dotted, without "harness.") and "workloads" a module imports,
-    anywhere in it (function-level imports count)."""
+def type_checking_only(tree: ast.Module) -> set[int]:
+    """Line numbers of imports under ``if TYPE_CHECKING:`` (never run)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for sub in node.body:
+                lines.update(n.lineno for n in ast.walk(sub) if hasattr(n, "lineno"))
+    return lines
+
+
+def targets_of(tree: ast.Module, known: set[str], runtime: bool = False) -> set[str]:
+    """The harness modules a module imports (dotted, without "harness."), anywhere in it;
+    ``runtime``: leave out imports under TYPE_CHECKING."""
+    skip = type_checking_only(tree) if runtime else set()
     out: set[str] = set()
     for node in ast.walk(tree):
+        if getattr(node, "lineno", 0) in skip:
+            continue
         if isinstance(node, ast.Import):
             out.update(_module(a.name, known) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -133,46 +77,42 @@ def targets_of(tree: ast.Module, known: set[str]) -> set[str]:
 
 def _module(name: str, known: set[str]) -> str:
     parts = name.split(".")
-    if parts[0] == "workloads":
-        return "workloads"
     if parts[0] != "harness":
         return ""
     for end in range(len(parts), 1, -1):  # the longest prefix that is a harness module
         dotted = ".".join(parts[1:end])
         if dotted in known:
             return dotted
-    return "__init__"
+    return "__init__"  # "from harness import X" of a name, not a module: the package
 
 
-def packaged() -> dict[str, ast.Module]:
-    """modules(), a package named by its folder ("report", not "report.__init__")."""
-    return {name.removesuffix(".__init__"): tree for name, tree in modules().items()}
+def stdlib_imports(tree: ast.Module) -> set[str]:
+    """The top-level names of the non-harness modules a module imports."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names - {"harness"}
 
 
-def import_graph() -> dict[str, set[str]]:
-    trees = packaged()
-    return {name: targets_of(tree, set(trees)) - {name} for name, tree in trees.items()}
+def import_graph(runtime: bool = False) -> dict[str, set[str]]:
+    known = set(trees())
+    return {name: targets_of(tree, known, runtime) - {name} for name, tree in trees().items()}
 
 
-def test_every_module_has_a_layer() -> None:
-    missing = [m for m in packaged() if layer_of(m) is None]
-    assert not missing, f"give these a layer in tests/test_architecture.py LAYERS: {missing}"
-
-
-def test_data_flows_one_way() -> None:
-    bad = []
-    for name, imports in import_graph().items():
-        layer = layer_of(name)
-        if layer is None:
-            continue
-        allowed = MAY_IMPORT[layer] | {layer}
-        for target in sorted(imports):
-            target_layer = layer_of(target)
-            if target_layer not in allowed:
-                bad.append(f"{name} ({layer}) imports {target} ({target_layer})")
-        if layer in NO_SOCKETS and imported(packaged()[name]) & {"socket", "selectors"}:
-            bad.append(f"{name} ({layer}) imports socket or selectors")
-    assert not bad, bad
+def with_packages(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``graph`` plus what Python runs on an import: importing ``a.b`` runs ``a``'s
+    __init__ first."""
+    out = {name: set(targets) for name, targets in graph.items()}
+    for name, targets in graph.items():
+        for target in set(targets) | {name}:
+            parts = target.split(".")
+            out[name].update(".".join(parts[:k]) for k in range(1, len(parts))
+                             if ".".join(parts[:k]) in graph)
+        out[name].discard(name)
+    return out
 
 
 def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
@@ -195,23 +135,70 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(list(g) for g in groups if len(g) > 1)
 
 
+def wrong_arrows(graph: dict[str, set[str]]) -> list[str]:
+    """Each import that points up (or out of the layers), as a sentence."""
+    bad = []
+    for name, imports in sorted(graph.items()):
+        rank = layer_index(name)
+        for target in sorted(imports):
+            to = layer_index(target)
+            if rank is not None and to is not None and to > rank:
+                bad.append(f"{name} imports {target}, a layer above it")
+    return bad
+
+
+def test_the_layers_are_the_folders() -> None:
+    folders = {p.parent.name for p in PKG.glob("*/__init__.py")}
+    assert folders == set(LAYERS), "LAYERS in tests/test_architecture.py lists the folders"
+
+
+def test_every_module_is_in_a_layer() -> None:
+    loose = [f"harness/{m.replace('.', '/')}.py" for m in trees() if layer_index(m) is None]
+    assert not loose, f"move these into a layer folder: {loose}"
+
+
+def test_data_flows_one_way() -> None:
+    assert wrong_arrows(import_graph()) == []
+
+
 def test_no_import_cycles() -> None:
-    assert cycles(import_graph()) == []
+    assert cycles(import_graph(runtime=True)) == []
 
 
-def test_the_layer_rules_catch_a_wrong_arrow_and_a_cycle() -> None:
-    wrong = ast.parse("from harness import config\nfrom harness.report import table\n")
-    assert targets_of(wrong, {"config", "report", "report.table"}) == {"config",
-                                                                     "report.table"}
-    assert "config" not in MAY_IMPORT["worker"] and layer_of("worker.transport") == "worker"
+def test_config_and_analysis_reach_no_socket() -> None:
+    graph = with_packages(import_graph(runtime=True))
+    bad = []
+    for name in trees():
+        if name.split(".")[0] not in NO_SOCKETS:
+            continue
+        for m in sorted(reachable(graph, name) | {name}):
+            if stdlib_imports(trees()[m]) & SOCKETS:
+                bad.append(f"{name} reaches {m}, which imports socket or selectors")
+    assert not bad, bad
+
+
+def test_the_rules_catch_a_wrong_arrow_a_cycle_and_a_loose_module() -> None:
+    wrong = ast.parse("from harness import cli\nfrom harness.report import table\n")
+    assert targets_of(wrong, {"cli", "report", "report.table"}) == {"cli", "report.table"}
+    assert wrong_arrows({"core.plan": {"wire.batch", "core.units"},
+                         "cli": {"report.table"}}) == [
+        "core.plan imports wire.batch, a layer above it"]
+    assert layer_index("worker") == LAYERS.index("worker")  # the package itself
+    assert layer_index("pacing") is None and layer_index("core.x.y") == 0
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+    assert with_packages({"a.b": {"c.d"}, "c.d": set(), "c": {"x"}, "a": set(),
+                          "x": set()})["a.b"] == {"a", "c", "c.d"}
+    guarded = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                        "    from harness.run import sweep\n")
+    assert targets_of(guarded, {"run.sweep"}) == {"run.sweep"}
+    assert targets_of(guarded, {"run.sweep"}, runtime=True) == set()
 
 
 def test_only_the_cli_prints_or_exits() -> None:
     allowed = {"cli", "__main__", "targets.__main__", "build"}  # build: python -m harness.build
     bad = []
-    for name, tree in modules().items():
+    for name, tree in trees().items():
         if name in allowed:
             continue
         for node in ast.walk(tree):
@@ -228,4 +215,4 @@ def test_only_the_cli_prints_or_exits() -> None:
 
 def test_workloads_never_touch_sockets() -> None:
     for p in (ROOT / "workloads").glob("*.py"):
-        assert not imported(ast.parse(p.read_text())) & {"socket", "selectors", "asyncio"}, p
+        assert not stdlib_imports(ast.parse(p.read_text())) & (SOCKETS | {"asyncio"}), p

@@ -1,4 +1,4 @@
-"""harness.capacity on synthetic summaries and series: no sockets, no processes."""
+"""harness.analysis.capacity on synthetic summaries and series: no sockets, no processes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.capacity import (
+from harness.analysis.capacity import (
     CLIENT_BOUND,
     GRAMMAR,
     SHARED_CORE,
@@ -21,7 +21,7 @@ from harness.capacity import (
     search,
     slo_check,
 )
-from harness.trends import recovery_time, soak_verdict
+from harness.analysis.trends import recovery_time, soak_verdict
 
 
 def summary(p99: float | None = 1.0, throughput: float = 1000.0, sent: int = 1000,

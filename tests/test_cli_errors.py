@@ -578,7 +578,7 @@ FUZZ_VALUES = st.one_of(st.sampled_from(NASTY), st.integers(-2**70, 2**70).map(s
 
 
 def _fuzz_flags() -> list[str]:
-    from harness.settings import RUN_KEYS
+    from harness.core.settings import RUN_KEYS
     # the flags that take a value; never --server-cmd (it would run a shell command) nor
     # --host (always a closed port)
     return [s.flag for s in RUN_KEYS if s.spec is not None and s.spec.kind != "bool"
@@ -647,7 +647,7 @@ TOML_VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
 
 
 def _toml_keys() -> list[str]:
-    from harness import config as cfg
+    from harness.config import build as cfg
     keys = [f"run.{k}" for k in cfg.RUN_SPEC if k not in ("server_cmd", "host")]
     keys += [f"{t}.{k}" for t in ("degradation", "thresholds") for k in cfg.TABLES[t]]
     keys += ["scenarios.x.stages", "scenarios.x.conns", "scenarios.x.description", "mix.by",
@@ -809,7 +809,7 @@ def test_corpus_that_is_not_a_regular_file_is_refused_at_once(
 @pytest.mark.e2e
 def test_corpus_over_the_size_or_line_limit_is_refused(tmp_path: Path,
                                                        refused_host: str) -> None:
-    from harness.config import MAX_CORPUS_BYTES, MAX_CORPUS_LINES
+    from harness.config.build import MAX_CORPUS_BYTES, MAX_CORPUS_LINES
     big = tmp_path / "big"
     with open(big, "wb") as f:
         f.truncate(MAX_CORPUS_BYTES + 1)  # sparse: costs no disk

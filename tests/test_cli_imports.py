@@ -14,16 +14,16 @@ import pytest
 pytestmark = pytest.mark.e2e  # a Python subprocess per case
 
 # Never needed to parse flags, print help or name a usage error.
-WORKER_STACK = ("harness.worker",
-                "harness.coordinator",
-                "harness.sweep",
-                "harness.agent",
-                "harness.scaleout",
+WORKER_STACK = ("harness.worker.worker",
+                "harness.run.coordinator",
+                "harness.run.sweep",
+                "harness.run.agent",
+                "harness.run.scaleout",
                 "harness.targets", "websockets", "distributed", "dask")
 # Needed only once results are computed or shown.
 RESULTS_STACK = ("numpy", "tabulate", "psutil",
-                 "harness.aggregate",
-                 "harness.outputs")
+                 "harness.analysis.aggregate",
+                 "harness.report.folder")
 MARK = "--- modules ---"
 
 
@@ -63,7 +63,7 @@ def test_help_and_usage_errors_import_neither_the_worker_nor_numpy(
 
 def test_a_bad_flag_value_is_named_without_the_worker_stack(tmp_path: Path) -> None:
     loaded, shown = modules_after("run", "--conns", "x", cwd=tmp_path)
-    assert "--conns" in shown and "harness.config" in loaded
+    assert "--conns" in shown and "harness.config.build" in loaded
     assert heavy(loaded, WORKER_STACK) == [], shown
 
 
@@ -84,5 +84,5 @@ def test_reading_results_needs_no_worker_stack(argv: tuple[str, ...], tmp_path: 
 
 
 def test_the_check_sees_a_heavy_module() -> None:
-    assert heavy({"numpy.linalg", "harness.worker", "harness.workloads_x", "click"},
-                 ("numpy", "harness.worker")) == ["harness.worker", "numpy.linalg"]
+    assert heavy({"numpy.linalg", "harness.worker.worker", "harness.workloads_x", "click"},
+                 ("numpy", "harness.worker.worker")) == ["harness.worker.worker", "numpy.linalg"]

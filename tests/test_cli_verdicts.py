@@ -19,9 +19,9 @@ import orjson
 import pytest
 
 from harness import cli
-from harness import config as cfg
-from harness.plan import Step
-from harness.probes import search_plan
+from harness.config import build as cfg
+from harness.core.plan import Step
+from harness.run.probes import search_plan
 from harness.targets import launch
 from tests.support import free_port, harness, stop, wait_listening
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.plan import Stage, Step
-from harness.scaleout import largest_remainder, machine_parts, split_step
+from harness.core.plan import Stage, Step
+from harness.run.scaleout import largest_remainder, machine_parts, split_step
 from tests.busy import ran_ok
 from tests.support import harness_process, stop
 from tests.support import run_json as support_run_json
@@ -55,8 +55,8 @@ def test_a_step_splits_its_connections_messages_and_stages_with_nothing_dropped(
 
 
 def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it() -> None:
-    from harness.coordinator import build_shares
-    from harness.plan import Plan, Target
+    from harness.core.plan import Plan, Target
+    from harness.run.coordinator import build_shares
     from workloads import load
     step = Step(0, conns=5, duration_s=None, messages=1000, listen=2)
     shares = split_step(step, [2, 2])
@@ -76,8 +76,8 @@ def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it
 
 def test_the_agents_samples_merge_as_one_machines_with_roles_renumbered_and_times_moved(
         ) -> None:
-    from harness.agent import Part
-    from harness.scaleout import Machine, merged_watched
+    from harness.run.agent import Part
+    from harness.run.scaleout import Machine, merged_watched
     step = Step(0, conns=4, duration_s=1.0, messages=None)
     parts = []
     for name, t0 in (("a1", 5_000), ("a2", 9_000)):
@@ -96,7 +96,7 @@ def test_the_agents_samples_merge_as_one_machines_with_roles_renumbered_and_time
         ("worker0", "a1", 6_000), ("worker2", "a2", 6_000), ("worker1", "a1", 6_001),
         ("worker3", "a2", 6_001)]  # in our clock: a1 +1 µs, a2 -3 µs
     assert all(r["second"] == (r["t_ns"] - 6_000) / 1e9 for r in w.rows)
-    from harness.aggregate import resource_fields
+    from harness.analysis.aggregate import resource_fields
     fields = resource_fields(w.summary, w.cores)
     assert fields["core_shared"] and fields["shared_core"]["role"] in ("worker1", "worker3")
 
@@ -389,7 +389,7 @@ def test_a_chat_fan_out_is_exact_when_the_machines_monotonic_clocks_differ(
 @pytest.mark.e2e
 def test_an_agent_of_another_harness_version_is_one_line_and_exit_2(tmp_path: Path) -> None:
     c = Cluster(tmp_path)
-    fake = ("import sys, harness, harness.agent as a; harness.__version__ = "
+    fake = ("import sys, harness, harness.run.agent as a; harness.__version__ = "
             "a.__version__ = '0.0.0-other'; from harness.cli import main; "
             "sys.argv[0] = 'harness'; main()")
     try:
@@ -416,7 +416,7 @@ def test_a_scheduler_without_agents_is_exit_2(tmp_path: Path) -> None:
 
 
 def test_a_scheduler_address_needs_a_scheme_a_host_and_a_port() -> None:
-    from harness.agent import is_address
+    from harness.run.agent import is_address
     assert is_address("tcp://10.0.0.1:8786") and is_address("tls://[::1]:8786")
     for bad in ("nonsense", "10.0.0.1:8786", "tcp://10.0.0.1", "tcp://:8786", "udp://a:1",
                 "tcp://a:0", "tcp://a:8786/x"):

@@ -27,10 +27,10 @@ import numpy as np
 import orjson
 import pytest
 
-from harness import compare
-from harness.histogram import Histogram
+from harness.analysis import compare
+from harness.core.histogram import Histogram
+from harness.core.specs import ConfigError
 from harness.report import results
-from harness.specs import ConfigError
 from tests import servers
 from tests.busy import ran_ok
 from tests.receivers import Mailbox, Receiver
@@ -161,7 +161,8 @@ def test_runs_that_differ_are_refused_naming_the_difference_unless_forced() -> N
 
 
 def test_junit_has_a_case_per_threshold_per_step_and_per_limited_figure() -> None:
-    from harness import aggregate, junit
+    from harness.analysis import aggregate
+    from harness.report import junit
     fast, slow = hist(np.full(1000, 2_000_000)), hist(np.full(1000, 4_000_000))
     doc = run_doc(step_doc(fast), step_doc(slow, conns=8, lost=3))
     for s, h in zip(doc["steps"], (fast, slow), strict=True):
@@ -185,7 +186,7 @@ def test_junit_has_a_case_per_threshold_per_step_and_per_limited_figure() -> Non
 
 
 def test_alerts_config_refuses_a_password_in_the_file_and_bad_keys() -> None:
-    from harness import alert_spec
+    from harness.config import alerts as alert_spec
     ok = alert_spec.parse({"webhook": "http://127.0.0.1:9/x", "email": {
         "host": "localhost", "from": "a@b", "to": "c@d", "user": "u",
         "password_env": "SMTP_PW"}}, "h.toml")
@@ -277,7 +278,7 @@ def test_two_runs_against_one_server_are_no_regression_in_10_of_10_pairs(runs: d
 
 def calm(runs: dict) -> Path:
     """A 2 ms run whose step was judged (not on a shared core, not client-bound)."""
-    from harness.aggregate import step_skipped
+    from harness.analysis.aggregate import step_skipped
     for p in runs["d2"]:
         if not step_skipped(results.read_run(p)["steps"][0]):
             return p
@@ -491,7 +492,7 @@ def test_run_junit_has_the_thresholds_of_every_step(runs: dict, tmp_path: Path) 
 
 
 def test_baseline_setting_layers_run_scenario_env_and_flag_and_fills_placeholders() -> None:
-    from harness import config as cfg
+    from harness.config import build as cfg
     file = {"run": {"baseline": "b/{scenario}-{env}"},
             "scenarios": {"quick": {"conns": 2, "baseline": "s/{scenario}"}},
             "env": {"ci": {"baseline": "e/{env}/{scenario}"}, "dev": {}},
@@ -504,7 +505,7 @@ def test_baseline_setting_layers_run_scenario_env_and_flag_and_fills_placeholder
         assert plan.baseline == want, (scenario, env, flags)
     with pytest.raises(ConfigError, match="only {scenario} and {env}"):
         cfg.build_plan(cfg.settings({"run": {"baseline": "x/{host}"}}, {}))
-    from harness.config_file import check_file
+    from harness.config.file import check_file
     with pytest.raises(ConfigError, match="env.ci.baseline: expected a string"):
         check_file({"env": {"ci": {"baseline": 3}}}, "h.toml")
 
@@ -535,8 +536,8 @@ def test_email_logs_in_with_the_password_from_the_environment_only(monkeypatch) 
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
-    from harness import alerts
-    from harness.alert_spec import EmailSpec
+    from harness.config.alerts import EmailSpec
+    from harness.report import notify as alerts
     seen: list[tuple[bytes, bytes]] = []
 
     def check(server, session, envelope, mechanism, auth_data) -> AuthResult:  # noqa: ANN001
@@ -587,8 +588,7 @@ def test_the_page_draws_both_runs_against_load_and_their_spectra_overlaid() -> N
 
 
 def test_a_comparison_of_unjudged_steps_is_inconclusive_and_names_what_would_fail() -> None:
-    from harness import junit
-    from harness.report import compare_html, compare_table
+    from harness.report import compare_html, compare_table, junit
     fast, slow = hist(np.full(1000, 2_000_000)), hist(np.full(1000, 9_000_000))
     bound = dict(step_doc(slow), client_bound=True)
     cmp = compare.compare_runs(run_doc(step_doc(fast)), run_doc(bound))
@@ -611,7 +611,8 @@ def test_a_comparison_of_unjudged_steps_is_inconclusive_and_names_what_would_fai
 
 
 def test_junit_skips_the_thresholds_of_a_step_left_out_of_the_verdict_unless_they_failed() -> None:
-    from harness import aggregate, junit
+    from harness.analysis import aggregate
+    from harness.report import junit
     fast, slow = hist(np.full(1000, 2_000_000)), hist(np.full(1000, 4_000_000))
     doc = run_doc(dict(step_doc(fast), client_bound=True, client_bound_rule="client_cpu",
                        client_bound_detail="a worker used 97% of its core (>= 90%)"),

@@ -1,4 +1,4 @@
-"""Config validation at the boundary (harness/config.py): every TOML value type-checked
+"""Config validation at the boundary (harness/config/build.py): every TOML value type-checked
 without coercion, every setting range-checked, the built-in defaults and presets shipped in
 the package, and flags that a run would otherwise ignore refused. In-process: these build a
 Plan or raise ConfigError, no load is run."""
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import config as cfg
+from harness.config import build as cfg
 
 
 def plan_from(tmp_path: Path, toml: str = "", scenario: str | None = None,

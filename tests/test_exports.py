@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import hlog, openmetrics
-from harness.histogram import LIMIT, Histogram, index_of
-from harness.report import charts
+from harness.core.histogram import LIMIT, Histogram, index_of
+from harness.core.safe import printable
+from harness.report import charts, hlog, openmetrics
 from harness.report import html as report_html
-from harness.report.safe import printable
 from tests.support import free_port, harness
 
 hdrh_log = pytest.importorskip("hdrh.log")

@@ -1,4 +1,4 @@
-"""harness.framing: encode/cut round trips on a byte stream split every way a socket could
+"""harness.wire.framing: encode/cut round trips on a byte stream split every way a socket could
 split it, and the max-frame and body limits. Sizes are bytes."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from harness import framing
-from harness.framing import FrameError, Framing
+from harness.wire import framing
+from harness.wire.framing import FrameError, Framing
 
 FRAMINGS = ("newline", "len16", "len32")
 BIG = 1 << 20  # a max_frame that no frame here reaches

@@ -1,4 +1,4 @@
-"""Tests for harness.histogram with synthetic arrays (no timing assertions)."""
+"""Tests for harness.core.histogram with synthetic arrays (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from harness.histogram import (
+from harness.core.histogram import (
     HELD_MAX,
     LAYOUT,
     LIMIT,

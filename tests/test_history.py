@@ -8,8 +8,7 @@ import copy
 import re
 from pathlib import Path
 
-from harness import history
-from harness.report import charts
+from harness.report import charts, history
 
 
 def doc(name: str = "chat", started: float = 1.8e9, duration_s: float = 60.0,

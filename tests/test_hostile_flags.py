@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import alert_spec
-from harness.specs import ConfigError, http_url_problem
+from harness.config import alerts as alert_spec
+from harness.core.specs import ConfigError, http_url_problem
 from tests.support import harness
 
 QUICK = ("--conns", "1", "--duration", "0.1", "--warmup", "0", "--no-report")

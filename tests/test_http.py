@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harness import framing as framing_mod
-from harness.batch import Outbound
-from harness.config import ConfigError, parse_target
-from harness.plan import Target
+from harness.config.build import ConfigError, parse_target
+from harness.core.plan import Target
 from harness.protocols.http.http1 import Http
+from harness.wire import framing as framing_mod
+from harness.wire.batch import Outbound
 from tests import nginx as nginx_mod
 from tests.support import free_port, harness, plan_for, run_plan, stop
 from workloads import Kind
@@ -247,8 +247,8 @@ def test_accepted_codes_are_not_errors_and_the_others_still_are(
 
 
 def test_accept_takes_classes_codes_and_ranges_and_refuses_anything_else() -> None:
-    from harness.reqtable import parse_accept
-    from harness.specs import ConfigError
+    from harness.core.specs import ConfigError
+    from harness.wire.reqtable import parse_accept
     assert parse_accept("2xx, 404,500-502", "--accept") == (*range(200, 300), 404, 500, 501, 502)
     for bad in ("2x", "299-200", "ok", "", "1000", "099", "2xx;404"):
         with pytest.raises(ConfigError, match="--accept"):
@@ -274,7 +274,7 @@ def test_connection_close_reopens_and_counts_the_reconnect(nginx: tuple[int, int
 def test_a_timed_run_sending_early_books_every_request_once(
         nginx: tuple[int, int, Path]) -> None:
     """A timed closed loop sends a connection's next request as soon as its response is
-    read (harness.transport.Early): nginx logs exactly the requests harness booked, each
+    read (harness.wire.transport.Early): nginx logs exactly the requests harness booked, each
     answered once; on the port closing every tenth, the closes still reopen, nothing lost."""
     log = nginx[2] / "items.log"
     before = len(log_lines(log))

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import framing as framing_mod
-from harness.batch import Outbound
 from harness.protocols.http.http1 import Http
+from harness.wire import framing as framing_mod
+from harness.wire.batch import Outbound
 from workloads import Kind
 
 h11 = pytest.importorskip("h11", reason="h11 not installed (pip install '.[test]')")
@@ -32,7 +32,7 @@ def parser(methods: list[bytes] | None = None, max_frame: int = 1 << 20) -> Http
     if methods:
         import numpy as np
 
-        from harness import stamp
+        from harness.wire import stamp
         kinds = np.asarray([m == b"HEAD" for m in methods], dtype=np.uint16)
         n = len(methods)
         sts = stamp.make(np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.uint32), kinds,

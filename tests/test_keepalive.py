@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import aggregate
-from harness.plan import Degradation
+from harness.analysis import aggregate
+from harness.core.plan import Degradation
 from harness.report import table
 from tests import servers
 from tests.support import plan_for, run_plan, stop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.ledger import EchoLedger
+from harness.core.ledger import EchoLedger
 
 
 def test_a_small_rounds_seqs_in_python_are_what_numpy_gives() -> None:
@@ -20,8 +20,8 @@ def test_a_small_rounds_seqs_in_python_are_what_numpy_gives() -> None:
 
 
 def test_a_broadcast_window_judges_another_machines_stamps_in_our_clock() -> None:
-    from harness import stamp
-    from harness.ledger import BroadcastLedger
+    from harness.core.ledger import BroadcastLedger
+    from harness.wire import stamp
     ahead = 10**14  # workers 2.. are on a machine whose monotonic clock is this far ahead
     ledger = BroadcastLedger(np.zeros(2, dtype=np.int64), 1)
     ledger.start(1000, ((0, 0), (2, -ahead)))

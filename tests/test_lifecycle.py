@@ -1,4 +1,4 @@
-"""harness.targets.lifecycle: a run's target started, probed and stopped, with typed errors
+"""harness.run.lifecycle: a run's target started, probed and stopped, with typed errors
 (no click, no exits) that the CLI maps to exit 3. Real sockets and processes on loopback."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from harness.coordinator import Unreachable
-from harness.plan import Plan, Step, Target
-from harness.targets.lifecycle import Targets
+from harness.core.plan import Plan, Step, Target
+from harness.run.coordinator import Unreachable
+from harness.run.lifecycle import Targets
 from workloads import load
 
 pytestmark = pytest.mark.e2e  # real servers and processes

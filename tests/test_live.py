@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.histogram import Histogram
-from harness.live.feed import percentiles_ms
+from harness.core.histogram import Histogram
+from harness.report.live.feed import percentiles_ms
 from tests.support import (
     harness_process as harness,  # the live server outlives the call in a process of its own
 )

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.histogram import Histogram
-from harness.live.feed import percentiles_ms
+from harness.core.histogram import Histogram
+from harness.report.live.feed import percentiles_ms
 from tests import servers
 from tests.support import stop
 from tests.test_live import finish, run_json, start_live_run

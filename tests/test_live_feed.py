@@ -1,4 +1,4 @@
-"""harness.live.feed without sockets: seconds merged exactly from workers' progress rows
+"""harness.report.live.feed without sockets: seconds merged exactly from workers' progress rows
 (nonzero buckets added, percentiles once), none lost when a row is replaced before the
 coordinator passes it on, each record built once whatever the number of viewers."""
 
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from harness.histogram import Histogram, from_counts, index_of
-from harness.live.feed import Feed, StepMerge, cpu_flags, percentiles_ms, step_records
+from harness.core.histogram import Histogram, from_counts, index_of
+from harness.report.live.feed import Feed, StepMerge, cpu_flags, percentiles_ms, step_records
 
 SEC = 10**9
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import aggregate
-from harness.coordinator import build_shares
-from harness.plan import Plan
-from harness.poller import Poller
-from harness.result import ERROR_KINDS
+from harness.analysis import aggregate
+from harness.core.plan import Plan
+from harness.core.result import ERROR_KINDS
+from harness.run.coordinator import build_shares
 from harness.targets import launch
-from harness.worker import Worker, connect_kind
+from harness.wire.poller import Poller
+from harness.worker.worker import Worker, connect_kind
 from tests import servers
 from tests.busy import skip_if_busy
 from tests.support import plan_for, run_plan

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from harness.histogram import Histogram
+from harness.core.histogram import Histogram
 from harness.report import results
 from tests import servers
 from tests.busy import ran_ok
@@ -136,7 +136,7 @@ def test_merge_checks_thresholds_and_exits_1_when_one_fails(tmp_path: Path) -> N
 
 
 def test_merge_rebuilds_only_known_threshold_fields() -> None:
-    from harness import merge as merge_mod
+    from harness.analysis import merge as merge_mod
     th = merge_mod.thresholds_from({"p99_ms": 5.0, "max_lost": None, "from_the_future": 1})
     assert th.p99_ms == 5.0 and th.max_lost is None
 
@@ -179,7 +179,7 @@ def run_doc(**config: object) -> dict:
 def test_merge_refuses_runs_whose_framing_size_pacing_or_workload_differ() -> None:
     import pytest
 
-    from harness.merge import MergeError, check
+    from harness.analysis.merge import MergeError, check
     closed = {"mode": "closed", "inflight": 1, "rate": 0.0, "think_s": 0.0}
     cases = [({"framing": "newline"}, "runs differ in framing: run1 len32, run2 newline"),
              ({"size": 128, "size_spec": 128}, "runs differ in size: run1 64, run2 128"),
@@ -195,7 +195,7 @@ def test_merge_refuses_runs_whose_framing_size_pacing_or_workload_differ() -> No
 
 
 def test_kinds_counted_only_when_they_occur_survive_a_merge() -> None:
-    from harness import merge as merge_mod
+    from harness.analysis import merge as merge_mod
     a = {"errors": {"timeout": 1, "http_404": 3}}
     b = {"errors": {"timeout": 2, "tls_cert": 1, "http_404": 2}}
     errors = merge_mod.merged_errors([a, b])
@@ -204,7 +204,7 @@ def test_kinds_counted_only_when_they_occur_survive_a_merge() -> None:
 
 
 def test_a_merged_step_is_on_a_shared_core_when_any_machines_was_naming_the_worst() -> None:
-    from harness.merge import worst_shared_core
+    from harness.analysis.merge import worst_shared_core
     calm = {"core_shared": False, "shared_core": {"role": "worker0", "core": 0,
                                                   "others_pct": 4.0}}
     busy = {"core_shared": True, "shared_core": {"role": "worker1", "core": 1,

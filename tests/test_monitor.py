@@ -1,4 +1,4 @@
-"""harness.monitor against real child processes (no mocks), and trend() on synthetic data.
+"""harness.run.monitor against real child processes (no mocks), and trend() on synthetic data.
 
 Every child this file starts ends on its own within CHILD_LIFE_S and is killed (by its
 own Popen, so by pid) when its test ends.
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from harness.monitor import Monitor
-from harness.trends import trend
+from harness.analysis.trends import trend
+from harness.run.monitor import Monitor
 
 CHILD_LIFE_S = 10.0  # upper bound on every child's life, even if a test forgets it
 

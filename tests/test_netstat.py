@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import netstat
 from harness.report import table
+from harness.run import netstat
 from tests.support import plan_for, run_plan
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import pacing as pacing_mod
-from harness.pacing import (
+from harness.core.plan import Pacing
+from harness.core.result import Share
+from harness.core.units import SEC
+from harness.worker import pacing as pacing_mod
+from harness.worker.pacing import (
     BEHIND_US,
     MAX_BURST,
     PHASE_GRID_NS,
@@ -17,9 +20,6 @@ from harness.pacing import (
     Pacer,
     phase_grid,
 )
-from harness.plan import Pacing
-from harness.result import Share
-from harness.units import SEC
 
 MS = 1_000_000
 

@@ -1,4 +1,4 @@
-"""harness.poller: the worker's epoll set, each entry carrying its connection number."""
+"""harness.wire.poller: the worker's epoll set, each entry carrying its connection number."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from harness.poller import READ, WRITE, Poller
+from harness.wire.poller import READ, WRITE, Poller
 
 
 def test_readable_and_writable_entries_come_back_as_their_numbers() -> None:

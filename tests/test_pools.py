@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from harness import preflight as pf
-from harness.config import ConfigError
-from harness.pools import pair_load, port_pool, source_index, source_pool
-from harness.ramp import ramp_figures, ramp_text
+from harness.analysis.ramp import ramp_figures, ramp_text
+from harness.config.build import ConfigError
+from harness.core.pools import pair_load, port_pool, source_index, source_pool
+from harness.run import preflight as pf
 from tests.support import plan_for
 
 MACHINE = pf.Machine(nr_open=1 << 20, file_max=2_400_000, files_open=1_000, port_lo=32768,

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import framing
-from harness.batch import Outbound
-from harness.coordinator import Coordinator, resolve
-from harness.plan import Plan
-from harness.protocol import InOrder, Stamped, protocol_for
-from harness.sweep import figures
+from harness.core.plan import Plan
+from harness.run.coordinator import Coordinator, resolve
+from harness.run.sweep import figures
+from harness.wire import framing
+from harness.wire.batch import Outbound
+from harness.wire.protocol import InOrder, Stamped, protocol_for
 from tests import fifo_server, servers  # noqa: F401 (fifo_server registers fixed_reply)
 from tests.support import plan_for
 from workloads import WorkloadError, load

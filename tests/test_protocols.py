@@ -7,7 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from harness import protocols, specs
+from harness import protocols
+from harness.core import specs
 
 
 def test_the_registry_has_every_protocol_and_its_schemes() -> None:

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 
-from harness import stamp
-from harness.recording import Recorder
-from harness.result import Times
-from harness.units import SEC
+from harness.core.result import Times
+from harness.core.units import SEC
+from harness.wire import stamp
+from harness.worker.recording import Recorder
 
 MS = 1_000_000
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.histogram import Histogram
+from harness.core.histogram import Histogram
 from harness.report import html as report_html
 from tests.support import harness
 

@@ -219,7 +219,7 @@ def test_the_command_line_heads_the_table() -> None:
 
 
 def test_the_live_line_numbers_steps_from_1_and_names_a_message_count() -> None:
-    from harness.plan import Step
+    from harness.core.plan import Step
     from harness.report import lines
 
     live = lines.progress(Step(index=1, conns=3, duration_s=None, messages=1000),

@@ -1,4 +1,4 @@
-"""Request table values (harness.reqtable): a range is sampled, never listed; a value has a
+"""Request table values (harness.wire.reqtable): a range is sampled, never listed; a value has a
 bounded length; a bad range is one line, exit 2 (issue 20, item 5)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.reqtable import MAX_VALUE_CHARS, POOL, POOL_BYTES, parse_requests
-from harness.specs import ConfigError
+from harness.core.specs import ConfigError
+from harness.wire.reqtable import MAX_VALUE_CHARS, POOL, POOL_BYTES, parse_requests
 from tests.support import harness
 
 

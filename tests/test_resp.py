@@ -20,15 +20,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import framing as framing_mod
-from harness.batch import Outbound
-from harness.config import ConfigError, parse_target
-from harness.diagnosis import no_reply_diagnosis
-from harness.plan import Target
+from harness.analysis.diagnosis import no_reply_diagnosis
+from harness.config.build import ConfigError, parse_target
+from harness.core.plan import Target
 from harness.protocols.kvcmds import POOL, parse_commands, render
 from harness.protocols.memcached.memcache import Memcache
 from harness.protocols.redis.resp import Resp
 from harness.protocols.replies import MAX_NAMES, Replies
+from harness.wire import framing as framing_mod
+from harness.wire.batch import Outbound
 from tests.support import free_port, harness, plan_for, run_plan, stop, wait_listening
 from workloads import Kind
 
@@ -356,7 +356,7 @@ def test_redis_ping_every_reply_counted_and_redis_agrees(redis: int, inflight: i
 def test_redis_ping_for_a_duration_sending_early_is_counted_exactly(redis: int,
                                                                      inflight: int) -> None:
     """A timed closed loop sends a connection's next PINGs as soon as its PONGs are read
-    (harness.transport.Early): every request is still booked once, answered and counted."""
+    (harness.wire.transport.Early): every request is still booked once, answered and counted."""
     redis_calls(redis)
     plan = plan_for(f"127.0.0.1:{redis}", workload="redis", inflight=inflight, warmup=0.2,
                     duration=0.5, timeout=3.0)

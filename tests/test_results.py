@@ -66,6 +66,6 @@ def test_write_atomic_to_a_path_with_no_file_name_is_an_os_error(tmp_path: Path,
 @pytest.mark.parametrize("name", [".", ""])
 def test_junit_to_a_path_with_no_file_name_is_a_warning_line(name: str) -> None:
     """``compare A B --junit .`` and ``run --junit .``: a warning naming the flag."""
-    from harness.comparison import write_junit
+    from harness.report.compare_files import write_junit
     problem = write_junit(name, None, None)
     assert problem is not None and problem.startswith("--junit: cannot write"), problem

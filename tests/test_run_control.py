@@ -19,9 +19,9 @@ import orjson
 import psutil
 import pytest
 
-from harness.coordinator import build_shares
-from harness.poller import Poller
-from harness.worker import Worker
+from harness.run.coordinator import build_shares
+from harness.wire.poller import Poller
+from harness.worker.worker import Worker
 from tests import servers
 from tests.support import harness, plan_for, run_plan
 from workloads import load

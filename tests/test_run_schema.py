@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from harness.histogram import Histogram
+from harness.core.histogram import Histogram
 from harness.report import results, schema
 from tests.support import harness
 

@@ -13,8 +13,8 @@ import numpy as np
 import psutil
 import pytest
 
-from harness import framing, stamp
-from harness.framing import FrameError
+from harness.wire import framing, stamp
+from harness.wire.framing import FrameError
 from tests import servers
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess

@@ -1,4 +1,4 @@
-"""The one table of run flags (harness.settings) and what comes from it: the docs' flag table
+"""The one table of run flags (harness.core.settings) and what comes from it: the docs' flag table
 in step with it (every flag in both, the same default), the click options of run and search,
 the [run] defaults, types and ranges, and the settings that apply to some runs only."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 import pytest
 
-from harness import specs
 from harness.cli import run, search
-from harness.settings import (
+from harness.core import specs
+from harness.core.settings import (
     CORE,
     GROUPS,
     PROTOCOL_SETTINGS,
@@ -117,7 +117,7 @@ def test_the_run_defaults_types_and_ranges_come_from_the_table() -> None:
     assert specs.FLAG["connect_timeout"] == "--connect-timeout"
     assert specs.APPLIES["keys"][0] == frozenset({"redis", "memcached"})
     assert "run" not in specs.tomllib.loads(
-        (ROOT / "harness" / "default.toml").read_text(encoding="utf-8"))
+        (ROOT / "harness" / "config" / "default.toml").read_text(encoding="utf-8"))
     for s in RUN_KEYS:  # every built-in default passes its own type and range check
         assert s.spec is not None
         specs.check_type(s.toml_default, s.spec, s.flag)

@@ -1,4 +1,4 @@
-"""harness.stamp and harness.batch with synthetic arrays: stamps survive encode/decode in
+"""harness.wire.stamp and harness.wire.batch with synthetic arrays: stamps survive encode/decode in
 both layouts, any mangled byte fails the check, and a round buffer built by Outbound parses
 back in Inbound with every field intact. Times ns, sizes bytes."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import framing, stamp
-from harness.batch import Inbound, Outbound
-from harness.framing import Framing
+from harness.wire import framing, stamp
+from harness.wire.batch import Inbound, Outbound
+from harness.wire.framing import Framing
 from workloads.base import Kind
 
 KEY = 0x1234ABCD

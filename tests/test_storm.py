@@ -1,4 +1,4 @@
-"""The reconnect storm's figures (harness/storm.py) from synthetic episode rows: the storm
+"""The reconnect storm's figures (harness/analysis/storm.py) from synthetic episode rows: the storm
 is the losses within 1 s of the first, its recovery runs until the last of them is back and
 delivering, and anything missing leaves it unrecovered."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import config as cfg
-from harness.storm import storm_figures, storm_text
+from harness.analysis.storm import storm_figures, storm_text
+from harness.config import build as cfg
 
 NAN = float("nan")
 

@@ -1,4 +1,4 @@
-"""harness.summary.StepSummary: typed and frozen, and its JSON the step entry run.json has
+"""harness.analysis.summary.StepSummary: typed and frozen, and its JSON the step entry run.json has
 always had (keys and their order), read like that dict by the verdicts."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from harness import aggregate
-from harness.plan import Degradation
-from harness.summary import StepSummary
+from harness.analysis import aggregate
+from harness.analysis.summary import StepSummary
+from harness.core.plan import Degradation
 
 LAT = {"p50": 0.2, "p90": 0.3, "p95": 0.4, "p99": 0.5, "p999": 0.9, "max": 1.2, "mean": 0.21}
 ERRORS = {"connect_refused": 0, "connect_timeout": 0, "reset": 0, "closed": 0, "timeout": 0,

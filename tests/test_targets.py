@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import framing as framing_mod
 from harness.targets import TargetError, launch
 from harness.targets.chat import ChatServer, hello
 from harness.targets.loop import Stopper, listen
+from harness.wire import framing as framing_mod
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 

@@ -18,14 +18,14 @@ import numpy as np
 import orjson
 import pytest
 
-from harness.config import ConfigError, parse_target
-from harness.diagnosis import no_reply_diagnosis
-from harness.plan import Target, Tls
-from harness.poller import Poller
-from harness.protocol import Stamped
+from harness.analysis.diagnosis import no_reply_diagnosis
+from harness.config.build import ConfigError, parse_target
+from harness.core.plan import Target, Tls
+from harness.core.result import Share
 from harness.protocols.tls import TlsLayer, client_context
-from harness.result import Share
-from harness.transport import CHUNK, RoundBuffer, Transport
+from harness.wire.poller import Poller
+from harness.wire.protocol import Stamped
+from harness.wire.transport import CHUNK, RoundBuffer, Transport
 from tests import certs as certs_mod
 from tests import nginx as nginx_mod
 from tests import servers

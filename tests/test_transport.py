@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from harness import framing
-from harness.batch import Outbound
-from harness.poller import Poller
-from harness.protocol import Stamped
+from harness.core.result import Share
 from harness.protocols.redis.resp import Resp
-from harness.result import Share
-from harness.transport import LAUNCH_BATCH, Early, RoundBuffer, Transport
+from harness.wire import framing
+from harness.wire.batch import Outbound
+from harness.wire.poller import Poller
+from harness.wire.protocol import Stamped
+from harness.wire.transport import LAUNCH_BATCH, Early, RoundBuffer, Transport
 from workloads.base import Kind
 
 pytestmark = pytest.mark.e2e  # real loopback sockets

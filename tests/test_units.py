@@ -1,11 +1,11 @@
-"""One ``SEC`` for the whole package: harness/units.py defines it, every module imports it."""
+"""One ``SEC`` for the whole package: harness/core/units.py defines it, every module imports it."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from harness.units import SEC
+from harness.core.units import SEC
 
 PKG = Path(__file__).resolve().parents[1] / "harness"
 

@@ -1,5 +1,6 @@
-"""Users (issue 10, items 3 and 6): think times (harness.pacing, harness.usertable), user
-classes (harness.users: an exact split of the connections, each class sending only its own
+"""Users (issue 10, items 3 and 6): think times (harness.worker.pacing, harness.config.usertable),
+user
+classes (harness.core.users: an exact split of the connections, each class sending only its own
 requests) and the shipped plans (workloads/plans/*.toml), against a real nginx started by
 the test on a free loopback port (tests/nginx.py), with its access log as the witness."""
 
@@ -13,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import config as cfg
-from harness.aggregate import threshold_failures
-from harness.capacity import next_load
-from harness.pacing import Pacer
-from harness.plan import Pacing, Thresholds
-from harness.result import Share
-from harness.users import KindPicker, UserClass, assign, class_counts, split
-from harness.usertable import parse_think
+from harness.analysis.aggregate import threshold_failures
+from harness.analysis.capacity import next_load
+from harness.config import build as cfg
+from harness.config.usertable import parse_think
+from harness.core.plan import Pacing, Thresholds
+from harness.core.result import Share
+from harness.core.users import KindPicker, UserClass, assign, class_counts, split
+from harness.worker.pacing import Pacer
 from tests import nginx as nginx_mod
 from tests.support import harness, plan_for, run_plan, stop
 from tests.support import run_json as support_run_json

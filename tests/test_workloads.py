@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from harness import framing as fr
-from harness.batch import Outbound
+from harness.wire import framing as fr
+from harness.wire.batch import Outbound
 from tests import servers
 from tests.busy import ran_ok
 from tests.support import harness, plan_for, run_plan

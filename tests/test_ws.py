@@ -18,8 +18,8 @@ import orjson
 import psutil
 import pytest
 
-from harness.config import ConfigError, parse_target
-from harness.plan import Target
+from harness.config.build import ConfigError, parse_target
+from harness.core.plan import Target
 from tests.support import harness, plan_for, run_plan, stop
 
 ROOT = Path(__file__).resolve().parents[1]

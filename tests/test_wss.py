@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harness.config import ConfigError, parse_target
-from harness.plan import Target, Tls
+from harness.config.build import ConfigError, parse_target
+from harness.core.plan import Target, Tls
 from harness.protocols.ws.ws import ws_options
 from tests import certs as certs_mod
 from tests.support import harness, plan_for, run_plan

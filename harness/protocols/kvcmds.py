@@ -4,7 +4,7 @@
 weighted set ``set:1,get:3``; each command is a kind (a row and a histogram, as a ``[mix]``
 kind or an HTTP request). Keys are ``key:{n}`` with n from 1 to ``--keys``; values are
 ``--size`` bytes (fixed, ``LO-HI`` or a list: drawn per rendering, seeded). Every command is
-rendered into a pool of request bytes (:class:`harness.reqtable.Rendered`): one rendering
+rendered into a pool of request bytes (:class:`harness.wire.reqtable.Rendered`): one rendering
 per key when there are at most :data:`POOL` keys, else :data:`POOL` distinct keys drawn
 (seeded), and at most :data:`POOL_BYTES` per pool; a worker only picks from the pools.
 
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.batch import SizeSpec, size_bounds
-from harness.plan import Target
-from harness.reqtable import Rendered
-from harness.specs import KIND_SPEC, ConfigError, cut, flag_name, number
+from harness.core.plan import Target
+from harness.core.specs import KIND_SPEC, ConfigError, cut, flag_name, number
+from harness.wire.batch import SizeSpec, size_bounds
+from harness.wire.reqtable import Rendered
 
 POOL = 1024  # most renderings of one command (as for an HTTP request)
 POOL_BYTES = 64 << 20  # most bytes of one command's pool

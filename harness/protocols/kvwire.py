@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.batch import Parsed
-from harness.protocol import Stamped
 from harness.protocols.replies import Replies
 from harness.protocols.wire import Wire
+from harness.wire.batch import Parsed
+from harness.wire.protocol import Stamped
 
 
 class KvWire(Wire):

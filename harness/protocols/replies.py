@@ -3,7 +3,7 @@ are matched in order: the part redis RESP (:mod:`harness.protocols.redis.resp`) 
 (:mod:`harness.protocols.memcached.memcache`) share.
 
 Requests are picked (seeded) from the plan's pools, one pool per kind (rendered at plan time
-by :mod:`harness.protocols.kvcmds`); their stamps wait in :class:`~harness.protocol.InOrder`'s
+by :mod:`harness.protocols.kvcmds`); their stamps wait in :class:`~harness.wire.protocol.InOrder`'s
 per-connection FIFO, so the k-th reply on a connection answers its k-th request. A subclass
 supplies ``_reply(buf, pos, end)``: the end of the whole reply at ``pos`` and its code, or
 None while it is not whole, or raises :class:`BadReply` where the stream breaks the
@@ -27,10 +27,10 @@ import re
 
 import numpy as np
 
-from harness import stamp
-from harness.batch import Outbound, Parsed
-from harness.framing import Framing
-from harness.protocol import InOrder, pooled
+from harness.wire import stamp
+from harness.wire.batch import Outbound, Parsed
+from harness.wire.framing import Framing
+from harness.wire.protocol import InOrder, pooled
 
 OK, MISS = 0, 1  # reply codes; error replies take 2 and up
 MAX_NAMES = 16  # most distinct error-reply kinds per connection set (then "<prefix>other")

@@ -18,7 +18,7 @@ Guess = Callable[..., str]  # (raw bytes, framing, hung_up, ...) -> one line
 @dataclass(frozen=True, slots=True)
 class Option:
     """One setting a protocol owns: its config key (``[run]``), its flag, its type and range
-    (as harness.specs.Spec: "bool", "str", "strs", "int", "float"), its default and help."""
+    (as harness.core.specs.Spec: "bool", "str", "strs", "int", "float"), its default and help."""
 
     key: str
     flag: str
@@ -38,7 +38,7 @@ class Spec:
     ``schemes`` maps each URL scheme that selects it to its default port (``tls_schemes``:
     those that mean TLS); ``workload_protocol`` is the ``protocol`` attribute of the
     workloads it runs (workloads/base.py); ``sort`` is the kind of run its options apply to
-    (harness.specs.APPLIES), said by ``applies_to``; ``error_prefixes`` the error kinds it
+    (harness.core.specs.APPLIES), said by ``applies_to``; ``error_prefixes`` the error kinds it
     counts (``redis_ERR``), ``failed_replies`` those that are failed replies in the error rate;
     ``what`` names what it sends, for the diagnosis, and ``guess`` says why nothing valid
     came back; ``extras`` the keys it adds to a step's results; ``target`` its built-in server

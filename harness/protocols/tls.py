@@ -3,7 +3,7 @@ context, and :class:`TlsLayer`, which any transport takes (``tls=``) for a step 
 connections speak TLS (an ``https://`` or ``wss://`` target, or ``--tls`` with
 ``host:port``). The transport keeps its connect, sends, frame cutting and its own handshake
 (the WebSocket upgrade); the layer adds the TLS handshake between TCP connected and the
-transport's :meth:`~harness.transport.Transport.opened`, and its reads and send errors.
+transport's :meth:`~harness.wire.transport.Transport.opened`, and its reads and send errors.
 
 Per connection: the TCP connect as for plain TCP (its time is the connect histogram's), then
 the socket is wrapped (SNI: the target's host name; none for an IP address, RFC 6066, which
@@ -36,11 +36,11 @@ import time
 
 import numpy as np
 
-from harness.plan import Tls
-from harness.poller import READ, WRITE
-from harness.timer import Timer
-from harness.transport import CHUNK, Reads, Transport
-from harness.transport import error_kind as plain_error_kind
+from harness.core.plan import Tls
+from harness.wire.poller import READ, WRITE
+from harness.wire.timer import Timer
+from harness.wire.transport import CHUNK, Reads, Transport
+from harness.wire.transport import error_kind as plain_error_kind
 
 WOULD_BLOCK = (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
 

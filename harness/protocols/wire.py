@@ -1,9 +1,9 @@
 """A protocol's part in a worker's step (its ``Spec.wire``): the factory of its sans-I/O
 protocol object, its transport (with its handshake, if any), and its hooks after a round and
-at the end of a step. harness.worker builds one per run with :func:`wire_of` and calls these
+at the end of a step. harness.worker.worker builds one per run with :func:`wire_of` and calls these
 instead of asking which protocol it runs.
 
-``w`` is the worker (harness.worker.Worker): a wire reads its plan, share, framing,
+``w`` is the worker (harness.worker.worker.Worker): a wire reads its plan, share, framing,
 outbound messages and recorder, as the worker's own methods would.
 """
 
@@ -14,13 +14,13 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from harness.batch import Parsed
-from harness.poller import Poller
-from harness.protocol import Stamped, protocol_for
+from harness.core.result import Share, WorkerResult
 from harness.protocols.spec import Spec
 from harness.protocols.tls import TlsLayer
-from harness.result import Share, WorkerResult
-from harness.transport import Transport
+from harness.wire.batch import Parsed
+from harness.wire.poller import Poller
+from harness.wire.protocol import Stamped, protocol_for
+from harness.wire.transport import Transport
 
 AfterRound = Callable[[Parsed, int], None]  # (the round's frames, its last receive time, ns)
 
@@ -59,7 +59,7 @@ class Wire:
 
     def early_request(self) -> bytes | None:
         """The one fixed request a connection may send as soon as its replies are read
-        (harness.transport.Early), or None."""
+        (harness.wire.transport.Early), or None."""
         return None
 
     def finish(self, res: WorkerResult) -> None:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.aggregate import load_unit
-from harness.histogram import Histogram
+from harness.analysis.aggregate import load_unit
+from harness.core.histogram import Histogram
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType

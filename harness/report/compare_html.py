@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.histogram import Histogram
+from harness.core.histogram import Histogram
+from harness.core.safe import printable, printable_doc
 from harness.report import charts
 from harness.report.compare_table import HEADERS, rows
 from harness.report.html import _CSS, _PAGE_HEAD
-from harness.report.safe import printable, printable_doc
 
 RUNS = (("base", "C0", "--"), ("new", "C3", "-"))
 

@@ -1,4 +1,4 @@
-"""The terminal view of a comparison (harness.compare's document): per matched step, a row
+"""The terminal view of a comparison (harness.analysis.compare's document): per matched step, a row
 per figure with base, new, the change and its verdict, then the regressions. Text only.
 
 Units: latency ms, throughput msgs/s, the error rate in %, lost as a count; the change is
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from harness.report.safe import printable_doc
+from harness.core.safe import printable_doc
 
 HEADERS = ("figure", "base", "new", "change", "verdict", "test")
 NAMES = {"p999": "p99.9", "errors": "error rate"}

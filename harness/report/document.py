@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
-from harness.histogram import Histogram
-from harness.limits import FD_RESERVE, raise_nofile
-from harness.plan import Plan
+from harness.core.histogram import Histogram
+from harness.core.limits import FD_RESERVE, raise_nofile
+from harness.core.plan import Plan
 from harness.report.results import SCHEMA_VERSION
 
 LOCAL = ("127.", "::1", "localhost")

@@ -28,11 +28,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.live import svg as live_svg
-from harness.live.feed import live_events
+from harness.core.safe import printable, printable_doc
 from harness.report import breakdown, results, table
 from harness.report.charts import NO_SAMPLES, Chart, Columns, _nines_label, render_charts, spectrum
-from harness.report.safe import printable, printable_doc
+from harness.report.live import svg as live_svg
+from harness.report.live.feed import live_events
 
 REPORT_NAME = "report.html"
 # Chart names that callers of this module reach through it (they live in report.charts).

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import orjson
 
+from harness.core.safe import printable
 from harness.report import schema
-from harness.report.safe import printable
 
 SCHEMA_VERSION = 1
 # Schema history: 1 (first version). read_run reads these and refuses any other.

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from harness.histogram import LAYOUT, N_BUCKETS
+from harness.core.histogram import LAYOUT, N_BUCKETS
 
 MAX_COUNT = 2**53  # a count (messages, errors, histogram buckets): exact as a float too
 MAX_INT = 2**63 - 1  # any integer (ns sums, times)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from harness.aggregate import load_unit, step_name
-from harness.ramp import ramp_text
+from harness.analysis.aggregate import load_unit, step_name
+from harness.analysis.ramp import ramp_text
+from harness.analysis.storm import storm_text
+from harness.core.safe import printable_doc
 from harness.report.breakdown import side_tables
-from harness.report.safe import printable_doc
-from harness.storm import storm_text
 
 RAMP_SHOWN = 10_000  # a step's connect ramp is a line of the table from this many connects
 

@@ -12,7 +12,7 @@ import selectors
 import socket
 from typing import cast
 
-from harness.limits import raise_nofile
+from harness.core.limits import raise_nofile
 from harness.targets.cluster import ServerHandle, launch
 from harness.targets.loop import Stopper, listen
 from harness.targets.serve import KINDS, OnReady, TargetError, check_args, make_server

@@ -1,7 +1,7 @@
 """Chat-room target: every complete frame a client sends goes to every connected client,
 the sender included, verbatim.
 
-Frames are cut with :mod:`harness.framing`; a partial frame waits in its connection's
+Frames are cut with :mod:`harness.wire.framing`; a partial frame waits in its connection's
 buffer, a frame longer than ``max_frame`` closes that connection. All the complete frames
 of one read travel as one chunk: one write per client per read, not per frame.
 
@@ -28,8 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-from harness.framing import FrameError, Framing
 from harness.targets.loop import LISTENER, Stopper, accept_ready, address_of, close_all, read_into
+from harness.wire.framing import FrameError, Framing
 
 READ_SIZE = 256 * 1024
 OUT_LIMIT = 16 * 1024 * 1024

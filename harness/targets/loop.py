@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from harness.interrupts import handled
+from harness.core.interrupts import handled
 
 LISTEN_BACKLOG = 4096
 

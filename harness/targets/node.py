@@ -14,7 +14,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 
-from harness.limits import raise_nofile
+from harness.core.limits import raise_nofile
 from harness.targets.serve import make_server, serve_forever
 
 

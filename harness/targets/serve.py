@@ -6,10 +6,10 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from harness import framing as framing_mod
 from harness.targets.chat import ChatServer
 from harness.targets.echo import EchoServer
 from harness.targets.loop import Stopper
+from harness.wire import framing as framing_mod
 
 if TYPE_CHECKING:  # imported by make_server: they need numpy, the echo and chat nodes do not
     from harness.targets.wsecho import WsEchoServer

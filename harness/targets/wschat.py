@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.framing import FrameError
 from harness.protocols.ws.wsframe import client_messages, server_frames, server_handshake
 from harness.targets.chat import CLIENT, PEER_IN, PEER_OUT, UNKNOWN, ChatServer, _Conn
 from harness.targets.loop import read_into
+from harness.wire.framing import FrameError
 
 MAX_HEAD = 16 * 1024
 

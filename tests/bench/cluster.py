@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import aggregate
-from harness.histogram import Histogram
-from harness.plan import Step
-from harness.result import WorkerResult
+from harness.analysis import aggregate
+from harness.core.histogram import Histogram
+from harness.core.plan import Step
+from harness.core.result import WorkerResult
 from tests.support import harness_process, stop
 from tests.test_cluster import Cluster, Hosts, _echo_server, run_json
 

@@ -11,7 +11,7 @@ read per ``recv``, no histogram, no ledger: what harness adds on top of this is 
 for exact figures. ``--stamped`` (closed loop, 1 in flight) adds the least of that work in
 plain Python, fused into the loop: each message carries harness's binary stamp (built with
 ``struct.pack_into``, its check computed), each reply's length prefix and check are
-verified, and its latency goes into a harness.histogram.Histogram; no ledger, pacing or
+verified, and its latency goes into a harness.core.histogram.Histogram; no ledger, pacing or
 per-second series. Prints one JSON line: msgs/s (replies, 64 bytes each) and the process's
 CPU % over the window. tests/bench/peers.py runs it beside harness and tcpkali, so the
 ratios say how much of a gap is Python's own floor on this machine (issue 12).
@@ -75,8 +75,8 @@ def closed(socks: list[socket.socket], inflight: int, seconds: float, prime: boo
 def stamped(socks: list[socket.socket], seconds: float, prime: bool) -> int:
     """Closed loop, 1 in flight, every message stamped and every reply checked and timed
     (``--stamped``); a bad reply is not counted."""
-    from harness import stamp
-    from harness.histogram import Histogram
+    from harness.core.histogram import Histogram
+    from harness.wire import stamp
 
     words, m32, key = struct.Struct(f"<{stamp.WORDS}I"), 0xFFFFFFFF, 12345
     w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
@@ -123,7 +123,7 @@ def stamped(socks: list[socket.socket], seconds: float, prime: bool) -> int:
 def opened(socks: list[socket.socket], rate: float, seconds: float) -> int:
     """Each connection sends one message every 1/rate s from a random phase on the grid;
     every reply is read as it comes."""
-    from harness.pacing import phase_grid  # the grid harness would use
+    from harness.worker.pacing import phase_grid  # the grid harness would use
 
     period, grid = int(SEC / rate), phase_grid(len(socks), rate)
     slots = max(period // grid, 1)

@@ -39,9 +39,9 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness import framing as framing_mod  # noqa: E402
-from harness.batch import Outbound  # noqa: E402
 from harness.protocols.http.http1 import Http  # noqa: E402
+from harness.wire import framing as framing_mod  # noqa: E402
+from harness.wire.batch import Outbound  # noqa: E402
 from workloads import Kind  # noqa: E402
 
 HEAD = (b"HTTP/1.1 %d %s\r\nServer: nginx/1.22.1\r\nDate: Mon, 30 Nov 2026 18:00:00 GMT\r\n"

@@ -83,8 +83,8 @@ def progress_row_bytes() -> tuple[int, int]:
 
     import numpy as np
 
-    from harness.recording import Recorder
-    from harness.result import Times
+    from harness.core.result import Times
+    from harness.worker.recording import Recorder
     rec = Recorder(0, 100, 1, 64)
     rec.begin(Times(0, 0, None), 10**9)
     rec.start_measure()
@@ -106,9 +106,9 @@ def feed_costs(workers: int = 2, seconds: int = 600, viewers: int = 5) -> tuple[
 
     import numpy as np
 
-    from harness.histogram import index_of
-    from harness.live.feed import Feed
-    from harness.live.server import LiveServer
+    from harness.core.histogram import index_of
+    from harness.report.live.feed import Feed
+    from harness.report.live.server import LiveServer
     rng = np.random.default_rng(1)
     counts = np.bincount(index_of((10 ** rng.uniform(4.5, 6.5, 1000)).astype(np.int64)))
     nz = np.flatnonzero(counts)

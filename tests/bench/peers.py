@@ -312,11 +312,11 @@ def connect_child(port: int, conns: int, start_at: float) -> None:
     sys.path.insert(0, str(ROOT))
     import socket
 
-    from harness import config as cfg
-    from harness.coordinator import build_shares
-    from harness.limits import raise_nofile
-    from harness.poller import Poller
-    from harness.worker import Worker
+    from harness.config import build as cfg
+    from harness.core.limits import raise_nofile
+    from harness.run.coordinator import build_shares
+    from harness.wire.poller import Poller
+    from harness.worker.worker import Worker
     from workloads import load
 
     raise_nofile()

@@ -34,8 +34,8 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from harness import batch  # noqa: E402
-from harness.result import Times  # noqa: E402
+from harness.core.result import Times  # noqa: E402
+from harness.wire import batch  # noqa: E402
 from tests.bench.peers import Server, build_echo  # noqa: E402
 from tests.bench.worker_ir import SEC, connected_worker  # noqa: E402
 

@@ -37,12 +37,12 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness import config as cfg  # noqa: E402
-from harness.coordinator import build_shares  # noqa: E402
-from harness.poller import Poller  # noqa: E402
-from harness.result import Times  # noqa: E402
+from harness.config import build as cfg  # noqa: E402
+from harness.core.result import Times  # noqa: E402
+from harness.run.coordinator import build_shares  # noqa: E402
 from harness.targets import launch  # noqa: E402
-from harness.worker import Worker  # noqa: E402
+from harness.wire.poller import Poller  # noqa: E402
+from harness.worker.worker import Worker  # noqa: E402
 from tests.bench.peers import Server, build_echo  # noqa: E402
 from workloads import load  # noqa: E402
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness import config as cfg
-from harness.coordinator import Coordinator, resolve
-from harness.plan import Plan
-from harness.sweep import figures
+from harness.config import build as cfg
+from harness.core.plan import Plan
+from harness.run.coordinator import Coordinator, resolve
+from harness.run.sweep import figures
 from workloads import load
 
 

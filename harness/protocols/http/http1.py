@@ -1,8 +1,9 @@
 """HTTP/1.1 keep-alive over in-order matching: the protocol of an ``http://`` target.
 
 Requests are one fixed request (built once as bytes by the workload) repeated, or picked
-from the pre-rendered pools of a [[requests]] table (harness.reqtable), one pool per kind; their
-stamps wait in :class:`~harness.protocol.InOrder`'s per-connection FIFO, so the k-th
+from the pre-rendered pools of a [[requests]] table (harness.wire.reqtable), one pool per kind;
+their
+stamps wait in :class:`~harness.wire.protocol.InOrder`'s per-connection FIFO, so the k-th
 response on a connection answers its k-th request. Responses are cut by a small hand
 parser (``bytes.find`` over the round buffer, once per response; a head seen lately is
 looked up, not parsed again, as a server's heads repeat, Date included): the status line, the
@@ -32,11 +33,11 @@ import re
 
 import numpy as np
 
-from harness import stamp
-from harness.batch import Outbound, Parsed
-from harness.framing import Framing
-from harness.protocol import InOrder, pooled
-from harness.users import KindPicker
+from harness.core.users import KindPicker
+from harness.wire import stamp
+from harness.wire.batch import Outbound, Parsed
+from harness.wire.framing import Framing
+from harness.wire.protocol import InOrder, pooled
 
 MAX_HEADER = 64 * 1024  # most bytes of a response's status line and headers
 _NO_BODY = (204, 304)

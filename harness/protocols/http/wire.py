@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.batch import Parsed
-from harness.protocol import Stamped
 from harness.protocols.http.http1 import Http
 from harness.protocols.wire import Wire
-from harness.transport import Transport
+from harness.wire.batch import Parsed
+from harness.wire.protocol import Stamped
+from harness.wire.transport import Transport
 
 
 class HttpWire(Wire):

@@ -1,11 +1,11 @@
-"""The settings of a ws:// or wss:// run, checked (harness.config builds the plan with them):
+"""The settings of a ws:// or wss:// run, checked (harness.config.build builds the plan with them):
 ``--ws-subprotocol``, ``--header``, ``--ws-text`` and ``--ws-match``. Each problem raises
-:class:`~harness.specs.ConfigError` with one line naming the flag or key."""
+:class:`~harness.core.specs.ConfigError` with one line naming the flag or key."""
 
 from __future__ import annotations
 
-from harness.plan import Target
-from harness.specs import ConfigError, cut, flag_name
+from harness.core.plan import Target
+from harness.core.specs import ConfigError, cut, flag_name
 
 _NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
 # headers the WebSocket handshake writes itself: an extra one would be a second copy

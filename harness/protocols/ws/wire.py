@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.poller import Poller
+from harness.core.result import Share, WorkerResult
 from harness.protocols.wire import Wire
 from harness.protocols.ws.ws import WsProtocol, WsTransport, ws_options
 from harness.protocols.ws.wstext import TextProtocol, TextTemplate
-from harness.result import Share, WorkerResult
-from harness.transport import Transport
+from harness.wire.poller import Poller
+from harness.wire.transport import Transport
 
 
 class WsWire(Wire):

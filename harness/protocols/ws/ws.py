@@ -11,7 +11,7 @@ target.
 * Data frames are :mod:`harness.protocols.ws.wsframe`'s: every message of a round masked at
   once on the way out; server frames cut in place on the way in, so the round buffer holds
   back-to-back payloads, each the stamped frame raw TCP would carry, parsed by
-  :class:`~harness.protocol.Stamped` unchanged.
+  :class:`~harness.wire.protocol.Stamped` unchanged.
 * Pings are answered with pongs after each round. A server's close frame is counted by its
   code (``ws_close_1001``), answered and the connection closed. At the end of a step every
   open connection sends a close frame (1000) and waits (at most ``CLOSE_WAIT_NS``) for the
@@ -44,11 +44,7 @@ from websockets.extensions.permessage_deflate import (
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from harness import stamp
-from harness.batch import Outbound, Parsed
-from harness.framing import Framing
-from harness.poller import READ
-from harness.protocol import Stamped
+from harness.core.units import SEC
 from harness.protocols.tls import handshake_kind, reason
 from harness.protocols.ws.wsdeflate import Deflate
 from harness.protocols.ws.wsframe import (
@@ -60,8 +56,12 @@ from harness.protocols.ws.wsframe import (
     encode_frame,
     mask_frames,
 )
-from harness.transport import Reads, Transport
-from harness.units import SEC
+from harness.wire import stamp
+from harness.wire.batch import Outbound, Parsed
+from harness.wire.framing import Framing
+from harness.wire.poller import READ
+from harness.wire.protocol import Stamped
+from harness.wire.transport import Reads, Transport
 
 MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
 BACKOFF_NS = SEC // 10  # --reconnect: the first retry after 50-100 ms, then doubling

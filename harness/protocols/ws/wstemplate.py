@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from harness import stamp
+from harness.wire import stamp
 
 STAMP_FIELD = "stamp"
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from harness import stamp
-from harness.batch import Outbound, Parsed
-from harness.framing import Framing
 from harness.protocols.ws.ws import WsProtocol
 from harness.protocols.ws.wsframe import OP_TEXT
 from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
+from harness.wire import stamp
+from harness.wire.batch import Outbound, Parsed
+from harness.wire.framing import Framing
 
 
 class TextProtocol(WsProtocol):

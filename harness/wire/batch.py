@@ -1,0 +1,419 @@
+"""Whole-round message work with numpy: build the next messages, parse what came back.
+
+The worker receives from every ready socket into one shared buffer, keeping only complete
+frames there (a partial tail waits in the connection's pending bytes), so the buffer holds
+back-to-back whole frames. :class:`Inbound` turns that buffer into arrays (receiving
+connection, receive time, stamp fields, validity) once per round; :class:`Outbound` builds
+all the round's new messages in one go. Sizes are bytes; times ns.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from harness.wire import stamp
+from harness.wire.framing import Framing
+
+# ---------------------------------------------------------------------------- outbound
+
+
+def frame_dtype(header: int, size: int) -> np.dtype:
+    """One binary frame of ``size`` bytes as a record: the length prefix, the stamp as fields
+    (``st``) and the same bytes as seven u32 words (``w``). Views over a buffer of
+    back-to-back frames read and write stamps in place, without copies."""
+    return np.dtype({"names": ["hdr", "st", "w"],
+                     "formats": [f">u{header}", stamp.BIN_DTYPE, ("<u4", (stamp.WORDS,))],
+                     "offsets": [0, header, header], "itemsize": size})
+
+
+SizeSpec = int | tuple[int, int] | list[int]  # fixed, uniform [lo, hi], or drawn from a list
+
+
+def size_bounds(spec: SizeSpec) -> tuple[int, int]:
+    if isinstance(spec, int):
+        return spec, spec
+    if isinstance(spec, tuple):
+        return spec[0], spec[1]
+    return min(spec), max(spec)
+
+
+class Outbound:
+    """Builds messages into a reusable buffer; every message is ``header + stamp + filler``.
+
+    With one kind of one size (and no corpus) every frame has the same size: the buffer is
+    a 2-D array whose headers and fillers are written once, and a round writes only the
+    stamps. Otherwise each message's kind, size and filler are drawn (seeded) and the frames
+    are assembled with a few vectorized scatters per round.
+    """
+
+    def __init__(self, framing: Framing, kinds: list, fillers: list[bytes], key: int,
+                 worker: int, seed: int, corpus: list[bytes] | None = None,
+                 by_connection: bool = False) -> None:
+        self.framing = framing
+        self.ascii = framing.name == "newline"
+        self.ss = stamp.stamp_size(self.ascii)
+        self.hdr = framing.header
+        self.over = framing.overhead() + self.ss  # bytes besides the filler
+        self.key = key
+        self.worker = worker
+        self.specs = [k.size for k in kinds]
+        w = np.asarray([k.weight for k in kinds], dtype=np.float64)
+        self.p = w / w.sum()
+        self.rng = np.random.default_rng(seed)
+        self.by_connection = by_connection
+        self.cum = np.cumsum(self.p)[:-1]
+        self.fixed = len(kinds) == 1 and isinstance(self.specs[0], int) and not corpus
+        self.rows = 0
+        if self.fixed:
+            self.template = self._template(self.specs[0], fillers[0])
+        else:
+            top = max(size_bounds(sp)[1] for sp in self.specs) - self.over
+            if corpus:
+                lens = np.array([len(x) for x in corpus], dtype=np.int64)
+                self.pattern = np.frombuffer(b"".join(corpus), dtype=np.uint8)
+                self.line_len, self.line_off = lens, np.cumsum(lens) - lens
+            else:
+                self.pattern = np.frombuffer(b"".join(f[:top].ljust(top, b"x") for f in fillers),
+                                             dtype=np.uint8)
+                self.kind_off = np.arange(len(kinds), dtype=np.int64) * top
+            self.corpus = bool(corpus)
+        self.buf = np.empty(0, dtype=np.uint8)
+        self._grow(4096)
+
+    @staticmethod
+    def stamp_room(framing: Framing) -> int:
+        """The smallest message size (bytes) that holds framing and stamp."""
+        return framing.overhead() + stamp.stamp_size(framing.name == "newline")
+
+    def _template(self, size: int, filler: bytes) -> np.ndarray:
+        body_len = size - self.framing.overhead()
+        body = bytes(self.ss) + filler[: body_len - self.ss].ljust(body_len - self.ss, b"x")
+        return np.frombuffer(self.framing.encode(body), dtype=np.uint8)
+
+    def _grow(self, rows: int) -> None:
+        self.rows = rows
+        if self.fixed:
+            size = int(self.specs[0])
+            self.buf = np.empty((rows, size), dtype=np.uint8)
+            self.buf[:] = self.template
+            if not self.ascii:
+                self.words = np.ndarray((rows,), dtype=frame_dtype(self.hdr, size),
+                                        buffer=self.buf)["w"]
+                self.words[:, 3] = self.worker << 16  # kind 0 | worker: the same every round
+                self.flat = self.buf.reshape(-1).data  # the same bytes, for struct
+        else:
+            self.buf = np.empty(0, dtype=np.uint8)
+
+    def build(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
+              delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
+        """Messages for ``gid`` (one entry per message, grouped by connection).
+
+        Returns the bytes, each message's end offset in them, and each message's kind.
+        """
+        n = len(gid)
+        if self.fixed:
+            if n > self.rows:
+                self._grow(max(n, 2 * self.rows))
+            if not self.ascii:
+                return self._build_words(gid, seq0, t, delay_us)
+            kinds = np.zeros(n, dtype=np.uint16)
+            st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds,
+                            self.worker, delay_us, t, self.key)
+            size = int(self.specs[0])
+            self.buf[:n, self.hdr:self.hdr + self.ss] = stamp.to_bytes(st, True)
+            ends = np.arange(size, (n + 1) * size, size, dtype=np.int64)
+            return self.buf[:n].data.cast("B"), ends, kinds
+        return self._build_varied(gid, seq0, t, delay_us)
+
+    def pick_kinds(self, gid: np.ndarray) -> np.ndarray:
+        if len(self.specs) == 1:
+            return np.zeros(len(gid), dtype=np.uint16)
+        if self.by_connection:  # golden-ratio sequence: near the weights for any count
+            frac = (np.asarray(gid, dtype=np.float64) * 0.6180339887498949) % 1.0
+            return np.searchsorted(self.cum, frac, side="right").astype(np.uint16)
+        return self.rng.choice(len(self.specs), size=len(gid), p=self.p).astype(np.uint16)
+
+    def draw(self, kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Filler length and its offset in the pattern, per message (seeded)."""
+        n = len(kinds)
+        if self.corpus:
+            line = self.rng.integers(0, len(self.line_len), n)
+            return self.line_len[line], self.line_off[line]
+        fill = np.empty(n, dtype=np.int64)
+        for k, spec in enumerate(self.specs):
+            sel = kinds == k
+            m = int(sel.sum())
+            if not m:
+                continue
+            if isinstance(spec, int):
+                fill[sel] = spec
+            elif isinstance(spec, tuple):
+                fill[sel] = self.rng.integers(spec[0], spec[1] + 1, m)
+            else:
+                fill[sel] = self.rng.choice(np.asarray(spec, dtype=np.int64), m)
+        return fill - self.over, self.kind_off[kinds]
+
+    def _build_varied(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
+                      delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
+        n = len(gid)
+        kinds = self.pick_kinds(gid)
+        fill, src = self.draw(kinds)
+        size = fill + self.over
+        ends = np.cumsum(size)
+        starts = ends - size
+        total = int(ends[-1])
+        if len(self.buf) < total:
+            self.buf = np.empty(max(total, 2 * len(self.buf)), dtype=np.uint8)
+        out = self.buf
+        body = size - self.hdr
+        for j in range(self.hdr):  # big-endian length prefix, a byte column at a time
+            out[starts + j] = (body >> (8 * (self.hdr - 1 - j))) & 0xFF
+        st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds, self.worker,
+                        delay_us, t, self.key)
+        out[starts[:, None] + self.hdr + np.arange(self.ss)] = stamp.to_bytes(st, self.ascii)
+        f_total = int(fill.sum())
+        if f_total:
+            ramp = np.arange(f_total) - np.repeat(np.cumsum(fill) - fill, fill)
+            out[np.repeat(starts + self.hdr + self.ss, fill) + ramp] = \
+                self.pattern[np.repeat(src, fill) + ramp]
+        if self.ascii:
+            out[ends - 1] = 10
+        return out[:total].data, ends, kinds
+
+    def build_few(self, gids: list[int], counts: list[int], seq0: int, t: int
+                  ) -> tuple[memoryview, list[int], int]:
+        """Closed loop, one size, binary stamps, a small round, in plain Python: ``counts[k]``
+        messages for connection ``gids[k]``, all intended at ``t`` (ns), no delay. Returns
+        the bytes, where each connection's messages end in them, and the message count.
+        The same bytes as :meth:`build`."""
+        size, hdr = int(self.specs[0]), self.hdr
+        n = sum(counts)
+        if n > self.rows:
+            self._grow(max(n, 2 * self.rows))
+        w0, w1, w2, _, w4, w5 = stamp.WEIGHTS_INT
+        kw, lo, hi = self.worker << 16, t & _M32, t >> 32 & _M32
+        fixed = kw * w2 + lo * w4 + hi * w5 + self.key  # delay 0
+        pack, mv, at, seq = _WORDS.pack_into, self.flat, hdr, seq0
+        bounds: list[int] = []
+        for g, c in zip(gids, counts, strict=True):
+            for _ in range(c):
+                s = seq & _M32
+                pack(mv, at, (g * w0 + s * w1 + fixed) & _M32, g, s, kw, 0, lo, hi)
+                at += size
+                seq += 1
+            bounds.append(at - hdr)
+        return mv[:n * size], bounds, n
+
+    def build_few_at(self, gids: list[int], counts: list[int], seq0: int, tints: list[int],
+                     delays: list[int]) -> tuple[memoryview, list[int], int]:
+        """:meth:`build_few` with each message's own intended time (ns) and delay (µs): an
+        open-loop small round. The same bytes as :meth:`build`."""
+        size, hdr = int(self.specs[0]), self.hdr
+        n = len(tints)
+        if n > self.rows:
+            self._grow(max(n, 2 * self.rows))
+        w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
+        kw = self.worker << 16
+        fixed = kw * w2 + self.key
+        pack, mv, at, seq, j = _WORDS.pack_into, self.flat, hdr, seq0, 0
+        bounds: list[int] = []
+        for g, c in zip(gids, counts, strict=True):
+            for _ in range(c):
+                s, t, d = seq & _M32, tints[j], delays[j] & _M32
+                lo, hi = t & _M32, t >> 32 & _M32
+                pack(mv, at, (g * w0 + s * w1 + d * w3 + lo * w4 + hi * w5 + fixed) & _M32,
+                     g, s, kw, d, lo, hi)
+                at += size
+                seq += 1
+                j += 1
+            bounds.append(at - hdr)
+        return mv[:n * size], bounds, n
+
+    def _build_words(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
+                     delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
+        """The fast path: one size, binary stamps written as words straight into the frames."""
+        n = len(gid)
+        size = int(self.specs[0])
+        w = self.words[:n]
+        w[:, 1] = gid
+        w[:, 2] = np.arange(seq0, seq0 + n, dtype=np.uint32)
+        w[:, 4] = delay_us  # (column 3, kind 0 | worker, was written by _grow)
+        if isinstance(t, np.ndarray):
+            t = t.astype(np.uint64)
+            w[:, 5] = t & np.uint64(0xFFFFFFFF)
+            w[:, 6] = t >> np.uint64(32)
+        else:
+            w[:, 5] = t & 0xFFFFFFFF
+            w[:, 6] = t >> 32
+        w[:, 0] = stamp.check_words(w, self.key)
+        ends = np.arange(size, (n + 1) * size, size, dtype=np.int64)
+        return self.buf[:n].data.cast("B"), ends, np.zeros(n, dtype=np.uint16)
+
+
+# ---------------------------------------------------------------------------- inbound
+
+
+# Up to this many messages a round, plain Python beats numpy's fixed costs (callgrind
+# instructions, tests/bench/round_ir.py: a numpy call costs about as much as 3-4 element
+# reads or ~5 lines of Python per message): closed-loop sends (build_few, no per-message
+# times), open-loop sends (commit_few and build_few_at) and reads (parse_few and accounting).
+SMALL_ROUND = 32
+SMALL_OPEN = 8
+SMALL_READ = 12
+_WORDS = struct.Struct(f"<{stamp.WORDS}I")
+_M32 = 0xFFFFFFFF
+
+
+class Few:
+    """A small round of good frames as lists (one entry per frame): receiving connection,
+    receive time, sender's global connection id, seq, kind | worker << 16, delay (µs),
+    intended send time (ns)."""
+
+    __slots__ = ("conn", "t", "gid", "seq", "kw", "delay", "tint")
+
+    def __init__(self, conn: list[int], t: list[int]) -> None:
+        self.conn, self.t = conn, t
+        self.gid: list[int] = []
+        self.seq: list[int] = []
+        self.kw: list[int] = []
+        self.delay: list[int] = []
+        self.tint: list[int] = []
+
+
+class Parsed:
+    """One round's frames as arrays (one entry per frame)."""
+
+    __slots__ = ("conn", "t", "st", "ok", "flen", "bad_conns", "unsolicited")
+
+    def __init__(self, conn: np.ndarray, t: np.ndarray, st: np.ndarray, ok: np.ndarray,
+                 flen: np.ndarray, bad_conns: list[int],
+                 unsolicited: list[int] | None = None) -> None:
+        self.conn = conn  # receiving connection, local index
+        self.t = t  # receive time, ns; never decreasing (reads are parsed in order)
+        self.st = st  # stamps (stamp.BIN_DTYPE)
+        self.ok = ok  # stamp present and its check holds
+        self.flen = flen  # frame sizes, bytes
+        self.bad_conns = bad_conns  # connections whose byte stream broke the framing
+        # in-order matching: connections that got a reply with no request waiting (their
+        # frames with ``ok`` false are those replies)
+        self.unsolicited = unsolicited or []
+
+
+class Inbound:
+    """Parses a round buffer of back-to-back whole frames.
+
+    ``fixed_size`` (bytes) enables the fast path for length-prefixed frames of one size: the
+    buffer is reshaped to (frames, size) and the prefixes checked in one comparison. Any
+    other stream (newline, mixed sizes) is split with a vectorized newline scan or with the
+    frame starts the worker collected while cutting.
+    """
+
+    def __init__(self, framing: Framing, fixed_size: int | None, max_frame: int,
+                 key: int) -> None:
+        self.framing = framing
+        self.ascii = framing.name == "newline"
+        self.ss = stamp.stamp_size(self.ascii)
+        self.hdr = framing.header
+        self.max_frame = max_frame
+        self.key = key
+        self.fixed = fixed_size if (fixed_size and framing.header) else None
+        if self.fixed:
+            self.body = self.fixed - self.hdr
+            self.frame_dt = frame_dtype(self.hdr, self.fixed)
+        self.cols = np.arange(self.ss, dtype=np.int64) + self.hdr
+
+    def parse_few(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+                  seg_t: list[int]) -> Few | None:
+        """A small round of fixed-size frames, one per read, in plain Python; None when the
+        round is not that, or any frame is not good (a foreign prefix, a failed check):
+        :meth:`parse` then takes the round and counts what is wrong."""
+        size = self.fixed
+        n = len(seg_conn)
+        if size is None or n > SMALL_READ or seg_end[-1] != n * size:
+            return None
+        few = Few(seg_conn, seg_t)
+        unpack, hdr, body, key = _WORDS.unpack_from, self.hdr, self.body, self.key
+        w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
+        for end in seg_end:
+            at = end - size
+            if int.from_bytes(buf[at:at + hdr], "big") != body:
+                return None
+            check, gid, seq, kw, delay, lo, hi = unpack(buf, at + hdr)
+            if (gid * w0 + seq * w1 + kw * w2 + delay * w3 + lo * w4 + hi * w5 + key) \
+                    & _M32 != check:
+                return None
+            few.gid.append(gid)
+            few.seq.append(seq)
+            few.kw.append(kw)
+            few.delay.append(delay)
+            few.tint.append(lo | hi << 32)
+        return few
+
+    def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+              seg_t: list[int], starts: list[int] | None) -> Parsed:
+        """``seg_*``: per socket read this round, its connection, end offset, receive time.
+        ``starts``: frame start offsets, when the worker walked variable-size frames."""
+        if self.fixed:
+            return self._parse_fixed(buf, seg_conn, seg_end, seg_t)
+        total = seg_end[-1]
+        a = np.frombuffer(buf, dtype=np.uint8, count=total)
+        ends = np.asarray(seg_end, dtype=np.int64)
+        if self.ascii:
+            nl = np.flatnonzero(a == 10)
+            fstart = np.empty(len(nl), dtype=np.int64)
+            fstart[0] = 0
+            fstart[1:] = nl[:-1] + 1
+            fend = nl + 1
+        else:
+            fstart = np.asarray(starts, dtype=np.int64)
+            fend = np.empty_like(fstart)
+            fend[:-1] = fstart[1:]
+            fend[-1:] = total
+        seg = np.searchsorted(ends, fstart, side="right")
+        conn = np.asarray(seg_conn, dtype=np.int64)[seg]
+        t = np.asarray(seg_t, dtype=np.int64)[seg]
+        length = fend - fstart
+        short = length < self.hdr + self.ss + self.framing.trailer
+        idx = np.minimum(fstart[:, None] + self.cols, total - 1)
+        st, ok = stamp.from_bytes(a[idx], self.ascii, self.key)
+        ok &= ~short
+        bad = np.unique(conn[length > self.max_frame]).tolist() if self.ascii else []
+        return Parsed(conn, t, st, ok, length, bad)
+
+    def _parse_fixed(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+                     seg_t: list[int]) -> Parsed:
+        """Frames of one size. A round is a few numpy calls whatever its size; with one frame
+        per read (low concurrency) the per-frame arrays are the per-read lists as they are."""
+        size = self.fixed
+        assert size is not None  # only called with frames of one size
+        n = seg_end[-1] // size
+        frames = np.frombuffer(buf, dtype=self.frame_dt, count=n)
+        conn = np.array(seg_conn, dtype=np.int64)
+        t = np.array(seg_t, dtype=np.int64)
+        if n != len(seg_conn):  # some reads brought several frames (every read brings one)
+            ends = np.array(seg_end, dtype=np.int64)
+            counts = ends.copy()
+            counts[1:] -= ends[:-1]
+            counts //= size
+            conn, t = conn.repeat(counts), t.repeat(counts)
+        w = frames["w"]
+        ok = stamp.check_words(w, self.key) == w[:, 0]
+        st = frames["st"]  # a view into the round buffer: valid until the next round
+        hdr_bad = frames["hdr"] != self.body
+        bad: list[int] = []
+        if np.count_nonzero(hdr_bad):
+            # A prefix that is not ours: the stream cannot be trusted past it. Keep the frames
+            # before it, drop the rest of that read, and report the connection.
+            keep = np.ones(len(frames), dtype=bool)
+            for j in np.flatnonzero(hdr_bad):
+                c = conn[j]
+                if c in bad:
+                    continue
+                bad.append(int(c))
+                keep[j:][conn[j:] == c] = False
+            conn, t, st, ok = conn[keep], t[keep], st[keep], ok[keep]
+        flen = np.empty(len(conn), dtype=np.int64)
+        flen.fill(size)
+        return Parsed(conn, t, st, ok, flen, bad)

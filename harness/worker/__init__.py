@@ -1,0 +1,2 @@
+"""One worker process: the shell that wires a step, pacing, recording and delivery
+accounting."""

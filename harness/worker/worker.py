@@ -1,0 +1,597 @@
+"""One worker: a short shell that wires, for each step, a fresh transport, protocol,
+delivery, pacing and recording, and runs the select loop over them a round at a time.
+
+Each round: the transport receives from every ready socket into one shared buffer (one
+clock read per ``recv``); the protocol turns the round into arrays once; the delivery
+says which replies are valid and whom they answer; pacing frees slots and picks the next
+sends; recording counts what falls in the measure window. Then every connection's next
+messages are built and sent at once.
+
+Times are ns of ``time.monotonic_ns()``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from harness.core.plan import Plan
+from harness.core.result import Share, Times, WorkerResult
+from harness.core.units import SEC
+from harness.protocols import of_run
+from harness.protocols.tls import client_context
+from harness.protocols.wire import wire_of
+from harness.wire import framing as framing_mod
+from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Few, Outbound, Parsed, size_bounds
+from harness.wire.poller import READ, Poller
+from harness.wire.protocol import Stamped
+from harness.wire.timer import Timer
+from harness.wire.transport import TIMER, Early, RoundBuffer, Transport, connect_kind
+from harness.worker.delivery import Echo, delivery_for
+from harness.worker.pacing import Pacer
+from harness.worker.recording import Recorder, run_queue_wait_ns
+from workloads import Workload
+
+__all__ = ["Progress", "Worker", "connect_kind"]
+
+NO_KINDS = np.zeros(0, dtype=np.uint16)
+BIG_NS = 1 << 62  # a time after every run
+Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
+
+
+class Worker:
+    """Runs the steps handed to it. Owns sockets only for the duration of a step."""
+
+    def __init__(self, index: int, plan: Plan, workload: Workload, addrs: list[tuple]) -> None:
+        self.index = index
+        self.plan = plan
+        self.workload = workload
+        self.addrs = addrs  # (family, sockaddr) per target
+        fr = framing_mod.get(workload.framing or plan.framing)
+        self.framing = fr
+        kinds = list(plan.mix) if plan.mix else workload.kinds()
+        self.n_kinds = len(kinds)
+        fillers = [workload.filler(i, size_bounds(k.size)[1]) for i, k in enumerate(kinds)]
+        self.out = Outbound(fr, kinds, fillers, 0, index, plan.seed * 7919 + index,
+                            corpus=list(plan.corpus) or None,
+                            by_connection=plan.mix_by == "connection")
+        self.matching = getattr(workload, "matching", "stamp")
+        size = kinds[0].size
+        fixed = size if self.out.fixed and isinstance(size, int) else None
+        self.fixed = (fixed if fr.header and not workload.ignore_unstamped
+                      and self.matching == "stamp" else None)
+        # the run's protocol, looked up (harness.protocols): its part in each step
+        scheme = plan.targets[0].scheme if plan.targets else "tcp"
+        protocol = getattr(workload, "protocol", "framed") if plan.targets else "framed"
+        self.wire = wire_of(of_run(protocol, scheme), self)
+        self.tls = _tls_context(plan, self.wire.alpn)  # None: plain TCP
+        self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
+        self.rounds = RoundBuffer()
+        self.seq = 0  # next message number (dense per worker, across steps)
+        self.seq0 = 0  # self.seq when the step began sending
+
+    # ------------------------------------------------------------------ step set-up
+
+    def _new_step(self, share: Share, sel: Poller) -> None:
+        """Fresh per-step state: nothing carries over from the last step but ``seq``."""
+        plan, n = self.plan, len(share.node)
+        self.share = share
+        self.gid = share.gids.astype(np.int64)
+        self.rec = Recorder(self.index, n, self.n_kinds, self.fixed)
+        self.pace = Pacer(share, plan.pacing, plan.seed * 104729 + self.index, plan.users)
+        self.proto: Stamped = self.wire.protocol(share.key)
+        self.reconnecting = np.zeros(n, dtype=bool)  # closed on the server's word, reopening
+        self.parked = np.zeros(n, dtype=bool)  # HTTP: closed between requests, reopened when
+        self.n_parked = 0  # ... its next request is due (:meth:`park`)
+        self.due = np.zeros(n, dtype=np.int64)  # reopening: ns its next message was due
+        self.up = np.zeros(n, dtype=bool)  # connected (ready to send)
+        self.down = np.zeros(n, dtype=bool)  # lost: up once, now down by a fault
+        self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
+                                  len(self.addrs), share.expect_deliveries)
+        self.tp: Transport = self.wire.transport(share, sel, self.tls)
+        self.times = Times(0, 1 << 62, None)
+        self.timeout_ns = int(plan.timeout_s * SEC)
+        self.accepted = np.zeros(1000, dtype=bool)  # HTTP status code -> not an error
+        self.accepted[list(plan.accept)] = True
+        self.running = False
+        self.round_counts = [0, 0]  # select rounds: in all, and measuring while sending
+        self.sending = True
+        self.hi = self.seq  # first seq after the window
+        self.window_seq = 1 << 62  # first seq of the window, once it opens
+        self.drain_until: int | None = None
+        self.round_len = 0  # bytes of whole frames in the round buffer this round
+        self.gid_list: list[int] = self.gid.tolist()
+        # small rounds of fixed-size echo frames of one kind: parsed and counted in plain
+        # Python (numpy's fixed cost per call dominates a round of a few frames)
+        self.echo = self.deliv if isinstance(self.deliv, Echo) else None
+        self.small = (self.proto.inbound if type(self.proto) is Stamped and self.proto.fixed
+                      and self.echo is not None and self.n_kinds == 1 else None)
+        self.early = self._early()
+        self.tp.early = self.early
+        self.after_round = self.wire.after_round  # the protocol's counts after a round
+        self.wire.joined(self.tp)
+
+    def _early(self) -> Early | None:
+        """Whether connections send their next request as soon as their replies are read
+        (harness.wire.transport.Early): the closed loop without think times, stages or a message
+        budget, one fixed request (HTTP or redis/memcached), plain TCP, echo delivery."""
+        pace = self.pace
+        req = self.wire.early_request()
+        if (req is None or type(self.tp) is not Transport or self.tp.tls is not None
+                or pace.period or pace.thinks or pace.budgeted or self.share.stages
+                or self.n_kinds != 1 or self.echo is None):
+            return None
+        return Early(req, pace.outstanding)
+
+    @property
+    def res(self) -> WorkerResult:
+        return self.rec.res
+
+    @property
+    def socks(self) -> list:
+        return self.tp.socks
+
+    @property
+    def measuring(self) -> bool:
+        return self.rec.measuring
+
+    def connect(self, share: Share, sel: Poller, deadline_ns: int,
+                stop: Callable[[], bool] | None = None) -> None:
+        """Open this worker's connections (rate-limited if asked), bounded by a deadline;
+        ``stop()`` true (polled each pass) abandons the attempt, result marked partial."""
+        self._new_step(share, sel)
+        if self.timer is not None and self.timer.fileno() not in sel:
+            self.timer.clear()
+            sel.register(self.timer, READ, TIMER)
+        plan = self.plan
+        rate = plan.connect_rate / max(plan.workers, 1) if plan.connect_rate > 0 else 0.0
+        want = share.stages[0][1] if share.stages else len(share.node)
+        if self.tp.open_all(want, rate, int(plan.connect_timeout_s * SEC), deadline_ns, stop):
+            self.res.partial = True
+            self.close_all()
+        self.res.connected = int(self.tp.alive.sum())
+        made = self.tp.done[:want] > 0  # the ramp: (began, completed) per connect made
+        self.res.ramp = np.stack([self.tp.started[:want][made], self.tp.done[:want][made]], 1)
+        self.res.node_connected = np.bincount(share.node[self.tp.alive],
+                                              minlength=len(self.addrs))
+
+    # ------------------------------------------------------------------ transport events
+
+    def error(self, kind: str, count: int, now: int) -> None:
+        self.rec.error(kind, count, now)
+
+    def closed(self, i: int) -> None:
+        """Connection ``i`` closed: on a fault, or by the worker itself (which then says
+        the connection is not lost: :meth:`park`, a stage's retirement)."""
+        if self.up[i] or self.reconnecting[i]:
+            self.down[i] = True  # dropped, or its reopening failed
+        self.up[i] = False
+        self.reconnecting[i] = False
+        self.due[i] = 0
+        self.pace.closed(i)
+        self.proto.forget(i)
+        if self.plan.reconnect and self.running and self.sending and not self.share.stages:
+            # reopened after a backoff, counted (ws --reconnect; other transports: False)
+            self.reconnecting[i] = self.tp.schedule(i, time.monotonic_ns())
+
+    def backlogged(self, i: int) -> None:
+        self.pace.backlog[i] = True
+
+    def unparsed(self, data: memoryview) -> None:
+        self.rec.keep_unparsed(data)
+
+    def reconnected(self, now: int) -> None:
+        self.res.reconnects += 1
+
+    def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None:
+        """Book the requests the transport sent within the round (:class:`Early`), after
+        the round's replies freed their slots: as :meth:`_send_round` books its own, with
+        each one's send time as its stamp time."""
+        idx = np.asarray(conns, dtype=np.int64)
+        cnt = np.asarray(counts, dtype=np.int64)
+        tint = np.asarray(times, dtype=np.int64)
+        total = int(cnt.sum())
+        if total > len(conns):
+            tint = tint.repeat(cnt)
+        now = times[-1]
+        self.pace.commit(idx, cnt, now, self.rec.measuring)
+        _data, ends, kinds = self.proto.build(self.gid[idx].repeat(cnt), idx, cnt, self.seq,
+                                              tint, 0)
+        self.seq += total
+        self.rec.sent(total, int(ends[-1]), kinds, now)
+
+    def connected(self, i: int, elapsed_ns: int) -> None:
+        self.rec.connected(elapsed_ns)
+        self._ready(i)
+
+    def tcp_connected(self, elapsed_ns: int) -> None:
+        self.rec.connected(elapsed_ns)
+
+    def handshaken(self, i: int, elapsed_ns: int) -> None:
+        self.rec.handshaken(elapsed_ns)
+        self._ready(i)
+
+    def tls_failed(self, kind: str, reason: str) -> None:
+        self.rec.tls_failed(kind, reason)
+
+    def _ready(self, i: int) -> None:
+        """Connection ``i`` may send: join the run if it is under way, send the hello."""
+        self.up[i] = True
+        self.down[i] = False
+        if self.running:  # joined mid-run (a stage added it, or a reconnect)
+            self.res.connected += not self.reconnecting[i]
+            self.reconnecting[i] = False
+            if self.due[i]:  # reopened after a close between requests: a reconnect
+                self.res.reconnects += 1
+                self.pace.resume(i, time.monotonic_ns(), int(self.due[i]))
+                self.due[i] = 0
+            else:
+                self.pace.joined(i, time.monotonic_ns())
+        hello = self.workload.hello(int(self.gid[i]))
+        if hello:
+            self.tp.send(i, memoryview(b"".join(self.framing.encode(h) for h in hello)))
+
+    def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+               seg_t: list[int], walk: list[int] | None) -> None:
+        self.round_len = seg_end[-1]
+        if self.small is not None:
+            few = self.small.parse_few(buf, seg_conn, seg_end, seg_t)
+            if few is not None and self._account_few(few):
+                return
+        p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
+        self._account(p, seg_t[-1])
+        if self.after_round is not None:  # HTTP statuses, redis/memcached replies by kind
+            self.after_round(p, seg_t[-1])
+
+    def park(self, i: int) -> None:
+        """Close connection ``i`` (its server closed it, or said it would, between
+        requests); while it has more to send, it is reopened when its next request is due
+        (:meth:`_reopen_due`), as an HTTP client reopens on its next request."""
+        self.tp.close(i)
+        self.down[i] = False  # closed on purpose, not lost
+        if self.sending and self.pace.sends[i] and self.pace.budget[i] > 0:
+            self.parked[i] = True
+            self.n_parked += 1
+
+    def _reopen_due(self, now: int) -> None:
+        """Reopen the parked connections whose next message is due (a reconnect, once
+        connected); that message's latency runs from when it was due, the reopen included."""
+        idx = np.flatnonzero(self.parked)
+        due = self.pace.due_at(idx)
+        for i, t in zip(idx[due <= now].tolist(), due[due <= now].tolist(), strict=True):
+            self.parked[i] = False
+            self.n_parked -= 1
+            self.reconnecting[i] = True
+            if self.tp.start_connect(i):  # (a connect that failed at once: lost)
+                self.due[i] = max(t, 1)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, times: Times, ctrl_poll: Progress | None = None) -> WorkerResult:
+        """Warm-up, measure, drain; returns the step's result (``partial`` if stopped)."""
+        self.times = times
+        self.rec.begin(times, self.timeout_ns)
+        self.pace.start(times.begin, self.tp.alive)
+        self.running = True
+        stage_at = self.pace.stage_times(times.measure)
+        cpu0, wait0 = os.times(), run_queue_wait_ns()
+        self.seq0 = self.seq
+        next_tick = times.begin + SEC // 10
+        next_report = times.begin + SEC
+        while True:
+            now = time.monotonic_ns()
+            if self._edges(now, stage_at):
+                break
+            self._io_round(self._wait_s(now))
+            now = time.monotonic_ns()
+            if self.sending and now >= times.begin and (times.end is None or now < times.end):
+                if self.n_parked:
+                    self._reopen_due(now)
+                self._send_round(now)
+            if now >= next_tick:
+                next_tick = now + SEC // 10
+                next_report = self._tick(now, next_report, ctrl_poll)
+        return self._finish(cpu0, wait0)
+
+    def _edges(self, now: int, stage_at: list[int]) -> bool:
+        """Window edges: measure start, stages, end of sending. True when the drain is over."""
+        if not self.rec.measuring and now >= self.times.measure:
+            self._start_measure()
+        while stage_at and now >= stage_at[0]:
+            stage_at.pop(0)
+            self._enter_stage(now)
+        if self.sending and self._sending_over(now):
+            self._stop_sending(now)
+            self.drain_until = now + self.timeout_ns
+        if self.drain_until is not None and self._drained(now):
+            left = self.pace.drop_pending(self.tp.alive)
+            if left:  # never answered within --timeout of the end of sending
+                self.rec.error("timeout", left, now)
+            return True
+        return False
+
+    def _tick(self, now: int, next_report: int, ctrl_poll: Progress | None) -> int:
+        """Every ~100 ms: reply timeouts, stage retirements, and once a second progress."""
+        # the transport's own timers (ws: pings, reconnects due)
+        self.tp.tick(now, self.sending, int(self.plan.connect_timeout_s * SEC))
+        timed_out = self.pace.stalls(now, self.timeout_ns, self.tp.alive)
+        if timed_out:
+            self.rec.error("timeout", timed_out, now)
+        if self.share.stages:
+            for i in self.pace.retired(now, self.timeout_ns):
+                self.tp.close(i)
+                self.down[i] = False  # retired, not lost
+        if self.share.stages or self.reconnecting.any():  # connects begun mid-run
+            self.tp.expire_connects(now, int(self.plan.connect_timeout_s * SEC))
+        if now >= next_report:
+            next_report += SEC
+            if not self._report(now, ctrl_poll) and self.drain_until is None:
+                # stopped: give the messages in flight a short drain, so they are not
+                # counted lost merely because the run was cut short
+                self.drain_until = now + min(self.timeout_ns, SEC)
+        return next_report
+
+    def _io_round(self, wait: float) -> None:
+        ready = self.tp.poll(wait, self.timer)
+        now = time.monotonic_ns()
+        counts = self.round_counts
+        counts[0] += 1
+        if not self.rec.measuring and now >= self.times.measure:
+            self._start_measure()
+        if self.rec.measuring and self.sending:
+            counts[1] += 1
+        if ready:
+            if self.early is not None:
+                self.early.until = self._early_until(now)
+            self.tp.read_round(ready)
+
+    def _early_until(self, now: int) -> int:
+        """Until when (ns) the transport may send early this round: not before the start
+        nor after the end of sending, and not across the measure start (a request is in the
+        window by its stamp time, and the sender counts it by ``measuring``)."""
+        times = self.times
+        if not self.sending or now < times.begin:
+            return 0
+        if not self.rec.measuring:
+            return times.measure
+        return times.end if times.end is not None else BIG_NS
+
+    def _wait_s(self, now: int) -> float:
+        if not self.sending or now < self.times.begin:
+            return 0.01
+        wait = self._wait_pacing_s(now)
+        if self.n_parked:  # wake when the next parked connection is due
+            nxt = int(self.pace.due_at(np.flatnonzero(self.parked)).min())
+            wait = min(wait, max(nxt - now, 0) / SEC)
+        return wait
+
+    def _wait_pacing_s(self, now: int) -> float:
+        if self.pace.period:  # wake exactly at the next scheduled send
+            nxt = self.pace.next_send(self.tp.alive, self.tp.blocked)
+            if nxt is None:
+                return 0.01
+            if self.timer is not None:
+                self.timer.arm(nxt)
+                return 0.05
+            return min(max(nxt - now, 0) / SEC, 0.01)
+        if self.pace.thinks:  # wake when the next think time ends
+            nxt = self.pace.next_release(now, self.tp.alive)
+            return 0.05 if nxt is None else min(max(nxt - now, 0) / SEC, 0.05)
+        return 0.05
+
+    def _enter_stage(self, now: int) -> None:
+        """Next stage: open or retire connections to its count, switch to its rate."""
+        has_sock = np.array([s is not None for s in self.tp.socks], dtype=bool) | self.parked
+        for i in self.pace.enter_stage(now, self.tp.alive, has_sock):
+            self.tp.start_connect(i)
+        if self.n_parked:  # parked past the stage's count: retired, never reopened
+            self.parked[self.share.stages[self.pace.stage][1]:] = False
+            self.n_parked = int(np.count_nonzero(self.parked))
+
+    def _sending_over(self, now: int) -> bool:
+        if not self.rec.measuring:
+            return False
+        if self.times.end is not None:
+            return now >= self.times.end
+        return not self.pace.budget_left(self.tp.alive | self.reconnecting | self.parked)
+
+    def _drained(self, now: int) -> bool:
+        alive = self.tp.alive
+        assert self.drain_until is not None
+        return self.deliv.drained(now, self.drain_until, self.timeout_ns,
+                                  self.pace.pending(alive) > 0, self.rec.last_rx,
+                                  int(alive.sum()) / max(len(alive), 1))
+
+    def _start_measure(self) -> None:
+        self.window_seq = self.seq
+        self.rec.start_measure()
+        self.deliv.start(self.seq, self.times.measure, self.times.shifts)
+
+    def _stop_sending(self, now: int) -> None:
+        self.sending = False
+        self.rec.stop_sending(now)
+        self.hi = self.seq
+        self.deliv.stop(self.hi)
+
+    def _report(self, now: int, ctrl_poll: Progress | None) -> bool:
+        """Progress to the coordinator; False when it asked us to stop (result partial)."""
+        res = self.res
+        if res.partial or ctrl_poll is None or \
+                ctrl_poll(self.rec.progress(int(self.tp.alive.sum()), now)):
+            return True
+        res.partial = True
+        if self.sending:
+            self._stop_sending(now)
+        return False
+
+    # ------------------------------------------------------------------ a round's work
+
+    def _account(self, p: Parsed, t_last: int) -> None:
+        """Everything one round's frames change: counters, histograms, ledger, credits."""
+        if p.bad_conns:
+            self.rec.keep_unparsed(self.rounds.mv[:self.round_len])
+        for c in p.bad_conns:
+            if self.tp.alive[c]:
+                self.tp.fail(c, "protocol")
+        self.rec.last_rx = t_last
+        st, conn, t, flen = p.st, p.conn, p.t, p.flen
+        valid = self.deliv.valid(p)
+        if np.count_nonzero(valid) < len(valid):
+            bad = self._count_invalid(p.ok, valid, p.flen, t_last, self._unsolicited(p))
+            if self.deliv.mangled_frees_slot and bad.any():
+                self.pace.credit(conn[bad], t_last)
+                self.deliv.loose = True  # the slots alone no longer say the drain is over
+            st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
+        self.rec.res.replies += len(t)
+        if self.pace.early_left:  # replies to warm-up messages: not the window's to time out
+            own = (st["seq"] < self.window_seq) & (st["worker"] == self.index) & \
+                (st["conn"] == self.gid[conn])
+            self.pace.answered_early(conn[own])
+        self.pace.credit(self.deliv.record(conn, st, t), t_last)
+        if self.rec.measuring and len(t):
+            self.rec.received(st, t, flen, t_last, self.pace.period > 0)
+
+    def _account_few(self, few: Few) -> bool:
+        """A small round of good echo frames, in plain Python (no arrays): what
+        :meth:`_account` does with them. False, with nothing changed, when a reply is not
+        this connection's own: :meth:`_account` then counts it."""
+        me, gids = self.index, self.gid_list
+        for c, g, kw in zip(few.conn, few.gid, few.kw, strict=True):
+            if kw >> 16 != me or g != gids[c]:
+                return False
+        t_last = few.t[-1]
+        rec = self.rec
+        rec.last_rx = t_last
+        rec.res.replies += len(few.t)
+        assert self.echo is not None  # small rounds are echo rounds
+        if self.pace.early_left:
+            self.pace.answered_early([c for c, s in zip(few.conn, few.seq, strict=True)
+                                      if s < self.window_seq])
+        self.echo.ledger.record_few(few.seq)
+        self.pace.credit_few(few.conn, t_last)
+        if rec.measuring:
+            rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
+        return True
+
+    def _unsolicited(self, p: Parsed) -> np.ndarray | None:
+        """In-order matching: replies with no request waiting. Each connection that got one
+        is out of step: one protocol error, and it closes (whatever else it got this round
+        still counts). Returns the mask of those replies (counted with their connection,
+        not one by one), or None."""
+        if not p.unsolicited:
+            return None
+        self.rec.keep_unparsed(self._first_bad(p.ok, p.flen))
+        for c in p.unsolicited:
+            if self.tp.alive[c]:
+                self.tp.fail(c, "protocol")
+        return ~p.ok
+
+    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, flen: np.ndarray,
+                       now: int, skip: np.ndarray | None = None) -> np.ndarray:
+        """Protocol errors: frames without a good stamp (unless the workload expects some),
+        and good stamps another connection or worker sent (``skip``: frames counted
+        otherwise). Returns the mask of the frames counted (each one error, once)."""
+        lenient = self.workload.ignore_unstamped
+        bad = ~valid if not lenient else ok & ~valid
+        if skip is not None:
+            bad &= ~skip
+        n = int(np.count_nonzero(bad))
+        if n:
+            if not lenient and np.count_nonzero(ok) < len(ok):
+                self.rec.keep_unparsed(self._first_bad(ok, flen))
+            self.rec.error("protocol", n, now)
+        return bad
+
+    def _first_bad(self, ok: np.ndarray, flen: np.ndarray) -> memoryview:
+        """The bytes of the round's first frame without a good stamp, when the round buffer
+        holds its frames back to back (else the whole round)."""
+        whole = self.rounds.mv[:self.round_len]
+        if int(flen.sum()) != self.round_len:
+            return whole
+        k = int(np.argmin(ok))
+        at = int(flen[:k].sum())
+        return whole[at:at + int(flen[k])]
+
+    def _send_round(self, now: int) -> None:
+        rec, pace = self.rec, self.pace
+        if not rec.measuring and now >= self.times.measure:
+            # a message is in the window when its stamp time is: every receiver (in any
+            # worker) decides by the stamp, so the sender must count by the same clock read
+            self._start_measure()
+        picked = pace.pick(now, self.tp.alive, self.tp.blocked, rec.measuring)
+        if picked is None:
+            return
+        idx, counts = picked
+        if self.small is not None and len(idx) <= (SMALL_OPEN if pace.period else SMALL_ROUND):
+            if pace.period:
+                self._send_few_open(idx, counts, now)
+            else:
+                self._send_few(idx, counts, now)
+            return
+        total = int(counts.sum())
+        ones = total == len(idx)  # one message each (the open loop's usual round)
+        tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
+        rec.res.behind += behind
+        gids = self.gid[idx] if ones else self.gid[idx].repeat(counts)
+        data, ends, kinds = self.proto.build(gids, idx, counts, self.seq, tint, delay)
+        self.seq += total
+        if pace.period and rec.measuring and self.deliv.sent_by_stamp:
+            rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
+        else:
+            rec.sent(total, int(ends[-1]), kinds, now)
+        self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data)
+
+    def _send_few(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+        """A small closed-loop round of one-size echo messages, built in plain Python."""
+        self.pace.commit(idx, counts, now, self.rec.measuring)  # closed loop: all due now
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few([gids[i] for i in idx.tolist()],
+                                                 counts.tolist(), self.seq, now)
+        self.seq += total
+        self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
+        self.tp.send_round(idx, bounds, data)
+
+    def _send_few_open(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+        """A small open-loop round of one-size echo messages, in plain Python: what
+        :meth:`_send_round` does with it (each message stamped with its intended time)."""
+        rec, conns, cnt = self.rec, idx.tolist(), counts.tolist()
+        tint, delay, behind = self.pace.commit_few(conns, cnt, now, rec.measuring)
+        rec.res.behind += behind
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few_at([gids[i] for i in conns], cnt, self.seq,
+                                                    tint, delay)
+        self.seq += total
+        rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
+        self.tp.send_round(idx, bounds, data)
+
+    # ------------------------------------------------------------------ wrap up
+
+    def _finish(self, cpu0: os.times_result, wait0: int | None) -> WorkerResult:
+        if self.sending:
+            self._stop_sending(time.monotonic_ns())
+        if not self.rec.measuring:
+            self.hi = self.seq
+        res = self.rec.finish(cpu0, wait0)
+        self.deliv.finish(res, self.hi)
+        res.sent_all = self.seq - self.seq0
+        res.conns_lost = int(np.count_nonzero(self.down))  # (close_all: not lost)
+        self.wire.finish(res)  # the protocol's extras (ws: reconnects, deflate counts)
+        if not res.replies:  # bytes that never made a frame
+            self.rec.keep_unparsed(next((p for p in self.tp.pend_in if p), b""))
+        self.close_all()
+        return res
+
+    def close_all(self) -> None:
+        self.tp.close_all()
+        self.running = False
+
+
+def _tls_context(plan: Plan, alpn: tuple[str, ...]) -> ssl.SSLContext | None:
+    """The client TLS context of a TLS plan (offering the protocol's ALPN), else None."""
+    if plan.tls is None:
+        return None
+    return client_context(plan.tls, alpn)
