@@ -1,6 +1,8 @@
 """The live page in a real browser (headless chromium through selenium) during a real run
-against a server with a fixed delay: its charts have points, its per-second table equals
-run.json's per-second series and histograms, and it makes no request outside its origin."""
+against a known server (a fixed delay, a rate cap, a node that drops replies): its charts
+have points, its per-second table equals run.json's per-second series and histograms, the
+server's mark is in it (the delay in every p50, no second above the cap, the drops as
+errors), and it makes no request outside its origin."""
 
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ from tests.support import stop
 from tests.test_live import finish, run_json, start_live_run
 
 DELAY_S = 0.004  # the server answers every frame this long after reading it
+CAP = 2000  # token_bucket: replies per second, all connections together (burst CAP / 50)
+DROP_EVERY = 40  # drop: every 40th frame of a connection gets no reply
+SERVERS = {"delay": {"delay": DELAY_S}, "token_bucket": {"rate": CAP},
+           "drop": {"every": DROP_EVERY}}
 PAGE_TIMEOUT_S = 60
 
 
@@ -59,11 +65,13 @@ def wait_for(driver: Any, script: str, timeout: float = PAGE_TIMEOUT_S) -> Any:
 
 
 @pytest.mark.e2e
-def test_the_live_page_renders_the_run_and_agrees_with_run_json(tmp_path: Path) -> None:
-    with servers.start("delay", framing="len32", delay=DELAY_S) as srv:
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_the_live_page_renders_the_run_and_agrees_with_run_json(tmp_path: Path,
+                                                                 server: str) -> None:
+    with servers.start(server, framing="len32", **SERVERS[server]) as srv:
         proc, url = start_live_run(tmp_path, "--host", f"127.0.0.1:{srv.port}",
                                    "--conns", "2,4", "--duration", "3", "--warmup", "0.5",
-                                   "--live-linger", "60")
+                                   "--timeout", "0.3", "--live-linger", "60")
         driver = browser()
         try:
             driver.get(url)
@@ -110,8 +118,21 @@ def test_the_live_page_renders_the_run_and_agrees_with_run_json(tmp_path: Path) 
             expect.append(cells)
     shown = sorted((r[:11] for r in rows), key=lambda r: (int(r[0]), int(r[1])))
     assert shown == expect
-    p50s = [float(r[5]) for r in shown if r[5]]
-    assert min(p50s) >= DELAY_S * 1000 * 0.99, "the server's fixed delay is in every second"
+    _the_servers_mark(server, shown)
+
+
+def _the_servers_mark(server: str, shown: list[list[str]]) -> None:
+    """What the known server must leave in the page's per-second table."""
+    received = [int(r[3]) for r in shown]
+    errors = sum(int(r[4]) for r in shown)
+    if server == "delay":
+        p50s = [float(r[5]) for r in shown if r[5]]
+        assert min(p50s) >= DELAY_S * 1000 * 0.99, "the fixed delay is in every second"
+    elif server == "token_bucket":
+        assert max(received) <= CAP * 1.05 + CAP / 50, received  # never above the cap
+        assert max(received) >= CAP * 0.5, received  # and the run reached it
+    else:  # every DROP_EVERY-th frame unanswered: a reply timeout each, in its second
+        assert errors > 0, shown
 
 
 def _js(v: float) -> str:
