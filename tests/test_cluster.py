@@ -5,6 +5,7 @@ without sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -152,8 +153,9 @@ class Cluster:
                 stop(p)
 
 
-@pytest.fixture()
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def two_agents(tmp_path: Path) -> Iterator[Cluster]:
+    """A scheduler and agents a1 and a2, both joined; all stopped afterwards."""
     c = Cluster(tmp_path)
     try:
         c.scheduler()
@@ -163,6 +165,12 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with two_agents(tmp_path) as c:
+        yield c
 
 
 def run_json(c: Cluster, *args: str, env: dict | None = None

@@ -174,13 +174,8 @@ def test_under_cluster_each_second_merges_every_machines_workers(tmp_path: Path)
     """Two agents: each second's record holds both machines' workers, and the seconds add
     up to run.json's merged totals; the step names each machine's part."""
     pytest.importorskip("distributed", reason="the cluster extra is not installed")
-    from tests.test_cluster import Cluster
-    c = Cluster(tmp_path)
-    try:
-        c.scheduler()
-        c.agent("a1")
-        c.agent("a2")
-        c.wait_for(2)
+    from tests.test_cluster import two_agents
+    with two_agents(tmp_path) as c:
         proc, url = start_live_run(tmp_path, "--cluster", c.address, "--conns", "4",
                                    "--duration", "3", "--warmup", "0.5", "--no-report")
         try:
@@ -189,8 +184,6 @@ def test_under_cluster_each_second_merges_every_machines_workers(tmp_path: Path)
         finally:
             if proc.poll() is None:
                 stop(proc)
-    finally:
-        c.close()
     assert code in (0, 4), err
     doc = run_json(tmp_path)
     (recs,) = [d["records"] for k, d in events if k == "final"]
