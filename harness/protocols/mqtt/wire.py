@@ -1,0 +1,99 @@
+"""MQTT's part in a worker's step: stamped frames inside PUBLISH packets (matched by stamp:
+the run's broadcast accounting, every subscriber expected to get every message once), the
+transport with the MQTT session, and the broker's ack latency.
+
+Publishers are the step's sending connections (``--conns``), subscribers its listen-only
+ones (``--listen`` per target node): publishers do not subscribe, so the deliveries a node
+expects are its subscribers' (:meth:`MqttWire.finish` says so in ``node_connected``).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+
+from harness.core.histogram import Histogram
+from harness.core.result import Share, WorkerResult
+from harness.protocols.mqtt.pubs import Publisher
+from harness.protocols.mqtt.session import MqttTransport, Session
+from harness.protocols.mqtt.stream import MqttProtocol, version_number
+from harness.protocols.wire import Wire
+from harness.wire.poller import Poller
+from harness.wire.transport import Transport
+
+DEFAULT_TOPIC = "harness/chat"
+
+
+def session_of(plan: Any) -> Session:
+    """The session every connection asks for, from the run's options (``mqtt_*``)."""
+    opt = getattr(plan, "options", None) or {}
+
+    def get(key: str, default: Any) -> Any:
+        value = opt.get(key) if isinstance(opt, dict) else None
+        return getattr(plan, key, default) if value is None else value
+
+    topic = str(get("mqtt_topic", "") or DEFAULT_TOPIC)
+    filt = str(get("mqtt_filter", "") or "")
+    topics = tuple(unquote(t.path.lstrip("/").split("?")[0]) or topic for t in plan.targets)
+    return Session(version_number(str(get("mqtt_version", "3.1.1"))),
+                   str(get("mqtt_client_id", "") or f"harness-{os.getppid()}-"),
+                   int(get("mqtt_keepalive", 60)), not bool(get("mqtt_keep_session", False)),
+                   str(get("mqtt_user", "") or ""), str(get("mqtt_password", "") or ""),
+                   int(get("mqtt_qos", 0)), topics, tuple(filt or t for t in topics))
+
+
+class MqttWire(Wire):
+    def __init__(self, w: Any) -> None:
+        super().__init__(w)
+        self.session = session_of(w.plan)
+        self.acks = Histogram()
+        self.acked_n = 0
+
+    def protocol(self, key: int) -> MqttProtocol:
+        w = self.w
+        ss, share = self.session, w.share
+        sender = np.flatnonzero(share.sends)
+        node = int(share.node[sender[0]]) if len(sender) else 0
+        pub = Publisher(ss.topics[node], ss.qos, ss.version, ping=ss.qos == 0)
+        self.acks = Histogram()
+        self.acked_n = 0
+        return MqttProtocol(w.framing, w.out, w.plan.max_frame, key, len(share.node),
+                            ss.version, pub)
+
+    def transport(self, share: Share, sel: Poller, tls: ssl.SSLContext | None) -> Transport:
+        w = self.w
+        return MqttTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
+                             session=self.session, acked=self.acked, tls=self.layer(share, tls))
+
+    def acked(self, free: np.ndarray, t: int, lat: list[tuple[int, np.ndarray | int]]) -> None:
+        """The broker acked messages: their slots free; the latency of those sent in the
+        measure window (from the intended send) into the ack histogram."""
+        w = self.w
+        w.pace.credit(free, t)
+        start = w.times.measure
+        for at, tint in lat:
+            sent = np.asarray(tint, dtype=np.int64).reshape(-1)
+            sent = sent[sent >= start]
+            if len(sent):
+                self.acks.record(at - sent)
+                self.acked_n += len(sent)
+
+    def finish(self, res: WorkerResult) -> None:
+        """A node's expected deliveries are its subscribers': publishers are not counted
+        among its receivers. The ack latency and retained messages into the extras."""
+        share, tp = self.w.share, self.w.tp
+        if res.node_connected is not None:
+            subs = ~np.asarray(share.sends, dtype=bool)
+            up = tp.ready & subs
+            res.node_connected = np.bincount(share.node[up], minlength=len(res.node_connected))
+        extras = getattr(res, "extras", None)
+        if isinstance(extras, dict):
+            extras["mqtt_ack"] = self.acks
+            extras["mqtt_retained"] = self.w.proto.retained
+
+
+WIRE = MqttWire
