@@ -97,6 +97,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     packed = [r.ws_compress for r in results if r.ws_compress]
     if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
         parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}
+    extras = protocol_extras(results)
+    if extras:
+        parts["extras"] = extras
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)
@@ -109,6 +112,20 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         parts.update(lost=fan.pop("lost"), duplicates=fan.pop("duplicates"), fanout=fan)
     summary = replace(_counts(step, results, open_loop, lat, con), **parts)
     return StepFigures(summary, hists, series, second_hists)
+
+
+def protocol_extras(results: list[WorkerResult]) -> dict[str, Any]:
+    """A protocol's own figures (``WorkerResult.extras``, its Spec.extras): a histogram of
+    ns merged into ``<key>_ms`` percentiles, a count added up."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for r in results for k in r.extras):
+        values = [r.extras[key] for r in results if key in r.extras]
+        if isinstance(values[0], Histogram):
+            merged = merge_all(values)
+            out[f"{key}_ms"] = latency_ms(merged) if len(merged) else None
+        else:
+            out[key] = sum(values)
+    return out
 
 
 def _storms(results: list[WorkerResult]) -> dict[str, Any]:

@@ -77,6 +77,7 @@ class StepSummary(Mapping[str, Any]):
     # (harness.analysis.storm)
     ramp: dict | None = None  # the connect ramp: rate and latency per second
     # (harness.analysis.ramp)
+    extras: dict | None = None  # a protocol's own figures (its Spec.extras), spread out
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out
@@ -86,19 +87,21 @@ class StepSummary(Mapping[str, Any]):
             value = getattr(self, name)
             if value is None:
                 continue
-            if name == "fanout":
+            if name in ("fanout", "extras"):
                 out.update(value)
             else:
                 out[name] = value
         return out
 
     def __getitem__(self, key: str) -> Any:
-        if key in ORDER and key != "fanout":
+        if key in ORDER and key not in ("fanout", "extras"):
             value = getattr(self, key)
             if value is not None:
                 return value
         elif self.fanout is not None and key in self.fanout:
             return self.fanout[key]
+        elif self.extras is not None and key in self.extras:
+            return self.extras[key]
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:

@@ -6,6 +6,7 @@ Times are ns of ``time.monotonic_ns()``; CPU in seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -100,3 +101,5 @@ class WorkerResult:
     wall_s: float = 0.0
     wait_s: float = 0.0  # runnable but waiting for its core (run queue), from schedstat
     fanout: FanoutPart | None = None
+    # a protocol's own figures (its Spec.extras): Histograms (ns) are merged, ints added
+    extras: dict[str, Any] = field(default_factory=dict)
