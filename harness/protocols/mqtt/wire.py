@@ -90,10 +90,8 @@ class MqttWire(Wire):
             subs = ~np.asarray(share.sends, dtype=bool)
             up = tp.ready & subs
             res.node_connected = np.bincount(share.node[up], minlength=len(res.node_connected))
-        extras = getattr(res, "extras", None)
-        if isinstance(extras, dict):
-            extras["mqtt_ack"] = self.acks
-            extras["mqtt_retained"] = self.w.proto.retained
+        res.extras["mqtt_ack"] = self.acks
+        res.extras["mqtt_retained"] = self.w.proto.retained
 
 
 WIRE = MqttWire
