@@ -17,7 +17,7 @@ the subscriber's acks are read and dropped), PINGREQ (PINGRESP) and DISCONNECT.
   ``suback`` answers CONNACK with a SUBACK (a wrong handshake); ``noconnack`` never answers
   CONNECT; ``length`` sends a subscriber, after ``--after N`` forwarded messages, a packet
   with a 5-byte remaining length; ``oversize`` sends it a PUBLISH announcing 2 MiB (only its
-  header); ``noack`` never acks a PUBLISH (QoS 1 or 2) and forwards nothing.
+  header); ``noack`` never acks a PUBLISH (nor a PINGREQ) and forwards nothing.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ class Broker:
 
     async def packet(self, c: Client, first: int, body: bytes) -> bool:
         kind, fault = first >> 4, self.args.fault
+        if fault == "noconnack":
+            return True  # reads everything, answers nothing
         if kind == CONNECT:
             return self.connect(c, body, fault)
         if kind == SUBSCRIBE:
@@ -91,7 +93,7 @@ class Broker:
             self.publish(c, first, body, fault)
         elif kind == PUBREL:
             c.writer.write(ack(PUBCOMP, struct.unpack_from(">H", body)[0]))
-        elif kind == PINGREQ:
+        elif kind == PINGREQ and fault != "noack":
             c.writer.write(bytes((PINGRESP << 4, 0)))
         elif kind == DISCONNECT:
             return False
@@ -100,8 +102,6 @@ class Broker:
 
     def connect(self, c: Client, body: bytes, fault: str) -> bool:
         c.version = body[6]
-        if fault == "noconnack":
-            return True
         if fault == "suback":
             c.writer.write(bytes((SUBACK << 4, 3, 0, 1, 0)))
             return True

@@ -24,4 +24,5 @@ need chromedriver chromium-driver  # selenium drives the live page (tests/test_l
 need redis-server redis-server
 need nginx nginx-light
 need memcached memcached
+need mosquitto mosquitto  # the MQTT broker of tests/test_mqtt.py (with and without TLS)
 python -m pip install -q -e '.[test,cluster]'

@@ -69,6 +69,14 @@ class MqttWire(Wire):
         return MqttTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
                              session=self.session, acked=self.acked, tls=self.layer(share, tls))
 
+    def joined(self, tp: Transport) -> None:
+        """The deliveries this worker awaits (a --messages step) are its subscribers' only:
+        the publishers do not subscribe."""
+        deliv, sends = self.w.deliv, np.asarray(self.w.share.sends, dtype=bool)
+        expect = getattr(deliv, "expect", None)
+        if expect is not None and len(sends):
+            deliv.expect = expect // len(sends) * int(np.count_nonzero(~sends))
+
     def acked(self, free: np.ndarray, t: int, lat: list[tuple[int, np.ndarray | int]]) -> None:
         """The broker acked messages: their slots free; the latency of those sent in the
         measure window (from the intended send) into the ack histogram."""
