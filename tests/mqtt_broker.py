@@ -3,7 +3,7 @@ purpose. Run as a script; it prints ``PORTS p1 [p2 ...]`` once listening, and se
 terminated.
 
     python -m tests.mqtt_broker [--ports N] [--drop-port K --drop-every N]
-                                [--fault KIND] [--after N]
+                                [--fault KIND] [--after N] [--dup-every N]
 
 It takes CONNECT (answers CONNACK 0), SUBSCRIBE (exact topic names only; SUBACK with the
 QoS asked), PUBLISH at QoS 0, 1 and 2 (PUBACK; PUBREC, then PUBCOMP for the PUBREL), which
@@ -13,6 +13,8 @@ the subscriber's acks are read and dropped), PINGREQ (PINGRESP) and DISCONNECT.
 * ``--ports N``: listen on N ports (all one broker: one set of subscriptions);
   ``--drop-port K --drop-every N``: the first subscriber that connected through port K
   (0-based) never gets every N-th message published (counted from 1 on that subscriber).
+* ``--dup-every N``: every subscriber gets every N-th message twice (the second copy with
+  the DUP flag, the same packet id), as a QoS 1 redelivery.
 * ``--fault KIND``: ``connack5`` answers CONNECT with CONNACK 5 (not authorised);
   ``suback`` answers CONNACK with a SUBACK (a wrong handshake); ``noconnack`` never answers
   CONNECT; ``length`` sends a subscriber, after ``--after N`` forwarded messages, a packet
@@ -151,8 +153,10 @@ class Broker:
             head += struct.pack(">H", s.pid)
         if s.version == V5:
             head += b"\x00"
-        s.writer.write(bytes((PUBLISH << 4 | s.qos << 1,)) + varint(len(head) + len(payload))
-                       + head + payload)
+        rest = varint(len(head) + len(payload)) + head + payload
+        s.writer.write(bytes((PUBLISH << 4 | s.qos << 1,)) + rest)
+        if a.dup_every and s.got % a.dup_every == 0:  # sent again, as after a lost PUBACK
+            s.writer.write(bytes((PUBLISH << 4 | 8 | s.qos << 1,)) + rest)
 
 
 async def _remaining(reader: asyncio.StreamReader) -> int:
@@ -188,6 +192,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fault", default="", choices=("", "connack5", "suback", "noconnack",
                                                    "length", "oversize", "noack"))
     p.add_argument("--after", type=int, default=0)
+    p.add_argument("--dup-every", type=int, default=0)
     return p.parse_args(argv)
 
 

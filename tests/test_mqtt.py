@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests import certs as certs_mod
-from tests.support import plan_for, run_plan
+from tests.support import harness, plan_for, run_plan
 from tests.support.net import free_port, stop, wait_listening
 
 pytestmark = pytest.mark.e2e  # every test here starts a broker
@@ -76,10 +77,12 @@ def exact(s: dict, subscribers: int, m: int) -> None:
     assert not any(s["errors"].values()), s["errors"]
 
 
-def test_mosquitto_delivers_every_message_to_every_subscriber_exactly(tmp_path: Path
-                                                                       ) -> None:
+@pytest.mark.parametrize(("qos", "version"), [(0, "3.1.1"), (1, "5"), (2, "3.1.1")])
+def test_mosquitto_delivers_every_message_to_every_subscriber_exactly(
+        tmp_path: Path, qos: int, version: str) -> None:
     with mosquitto(tmp_path) as port:
-        s = fan(f"mqtt://127.0.0.1:{port}/room/a", conns="3", listen=5, messages="900")
+        s = fan(f"mqtt://127.0.0.1:{port}/room/a", conns="3", listen=5, messages="900",
+                mqtt_qos=qos, mqtt_version=version, inflight=4)
     exact(s, 5, 900)
     assert s["per_node"][0]["receivers"] == 5  # the publishers do not subscribe
     assert s["fanout_complete"] == 900 and s["fanout_ms"]["p50"] > 0
@@ -153,3 +156,53 @@ def test_a_broker_that_never_acks_times_every_message_out_and_the_run_goes_on() 
     assert s["sent"] >= 4 and s["errors"]["timeout"] == s["sent"]
     assert s["lost"] == s["sent"] and s["deliveries"] == 0
     assert sum(s["errors"].values()) == s["sent"] and s["connected"] == 3
+
+
+def test_mosquitto_delivers_through_a_wildcard_filter_at_qos_1_with_a_user(tmp_path: Path
+                                                                          ) -> None:
+    with mosquitto(tmp_path) as port:
+        s = fan(f"mqtt://127.0.0.1:{port}/", mqtt_topic="chat/room/7", mqtt_filter="chat/+/#",
+                mqtt_qos=1, mqtt_user="alice", mqtt_password="secret", mqtt_keepalive=1)
+    exact(s, 3, 600)
+
+
+def test_qos_1_redeliveries_are_duplicates_not_errors() -> None:
+    with broker("--dup-every", "10") as (port,):
+        s = fan(f"mqtt://127.0.0.1:{port}/t", mqtt_qos=1, timeout=0.5)
+    assert s["deliveries"] == 1800 and s["lost"] == 0
+    assert s["duplicates"] == 180  # every subscriber got every 10th of its 600 twice
+    assert not any(s["errors"].values()), s["errors"]
+
+
+@pytest.mark.parametrize(("flags", "line"), [
+    (("--mqtt-topic", "a/#"), "--mqtt-topic: 'a/#': a topic to publish to has no wildcard"),
+    (("--mqtt-filter", "a/#/b"), "--mqtt-filter: 'a/#/b': # may only be the last level"),
+    (("--mqtt-qos", "3"), "--mqtt-qos"),
+])
+def test_a_bad_mqtt_setting_is_one_line_and_exit_2(tmp_path: Path, flags: tuple[str, ...],
+                                                   line: str) -> None:
+    r = harness("run", "--host", "mqtt://127.0.0.1:1/t", "--workload", "chat", *flags,
+                cwd=tmp_path)
+    assert r.returncode == 2 and line in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_an_mqtt_flag_on_another_run_is_refused(tmp_path: Path) -> None:
+    r = harness("run", "--host", "127.0.0.1:1", "--mqtt-qos", "1", cwd=tmp_path)
+    assert r.returncode == 2 and "--mqtt-qos" in r.stderr and "mqtt://" in r.stderr
+
+
+def test_the_mqtt_plan_shortened_counts_every_step_exactly(tmp_path: Path) -> None:
+    # workloads/plans/mqtt.toml's short form (its header): 1, 2 then 4 publishers at QoS 1,
+    # 5 subscribers; the broker queues without limit, so every delivery is due
+    with mosquitto(tmp_path, extra="max_queued_messages 0") as port:
+        r = harness("run", "--plan", "mqtt", "--host", f"mqtt://127.0.0.1:{port}/fanout/room",
+                    "--conns", "1,2", "--max-conns", "4", "--listen", "5", "--duration", "0.5",
+                    "--warmup", "0.2", "--json", cwd=tmp_path)
+    assert r.returncode in (0, 4), r.stderr  # 4: judged inconclusive on a busy machine
+    steps = orjson.loads(r.stdout)["steps"]
+    assert [s["conns"] for s in steps] == [1, 2, 4]
+    for s in steps:
+        assert s["sent"] > 0 and s["deliveries_expected"] == 5 * s["sent"]
+        assert s["deliveries"] == s["deliveries_expected"] and s["lost"] == 0, s
+        assert s["mqtt_ack_ms"]["p50"] > 0 and not any(s["errors"].values())

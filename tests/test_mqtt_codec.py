@@ -175,3 +175,26 @@ def test_at_qos_0_each_pingresp_acks_its_rounds_messages() -> None:
                               (0, mp.PINGRESP, 0, 102), (0, mp.PINGRESP, 0, 103)])
     assert free == [0] * 5  # 3, the keep-alive's (none), 2; the fourth had nothing waiting
     assert [(a, list(np.asarray(b))) for a, b in lat] == [(100, [10, 11, 12]), (102, [20, 20])]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_long_run_of_like_packets_takes_the_fast_path_to_the_same_frames(version: int
+                                                                           ) -> None:
+    data, _ = _frames(60, 64)
+    raw = bytes(data)
+    frames = [raw[k * 64:(k + 1) * 64] for k in range(60)]
+    stream = b"".join(mp.publish("t/x", f, 0, 0, version) for f in frames[:40])
+    stream += mp.PONG + mp.publish("other", frames[40], 0, 0, version)
+    stream += b"".join(mp.publish("t/x", f, 0, 0, version) for f in frames[41:])
+    for split in (0, 1, 71, 700, 2900, len(stream) - 3, len(stream)):
+        proto = _proto(version)
+        got, walk, pend = b"", [], b""
+        for piece in (stream[:split], stream[split:]):
+            buf = bytearray(pend + piece)
+            first = len(walk)
+            cut, keep = proto.cut(buf, 0, 0, len(buf), walk, [])
+            walk[first:] = [w + len(got) for w in walk[first:]]
+            got += bytes(buf[:cut])
+            pend = bytes(buf[cut:keep])
+        assert got == b"".join(frames) and walk == [k * 64 for k in range(60)], split
+        assert len(proto.acks) == 1 and not proto.faults

@@ -10,7 +10,30 @@ counted by kind: ``mqtt_connack_<code>``, ``mqtt_suback_<code>``, ``mqtt_no_conn
 
 from __future__ import annotations
 
+from harness.core.settings import BOOL, STR, Applies, Setting, int_range
 from harness.protocols.spec import Spec
+
+_MQTT: Applies = (frozenset({"mqtt"}), "mqtt:// and mqtts:// targets")
+SETTINGS = (
+    Setting("--mqtt-qos", "Target", "mqtt://: the QoS of every PUBLISH and subscription "
+            "(0, 1 or 2)", int_range(0, 2), 0, applies=_MQTT),
+    Setting("--mqtt-version", "Target", "mqtt://: the protocol version", STR, "3.1.1",
+            choices=("3.1.1", "5"), applies=_MQTT),
+    Setting("--mqtt-topic", "Target", "mqtt://: the topic published to, for targets whose "
+            "URL has no path (mqtt://host/topic)", STR, "chat/room", applies=_MQTT),
+    Setting("--mqtt-filter", "Target", "mqtt://: the topic filter subscribers subscribe to "
+            "(+ and # wildcards; default: the topic)", STR, "", applies=_MQTT),
+    Setting("--mqtt-user", "Target", "mqtt://: the user name CONNECT carries", STR, "",
+            applies=_MQTT),
+    Setting("--mqtt-password", "Target", "mqtt://: the password CONNECT carries", STR, "",
+            applies=_MQTT),
+    Setting("--mqtt-keepalive", "Pacing", "mqtt://: the keep-alive in s (a PINGREQ every "
+            "half of it; 0 = none)", int_range(0, 65535), 60, applies=_MQTT),
+    Setting("--mqtt-client-id", "Target", "mqtt://: client id prefix (the connection's "
+            "number follows; default harness-PID-)", STR, "", applies=_MQTT),
+    Setting("--mqtt-keep-session", "Target", "mqtt://: CONNECT without clean start "
+            "(clean session)", BOOL, False, search=False, applies=_MQTT),
+)
 
 
 def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = None) -> str:
@@ -30,6 +53,7 @@ def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = Non
 
 SPEC = Spec("mqtt", "framed", "harness.protocols.mqtt.wire:WIRE", guess,
             "stamped {framing} messages in MQTT PUBLISH packets",
-            schemes={"mqtt": 1883, "mqtts": 8883}, tls_schemes=("mqtts",),
+            schemes={"mqtt": 1883, "mqtts": 8883}, tls_schemes=("mqtts",), settings=SETTINGS,
+            options="harness.protocols.mqtt.options:options",
             sort="mqtt", applies_to="mqtt:// and mqtts:// targets",
             error_prefixes=("mqtt_", "tls_"), extras=("mqtt_ack_ms", "mqtt_retained"))

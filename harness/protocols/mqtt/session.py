@@ -23,18 +23,17 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from harness.core.units import SEC
+from harness.protocols.mqtt.options import Session
 from harness.protocols.mqtt.packets import (
     BYE,
     CONNACK,
     PING,
     PUBREL,
     SUBACK,
-    V5,
     Broken,
     ack,
     connack,
@@ -51,23 +50,6 @@ MAX_HELLO = 64 * 1024  # most bytes before the CONNACK (and SUBACK) are read
 SUB_ID = 1  # the packet id of the one SUBSCRIBE
 
 Acked = Callable[[np.ndarray, int, list[tuple[int, np.ndarray | int]]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """What every connection's session asks: the protocol level (4: 3.1.1, 5), client id
-    prefix, keep-alive s, clean start, user, password, QoS, and per target node the topic
-    published to and the filter subscribed to."""
-
-    version: int
-    client_prefix: str
-    keepalive_s: int
-    clean: bool
-    user: str
-    password: str
-    qos: int
-    topics: tuple[str, ...]
-    filters: tuple[str, ...]
 
 
 class MqttTransport(Transport):
@@ -277,4 +259,4 @@ def _take(s: socket.socket) -> bytes:
     return got
 
 
-__all__ = ["V5", "MqttTransport", "Session"]
+__all__ = ["MqttTransport"]

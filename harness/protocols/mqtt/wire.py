@@ -9,47 +9,26 @@ expects are its subscribers' (:meth:`MqttWire.finish` says so in ``node_connecte
 
 from __future__ import annotations
 
-import os
 import ssl
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 
 from harness.core.histogram import Histogram
 from harness.core.result import Share, WorkerResult
+from harness.protocols.mqtt.options import Session
 from harness.protocols.mqtt.pubs import Publisher
-from harness.protocols.mqtt.session import MqttTransport, Session
-from harness.protocols.mqtt.stream import MqttProtocol, version_number
+from harness.protocols.mqtt.session import MqttTransport
+from harness.protocols.mqtt.stream import MqttProtocol
 from harness.protocols.wire import Wire
 from harness.wire.poller import Poller
 from harness.wire.transport import Transport
-
-DEFAULT_TOPIC = "harness/chat"
-
-
-def session_of(plan: Any) -> Session:
-    """The session every connection asks for, from the run's options (``mqtt_*``)."""
-    opt = getattr(plan, "options", None) or {}
-
-    def get(key: str, default: Any) -> Any:
-        value = opt.get(key) if isinstance(opt, dict) else None
-        return getattr(plan, key, default) if value is None else value
-
-    topic = str(get("mqtt_topic", "") or DEFAULT_TOPIC)
-    filt = str(get("mqtt_filter", "") or "")
-    topics = tuple(unquote(t.path.lstrip("/").split("?")[0]) or topic for t in plan.targets)
-    return Session(version_number(str(get("mqtt_version", "3.1.1"))),
-                   str(get("mqtt_client_id", "") or f"harness-{os.getppid()}-"),
-                   int(get("mqtt_keepalive", 60)), not bool(get("mqtt_keep_session", False)),
-                   str(get("mqtt_user", "") or ""), str(get("mqtt_password", "") or ""),
-                   int(get("mqtt_qos", 0)), topics, tuple(filt or t for t in topics))
 
 
 class MqttWire(Wire):
     def __init__(self, w: Any) -> None:
         super().__init__(w)
-        self.session = session_of(w.plan)
+        self.session: Session = w.plan.options
         self.acks = Histogram()
         self.acked_n = 0
 
