@@ -112,7 +112,7 @@ def test_a_broker_that_drops_every_tenth_message_to_one_subscriber_shows_exactly
     assert s["lost"] == 100 and s["deliveries"] == 2900
 
 
-@pytest.mark.parametrize(("fault", "kind"), [("connack5", "mqtt_connack_5"),
+@pytest.mark.parametrize(("fault", "kind"), [("connack5", "connect_mqtt_5"),
                                              ("suback", "mqtt_malformed")])
 def test_a_refused_or_wrong_handshake_is_a_failed_connect_by_its_kind(fault: str, kind: str
                                                                       ) -> None:
@@ -138,12 +138,12 @@ def test_a_broken_or_oversize_packet_closes_that_subscriber_only(fault: str, kin
     assert sum(s["errors"].values()) == 3
 
 
-def test_a_broker_that_never_answers_connect_times_out_as_no_connack() -> None:
+def test_a_broker_that_never_answers_connect_is_a_connect_timeout_of_its_own() -> None:
     with broker("--fault", "noconnack") as (port,):
         plan = plan_for(f"mqtt://127.0.0.1:{port}/t", workload="chat", conns="2", listen=1,
                         duration=0.3, warmup=0.0, connect_timeout=0.5)
         (s,) = run_plan(plan)
-    assert s["errors"]["mqtt_no_connack"] == 3 and s["connected"] == 0, s["errors"]
+    assert s["errors"]["connect_mqtt_timeout"] == 3 and s["connected"] == 0, s["errors"]
 
 
 def test_a_broker_that_never_acks_times_every_message_out_and_the_run_goes_on() -> None:

@@ -5,8 +5,9 @@ subscribe to it (or ``--mqtt-filter``) and every delivery is matched by stamp: t
 workload's exact fan-out accounting (m x subscribers deliveries, lost, duplicated and
 reordered per target node). The broker's acks (PUBACK, PUBREC/PUBREL/PUBCOMP, and at QoS 0
 a PINGRESP after each round) free a publisher's slots and give the ack latency. Faults are
-counted by kind: ``mqtt_connack_<code>``, ``mqtt_suback_<code>``, ``mqtt_no_connack``,
-``mqtt_malformed``, ``mqtt_oversize``, ``mqtt_disconnect_<reason>``, ``mqtt_stray_ack``."""
+counted by kind: ``connect_mqtt_<code>``, ``connect_mqtt_suback_<code>``,
+``connect_mqtt_timeout``, ``mqtt_malformed``, ``mqtt_oversize``,
+``mqtt_disconnect_<reason>``, ``mqtt_stray_ack``."""
 
 from __future__ import annotations
 
@@ -56,4 +57,5 @@ SPEC = Spec("mqtt", "framed", "harness.protocols.mqtt.wire:WIRE", guess,
             schemes={"mqtt": 1883, "mqtts": 8883}, tls_schemes=("mqtts",), settings=SETTINGS,
             options="harness.protocols.mqtt.options:options",
             sort="mqtt", applies_to="mqtt:// and mqtts:// targets",
-            error_prefixes=("mqtt_", "tls_"), extras=("mqtt_ack_ms", "mqtt_retained"))
+            error_prefixes=("mqtt_", "connect_mqtt_", "tls_"),
+            extras=("mqtt_ack_ms", "mqtt_retained"))

@@ -5,8 +5,8 @@ the broker's acks and the keep-alive after each round, DISCONNECT at the end.
   for a subscriber (a connection that does not send: ``--listen``) SUBSCRIBE at once. The
   connection is up (it may send, its connect time taken) once the CONNACK, and for a
   subscriber the SUBACK, came back. A refusal is a failed connect by its code
-  (``mqtt_connack_5``: not authorised; ``mqtt_suback_128``); no CONNACK (or SUBACK) within
-  ``--connect-timeout`` is ``mqtt_no_connack``; a broken answer ``mqtt_malformed``.
+  (``connect_mqtt_5``: not authorised; ``connect_mqtt_suback_128``); no CONNACK (or SUBACK)
+  within ``--connect-timeout`` is ``connect_mqtt_timeout``; a broken answer ``mqtt_malformed``.
 * After each round: the acks a publisher got free its messages' slots and give the broker's
   ack latency (harness.protocols.mqtt.acks), PUBRELs answer PUBRECs; a subscriber's acks
   (PUBACK, PUBREC, PUBCOMP) go back; a broken stream closes its connection, counted by
@@ -150,12 +150,12 @@ class MqttTransport(Transport):
         if kind == CONNACK and self.waiting[i] & 2:
             _, code = connack(body)
             self.waiting[i] = int(self.waiting[i]) & 1
-            return f"mqtt_connack_{code}" if code else ""
+            return f"connect_mqtt_{code}" if code else ""
         if kind == SUBACK and self.waiting[i] == 1:
             _, codes = suback(body, self.session.version)
             self.waiting[i] = 0
             bad = [c for c in codes if c >= 0x80]
-            return f"mqtt_suback_{bad[0]}" if bad or not codes else ""
+            return f"connect_mqtt_suback_{bad[0]}" if bad or not codes else ""
         return "mqtt_malformed"
 
     def _up(self, i: int, now: int) -> None:
@@ -166,7 +166,7 @@ class MqttTransport(Transport):
             self.sink.handshaken(i, self.tls.opened_in(i, now))
 
     def late_kind(self, i: int) -> str:
-        return "mqtt_no_connack" if self.waiting[i] else super().late_kind(i)
+        return "connect_mqtt_timeout" if self.waiting[i] else super().late_kind(i)
 
     def flush(self, i: int) -> None:
         if not self.alive[i] and self.waiting[i]:
