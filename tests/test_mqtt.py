@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from harness.protocols.mqtt import packets as mp
 from tests import certs as certs_mod
 from tests.support import harness, plan_for, run_plan
 from tests.support.net import free_port, stop, wait_listening
@@ -206,3 +208,34 @@ def test_the_mqtt_plan_shortened_counts_every_step_exactly(tmp_path: Path) -> No
         assert s["sent"] > 0 and s["deliveries_expected"] == 5 * s["sent"]
         assert s["deliveries"] == s["deliveries_expected"] and s["lost"] == 0, s
         assert s["mqtt_ack_ms"]["p50"] > 0 and not any(s["errors"].values())
+
+
+def _retain(port: int, topic: str) -> None:
+    """Leave a retained message (not a stamped frame) on ``topic`` of the broker."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(mp.connect("retainer") + mp.publish(topic, b"kept from before", 1, 1,
+                                                      retain=True))
+        got = b""
+        while len(got) < 8:  # CONNACK, then the PUBACK: the broker has it
+            more = s.recv(64)
+            assert more, got
+            got += more
+        s.sendall(mp.BYE)
+
+
+def test_a_retained_message_is_acked_and_never_counted_as_a_delivery(tmp_path: Path) -> None:
+    with mosquitto(tmp_path, extra="max_queued_messages 0") as port:
+        _retain(port, "news")
+        s = fan(f"mqtt://127.0.0.1:{port}/news", mqtt_qos=1)
+    exact(s, 3, 600)
+    assert s["mqtt_retained"] == 3  # one per subscriber, on subscribing
+
+
+def test_ten_publishers_and_a_hundred_subscribers_at_qos_1_deliver_exactly(tmp_path: Path
+                                                                          ) -> None:
+    # the issue's fan-out at a tenth of its m (full size: docs/mqtt.md, m = 10,000)
+    with mosquitto(tmp_path, extra="max_queued_messages 0") as port:
+        s = fan(f"mqtt://127.0.0.1:{port}/fan", conns="10", listen=100, messages="1000",
+                mqtt_qos=1, inflight=8, timeout=5.0)
+    exact(s, 100, 1000)
+    assert s["fanout_complete"] == 1000

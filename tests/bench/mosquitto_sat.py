@@ -1,7 +1,7 @@
 """Benchmark: does harness with one worker core saturate mosquitto's single core at QoS 0?
 
     python tests/bench/mosquitto_sat.py [--pubs 10] [--subs 10] [--inflight 64]
-        [--size 64] [--seconds 5] [--qos 0]
+        [--size 64] [--seconds 5] [--qos 0] [--rate R]
 
 mosquitto (Debian's, a generated config on a free port) runs pinned to CPU 0, harness
 (``python -m harness run --workers 1``, the chat workload over mqtt://) pinned to CPU 1.
@@ -103,9 +103,10 @@ def start_mosquitto(folder: Path) -> tuple[subprocess.Popen, int]:
 def run(a: argparse.Namespace, port: int, folder: Path, broker_pid: int) -> None:
     cmd = ["taskset", "-c", "1", sys.executable, "-m", "harness", "run", "--host",
            f"mqtt://127.0.0.1:{port}/sat", "--workload", "chat", "--workers", "1",
-           "--conns", str(a.pubs), "--listen", str(a.subs), "--inflight", str(a.inflight),
+           "--conns", str(a.pubs), "--listen", str(a.subs),
            "--size", str(a.size), "--mqtt-qos", str(a.qos), "--duration", str(a.seconds),
            "--warmup", "1", "--timeout", "5", "--json", "--results-dir", str(folder)]
+    cmd += ["--rate", str(a.rate)] if a.rate else ["--inflight", str(a.inflight)]
     client = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     sampler = Sampler(broker_pid, client.pid)
@@ -141,6 +142,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--qos", type=int, default=0)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="open loop: msgs/s per publisher (0: closed loop, --inflight each)")
     a = ap.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs two CPUs (mosquitto on 0, harness on 1)")
