@@ -180,10 +180,12 @@ def test_qos_1_redeliveries_are_duplicates_not_errors() -> None:
     (("--mqtt-topic", "a/#"), "--mqtt-topic: 'a/#': a topic to publish to has no wildcard"),
     (("--mqtt-filter", "a/#/b"), "--mqtt-filter: 'a/#/b': # may only be the last level"),
     (("--mqtt-qos", "3"), "--mqtt-qos"),
+    (("--workload", "echo"), "--workload: echo: an mqtt:// run publishes to subscribers"),
 ])
 def test_a_bad_mqtt_setting_is_one_line_and_exit_2(tmp_path: Path, flags: tuple[str, ...],
                                                    line: str) -> None:
-    r = harness("run", "--host", "mqtt://127.0.0.1:1/t", "--workload", "chat", *flags,
+    r = harness("run", "--host", "mqtt://127.0.0.1:1/t",
+                *(("--workload", "chat") if "--workload" not in flags else ()), *flags,
                 cwd=tmp_path)
     assert r.returncode == 2 and line in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

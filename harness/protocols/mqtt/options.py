@@ -39,6 +39,10 @@ class Session:
 def options(run: dict[str, Any], targets: tuple[Any, ...]) -> Session:
     """The session of an mqtt:// run: the topic of each target is its URL's path (without
     the leading /), else ``--mqtt-topic``; the filter ``--mqtt-filter``, else the topic."""
+    if str(run.get("workload", "")) == "echo":
+        raise ConfigError(f"{flag_name(run, 'workload')}: echo: an mqtt:// run publishes to "
+                          "subscribers (--workload chat, with --listen N subscribers per "
+                          "target)")
     topic = _string(run, "mqtt_topic") or DEFAULT_TOPIC
     filt = _string(run, "mqtt_filter")
     topics = tuple(_topic(t, topic) for t in targets) or (topic,)
