@@ -132,7 +132,8 @@ def test_a_stream_cut_at_every_byte_gives_the_same_frames_and_packets(version: i
         assert walk == [k * 64 for k in range(5)]
         assert [(i, k, p) for i, k, p, _ in proto.acks] == [(2, mp.PUBACK, 3),
                                                              (2, mp.PINGRESP, 0)]
-        assert proto.replies == [(2, mp.PUBACK, 17), (2, mp.PUBREC, 18), (2, mp.PUBCOMP, 18)]
+        assert proto.replies == [(2, mp.ack(mp.PUBACK, 17)), (2, mp.ack(mp.PUBREC, 18)),
+                                 (2, mp.ack(mp.PUBCOMP, 18))]
         assert proto.retained == 1
 
 
@@ -177,15 +178,19 @@ def test_at_qos_0_each_pingresp_acks_its_rounds_messages() -> None:
     assert [(a, list(np.asarray(b))) for a, b in lat] == [(100, [10, 11, 12]), (102, [20, 20])]
 
 
-@pytest.mark.parametrize("version", [4, 5])
-def test_a_long_run_of_like_packets_takes_the_fast_path_to_the_same_frames(version: int
-                                                                           ) -> None:
+@pytest.mark.parametrize(("version", "qos"), [(4, 0), (5, 0), (4, 1), (5, 2)])
+def test_a_long_run_of_like_packets_takes_the_fast_path_to_the_same_frames(version: int,
+                                                                           qos: int) -> None:
     data, _ = _frames(60, 64)
     raw = bytes(data)
     frames = [raw[k * 64:(k + 1) * 64] for k in range(60)]
-    stream = b"".join(mp.publish("t/x", f, 0, 0, version) for f in frames[:40])
-    stream += mp.PONG + mp.publish("other", frames[40], 0, 0, version)
-    stream += b"".join(mp.publish("t/x", f, 0, 0, version) for f in frames[41:])
+    stream = b"".join(mp.publish("t/x", f, qos, 300 + k, version)
+                      for k, f in enumerate(frames[:40]))
+    stream += mp.PONG + mp.publish("other", frames[40], qos, 340, version)
+    stream += b"".join(mp.publish("t/x", f, qos, 341 + k, version)
+                       for k, f in enumerate(frames[41:]))
+    kind = mp.PUBACK if qos == 1 else mp.PUBREC
+    acks = b"".join(mp.ack(kind, 300 + k) for k in range(60)) if qos else b""
     for split in (0, 1, 71, 700, 2900, len(stream) - 3, len(stream)):
         proto = _proto(version)
         got, walk, pend = b"", [], b""
@@ -198,3 +203,4 @@ def test_a_long_run_of_like_packets_takes_the_fast_path_to_the_same_frames(versi
             pend = bytes(buf[cut:keep])
         assert got == b"".join(frames) and walk == [k * 64 for k in range(60)], split
         assert len(proto.acks) == 1 and not proto.faults
+        assert b"".join(r for _, r in proto.replies) == acks  # in order, each once

@@ -200,7 +200,7 @@ class MqttTransport(Transport):
             self.sink.error("protocol", proto.empty, time.monotonic_ns())
             proto.empty = 0
         if proto.replies:
-            self._reply([(i, ack(k, pid)) for i, k, pid in proto.replies])
+            self._reply(proto.replies)
             proto.replies.clear()
         if proto.acks:
             free, lat, rel, stray = proto.table.take(proto.acks)

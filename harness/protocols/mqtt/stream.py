@@ -6,8 +6,8 @@ matched by stamp; every other packet is noted for the transport to act on after 
 
 * ``acks``: (connection, packet type, packet id, receive ns) of the PUBACK, PUBREC,
   PUBCOMP and PINGRESP a publisher got;
-* ``replies``: (connection, packet type, packet id) a subscriber owes the broker (PUBACK or
-  PUBREC for a PUBLISH at QoS 1 or 2, PUBCOMP for a PUBREL);
+* ``replies``: (connection, bytes) a subscriber owes the broker, in order (PUBACK or PUBREC
+  for a PUBLISH at QoS 1 or 2, PUBCOMP for a PUBREL; a run of like packets' acks at once);
 * ``faults``: (connection, error kind) of a stream that broke: ``mqtt_malformed``,
   ``mqtt_oversize``, ``mqtt_disconnect_<reason>`` (the broker's DISCONNECT). The whole
   packets before the break count; the transport then closes the connection.
@@ -37,6 +37,7 @@ from harness.protocols.mqtt.packets import (
     UNSUBACK,
     V5,
     Broken,
+    ack,
     header,
     pid_of,
     publish_parts,
@@ -61,7 +62,7 @@ class MqttProtocol(WsProtocol):
         self.publisher = publisher
         self.now = 0  # the receive time of the read being cut (set by the transport)
         self.acks: list[tuple[int, int, int, int]] = []
-        self.replies: list[tuple[int, int, int]] = []
+        self.replies: list[tuple[int, bytes]] = []
         self.faults: list[tuple[int, str]] = []
         self.table = Table(n, publisher.qos)  # what each publisher awaits
         self.retained = 0
@@ -82,7 +83,8 @@ class MqttProtocol(WsProtocol):
         ``buf[start:cut]`` (each start walked), the unfinished packet's bytes after them to
         ``keep``. A broken stream keeps nothing and is noted in ``faults``."""
         assert walk is not None
-        p, w = self._fast(buf, start, end, walk) if end - start >= FAST_MIN else (start, start)
+        p, w = self._fast(buf, i, start, end, walk) if end - start >= FAST_MIN \
+            else (start, start)
         try:
             while p < end:
                 h = header(buf, p, end, self.max_frame)
@@ -99,27 +101,32 @@ class MqttProtocol(WsProtocol):
             buf[w:w + end - p] = buf[p:end]
         return w, w + end - p
 
-    def _fast(self, buf: bytearray, start: int, end: int, walk: list[int]) -> tuple[int, int]:
-        """The common case at once: a run of QoS 0 PUBLISH packets of one size and one topic
-        (every header byte alike) from ``start``: their payloads moved to the front with one
-        numpy copy. Returns where the packets after the run begin, and the write position."""
-        if buf[start] != PUBLISH << 4 or not buf[start + 1] & 0x7F or buf[start + 1] & 0x80:
-            return start, start
-        size = 2 + buf[start + 1]  # (a 1-byte remaining length: packets under 130 bytes)
+    def _fast(self, buf: bytearray, i: int, start: int, end: int, walk: list[int]
+              ) -> tuple[int, int]:
+        """The common case at once: a run of PUBLISH packets of one size, topic and QoS (every
+        header byte alike but the packet id) from ``start``: their payloads moved to the
+        front with one numpy copy, their acks (QoS 1 and 2) built as one block of bytes.
+        Returns where the packets after the run begin, and the write position."""
+        first, rem = buf[start], buf[start + 1]
+        qos = first >> 1 & 3
+        if first & 0xF9 != PUBLISH << 4 or qos == 3 or not rem or rem & 0x80:
+            return start, start  # (a 1-byte remaining length: packets under 130 bytes)
+        size, pc = 2 + rem, 4 + (buf[start + 2] << 8 | buf[start + 3])  # pc: packet id at
+        hdr = pc + (2 if qos else 0) + (self.version == V5)
         k = (end - start) // size
-        hdr = 4 + (buf[start + 2] << 8 | buf[start + 3]) + (self.version == V5)
         if k < 2 or hdr >= size:
             return start, start
         a = np.frombuffer(buf, dtype=np.uint8, count=k * size, offset=start).reshape(k, size)
-        same = (a[:, :hdr] == a[0, :hdr]).all(axis=1)
-        if not same.all():
-            k = int(np.argmin(same))
-            if k < 2:
-                return start, start
-            a = a[:k]
-        n = size - hdr
-        payload = a[:, hdr:].copy()
-        buf[start:start + k * n] = payload.data.cast("B")
+        a = a[:_alike(a, pc, hdr, qos)]
+        k, n = len(a), size - hdr
+        if k < 2:
+            return start, start
+        if qos:
+            acks = np.empty((k, 4), dtype=np.uint8)
+            acks[:, 0], acks[:, 1] = (PUBACK if qos == 1 else PUBREC) << 4, 2
+            acks[:, 2:] = a[:, pc:pc + 2]
+            self.replies.append((i, acks.tobytes()))
+        buf[start:start + k * n] = a[:, hdr:].copy().data.cast("B")
         walk.extend(range(start, start + k * n, n))
         return start + k * size, start + k * n
 
@@ -133,7 +140,7 @@ class MqttProtocol(WsProtocol):
             pid = pid_of(buf[body:nxt]) if kind != PINGRESP else 0
             self.acks.append((i, kind, pid, self.now))
         elif kind == PUBREL:
-            self.replies.append((i, PUBCOMP, pid_of(buf[body:nxt])))
+            self.replies.append((i, ack(PUBCOMP, pid_of(buf[body:nxt]))))
         elif kind == DISCONNECT:
             reason = buf[body] if nxt > body else 0
             raise Broken(f"mqtt_disconnect_{reason}", "the broker sent DISCONNECT")
@@ -146,7 +153,7 @@ class MqttProtocol(WsProtocol):
         pid, at = publish_parts(buf, body, nxt, first, self.version)
         qos = first >> 1 & 3
         if qos:
-            self.replies.append((i, PUBACK if qos == 1 else PUBREC, pid))
+            self.replies.append((i, ack(PUBACK if qos == 1 else PUBREC, pid)))
         if first & 1:  # retained: from before the subscription, never a delivery
             self.retained += 1
             return w
@@ -158,3 +165,13 @@ class MqttProtocol(WsProtocol):
         buf[w:w + n] = buf[at:nxt]
         return w + n
 
+
+def _alike(a: np.ndarray, pc: int, hdr: int, qos: int) -> int:
+    """How many of the packets (rows of ``a``) from the first have its header, packet id
+    (bytes ``pc``, ``pc+1`` at QoS 1 and 2) aside."""
+    if qos:
+        same = (a[:, :pc] == a[0, :pc]).all(axis=1) & \
+            (a[:, pc + 2:hdr] == a[0, pc + 2:hdr]).all(axis=1)
+    else:
+        same = (a[:, :hdr] == a[0, :hdr]).all(axis=1)
+    return len(same) if same.all() else int(np.argmin(same))
