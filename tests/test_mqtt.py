@@ -241,3 +241,15 @@ def test_ten_publishers_and_a_hundred_subscribers_at_qos_1_deliver_exactly(tmp_p
                 mqtt_qos=1, inflight=8, timeout=5.0)
     exact(s, 100, 1000)
     assert s["fanout_complete"] == 1000
+
+
+def test_the_keep_alive_keeps_idle_subscribers_connected(tmp_path: Path) -> None:
+    # subscribers send nothing but PINGREQs: mosquitto drops a client silent for 1.5 x its
+    # keep-alive (1.5 s here; it looks every few s), so over 5 s every one would be lost
+    # without them (seen: 3 closed when the PINGREQs were left out)
+    with mosquitto(tmp_path) as port:
+        (s,) = run_plan(plan_for(f"mqtt://127.0.0.1:{port}/idle", workload="chat", conns="1",
+                                 listen=3, rate=2, duration=5, warmup=0.0,
+                                 mqtt_keepalive=1))
+    assert s["conns_lost"] == 0 and not any(s["errors"].values()), s["errors"]
+    assert s["sent"] >= 8 and s["deliveries"] == 3 * s["sent"] and s["lost"] == 0
