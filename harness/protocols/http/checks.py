@@ -25,6 +25,7 @@ from typing import Any
 MAX_CAPTURED = 4096  # bytes of the longest value a capture keeps (longer: not found)
 CHECK_KEYS = {"status", "json", "contains", "not_contains", "max_bytes", "name"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CHECK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[([0-9]{1,9})\]|\[\"([^\"\\]*)\"\]")
 _MISSING = object()
 
@@ -177,8 +178,8 @@ def parse_check(spec: Any, request: str, accept: Any) -> Check:
         if key not in CHECK_KEYS:
             raise SpecError(f"unknown key {key!r} (known: {', '.join(sorted(CHECK_KEYS))})")
     name = spec.get("name", request)
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise SpecError(f"name: {name!r} is not a name (letters, digits, _)")
+    if not isinstance(name, str) or not _CHECK_NAME.fullmatch(name):
+        raise SpecError(f"name: {name!r} is not a name (letters, digits, _ and -)")
     status = None
     if "status" in spec:
         if not isinstance(spec["status"], (str, int)) or isinstance(spec["status"], bool):
