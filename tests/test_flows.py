@@ -195,6 +195,13 @@ def test_on_stop_needs_iterations_and_a_flow_needs_one_request_at_a_time(
         plan_for("http://127.0.0.1:9/", requests=flow_file(tmp_path), rate=10.0)
 
 
+def test_a_capture_in_a_plain_request_table_points_to_users(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text('[[requests]]\npath = "/"\ncheck = { status = "200" }\n')
+    with pytest.raises(cfg.ConfigError, match=r"requests\[0\]\.check: captures and checks "
+                                              r"belong to a \[\[users\]\] class"):
+        plan_for("http://127.0.0.1:9/", requests=str(tmp_path / "r.toml"))
+
+
 def test_a_class_without_state_keeps_its_pre_rendered_requests(tmp_path: Path) -> None:
     (tmp_path / "p.toml").write_text('[[users]]\nname = "a"\n[[users.requests]]\npath = "/x"\n')
     plan = plan_for("http://127.0.0.1:9/", requests=str(tmp_path / "p.toml"))

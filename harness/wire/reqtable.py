@@ -67,6 +67,10 @@ def _request(i: int, r: Any, where: str, host: str, seed: int,
     if not isinstance(r, dict):
         raise ConfigError(f"{at} must be a table")
     for key in r:
+        if key in ("capture", "check"):
+            raise ConfigError(f"{where}: requests[{i}].{key}: captures and checks belong to "
+                              "a [[users]] class (one is enough: [[users]] with its "
+                              "[[users.requests]])")
         if key not in REQUEST_KEYS:
             raise ConfigError(f"{where}: unknown key requests[{i}].{cut(key)} "
                               f"(known: {', '.join(sorted(REQUEST_KEYS))})")
