@@ -22,7 +22,7 @@ from harness.config import build as cfg
 from harness.core.users import Sessions
 from harness.protocols.http.checks import Response, SpecError, parse_capture, parse_path
 from harness.protocols.http.flows import Flows
-from tests.support import free_port, plan_for, stop, wait_listening
+from tests.support import free_port, harness, plan_for, stop, wait_listening
 from tests.support import run_json as support_run_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,6 +146,32 @@ def test_a_request_with_captured_values_is_finished_at_send_time(tmp_path: Path)
     assert b"\r\nAuthorization: Bearer t9\r\n" in out and out.endswith(b"\r\nCookie: sid=9\r\n\r\n")
     assert flows.finish(reqs[2].pool[0], 2, 1).startswith(b"GET /reports/ HTTP")  # none yet
     assert flows.take()[0] == {"capture_where": 1}  # no Location header: counted once
+
+
+def test_a_missing_capture_restarts_the_flow_when_the_class_says_so(tmp_path: Path) -> None:
+    plan = plan_for("http://127.0.0.1:9/", requests=flow_file(
+        tmp_path, 'on_capture_missing = "restart"', 'capture = { nope = "$.nope" }'))
+    (u,), reqs = plan.users, plan.requests
+    accept = np.zeros(1000, dtype=bool)
+    accept[200:300] = True  # --accept 2xx
+    flows = Flows((u,), [r.uses for r in reqs], np.zeros(1, dtype=np.int64), accept)
+    one, rng = (np.array([0]), np.array([1])), np.random.default_rng(2)
+    sent = [int(flows.kinds(*one, rng.random(1))[0]) for _ in range(4)]
+    assert sent[:3] == [0, 1, 2] and sent[3] in (3, 4)  # login, create, fetch, loop
+    flows.response(0, 3, 200, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    flows.response(0, 3, 401, b"HTTP/1.1 401 No\r\nContent-Length: 2\r\n\r\n{}")
+    assert flows.take()[0] == {"capture_nope": 1}  # the 401 is http_401's alone
+    assert int(flows.kinds(*one, rng.random(1))[0]) == 0  # back to the login
+
+
+@pytest.mark.e2e
+def test_a_bad_flow_on_the_command_line_exits_2_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(FLOW.format(extra="", status_capture="").replace(
+        'on_start = ["login", "create", "fetch"]', 'on_start = ["nope"]'))
+    r = harness("run", "--host", "http://127.0.0.1:9/", "--requests", "bad.toml",
+                "--duration", "1", cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "no request named 'nope' in this class" in r.stderr
 
 
 @pytest.mark.parametrize(("extra", "says"), [
