@@ -195,6 +195,8 @@ def test_a_bad_flow_is_refused_in_one_line_naming_it(tmp_path: Path, extra: str,
 @pytest.mark.parametrize(("capture", "says"), [
     ('capture = { t = "$..x" }', "requests[3] (status).capture: '$..x': only $.name"),
     ('capture = { id = "$.x" }', "requests[3] (status).capture.id: also captured by 'create'"),
+    ('capture = { q = "$.q" }\nvalues = { q = "1-9" }',
+     "requests[3] (status).capture.q: also a placeholder with values"),
     ('capture = { t = "cookie:x" }', "expected \"$.path\", \"header:NAME\" or \"re:PATTERN\""),
     ('capture = { t = "re:(" }', "not a regular expression"),
     ('check = { json = { "$.a" = 1 }, bogus = 2 }', "requests[3] (status).check: unknown key"),

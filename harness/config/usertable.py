@@ -146,11 +146,20 @@ def _flow_keys(table: Any, u: dict, at: str) -> tuple[Any, list[tuple], list]:
             seen[c.name] = rname
         captures.append(caps)
         checks.append(_check(r["check"], str(rname), where) if "check" in r else None)
+        _no_clash(caps, r.get("values"), where)
         plain = {key: v for key, v in r.items() if key not in FLOW_KEYS}
         if rname in in_flow and "weight" not in plain:
             plain["weight"] = 0.0
         out.append(plain)
     return out, captures, checks
+
+
+def _no_clash(caps: tuple, values: Any, where: str) -> None:
+    """A captured variable is not also a placeholder with values of its own request."""
+    for c in caps:
+        if isinstance(values, dict) and c.name in values:
+            raise ConfigError(f"{where}.capture.{c.name}: also a placeholder with values "
+                              f"(values.{c.name}): give the capture another name")
 
 
 def _captures(spec: Any, where: str) -> tuple:
