@@ -88,6 +88,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         hists["handshake"] = hs
         parts.update(handshake_ms=handshake_ms(hs), handshakes=len(hs),
                      tls_reasons=reasons or None)
+    bodies = {k: escape_bytes(v) for r in reversed(results) for k, v in r.failed_bodies.items()}
+    if bodies:  # [[users]] checks and captures: the first failing response per kind
+        parts["failed_bodies"] = dict(sorted(bodies.items()))
     if any(r.status for r in results):
         parts.update(status_counts([{str(c): n for c, n in r.status.items()} for r in results]))
     rec = merge_all([r.reconnect for r in results])
@@ -97,9 +100,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     packed = [r.ws_compress for r in results if r.ws_compress]
     if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
         parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}
-    extras = protocol_extras(results)
-    if extras:
-        parts["extras"] = extras
+    parts["extras"] = protocol_extras(results) or None  # a protocol's own (Spec.extras)
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)

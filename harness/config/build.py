@@ -97,6 +97,9 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     payload = _payload(merged, run, targets, workload, fr, max_frame)
     pacing, steps = pacing_and_steps(run, merged.get("stages") or [], payload.pop("think"))
     check_think(pacing, payload["users"], flag_name(run, "think"))
+    if payload["users"]:  # flows wait for each response (harness.config.usertable)
+        from harness.config.usertable import check_flows
+        check_flows(pacing, payload["users"])
     return Plan(targets=targets, steps=steps, workload=workload, framing=fr_name,
                 max_frame=max_frame, pacing=pacing, **payload,
                 **_run_fields(merged, run, targets, workload, steps),
