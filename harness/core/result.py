@@ -86,6 +86,9 @@ class WorkerResult:
     episodes: np.ndarray | None = None
     ramp: np.ndarray | None = None  # the connect ramp: (began, completed) ns per connect made
     ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
+    # a protocol's own latencies by name (sio: "sio_ack", send to ack), ns: in the step as
+    # NAME_ms (percentiles) and NAMEs (how many); its Spec.extras names them
+    extra: dict[str, Histogram] = field(default_factory=dict)
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)
     series: dict[str, np.ndarray] = field(default_factory=dict)  # per second of the window
