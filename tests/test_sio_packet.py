@@ -31,6 +31,7 @@ def test_the_open_packet_gives_sid_ping_times_and_max_payload() -> None:
 
 @pytest.mark.parametrize("bad", [b'{"sid":"a"}', b"0not json", b"0[1,2]", b'0{"sid":"a"}',
                                  b'0{"sid":"","pingInterval":1,"pingTimeout":1,"maxPayload":1}',
+                                 b'0{"sid":"a","pingInterval":1,"pingTimeout":1,"maxPayload":0}',
                                  b'0{"sid":"a","pingInterval":true,"pingTimeout":1,"maxPayload":1}',
                                  b"40", b""])
 def test_a_wrong_open_packet_is_a_handshake_error(bad: bytes) -> None:

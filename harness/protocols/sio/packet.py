@@ -78,7 +78,8 @@ def parse_open(data: bytes | memoryview) -> Open:
     sid, upgrades = doc.get("sid"), doc.get("upgrades", [])
     numbers = [doc.get(k) for k in ("pingInterval", "pingTimeout", "maxPayload")]
     if not isinstance(sid, str) or not sid or not isinstance(upgrades, list) or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in numbers):
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers) \
+            or not numbers[2]:
         raise PacketError("the open packet lacks sid, pingInterval, pingTimeout or "
                           "maxPayload (Engine.IO 4: is the server socket.io v3 or v4?)",
                           "sio_handshake")
