@@ -12,7 +12,8 @@ import pytest
 from harness.protocols import by_scheme
 from harness.protocols.sio import packet
 from harness.protocols.sio.packet import PacketError
-from harness.protocols.sio.sio import SioOptions, SioProtocol, SioTemplate, sio_uri
+from harness.protocols.sio.settings import SioOptions
+from harness.protocols.sio.sio import SioProtocol, SioTemplate, sio_uri
 from harness.protocols.ws.wsframe import OP_TEXT, encode_frame
 from harness.protocols.ws.wstemplate import TextTemplate
 from harness.wire import framing as framing_mod

@@ -8,6 +8,7 @@ the WebSocket package (harness.protocols.ws): its upgrade, framing, pings and cl
 
 from __future__ import annotations
 
+from harness.protocols.sio.settings import SETTINGS
 from harness.protocols.spec import Spec
 
 ERRORS = ("sio_handshake", "sio_connect_error", "sio_max_payload", "sio_no_open",
@@ -33,7 +34,8 @@ def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = Non
 
 SPEC = Spec("sio", "framed", "harness.protocols.sio.wire:WIRE", guess,
             "stamped Socket.IO events (Engine.IO 4 over WebSocket)",
-            schemes={"sio": 80, "sios": 443}, tls_schemes=("sios",), sort="sio",
+            schemes={"sio": 80, "sios": 443}, tls_schemes=("sios",), settings=SETTINGS,
+            options="harness.protocols.sio.settings:plan_options", sort="sio",
             applies_to="sio:// and sios:// targets",
             error_prefixes=("sio_", "ws_close_", "connect_ws_", "tls_"),
             extras=("sio_acks", "sio_ack_ms"))

@@ -26,12 +26,12 @@ Sizes are bytes; times ns of ``time.monotonic_ns()``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from harness.protocols.sio import packet
 from harness.protocols.sio.packet import Head, PacketError
+from harness.protocols.sio.settings import SioOptions
 from harness.protocols.ws.ws import WsTransport
 from harness.protocols.ws.wsframe import OP_PONG, OP_TEXT, Deframer, encode_frame
 from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
@@ -42,16 +42,6 @@ from harness.wire.framing import Framing
 
 ACK_RING = 1 << 18  # acks awaited at once per worker, at most (an older one is forgotten)
 _POW10 = 10 ** np.arange(packet.ACK_WIDTH - 1, -1, -1, dtype=np.int64)
-
-
-@dataclass(frozen=True, slots=True)
-class SioOptions:
-    """A run's Socket.IO settings: the namespace joined, the event emitted (and counted when
-    it comes back), whether every emit asks for an ack."""
-
-    namespace: str = "/"
-    event: str = "message"
-    ack: bool = False
 
 
 class SioTemplate:
@@ -76,9 +66,11 @@ class AckBook:
         self.got_ids: list[int] = []
         self.got_ns: list[int] = []
         self.unknown = 0  # acks for no emit awaiting one (never sent, forgotten, twice)
+        self.waiting = 0  # emits awaiting their ack
 
     def sent(self, ids: np.ndarray, t: np.ndarray | int) -> None:
         slot = ids % len(self.ids)
+        self.waiting += len(ids) - int(np.count_nonzero(self.ids[slot] >= 0))  # (forgotten)
         self.ids[slot] = ids
         self.t[slot] = t
 
@@ -88,6 +80,7 @@ class AckBook:
             self.unknown += 1
             return
         self.ids[slot] = -1
+        self.waiting -= 1
         self.got_ids.append(ack)
         self.got_ns.append(t - int(self.t[slot]))
 

@@ -8,22 +8,13 @@ import ssl
 from typing import Any
 
 from harness.core.result import Share, WorkerResult
-from harness.protocols.sio.sio import SioOptions, SioProtocol, SioTemplate, SioTransport, sio_uri
+from harness.protocols.sio.settings import SioOptions
+from harness.protocols.sio.sio import SioProtocol, SioTemplate, SioTransport, sio_uri
 from harness.protocols.wire import Wire
 from harness.protocols.ws.ws import WsOptions
 from harness.protocols.ws.wstemplate import TextTemplate
 from harness.wire.poller import Poller
 from harness.wire.transport import Transport
-
-DEFAULT_PAYLOAD = '{"stamp": "{stamp}", "text": "{text}"}'
-
-
-def options_of(plan: Any) -> tuple[SioOptions, str]:
-    """A plan's Socket.IO settings and payload template."""
-    return (SioOptions(getattr(plan, "sio_namespace", "/") or "/",
-                       getattr(plan, "sio_event", "message") or "message",
-                       bool(getattr(plan, "sio_ack", False))),
-            getattr(plan, "sio_payload", "") or DEFAULT_PAYLOAD)
 
 
 class SioWire(Wire):
@@ -31,8 +22,8 @@ class SioWire(Wire):
         super().__init__(w)
         plan = w.plan
         w.fixed = None  # the template's size, not the framing's
-        self.sio, payload = options_of(plan)
-        self.template = SioTemplate(TextTemplate(payload, plan.size), self.sio)
+        self.sio: SioOptions = plan.options
+        self.template = SioTemplate(TextTemplate(self.sio.payload, plan.size), self.sio)
         self.opts = WsOptions(tuple(sio_uri(t.scheme, t.host, t.port, t.path)
                                     for t in plan.targets))
 
@@ -46,6 +37,12 @@ class SioWire(Wire):
         return SioTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
                             opts=self.opts, sio=self.sio, size=self.template.size,
                             tls=self.layer(share, tls))
+
+    def awaiting(self, now: int, drain_until: int) -> bool:
+        """Acks still on their way (the last ones come after the room's deliveries), until
+        the drain's end."""
+        acks = self.w.proto.acks
+        return acks is not None and acks.waiting > 0 and now < drain_until
 
     def finish(self, res: WorkerResult) -> None:
         """The acks of the window's emits: their times (from the intended send), and the
