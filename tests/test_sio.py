@@ -211,3 +211,21 @@ def test_a_server_that_never_acks_counts_every_emit_as_not_acked(tmp_path: Path)
     rc, step, _ = hostile_run("noack", tmp_path, "--sio-ack", conns=2)
     assert step["received"] == 60 and step["lost"] == 0
     assert step["errors"]["sio_no_ack"] == 60 and step["sio_acks"] == 0
+
+
+# ---------------------------------------------------------------------------- the plan
+
+
+@pytest.mark.e2e
+def test_the_shipped_socketio_plan_runs_its_shortened_command_exactly(tmp_path: Path) -> None:
+    header = (ROOT / "workloads" / "plans" / "sio-chat.toml").read_text().splitlines()
+    at = next(i for i, ln in enumerate(header) if ln.startswith("# Shortened"))
+    command = header[at + 1].lstrip("# ").split()
+    assert command[:4] == ["harness", "run", "--plan", "sio-chat"]
+    with node_room() as (port,):
+        args = [a.replace("127.0.0.1:3000", f"127.0.0.1:{port}") for a in command[1:]]
+        r = harness(*args, "--workers", "1", "--json", "--no-report", cwd=tmp_path)
+    assert r.returncode in (0, 4), r.stderr  # 4: a busy machine may leave it unjudged
+    (step,) = orjson.loads(r.stdout)["steps"]
+    assert step["deliveries"] == step["deliveries_expected"] == 100 * (3 + 5)
+    assert step["sio_acks"] == 100 and step["lost"] == 0
