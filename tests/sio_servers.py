@@ -2,13 +2,15 @@
 once listening, and serves until terminated.
 
     python -m tests.sio_servers py [--ping-interval S] [--namespace /NAME] [--polling-only]
+                                   [--cert PEM --key PEM]
     python -m tests.sio_servers hostile --bad KIND
 
 * py: a chat room on ``python-socketio`` (AsyncServer, ASGI) under uvicorn: every client
   joins the room "room" of its namespace ("/" and ``--namespace``); an event "message" goes
   to every client of the room, the sender included, and is acked ({"ok": true}) when the
   emit asks. ``--ping-interval S``: Engine.IO pings every S seconds (a client that does not
-  answer within S is dropped); ``--polling-only``: the websocket transport refused.
+  answer within S is dropped); ``--polling-only``: the websocket transport refused;
+  ``--cert PEM --key PEM``: over TLS (a sios:// target).
 * hostile: a WebSocket server (the ``websockets`` library) that speaks Engine.IO 4 and
   Socket.IO wrongly on purpose, to the first connection only (the others get a good echo
   room: each event back to its sender, acked) unless said: ``open`` an open packet without
@@ -45,7 +47,8 @@ def py(args: argparse.Namespace) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     print("PORTS", sock.getsockname()[1], flush=True)
-    config = uvicorn.Config(socketio.ASGIApp(sio), log_level="error", lifespan="off")
+    tls = {"ssl_certfile": args.cert, "ssl_keyfile": args.key} if args.cert else {}
+    config = uvicorn.Config(socketio.ASGIApp(sio), log_level="error", lifespan="off", **tls)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -120,6 +123,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--namespace", default="")
     p.add_argument("--polling-only", action="store_true")
     p.add_argument("--bad", default="")
+    p.add_argument("--cert", default="")
+    p.add_argument("--key", default="")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.mode == "py":

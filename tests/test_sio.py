@@ -165,6 +165,19 @@ def test_the_servers_pings_are_answered_so_it_keeps_every_connection() -> None:
 
 
 @pytest.mark.e2e
+def test_sios_is_socketio_over_tls_verified_against_the_ca(tmp_path: Path) -> None:
+    from tests import certs
+    if not certs.available():
+        pytest.skip("openssl missing: the TLS certificates cannot be made")
+    c = certs.make(tmp_path)
+    with py_server("py", "--cert", str(c.cert), "--key", str(c.key)) as (port,):
+        (s,) = run_plan(plan_for(f"sios://127.0.0.1:{port}/", messages="200", warmup=0.0,
+                                 conns="1", ca=str(c.ca)))
+    assert s["sent"] == s["received"] == 200 and s["lost"] == 0
+    assert s["handshakes"] == 1 and s["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
 def test_a_polling_only_server_is_refused_in_one_line(tmp_path: Path) -> None:
     with py_server("py", "--polling-only") as (port,):
         r = harness("run", "--host", f"sio://127.0.0.1:{port}/", "--conns", "1",

@@ -63,9 +63,10 @@ def artillery_bin() -> Path:
         ARTILLERY_DIR.mkdir(parents=True, exist_ok=True)
         print(f"installing artillery and artillery-engine-socketio-v3 into {ARTILLERY_DIR}",
               flush=True)
+        env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")  # (its browser tests)
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "artillery",
                         "artillery-engine-socketio-v3"], cwd=ARTILLERY_DIR, check=True,
-                       timeout=1200)
+                       timeout=1200, env=env)
     return exe
 
 
