@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -98,11 +97,12 @@ def run_artillery(port: int, a: argparse.Namespace, folder: Path) -> dict:
     script = folder / "room.json"
     script.write_text(scenario(port, a.clients, a.rate, a.seconds))
     cpu0, t0 = children_cpu_proc(), time.monotonic()
-    p = subprocess.run(["taskset", "-c", CLIENT_CPU, str(artillery_bin()), "run", "--quiet",
-                        str(script)], cwd=ARTILLERY_DIR, capture_output=True, text=True,
-                       timeout=a.seconds * 4 + 120)
+    report = folder / "artillery.json"
+    p = subprocess.run(["taskset", "-c", CLIENT_CPU, str(artillery_bin()), "run", "--output",
+                        str(report), str(script)], cwd=ARTILLERY_DIR, capture_output=True,
+                       text=True, timeout=a.seconds * 4 + 120)
     wall, cpu = time.monotonic() - t0, children_cpu_proc() - cpu0
-    emitted = _emits(p.stdout + p.stderr)
+    emitted = _emits(report)
     if p.returncode != 0 or emitted is None:
         raise SystemExit(f"artillery exited {p.returncode}:\n{(p.stdout + p.stderr)[-2000:]}")
     handled = emitted * (1 + a.clients)  # its emits, and the broadcasts the room sent it
@@ -110,10 +110,13 @@ def run_artillery(port: int, a: argparse.Namespace, folder: Path) -> dict:
             "wall_s": wall, "emit_rate": emitted / wall, "latency": None}
 
 
-def _emits(out: str) -> int | None:
-    """The emits Artillery counted (``socketio.emit: N``, or its older ``engine.socketio.emit``)."""
-    found = re.findall(r"socketio\.emit[^:\n]*:\s*\.*\s*(\d+)", out)
-    return int(found[-1]) if found else None
+def _emits(report: Path) -> int | None:
+    """The emits Artillery counted (its report's ``socketio.emit`` counter)."""
+    if not report.exists():
+        return None
+    counters = json.loads(report.read_text()).get("aggregate", {}).get("counters", {})
+    found = [n for k, n in counters.items() if k.endswith("socketio.emit")]
+    return int(found[0]) if found else None
 
 
 def run_harness(port: int, a: argparse.Namespace, folder: Path) -> dict:
