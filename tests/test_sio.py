@@ -121,6 +121,19 @@ def test_a_node_that_drops_every_tenth_message_to_one_receiver_shows_exactly_tha
 
 
 @pytest.mark.e2e
+def test_a_room_that_leaves_the_sender_out_shows_exactly_the_senders_own_as_lost(
+        tmp_path: Path) -> None:
+    # socket.to(room).emit: each message reaches the s + n - 1 others; the expected count is
+    # m * (s + n), so the m messages' own copies show as lost (open loop: a closed-loop
+    # sender would wait for its own message back)
+    with node_room("--exclude-sender") as ports:
+        (step,) = chat(ports, tmp_path, "--rate", "100", "--timeout", "0.5", listen=5,
+                       messages=300)["steps"]
+    assert step["deliveries"] == 300 * (S + 5) - 300 and step["lost"] == 300
+    assert step["duplicates"] == 0 and step["errors"]["protocol"] == 0
+
+
+@pytest.mark.e2e
 def test_a_namespace_and_acks_against_the_node_room(tmp_path: Path) -> None:
     with node_room("--namespace", "/chat") as ports:
         (step,) = chat(ports, tmp_path, "--sio-namespace", "/chat", "--sio-ack", listen=2,
