@@ -195,3 +195,13 @@ def test_a_frame_over_max_frame_breaks_the_stream() -> None:
     frames = server(b'42/chat,["msg",' + orjson.dumps({"text": "x" * 400}) + b"]")
     _oks, kept, broken = read(p, frames)
     assert broken == [0] and kept == 0
+
+
+def test_an_event_re_serialised_or_with_more_arguments_still_counts_by_its_stamp() -> None:
+    p = protocol()
+    (mine,) = emits(p, 1)
+    doc = packet.event_args(mine, packet.split(mine))[1]
+    spaced = b'42/chat, ["msg", ' + orjson.dumps(dict(reversed(doc.items()))) + b"]"
+    more = b'42/chat,["msg",' + orjson.dumps(doc) + b',{"room":"r"}]'
+    oks, kept, broken = read(p, server(spaced, more, b'42/chat,["msg",{"stamp":1}]'))
+    assert oks == [True, True, False] and not broken

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from harness.core.histogram import Histogram
 from harness.core.result import Share, WorkerResult
 from harness.protocols.sio.settings import SioOptions
 from harness.protocols.sio.sio import SioProtocol, SioTemplate, SioTransport, sio_uri
@@ -53,7 +54,7 @@ class SioWire(Wire):
             return
         lo = w.window_seq if w.window_seq < (1 << 62) else w.hi
         times, missing = acks.window(lo, w.hi)
-        res.extra.setdefault("sio_ack", type(res.latency)()).record(times)
+        res.extra.setdefault("sio_ack", Histogram()).record(times)
         for kind, n in (("sio_no_ack", missing), ("sio_ack_unknown", acks.unknown)):
             if n:
                 res.errors[kind] = res.errors.get(kind, 0) + n
