@@ -147,7 +147,8 @@ def test_a_namespace_and_acks_against_the_node_room(tmp_path: Path) -> None:
 def test_an_unknown_namespace_is_refused_by_its_kind_and_exit_3(tmp_path: Path) -> None:
     with node_room() as (port,):
         r = harness("run", "--host", f"sio://127.0.0.1:{port}/", "--sio-namespace", "/nope",
-                    "--conns", "2", "--messages", "10", "--json", "--no-report", cwd=tmp_path)
+                    "--conns", "2", "--messages", "10", "--warmup", "0", "--json",
+                    "--no-report", cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     (step,) = orjson.loads(r.stdout)["steps"]
     assert step["errors"]["sio_connect_error"] == 2
@@ -161,17 +162,18 @@ def test_an_unknown_namespace_is_refused_by_its_kind_and_exit_3(tmp_path: Path) 
 def test_a_python_socketio_room_on_uvicorn_delivers_exactly_with_acks(tmp_path: Path
                                                                      ) -> None:
     with py_server("py") as ports:
-        (step,) = chat(ports, tmp_path, "--sio-ack", listen=5, messages=100)["steps"]
-    assert step["deliveries"] == step["deliveries_expected"] == 100 * (S + 5)
+        (step,) = chat(ports, tmp_path, "--sio-ack", "--inflight", "4", listen=5,
+                       messages=120)["steps"]
+    assert step["deliveries"] == step["deliveries_expected"] == 120 * (S + 5)
     assert step["lost"] == 0 and step["duplicates"] == 0
-    assert step["sio_acks"] == 100 and step["errors"].get("sio_no_ack", 0) == 0
+    assert step["sio_acks"] == 120 and step["errors"].get("sio_no_ack", 0) == 0
 
 
 @pytest.mark.e2e
 def test_the_servers_pings_are_answered_so_it_keeps_every_connection() -> None:
     # pingInterval 1 s, pingTimeout 1 s: a client that did not pong would be dropped
     with py_server("py", "--ping-interval", "1") as (port,):
-        (s,) = run_plan(plan_for(f"sio://127.0.0.1:{port}/", duration=3.0, warmup=0.0,
+        (s,) = run_plan(plan_for(f"sio://127.0.0.1:{port}/", duration=2.5, warmup=0.0,
                                  rate=20.0, conns="1"))
     assert s["errors"]["closed"] == 0 and s["conns_lost"] == 0 and s["lost"] == 0
     assert s["errors"]["protocol"] == 0 and s["sent"] >= 50 and s["received"] >= 50
