@@ -64,8 +64,11 @@ def never_open(steps: list[dict], errs: dict[str, int], speaks: str) -> str:
         return (f"no valid reply in the whole run: no message was sent: none of the {conns} "
                 f"connections finished its WebSocket handshake ({how}): does the target "
                 "answer the upgrade request at this path?")
+    hint = ""  # a protocol over WebSocket whose upgrade was refused: its own guess why
+    if speaks and any(k.startswith("connect_ws_") for _, k in fails):
+        hint = ": " + protocols.by_name(speaks).guess(b"HTTP/", "", 0)
     return (f"no valid reply in the whole run: no message was sent: none of the {conns} "
-            f"connections opened ({how})")
+            f"connections opened ({how}){hint}")
 
 
 def http_answer_warning(steps: list[dict], http_url: str) -> str | None:
