@@ -199,6 +199,7 @@ def test_a_polling_only_server_is_refused_in_one_line(tmp_path: Path) -> None:
                     "--messages", "5", "--no-report", cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     assert "connect_ws_403" in r.stderr and "Traceback" not in r.stderr  # (engineio: 403)
+    assert "not polling only" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
