@@ -176,7 +176,7 @@ def test_the_servers_pings_are_answered_so_it_keeps_every_connection() -> None:
         (s,) = run_plan(plan_for(f"sio://127.0.0.1:{port}/", duration=2.5, warmup=0.0,
                                  rate=20.0, conns="1"))
     assert s["errors"]["closed"] == 0 and s["conns_lost"] == 0 and s["lost"] == 0
-    assert s["errors"]["protocol"] == 0 and s["sent"] >= 50 and s["received"] >= 50
+    assert s["errors"]["protocol"] == 0 and s["sent"] >= 40 and s["received"] >= 40
 
 
 @pytest.mark.e2e
