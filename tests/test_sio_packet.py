@@ -13,7 +13,7 @@ from harness.protocols import by_scheme
 from harness.protocols.sio import packet
 from harness.protocols.sio.packet import PacketError
 from harness.protocols.sio.settings import SioOptions
-from harness.protocols.sio.sio import SioProtocol, SioTemplate, sio_uri
+from harness.protocols.sio.sio import AckBook, SioProtocol, SioTemplate, sio_uri
 from harness.protocols.ws.wsframe import OP_TEXT, encode_frame
 from harness.protocols.ws.wstemplate import TextTemplate
 from harness.wire import framing as framing_mod
@@ -205,3 +205,17 @@ def test_an_event_re_serialised_or_with_more_arguments_still_counts_by_its_stamp
     more = b'42/chat,["msg",' + orjson.dumps(doc) + b',{"room":"r"}]'
     oks, kept, broken = read(p, server(spaced, more, b'42/chat,["msg",{"stamp":1}]'))
     assert oks == [True, True, False] and not broken
+
+
+def test_acks_are_matched_by_id_once_and_the_windows_missing_ones_counted() -> None:
+    book = AckBook(cap=8)
+    book.sent(np.arange(10, 16, dtype=np.int64), 1_000)
+    for ack in (10, 11, 11, 25, 15):  # 11 twice, 25 never sent
+        book.got(ack, 3_000)
+    times, missing = book.window(10, 16)
+    assert times.tolist() == [2_000] * 3 and book.unknown == 2
+    assert missing == 3 and book.waiting == 3  # 12, 13, 14
+    book.sent(np.arange(16, 30, dtype=np.int64), 5_000)  # over the ring: 16..21 forgotten
+    book.got(16, 6_000)
+    book.got(29, 6_000)
+    assert book.unknown == 3 and book.waiting == 7 and book.window(16, 30)[1] == 13

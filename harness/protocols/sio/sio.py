@@ -64,13 +64,17 @@ class AckBook:
     def __init__(self, cap: int = ACK_RING) -> None:
         self.ids = np.full(cap, -1, dtype=np.int64)
         self.t = np.zeros(cap, dtype=np.int64)
-        self.got_ids: list[int] = []
+        self.got_ids: list[int] = []  # the latest acks (packed into ``chunks`` by the 64k)
         self.got_ns: list[int] = []
+        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []
         self.unknown = 0  # acks for no emit awaiting one (never sent, forgotten, twice)
         self.waiting = 0  # emits awaiting their ack
 
     def sent(self, ids: np.ndarray, t: np.ndarray | int) -> None:
-        slot = ids % len(self.ids)
+        cap = len(self.ids)
+        if len(ids) > cap:  # more than the ring holds: the first ones are forgotten at once
+            ids, t = ids[-cap:], t[-cap:] if isinstance(t, np.ndarray) else t
+        slot = ids % cap
         self.waiting += len(ids) - int(np.count_nonzero(self.ids[slot] >= 0))  # (forgotten)
         self.ids[slot] = ids
         self.t[slot] = t
@@ -84,12 +88,21 @@ class AckBook:
         self.waiting -= 1
         self.got_ids.append(ack)
         self.got_ns.append(t - int(self.t[slot]))
+        if len(self.got_ids) >= 1 << 16:
+            self._pack()
+
+    def _pack(self) -> None:
+        """The latest acks as arrays (8 bytes a figure, not a Python int's 28)."""
+        self.chunks.append((np.asarray(self.got_ids, dtype=np.int64),
+                            np.asarray(self.got_ns, dtype=np.int64)))
+        self.got_ids, self.got_ns = [], []
 
     def window(self, lo: int, hi: int) -> tuple[np.ndarray, int]:
         """The ack times (ns) of the emits ``lo <= id < hi``, and how many got none."""
-        ids = np.asarray(self.got_ids, dtype=np.int64)
+        self._pack()
+        ids = np.concatenate([c[0] for c in self.chunks])
         inside = (ids >= lo) & (ids < hi)
-        return np.asarray(self.got_ns, dtype=np.int64)[inside], \
+        return np.concatenate([c[1] for c in self.chunks])[inside], \
             max(hi - lo - int(np.count_nonzero(inside)), 0)
 
 
