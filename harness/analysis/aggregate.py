@@ -100,7 +100,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     packed = [r.ws_compress for r in results if r.ws_compress]
     if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
         parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}
-    parts["extras"] = protocol_extras(results) or None  # a protocol's own (Spec.extras)
+    parts.update(protocol_extras(results))
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)
@@ -116,17 +116,14 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
 
 
 def protocol_extras(results: list[WorkerResult]) -> dict[str, Any]:
-    """A protocol's own figures (``WorkerResult.extras``, its Spec.extras): a histogram of
-    ns merged into ``<key>_ms`` percentiles, a count added up."""
+    """A protocol's own latencies (WorkerResult.extra), merged by name: the step's
+    ``extras`` part with NAME_ms (p50 ... max, mean) and NAMEs (how many were recorded), or
+    nothing."""
     out: dict[str, Any] = {}
-    for key in dict.fromkeys(k for r in results for k in r.extras):
-        values = [r.extras[key] for r in results if key in r.extras]
-        if isinstance(values[0], Histogram):
-            merged = merge_all(values)
-            out[f"{key}_ms"] = latency_ms(merged) if len(merged) else None
-        else:
-            out[key] = sum(values)
-    return out
+    for name in sorted({n for r in results for n in r.extra}):
+        h = merge_all([r.extra[name] for r in results if name in r.extra])
+        out[f"{name}s"], out[f"{name}_ms"] = len(h), latency_ms(h)
+    return {"extras": out} if out else {}
 
 
 def _storms(results: list[WorkerResult]) -> dict[str, Any]:

@@ -79,7 +79,8 @@ class StepSummary(Mapping[str, Any]):
     # (harness.analysis.storm)
     ramp: dict | None = None  # the connect ramp: rate and latency per second
     # (harness.analysis.ramp)
-    extras: dict | None = None  # a protocol's own figures (its Spec.extras), spread out
+    extras: dict | None = None  # a protocol's own figures (Spec.extras: sio_acks, sio_ack_ms),
+    # spread into the step as fanout is
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out
@@ -89,21 +90,21 @@ class StepSummary(Mapping[str, Any]):
             value = getattr(self, name)
             if value is None:
                 continue
-            if name in ("fanout", "extras"):
+            if name in SPREAD:
                 out.update(value)
             else:
                 out[name] = value
         return out
 
     def __getitem__(self, key: str) -> Any:
-        if key in ORDER and key not in ("fanout", "extras"):
+        if key in ORDER and key not in SPREAD:
             value = getattr(self, key)
             if value is not None:
                 return value
-        elif self.fanout is not None and key in self.fanout:
-            return self.fanout[key]
-        elif self.extras is not None and key in self.extras:
-            return self.extras[key]
+        for name in SPREAD:
+            part = getattr(self, name)
+            if part is not None and key in part:
+                return part[key]
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
@@ -114,6 +115,7 @@ class StepSummary(Mapping[str, Any]):
 
 
 ORDER = tuple(f.name for f in fields(StepSummary))
+SPREAD = ("fanout", "extras")  # parts whose keys are the step's own in run.json
 
 
 def ms(ns: float | None) -> float | None:

@@ -6,7 +6,6 @@ Times are ns of ``time.monotonic_ns()``; CPU in seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -89,6 +88,9 @@ class WorkerResult:
     episodes: np.ndarray | None = None
     ramp: np.ndarray | None = None  # the connect ramp: (began, completed) ns per connect made
     ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
+    # a protocol's own latencies by name (sio: "sio_ack", send to ack), ns: in the step as
+    # NAME_ms (percentiles) and NAMEs (how many); its Spec.extras names them
+    extra: dict[str, Histogram] = field(default_factory=dict)
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)
     series: dict[str, np.ndarray] = field(default_factory=dict)  # per second of the window
@@ -103,5 +105,3 @@ class WorkerResult:
     wall_s: float = 0.0
     wait_s: float = 0.0  # runnable but waiting for its core (run queue), from schedstat
     fanout: FanoutPart | None = None
-    # a protocol's own figures (its Spec.extras): Histograms (ns) are merged, ints added
-    extras: dict[str, Any] = field(default_factory=dict)

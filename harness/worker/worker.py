@@ -293,7 +293,8 @@ class Worker(Events):
         assert self.drain_until is not None
         return self.deliv.drained(now, self.drain_until, self.timeout_ns,
                                   self.pace.pending(alive) > 0, self.rec.last_rx,
-                                  int(alive.sum()) / max(len(alive), 1))
+                                  int(alive.sum()) / max(len(alive), 1)) \
+            and not self.wire.awaiting(now, self.drain_until)  # (sio: acks on their way)
 
     def _start_measure(self) -> None:
         self.window_seq = self.seq

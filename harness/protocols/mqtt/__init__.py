@@ -58,4 +58,4 @@ SPEC = Spec("mqtt", "framed", "harness.protocols.mqtt.wire:WIRE", guess,
             options="harness.protocols.mqtt.options:options",
             sort="mqtt", applies_to="mqtt:// and mqtts:// targets",
             error_prefixes=("mqtt_", "connect_mqtt_", "tls_"),
-            extras=("mqtt_ack_ms", "mqtt_retained"))
+            extras=("mqtt_acks", "mqtt_ack_ms", "mqtt_retained_msgs", "mqtt_retained_msg_ms"))

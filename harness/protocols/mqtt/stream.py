@@ -65,7 +65,7 @@ class MqttProtocol(WsProtocol):
         self.replies: list[tuple[int, bytes]] = []
         self.faults: list[tuple[int, str]] = []
         self.table = Table(n, publisher.qos)  # what each publisher awaits
-        self.retained = 0
+        self.retained: list[tuple[int, int]] = []  # (connection, receive ns) of each
         self.empty = 0
 
     def build(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
@@ -155,7 +155,7 @@ class MqttProtocol(WsProtocol):
         if qos:
             self.replies.append((i, ack(PUBACK if qos == 1 else PUBREC, pid)))
         if first & 1:  # retained: from before the subscription, never a delivery
-            self.retained += 1
+            self.retained.append((i, self.now))
             return w
         n = nxt - at
         if not n:

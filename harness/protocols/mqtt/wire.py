@@ -71,14 +71,19 @@ class MqttWire(Wire):
 
     def finish(self, res: WorkerResult) -> None:
         """A node's expected deliveries are its subscribers': publishers are not counted
-        among its receivers. The ack latency and retained messages into the extras."""
+        among its receivers. The ack latency and the retained messages seen into the extras."""
         share, tp = self.w.share, self.w.tp
         if res.node_connected is not None:
             subs = ~np.asarray(share.sends, dtype=bool)
             up = tp.ready & subs
             res.node_connected = np.bincount(share.node[up], minlength=len(res.node_connected))
-        res.extras["mqtt_ack"] = self.acks
-        res.extras["mqtt_retained"] = self.w.proto.retained
+        res.extra["mqtt_ack"] = self.acks
+        kept = self.w.proto.retained
+        if kept:  # from the subscriber's connect to the read that brought it
+            conn, t = np.asarray(kept, dtype=np.int64).T
+            h = Histogram()
+            h.record(np.maximum(t - tp.started[conn], 1))
+            res.extra["mqtt_retained_msg"] = h
 
 
 WIRE = MqttWire
