@@ -14,11 +14,11 @@ This module and the specs are light: no sockets, numpy or websockets.
 
 from __future__ import annotations
 
-from harness.protocols import http, memcached, redis, tcp, ws
+from harness.protocols import http, memcached, redis, sse, tcp, ws
 from harness.protocols.spec import Option, Spec
 
 REGISTRY: dict[str, Spec] = {s.name: s for s in (tcp.SPEC, http.SPEC, redis.SPEC,
-                                                  memcached.SPEC, ws.SPEC)}
+                                                  memcached.SPEC, ws.SPEC, sse.SPEC)}
 SCHEMES: dict[str, Spec] = {scheme: s for s in REGISTRY.values() for scheme in s.schemes}
 TLS_SCHEMES = frozenset(scheme for s in REGISTRY.values() for scheme in s.tls_schemes)
 KV = ("redis", "memcached")  # the workloads whose requests are rendered at plan time
