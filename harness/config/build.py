@@ -25,25 +25,27 @@ from harness.config.file import (
     settings,
     shipped_plans,
 )
-from harness.core.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
-from harness.core.specs import (
+from harness.config.table import (
     BUILTIN,
     FLAG,
+    RUN_DEFAULTS,
+    RUN_SPEC,
+    TABLES,
+    check_applies,
+    number,
+)
+from harness.core.plan import Degradation, Pacing, Plan, Stage, Step, Target, Thresholds, Tls
+from harness.core.specs import (
     LIMIT_SPEC,
     MAX_CONNS,
     MAX_CORPUS_BYTES,
     MAX_CORPUS_LINES,
     MAX_INT64,
     MAX_MESSAGES,
-    RUN_DEFAULTS,
-    RUN_SPEC,
     STAGE_KEYS,
-    TABLES,
     ConfigError,
-    check_applies,
     cut,
     flag_name,
-    number,
     parse_int_list,
 )
 from harness.protocols.ws import settings as ws
@@ -273,7 +275,8 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
         headers=ws.headers(run), ping_interval_s=number(run, "ping_interval"),
         ws_text=ws.text(run, targets, spec), ws_match=ws.match(run),
         reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")),
-        baseline=_baseline(run, merged))
+        baseline=_baseline(run, merged),
+        options=_protocol(targets, workload, bool(run.get("ws"))).plan_options(run, targets))
 
 
 def _requests(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
@@ -326,6 +329,16 @@ def _sort(targets: tuple[Target, ...], workload: str, ws: bool) -> tuple[str, st
     if scheme == "tcp":
         return "tcp", f"raw tcp {t.label}"
     return scheme, t.label
+
+
+def _protocol(targets: tuple[Target, ...], workload: str, ws: bool) -> protocols.Spec:
+    """The protocol the run speaks: its workload's (redis, memcached), else its first
+    target's scheme's (--ws: WebSocket's with no target), else raw TCP's."""
+    if workload in protocols.KV:
+        return protocols.by_name(workload)
+    if not targets:
+        return protocols.by_name("ws" if ws else "tcp")
+    return protocols.by_scheme(targets[0].scheme) or protocols.by_name("tcp")
 
 
 def _kind(scheme: str) -> str:

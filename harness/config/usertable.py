@@ -14,7 +14,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from harness.core.specs import RUN_SPEC, ConfigError, cut
+from harness.core.specs import CORE_SPEC, ConfigError, cut
 from harness.core.users import UserClass
 from harness.wire.reqtable import Rendered, parse_requests
 
@@ -25,7 +25,7 @@ MAX_CLASSES = 256
 def parse_think(value: Any, where: str) -> tuple[float, float]:
     """A think time as (low, high) seconds: ``2`` or ``"2"`` (constant), ``"1-5"``
     (uniform); each bound finite, 0 to 3600, low <= high."""
-    hi_limit = RUN_SPEC["think"].hi
+    hi_limit = CORE_SPEC["think"].hi
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigError(f"{where}: {cut(repr(value))}: expected seconds (2) or a range "
                           "(\"1-5\")")
