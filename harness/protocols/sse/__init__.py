@@ -8,7 +8,19 @@ the chat workload's (m·(s+n)). A stream the server ends is reopened with ``Last
 
 from __future__ import annotations
 
+from harness.core.settings import STR, Applies, Setting
 from harness.protocols.spec import Spec
+
+_SSE: Applies = (frozenset({"sse"}), "sse:// targets")
+SETTINGS = (
+    Setting("--sse-post", "Target", "sse://: the path senders POST their messages to (on "
+            "the stream's server)", STR, "/send", applies=_SSE),
+    Setting("--sse-body", "Target", "sse://: the POST body, a JSON template with "
+            "\"{stamp}\" (and {text}: filler to --size)", STR,
+            '{"stamp":"{stamp}","text":"{text}"}', applies=_SSE),
+    Setting("--sse-event", "Target", "sse://: the event type that is a delivery (others "
+            "are skipped)", STR, "message", applies=_SSE),
+)
 
 
 def guess(raw: bytes, framing: str = "", hung_up: int = 0, http_url: str | None = None) -> str:
@@ -28,5 +40,7 @@ def guess(raw: bytes, framing: str = "", hung_up: int = 0, http_url: str | None 
 
 SPEC = Spec("sse", "framed", "harness.protocols.sse.wire:WIRE", guess,
             "stamped JSON POSTs, read back from SSE event streams",
-            schemes={"sse": 80}, sort="sse", applies_to="sse:// targets",
+            schemes={"sse": 80}, settings=SETTINGS,
+            options="harness.protocols.sse.options:plan_options", sort="sse",
+            applies_to="sse:// targets",
             error_prefixes=("connect_sse_", "sse_post_"), failed_replies=("sse_post_",))

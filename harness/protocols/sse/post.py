@@ -17,7 +17,6 @@ import numpy as np
 from harness.protocols.ws.wstemplate import TextTemplate
 from harness.wire import stamp
 
-BODY = '{"stamp":"{stamp}","text":"{text}"}'  # the default body: --size bytes of JSON
 MAX_HEAD = 16 * 1024  # most bytes of a response head
 
 

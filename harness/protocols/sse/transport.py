@@ -44,7 +44,7 @@ MAX_RETRY_MS = 60_000  # a server's retry: is taken up to this
 
 
 @dataclass(frozen=True, slots=True)
-class SseOptions:
+class StreamSetup:
     """Per target node, the head of its GET (without the blank line that ends it); the
     --timeout for POST responses."""
 
@@ -79,7 +79,7 @@ def head_verdict(head: bytes) -> tuple[str | None, bool]:
 class SseTransport(Transport):
     """GET streams as the connections, a POST connection beside each sender's."""
 
-    def __init__(self, share: Share, *args, opts: SseOptions,  # type: ignore[no-untyped-def]
+    def __init__(self, share: Share, *args, opts: StreamSetup,  # type: ignore[no-untyped-def]
                  **kwargs) -> None:
         super().__init__(share, *args, **kwargs)
         n = self.n

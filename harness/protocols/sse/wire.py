@@ -10,23 +10,14 @@ from typing import Any
 
 from harness.core.result import Share
 from harness.core.units import SEC
-from harness.protocols.sse.post import BODY, PostRequests
+from harness.protocols.sse.options import SseOptions
+from harness.protocols.sse.post import PostRequests
 from harness.protocols.sse.protocol import SseProtocol
-from harness.protocols.sse.transport import SseOptions, SseTransport, get_request
+from harness.protocols.sse.transport import SseTransport, StreamSetup, get_request
 from harness.protocols.wire import Wire
 from harness.protocols.ws.wstemplate import TextTemplate
 from harness.wire.poller import Poller
 from harness.wire.transport import Transport
-
-DEFAULT_POST = "/send"  # the path senders POST to, unless --sse-post says
-
-
-def setting(plan: Any, name: str, default: Any) -> Any:
-    """A setting of the run's plan (its default when the plan has none)."""
-    value = getattr(plan, name, None)
-    if value is None:
-        value = (getattr(plan, "options", None) or {}).get(name)
-    return default if value in (None, "") else value
 
 
 def host_of(t: Any) -> str:
@@ -38,10 +29,11 @@ class SseWire(Wire):
         super().__init__(w)
         plan = w.plan
         w.fixed = None  # POSTs of the body template's size, not the framing's
-        self.template = TextTemplate(setting(plan, "sse_body", BODY), int(plan.size))
-        self.post_path = setting(plan, "sse_post", DEFAULT_POST)
-        self.event = setting(plan, "sse_event", "message")
-        self.opts = SseOptions(tuple(get_request(host_of(t), t.path or "/")
+        opts = plan.options if isinstance(plan.options, SseOptions) else SseOptions()
+        self.template = TextTemplate(opts.body, int(plan.size))
+        self.post_path = opts.post
+        self.event = opts.event
+        self.setup = StreamSetup(tuple(get_request(host_of(t), t.path or "/")
                                      for t in plan.targets), int(plan.timeout_s * SEC))
 
     def protocol(self, key: int) -> SseProtocol:
@@ -54,7 +46,7 @@ class SseWire(Wire):
     def transport(self, share: Share, sel: Poller, tls: ssl.SSLContext | None) -> Transport:
         w = self.w
         return SseTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
-                            opts=self.opts)
+                            opts=self.setup)
 
     def joined(self, tp: Transport) -> None:
         assert isinstance(tp, SseTransport)
