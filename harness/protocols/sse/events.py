@@ -79,7 +79,7 @@ def _of_type(a: np.ndarray, line: np.ndarray, ev: np.ndarray, nl: np.ndarray, ev
         same |= eol == at  # "event:" with no name: the default type
     last = np.full(n_events, -1, dtype=np.int64)
     np.maximum.at(last, ev, np.arange(len(ev)))
-    out = np.ones(n_events, dtype=bool)
+    out = np.full(n_events, event == b"message")  # no event line: a message
     has = last >= 0
     out[has] = same[last[has]]
     return out

@@ -123,14 +123,16 @@ class Streams:
             text = raw
         if not text:
             return text, rest
-        if self.cr[i] and text[0] == 10:
+        if self.fresh[i]:  # a byte order mark may begin the body
+            if len(text) < 3 and BOM.startswith(text) and not self.chunked[i]:
+                return b"", text  # (decoded once more bytes come)
+            self.fresh[i] = False
+            text = text.removeprefix(BOM)
+        if self.cr[i] and text[:1] == b"\n":
             text = text[1:]
         self.cr[i] = text.endswith(b"\r")
         if b"\r" in text:
             text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if self.fresh[i] and text:
-            self.fresh[i] = False
-            text = text.removeprefix(BOM)
         return text, rest
 
     def _fields(self, buf: bytearray, i: int, start: int, cut: int) -> None:
