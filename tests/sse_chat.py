@@ -14,7 +14,7 @@ A stream's query string changes what it gets (the room is the same):
   each event has ``event: message``; ``other=1``: an ``event: presence`` event (with data, no
   stamp) is sent before each message;
 * hostile: ``status=N`` (answers N, no stream), ``ctype=T`` (a 200 with content type T),
-  ``long=N`` (after the first event, a data line of N bytes that never ends),
+  ``long=N`` (after the first event, a data line of N bytes, then nothing: it never ends),
   ``badutf8=1`` (every 5th event has a byte that is not UTF-8 in its data, after the stamp).
 
 ``POST /send?hang=1`` never answers (the body is broadcast all the same unless
@@ -97,6 +97,7 @@ async def stream(q: dict[str, str], last: int, inbox: asyncio.Queue[int]
             sent += 1
             if "long" in q and sent == 1:
                 yield b"data: " + b"x" * int(q["long"])
+                await asyncio.Event().wait()  # and the line never ends
             if close_after and sent >= close_after:
                 return
     finally:

@@ -38,7 +38,9 @@ def feed(streams: Streams, reads: list[bytes], i: int = 0) -> tuple[bytes, bytes
     pend, out = b"", b""
     for r in reads:
         buf = bytearray(pend + r) + bytearray(16)
-        cut, end = streams.cut(buf, i, 0, len(pend) + len(r))
+        cut, end, ok = streams.cut(buf, i, 0, len(pend) + len(r))
+        if not ok:
+            raise StreamError("broken")
         out += bytes(buf[:cut])
         pend = bytes(buf[cut:end])
     return out, pend
@@ -108,6 +110,10 @@ def test_an_event_that_never_ends_breaks_the_stream_at_max_frame() -> None:
     assert out == b"data: ok\n\n"
     with pytest.raises(StreamError):
         feed(st, [pend + b"x" * 60])
+    st = Streams(1, 100)
+    st.open(0, False)
+    buf = bytearray(b"data: 1\n\ndata: " + b"x" * 100)
+    assert st.cut(buf, 0, 0, len(buf)) == (9, 9, False)  # the whole event before it kept
 
 
 def parse(text: bytes, event: bytes = b"message"):

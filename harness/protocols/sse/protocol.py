@@ -32,10 +32,13 @@ class SseProtocol(Stamped):
     def cut(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None,
             broken: list[int]) -> tuple[int, int]:
         try:
-            return self.streams.cut(buf, i, start, end)
+            cut, end, ok = self.streams.cut(buf, i, start, end)
         except StreamError:
             broken.append(i)
             return start, start
+        if not ok:
+            broken.append(i)
+        return cut, end
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
               seg_t: list[int], walk: list[int] | None) -> Parsed:

@@ -88,10 +88,11 @@ class Streams:
         self.cr[i] = False
         self.fresh[i] = True
 
-    def cut(self, buf: bytearray, i: int, start: int, end: int) -> tuple[int, int]:
+    def cut(self, buf: bytearray, i: int, start: int, end: int) -> tuple[int, int, bool]:
         """``buf[start:end]`` is connection ``i``'s pending bytes and its read: decode it in
-        place, and return where its whole events end and where its bytes now end (raises
-        StreamError on a broken chunk or an event over max_frame)."""
+        place, and return where its whole events end, where its bytes now end, and False
+        when an event went over max_frame with no end (the stream broke after the whole
+        events). Raises StreamError on a broken chunk."""
         raw_at = start + self.decoded[i]
         text, rest = self._decode(i, bytes(buf[raw_at:end]))
         mid = raw_at + len(text)
@@ -100,15 +101,16 @@ class Streams:
         buf[mid:new_end] = rest
         blank = buf.rfind(b"\n\n", start, mid)
         cut = blank + 2 if blank >= 0 else start
-        if mid - cut > self.max_frame:
-            raise StreamError(f"an event over {self.max_frame} bytes with no end")
+        ok = mid - cut <= self.max_frame
+        if not ok:  # an event over max_frame and no end yet: the stream breaks
+            new_end = cut
         self.decoded[i] = mid - cut
         if cut > start:
             self._fields(buf, i, start, cut)
             if not _has_data(buf, start, cut):  # comments (heartbeats), ids: no delivery
                 buf[start:start + new_end - cut] = buf[cut:new_end]
-                return start, start + new_end - cut
-        return cut, new_end
+                return start, start + new_end - cut, ok
+        return cut, new_end, ok
 
     def _decode(self, i: int, raw: bytes) -> tuple[bytes, bytes]:
         """The decoded text of ``raw`` and its bytes still undecoded (a partial size line)."""
