@@ -94,11 +94,14 @@ class Streams:
         when an event went over max_frame with no end (the stream broke after the whole
         events). Raises StreamError on a broken chunk."""
         raw_at = start + self.decoded[i]
-        text, rest = self._decode(i, bytes(buf[raw_at:end]))
-        mid = raw_at + len(text)
-        buf[raw_at:mid] = text
-        new_end = mid + len(rest)
-        buf[mid:new_end] = rest
+        if self.chunked[i] or self.cr[i] or self.fresh[i] or buf.find(b"\r", raw_at, end) >= 0:
+            text, rest = self._decode(i, bytes(buf[raw_at:end]))
+            mid = raw_at + len(text)
+            buf[raw_at:mid] = text
+            new_end = mid + len(rest)
+            buf[mid:new_end] = rest
+        else:  # plain LF text: already decoded where it lies
+            mid = new_end = end
         blank = buf.rfind(b"\n\n", start, mid)
         cut = blank + 2 if blank >= 0 else start
         ok = mid - cut <= self.max_frame
@@ -139,12 +142,14 @@ class Streams:
 
     def _fields(self, buf: bytearray, i: int, start: int, cut: int) -> None:
         """The last ``id`` and ``retry`` fields among the whole events ``buf[start:cut]``."""
-        value = _last_field(buf, b"id", start, cut)
-        if value is not None and b"\0" not in value:
-            self.last_id[i] = value
-        value = _last_field(buf, b"retry", start, cut)
-        if value is not None and value.isdigit():
-            self.retry_ms[i] = int(value)
+        if buf.find(b"id", start, cut) >= 0:  # (a cheap look first: most reads have one)
+            value = _last_field(buf, b"id", start, cut)
+            if value is not None and b"\0" not in value:
+                self.last_id[i] = value
+        if buf.find(b"retry", start, cut) >= 0:
+            value = _last_field(buf, b"retry", start, cut)
+            if value is not None and value.isdigit():
+                self.retry_ms[i] = int(value)
 
     def ended_now(self) -> list[int]:
         """The streams that ended this round (each once)."""
