@@ -148,3 +148,15 @@ def test_the_sse_chat_plan_runs_in_short(room: int, tmp_path: Path) -> None:
     steps = orjson.loads(r.stdout)["steps"]
     assert [s["deliveries"] for s in steps] == [50 * 5, 100 * 5]
     assert all(s["lost"] == 0 for s in steps)
+
+
+def test_posts_to_a_path_the_room_lacks_exit_3_saying_so(room: int, tmp_path: Path) -> None:
+    r = harness("run", "--host", f"sse://127.0.0.1:{room}/events", "--workload", "chat",
+                "--push-conns", "2", "--listen", "1", "--messages", "4", "--warmup", "0",
+                "--timeout", "0.3", "--sse-post", "/nope", "--json", "--no-report", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    (step,) = orjson.loads(r.stdout)["steps"]
+    assert step["errors"]["sse_post_404"] == 4  # each POST answered 404, counted once
+    line = r.stderr.strip().splitlines()[-1]
+    assert "sent 4 stamped JSON POSTs, read back from SSE event streams" in line
+    assert "does the server broadcast what is POSTed to --sse-post" in line
