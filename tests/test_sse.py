@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,10 @@ from tests.support import free_port, harness, plan_for, run_plan, stop, wait_lis
 
 pytestmark = pytest.mark.e2e  # every test here starts a server
 ROOT = Path(__file__).resolve().parent.parent
+# HARNESS_SSE_FULL=1: the fan-out tests at the issue's full size (3 senders and 100 streams,
+# 1,000 messages: 103,000 deliveries; a room of 99 senders, a listener and the one receiver
+# that drops); without it a reduced size that runs in a second or two
+FULL = os.environ.get("HARNESS_SSE_FULL") == "1"
 
 
 @contextlib.contextmanager
@@ -56,20 +61,24 @@ def stats(port: int) -> dict:
 
 def chat(hosts: str, messages: int, senders: int = 3, listen: int = 7, **run: object) -> dict:
     """One --messages step of the chat workload over SSE, no warm-up: its summary."""
+    run = {"timeout": 2.0 if FULL else 0.5, **run}
     (step,) = run_plan(plan_for(hosts, workload="chat", conns=str(senders), listen=listen,
-                                messages=str(messages), warmup=0.0, timeout=0.5, **run))
+                                messages=str(messages), warmup=0.0, **run))
     return step
 
 
 def errors(step: dict) -> dict:
-    return {k: v for k, v in step["errors"].items() if v}
+    """The step's errors (at full size, reply timeouts aside: on a loaded machine a delivery
+    may come after --timeout; it still counts, and lost stays exact)."""
+    return {k: v for k, v in step["errors"].items() if v and not (FULL and k == "timeout")}
 
 
 @pytest.mark.parametrize("query", ["", "?crlf=1&multiline=1&other=1"])
 def test_every_message_reaches_every_stream_exactly_once(room: int, query: str) -> None:
-    step = chat(f"sse://127.0.0.1:{room}/events{query}", 600)
-    assert step["sent"] == 600
-    assert step["deliveries_expected"] == step["deliveries"] == 600 * (3 + 7)
+    m, listen = (1000, 100) if FULL else (600, 7)
+    step = chat(f"sse://127.0.0.1:{room}/events{query}", m, listen=listen)
+    assert step["sent"] == m
+    assert step["deliveries_expected"] == step["deliveries"] == m * (3 + listen)
     assert step["lost"] == step["duplicates"] == step["surplus"] == 0
     assert errors(step) == {} and step["conns_lost"] == 0 and step["reconnects"] == 0
 
@@ -79,9 +88,11 @@ def test_a_receiver_that_misses_every_tenth_message_shows_exactly_that_loss(room
     # node 0: the 3 senders and a listener; node 1 (the same room): one listener, whose
     # stream skips every 10th message of the room: any 1,000 in a row hold 100 of them
     base = f"sse://127.0.0.1:{room}/events"
-    step = chat(f"{base},{base}?drop_every=10", 1000, listen=1)
+    senders = 99 if FULL else 3
+    step = chat(f"{base},{base}?drop_every=10", 1000, senders=senders, listen=1)
     n0, n1 = step["per_node"]
-    assert (n0["deliveries_expected"], n0["deliveries"], n0["lost"]) == (4000, 4000, 0)
+    expect = 1000 * (senders + 1)
+    assert (n0["deliveries_expected"], n0["deliveries"], n0["lost"]) == (expect, expect, 0)
     assert (n1["deliveries_expected"], n1["deliveries"], n1["lost"]) == (1000, 900, 100)
     assert step["lost"] == 100 and step["duplicates"] == 0 and errors(step) == {}
 
