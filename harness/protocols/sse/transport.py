@@ -132,7 +132,10 @@ class SseTransport(Transport):
         if not self.heading[i]:
             return super().finish_connect(i)
         try:
-            got = s.recv(MAX_HEAD)
+            got = s.recv(MAX_HEAD, socket.MSG_PEEK)  # the events after the head stay queued
+            data = self.head[i] + got
+            end = data.find(HEAD_END)
+            s.recv(len(got) if end < 0 else end + 4 - len(self.head[i]))
         except BlockingIOError:
             return 0
         except OSError as exc:
@@ -142,10 +145,6 @@ class SseTransport(Transport):
         if not got:
             self.fail(i, "closed")
             return 1
-        return self._head(i, self.head[i] + got)
-
-    def _head(self, i: int, data: bytes) -> int:
-        end = data.find(HEAD_END)
         if end < 0:
             if len(data) > MAX_HEAD:
                 self.sink.unparsed(memoryview(data))
@@ -153,6 +152,12 @@ class SseTransport(Transport):
                 return 1
             self.head[i] = data
             return 0
+        return self._head(i, data[:end + 4])
+
+    def _head(self, i: int, data: bytes) -> int:
+        """The whole response head is in: the stream opens (events after it are read as
+        the socket's next reads), or its error is counted."""
+        end = len(data) - 4
         kind, chunked = head_verdict(data[:end])
         if kind is not None:
             self.sink.unparsed(memoryview(data[:end + 4]))
@@ -161,7 +166,6 @@ class SseTransport(Transport):
         self.head[i] = b""
         self.heading[i] = False
         self.streams.open(i, chunked)
-        self.pend_in[i] = data[end + 4:]  # events sent with the head
         self.alive[i] = True
         now = time.monotonic_ns()
         if self.back[i]:
@@ -276,12 +280,14 @@ class SseTransport(Transport):
         posts, size, a = self.post, self.post_size, 0
         now = time.monotonic_ns()
         for i, b in zip(idx.tolist(), bounds, strict=True):
-            self.asked[i].append([now, (b - a) // size])
-            s = posts[i]
-            if s is None:
+            if posts[i] is None:
                 self._open_post(i)
-                s = posts[i]
-            if s is None or not self.post_up[i] or self.post_out[i]:
+            s = posts[i]
+            if s is None:  # (its connect failed at once: counted, the connection closed)
+                a = b
+                continue
+            self.asked[i].append([now, (b - a) // size])
+            if not self.post_up[i] or self.post_out[i]:
                 self._post_queue(i, data[a:b])
                 a = b
                 continue
