@@ -171,3 +171,29 @@ def test_posts_to_a_path_the_room_lacks_exit_3_saying_so(room: int, tmp_path: Pa
     line = r.stderr.strip().splitlines()[-1]
     assert "sent 4 stamped JSON POSTs, read back from SSE event streams" in line
     assert "does the server broadcast what is POSTed to --sse-post" in line
+
+
+@contextlib.contextmanager
+def raw_server(mode: str) -> Iterator[int]:
+    """tests/sse_raw.py in MODE; yields its port; stopped by its pid."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.sse_raw", mode], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield int(line.split()[2])
+    finally:
+        stop(proc, grace_s=1.0)
+
+
+@pytest.mark.parametrize("mode", ["badchunk", "garbage"])
+def test_a_stream_broken_below_http_is_one_protocol_error(room: int, mode: str) -> None:
+    # node 1 is another server: its one stream breaks (a chunk-size line that is not hex,
+    # or a head that is not HTTP); the room's streams go on, exact
+    with raw_server(mode) as port:
+        step = chat(f"sse://127.0.0.1:{room}/events,sse://127.0.0.1:{port}/events", 100,
+                    listen=1)
+    assert errors(step) == {"protocol": 1}
+    n0, n1 = step["per_node"]
+    assert (n0["deliveries"], n0["lost"], n1["deliveries"]) == (400, 0, 0)
