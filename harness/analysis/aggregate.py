@@ -88,6 +88,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         hists["handshake"] = hs
         parts.update(handshake_ms=handshake_ms(hs), handshakes=len(hs),
                      tls_reasons=reasons or None)
+    bodies = {k: escape_bytes(v) for r in reversed(results) for k, v in r.failed_bodies.items()}
+    if bodies:  # [[users]] checks and captures: the first failing response per kind
+        parts["failed_bodies"] = dict(sorted(bodies.items()))
     if any(r.status for r in results):
         parts.update(status_counts([{str(c): n for c, n in r.status.items()} for r in results]))
     rec = merge_all([r.reconnect for r in results])

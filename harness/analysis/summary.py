@@ -70,6 +70,8 @@ class StepSummary(Mapping[str, Any]):
     handshakes: int | None = None  # TLS handshakes done (the handshake histogram's count)
     tls_reasons: dict[str, str] | None = None  # TLS: the first reason of each tls_* kind
     status: dict[str, int] | None = None  # HTTP: responses of the window per status code
+    failed_bodies: dict[str, str] | None = None  # [[users]]: the first failing response
+    # (status line, body cut to 256 bytes, escaped) per check_/capture_ kind
     status_classes: dict[str, int] | None = None  # ... and per class ("2xx", "4xx")
     reconnect_ms: dict | None = None  # ws --reconnect: downtime per reconnect (p50, p99, max)
     ws_compress: dict | None = None  # ws --ws-compress: raw and wire bytes sent and received

@@ -75,6 +75,8 @@ class WorkerResult:
     connect: Histogram = field(default_factory=Histogram)
     handshake: Histogram = field(default_factory=Histogram)  # TLS: TCP connected -> handshake done
     tls_reasons: dict[str, str] = field(default_factory=dict)  # first reason per tls_* kind
+    failed_bodies: dict[str, bytes] = field(default_factory=dict)  # HTTP [[users]]: the first
+    # failing response (status line, body cut) per check_/capture_ kind
     status: dict[int, int] = field(default_factory=dict)  # HTTP: responses per status code
     reconnects: int = 0  # connections reopened after the server closed them (HTTP between
     # requests, or with Connection: close; ws --reconnect): not errors

@@ -27,10 +27,12 @@ from harness.protocols.tls import client_context
 from harness.protocols.wire import wire_of
 from harness.wire import framing as framing_mod
 from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Few, Outbound, Parsed, size_bounds
+from harness.wire.connects import open_all
 from harness.wire.poller import READ, Poller
 from harness.wire.protocol import Stamped
+from harness.wire.rounds import Early, RoundBuffer
 from harness.wire.timer import Timer
-from harness.wire.transport import TIMER, Early, RoundBuffer, Transport, connect_kind
+from harness.wire.transport import TIMER, Transport, connect_kind
 from harness.worker.delivery import Echo, delivery_for
 from harness.worker.pacing import Pacer
 from harness.worker.recording import Recorder, run_queue_wait_ns
@@ -150,7 +152,7 @@ class Worker:
         plan = self.plan
         rate = plan.connect_rate / max(plan.workers, 1) if plan.connect_rate > 0 else 0.0
         want = share.stages[0][1] if share.stages else len(share.node)
-        if self.tp.open_all(want, rate, int(plan.connect_timeout_s * SEC), deadline_ns, stop):
+        if open_all(self.tp, want, rate, int(plan.connect_timeout_s * SEC), deadline_ns, stop):
             self.res.partial = True
             self.close_all()
         self.res.connected = int(self.tp.alive.sum())

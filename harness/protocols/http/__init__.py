@@ -36,4 +36,5 @@ def guess(raw: bytes, framing: str = "", hung_up: int = 0, http_url: str | None 
 SPEC = Spec("http", "http", "harness.protocols.http.wire:WIRE", guess, "HTTP requests",
             schemes={"http": 80, "https": 443}, tls_schemes=("https",), settings=SETTINGS,
             sort="http", applies_to="http:// and https:// targets",
-            error_prefixes=("http_", "tls_"), failed_replies=("http_",))
+            error_prefixes=("http_", "tls_", "check_", "capture_"),
+            failed_replies=("http_", "check_", "capture_"))
