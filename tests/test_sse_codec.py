@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.protocols.sse.events import parse_round
 from harness.protocols.sse.post import PostRequests, ResponseError, Responses
@@ -185,3 +187,30 @@ def test_responses_are_read_whole_split_and_as_copies() -> None:
 ])
 def test_the_response_head_opens_a_stream_or_names_its_error(head: bytes, verdict) -> None:
     assert head_verdict(head) == verdict
+
+
+@settings(max_examples=60, deadline=None)
+@given(ends=st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=8, max_size=8),
+       comments=st.lists(st.booleans(), min_size=8, max_size=8), chunk_size=st.integers(1, 90),
+       is_chunked=st.booleans(), cuts=st.lists(st.integers(1, 40), min_size=1, max_size=30))
+def test_any_split_of_any_stream_gives_the_same_deliveries(ends, comments, chunk_size: int,
+                                                           is_chunked: bool, cuts) -> None:
+    _, raw = stamps(8)
+    text = b""
+    for k, (eol, comment) in enumerate(zip(ends, comments, strict=True)):
+        if comment:
+            text += b": beat" + eol + eol
+        text += b"id: %d" % k + eol + b"data: " + body(raw[k]) + eol + eol
+    wire = chunked(text, chunk_size) + b"0\r\n\r\n" if is_chunked else text
+    reads, at = [], 0
+    for c in cuts * (len(wire) // max(sum(cuts), 1) + 1):
+        if at >= len(wire):
+            break
+        reads.append(wire[at:at + c])
+        at += c
+    streams = Streams(1, 1 << 20)
+    streams.open(0, is_chunked)
+    out, pend = feed(streams, reads)
+    assert pend == b"" and streams.last_id[0] == b"7"
+    p = parse(out)
+    assert p.ok.all() and p.st["seq"].tolist() == list(range(8))

@@ -80,12 +80,13 @@ class Streams:
         self.last_id: list[bytes] = [b""] * n
         self.retry_ms = [-1] * n  # the server's retry: (ms; -1: none)
         self.ended: list[int] = []  # streams whose body ended (the zero chunk) this round
+        self.over = [False] * n  # its body ended: what follows (trailers) is dropped
 
     def open(self, i: int, chunked: bool) -> None:
         """Connection ``i``'s response head was read: its body starts (the last id stays)."""
         self.chunked[i] = chunked
         self.left[i] = self.decoded[i] = 0
-        self.cr[i] = False
+        self.cr[i] = self.over[i] = False
         self.fresh[i] = True
 
     def cut(self, buf: bytearray, i: int, start: int, end: int) -> tuple[int, int, bool]:
@@ -118,9 +119,12 @@ class Streams:
     def _decode(self, i: int, raw: bytes) -> tuple[bytes, bytes]:
         """The decoded text of ``raw`` and its bytes still undecoded (a partial size line)."""
         rest = b""
+        if self.over[i]:
+            return b"", b""
         if self.chunked[i]:
             text, used, self.left[i], done = dechunk(raw, self.left[i])
             if done:
+                self.over[i] = True
                 self.ended.append(i)
             else:
                 rest = raw[used:]
