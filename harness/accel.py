@@ -32,7 +32,8 @@ from pathlib import Path
 # (mypyc's separate mode), so a module can be left out without touching the others.
 MODULES = ("wire.batch", "worker.pacing", "worker.loops", "worker.schedule",
            "worker.recording", "wire.transport", "wire.rounds", "wire.protocol", "wire.poller",
-           "core.histogram", "core.ledger", "worker.delivery", "wire.stamp", "worker.worker")
+           "core.histogram", "core.ledger", "worker.delivery", "wire.stamp", "worker.events",
+           "worker.worker")
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "_compiled.json"
 
