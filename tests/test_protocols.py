@@ -13,7 +13,7 @@ from harness.config import table as specs
 
 
 def test_the_registry_has_every_protocol_and_its_schemes() -> None:
-    assert {"tcp", "http", "redis", "memcached", "ws"} <= set(protocols.REGISTRY)
+    assert {"tcp", "http", "redis", "memcached", "ws", "sio", "sse"} <= set(protocols.REGISTRY)
     assert protocols.by_scheme("https") is protocols.by_name("http")
     assert protocols.by_scheme("wss") is protocols.by_name("ws")
     assert protocols.by_scheme("tcp") is None

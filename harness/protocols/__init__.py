@@ -16,12 +16,13 @@ This module and the specs are light: no sockets, numpy or websockets.
 from __future__ import annotations
 
 from harness.core.settings import Setting
-from harness.protocols import http, memcached, mqtt, redis, sio, tcp, ws
+from harness.protocols import http, memcached, mqtt, redis, sio, sse, tcp, ws
 from harness.protocols.layers import LAYERS
 from harness.protocols.spec import Spec
 
 REGISTRY: dict[str, Spec] = {s.name: s for s in (tcp.SPEC, http.SPEC, redis.SPEC,
-                                                  memcached.SPEC, ws.SPEC, sio.SPEC, mqtt.SPEC)}
+                                                  memcached.SPEC, ws.SPEC, sio.SPEC,
+                                                  sse.SPEC, mqtt.SPEC)}
 SCHEMES: dict[str, Spec] = {scheme: s for s in REGISTRY.values() for scheme in s.schemes}
 TLS_SCHEMES = frozenset(scheme for s in REGISTRY.values() for scheme in s.tls_schemes)
 KV = ("redis", "memcached")  # the workloads whose requests are rendered at plan time
