@@ -24,6 +24,8 @@ from harness.protocols.wire import Wire
 from harness.wire.poller import Poller
 from harness.wire.transport import Transport
 
+QUIET_NS = 200_000_000  # a worker with subscribers ends its drain after this long quiet
+
 
 class MqttWire(Wire):
     def __init__(self, w: Any) -> None:
@@ -31,6 +33,7 @@ class MqttWire(Wire):
         self.session: Session = w.plan.options
         self.acks = Histogram()
         self.acked_n = 0
+        self.subscribers = 0
 
     def protocol(self, key: int) -> MqttProtocol:
         w = self.w
@@ -52,9 +55,19 @@ class MqttWire(Wire):
         """The deliveries this worker awaits (a --messages step) are its subscribers' only:
         the publishers do not subscribe."""
         deliv, sends = self.w.deliv, np.asarray(self.w.share.sends, dtype=bool)
+        self.subscribers = int(np.count_nonzero(~sends))
         expect = getattr(deliv, "expect", None)
         if expect is not None and len(sends):
             deliv.expect = expect // len(sends) * int(np.count_nonzero(~sends))
+
+    def awaiting(self, now: int, drain_until: int) -> bool:
+        """The room's count of deliveries says the drain is over, but a redelivery (QoS 1's
+        duplicates) counts in it as one: a worker with subscribers waits, besides, until
+        nothing came for QUIET_NS (or the reply timeout, if shorter), so that the messages
+        still on their way are not taken for lost."""
+        w = self.w
+        quiet = min(QUIET_NS, w.timeout_ns)
+        return bool(self.subscribers) and now < drain_until and now - w.rec.last_rx < quiet
 
     def acked(self, free: np.ndarray, t: int, lat: list[tuple[int, np.ndarray | int]]) -> None:
         """The broker acked messages: their slots free; the latency of those sent in the
