@@ -32,3 +32,29 @@ def test_a_broadcast_window_judges_another_machines_stamps_in_our_clock() -> Non
     assert ledger.record(np.array([0, 1, 0, 1]), st, t.astype(np.int64)) == 2
     part = ledger.finish()
     assert sorted((part.msg_key >> np.uint64(32)).tolist()) == [1, 3]
+
+
+def test_a_broadcast_drain_waits_for_distinct_deliveries_not_duplicates() -> None:
+    # a --messages step awaiting 4 deliveries: 4 that hold a duplicate are not all in (the
+    # drain would end early and count the one still on its way as lost); the 4th distinct
+    # one ends it
+    from harness.wire import stamp
+    from harness.worker.delivery import RECOUNT_NS, Broadcast
+    b = Broadcast(0, np.arange(2, dtype=np.int64), np.zeros(2, dtype=np.int64), 1, 4)
+    b.start(0, 1000)
+
+    def deliver(recv: list[int], seqs: list[int]) -> None:
+        n = len(seqs)
+        t = np.full(n, 2000, dtype=np.uint64)
+        st = stamp.make(np.zeros(n), np.array(seqs), np.zeros(n), np.zeros(n), np.zeros(n), t,
+                        key=5)
+        b.record(np.array(recv, dtype=np.int64), st, t.astype(np.int64))
+
+    stop = 10**9  # sending stopped at 1 s (drain_until = stop + timeout)
+    deliver([0, 1, 0, 0], [1, 1, 2, 2])  # message 2 reached receiver 0 twice, receiver 1 not
+    assert (b.deliveries, b.drained(stop, stop + 5 * 10**9, 5 * 10**9, False, stop, 1.0)) \
+        == (4, False)
+    deliver([1], [2])
+    assert not b.drained(stop + 1, stop + 5 * 10**9, 5 * 10**9, False, stop, 1.0)  # (recount
+    assert b.drained(stop + RECOUNT_NS, stop + 5 * 10**9, 5 * 10**9, False, stop, 1.0)  # later)
+    assert b.ledger.finish().node_dups.tolist() == [1]

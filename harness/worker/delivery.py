@@ -20,6 +20,7 @@ from harness.core.units import SEC
 from harness.wire.batch import Parsed
 
 QUIET_NS = 200_000_000  # broadcast drain: this quiet after the last delivery ends it
+RECOUNT_NS = 50_000_000  # broadcast drain: distinct deliveries recounted at most this often
 DRAIN_CAP_NS = 60 * SEC  # a broadcast drain never outlasts this (or 10 timeouts)
 
 
@@ -79,8 +80,10 @@ class Broadcast:
         self.gid = gid
         self.ledger = BroadcastLedger(node.astype(np.int64), n_nodes)
         self.expect = expect  # deliveries this worker awaits (a --messages step), or None
-        self.deliveries = 0  # of window messages
+        self.deliveries = 0  # of window messages, duplicates included
         self.measure = 1 << 62
+        self.distinct = 0  # of them distinct, as last counted (:meth:`_all_in`)
+        self.counted_at = (-1, 0)  # (deliveries, ns) when they were last counted
 
     def start(self, seq: int, measure: int, shifts: tuple = ()) -> None:
         """The window opens at ``measure``; ``shifts`` read other machines' stamps in our
@@ -113,8 +116,22 @@ class Broadcast:
         if pending:
             return False
         if self.expect is not None:
-            return self.deliveries >= self.expect * alive_share
+            return self._all_in(self.expect * alive_share, now)
         return quiet >= min(QUIET_NS, timeout_ns)
+
+    def _all_in(self, want: float, now: int) -> bool:
+        """Every awaited delivery is in: ``want`` distinct ones. A duplicate (a broker's
+        redelivery, a server that sends twice) must not stand for a delivery still on its
+        way, or the drain would end early and count it lost: once the deliveries, with
+        duplicates, reach ``want``, the distinct ones are counted (at most every
+        RECOUNT_NS, and only when more came since)."""
+        if self.deliveries < want:
+            return False
+        if self.distinct < want and self.deliveries != self.counted_at[0] and \
+                now - self.counted_at[1] >= RECOUNT_NS:
+            self.distinct = self.ledger.distinct()
+            self.counted_at = (self.deliveries, now)
+        return self.distinct >= want
 
     def finish(self, res: WorkerResult, hi: int) -> None:
         res.fanout = self.ledger.finish()
