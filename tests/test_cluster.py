@@ -97,7 +97,7 @@ def test_the_agents_samples_merge_as_one_machines_with_roles_renumbered_and_time
         ("worker0", "a1", 6_000), ("worker2", "a2", 6_000), ("worker1", "a1", 6_001),
         ("worker3", "a2", 6_001)]  # in our clock: a1 +1 µs, a2 -3 µs
     assert all(r["second"] == (r["t_ns"] - 6_000) / 1e9 for r in w.rows)
-    from harness.analysis.aggregate import resource_fields
+    from harness.analysis.bottleneck import resource_fields
     fields = resource_fields(w.summary, w.cores)
     assert fields["core_shared"] and fields["shared_core"]["role"] in ("worker1", "worker3")
 

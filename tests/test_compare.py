@@ -278,7 +278,7 @@ def test_two_runs_against_one_server_are_no_regression_in_10_of_10_pairs(runs: d
 
 def calm(runs: dict) -> Path:
     """A 2 ms run whose step was judged (not on a shared core, not client-bound)."""
-    from harness.analysis.aggregate import step_skipped
+    from harness.analysis.bottleneck import step_skipped
     for p in runs["d2"]:
         if not step_skipped(results.read_run(p)["steps"][0]):
             return p

@@ -166,7 +166,7 @@ def _num(v: float) -> str:
 
 def observed(summary: dict, metric: str) -> float | None:
     """The summary's figure for ``metric``: latency in ms, errors as a fraction, msgs/s."""
-    from harness.analysis.aggregate import error_rate
+    from harness.analysis.judge import error_rate
     if metric in LATENCY_METRICS:
         return (summary.get("latency_ms") or {}).get(metric)
     if metric == "errors":
@@ -181,7 +181,7 @@ def slo_check(summary: dict, slo: Slo,
     Returns ``(ok, violations)``, one readable line per broken clause, e.g.
     "p99 7.2 ms >= 5 ms". A step without latency data fails every latency clause.
     """
-    from harness.analysis.aggregate import error_rate
+    from harness.analysis.judge import error_rate
     out = []
     for c in slo.clauses:
         value = observed(summary, c.metric)
@@ -223,7 +223,7 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     A probe flagged ``client_bound`` or ``core_shared`` is not judged: it is run again, up to
     ``tries`` times in all (those reruns do not count against ``max_probes``). A load still
     on a busy machine (a shared core, or a worker that waited for its core at least
-    ``aggregate.RUN_QUEUE_PCT`` of the time) ends the search: ``inconclusive`` says why (the
+    ``bottleneck.RUN_QUEUE_PCT`` of the time) ends the search: ``inconclusive`` says why (the
     machine was busy, with the figures) and ``max_load`` is None. A load still client-bound
     otherwise is a ceiling the client could not drive (``client_limit``), never a failure of
     the server: the bisection goes on below it, and the search is inconclusive when no probe
@@ -358,7 +358,8 @@ def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
 
 
 def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None) -> dict:
-    from harness.analysis.aggregate import RUN_QUEUE_PCT, error_rate, skip_detail, step_skipped
+    from harness.analysis.bottleneck import RUN_QUEUE_PCT, skip_detail, step_skipped
+    from harness.analysis.judge import error_rate
     ok, violations = slo_check(summary, slo, max_errors)
     if summary.get("client_bound"):
         ok, violations = False, [CLIENT_BOUND, *violations]

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis import aggregate
+from harness.analysis import bottleneck, judge
 from harness.analysis.merge import LOAD_KEYS, MergeError, check_metadata
 from harness.core.histogram import Histogram, bucket_lower, bucket_upper
 
@@ -318,12 +318,12 @@ def _whole_seconds(step: dict, cols: dict) -> list[int]:
 
 def _failed(s: dict) -> int:
     expected = s.get("deliveries_expected") or s["sent"]
-    return round(aggregate.error_rate(s) * max(expected, 1))
+    return round(judge.error_rate(s) * max(expected, 1))
 
 
 def _errors(sb: dict, sn: dict, limits: dict[str, float]) -> list[Figure]:
     nb, nn = (s.get("deliveries_expected") or s["sent"] for s in (sb, sn))
-    rb, rn = aggregate.error_rate(sb), aggregate.error_rate(sn)
+    rb, rn = judge.error_rate(sb), judge.error_rate(sn)
     p = two_proportions(_failed(sb), nb, _failed(sn), nn)
     errors = Figure("errors", "rate", round(rb, 6), round(rn, 6), round(rn - rb, 6),
                     _verdict("errors", rn - rb, p < ALPHA, limits.get("errors")),
@@ -435,8 +435,8 @@ def compare_step(sb: dict, sn: dict, series: tuple[dict, dict], limits: dict[str
                            ) from None
     figures = [*_percentile_figures(b, n, samples, limits),
                _throughput(sb, sn, series, limits.get("throughput")), *_errors(sb, sn, limits)]
-    why = [f"{name} step {aggregate.step_skipped(s)}" for name, s in (("base", sb), ("new", sn))
-           if aggregate.step_skipped(s)]
+    why = [f"{name} step {bottleneck.step_skipped(s)}" for name, s in (("base", sb), ("new", sn))
+           if bottleneck.step_skipped(s)]
     if why:  # it measured the client or a busy machine: no verdict, as in a sweep's
         figures = [replace(f, verdict="untested", test=f"not judged: {', '.join(why)}",
                            would_be=f.verdict) for f in figures]

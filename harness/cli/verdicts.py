@@ -78,9 +78,9 @@ def run_verdict(w: Any, outcome: RunOutcome) -> tuple[int, str | None]:
 
 def inconclusive_line(steps: list[dict]) -> str:
     """Why no step could be judged, with each step's rule and figure."""
-    from harness.analysis import aggregate
-    unit = aggregate.load_unit(steps)
-    whys = "; ".join(f"{aggregate.step_name(s, unit)}: {aggregate.skip_detail(s)}"
+    from harness.analysis import bottleneck, judge
+    unit = judge.load_unit(steps)
+    whys = "; ".join(f"{judge.step_name(s, unit)}: {bottleneck.skip_detail(s)}"
                      for s in steps)
     return ("inconclusive: no step could be judged (harness or another process on its cores "
             f"was the bottleneck): {whys}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.analysis.aggregate import load_unit
+from harness.analysis.judge import load_unit
 from harness.core.histogram import Histogram
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from harness.analysis.aggregate import load_unit, step_name
+from harness.analysis.judge import load_unit, step_name
 from harness.analysis.ramp import ramp_text
 from harness.analysis.storm import storm_text
 from harness.core.safe import printable_doc
