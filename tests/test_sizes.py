@@ -19,7 +19,6 @@ MODULES_OVER = {
     "config/build.py",
     "protocols/ws/ws.py",
     "protocols/ws/wsframe.py",
-    "report/charts.py",
     "report/table.py",
     "run/coordinator.py",
     "run/monitor.py",

@@ -30,13 +30,13 @@ from typing import Any
 
 from harness.core.safe import printable, printable_doc
 from harness.report import breakdown, results, table
-from harness.report.charts import NO_SAMPLES, Chart, Columns, _nines_label, render_charts, spectrum
+from harness.report.charts import NO_SAMPLES, Chart, Columns, nines_label, render_charts, spectrum
 from harness.report.live import svg as live_svg
 from harness.report.live.feed import live_events
 
 REPORT_NAME = "report.html"
 # Chart names that callers of this module reach through it (they live in report.charts).
-__all__ = ["NO_SAMPLES", "REPORT_NAME", "Columns", "_nines_label", "read_columns",
+__all__ = ["NO_SAMPLES", "REPORT_NAME", "Columns", "nines_label", "read_columns",
            "render_html", "spectrum", "write_html"]
 
 
