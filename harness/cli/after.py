@@ -34,7 +34,7 @@ class AfterRun:
     @classmethod
     def prepare(cls, plan: Plan, config_path: str | None, max_regression: str | None,
                 junit_path: str | None, html: bool, alert_on: str | None = None) -> AfterRun:
-        from harness.analysis import compare as compare_mod
+        from harness.analysis.max_regression import parse_limits
         from harness.report import compare_files as comparison
         limits = None
         if max_regression is not None and not plan.baseline:
@@ -42,7 +42,7 @@ class AfterRun:
                             "or baseline in harness.toml)")
         if max_regression is not None:
             try:
-                limits = compare_mod.parse_limits(max_regression)
+                limits = parse_limits(max_regression)
             except ValueError as exc:
                 die(EXIT_USAGE, f"--max-regression: {exc}")
         baseline = None

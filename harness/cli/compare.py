@@ -26,11 +26,11 @@ def compare_cmd(base: str, new: str, max_regression: str | None, force: bool, as
                 html_path: str | None, no_report: bool, junit_path: str | None) -> None:
     """Compare two runs step by step (matched by load): the change in every figure, each
     judged statistically from the histograms (see docs/compare-and-alerts.md)."""
-    from harness.analysis import compare as compare_mod
+    from harness.analysis.max_regression import parse_limits
     from harness.report import compare_files as comparison
     from harness.report import compare_table
     try:
-        limits = (compare_mod.parse_limits(max_regression) if max_regression is not None
+        limits = (parse_limits(max_regression) if max_regression is not None
                   else None)
     except ValueError as exc:
         die(EXIT_USAGE, f"--max-regression: {exc}")
