@@ -20,7 +20,6 @@ MODULES_OVER = {
     "protocols/ws/wsframe.py",
     "report/table.py",
     "run/coordinator.py",
-    "run/monitor.py",
     "run/scaleout.py",
     "wire/batch.py",
     "wire/transport.py",
