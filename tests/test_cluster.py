@@ -57,7 +57,7 @@ def test_a_step_splits_its_connections_messages_and_stages_with_nothing_dropped(
 
 def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it() -> None:
     from harness.core.plan import Plan, Target
-    from harness.run.coordinator import build_shares
+    from harness.run.shares import build_shares
     from workloads import load
     step = Step(0, conns=5, duration_s=None, messages=1000, listen=2)
     shares = split_step(step, [2, 2])

@@ -20,7 +20,7 @@ import pytest
 from harness.analysis import judge
 from harness.core.plan import Plan
 from harness.core.result import ERROR_KINDS
-from harness.run.coordinator import build_shares
+from harness.run.shares import build_shares
 from harness.targets import launch
 from harness.wire.poller import Poller
 from harness.worker.worker import Worker, connect_kind

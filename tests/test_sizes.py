@@ -19,7 +19,6 @@ MODULES_OVER = {
     "protocols/ws/ws.py",
     "protocols/ws/wsframe.py",
     "report/table.py",
-    "run/coordinator.py",
     "run/scaleout.py",
     "wire/batch.py",
     "wire/transport.py",

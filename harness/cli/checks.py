@@ -32,7 +32,7 @@ def check_fd_limit(plan: Plan, most_conns: int | None = None, flag: str = "--con
     """Exit 2 before the run when a step needs more sockets than the open-files limit
     allows a worker (or the embedded server): refused with the figure, not measured half."""
     from harness.core.limits import raise_nofile
-    from harness.run.coordinator import fd_shortfall
+    from harness.run.shares import fd_shortfall
     if plan.until_degraded and plan.max_conns > max(s.conns for s in plan.steps):
         most_conns, flag = max(most_conns or 0, plan.max_conns), "--max-conns"
     problem = fd_shortfall(plan, raise_nofile(), most_conns)
