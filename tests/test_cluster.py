@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.plan import Stage, Step
-from harness.run.scaleout import largest_remainder, machine_parts, split_step
+from harness.run.scaleout_parts import largest_remainder, machine_parts, split_step
 from tests.busy import ran_ok
 from tests.support import harness_process, stop
 from tests.support import run_json as support_run_json
@@ -78,7 +78,8 @@ def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it
 def test_the_agents_samples_merge_as_one_machines_with_roles_renumbered_and_times_moved(
         ) -> None:
     from harness.run.agent import Part
-    from harness.run.scaleout import Machine, merged_watched
+    from harness.run.scaleout_agents import Machine
+    from harness.run.scaleout_parts import merged_watched
     step = Step(0, conns=4, duration_s=1.0, messages=None)
     parts = []
     for name, t0 in (("a1", 5_000), ("a2", 9_000)):

@@ -19,7 +19,6 @@ MODULES_OVER = {
     "protocols/ws/ws.py",
     "protocols/ws/wsframe.py",
     "report/table.py",
-    "run/scaleout.py",
     "wire/batch.py",
     "wire/transport.py",
     "worker/pacing.py",
@@ -29,7 +28,6 @@ MODULES_OVER = {
 FUNCTIONS_OVER = {
     "analysis/capacity.py:search",
     "config/build.py:build_plan",
-    "run/agent.py:run_share",
 }
 
 

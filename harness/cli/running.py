@@ -146,7 +146,7 @@ def measure(plan: Plan, workload: Any, interrupts: Interrupts, cluster: str | No
     from harness.run.agent import ClusterMissing
     from harness.run.coordinator import Unreachable
     from harness.run.lifecycle import Targets
-    from harness.run.scaleout import ClusterError
+    from harness.run.scaleout_agents import ClusterError
     m, outcome = Measured(plan), None
     try:
         with Targets(plan, workload) as targets:
