@@ -26,7 +26,7 @@ from harness.core.safe import printable
 from harness.report import lines
 
 if TYPE_CHECKING:
-    from harness.analysis.capacity import Slo
+    from harness.analysis.slo import Slo
 
 
 @click.command(cls=GroupedCommand, epilog=search_epilog())
@@ -81,11 +81,12 @@ def search(config_path: str | None, plan_name: str | None, as_json: bool,
 
 def parse_slo(slo_text: str, max_errors: str | None) -> tuple[Slo, float | None]:
     """--slo and --max-errors, parsed (exit 2 naming the flag that is wrong)."""
-    from harness.analysis import capacity
+    from harness.analysis.slo import SloError, parse_percent
+    from harness.analysis.slo import parse_slo as parse
     try:
-        slo = capacity.parse_slo(slo_text)
-        errors = capacity.parse_percent(max_errors) if max_errors is not None else None
-    except capacity.SloError as exc:
+        slo = parse(slo_text)
+        errors = parse_percent(max_errors) if max_errors is not None else None
+    except SloError as exc:
         die(EXIT_USAGE, f"--slo: {exc} (grammar: harness search -h)")
     except ValueError as exc:
         die(EXIT_USAGE, f"--max-errors: {exc}")
