@@ -157,14 +157,14 @@ def test_a_step_on_a_shared_core_is_flagged_and_left_out() -> None:
 
 
 def test_the_shared_core_limit_is_a_setting_and_such_steps_can_be_judged_anyway() -> None:
-    from harness.report import table
+    from harness.report import facts, table
     hog = [{"pid": 4242, "name": "stress", "cpu_pct": 97.5}]
     worker = {"worker0": {"core": 0, "others_on_core_pct": 45.2}}
     assert bottleneck.resource_fields(worker, limit=50.0)["core_shared"] is False
     judged = step(conns=100) | bottleneck.resource_fields(worker, None, hog, 30.0, judge=True)
     assert judged["core_shared"] is False and judged["judged_shared_core"] is True
     assert judge.degradation([judged], RULES)["judged"] == 1
-    notes = table.step_notes(dict(judged, latency_ms={"p99": 1.0}))
+    notes = facts.step_notes(dict(judged, latency_ms={"p99": 1.0}))
     assert any("shared core: 45% of core 0 (worker0's) used by other processes (>= 30%), top: "
                "stress pid 4242 98%, judged all the same (--judge-shared-core)" in n
                for n in notes), notes
@@ -335,7 +335,7 @@ def test_escaped_bytes_round_trip() -> None:
 def test_judging_a_shared_core_judges_a_worker_on_its_own_cpu_not_its_wait() -> None:
     from dataclasses import replace
 
-    from harness.report import table
+    from harness.report import facts
     from tests.test_summary import plain
     waited = replace(plain(), client_cpu_pct=20.0, client_bound=True,
                      client_wait_pct=65.0, client_bound_rule="client_busy",
@@ -344,7 +344,7 @@ def test_judging_a_shared_core_judges_a_worker_on_its_own_cpu_not_its_wait() -> 
     assert not judged.client_bound and judged.judged_shared_core
     assert judged.client_bound_rule is None
     assert "waited for its core 65% of the time: judged on its own CPU alone" in " ".join(
-        table.step_notes(judged.to_json()))
+        facts.step_notes(judged.to_json()))
     busy = bottleneck.judge_waits(replace(waited, client_cpu_pct=95.0))
     assert busy.client_bound and busy.client_bound_rule == "client_cpu"
 

@@ -16,7 +16,7 @@ import pytest
 
 from harness.analysis import judge
 from harness.core.plan import Degradation
-from harness.report import table
+from harness.report import facts, table
 from tests import servers
 from tests.support import plan_for, run_plan, stop
 from tests.test_backend import stats, uvicorn
@@ -172,5 +172,5 @@ def test_a_raw_tcp_server_closing_every_connection_between_messages_is_never_hea
     assert verdict["degraded_at"] == 4 and verdict["rule"] == "error_rate"
     assert "4 of 4 connections lost" in verdict["detail"]
     assert "Degradation: at 4 conns" in table.verdict_line(verdict)
-    notes = "\n".join(table.step_notes(s))
+    notes = "\n".join(facts.step_notes(s))
     assert "4 of 4 connections LOST" in notes

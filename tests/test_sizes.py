@@ -17,7 +17,6 @@ MODULES_OVER = {
     "config/build.py",
     "protocols/ws/ws.py",
     "protocols/ws/wsframe.py",
-    "report/table.py",
     "wire/batch.py",
     "wire/transport.py",
     "worker/pacing.py",
