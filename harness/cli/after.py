@@ -7,12 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness.cli.common import (
-    EXIT_USAGE,
-    die,
-    html_warning,
-    worst,
-)
+from harness.cli.common import EXIT_USAGE, die, html_warning, worst
 from harness.cli.compare import compare_verdict
 from harness.core.safe import printable
 

@@ -8,10 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness.cli.common import (
-    EXIT_USAGE,
-    die,
-)
+from harness.cli.common import EXIT_USAGE, die
 from harness.core.safe import printable
 
 if TYPE_CHECKING:

@@ -7,10 +7,7 @@ import sys
 
 import click
 
-from harness.cli.common import (
-    EXIT_USAGE,
-    die,
-)
+from harness.cli.common import EXIT_USAGE, die
 from harness.config.help import CLUSTER_EXIT_HELP, agent_flags, scheduler_flags
 
 

@@ -8,14 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
-from harness.cli.common import (
-    EXIT_FAIL,
-    EXIT_INCONCLUSIVE,
-    EXIT_OK,
-    EXIT_USAGE,
-    die,
-    html_warning,
-)
+from harness.cli.common import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE, die, html_warning
 from harness.config.help import COMPARE_EXIT_HELP, compare_flags
 from harness.core.safe import printable
 

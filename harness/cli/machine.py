@@ -8,12 +8,7 @@ import sys
 import click
 import orjson
 
-from harness.cli.common import (
-    EXIT_INCONCLUSIVE,
-    EXIT_OK,
-    EXIT_USAGE,
-    die,
-)
+from harness.cli.common import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE, die
 from harness.config.help import CALIBRATE_EXIT_HELP, SERVE_EXIT_HELP, calibrate_flags, serve_flags
 from harness.report import lines
 

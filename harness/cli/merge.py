@@ -8,13 +8,7 @@ import click
 import orjson
 
 from harness.cli.checks import check_results_dir
-from harness.cli.common import (
-    EXIT_FAIL,
-    EXIT_OK,
-    EXIT_USAGE,
-    die,
-    html_warning,
-)
+from harness.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, die, html_warning
 from harness.config.help import MERGE_EXIT_HELP, merge_flags
 from harness.core.safe import printable
 

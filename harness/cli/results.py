@@ -9,10 +9,7 @@ from pathlib import Path
 import click
 import orjson
 
-from harness.cli.common import (
-    EXIT_USAGE,
-    die,
-)
+from harness.cli.common import EXIT_USAGE, die
 from harness.config.help import (
     EXPORT_EXIT_HELP,
     HISTORY_EXIT_HELP,
