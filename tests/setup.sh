@@ -3,7 +3,8 @@
 # servers the tests start: chromium (the HTML report test; with chromium-driver, the live
 # page test), redis-server (a target that never echoes, and with memcached the
 # request/response targets of tests/test_resp.py), nginx-light (the HTTP/1.1 and TLS target
-# of tests/test_http.py and tests/test_tls.py) and memcached.
+# of tests/test_http.py and tests/test_tls.py) and memcached; nodejs and npm, and socket.io 4.x
+# from the npm registry into tests/node (the Node chat room of tests/test_sio.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,12 @@ need chromedriver chromium-driver  # selenium drives the live page (tests/test_l
 need redis-server redis-server
 need nginx nginx-light
 need memcached memcached
+need mosquitto mosquitto  # the MQTT broker of tests/test_mqtt.py (with and without TLS)
+need node nodejs  # with npm: the socket.io 4.x chat room of tests/test_sio.py
+need npm npm
 python -m pip install -q -e '.[test,cluster]'
+# socket.io 4.x (npm) for tests/node/sio_chat.js, into tests/node/node_modules (not committed)
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/node && npm install --no-audit --no-fund --silent) \
+    || echo "tests/setup.sh: npm install in tests/node failed; tests/test_sio.py's Node tests will skip saying so" >&2
+fi

@@ -1,5 +1,5 @@
 """Values that used to be taken silently (issue 20, item 8): a flag that does not apply to
-the target (one table, harness.core.specs.APPLIES) is exit 2 naming both; port 0 in a URL;
+the target (one table, harness.config.table.APPLIES) is exit 2 naming both; port 0 in a URL;
 --header given twice or naming a header the handshake writes itself; --max-regression
 parsed strictly."""
 
@@ -54,7 +54,7 @@ def test_a_flag_for_another_kind_of_target_is_refused_naming_both(flags: dict,
 
 
 def test_each_flag_is_taken_by_the_targets_it_applies_to() -> None:
-    from harness.core.specs import APPLIES
+    from harness.config.table import APPLIES
     assert set(APPLIES) >= {"ws_subprotocol", "header", "accept", "redis_cmd", "mc_cmd"}
     p = plan(host="ws://127.0.0.1:5000/", ws_subprotocol="chat", ping_interval=1.0,
              header=["A: 1", "B: 2"], reconnect=True)

@@ -578,7 +578,7 @@ FUZZ_VALUES = st.one_of(st.sampled_from(NASTY), st.integers(-2**70, 2**70).map(s
 
 
 def _fuzz_flags() -> list[str]:
-    from harness.core.settings import RUN_KEYS
+    from harness.config.table import RUN_KEYS
     # the flags that take a value; never --server-cmd (it would run a shell command) nor
     # --host (always a closed port)
     return [s.flag for s in RUN_KEYS if s.spec is not None and s.spec.kind != "bool"

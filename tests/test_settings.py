@@ -10,14 +10,14 @@ from pathlib import Path
 import click
 import pytest
 
+from harness import protocols
 from harness.cli import run, search
-from harness.core import specs
+from harness.config import table as specs
+from harness.config.table import RUN_KEYS, SETTINGS
+from harness.core import specs as core_specs
 from harness.core.settings import (
     CORE,
     GROUPS,
-    PROTOCOL_SETTINGS,
-    RUN_KEYS,
-    SETTINGS,
     STR,
     Setting,
     Spec,
@@ -120,18 +120,24 @@ def test_the_run_defaults_types_and_ranges_come_from_the_table() -> None:
         (ROOT / "harness" / "config" / "default.toml").read_text(encoding="utf-8"))
     for s in RUN_KEYS:  # every built-in default passes its own type and range check
         assert s.spec is not None
-        specs.check_type(s.toml_default, s.spec, s.flag)
+        core_specs.check_type(s.toml_default, s.spec, s.flag)
         if s.spec.kind in ("int", "float"):
             specs.number({s.key: s.default}, str(s.key))
 
 
 def test_protocol_settings_are_tagged_and_a_flag_declared_twice_is_refused() -> None:
-    assert {s.protocol for s in SETTINGS} == {""} | set(PROTOCOL_SETTINGS)
+    owners = {n for n, own in protocols.settings().items() if own}
+    assert {s.protocol for s in SETTINGS} == {""} | owners
     assert next(s for s in SETTINGS if s.flag == "--ws-text").protocol == "ws"
+    assert [s.flag for s in SETTINGS].count("--keys") == 1  # redis's and memcached's, once
+    assert next(s for s in SETTINGS if s.flag == "--keys").protocol == "redis"
     extra = {"mqtt": (Setting("--mqtt-topic", "Target", "a topic", Spec("str"), "t"),)}
     assert table(CORE, extra)[-1].protocol == "mqtt"
     with pytest.raises(ValueError, match="declared twice: --host"):
         table(CORE, {"x": (Setting("--host", "Target", "again"),)})
+    with pytest.raises(ValueError, match="declared twice: --qos"):  # two protocols' own
+        table(CORE, {"a": (Setting("--qos", "Load", "a's", STR, "0"),),
+                     "b": (Setting("--qos", "Load", "b's", STR, "1"),)})
 
 
 def _number(text: str) -> float:

@@ -14,18 +14,13 @@ MAX_FUNCTION_LINES = 50
 
 # Modules still over MAX_MODULE_LINES (paths under harness/).
 MODULES_OVER = {
-    "config/build.py",
     "protocols/ws/ws.py",
     "protocols/ws/wsframe.py",
     "wire/batch.py",
     "wire/transport.py",
-    "worker/pacing.py",
-    "worker/worker.py",
 }
 # Functions still over MAX_FUNCTION_LINES ("path:qualified name").
-FUNCTIONS_OVER = {
-    "config/build.py:build_plan",
-}
+FUNCTIONS_OVER: set[str] = set()
 
 
 def module_lines() -> dict[str, int]:

@@ -23,6 +23,7 @@ from harness.config.build import ConfigError, parse_target
 from harness.core.plan import Target, Tls
 from harness.core.result import Share
 from harness.protocols.tls import TlsLayer, client_context
+from harness.wire.connects import open_all
 from harness.wire.poller import Poller
 from harness.wire.protocol import Stamped
 from harness.wire.transport import CHUNK, RoundBuffer, Transport
@@ -386,7 +387,7 @@ class OneConnection:
         self.tp = Transport(share, [(socket.AF_INET, self.lsock.getsockname())], (),
                             Poller(), RoundBuffer(), Whole(), self.sink,
                             tls=TlsLayer(ctx, ["localhost"], 1))
-        self.tp.open_all(1, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
+        open_all(self.tp, 1, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
         assert self.sink.handshakes == 1 and self.tp.alive[0]
         return self.tp
 

@@ -15,9 +15,11 @@ from harness.core.result import Share
 from harness.protocols.redis.resp import Resp
 from harness.wire import framing
 from harness.wire.batch import Outbound
+from harness.wire.connects import LAUNCH_BATCH, open_all
 from harness.wire.poller import Poller
 from harness.wire.protocol import Stamped
-from harness.wire.transport import LAUNCH_BATCH, Early, RoundBuffer, Transport
+from harness.wire.rounds import Early, RoundBuffer
+from harness.wire.transport import Transport
 from workloads.base import Kind
 
 pytestmark = pytest.mark.e2e  # real loopback sockets
@@ -106,7 +108,7 @@ def connected(n: int, resp: bool = False
     tp = transport(lsock.getsockname()[1], n, events, resp)
     peers: list[socket.socket] = []
     try:
-        assert not tp.open_all(n, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
+        assert not open_all(tp, n, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
         by_port = {}
         for _ in range(n):
             s, addr = lsock.accept()
@@ -161,7 +163,7 @@ def test_connects_settle_while_later_ones_are_still_being_launched() -> None:
     tp = transport(lsock.getsockname()[1], n, events)
     events.tp = tp
     try:
-        assert not tp.open_all(n, 0.0, 5 * 10**9, time.monotonic_ns() + 10 * 10**9, None)
+        assert not open_all(tp, n, 0.0, 5 * 10**9, time.monotonic_ns() + 10 * 10**9, None)
     finally:
         tp.close_all()
         lsock.close()
@@ -175,7 +177,7 @@ def test_a_refused_connect_is_counted_once_and_closed() -> None:
     events = Events()
     tp = transport(s.getsockname()[1], 2, events)
     try:
-        tp.open_all(2, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
+        open_all(tp, 2, 0.0, 5 * 10**9, time.monotonic_ns() + 5 * 10**9, None)
     finally:
         s.close()
     assert events.errors == ["connect_refused"] * 2

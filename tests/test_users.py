@@ -415,7 +415,7 @@ def test_harness_plans_lists_each_shipped_plan_with_its_title_and_prints_one(
     assert r.returncode == 0, r.stderr
     names = [line.split()[0] for line in r.stdout.splitlines()]
     assert names == sorted(p.stem for p in PLANS.glob("*.toml")) == [
-        "backend", "chat", "items", "users"]
+        "backend", "chat", "items", "mqtt", "seed", "sio-chat", "sse-chat", "users"]
     first = {p.stem: p.read_text().splitlines()[0].lstrip("# ") for p in PLANS.glob("*.toml")}
     assert all(line.endswith(first[line.split()[0]]) for line in r.stdout.splitlines())
     shown = harness("plans", "chat", cwd=tmp_path)
@@ -423,7 +423,8 @@ def test_harness_plans_lists_each_shipped_plan_with_its_title_and_prints_one(
     for args in (["plans", "nope"], ["run", "--plan", "nope"]):
         r = harness(*args, cwd=tmp_path)
         assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
-        assert "no shipped plan 'nope' (shipped: backend, chat, items, users;" in r.stderr
+        assert ("no shipped plan 'nope' (shipped: backend, chat, items, mqtt, seed, sio-chat, "
+                "sse-chat, users;") in r.stderr
     both = harness("run", "--plan", "chat", "--config", "x.toml", cwd=tmp_path)
     assert both.returncode == 2 and "--plan NAME and --config FILE: give one" in both.stderr
 

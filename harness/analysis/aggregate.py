@@ -82,6 +82,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         hists["handshake"] = hs
         parts.update(handshake_ms=handshake_ms(hs), handshakes=len(hs),
                      tls_reasons=reasons or None)
+    bodies = {k: escape_bytes(v) for r in reversed(results) for k, v in r.failed_bodies.items()}
+    if bodies:  # [[users]] checks and captures: the first failing response per kind
+        parts["failed_bodies"] = dict(sorted(bodies.items()))
     if any(r.status for r in results):
         parts.update(status_counts([{str(c): n for c, n in r.status.items()} for r in results]))
     rec = merge_all([r.reconnect for r in results])
@@ -91,6 +94,7 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     packed = [r.ws_compress for r in results if r.ws_compress]
     if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
         parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}
+    parts.update(protocol_extras(results))
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)
         hists.update(kh)
@@ -103,6 +107,17 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
         parts.update(lost=fan.pop("lost"), duplicates=fan.pop("duplicates"), fanout=fan)
     summary = replace(_counts(step, results, open_loop, lat, con), **parts)
     return StepFigures(summary, hists, series, second_hists)
+
+
+def protocol_extras(results: list[WorkerResult]) -> dict[str, Any]:
+    """A protocol's own latencies (WorkerResult.extra), merged by name: the step's
+    ``extras`` part with NAME_ms (p50 ... max, mean) and NAMEs (how many were recorded), or
+    nothing."""
+    out: dict[str, Any] = {}
+    for name in sorted({n for r in results for n in r.extra}):
+        h = merge_all([r.extra[name] for r in results if name in r.extra])
+        out[f"{name}s"], out[f"{name}_ms"] = len(h), latency_ms(h)
+    return {"extras": out} if out else {}
 
 
 def _storms(results: list[WorkerResult]) -> dict[str, Any]:

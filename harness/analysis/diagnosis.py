@@ -25,9 +25,9 @@ def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = N
     and drain included): what was sent, what came back, the first bytes that did not
     parse, and a guess at why (``http_url``: the URL to suggest when the target answered
     a raw-TCP run with HTTP; ``kv``: "redis" or "memcached" when the run sent that
-    protocol's requests, not stamped frames; ``speaks``: "http" for HTTP requests, "ws"
-    for stamped frames inside WebSocket messages, "" for raw TCP; ``ca``: --ca was
-    given). None when some valid reply came."""
+    protocol's requests, not stamped frames; ``speaks``: the run's protocol ("http",
+    "ws", "sio", ...: its guess, and its error kinds among the failed connects), "" for raw
+    TCP; ``ca``: --ca was given). None when some valid reply came."""
     if not steps or any(s.get("replies", s["received"]) for s in steps):
         return None
     tls = tls_diagnosis(steps, ca)
@@ -56,15 +56,19 @@ def no_reply_diagnosis(steps: list[dict], framing: str, http_url: str | None = N
 def never_open(steps: list[dict], errs: dict[str, int], speaks: str) -> str:
     """Nothing was sent: no connection opened (or finished its WebSocket handshake)."""
     conns = max(s["conns"] for s in steps)
-    fails = sorted(((n, k) for k, n in errs.items() if n and k.startswith("connect")),
-                   reverse=True)
+    own = protocols.by_name(speaks).error_prefixes if speaks else ()  # (its handshake's)
+    fails = sorted(((n, k) for k, n in errs.items()
+                    if n and (k.startswith("connect") or k.startswith(own))), reverse=True)
     how = ", ".join(f"{n} {k}" for n, k in fails) or "no connect error counted"
     if speaks == "ws":
         return (f"no valid reply in the whole run: no message was sent: none of the {conns} "
                 f"connections finished its WebSocket handshake ({how}): does the target "
                 "answer the upgrade request at this path?")
+    hint = ""  # a protocol over WebSocket whose upgrade was refused: its own guess why
+    if speaks and any(k.startswith("connect_ws_") for _, k in fails):
+        hint = ": " + protocols.by_name(speaks).guess(b"HTTP/", "", 0)
     return (f"no valid reply in the whole run: no message was sent: none of the {conns} "
-            f"connections opened ({how})")
+            f"connections opened ({how}){hint}")
 
 
 def http_answer_warning(steps: list[dict], http_url: str) -> str | None:

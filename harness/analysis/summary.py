@@ -70,6 +70,8 @@ class StepSummary(Mapping[str, Any]):
     handshakes: int | None = None  # TLS handshakes done (the handshake histogram's count)
     tls_reasons: dict[str, str] | None = None  # TLS: the first reason of each tls_* kind
     status: dict[str, int] | None = None  # HTTP: responses of the window per status code
+    failed_bodies: dict[str, str] | None = None  # [[users]]: the first failing response
+    # (status line, body cut to 256 bytes, escaped) per check_/capture_ kind
     status_classes: dict[str, int] | None = None  # ... and per class ("2xx", "4xx")
     reconnect_ms: dict | None = None  # ws --reconnect: downtime per reconnect (p50, p99, max)
     ws_compress: dict | None = None  # ws --ws-compress: raw and wire bytes sent and received
@@ -77,6 +79,8 @@ class StepSummary(Mapping[str, Any]):
     # (harness.analysis.storm)
     ramp: dict | None = None  # the connect ramp: rate and latency per second
     # (harness.analysis.ramp)
+    extras: dict | None = None  # a protocol's own figures (Spec.extras: sio_acks, sio_ack_ms),
+    # spread into the step as fanout is
 
     def to_json(self) -> dict[str, Any]:
         """The step as run.json has it: fields in order, None ones left out, the fan-out
@@ -86,19 +90,21 @@ class StepSummary(Mapping[str, Any]):
             value = getattr(self, name)
             if value is None:
                 continue
-            if name == "fanout":
+            if name in SPREAD:
                 out.update(value)
             else:
                 out[name] = value
         return out
 
     def __getitem__(self, key: str) -> Any:
-        if key in ORDER and key != "fanout":
+        if key in ORDER and key not in SPREAD:
             value = getattr(self, key)
             if value is not None:
                 return value
-        elif self.fanout is not None and key in self.fanout:
-            return self.fanout[key]
+        for name in SPREAD:
+            part = getattr(self, name)
+            if part is not None and key in part:
+                return part[key]
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
@@ -109,6 +115,7 @@ class StepSummary(Mapping[str, Any]):
 
 
 ORDER = tuple(f.name for f in fields(StepSummary))
+SPREAD = ("fanout", "extras")  # parts whose keys are the step's own in run.json
 
 
 def ms(ns: float | None) -> float | None:

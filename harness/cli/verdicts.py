@@ -114,7 +114,7 @@ def diagnosed(plan: Plan, workload: Any, outcome: RunOutcome, steps: list) -> bo
         if protocol == "framed" and scheme == "tcp" else None
     proto = of_run(protocol, scheme)
     kv = proto.name if proto.name in KV else None
-    speaks = proto.name if proto.name in ("ws", "http") else ""
+    speaks = "" if kv or proto.name == "tcp" else proto.name  # (its own guess, its kinds)
     ca = plan.tls is not None and bool(plan.tls.ca_pem)
     diagnosis = None if outcome.partial else aggregate.no_reply_diagnosis(
         steps, workload.framing or plan.framing, url, kv, speaks, ca)

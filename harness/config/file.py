@@ -14,21 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import alerts as alert_spec
-from harness.core.specs import (
+from harness.config.table import (
     BUILTIN,
     BUILTIN_PATH,
     FLAG,
-    KIND_SPEC,
     KNOWN_TOP,
-    MAX_CONFIG_BYTES,
-    MIX_KEYS,
     RUN_DEFAULTS,
     RUN_SPEC,
+    TABLE_SPEC,
+    TABLES,
+)
+from harness.core.specs import (
+    KIND_SPEC,
+    MAX_CONFIG_BYTES,
+    MIX_KEYS,
     SCENARIO_ONLY,
     STAGE_KEYS,
     STAGE_SPEC,
-    TABLE_SPEC,
-    TABLES,
     ConfigError,
     Spec,
     check_type,

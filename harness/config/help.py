@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
+from harness.config.table import SETTINGS
 from harness.core.safe import printable
-from harness.core.settings import FRAMINGS, GROUPS, SETTINGS, Setting, shown
+from harness.core.settings import FRAMINGS, GROUPS, Setting, shown
 
 EXIT_CODES_HELP = """Exit codes: 0 ran and every threshold held; 1 ran and a threshold or SLO
 failed, or the run was cut short (results written, marked partial); 2 usage or configuration

@@ -6,6 +6,7 @@ Units: seconds (``*_s``), messages per second per connection (``rate``), bytes (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,4 +154,7 @@ class Plan:
     reconnect: bool = False  # ws://: reopen (with backoff) a connection the server dropped
     ws_compress: bool = False  # ws://: offer permessage-deflate
     baseline: str | None = None  # a run folder to compare with when the run ends
+    # The run's protocol's part of the plan (harness.protocols.spec.Spec.plan_options): the
+    # object its wire reads its own settings from (a protocol adds no field here).
+    options: Any = None
     part: MachinePart | None = None  # --cluster: this machine's place in the step (an agent's)

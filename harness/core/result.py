@@ -75,6 +75,8 @@ class WorkerResult:
     connect: Histogram = field(default_factory=Histogram)
     handshake: Histogram = field(default_factory=Histogram)  # TLS: TCP connected -> handshake done
     tls_reasons: dict[str, str] = field(default_factory=dict)  # first reason per tls_* kind
+    failed_bodies: dict[str, bytes] = field(default_factory=dict)  # HTTP [[users]]: the first
+    # failing response (status line, body cut) per check_/capture_ kind
     status: dict[int, int] = field(default_factory=dict)  # HTTP: responses per status code
     reconnects: int = 0  # connections reopened after the server closed them (HTTP between
     # requests, or with Connection: close; ws --reconnect): not errors
@@ -86,6 +88,9 @@ class WorkerResult:
     episodes: np.ndarray | None = None
     ramp: np.ndarray | None = None  # the connect ramp: (began, completed) ns per connect made
     ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
+    # a protocol's own latencies by name (sio: "sio_ack", send to ack), ns: in the step as
+    # NAME_ms (percentiles) and NAMEs (how many); its Spec.extras names them
+    extra: dict[str, Histogram] = field(default_factory=dict)
     kinds: list[Histogram] = field(default_factory=list)  # latency per message kind
     kind_sent: list[int] = field(default_factory=list)
     series: dict[str, np.ndarray] = field(default_factory=dict)  # per second of the window

@@ -1,19 +1,20 @@
-"""Every flag of ``harness run`` (and ``search``), declared once: its harness.toml key, type,
-range, built-in default, help and group for ``-h``, and the runs it applies to.
+"""Every flag of ``harness run`` (and ``search``) is declared once, as a :class:`Setting`: its
+harness.toml key, type, range, built-in default, help and group for ``-h``, and the runs it
+applies to. The core's are here (``CORE``); each protocol declares its own in its package of
+the registry (``Spec.settings``, harness.protocols), and TLS, a layer, in
+harness.protocols.layers. :mod:`harness.config.table` puts them together: the run's table.
 
-From this one table come the click options and the grouped ``-h`` (:mod:`harness.config.help`),
-the type and range checks of flags and [run] keys (:mod:`harness.core.specs`), the built-in
-defaults of [run] (harness/config/default.toml holds the other tables and the presets), and the
-flag table of the docs, which tests/test_settings.py keeps in step.
+From that one table come the click options and the grouped ``-h`` (:mod:`harness.config.help`),
+the type and range checks of flags and [run] keys, the built-in defaults of [run]
+(harness/config/default.toml holds the other tables and the presets), and the flag table of
+the docs, which tests/test_settings.py keeps in step. Nothing here imports click or another
+harness module.
 
-The table is the core settings followed by each protocol's own (``PROTOCOL_SETTINGS``), tagged
-with the protocol's name: a protocol module will contribute its ``SETTINGS`` tuple there.
-Nothing here imports click or another harness module.
-
-To add a flag: one ``Setting`` in CORE (or in its protocol's tuple), in its group; a row in
-the docs' flag table with the default ``-h`` shows; then read it where it is used: a [run]
-key from the merged settings in :func:`harness.config.build.build_plan`, a flag only as the
-parameter ``Setting.name`` of ``run`` (and of ``search`` unless ``search=False``).
+To add a flag: one ``Setting`` in CORE (or in its protocol's ``SETTINGS``), in its group; a
+row in the docs' flag table with the default ``-h`` shows; then read it where it is used: a
+[run] key from the merged settings in :func:`harness.config.build.build_plan` (a protocol's
+own: from ``Plan.options``, its part of the plan), a flag only as the parameter
+``Setting.name`` of ``run`` (and of ``search`` unless ``search=False``).
 """
 
 from __future__ import annotations
@@ -137,12 +138,17 @@ def range_text(spec: Spec | None) -> str:
         f"{number_text(lo)} to {number_text(spec.hi)}"
 
 
-def _int(lo: float, hi: float) -> Spec:
+def int_range(lo: float, hi: float) -> Spec:
+    """An integer setting in [lo, hi]."""
     return Spec("int", lo, hi)
 
 
-def _float(lo: float, hi: float, zero_or: float | None = None) -> Spec:
+def float_range(lo: float, hi: float, zero_or: float | None = None) -> Spec:
+    """A number setting in [lo, hi] (or 0, off, when ``zero_or`` is the lowest value on)."""
     return Spec("float", lo, hi, zero_or)
+
+
+_int, _float = int_range, float_range
 
 
 STR, BOOL = Spec("str"), Spec("bool")
@@ -256,67 +262,28 @@ CORE: tuple[Setting, ...] = (
             _int(1, MAX_CONNS), 10000, search=False),
 )
 
-_WS: Applies = (frozenset({"ws"}), "ws:// and wss:// targets")
-_KV: Applies = (frozenset({"redis", "memcached"}), "--workload redis and memcached")
-
-# The settings of one protocol each, until the protocols declare their own.
-PROTOCOL_SETTINGS: dict[str, tuple[Setting, ...]] = {
-    "tls": (
-        Setting("--tls", "Target", "wrap raw TCP (host:port) in TLS; https:// URLs always use "
-                "TLS", BOOL, False),
-        Setting("--insecure", "Target", "TLS: do not verify the server's certificate", BOOL,
-                False),
-        Setting("--ca", "Target", "TLS: verify the server's certificate against this CA file "
-                "(PEM) instead of the system store", STR, ""),
-    ),
-    "ws": (
-        Setting("--ws", "Target", "with no --host: the embedded server speaks WebSocket "
-                "(ws://)", BOOL, False, search=False),
-        Setting("--ws-subprotocol", "Target", "ws://: the subprotocol asked for in the "
-                "handshake", STR, "", applies=_WS),
-        Setting("--header", "Target", "ws://: an extra handshake header, 'Name: value' (repeat "
-                "for more; not Host, Upgrade or Sec-WebSocket-*)", Spec("strs"), (),
-                repeatable=True, applies=_WS),
-        Setting("--ping-interval", "Pacing", "ws://: seconds between pings on every connection "
-                "(0 = none; 0.01 to 3600)", _float(0, 3600, zero_or=0.01), 0.0, applies=_WS),
-        Setting("--ws-text", "Target", "ws://: text messages from a JSON template with "
-                "\"{stamp}\" (and {text}: filler to --size)", STR, "", applies=_WS),
-        Setting("--ws-match", "Target", "ws://: field=value a text message must have to "
-                "count; others are skipped", STR, "", applies=_WS),
-        Setting("--reconnect", "Pacing", "ws://: reopen, with backoff, a connection the server "
-                "closed or dropped (counted)", BOOL, False, search=False, applies=_WS),
-        Setting("--ws-compress", "Target", "ws://: offer permessage-deflate", BOOL, False,
-                search=False, applies=_WS),
-    ),
-    "http": (
-        Setting("--accept", "Load", "HTTP: status codes that are not errors, e.g. 2xx,3xx,404 "
-                "or 200-299 (default 2xx)", STR, "2xx",
-                applies=(frozenset({"http"}), "http:// and https:// targets")),
-        Setting("--requests", "Load", "HTTP: a TOML file whose [[requests]] table replaces "
-                "harness.toml's", STR, ""),
-    ),
-    "kv": (
-        Setting("--redis-cmd", "Load", "redis: ping, echo, set, get, or weighted: set:1,get:3",
-                STR, "ping", applies=(frozenset({"redis"}), "--workload redis")),
-        Setting("--mc-cmd", "Load", "memcached: set, get, or weighted: set:1,get:9", STR,
-                "set", applies=(frozenset({"memcached"}), "--workload memcached")),
-        Setting("--keys", "Load", "redis/memcached: keys key:1 to key:N (1 to 10^9)",
-                _int(1, 10**9), 1000, applies=_KV),
-    ),
-}
-
 
 def table(core: tuple[Setting, ...], protocols: dict[str, tuple[Setting, ...]]
           ) -> tuple[Setting, ...]:
-    """The core settings, then each protocol's (tagged), every flag once. With the protocol
-    registry this becomes ``table(CORE, {p.name: p.SETTINGS for p in protocols})``."""
-    out = core + tuple(s for name, own in protocols.items() for s in tagged(name, own))
-    flags = [s.flag for s in out]
-    twice = sorted({f for f in flags if flags.count(f) > 1})
+    """The core settings, then each protocol's (tagged with the first protocol that declares
+    it), every flag once: the same setting shared by several protocols (redis's and
+    memcached's ``--keys``) is kept once; two different settings with one flag are refused.
+    The run's table is ``table(CORE, ...)`` of the protocol registry (harness.config.table)."""
+    out = list(core)
+    seen = {s.flag: s for s in core}
+    twice: set[str] = set()
+    for name, own in protocols.items():
+        for s in tagged(name, own):
+            first = seen.get(s.flag)
+            if first is None:
+                seen[s.flag] = s
+                out.append(s)
+            elif first.protocol == "" or replace(first, protocol=s.protocol) != s:
+                twice.add(s.flag)
     if twice:
-        raise ValueError(f"flags declared twice: {', '.join(twice)}")
-    return out
+        raise ValueError(f"flags declared twice: {', '.join(sorted(twice))}")
+    return tuple(out)
 
 
-SETTINGS: tuple[Setting, ...] = table(CORE, PROTOCOL_SETTINGS)
-RUN_KEYS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.spec is not None)
+# The [run] keys of the core (a protocol's own are in harness.config.table, with the rest).
+CORE_KEYS: tuple[Setting, ...] = tuple(s for s in CORE if s.spec is not None)

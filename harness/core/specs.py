@@ -1,68 +1,42 @@
-"""The type and range of every setting, and the checks of one value against them.
+"""The checks of one setting's value against its type and range, and the errors they raise.
 
-The [run] settings are declared once, in :mod:`harness.core.settings`; this module takes their
-types, ranges and built-in defaults from there, and the other tables' (and the presets) from
-harness/config/default.toml. :mod:`harness.config.build` reads a file and builds the Plan with them.
-Every problem raises :class:`ConfigError` with one line naming the bad key or flag.
+The [run] settings are declared once (the core's in :mod:`harness.core.settings`, each
+protocol's in its package); :mod:`harness.config.table` puts them together with the other
+tables of harness/config/default.toml, and :mod:`harness.config.build` reads a file and
+builds the Plan with them. Every problem raises :class:`ConfigError` with one line naming
+the bad key or flag.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 import urllib.parse
-from importlib import resources
 from typing import Any
 
-from harness.core.settings import DAY_S, MAX_CONNS, MAX_INT64, MAX_MESSAGES, RUN_KEYS, Spec
+from harness.core.settings import (
+    CORE_KEYS,
+    DAY_S,
+    MAX_CONNS,
+    MAX_INT64,
+    MAX_MESSAGES,
+    Spec,
+)
 
 __all__ = ["DAY_S", "MAX_CONNS", "MAX_INT64", "MAX_MESSAGES", "Spec"]
 
-# The built-in defaults and scenario presets ship inside the package; ./harness.toml or
-# --config FILE layers over them (see load_file).
-BUILTIN_PATH = "built-in defaults (harness/config/default.toml)"
-# The type and range of every [run] key (flags are checked against the same ranges), and its
-# built-in value.
-RUN_SPEC: dict[str, Spec] = {s.key: s.spec for s in RUN_KEYS if s.key and s.spec}
-RUN_DEFAULTS: dict[str, Any] = {s.key: s.toml_default for s in RUN_KEYS if s.key}
-
-
-def _builtin() -> dict[str, Any]:
-    text = resources.files("harness").joinpath("config/default.toml").read_text("utf-8")
-    return {"run": RUN_DEFAULTS, **tomllib.loads(text)}
-
-
-BUILTIN = _builtin()
+# The type and range of each of the core's [run] keys; the run's whole table (the protocols'
+# keys too), its built-in values and the tables of default.toml are harness.config.table's.
+CORE_SPEC: dict[str, Spec] = {s.key: s.spec for s in CORE_KEYS if s.key and s.spec}
 MIX_KEYS = {"by", "kinds"}
 KIND_KEYS = {"name", "weight", "size"}
 SCENARIO_ONLY = {"stages", "description"}
 STAGE_KEYS = {"conns", "duration", "rate", "label"}
-TABLES = {"run": RUN_DEFAULTS, "degradation": BUILTIN["degradation"],
-          "thresholds": BUILTIN["thresholds"]}
-# Flags whose name differs from the key, for error messages.
-FLAG = {s.key: s.flag for s in RUN_KEYS if s.key}
-KNOWN_TOP = set(TABLES) | {"scenarios", "env", "mix", "requests", "users", "alerts"}
 MAX_CONFIG_BYTES = 1 << 20
-# The settings that apply to some runs only: key -> (the runs it applies to, said as a
-# phrase); see harness.core.settings.Applies.
-APPLIES: dict[str, tuple[frozenset[str], str]] = {
-    s.key: s.applies for s in RUN_KEYS if s.key and s.applies is not None}
-
-
-def check_applies(run: dict, sort: str, label: str) -> None:
-    """Every setting of APPLIES that ``run`` gives (a value other than its default) applies
-    to a run of ``sort`` (``label``: that run's target, for the message)."""
-    for key, (sorts, where) in APPLIES.items():
-        if sort not in sorts and key in run and run[key] != RUN_DEFAULTS.get(key):
-            raise ConfigError(f"{flag_name(run, key)} applies to {where}, not {label}")
 
 
 LIMIT_SPEC = Spec("float", -1e15, 1e15)  # [degradation] and [thresholds]: <= 0 is off
-TABLE_SPEC = {"degradation": {k: LIMIT_SPEC for k in TABLES["degradation"]},
-              "thresholds": {k: LIMIT_SPEC for k in TABLES["thresholds"]}
-              | {"max_lost": Spec("int", -MAX_INT64, MAX_INT64)}}
-STAGE_SPEC = {"conns": Spec("int", 1, MAX_CONNS), "duration": RUN_SPEC["duration"],
-              "rate": RUN_SPEC["rate"], "label": Spec("str")}
+STAGE_SPEC = {"conns": Spec("int", 1, MAX_CONNS), "duration": CORE_SPEC["duration"],
+              "rate": CORE_SPEC["rate"], "label": Spec("str")}
 KIND_SPEC = {"name": Spec("str"), "weight": Spec("float", 0, 1e9), "size": Spec("size")}
 EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
             "str": "a string", "ints": "an integer or a list of integers",
@@ -111,7 +85,9 @@ def shown(v: Any) -> str:
 
 
 def flag_name(run: dict, key: str) -> str:
-    return run.get("__names__", {}).get(key, FLAG.get(key, key))
+    """The flag or the file key a setting came from (``--connect-timeout``: a [run] key's
+    flag is its name with dashes, harness.core.settings.Setting.key)."""
+    return run.get("__names__", {}).get(key, "--" + key.replace("_", "-"))
 
 
 def parse_int_list(value: Any, flag: str, lo: int = 1, hi: float = math.inf) -> list[int]:
@@ -169,11 +145,12 @@ def cut(v: Any, most: int = 40) -> Any:
 
 
 def number(run: dict, key: str, lo: float | None = None, kind: type | None = None,
-         hi: float | None = None) -> Any:
-    """A finite number in [lo, hi] (by default the range of RUN_SPEC[key]; a ``zero_or``
-    setting also takes 0); the error names the flag or the file key it came from. A boolean
-    is not a number, and a whole number is not taken from a fraction."""
-    spec = RUN_SPEC.get(key, Spec("float"))
+           hi: float | None = None, spec: Spec | None = None) -> Any:
+    """A finite number in [lo, hi] (by default the range of ``spec``, else of the core's
+    CORE_SPEC[key]; a ``zero_or`` setting also takes 0); the error names the flag or the
+    file key it came from. A boolean is not a number, and a whole number is not taken from
+    a fraction. (harness.config.table.number: the same, with any key of the run's table.)"""
+    spec = spec or CORE_SPEC.get(key, Spec("float"))
     lo = spec.lo if lo is None else lo
     hi = spec.hi if hi is None else hi
     kind = kind or (int if spec.kind in ("int", "ints") else float)

@@ -5,8 +5,9 @@ settings it owns and which runs they apply to), the worker (its sans-I/O protoco
 transport and hooks, through ``Spec.wire``), the diagnosis (what it sent, its guess when
 nothing valid came back) and aggregation (its error kinds).
 
-Adding a protocol: a package here with a ``SPEC`` and a ``wire`` module, listed in
-REGISTRY, its tests, and its README section. TLS (harness.protocols.tls) is not a protocol
+Adding a protocol: a package here with a ``SPEC`` (its flags declared once, in
+``Spec.settings``; its part of the plan from ``Spec.options``) and a ``wire`` module, listed
+in REGISTRY, its tests, and its README section. TLS (harness.protocols.tls) is not a protocol
 but a layer any transport takes (``Spec.tls_schemes``, ``--tls``).
 
 This module and the specs are light: no sockets, numpy or websockets.
@@ -14,11 +15,14 @@ This module and the specs are light: no sockets, numpy or websockets.
 
 from __future__ import annotations
 
-from harness.protocols import http, memcached, redis, tcp, ws
-from harness.protocols.spec import Option, Spec
+from harness.core.settings import Setting
+from harness.protocols import http, memcached, mqtt, redis, sio, sse, tcp, ws
+from harness.protocols.layers import LAYERS
+from harness.protocols.spec import Spec
 
 REGISTRY: dict[str, Spec] = {s.name: s for s in (tcp.SPEC, http.SPEC, redis.SPEC,
-                                                  memcached.SPEC, ws.SPEC)}
+                                                  memcached.SPEC, ws.SPEC, sio.SPEC,
+                                                  sse.SPEC, mqtt.SPEC)}
 SCHEMES: dict[str, Spec] = {scheme: s for s in REGISTRY.values() for scheme in s.schemes}
 TLS_SCHEMES = frozenset(scheme for s in REGISTRY.values() for scheme in s.tls_schemes)
 KV = ("redis", "memcached")  # the workloads whose requests are rendered at plan time
@@ -50,15 +54,11 @@ def of_run(workload_protocol: str, scheme: str) -> Spec:
     return by_workload(workload_protocol)
 
 
-def options() -> dict[str, tuple[Option, tuple[Spec, ...]]]:
-    """Every option a protocol owns: key -> (the option, the protocols that own it)."""
-    out: dict[str, tuple[Option, tuple[Spec, ...]]] = {}
-    for s in REGISTRY.values():
-        for o in s.options:
-            owners = out[o.key][1] if o.key in out else ()
-            out[o.key] = (o, (*owners, s))
-    return out
+def settings() -> dict[str, tuple[Setting, ...]]:
+    """The flags of the layers (TLS) and of every protocol, by owner, in REGISTRY's order:
+    the part of the run's table (harness.config.table) that is not the core's."""
+    return {**LAYERS, **{s.name: s.settings for s in REGISTRY.values()}}
 
 
-__all__ = ["KV", "REGISTRY", "Option", "Spec", "by_name", "by_scheme", "by_workload",
-           "of_run", "options"]
+__all__ = ["KV", "REGISTRY", "Spec", "by_name", "by_scheme", "by_workload", "of_run",
+           "settings"]

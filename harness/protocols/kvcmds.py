@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.core.plan import Target
 from harness.core.specs import KIND_SPEC, ConfigError, cut, flag_name, number
+from harness.protocols.kvguess import KEYS
 from harness.wire.batch import SizeSpec, size_bounds
 from harness.wire.reqtable import Rendered
 
@@ -159,4 +160,4 @@ def plan_requests(run: dict[str, Any], workload: str, size: SizeSpec, max_frame:
     key = "redis_cmd" if workload == "redis" else "mc_cmd"
     check_value_size(size, flag_name(run, "size"), max_frame)
     commands = parse_commands(str(run[key]), workload, flag_name(run, key))
-    return render(workload, commands, number(run, "keys"), size, seed)
+    return render(workload, commands, number(run, "keys", spec=KEYS.spec), size, seed)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
-from harness.protocols.spec import Option
+from harness.core.settings import Setting, int_range
 
 RESP = re.compile(rb"^(?:[-+][A-Za-z]{2,}|[:$*]-?\d+\r\n)")  # -ERR .., +OK, :1, $5, *2
 MEMCACHED = re.compile(rb"^(?:ERROR|CLIENT_ERROR |SERVER_ERROR |STORED|NOT_STORED|END|VALUE )")
-KEYS = Option("keys", "--keys", "int", 1000, 1, 10**9,
-              help="redis/memcached: keys key:1 to key:N (1 to 10^9)",
-              applies="--workload redis and memcached")
+KEYS = Setting("--keys", "Load", "redis/memcached: keys key:1 to key:N (1 to 10^9)",
+               int_range(1, 10**9), 1000,
+               applies=(frozenset({"redis", "memcached"}), "--workload redis and memcached"))
 
 
 def kv_guess(kv: str, raw: bytes, hung_up: int) -> str:

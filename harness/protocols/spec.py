@@ -1,4 +1,5 @@
-"""What a protocol declares about itself (:class:`Spec`), and its options (:class:`Option`).
+"""What a protocol declares about itself (:class:`Spec`), its flags among it
+(:class:`~harness.core.settings.Setting`, declared once, there).
 
 A spec is plain data, light to import: config, the CLI, aggregation and the diagnosis read
 it without the worker stack (no sockets, numpy or websockets). Its worker-side part (the
@@ -11,24 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from harness.core.settings import Setting
 
 Guess = Callable[..., str]  # (raw bytes, framing, hung_up, ...) -> one line
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One setting a protocol owns: its config key (``[run]``), its flag, its type and range
-    (as harness.core.specs.Spec: "bool", "str", "strs", "int", "float"), its default and help."""
-
-    key: str
-    flag: str
-    kind: str
-    default: object = None
-    lo: float | None = None
-    hi: float | None = None
-    help: str = ""
-    zero_or: float | None = None  # a float that takes 0 (off) or a value in [zero_or, hi]
-    applies: str = ""  # the runs it applies to, said, when more than one protocol owns it
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +26,19 @@ class Spec:
     ``schemes`` maps each URL scheme that selects it to its default port (``tls_schemes``:
     those that mean TLS); ``workload_protocol`` is the ``protocol`` attribute of the
     workloads it runs (workloads/base.py); ``sort`` is the kind of run its options apply to
-    (harness.core.specs.APPLIES), said by ``applies_to``; ``error_prefixes`` the error kinds it
+    (harness.config.table.APPLIES), said by ``applies_to``; ``error_prefixes`` the error kinds it
     counts (``redis_ERR``), ``failed_replies`` those that are failed replies in the error rate;
     ``what`` names what it sends, for the diagnosis, and ``guess`` says why nothing valid
     came back; ``extras`` the keys it adds to a step's results; ``target`` its built-in server
-    (a harness.targets module), if any; ``wire`` its worker-side part."""
+    (a harness.targets module), if any; ``wire`` its worker-side part.
+
+    ``settings``: its flags and [run] keys (harness.core.settings.Setting), declared here
+    only: the run's table (harness.config.table) takes them from the registry, for the click
+    options, ``-h``, the checks, the defaults and the docs' flag table. ``options``: its part
+    of the plan (``Plan.options``): a ``module:function`` path, called at plan time with the
+    checked [run] settings and the targets, that returns an object the worker's wire reads
+    (None: the dict of its own settings' values). It raises
+    harness.core.specs.ConfigError, one line, for a bad value."""
 
     name: str
     workload_protocol: str
@@ -51,7 +47,8 @@ class Spec:
     what: str
     schemes: dict[str, int] = field(default_factory=dict)
     tls_schemes: tuple[str, ...] = ()
-    options: tuple[Option, ...] = ()
+    settings: tuple[Setting, ...] = ()
+    options: str | None = None
     sort: str = ""
     applies_to: str = ""
     error_prefixes: tuple[str, ...] = ()
@@ -61,3 +58,11 @@ class Spec:
 
     def default_port(self, scheme: str) -> int:
         return self.schemes[scheme]
+
+    def plan_options(self, run: dict[str, Any], targets: tuple[Any, ...]) -> Any:
+        """Its part of the plan (``Plan.options``), from the run's checked settings."""
+        if self.options is None:
+            return {s.key: run[s.key] for s in self.settings if s.key and s.key in run}
+        import importlib
+        module, _, name = self.options.partition(":")
+        return getattr(importlib.import_module(module), name)(run, targets)

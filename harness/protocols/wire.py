@@ -62,6 +62,11 @@ class Wire:
         (harness.wire.transport.Early), or None."""
         return None
 
+    def awaiting(self, now: int, drain_until: int) -> bool:
+        """The drain is otherwise over: whether the protocol still awaits something of its
+        own (Socket.IO: acks), at most until ``drain_until`` (ns). A hook: never here."""
+        return False
+
     def finish(self, res: WorkerResult) -> None:
         """The step is over: its extras into the result."""
 

@@ -54,6 +54,9 @@ def plan_dict(plan: Plan) -> dict:
     d["corpus"] = {"lines": len(plan.corpus)} if plan.corpus else None
     d["requests"] = [{"name": r.name, "weight": r.weight, "renderings": len(r.pool)}
                      for r in plan.requests]
+    d["users"] = [{**u, "captures": [{c.name: c.spec for c in caps} for caps in cls.captures],
+                   "checks": [c.spec if c is not None else None for c in cls.checks]}
+                  for u, cls in zip(d["users"], plan.users, strict=True)]
     return d
 
 

@@ -222,6 +222,7 @@ STEP: dict[str, Check] = {
     "behind_schedule": count, "kinds": array, "users": counts, "stages": array,
     "recovery": obj, "kernel": counts, "resources": obj, "trend": obj, "handshakes": count,
     "status": counts, "status_classes": counts, "client_bound_rule": text_or_null,
+    "failed_bodies": obj,
     "client_bound_detail": text_or_null, "first_unparsed": text_or_null,
     "measure_started_unix_s": unix_time, "histograms": histograms,
     "second_histograms": histogram_list,

@@ -6,7 +6,10 @@ Each entry is a kind (a row and a histogram, as a ``[mix]`` kind): ``name``, ``w
 template) and ``values``: per placeholder an integer range ``"1-1000"``, a list, or
 ``{ file = "names.txt" }`` (a corpus file, one value per line). At plan time every request
 is rendered (seeded) into a pool of at most :data:`POOL` byte strings; a worker only picks
-from the pools, it never formats a request.
+from the pools, it never formats a request. The one exception: a placeholder that names a
+variable captured from an earlier response (``captured``, [[users]] flows) stays in the
+rendered bytes as ``{name}`` (in the path, a header value or the body); such a request
+lists it in ``uses`` and is finished at send time (harness.protocols.http.flows).
 """
 
 from __future__ import annotations
@@ -38,14 +41,17 @@ class Rendered:
     name: str
     weight: float
     pool: tuple[bytes, ...]
+    uses: tuple[str, ...] = ()  # captured variables left as {name}: rendered at send time
 
 
-def parse_requests(table: Any, where: str, host: str, seed: int) -> tuple[Rendered, ...]:
-    """The ``[[requests]]`` list ``table`` (from ``where``), rendered for ``host``."""
+def parse_requests(table: Any, where: str, host: str, seed: int,
+                   captured: frozenset[str] = frozenset()) -> tuple[Rendered, ...]:
+    """The ``[[requests]]`` list ``table`` (from ``where``), rendered for ``host``;
+    ``captured``: the variables its flows capture (left as placeholders)."""
     if not isinstance(table, list) or not table:
         raise ConfigError(f"{where}: requests must be a non-empty list of tables "
                           "([[requests]] with name, weight, method, path, ...)")
-    out = [_request(i, r, where, host, seed) for i, r in enumerate(table)]
+    out = [_request(i, r, where, host, seed, captured) for i, r in enumerate(table)]
     names = [r.name for r in out]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
@@ -55,11 +61,16 @@ def parse_requests(table: Any, where: str, host: str, seed: int) -> tuple[Render
     return tuple(out)
 
 
-def _request(i: int, r: Any, where: str, host: str, seed: int) -> Rendered:
+def _request(i: int, r: Any, where: str, host: str, seed: int,
+             captured: frozenset[str] = frozenset()) -> Rendered:
     at = f"{where}: requests[{i}]"
     if not isinstance(r, dict):
         raise ConfigError(f"{at} must be a table")
     for key in r:
+        if key in ("capture", "check"):
+            raise ConfigError(f"{where}: requests[{i}].{key}: captures and checks belong to "
+                              "a [[users]] class (one is enough: [[users]] with its "
+                              "[[users.requests]])")
         if key not in REQUEST_KEYS:
             raise ConfigError(f"{where}: unknown key requests[{i}].{cut(key)} "
                               f"(known: {', '.join(sorted(REQUEST_KEYS))})")
@@ -73,12 +84,12 @@ def _request(i: int, r: Any, where: str, host: str, seed: int) -> Rendered:
     body = _text(r, "body", "", at)
     headers = _headers(r.get("headers", {}), at)
     values = _values(r.get("values", {}), at)
-    for text, part in ((path, "path"), (body, "body")):
-        for ph in _PLACEHOLDER.findall(text):
-            if ph not in values:
-                raise ConfigError(f"{at}.{part}: unknown placeholder {{{ph}}} (no "
-                                  f"requests[{i}].values.{ph})")
-    used = sorted({ph for t in (path, body) for ph in _PLACEHOLDER.findall(t)})
+    _known(path, body, values, captured, f"{at}", i)
+    uses = tuple(sorted({ph for t in (path, body, *(v for _, v in headers))
+                         for ph in _PLACEHOLDER.findall(t) if ph in captured
+                         and ph not in values}))
+    used = sorted({ph for t in (path, body) for ph in _PLACEHOLDER.findall(t)
+                   if ph in values})
     is_json = any(k.lower() == "content-type" and "json" in v.lower() for k, v in headers)
     rng = np.random.default_rng([seed, i])
     n = _draws(path + body, values) if used else 1
@@ -86,11 +97,28 @@ def _request(i: int, r: Any, where: str, host: str, seed: int) -> Rendered:
     pool = []
     for j in range(n):
         pick = {ph: draws[ph][j] for ph in used}
-        p = _PLACEHOLDER.sub(lambda m: pick[m.group(1)], path)  # noqa: B023
-        b = _PLACEHOLDER.sub(lambda m: pick[m.group(1)], body)  # noqa: B023
-        _check_rendered(p, b, is_json, at)
+        p = _fill(path, pick)
+        b = _fill(body, pick)
+        _check_rendered(_fill(p, dict.fromkeys(uses, "0")), _fill(b, dict.fromkeys(uses, "0")),
+                        is_json, at)
         pool.append(_bytes(method, p, host, headers, b.encode("utf-8")))
-    return Rendered(name, weight, tuple(dict.fromkeys(pool)))
+    return Rendered(name, weight, tuple(dict.fromkeys(pool)), uses)
+
+
+def _fill(text: str, pick: dict[str, str]) -> str:
+    """``text`` with the placeholders named in ``pick`` filled in (others kept)."""
+    return _PLACEHOLDER.sub(lambda m: pick.get(m.group(1), m.group(0)), text)
+
+
+def _known(path: str, body: str, values: dict, captured: frozenset[str], at: str,
+           i: int) -> None:
+    """Every placeholder of the path and body has values or is a captured variable."""
+    for text, part in ((path, "path"), (body, "body")):
+        for ph in _PLACEHOLDER.findall(text):
+            if ph not in values and ph not in captured:
+                raise ConfigError(f"{at}.{part}: unknown placeholder {{{ph}}} (no "
+                                  f"requests[{i}].values.{ph}"
+                                  + (", and no capture of that name)" if captured else ")"))
 
 
 def _draws(template: str, values: dict[str, Values]) -> int:

@@ -16,111 +16,26 @@ import errno
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 from mypy_extensions import mypyc_attr
 
 from harness.core.pools import source_index
 from harness.core.result import Share
-from harness.core.units import SEC
 from harness.wire.poller import READ, WRITE, Poller
 from harness.wire.protocol import Stamped
+from harness.wire.rounds import CHUNK, ROUND_BUF, Early, Reads, RoundBuffer, templates
+from harness.wire.sink import CONNECT_KINDS, Layer, Sink, connect_kind, error_kind
 from harness.wire.timer import Timer
 
-CHUNK = 256 * 1024  # most bytes one recv may take in a round
-ROUND_BUF = 8 * 1024 * 1024
+# (re-exported: the protocols' transports import them from here with Transport)
+__all__ = ["CHUNK", "CONNECT_KINDS", "ROUND_BUF", "STREAM_NONBLOCK", "TIMER", "Early", "Layer",
+           "Reads", "RoundBuffer", "Sink", "Transport", "connect_kind", "error_kind"]
+
 TIMER = -1  # the timerfd's number in the poller
-LAUNCH_BATCH = 16  # connects begun per pass of the connect loop before settling the done
-EXPIRE_EVERY_NS = 100_000_000  # the connect loop looks for expired connects this often
 STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK  # (Linux, as epoll)
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 
-CONNECT_KINDS = {  # errno of a failed connect -> its error kind (anything else: connect_other)
-    errno.ECONNREFUSED: "connect_refused",
-    errno.ETIMEDOUT: "connect_timeout",
-    errno.EADDRNOTAVAIL: "connect_no_port",  # no free local port (or source address)
-    errno.EADDRINUSE: "connect_no_port",
-    errno.EMFILE: "connect_fd_limit",
-    errno.ENFILE: "connect_fd_limit",
-    errno.ECONNRESET: "connect_reset",  # reset during the handshake
-    errno.ENETUNREACH: "connect_unreachable",
-    errno.EHOSTUNREACH: "connect_unreachable",
-}
-
-
-def connect_kind(err: int) -> str:
-    """The error kind of a connect that failed with ``err`` (an errno)."""
-    return CONNECT_KINDS.get(err, "connect_other")
-
-
-def error_kind(exc: OSError) -> str:
-    """The error kind of a failed send or recv on a connected socket."""
-    if isinstance(exc, (BrokenPipeError, ConnectionAbortedError)):
-        return "closed"
-    return "reset"
-
-
-class Sink(Protocol):
-    """What the transport reports to (the worker wires it to recording and pacing)."""
-
-    def error(self, kind: str, count: int, now: int) -> None: ...
-    def closed(self, i: int) -> None: ...
-    def connected(self, i: int, elapsed_ns: int) -> None: ...
-    def tcp_connected(self, elapsed_ns: int) -> None: ...  # TLS: the handshake begins
-    def handshaken(self, i: int, elapsed_ns: int) -> None: ...  # TLS: ready for data
-    def tls_failed(self, kind: str, reason: str) -> None: ...
-    def backlogged(self, i: int) -> None: ...
-    def unparsed(self, data: memoryview) -> None: ...
-    def reconnected(self, now: int) -> None: ...  # a lost connection is back (ws --reconnect)
-    def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None: ...
-    def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
-               seg_t: list[int], walk: list[int] | None) -> None: ...
-
-
-class Layer(Protocol):
-    """What sits between a transport and its protocol on every connection (TLS:
-    harness.protocols.tls.TlsLayer): its handshake once TCP is up, its reads and its send
-    errors. Any transport takes one (``tls=``)."""
-
-    would_block: type[OSError] | tuple[type[OSError], ...]
-    tcp_at: np.ndarray  # per connection: ns TCP connected (its handshake began); 0: not yet
-
-    def error_kind(self, exc: OSError) -> str: ...
-    def begin(self, tp: Transport, i: int, s: socket.socket) -> int: ...
-    def handshake(self, tp: Transport, i: int) -> int: ...
-    def late_kind(self, i: int) -> str: ...
-    def opened_in(self, i: int, now: int) -> int: ...
-    def poll(self, tp: Transport, wait_s: float, timer: Timer | None) -> list[int]: ...
-    def read_round(self, tp: Transport, ready: list[int]) -> None: ...
-
-
-class RoundBuffer:
-    """The buffer one round's reads share (kept by the worker across steps)."""
-
-    def __init__(self, size: int = ROUND_BUF) -> None:
-        self.buf = bytearray(size)
-        self.mv = memoryview(self.buf)
-
-    def grow(self, need: int) -> None:
-        self.buf = bytearray(max(need, 2 * len(self.buf)))
-        self.mv = memoryview(self.buf)
-
-
-class Early:
-    """Closed loop, one fixed request: a connection whose read was whole template replies
-    (:meth:`Transport.read_round`) sends as many next requests at once, as a peer tool does,
-    instead of after the round; the sink books them (:meth:`Sink.sent_early`). ``reqs[k]`` is
-    k requests; ``owed`` each connection's requests awaiting a reply (a read of k replies
-    sends k only when k are owed: then each frees a slot); none sent at or after ``until``
-    (ns: the end of sending, or the measure start while outside the window)."""
-
-    __slots__ = ("reqs", "owed", "until")
-
-    def __init__(self, request: bytes, owed: np.ndarray, most: int = 64) -> None:
-        self.reqs = [request * k for k in range(most + 1)]
-        self.owed = owed
-        self.until = 0
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
@@ -205,47 +120,6 @@ class Transport:
         self.alive[:] = False
 
     # ------------------------------------------------------------------ connect
-
-    def open_all(self, want: int, rate: float, timeout_ns: int, deadline_ns: int,
-                 stop: Callable[[], bool] | None) -> bool:
-        """Open the first ``want`` connections, ``rate`` per second (0: at once), bounded by
-        a deadline. True when ``stop()`` (polled each pass) abandoned the attempt.
-
-        Each pass launches at most LAUNCH_BATCH connects, then settles those that completed
-        (a poll without waiting while more are to launch), so a connect's time is taken when
-        it completes, not after every other launch. Expired connects are looked for every
-        EXPIRE_EVERY_NS, not on every pass."""
-        launched = done = 0
-        t0 = time.monotonic_ns()
-        next_expire = t0 + EXPIRE_EVERY_NS
-        mono = time.monotonic_ns
-        while done < want:
-            now = mono()
-            allowed = want if rate <= 0 else min(want, int((now - t0) / SEC * rate) + 1)
-            batch = min(allowed, launched + LAUNCH_BATCH)
-            while launched < batch:
-                done += not self.start_connect(launched)
-                launched += 1
-            wait = 0.0 if launched < allowed else 0.005 if launched < want else 0.05
-            for key, _ev in self.sel.select(wait):
-                if key.data != TIMER:
-                    done += self.finish_connect(key.data)
-            if stop is not None and stop():
-                return True
-            now = mono()
-            if now >= next_expire:
-                next_expire = now + EXPIRE_EVERY_NS
-                done += self.expire_connects(now, timeout_ns, launched)
-            if now > deadline_ns:
-                self._give_up(want, launched)
-                break
-        return False
-
-    def _give_up(self, want: int, launched: int) -> None:
-        """The connect deadline passed: every connect not done (or not begun) timed out."""
-        for i in range(want):
-            if i >= launched or (self.socks[i] is not None and not self.alive[i]):
-                self.fail(i, self.late_kind(i))
 
     def late_kind(self, i: int) -> str:
         """The error kind of a connect that did not finish in time."""
@@ -454,7 +328,7 @@ class Transport:
                 pass
             elif tlen and n and n % tlen == 0 and n <= len(rep) and \
                     buf.startswith(rep[:n], off):  # copies of the template: whole replies
-                self._templates(i, off, n // tlen, tlen, t, r, sent)
+                templates(self, i, off, n // tlen, tlen, t, r, sent)
             else:
                 off = self._keep(i, off, off + n, t, r)
                 tlen, rep = len(proto.tmpl), proto.rep
@@ -475,43 +349,6 @@ class Transport:
         for i in r.broken:
             if self.socks[i] is not None:  # one broken stream, one count (its frames may
                 self.fail(i, "protocol")  # have already failed it in the sink)
-
-    def _templates(self, i: int, off: int, k: int, size: int, t: int, r: Reads,
-                   sent: Reads) -> None:
-        """Connection ``i`` read ``k`` copies of the protocol's template at ``off``: that
-        many whole replies (their starts walked, their codes the template's). Sends the
-        next ``k`` requests at once when the run sends early (:class:`Early`)."""
-        proto, walk = self.protocol, r.walk
-        assert walk is not None  # a protocol with a template walks
-        if k == 1:
-            walk.append(off)
-            proto.round_codes.append(proto.tmpl_code)
-        else:
-            walk.extend(range(off, off + k * size, size))
-            proto.round_codes.extend([proto.tmpl_code] * k)
-        early = self.early
-        if early is not None and t < early.until and early.owed[i] >= k and \
-                k < len(early.reqs):
-            self._send_early(i, early.reqs[k], k, sent)
-
-    def _send_early(self, i: int, data: bytes, k: int, sent: Reads) -> None:
-        """Send connection ``i`` its next ``k`` requests now (kept in ``sent`` with the
-        time); a send that fails or would block sends nothing here (the round's own send
-        takes over), a partial one queues the rest."""
-        if self.pend_out[i] is not None:
-            return
-        s = self.socks[i]
-        assert s is not None  # it just read
-        t = time.monotonic_ns()
-        try:
-            n = s.send(data)
-        except OSError:
-            return
-        if n < len(data):
-            self.queue(i, memoryview(data)[n:])
-        sent.conn.append(i)
-        sent.end.append(k)
-        sent.t.append(t)
 
     def _read_carefully(self, i: int, off: int, r: Reads) -> int:
         """One read after the connection's pending bytes (the buffer grown for one huge
@@ -571,16 +408,3 @@ class Transport:
         return cut
 
 
-class Reads:
-    """One round's reads that brought whole frames: per read its connection, end offset
-    in the round buffer and receive time; the frame starts walked (variable sizes); the
-    connections whose stream broke."""
-
-    __slots__ = ("conn", "end", "t", "walk", "broken")
-
-    def __init__(self, walks: bool) -> None:
-        self.conn: list[int] = []
-        self.end: list[int] = []
-        self.t: list[int] = []
-        self.walk: list[int] | None = [] if walks else None
-        self.broken: list[int] = []

@@ -8,7 +8,7 @@ so it runs on synthetic clocks in tests.
   or the run's), drawn from a pool of seeded uniforms refilled in batches (no random call
   per reply).
 * Open loop: each connection sends on a schedule fixed in advance, ``period`` ns apart, from
-  a random phase on a grid (:func:`phase_grid`: 0.5 to 2 ms, coarser when a worker's
+  a random phase on a grid (harness.worker.schedule.phase_grid: 0.5 to 2 ms, coarser when a worker's
   connections are many and quiet, so that a send instant carries ~16 messages rather
   than 2); latency is taken from the intended time, which is on that grid.
 * Stages: at each stage start the active connection count and the rate change; the pacer
@@ -22,182 +22,15 @@ import numpy as np
 from harness.core.plan import Pacing
 from harness.core.result import Share
 from harness.core.units import SEC
+from harness.worker.loops import ClosedLoop, OpenLoop, Picked, loop_for
+from harness.worker.schedule import DueWheel, phases
 
 BEHIND_US = 5000  # open loop: a send this late (µs) counts as behind schedule (a saturated
 # client slips further and further; a scheduling hiccup on a busy machine rarely lasts 5 ms)
-PHASE_GRID_NS = 500_000  # open-loop phases are multiples of at least this
-PHASE_GRID_MAX_NS = 2_000_000  # ... and of at most this
-PER_INSTANT = 16  # messages a send instant should carry (its fixed cost is ~100 µs)
-MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
 THINK_DRAWS = 4096  # uniforms drawn at once for think times
 SMALL = 64  # up to this many entries, a Python set beats np.unique (~1 against ~15 µs)
-PICK_FEW = 12  # up to this many open-loop candidates, a pick in Python costs less
-NO_CONNS = np.zeros(0, dtype=np.int64)
 BIG = np.iinfo(np.int64).max // 4  # the budget of a connection without one
 
-Picked = tuple[np.ndarray, np.ndarray]  # (local connections, messages each), grouped
-
-
-class ClosedLoop:
-    """Send when a slot is free: ``credits`` per connection, refilled by replies."""
-
-    period = 0  # ns between scheduled sends: none
-    refills = True  # replies grant credits
-
-    def pick(self, p: Pacer, now: int, alive: np.ndarray, blocked: np.ndarray,
-             measuring: bool) -> Picked | None:
-        """Connections with credits (only senders that are alive hold any), and how many."""
-        idx = p.credits.nonzero()[0]
-        if not len(idx):
-            return None
-        if np.count_nonzero(blocked):  # cheaper than .any() (~0.2 against ~0.8 µs)
-            idx = idx[~blocked[idx]]
-        if p.stage:  # a stage may have retired senders: replies still grant them credits
-            idx = idx[p.sends[idx]]
-        if p.thinks:
-            idx = idx[p.release_at[idx] <= now]
-        counts = p.credits[idx]
-        if measuring and p.budgeted:
-            counts = np.minimum(counts, p.budget[idx])
-            idx, counts = idx[counts > 0], counts[counts > 0]
-        return (idx, counts) if len(idx) else None
-
-    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
-               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
-        """Sent now: intended time now (a reopened connection's first send: when it was
-        due, :meth:`Pacer.resume`), no delay, none behind."""
-        p.credits[idx] -= counts
-        return (p.take_due(idx, counts, now) if p.resumed else now), 0, 0
-
-    def next_send(self, p: Pacer, alive: np.ndarray, blocked: np.ndarray
-                  ) -> tuple[int | None, int | None]:
-        return None, None
-
-    def rejoin(self, p: Pacer, i: int, now: int) -> None:
-        if p.sends[i]:
-            p.credits[i] = max(p.inflight - int(p.outstanding[i]), 0)
-
-    def due_at(self, p: Pacer, idx: np.ndarray) -> np.ndarray:
-        """ns at which connections ``idx`` may send next: their slot freed (the last reply)
-        and their think time over."""
-        return np.maximum(p.release_at[idx], p.last_progress[idx])
-
-    def resume(self, p: Pacer, i: int, now: int, due: int) -> None:
-        self.rejoin(p, i, now)
-        p.due_from[i] = due
-        p.resumed += 1
-
-
-class OpenLoop:
-    """Send on a schedule: message k of connection i is due at
-    ``base + phase[i] + k * period``, whatever the replies do."""
-
-    refills = False
-
-    def __init__(self, period: int) -> None:
-        self.period = period  # ns between one connection's messages
-
-    def pick(self, p: Pacer, now: int, alive: np.ndarray, blocked: np.ndarray,
-             measuring: bool) -> Picked | None:
-        """Connections whose schedule has messages due, and how many (at most MAX_BURST).
-        Only the wheel's candidates are looked at: those with an instant since the last
-        pick, and the laggards; the ones still owing after this round stay laggards."""
-        cand = p.wheel.candidates(now)
-        if not len(cand):
-            return None
-        if len(cand) <= PICK_FEW:
-            return self._pick_few(p, cand.tolist(), now, alive, blocked, measuring)
-        due = (now - p.sched_base - p.phase[cand]) // self.period + 1 - p.sched[cand]
-        if measuring and p.budgeted:
-            due = np.minimum(due, p.budget[cand])
-        can = alive[cand] & p.sends[cand]
-        want = np.maximum(np.minimum(due, MAX_BURST), 0)  # (np.clip costs ~4x more)
-        want[~can] = 0
-        if np.count_nonzero(blocked):
-            want[blocked[cand]] = 0
-        over = due > want  # blocked or capped: next round again
-        p.wheel.laggards = cand[over & can] if np.count_nonzero(over) else NO_CONNS
-        sel = want > 0
-        n = np.count_nonzero(sel)
-        if n == len(sel):
-            return cand, want
-        return (cand[sel], want[sel]) if n else None
-
-    def _pick_few(self, p: Pacer, cand: list[int], now: int, alive: np.ndarray,
-                  blocked: np.ndarray, measuring: bool) -> Picked | None:
-        """:meth:`pick` for a few candidates, in plain Python (the same answer)."""
-        base, period, cap = now - p.sched_base, self.period, measuring and p.budgeted
-        phase, sched, sends, budget = p.phase, p.sched, p.sends, p.budget
-        idx: list[int] = []
-        want: list[int] = []
-        lag: list[int] = []
-        for i in cand:
-            due = (base - int(phase[i])) // period + 1 - int(sched[i])
-            if cap:
-                due = min(due, int(budget[i]))
-            if due <= 0 or not (alive[i] and sends[i]):
-                continue
-            w = 0 if blocked[i] else min(due, MAX_BURST)
-            if w:
-                idx.append(i)
-                want.append(w)
-            if due > w:
-                lag.append(i)
-        p.wheel.laggards = np.array(lag, dtype=np.int64)
-        return (np.array(idx, dtype=np.int64), np.array(want, dtype=np.int64)) if idx else None
-
-    def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
-               measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
-        """Intended send times (ns), how late each is (µs), and how many of those the
-        client's own slowness made late (counted inside the window only)."""
-        tint = p.sched_base + p.phase[idx] + p.sched[idx] * self.period
-        total = int(counts.sum())
-        if total > len(idx):  # some send more than one: message k of each, k periods on
-            k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-            tint = np.repeat(tint, counts) + k * self.period
-        p.sched[idx] += counts
-        delay = np.maximum(now - tint, 0) // 1000
-        return tint, delay, p.behind(idx, counts, delay, now) if measuring else 0
-
-    def next_send(self, p: Pacer, alive: np.ndarray, blocked: np.ndarray
-                  ) -> tuple[int | None, int | None]:
-        """When the next message is due, and the next the client's own schedule owes (not a
-        backlog a server built by keeping a socket full). A blocked connection waits for
-        writability, not for a time."""
-        if not alive.any():
-            return None, None
-        nxt = own = p.wheel.next_instant()
-        lag = p.wheel.laggards
-        if len(lag):
-            lag = lag[alive[lag] & p.sends[lag] & ~blocked[lag]]
-            due = p.sched_base + p.phase[lag] + p.sched[lag] * self.period
-            if len(due):
-                nxt = min(nxt, int(due.min()))
-                mine = due[~p.backlog[lag]]
-                if len(mine):
-                    own = min(own, int(mine.min()))
-        return nxt, own
-
-    def rejoin(self, p: Pacer, i: int, now: int) -> None:
-        """A connection joining mid-run owes nothing from before it joined: its next message
-        is the first one due from now on."""
-        behind = now - p.sched_base - int(p.phase[i])
-        p.sched[i] = max(0, -(-behind // self.period))
-        p.wheel.join(i)
-
-    def due_at(self, p: Pacer, idx: np.ndarray) -> np.ndarray:
-        """ns of connections ``idx``'s next scheduled messages."""
-        return p.sched_base + p.phase[idx] + p.sched[idx] * self.period
-
-    def resume(self, p: Pacer, i: int, now: int, due: int) -> None:
-        """Its schedule goes on: what fell due while it reopened goes out now, late, its
-        latency from the intended times."""
-        p.wheel.join(i)
-
-
-def loop_for(rate: float) -> ClosedLoop | OpenLoop:
-    """The loop for a rate in msgs/s per connection (0: closed loop)."""
-    return OpenLoop(int(SEC / rate)) if rate > 0 else ClosedLoop()
 
 
 class Pacer:
@@ -236,7 +69,7 @@ class Pacer:
         self.period = self.loop.period  # ns between scheduled sends; 0: closed loop
         self.sched = np.zeros(n, dtype=np.int64)  # open loop: messages scheduled so far
         self.sched_base = 0
-        self.phase = _phases(n, [rate] + [r for _, _, r in share.stages], seed)
+        self.phase = phases(n, [rate] + [r for _, _, r in share.stages], seed)
         self.wake_at: int | None = None  # ns the loop meant to wake for its own schedule
         self.wheel = DueWheel(self.phase, self.period or 1, 0)  # open loop: who may be due
         self.due_from = np.zeros(n, dtype=np.int64)  # closed loop: a reopened connection's
@@ -523,83 +356,6 @@ class Pacer:
         done = self.retiring & ((self.outstanding == 0) | (now - self.retire_at > timeout_ns))
         self.retiring[done] = False
         return np.flatnonzero(done).tolist()
-
-
-class DueWheel:
-    """Open loop: which connections may have a message due, without looking at them all.
-
-    Connection i's instants are ``base + phase[i] + k * period``: their offset in the period
-    is ``phase[i] % period`` whatever k. The connections sorted by that offset, and ``seen``
-    (ns up to which every instant was handed out), make the candidates of a round a slice
-    or two of that order: those with an instant in ``(seen, now]``. Connections that still
-    owe messages after a round (blocked, a burst capped, joined mid-run) are ``laggards``,
-    candidates every round until they catch up. A candidate may owe nothing (its first
-    instant is a period later, or it is ahead): the pacer computes what each one owes, so a
-    candidate too many costs a little, one too few would lose a send; none is."""
-
-    def __init__(self, phase: np.ndarray, period: int, base: int) -> None:
-        off = phase % period
-        self.order = np.argsort(off, kind="stable")
-        self.offs = off[self.order]
-        self.period = period
-        self.base = base
-        self.seen = base - 1  # ns: every instant up to here has been a candidate
-        self.laggards = np.zeros(0, dtype=np.int64)
-
-    def candidates(self, now: int) -> np.ndarray:
-        """Connections with an instant in ``(seen, now]``, and the laggards; sorted, unique."""
-        a, b, period = self.seen - self.base, now - self.base, self.period
-        lag = self.laggards
-        if b <= a:
-            return np.unique(lag)
-        self.seen = now
-        if b - a >= period:
-            return np.arange(len(self.order))
-        pa, pb = a % period, b % period
-        lo = int(self.offs.searchsorted(pa, side="right"))  # (the method: no wrappers)
-        hi = int(self.offs.searchsorted(pb, side="right"))
-        win = self.order[lo:hi] if pa < pb else np.concatenate((self.order[lo:],
-                                                                 self.order[:hi]))
-        if len(lag):
-            return np.union1d(win, lag)
-        return np.sort(win)
-
-    def next_instant(self) -> int:
-        """ns of the first instant after ``seen`` (of some connection, live or not)."""
-        period = self.period
-        ps = (self.seen - self.base) % period
-        j = int(self.offs.searchsorted(ps, side="right"))
-        step = int(self.offs[j]) - ps if j < len(self.offs) else period - ps + int(self.offs[0])
-        return self.seen + step
-
-    def join(self, i: int) -> None:
-        """Connection ``i`` (re)joined: a candidate from the next round on."""
-        self.laggards = np.append(self.laggards, i)
-
-
-def phase_grid(n: int, rate: float) -> int:
-    """ns between the open loop's send instants for ``n`` connections at ``rate`` msgs/s
-    each: PER_INSTANT messages an instant, bounded by PHASE_GRID_NS and PHASE_GRID_MAX_NS.
-    Each instant costs a wake-up whatever it carries, so 10,000 connections at 1/s on a
-    0.5 ms grid (5 messages an instant) cost ~3x tcpkali's CPU, on a 1.6 ms grid much less;
-    the load stays smooth at any scale above 2 ms."""
-    if n <= 0 or rate <= 0:
-        return PHASE_GRID_NS
-    grid = int(PER_INSTANT * SEC / (n * rate))
-    return min(max(grid, PHASE_GRID_NS), PHASE_GRID_MAX_NS) // 1000 * 1000
-
-
-def _phases(n: int, rates: list[float], seed: int) -> np.ndarray:
-    """Open loop: each connection's schedule is offset by a random phase, on a grid so that
-    due messages share rounds (at most SEC / grid send instants a second; the grid for the
-    busiest of the rates)."""
-    live = [r for r in rates if r > 0]
-    if not live:
-        return np.zeros(n, np.int64)
-    top = max(int(SEC / r) for r in live)
-    grid = phase_grid(n, max(live))
-    rng = np.random.default_rng(seed)
-    return (rng.integers(0, top, n) // grid) * grid
 
 
 def _thinks(share: Share, pacing: Pacing, users: tuple) -> tuple[np.ndarray, np.ndarray]:

@@ -26,12 +26,15 @@ from harness.protocols import of_run
 from harness.protocols.tls import client_context
 from harness.protocols.wire import wire_of
 from harness.wire import framing as framing_mod
-from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Few, Outbound, Parsed, size_bounds
+from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Outbound, size_bounds
+from harness.wire.connects import open_all
 from harness.wire.poller import READ, Poller
 from harness.wire.protocol import Stamped
+from harness.wire.rounds import Early, RoundBuffer
 from harness.wire.timer import Timer
-from harness.wire.transport import TIMER, Early, RoundBuffer, Transport, connect_kind
+from harness.wire.transport import TIMER, Transport, connect_kind
 from harness.worker.delivery import Echo, delivery_for
+from harness.worker.events import Events
 from harness.worker.pacing import Pacer
 from harness.worker.recording import Recorder, run_queue_wait_ns
 from workloads import Workload
@@ -43,7 +46,7 @@ BIG_NS = 1 << 62  # a time after every run
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 
 
-class Worker:
+class Worker(Events):
     """Runs the steps handed to it. Owns sockets only for the duration of a step."""
 
     def __init__(self, index: int, plan: Plan, workload: Workload, addrs: list[tuple]) -> None:
@@ -128,10 +131,6 @@ class Worker:
         return Early(req, pace.outstanding)
 
     @property
-    def res(self) -> WorkerResult:
-        return self.rec.res
-
-    @property
     def socks(self) -> list:
         return self.tp.socks
 
@@ -150,7 +149,7 @@ class Worker:
         plan = self.plan
         rate = plan.connect_rate / max(plan.workers, 1) if plan.connect_rate > 0 else 0.0
         want = share.stages[0][1] if share.stages else len(share.node)
-        if self.tp.open_all(want, rate, int(plan.connect_timeout_s * SEC), deadline_ns, stop):
+        if open_all(self.tp, want, rate, int(plan.connect_timeout_s * SEC), deadline_ns, stop):
             self.res.partial = True
             self.close_all()
         self.res.connected = int(self.tp.alive.sum())
@@ -158,116 +157,6 @@ class Worker:
         self.res.ramp = np.stack([self.tp.started[:want][made], self.tp.done[:want][made]], 1)
         self.res.node_connected = np.bincount(share.node[self.tp.alive],
                                               minlength=len(self.addrs))
-
-    # ------------------------------------------------------------------ transport events
-
-    def error(self, kind: str, count: int, now: int) -> None:
-        self.rec.error(kind, count, now)
-
-    def closed(self, i: int) -> None:
-        """Connection ``i`` closed: on a fault, or by the worker itself (which then says
-        the connection is not lost: :meth:`park`, a stage's retirement)."""
-        if self.up[i] or self.reconnecting[i]:
-            self.down[i] = True  # dropped, or its reopening failed
-        self.up[i] = False
-        self.reconnecting[i] = False
-        self.due[i] = 0
-        self.pace.closed(i)
-        self.proto.forget(i)
-        if self.plan.reconnect and self.running and self.sending and not self.share.stages:
-            # reopened after a backoff, counted (ws --reconnect; other transports: False)
-            self.reconnecting[i] = self.tp.schedule(i, time.monotonic_ns())
-
-    def backlogged(self, i: int) -> None:
-        self.pace.backlog[i] = True
-
-    def unparsed(self, data: memoryview) -> None:
-        self.rec.keep_unparsed(data)
-
-    def reconnected(self, now: int) -> None:
-        self.res.reconnects += 1
-
-    def sent_early(self, conns: list[int], counts: list[int], times: list[int]) -> None:
-        """Book the requests the transport sent within the round (:class:`Early`), after
-        the round's replies freed their slots: as :meth:`_send_round` books its own, with
-        each one's send time as its stamp time."""
-        idx = np.asarray(conns, dtype=np.int64)
-        cnt = np.asarray(counts, dtype=np.int64)
-        tint = np.asarray(times, dtype=np.int64)
-        total = int(cnt.sum())
-        if total > len(conns):
-            tint = tint.repeat(cnt)
-        now = times[-1]
-        self.pace.commit(idx, cnt, now, self.rec.measuring)
-        _data, ends, kinds = self.proto.build(self.gid[idx].repeat(cnt), idx, cnt, self.seq,
-                                              tint, 0)
-        self.seq += total
-        self.rec.sent(total, int(ends[-1]), kinds, now)
-
-    def connected(self, i: int, elapsed_ns: int) -> None:
-        self.rec.connected(elapsed_ns)
-        self._ready(i)
-
-    def tcp_connected(self, elapsed_ns: int) -> None:
-        self.rec.connected(elapsed_ns)
-
-    def handshaken(self, i: int, elapsed_ns: int) -> None:
-        self.rec.handshaken(elapsed_ns)
-        self._ready(i)
-
-    def tls_failed(self, kind: str, reason: str) -> None:
-        self.rec.tls_failed(kind, reason)
-
-    def _ready(self, i: int) -> None:
-        """Connection ``i`` may send: join the run if it is under way, send the hello."""
-        self.up[i] = True
-        self.down[i] = False
-        if self.running:  # joined mid-run (a stage added it, or a reconnect)
-            self.res.connected += not self.reconnecting[i]
-            self.reconnecting[i] = False
-            if self.due[i]:  # reopened after a close between requests: a reconnect
-                self.res.reconnects += 1
-                self.pace.resume(i, time.monotonic_ns(), int(self.due[i]))
-                self.due[i] = 0
-            else:
-                self.pace.joined(i, time.monotonic_ns())
-        hello = self.workload.hello(int(self.gid[i]))
-        if hello:
-            self.tp.send(i, memoryview(b"".join(self.framing.encode(h) for h in hello)))
-
-    def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
-               seg_t: list[int], walk: list[int] | None) -> None:
-        self.round_len = seg_end[-1]
-        if self.small is not None:
-            few = self.small.parse_few(buf, seg_conn, seg_end, seg_t)
-            if few is not None and self._account_few(few):
-                return
-        p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
-        self._account(p, seg_t[-1])
-        if self.after_round is not None:  # HTTP statuses, redis/memcached replies by kind
-            self.after_round(p, seg_t[-1])
-
-    def park(self, i: int) -> None:
-        """Close connection ``i`` (its server closed it, or said it would, between
-        requests); while it has more to send, it is reopened when its next request is due
-        (:meth:`_reopen_due`), as an HTTP client reopens on its next request."""
-        self.tp.close(i)
-        self.down[i] = False  # closed on purpose, not lost
-        if self.sending and self.pace.sends[i] and self.pace.budget[i] > 0:
-            self.parked[i] = True
-            self.n_parked += 1
-
-    def _reopen_due(self, now: int) -> None:
-        """Reopen the parked connections whose next message is due (a reconnect, once
-        connected); that message's latency runs from when it was due, the reopen included."""
-        idx = np.flatnonzero(self.parked)
-        due = self.pace.due_at(idx)
-        for i, t in zip(idx[due <= now].tolist(), due[due <= now].tolist(), strict=True):
-            self.parked[i] = False
-            self.n_parked -= 1
-            self.reconnecting[i] = True
-            if self.tp.start_connect(i):  # (a connect that failed at once: lost)
-                self.due[i] = max(t, 1)
 
     # ------------------------------------------------------------------ the loop
 
@@ -404,7 +293,8 @@ class Worker:
         assert self.drain_until is not None
         return self.deliv.drained(now, self.drain_until, self.timeout_ns,
                                   self.pace.pending(alive) > 0, self.rec.last_rx,
-                                  int(alive.sum()) / max(len(alive), 1))
+                                  int(alive.sum()) / max(len(alive), 1)) \
+            and not self.wire.awaiting(now, self.drain_until)  # (sio: acks on their way)
 
     def _start_measure(self) -> None:
         self.window_seq = self.seq
@@ -427,94 +317,6 @@ class Worker:
         if self.sending:
             self._stop_sending(now)
         return False
-
-    # ------------------------------------------------------------------ a round's work
-
-    def _account(self, p: Parsed, t_last: int) -> None:
-        """Everything one round's frames change: counters, histograms, ledger, credits."""
-        if p.bad_conns:
-            self.rec.keep_unparsed(self.rounds.mv[:self.round_len])
-        for c in p.bad_conns:
-            if self.tp.alive[c]:
-                self.tp.fail(c, "protocol")
-        self.rec.last_rx = t_last
-        st, conn, t, flen = p.st, p.conn, p.t, p.flen
-        valid = self.deliv.valid(p)
-        if np.count_nonzero(valid) < len(valid):
-            bad = self._count_invalid(p.ok, valid, p.flen, t_last, self._unsolicited(p))
-            if self.deliv.mangled_frees_slot and bad.any():
-                self.pace.credit(conn[bad], t_last)
-                self.deliv.loose = True  # the slots alone no longer say the drain is over
-            st, conn, t, flen = st[valid], conn[valid], t[valid], flen[valid]
-        self.rec.res.replies += len(t)
-        if self.pace.early_left:  # replies to warm-up messages: not the window's to time out
-            own = (st["seq"] < self.window_seq) & (st["worker"] == self.index) & \
-                (st["conn"] == self.gid[conn])
-            self.pace.answered_early(conn[own])
-        self.pace.credit(self.deliv.record(conn, st, t), t_last)
-        if self.rec.measuring and len(t):
-            self.rec.received(st, t, flen, t_last, self.pace.period > 0)
-
-    def _account_few(self, few: Few) -> bool:
-        """A small round of good echo frames, in plain Python (no arrays): what
-        :meth:`_account` does with them. False, with nothing changed, when a reply is not
-        this connection's own: :meth:`_account` then counts it."""
-        me, gids = self.index, self.gid_list
-        for c, g, kw in zip(few.conn, few.gid, few.kw, strict=True):
-            if kw >> 16 != me or g != gids[c]:
-                return False
-        t_last = few.t[-1]
-        rec = self.rec
-        rec.last_rx = t_last
-        rec.res.replies += len(few.t)
-        assert self.echo is not None  # small rounds are echo rounds
-        if self.pace.early_left:
-            self.pace.answered_early([c for c, s in zip(few.conn, few.seq, strict=True)
-                                      if s < self.window_seq])
-        self.echo.ledger.record_few(few.seq)
-        self.pace.credit_few(few.conn, t_last)
-        if rec.measuring:
-            rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
-        return True
-
-    def _unsolicited(self, p: Parsed) -> np.ndarray | None:
-        """In-order matching: replies with no request waiting. Each connection that got one
-        is out of step: one protocol error, and it closes (whatever else it got this round
-        still counts). Returns the mask of those replies (counted with their connection,
-        not one by one), or None."""
-        if not p.unsolicited:
-            return None
-        self.rec.keep_unparsed(self._first_bad(p.ok, p.flen))
-        for c in p.unsolicited:
-            if self.tp.alive[c]:
-                self.tp.fail(c, "protocol")
-        return ~p.ok
-
-    def _count_invalid(self, ok: np.ndarray, valid: np.ndarray, flen: np.ndarray,
-                       now: int, skip: np.ndarray | None = None) -> np.ndarray:
-        """Protocol errors: frames without a good stamp (unless the workload expects some),
-        and good stamps another connection or worker sent (``skip``: frames counted
-        otherwise). Returns the mask of the frames counted (each one error, once)."""
-        lenient = self.workload.ignore_unstamped
-        bad = ~valid if not lenient else ok & ~valid
-        if skip is not None:
-            bad &= ~skip
-        n = int(np.count_nonzero(bad))
-        if n:
-            if not lenient and np.count_nonzero(ok) < len(ok):
-                self.rec.keep_unparsed(self._first_bad(ok, flen))
-            self.rec.error("protocol", n, now)
-        return bad
-
-    def _first_bad(self, ok: np.ndarray, flen: np.ndarray) -> memoryview:
-        """The bytes of the round's first frame without a good stamp, when the round buffer
-        holds its frames back to back (else the whole round)."""
-        whole = self.rounds.mv[:self.round_len]
-        if int(flen.sum()) != self.round_len:
-            return whole
-        k = int(np.argmin(ok))
-        at = int(flen[:k].sum())
-        return whole[at:at + int(flen[k])]
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace

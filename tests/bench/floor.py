@@ -123,7 +123,7 @@ def stamped(socks: list[socket.socket], seconds: float, prime: bool) -> int:
 def opened(socks: list[socket.socket], rate: float, seconds: float) -> int:
     """Each connection sends one message every 1/rate s from a random phase on the grid;
     every reply is read as it comes."""
-    from harness.worker.pacing import phase_grid  # the grid harness would use
+    from harness.worker.schedule import phase_grid  # the grid harness would use
 
     period, grid = int(SEC / rate), phase_grid(len(socks), rate)
     slots = max(period // grid, 1)

@@ -9,7 +9,7 @@ runs ``--calls`` times in one ``reduce``, so a dump is that piece's cost, withou
 imports or the set-up between pieces. The worker is connected to tests/bench/echo.c
 (started natively); the pieces are called directly on prepared rounds, so their cost does
 not depend on the machine's load. Read it to choose between the plain-Python paths for
-small rounds and the numpy paths (batch.SMALL_*, pacing.PICK_FEW, pacing.FEW_ELEMENTS).
+small rounds and the numpy paths (batch.SMALL_*, loops.PICK_FEW, pacing.FEW_ELEMENTS).
 
 Not a test (pytest does not collect it): a tool for measuring changes to the hot loop.
 """

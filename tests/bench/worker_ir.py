@@ -47,7 +47,7 @@ from harness.config import build as cfg  # noqa: E402
 from harness.core.result import Times  # noqa: E402
 from harness.run.shares import build_shares  # noqa: E402
 from harness.wire.poller import Poller  # noqa: E402
-from harness.worker import pacing  # noqa: E402
+from harness.worker import schedule  # noqa: E402
 from harness.worker.worker import Worker  # noqa: E402
 from tests.bench.peers import Server, build_echo  # noqa: E402
 from workloads import load  # noqa: E402
@@ -76,7 +76,7 @@ def connected_worker(port: int, config: str) -> Worker:
     if rate:
         flags["rate"] = str(rate)
         grid = int(SEC / rate) // instants
-        pacing.phase_grid = lambda n, r: grid  # type: ignore[assignment]
+        schedule.phase_grid = lambda n, r: grid  # type: ignore[assignment]
     else:
         flags["inflight"] = inflight
     plan = cfg.build_plan(cfg.settings({}, flags))

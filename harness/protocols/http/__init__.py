@@ -5,13 +5,16 @@ keep-alive close between requests is a reconnect, not an error. No built-in targ
 
 from __future__ import annotations
 
+from harness.core.settings import STR, Setting
 from harness.protocols.kvguess import MEMCACHED, RESP
-from harness.protocols.spec import Option, Spec
+from harness.protocols.spec import Spec
 
-OPTIONS = (
-    Option("accept", "--accept", "str", "2xx",
-           help="HTTP: status codes that are not errors, e.g. 2xx,3xx,404 or 200-299 "
-                "(default 2xx)"),
+SETTINGS = (
+    Setting("--accept", "Load", "HTTP: status codes that are not errors, e.g. 2xx,3xx,404 "
+            "or 200-299 (default 2xx)", STR, "2xx",
+            applies=(frozenset({"http"}), "http:// and https:// targets")),
+    Setting("--requests", "Load", "HTTP: a TOML file whose [[requests]] table replaces "
+            "harness.toml's", STR, ""),
 )
 
 
@@ -31,6 +34,7 @@ def guess(raw: bytes, framing: str = "", hung_up: int = 0, http_url: str | None 
 
 
 SPEC = Spec("http", "http", "harness.protocols.http.wire:WIRE", guess, "HTTP requests",
-            schemes={"http": 80, "https": 443}, tls_schemes=("https",), options=OPTIONS,
+            schemes={"http": 80, "https": 443}, tls_schemes=("https",), settings=SETTINGS,
             sort="http", applies_to="http:// and https:// targets",
-            error_prefixes=("http_", "tls_"), failed_replies=("http_",))
+            error_prefixes=("http_", "tls_", "check_", "capture_"),
+            failed_replies=("http_", "check_", "capture_"))

@@ -34,6 +34,7 @@ import re
 import numpy as np
 
 from harness.core.users import KindPicker
+from harness.protocols.http.flows import Flows
 from harness.wire import stamp
 from harness.wire.batch import Outbound, Parsed
 from harness.wire.framing import Framing
@@ -59,10 +60,14 @@ class Http(InOrder):
 
     def __init__(self, request: bytes | list[tuple[bytes, ...]], framing: Framing,
                  out: Outbound, max_frame: int, key: int, n: int, worker: int,
-                 users: tuple[tuple, np.ndarray | None] = ((), None)) -> None:
+                 users: tuple[tuple, np.ndarray | None] = ((), None),
+                 flows: tuple[list[tuple[str, ...]], np.ndarray] | None = None) -> None:
         super().__init__(framing, out, max_frame, key, n, worker)
         classes, self.classes = users  # [[users]]: each connection's class picks its kinds
         self.picker = KindPicker(classes) if classes and self.classes is not None else None
+        # classes that read responses (flows, captures, checks, cookies): their state
+        self.flows = Flows(classes, flows[0], self.classes, flows[1]) \
+            if flows is not None and self.classes is not None else None
         pools = [(request,)] if isinstance(request, bytes) else request
         self.request = pools[0][0] if len(pools) == 1 and len(pools[0]) == 1 else None
         self.flat = [r for pool in pools for r in pool]  # every rendering, kind by kind
@@ -85,6 +90,8 @@ class Http(InOrder):
               tint: np.ndarray | int, delay: np.ndarray | int
               ) -> tuple[memoryview, np.ndarray, np.ndarray]:
         n = len(gid)
+        if self.flows is not None:
+            return self._build_flows(gid, idx, counts, seq0, tint, delay)
         kinds = np.zeros(n, dtype=np.uint16) if self.request is not None \
             else self._kinds(gid, idx, counts)
         st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds,
@@ -95,6 +102,23 @@ class Http(InOrder):
             return memoryview(self.request * n), ends, kinds
         data, ends = pooled(kinds, self.out.rng, (self.flat, self.lens, self.pool_len, self.base))
         return data, ends, kinds
+
+    def _build_flows(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
+                     tint: np.ndarray | int, delay: np.ndarray | int
+                     ) -> tuple[memoryview, np.ndarray, np.ndarray]:
+        """:meth:`build` for users with state: each connection's next request in its flow,
+        the pre-rendered bytes finished where a captured variable or a cookie goes in."""
+        assert self.flows is not None
+        n = len(gid)
+        kinds = self.flows.kinds(idx, counts, self.out.rng.random(n))
+        st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds,
+                        self.worker, delay, tint, self.key)
+        self._push(idx, counts, st)
+        pick = self.base[kinds] + (self.out.rng.random(n) * self.pool_len[kinds]).astype(np.int64)
+        parts = [self.flat[j] for j in pick.tolist()]
+        self.flows.render(kinds, idx.repeat(counts), parts)
+        ends = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=n))
+        return memoryview(b"".join(parts)), ends, kinds
 
     def _kinds(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Each message's request: by weight over the table, or within its connection's
@@ -123,7 +147,9 @@ class Http(InOrder):
                 continue
             walk.append(frame)
             self.round_codes.append(code)
-            if self.heads:
+            if self.flows is not None:
+                self._flow_response(buf, i, frame, pos, code)
+            if self.heads or self.flows is not None:
                 self.cut_n[i] += 1
             elif not close and pos - frame <= MAX_TEMPLATE:
                 self._learn(buf, frame, pos, code)
@@ -159,7 +185,9 @@ class Http(InOrder):
             return start
         walk.append(start)
         self.round_codes.append(got[1])
-        if self.heads:
+        if self.flows is not None:
+            self._flow_response(buf, i, start, end, got[1])
+        if self.heads or self.flows is not None:
             self.cut_n[i] += 1
         self.closing.append(i)
         return end
@@ -201,6 +229,16 @@ class Http(InOrder):
         if length > self.max_frame:
             raise BadResponse
         return body + length if body + length <= end else None
+
+    def _flow_response(self, buf: bytearray, i: int, a: int, b: int, code: int) -> None:
+        """Response ``buf[a:b]`` of connection ``i`` to its users' state (captures, checks,
+        cookies), with the kind of the request it answers (none waiting: nothing)."""
+        assert self.flows is not None
+        at = self.head[i] + self.cut_n[i]
+        if at < self.tail[i]:
+            kind = int(self.ring[i, at % self.ring.shape[1]]["kind"])
+            if self.flows.reads[kind] or self.flows.jar_on[i]:
+                self.flows.response(i, kind, code, bytes(buf[a:b]))
 
     def _answers_head(self) -> bool:
         """Whether the response being cut answers a HEAD request (no body, whatever its
@@ -249,7 +287,7 @@ class Http(InOrder):
               seg_t: list[int], walk: list[int] | None) -> Parsed:
         self.codes = np.asarray(self.round_codes, dtype=np.int64)
         self.round_codes.clear()
-        if self.heads:
+        if self.heads or self.flows is not None:
             self.cut_n[:] = 0  # parse pops them from the queues
         return super().parse(buf, seg_conn, seg_end, seg_t, walk)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.result import WorkerResult
+from harness.protocols.http.flows import Flows
 from harness.protocols.http.http1 import Http
 from harness.protocols.wire import Wire
 from harness.wire.batch import Parsed
@@ -25,15 +27,20 @@ class HttpWire(Wire):
 
     def protocol(self, key: int) -> Stamped:
         w = self.w
+        flows = None
+        if any(u.reads for u in w.plan.users):  # users with state (harness.protocols.http.flows)
+            accepted = np.zeros(1000, dtype=bool)
+            accepted[list(w.plan.accept)] = True
+            flows = ([r.uses for r in w.plan.requests], accepted)
         return Http(self.request, w.framing, w.out, w.plan.max_frame, key, len(w.share.node),
-                    w.index, users=(w.plan.users, w.share.classes))
+                    w.index, users=(w.plan.users, w.share.classes), flows=flows)
 
     def joined(self, tp: Transport) -> None:
         tp.between = self.between
 
     def early_request(self) -> bytes | None:
         req = self.w.proto.request
-        return req if isinstance(req, bytes) else None
+        return req if isinstance(req, bytes) and self.w.proto.flows is None else None
 
     def statuses(self, p: Parsed, now: int) -> None:
         """Non-2xx responses counted by code (``http_404``); connections whose server said
@@ -43,13 +50,43 @@ class HttpWire(Wire):
         codes = np.minimum(proto.codes[p.ok], 999)
         if len(codes) and rec.measuring:
             rec.statuses(codes)
-        bad = codes[~w.accepted[codes]]
-        if len(bad) and rec.measuring:
-            for code, count in zip(*np.unique(bad, return_counts=True), strict=True):
-                rec.error(f"http_{int(code)}", int(count), now)
+        if proto.flows is not None:
+            self._flow_counts(proto.flows, codes, p.st["kind"][p.ok], now)
+        else:
+            self._count_codes(codes[~w.accepted[codes]], now)
         for i in proto.take_closing():
             if w.tp.socks[i] is not None:
                 w.park(i)
+
+    def _count_codes(self, bad: np.ndarray, now: int) -> None:
+        rec = self.w.rec
+        if len(bad) and rec.measuring:
+            for code, count in zip(*np.unique(bad, return_counts=True), strict=True):
+                rec.error(f"http_{int(code)}", int(count), now)
+
+    def _flow_counts(self, flows: Flows, codes: np.ndarray, kinds: np.ndarray,
+                     now: int) -> None:
+        """Users with state: a status outside a request's check's set is its check_<name>
+        (else outside --accept, http_NNN), then the round's failed checks and captures."""
+        rec = self.w.rec
+        bad = ~flows.accept[kinds, codes]
+        own = bad & flows.own_status[kinds]
+        self._count_codes(codes[bad & ~own], now)
+        errors, _ = flows.take()
+        if not rec.measuring:
+            return
+        for k in kinds[own].tolist():
+            chk = flows.checks[k]
+            assert chk is not None
+            errors[chk.kind] = errors.get(chk.kind, 0) + 1
+        for kind, count in errors.items():
+            rec.error(kind, count, now)
+
+    def finish(self, res: WorkerResult) -> None:
+        """The first failing body of each check_/capture_ kind, for run.json."""
+        flows = self.w.proto.flows
+        if flows is not None:
+            res.failed_bodies = dict(flows.bodies)
 
     def between(self, i: int) -> bool:
         """The server closed or reset HTTP connection ``i`` with no request outstanding

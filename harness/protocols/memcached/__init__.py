@@ -6,14 +6,15 @@
 
 from __future__ import annotations
 
+from harness.core.settings import STR, Setting
 from harness.protocols.kvguess import KEYS, MEMCACHED, kv_guess
-from harness.protocols.spec import Option, Spec
+from harness.protocols.spec import Spec
 
 __all__ = ["MEMCACHED", "SPEC"]
 
-OPTIONS = (
-    Option("mc_cmd", "--mc-cmd", "str", "set",
-           help="memcached: set, get, or weighted: set:1,get:9"),
+SETTINGS = (
+    Setting("--mc-cmd", "Load", "memcached: set, get, or weighted: set:1,get:9", STR,
+            "set", applies=(frozenset({"memcached"}), "--workload memcached")),
     KEYS,
 )
 
@@ -23,6 +24,6 @@ def guess(raw: bytes, framing: str = "", hung_up: int = 0, http_url: str | None 
 
 
 SPEC = Spec("memcached", "memcache", "harness.protocols.memcached.wire:WIRE", guess,
-            "memcached requests", options=OPTIONS, sort="memcached",
+            "memcached requests", settings=SETTINGS, sort="memcached",
             applies_to="--workload memcached", error_prefixes=("mc_",),
             failed_replies=("mc_",))

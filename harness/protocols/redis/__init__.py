@@ -5,14 +5,15 @@ kind (``redis_ERR``), nil replies as ``redis_miss`` (information, not a failure)
 
 from __future__ import annotations
 
+from harness.core.settings import STR, Setting
 from harness.protocols.kvguess import KEYS, RESP, kv_guess
-from harness.protocols.spec import Option, Spec
+from harness.protocols.spec import Spec
 
 __all__ = ["RESP", "SPEC"]
 
-OPTIONS = (
-    Option("redis_cmd", "--redis-cmd", "str", "ping",
-           help="redis: ping, echo, set, get, or weighted: set:1,get:3"),
+SETTINGS = (
+    Setting("--redis-cmd", "Load", "redis: ping, echo, set, get, or weighted: set:1,get:3",
+            STR, "ping", applies=(frozenset({"redis"}), "--workload redis")),
     KEYS,
 )
 
@@ -22,6 +23,6 @@ def guess(raw: bytes, framing: str = "", hung_up: int = 0, http_url: str | None 
 
 
 SPEC = Spec("redis", "resp", "harness.protocols.redis.wire:WIRE", guess, "redis requests",
-            schemes={"redis": 6379}, options=OPTIONS, sort="redis",
+            schemes={"redis": 6379}, settings=SETTINGS, sort="redis",
             applies_to="--workload redis", error_prefixes=("redis_",),
             failed_replies=("redis_",))

@@ -5,12 +5,7 @@ TLS. Its built-in target is the embedded echo or chat server (harness.targets)."
 from __future__ import annotations
 
 from harness.protocols.kvguess import RESP
-from harness.protocols.spec import Option, Spec
-
-OPTIONS = (
-    Option("tls", "--tls", "bool", False,
-           help="wrap raw TCP (host:port) in TLS; https:// URLs always use TLS"),
-)
+from harness.protocols.spec import Spec
 
 
 def looks_like_http(raw: bytes) -> bool:
@@ -47,5 +42,5 @@ def mostly_text(b: bytes) -> bool:
 
 SPEC = Spec("tcp", "framed", "harness.protocols.tcp.wire:WIRE", guess,
             "stamped {framing} messages",
-            options=OPTIONS, sort="tcp", error_prefixes=("tls_",),
+            sort="tcp", error_prefixes=("tls_",),
             target="harness.targets.echo")

@@ -6,24 +6,29 @@ embedded WebSocket echo or chat server (``--ws``, harness.targets.wsecho)."""
 
 from __future__ import annotations
 
-from harness.protocols.spec import Option, Spec
+from harness.core.settings import BOOL, STR, Applies, Setting, float_range
+from harness.core.settings import Spec as CheckSpec
+from harness.protocols.spec import Spec
 
-OPTIONS = (
-    Option("ws_subprotocol", "--ws-subprotocol", "str", "",
-           help="ws://: the subprotocol asked for in the handshake"),
-    Option("header", "--header", "strs", [],
-           help="ws://: an extra handshake header, 'Name: value' (repeatable)"),
-    Option("ping_interval", "--ping-interval", "float", 0.0, 0, 3600, zero_or=0.01,
-           help="ws://: seconds between pings on every connection (0 = none)"),
-    Option("ws_text", "--ws-text", "str", "",
-           help="ws://: text messages from a JSON template with {stamp}"),
-    Option("ws_match", "--ws-match", "str", "",
-           help="ws://: field=value a text message must have to count"),
-    Option("reconnect", "--reconnect", "bool", False,
-           help="ws://: reopen, with backoff, a connection the server closed or dropped "
-                "(counted)"),
-    Option("ws_compress", "--ws-compress", "bool", False,
-           help="ws://: offer permessage-deflate"),
+_WS: Applies = (frozenset({"ws"}), "ws:// and wss:// targets")
+SETTINGS = (
+    Setting("--ws", "Target", "with no --host: the embedded server speaks WebSocket "
+            "(ws://)", BOOL, False, search=False),
+    Setting("--ws-subprotocol", "Target", "ws://: the subprotocol asked for in the "
+            "handshake", STR, "", applies=_WS),
+    Setting("--header", "Target", "ws://: an extra handshake header, 'Name: value' (repeat "
+            "for more; not Host, Upgrade or Sec-WebSocket-*)", CheckSpec("strs"), (),
+            repeatable=True, applies=_WS),
+    Setting("--ping-interval", "Pacing", "ws://: seconds between pings on every connection "
+            "(0 = none; 0.01 to 3600)", float_range(0, 3600, zero_or=0.01), 0.0, applies=_WS),
+    Setting("--ws-text", "Target", "ws://: text messages from a JSON template with "
+            "\"{stamp}\" (and {text}: filler to --size)", STR, "", applies=_WS),
+    Setting("--ws-match", "Target", "ws://: field=value a text message must have to "
+            "count; others are skipped", STR, "", applies=_WS),
+    Setting("--reconnect", "Pacing", "ws://: reopen, with backoff, a connection the server "
+            "closed or dropped (counted)", BOOL, False, search=False, applies=_WS),
+    Setting("--ws-compress", "Target", "ws://: offer permessage-deflate", BOOL, False,
+            search=False, applies=_WS),
 )
 
 
@@ -45,7 +50,7 @@ def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = Non
 
 SPEC = Spec("ws", "framed", "harness.protocols.ws.wire:WIRE", guess,
             "stamped {framing} messages in WebSocket messages",
-            schemes={"ws": 80, "wss": 443}, tls_schemes=("wss",), options=OPTIONS,
+            schemes={"ws": 80, "wss": 443}, tls_schemes=("wss",), settings=SETTINGS,
             sort="ws", applies_to="ws:// and wss:// targets",
             error_prefixes=("ws_close_", "connect_ws_", "reconnect_", "tls_"),
             extras=("ws_compress", "reconnect_ms", "reconnects"),

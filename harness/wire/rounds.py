@@ -1,0 +1,98 @@
+"""One round's state beside the transport: the buffer its reads share (kept across steps),
+the reads that brought whole frames, and the closed loop's early sends (:func:`templates`:
+a read of whole template replies, answered at once)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from harness.wire.transport import Transport
+
+CHUNK = 256 * 1024  # most bytes one recv may take in a round
+ROUND_BUF = 8 * 1024 * 1024
+
+
+class RoundBuffer:
+    """The buffer one round's reads share (kept by the worker across steps)."""
+
+    def __init__(self, size: int = ROUND_BUF) -> None:
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+
+    def grow(self, need: int) -> None:
+        self.buf = bytearray(max(need, 2 * len(self.buf)))
+        self.mv = memoryview(self.buf)
+
+
+class Early:
+    """Closed loop, one fixed request: a connection whose read was whole template replies
+    (:meth:`Transport.read_round`) sends as many next requests at once, as a peer tool does,
+    instead of after the round; the sink books them (:meth:`Sink.sent_early`). ``reqs[k]`` is
+    k requests; ``owed`` each connection's requests awaiting a reply (a read of k replies
+    sends k only when k are owed: then each frees a slot); none sent at or after ``until``
+    (ns: the end of sending, or the measure start while outside the window)."""
+
+    __slots__ = ("reqs", "owed", "until")
+
+    def __init__(self, request: bytes, owed: np.ndarray, most: int = 64) -> None:
+        self.reqs = [request * k for k in range(most + 1)]
+        self.owed = owed
+        self.until = 0
+
+
+class Reads:
+    """One round's reads that brought whole frames: per read its connection, end offset
+    in the round buffer and receive time; the frame starts walked (variable sizes); the
+    connections whose stream broke."""
+
+    __slots__ = ("conn", "end", "t", "walk", "broken")
+
+    def __init__(self, walks: bool) -> None:
+        self.conn: list[int] = []
+        self.end: list[int] = []
+        self.t: list[int] = []
+        self.walk: list[int] | None = [] if walks else None
+        self.broken: list[int] = []
+
+
+def templates(tp: Transport, i: int, off: int, k: int, size: int, t: int, r: Reads,
+               sent: Reads) -> None:
+    """Connection ``i`` read ``k`` copies of the protocol's template at ``off``: that
+    many whole replies (their starts walked, their codes the template's). Sends the
+    next ``k`` requests at once when the run sends early (:class:`Early`)."""
+    proto, walk = tp.protocol, r.walk
+    assert walk is not None  # a protocol with a template walks
+    if k == 1:
+        walk.append(off)
+        proto.round_codes.append(proto.tmpl_code)
+    else:
+        walk.extend(range(off, off + k * size, size))
+        proto.round_codes.extend([proto.tmpl_code] * k)
+    early = tp.early
+    if early is not None and t < early.until and early.owed[i] >= k and \
+            k < len(early.reqs):
+        send_early(tp, i, early.reqs[k], k, sent)
+
+
+def send_early(tp: Transport, i: int, data: bytes, k: int, sent: Reads) -> None:
+    """Send connection ``i`` its next ``k`` requests now (kept in ``sent`` with the
+    time); a send that fails or would block sends nothing here (the round's own send
+    takes over), a partial one queues the rest."""
+    if tp.pend_out[i] is not None:
+        return
+    s = tp.socks[i]
+    assert s is not None  # it just read
+    t = time.monotonic_ns()
+    try:
+        n = s.send(data)
+    except OSError:
+        return
+    if n < len(data):
+        tp.queue(i, memoryview(data)[n:])
+    sent.conn.append(i)
+    sent.end.append(k)
+    sent.t.append(t)
