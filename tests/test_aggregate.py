@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.analysis import aggregate
+from harness.analysis import aggregate, bottleneck, judge
 from harness.core.histogram import Histogram
 from harness.core.plan import Degradation, Stage, Step, Thresholds
 
@@ -37,36 +37,36 @@ def step(conns: int = 10, sent: int = 1000, received: int | None = None, p99: fl
 def test_protocol_errors_count_in_the_error_rate_and_fire_the_rule() -> None:
     # the issue's chat case: every reply arrived, but far more foreign frames came too
     s = step(errors={"protocol": 210_918}, sent=10_000)
-    assert aggregate.error_rate(s) == 1.0  # capped: at most every message failed
-    v = aggregate.degradation([step(conns=1), s], RULES)
+    assert judge.error_rate(s) == 1.0  # capped: at most every message failed
+    v = judge.degradation([step(conns=1), s], RULES)
     assert v["rule"] == "error_rate" and v["degraded_at"] == 10
 
 
 def test_timeouts_count_in_the_error_rate_without_double_counting_the_lost() -> None:
-    assert aggregate.error_rate(step(errors={"timeout": 30})) == pytest.approx(0.03)
+    assert judge.error_rate(step(errors={"timeout": 30})) == pytest.approx(0.03)
     # 20 dropped replies: lost 20 and timed out 20 is one fault each, not two
-    assert aggregate.error_rate(step(lost=20, errors={"timeout": 20})) == pytest.approx(0.02)
+    assert judge.error_rate(step(lost=20, errors={"timeout": 20})) == pytest.approx(0.02)
 
 
 def test_connections_lost_count_in_the_error_rate_reconnects_do_not() -> None:
-    assert aggregate.error_rate(step(conns=10, conns_lost=3)) == pytest.approx(0.3)
-    assert aggregate.error_rate(step(conns=10, reconnects=500)) == 0.0
+    assert judge.error_rate(step(conns=10, conns_lost=3)) == pytest.approx(0.3)
+    assert judge.error_rate(step(conns=10, reconnects=500)) == 0.0
     # a refused reopen is a failed connect and a lost connection: at most every connection
     both = step(conns=4, conns_lost=4, errors={"connect_refused": 4})
-    assert aggregate.error_rate(both) == 1.0
+    assert judge.error_rate(both) == 1.0
 
 
 def test_connections_lost_within_the_limit_are_named_by_the_verdict() -> None:
     from harness.report.table import verdict_line
     steps = [step(conns=10, sent=1000), step(conns=200, sent=20_000, conns_lost=1),
              step(conns=400, sent=40_000, conns_lost=40)]
-    v = aggregate.degradation(steps, RULES)
+    v = judge.degradation(steps, RULES)
     assert v["degraded_at"] == 400 and v["rule"] == "error_rate"
     assert v["detail"] == "error rate 10.00% > 1.00% (40 of 400 connections lost)"
     assert v["conns_lost"] == [[200, 1]]
     assert "last healthy step: 200 conns (but connections lost, within max_error_rate: " \
         "1 at 200 conns)" in verdict_line(v)
-    healthy = aggregate.degradation(steps[:1], RULES)
+    healthy = judge.degradation(steps[:1], RULES)
     assert healthy["conns_lost"] == [] and "lost" not in verdict_line(healthy)
 
 
@@ -75,7 +75,7 @@ def test_connections_lost_within_the_limit_are_named_by_the_verdict() -> None:
 
 def test_a_step_without_a_valid_reply_is_never_healthy() -> None:
     silent = [step(conns=10, received=0), step(conns=100, received=0)]
-    v = aggregate.degradation(silent, RULES)
+    v = judge.degradation(silent, RULES)
     assert v["degraded_at"] == 10 and v["rule"] == "no_replies"
     assert v["last_healthy"] is None
     assert "no valid reply in the measure window (1000 sent)" in v["detail"]
@@ -83,18 +83,18 @@ def test_a_step_without_a_valid_reply_is_never_healthy() -> None:
 
 def test_nothing_measured_says_messages_went_out_in_the_warm_up() -> None:
     s = step(sent=0, received=0, sent_all=10)
-    (line,) = aggregate.threshold_failures([s], Thresholds(max_lost=None))
+    (line,) = judge.threshold_failures([s], Thresholds(max_lost=None))
     assert line == ("nothing measured: no message was sent in the window at step conns=10 "
                     "(10 sent before it, in the warm-up, were never answered)")
 
 
 def test_threshold_lines_name_the_step_by_what_the_sweep_varies() -> None:
     steps = [step(conns=3, messages=m, p99=p) for m, p in ((10, 1.0), (100, 9.0), (1000, 9.0))]
-    lines = aggregate.threshold_failures(steps, Thresholds(p99_ms=5.0))
+    lines = judge.threshold_failures(steps, Thresholds(p99_ms=5.0))
     assert [ln.rsplit(" at ", 1)[1] for ln in lines] == ["step messages=100",
                                                          "step messages=1000"]
     rates = [step(conns=3, rate=r, p99=9.0) for r in (50.0, 100.0)]
-    assert aggregate.threshold_failures(rates, Thresholds(p99_ms=5.0))[1].endswith(
+    assert judge.threshold_failures(rates, Thresholds(p99_ms=5.0))[1].endswith(
         "at step rate=100")
 
 
@@ -119,17 +119,17 @@ def test_a_step_under_a_minute_is_too_short_to_be_called_stable() -> None:
 
 
 def test_client_bound_names_the_rule_that_fired_and_its_figure() -> None:
-    assert aggregate.client_bound_rule(95.0, 0, 100, False) == (
+    assert bottleneck.client_bound_rule(95.0, 0, 100, False) == (
         "client_cpu", "a worker used 95% of its core (>= 90%)")
-    rule, detail = aggregate.client_bound_rule(18.0, 50, 1000, True)
+    rule, detail = bottleneck.client_bound_rule(18.0, 50, 1000, True)
     assert rule == "behind_schedule"
     assert detail == ("5.0% of sends went out over 5 ms behind schedule (> 1%), "
                       "client CPU 18%")
-    assert aggregate.client_bound_rule(18.0, 5, 1000, True) is None
+    assert bottleneck.client_bound_rule(18.0, 5, 1000, True) is None
 
 
 def test_a_worker_busy_or_waiting_for_its_core_is_client_bound_not_only_at_90_pct_cpu() -> None:
-    rule = aggregate.client_bound_rule
+    rule = bottleneck.client_bound_rule
     # 86% CPU and 2% waiting: no longer judged by luck below 90%
     assert rule(86.0, 0, 100, False, (86.0, 2.0)) == (
         "client_busy", "a worker ran 86% and waited for its core 2% of the time (together >= "
@@ -142,29 +142,29 @@ def test_a_worker_busy_or_waiting_for_its_core_is_client_bound_not_only_at_90_pc
 
 
 def test_a_step_on_a_shared_core_is_flagged_and_left_out() -> None:
-    busy = step(conns=100) | aggregate.resource_fields({
+    busy = step(conns=100) | bottleneck.resource_fields({
         "worker0": {"core": 0, "others_on_core_pct": 45.2, "cpu_pct_mean": 50.0},
         "server": {"core": 1, "others_on_core_pct": 3.0, "cpu_pct_mean": 30.0}})
     assert busy["core_shared"] is True
     assert busy["shared_core"] == {"role": "worker0", "core": 0, "others_pct": 45.2,
                                    "limit_pct": 30.0, "processes": []}
-    quiet = step(conns=10) | aggregate.resource_fields(
+    quiet = step(conns=10) | bottleneck.resource_fields(
         {"worker0": {"core": 0, "others_on_core_pct": 12.0}})
     assert quiet["core_shared"] is False
-    v = aggregate.degradation([quiet, busy, step(conns=1000)], RULES)
+    v = judge.degradation([quiet, busy, step(conns=1000)], RULES)
     assert v["skipped"] == [100] and v["skipped_why"] == ["shared core"]
     assert v["judged"] == 2
 
 
 def test_the_shared_core_limit_is_a_setting_and_such_steps_can_be_judged_anyway() -> None:
-    from harness.report import table
+    from harness.report import facts, table
     hog = [{"pid": 4242, "name": "stress", "cpu_pct": 97.5}]
     worker = {"worker0": {"core": 0, "others_on_core_pct": 45.2}}
-    assert aggregate.resource_fields(worker, limit=50.0)["core_shared"] is False
-    judged = step(conns=100) | aggregate.resource_fields(worker, None, hog, 30.0, judge=True)
+    assert bottleneck.resource_fields(worker, limit=50.0)["core_shared"] is False
+    judged = step(conns=100) | bottleneck.resource_fields(worker, None, hog, 30.0, judge=True)
     assert judged["core_shared"] is False and judged["judged_shared_core"] is True
-    assert aggregate.degradation([judged], RULES)["judged"] == 1
-    notes = table.step_notes(dict(judged, latency_ms={"p99": 1.0}))
+    assert judge.degradation([judged], RULES)["judged"] == 1
+    notes = facts.step_notes(dict(judged, latency_ms={"p99": 1.0}))
     assert any("shared core: 45% of core 0 (worker0's) used by other processes (>= 30%), top: "
                "stress pid 4242 98%, judged all the same (--judge-shared-core)" in n
                for n in notes), notes
@@ -173,7 +173,7 @@ def test_the_shared_core_limit_is_a_setting_and_such_steps_can_be_judged_anyway(
 
 def test_every_step_left_out_means_no_step_was_judged() -> None:
     steps = [step(conns=c, client_bound=True) for c in (10, 100)]
-    v = aggregate.degradation(steps, RULES)
+    v = judge.degradation(steps, RULES)
     assert v["judged"] == 0 and v["degraded_at"] is None and v["last_healthy"] is None
     assert v["skipped_why"] == ["client-bound", "client-bound"]
 
@@ -335,22 +335,22 @@ def test_escaped_bytes_round_trip() -> None:
 def test_judging_a_shared_core_judges_a_worker_on_its_own_cpu_not_its_wait() -> None:
     from dataclasses import replace
 
-    from harness.report import table
+    from harness.report import facts
     from tests.test_summary import plain
     waited = replace(plain(), client_cpu_pct=20.0, client_bound=True,
                      client_wait_pct=65.0, client_bound_rule="client_busy",
                      client_bound_detail="...")
-    judged = aggregate.judge_waits(waited)
+    judged = bottleneck.judge_waits(waited)
     assert not judged.client_bound and judged.judged_shared_core
     assert judged.client_bound_rule is None
     assert "waited for its core 65% of the time: judged on its own CPU alone" in " ".join(
-        table.step_notes(judged.to_json()))
-    busy = aggregate.judge_waits(replace(waited, client_cpu_pct=95.0))
+        facts.step_notes(judged.to_json()))
+    busy = bottleneck.judge_waits(replace(waited, client_cpu_pct=95.0))
     assert busy.client_bound and busy.client_bound_rule == "client_cpu"
 
 
 def test_a_step_bound_only_by_its_wait_for_a_shared_core_is_said_to_be_on_a_shared_core() -> None:
-    from harness.analysis.aggregate import step_skipped
+    from harness.analysis.bottleneck import step_skipped
     base = {"received": 10, "core_shared": True, "client_bound": True}
     assert step_skipped({**base, "client_bound_rule": "run_queue"}) == "shared core"
     assert step_skipped({**base, "client_bound_rule": "client_busy"}) == "shared core"

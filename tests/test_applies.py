@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.compare import parse_limits
+from harness.analysis.max_regression import parse_limits
 from harness.config import build as cfg
 from harness.config.build import ConfigError
 from tests.support import harness

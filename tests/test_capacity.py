@@ -8,19 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.analysis.capacity import (
-    CLIENT_BOUND,
-    GRAMMAR,
-    SHARED_CORE,
-    Clause,
-    Slo,
-    SloError,
-    next_load,
-    parse_percent,
-    parse_slo,
-    search,
-    slo_check,
-)
+from harness.analysis.capacity import CLIENT_BOUND, SHARED_CORE, next_load, search
+from harness.analysis.slo import GRAMMAR, Clause, Slo, SloError, parse_percent, parse_slo, slo_check
 from harness.analysis.trends import recovery_time, soak_verdict
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from harness import cli
+from harness.cli import common, searching
 from harness.config import build as cfg
 from harness.core.plan import Step
 from harness.run.probes import search_plan
@@ -133,7 +133,7 @@ def test_the_command_line_is_in_run_json_and_heads_the_table(tmp_path: Path) -> 
 
 
 def test_the_live_line_says_what_its_p99_is(capsys: pytest.CaptureFixture) -> None:
-    live = cli.LiveLine()
+    live = common.LiveLine()
     step = Step(index=0, conns=5, duration_s=1.0, messages=None)
     live(step, [{"received": 0, "p99": None, "open": 5, "errors": 0}])
     assert "p99 so far (worst worker)=n/a" in capsys.readouterr().err
@@ -152,15 +152,15 @@ def test_the_search_summary_is_rounded_and_says_it_went_down(
                          dict(probe, load=35.3553390593, ok=True, p99_ms=1.0, violations=[])],
               "searched_down": True, "floor": 1.5625, "max_load": 35.3553390593,
               "bracket": [35.3553390593, 50.0], "converged": False}
-    cli.print_search(result, 100.0, "p99<5ms", 0.05, "msgs/s")
+    searching.print_search(result, 100.0, "p99<5ms", 0.05, "msgs/s")
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "probe       100 msgs/s: FAIL p99 12.346 ms, 100 msgs/s  p99 12.35 ms >= 5 ms"
     assert out[3].startswith("probe      35.4 msgs/s: ok ")
     assert out[4] == ("the first probe (100 msgs/s) failed: searched down, halving the load, "
                       "to at most the floor of 1.56 msgs/s")
     assert out[5] == "max load meeting p99<5ms: 35.4 msgs/s (tolerance 5%, not converged)"
-    cli.print_search(dict(result, max_load=None, bracket=[None, 1.5625]), 100.0, "p99<5ms",
-                     0.05, "msgs/s")
+    searching.print_search(dict(result, max_load=None, bracket=[None, 1.5625]), 100.0,
+                           "p99<5ms", 0.05, "msgs/s")
     assert capsys.readouterr().out.splitlines()[-1] == (
         "no load from 1.56 to 100 msgs/s meets p99<5ms")
 

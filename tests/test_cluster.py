@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.plan import Stage, Step
-from harness.run.scaleout import largest_remainder, machine_parts, split_step
+from harness.run.scaleout_parts import largest_remainder, machine_parts, split_step
 from tests.busy import ran_ok
 from tests.support import harness_process, stop
 from tests.support import run_json as support_run_json
@@ -57,7 +57,7 @@ def test_a_step_splits_its_connections_messages_and_stages_with_nothing_dropped(
 
 def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it() -> None:
     from harness.core.plan import Plan, Target
-    from harness.run.coordinator import build_shares
+    from harness.run.shares import build_shares
     from workloads import load
     step = Step(0, conns=5, duration_s=None, messages=1000, listen=2)
     shares = split_step(step, [2, 2])
@@ -78,7 +78,8 @@ def test_each_machine_s_connection_ids_and_workers_follow_the_machines_before_it
 def test_the_agents_samples_merge_as_one_machines_with_roles_renumbered_and_times_moved(
         ) -> None:
     from harness.run.agent import Part
-    from harness.run.scaleout import Machine, merged_watched
+    from harness.run.scaleout_agents import Machine
+    from harness.run.scaleout_parts import merged_watched
     step = Step(0, conns=4, duration_s=1.0, messages=None)
     parts = []
     for name, t0 in (("a1", 5_000), ("a2", 9_000)):
@@ -97,7 +98,7 @@ def test_the_agents_samples_merge_as_one_machines_with_roles_renumbered_and_time
         ("worker0", "a1", 6_000), ("worker2", "a2", 6_000), ("worker1", "a1", 6_001),
         ("worker3", "a2", 6_001)]  # in our clock: a1 +1 µs, a2 -3 µs
     assert all(r["second"] == (r["t_ns"] - 6_000) / 1e9 for r in w.rows)
-    from harness.analysis.aggregate import resource_fields
+    from harness.analysis.bottleneck import resource_fields
     fields = resource_fields(w.summary, w.cores)
     assert fields["core_shared"] and fields["shared_core"]["role"] in ("worker1", "worker3")
 

@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 import pytest
 
-from harness.analysis import compare
+from harness.analysis import compare, max_regression, stats
 from harness.core.histogram import Histogram
 from harness.core.specs import ConfigError
 from harness.report import results
@@ -77,21 +77,21 @@ def figure(cmp: dict, name: str, step: int = 0) -> dict:
 
 
 def test_limits_parse_as_percentages_and_refuse_what_cannot_be_judged() -> None:
-    assert compare.parse_limits("p99=10%,throughput=5%") == {"p99": 0.1, "throughput": 0.05}
-    assert compare.parse_limits("p99.9=0.5, errors=0.1%, lost=3") == {
+    assert max_regression.parse_limits("p99=10%,throughput=5%") == {"p99": 0.1, "throughput": 0.05}
+    assert max_regression.parse_limits("p99.9=0.5, errors=0.1%, lost=3") == {
         "p999": 0.5, "errors": 0.001, "lost": 3}
     for bad, says in (("max=10%", "one sample"), ("p98=5%", "FIGURE one of"),
                       ("p99=ten", "not a number"), ("lost=1%", "count"), ("p99=-1%", ">= 0"),
                       ("", "no limit")):
         with pytest.raises(ValueError, match=says):
-            compare.parse_limits(bad)
+            max_regression.parse_limits(bad)
 
 
 def test_mann_whitney_on_histograms_equals_the_rank_sum_of_the_bucketed_values() -> None:
     rng = np.random.default_rng(3)
     a = rng.integers(100, 180, 300)  # below 256 ns every value is its own bucket: exact
     b = rng.integers(110, 190, 200)
-    effect, p = compare.mann_whitney(hist(a), hist(b))
+    effect, p = stats.mann_whitney(hist(a), hist(b))
     greater = (b[:, None] > a[None, :]).sum() + 0.5 * (b[:, None] == a[None, :]).sum()
     assert effect == pytest.approx(greater / (a.size * b.size))
     both = np.concatenate([a, b])  # the textbook way: mid-ranks, rank sum, tie correction
@@ -102,7 +102,7 @@ def test_mann_whitney_on_histograms_equals_the_rank_sum_of_the_bucketed_values()
     var = a.size * b.size / 12 * ((n + 1) - (counts**3 - counts).sum() / (n * (n - 1)))
     z = (u - a.size * b.size / 2) / np.sqrt(var)
     assert p == pytest.approx(math.erfc(abs(z) / math.sqrt(2)), rel=1e-9) and p < 1e-4
-    same, p_same = compare.mann_whitney(hist(a), hist(a))
+    same, p_same = stats.mann_whitney(hist(a), hist(a))
     assert same == pytest.approx(0.5) and p_same == pytest.approx(1.0)
 
 
@@ -110,9 +110,9 @@ def test_quantile_interval_holds_the_true_percentile_and_narrows_with_samples() 
     rng = np.random.default_rng(5)
     values = rng.lognormal(np.log(2e6), 0.3, 200_000).astype(np.int64)
     h = hist(values)
-    lo, hi = compare.quantile_ci(h, 99.0)
+    lo, hi = stats.quantile_ci(h, 99.0)
     assert lo <= np.percentile(values, 99) <= hi
-    wide_lo, wide_hi = compare.quantile_ci(h, 99.0, samples=500)
+    wide_lo, wide_hi = stats.quantile_ci(h, 99.0, samples=500)
     assert wide_lo < lo and wide_hi > hi
 
 
@@ -266,7 +266,7 @@ def test_two_runs_against_one_server_are_no_regression_in_10_of_10_pairs(runs: d
         docs = [results.read_run(p) for p in (base, new)]
         series = ([results.read_series(base, 0)], [results.read_series(new, 0)])
         cmp = compare.compare_runs(docs[0], docs[1], series,
-                                   compare.parse_limits(SHARED_MACHINE))
+                                   max_regression.parse_limits(SHARED_MACHINE))
         if cmp["regressed"]:
             called.append(cmp["regressions"])
         if not cmp["judged"]:
@@ -278,7 +278,7 @@ def test_two_runs_against_one_server_are_no_regression_in_10_of_10_pairs(runs: d
 
 def calm(runs: dict) -> Path:
     """A 2 ms run whose step was judged (not on a shared core, not client-bound)."""
-    from harness.analysis.aggregate import step_skipped
+    from harness.analysis.bottleneck import step_skipped
     for p in runs["d2"]:
         if not step_skipped(results.read_run(p)["steps"][0]):
             return p

@@ -113,7 +113,7 @@ def test_exit_4_when_no_step_could_be_judged_and_junit_skips_the_figures(
 
 
 def test_the_inconclusive_line_names_each_step_by_what_the_sweep_varies() -> None:
-    from harness.cli import inconclusive_line
+    from harness.cli.verdicts import inconclusive_line
     steps = [{"conns": 3, "messages": m, "received": 1, "client_bound": True,
               "client_bound_detail": "a worker used 99% of its core"} for m in (10, 100)]
     line = inconclusive_line(steps)

@@ -18,7 +18,7 @@ import pytest
 
 from harness.core.histogram import LIMIT, Histogram, index_of
 from harness.core.safe import printable
-from harness.report import charts, hlog, openmetrics
+from harness.report import hlog, openmetrics, timecharts
 from harness.report import html as report_html
 from tests.support import free_port, harness
 
@@ -419,7 +419,7 @@ def test_the_partial_last_second_is_marked_not_drawn_as_a_collapse(run_folder: P
     doc = read_doc(run_folder)
     steps, series = doc["steps"], series_of(run_folder, 2)
     assert all(s["duration_s"] == 1.5 for s in steps)
-    fig = charts.time_figure(steps, series, charts.timeline(steps, series, []))
+    fig = timecharts.time_figure(steps, series, timecharts.timeline(steps, series, []))
     lines = lines_by_label(fig)
     received = lines["received/s"].get_ydata()
     full = [c["received"][i] for c in series for i, sec in enumerate(c["second"])

@@ -8,7 +8,7 @@ import copy
 import re
 from pathlib import Path
 
-from harness.report import charts, history
+from harness.report import history, history_charts
 
 
 def doc(name: str = "chat", started: float = 1.8e9, duration_s: float = 60.0,
@@ -53,7 +53,7 @@ def test_a_shortened_and_a_full_run_of_one_plan_are_two_trends() -> None:
     assert all(t.startswith("chat / http (plan ") for t in groups)
     full, short = sorted(groups.values(), key=len, reverse=True)
     assert [r.started_unix_s for r in full] == [1.8e9, 1.8e9 + 86400]
-    chart_full, chart_short = charts.history_charts({"full": full, "short": short})
+    chart_full, chart_short = history_charts.history_charts({"full": full, "short": short})
     assert chart_full.svg is not None
     assert chart_short.svg is None and chart_short.note.startswith("One run (t1800003600)")
 
@@ -62,10 +62,10 @@ def test_the_time_axis_spans_the_runs_not_years() -> None:
     import matplotlib.dates as mdates
 
     rows = [history.row_of(Path(f"r{k}"), doc(started=1.8e9 + 600 * k)) for k in range(3)]
-    fig = charts.history_figure(rows)
+    fig = history_charts.history_figure(rows)
     lo, hi = (mdates.num2date(x).timestamp() for x in fig.axes[0].get_xlim())
     assert 1.8e9 - 120 <= lo < 1.8e9 and 1.8e9 + 1200 < hi <= 1.8e9 + 1320
     same = [history.row_of(Path(f"s{k}"), doc(started=1.8e9)) for k in range(2)]
-    lo, hi = (mdates.num2date(x).timestamp() for x in charts.history_figure(
+    lo, hi = (mdates.num2date(x).timestamp() for x in history_charts.history_figure(
         same).axes[0].get_xlim())
-    assert hi - lo == 2 * charts.HISTORY_PAD_S
+    assert hi - lo == 2 * history_charts.HISTORY_PAD_S

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import aggregate
+from harness.analysis import judge
 from harness.core.plan import Degradation
-from harness.report import table
+from harness.report import facts, table
 from tests import servers
 from tests.support import plan_for, run_plan, stop
 from tests.test_backend import stats, uvicorn
@@ -51,7 +51,7 @@ def test_users_thinking_past_the_keep_alive_timeout_reconnect_and_keep_sending(
     assert nonzero(s["errors"]) == {} and s["lost"] == 0 and s["conns_lost"] == 0
     # each reopen carried the next request: at most one per request after the first
     assert 0.7 * (s["sent_all"] - 6) <= s["reconnects"] <= s["sent_all"] - 6, s["reconnects"]
-    assert aggregate.error_rate(s) == 0.0
+    assert judge.error_rate(s) == 0.0
 
 
 @pytest.mark.e2e
@@ -135,7 +135,7 @@ def test_a_close_with_a_request_outstanding_is_an_error_and_the_connection_is_lo
     assert (s["sent"], s["received"], s["lost"]) == (6, 4, 2)  # each: 2 answered, 1 not
     assert nonzero(s["errors"]) == {"closed": 2}
     assert s["reconnects"] == 0 and s["conns_lost"] == 2
-    assert aggregate.error_rate(s) == 1.0  # every connection lost
+    assert judge.error_rate(s) == 1.0  # every connection lost
 
 
 @pytest.mark.e2e
@@ -152,7 +152,7 @@ def test_a_reopen_the_server_refuses_leaves_the_connection_lost() -> None:
     assert s["sent"] == s["received"] == 3 and s["lost"] == 0  # one request each
     assert nonzero(s["errors"]) == {"connect_refused": 3}
     assert s["reconnects"] == 0 and s["conns_lost"] == 3
-    verdict = aggregate.degradation([s], Degradation())
+    verdict = judge.degradation([s], Degradation())
     assert verdict["degraded_at"] == 3 and verdict["rule"] == "error_rate"
 
 
@@ -168,9 +168,9 @@ def test_a_raw_tcp_server_closing_every_connection_between_messages_is_never_hea
                                  warmup=0.0, duration=1.0))
     assert s["received"] == 8 and s["lost"] == 0
     assert nonzero(s["errors"]) == {"closed": 4} and s["conns_lost"] == 4
-    verdict = aggregate.degradation([s], Degradation())
+    verdict = judge.degradation([s], Degradation())
     assert verdict["degraded_at"] == 4 and verdict["rule"] == "error_rate"
     assert "4 of 4 connections lost" in verdict["detail"]
     assert "Degradation: at 4 conns" in table.verdict_line(verdict)
-    notes = "\n".join(table.step_notes(s))
+    notes = "\n".join(facts.step_notes(s))
     assert "4 of 4 connections LOST" in notes

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import aggregate
+from harness.analysis import judge
 from harness.core.plan import Plan
 from harness.core.result import ERROR_KINDS
-from harness.run.coordinator import build_shares
+from harness.run.shares import build_shares
 from harness.targets import launch
 from harness.wire.poller import Poller
 from harness.worker.worker import Worker, connect_kind
@@ -249,7 +249,7 @@ def test_error_rate_counts_each_failed_message_once() -> None:
                                  inflight=20, warmup=0.0, timeout=0.3))
     # a mangled reply arrived: one protocol error, its slot freed (no timeout as well)
     assert s["lost"] == 20 and s["errors"]["protocol"] == 20 and s["errors"]["timeout"] == 0
-    assert aggregate.error_rate(s) == 0.1  # 20 failed messages of 200, not 60 "errors"
+    assert judge.error_rate(s) == 0.1  # 20 failed messages of 200, not 60 "errors"
 
 
 @pytest.mark.e2e
@@ -259,7 +259,7 @@ def test_late_replies_count_as_failed_but_warm_up_errors_do_not() -> None:
                                  warmup=0.2, timeout=0.02))
     # every reply takes 50 ms > 20 ms: late, or lost when it lands after the 20 ms drain
     assert s["late"] + s["lost"] == s["sent"] > 0 and s["late"] > 0
-    assert aggregate.error_rate(s) == 1.0
+    assert judge.error_rate(s) == 1.0
 
 
 @pytest.mark.e2e

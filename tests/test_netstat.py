@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import table
+from harness.report import facts
 from harness.run import netstat
 from tests.support import plan_for, run_plan
 
@@ -37,5 +37,5 @@ def test_a_full_accept_queue_is_noted_as_the_kernels_doing() -> None:
     finally:
         hole.close()
     assert s["kernel"].get("listen_overflows", 0) >= 1, s.get("kernel")
-    (note,) = [n for n in table.step_notes(s) if "kernel" in n]
+    (note,) = [n for n in facts.step_notes(s) if "kernel" in n]
     assert "listen_overflows +" in note and "not the server" in note

@@ -161,7 +161,7 @@ def test_spectrum_follows_the_histogram() -> None:
     assert math.isclose(ms[-1], 100.0)
     p99 = ms[np.argmin(np.abs(nines - 2))]
     assert abs(p99 - 99.0) / 99.0 < 0.02
-    assert report_html._nines_label(3) == "99.9%"
+    assert report_html.nines_label(3) == "99.9%"
 
 
 def test_read_columns(tmp_path: Path) -> None:

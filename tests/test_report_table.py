@@ -3,7 +3,7 @@ documents, no sockets."""
 
 from __future__ import annotations
 
-from harness.report import table
+from harness.report import facts, table
 from tests.test_aggregate import step
 
 
@@ -75,7 +75,7 @@ def test_each_step_has_one_line_of_facts_and_the_legend_is_said_once() -> None:
     steps = [step(conns=10 * (k + 1), trend=trend, status={"200": 990}, status_classes={
         "2xx": 990}, core_shared=True, shared_core={"role": "worker0", "core": 0,
                                                     "others_pct": 45.0}) for k in range(7)]
-    n = table.notes(doc(steps))
+    n = facts.notes(doc(steps))
     assert len(n.steps) == 7 and not n.remarks
     assert len(n.legend) == 2  # SHARED CORE, counts
     assert n.steps[0] == ("conns=10: HTTP responses (window start to drain end) 2xx 990 (200: "
@@ -88,32 +88,32 @@ def test_each_step_has_one_line_of_facts_and_the_legend_is_said_once() -> None:
 def test_http_error_codes_are_said_once_not_as_errors_and_as_statuses() -> None:
     s = step(conns=4, errors={"http_404": 18, "reset": 1}, status={"404": 18},
              status_classes={"4xx": 18})
-    (line,) = table.notes(doc([s])).steps
+    (line,) = facts.notes(doc([s])).steps
     assert "errors reset=1;" in line and "http_404" not in line and "4xx 18 (404: 18)" in line
 
 
 def test_a_message_sweep_names_its_steps_by_their_message_count() -> None:
     steps = [step(conns=3, messages=m, lost=1) for m in (10, 100)]
-    n = table.notes(doc(steps))
+    n = facts.notes(doc(steps))
     assert [ln.split(":")[0] for ln in n.steps] == ["messages=10", "messages=100"]
 
 
 def test_connections_lost_and_reconnects_get_a_note_each_beside_the_errors() -> None:
     s = step(conns=50, errors={"closed": 3}, conns_lost=3, reconnects=300)
-    facts = table.step_notes(s)[0].split("; ")
-    assert facts[0] == "conns=50: errors closed=3"
-    assert facts[1] == ("3 of 50 connections LOST (closed, reset or broken and not back by "
-                        "the end of the step, in the error rate)")
-    assert facts[2].startswith("300 reconnects (connections the server closed") \
-        and "not errors" in facts[2]
+    line = facts.step_notes(s)[0].split("; ")
+    assert line[0] == "conns=50: errors closed=3"
+    assert line[1] == ("3 of 50 connections LOST (closed, reset or broken and not back by "
+                       "the end of the step, in the error rate)")
+    assert line[2].startswith("300 reconnects (connections the server closed") \
+        and "not errors" in line[2]
     assert table.step_cells(s)[9] == 3  # the errors column: reconnects are not errors
-    assert not [n for n in table.step_notes(step(conns=50)) if "LOST" in n or "reconn" in n]
+    assert not [n for n in facts.step_notes(step(conns=50)) if "LOST" in n or "reconn" in n]
 
 
 def test_the_soak_trend_is_printed_even_when_stable() -> None:
     trend = {"verdict": "stable", "p99_trend": {"slope_per_h": 0.0123},
              "memory_trend": {"slope_per_h": 1.5e6}, "seconds": 3600, "judge_s": 60}
-    (line,) = table.step_notes(step(conns=30, trend=trend))
+    (line,) = facts.step_notes(step(conns=30, trend=trend))
     assert line.endswith("trend: stable (p99 +0.012 ms/h, server memory +1.5 MB/h)")
 
 
@@ -121,12 +121,12 @@ def test_a_short_step_gets_no_slope_per_hour_only_a_rise_it_saw() -> None:
     short = {"verdict": "too short to judge a trend", "p99_growing": False,
              "memory_growing": False, "p99_trend": {"slope_per_h": 90106.519},
              "seconds": 10, "judge_s": 60}
-    assert table.trend_text(short) == "too short to judge a trend (10 s < 60 s)"
+    assert facts.trend_text(short) == "too short to judge a trend (10 s < 60 s)"
     grows = {"verdict": "memory growing", "p99_growing": False, "memory_growing": True,
              "p99_trend": {"slope_per_h": 1.0}, "memory_trend": {"slope_per_h": 2.6e10,
                                                                  "rise": 80e6},
              "seconds": 11, "judge_s": 60}
-    assert table.trend_text(grows) == "memory growing (server memory +80.0 MB over 11 s)"
+    assert facts.trend_text(grows) == "memory growing (server memory +80.0 MB over 11 s)"
 
 
 def test_requests_and_user_classes_are_tables_not_bullets() -> None:

@@ -19,7 +19,7 @@ import orjson
 import psutil
 import pytest
 
-from harness.run.coordinator import build_shares
+from harness.run.shares import build_shares
 from harness.wire.poller import Poller
 from harness.worker.worker import Worker
 from tests import servers

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from harness.analysis import aggregate
+from harness.analysis import judge
 from harness.analysis.summary import StepSummary
 from harness.core.plan import Degradation
 
@@ -84,5 +84,5 @@ def test_verdicts_take_summaries_as_they_take_run_json_steps() -> None:
     steps = [plain(conns=10), plain(conns=20, latency_ms=dict(LAT, p99=50.0))]
     as_json = [s.to_json() for s in steps]
     rules = Degradation()
-    assert aggregate.degradation(steps, rules) == aggregate.degradation(as_json, rules)
-    assert aggregate.degradation(steps, rules)["rule"] == "p99"
+    assert judge.degradation(steps, rules) == judge.degradation(as_json, rules)
+    assert judge.degradation(steps, rules)["rule"] == "p99"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis.aggregate import threshold_failures
 from harness.analysis.capacity import next_load
+from harness.analysis.judge import threshold_failures
 from harness.config import build as cfg
 from harness.config.usertable import parse_think
 from harness.core.plan import Pacing, Thresholds

@@ -1,4 +1,5 @@
-"""Capacity questions answered from step summaries: SLOs, bisection, the next sweep load.
+"""Capacity questions answered from step summaries: the search by bisection for the highest
+load that meets an SLO (the SLOs themselves are harness.analysis.slo's), the next sweep load.
 
 Pure functions over plain values. Running a step is the caller's business: the search and
 ``harness.run.sweep`` take a callable that runs one real step and returns its summary dict (the
@@ -15,186 +16,14 @@ varies (connections, or messages/s for open loop); the search only compares and 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-# harness.analysis.aggregate (numpy) is imported where error_rate is used: `harness search -h`
-# imports this module for GRAMMAR alone.
+from harness.analysis.slo import GRAMMAR as GRAMMAR  # re-exported: harness.config.help reads it
+from harness.analysis.slo import Slo, num, slo_check
 
-# ---------------------------------------------------------------------------- SLO expressions
-
-GRAMMAR = """SLO grammar:
-  slo    := clause ( ("," | " and ") clause )*
-  clause := METRIC OP VALUE [UNIT]
-  METRIC := p50 | p90 | p95 | p99 | p999 | max | mean   (latency; UNIT us | ms | s, default ms)
-          | errors                                      (error rate; VALUE with % or a fraction)
-          | throughput                                  (msgs/s; optional UNIT /s)
-  OP     := < | <= | > | >=
-examples: "p99<5ms", "p99 < 5 ms and p50<=1ms", "errors<0.1%", "throughput>=10000\""""
-
-LATENCY_METRICS = ("p50", "p90", "p95", "p99", "p999", "max", "mean")
-LATENCY_UNITS_MS = {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
-OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-
-_SPLIT = re.compile(r"\s*,\s*|\s+and\s+", re.IGNORECASE)
-_CLAUSE = re.compile(
-    r"^(?P<metric>[a-z0-9]+)\s*(?P<op><=|>=|<|>)\s*"
-    r"(?P<value>[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(?P<unit>\S.*)?$",
-    re.IGNORECASE,
-)
 CLIENT_BOUND = "client-bound: the client, not the server, limited this probe"
 SHARED_CORE = "shared core: other processes took a material share of a client or server core"
-
-
-class SloError(ValueError):
-    """A malformed SLO expression; the message is one line naming the bad part (the grammar
-    is ``GRAMMAR``, shown by ``harness search --help``)."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
-
-
-@dataclass(frozen=True, slots=True)
-class Clause:
-    """One comparison. ``value`` is canonical: ms (latency), fraction (errors), msgs/s
-    (throughput); ``unit`` is how the user wrote it, used only for display."""
-
-    metric: str
-    op: str
-    value: float
-    unit: str
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {show(self.value, self.metric, self.unit)}"
-
-
-@dataclass(frozen=True, slots=True)
-class Slo:
-    """A conjunction of clauses: a step meets the SLO when every clause holds."""
-
-    clauses: tuple[Clause, ...]
-
-    def __str__(self) -> str:
-        return " and ".join(str(c) for c in self.clauses)
-
-
-def parse_slo(text: str) -> Slo:
-    """Parse ``text`` (see ``GRAMMAR``) into an :class:`Slo`; raise :class:`SloError`."""
-    if not text or not text.strip():
-        raise SloError("empty SLO expression")
-    parts = _SPLIT.split(text.strip())
-    if any(not p for p in parts):
-        raise SloError(f"empty clause in {text!r}")
-    return Slo(tuple(_parse_clause(p) for p in parts))
-
-
-def _parse_clause(part: str) -> Clause:
-    m = _CLAUSE.match(part)
-    if m is None:
-        raise SloError(f"cannot read clause {part!r}")
-    metric = m["metric"].lower()
-    op = m["op"]
-    value = float(m["value"])
-    unit = (m["unit"] or "").strip().lower().replace(" ", "")
-    if not math.isfinite(value) or value < 0:
-        raise SloError(f"clause {part!r}: the value must be a finite number >= 0")
-    if metric in LATENCY_METRICS:
-        unit = unit or "ms"
-        if unit not in LATENCY_UNITS_MS:
-            raise SloError(f"clause {part!r}: latency unit must be us, ms or s, not {unit!r}")
-        return Clause(metric, op, value * LATENCY_UNITS_MS[unit], unit)
-    if metric == "errors":
-        if unit not in ("", "%"):
-            raise SloError(f"clause {part!r}: errors take a % or a fraction, not {unit!r}")
-        rate = value / 100.0 if unit == "%" else value
-        if rate > 1.0:
-            raise SloError(f"clause {part!r}: an error rate cannot exceed 100%")
-        return Clause(metric, op, rate, unit or "fraction")
-    if metric == "throughput":
-        if unit not in ("", "/s", "msgs/s", "msg/s"):
-            raise SloError(f"clause {part!r}: throughput is msgs/s (unit /s or none), "
-                           f"not {unit!r}")
-        return Clause(metric, op, value, "msgs/s")
-    raise SloError(f"clause {part!r}: unknown metric {metric!r}")
-
-
-def parse_percent(text: str) -> float:
-    """A rate as a fraction: "0.1%" -> 0.001, "0.002" -> 0.002. ValueError outside [0, 1]."""
-    raw = str(text).strip()
-    pct = raw.endswith("%")
-    number = raw[:-1].strip() if pct else raw
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"not a rate: {text!r} (write a percentage like 0.1% or a "
-                         f"fraction like 0.001)") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"not a rate: {text!r} (must be a finite number >= 0)")
-    rate = value / 100.0 if pct else value
-    if rate > 1.0:
-        hint = "" if pct else f" (did you mean {raw}%?)"
-        raise ValueError(f"rate {text!r} is above 100%{hint}")
-    return rate
-
-
-def show(value: float, metric: str, unit: str) -> str:
-    """``value`` (canonical units) as the user wrote the unit: "7.2 ms", "0.25%"."""
-    if metric in LATENCY_METRICS:
-        return f"{_num(value / LATENCY_UNITS_MS[unit])} {unit}"
-    if metric == "errors":
-        return f"{_num(value * 100.0)}%" if unit == "%" else _num(value)
-    return f"{_num(value)} msgs/s"
-
-
-def _num(v: float) -> str:
-    """Four significant digits, no exponent for everyday magnitudes."""
-    if v == 0 or 1e-3 <= abs(v) < 1e4:
-        return f"{v:.4g}"
-    if abs(v) >= 1e4:
-        return f"{v:.0f}"
-    return f"{v:.3g}"
-
-
-def observed(summary: dict, metric: str) -> float | None:
-    """The summary's figure for ``metric``: latency in ms, errors as a fraction, msgs/s."""
-    from harness.analysis.aggregate import error_rate
-    if metric in LATENCY_METRICS:
-        return (summary.get("latency_ms") or {}).get(metric)
-    if metric == "errors":
-        return error_rate(summary)
-    return summary.get("throughput_msgs_s")
-
-
-def slo_check(summary: dict, slo: Slo,
-              max_errors: float | None = None) -> tuple[bool, list[str]]:
-    """Does one step summary meet ``slo`` (and error rate <= ``max_errors``, a fraction)?
-
-    Returns ``(ok, violations)``, one readable line per broken clause, e.g.
-    "p99 7.2 ms >= 5 ms". A step without latency data fails every latency clause.
-    """
-    from harness.analysis.aggregate import error_rate
-    out = []
-    for c in slo.clauses:
-        value = observed(summary, c.metric)
-        if value is None:
-            out.append(f"{c.metric}: no data (needed {c})")
-        elif not OPS[c.op](value, c.value):
-            out.append(f"{c.metric} {show(value, c.metric, c.unit)} {NEGATED[c.op]} "
-                       f"{show(c.value, c.metric, c.unit)}")
-    if max_errors is not None:
-        rate = error_rate(summary)
-        if rate > max_errors:
-            out.append(f"errors {rate:.4%} > {max_errors:.4%} (max errors)")
-    return not out, out
 
 
 # ---------------------------------------------------------------------------- bisection search
@@ -223,7 +52,7 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
     A probe flagged ``client_bound`` or ``core_shared`` is not judged: it is run again, up to
     ``tries`` times in all (those reruns do not count against ``max_probes``). A load still
     on a busy machine (a shared core, or a worker that waited for its core at least
-    ``aggregate.RUN_QUEUE_PCT`` of the time) ends the search: ``inconclusive`` says why (the
+    ``bottleneck.RUN_QUEUE_PCT`` of the time) ends the search: ``inconclusive`` says why (the
     machine was busy, with the figures) and ``max_load`` is None. A load still client-bound
     otherwise is a ceiling the client could not drive (``client_limit``), never a failure of
     the server: the bisection goes on below it, and the search is inconclusive when no probe
@@ -237,30 +66,42 @@ def search(probe: Callable[[float], dict], lo: float, hi: float, slo: Slo,
                               "converged": False, "hi_passed": False, "lo_failed": False,
                               "searched_down": False, "floor": None, "client_limit": None,
                               "inconclusive": None}
-    loads: list[float] = []
-
-    def run(load: float) -> bool:
-        loads.append(load)
-        record = _judged_probe(probe, load, slo, max_errors, tries, result["probes"])
-        if record["judged"]:
-            return record["ok"]
-        if record["busy"]:
-            raise _Busy(record)
-        limit = result["client_limit"]
-        result["client_limit"] = load if limit is None else min(limit, load)
-        return False
-
+    run = _Prober(probe, slo, max_errors, tries, result)
     try:
-        _bracket(run, result, lo, hi, tolerance, integer, lambda: len(loads) < max_probes,
+        _bracket(run, result, lo, hi, tolerance, integer, lambda: run.count < max_probes,
                  max_probes)
     except _Busy as busy:
         result.update(max_load=None, converged=False, inconclusive=_busy_text(busy.record,
                                                                                tries))
     if result["max_load"] is None and result["client_limit"] is not None and \
             not result["inconclusive"]:
-        result["inconclusive"] = (f"the client could not drive {_num(result['client_limit'])}"
+        result["inconclusive"] = (f"the client could not drive {num(result['client_limit'])}"
                                   " and no lower load probed met the SLO")
     return result
+
+
+class _Prober:
+    """``run(load)`` of a search: probe ``load`` until judged (see :func:`_judged_probe`),
+    True when it met the SLO; a load the client could not drive lowers ``client_limit``
+    and fails; a load on a busy machine raises _Busy. ``count``: the loads probed."""
+
+    def __init__(self, probe: Callable[[float], dict], slo: Slo, max_errors: float | None,
+                 tries: int, result: dict[str, Any]) -> None:
+        self.probe, self.slo, self.max_errors, self.tries = probe, slo, max_errors, tries
+        self.result = result
+        self.count = 0
+
+    def __call__(self, load: float) -> bool:
+        self.count += 1
+        record = _judged_probe(self.probe, load, self.slo, self.max_errors, self.tries,
+                               self.result["probes"])
+        if record["judged"]:
+            return bool(record["ok"])
+        if record["busy"]:
+            raise _Busy(record)
+        limit = self.result["client_limit"]
+        self.result["client_limit"] = load if limit is None else min(limit, load)
+        return False
 
 
 class _Busy(Exception):
@@ -283,7 +124,7 @@ def _judged_probe(probe: Callable[[float], dict], load: float, slo: Slo,
 
 def _busy_text(record: dict, tries: int) -> str:
     p99 = record["p99_ms"]
-    return (f"the machine was busy: {record['detail']} at {_num(record['load'])}, in "
+    return (f"the machine was busy: {record['detail']} at {num(record['load'])}, in "
             f"{tries} tries" + (f" (p99 {p99:.3f} ms there, not judged)" if p99 is not None
                                else ""))
 
@@ -358,7 +199,8 @@ def _check_search_args(lo: float, hi: float, tolerance: float, max_probes: int,
 
 
 def _probe_record(load: float, summary: dict, slo: Slo, max_errors: float | None) -> dict:
-    from harness.analysis.aggregate import RUN_QUEUE_PCT, error_rate, skip_detail, step_skipped
+    from harness.analysis.bottleneck import RUN_QUEUE_PCT, skip_detail, step_skipped
+    from harness.analysis.judge import error_rate
     ok, violations = slo_check(summary, slo, max_errors)
     if summary.get("client_bound"):
         ok, violations = False, [CLIENT_BOUND, *violations]

@@ -41,31 +41,25 @@ count.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
-from harness.analysis import aggregate
+from harness.analysis import bottleneck, judge
 from harness.analysis.merge import LOAD_KEYS, MergeError, check_metadata
-from harness.core.histogram import Histogram, bucket_lower, bucket_upper
+from harness.analysis.stats import mann_whitney, permutation_p, quantile_ci, two_proportions
+from harness.core.histogram import Histogram
 
 ALPHA = 0.01
-Z = 2.5758293035489004  # two-sided 99% of a normal
 FLOOR = 0.01
 MIN_A = 0.56
 MIN_SECONDS = 5
 MIN_BEYOND = 5.0  # independent samples beyond a percentile needed to test it
-PERMUTATIONS = 2000
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9))
 FIGURES = ("p50", "p90", "p99", "p999", "max", "throughput", "errors", "lost")
 LIMITED = tuple(f for f in FIGURES if f != "max")  # the max is one sample: nothing to test
 HIGHER_IS_WORSE = {f: f != "throughput" for f in FIGURES}
 DEFAULT_LIMITS: dict[str, float] = {"p50": 0.10, "p90": 0.15, "p99": 0.25, "p999": 0.50,
                                     "throughput": 0.10, "errors": 0.001, "lost": 0}
-ALIASES = {"p99.9": "p999", "error_rate": "errors", "tput": "throughput"}
 
 
 class CompareError(ValueError):
@@ -97,91 +91,7 @@ class Figure:
         return out
 
 
-# ---------------------------------------------------------------------------- limits
-
-
-def parse_limits(text: str) -> dict[str, float]:
-    """``"p99=10%,throughput=5%"`` -> {"p99": 0.1, "throughput": 0.05}. Percentages or
-    fractions; ``lost`` takes a count. ValueError (one line) on anything else."""
-    out: dict[str, float] = {}
-    if not text.strip():
-        raise ValueError("no limit given (e.g. p99=10%,throughput=5%)")
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            raise ValueError(f"{text!r}: an empty limit (a stray comma?): expected "
-                             "FIGURE=LIMIT,... (e.g. p99=10%,throughput=5%)")
-        name, sep, value = part.partition("=")
-        name = ALIASES.get(name.strip().lower(), name.strip().lower())
-        if name == "max":
-            raise ValueError("max: the max is one sample, no test can judge its change "
-                             "(limit p999 instead)")
-        if not sep or name not in LIMITED:
-            raise ValueError(f"{part!r}: expected FIGURE=LIMIT with FIGURE one of "
-                             f"{', '.join(LIMITED)} (e.g. p99=10%,throughput=5%)")
-        if name in out:
-            raise ValueError(f"{name}: given twice")
-        out[name] = _limit_value(name, value.strip())
-    if not out:
-        raise ValueError("no limit given (e.g. p99=10%,throughput=5%)")
-    return out
-
-
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")  # plain decimal: no sign, exponent, inf, nan
-
-
-def _limit_value(name: str, value: str) -> float:
-    """One limit: a plain decimal, with one optional trailing %; the error rate is a
-    fraction of messages, so its limit is at most 100%."""
-    pct = value.endswith("%")
-    digits = value[:-1] if pct else value
-    if digits.startswith("-") and _NUMBER.fullmatch(digits[1:]):
-        raise ValueError(f"{name}={value}: a limit is a number >= 0")
-    if not _NUMBER.fullmatch(digits):
-        raise ValueError(f"{name}={value}: not a number (e.g. {name}=10% or {name}=0.1)")
-    v = float(digits) / (100.0 if pct else 1.0)
-    if not math.isfinite(v):
-        raise ValueError(f"{name}={value}: a limit is a number >= 0")
-    if name == "errors" and v > 1:
-        raise ValueError(f"errors={value}: the error rate is at most 100%, so is its limit")
-    if name == "throughput" and v > 1:
-        raise ValueError(f"throughput={value}: throughput can drop by at most 100%, so a "
-                         "limit over it never fires")
-    if name == "lost" and (pct or v != int(v)):
-        raise ValueError(f"lost={value}: the lost limit is a count of messages")
-    return v
-
-
-# ---------------------------------------------------------------------------- statistics
-
-
-def _cumulative(h: Histogram) -> np.ndarray:
-    return np.cumsum(h.counts)
-
-
-def value_at_rank(h: Histogram, rank: int, upper: bool) -> float:
-    """The lower (or upper) edge, ns, of the bucket holding the ``rank``-th value (1-based),
-    clamped to the histogram's min and max; a rank among the overflow is the max."""
-    cum = _cumulative(h)
-    if rank > cum[-1]:
-        return float(h.max)  # type: ignore[arg-type]
-    idx = int(np.searchsorted(cum, rank))
-    edge = bucket_upper(idx) - 1 if upper else bucket_lower(idx)
-    return float(min(max(int(edge), h.min or 0), h.max or 0))
-
-
-def quantile_ci(h: Histogram, q: float, samples: float | None = None, z: float = Z
-                ) -> tuple[float, float]:
-    """The distribution-free confidence interval (ns) of percentile ``q`` (0-100): the
-    values at the quantiles ``p -/+ z sqrt(p(1-p)/m)`` (order statistics of a binomial
-    count) of ``m = samples`` independent samples (default: every value), bucket edges
-    taken outward."""
-    n = h.total
-    m = float(samples or n)
-    p = q / 100.0
-    half = z * math.sqrt(p * (1.0 - p) / m)
-    lo = max(int(math.floor((p - half) * n)), 1)
-    hi = min(int(math.ceil((p + half) * n)) + 1, n)
-    return value_at_rank(h, lo, upper=False), value_at_rank(h, hi, upper=True)
+# ---------------------------------------------------------------------------- samples
 
 
 def independent(step: dict, inflight: int) -> float:
@@ -192,54 +102,6 @@ def independent(step: dict, inflight: int) -> float:
     and call run-to-run noise in the tail a change."""
     together = max(int(step.get("conns") or 1) * max(inflight, 1), 1)
     return max(len(_hist(step)) / together, 1.0)
-
-
-def _binned(h: Histogram) -> np.ndarray:
-    """Counts per bucket, overflow as one last bucket (above every other value)."""
-    return np.append(h.counts, h.overflow)
-
-
-def mann_whitney(base: Histogram, new: Histogram, design: float = 1.0) -> tuple[float, float]:
-    """(A, two-sided p) of Mann-Whitney U on two histograms of one layout. A is the
-    Vargha-Delaney effect size P(new > base) + P(tie)/2 (0.5: no shift); ties are values
-    in one bucket. Normal approximation with the tie correction, its variance times
-    ``design`` (values per independent sample, see :func:`independent`)."""
-    a, b = _binned(base).astype(np.float64), _binned(new).astype(np.float64)
-    n1, n2 = a.sum(), b.sum()
-    below = np.cumsum(a) - a  # base values in lower buckets
-    u = float((b * (below + a / 2.0)).sum())  # pairs where new > base, ties half
-    effect = u / (n1 * n2)
-    t = a + b
-    n = n1 + n2
-    var = n1 * n2 / 12.0 * ((n + 1) - float((t**3 - t).sum()) / (n * (n - 1)))
-    if var <= 0:
-        return effect, 1.0
-    zscore = (u - n1 * n2 / 2.0) / math.sqrt(var * max(design, 1.0))
-    return effect, math.erfc(abs(zscore) / math.sqrt(2.0))
-
-
-def two_proportions(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided p of a pooled two-proportion z-test (1.0 when nothing can differ)."""
-    if n1 <= 0 or n2 <= 0:
-        return 1.0
-    pooled = (k1 + k2) / (n1 + n2)
-    var = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
-    if var <= 0:
-        return 1.0
-    z = (k2 / n2 - k1 / n1) / math.sqrt(var)
-    return math.erfc(abs(z) / math.sqrt(2.0))
-
-
-def permutation_p(x: Sequence[float], y: Sequence[float], seed: int = 1) -> float:
-    """Two-sided p of a permutation test on the difference of means (seeded)."""
-    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    both = np.concatenate([xs, ys])
-    observed = abs(ys.mean() - xs.mean())
-    rng = np.random.default_rng(seed)
-    idx = np.argsort(rng.random((PERMUTATIONS, both.size)), axis=1)
-    perm = both[idx]
-    diffs = np.abs(perm[:, xs.size:].mean(axis=1) - perm[:, :xs.size].mean(axis=1))
-    return float((np.count_nonzero(diffs >= observed - 1e-12) + 1) / (PERMUTATIONS + 1))
 
 
 # ---------------------------------------------------------------------------- verdicts
@@ -318,12 +180,12 @@ def _whole_seconds(step: dict, cols: dict) -> list[int]:
 
 def _failed(s: dict) -> int:
     expected = s.get("deliveries_expected") or s["sent"]
-    return round(aggregate.error_rate(s) * max(expected, 1))
+    return round(judge.error_rate(s) * max(expected, 1))
 
 
 def _errors(sb: dict, sn: dict, limits: dict[str, float]) -> list[Figure]:
     nb, nn = (s.get("deliveries_expected") or s["sent"] for s in (sb, sn))
-    rb, rn = aggregate.error_rate(sb), aggregate.error_rate(sn)
+    rb, rn = judge.error_rate(sb), judge.error_rate(sn)
     p = two_proportions(_failed(sb), nb, _failed(sn), nn)
     errors = Figure("errors", "rate", round(rb, 6), round(rn, 6), round(rn - rb, 6),
                     _verdict("errors", rn - rb, p < ALPHA, limits.get("errors")),
@@ -435,8 +297,8 @@ def compare_step(sb: dict, sn: dict, series: tuple[dict, dict], limits: dict[str
                            ) from None
     figures = [*_percentile_figures(b, n, samples, limits),
                _throughput(sb, sn, series, limits.get("throughput")), *_errors(sb, sn, limits)]
-    why = [f"{name} step {aggregate.step_skipped(s)}" for name, s in (("base", sb), ("new", sn))
-           if aggregate.step_skipped(s)]
+    why = [f"{name} step {bottleneck.step_skipped(s)}" for name, s in (("base", sb), ("new", sn))
+           if bottleneck.step_skipped(s)]
     if why:  # it measured the client or a busy machine: no verdict, as in a sweep's
         figures = [replace(f, verdict="untested", test=f"not judged: {', '.join(why)}",
                            would_be=f.verdict) for f in figures]

@@ -17,7 +17,7 @@ import time
 from dataclasses import fields
 from typing import Any
 
-from harness.analysis import aggregate
+from harness.analysis import aggregate, judge
 from harness.core.histogram import Histogram, merge_all
 from harness.core.plan import Degradation, Thresholds
 from harness.core.result import ERROR_KINDS
@@ -240,8 +240,8 @@ def merge_runs(docs: list[dict], series: list[list[dict]], names: list[str] | No
         "config": config,
         "environment": {"machines": [d.get("environment", {}) for d in docs]},
         "steps": steps,
-        "degradation": aggregate.degradation(steps, _rules(config.get("degradation") or {})),
-        "thresholds": {"failed": aggregate.threshold_failures(
+        "degradation": judge.degradation(steps, _rules(config.get("degradation") or {})),
+        "thresholds": {"failed": judge.threshold_failures(
             [_with_server(s) for s in steps], thresholds_from(config.get("thresholds") or {}))},
         "warnings": overlap_warnings(docs, names),
     }

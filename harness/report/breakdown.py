@@ -5,7 +5,7 @@ come from run.json as written (latency ms, counts), nothing is recomputed.
 
 from __future__ import annotations
 
-from harness.analysis.aggregate import load_unit, step_name
+from harness.analysis.judge import load_unit, step_name
 
 Table = tuple[list[str], list[list]]
 

@@ -1,7 +1,7 @@
 """The HTML comparison page of two runs: the step table of the comparison, the two runs'
 latency percentiles and throughput against load on one chart, and each matched step's two
 percentile spectra overlaid. Self-contained (inline SVG), like report.html; the charts are
-drawn with report/charts.py's helpers from the runs' figures and merged histograms (nothing
+drawn with harness.report.figures' helpers from the runs' figures and merged histograms (nothing
 is recomputed here). Units: latency ms, throughput msgs/s.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.core.histogram import Histogram
 from harness.core.safe import printable, printable_doc
-from harness.report import charts
+from harness.report import charts, figures
 from harness.report.compare_table import HEADERS, rows
 from harness.report.html import _CSS, _PAGE_HEAD
 
@@ -37,15 +37,15 @@ def render(cmp: dict, base: dict, new: dict) -> str:
                        for r in rows(s))
         parts.append(f"<h2>Step {escape(s['label'])}</h2><table><tr>{head}</tr>{body}</table>")
     pairs = [(base["steps"][s["base_step"]], new["steps"][s["new_step"]]) for s in cmp["steps"]]
-    with matplotlib.rc_context(charts._RC):
+    with matplotlib.rc_context(figures.RC):
         if len(pairs) > 1:
             parts.append(_figure("sweep", charts.SWEEP_CAPTION,
-                                 charts._svg(sweep_figure(pairs), "cmp-sweep")))
+                                 figures.to_svg(sweep_figure(pairs), "cmp-sweep")))
         else:  # one point is no curve: the figures are in the table above
             parts.append(_figure("sweep", charts.SWEEP_CAPTION, '<p class="note">One matched '
                                  "step: curves against load need two steps or more.</p>"))
         parts.append(_figure("spectrum", "Latency percentile spectra, base and new",
-                             charts._svg(spectrum_figure(pairs), "cmp-spectrum")))
+                             figures.to_svg(spectrum_figure(pairs), "cmp-spectrum")))
     parts.append("</body>\n</html>\n")
     return printable("\n".join(parts), keep="\t\n\r")
 
@@ -76,18 +76,18 @@ def _num(v: Any) -> float:
 
 def sweep_figure(pairs: list[tuple[dict, dict]]) -> Any:
     """p50 and p99 (left) and throughput (right) against load, base dashed, new solid."""
-    fig, (lat, thr) = charts._figure(1, 2, height=3.6)
+    fig, (lat, thr) = figures.new_figure(1, 2, height=3.6)
     for r, (run, color, ls) in enumerate(RUNS):
         steps = [p[r] for p in pairs]
-        name, x = charts.load_axis(steps)
+        name, x = figures.load_axis(steps)
         for key, marker in (("p50", "o"), ("p99", "s")):
             lat.plot(x, [_num(s["latency_ms"].get(key)) for s in steps], marker + ls,
                      color=color, label=f"{run} {key}", alpha=1.0 if key == "p99" else 0.6)
         thr.plot(x, [s["throughput_msgs_s"] for s in steps], "o" + ls, color=color, label=run)
         lat.set(xlabel=name, ylabel="latency (ms)", title="latency percentiles")
         thr.set(xlabel=name, ylabel="throughput (msgs/s)", title="throughput")
-        charts._maybe_log(lat, "x", x)
-        charts._maybe_log(thr, "x", x)
+        figures.maybe_log(lat, "x", x)
+        figures.maybe_log(thr, "x", x)
     thr.set_ylim(bottom=0)
     for ax in (lat, thr):
         ax.legend(loc="best")
@@ -97,7 +97,7 @@ def sweep_figure(pairs: list[tuple[dict, dict]]) -> Any:
 def spectrum_figure(pairs: list[tuple[dict, dict]]) -> Any:
     """Each matched step's percentile spectrum, base dashed and new solid, one color a
     step (a panel per step when there are several)."""
-    fig, axes = charts._figure(len(pairs), 1, height=3.4)
+    fig, axes = figures.new_figure(len(pairs), 1, height=3.4)
     for ax, pair in zip(axes, pairs, strict=True):
         top = 1.0
         for s, (run, color, ls) in zip(pair, RUNS, strict=True):
@@ -106,12 +106,12 @@ def spectrum_figure(pairs: list[tuple[dict, dict]]) -> Any:
             if h is None or h.total == 0:
                 continue
             x, y = charts.spectrum(h)
-            ax.plot(x, y, ls, color=color, label=f"{run} {charts.step_label(s)}")
+            ax.plot(x, y, ls, color=color, label=f"{run} {figures.step_label(s)}")
             top = max(top, float(x[-1]))
         ticks = np.arange(0, math.ceil(top) + 1)
-        ax.set_xticks(ticks, [charts._nines_label(t) for t in ticks.tolist()])
+        ax.set_xticks(ticks, [charts.nines_label(t) for t in ticks.tolist()])
         ax.set_xlim(0, math.ceil(top))
-        charts._log(ax, "y")
+        figures.log_axis(ax, "y")
         ax.set(xlabel="percentile", ylabel="latency (ms)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper left")

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.analysis import aggregate
+from harness.analysis import judge
 from harness.core.plan import Plan
 from harness.report import document, exports
 from harness.report import results as results_mod
@@ -46,8 +46,8 @@ def write_run(plan: Plan, workload: Any, outcome: RunOutcome, started: float, ht
                for r, w in zip(outcome.steps, watched, strict=True)]
     steps = [f.summary.to_json() for f in figures]
     measure_starts(steps, outcome)
-    verdict = aggregate.degradation(steps, plan.degradation)
-    failures = aggregate.threshold_failures(steps, plan.thresholds)
+    verdict = judge.degradation(steps, plan.degradation)
+    failures = judge.threshold_failures(steps, plan.thresholds)
     doc = document.run_document(plan, workload, outcome.partial, steps, verdict, failures,
                                 started, sys.argv[1:])
     doc["warnings"] = warnings or []

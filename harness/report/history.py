@@ -192,7 +192,7 @@ def scenarios(rows: list[RunRow]) -> dict[str, list[RunRow]]:
 def render_html(rows: list[RunRow], title: str = "harness history") -> str:
     """A self-contained page: one chart of p99 and throughput over time per plan, then
     the table of runs (newest first)."""
-    from harness.report import charts, html
+    from harness.report import history_charts, html
 
     parts = [html._PAGE_HEAD.format(title=escape(title), css=html._CSS),
              f"<h1>{escape(title)}</h1>", "<h2>Plans over time</h2>",
@@ -201,7 +201,7 @@ def render_html(rows: list[RunRow], title: str = "harness history") -> str:
     groups = scenarios(rows)
     if not groups:
         parts.append('<p class="note">no run found</p>')
-    for c in charts.history_charts(groups):
+    for c in history_charts.history_charts(groups):
         parts.append(html._chart_html(c))
     parts.append("<h2>Runs</h2>" + html.table_html(list(COLUMNS), [r.cells() for r in rows]))
     parts.append("</body>\n</html>\n")

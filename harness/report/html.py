@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.safe import printable, printable_doc
-from harness.report import breakdown, results, table
-from harness.report.charts import NO_SAMPLES, Chart, Columns, _nines_label, render_charts, spectrum
+from harness.report import breakdown, facts, results, table
+from harness.report.charts import NO_SAMPLES, Chart, Columns, nines_label, render_charts, spectrum
 from harness.report.live import svg as live_svg
 from harness.report.live.feed import live_events
 
 REPORT_NAME = "report.html"
 # Chart names that callers of this module reach through it (they live in report.charts).
-__all__ = ["NO_SAMPLES", "REPORT_NAME", "Columns", "_nines_label", "read_columns",
+__all__ = ["NO_SAMPLES", "REPORT_NAME", "Columns", "nines_label", "read_columns",
            "render_html", "spectrum", "write_html"]
 
 
@@ -226,7 +226,7 @@ def _verdict(doc: dict) -> str:
     out = [f'<p class="banner {kind}">{escape(verdict)}</p>']
     for s in doc.get("steps", []):
         if s.get("recovery"):
-            rec = table.recovery_text(s["recovery"])
+            rec = facts.recovery_text(s["recovery"])
             out.append(f'<p class="banner {"ok" if s["recovery"].get("recovered") else "bad"}">'
                        f"Spike recovery (conns={escape(str(s['conns']))}): {escape(rec)}</p>")
     if failed:
@@ -242,7 +242,7 @@ def _step_table(doc: dict) -> str:
     steps = doc.get("steps", [])
     if not steps:
         return '<h2>Steps</h2><p class="note">no step was measured</p>'
-    n = table.notes(doc)
+    n = facts.notes(doc)
     out = ["<h2>Steps</h2>" + table_html(table.headers(doc), table.rows(doc)),
            _list(n.legend, "legend"), _list(n.steps, "notes"), _list(n.remarks, "notes")]
     for title, (head, body) in breakdown.side_tables(doc).items():

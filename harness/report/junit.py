@@ -15,7 +15,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import fields, replace
 
-from harness.analysis import aggregate
+from harness.analysis import bottleneck, judge
 from harness.analysis.compare import regression_line
 from harness.analysis.merge import thresholds_from
 from harness.core.plan import Thresholds
@@ -37,11 +37,11 @@ def _threshold_cases(doc: dict) -> list[tuple[str, str, str | None, str | None]]
     target = doc.get("target") or "target"
     out: list[tuple[str, str, str | None, str | None]] = []
     steps = doc.get("steps", [])
-    unit = aggregate.load_unit(steps)
+    unit = judge.load_unit(steps)
     for k, step in enumerate(steps):
-        why = (f"not judged: {aggregate.skip_detail(step)}" if aggregate.step_skipped(step)
+        why = (f"not judged: {bottleneck.skip_detail(step)}" if bottleneck.step_skipped(step)
                else None)
-        where = f"step {k + 1} ({aggregate.step_name(step, unit)})"  # numbered as the table
+        where = f"step {k + 1} ({judge.step_name(step, unit)})"  # numbered as the table
         out.extend((*case, None if case[2] else why)
                    for case in _step_cases(step, where, th, f"harness.thresholds.{target}",
                                            unit))
@@ -50,7 +50,7 @@ def _threshold_cases(doc: dict) -> list[tuple[str, str, str | None, str | None]]
 
 def _step_cases(step: dict, where: str, th: Thresholds, classname: str,
                 unit: str) -> list[tuple[str, str, str | None]]:
-    lines = aggregate.threshold_failures([step], OFF, unit)
+    lines = judge.threshold_failures([step], OFF, unit)
     out: list[tuple[str, str, str | None]] = [
         (classname, f"measured at {where}",
          next((ln for ln in lines if ln.startswith(NOTHING)), None))]
@@ -58,7 +58,7 @@ def _step_cases(step: dict, where: str, th: Thresholds, classname: str,
         limit = getattr(th, f.name)
         if limit is None:
             continue
-        failed = [ln for ln in aggregate.threshold_failures(
+        failed = [ln for ln in judge.threshold_failures(
             [step], replace(OFF, **{f.name: limit}), unit) if not ln.startswith(NOTHING)]
         out.append((classname, f"{f.name} <= {limit} at {where}"
                     if not f.name.startswith("min_") else f"{f.name} >= {limit} at {where}",

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from harness.core.limits import FD_RESERVE, raise_nofile
 from harness.core.plan import Plan, Step
 from harness.core.result import WorkerResult
 from harness.core.units import SEC
-from harness.run.coordinator import Coordinator, resolve
+from harness.run.coordinator import Coordinator, StepRun, resolve
 from harness.run.monitor import Monitor
 from harness.run.sweep import local_targets
 
@@ -188,28 +189,13 @@ def run_share(job: Job) -> Part:
         coord.shifts = tuple((int(first), clock - int(theirs)) for first, theirs in clocks)
         return begin
 
-    last = [0]
-
-    def progress(_: Step, rows: list[dict]) -> None:
-        now = time.monotonic_ns()
-        if now - last[0] >= PROGRESS_EVERY_NS:
-            last[0] = now
-            Queue(progress_q).put((job.machine, step.index, rows))
-
     stop = RemoteStop(job.run_id)
-    coord = Coordinator(job.plan, job.workload, resolve(job.plan.targets), progress,
+    coord = Coordinator(job.plan, job.workload, resolve(job.plan.targets),
+                        progress_to(progress_q, job.machine, step.index),
                         interrupts=stop)  # type: ignore[arg-type]  # duck-typed Interrupts
     coord.start_at = start_at
     try:
-        with coord:
-            monitor = watch(coord, job.plan)
-            try:
-                run = coord.run_step(step)
-            except KeyboardInterrupt:  # the coordinator asked every agent to stop
-                run = coord._collect_after_stop(step)
-            finally:
-                monitor.stop()  # before the workers exit, so their exit is no "death"
-            sampled(part, monitor, job.plan.warmup_s)
+        run = run_watched(coord, step, part, job.plan)
     finally:
         stop.close()
     if coord.lost:
@@ -218,6 +204,35 @@ def run_share(job: Job) -> Part:
         part.results, part.receivers, part.partial = run.results, run.receivers, run.partial
     part.partial = part.partial or part.refused is not None or part.error is not None
     return part
+
+
+def progress_to(queue: str, machine: str, index: int) -> Callable[[Step, list[dict]], None]:
+    """The coordinator's progress hook on an agent: its workers' rows onto the Dask queue
+    ``queue``, at most once per PROGRESS_EVERY_NS."""
+    from distributed import Queue
+    last = [0]
+
+    def progress(_: Step, rows: list[dict]) -> None:
+        now = time.monotonic_ns()
+        if now - last[0] >= PROGRESS_EVERY_NS:
+            last[0] = now
+            Queue(queue).put((machine, index, rows))
+    return progress
+
+
+def run_watched(coord: Coordinator, step: Step, part: Part, plan: Plan) -> StepRun | None:
+    """The step on this machine's workers, its resources sampled into ``part``; a stop the
+    coordinator asked for keeps what the workers measured."""
+    with coord:
+        monitor = watch(coord, plan)
+        try:
+            run = coord.run_step(step)
+        except KeyboardInterrupt:  # the coordinator asked every agent to stop
+            run = coord._collect_after_stop(step)
+        finally:
+            monitor.stop()  # before the workers exit, so their exit is no "death"
+        sampled(part, monitor, plan.warmup_s)
+    return run
 
 
 def watch(coord: Coordinator, plan: Plan) -> Monitor:

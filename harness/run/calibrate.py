@@ -3,7 +3,7 @@ sustains against the built-in echo target) and the latency floor (p50/p99 at a l
 
 Returns figures; printing is the CLI's job. The echo server's own CPU is sampled with psutil
 so the report can say when the server, not the client, set the ceiling. The whole machine is
-sampled too: when other processes took a material share (aggregate.SHARED_CORE_PCT) of the
+sampled too: when other processes took a material share (bottleneck.SHARED_CORE_PCT) of the
 worker's or the server's core during the ceiling run, no ceiling is reported (``busy``).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import psutil
 
-from harness.analysis import aggregate
+from harness.analysis import aggregate, bottleneck
 from harness.config import build as cfg
 from harness.core.plan import Plan, Target
 from harness.run.coordinator import resolve
@@ -42,7 +42,7 @@ def _run(plan: Plan, reserve: int, server_pid: int) -> dict:
     summary = aggregate.step_figures(r.step, r.results, r.receivers, "echo", ["msg"],
                                      plan.pacing.mode == "open").summary
     if watched.summary:
-        summary = aggregate.with_resources(summary, watched.summary, watched.cores)
+        summary = bottleneck.with_resources(summary, watched.summary, watched.cores)
     return summary.to_json()
 
 

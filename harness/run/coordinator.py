@@ -20,22 +20,19 @@ import os
 import signal
 import socket
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
-from harness.core.interrupts import Interrupts, die_with_parent, ignore_in_worker
-from harness.core.limits import FD_RESERVE
-from harness.core.plan import MachinePart, Plan, Step, Target
-from harness.core.result import Share, Times, WorkerResult
+from harness.core.interrupts import Interrupts
+from harness.core.plan import Plan, Step, Target
+from harness.core.result import Times, WorkerResult
 from harness.core.units import SEC
-from harness.core.users import assign
 from harness.run import netstat
-from harness.wire.poller import Poller
-from harness.worker.worker import Worker
+from harness.run.shares import build_shares
+from harness.run.worker_process import worker_main
 from workloads import Workload
 
 START_SLACK_NS = 50_000_000  # between "all connected" and the first send
@@ -66,30 +63,6 @@ class RunOutcome:
     cluster: dict | None = None  # --cluster: machines, clock offsets, per-machine figures
 
 
-def fd_shortfall(plan: Plan, limit: int, most_conns: int | None = None) -> str | None:
-    """Why the plan needs more sockets than the open-files ``limit`` allows a process, or
-    None. A worker holds its round-robin share of a step's connections (at most
-    ``ceil(total / workers)``), the embedded server every connection to a node; each keeps
-    FD_RESERVE descriptors for itself. ``most_conns`` overrides the largest sender count
-    (an until-degraded sweep's --max-conns, a search's --hi)."""
-    room = max(limit - FD_RESERVE, 1)
-    senders = max(most_conns or 0, *(s.conns for s in plan.steps))
-    listen = max(s.listen for s in plan.steps)
-    nodes, push = len(plan.targets), len(plan.push_hosts or (0,))
-    per_worker = -(-(senders + listen * nodes) // plan.workers)
-    if per_worker > room:
-        fewest = -(-(senders + listen * nodes) // room)
-        return (f"{senders + listen * nodes} connections over {plan.workers} worker(s) need "
-                f"{per_worker} open files in one worker; the open-files limit {limit} "
-                f"(less {FD_RESERVE} kept) allows {room} per worker: use --workers "
-                f"{fewest} or more, or fewer connections")
-    per_node = -(-senders // push) + listen
-    if plan.embedded and per_node > room:
-        return (f"{per_node} connections to one embedded server node need more than its "
-                f"open-files limit {limit} (less {FD_RESERVE} kept) allows: at most {room}")
-    return None
-
-
 def resolve(targets: tuple[Target, ...]) -> list[tuple[int, tuple]]:
     """(family, sockaddr) per target; raises OSError (socket.gaierror) when one won't resolve."""
     out: list[tuple[int, tuple]] = []
@@ -118,115 +91,6 @@ def worker_cores(workers: int, reserve: int) -> list[int]:
     cores = sorted(os.sched_getaffinity(0))
     usable = cores[: len(cores) - reserve] if len(cores) > reserve else cores
     return [usable[i % len(usable)] for i in range(workers)]
-
-
-def split(total: int, parts: int) -> list[int]:
-    """``total`` split over ``parts`` exactly: no remainder dropped."""
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def build_shares(plan: Plan, step: Step, workload: type[Workload], key: int) -> list[Share]:
-    """Global connection table for a step, dealt round-robin to the workers. Senders go
-    round-robin over ``--push-hosts``; without it, over every target for echo-style
-    workloads, and to the first node for broadcast (a room's senders on one node)."""
-    n_nodes = len(plan.targets)
-    push = plan.push_hosts or ((0,) if workload.delivery == "broadcast"
-                               else tuple(range(max(n_nodes, 1))))
-    node = [push[i % len(push)] for i in range(step.conns)]
-    node += [n for n in range(n_nodes) for _ in range(step.listen)]
-    sends = [True] * step.conns + [False] * (step.listen * n_nodes)
-    total = len(node)
-    budget = None
-    if step.messages is not None:
-        budget = np.zeros(total, dtype=np.int64)
-        budget[: step.conns] = split(step.messages, max(step.conns, 1))[: step.conns]
-    node_a, sends_a = np.asarray(node, dtype=np.int64), np.asarray(sends, dtype=bool)
-    classes = None
-    if plan.users:  # [[users]]: each sender's class, split exactly by the classes' weights
-        classes = np.zeros(total, dtype=np.int64)
-        classes[: step.conns] = assign(step.conns, [u.weight for u in plan.users])
-    shares = []
-    part = plan.part or MachinePart()  # --cluster: ids after the machines before this one
-    room = part.room_messages if part.room_messages is not None else step.messages
-    for w in range(plan.workers):
-        gids = np.arange(w, total, plan.workers, dtype=np.int64)
-        expect = None
-        if workload.delivery == "broadcast" and room is not None:
-            expect = room * len(gids)  # every receiver gets every machine's messages
-        shares.append(Share(w, gids + part.first_gid, node_a[gids], sends_a[gids],
-                            None if budget is None else budget[gids], step.rate, expect, key,
-                            stage_shares(step, gids),
-                            None if classes is None else classes[gids]))
-    return shares
-
-
-def stage_shares(step: Step, gids: np.ndarray) -> tuple[tuple[float, int, float], ...]:
-    """Per stage: its start (s into the measure window), how many of these connections are
-    active (the global ids below the stage's count), and its rate."""
-    out, start = [], 0.0
-    for st in step.stages:
-        out.append((start, int((gids < st.conns).sum()), st.rate))
-        start += st.duration_s
-    return tuple(out)
-
-
-# ---------------------------------------------------------------------------- worker side
-
-
-def worker_main(index: int, cpu: int | None, pipe: Connection, plan: Plan,
-                workload: Workload, addrs: list[tuple], parent: int) -> None:
-    if not die_with_parent(parent):  # a coordinator killed outright takes its workers along
-        return
-    ignore_in_worker()  # the coordinator decides when to stop
-    if cpu is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, {cpu})
-    try:
-        worker = Worker(index, plan, workload, addrs)
-        sel = Poller()
-        while True:
-            msg = pipe.recv()
-            if msg[0] == "exit":
-                break
-            if msg[0] != "step":
-                continue
-            _, share, deadline = msg
-            worker.connect(share, sel, deadline, lambda: _stop_requested(pipe))
-            pipe.send(("connected", worker.res.connected))
-            msg = pipe.recv()
-            if msg[0] != "go":
-                worker.close_all()
-                pipe.send(("result", worker.res))
-                continue
-            pipe.send(("result", worker.run(msg[1], _poller(pipe))))
-    except (EOFError, BrokenPipeError):
-        pass
-    except Exception:
-        with contextlib.suppress(OSError):
-            pipe.send(("error", traceback.format_exc()))
-
-
-def _stop_requested(pipe: Connection) -> bool:
-    """Did the coordinator ask us to stop? (Only "stop" can arrive while connecting.)"""
-    stop = False
-    while pipe.poll():
-        stop = pipe.recv()[0] == "stop" or stop
-    return stop
-
-
-def _poller(pipe: Connection) -> Callable[[dict], bool]:
-    def poll(progress: dict) -> bool:
-        pipe.send(("progress", progress))
-        stop = False
-        while pipe.poll():
-            if pipe.recv()[0] == "stop":
-                stop = True
-        return not stop
-    return poll
-
-
-# ---------------------------------------------------------------------------- coordinator side
 
 
 class Coordinator:

@@ -31,6 +31,7 @@ reused) is recorded in ``died`` (role -> monotonic ns when a tick first saw it d
 and no longer sampled; the others carry on. Call :meth:`Monitor.stop` *before* ending the
 watched processes, or a normal exit at the end of a run is recorded as a death.
 
+Reading one process (a row, its CPU delta, a denied figure) is :mod:`harness.run.procread`'s.
 Nothing here prints; the caller prints ``warnings``.
 """
 
@@ -40,52 +41,28 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any
 
 import psutil
 
 from harness.core.units import SEC
 from harness.run import machine
+from harness.run.procread import (
+    Gone,
+    Proc,
+    Row,
+    known_cpu,
+    open_proc,
+    open_quietly,
+    read_row,
+    summarize,
+)
 
 MIN_INTERVAL_S = 0.01  # below this the "cheap" promise no longer holds
 SCAN_AT_PCT = 10.0  # other load on a watched core from which the other processes are named
 JOIN_TIMEOUT_S = 1.0  # stop() waits at most this long for the sampling thread
 
 FIELDS = ("cpu_pct", "rss_bytes", "threads", "fds", "net_bytes")
-
-T = TypeVar("T")
-
-
-class _Row(NamedTuple):
-    t_ns: int
-    role: str
-    pid: int
-    cpu_pct: float | None
-    rss_bytes: int | None
-    threads: int | None
-    fds: int | None
-    net_bytes: int | None
-
-
-@dataclass(slots=True)
-class _Watched:
-    """One monitored process and what the next CPU delta needs."""
-
-    role: str
-    pid: int
-    proc: psutil.Process
-    last_cpu_s: float | None = None  # user + system CPU seconds at last_ns
-    last_ns: int = 0
-    denied: set[str] = field(default_factory=set)  # figures already warned about
-    cores: tuple[int, ...] = ()  # the cores it may run on (its affinity), () if unknown
-    cpu_pct: float | None = None  # at the last tick
-
-
-class _Gone(Exception):
-    """The watched process is dead (exited, zombie, or pid reused)."""
-
 
 class Monitor:
     """Samples CPU %, RSS, threads and fds of ``procs`` (role -> pid) every ``interval`` s.
@@ -104,16 +81,16 @@ class Monitor:
         self.died: dict[str, int] = {}
         self.marks: dict[str, int] = {}
         self.start_ns: int | None = None
-        self._watched: list[_Watched] = []
+        self._watched: list[Proc] = []
         for role, pid in procs.items():
-            watched = self._open(role, pid)
+            watched = open_proc(role, pid, self.warnings)
             if watched is not None:
                 self._watched.append(watched)
         seen = {w.pid for w in self._watched}
-        self._known = [k for k in (self._open_quietly(pid) for pid in
+        self._known = [k for k in (open_quietly(pid) for pid in
                                    sorted(({os.getpid()} | set(known or ())) - seen))
                        if k is not None]
-        self._rows: list[_Row] = []
+        self._rows: list[Row] = []
         self._core_rows: list[machine.CoreRow] = []
         self._core_busy = machine.CoreBusy()
         self._procs = machine.OtherProcs()
@@ -188,7 +165,7 @@ class Monitor:
         """Per monitored role: CPU % mean/max, RSS max/start/end (bytes), threads/fds max,
         and ``died_at_s`` (seconds from monitor start; None unless it died before
         ``until_ns``). Figures are None when the role has no row in the window."""
-        by_role: dict[str, list[_Row]] = {w.role: [] for w in self._watched}
+        by_role: dict[str, list[Row]] = {w.role: [] for w in self._watched}
         for r in self._window(since_ns, until_ns):
             by_role[r.role].append(r)
         out = {role: self._summarize(role, rows, until_ns) for role, rows in by_role.items()}
@@ -223,24 +200,6 @@ class Monitor:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _open(self, role: str, pid: int) -> _Watched | None:
-        if isinstance(pid, bool) or not isinstance(pid, int):
-            raise TypeError(f"pid of {role!r} must be an int, got {pid!r}")
-        if pid <= 0:
-            self.warnings.append(f"{role} pid {pid} is not a valid pid: not monitored")
-            return None
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                raise psutil.ZombieProcess(pid)
-        except psutil.NoSuchProcess:  # ZombieProcess included
-            self.warnings.append(f"{role} pid {pid} does not exist: not monitored")
-            return None
-        except psutil.AccessDenied:
-            self.warnings.append(f"{role} pid {pid} is not accessible: not monitored")
-            return None
-        return _Watched(role, pid, proc, cores=_affinity(proc))
-
     def _run(self) -> None:
         """Sampling loop: ticks on a fixed schedule from start_ns, skips ticks it missed."""
         assert self.start_ns is not None
@@ -262,11 +221,11 @@ class Monitor:
             if w.role in self.died:
                 continue
             try:
-                rows.append(self._read(w, t_ns, net))
-            except (_Gone, psutil.NoSuchProcess):  # ZombieProcess included
+                rows.append(read_row(w, t_ns, net, self.warnings))
+            except (Gone, psutil.NoSuchProcess):  # ZombieProcess included
                 self._record_death(w, time.monotonic_ns())  # when seen, not the tick
         for k in self._known:
-            self._known_cpu(k)
+            known_cpu(k)
         core_rows = self._others(t_ns, busy) if busy is not None else []
         procs = self._scan(t_ns, core_rows)
         with self._lock:
@@ -288,26 +247,12 @@ class Monitor:
         known = {w.pid for w in [*self._watched, *self._known]}
         rows = self._procs.read(t_ns, known, max_age)
         return rows if busy else None
+
     def _others(self, t_ns: int, busy: list[float]) -> list[machine.CoreRow]:
         """What processes harness does not know took of each core over the last tick."""
         known = [(w.cpu_pct, w.cores) for w in [*self._watched, *self._known]
                  if w.cpu_pct is not None and w.role not in self.died]
         return machine.others(t_ns, busy, known)
-
-    def _known_cpu(self, w: _Watched) -> None:
-        try:
-            times = w.proc.cpu_times()
-        except psutil.Error:
-            w.cpu_pct = None
-            return
-        w.cpu_pct = self._cpu_pct(w, times, time.monotonic_ns())
-
-    def _open_quietly(self, pid: int) -> _Watched | None:
-        try:
-            proc = psutil.Process(pid)
-            return _Watched(f"known{pid}", pid, proc, cores=_affinity(proc))
-        except psutil.Error:
-            return None
 
     def _net_delta(self) -> int | None:
         try:
@@ -322,56 +267,7 @@ class Monitor:
             return None
         return total - last
 
-    def _read(self, w: _Watched, t_ns: int, net: int | None) -> _Row:
-        proc = w.proc
-        if not proc.is_running():  # also False when the pid was reused
-            raise _Gone
-        with proc.oneshot():
-            if self._try(w, "status", proc.status) == psutil.STATUS_ZOMBIE:
-                raise _Gone
-            times = self._try(w, "cpu times", proc.cpu_times)
-            read_ns = time.monotonic_ns()
-            mem = self._try(w, "memory", proc.memory_info)
-            threads = self._try(w, "threads", proc.num_threads)
-            fds = self._try(w, "open fds", proc.num_fds) if hasattr(proc, "num_fds") else None
-        w.cpu_pct = self._cpu_pct(w, times, read_ns)
-        return _Row(
-            t_ns=t_ns,
-            role=w.role,
-            pid=w.pid,
-            cpu_pct=w.cpu_pct,
-            rss_bytes=None if mem is None else mem.rss,
-            threads=threads,
-            fds=fds,
-            net_bytes=net,
-        )
-
-    @staticmethod
-    def _cpu_pct(w: _Watched, times: Any, read_ns: int) -> float | None:
-        """Percent of one core since this process's previous reading; None on the first."""
-        if times is None:
-            w.last_cpu_s = None
-            return None
-        cpu_s = times.user + times.system
-        pct = None
-        if w.last_cpu_s is not None and read_ns > w.last_ns:
-            pct = max(cpu_s - w.last_cpu_s, 0.0) / ((read_ns - w.last_ns) / SEC) * 100.0
-        w.last_cpu_s, w.last_ns = cpu_s, read_ns
-        return pct
-
-    def _try(self, w: _Watched, what: str, read: Callable[[], T]) -> T | None:
-        """One figure; None (and one warning per role and figure) if access is denied."""
-        try:
-            return read()
-        except psutil.ZombieProcess as exc:
-            raise _Gone from exc
-        except psutil.AccessDenied:
-            if what not in w.denied:
-                w.denied.add(what)
-                self.warnings.append(f"{w.role} pid {w.pid}: {what} not readable (access denied)")
-            return None
-
-    def _record_death(self, w: _Watched, t_ns: int) -> None:
+    def _record_death(self, w: Proc, t_ns: int) -> None:
         self.died[w.role] = t_ns
         after = (t_ns - (self.start_ns or t_ns)) / SEC
         self.warnings.append(
@@ -383,7 +279,7 @@ class Monitor:
             return since_ns
         return self.start_ns if self.start_ns is not None else 0
 
-    def _window(self, since_ns: int | None, until_ns: int | None) -> list[_Row]:
+    def _window(self, since_ns: int | None, until_ns: int | None) -> list[Row]:
         with self._lock:
             rows = list(self._rows)
         return [
@@ -392,31 +288,12 @@ class Monitor:
             if (since_ns is None or r.t_ns >= since_ns) and (until_ns is None or r.t_ns < until_ns)
         ]
 
-    def _summarize(self, role: str, rows: list[_Row], until_ns: int | None) -> dict[str, Any]:
-        cpu = [r.cpu_pct for r in rows if r.cpu_pct is not None]
-        rss = [r.rss_bytes for r in rows if r.rss_bytes is not None]
+    def _summarize(self, role: str, rows: list[Row], until_ns: int | None) -> dict[str, Any]:
         died_ns = self.died.get(role)
         died_at_s = None
         if died_ns is not None and (until_ns is None or died_ns < until_ns):
             died_at_s = (died_ns - self._base(None)) / SEC
-        return {
-            "samples": len(rows),
-            "cpu_pct_mean": sum(cpu) / len(cpu) if cpu else None,
-            "cpu_pct_max": max(cpu) if cpu else None,
-            "rss_max_bytes": max(rss) if rss else None,
-            "rss_start_bytes": rss[0] if rss else None,
-            "rss_end_bytes": rss[-1] if rss else None,
-            "threads_max": _max_known(r.threads for r in rows),
-            "fds_max": _max_known(r.fds for r in rows),
-            "died_at_s": died_at_s,
-        }
-
-
-def _affinity(proc: psutil.Process) -> tuple[int, ...]:
-    try:
-        return tuple(sorted(proc.cpu_affinity() or ()))
-    except (psutil.Error, AttributeError, OSError):
-        return ()
+        return summarize(rows, died_at_s)
 
 
 def listener_pids(ports: set[int]) -> set[int]:
@@ -428,8 +305,3 @@ def listener_pids(ports: set[int]) -> set[int]:
         return set()
     return {c.pid for c in conns if c.pid and c.status == psutil.CONN_LISTEN and c.laddr
             and c.laddr.port in ports}
-
-
-def _max_known(values: Any) -> int | None:
-    known = [v for v in values if v is not None]
-    return max(known) if known else None

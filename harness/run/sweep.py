@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.analysis import aggregate
+from harness.analysis import aggregate, bottleneck, judge
 from harness.analysis.capacity import next_load
 from harness.core.interrupts import Interrupts
 from harness.core.plan import Plan, Step
@@ -81,7 +81,7 @@ class Session:
         for r in rows:
             r["second"] = (r["t_ns"] - run.t_measure) / SEC
         summary = self.monitor.summary(since_ns=run.t_measure, until_ns=run.t_end)
-        worst = aggregate.shared_core(summary)  # the core whose other load is named
+        worst = bottleneck.shared_core(summary)  # the core whose other load is named
         others = self.monitor.other_procs(run.t_measure, run.t_end,
                                           worst["core"] if worst else None)
         return Watched(rows, summary, self.monitor.cores(run.t_measure, run.t_end), others)
@@ -134,7 +134,7 @@ def until_degraded(plan: Plan, workload: Any,
         if not done:
             return first
         summaries = [summary(r) for r in done]
-        verdict = aggregate.degradation(summaries, plan.degradation)
+        verdict = judge.degradation(summaries, plan.degradation)
         if verdict["degraded_at"] is not None:
             return None
         if len(done) < len(plan.steps):  # the listed steps first (baseline, stress, ...)
@@ -160,10 +160,10 @@ def figures(plan: Plan, workload: Any, run: StepRun, watched: Watched | None = N
         nodes = [dict(n, target=plan.targets[n["node"]].label) for n in s.fanout["per_node"]]
         s = replace(s, fanout=dict(s.fanout, per_node=nodes))
     if watched is not None and watched.summary:
-        s = aggregate.with_resources(s, watched.summary, watched.cores, watched.others,
+        s = bottleneck.with_resources(s, watched.summary, watched.cores, watched.others,
                                      plan.shared_core_pct, plan.judge_shared_core)
     if plan.judge_shared_core:
-        s = aggregate.judge_waits(s)
+        s = bottleneck.judge_waits(s)
     if trend:
         s = replace(s, trend=aggregate.trend_figures(f.series, watched.rows if watched else []))
     return replace(f, summary=s)

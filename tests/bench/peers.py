@@ -314,7 +314,7 @@ def connect_child(port: int, conns: int, start_at: float) -> None:
 
     from harness.config import build as cfg
     from harness.core.limits import raise_nofile
-    from harness.run.coordinator import build_shares
+    from harness.run.shares import build_shares
     from harness.wire.poller import Poller
     from harness.worker.worker import Worker
     from workloads import load

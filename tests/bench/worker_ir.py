@@ -45,7 +45,7 @@ if __name__ == "__main__":
 
 from harness.config import build as cfg  # noqa: E402
 from harness.core.result import Times  # noqa: E402
-from harness.run.coordinator import build_shares  # noqa: E402
+from harness.run.shares import build_shares  # noqa: E402
 from harness.wire.poller import Poller  # noqa: E402
 from harness.worker import schedule  # noqa: E402
 from harness.worker.worker import Worker  # noqa: E402

@@ -65,9 +65,9 @@ def _alarm(_signum: int, _frame: FrameType | None) -> None:
 
 def install_stubs() -> None:
     """Stop ``run`` and ``search`` at the load (in this process only: a pool worker)."""
-    import harness.cli
+    import harness.cli.running
     import harness.run.probes
-    harness.cli.execute = _accept  # type: ignore[assignment]
+    harness.cli.running.execute = _accept  # type: ignore[assignment]
     harness.run.probes.run_probes = _accept  # type: ignore[assignment]
 
 

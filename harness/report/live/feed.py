@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from harness.analysis.aggregate import CLIENT_BOUND_CPU, CLIENT_BUSY_PCT, RUN_QUEUE_PCT
+from harness.analysis.bottleneck import CLIENT_BOUND_CPU, CLIENT_BUSY_PCT, RUN_QUEUE_PCT
 from harness.analysis.summary import ms
 from harness.core.histogram import N_BUCKETS, Histogram, from_counts
 from harness.core.units import SEC
@@ -87,7 +87,7 @@ def page_script() -> str:
 
 def cpu_flags(cpu: float, wait: float) -> list[str]:
     """CLIENT-BOUND: the worker used >= 90% of its core, or ran and waited for it >= 80%
-    (aggregate.client_bound_rule's first two rules); SHARED CORE: it waited for its core,
+    (bottleneck.client_bound_rule's first two rules); SHARED CORE: it waited for its core,
     taken by other processes, >= 10% of the second (the run-queue rule)."""
     flags = []
     if cpu >= CLIENT_BOUND_CPU or cpu + wait >= CLIENT_BUSY_PCT:
