@@ -19,7 +19,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from harness.analysis.slo import GRAMMAR as GRAMMAR  # re-exported: harness.config.help reads it
 from harness.analysis.slo import Slo, num, slo_check
 
 CLIENT_BOUND = "client-bound: the client, not the server, limited this probe"

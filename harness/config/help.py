@@ -129,7 +129,7 @@ def search_options(f: Any) -> Any:
 
 
 def search_epilog() -> str:
-    from harness.analysis.capacity import GRAMMAR
+    from harness.analysis.slo import GRAMMAR
     return "\b\n" + GRAMMAR + "\n\n" + SEARCH_EXIT_HELP
 
 
