@@ -117,7 +117,7 @@ class Plan:
     connect_rate: float = 0.0  # connections/s per step, 0 = as fast as possible
     workers: int = 1
     push_hosts: tuple[int, ...] = ()  # target indices senders connect to; () = every target
-    # round-robin for echo-style workloads, the first for broadcast (harness.run.shares.build_shares)
+    # round-robin for echo-style workloads, the first for broadcast (run.shares.build_shares)
     seed: int = 1
     name: str = "run"
     results_dir: str = "results"
