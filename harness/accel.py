@@ -30,7 +30,7 @@ from pathlib import Path
 
 # The hot path: what a worker runs per round (issue 21). Each is compiled on its own
 # (mypyc's separate mode), so a module can be left out without touching the others.
-MODULES = ("wire.batch", "worker.pacing", "worker.loops", "worker.schedule",
+MODULES = ("wire.batch", "wire.inbound", "worker.pacing", "worker.loops", "worker.schedule",
            "worker.recording", "wire.transport", "wire.rounds", "wire.protocol", "wire.poller",
            "core.histogram", "core.ledger", "worker.delivery", "wire.stamp", "worker.events",
            "worker.worker")

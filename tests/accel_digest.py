@@ -26,7 +26,8 @@ from harness.core.histogram import Histogram
 from harness.core.ledger import EchoLedger
 from harness.wire import framing as framing_mod
 from harness.wire import stamp
-from harness.wire.batch import Inbound, Outbound
+from harness.wire.batch import Outbound
+from harness.wire.inbound import Inbound
 from workloads.base import Kind
 
 SIZE = 64

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from harness.wire import framing, stamp
-from harness.wire.batch import Inbound, Outbound
+from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
+from harness.wire.inbound import Inbound
 from workloads.base import Kind
 
 KEY = 0x1234ABCD

@@ -10,13 +10,8 @@ from hypothesis import strategies as st
 from websockets.frames import Close, Frame, Opcode
 from websockets.streams import StreamReader
 
-from harness.protocols.ws.wsframe import (
-    Deframer,
-    client_messages,
-    echo_frames,
-    encode_frame,
-    mask_frames,
-)
+from harness.protocols.ws.wsframe import Deframer, encode_frame, mask_frames
+from harness.protocols.ws.wsserver import client_messages, echo_frames
 
 MESSAGES = st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=12)
 

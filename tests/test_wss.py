@@ -16,7 +16,7 @@ import pytest
 
 from harness.config.build import ConfigError, parse_target
 from harness.core.plan import Target, Tls
-from harness.protocols.ws.ws import ws_options
+from harness.protocols.ws.handshake import ws_options
 from tests import certs as certs_mod
 from tests.support import harness, plan_for, run_plan
 from tests.test_ws import assert_storm_recovered, storm_run, ws_server

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.protocols.replies import Replies
 from harness.protocols.wire import Wire
-from harness.wire.batch import Parsed
+from harness.wire.inbound import Parsed
 from harness.wire.protocol import Stamped
 
 

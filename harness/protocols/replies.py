@@ -28,8 +28,9 @@ import re
 import numpy as np
 
 from harness.wire import stamp
-from harness.wire.batch import Outbound, Parsed
+from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
+from harness.wire.inbound import Parsed
 from harness.wire.protocol import InOrder, pooled
 
 OK, MISS = 0, 1  # reply codes; error replies take 2 and up

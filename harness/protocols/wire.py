@@ -17,7 +17,7 @@ from typing import Any
 from harness.core.result import Share, WorkerResult
 from harness.protocols.spec import Spec
 from harness.protocols.tls import TlsLayer
-from harness.wire.batch import Parsed
+from harness.wire.inbound import Parsed
 from harness.wire.poller import Poller
 from harness.wire.protocol import Stamped, protocol_for
 from harness.wire.transport import Transport

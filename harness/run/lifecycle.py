@@ -110,7 +110,7 @@ def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
         return
     from harness.analysis.diagnosis import tls_hint
     from harness.protocols.tls import client_context
-    from harness.protocols.ws import ws
+    from harness.protocols.ws import handshake as ws
     opts = ws.ws_options(plan.targets, plan.ws_subprotocol, plan.headers)
     context = client_context(plan.tls) if plan.tls is not None else None
     for t, uri, (family, addr) in zip(plan.targets, opts.uris, addrs, strict=True):

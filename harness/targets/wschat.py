@@ -3,7 +3,7 @@
 
 A client's connection starts with its upgrade request (answered 101, or 400 and closed);
 then every whole message it sends (a binary or text frame, unmasked with numpy per read:
-:func:`harness.protocols.ws.wsframe.client_messages`) goes to every open client of the node,
+:func:`harness.protocols.ws.wsserver.client_messages`) goes to every open client of the node,
 the sender included, as an unmasked binary frame, and down every link to the other nodes.
 Links between nodes stay the chat target's raw frames (the hello, then the run's framing),
 and a message arriving over a link goes to the node's clients only. Pings get pongs; a close
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.protocols.ws.wsframe import client_messages, server_frames, server_handshake
+from harness.protocols.ws.wsserver import client_messages, server_frames, server_handshake
 from harness.targets.chat import CLIENT, PEER_IN, PEER_OUT, UNKNOWN, ChatServer, _Conn
 from harness.targets.loop import read_into
 from harness.wire.framing import FrameError

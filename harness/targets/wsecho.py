@@ -4,10 +4,10 @@ back to it, unmasked, as the same frame.
 Each connection first sends an upgrade request; the reply is 101 with its accept key (400
 for anything else, then close). After that each read's whole frames are answered at once:
 frames of one size under 126 bytes (the common benchmark case) are unmasked as one numpy
-array per read (:func:`harness.protocols.ws.wsframe.echo_frames`); pings get pongs, a close gets its
-close back and the connection ends. As in the TCP echo target, a partial write stops
-reading that connection until it is flushed, so a connection never holds more than one
-read's replies. Sizes are bytes.
+array per read (:func:`harness.protocols.ws.wsserver.echo_frames`); pings get pongs, a close
+gets its close back and the connection ends. As in the TCP echo target, a partial write
+stops reading that connection until it is flushed, so a connection never holds more than
+one read's replies. Sizes are bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import selectors
 import socket
 from typing import Any
 
-from harness.protocols.ws.wsframe import echo_frames, server_handshake
+from harness.protocols.ws.wsserver import echo_frames, server_handshake
 from harness.targets.echo import EchoServer
 from harness.targets.loop import read_into
 

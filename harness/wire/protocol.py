@@ -18,8 +18,9 @@ import numpy as np
 from mypy_extensions import mypyc_attr
 
 from harness.wire import stamp
-from harness.wire.batch import Inbound, Outbound, Parsed
+from harness.wire.batch import Outbound
 from harness.wire.framing import FrameError, Framing
+from harness.wire.inbound import Inbound, Parsed
 
 # A stamp as one opaque record: gathering and scattering whole records through this view is
 # several times faster than through the structured dtype (field by field).

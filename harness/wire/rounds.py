@@ -96,3 +96,23 @@ def send_early(tp: Transport, i: int, data: bytes, k: int, sent: Reads) -> None:
     sent.conn.append(i)
     sent.end.append(k)
     sent.t.append(t)
+
+
+def read_carefully(tp: Transport, i: int, off: int, r: Reads) -> int:
+    """One read after the connection's pending bytes (the buffer grown for one huge
+    frame if need be). Returns where the next read goes; -1: no room left this round."""
+    s, p, rb = tp.socks[i], tp.pend_in[i], tp.rounds
+    if s is None:
+        return off
+    if off + len(p) + CHUNK > len(rb.buf):
+        if off:
+            return -1
+        rb.grow(len(p) + CHUNK)  # one huge partial frame
+    start = off + len(p)
+    rb.buf[off:start] = p
+    try:
+        n = s.recv_into(rb.mv[start:start + CHUNK])
+    except OSError as exc:
+        tp._recv_failed(i, exc)
+        return off
+    return tp._keep(i, off, start + n, time.monotonic_ns(), r)

@@ -24,7 +24,15 @@ from harness.core.pools import source_index
 from harness.core.result import Share
 from harness.wire.poller import READ, WRITE, Poller
 from harness.wire.protocol import Stamped
-from harness.wire.rounds import CHUNK, ROUND_BUF, Early, Reads, RoundBuffer, templates
+from harness.wire.rounds import (
+    CHUNK,
+    ROUND_BUF,
+    Early,
+    Reads,
+    RoundBuffer,
+    read_carefully,
+    templates,
+)
 from harness.wire.sink import CONNECT_KINDS, Layer, Sink, connect_kind, error_kind
 from harness.wire.timer import Timer
 
@@ -297,7 +305,7 @@ class Transport:
 
         Per socket this is the hot path of the whole tool: the common case (no pending
         bytes, whole frames of one size) stays inline; anything else takes
-        :meth:`_read_carefully` or :meth:`_keep`."""
+        :func:`~harness.wire.rounds.read_carefully` or :meth:`_keep`."""
         rb, socks, pend = self.rounds, self.socks, self.pend_in
         proto = self.protocol
         fixed = proto.fixed
@@ -312,7 +320,7 @@ class Transport:
         for i in ready:
             s = socks[i]
             if s is None or pend[i] or off > last:  # a partial frame waits, or no room
-                off = self._read_carefully(i, off, r)
+                off = read_carefully(self, i, off, r)
                 if off < 0:
                     break  # the rest stay ready for the next round
                 mv, buf, last = rb.mv, rb.buf, len(rb.buf) - CHUNK
@@ -349,25 +357,6 @@ class Transport:
         for i in r.broken:
             if self.socks[i] is not None:  # one broken stream, one count (its frames may
                 self.fail(i, "protocol")  # have already failed it in the sink)
-
-    def _read_carefully(self, i: int, off: int, r: Reads) -> int:
-        """One read after the connection's pending bytes (the buffer grown for one huge
-        frame if need be). Returns where the next read goes; -1: no room left this round."""
-        s, p, rb = self.socks[i], self.pend_in[i], self.rounds
-        if s is None:
-            return off
-        if off + len(p) + CHUNK > len(rb.buf):
-            if off:
-                return -1
-            rb.grow(len(p) + CHUNK)  # one huge partial frame
-        start = off + len(p)
-        rb.buf[off:start] = p
-        try:
-            n = s.recv_into(rb.mv[start:start + CHUNK])
-        except OSError as exc:
-            self._recv_failed(i, exc)
-            return off
-        return self._keep(i, off, start + n, time.monotonic_ns(), r)
 
     def _recv_failed(self, i: int, exc: OSError) -> None:
         if not isinstance(exc, BlockingIOError):  # not ready after all: nothing happened

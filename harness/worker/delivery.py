@@ -17,7 +17,7 @@ from mypy_extensions import mypyc_attr
 from harness.core.ledger import BroadcastLedger, EchoLedger
 from harness.core.result import WorkerResult
 from harness.core.units import SEC
-from harness.wire.batch import Parsed
+from harness.wire.inbound import Parsed
 
 QUIET_NS = 200_000_000  # broadcast drain: this quiet after the last delivery ends it
 RECOUNT_NS = 50_000_000  # broadcast drain: distinct deliveries recounted at most this often

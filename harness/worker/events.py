@@ -14,8 +14,8 @@ import numpy as np
 
 from harness.core.plan import Plan
 from harness.core.result import Share, WorkerResult
-from harness.wire.batch import Few, Inbound, Parsed
 from harness.wire.framing import Framing
+from harness.wire.inbound import Few, Inbound, Parsed
 from harness.wire.protocol import Stamped
 from harness.wire.rounds import RoundBuffer
 from harness.wire.transport import Transport

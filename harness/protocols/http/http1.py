@@ -36,8 +36,9 @@ import numpy as np
 from harness.core.users import KindPicker
 from harness.protocols.http.flows import Flows
 from harness.wire import stamp
-from harness.wire.batch import Outbound, Parsed
+from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
+from harness.wire.inbound import Parsed
 from harness.wire.protocol import InOrder, pooled
 
 MAX_HEADER = 64 * 1024  # most bytes of a response's status line and headers

@@ -12,7 +12,7 @@ from harness.core.result import WorkerResult
 from harness.protocols.http.flows import Flows
 from harness.protocols.http.http1 import Http
 from harness.protocols.wire import Wire
-from harness.wire.batch import Parsed
+from harness.wire.inbound import Parsed
 from harness.wire.protocol import Stamped
 from harness.wire.transport import Transport
 

@@ -1,7 +1,7 @@
 """The MQTT byte stream of a round, sans I/O: :class:`MqttProtocol` cuts each read into
 packets in place. A PUBLISH's payload (a stamped frame of the run's framing) is moved to
 the front of the connection's bytes, so the round buffer holds back-to-back stamped frames
-that :class:`harness.protocols.ws.ws.WsProtocol`'s parse reads (one frame per message),
+that :class:`harness.protocols.ws.wsproto.WsProtocol`'s parse reads (one frame per message),
 matched by stamp; every other packet is noted for the transport to act on after the round:
 
 * ``acks``: (connection, packet type, packet id, receive ns) of the PUBACK, PUBREC,
@@ -43,7 +43,7 @@ from harness.protocols.mqtt.packets import (
     publish_parts,
 )
 from harness.protocols.mqtt.pubs import Publisher
-from harness.protocols.ws.ws import WsProtocol
+from harness.protocols.ws.wsproto import WsProtocol
 from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
 

@@ -38,8 +38,9 @@ from harness.protocols.ws.wsframe import OP_PONG, OP_TEXT, Deframer, encode_fram
 from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
 from harness.protocols.ws.wstext import TextProtocol
 from harness.wire import stamp
-from harness.wire.batch import Outbound, Parsed
+from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
+from harness.wire.inbound import Parsed
 
 ACK_RING = 1 << 18  # acks awaited at once per worker, at most (an older one is forgotten)
 _POW10 = 10 ** np.arange(packet.ACK_WIDTH - 1, -1, -1, dtype=np.int64)

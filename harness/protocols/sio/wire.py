@@ -12,7 +12,7 @@ from harness.core.result import Share, WorkerResult
 from harness.protocols.sio.settings import SioOptions
 from harness.protocols.sio.sio import SioProtocol, SioTemplate, SioTransport, sio_uri
 from harness.protocols.wire import Wire
-from harness.protocols.ws.ws import WsOptions
+from harness.protocols.ws.handshake import WsOptions
 from harness.protocols.ws.wstemplate import TextTemplate
 from harness.wire.poller import Poller
 from harness.wire.transport import Transport

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from harness.wire import stamp
-from harness.wire.batch import Parsed
+from harness.wire.inbound import Parsed
 
 MARKER = b'"stamp":"'  # the stamp field as the POST body writes it
 _SPAN = len(MARKER) + stamp.ASCII_SIZE  # the marker, then the stamp's digits

@@ -11,8 +11,9 @@ import numpy as np
 from harness.protocols.sse.events import parse_round
 from harness.protocols.sse.post import PostRequests
 from harness.protocols.sse.stream import StreamError, Streams
-from harness.wire.batch import Outbound, Parsed
+from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
+from harness.wire.inbound import Parsed
 from harness.wire.protocol import Stamped
 
 

@@ -11,7 +11,9 @@ import numpy as np
 
 from harness.core.result import Share, WorkerResult
 from harness.protocols.wire import Wire
-from harness.protocols.ws.ws import WsProtocol, WsTransport, ws_options
+from harness.protocols.ws.handshake import ws_options
+from harness.protocols.ws.ws import WsTransport
+from harness.protocols.ws.wsproto import WsProtocol
 from harness.protocols.ws.wstext import TextProtocol, TextTemplate
 from harness.wire.poller import Poller
 from harness.wire.transport import Transport

@@ -1,5 +1,5 @@
-"""WebSocket (RFC 6455) over the stamped protocol: the protocol and transport of a ``ws://``
-target.
+"""WebSocket (RFC 6455) over the stamped protocol: the transport of a ``ws://`` target (its
+handshake is harness.protocols.ws.handshake's, its protocol harness.protocols.ws.wsproto's).
 
 * The opening handshake is the ``websockets`` library's sans-I/O ``ClientProtocol``: it
   writes the upgrade request (with ``--ws-subprotocol`` and ``--header`` lines) and checks
@@ -33,235 +33,34 @@ import selectors
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import (
-    ClientPerMessageDeflateFactory,
     PerMessageDeflate,
 )
-from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
 
 from harness.core.units import SEC
-from harness.protocols.tls import handshake_kind, reason
-from harness.protocols.ws.wsdeflate import Deflate
+from harness.protocols.ws.handshake import (
+    HEAD_END,
+    MAX_HEAD,
+    WsOptions,
+    handshake,
+    handshake_result,
+)
 from harness.protocols.ws.wsframe import (
-    OP_BINARY,
     OP_CLOSE,
     OP_PING,
     OP_PONG,
-    Deframer,
     encode_frame,
-    mask_frames,
 )
-from harness.wire import stamp
-from harness.wire.batch import Outbound, Parsed
-from harness.wire.framing import Framing
+from harness.protocols.ws.wsproto import WsProtocol
 from harness.wire.poller import READ
-from harness.wire.protocol import Stamped
 from harness.wire.transport import Reads, Transport
 
-MAX_HEAD = 64 * 1024  # most bytes of a handshake response head
 BACKOFF_NS = SEC // 10  # --reconnect: the first retry after 50-100 ms, then doubling
 BACKOFF_CAP_NS = 2 * SEC  # ... to at most 1-2 s
 CLOSE_WAIT_NS = SEC  # the end of a step waits this long for the servers' closes
-HEAD_END = b"\r\n\r\n"
-
-
-@dataclass(frozen=True, slots=True)
-class WsOptions:
-    """What a worker needs for the handshakes: one URI per target, the subprotocol asked
-    for ("" for none), and extra request headers."""
-
-    uris: tuple[str, ...]
-    subprotocol: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-    ping_interval_ns: int = 0  # a ping on every open connection this often (0: none)
-    compress: bool = False  # offer permessage-deflate (--ws-compress)
-
-
-def handshake(uri: str, opts: WsOptions) -> tuple[ClientProtocol, bytes]:
-    """A client protocol for ``uri`` and the bytes of its upgrade request."""
-    sub = [Subprotocol(opts.subprotocol)] if opts.subprotocol else None
-    ext = [ClientPerMessageDeflateFactory()] if opts.compress else None
-    proto = ClientProtocol(parse_uri(uri), subprotocols=sub, extensions=ext, max_size=None)
-    request = proto.connect()
-    for name, value in opts.headers:
-        request.headers[name] = value
-    proto.send_request(request)
-    return proto, b"".join(proto.data_to_send())
-
-
-def handshake_result(proto: ClientProtocol, head: bytes) -> str | None:
-    """Feed the response head (through its blank line): None when the connection is open,
-    else the error kind (``connect_ws_<status>`` for a refusal, ``protocol``). A refusal is
-    told by its status line (its body, if any, is not waited for)."""
-    status = head.split(b"\r\n", 1)[0].split(b" ")
-    if len(status) >= 2 and status[0].startswith(b"HTTP/1.") and status[1].isdigit() \
-            and len(status[1]) == 3 and status[1] != b"101":
-        return f"connect_ws_{int(status[1])}"
-    proto.receive_data(head)
-    proto.events_received()
-    if proto.handshake_exc is None and proto.state.name == "OPEN":
-        return None
-    return "protocol"
-
-
-def refusal(head: bytes) -> str:
-    """The status line of a refused handshake, for one line of diagnosis."""
-    return head.split(b"\r\n", 1)[0].decode("latin-1", "replace")[:120]
-
-
-class TlsFailed(Exception):
-    """The probe's TLS handshake failed: its error kind (``tls_cert``, ...) and reason."""
-
-    def __init__(self, kind: str, why: str) -> None:
-        super().__init__(f"{kind}: {why}")
-        self.kind = kind
-        self.why = why
-
-
-def probe(family: int, addr: tuple, uri: str, opts: WsOptions, timeout_s: float,
-          context: ssl.SSLContext | None = None, name: str = "") -> str | None:
-    """One blocking handshake (after a TLS handshake with ``context`` and SNI ``name`` for
-    wss://): None when it opens, else why not (the status line of a refusal, or what
-    broke). A failed TLS handshake raises :class:`TlsFailed`."""
-    proto, request = handshake(uri, opts)
-    s = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        s.settimeout(timeout_s)
-        s.connect(addr)
-        if context is not None:
-            s = _secure(s, context, name)
-        s.sendall(request)
-        head = b""
-        while HEAD_END not in head and len(head) < MAX_HEAD:
-            got = s.recv(4096)
-            if not got:
-                return "the server closed the connection during the WebSocket handshake"
-            head += got
-    except OSError as exc:
-        return f"WebSocket handshake failed: {exc.strerror or type(exc).__name__}"
-    finally:
-        s.close()
-    head = head[:head.find(HEAD_END) + 4]
-    return _verdict(proto, head)
-
-
-def _secure(raw: socket.socket, context: ssl.SSLContext, name: str) -> ssl.SSLSocket:
-    """The probe's TLS handshake on a connected blocking socket."""
-    try:
-        return context.wrap_socket(raw, server_hostname=name or None)
-    except OSError as exc:
-        kind = "tls_timeout" if isinstance(exc, TimeoutError) else handshake_kind(exc)
-        raise TlsFailed(kind, reason(exc)) from None
-
-
-def _verdict(proto: ClientProtocol, head: bytes) -> str | None:
-    kind = handshake_result(proto, head)
-    if kind is None:
-        return None
-    if kind.startswith("connect_ws_"):
-        return f"WebSocket handshake refused: {refusal(head)}"
-    return f"WebSocket handshake broken: {proto.handshake_exc or refusal(head)}"
-
-
-class WsProtocol(Stamped):
-    """Stamped messages inside binary WebSocket messages (one message, one stamped frame
-    of the run's framing)."""
-
-    def __init__(self, framing: Framing, out: Outbound, fixed: int | None, max_frame: int,
-                 key: int, n: int = 0, deflate: bool = False) -> None:
-        super().__init__(framing, out, fixed, max_frame, key)
-        self.fixed = None  # every read is cut: WebSocket headers sit between payloads
-        self.walks = True
-        self.deframer = Deframer(max_frame, deflate)
-        self.deflate = Deflate(n, max_frame) if deflate else None  # --ws-compress
-
-    def cut(self, buf: bytearray, i: int, start: int, end: int, walk: list[int] | None,
-            broken: list[int]) -> tuple[int, int]:
-        assert walk is not None
-        closes = len(self.deframer.closes)
-        cut, keep, ok = self.deframer.cut(buf, i, start, end, walk)
-        if not ok and len(self.deframer.closes) == closes:
-            broken.append(i)
-        return cut, keep
-
-    def build(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
-              tint: np.ndarray | int, delay: np.ndarray | int
-              ) -> tuple[memoryview, np.ndarray, np.ndarray]:
-        data, ends, kinds = self.out.build(gid, seq0, tint, delay)
-        return (*self.frame(data, ends, idx, counts, OP_BINARY), kinds)
-
-    def frame(self, data: memoryview, ends: np.ndarray, idx: np.ndarray, counts: np.ndarray,
-              opcode: int) -> tuple[memoryview, np.ndarray]:
-        """A round's messages as masked client frames (compressed where negotiated)."""
-        d = self.deflate
-        if d is not None and d.any:
-            body, ends, ops = d.compress(data, ends, idx.repeat(counts), opcode)
-            return mask_frames(memoryview(body), ends, ops)
-        return mask_frames(data, ends, opcode)
-
-    def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
-              seg_t: list[int], walk: list[int] | None) -> Parsed:
-        """Each message of the round is one frame, whatever it holds: a message that is
-        not a whole stamped frame (text, junk, a few bytes) is one bad frame, and the
-        messages beside it parse as they are. The fixed-size fast path takes a round only
-        when every message in it has the run's one size."""
-        buf, seg_end, walk, bad = self.inflated(buf, seg_conn, seg_end, walk)
-        assert walk is not None
-        size = self.inbound.fixed
-        p = self.inbound.parse(buf, seg_conn, seg_end, seg_t, walk) if size and \
-            len(walk) * size == seg_end[-1] and _strided(walk, size) else None
-        if p is None or p.bad_conns:  # (a foreign prefix ends a raw stream, not a message)
-            p = self._messages(buf, seg_conn, seg_end, seg_t, walk)
-        p.bad_conns.extend(bad)
-        return p
-
-    def _messages(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
-                  seg_t: list[int], walk: list[int]) -> Parsed:
-        """The round message by message (``walk``: where each starts): a message is a good
-        frame when it holds a good stamp and its framing agrees with its length (the length
-        prefix, or the newline that ends it)."""
-        total = seg_end[-1]
-        a = np.frombuffer(buf, dtype=np.uint8, count=total)
-        fstart = np.asarray(walk, dtype=np.int64)
-        fend = np.append(fstart[1:], total)
-        seg = np.searchsorted(np.asarray(seg_end, dtype=np.int64), fstart, side="right")
-        inb, fr = self.inbound, self.framing
-        length = fend - fstart
-        st, ok = stamp.from_bytes(a[np.minimum(fstart[:, None] + inb.cols, total - 1)],
-                                  inb.ascii, self.inbound.key)
-        ok &= length >= fr.header + inb.ss + fr.trailer
-        if fr.header:
-            prefix = np.zeros(len(fstart), dtype=np.int64)
-            for j in range(fr.header):  # big-endian, a byte column at a time
-                prefix = prefix << 8 | a[np.minimum(fstart + j, total - 1)]
-            ok &= prefix == length - fr.header
-        if fr.trailer:
-            ok &= a[fend - 1] == 10
-        return Parsed(np.asarray(seg_conn, dtype=np.int64)[seg],
-                      np.asarray(seg_t, dtype=np.int64)[seg], st, ok, length, [])
-
-    def inflated(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
-                 walk: list[int] | None) -> tuple[bytearray, list[int], list[int] | None,
-                                                  list[int]]:
-        """The round with its compressed messages inflated (as is without any), and the
-        connections whose inflation broke."""
-        flags = self.deframer.compressed
-        if self.deflate is None or flags is None or not any(flags) or walk is None:
-            if flags:
-                flags.clear()
-            return buf, seg_end, walk, []
-        out = self.deflate.inflate(buf, seg_conn, seg_end, walk, flags)
-        flags.clear()
-        return out
-
-    def forget(self, i: int) -> None:
-        if self.deflate is not None:
-            self.deflate.forget(i)
 
 
 class WsTransport(Transport):
@@ -538,28 +337,10 @@ class WsTransport(Transport):
             poller.close()
 
 
-def _strided(walk: list[int], size: int) -> bool:
-    """Messages start every ``size`` bytes from 0 (all of the one size)."""
-    if len(walk) <= 8:
-        return walk == list(range(0, len(walk) * size, size))
-    return bool((np.diff(np.asarray(walk, dtype=np.int64)) == size).all()) and walk[0] == 0
-
-
 def _has_close(data: bytes) -> bool:
     """A server close frame among the last bytes (good enough at the end of a step: the
     data before it is dropped anyway)."""
     return bytes((0x80 | OP_CLOSE,)) in data[-130:]
 
 
-def ws_options(targets: tuple, subprotocol: str, headers: tuple[tuple[str, str], ...],
-               ping_interval_s: float = 0.0, compress: bool = False) -> WsOptions:
-    """The options of a run's ws:// or wss:// targets."""
-    uris = tuple(f"{t.scheme}://{_hostport(t.host, t.port)}{t.path or '/'}" for t in targets)
-    return WsOptions(uris, subprotocol, headers, int(ping_interval_s * SEC), compress)
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-__all__ = ["WsOptions", "WsProtocol", "WsTransport", "probe", "ws_options"]
+__all__ = ["WsOptions", "WsProtocol", "WsTransport"]

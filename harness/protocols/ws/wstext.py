@@ -5,7 +5,8 @@ that tells messages from other frames (presence, acks, welcome).
   sockets, so config checks a template without importing this one): the JSON text with
   ``{stamp}`` and ``{text}``. A round's messages are one (messages, size) numpy array: the
   template written once, the stamp columns per round.
-* :class:`TextProtocol`: WebSocket frames as :class:`harness.protocols.ws.ws.WsProtocol` cuts them;
+* :class:`TextProtocol`: WebSocket frames as
+  :class:`harness.protocols.ws.wsproto.WsProtocol` cuts them;
   each message parsed with orjson (so a server may re-serialise the JSON: spacing and key
   order do not matter), skipped when the rule (``field=value``) does not hold, else its
   ``stamp`` field decoded (all of a round's stamps in one numpy call). A message that is not
@@ -19,12 +20,13 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from harness.protocols.ws.ws import WsProtocol
 from harness.protocols.ws.wsframe import OP_TEXT
+from harness.protocols.ws.wsproto import WsProtocol
 from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
 from harness.wire import stamp
-from harness.wire.batch import Outbound, Parsed
+from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
+from harness.wire.inbound import Parsed
 
 
 class TextProtocol(WsProtocol):
