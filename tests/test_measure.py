@@ -55,9 +55,10 @@ def test_open_loop_shows_stalls_closed_loop_hides_them() -> None:
     measures from the intended send, so ~5% of messages carry part of the stall: p99 is
     large. Closed loop at the same rate (think 10 ms) has one message per connection caught
     in each stall (~0.5%): its p99 stays small. That gap is coordinated omission."""
-    with servers.start("stall", period=2.0, pause=0.1) as srv:
-        (open_,) = run_plan(plan_for(host(srv), rate=100.0, duration=4.0, conns="5"))
-        (closed,) = run_plan(plan_for(host(srv), think=0.01, duration=4.0, conns="5"))
+    with servers.start("stall", period=2.0, pause=0.1) as srv:  # both runs at once (4 s)
+        [(open_,), (closed,)] = run_plans_at_once([
+            plan_for(host(srv), rate=100.0, duration=4.0, conns="5"),
+            plan_for(host(srv), think=0.01, duration=4.0, conns="5")])
     assert open_["latency_ms"]["p99"] > 40.0, open_["latency_ms"]
     assert closed["latency_ms"]["p99"] < 20.0, closed["latency_ms"]
     assert closed["latency_ms"]["max"] > 40.0  # the stall did happen during the closed run
