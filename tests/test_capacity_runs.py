@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -9,7 +11,7 @@ import pytest
 
 from tests import servers
 from tests.busy import judged_loads, ran_ok, skip_if_busy, skip_if_busy_search
-from tests.support import harness, run_json
+from tests.support import harness, run_json, stop
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 
@@ -97,25 +99,57 @@ stages = [
     assert step["connected"] >= 30
 
 
-def test_soak_against_a_growing_server_says_memory_grows(tmp_path: Path) -> None:
-    with servers.start("grow_memory", step=8 << 20, interval=0.5) as srv:
-        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4", "--duration",
-                    "11", "--server-pid", str(srv.pid), "--monitor-interval", "0.5", "--json",
-                    *common(tmp_path), cwd=tmp_path)
-    assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
-    (step,) = orjson.loads(r.stdout)["steps"]
+def soak_args(srv: servers.Handle, cwd: Path, *extra: str) -> list[str]:
+    """``python -m harness run`` for a 4-connection soak long enough for a trend (10 s)."""
+    return [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{srv.port}",
+            "--conns", "4", "--server-pid", str(srv.pid), "--monitor-interval", "0.5",
+            "--json", *extra, *common(cwd)]
+
+
+@pytest.fixture(scope="module")
+def soaks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict, str]]:
+    """The two soaks, run at once (each is 10-11 s of waiting on a server; neither asserts
+    a figure that the other's load could move): exit code, JSON summary and stderr each."""
+    cwd = tmp_path_factory.mktemp("soaks")
+    with servers.start("grow_memory", step=8 << 20, interval=0.5) as grow, \
+            servers.start("echo") as steady:
+        procs = {
+            "growing": subprocess.Popen(soak_args(grow, cwd / "g", "--duration", "11"),
+                                        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        stdin=subprocess.DEVNULL, text=True),
+            "steady": subprocess.Popen(soak_args(steady, cwd / "s", "--duration", "10", "--rate",
+                                                 "50"),
+                                       cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       stdin=subprocess.DEVNULL, text=True)}
+        try:
+            return {name: finished(proc) for name, proc in procs.items()}
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    stop(proc)
+
+
+def finished(proc: subprocess.Popen) -> tuple[int, dict, str]:
+    out, err = proc.communicate(timeout=120)
+    assert out.strip(), err
+    return proc.returncode, orjson.loads(out), err
+
+
+def test_soak_against_a_growing_server_says_memory_grows(
+        soaks: dict[str, tuple[int, dict, str]]) -> None:
+    code, doc, err = soaks["growing"]
+    assert ran_ok(code, doc), err
+    (step,) = doc["steps"]
     assert step["trend"]["memory_growing"], step["trend"]
     assert "memory" in step["trend"]["verdict"]
     assert step["resources"]["server"]["rss_max_bytes"] > step["resources"]["server"][
         "rss_start_bytes"]
 
 
-def test_soak_against_a_steady_server_is_stable(tmp_path: Path) -> None:
-    with servers.start("echo") as srv:
-        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4", "--duration",
-                    "10", "--server-pid", str(srv.pid), "--monitor-interval", "0.5", "--rate",
-                    "50", "--json", *common(tmp_path), cwd=tmp_path)
-    (step,) = orjson.loads(r.stdout)["steps"]
+def test_soak_against_a_steady_server_is_stable(soaks: dict[str, tuple[int, dict, str]]
+                                                ) -> None:
+    _, doc, _ = soaks["steady"]
+    (step,) = doc["steps"]
     assert not step["trend"]["memory_growing"], step["trend"]
 
 

@@ -6,6 +6,7 @@ without sockets."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -168,8 +169,28 @@ def two_agents(tmp_path: Path) -> Iterator[Cluster]:
         c.close()
 
 
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One scheduler with agents a1 and a2 for the module's tests that leave both agents
+    running (starting them costs 2-5 s a test on the 2-core machines)."""
+    with two_agents(tmp_path_factory.mktemp("cluster")) as c:
+        yield c
+
+
 @pytest.fixture()
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(shared_cluster: Cluster, tmp_path: Path) -> Cluster:
+    """The module's cluster, its two agents checked alive, with this test's folder for its
+    runs' results and output (the processes are the shared ones)."""
+    dead = {n: p.returncode for n, p in shared_cluster.agents.items() if p.poll() is not None}
+    assert not dead, f"an agent of the shared cluster exited: {dead}"
+    view = copy.copy(shared_cluster)
+    view.tmp = tmp_path
+    return view
+
+
+@pytest.fixture()
+def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A scheduler with agents a1 and a2 of its own, for a test that kills one."""
     with two_agents(tmp_path) as c:
         yield c
 
@@ -256,7 +277,8 @@ def test_a_start_that_cannot_be_kept_is_refused_and_the_step_marked_partial(
 
 @pytest.mark.e2e
 def test_an_agent_killed_mid_run_is_named_at_once_and_the_others_data_kept(
-        cluster: Cluster) -> None:
+        fresh_cluster: Cluster) -> None:
+    cluster = fresh_cluster
     victim = cluster.agents["a2"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
@@ -279,31 +301,6 @@ def test_an_agent_killed_mid_run_is_named_at_once_and_the_others_data_kept(
     assert rows["a1"]["received"] > 0
     assert doc["steps"][0]["received"] == rows["a1"]["received"]
     assert rows["a2"]["lost"] and rows["a2"]["noticed_wall_ns"] - killed < 1.5e9
-
-
-@pytest.mark.e2e
-def test_ctrl_c_mid_step_stops_every_agent_and_keeps_what_they_measured(
-        cluster: Cluster) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
-         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
-         "--duration", "60", "--warmup", "0.2"],
-        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(4.0)  # measuring
-        t = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=40)
-        took = time.monotonic() - t
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, err
-    assert "interrupted" in err and took < 20
-    doc = json.loads(out)
-    assert doc["partial"] and doc["steps"][0]["received"] > 0
-    rows = doc["cluster"]["steps"][0]["machines"]
-    assert len(rows) == 2 and all(m["received"] > 0 for m in rows)
 
 
 def _chat_nodes(tmp: Path, bind: str = "127.0.0.1") -> tuple[subprocess.Popen, list[str]]:
@@ -350,6 +347,31 @@ def test_a_chat_fan_out_over_two_machines_delivers_exactly_m_times_s_plus_n(
     assert [m["deliveries_expected"] for m in rows] == [5000, 5000]
     assert [m["deliveries"] for m in rows] == [5000, 5000]
     assert all(m["lost"] == 0 for m in rows)
+
+
+@pytest.mark.e2e
+def test_ctrl_c_mid_step_stops_every_agent_and_keeps_what_they_measured(
+        cluster: Cluster) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
+         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
+         "--duration", "60", "--warmup", "0.2"],
+        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.0)  # measuring
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=40)
+        took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "interrupted" in err and took < 20
+    doc = json.loads(out)
+    assert doc["partial"] and doc["steps"][0]["received"] > 0
+    rows = doc["cluster"]["steps"][0]["machines"]
+    assert len(rows) == 2 and all(m["received"] > 0 for m in rows)
 
 
 def _other_clock() -> list[str]:
@@ -501,7 +523,7 @@ def _sh(*cmd: str) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=20)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def hosts() -> Iterator[Hosts]:
     h = Hosts(3)
     try:
@@ -513,6 +535,28 @@ def hosts() -> Iterator[Hosts]:
         yield h
     finally:
         h.close()
+
+
+@pytest.fixture(scope="module")
+def three_hosts(hosts: Hosts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A scheduler on the gateway and an agent in each namespace host, shared by the
+    module's namespace tests (each brings its own server)."""
+    c = Cluster(tmp_path_factory.mktemp("netns"))
+    try:
+        _three_hosts(c, hosts)
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture()
+def ns_cluster(three_hosts: Cluster, tmp_path: Path) -> Cluster:
+    """The namespace hosts' cluster, its agents checked alive, with this test's folder."""
+    dead = {n: p.returncode for n, p in three_hosts.agents.items() if p.poll() is not None}
+    assert not dead, f"an agent of the namespace hosts exited: {dead}"
+    view = copy.copy(three_hosts)
+    view.tmp = tmp_path
+    return view
 
 
 def _echo_server(tmp: Path, bind: str) -> tuple[subprocess.Popen, str]:
@@ -536,17 +580,14 @@ def _three_hosts(c: Cluster, hosts: Hosts) -> None:
 
 @pytest.mark.e2e
 def test_three_namespace_hosts_merge_to_the_counts_of_one_host_running_the_plan(
-        tmp_path: Path, hosts: Hosts) -> None:
+        tmp_path: Path, hosts: Hosts, ns_cluster: Cluster) -> None:
     server, target = _echo_server(tmp_path, hosts.gateway)
-    c = Cluster(tmp_path)
     try:
-        _three_hosts(c, hosts)
         plan = ["--host", target, "--conns", "6", "--messages", "600", "--warmup", "0"]
-        r, doc = run_json(c, *plan)
+        r, doc = run_json(ns_cluster, *plan)
         one = harness_process("run", "--json", "--no-report", "--results-dir",
                               str(tmp_path / "one"), "--workers", "2", *plan, cwd=tmp_path)
     finally:
-        c.close()
         stop(server)
     assert doc is not None
     assert ran_ok(r.returncode, doc), r.stderr
@@ -563,15 +604,12 @@ def test_three_namespace_hosts_merge_to_the_counts_of_one_host_running_the_plan(
 
 @pytest.mark.e2e
 def test_a_chat_fan_out_across_three_namespace_hosts_delivers_exactly_m_times_s_plus_n(
-        tmp_path: Path, hosts: Hosts) -> None:
+        tmp_path: Path, hosts: Hosts, ns_cluster: Cluster) -> None:
     server, nodes = _chat_nodes(tmp_path, hosts.gateway)
-    c = Cluster(tmp_path)
     try:
-        _three_hosts(c, hosts)
-        r, doc = run_json(c, "--workload", "chat", "--host", ",".join(nodes), "--conns", "6",
-                          "--listen", "3", "--messages", "1000", "--warmup", "0")
+        r, doc = run_json(ns_cluster, "--workload", "chat", "--host", ",".join(nodes),
+                          "--conns", "6", "--listen", "3", "--messages", "1000", "--warmup", "0")
     finally:
-        c.close()
         stop(server)
     assert doc is not None
     assert ran_ok(r.returncode, doc), r.stderr

@@ -34,7 +34,7 @@ from harness.report import results
 from tests import servers
 from tests.busy import ran_ok
 from tests.receivers import Mailbox, Receiver
-from tests.support import free_port, harness
+from tests.support import free_port, harness, wait_connections
 
 PAIRS = 10
 # Limits for 0.6 s runs on a 2-core machine shared with other test runs: the delay server's
@@ -521,7 +521,8 @@ def test_a_run_cut_short_alerts_after_its_partial_results_are_written(
          "--conns", "2", "--duration", "20", "--warmup", "0.1", "--workers", "1", "--json",
          "--no-report", "--config", str(conf), "--results-dir", str(tmp_path / "results")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    time.sleep(2.0)  # inside the measure window
+    wait_connections(runs["port2"], 2)
+    time.sleep(0.6)  # and past the 0.1 s warm-up, inside the measure window
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err.decode()

@@ -51,7 +51,7 @@ def test_cluster_of_three_delivers_exactly_m_times_s_plus_n(serve_chat_cluster, 
     hosts = ",".join(serve_chat_cluster)
     r = harness("run", "--workload", "chat", "--host", hosts, "--push-conns", "3", "--listen",
                 "1", "--messages", "100", "--inflight", "4", "--warmup", "0", "--workers", "1",
-                "--json", "--results-dir", str(tmp_path), cwd=str(tmp_path))
+                "--json", "--no-report", "--results-dir", str(tmp_path), cwd=str(tmp_path))
     assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr
     (s,) = orjson.loads(r.stdout)["steps"]
     assert s["deliveries_expected"] == 600  # m * (s + n) = 100 * (3 + 3)
@@ -116,7 +116,7 @@ def test_message_sweep_reports_messages_as_the_load(tmp_path):
         h, p = server.addresses[0]
         r = harness("run", "--workload", "chat", "--host", f"{h}:{p}", "--conns", "2",
                     "--messages", "10,50", "--warmup", "0", "--workers", "1", "--json",
-                    "--results-dir", str(tmp_path), cwd=str(tmp_path))
+                    "--no-report", "--results-dir", str(tmp_path), cwd=str(tmp_path))
     finally:
         server.stop()
     assert ran_ok(r.returncode, orjson.loads(r.stdout)), r.stderr

@@ -423,8 +423,8 @@ def test_a_raw_tcp_run_at_an_http_server_says_use_an_http_url_and_exits_3(
         nginx: tuple[int, int, Path], tmp_path: Path, framing: str) -> None:
     port = nginx[0]
     r = harness("run", "--host", f"127.0.0.1:{port}", "--conns", "2", "--duration", "0.5",
-                "--warmup", "0", "--workers", "1", "--framing", framing, "--no-report",
-                "--results-dir", str(tmp_path), cwd=tmp_path)
+                "--warmup", "0", "--workers", "1", "--framing", framing, "--timeout", "1",
+                "--no-report", "--results-dir", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     (line,) = [x for x in r.stderr.splitlines() if "no valid reply" in x]
     # len32 cuts the response's tail first; the status line is still what is quoted

@@ -79,7 +79,7 @@ def run_json(tmp: Path) -> dict:
 def test_stream_gives_each_second_merged_exactly_and_a_late_client_the_history(
         tmp_path: Path) -> None:
     proc, url = start_live_run(tmp_path, "--conns", "2,4", "--duration", "3", "--warmup",
-                               "0.5", "--workers", "2", "--live-linger", "2")
+                               "0.5", "--workers", "2", "--live-linger", "2", "--no-report")
     try:
         got: dict[str, list] = {}
         first = threading.Thread(target=lambda: got.setdefault("a", read_events(url)))
@@ -127,7 +127,7 @@ def test_stream_gives_each_second_merged_exactly_and_a_late_client_the_history(
 @pytest.mark.e2e
 def test_the_page_is_read_only_and_served_on_loopback(tmp_path: Path) -> None:
     proc, url = start_live_run(tmp_path, "--conns", "2", "--duration", "1", "--warmup",
-                               "0.2", "--live-linger", "3")
+                               "0.2", "--live-linger", "3", "--no-report")
     try:
         assert url.startswith("http://127.0.0.1:")
         host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)

@@ -70,8 +70,8 @@ def test_the_live_page_renders_the_run_and_agrees_with_run_json(tmp_path: Path,
                                                                  server: str) -> None:
     with servers.start(server, framing="len32", **SERVERS[server]) as srv:
         proc, url = start_live_run(tmp_path, "--host", f"127.0.0.1:{srv.port}",
-                                   "--conns", "2,4", "--duration", "3", "--warmup", "0.5",
-                                   "--timeout", "0.3", "--live-linger", "60")
+                                   "--conns", "2,4", "--duration", "2", "--warmup", "0.5",
+                                   "--timeout", "0.3", "--live-linger", "60", "--no-report")
         driver = browser()
         try:
             driver.get(url)

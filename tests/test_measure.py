@@ -7,6 +7,7 @@ fault-injecting ones in tests/servers.py, each in its own process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
@@ -26,7 +27,7 @@ from harness.wire.poller import Poller
 from harness.worker.worker import Worker, connect_kind
 from tests import servers
 from tests.busy import skip_if_busy
-from tests.support import plan_for, run_plan
+from tests.support import plan_for, run_plan, run_plans_at_once
 from workloads import load
 
 
@@ -54,9 +55,10 @@ def test_open_loop_shows_stalls_closed_loop_hides_them() -> None:
     measures from the intended send, so ~5% of messages carry part of the stall: p99 is
     large. Closed loop at the same rate (think 10 ms) has one message per connection caught
     in each stall (~0.5%): its p99 stays small. That gap is coordinated omission."""
-    with servers.start("stall", period=2.0, pause=0.1) as srv:
-        (open_,) = run_plan(plan_for(host(srv), rate=100.0, duration=4.0, conns="5"))
-        (closed,) = run_plan(plan_for(host(srv), think=0.01, duration=4.0, conns="5"))
+    with servers.start("stall", period=2.0, pause=0.1) as srv:  # both runs at once (4 s)
+        [(open_,), (closed,)] = run_plans_at_once([
+            plan_for(host(srv), rate=100.0, duration=4.0, conns="5"),
+            plan_for(host(srv), think=0.01, duration=4.0, conns="5")])
     assert open_["latency_ms"]["p99"] > 40.0, open_["latency_ms"]
     assert closed["latency_ms"]["p99"] < 20.0, closed["latency_ms"]
     assert closed["latency_ms"]["max"] > 40.0  # the stall did happen during the closed run
@@ -280,16 +282,46 @@ def test_a_server_that_holds_the_socket_full_is_not_the_client_being_slow() -> N
     assert not s["client_bound"], (s["behind_schedule"], s["client_cpu_pct"])
 
 
-def chaos_run(tmp_path: Path, seed: int, framing: str) -> tuple[dict, dict[str, int]]:
-    """One chaos run: 16 connections x 120 messages, 4 in flight, against a server that
-    resets, closes, and sends junk and oversized frames at random (seeded)."""
-    log = tmp_path / f"chaos-{seed}-{framing}.log"
+CHAOS_CASES = [(1, "len32"), (2, "newline"), (18, "newline")]
+
+
+def chaos_server(seed: int, framing: str, log: Path) -> contextlib.AbstractContextManager:
+    """A server that resets, closes, and sends junk and oversized frames at random
+    (seeded), each fault a line in ``log``."""
     log.unlink(missing_ok=True)
-    with servers.start("chaos", framing=framing, seed=seed, log=str(log), reset=0.003,
-                       fin=0.003, garbage=0.03, oversize=0.003, big=8192) as srv:
-        (s,) = run_plan(plan_for(host(srv), framing=framing, conns="16", messages="1920",
-                                 inflight=4, warmup=0.0, max_frame=4096, timeout=5.0))
+    return servers.start("chaos", framing=framing, seed=seed, log=str(log), reset=0.003,
+                         fin=0.003, garbage=0.03, oversize=0.003, big=8192)
+
+
+def chaos_plan(srv: servers.Handle, framing: str) -> Plan:
+    """16 connections x 120 messages, 4 in flight; a 5 s reply timeout."""
+    return plan_for(host(srv), framing=framing, conns="16", messages="1920", inflight=4,
+                    warmup=0.0, max_frame=4096, timeout=5.0)
+
+
+def chaos_run(tmp_path: Path, seed: int, framing: str) -> tuple[dict, dict[str, int]]:
+    """One chaos run: the step's summary and the server's fault log."""
+    log = tmp_path / f"chaos-{seed}-{framing}.log"
+    with chaos_server(seed, framing, log) as srv:
+        (s,) = run_plan(chaos_plan(srv, framing))
     return s, servers.chaos_log(str(log))
+
+
+@pytest.fixture(scope="module")
+def chaos_runs(tmp_path_factory: pytest.TempPathFactory
+               ) -> dict[tuple[int, str], tuple[dict, dict[str, int]]]:
+    """The chaos runs of CHAOS_CASES, all at once (each waits its 5 s reply timeout out for
+    the messages the server mangled, so 3 in a row took 15 s; they share no server and
+    count exactly, so the others' load cannot move a figure): the summary and the fault
+    log of each (seed, framing)."""
+    tmp = tmp_path_factory.mktemp("chaos")
+    logs = {case: tmp / f"chaos-{case[0]}-{case[1]}.log" for case in CHAOS_CASES}
+    with contextlib.ExitStack() as stack:
+        plans = [chaos_plan(stack.enter_context(chaos_server(seed, framing, log)), framing)
+                 for (seed, framing), log in logs.items()]
+        summaries = run_plans_at_once(plans)
+    return {case: (s, servers.chaos_log(str(logs[case])))
+            for case, (s,) in zip(CHAOS_CASES, summaries, strict=True)}
 
 
 def chaos_matches(s: dict, faults: dict[str, int]) -> bool:
@@ -299,10 +331,10 @@ def chaos_matches(s: dict, faults: dict[str, int]) -> bool:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("seed", "framing"), [(1, "len32"), (2, "newline"), (18, "newline")])
-def test_chaos_counts_by_kind_equal_the_servers_fault_log(tmp_path: Path, seed: int,
+@pytest.mark.parametrize(("seed", "framing"), CHAOS_CASES)
+def test_chaos_counts_by_kind_equal_the_servers_fault_log(chaos_runs: dict, seed: int,
                                                            framing: str) -> None:
-    s, faults = chaos_run(tmp_path, seed, framing)
+    s, faults = chaos_runs[(seed, framing)]
     assert sum(faults.values()) > 10, faults  # the run did meet faults of every sort
     assert chaos_matches(s, faults), (s["errors"], faults)
     assert s["duplicates"] == 0 and s["received"] + s["lost"] == s["sent"]

@@ -23,7 +23,7 @@ from harness.run.shares import build_shares
 from harness.wire.poller import Poller
 from harness.worker.worker import Worker
 from tests import servers
-from tests.support import harness, plan_for, run_plan
+from tests.support import harness, plan_for, run_plan, wait_connections
 from workloads import load
 
 
@@ -161,7 +161,7 @@ def test_a_group_sigterm_as_timeout_sends_keeps_the_measured_step(tmp_path: Path
             ["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4,6", "--duration", "5",
              "--warmup", "0.1", "--workers", "2", "--no-report",
              "--results-dir", str(tmp_path / "r")], tmp_path)
-        time.sleep(2.5)  # inside the first step's measure window
+        measuring(srv.port, 4)
         os.killpg(proc.pid, signal.SIGTERM)
         out, err = finish(proc)
     assert "Traceback" not in err, err
@@ -172,6 +172,14 @@ def test_a_group_sigterm_as_timeout_sends_keeps_the_measured_step(tmp_path: Path
     assert step["conns"] == 4 and step["partial"] is True and step["received"] > 0
     assert sum(step["errors"].values()) == 0 and step["lost"] == 0
     assert "interrupted" in err
+
+
+def measuring(port: int, conns: int) -> None:
+    """Until the step's ``conns`` connections to ``port`` are established, then past its
+    0.1 s warm-up into the measure window (a fixed sleep was too short on a busy machine and
+    longer than needed on a quiet one)."""
+    wait_connections(port, conns)
+    time.sleep(0.6)
 
 
 def run_in_pty(args: list[str], cwd: Path, press_at: float, timeout: float = 60
@@ -274,7 +282,8 @@ def test_ctrl_c_while_connections_hang_stops_within_seconds(tmp_path: Path) -> N
              "--connect-timeout", "30", "--duration", "1", "--no-report", "--results-dir",
              str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL)
-        time.sleep(3)
+        wait_connections(hole.getsockname()[1], 6, established=False)  # every connect tried
+        time.sleep(0.5)  # and hanging
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
         proc.communicate(timeout=30)
@@ -293,7 +302,7 @@ def test_a_worker_killed_mid_step_is_named_and_the_others_figures_kept(tmp_path:
             ["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4,6", "--duration", "4",
              "--warmup", "0.1", "--workers", "2", "--no-report",
              "--results-dir", str(tmp_path / "r")], tmp_path)
-        time.sleep(2.5)  # inside the first step's measure window
+        measuring(srv.port, 4)
         workers = psutil.Process(proc.pid).children()  # forked workers only (no embedded)
         assert len(workers) == 2, workers
         victim = workers[0].pid

@@ -54,3 +54,19 @@ def test_env_replaces_the_environment_and_bytes_come_back_undecoded(tmp_path: Pa
     r = harness("run", cwd=tmp_path, env={"PATH": os.environ.get("PATH", "")}, text=False)
     assert r.returncode == 2 and isinstance(r.stderr, bytes)
     assert b"bogus" in r.stderr and r.stderr.count(b"\n") == 1
+
+
+
+@pytest.mark.e2e
+def test_plans_run_at_once_give_each_plans_summaries_in_order_and_a_failure_raises() -> None:
+    from tests import servers
+    from tests.support import plan_for, run_plans_at_once
+    with servers.start("echo") as srv:
+        plans = [plan_for(f"127.0.0.1:{srv.port}", messages=n, conns="2", warmup=0.0)
+                 for n in ("40", "60,80")]
+        got = run_plans_at_once(plans)
+        assert [[s["sent"] for s in steps] for steps in got] == [[40], [60, 80]]
+        assert all(s["lost"] == 0 for steps in got for s in steps)
+        unresolvable = plan_for("no-such-host.invalid:7", messages="10", warmup=0.0)
+        with pytest.raises(AssertionError, match="a forked run failed"):
+            run_plans_at_once([plans[0], unresolvable])

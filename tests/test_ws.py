@@ -235,6 +235,14 @@ def storm_run(tmp_path: Path, scheme: str, server: tuple[str, ...], *flags: str,
     """--scenario reconnect-storm (8 connections at 20 msgs/s for 4 s) against an echo
     server that is restarted (on the same port) 1.5 s into the step: the step's summary,
     and the table (with ``table``) or stderr."""
+    s, out, err = storm_outputs(tmp_path, scheme, server, *flags, table=table)
+    return s, (out if table else err)
+
+
+def storm_outputs(tmp_path: Path, scheme: str, server: tuple[str, ...], *flags: str,
+                  table: bool = False) -> tuple[dict, str, str]:
+    """:func:`storm_run`'s run: the step's summary (from the --json document, or with
+    ``table`` from run.json, the same document), stdout and stderr."""
     with ws_server("echo", *server) as (port,):
         run = subprocess.Popen(
             [sys.executable, "-m", "harness", "run", "--scenario", "reconnect-storm",
@@ -253,9 +261,8 @@ def storm_run(tmp_path: Path, scheme: str, server: tuple[str, ...], *flags: str,
         s = orjson.loads(run_json.read_bytes())["steps"][0]
     else:
         (s,) = orjson.loads(out)["steps"]
-        out = err
     assert 0 < s["storm"]["at_s"] < restart_s  # the restart, less harness's own start-up
-    return s, out
+    return s, out, err
 
 
 def wait_established(port: int, n: int, deadline: float) -> None:
@@ -286,18 +293,26 @@ def assert_storm_recovered(s: dict, err: str) -> None:
     assert storm["recovery_ms"] - storm["back_ms"] < 1000
 
 
+@pytest.fixture(scope="module")
+def ws_storm(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, str]:
+    """One storm over ws:// for the two tests below (each run takes ~5 s): the table on
+    stdout, and run.json's step, which is the document --json would print (cli's
+    show_summary prints the run's doc either way)."""
+    return storm_outputs(tmp_path_factory.mktemp("storm"), "ws", (), table=True)
+
+
 @pytest.mark.e2e
-def test_a_reconnect_storm_brings_every_connection_back_counted_and_timed(tmp_path: Path
-                                                                          ) -> None:
+def test_a_reconnect_storm_brings_every_connection_back_counted_and_timed(
+        ws_storm: tuple[dict, str, str]) -> None:
     # the server restarts mid-step: every connection is closed at once (1001), and each
     # comes back after a backoff once the new server listens on the same port
-    s, err = storm_run(tmp_path, "ws", ())
+    s, _, err = ws_storm
     assert_storm_recovered(s, err)
 
 
 @pytest.mark.e2e
-def test_the_table_names_the_storm_and_its_recovery(tmp_path: Path) -> None:
-    s, out = storm_run(tmp_path, "ws", (), table=True)
+def test_the_table_names_the_storm_and_its_recovery(ws_storm: tuple[dict, str, str]) -> None:
+    s, out, _ = ws_storm
     storm = s["storm"]
     (line,) = [ln for ln in out.splitlines() if ln.startswith("conns=8: ")]
     assert (f"reconnect storm: 8 connections dropped at {storm['at_s']:.1f} s: all "

@@ -47,3 +47,20 @@ def wait_listening(proc: subprocess.Popen, *ports: int, name: str = "the server"
                 stop(proc)
                 raise RuntimeError(f"{name} did not listen on {port} within {within_s:g} s")
             time.sleep(0.05)
+
+
+def wait_connections(port: int, n: int, within_s: float = 30.0,
+                     established: bool = True) -> None:
+    """Return once ``n`` client connections to 127.0.0.1:``port`` exist on this machine
+    (established ones only, unless ``established`` is False: then any state, a connect
+    still in SYN-SENT too). AssertionError if ``within_s`` passes first."""
+    import psutil
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        found = sum(1 for c in psutil.net_connections(kind="tcp")
+                    if c.raddr and c.raddr.port == port
+                    and (not established or c.status == psutil.CONN_ESTABLISHED))
+        if found >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{n} connections to port {port} did not appear in {within_s:g} s")
