@@ -1,8 +1,10 @@
 """Opening a step's connections: the connect loop over a transport, at a rate, bounded by a
-deadline, each connect timed when it completes."""
+deadline, each connect timed when it completes; and the reads of a protocol's own handshake
+after TCP (:func:`hello_read`: WebSocket's upgrade, MQTT's CONNECT, Socket.IO's open)."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 
@@ -54,3 +56,30 @@ def give_up(tp: Transport, want: int, launched: int) -> None:
     for i in range(want):
         if i >= launched or (tp.socks[i] is not None and not tp.alive[i]):
             tp.fail(i, tp.late_kind(i))
+
+
+def hello_read(tp: Transport, i: int, most: int, reset: str = "connect_reset") -> bytes | int:
+    """What has come on connection ``i`` during its protocol's own handshake (TCP is up, the
+    connection not open yet; with TLS, with what OpenSSL still holds of its record), or how
+    it settled here: 0 nothing yet (it would block), 1 it failed, counted once: a reset as
+    ``reset`` (a failed connect, by default), another error by its kind, the peer's close
+    as ``closed``."""
+    s = tp.socks[i]
+    assert s is not None  # (an event on it)
+    try:
+        got = s.recv(most)
+        while got and isinstance(s, ssl.SSLSocket) and s.pending():
+            more = s.recv(s.pending())
+            if not more:
+                break
+            got += more
+    except tp.would_block:
+        return 0
+    except OSError as exc:
+        kind = tp.error_kind(exc)
+        tp.fail(i, reset if kind == "reset" else kind)
+        return 1
+    if not got:
+        tp.fail(i, "closed")
+        return 1
+    return got

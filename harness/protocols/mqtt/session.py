@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import time
 from collections.abc import Callable
 
@@ -43,6 +42,7 @@ from harness.protocols.mqtt.packets import (
     subscribe,
 )
 from harness.protocols.mqtt.stream import MqttProtocol
+from harness.wire.connects import hello_read
 from harness.wire.poller import READ
 from harness.wire.transport import Reads, Transport
 
@@ -105,18 +105,8 @@ class MqttTransport(Transport):
             return 0
         if not self.waiting[i]:
             return super().finish_connect(i)
-        try:
-            got = _take(s)
-        except self.would_block:
-            return 0
-        except OSError as exc:
-            kind = self.error_kind(exc)
-            self.fail(i, "connect_reset" if kind == "reset" else kind)
-            return 1
-        if not got:
-            self.fail(i, "closed")
-            return 1
-        return self._answers(i, self.hello[i] + got)
+        got = hello_read(self, i, MAX_HELLO)
+        return got if isinstance(got, int) else self._answers(i, self.hello[i] + got)
 
     def _answers(self, i: int, data: bytes) -> int:
         """Read the CONNACK (and SUBACK) from ``data``; 1 when settled."""
@@ -246,17 +236,6 @@ class MqttTransport(Transport):
                 with contextlib.suppress(OSError):
                     s.send(BYE)
         super().close_all()
-
-
-def _take(s: socket.socket) -> bytes:
-    """The bytes that have come (with TLS, with what OpenSSL still holds of its record)."""
-    got = s.recv(MAX_HELLO)
-    while got and isinstance(s, ssl.SSLSocket) and s.pending():
-        more = s.recv(s.pending())
-        if not more:
-            break
-        got += more
-    return got
 
 
 __all__ = ["MqttTransport"]

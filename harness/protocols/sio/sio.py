@@ -33,12 +33,14 @@ import orjson
 from harness.protocols.sio import packet
 from harness.protocols.sio.packet import Head, PacketError
 from harness.protocols.sio.settings import SioOptions
+from harness.protocols.ws.handshake import MAX_HEAD
 from harness.protocols.ws.ws import WsTransport
 from harness.protocols.ws.wsframe import OP_PONG, OP_TEXT, Deframer, encode_frame
 from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
 from harness.protocols.ws.wstext import TextProtocol
 from harness.wire import stamp
 from harness.wire.batch import Outbound
+from harness.wire.connects import hello_read
 from harness.wire.framing import Framing
 from harness.wire.inbound import Parsed
 
@@ -242,17 +244,8 @@ class SioTransport(WsTransport):
         if s is None or not self.phase[i]:
             settled = super().finish_connect(i)
             return 0 if self.phase[i] else settled
-        try:
-            got = self._take(s)
-        except self.would_block:
-            return 0
-        except OSError as exc:
-            self.fail(i, self.error_kind(exc))
-            return 1
-        if not got:
-            self.fail(i, "closed")
-            return 1
-        return self._engine(i, self.early_bytes[i] + got)
+        got = hello_read(self, i, MAX_HEAD, reset="reset")  # (TCP and the upgrade are done)
+        return got if isinstance(got, int) else self._engine(i, self.early_bytes[i] + got)
 
     def _opened(self, i: int, now: int) -> None:
         """The upgrade is done: not open yet, the Engine.IO handshake begins (with the bytes

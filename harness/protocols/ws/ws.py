@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
-import ssl
 import time
 
 import numpy as np
@@ -55,6 +54,7 @@ from harness.protocols.ws.wsframe import (
     encode_frame,
 )
 from harness.protocols.ws.wsproto import WsProtocol
+from harness.wire.connects import hello_read
 from harness.wire.poller import READ
 from harness.wire.transport import Reads, Transport
 
@@ -105,29 +105,8 @@ class WsTransport(Transport):
             return 0
         if self.hs[i] is None:
             return super().finish_connect(i)
-        try:
-            got = self._take(s)
-        except self.would_block:
-            return 0
-        except OSError as exc:
-            kind = self.error_kind(exc)
-            self.fail(i, "connect_reset" if kind == "reset" else kind)
-            return 1
-        if not got:
-            self.fail(i, "closed")
-            return 1
-        return self._head(i, self.head[i] + got)
-
-    def _take(self, s: socket.socket) -> bytes:
-        """The bytes of the response head that have come (with TLS, with what OpenSSL still
-        holds of its record)."""
-        got = s.recv(MAX_HEAD)
-        while got and isinstance(s, ssl.SSLSocket) and s.pending():
-            more = s.recv(s.pending())
-            if not more:
-                break
-            got += more
-        return got
+        got = hello_read(self, i, MAX_HEAD)
+        return got if isinstance(got, int) else self._head(i, self.head[i] + got)
 
     def opened(self, i: int, s: socket.socket, now: int) -> int:
         """TCP (and TLS) is up: write the upgrade request (0: not settled yet)."""
