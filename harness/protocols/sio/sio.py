@@ -126,21 +126,12 @@ class SioProtocol(TextProtocol):
     def build(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
               tint: np.ndarray | int, delay: np.ndarray | int
               ) -> tuple[memoryview, np.ndarray, np.ndarray]:
-        t, n = self.template, len(gid)
-        if n > len(self.rows):
-            self.rows = np.empty((max(n, 2 * len(self.rows)), t.size), dtype=np.uint8)
-            self.rows[:] = t.row
-        kinds = np.zeros(n, dtype=np.uint16)
-        seqs = np.arange(seq0, seq0 + n, dtype=np.int64)
-        st = stamp.make(gid, seqs.astype(np.uint32), kinds, self.worker, delay, tint, self.key)
-        rows = self.rows[:n]
-        rows[:, t.col:t.col + stamp.ASCII_SIZE] = stamp.to_bytes(st, True)
+        rows, ends, kinds = self.stamped.stamped(gid, seq0, tint, delay)
         if self.acks is not None:
-            ids = seqs & 0xFFFFFFFF  # (the stamp's seq: u32)
-            at = t.ack_col  # type: ignore[attr-defined]
+            ids = np.arange(seq0, seq0 + len(gid), dtype=np.int64) & 0xFFFFFFFF  # stamp's seq
+            at = self.template.ack_col  # type: ignore[attr-defined]
             rows[:, at:at + packet.ACK_WIDTH] = (ids[:, None] // _POW10 % 10 + 48)
             self.acks.sent(ids, tint)
-        ends = np.arange(t.size, (n + 1) * t.size, t.size, dtype=np.int64)
         return (*self.frame(rows.data.cast("B"), ends, idx, counts, OP_TEXT), kinds)
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],

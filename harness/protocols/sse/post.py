@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.protocols.ws.wstemplate import TextTemplate
-from harness.wire import stamp
+from harness.protocols.ws.wstemplate import StampedRows, TextTemplate
 
 MAX_HEAD = 16 * 1024  # most bytes of a response head
 
@@ -31,26 +30,14 @@ class PostRequests:
                  key: int) -> None:
         head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {template.size}\r\n\r\n").encode()
-        self.row = np.concatenate((np.frombuffer(head, dtype=np.uint8), template.row))
-        self.col = len(head) + template.col
-        self.size = len(self.row)
-        self.worker = worker
-        self.key = key
-        self.rows = np.empty((0, self.size), dtype=np.uint8)
+        row = np.concatenate((np.frombuffer(head, dtype=np.uint8), template.row))
+        self.stamped = StampedRows(row, len(head) + template.col, worker, key)
+        self.size = len(row)  # one POST's bytes
 
     def build(self, gid: np.ndarray, seq0: int, tint: np.ndarray | int,
               delay: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:
         """The round's requests (``gid``: the sender of each): bytes, each one's end, kinds."""
-        n = len(gid)
-        if n > len(self.rows):
-            self.rows = np.empty((max(n, 2 * len(self.rows)), self.size), dtype=np.uint8)
-            self.rows[:] = self.row
-        kinds = np.zeros(n, dtype=np.uint16)
-        st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds, self.worker,
-                        delay, tint, self.key)
-        rows = self.rows[:n]
-        rows[:, self.col:self.col + stamp.ASCII_SIZE] = stamp.to_bytes(st, True)
-        ends = np.arange(self.size, (n + 1) * self.size, self.size, dtype=np.int64)
+        rows, ends, kinds = self.stamped.stamped(gid, seq0, tint, delay)
         return rows.data.cast("B"), ends, kinds
 
 

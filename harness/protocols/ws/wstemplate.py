@@ -42,3 +42,30 @@ class TextTemplate:
         self.col = len(pre.encode())
         self.size = len(self.row)
         self.overhead = overhead
+
+
+class StampedRows:
+    """A round's messages from one laid-out message (``row``, its stamp at ``col``): a
+    (messages, size) array grown as needed, the message written into it once, only the
+    stamp columns per round. WebSocket text, Socket.IO emits and SSE POSTs build from it."""
+
+    def __init__(self, row: np.ndarray, col: int, worker: int, key: int) -> None:
+        self.row, self.col, self.size = row, col, len(row)
+        self.worker, self.key = worker, key
+        self.rows = np.empty((0, self.size), dtype=np.uint8)
+
+    def stamped(self, gid: np.ndarray, seq0: int, tint: np.ndarray | int,
+                delay: np.ndarray | int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The round's ``len(gid)`` messages (``gid``: each one's sender; seqs from
+        ``seq0``), stamped: the rows, each one's end in their bytes, their kinds (0)."""
+        n = len(gid)
+        if n > len(self.rows):
+            self.rows = np.empty((max(n, 2 * len(self.rows)), self.size), dtype=np.uint8)
+            self.rows[:] = self.row
+        kinds = np.zeros(n, dtype=np.uint16)
+        st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds, self.worker,
+                        delay, tint, self.key)
+        rows = self.rows[:n]
+        rows[:, self.col:self.col + stamp.ASCII_SIZE] = stamp.to_bytes(st, True)
+        ends = np.arange(self.size, (n + 1) * self.size, self.size, dtype=np.int64)
+        return rows, ends, kinds

@@ -22,7 +22,7 @@ import orjson
 
 from harness.protocols.ws.wsframe import OP_TEXT
 from harness.protocols.ws.wsproto import WsProtocol
-from harness.protocols.ws.wstemplate import STAMP_FIELD, TextTemplate
+from harness.protocols.ws.wstemplate import STAMP_FIELD, StampedRows, TextTemplate
 from harness.wire import stamp
 from harness.wire.batch import Outbound
 from harness.wire.framing import Framing
@@ -40,21 +40,12 @@ class TextProtocol(WsProtocol):
         self.worker = worker
         self.template = template
         self.match = match
-        self.rows = np.empty((0, template.size), dtype=np.uint8)
+        self.stamped = StampedRows(template.row, template.col, worker, key)
 
     def build(self, gid: np.ndarray, idx: np.ndarray, counts: np.ndarray, seq0: int,
               tint: np.ndarray | int, delay: np.ndarray | int
               ) -> tuple[memoryview, np.ndarray, np.ndarray]:
-        n, t = len(gid), self.template
-        if n > len(self.rows):
-            self.rows = np.empty((max(n, 2 * len(self.rows)), t.size), dtype=np.uint8)
-            self.rows[:] = t.row
-        kinds = np.zeros(n, dtype=np.uint16)
-        st = stamp.make(gid, np.arange(seq0, seq0 + n, dtype=np.uint32), kinds, self.worker,
-                        delay, tint, self.key)
-        rows = self.rows[:n]
-        rows[:, t.col:t.col + stamp.ASCII_SIZE] = stamp.to_bytes(st, True)
-        ends = np.arange(t.size, (n + 1) * t.size, t.size, dtype=np.int64)
+        rows, ends, kinds = self.stamped.stamped(gid, seq0, tint, delay)
         return (*self.frame(rows.data.cast("B"), ends, idx, counts, OP_TEXT), kinds)
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
