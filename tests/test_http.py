@@ -274,7 +274,7 @@ def test_connection_close_reopens_and_counts_the_reconnect(nginx: tuple[int, int
 def test_a_timed_run_sending_early_books_every_request_once(
         nginx: tuple[int, int, Path]) -> None:
     """A timed closed loop sends a connection's next request as soon as its response is
-    read (harness.wire.transport.Early): nginx logs exactly the requests harness booked, each
+    read (harness.wire.rounds.Early): nginx logs exactly the requests harness booked, each
     answered once; on the port closing every tenth, the closes still reopen, nothing lost."""
     log = nginx[2] / "items.log"
     before = len(log_lines(log))

@@ -356,7 +356,7 @@ def test_redis_ping_every_reply_counted_and_redis_agrees(redis: int, inflight: i
 def test_redis_ping_for_a_duration_sending_early_is_counted_exactly(redis: int,
                                                                      inflight: int) -> None:
     """A timed closed loop sends a connection's next PINGs as soon as its PONGs are read
-    (harness.wire.transport.Early): every request is still booked once, answered and counted."""
+    (harness.wire.rounds.Early): every request is still booked once, answered and counted."""
     redis_calls(redis)
     plan = plan_for(f"127.0.0.1:{redis}", workload="redis", inflight=inflight, warmup=0.2,
                     duration=0.5, timeout=3.0)

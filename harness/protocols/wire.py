@@ -59,7 +59,7 @@ class Wire:
 
     def early_request(self) -> bytes | None:
         """The one fixed request a connection may send as soon as its replies are read
-        (harness.wire.transport.Early), or None."""
+        (harness.wire.rounds.Early), or None."""
         return None
 
     def awaiting(self, now: int, drain_until: int) -> bool:

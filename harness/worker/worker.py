@@ -120,7 +120,7 @@ class Worker(Events):
 
     def _early(self) -> Early | None:
         """Whether connections send their next request as soon as their replies are read
-        (harness.wire.transport.Early): the closed loop without think times, stages or a message
+        (harness.wire.rounds.Early): the closed loop without think times, stages or a message
         budget, one fixed request (HTTP or redis/memcached), plain TCP, echo delivery."""
         pace = self.pace
         req = self.wire.early_request()
