@@ -58,8 +58,9 @@ def test_each_flag_is_taken_by_the_targets_it_applies_to() -> None:
     assert set(APPLIES) >= {"ws_subprotocol", "header", "accept", "redis_cmd", "mc_cmd"}
     p = plan(host="ws://127.0.0.1:5000/", ws_subprotocol="chat", ping_interval=1.0,
              header=["A: 1", "B: 2"], reconnect=True)
-    assert p.headers == (("A", "1"), ("B", "2")) and p.ws_subprotocol == "chat"
-    assert plan(ws=True, ws_compress=True).ws_compress  # the embedded --ws server
+    assert p.options.headers == (("A", "1"), ("B", "2")) and p.options.subprotocol == "chat"
+    assert p.options.ping_interval_s == 1.0 and p.options.reconnect
+    assert plan(ws=True, ws_compress=True).options.compress  # the embedded --ws server
     assert plan(host="https://127.0.0.1:5000/", accept="404").accept
     assert plan(host="127.0.0.1:5000", workload="memcached", mc_cmd="get", keys=5).requests
 

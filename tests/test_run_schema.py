@@ -174,3 +174,22 @@ def test_history_skips_a_mangled_run_with_one_warning(good: Path, tmp_path: Path
     r = harness("history", "results", cwd=tmp_path)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert "steps[0].latency_ms.p99: expected a number, got 'x'" in r.stderr, r.stderr
+
+
+def test_config_keeps_websockets_settings_at_its_top_level() -> None:
+    """WebSocket's settings live in Plan.options (harness.protocols.ws.settings.WsPlan), yet
+    run.json's config keeps its seven keys, after tls, as when they were Plan fields."""
+    from harness.report.document import plan_dict
+    from tests.support import plan_for
+    keys = ["ws_subprotocol", "headers", "ping_interval_s", "ws_text", "ws_match",
+            "reconnect", "ws_compress"]
+    text = '{"type": "m", "stamp": "{stamp}"}'
+    ws = plan_dict(plan_for("ws://127.0.0.1:1/", ws_subprotocol="chat", header="A: 1",
+                            ping_interval=2.0, ws_text=text, ws_match="type=m",
+                            reconnect=True, ws_compress=True, size="100"))
+    at = list(ws).index("tls") + 1
+    assert list(ws)[at:at + 7] == keys and "options" in ws
+    assert orjson.loads(orjson.dumps([ws[k] for k in keys])) == [
+        "chat", [["A", "1"]], 2.0, text, ["type", "m"], True, True]
+    tcp = plan_dict(plan_for("127.0.0.1:1"))
+    assert [tcp[k] for k in keys] == ["", (), 0.0, "", None, False, False]

@@ -57,7 +57,8 @@ def test_no_loss_is_no_storm() -> None:
 def test_the_reconnect_storm_scenario_presets_a_reconnecting_ws_load() -> None:
     plan = cfg.build_plan(cfg.settings(cfg.load_file(None), {"host": "ws://127.0.0.1:9/"},
                                        "reconnect-storm"))
-    assert plan.reconnect and plan.pacing.rate == 10.0
+    assert plan.options.reconnect and plan.pacing.rate == 10.0
     assert [(s.conns, s.duration_s) for s in plan.steps] == [(100, 60.0)]
     embedded = cfg.build_plan(cfg.settings(cfg.load_file(None), {}, "reconnect-storm"))
     assert embedded.embedded == "ws-echo"  # no --host: the built-in WebSocket echo target
+    assert embedded.options.reconnect  # the embedded --ws server: WebSocket's options

@@ -41,7 +41,7 @@ def test_ws_and_raw_targets_do_not_mix() -> None:
 def test_a_header_without_a_colon_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--header"):
         plan_for("ws://127.0.0.1:1/", header="Authorization Bearer x")
-    assert plan_for("ws://127.0.0.1:1/", header="Authorization: Bearer x").headers == (
+    assert plan_for("ws://127.0.0.1:1/", header="Authorization: Bearer x").options.headers == (
         ("Authorization", "Bearer x"),)
 
 
@@ -354,7 +354,7 @@ def test_a_text_template_must_carry_the_stamp_in_a_json_object() -> None:
             plan_for("ws://127.0.0.1:1/", ws_text=bad)
     with pytest.raises(ConfigError, match="--ws-match"):
         plan_for("ws://127.0.0.1:1/", ws_text=TEMPLATE, ws_match="type")
-    assert plan_for("ws://127.0.0.1:1/", ws_text=TEMPLATE, size="200").ws_text == TEMPLATE
+    assert plan_for("ws://127.0.0.1:1/", ws_text=TEMPLATE, size="200").options.text == TEMPLATE
 
 
 @pytest.mark.e2e

@@ -45,7 +45,6 @@ from harness.core.specs import (
     ConfigError,
     flag_name,
 )
-from harness.protocols.ws import settings as ws
 from harness.wire import framing as framing_mod
 
 # Names the CLI and the tests reach through ``harness.config.build`` (defined in the modules above).
@@ -103,7 +102,7 @@ def build_plan(merged: dict[str, Any], rate_and_inflight: bool = False) -> Plan:
     return Plan(targets=targets, steps=steps, workload=workload, framing=fr_name,
                 max_frame=max_frame, pacing=pacing, **payload,
                 **_run_fields(merged, run, targets, workload, steps),
-                **_protocol_fields(run, targets, workload, payload["size_spec"]))
+                **_protocol_fields(run, targets, workload))
 
 
 def _payload(merged: dict[str, Any], run: dict, targets: tuple[Target, ...], workload: str,
@@ -167,18 +166,13 @@ def _run_fields(merged: dict[str, Any], run: dict, targets: tuple[Target, ...],
         baseline=_baseline(run, merged))
 
 
-def _protocol_fields(run: dict, targets: tuple[Target, ...], workload: str,
-                     size_spec: Any) -> dict[str, Any]:
-    """The Plan's settings of the run's layers and protocol: TLS, HTTP's --accept,
-    WebSocket's (flat fields, still), and the protocol's own part (``Plan.options``)."""
+def _protocol_fields(run: dict, targets: tuple[Target, ...], workload: str) -> dict[str, Any]:
+    """The Plan's settings of the run's layers and protocol: TLS, HTTP's --accept, and the
+    protocol's own part (``Plan.options``: WebSocket's harness.protocols.ws.settings.WsPlan)."""
     from harness.wire.reqtable import parse_accept
     return dict(
         tls=tls_settings(run, targets),
         accept=parse_accept(str(run["accept"]), flag_name(run, "accept")),
-        ws_subprotocol=ws.subprotocol(run), headers=ws.headers(run),
-        ping_interval_s=number(run, "ping_interval"),
-        ws_text=ws.text(run, targets, size_spec), ws_match=ws.match(run),
-        reconnect=bool(run.get("reconnect")), ws_compress=bool(run.get("ws_compress")),
         options=_protocol(targets, workload, bool(run.get("ws"))).plan_options(run, targets))
 
 

@@ -146,15 +146,9 @@ class Plan:
     source_addrs: tuple[str, ...] = ()  # local IPv4 addresses to spread connections over
     accept: tuple[int, ...] = tuple(range(200, 300))  # HTTP codes that are not errors
     tls: Tls | None = None  # TLS on every connection (https://, or --tls); None: plain TCP
-    ws_subprotocol: str = ""  # ws://: the subprotocol asked for in the handshake ("" none)
-    headers: tuple[tuple[str, str], ...] = ()  # ws://: extra handshake request headers
-    ping_interval_s: float = 0.0  # ws://: a ping on every connection this often (0: none)
-    ws_text: str = ""  # ws://: a JSON template with {stamp} (text messages); "": binary
-    ws_match: tuple[str, str] | None = None  # ws://: (field, value) a text message must have
-    reconnect: bool = False  # ws://: reopen (with backoff) a connection the server dropped
-    ws_compress: bool = False  # ws://: offer permessage-deflate
     baseline: str | None = None  # a run folder to compare with when the run ends
     # The run's protocol's part of the plan (harness.protocols.spec.Spec.plan_options): the
-    # object its wire reads its own settings from (a protocol adds no field here).
+    # object its wire reads its own settings from (a protocol adds no field here; WebSocket's:
+    # harness.protocols.ws.settings.WsPlan).
     options: Any = None
     part: MachinePart | None = None  # --cluster: this machine's place in the step (an agent's)

@@ -28,9 +28,12 @@ AfterRound = Callable[[Parsed, int], None]  # (the round's frames, its last rece
 class Wire:
     """Raw TCP's wire (stamped frames in the run's framing, matched by stamp or in order),
     which the others extend. ``after_round``: called with each round's parsed frames, or
-    None (nothing to count beyond the frames)."""
+    None (nothing to count beyond the frames). ``reconnect``: the worker reopens a
+    connection that closed while the step sends (its transport's ``schedule``), as
+    WebSocket's ``--reconnect`` asks."""
 
     alpn: tuple[str, ...] = ()  # the protocols a TLS handshake offers (ALPN)
+    reconnect: bool = False  # reopen, with backoff, a connection the server dropped (ws)
 
     def __init__(self, w: Any) -> None:
         self.w = w

@@ -21,6 +21,7 @@ from harness import __version__
 from harness.core.histogram import Histogram
 from harness.core.limits import FD_RESERVE, raise_nofile
 from harness.core.plan import Plan
+from harness.protocols.ws.settings import CONFIG_KEYS, WsPlan, of_plan
 from harness.report.results import SCHEMA_VERSION
 
 LOCAL = ("127.", "::1", "localhost")
@@ -49,8 +50,10 @@ def run_document(plan: Plan, workload: Any, partial: bool, steps: list[dict], ve
 
 def plan_dict(plan: Plan) -> dict:
     """The resolved config as JSON-able values (the corpus as its line count, each request
-    of a request table with the number of its pre-rendered byte strings, not the bytes)."""
-    d = asdict(plan)
+    of a request table with the number of its pre-rendered byte strings, not the bytes).
+    WebSocket's settings stay top-level keys, after ``tls``, as when they were Plan fields:
+    its options' values on a WebSocket run, their defaults on any other."""
+    d = _with_ws(asdict(plan), of_plan(plan))
     d["corpus"] = {"lines": len(plan.corpus)} if plan.corpus else None
     d["requests"] = [{"name": r.name, "weight": r.weight, "renderings": len(r.pool)}
                      for r in plan.requests]
@@ -58,6 +61,17 @@ def plan_dict(plan: Plan) -> dict:
                    "checks": [c.spec if c is not None else None for c in cls.checks]}
                   for u, cls in zip(d["users"], plan.users, strict=True)]
     return d
+
+
+def _with_ws(d: dict, ws: WsPlan) -> dict:
+    """``d`` with WebSocket's keys of run.json's config inserted after ``tls``."""
+    keys = {key: getattr(ws, attr) for key, attr in CONFIG_KEYS}
+    out: dict = {}
+    for k, v in d.items():
+        out[k] = v
+        if k == "tls":
+            out.update(keys)
+    return out if "tls" in d else {**d, **keys}
 
 
 def environment(plan: Plan, started: float) -> dict:

@@ -111,7 +111,9 @@ def probe_ws(plan: Plan, addrs: list[tuple]) -> None:
     from harness.analysis.diagnosis import tls_hint
     from harness.protocols.tls import client_context
     from harness.protocols.ws import handshake as ws
-    opts = ws.ws_options(plan.targets, plan.ws_subprotocol, plan.headers)
+    from harness.protocols.ws.settings import of_plan
+    wsp = of_plan(plan)
+    opts = ws.ws_options(plan.targets, wsp.subprotocol, wsp.headers)
     context = client_context(plan.tls) if plan.tls is not None else None
     for t, uri, (family, addr) in zip(plan.targets, opts.uris, addrs, strict=True):
         try:

@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.core.plan import Plan
 from harness.core.result import Share, WorkerResult
+from harness.protocols.wire import Wire
 from harness.wire.framing import Framing
 from harness.wire.inbound import Few, Inbound, Parsed
 from harness.wire.protocol import Stamped
@@ -31,6 +32,7 @@ class Events:
 
     index: int
     plan: Plan
+    wire: Wire
     workload: Workload
     rounds: RoundBuffer
     seq: int
@@ -76,8 +78,8 @@ class Events:
         self.due[i] = 0
         self.pace.closed(i)
         self.proto.forget(i)
-        if self.plan.reconnect and self.running and self.sending and not self.share.stages:
-            # reopened after a backoff, counted (ws --reconnect; other transports: False)
+        if self.wire.reconnect and self.running and self.sending and not self.share.stages:
+            # reopened after a backoff, counted (the run's Wire says: ws --reconnect)
             self.reconnecting[i] = self.tp.schedule(i, time.monotonic_ns())
 
     def backlogged(self, i: int) -> None:

@@ -51,7 +51,8 @@ def guess(raw: bytes, framing: str, hung_up: int = 0, http_url: str | None = Non
 SPEC = Spec("ws", "framed", "harness.protocols.ws.wire:WIRE", guess,
             "stamped {framing} messages in WebSocket messages",
             schemes={"ws": 80, "wss": 443}, tls_schemes=("wss",), settings=SETTINGS,
-            sort="ws", applies_to="ws:// and wss:// targets",
+            options="harness.protocols.ws.settings:plan_options", sort="ws",
+            applies_to="ws:// and wss:// targets",
             error_prefixes=("ws_close_", "connect_ws_", "reconnect_", "tls_"),
             extras=("ws_compress", "reconnect_ms", "reconnects"),
             target="harness.targets.wsecho")

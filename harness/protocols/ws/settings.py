@@ -1,17 +1,62 @@
-"""The settings of a ws:// or wss:// run, checked (harness.config.build builds the plan with them):
-``--ws-subprotocol``, ``--header``, ``--ws-text`` and ``--ws-match``. Each problem raises
+"""WebSocket's part of the plan (:class:`WsPlan`, ``Plan.options``), built at plan time by
+:func:`plan_options` (the ws Spec's ``options``) from the checked settings of a ws:// or
+wss:// run: ``--ws-subprotocol``, ``--header``, ``--ping-interval``, ``--ws-text``,
+``--ws-match``, ``--reconnect`` and ``--ws-compress``. Each problem raises
 :class:`~harness.core.specs.ConfigError` with one line naming the flag or key."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from harness.core.plan import Target
-from harness.core.specs import ConfigError, cut, flag_name
+from harness.core.specs import ConfigError, cut, flag_name, number
 
 _NOT_TOKEN = frozenset(' \t()<>@,;=\"/[]?{}:')  # not in an HTTP header name
 # headers the WebSocket handshake writes itself: an extra one would be a second copy
 _OWN_HEADERS = frozenset(("host", "upgrade", "connection", "sec-websocket-key",
                           "sec-websocket-version", "sec-websocket-extensions",
                           "sec-websocket-protocol"))
+
+# run.json's config keeps WebSocket's settings at its top level, as when they were Plan
+# fields (harness.report.document.plan_dict): its key for each WsPlan field
+CONFIG_KEYS = (("ws_subprotocol", "subprotocol"), ("headers", "headers"),
+               ("ping_interval_s", "ping_interval_s"), ("ws_text", "text"),
+               ("ws_match", "match"), ("reconnect", "reconnect"), ("ws_compress", "compress"))
+
+
+@dataclass(frozen=True, slots=True)
+class WsPlan:
+    """A run's WebSocket settings: the subprotocol asked for in the handshake ("": none),
+    extra handshake headers, a ping on every connection this often (0: none), the JSON
+    template of text messages ("": binary messages), the (field, value) a text message must
+    have to count, whether a dropped connection is reopened, whether permessage-deflate is
+    offered."""
+
+    subprotocol: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    ping_interval_s: float = 0.0
+    text: str = ""
+    match: tuple[str, str] | None = None
+    reconnect: bool = False
+    compress: bool = False
+
+
+def plan_options(run: dict[str, Any], targets: tuple[Target, ...]) -> WsPlan:
+    """The run's :class:`WsPlan`, checked (``--ws-text`` against the one ``--size``)."""
+    from harness.protocols.ws import SETTINGS
+    from harness.wire.payload import parse_size
+    size = parse_size(run.get("size", 64), flag_name(run, "size"))
+    ping = next(s.spec for s in SETTINGS if s.key == "ping_interval")
+    return WsPlan(subprotocol(run), headers(run), float(number(run, "ping_interval", spec=ping)),
+                  text(run, targets, size), match(run), bool(run.get("reconnect")),
+                  bool(run.get("ws_compress")))
+
+
+def of_plan(plan: Any) -> WsPlan:
+    """The WebSocket part of ``plan`` (its options), or the defaults when the run is not
+    WebSocket."""
+    return plan.options if isinstance(plan.options, WsPlan) else WsPlan()
 
 
 def subprotocol(run: dict) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 from harness.core.result import Share, WorkerResult
 from harness.protocols.wire import Wire
 from harness.protocols.ws.handshake import ws_options
+from harness.protocols.ws.settings import WsPlan, of_plan
 from harness.protocols.ws.ws import WsTransport
 from harness.protocols.ws.wsproto import WsProtocol
 from harness.protocols.ws.wstext import TextProtocol, TextTemplate
@@ -23,22 +24,22 @@ class WsWire(Wire):
     def __init__(self, w: Any) -> None:
         super().__init__(w)
         plan = w.plan
-        if plan.ws_text:
+        self.ws: WsPlan = of_plan(plan)  # its part of the plan (harness.protocols.ws.settings)
+        self.reconnect = self.ws.reconnect
+        if self.ws.text:
             w.fixed = None  # text messages: the template's size, not the framing's
-        self.opts = ws_options(plan.targets, plan.ws_subprotocol, plan.headers,
-                               plan.ping_interval_s, plan.ws_compress)
+        self.opts = ws_options(plan.targets, self.ws.subprotocol, self.ws.headers,
+                               self.ws.ping_interval_s, self.ws.compress)
 
     def protocol(self, key: int) -> WsProtocol:
         """Stamped frames inside binary WebSocket messages, or JSON text messages with the
         stamp in a field (--ws-text)."""
-        w = self.w
+        w, ws = self.w, self.ws
         plan, n = w.plan, len(w.share.node)
-        if plan.ws_text:
+        if ws.text:
             return TextProtocol(w.framing, w.out, plan.max_frame, key, w.index,
-                                TextTemplate(plan.ws_text, plan.size), plan.ws_match, n,
-                                plan.ws_compress)
-        return WsProtocol(w.framing, w.out, w.fixed, plan.max_frame, key, n,
-                          plan.ws_compress)
+                                TextTemplate(ws.text, plan.size), ws.match, n, ws.compress)
+        return WsProtocol(w.framing, w.out, w.fixed, plan.max_frame, key, n, ws.compress)
 
     def transport(self, share: Share, sel: Poller, tls: ssl.SSLContext | None) -> Transport:
         w = self.w
@@ -50,7 +51,7 @@ class WsWire(Wire):
         tp, proto = w.tp, w.proto
         if tp.downtimes:
             res.reconnect.record(np.asarray(tp.downtimes, dtype=np.int64))
-        if w.plan.reconnect:
+        if self.reconnect:
             res.episodes = tp.reconnects(w.times.measure)
         if proto.deflate is not None:
             res.ws_compress = dict(proto.deflate.counts)
