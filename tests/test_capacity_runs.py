@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from tests import servers
 from tests.busy import judged_loads, ran_ok, skip_if_busy, skip_if_busy_search
-from tests.support import harness, run_json, stop
+from tests.support import harness, harness_processes_at_once, run_json
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
 
@@ -22,18 +23,75 @@ def common(tmp_path: Path) -> list[str]:
     return [*PROBE, "--no-report", "--results-dir", str(tmp_path / "results")]
 
 
+SPIKE = """
+[scenarios.spike]
+stages = [
+  { conns = 5, duration = 3.0, label = "before" },
+  { conns = 30, duration = 2.0, label = "spike" },
+  { conns = 5, duration = 7.0, label = "after" },
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def waited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict, str]]:
+    """The runs that mostly wait on a server and judge no core, all at once, each against
+    its own server: a spike (12 s, a delay that grows past 10 connections) and two soaks
+    (10-11 s). None asserts a figure that the others' load could move: the spike's are the
+    server's delays (10 and 60 ms) and how long it stays slow (2.5 s), the soaks' their
+    servers' memory. The spike waits on its server's delays and the soaks send 50 msgs/s a
+    connection (the memory trend does not depend on the load): the spike's recovery is
+    judged against a band of 25% of its 12 ms p99, which a closed-loop soak beside it broke
+    once (4.0 s for 2.5 s). The growing soak is pinned to core 0, the others to core 1
+    (where there are two). Exit code, JSON summary and stderr each."""
+    cwd = tmp_path_factory.mktemp("waited")
+    for sub in ("spike", "g", "s"):
+        (cwd / sub).mkdir()
+    (cwd / "spike" / "spike.toml").write_text(SPIKE)
+    with contextlib.ExitStack() as stack:
+        def start(kind: str, **options: Any) -> servers.Handle:
+            return stack.enter_context(servers.start(kind, **options))
+
+        slow = start("slow_start", threshold=10, delay=0.010, slow_delay=0.060, recovery=2.5)
+        grow, steady = start("grow_memory", step=8 << 20, interval=0.5), start("echo")
+        done = harness_processes_at_once({
+            "spike": (["run", "--config", "spike.toml", "--scenario", "spike", "--host",
+                       f"127.0.0.1:{slow.port}", "--json", *common(cwd / "spike")],
+                      cwd / "spike"),
+            "growing": (soak_args(grow, cwd / "g", "--duration", "11", "--rate", "50"), cwd),
+            "steady": (soak_args(steady, cwd / "s", "--duration", "10", "--rate", "50"), cwd)},
+            timeout=120, cpus={"spike": {1}, "growing": {0}, "steady": {1}})
+    return {name: finished(r) for name, r in done.items()}
+
+
+def search_args(srv: servers.Handle) -> list[str]:
+    """``harness search`` for the capacity of a 2,000 msgs/s token bucket, over rate."""
+    return ["search", "--host", f"127.0.0.1:{srv.port}", "--slo", "p99<50ms", "--max-errors",
+            "1%", "--over", "rate", "--conns", "10", "--lo", "500", "--hi", "8000",
+            "--duration", "1.5", "--json", *PROBE]
+
+
+def soak_args(srv: servers.Handle, cwd: Path, *extra: str) -> list[str]:
+    """``harness run`` for a 4-connection soak long enough for a trend (10 s)."""
+    return ["run", "--host", f"127.0.0.1:{srv.port}", "--conns", "4", "--server-pid",
+            str(srv.pid), "--monitor-interval", "0.5", "--json", *extra, *common(cwd)]
+
+
+def finished(r: subprocess.CompletedProcess) -> tuple[int, dict, str]:
+    assert r.stdout.strip(), r.stderr
+    return r.returncode, orjson.loads(r.stdout.splitlines()[-1]), r.stderr
+
+
 def test_search_finds_a_token_bucket_capacity_within_10_percent(tmp_path: Path) -> None:
-    rate = 2000.0
-    with servers.start("token_bucket", rate=rate) as srv:
-        r = harness("search", "--host", f"127.0.0.1:{srv.port}", "--slo", "p99<50ms",
-                    "--max-errors", "1%", "--over", "rate", "--conns", "10", "--lo", "500",
-                    "--hi", "8000", "--duration", "1.5", "--json", *PROBE,
-                    cwd=tmp_path)
+    # on its own: its probes run at up to 8,000 msgs/s, and a core shared with the runs of
+    # `waited` would leave them unjudged
+    with servers.start("token_bucket", rate=2000.0) as srv:
+        r = harness(*search_args(srv), cwd=tmp_path)
     doc = orjson.loads(r.stdout)
     skip_if_busy_search(doc)
     assert r.returncode == 0, r.stderr
     assert doc["unit"] == "msgs_s" and doc["slo"] == "p99<50ms"
-    assert abs(doc["max_load"] - rate) <= 0.10 * rate, doc["probes"]
+    assert abs(doc["max_load"] - 2000.0) <= 0.10 * 2000.0, doc["probes"]
     assert len(doc["probes"]) >= 3
     assert all({"load", "ok", "p99_ms"} <= p.keys() for p in doc["probes"])
 
@@ -56,6 +114,7 @@ def test_search_over_rate_without_rate_measures_open_loop(tmp_path: Path) -> Non
 
 
 def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
+    # on its own: it judges its core, which the runs of `waited` would share
     # 100 msgs/s per connection against a 1000 msgs/s server: 8 conns fit, 16 do not
     with servers.start("token_bucket", rate=1000.0) as srv:
         r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--rate", "100",
@@ -68,23 +127,11 @@ def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
     assert doc["degradation"]["last_healthy"] == 8
 
 
-def test_spike_recovery_time_is_reported_within_a_second(tmp_path: Path) -> None:
+def test_spike_recovery_time_is_reported_within_a_second(
+        waited: dict[str, tuple[int, dict, str]]) -> None:
     """The server answers in 10 ms, in 60 ms while over 10 connections, and stays slow for
     2.5 s after the count drops back."""
-    config = tmp_path / "spike.toml"
-    config.write_text("""
-[scenarios.spike]
-stages = [
-  { conns = 5, duration = 3.0, label = "before" },
-  { conns = 30, duration = 2.0, label = "spike" },
-  { conns = 5, duration = 7.0, label = "after" },
-]
-""")
-    with servers.start("slow_start", threshold=10, delay=0.010, slow_delay=0.060,
-                       recovery=2.5) as srv:
-        r = harness("run", "--config", str(config), "--scenario", "spike", "--host",
-                    f"127.0.0.1:{srv.port}", "--json", *common(tmp_path), cwd=tmp_path)
-    doc = orjson.loads(r.stdout)
+    _, doc, _ = waited["spike"]
     (step,) = doc["steps"]
     assert [s["conns"] for s in step["stages"]] == [5, 30, 5]
     # a row per stage: its own throughput and latency (10 ms before, 60 ms in the spike)
@@ -99,45 +146,9 @@ stages = [
     assert step["connected"] >= 30
 
 
-def soak_args(srv: servers.Handle, cwd: Path, *extra: str) -> list[str]:
-    """``python -m harness run`` for a 4-connection soak long enough for a trend (10 s)."""
-    return [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{srv.port}",
-            "--conns", "4", "--server-pid", str(srv.pid), "--monitor-interval", "0.5",
-            "--json", *extra, *common(cwd)]
-
-
-@pytest.fixture(scope="module")
-def soaks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict, str]]:
-    """The two soaks, run at once (each is 10-11 s of waiting on a server; neither asserts
-    a figure that the other's load could move): exit code, JSON summary and stderr each."""
-    cwd = tmp_path_factory.mktemp("soaks")
-    with servers.start("grow_memory", step=8 << 20, interval=0.5) as grow, \
-            servers.start("echo") as steady:
-        procs = {
-            "growing": subprocess.Popen(soak_args(grow, cwd / "g", "--duration", "11"),
-                                        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        stdin=subprocess.DEVNULL, text=True),
-            "steady": subprocess.Popen(soak_args(steady, cwd / "s", "--duration", "10", "--rate",
-                                                 "50"),
-                                       cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       stdin=subprocess.DEVNULL, text=True)}
-        try:
-            return {name: finished(proc) for name, proc in procs.items()}
-        finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    stop(proc)
-
-
-def finished(proc: subprocess.Popen) -> tuple[int, dict, str]:
-    out, err = proc.communicate(timeout=120)
-    assert out.strip(), err
-    return proc.returncode, orjson.loads(out), err
-
-
 def test_soak_against_a_growing_server_says_memory_grows(
-        soaks: dict[str, tuple[int, dict, str]]) -> None:
-    code, doc, err = soaks["growing"]
+        waited: dict[str, tuple[int, dict, str]]) -> None:
+    code, doc, err = waited["growing"]
     assert ran_ok(code, doc), err
     (step,) = doc["steps"]
     assert step["trend"]["memory_growing"], step["trend"]
@@ -146,9 +157,9 @@ def test_soak_against_a_growing_server_says_memory_grows(
         "rss_start_bytes"]
 
 
-def test_soak_against_a_steady_server_is_stable(soaks: dict[str, tuple[int, dict, str]]
+def test_soak_against_a_steady_server_is_stable(waited: dict[str, tuple[int, dict, str]]
                                                 ) -> None:
-    _, doc, _ = soaks["steady"]
+    _, doc, _ = waited["steady"]
     (step,) = doc["steps"]
     assert not step["trend"]["memory_growing"], step["trend"]
 

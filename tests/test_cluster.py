@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,33 +117,50 @@ class Cluster:
         self.agents: dict[str, subprocess.Popen] = {}
         self.address = ""
 
-    def _start(self, args: list[str], name: str, prefix: list[str] | None = None,
-               python: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    def _spawn(self, args: list[str], name: str, prefix: list[str] | None = None,
+               python: list[str] | None = None) -> subprocess.Popen:
         out = self.tmp / f"{name}.out"
         cmd = [*(prefix or []), *(python or [sys.executable, "-m", "harness"]), *args]
         p = subprocess.Popen(cmd, stdout=out.open("w"), stderr=(self.tmp / f"{name}.err").open("w"),
                              stdin=subprocess.DEVNULL)
         self.procs.append(p)
+        return p
+
+    def _ready(self, p: subprocess.Popen, name: str) -> str:
+        """The first output of ``name`` (started by :meth:`_spawn`), once it has some."""
+        out = self.tmp / f"{name}.out"
         deadline = time.monotonic() + READY_S
         while time.monotonic() < deadline and p.poll() is None:
             text = out.read_text()
             if text.strip():
-                return p, text.strip()
+                return text.strip()
             time.sleep(0.05)
         raise AssertionError(f"{name} did not start: {(self.tmp / f'{name}.err').read_text()}")
 
     def scheduler(self, host: str = "127.0.0.1", prefix: list[str] | None = None) -> str:
-        _, line = self._start(["cluster", "scheduler", "--host", host, "--port", "0"],
-                              "scheduler", prefix)
+        args = ["cluster", "scheduler", "--host", host, "--port", "0"]
+        line = self._ready(self._spawn(args, "scheduler", prefix), "scheduler")
         self.address = line.split()[-1]
         return self.address
 
     def agent(self, name: str, prefix: list[str] | None = None, host: str | None = None,
               python: list[str] | None = None) -> subprocess.Popen:
-        args = ["agent", self.address, "--name", name] + (["--host", host] if host else [])
-        p, _ = self._start(args, name, prefix, python)
-        self.agents[name] = p
-        return p
+        """Agent ``name``, started, once its first line is out (see :meth:`agents_at_once`)."""
+        p = self.agents_at_once({name: {"prefix": prefix, "host": host, "python": python}})
+        return p[name]
+
+    def agents_at_once(self, specs: dict[str, dict[str, Any]]) -> dict[str, subprocess.Popen]:
+        """An agent per ``name: {prefix, host, python}`` (each optional), all started before
+        any is waited for (each takes 1-3 s to import Dask), then each until its first line."""
+        started = {}
+        for name, spec in specs.items():
+            args = ["agent", self.address, "--name", name]
+            args += ["--host", spec["host"]] if spec.get("host") else []
+            started[name] = self._spawn(args, name, spec.get("prefix"), spec.get("python"))
+        for name, p in started.items():
+            self._ready(p, name)
+            self.agents[name] = p
+        return started
 
     def wait_for(self, n: int) -> None:
         """Until ``n`` agents are registered with the scheduler."""
@@ -161,8 +179,7 @@ def two_agents(tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(tmp_path)
     try:
         c.scheduler()
-        c.agent("a1")
-        c.agent("a2")
+        c.agents_at_once({"a1": {}, "a2": {}})
         c.wait_for(2)
         yield c
     finally:
@@ -396,8 +413,7 @@ def test_a_chat_fan_out_is_exact_when_the_machines_monotonic_clocks_differ(
     c = Cluster(tmp_path)
     try:
         c.scheduler()
-        c.agent("a1")
-        c.agent("a2", prefix=prefix)
+        c.agents_at_once({"a1": {}, "a2": {"prefix": prefix}})
         c.wait_for(2)
         r, doc = run_json(c, *CHAT_PLAN, "--host", ",".join(nodes))
         # a timed open-loop step with a warm-up: its window edges judged in each sender's clock
@@ -573,8 +589,8 @@ def _echo_server(tmp: Path, bind: str) -> tuple[subprocess.Popen, str]:
 def _three_hosts(c: Cluster, hosts: Hosts) -> None:
     """A scheduler on the gateway and an agent in each of the three namespace hosts."""
     c.scheduler(hosts.gateway)
-    for i in range(3):
-        c.agent(f"host{i}", prefix=hosts.prefix(i), host=hosts.addr(i))
+    c.agents_at_once({f"host{i}": {"prefix": hosts.prefix(i), "host": hosts.addr(i)}
+                      for i in range(3)})
     c.wait_for(3)
 
 

@@ -70,3 +70,23 @@ def test_plans_run_at_once_give_each_plans_summaries_in_order_and_a_failure_rais
         unresolvable = plan_for("no-such-host.invalid:7", messages="10", warmup=0.0)
         with pytest.raises(AssertionError, match="a forked run failed"):
             run_plans_at_once([plans[0], unresolvable])
+
+
+@pytest.mark.e2e
+def test_harness_processes_at_once_give_each_its_result_and_pin_where_asked(
+        tmp_path: Path) -> None:
+    import orjson
+
+    from tests import servers
+    from tests.support import harness_processes_at_once
+    with servers.start("echo") as srv:
+        run = ["run", "--host", f"127.0.0.1:{srv.port}", "--messages", "20", "--conns", "1",
+               "--warmup", "0", "--json", "--no-report", "--results-dir", "r"]
+        bad = ("run", "--conns", "ten")
+        got = harness_processes_at_once({"pinned": (run, tmp_path), "bad": (bad, tmp_path)},
+                                        timeout=60, cpus={"pinned": {0}})
+    assert got["bad"].returncode == 2 and got["bad"].stderr.count("\n") == 1
+    assert got["pinned"].returncode in (0, 4), got["pinned"].stderr  # 4: a busy machine
+    assert orjson.loads(got["pinned"].stdout.splitlines()[-1])["steps"][0]["received"] == 20
+    (folder,) = (tmp_path / "r").iterdir()
+    assert orjson.loads((folder / "run.json").read_bytes())["environment"]["usable_cores"] == 1

@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -61,6 +61,44 @@ def harness_process(*args: str, cwd: Path | str, timeout: float = TIMEOUT_S,
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
                           capture_output=True, text=text, stdin=subprocess.DEVNULL,
                           env=None if env is None else dict(env))
+
+
+def harness_processes_at_once(calls: Mapping[str, tuple[Sequence[str], Path | str]],
+                              timeout: float = TIMEOUT_S,
+                              cpus: Mapping[str, set[int]] | None = None
+                              ) -> dict[str, subprocess.CompletedProcess]:
+    """:func:`harness_process` for each ``name: (args, cwd)`` of ``calls``, all started at
+    once: for runs that mostly wait on a server (a rate limit, a delay, a soak) and assert
+    no figure that the others' load could move. ``cpus`` pins a name's process (and so its
+    workers) to those cores, where they are usable (else it runs unpinned). One result per
+    name (text); a run that outlives ``timeout`` raises ``subprocess.TimeoutExpired``, and
+    none is left running."""
+    procs = {name: _spawn(args, cwd, _usable((cpus or {}).get(name)))
+             for name, (args, cwd) in calls.items()}
+    deadline = time.monotonic() + timeout
+    out = {}
+    try:
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+            out[name] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+    return out
+
+
+def _usable(cpus: set[int] | None) -> set[int] | None:
+    """``cpus`` if this process may run on all of them, else None (no pinning)."""
+    return cpus if cpus and cpus <= os.sched_getaffinity(0) else None
+
+
+def _spawn(args: Sequence[str], cwd: Path | str, cpus: set[int] | None) -> subprocess.Popen:
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, preexec_fn=pin)
 
 
 def harness(*args: str, cwd: Path | str, timeout: float = TIMEOUT_S, text: bool = True,
