@@ -34,3 +34,9 @@ if command -v npm >/dev/null 2>&1; then
   (cd tests/node && npm install --no-audit --no-fund --silent) \
     || echo "tests/setup.sh: npm install in tests/node failed; tests/test_sio.py's Node tests will skip saying so" >&2
 fi
+# Artillery and its Socket.IO engine (npm), the peer of tests/bench/artillery_sio.py, into
+# tests/bench/node/node_modules (not committed; Playwright's browser is not downloaded)
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/bench/node && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent) \
+    || echo "tests/setup.sh: npm install in tests/bench/node failed; tests/bench/artillery_sio.py will install Artillery itself" >&2
+fi

@@ -7,10 +7,9 @@ latency Artillery cannot give).
                                                        [--seconds 10] [--rounds 1]
 
 Starts tests/node/sio_chat.js (its room sends every "message" to every client, the sender
-included) pinned to CPU 0. Artillery is installed (once) into ``ARTILLERY_DIR``
-(/tmp/harness-bench-artillery unless set; ``npm install artillery
-artillery-engine-socketio-v3``: not a test dependency). Each round, pinned to CPU 1 and in
-turn:
+included) pinned to CPU 0. Artillery and its Socket.IO engine are in ``ARTILLERY_DIR``
+(tests/bench/node unless set: tests/setup.sh installs its package.json there; if missing,
+this installs them). Each round, pinned to CPU 1 and in turn:
 
 * Artillery: ``--clients`` virtual users arrive at once, each connects over WebSocket and
   emits "message" ``rate x seconds`` times with a think of 1/rate s between emits;
@@ -43,7 +42,7 @@ from pathlib import Path
 from tests.support.bench import CLIENT_CPU, SERVER_CPU, harness_run, the_step
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTILLERY_DIR = Path(os.environ.get("ARTILLERY_DIR", "/tmp/harness-bench-artillery"))
+ARTILLERY_DIR = Path(os.environ.get("ARTILLERY_DIR", Path(__file__).resolve().parent / "node"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
