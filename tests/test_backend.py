@@ -114,6 +114,7 @@ def test_the_backend_plan_counts_every_status_exactly_as_the_app_does(
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_a_route_with_a_known_delay_measures_it_within_ten_percent(
         backend: int, tmp_path: Path) -> None:
     r = harness("run", "--host", f"http://127.0.0.1:{backend}/slow/", "--conns", "4",
@@ -134,6 +135,7 @@ def test_a_route_with_a_known_delay_measures_it_within_ten_percent(
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_open_loop_arrivals_faster_than_the_server_show_latency_from_the_intended_time(
         backend: int) -> None:
     """Each connection asks for 100 responses/s from a route that serves one at a time,

@@ -195,6 +195,7 @@ def hog_on(core: int) -> Iterator[int]:
 
 @pytest.mark.e2e
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a worker and a server core")
+@pytest.mark.alone
 def test_calibrate_refuses_a_ceiling_on_a_busy_worker_core(tmp_path: Path) -> None:
     worker_core = min(os.sched_getaffinity(0))
     with hog_on(worker_core):
@@ -209,6 +210,7 @@ def test_calibrate_refuses_a_ceiling_on_a_busy_worker_core(tmp_path: Path) -> No
 
 @pytest.mark.e2e
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a worker and a server core")
+@pytest.mark.alone
 def test_a_hog_on_the_worker_core_flags_the_step_and_no_step_is_judged(tmp_path: Path) -> None:
     worker_core = min(os.sched_getaffinity(0))
     run = ["run", "--conns", "5", "--duration", "1.5", "--warmup", "0.3", "--no-report",

@@ -241,6 +241,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_compare_finds_the_regression_from_a_2ms_to_a_4ms_server(runs: dict) -> None:
     r = harness("compare", str(calm(runs)), str(runs["d4"]), "--json", "--max-regression",
                 SHARED_MACHINE, cwd=runs["cwd"])
@@ -259,6 +260,7 @@ def test_compare_finds_the_regression_from_a_2ms_to_a_4ms_server(runs: dict) -> 
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_two_runs_against_one_server_are_no_regression_in_10_of_10_pairs(runs: dict) -> None:
     called, busy = [], []
     for i in range(PAIRS):
@@ -286,6 +288,7 @@ def calm(runs: dict) -> Path:
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_compare_writes_a_page_with_both_curves_and_spectra_and_junit(runs: dict,
                                                                       tmp_path: Path) -> None:
     page, xml = tmp_path / "cmp.html", tmp_path / "junit.xml"
@@ -306,6 +309,7 @@ def test_compare_writes_a_page_with_both_curves_and_spectra_and_junit(runs: dict
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_compare_bad_input_is_exit_2_in_one_line(runs: dict, tmp_path: Path) -> None:
     good = calm(runs)
     corrupt = tmp_path / "corrupt"
@@ -341,6 +345,7 @@ def test_compare_bad_input_is_exit_2_in_one_line(runs: dict, tmp_path: Path) -> 
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_run_with_a_baseline_compares_when_it_ends(runs: dict) -> None:
     cwd = runs["cwd"]
     missing = harness("run", "--baseline", str(cwd / "nowhere"), *RUN, cwd=cwd)
@@ -357,6 +362,7 @@ def test_run_with_a_baseline_compares_when_it_ends(runs: dict) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_baseline_comes_from_the_environment_of_harness_toml(runs: dict, tmp_path: Path
                                                              ) -> None:
     base = runs["d2"][0]
@@ -415,6 +421,7 @@ to = ["ops@example.com", "dev@example.com"]
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_a_failed_threshold_alerts_by_webhook_slack_and_email(runs: dict, tmp_path: Path,
                                                               receiver: object,
                                                               smtp: object) -> None:
@@ -439,6 +446,7 @@ def test_a_failed_threshold_alerts_by_webhook_slack_and_email(runs: dict, tmp_pa
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_a_dead_endpoint_is_a_warning_and_the_exit_code_follows_the_thresholds(
         runs: dict, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
@@ -473,6 +481,7 @@ def test_a_password_in_harness_toml_is_exit_2_before_the_run(tmp_path: Path) -> 
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_run_junit_has_the_thresholds_of_every_step(runs: dict, tmp_path: Path) -> None:
     xml = tmp_path / "out.xml"
     conf = tmp_path / "t.toml"
@@ -511,6 +520,7 @@ def test_baseline_setting_layers_run_scenario_env_and_flag_and_fills_placeholder
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_a_run_cut_short_alerts_after_its_partial_results_are_written(
         runs: dict, tmp_path: Path, receiver: http.server.ThreadingHTTPServer) -> None:
     url = f"http://127.0.0.1:{receiver.server_address[1]}"

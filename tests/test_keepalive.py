@@ -55,6 +55,7 @@ def test_users_thinking_past_the_keep_alive_timeout_reconnect_and_keep_sending(
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_an_open_loop_keeps_its_schedule_across_the_servers_closes(uvicorn_1s: int) -> None:
     """4 connections at 0.5 requests/s (2 s apart, past the 1 s keep-alive timeout): each
     message goes out on schedule on a reopened connection; none is missed or late."""

@@ -37,6 +37,7 @@ def host(handle: servers.Handle) -> str:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("framing", ["len32", "newline"])
+@pytest.mark.alone
 def test_known_delay_gives_p50_within_10_percent(framing: str) -> None:
     delay = 0.020
     with servers.start("delay", framing=framing, delay=delay) as srv:
@@ -50,6 +51,7 @@ def test_known_delay_gives_p50_within_10_percent(framing: str) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_open_loop_shows_stalls_closed_loop_hides_them() -> None:
     """A server that stops for 100 ms every 2 s. Open loop at 100 msgs/s per connection
     measures from the intended send, so ~5% of messages carry part of the stall: p99 is
@@ -80,6 +82,7 @@ def test_drops_are_counted_exactly() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_warm_up_timeouts_are_not_the_windows() -> None:
     # every 7th frame of each connection gets no reply, in the warm-up as in the window: a
     # timeout belongs to the window its message was sent in, so the window's timeouts are
@@ -274,6 +277,7 @@ def test_broadcast_with_two_workers_waits_for_the_slower_sender() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_a_server_that_holds_the_socket_full_is_not_the_client_being_slow() -> None:
     with servers.start("stall", period=2.0, pause=0.9) as srv:
         (s,) = run_plan(plan_for(f"127.0.0.1:{srv.port}", conns="1", rate=300.0,

@@ -76,6 +76,7 @@ def run_for(mon: Monitor, seconds: float) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_busy_and_sleeping_cpu(spawn) -> None:
     busy, sleepy = spawn(BUSY), spawn(SLEEPY)
     mon = Monitor({"busy": busy.pid, "sleepy": sleepy.pid}, interval=0.2)
@@ -237,6 +238,7 @@ os.sched_setaffinity(0, {0})
 
 
 @pytest.mark.e2e
+@pytest.mark.alone
 def test_other_processes_on_a_pinned_core_are_measured_and_known_ones_excluded(spawn) -> None:
     sleepy = spawn(PINNED + SLEEPY)  # stands for a worker pinned to core 0
     hog = spawn(PINNED + BUSY)  # something else on the worker's core

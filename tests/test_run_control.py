@@ -36,7 +36,10 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
              "--conns", "2,3,4", "--duration", "2", "--warmup", "0.1", "--workers", "1",
              "--json", "--no-report", "--results-dir", str(tmp_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        time.sleep(3.3)  # inside the second step
+        # inside the second step: its 3 connections are up (the first step has 2), then
+        # 0.8 s into it (whatever the machine's load made of the start and the first step)
+        wait_connections(srv.port, 3)
+        time.sleep(0.8)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err.decode()
