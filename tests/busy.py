@@ -10,6 +10,8 @@ import pytest
 def busy_steps(doc: dict) -> list[str]:
     return [f"conns={s['conns']}: {s['shared_core']['others_pct']:.0f}% of core "
             f"{s['shared_core']['core']} taken by other processes"
+            + "".join(f", {p.get('name')} (pid {p.get('pid')}) {p.get('cpu_pct', 0):.0f}%"
+                      for p in s["shared_core"].get("processes") or ())
             for s in doc.get("steps", ()) if s.get("core_shared")]
 
 

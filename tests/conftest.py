@@ -3,11 +3,18 @@ subprocess, ports, plans run through the real coordinator) live in tests/support
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
 
-import pytest
+# Bytecode caches are written (in the clone's gitignored __pycache__ folders) even where
+# PYTHONDONTWRITEBYTECODE is set: the suite starts hundreds of `python -m harness` and server
+# subprocesses, and each would otherwise compile harness from source (about 0.1 s apiece).
+sys.dont_write_bytecode = False
 
-from tests import servers
+from collections.abc import Iterator  # noqa: E402 (after the switch above)
+
+import pytest  # noqa: E402
+
+from tests import servers  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ exists. Pure file reading: no server, no subprocess."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -146,8 +147,12 @@ def test_the_run_flag_table_lives_in_docs_flags() -> None:
 
 
 def citing_files() -> list[Path]:
-    return [p for d in CITING for p in sorted((ROOT / d).rglob("*"))
-            if p.is_file() and p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts]
+    found = []
+    for d in CITING:
+        for top, dirs, names in os.walk(ROOT / d):
+            dirs[:] = [n for n in dirs if n not in ("__pycache__", "node_modules")]  # not ours
+            found += [Path(top, n) for n in names if Path(n).suffix in TEXT_SUFFIXES]
+    return sorted(found)
 
 
 def stray_design_refs(path: Path) -> list[str]:
