@@ -6,9 +6,6 @@ known server-side delay, and open-loop arrivals faster than the server can serve
 from __future__ import annotations
 
 import contextlib
-import http.client
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,27 +14,16 @@ import pytest
 
 from tests import asgi_backend
 from tests.busy import skip_if_busy
-from tests.support import free_port, harness, plan_for, run_plan, stop, wait_listening
+from tests.support import harness, plan_for, run_plan
+from tests.support.apps import app_stats, uvicorn_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_MS = asgi_backend.SLOW_S * 1e3
 
 
-@contextlib.contextmanager
-def uvicorn(*args: str) -> Iterator[int]:
-    """uvicorn serving tests/asgi_backend.py (one worker, no access log, ``args`` added) on
-    a free port; stopped by its pid at the end."""
-    pytest.importorskip("uvicorn", reason="uvicorn not installed (pip install '.[test]')")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.asgi_backend:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
-         *args], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        wait_listening(proc, port, name="uvicorn", within_s=20.0)
-        yield port
-    finally:
-        stop(proc)
+def uvicorn(*args: str) -> contextlib.AbstractContextManager[int]:
+    """uvicorn serving tests/asgi_backend.py (``args`` added) on a free port."""
+    return uvicorn_app("tests.asgi_backend:app", *args)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +34,7 @@ def backend() -> Iterator[int]:
 
 def stats(port: int) -> dict:
     """The app's own counters (GET /stats)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/stats")
-        return orjson.loads(conn.getresponse().read())
-    finally:
-        conn.close()
+    return app_stats(port)
 
 
 def delta(after: dict, before: dict) -> dict:

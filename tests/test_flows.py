@@ -8,22 +8,18 @@ that finds nothing is counted as capture_<name>."""
 from __future__ import annotations
 
 import contextlib
-import http.client
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 
 from harness.config import build as cfg
 from harness.core.users import Sessions
 from harness.protocols.http.checks import Response, SpecError, parse_capture, parse_path
 from harness.protocols.http.flows import Flows
-from tests.support import free_port, harness, plan_for, stop, wait_listening
+from tests.support import harness, plan_for
 from tests.support import run_json as support_run_json
+from tests.support.apps import app_stats, uvicorn_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -240,29 +236,9 @@ def test_a_class_without_state_keeps_its_pre_rendered_requests(tmp_path: Path) -
 
 # ---------------------------------------------------------------------------- against the app
 
-@contextlib.contextmanager
-def flow_app() -> Iterator[int]:
-    """uvicorn serving tests/flow_backend.py on a free port, stopped by its pid."""
-    pytest.importorskip("uvicorn", reason="uvicorn not installed (pip install '.[test]')")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.flow_backend:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        wait_listening(proc, port, name="uvicorn", within_s=20.0)
-        yield port
-    finally:
-        stop(proc)
-
-
-def app_stats(port: int) -> dict:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/stats")
-        return orjson.loads(conn.getresponse().read())
-    finally:
-        conn.close()
+def flow_app() -> contextlib.AbstractContextManager[int]:
+    """uvicorn serving tests/flow_backend.py on a free port."""
+    return uvicorn_app("tests.flow_backend:app")
 
 
 def run(port: int, tmp_path: Path, *args: str) -> tuple[int, dict]:

@@ -7,7 +7,6 @@ and hostile streams and POSTs: each fault one error kind, counted, the run going
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import subprocess
 import sys
@@ -17,7 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.support import free_port, harness, plan_for, run_plan, stop, wait_listening
+from tests.support import harness, plan_for, run_plan, stop
+from tests.support.apps import app_stats, uvicorn_app
 
 pytestmark = pytest.mark.e2e  # every test here starts a server
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,21 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FULL = os.environ.get("HARNESS_SSE_FULL") == "1"
 
 
-@contextlib.contextmanager
-def sse_room() -> Iterator[int]:
-    """tests/sse_chat.py under uvicorn on a free port; stopped by its pid at the end."""
-    pytest.importorskip("uvicorn", reason="uvicorn not installed (pip install '.[test]')")
-    pytest.importorskip("starlette", reason="starlette not installed (pip install '.[test]')")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.sse_chat:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        wait_listening(proc, port, name="uvicorn (tests/sse_chat.py)", within_s=20.0)
-        yield port
-    finally:
-        stop(proc, grace_s=1.0)  # (streams and POSTs left hanging hold a graceful stop)
+def sse_room() -> contextlib.AbstractContextManager[int]:
+    """tests/sse_chat.py under uvicorn on a free port (streams and POSTs left hanging hold a
+    graceful stop: SIGKILL after 1 s)."""
+    return uvicorn_app("tests.sse_chat:app", needs=("uvicorn", "starlette"), grace_s=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +40,7 @@ def room() -> Iterator[int]:
 
 
 def stats(port: int) -> dict:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/stats")
-        return orjson.loads(conn.getresponse().read())
-    finally:
-        conn.close()
+    return app_stats(port)
 
 
 def chat(hosts: str, messages: int, senders: int = 3, listen: int = 7, **run: object) -> dict:
