@@ -45,15 +45,12 @@ STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK  # (Linux, as epoll)
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 
 
-
 @mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
 class Transport:
     """One step's connections: sockets, pending bytes both ways, and which are open.
-
-    ``would_block`` and ``error_kind`` are what a send's exceptions mean; a layer (TLS)
-    gives its own. They are looked up only when a send raises. With a layer, its ``poll``
-    and ``read_round`` replace the transport's, chosen once when it is built (as wrk2 picks
-    its socket functions): the plain ones below stay free of any test for TLS."""
+    ``would_block`` and ``error_kind`` (looked up only when a send raises) are what a send's
+    exceptions mean; a layer (TLS) gives its own, and its ``poll`` and ``read_round`` replace
+    the transport's: the plain ones below stay free of any test for TLS."""
 
     would_block: type[OSError] | tuple[type[OSError], ...] = BlockingIOError
     error_kind = staticmethod(error_kind)
@@ -211,9 +208,14 @@ class Transport:
 
     # ------------------------------------------------------------------ send
 
-    def send(self, i: int, data: memoryview) -> None:
+    def send(self, i: int, data: memoryview | bytes) -> None:
+        """Send ``data`` to ``i`` after whatever is queued for it (one connection's message,
+        or a protocol's control frame or packet)."""
         s = self.socks[i]
         if s is None:
+            return
+        if self.pend_out[i] is not None:
+            self.pend_out[i] = bytes(self.pend_out[i] or b"") + data
             return
         try:
             n = s.send(data)
@@ -223,7 +225,7 @@ class Transport:
             self.fail(i, self.error_kind(exc))
             return
         if n < len(data):
-            self.queue(i, data[n:])
+            self.queue(i, memoryview(data)[n:])
 
     def send_round(self, idx: np.ndarray, bounds: list[int], data: memoryview) -> None:
         """One send per connection: ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]``."""
@@ -281,9 +283,8 @@ class Transport:
         return self.plain_poll(wait_s, timer)
 
     def read_round(self, ready: list[int]) -> None:
-        """One read round over the ready connections (through the TLS layer, if any). A
-        test per round, not methods rebound per instance: a compiled (mypyc) class's
-        methods cannot be replaced on an instance."""
+        """One read round over the ready connections (through the TLS layer, if any): a
+        test per round, as a compiled (mypyc) class's methods cannot be rebound."""
         if self.tls is not None:
             self.tls.read_round(self, ready)
         else:

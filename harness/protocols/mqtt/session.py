@@ -209,7 +209,7 @@ class MqttTransport(Transport):
         for i, data in packets:
             by.setdefault(i, []).append(data)
         for i, parts in by.items():
-            self.send_raw(i, b"".join(parts))
+            self.send(i, b"".join(parts))
 
     def tick(self, now: int, sending: bool, connect_timeout_ns: int) -> None:
         """Every ~100 ms: the keep-alive's PINGREQ on every open connection when due."""
@@ -217,16 +217,7 @@ class MqttTransport(Transport):
             self.next_ping = now + self.ping_every
             for i in np.flatnonzero(self.alive).tolist():
                 self.mqtt.table.pinged(i)
-                self.send_raw(i, PING)
-
-    def send_raw(self, i: int, data: bytes) -> None:
-        """Send ``data`` after whatever is queued."""
-        if self.socks[i] is None:
-            return
-        if self.pend_out[i] is not None:
-            self.pend_out[i] = bytes(self.pend_out[i] or b"") + data
-            return
-        self.send(i, memoryview(data))
+                self.send(i, PING)
 
     def close_all(self) -> None:
         """DISCONNECT on every open connection with nothing queued, then close."""

@@ -255,7 +255,7 @@ class SioTransport(WsTransport):
         cut, keep, ok = d.cut(buf, i, 0, len(buf), walk)
         d.empty.clear()
         for _, payload in d.pings:
-            self.send_raw(i, encode_frame(OP_PONG, payload, mask=True))
+            self.send(i, encode_frame(OP_PONG, payload, mask=True))
         d.pings.clear()
         if d.closes:
             code = d.closes[0][1]
@@ -291,12 +291,12 @@ class SioTransport(WsTransport):
             if len(self.opens) < 8:
                 self.opens.append(opened)
             self.phase[i] = 2
-            self.send_raw(i, encode_frame(OP_TEXT, packet.connect(self.sio.namespace),
+            self.send(i, encode_frame(OP_TEXT, packet.connect(self.sio.namespace),
                                           mask=True))
             return False
         head = packet.split(data)
         if head.eio == packet.EIO_PING:
-            self.send_raw(i, self.pong)
+            self.send(i, self.pong)
         elif head.eio == packet.EIO_CLOSE:
             raise PacketError("the server closed the session", "sio_close")
         elif head.eio == packet.EIO_MESSAGE and head.namespace == self.sio.namespace and \
@@ -326,7 +326,7 @@ class SioTransport(WsTransport):
         assert isinstance(proto, SioProtocol)
         if proto.pings:
             for i in proto.pings:
-                self.send_raw(i, self.pong)
+                self.send(i, self.pong)
             proto.pings.clear()
         if proto.ends:
             now = time.monotonic_ns()

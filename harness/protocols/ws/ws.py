@@ -197,7 +197,7 @@ class WsTransport(Transport):
             d.empty.clear()
         if d.pings:
             for i, payload in d.pings:
-                self.send_raw(i, encode_frame(OP_PONG, payload, mask=True))
+                self.send(i, encode_frame(OP_PONG, payload, mask=True))
             d.pings.clear()
         if d.closes:
             now = time.monotonic_ns()
@@ -205,7 +205,7 @@ class WsTransport(Transport):
                 if self.socks[i] is None:
                     continue
                 self.sink.error(f"ws_close_{code}", 1, now)
-                self.send_raw(i, encode_frame(OP_CLOSE, code.to_bytes(2, "big")
+                self.send(i, encode_frame(OP_CLOSE, code.to_bytes(2, "big")
                                               if code != 1005 else b"", mask=True))
                 self.close(i)
             d.closes.clear()
@@ -217,7 +217,7 @@ class WsTransport(Transport):
         if every and now >= self.next_ping:
             self.next_ping = now + every
             for i in np.flatnonzero(self.alive).tolist():
-                self.send_raw(i, encode_frame(OP_PING, b"harness", mask=True))
+                self.send(i, encode_frame(OP_PING, b"harness", mask=True))
         if not self.lost_at.any():
             return
         if not sending:
@@ -264,15 +264,6 @@ class WsTransport(Transport):
         rows += [(int(t), 0, 0) for t in self.lost_at[self.lost_at > 0].tolist()]
         ns = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
         return np.where(ns > 0, (ns - origin) / SEC, np.nan)
-
-    def send_raw(self, i: int, data: bytes) -> None:
-        """Send ``data`` after whatever is queued (a control frame)."""
-        if self.socks[i] is None:
-            return
-        if self.pend_out[i] is not None:
-            self.pend_out[i] = bytes(self.pend_out[i] or b"") + data
-            return
-        self.send(i, memoryview(data))
 
     # ------------------------------------------------------------------ the end
 
