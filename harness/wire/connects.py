@@ -1,14 +1,17 @@
 """Opening a step's connections: the connect loop over a transport, at a rate, bounded by a
 deadline, each connect timed when it completes; and the reads of a protocol's own handshake
-after TCP (:func:`hello_read`: WebSocket's upgrade, MQTT's CONNECT, Socket.IO's open)."""
+after TCP (:func:`hello_send`, :func:`hello_read`, :func:`head_kept`: WebSocket's upgrade,
+MQTT's CONNECT, Socket.IO's open, an SSE stream's GET)."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 from collections.abc import Callable
 
 from harness.core.units import SEC
+from harness.wire.poller import READ
 from harness.wire.transport import TIMER, Transport
 
 LAUNCH_BATCH = 16  # connects begun per pass of the connect loop before settling the done
@@ -83,3 +86,27 @@ def hello_read(tp: Transport, i: int, most: int, reset: str = "connect_reset") -
         tp.fail(i, "closed")
         return 1
     return got
+
+
+def hello_send(tp: Transport, i: int, s: socket.socket, data: bytes) -> int:
+    """Write a protocol's opening bytes on connection ``i`` (an upgrade request, a CONNECT: a
+    few hundred bytes into an empty socket buffer) and wait for the answer: 0, or 1 when the
+    send failed (counted by its kind)."""
+    try:
+        s.send(data)
+    except OSError as exc:
+        tp.fail(i, tp.error_kind(exc))
+        return 1
+    tp.sel.modify(s, READ, i)
+    return 0
+
+
+def head_kept(tp: Transport, heads: list[bytes], i: int, data: bytes, most: int) -> int:
+    """A response head not whole yet: kept in ``heads[i]`` until more comes (0), or, past
+    ``most`` bytes, one protocol error (1)."""
+    if len(data) > most:
+        tp.sink.unparsed(memoryview(data))
+        tp.fail(i, "protocol")
+        return 1
+    heads[i] = data
+    return 0

@@ -42,8 +42,7 @@ from harness.protocols.mqtt.packets import (
     subscribe,
 )
 from harness.protocols.mqtt.stream import MqttProtocol
-from harness.wire.connects import hello_read
-from harness.wire.poller import READ
+from harness.wire.connects import hello_read, hello_send
 from harness.wire.transport import Reads, Transport
 
 MAX_HELLO = 64 * 1024  # most bytes before the CONNACK (and SUBACK) are read
@@ -89,13 +88,7 @@ class MqttTransport(Transport):
         if self.subscriber[i]:
             data += subscribe(SUB_ID, [ss.filters[node]], ss.qos, ss.version)
             self.waiting[i] = 3
-        try:
-            s.send(data)  # a few dozen bytes into an empty socket buffer
-        except OSError as exc:
-            self.fail(i, self.error_kind(exc))
-            return 1
-        self.sel.modify(s, READ, i)
-        return 0
+        return hello_send(self, i, s, data)
 
     def finish_connect(self, i: int) -> int:
         """The connect as the transport's (which then sends CONNECT: :meth:`opened`); then

@@ -34,6 +34,7 @@ import numpy as np
 from harness.core.result import Share
 from harness.protocols.sse.post import ResponseError, Responses
 from harness.protocols.sse.protocol import SseProtocol
+from harness.wire.connects import head_kept, hello_send
 from harness.wire.poller import READ, WRITE
 from harness.wire.timer import Timer
 from harness.wire.transport import STREAM_NONBLOCK, Transport, connect_kind
@@ -111,13 +112,9 @@ class SseTransport(Transport):
         last = self.streams.last_id[i]
         if last:
             request += b"Last-Event-ID: " + last + b"\r\n"
-        try:
-            s.send(request + b"\r\n")
-        except OSError as exc:
-            self.fail(i, self.error_kind(exc))
+        if hello_send(self, i, s, request + b"\r\n"):
             return 1
         self.heading[i] = True
-        self.sel.modify(s, READ, i)
         if self.post[i] is None and self.sends[i]:
             self._open_post(i)
         return 0
@@ -146,12 +143,7 @@ class SseTransport(Transport):
             self.fail(i, "closed")
             return 1
         if end < 0:
-            if len(data) > MAX_HEAD:
-                self.sink.unparsed(memoryview(data))
-                self.fail(i, "protocol")
-                return 1
-            self.head[i] = data
-            return 0
+            return head_kept(self, self.head, i, data, MAX_HEAD)
         return self._head(i, data[:end + 4])
 
     def _head(self, i: int, data: bytes) -> int:

@@ -54,8 +54,7 @@ from harness.protocols.ws.wsframe import (
     encode_frame,
 )
 from harness.protocols.ws.wsproto import WsProtocol
-from harness.wire.connects import hello_read
-from harness.wire.poller import READ
+from harness.wire.connects import head_kept, hello_read, hello_send
 from harness.wire.transport import Reads, Transport
 
 BACKOFF_NS = SEC // 10  # --reconnect: the first retry after 50-100 ms, then doubling
@@ -115,23 +114,12 @@ class WsTransport(Transport):
     def _request(self, i: int, s: socket.socket) -> int:
         """Write the upgrade request and wait for its response (0), or fail (1)."""
         self.hs[i], request = handshake(self.opts.uris[int(self.node[i])], self.opts)
-        try:
-            s.send(request)  # a few hundred bytes into an empty socket buffer
-        except OSError as exc:
-            self.fail(i, self.error_kind(exc))
-            return 1
-        self.sel.modify(s, READ, i)
-        return 0
+        return hello_send(self, i, s, request)
 
     def _head(self, i: int, data: bytes) -> int:
         end = data.find(HEAD_END)
         if end < 0:
-            if len(data) > MAX_HEAD:
-                self.sink.unparsed(memoryview(data))
-                self.fail(i, "protocol")
-                return 1
-            self.head[i] = data
-            return 0
+            return head_kept(self, self.head, i, data, MAX_HEAD)
         proto = self.hs[i]
         assert proto is not None
         kind = handshake_result(proto, data[:end + 4])
