@@ -91,9 +91,9 @@ def step_figures(step: Step, results: list[WorkerResult], receivers: np.ndarray,
     if len(rec):  # ws --reconnect: from losing a connection to its handshake done again
         parts["reconnect_ms"], hists["reconnect"] = connect_ms(rec), rec
     parts.update(_storms(results))
-    packed = [r.ws_compress for r in results if r.ws_compress]
-    if packed:  # ws --ws-compress: bytes before compression and on the wire, both ways
-        parts["ws_compress"] = {k: sum(p[k] for p in packed) for k in packed[0]}
+    for group in sorted({g for r in results for g in r.tallies}):  # a protocol's own counts
+        packed = [r.tallies[group] for r in results if group in r.tallies]
+        parts[group] = {k: sum(p.get(k, 0) for p in packed) for k in packed[0]}
     parts.update(protocol_extras(results))
     if len(kind_names) > 1:
         parts["kinds"], kh = _kinds(results, kind_names)

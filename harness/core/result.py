@@ -87,7 +87,9 @@ class WorkerResult:
     # opened (Times.measure); NaN: did not happen
     episodes: np.ndarray | None = None
     ramp: np.ndarray | None = None  # the connect ramp: (began, completed) ns per connect made
-    ws_compress: dict[str, int] | None = None  # ws --ws-compress: raw and wire bytes
+    # a protocol's own counts by group (ws --ws-compress: "ws_compress", raw and wire bytes),
+    # summed over the workers into the step's field of that name; its Spec.extras names them
+    tallies: dict[str, dict[str, int]] = field(default_factory=dict)
     # a protocol's own latencies by name (sio: "sio_ack", send to ack), ns: in the step as
     # NAME_ms (percentiles) and NAMEs (how many); its Spec.extras names them
     extra: dict[str, Histogram] = field(default_factory=dict)

@@ -54,7 +54,7 @@ class WsWire(Wire):
         if self.reconnect:
             res.episodes = tp.reconnects(w.times.measure)
         if proto.deflate is not None:
-            res.ws_compress = dict(proto.deflate.counts)
+            res.tallies["ws_compress"] = dict(proto.deflate.counts)
 
 
 WIRE = WsWire
