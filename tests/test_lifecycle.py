@@ -47,6 +47,17 @@ def test_a_server_cmd_that_exits_at_once_raises_unreachable(closed_port: int) ->
         pass
 
 
+def test_a_server_cmd_that_exits_after_the_grace_is_named_not_the_refused_connect(
+        closed_port: int) -> None:
+    # as on a loaded machine, where the command starts slowly: it exits (code 5) while the
+    # probes wait for it to listen, and its exit is the reason given
+    plan = plan_for(Target("127.0.0.1", closed_port), server_cmd=f"{sys.executable} -c "
+                    "'import time; time.sleep(1.0); raise SystemExit(5)'")
+    with pytest.raises(Unreachable, match=r"--server-cmd exited at once \(code 5\)"), \
+            Targets(plan, echo()):
+        pass
+
+
 def test_the_embedded_server_is_started_watched_and_stopped() -> None:
     plan = plan_for(Target("127.0.0.1", 0), embedded="echo")
     with Targets(plan, echo()) as targets:

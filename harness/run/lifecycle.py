@@ -66,7 +66,12 @@ class Targets:
                                      start_new_session=True)
         self.watch["server"] = self.proc.pid
         time.sleep(CMD_GRACE_S)  # give it a moment to listen; the probe below retries briefly
-        if self.proc.poll() is not None:
+        self._cmd_alive()
+
+    def _cmd_alive(self) -> None:
+        """Unreachable when the --server-cmd process has exited (on a loaded machine it may
+        do so only after the grace, while the probe waits for it to listen)."""
+        if self.proc is not None and self.proc.poll() is not None:
             raise Unreachable(f"--server-cmd exited at once (code {self.proc.returncode})")
 
     def _check(self) -> None:
@@ -85,6 +90,7 @@ class Targets:
                 probe_ws(plan, self.addrs)
                 return
             except Unreachable:
+                self._cmd_alive()  # (its exit is the reason, not the refused connect)
                 if attempt == tries - 1:
                     raise
                 time.sleep(CMD_RETRY_S)
