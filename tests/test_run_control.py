@@ -23,7 +23,7 @@ from harness.run.shares import build_shares
 from harness.wire.poller import Poller
 from harness.worker.worker import Worker
 from tests import servers
-from tests.support import harness, plan_for, run_plan, wait_connections
+from tests.support import harness, plan_for, run_plan, wait_connections, wait_process_connections
 from workloads import load
 
 
@@ -36,16 +36,17 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
              "--conns", "2,3,4", "--duration", "2", "--warmup", "0.1", "--workers", "1",
              "--json", "--no-report", "--results-dir", str(tmp_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        # inside the second step: its 3 connections are up (the first step has 2), then
-        # 0.8 s into it (whatever the machine's load made of the start and the first step)
-        wait_connections(srv.port, 3)
+        # inside the second step: its 3 connections are up (the first step has 2, the third
+        # 4), then 0.8 s into it (whatever the machine's load made of the start and the
+        # first step)
+        wait_process_connections(proc.pid, srv.port, 3)
         time.sleep(0.8)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err.decode()
     doc = orjson.loads(out)
     assert doc["partial"] is True
-    assert [s["conns"] for s in doc["steps"]] == [2, 3]
+    assert [s["conns"] for s in doc["steps"]] == [2, 3], err.decode()
     assert doc["steps"][0]["partial"] is False and doc["steps"][1]["partial"] is True
     assert doc["steps"][1]["received"] > 0
     # the cut step's throughput is over the window it had (~1 s), not the planned 2 s
@@ -53,7 +54,7 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
     assert 0.3 < cut["duration_s"] < 1.8, cut["duration_s"]
     assert cut["throughput_msgs_s"] == pytest.approx(cut["received"] / cut["duration_s"],
                                                      rel=1e-3)
-    assert doc["steps"][1]["lost"] == 0  # in-flight messages got a short drain
+    assert doc["steps"][1]["lost"] == 0, cut  # in-flight messages got a short drain
     (folder,) = tmp_path.iterdir()
     saved = orjson.loads((folder / "run.json").read_bytes())
     assert saved["partial"] is True and len(saved["steps"]) == 2

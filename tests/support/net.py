@@ -64,3 +64,25 @@ def wait_connections(port: int, n: int, within_s: float = 30.0,
             return
         time.sleep(0.05)
     raise AssertionError(f"{n} connections to port {port} did not appear in {within_s:g} s")
+
+
+def wait_process_connections(pid: int, port: int, n: int, within_s: float = 30.0) -> None:
+    """Return once process ``pid`` and its children hold exactly ``n`` established
+    connections to 127.0.0.1:``port`` (a step of ``n`` connections is up). Only their own
+    sockets are read, so other tests' thousands of connections do not slow the look.
+    AssertionError if ``within_s`` passes first."""
+    import psutil
+    root = psutil.Process(pid)
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        found = 0
+        with contextlib.suppress(psutil.Error):
+            for p in (root, *root.children(recursive=True)):
+                conns = getattr(p, "net_connections", None) or p.connections
+                found += sum(1 for c in conns(kind="tcp") if c.raddr and c.raddr.port == port
+                             and c.status == psutil.CONN_ESTABLISHED)
+        if found == n:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} did not hold {n} connections to port {port} "
+                         f"within {within_s:g} s")
