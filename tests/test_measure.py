@@ -398,6 +398,7 @@ def test_connections_past_the_fd_limit_are_connect_fd_limit_and_the_rest_connect
 
 
 @pytest.mark.e2e
+@pytest.mark.alone  # its schedule: nothing sent 5 ms behind
 def test_a_small_open_loop_with_a_budget_sends_and_counts_every_message_once() -> None:
     """3 connections x 200/s: rounds of a few messages, built and paced in plain Python
     (the worker's small open-loop path); the budget is kept exactly, nothing lost."""
