@@ -26,9 +26,9 @@ def common(tmp_path: Path) -> list[str]:
 SPIKE = """
 [scenarios.spike]
 stages = [
-  { conns = 5, duration = 3.0, label = "before" },
+  { conns = 5, duration = 2.0, label = "before" },
   { conns = 30, duration = 2.0, label = "spike" },
-  { conns = 5, duration = 7.0, label = "after" },
+  { conns = 5, duration = 5.0, label = "after" },
 ]
 """
 
@@ -111,7 +111,7 @@ def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
     # 100 msgs/s per connection against a 1000 msgs/s server: 8 conns fit, 16 do not
     with servers.start("token_bucket", rate=1000.0) as srv:
         r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--rate", "100",
-                    "--until-degraded", "--max-conns", "64", "--duration", "2", "--server-pid",
+                    "--until-degraded", "--max-conns", "64", "--duration", "1.5", "--server-pid",
                     str(srv.pid), "--json",
                     *common(tmp_path), cwd=tmp_path)
     doc = orjson.loads(r.stdout)
