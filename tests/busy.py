@@ -4,6 +4,8 @@ that asserts a verdict cannot judge it then: it is skipped, saying so, rather th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 
@@ -40,3 +42,15 @@ def ran_ok(code: int, doc: dict) -> bool:
     accepts from a run on a loaded 2-core machine."""
     unjudged = (doc.get("degradation") or {}).get("judged") == 0
     return code == 0 or (code == 4 and unjudged and not doc["thresholds"]["failed"])
+
+
+def unless_busy(run: Callable[[], dict], tries: int = 2) -> dict:
+    """``run()`` (a run summary), run again while a step of it ran on a shared core, up to
+    ``tries`` times: this VM's cores are now and then taken for a second by no process the
+    monitor can name. The last summary; the caller still calls :func:`skip_if_busy`."""
+    doc = run()
+    for _ in range(tries - 1):
+        if not busy_steps(doc):
+            break
+        doc = run()
+    return doc

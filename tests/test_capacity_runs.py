@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from tests import servers
-from tests.busy import judged_loads, ran_ok, skip_if_busy, skip_if_busy_search
+from tests.busy import judged_loads, ran_ok, skip_if_busy, skip_if_busy_search, unless_busy
 from tests.support import harness, harness_processes_at_once, run_json
 
 pytestmark = pytest.mark.e2e  # every test here starts a server or a subprocess
@@ -109,12 +109,15 @@ def test_search_over_rate_without_rate_measures_open_loop(tmp_path: Path) -> Non
 def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
     # on its own: it judges its core
     # 100 msgs/s per connection against a 1000 msgs/s server: 8 conns fit, 16 do not
-    with servers.start("token_bucket", rate=1000.0) as srv:
-        r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--rate", "100",
-                    "--until-degraded", "--max-conns", "64", "--duration", "1.5", "--server-pid",
-                    str(srv.pid), "--json",
-                    *common(tmp_path), cwd=tmp_path)
-    doc = orjson.loads(r.stdout)
+    def run() -> dict:
+        with servers.start("token_bucket", rate=1000.0) as srv:
+            r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--rate",
+                        "100", "--until-degraded", "--max-conns", "64", "--duration", "1.5",
+                        "--server-pid", str(srv.pid), "--json", *common(tmp_path),
+                        cwd=tmp_path)
+        return orjson.loads(r.stdout)
+
+    doc = unless_busy(run)
     skip_if_busy(doc)
     assert [s["conns"] for s in doc["steps"]] == [2, 4, 8, 16], doc["degradation"]
     assert doc["degradation"]["degraded_at"] == 16
