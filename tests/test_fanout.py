@@ -125,7 +125,8 @@ def test_message_sweep_reports_messages_as_the_load(tmp_path):
     assert doc["degradation"]["unit"] == "messages"
 
 
-# once, beside the parallel suite, one message's 8 deliveries missed the 2 s drain
+# once, beside the parallel suite, 8 of its 24,000 deliveries missed the 2 s drain (not yet
+# explained; a lead: a receiver that the starved chat server had not accepted yet)
 @pytest.mark.alone
 def test_warm_up_deliveries_never_count_in_the_window() -> None:
     """A busy room (every round a large read) crosses the warm-up boundary mid-round: a
