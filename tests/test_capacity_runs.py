@@ -59,7 +59,7 @@ def search_args(srv: servers.Handle) -> list[str]:
     """``harness search`` for the capacity of a 2,000 msgs/s token bucket, over rate."""
     return ["search", "--host", f"127.0.0.1:{srv.port}", "--slo", "p99<50ms", "--max-errors",
             "1%", "--over", "rate", "--conns", "10", "--lo", "1000", "--hi", "4000",
-            "--duration", "1.5", "--json", *PROBE]
+            "--duration", "1.0", "--json", *PROBE]
 
 
 def soak_args(srv: servers.Handle, cwd: Path, *extra: str) -> list[str]:
