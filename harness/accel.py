@@ -20,6 +20,7 @@ of the compiled modules, all of them together, when:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -27,6 +28,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 # The hot path: what a worker runs per round (issue 21). Each is compiled on its own
 # (mypyc's separate mode), so a module can be left out without touching the others.
@@ -102,9 +104,25 @@ def compiled() -> bool:
     return _state["build"] == "mypyc"
 
 
+def native() -> tuple[ModuleType | None, str]:
+    """The C loops (``harness._hot``, harness/_hot.c, built by ``pip install -e .`` where a C
+    compiler is; used through harness.wire.hot), or None, and why: not built, or
+    ``HARNESS_PURE=1``. Importing it imports no numpy."""
+    if os.environ.get("HARNESS_PURE") == "1":
+        return None, "HARNESS_PURE=1"
+    try:
+        mod = importlib.import_module(f"{__package__}._hot")
+    except ImportError:
+        return None, "not built: pip install -e . builds it where a C compiler is"
+    return mod, "harness._hot"
+
+
 def describe() -> str:
-    """For ``harness --version``: "compiled: yes (mypyc, 11 modules)" or "compiled: no (...)"."""
-    return f"compiled: {'yes' if compiled() else 'no'} ({_state['why']})"
+    """For ``harness --version``: "native loops: yes (harness._hot), compiled: no (...)":
+    the C loops, then the mypyc build ("compiled: yes (mypyc, 16 modules)")."""
+    mod, why = native()
+    return f"native loops: {'yes' if mod is not None else 'no'} ({why}), " \
+        f"compiled: {'yes' if compiled() else 'no'} ({_state['why']})"
 
 
 def loaded() -> dict[str, str]:

@@ -1,11 +1,13 @@
-"""The opt-in mypyc build (harness/accel.py): which build runs, the pure fallback, and
+"""The compiled parts (harness/accel.py): which build runs, the pure fallback, and
 differential tests that both builds give the same results.
 
-The build is off by default (it gained nothing measurable on the 2-core VM:
-docs/PERFORMANCE.md), so CI runs pure Python and the tests that compare the builds skip,
-saying so. With a compiled build (``python -m harness.build``) they run: the same digest of
-the hot modules on seeded inputs, the same counts of a seeded run, and the unit suite and
-the hot path's end-to-end files again under the other build.
+Two are optional: the C loops (``harness._hot``, built by ``pip install -e .`` where a C
+compiler is, as in CI) and the opt-in mypyc build (``python -m harness.build``; it gained
+nothing measurable on the 2-core VM: docs/PERFORMANCE.md). With either one built, the
+tests that compare the builds run against pure Python (``HARNESS_PURE=1``): the same
+digest of the hot modules on seeded inputs, the same counts of a seeded run, and the unit
+suite and the hot path's end-to-end files again. With neither, they skip, saying so.
+tests/test_hot.py compares the C loops with their Python twins function by function.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness import accel
+from harness.wire import hot
 from tests.support import harness_process as harness  # a process: the build is chosen at import
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +42,12 @@ def _need_compiled() -> None:
     if not _have_compiled():
         pytest.skip(f"no compiled build to compare with (opt-in: python -m harness.build; "
                     f"{accel.describe()})")
+
+
+def _need_other() -> None:
+    """Something compiled runs (the C loops or mypyc's): pure Python is the other build."""
+    if hot.native is None and not _have_compiled():
+        pytest.skip(f"nothing compiled to compare with pure Python ({accel.describe()})")
 
 
 def _py(code: str, pure: bool) -> str:
@@ -62,8 +71,12 @@ def test_version_says_which_build_runs() -> None:
     want = f"compiled: yes (mypyc, {len(accel.MODULES)} modules)" if _have_compiled() else \
         "compiled: no (not built: python -m harness.build compiles the hot path)"
     assert r.stdout.strip().endswith(want), r.stdout
+    loops = "native loops: yes (harness._hot)" if hot.native is not None else \
+        "native loops: no (not built: pip install -e . builds it where a C compiler is)"
+    assert loops in r.stdout, r.stdout
+    r = harness("--version", cwd=ROOT, env=_env(True))
+    assert "native loops: no (HARNESS_PURE=1)" in r.stdout, r.stdout
     if _have_compiled():
-        r = harness("--version", cwd=ROOT, env=_env(True))
         assert r.stdout.strip().endswith("compiled: no (HARNESS_PURE=1)"), r.stdout
 
 
@@ -80,11 +93,14 @@ def test_pure_routes_every_hot_module_to_its_source() -> None:
 @pytest.mark.parametrize("seed", [7, 2026])
 def test_both_builds_compute_the_same(seed: int) -> None:
     """Histograms, stamps, builders, parsers and the ledger on the same seeded inputs."""
-    _need_compiled()
+    _need_other()
     cmd = f"import runpy, sys; sys.argv = ['x', '--seed', '{seed}']; " \
         "runpy.run_module('tests.accel_digest', run_name='__main__')"
     pure, comp = json.loads(_py(cmd, True)), json.loads(_py(cmd, False))
-    assert pure["build"].startswith("compiled: no") and comp["build"].startswith("compiled: yes")
+    assert pure["build"] == accel.describe().replace(
+        "native loops: yes (harness._hot)", "native loops: no (HARNESS_PURE=1)").replace(
+        f"compiled: yes (mypyc, {len(accel.MODULES)} modules)", "compiled: no (HARNESS_PURE=1)")
+    assert comp["build"] == accel.describe() != pure["build"]
     assert pure["digest"] == comp["digest"]
 
 
@@ -101,7 +117,7 @@ def _run_counts(pure: bool) -> dict:
 
 @pytest.mark.e2e
 def test_both_builds_count_a_seeded_run_the_same() -> None:
-    _need_compiled()
+    _need_other()
     want = {"sent": 3000, "lost": 0, "duplicates": 0, "late": 0, "errors": {},
             "conns_lost": 0, "in_hist": True}
     assert _run_counts(True) == want
@@ -110,7 +126,7 @@ def test_both_builds_count_a_seeded_run_the_same() -> None:
 
 def _pytest(*args: str) -> None:
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        *args], env=_env(accel.compiled()), capture_output=True, text=True,
+                        *args], env=_env(True), capture_output=True, text=True,
                        timeout=600, cwd=ROOT)
     tail = r.stdout.strip().splitlines()[-3:]
     assert r.returncode == 0, "\n".join(tail) + r.stderr[-2000:]
@@ -120,10 +136,10 @@ def _pytest(*args: str) -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize("part", ["unit", "hot e2e"])
 def test_the_suite_passes_under_the_other_build(part: str) -> None:
-    """The unit tests, and the hot path's end-to-end files, again under the build the main
-    run did not use (pure when the compiled one is installed)."""
-    _need_compiled()
+    """The unit tests, and the hot path's end-to-end files (but their timing tests, which
+    run alone in the main run), again in pure Python, the build the main run did not use."""
+    _need_other()
     if part == "unit":
         _pytest("-m", "not e2e", "tests")
     else:
-        _pytest(*HOT_E2E)
+        _pytest("-m", "not alone", *HOT_E2E)

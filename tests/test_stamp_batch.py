@@ -350,22 +350,21 @@ def test_newline_line_longer_than_max_frame_is_reported() -> None:
 
 
 @pytest.mark.parametrize("name", ["len16", "len32"])
-def test_a_small_round_parsed_in_python_gives_what_numpy_gives(name: str) -> None:
+def test_a_small_round_taken_without_arrays_gives_what_numpy_gives(name: str) -> None:
     fr, size = framing.get(name), 64
     gid = np.array([5, 9, 0xFFFFFFFF, 2], dtype=np.int64)
     t = np.array([T0, T0 + 1, 2**64 - 1, 2**32], dtype=np.uint64)
     data, ends, _ = outbound(fr, [size]).build(gid, 2**32 - 2, t, np.array([0, 7, 2**32 - 1, 3]))
     buf = bytearray(bytes(data)) + bytearray(64)
     seg_conn, seg_end, seg_t = [3, 1, 0, 2], ends.tolist(), [T0 + k for k in range(4)]
+    gids = [0xFFFFFFFF, 9, 2, 5]  # each connection's global id
     inbound = Inbound(fr, size, MAX_FRAME, KEY)
-    few = inbound.parse_few(buf, seg_conn, seg_end, seg_t)
+    few = inbound.take_few(buf, seg_conn, seg_end, WORKER, gids)
     p = inbound.parse(buf, seg_conn, seg_end, seg_t, None)
     assert few is not None and p.ok.all()
-    assert few.conn == p.conn.tolist() and few.t == p.t.tolist()
-    assert few.gid == p.st["conn"].tolist() and few.seq == p.st["seq"].tolist()
-    assert few.tint == p.st["t"].tolist() and few.delay == p.st["delay"].tolist()
-    assert few.kw == (p.st["kind"].astype(np.int64) | p.st["worker"].astype(np.int64) << 16
-                      ).tolist()
+    seqs, tint, delay = few
+    assert seqs == p.st["seq"].tolist() and tint == p.st["t"].tolist()
+    assert delay == p.st["delay"].tolist()
 
 
 def test_a_small_round_with_anything_wrong_is_left_to_numpy() -> None:
@@ -373,15 +372,17 @@ def test_a_small_round_with_anything_wrong_is_left_to_numpy() -> None:
     data, ends, _ = outbound(fr, [size]).build(np.array([1, 2]), 0, T0, 0)
     good = bytearray(bytes(data))
     inbound = Inbound(fr, size, MAX_FRAME, KEY)
-    args = ([0, 1], ends.tolist(), [T0, T0])
-    assert inbound.parse_few(good, *args) is not None
+    args = ([0, 1], ends.tolist(), WORKER, [1, 2])
+    assert inbound.take_few(good, *args) is not None
     flipped = bytearray(good)
     flipped[size + 10] ^= 1  # the second frame's stamp: its check fails
-    assert inbound.parse_few(flipped, *args) is None
+    assert inbound.take_few(flipped, *args) is None
     foreign = bytearray(good)
     foreign[size + 3] ^= 1  # the second frame's length prefix is not ours
-    assert inbound.parse_few(foreign, *args) is None
-    assert inbound.parse_few(good, [0], [2 * size], [T0]) is None  # two frames in one read
+    assert inbound.take_few(foreign, *args) is None
+    assert inbound.take_few(good, [0], [2 * size], WORKER, [1]) is None  # two in one read
+    assert inbound.take_few(good, [1, 0], ends.tolist(), WORKER, [1, 2]) is None  # swapped
+    assert inbound.take_few(good, *args[:2], WORKER + 1, [1, 2]) is None  # another worker's
 
 
 @pytest.mark.parametrize("name", ["len16", "len32"])

@@ -5,15 +5,10 @@ times ns.
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
-from harness.wire import stamp
+from harness.wire import hot, stamp
 from harness.wire.framing import Framing
-
-_WORDS = struct.Struct(f"<{stamp.WORDS}I")  # a stamp's words, packed one message at a time
-_M32 = 0xFFFFFFFF
 
 
 def frame_dtype(header: int, size: int) -> np.dtype:
@@ -99,7 +94,7 @@ class Outbound:
                 self.words = np.ndarray((rows,), dtype=frame_dtype(self.hdr, size),
                                         buffer=self.buf)["w"]
                 self.words[:, 3] = self.worker << 16  # kind 0 | worker: the same every round
-                self.flat = self.buf.reshape(-1).data  # the same bytes, for struct
+                self.flat = self.buf.reshape(-1).data  # the same bytes, for build_few
         else:
             self.buf = np.empty(0, dtype=np.uint8)
 
@@ -181,52 +176,28 @@ class Outbound:
 
     def build_few(self, gids: list[int], counts: list[int], seq0: int, t: int
                   ) -> tuple[memoryview, list[int], int]:
-        """Closed loop, one size, binary stamps, a small round, in plain Python: ``counts[k]``
-        messages for connection ``gids[k]``, all intended at ``t`` (ns), no delay. Returns
-        the bytes, where each connection's messages end in them, and the message count.
-        The same bytes as :meth:`build`."""
-        size, hdr = int(self.specs[0]), self.hdr
-        n = sum(counts)
+        """Closed loop, one size, binary stamps, a small round, without arrays
+        (harness.wire.hot: in C when built): ``counts[k]`` messages for connection
+        ``gids[k]``, all intended at ``t`` (ns), no delay. Returns the bytes, where each
+        connection's messages end in them, and the message count. The same bytes as
+        :meth:`build`."""
+        size, n = int(self.specs[0]), sum(counts)
         if n > self.rows:
             self._grow(max(n, 2 * self.rows))
-        w0, w1, w2, _, w4, w5 = stamp.WEIGHTS_INT
-        kw, lo, hi = self.worker << 16, t & _M32, t >> 32 & _M32
-        fixed = kw * w2 + lo * w4 + hi * w5 + self.key  # delay 0
-        pack, mv, at, seq = _WORDS.pack_into, self.flat, hdr, seq0
-        bounds: list[int] = []
-        for g, c in zip(gids, counts, strict=True):
-            for _ in range(c):
-                s = seq & _M32
-                pack(mv, at, (g * w0 + s * w1 + fixed) & _M32, g, s, kw, 0, lo, hi)
-                at += size
-                seq += 1
-            bounds.append(at - hdr)
-        return mv[:n * size], bounds, n
+        bounds = hot.build_few(self.flat, self.hdr, size, gids, counts, seq0, t,
+                               self.worker << 16, self.key)
+        return self.flat[:n * size], bounds, n
 
     def build_few_at(self, gids: list[int], counts: list[int], seq0: int, tints: list[int],
                      delays: list[int]) -> tuple[memoryview, list[int], int]:
         """:meth:`build_few` with each message's own intended time (ns) and delay (µs): an
         open-loop small round. The same bytes as :meth:`build`."""
-        size, hdr = int(self.specs[0]), self.hdr
-        n = len(tints)
+        size, n = int(self.specs[0]), len(tints)
         if n > self.rows:
             self._grow(max(n, 2 * self.rows))
-        w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
-        kw = self.worker << 16
-        fixed = kw * w2 + self.key
-        pack, mv, at, seq, j = _WORDS.pack_into, self.flat, hdr, seq0, 0
-        bounds: list[int] = []
-        for g, c in zip(gids, counts, strict=True):
-            for _ in range(c):
-                s, t, d = seq & _M32, tints[j], delays[j] & _M32
-                lo, hi = t & _M32, t >> 32 & _M32
-                pack(mv, at, (g * w0 + s * w1 + d * w3 + lo * w4 + hi * w5 + fixed) & _M32,
-                     g, s, kw, d, lo, hi)
-                at += size
-                seq += 1
-                j += 1
-            bounds.append(at - hdr)
-        return mv[:n * size], bounds, n
+        bounds = hot.build_few_at(self.flat, self.hdr, size, gids, counts, seq0, tints,
+                                  delays, self.worker << 16, self.key)
+        return self.flat[:n * size], bounds, n
 
     def _build_words(self, gid: np.ndarray, seq0: int, t: np.ndarray | int,
                      delay_us: np.ndarray | int) -> tuple[memoryview, np.ndarray, np.ndarray]:

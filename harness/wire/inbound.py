@@ -2,16 +2,15 @@
 into one shared buffer, keeping only complete frames there (a partial tail waits in the
 connection's pending bytes), so the buffer holds back-to-back whole frames. :class:`Inbound`
 turns it into arrays (receiving connection, receive time, stamp fields, validity) once per
-round (:class:`Parsed`), or a few frames into lists (:class:`Few`). Sizes are bytes; times ns.
+round (:class:`Parsed`), or a few frames into lists (:meth:`Inbound.take_few`). Sizes are
+bytes; times ns.
 """
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
-from harness.wire import stamp
+from harness.wire import hot, stamp
 from harness.wire.batch import frame_dtype
 from harness.wire.framing import Framing
 
@@ -19,26 +18,8 @@ from harness.wire.framing import Framing
 # instructions, tests/bench/round_ir.py: a numpy call costs about as much as 3-4 element
 # reads or ~5 lines of Python per message): closed-loop sends (build_few, no per-message
 # times), open-loop sends (commit_few and build_few_at; harness.wire.batch's SMALL_ROUND and
-# SMALL_OPEN) and reads (parse_few and accounting).
+# SMALL_OPEN) and reads (take_few and accounting).
 SMALL_READ = 12
-_WORDS = struct.Struct(f"<{stamp.WORDS}I")
-_M32 = 0xFFFFFFFF
-
-
-class Few:
-    """A small round of good frames as lists (one entry per frame): receiving connection,
-    receive time, sender's global connection id, seq, kind | worker << 16, delay (µs),
-    intended send time (ns)."""
-
-    __slots__ = ("conn", "t", "gid", "seq", "kw", "delay", "tint")
-
-    def __init__(self, conn: list[int], t: list[int]) -> None:
-        self.conn, self.t = conn, t
-        self.gid: list[int] = []
-        self.seq: list[int] = []
-        self.kw: list[int] = []
-        self.delay: list[int] = []
-        self.tint: list[int] = []
 
 
 class Parsed:
@@ -83,32 +64,17 @@ class Inbound:
             self.frame_dt = frame_dtype(self.hdr, self.fixed)
         self.cols = np.arange(self.ss, dtype=np.int64) + self.hdr
 
-    def parse_few(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
-                  seg_t: list[int]) -> Few | None:
-        """A small round of fixed-size frames, one per read, in plain Python; None when the
-        round is not that, or any frame is not good (a foreign prefix, a failed check):
-        :meth:`parse` then takes the round and counts what is wrong."""
-        size = self.fixed
-        n = len(seg_conn)
-        if size is None or n > SMALL_READ or seg_end[-1] != n * size:
+    def take_few(self, buf: bytearray, seg_conn: list[int], seg_end: list[int], me: int,
+                 gids: list[int]) -> tuple[list[int], list[int], list[int]] | None:
+        """A small round of fixed-size frames, one per read, each a good stamp of worker
+        ``me``'s own message on its connection (``gids``: each connection's global id):
+        their seqs, intended send times (ns) and delays (µs), without arrays
+        (harness.wire.hot: in C when built). None when the round is not that, or any frame
+        is not good: :meth:`parse` then takes the round and counts what is wrong."""
+        if self.fixed is None:
             return None
-        few = Few(seg_conn, seg_t)
-        unpack, hdr, body, key = _WORDS.unpack_from, self.hdr, self.body, self.key
-        w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
-        for end in seg_end:
-            at = end - size
-            if int.from_bytes(buf[at:at + hdr], "big") != body:
-                return None
-            check, gid, seq, kw, delay, lo, hi = unpack(buf, at + hdr)
-            if (gid * w0 + seq * w1 + kw * w2 + delay * w3 + lo * w4 + hi * w5 + key) \
-                    & _M32 != check:
-                return None
-            few.gid.append(gid)
-            few.seq.append(seq)
-            few.kw.append(kw)
-            few.delay.append(delay)
-            few.tint.append(lo | hi << 32)
-        return few
+        return hot.take_few(buf, seg_conn, seg_end, self.fixed, self.hdr, self.body,
+                            self.key, me, gids, SMALL_READ)
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
               seg_t: list[int], starts: list[int] | None) -> Parsed:

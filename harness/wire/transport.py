@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from mypy_extensions import mypyc_attr
 
 from harness.core.pools import source_index
 from harness.core.result import Share
+from harness.wire.hot import CAREFUL, DONE, FAILED, recv_fixed, send_bounds
 from harness.wire.poller import READ, WRITE, Poller
 from harness.wire.protocol import Stamped
 from harness.wire.rounds import (
@@ -229,19 +231,18 @@ class Transport:
 
     def send_round(self, idx: np.ndarray, bounds: list[int], data: memoryview) -> None:
         """One send per connection: ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]``."""
-        socks, a = self.socks, 0
-        for i, b in zip(idx.tolist(), bounds, strict=True):
-            try:  # inline: this is one send per connection per round
-                n = socks[i].send(data[a:b])
-            except self.would_block:
-                n = 0
-            except OSError as exc:
-                self.fail(i, self.error_kind(exc))
-                a = b
-                continue
-            if n < b - a:
+        if self.tls is not None:  # through the layer, whose exceptions mean their own
+            for i, a, b in zip(idx.tolist(), [0, *bounds], bounds, strict=False):
+                self.send(i, data[a:b])
+            return
+        # plain sockets: all the sends in one call (harness.wire.hot: in C when built), then
+        # those that did not go out whole, in order
+        for k, n, err in send_bounds(self.socks, idx, bounds, data):
+            i, a, b = int(idx[k]), (bounds[k - 1] if k else 0), bounds[k]
+            if err and err not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                self.fail(i, self.error_kind(OSError(err, os.strerror(err))))
+            else:  # would block, or a partial send: the rest waits for writability
                 self.queue(i, data[a + n:b])
-            a = b
 
     def queue(self, i: int, rest: memoryview) -> None:
         """Keep unsent bytes (copied: the send buffer is reused) and wait for writability."""
@@ -309,43 +310,40 @@ class Transport:
         :func:`~harness.wire.rounds.read_carefully` or :meth:`_keep`."""
         rb, socks, pend = self.rounds, self.socks, self.pend_in
         proto = self.protocol
-        fixed = proto.fixed
+        fixed = proto.fixed or 0
         r = Reads(proto.walks)
         seg_conn, seg_end, seg_t = r.conn, r.end, r.t
         # a read equal to copies of the protocol's template (the last short reply it cut,
         # e.g. +PONG or one HTTP response) is that many replies: no cut, no parse
         tlen, rep = len(proto.tmpl), proto.rep
-        mv, buf, last, off = rb.mv, rb.buf, len(rb.buf) - CHUNK, 0
-        mono = time.monotonic_ns
+        buf, last, off, k, nready = rb.buf, len(rb.buf) - CHUNK, 0, 0, len(ready)
         sent = Reads(False)  # requests sent early: connection, count, time
-        for i in ready:
-            s = socks[i]
-            if s is None or pend[i] or off > last:  # a partial frame waits, or no room
+        while k < nready:
+            # the reads of whole fixed-size frames (harness.wire.hot: in C when built)
+            k, off, status, n, t = recv_fixed(socks, pend, ready, k, buf, off, last, CHUNK,
+                                              fixed, seg_conn, seg_end, seg_t)
+            if status == DONE:
+                break
+            i = ready[k]
+            k += 1
+            if status == CAREFUL:  # a partial frame waits, no socket, or no room
                 off = read_carefully(self, i, off, r)
                 if off < 0:
                     break  # the rest stay ready for the next round
-                mv, buf, last = rb.mv, rb.buf, len(rb.buf) - CHUNK
+                buf, last = rb.buf, len(rb.buf) - CHUNK
                 tlen, rep = len(proto.tmpl), proto.rep
-                continue
-            try:
-                n = s.recv_into(mv[off:off + CHUNK])
-            except OSError as exc:
-                self._recv_failed(i, exc)
-                continue
-            t = mono()
-            if n and fixed and n % fixed == 0:  # whole frames only, nothing to keep
-                pass
+            elif status == FAILED:
+                self._recv_failed(i, OSError(n, os.strerror(n)))
             elif tlen and n and n % tlen == 0 and n <= len(rep) and \
                     buf.startswith(rep[:n], off):  # copies of the template: whole replies
                 templates(self, i, off, n // tlen, tlen, t, r, sent)
+                seg_conn.append(i)
+                seg_end.append(off + n)
+                seg_t.append(t)
+                off += n
             else:
                 off = self._keep(i, off, off + n, t, r)
                 tlen, rep = len(proto.tmpl), proto.rep
-                continue
-            seg_conn.append(i)
-            seg_end.append(off + n)
-            seg_t.append(t)
-            off += n
         self._hand_over(r, sent)
 
     def _hand_over(self, r: Reads, sent: Reads) -> None:

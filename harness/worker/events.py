@@ -16,7 +16,7 @@ from harness.core.plan import Plan
 from harness.core.result import Share, WorkerResult
 from harness.protocols.wire import Wire
 from harness.wire.framing import Framing
-from harness.wire.inbound import Few, Inbound, Parsed
+from harness.wire.inbound import Inbound, Parsed
 from harness.wire.protocol import Stamped
 from harness.wire.rounds import RoundBuffer
 from harness.wire.transport import Transport
@@ -167,8 +167,9 @@ class Events:
                seg_t: list[int], walk: list[int] | None) -> None:
         self.round_len = seg_end[-1]
         if self.small is not None:
-            few = self.small.parse_few(buf, seg_conn, seg_end, seg_t)
-            if few is not None and self._account_few(few):
+            few = self.small.take_few(buf, seg_conn, seg_end, self.index, self.gid_list)
+            if few is not None:
+                self._account_few(seg_conn, seg_t, *few)
                 return
         p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
         self._account(p, seg_t[-1])
@@ -200,27 +201,23 @@ class Events:
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
 
-    def _account_few(self, few: Few) -> bool:
-        """A small round of good echo frames, in plain Python (no arrays): what
-        :meth:`_account` does with them. False, with nothing changed, when a reply is not
-        this connection's own: :meth:`_account` then counts it."""
-        me, gids = self.index, self.gid_list
-        for c, g, kw in zip(few.conn, few.gid, few.kw, strict=True):
-            if kw >> 16 != me or g != gids[c]:
-                return False
-        t_last = few.t[-1]
+    def _account_few(self, conn: list[int], t: list[int], seqs: list[int], tint: list[int],
+                     delay: list[int]) -> None:
+        """A small round of good echo frames, each this worker's own on its connection
+        (:meth:`~harness.wire.inbound.Inbound.take_few`), in plain Python (no arrays): what
+        :meth:`_account` does with them."""
+        t_last = t[-1]
         rec = self.rec
         rec.last_rx = t_last
-        rec.res.replies += len(few.t)
+        rec.res.replies += len(t)
         assert self.echo is not None  # small rounds are echo rounds
         if self.pace.early_left:
-            self.pace.answered_early([c for c, s in zip(few.conn, few.seq, strict=True)
+            self.pace.answered_early([c for c, s in zip(conn, seqs, strict=True)
                                       if s < self.window_seq])
-        self.echo.ledger.record_few(few.seq)
-        self.pace.credit_few(few.conn, t_last)
+        self.echo.ledger.record_few(seqs)
+        self.pace.credit_few(conn, t_last)
         if rec.measuring:
-            rec.received_few(few.t, few.tint, few.delay, t_last, self.pace.period > 0)
-        return True
+            rec.received_few(t, tint, delay, t_last, self.pace.period > 0)
 
     def _unsolicited(self, p: Parsed) -> np.ndarray | None:
         """In-order matching: replies with no request waiting. Each connection that got one

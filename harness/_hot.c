@@ -1,0 +1,500 @@
+/* harness._hot: the worker's per-socket and per-message loops in C (issue 21).
+ *
+ * Optional: setup.py builds it when a C compiler is there (Extension(optional=True)), and
+ * harness/wire/hot.py falls back to the pure-Python functions of the same names and the
+ * same results when it is missing or HARNESS_PURE=1 is set. tests/test_hot.py runs both on
+ * the same inputs (real sockets on loopback) and expects the same answers.
+ *
+ * What it does is what the Python loops do, nothing more: no state lives here. Each
+ * function returns to Python at the first case it does not handle (a partial frame, a
+ * failed call, a frame that is not good), and Python carries on exactly as before.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static PyObject *str_fileno;
+
+/* The stamp's weights and layout: harness/wire/stamp.py (seven little-endian u32 words:
+ * check, conn, seq, kind | worker << 16, delay, t low, t high). */
+static const uint32_t W[6] = {0x9E3779B1u, 0x85EBCA77u, 0xC2B2AE3Du, 0x27D4EB2Fu,
+                              0x165667B1u, 0xD3A2646Du};
+
+static inline uint32_t rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void wr32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static inline int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);  /* time.monotonic_ns()'s clock */
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* A socket object's fd (its fileno()), or -1 with an exception set. */
+static int fd_of(PyObject *s) {
+    PyObject *r = PyObject_CallMethodNoArgs(s, str_fileno);
+    if (r == NULL)
+        return -1;
+    long fd = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (fd == -1 && PyErr_Occurred())
+        return -1;
+    return (int)fd;
+}
+
+static int append_ll(PyObject *list, long long v) {
+    PyObject *o = PyLong_FromLongLong(v);
+    if (o == NULL)
+        return -1;
+    int r = PyList_Append(list, o);
+    Py_DECREF(o);
+    return r;
+}
+
+/* An int64 index sequence: a list of ints, or a buffer of 8-byte ints (an int64 array). */
+typedef struct {
+    PyObject *list;
+    Py_buffer view;
+    int has_view;
+    int owned;
+    Py_ssize_t n;
+} Index;
+
+static int index_open(PyObject *o, Index *ix) {
+    ix->list = NULL;
+    ix->has_view = 0;
+    ix->owned = 0;
+    if (PyList_Check(o)) {
+        ix->list = o;
+        ix->n = PyList_GET_SIZE(o);
+        return 0;
+    }
+    if (PyObject_GetBuffer(o, &ix->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        /* not a contiguous buffer (a strided view): as a list */
+        PyErr_Clear();
+        PyObject *l = PyObject_CallMethod(o, "tolist", NULL);
+        if (l == NULL)
+            return -1;
+        if (!PyList_Check(l)) {
+            Py_DECREF(l);
+            PyErr_SetString(PyExc_TypeError, "an index must be a list or an int64 array");
+            return -1;
+        }
+        ix->list = l;
+        ix->owned = 1;
+        ix->n = PyList_GET_SIZE(l);
+        return 0;
+    }
+    ix->has_view = 1;
+    const char *f = ix->view.format ? ix->view.format : "B";
+    if (ix->view.itemsize != 8 || !(strchr("qlQL", f[strlen(f) - 1]))) {
+        PyBuffer_Release(&ix->view);
+        ix->has_view = 0;
+        PyErr_SetString(PyExc_TypeError, "an index must be a list or an int64 array");
+        return -1;
+    }
+    ix->n = ix->view.len / 8;
+    return 0;
+}
+
+static int index_get(Index *ix, Py_ssize_t k, long long *out) {
+    if (ix->list) {
+        long long v = PyLong_AsLongLong(PyList_GET_ITEM(ix->list, k));
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        *out = v;
+        return 0;
+    }
+    *out = ((const long long *)ix->view.buf)[k];
+    return 0;
+}
+
+static void index_close(Index *ix) {
+    if (ix->has_view)
+        PyBuffer_Release(&ix->view);
+    if (ix->owned)
+        Py_DECREF(ix->list);
+}
+
+static int get_ll(PyObject *list, Py_ssize_t k, long long *out) {
+    long long v = PyLong_AsLongLong(PyList_GET_ITEM(list, k));
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* recv_fixed(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end, seg_t)
+ *   -> (k, off, status, n, t)
+ *
+ * One read round over ready[k:], as Transport.plain_read_round: recv each connection's
+ * bytes into buf at off; a read of whole frames of ``fixed`` bytes (fixed > 0) is kept
+ * (its connection, end and receive time appended) and the next read goes after it. It
+ * stops at the first read it does not keep, returning where: status 0, all done; 1, the
+ * connection ready[k] needs the careful read (no socket, pending bytes, or off past
+ * last); 2, its recv failed with errno n; 3, it read n bytes at t that are not whole
+ * frames (or fixed is 0): Python looks at them. */
+static PyObject *recv_fixed(PyObject *self, PyObject *args) {
+    PyObject *socks, *pend, *ready, *bufobj, *seg_conn, *seg_end, *seg_t;
+    Py_ssize_t k, off, last, chunk, fixed;
+    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!", &PyList_Type, &socks, &PyList_Type, &pend,
+                          &PyList_Type, &ready, &k, &bufobj, &off, &last, &chunk, &fixed,
+                          &PyList_Type, &seg_conn, &PyList_Type, &seg_end, &PyList_Type, &seg_t))
+        return NULL;
+    Py_buffer b;
+    if (PyObject_GetBuffer(bufobj, &b, PyBUF_WRITABLE) < 0)
+        return NULL;
+    int status = 0;
+    long long nread = 0, t = 0;
+    Py_ssize_t nready = PyList_GET_SIZE(ready), nsocks = PyList_GET_SIZE(socks);
+    for (; k < nready; k++) {
+        long long i;
+        if (get_ll(ready, k, &i) < 0)
+            goto fail;
+        if (i < 0 || i >= nsocks || i >= PyList_GET_SIZE(pend)) {
+            PyErr_SetString(PyExc_IndexError, "connection out of range");
+            goto fail;
+        }
+        PyObject *s = PyList_GET_ITEM(socks, i);
+        PyObject *p = PyList_GET_ITEM(pend, i);
+        int pending = PyBytes_CheckExact(p) ? PyBytes_GET_SIZE(p) > 0 : PyObject_IsTrue(p);
+        if (pending < 0)
+            goto fail;
+        if (s == Py_None || pending || off > last) {
+            status = 1;
+            break;
+        }
+        if (off + chunk > b.len) {
+            PyErr_SetString(PyExc_ValueError, "the round buffer is too short");
+            goto fail;
+        }
+        int fd = fd_of(s);
+        if (fd < 0)
+            goto fail;
+        ssize_t n;
+        for (;;) {
+            n = recv(fd, (char *)b.buf + off, (size_t)chunk, MSG_DONTWAIT);
+            if (n >= 0 || errno != EINTR)
+                break;
+            if (PyErr_CheckSignals() < 0)  /* as socket.recv_into (PEP 475) */
+                goto fail;
+        }
+        if (n < 0) {
+            status = 2;
+            nread = errno;
+            break;
+        }
+        t = mono_ns();
+        if (n && fixed > 0 && n % fixed == 0) {
+            if (append_ll(seg_conn, i) < 0 || append_ll(seg_end, off + n) < 0 ||
+                append_ll(seg_t, t) < 0)
+                goto fail;
+            off += n;
+            continue;
+        }
+        status = 3;
+        nread = n;
+        break;
+    }
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(nniLL)", k, off, status, nread, t);
+fail:
+    PyBuffer_Release(&b);
+    return NULL;
+}
+
+/* send_bounds(socks, idx, bounds, data) -> [(k, sent, errno), ...]
+ *
+ * One send per connection, as Transport.send_round: data[bounds[k-1]:bounds[k]] to
+ * socks[idx[k]]. Returns the sends that did not go out whole: k, the bytes sent, and the
+ * errno when it failed (EAGAIN: nothing sent); Python queues or fails those, in order. */
+static PyObject *send_bounds(PyObject *self, PyObject *args) {
+    PyObject *socks, *idxobj, *bounds, *dataobj;
+    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &socks, &idxobj, &PyList_Type, &bounds,
+                          &dataobj))
+        return NULL;
+    Index ix;
+    if (index_open(idxobj, &ix) < 0)
+        return NULL;
+    Py_buffer d;
+    if (PyObject_GetBuffer(dataobj, &d, PyBUF_SIMPLE) < 0) {
+        index_close(&ix);
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        goto fail;
+    if (PyList_GET_SIZE(bounds) != ix.n) {
+        PyErr_SetString(PyExc_ValueError, "idx and bounds differ in length");
+        goto fail;
+    }
+    Py_ssize_t nsocks = PyList_GET_SIZE(socks);
+    long long a = 0;
+    for (Py_ssize_t k = 0; k < ix.n; k++) {
+        long long i, e;
+        if (index_get(&ix, k, &i) < 0 || get_ll(bounds, k, &e) < 0)
+            goto fail;
+        if (i < 0 || i >= nsocks || e < a || e > d.len) {
+            PyErr_SetString(PyExc_IndexError, "a send out of range");
+            goto fail;
+        }
+        int fd = fd_of(PyList_GET_ITEM(socks, i));
+        if (fd < 0)
+            goto fail;
+        ssize_t n;
+        for (;;) {
+            n = send(fd, (const char *)d.buf + a, (size_t)(e - a), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n >= 0 || errno != EINTR)
+                break;
+            if (PyErr_CheckSignals() < 0)
+                goto fail;
+        }
+        if (n < 0 || n < e - a) {
+            PyObject *row = Py_BuildValue("(nLi)", k, (long long)(n < 0 ? 0 : n),
+                                          n < 0 ? errno : 0);
+            if (row == NULL || PyList_Append(out, row) < 0) {
+                Py_XDECREF(row);
+                goto fail;
+            }
+            Py_DECREF(row);
+        }
+        a = e;
+    }
+    PyBuffer_Release(&d);
+    index_close(&ix);
+    return out;
+fail:
+    Py_XDECREF(out);
+    PyBuffer_Release(&d);
+    index_close(&ix);
+    return NULL;
+}
+
+/* take_few(buf, seg_conn, seg_end, size, hdr, body, key, me, gids) -> (seq, tint, delay) | None
+ *
+ * A small round of fixed-size frames, one per read (harness.wire.inbound.take_few): each
+ * frame's length prefix (hdr bytes, big-endian) must be ``body``, its stamp's check must
+ * hold, and it must be this worker's (``me``) message on this connection (gids[conn]).
+ * Returns each frame's seq, intended send time (ns) and delay (µs), or None when the
+ * round is not that or any frame is not good: the numpy path then counts it. */
+static PyObject *take_few(PyObject *self, PyObject *args) {
+    PyObject *bufobj, *seg_conn, *seg_end, *gids;
+    Py_ssize_t size, hdr, maxn;
+    unsigned long long body, key;
+    long me;
+    if (!PyArg_ParseTuple(args, "OO!O!nnKKlO!n", &bufobj, &PyList_Type, &seg_conn, &PyList_Type,
+                          &seg_end, &size, &hdr, &body, &key, &me, &PyList_Type, &gids, &maxn))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(seg_conn);
+    if (n == 0 || n > maxn || PyList_GET_SIZE(seg_end) != n || hdr < 0 || hdr > 8 ||
+        size < hdr + 28)
+        Py_RETURN_NONE;
+    Py_buffer b;
+    if (PyObject_GetBuffer(bufobj, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *seq = NULL, *tint = NULL, *delay = NULL;
+    long long e;
+    if (get_ll(seg_end, n - 1, &e) < 0)
+        goto fail;
+    if (e != n * size)
+        goto none;
+    Py_ssize_t ngids = PyList_GET_SIZE(gids);
+    uint32_t k32 = (uint32_t)key;
+    seq = PyList_New(n);
+    tint = PyList_New(n);
+    delay = PyList_New(n);
+    if (seq == NULL || tint == NULL || delay == NULL)
+        goto fail;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        long long end, c, g;
+        if (get_ll(seg_end, j, &end) < 0 || get_ll(seg_conn, j, &c) < 0)
+            goto fail;
+        long long at = end - size;
+        if (at < 0 || end > b.len)
+            goto none;
+        const unsigned char *p = (const unsigned char *)b.buf + at;
+        unsigned long long h = 0;
+        for (Py_ssize_t q = 0; q < hdr; q++)
+            h = h << 8 | p[q];
+        if (h != body)
+            goto none;
+        p += hdr;
+        uint32_t w[7];
+        for (int q = 0; q < 7; q++)
+            w[q] = rd32(p + 4 * q);
+        uint32_t chk = w[1] * W[0] + w[2] * W[1] + w[3] * W[2] + w[4] * W[3] + w[5] * W[4] +
+                       w[6] * W[5] + k32;
+        if (chk != w[0] || (long)(w[3] >> 16) != me || c < 0 || c >= ngids)
+            goto none;
+        if (get_ll(gids, c, &g) < 0)
+            goto fail;
+        if (g != (long long)w[1])
+            goto none;
+        PyObject *a = PyLong_FromUnsignedLong(w[2]);
+        PyObject *tt = PyLong_FromUnsignedLongLong((unsigned long long)w[5] |
+                                                   (unsigned long long)w[6] << 32);
+        PyObject *dd = PyLong_FromUnsignedLong(w[4]);
+        if (a == NULL || tt == NULL || dd == NULL) {
+            Py_XDECREF(a);
+            Py_XDECREF(tt);
+            Py_XDECREF(dd);
+            goto fail;
+        }
+        PyList_SET_ITEM(seq, j, a);
+        PyList_SET_ITEM(tint, j, tt);
+        PyList_SET_ITEM(delay, j, dd);
+    }
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(NNN)", seq, tint, delay);
+none:
+    PyBuffer_Release(&b);
+    Py_XDECREF(seq);
+    Py_XDECREF(tint);
+    Py_XDECREF(delay);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&b);
+    Py_XDECREF(seq);
+    Py_XDECREF(tint);
+    Py_XDECREF(delay);
+    return NULL;
+}
+
+/* build_few(out, hdr, size, gids, counts, seq0, t, kw, key) -> bounds
+ * build_few_at(out, hdr, size, gids, counts, seq0, tints, delays, kw, key) -> bounds
+ *
+ * Write the stamps of a small round into ``out`` (frames of ``size`` bytes whose prefix
+ * and filler are already there, harness.wire.batch.Outbound): counts[k] messages for
+ * gids[k], seqs from seq0, intended at t (ns) with no delay, or each at tints[j] with
+ * delays[j] (µs). Returns where each connection's messages end. */
+static PyObject *build(PyObject *out, Py_ssize_t hdr, Py_ssize_t size, PyObject *gids,
+                       PyObject *counts, unsigned long long seq0, unsigned long long t,
+                       PyObject *tints, PyObject *delays, uint32_t kw, uint32_t key) {
+    Py_ssize_t m = PyList_GET_SIZE(gids);
+    if (PyList_GET_SIZE(counts) != m) {
+        PyErr_SetString(PyExc_ValueError, "gids and counts differ in length");
+        return NULL;
+    }
+    Py_buffer b;
+    if (PyObject_GetBuffer(out, &b, PyBUF_WRITABLE) < 0)
+        return NULL;
+    PyObject *bounds = PyList_New(m);
+    if (bounds == NULL)
+        goto fail;
+    Py_ssize_t at = hdr, j = 0, ntimes = tints ? PyList_GET_SIZE(tints) : 0;
+    unsigned long long seq = seq0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        long long g, c;
+        if (get_ll(gids, k, &g) < 0 || get_ll(counts, k, &c) < 0)
+            goto fail;
+        for (long long q = 0; q < c; q++) {
+            if (at - hdr + size > b.len) {
+                PyErr_SetString(PyExc_ValueError, "the send buffer is too short");
+                goto fail;
+            }
+            uint32_t lo, hi, d = 0;
+            if (tints) {
+                if (j >= ntimes || PyList_GET_SIZE(delays) != ntimes) {
+                    PyErr_SetString(PyExc_ValueError, "too few intended times");
+                    goto fail;
+                }
+                unsigned long long tj = PyLong_AsUnsignedLongLongMask(PyList_GET_ITEM(tints, j));
+                if (tj == (unsigned long long)-1 && PyErr_Occurred())
+                    goto fail;
+                unsigned long long dj =
+                    PyLong_AsUnsignedLongLongMask(PyList_GET_ITEM(delays, j));
+                if (dj == (unsigned long long)-1 && PyErr_Occurred())
+                    goto fail;
+                lo = (uint32_t)tj;
+                hi = (uint32_t)(tj >> 32);
+                d = (uint32_t)dj;
+            } else {
+                lo = (uint32_t)t;
+                hi = (uint32_t)(t >> 32);
+            }
+            uint32_t gg = (uint32_t)g, s = (uint32_t)seq;
+            unsigned char *p = (unsigned char *)b.buf + at;
+            wr32(p, gg * W[0] + s * W[1] + kw * W[2] + d * W[3] + lo * W[4] + hi * W[5] + key);
+            wr32(p + 4, gg);
+            wr32(p + 8, s);
+            wr32(p + 12, kw);
+            wr32(p + 16, d);
+            wr32(p + 20, lo);
+            wr32(p + 24, hi);
+            at += size;
+            seq++;
+            j++;
+        }
+        PyObject *e = PyLong_FromSsize_t(at - hdr);
+        if (e == NULL)
+            goto fail;
+        PyList_SET_ITEM(bounds, k, e);
+    }
+    PyBuffer_Release(&b);
+    return bounds;
+fail:
+    Py_XDECREF(bounds);
+    PyBuffer_Release(&b);
+    return NULL;
+}
+
+static PyObject *build_few(PyObject *self, PyObject *args) {
+    PyObject *out, *gids, *counts, *seqo, *to;
+    Py_ssize_t hdr, size;
+    unsigned long kw, key;
+    if (!PyArg_ParseTuple(args, "OnnO!O!OOkk", &out, &hdr, &size, &PyList_Type, &gids,
+                          &PyList_Type, &counts, &seqo, &to, &kw, &key))
+        return NULL;
+    unsigned long long seq0 = PyLong_AsUnsignedLongLongMask(seqo);
+    if (seq0 == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long t = PyLong_AsUnsignedLongLongMask(to);
+    if (t == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return build(out, hdr, size, gids, counts, seq0, t, NULL, NULL, (uint32_t)kw, (uint32_t)key);
+}
+
+static PyObject *build_few_at(PyObject *self, PyObject *args) {
+    PyObject *out, *gids, *counts, *seqo, *tints, *delays;
+    Py_ssize_t hdr, size;
+    unsigned long kw, key;
+    if (!PyArg_ParseTuple(args, "OnnO!O!OO!O!kk", &out, &hdr, &size, &PyList_Type, &gids,
+                          &PyList_Type, &counts, &seqo, &PyList_Type, &tints, &PyList_Type,
+                          &delays, &kw, &key))
+        return NULL;
+    unsigned long long seq0 = PyLong_AsUnsignedLongLongMask(seqo);
+    if (seq0 == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return build(out, hdr, size, gids, counts, seq0, 0, tints, delays, (uint32_t)kw,
+                 (uint32_t)key);
+}
+
+static PyMethodDef methods[] = {
+    {"recv_fixed", recv_fixed, METH_VARARGS, "A read round of whole fixed-size frames."},
+    {"send_bounds", send_bounds, METH_VARARGS, "One send per connection."},
+    {"take_few", take_few, METH_VARARGS, "A small round of good echo frames."},
+    {"build_few", build_few, METH_VARARGS, "A small closed-loop round's stamps."},
+    {"build_few_at", build_few_at, METH_VARARGS, "A small open-loop round's stamps."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "harness._hot",
+                                    "The worker's per-socket and per-message loops in C.", -1,
+                                    methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__hot(void) {
+    str_fileno = PyUnicode_InternFromString("fileno");
+    if (str_fileno == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,168 @@
+"""The worker's per-socket and per-message loops, in C when ``harness._hot`` is built, else
+in plain Python: the same functions, the same results (tests/test_hot.py runs both on the
+same inputs over real sockets).
+
+``harness/_hot.c`` is an optional extension (setup.py: ``Extension(optional=True)``, so
+``pip install -e .`` works without a compiler). ``HARNESS_PURE=1`` uses the Python ones
+even when it is built; ``harness --version`` says which (harness.accel.native). Each function
+returns to its caller at the first case it does not handle, which then goes on exactly as
+before: no state lives in C. Figures: docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+import time
+
+import numpy as np
+
+from harness import accel
+from harness.wire import stamp
+
+_WORDS = struct.Struct(f"<{stamp.WORDS}I")
+_M32 = 0xFFFFFFFF
+
+# recv_fixed's status: all read; ready[k] needs the careful read; its recv failed (n is the
+# errno); it read n bytes at t that are not whole fixed-size frames
+DONE, CAREFUL, FAILED, LOOK = 0, 1, 2, 3
+
+
+native, _why = accel.native()
+
+
+def describe() -> str:
+    """"native loops: yes (harness._hot)" or "no (why)" (``harness --version`` says it)."""
+    return f"native loops: {'yes' if native is not None else 'no'} ({_why})"
+
+
+# ---------------------------------------------------------------------- the pure ones
+
+def py_recv_fixed(socks: list, pend: list, ready: list[int], k: int, buf: bytearray,
+                  off: int, last: int, chunk: int, fixed: int, seg_conn: list[int],
+                  seg_end: list[int], seg_t: list[int]) -> tuple[int, int, int, int, int]:
+    """A read round over ``ready[k:]`` of whole frames of ``fixed`` bytes into ``buf`` at
+    ``off`` (see harness/_hot.c). Returns (k, off, status, n, t)."""
+    mv, mono = memoryview(buf), time.monotonic_ns
+    n = t = 0
+    for k in range(k, len(ready)):  # noqa: B020 (k goes on from where it was)
+        i = ready[k]
+        s = socks[i]
+        if s is None or pend[i] or off > last:
+            return k, off, CAREFUL, 0, 0
+        try:
+            n = s.recv_into(mv[off:off + chunk])
+        except OSError as exc:
+            return k, off, FAILED, exc.errno or errno.EIO, 0
+        t = mono()
+        if n and fixed and n % fixed == 0:
+            seg_conn.append(i)
+            seg_end.append(off + n)
+            seg_t.append(t)
+            off += n
+            continue
+        return k, off, LOOK, n, t
+    return len(ready), off, DONE, n, t
+
+
+def py_send_bounds(socks: list, idx: list[int] | np.ndarray, bounds: list[int], data: memoryview
+                   ) -> list[tuple[int, int, int]]:
+    """One send per connection: ``data[bounds[k-1]:bounds[k]]`` to ``socks[idx[k]]``.
+    Returns (k, bytes sent, errno or 0) of those that did not go out whole."""
+    out: list[tuple[int, int, int]] = []
+    a = 0
+    for k, (i, b) in enumerate(zip(idx if isinstance(idx, list) else idx.tolist(), bounds,
+                                   strict=True)):
+        try:
+            n = socks[i].send(data[a:b])
+        except OSError as exc:
+            out.append((k, 0, exc.errno or errno.EIO))
+            a = b
+            continue
+        if n < b - a:
+            out.append((k, n, 0))
+        a = b
+    return out
+
+
+def py_take_few(buf: bytearray, seg_conn: list[int], seg_end: list[int], size: int,
+                hdr: int, body: int, key: int, me: int, gids: list[int], most: int
+                ) -> tuple[list[int], list[int], list[int]] | None:
+    """A small round of good frames of ``size`` bytes, one per read, each this worker's
+    own on its connection: their seqs, intended send times (ns) and delays (µs); None when
+    the round is not that (the numpy path then counts what is wrong)."""
+    n = len(seg_conn)
+    if not n or n > most or seg_end[-1] != n * size:
+        return None
+    unpack = _WORDS.unpack_from
+    w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
+    seqs: list[int] = []
+    tint: list[int] = []
+    delay: list[int] = []
+    for c, end in zip(seg_conn, seg_end, strict=True):
+        at = end - size
+        if int.from_bytes(buf[at:at + hdr], "big") != body:
+            return None
+        check, gid, seq, kw, d, lo, hi = unpack(buf, at + hdr)
+        if (gid * w0 + seq * w1 + kw * w2 + d * w3 + lo * w4 + hi * w5 + key) & _M32 \
+                != check or kw >> 16 != me or gid != gids[c]:
+            return None
+        seqs.append(seq)
+        tint.append(lo | hi << 32)
+        delay.append(d)
+    return seqs, tint, delay
+
+
+def py_build_few(out: memoryview, hdr: int, size: int, gids: list[int], counts: list[int],
+                 seq0: int, t: int, kw: int, key: int) -> list[int]:
+    """Stamp ``counts[k]`` messages for ``gids[k]`` into ``out`` (frames of ``size``
+    bytes), seqs from ``seq0``, all intended at ``t`` with no delay. Returns where each
+    connection's messages end."""
+    w0, w1, w2, _, w4, w5 = stamp.WEIGHTS_INT
+    lo, hi = t & _M32, t >> 32 & _M32
+    fixed = kw * w2 + lo * w4 + hi * w5 + key  # delay 0
+    pack, at, seq = _WORDS.pack_into, hdr, seq0
+    bounds: list[int] = []
+    for g, c in zip(gids, counts, strict=True):
+        for _ in range(c):
+            s = seq & _M32
+            pack(out, at, (g * w0 + s * w1 + fixed) & _M32, g, s, kw, 0, lo, hi)
+            at += size
+            seq += 1
+        bounds.append(at - hdr)
+    return bounds
+
+
+def py_build_few_at(out: memoryview, hdr: int, size: int, gids: list[int],
+                    counts: list[int], seq0: int, tints: list[int], delays: list[int],
+                    kw: int, key: int) -> list[int]:
+    """:func:`py_build_few` with each message's own intended time (ns) and delay (µs)."""
+    w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
+    fixed = kw * w2 + key
+    pack, at, seq, j = _WORDS.pack_into, hdr, seq0, 0
+    bounds: list[int] = []
+    for g, c in zip(gids, counts, strict=True):
+        for _ in range(c):
+            s, t, d = seq & _M32, tints[j], delays[j] & _M32
+            lo, hi = t & _M32, t >> 32 & _M32
+            pack(out, at, (g * w0 + s * w1 + d * w3 + lo * w4 + hi * w5 + fixed) & _M32,
+                 g, s, kw, d, lo, hi)
+            at += size
+            seq += 1
+            j += 1
+        bounds.append(at - hdr)
+    return bounds
+
+
+if native is not None:
+    recv_fixed = native.recv_fixed
+    send_bounds = native.send_bounds
+    take_few = native.take_few
+    build_few = native.build_few
+    build_few_at = native.build_few_at
+else:
+    recv_fixed = py_recv_fixed
+    send_bounds = py_send_bounds
+    take_few = py_take_few
+    build_few = py_build_few
+    build_few_at = py_build_few_at

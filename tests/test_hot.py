@@ -1,0 +1,240 @@
+"""harness._hot (the C loops) against harness.wire.hot's pure functions of the same names:
+the same inputs, real sockets on loopback, the same answers. Skipped, saying so, where the
+extension is not built (no C compiler); the rest of the suite runs whichever is built, and
+tests/test_accel.py's runs under HARNESS_PURE=1 cover the pure ones end to end."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from harness.wire import hot, stamp
+
+pytestmark = pytest.mark.skipif(hot.native is None, reason=f"harness._hot: {hot.describe()}")
+IMPLS = {"pure": hot, "native": hot.native}
+SIZE, HDR, KEY, ME = 64, 4, 0x51ED2701, 3
+
+
+@contextmanager
+def pairs(n: int) -> Iterator[tuple[list[socket.socket], list[socket.socket]]]:
+    """``n`` connected TCP pairs on loopback: (ours, non-blocking; the peers)."""
+    lst = socket.create_server(("127.0.0.1", 0))
+    ours, peers = [], []
+    try:
+        for _ in range(n):
+            c = socket.create_connection(lst.getsockname())
+            p, _ = lst.accept()
+            c.setblocking(False)
+            ours.append(c)
+            peers.append(p)
+        yield ours, peers
+    finally:
+        for s in ours + peers + [lst]:
+            s.close()
+
+
+def frames(gids: list[int], seqs: list[int], key: int = KEY, worker: int = ME) -> bytes:
+    """Good len32 frames of SIZE bytes for (gid, seq) each, via the pure builder."""
+    out = bytearray(SIZE * len(gids))
+    for k in range(len(gids)):
+        out[k * SIZE:k * SIZE + HDR] = (SIZE - HDR).to_bytes(HDR, "big")
+    hot.py_build_few_at(memoryview(out), HDR, SIZE, gids, [1] * len(gids), 0,
+                        [10**15 + 977 * s for s in seqs], [s % 5 for s in seqs],
+                        worker << 16, key)
+    # the seqs: rewrite word 2 and the check (the builder numbers from seq0)
+    for k, s in enumerate(seqs):
+        at = k * SIZE + HDR
+        w = list(struct.unpack_from("<7I", out, at))
+        w[2] = s
+        w[0] = (sum(a * b for a, b in zip(w[1:], stamp.WEIGHTS_INT, strict=True)) + key) \
+            & 0xFFFFFFFF
+        struct.pack_into("<7I", out, at, *w)
+    return bytes(out)
+
+
+def read_all(impl: object, feed: Callable[[list[socket.socket]], None], n: int,
+             pend: list[bytes], ready: list[int], fixed: int, last: int = 1 << 16
+             ) -> list[tuple]:
+    """Run ``impl.recv_fixed`` over ``ready`` as the transport does (going on after each
+    stop): every stop and the kept reads, receive times checked and then dropped."""
+    with pairs(n) as (ours, peers):
+        feed(peers)
+        socks: list = list(ours)
+        socks[1] = None  # a connection with no socket: the careful read
+        buf = bytearray(last + 4096)
+        seg_conn: list[int] = []
+        seg_end: list[int] = []
+        seg_t: list[int] = []
+        k, off, stops = 0, 0, []
+        t0 = _mono()
+        while k < len(ready):
+            k, off, status, m, t = impl.recv_fixed(socks, pend, ready, k, buf, off, last,
+                                                   4096, fixed, seg_conn, seg_end, seg_t)
+            if status == hot.DONE:
+                break
+            assert status != hot.LOOK or t0 <= t <= _mono()
+            stops.append((k, off, status, m, bytes(buf[off:off + m]) if status == 3 else b""))
+            k += 1
+        assert seg_t == sorted(seg_t) and all(t0 <= t <= _mono() for t in seg_t)
+        return [stops, seg_conn, seg_end, bytes(buf[:off])]
+
+
+def _mono() -> int:
+    import time
+    return time.monotonic_ns()
+
+
+def test_a_read_round_stops_where_the_pure_one_does() -> None:
+    good = frames([7, 8, 9], [1, 2, 3])
+
+    def feed(peers: list[socket.socket]) -> None:
+        peers[0].sendall(good)  # three whole frames
+        peers[2].sendall(good[:SIZE + 5])  # one and a bit: Python looks
+        peers[3].sendall(good[:SIZE])  # one whole frame
+        peers[4].close()  # EOF: a read of 0 bytes
+        peers[5].sendall(good[SIZE:])  # two whole frames, but pending bytes: careful
+        peers[6].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peers[6].close()  # a reset: the recv fails
+        peers[7].sendall(good[:2 * SIZE])
+        _settle()
+
+    pend = [b""] * 8
+    pend[5] = b"\0\0"
+    ready = [0, 1, 2, 3, 4, 5, 6, 7, 3]  # 3 again: nothing left, it would block
+    got = {name: read_all(impl, feed, 8, pend, ready, SIZE) for name, impl in IMPLS.items()}
+    assert got["native"] == got["pure"]
+    stops = got["pure"][0]
+    assert [s[2] for s in stops] == [hot.CAREFUL, hot.LOOK, hot.LOOK, hot.CAREFUL,
+                                     hot.FAILED, hot.FAILED]
+    assert stops[-1][3] == errno.EAGAIN and stops[-2][3] == errno.ECONNRESET
+    assert got["pure"][1] == [0, 3, 7]  # whole frames kept, in order
+    # fixed 0 (a protocol of varied sizes): every read is Python's to look at
+    got0 = {name: read_all(impl, feed, 8, [b""] * 8, [0, 3], 0)
+            for name, impl in IMPLS.items()}
+    assert got0["native"] == got0["pure"] and [s[2] for s in got0["pure"][0]] == [3, 3]
+
+
+def test_a_read_round_stops_when_the_buffer_is_full() -> None:
+    good = frames([1, 2], [5, 6])
+
+    def feed(peers: list[socket.socket]) -> None:
+        for p in peers:
+            p.sendall(good)
+        _settle()
+
+    got = {name: read_all(impl, feed, 4, [b""] * 4, [0, 2, 3], SIZE, last=SIZE)
+           for name, impl in IMPLS.items()}
+    assert got["native"] == got["pure"]
+    assert got["pure"][0][0][:3] == (1, 2 * SIZE, hot.CAREFUL)  # off past last
+
+
+def _settle() -> None:
+    import time
+    time.sleep(0.05)  # loopback delivers at once; a margin for a busy machine
+
+
+def test_a_send_round_reports_what_the_pure_one_does() -> None:
+    for impl_name in ("pure", "native"):
+        impl = IMPLS[impl_name]
+        with pairs(4) as (ours, peers):
+            ours[1].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            peers[2].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peers[2].close()
+            _settle()
+            for chunk in (65536, 4096, 64, 1):  # fill connection 1's buffers: it blocks
+                try:
+                    while True:
+                        ours[1].send(b"x" * chunk)
+                except BlockingIOError:
+                    pass
+            data = memoryview(bytes(range(256)) * 4)
+            idx = np.array([0, 1, 2, 3], dtype=np.int64)
+            bounds = [100, 200, 300, 1024]
+            out = impl.send_bounds(ours, idx, bounds, data)
+            assert out[0] == (1, 0, errno.EAGAIN), impl_name
+            assert out[1][0] == 2 and out[1][1] == 0 and \
+                out[1][2] in (errno.ECONNRESET, errno.EPIPE), impl_name
+            assert len(out) == 2
+            peers[0].settimeout(2)
+            assert peers[0].recv(1000) == bytes(data[:100])
+            peers[3].settimeout(2)
+            got = b""
+            while len(got) < 724:
+                got += peers[3].recv(1000)
+            assert got == bytes(data[300:1024])
+            # a strided index and a list give the same
+            assert impl.send_bounds(ours, np.array([0, 9, 3])[::2], [1, 2], data) == []
+            assert impl.send_bounds(ours, [3], [5], data) == []
+
+
+def test_take_few_agrees_on_random_rounds() -> None:
+    rng = np.random.default_rng(21)
+    gids = [int(g) for g in rng.integers(0, 2**32, 40)]
+    for trial in range(400):
+        n = int(rng.integers(1, 15))
+        conns = [int(c) for c in rng.integers(0, 40, n)]
+        seqs = [int(s) for s in rng.integers(0, 2**32, n)]
+        buf = bytearray(frames([gids[c] for c in conns], seqs))
+        ends = [SIZE * (k + 1) for k in range(n)]
+        what = trial % 6
+        if what == 1:
+            buf[int(rng.integers(0, len(buf)))] ^= 1 << int(rng.integers(0, 8))
+        elif what == 2:
+            conns[int(rng.integers(0, n))] = int(rng.integers(0, 40))  # maybe foreign
+        elif what == 3 and n > 1:
+            ends = ends[1:]  # two frames in one read
+            conns = conns[1:]
+        elif what == 4:
+            buf += b"\0" * 5  # a round longer than its reads
+        me = ME if what != 5 else ME + int(rng.integers(0, 2))
+        args = (buf, conns, ends, SIZE, HDR, SIZE - HDR, KEY, me, gids, 12)
+        want = hot.py_take_few(*args)
+        assert hot.native.take_few(*args) == want, trial
+        if what == 0 and n <= 12:
+            assert want is not None and want[0] == seqs
+
+
+def test_the_builders_agree_on_random_rounds() -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        m = int(rng.integers(1, 10))
+        gids = [int(g) for g in rng.integers(0, 2**32, m)]
+        counts = [int(c) for c in rng.integers(1, 4, m)]
+        n = sum(counts)
+        seq0 = int(rng.integers(0, 2**40))  # past u32: wraps
+        t = int(rng.integers(0, 2**63))
+        tints = [int(x) for x in rng.integers(0, 2**63, n)]
+        delays = [int(x) for x in rng.integers(0, 2**33, n)]  # past u32: masked
+        kw, key = (trial % 7) << 16, int(rng.integers(0, 2**40))
+        outs = []
+        for impl in (hot, hot.native):
+            fns = (impl.py_build_few, impl.py_build_few_at) if impl is hot else \
+                (impl.build_few, impl.build_few_at)
+            a, b = bytearray(SIZE * n), bytearray(SIZE * n)
+            ba = fns[0](memoryview(a), HDR, SIZE, gids, counts, seq0, t, kw, key)
+            bb = fns[1](memoryview(b), HDR, SIZE, gids, counts, seq0, tints, delays, kw, key)
+            outs.append((bytes(a), ba, bytes(b), bb))
+        assert outs[0] == outs[1], trial
+
+
+def test_bad_arguments_raise_and_never_crash() -> None:
+    n = hot.native
+    with pytest.raises(TypeError):
+        n.recv_fixed(None, [], [], 0, bytearray(10), 0, 0, 1, 1, [], [], [])
+    with pytest.raises(IndexError):
+        n.recv_fixed([None], [b""], [5], 0, bytearray(10), 0, 0, 1, 1, [], [], [])
+    with pytest.raises(ValueError), pairs(1) as (ours, _):  # the buffer shorter than a chunk
+        n.recv_fixed(ours, [b""], [0], 0, bytearray(10), 0, 10, 4096, 1, [], [], [])
+    with pytest.raises(TypeError):
+        n.send_bounds([], np.zeros(2, dtype=np.int32), [1, 2], b"ab")
+    with pytest.raises(IndexError):
+        n.send_bounds([], [0], [1], b"ab")
+    with pytest.raises(ValueError):
+        n.build_few(bytearray(10), HDR, SIZE, [1], [1], 0, 0, 0, 0)  # too short
+    assert n.take_few(b"", [], [], SIZE, HDR, 60, KEY, ME, [], 12) is None
