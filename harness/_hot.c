@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -480,12 +482,253 @@ static PyObject *build_few_at(PyObject *self, PyObject *args) {
                  (uint32_t)key);
 }
 
+
+/* A writable one-dimensional array of ``itemsize``-byte items (numpy's int64 or bool). */
+static int array_open(PyObject *o, Py_buffer *v, Py_ssize_t itemsize, const char *what) {
+    if (PyObject_GetBuffer(o, v, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (v->itemsize != itemsize) {
+        PyBuffer_Release(v);
+        PyErr_Format(PyExc_TypeError, "%s: an array of %zd-byte items", what, itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+/* epoll_ready(epfd, timeout_s, maxevents, data) -> (readable, writable)
+ *
+ * harness.wire.poller.Poller.ready: wait up to timeout_s (rounded up to whole ms, as
+ * select.epoll.poll; negative: no limit), then each event's number (data[fd]): readable
+ * on anything but "writable" alone (EOF, errors), writable on anything but "readable"
+ * alone, as selectors. A signal ends the wait with no events (after its handler). */
+static PyObject *epoll_ready(PyObject *self, PyObject *args) {
+    int epfd, maxevents;
+    double timeout;
+    PyObject *data;
+    if (!PyArg_ParseTuple(args, "idiO!", &epfd, &timeout, &maxevents, &PyDict_Type, &data))
+        return NULL;
+    if (maxevents < 1) {
+        PyErr_SetString(PyExc_ValueError, "maxevents must be positive");
+        return NULL;
+    }
+    int ms = timeout < 0 ? -1 : (timeout * 1e3 > 2e9 ? 2000000000 : (int)ceil(timeout * 1e3));
+    struct epoll_event *ev = PyMem_Malloc(sizeof(struct epoll_event) * (size_t)maxevents);
+    if (ev == NULL)
+        return PyErr_NoMemory();
+    int n;
+    Py_BEGIN_ALLOW_THREADS
+    n = epoll_wait(epfd, ev, maxevents, ms);
+    Py_END_ALLOW_THREADS
+    PyObject *rd = NULL, *wr = NULL;
+    if (n < 0) {
+        int err = errno;
+        if (err != EINTR) {
+            errno = err;
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto fail;
+        }
+        if (PyErr_CheckSignals() < 0)
+            goto fail;
+        n = 0;
+    }
+    rd = PyList_New(0);
+    wr = PyList_New(0);
+    if (rd == NULL || wr == NULL)
+        goto fail;
+    for (int k = 0; k < n; k++) {
+        PyObject *fd = PyLong_FromLong(ev[k].data.fd);
+        if (fd == NULL)
+            goto fail;
+        PyObject *num = PyDict_GetItemWithError(data, fd);  /* borrowed */
+        Py_DECREF(fd);
+        if (num == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_KeyError, "fd %d is not registered", ev[k].data.fd);
+            goto fail;
+        }
+        uint32_t e = ev[k].events;
+        if ((e & ~(uint32_t)EPOLLOUT) && PyList_Append(rd, num) < 0)
+            goto fail;
+        if ((e & ~(uint32_t)EPOLLIN) && PyList_Append(wr, num) < 0)
+            goto fail;
+    }
+    PyMem_Free(ev);
+    return Py_BuildValue("(NN)", rd, wr);
+fail:
+    PyMem_Free(ev);
+    Py_XDECREF(rd);
+    Py_XDECREF(wr);
+    return NULL;
+}
+
+/* credit_few(own, now, outstanding, credits, progress, refills)
+ *
+ * harness.worker.pacing.Pacer.credit_few's loop: a reply on each connection of ``own``
+ * (one entry per reply) frees an outstanding message (and, ``refills``, a credit), and
+ * marks progress at ``now``. The arrays are int64, one entry per connection. */
+static PyObject *credit_few(PyObject *self, PyObject *args) {
+    PyObject *own, *oo, *co, *po;
+    long long now;
+    int refills;
+    if (!PyArg_ParseTuple(args, "O!LOOOp", &PyList_Type, &own, &now, &oo, &co, &po, &refills))
+        return NULL;
+    Py_buffer ob, cb, pb;
+    if (array_open(oo, &ob, 8, "outstanding") < 0)
+        return NULL;
+    if (array_open(co, &cb, 8, "credits") < 0) {
+        PyBuffer_Release(&ob);
+        return NULL;
+    }
+    if (array_open(po, &pb, 8, "progress") < 0) {
+        PyBuffer_Release(&ob);
+        PyBuffer_Release(&cb);
+        return NULL;
+    }
+    long long *out = ob.buf, *cr = cb.buf, *pr = pb.buf;
+    Py_ssize_t n = ob.len / 8;
+    PyObject *ret = Py_None;
+    if (cb.len / 8 < n || pb.len / 8 < n) {
+        PyErr_SetString(PyExc_ValueError, "the arrays differ in length");
+        ret = NULL;
+    }
+    for (Py_ssize_t k = 0; ret && k < PyList_GET_SIZE(own); k++) {
+        long long i;
+        if (get_ll(own, k, &i) < 0) {
+            ret = NULL;
+            break;
+        }
+        if (i < 0 || i >= n) {
+            PyErr_SetString(PyExc_IndexError, "connection out of range");
+            ret = NULL;
+            break;
+        }
+        if (out[i] > 0) {
+            out[i]--;
+            if (refills)
+                cr[i]++;
+        }
+        pr[i] = now;
+    }
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&cb);
+    PyBuffer_Release(&pb);
+    Py_XINCREF(ret);
+    return ret;
+}
+
+/* mark_few(seqs, seen, lo) -> int
+ *
+ * harness.core.ledger.EchoLedger.record_few: mark each seq at or above ``lo`` (the measure
+ * window's first) in the bool array ``seen``; returns how many (receipts), or -1, with
+ * nothing marked, when a seq is past the array's end (Python grows it). */
+static PyObject *mark_few(PyObject *self, PyObject *args) {
+    PyObject *seqs, *so;
+    long long lo;
+    if (!PyArg_ParseTuple(args, "O!OL", &PyList_Type, &seqs, &so, &lo))
+        return NULL;
+    Py_buffer sb;
+    if (array_open(so, &sb, 1, "seen") < 0)
+        return NULL;
+    unsigned char *seen = sb.buf;
+    Py_ssize_t m = PyList_GET_SIZE(seqs);
+    long long got = 0;
+    for (int pass = 0; pass < 2; pass++) {  /* look first, then mark: all or nothing */
+        for (Py_ssize_t k = 0; k < m; k++) {
+            long long s;
+            if (get_ll(seqs, k, &s) < 0) {
+                PyBuffer_Release(&sb);
+                return NULL;
+            }
+            if (s < lo)
+                continue;
+            if (pass == 0) {
+                if (s >= sb.len) {
+                    PyBuffer_Release(&sb);
+                    return PyLong_FromLong(-1);
+                }
+                continue;
+            }
+            seen[s] = 1;
+            got++;
+        }
+    }
+    PyBuffer_Release(&sb);
+    return PyLong_FromLongLong(got);
+}
+
+/* closed_take(credits, blocked, outstanding, progress, early, now, measuring)
+ *     -> (idx, counts, total) | None
+ *
+ * A plain closed loop's pick and commit (harness.worker.loops.ClosedLoop, Pacer.commit;
+ * no stages, think times, budgets or reopened connections): every connection with
+ * credits and not blocked sends them all now. Its credits go to outstanding (progress
+ * at ``now`` when it was idle), and, outside the window, to ``early``. int64 arrays
+ * (``blocked``: bool), one entry per connection. None when none sends. */
+static PyObject *closed_take(PyObject *self, PyObject *args) {
+    PyObject *co, *bo, *oo, *po, *eo;
+    long long now;
+    int measuring;
+    if (!PyArg_ParseTuple(args, "OOOOOLp", &co, &bo, &oo, &po, &eo, &now, &measuring))
+        return NULL;
+    Py_buffer v[5];
+    PyObject *objs[5] = {co, bo, oo, po, eo};
+    const Py_ssize_t sizes[5] = {8, 1, 8, 8, 8};
+    const char *names[5] = {"credits", "blocked", "outstanding", "progress", "early"};
+    int opened = 0;
+    PyObject *idx = NULL, *cnt = NULL, *ret = NULL;
+    for (; opened < 5; opened++)
+        if (array_open(objs[opened], &v[opened], sizes[opened], names[opened]) < 0)
+            goto done;
+    long long *cr = v[0].buf, *out = v[2].buf, *pr = v[3].buf, *early = v[4].buf;
+    unsigned char *blocked = v[1].buf;
+    Py_ssize_t n = v[0].len / 8;
+    if (v[1].len < n || v[2].len / 8 < n || v[3].len / 8 < n || v[4].len / 8 < n) {
+        PyErr_SetString(PyExc_ValueError, "the arrays differ in length");
+        goto done;
+    }
+    idx = PyList_New(0);
+    cnt = PyList_New(0);
+    if (idx == NULL || cnt == NULL)
+        goto done;
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long c = cr[i];
+        if (c <= 0 || blocked[i])
+            continue;
+        if (append_ll(idx, i) < 0 || append_ll(cnt, c) < 0)
+            goto done;
+        cr[i] = 0;
+        if (out[i] == 0)
+            pr[i] = now;  /* idle until now */
+        out[i] += c;
+        if (!measuring)
+            early[i] += c;
+        total += c;
+    }
+    if (total == 0) {
+        ret = Py_None;
+        Py_INCREF(ret);
+    } else {
+        ret = Py_BuildValue("(OOL)", idx, cnt, total);
+    }
+done:
+    for (int k = 0; k < opened; k++)
+        PyBuffer_Release(&v[k]);
+    Py_XDECREF(idx);
+    Py_XDECREF(cnt);
+    return ret;
+}
+
 static PyMethodDef methods[] = {
     {"recv_fixed", recv_fixed, METH_VARARGS, "A read round of whole fixed-size frames."},
     {"send_bounds", send_bounds, METH_VARARGS, "One send per connection."},
     {"take_few", take_few, METH_VARARGS, "A small round of good echo frames."},
     {"build_few", build_few, METH_VARARGS, "A small closed-loop round's stamps."},
     {"build_few_at", build_few_at, METH_VARARGS, "A small open-loop round's stamps."},
+    {"epoll_ready", epoll_ready, METH_VARARGS, "The readable and the writable numbers."},
+    {"credit_few", credit_few, METH_VARARGS, "Replies free their connections' slots."},
+    {"mark_few", mark_few, METH_VARARGS, "Mark replies' seqs in the echo ledger."},
+    {"closed_take", closed_take, METH_VARARGS, "A plain closed loop's pick and commit."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "harness._hot",

@@ -35,6 +35,7 @@ from types import ModuleType
 MODULES = ("wire.batch", "wire.inbound", "worker.pacing", "worker.loops", "worker.schedule",
            "worker.recording", "wire.transport", "wire.rounds", "wire.protocol", "wire.poller",
            "core.histogram", "core.ledger", "worker.delivery", "wire.stamp", "worker.events",
+           "worker.sends",
            "worker.worker")
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "_compiled.json"

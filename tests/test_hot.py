@@ -238,3 +238,71 @@ def test_bad_arguments_raise_and_never_crash() -> None:
     with pytest.raises(ValueError):
         n.build_few(bytearray(10), HDR, SIZE, [1], [1], 0, 0, 0, 0)  # too short
     assert n.take_few(b"", [], [], SIZE, HDR, 60, KEY, ME, [], 12) is None
+
+
+def test_epoll_ready_names_what_the_pure_one_names() -> None:
+    import select
+    with pairs(4) as (ours, peers):
+        peers[0].sendall(b"x")  # readable
+        peers[2].close()  # EOF: readable
+        got = {}
+        for name in ("pure", "native"):
+            ep = select.epoll()
+            try:
+                data = {}
+                for k, s in enumerate(ours):
+                    ev = select.EPOLLIN | (select.EPOLLOUT if k == 3 else 0)
+                    ep.register(s.fileno(), ev)
+                    data[s.fileno()] = 10 + k
+                handle = ep if name == "pure" else ep.fileno()
+                fn = hot.py_epoll_ready if name == "pure" else hot.native.epoll_ready
+                r, w = fn(handle, 1.0, 64, data)
+                got[name] = (sorted(r), sorted(w))
+                ep.unregister(ours[0].fileno())
+                ep.unregister(ours[2].fileno())
+                ep.unregister(ours[3].fileno())
+                t0 = _mono()
+                assert fn(handle, 0.02, 64, data) == ([], [])  # nothing: waits, rounded up
+                assert _mono() - t0 >= 15_000_000
+            finally:
+                ep.close()
+        assert got["native"] == got["pure"] == ([10, 12], [13])
+    with pytest.raises(KeyError):  # an fd with no number
+        ep = select.epoll()
+        try:
+            r, w = socket.socketpair()
+            ep.register(r.fileno(), select.EPOLLOUT)
+            hot.native.epoll_ready(ep.fileno(), 0, 8, {})
+        finally:
+            ep.close()
+            r.close()
+            w.close()
+
+
+def test_the_pacing_and_ledger_kernels_agree_on_random_rounds() -> None:
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        n = int(rng.integers(1, 30))
+        state = [rng.integers(0, 3, n).astype(np.int64) for _ in range(4)]  # out, cr, pr, early
+        blocked = rng.random(n) < 0.2
+        own = [int(c) for c in rng.integers(0, n, int(rng.integers(1, 12)))]
+        now, measuring = int(rng.integers(0, 2**62)), bool(trial % 2)
+        a = [x.copy() for x in state]
+        b = [x.copy() for x in state]
+        hot.py_credit_few(own, now, a[0], a[1], a[2], bool(trial % 3))
+        hot.native.credit_few(own, now, b[0], b[1], b[2], bool(trial % 3))
+        assert all((x == y).all() for x, y in zip(a, b, strict=True)), trial
+        ta = hot.py_closed_take(a[1], blocked, a[0], a[2], a[3], now, measuring)
+        tb = hot.native.closed_take(b[1], blocked, b[0], b[2], b[3], now, measuring)
+        assert ta == tb and all((x == y).all() for x, y in zip(a, b, strict=True)), trial
+        assert ta is None or (a[1][ta[0]] == 0).all()
+        seen_a, seen_b = np.zeros(64, dtype=bool), np.zeros(64, dtype=bool)
+        seqs = [int(s) for s in rng.integers(0, 70 if trial % 5 == 0 else 64, 10)]
+        lo = int(rng.integers(0, 20))
+        assert hot.py_mark_few(seqs, seen_a, lo) == hot.native.mark_few(seqs, seen_b, lo)
+        assert (seen_a == seen_b).all(), trial
+    with pytest.raises(TypeError):  # an array of another width
+        hot.native.credit_few([0], 0, np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.int64),
+                              np.zeros(2, dtype=np.int64), True)
+    with pytest.raises(IndexError):
+        hot.native.credit_few([5], 0, *(np.zeros(2, dtype=np.int64) for _ in range(3)), True)

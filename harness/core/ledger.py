@@ -8,6 +8,7 @@ answered twice is a duplicate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +16,23 @@ import numpy as np
 LIST_BATCH = 256  # up to this many seqs, min/max are cheaper on a list than in numpy
 
 
-class EchoLedger:
-    """Each message is expected once, on the connection that sent it (all in one worker)."""
+def mark_few(seqs: list[int], seen: np.ndarray, lo: int) -> int:
+    """Mark each seq at or above ``lo`` in ``seen``: how many; -1, with nothing marked,
+    when one is past its end. (harness._hot has the same in C: harness.wire.hot.)"""
+    keep = [s for s in seqs if s >= lo]
+    if keep and max(keep) >= len(seen):
+        return -1
+    for s in keep:
+        seen[s] = True
+    return len(keep)
 
-    def __init__(self) -> None:
+
+class EchoLedger:
+    """Each message is expected once, on the connection that sent it (all in one worker).
+    ``mark``: :func:`mark_few` or its twin in C (the worker passes harness.wire.hot's)."""
+
+    def __init__(self, mark: Callable[[list[int], np.ndarray, int], int] = mark_few) -> None:
+        self.mark = mark
         self.seen = np.zeros(1 << 16, dtype=bool)
         self.lo = 1 << 62  # first seq of the measure window (set when it starts)
         self.receipts = 0  # replies to window messages, duplicates included
@@ -48,19 +62,13 @@ class EchoLedger:
         self.receipts += len(seq)
 
     def record_few(self, seqs: list[int]) -> None:
-        """As :meth:`record`, for a short non-empty list (a small round), in plain Python."""
-        if max(seqs) < self.lo:
-            return
-        top = max(seqs)
-        if min(seqs) < self.lo:
-            seqs = [s for s in seqs if s >= self.lo]
-        if top >= len(self.seen):
+        """As :meth:`record`, for a short non-empty list (a small round), without arrays
+        (:attr:`mark`: in C when built)."""
+        got = self.mark(seqs, self.seen, self.lo)
+        if got < 0:  # past the bitmap's end: grow it
             self.record(np.asarray(seqs, dtype=np.int64))
             return
-        seen = self.seen
-        for s in seqs:
-            seen[s] = True
-        self.receipts += len(seqs)
+        self.receipts += got
 
     def answered(self, hi: int) -> bool:
         """Every window message below ``hi`` has had a reply. Incremental: the first

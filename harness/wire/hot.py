@@ -12,12 +12,14 @@ before: no state lives in C. Figures: docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import errno
+import select
 import struct
 import time
 
 import numpy as np
 
 from harness import accel
+from harness.core.ledger import mark_few as py_mark_few
 from harness.wire import stamp
 
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
@@ -154,15 +156,75 @@ def py_build_few_at(out: memoryview, hdr: int, size: int, gids: list[int],
     return bounds
 
 
+def py_epoll_ready(ep: select.epoll, timeout_s: float, maxevents: int, data: dict[int, int]
+                   ) -> tuple[list[int], list[int]]:
+    """Wait up to ``timeout_s`` on ``ep`` (whole ms, rounded up; negative: no limit): the
+    numbers (``data[fd]``) of the readable and of the writable files. (The C one takes
+    ``ep.fileno()``: :func:`poll_handle`.)"""
+    events = ep.poll(timeout_s, maxevents)
+    if not events:
+        return [], []
+    readable = [data[fd] for fd, ev in events if ev & NOT_OUT]
+    writable = [data[fd] for fd, ev in events if ev & NOT_IN]
+    return readable, writable
+
+
+NOT_OUT = ~select.EPOLLOUT  # as selectors: anything but "writable" wakes the reader (EOF,
+NOT_IN = ~select.EPOLLIN  # errors), anything but "readable" the writer
+
+
+def poll_handle(ep: select.epoll) -> select.epoll | int:
+    """What :func:`epoll_ready` takes: the epoll object (Python), or its fd (C)."""
+    return ep if native is None else ep.fileno()
+
+
+def py_credit_few(own: list[int], now: int, outstanding: np.ndarray, credits: np.ndarray,
+                  progress: np.ndarray, refills: bool) -> None:
+    """A reply on each connection of ``own`` (one entry per reply) frees an outstanding
+    message (and, ``refills``, a credit), and marks progress at ``now``."""
+    for i in own:
+        if outstanding[i] > 0:
+            outstanding[i] -= 1
+            if refills:
+                credits[i] += 1
+        progress[i] = now
+
+
+def py_closed_take(credits: np.ndarray, blocked: np.ndarray, outstanding: np.ndarray,
+                   progress: np.ndarray, early: np.ndarray, now: int, measuring: bool
+                   ) -> tuple[list[int], list[int], int] | None:
+    """A plain closed loop's pick and commit: every connection with credits and not
+    blocked sends them all now (to outstanding; progress at ``now`` if it was idle; to
+    ``early`` outside the window). None when none sends."""
+    idx = np.flatnonzero((credits > 0) & ~blocked)
+    if not len(idx):
+        return None
+    counts = credits[idx]
+    credits[idx] = 0
+    progress[idx[outstanding[idx] == 0]] = now
+    outstanding[idx] += counts
+    if not measuring:
+        early[idx] += counts
+    return idx.tolist(), counts.tolist(), int(counts.sum())
+
+
 if native is not None:
     recv_fixed = native.recv_fixed
     send_bounds = native.send_bounds
     take_few = native.take_few
     build_few = native.build_few
     build_few_at = native.build_few_at
+    epoll_ready = native.epoll_ready
+    credit_few = native.credit_few
+    mark_few = native.mark_few
+    closed_take = native.closed_take
 else:
     recv_fixed = py_recv_fixed
     send_bounds = py_send_bounds
     take_few = py_take_few
     build_few = py_build_few
     build_few_at = py_build_few_at
+    epoll_ready = py_epoll_ready
+    credit_few = py_credit_few
+    mark_few = py_mark_few
+    closed_take = py_closed_take

@@ -16,9 +16,10 @@ import select
 import selectors
 from typing import Protocol
 
+from harness.wire import hot
+
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
-NOT_OUT = ~select.EPOLLOUT  # as selectors: anything but "writable" wakes the reader (EOF,
-NOT_IN = ~select.EPOLLIN  # errors), anything but "readable" the writer
+NOT_OUT, NOT_IN = hot.NOT_OUT, hot.NOT_IN  # (anything but "writable" wakes the reader)
 MAX_EVENTS = 4096  # most events one poll returns (the rest wait for the next round)
 
 
@@ -37,11 +38,12 @@ def _mask(events: int) -> int:
 class Poller:
     """An epoll set whose entries carry an int."""
 
-    __slots__ = ("ep", "data")
+    __slots__ = ("ep", "data", "handle")
 
     def __init__(self) -> None:
         self.ep = select.epoll()
         self.data: dict[int, int] = {}
+        self.handle = hot.poll_handle(self.ep)
 
     def register(self, f: HasFileno | int, events: int, data: int) -> None:
         fd = _fd(f)
@@ -68,13 +70,7 @@ class Poller:
     def ready(self, timeout_s: float) -> tuple[list[int], list[int]]:
         """Wait up to ``timeout_s`` (rounded up to whole ms, as selectors does): the numbers
         of the readable and of the writable entries."""
-        events = self.ep.poll(timeout_s, MAX_EVENTS)
-        if not events:
-            return [], []
-        data = self.data
-        readable = [data[fd] for fd, ev in events if ev & NOT_OUT]
-        writable = [data[fd] for fd, ev in events if ev & NOT_IN]
-        return readable, writable
+        return hot.epoll_ready(self.handle, timeout_s, MAX_EVENTS, self.data)  # (C if built)
 
     def select(self, timeout_s: float | None = None) -> list[tuple[Entry, int]]:
         """selectors-style events: (an object with ``.data``, READ/WRITE flags)."""

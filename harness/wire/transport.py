@@ -229,10 +229,12 @@ class Transport:
         if n < len(data):
             self.queue(i, memoryview(data)[n:])
 
-    def send_round(self, idx: np.ndarray, bounds: list[int], data: memoryview) -> None:
+    def send_round(self, idx: np.ndarray | list[int], bounds: list[int], data: memoryview
+                   ) -> None:
         """One send per connection: ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]``."""
         if self.tls is not None:  # through the layer, whose exceptions mean their own
-            for i, a, b in zip(idx.tolist(), [0, *bounds], bounds, strict=False):
+            conns = idx if isinstance(idx, list) else idx.tolist()
+            for i, a, b in zip(conns, [0, *bounds], bounds, strict=False):
                 self.send(i, data[a:b])
             return
         # plain sockets: all the sends in one call (harness.wire.hot: in C when built), then

@@ -22,6 +22,7 @@ import numpy as np
 from harness.core.plan import Pacing
 from harness.core.result import Share
 from harness.core.units import SEC
+from harness.wire import hot
 from harness.worker.loops import ClosedLoop, OpenLoop, Picked, loop_for
 from harness.worker.schedule import DueWheel, phases
 
@@ -102,6 +103,23 @@ class Pacer:
             self.early[idx] += counts
             self.early_left += int(counts.sum())
         return tint, delay, behind
+
+    def plain_closed(self, measuring: bool) -> bool:
+        """A closed loop in which only credits decide who sends: no stage past the first,
+        think time, budget or reopened connection (:meth:`take_closed` serves it)."""
+        return not (self.period or self.stage or self.thinks or self.resumed or
+                    (measuring and self.budgeted))
+
+    def take_closed(self, now: int, blocked: np.ndarray, measuring: bool
+                    ) -> tuple[list[int], list[int], int] | None:
+        """:meth:`pick` and :meth:`commit` at once for a :meth:`plain_closed` loop (in C
+        when built): every connection with credits and not blocked sends them all now.
+        Returns the connections, their counts and the total; None when none sends."""
+        got = hot.closed_take(self.credits, blocked, self.outstanding, self.last_progress,
+                              self.early, now, measuring)
+        if got is not None and not measuring:
+            self.early_left += got[2]
+        return got
 
     def commit_few(self, idx: list[int], counts: list[int], now: int, measuring: bool
                    ) -> tuple[list[int], list[int], int]:
@@ -209,14 +227,8 @@ class Pacer:
 
     def credit_few(self, own: list[int], now: int) -> None:
         """As :meth:`credit`, for a short list (a small round), in plain Python."""
-        out, credits, progress = self.outstanding, self.credits, self.last_progress
-        refills = self.loop.refills
-        for i in own:
-            if out[i] > 0:
-                out[i] -= 1
-                if refills:
-                    credits[i] += 1
-            progress[i] = now
+        hot.credit_few(own, now, self.outstanding, self.credits, self.last_progress,
+                       self.loop.refills)  # (in C when built)
         if self.thinks:
             idx = np.asarray(own, dtype=np.int64)
             self.release_at[idx] = now + self.think_for(idx)

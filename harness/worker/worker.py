@@ -34,9 +34,9 @@ from harness.wire.rounds import Early, RoundBuffer
 from harness.wire.timer import Timer
 from harness.wire.transport import TIMER, Transport, connect_kind
 from harness.worker.delivery import Echo, delivery_for
-from harness.worker.events import Events
 from harness.worker.pacing import Pacer
 from harness.worker.recording import Recorder, run_queue_wait_ns
+from harness.worker.sends import Sends
 from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
@@ -46,7 +46,7 @@ BIG_NS = 1 << 62  # a time after every run
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 
 
-class Worker(Events):
+class Worker(Sends):
     """Runs the steps handed to it. Owns sockets only for the duration of a step."""
 
     def __init__(self, index: int, plan: Plan, workload: Workload, addrs: list[tuple]) -> None:
@@ -324,6 +324,11 @@ class Worker(Events):
             # a message is in the window when its stamp time is: every receiver (in any
             # worker) decides by the stamp, so the sender must count by the same clock read
             self._start_measure()
+        if pace.plain_closed(rec.measuring):  # pick and commit in one call (C when built)
+            got = pace.take_closed(now, self.tp.blocked, rec.measuring)
+            if got is not None:
+                self._send_closed(*got, now)
+            return
         picked = pace.pick(now, self.tp.alive, self.tp.blocked, rec.measuring)
         if picked is None:
             return
@@ -332,43 +337,11 @@ class Worker(Events):
             if pace.period:
                 self._send_few_open(idx, counts, now)
             else:
-                self._send_few(idx, counts, now)
+                self._send_few(idx.tolist(), counts.tolist(), now)
             return
-        total = int(counts.sum())
-        ones = total == len(idx)  # one message each (the open loop's usual round)
         tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
         rec.res.behind += behind
-        gids = self.gid[idx] if ones else self.gid[idx].repeat(counts)
-        data, ends, kinds = self.proto.build(gids, idx, counts, self.seq, tint, delay)
-        self.seq += total
-        if pace.period and rec.measuring and self.deliv.sent_by_stamp:
-            rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
-        else:
-            rec.sent(total, int(ends[-1]), kinds, now)
-        self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data)
-
-    def _send_few(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
-        """A small closed-loop round of one-size echo messages, built in plain Python."""
-        self.pace.commit(idx, counts, now, self.rec.measuring)  # closed loop: all due now
-        gids = self.gid_list
-        data, bounds, total = self.out.build_few([gids[i] for i in idx.tolist()],
-                                                 counts.tolist(), self.seq, now)
-        self.seq += total
-        self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
-        self.tp.send_round(idx, bounds, data)
-
-    def _send_few_open(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
-        """A small open-loop round of one-size echo messages, in plain Python: what
-        :meth:`_send_round` does with it (each message stamped with its intended time)."""
-        rec, conns, cnt = self.rec, idx.tolist(), counts.tolist()
-        tint, delay, behind = self.pace.commit_few(conns, cnt, now, rec.measuring)
-        rec.res.behind += behind
-        gids = self.gid_list
-        data, bounds, total = self.out.build_few_at([gids[i] for i in conns], cnt, self.seq,
-                                                    tint, delay)
-        self.seq += total
-        rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
-        self.tp.send_round(idx, bounds, data)
+        self._send_built(idx, counts, now, tint, delay)
 
     # ------------------------------------------------------------------ wrap up
 

@@ -59,7 +59,9 @@ def pieces(port: int, n: int) -> list[tuple[str, Callable[[], object]]]:
     w.pace.outstanding[:] = 1
     parsed = w.proto.parse(buf, conns, bounds, ts, None)
     small = getattr(batch, "SMALL_READ", batch.SMALL_ROUND)  # (older trees: one threshold)
-    few = w.proto.inbound.parse_few(buf, conns, bounds, ts) if n <= small else None
+    take = getattr(w.proto.inbound, "take_few", None)  # (older trees: parse_few)
+    few = (take(buf, conns, bounds, w.index, w.gid_list) if take else
+           w.proto.inbound.parse_few(buf, conns, bounds, ts)) if n <= small else None
     assert w.small is not None
 
     def due_now() -> int:  # every connection's first message due (and nothing else)
@@ -95,8 +97,13 @@ def pieces(port: int, n: int) -> list[tuple[str, Callable[[], object]]]:
            ("read: parse (numpy)", lambda: w.proto.parse(buf, conns, bounds, ts, None)),
            ("read: _account (numpy)", lambda: w._account(parsed, ts[-1]))]
     if few is not None:
-        out += [("read: parse_few", lambda: w.proto.inbound.parse_few(buf, conns, bounds, ts)),
-                ("read: _account_few", lambda: w._account_few(few))]
+        if take:
+            out += [("read: take_few", lambda: take(buf, conns, bounds, w.index, w.gid_list)),
+                    ("read: _account_few", lambda: w._account_few(conns, ts, *few))]
+        else:
+            out += [("read: parse_few",
+                     lambda: w.proto.inbound.parse_few(buf, conns, bounds, ts)),
+                    ("read: _account_few", lambda: w._account_few(few))]
     return out + [("send: pick+commit+build (numpy)", send_numpy),
                   ("send: pick+commit_few+build_few_at", send_python),
                   ("send: next_send", lambda: w.pace.next_send(w.tp.alive, w.tp.blocked)),

@@ -267,11 +267,12 @@ class SseTransport(Transport):
             self.blocked[i] = False
             self.sel.modify(s, READ, self.n + i)
 
-    def send_round(self, idx: np.ndarray, bounds: list[int], data: memoryview) -> None:
+    def send_round(self, idx: np.ndarray | list[int], bounds: list[int], data: memoryview
+                   ) -> None:
         """One write per sender to its POST connection: ``data[bounds[k-1]:bounds[k]]``."""
         posts, size, a = self.post, self.post_size, 0
         now = time.monotonic_ns()
-        for i, b in zip(idx.tolist(), bounds, strict=True):
+        for i, b in zip(idx if isinstance(idx, list) else idx.tolist(), bounds, strict=True):
             if posts[i] is None:
                 self._open_post(i)
             s = posts[i]

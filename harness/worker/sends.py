@@ -1,0 +1,70 @@
+"""The worker's sends, beside its loop (harness.worker.worker.Worker, a :class:`Sends`):
+once pacing has committed a round's messages, build them (numpy over the round, or a small
+round without arrays) and send them, one send per connection."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.core.result import Times
+from harness.wire.batch import SMALL_ROUND, Outbound
+from harness.worker.events import Events
+
+NO_KINDS = np.zeros(0, dtype=np.uint16)
+
+
+class Sends(Events):
+    """Builds and sends what pacing committed; the state is the worker's."""
+
+    out: Outbound
+    times: Times
+
+    def _send_built(self, idx: np.ndarray, counts: np.ndarray, now: int,
+                    tint: np.ndarray | int, delay: np.ndarray | int) -> None:
+        """Build the committed messages with numpy (intended times ``tint``, delays
+        ``delay``) and send them."""
+        rec, total = self.rec, int(counts.sum())
+        ones = total == len(idx)  # one message each (the open loop's usual round)
+        gids = self.gid[idx] if ones else self.gid[idx].repeat(counts)
+        data, ends, kinds = self.proto.build(gids, idx, counts, self.seq, tint, delay)
+        self.seq += total
+        if self.pace.period and rec.measuring and self.deliv.sent_by_stamp:
+            rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
+        else:
+            rec.sent(total, int(ends[-1]), kinds, now)
+        self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data)
+
+    def _send_closed(self, conns: list[int], counts: list[int], total: int, now: int) -> None:
+        """A plain closed loop's committed round (:meth:`Pacer.take_closed`): each message
+        intended now, no delay."""
+        if self.small is not None and len(conns) <= SMALL_ROUND:
+            self._send_few(conns, counts, now, committed=True)
+        else:
+            self._send_built(np.asarray(conns, dtype=np.int64),
+                             np.asarray(counts, dtype=np.int64), now, now, 0)
+
+    def _send_few(self, conns: list[int], counts: list[int], now: int,
+                  committed: bool = False) -> None:
+        """A small closed-loop round of one-size echo messages, built without arrays."""
+        if not committed:  # closed loop: all due now
+            self.pace.commit(np.asarray(conns, dtype=np.int64),
+                             np.asarray(counts, dtype=np.int64), now, self.rec.measuring)
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few([gids[i] for i in conns], counts, self.seq,
+                                                 now)
+        self.seq += total
+        self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
+        self.tp.send_round(conns, bounds, data)
+
+    def _send_few_open(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+        """A small open-loop round of one-size echo messages, in plain Python: what
+        :meth:`_send_round` does with it (each message stamped with its intended time)."""
+        rec, conns, cnt = self.rec, idx.tolist(), counts.tolist()
+        tint, delay, behind = self.pace.commit_few(conns, cnt, now, rec.measuring)
+        rec.res.behind += behind
+        gids = self.gid_list
+        data, bounds, total = self.out.build_few_at([gids[i] for i in conns], cnt, self.seq,
+                                                    tint, delay)
+        self.seq += total
+        rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
+        self.tp.send_round(idx, bounds, data)
