@@ -17,7 +17,9 @@
 #include <math.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 static PyObject *str_fileno;
 
@@ -719,6 +721,32 @@ done:
     return ret;
 }
 
+/* timer_arm(fd, at_ns): harness.wire.timer.Timer.arm's timerfd_settime (absolute, on
+ * CLOCK_MONOTONIC; at_ns below 1 fires at once). OSError when the call fails. */
+static PyObject *timer_arm(PyObject *self, PyObject *args) {
+    int fd;
+    long long at;
+    if (!PyArg_ParseTuple(args, "iL", &fd, &at))
+        return NULL;
+    if (at < 1)
+        at = 1;
+    struct itimerspec spec = {{0, 0}, {(time_t)(at / 1000000000LL), (long)(at % 1000000000LL)}};
+    if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* timer_clear(fd): consume a timerfd's expiry (nothing to read: nothing happens). */
+static PyObject *timer_clear(PyObject *self, PyObject *args) {
+    int fd;
+    if (!PyArg_ParseTuple(args, "i", &fd))
+        return NULL;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN && errno != EINTR)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"recv_fixed", recv_fixed, METH_VARARGS, "A read round of whole fixed-size frames."},
     {"send_bounds", send_bounds, METH_VARARGS, "One send per connection."},
@@ -729,6 +757,8 @@ static PyMethodDef methods[] = {
     {"credit_few", credit_few, METH_VARARGS, "Replies free their connections' slots."},
     {"mark_few", mark_few, METH_VARARGS, "Mark replies' seqs in the echo ledger."},
     {"closed_take", closed_take, METH_VARARGS, "A plain closed loop's pick and commit."},
+    {"timer_arm", timer_arm, METH_VARARGS, "Arm a timerfd at an absolute ns time."},
+    {"timer_clear", timer_clear, METH_VARARGS, "Consume a timerfd's expiry."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "harness._hot",

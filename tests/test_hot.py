@@ -306,3 +306,32 @@ def test_the_pacing_and_ledger_kernels_agree_on_random_rounds() -> None:
                               np.zeros(2, dtype=np.int64), True)
     with pytest.raises(IndexError):
         hot.native.credit_few([5], 0, *(np.zeros(2, dtype=np.int64) for _ in range(3)), True)
+
+
+@pytest.mark.parametrize("impl", ["pure", "native"])
+def test_the_timer_fires_at_its_time_and_clears(impl: str, monkeypatch: pytest.MonkeyPatch
+                                                ) -> None:
+    import select
+    import time
+
+    from harness.wire import timer as timer_mod
+    monkeypatch.setattr(timer_mod, "_native", None if impl == "pure" else hot.native)
+    t = timer_mod.Timer.create()
+    assert t is not None
+    try:
+        t.clear()
+        readable = select.poll()
+        readable.register(t.fileno(), select.POLLIN)
+        assert readable.poll(0) == []
+        at = time.monotonic_ns() + 30_000_000
+        t.arm(at)
+        assert readable.poll(10) == []  # not yet
+        assert readable.poll(1000) and time.monotonic_ns() >= at  # at its time, not before
+        t.clear()
+        assert readable.poll(0) == []
+        t.arm(1)  # in the past: at once
+        assert readable.poll(1000)
+        t.clear()
+        t.clear()  # nothing to read: nothing happens
+    finally:
+        t.close()
