@@ -140,6 +140,6 @@ def test_the_suite_passes_under_the_other_build(part: str) -> None:
     run alone in the main run), again in pure Python, the build the main run did not use."""
     _need_other()
     if part == "unit":
-        _pytest("-m", "not e2e", "tests")
-    else:
-        _pytest("-m", "not alone", *HOT_E2E)
+        _pytest("-n", "2", "-m", "not e2e", "tests")
+    else:  # (their runs mostly wait: one file per process)
+        _pytest("-n", str(len(HOT_E2E)), "--dist", "loadfile", "-m", "not alone", *HOT_E2E)
