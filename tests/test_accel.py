@@ -5,8 +5,9 @@ Two are optional: the C loops (``harness._hot``, built by ``pip install -e .`` w
 compiler is, as in CI) and the opt-in mypyc build (``python -m harness.build``; it gained
 nothing measurable on the 2-core VM: docs/PERFORMANCE.md). With either one built, the
 tests that compare the builds run against pure Python (``HARNESS_PURE=1``): the same
-digest of the hot modules on seeded inputs, the same counts of a seeded run, and the unit
-suite and the hot path's end-to-end files again. With neither, they skip, saying so.
+digest of the hot modules on seeded inputs, the same counts of a seeded run, and (in
+tests/test_accel_rerun.py) the unit suite and the hot path's end-to-end files again. With
+neither, they skip, saying so.
 tests/test_hot.py compares the C loops with their Python twins function by function.
 """
 
@@ -122,24 +123,3 @@ def test_both_builds_count_a_seeded_run_the_same() -> None:
             "conns_lost": 0, "in_hist": True}
     assert _run_counts(True) == want
     assert _run_counts(False) == want
-
-
-def _pytest(*args: str) -> None:
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        *args], env=_env(True), capture_output=True, text=True,
-                       timeout=600, cwd=ROOT)
-    tail = r.stdout.strip().splitlines()[-3:]
-    assert r.returncode == 0, "\n".join(tail) + r.stderr[-2000:]
-    assert " passed" in tail[-1] and "failed" not in tail[-1]
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("part", ["unit", "hot e2e"])
-def test_the_suite_passes_under_the_other_build(part: str) -> None:
-    """The unit tests, and the hot path's end-to-end files (but their timing tests, which
-    run alone in the main run), again in pure Python, the build the main run did not use."""
-    _need_other()
-    if part == "unit":
-        _pytest("-n", "2", "-m", "not e2e", "tests")
-    else:  # (their runs mostly wait: one file per process)
-        _pytest("-n", str(len(HOT_E2E)), "--dist", "loadfile", "-m", "not alone", *HOT_E2E)
