@@ -14,9 +14,10 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from harness import accel
 from harness.wire import hot, stamp
 
-pytestmark = pytest.mark.skipif(hot.native is None, reason=f"harness._hot: {hot.describe()}")
+pytestmark = pytest.mark.skipif(hot.native is None, reason=f"harness._hot: {accel.describe()}")
 IMPLS = {"pure": hot, "native": hot.native}
 SIZE, HDR, KEY, ME = 64, 4, 0x51ED2701, 3
 

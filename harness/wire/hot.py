@@ -30,12 +30,7 @@ _M32 = 0xFFFFFFFF
 DONE, CAREFUL, FAILED, LOOK = 0, 1, 2, 3
 
 
-native, _why = accel.native()
-
-
-def describe() -> str:
-    """"native loops: yes (harness._hot)" or "no (why)" (``harness --version`` says it)."""
-    return f"native loops: {'yes' if native is not None else 'no'} ({_why})"
+native = accel.native()[0]  # (why not, when None: harness.accel.describe)
 
 
 # ---------------------------------------------------------------------- the pure ones

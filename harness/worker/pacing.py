@@ -226,7 +226,8 @@ class Pacer:
         return int(self.release_at[held].min()) if held.any() else None
 
     def credit_few(self, own: list[int], now: int) -> None:
-        """As :meth:`credit`, for a short list (a small round), in plain Python."""
+        """As :meth:`credit`, for a short list (a small round), without arrays
+        (harness.wire.hot: in C when built)."""
         hot.credit_few(own, now, self.outstanding, self.credits, self.last_progress,
                        self.loop.refills)  # (in C when built)
         if self.thinks:

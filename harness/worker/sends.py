@@ -38,17 +38,14 @@ class Sends(Events):
         """A plain closed loop's committed round (:meth:`Pacer.take_closed`): each message
         intended now, no delay."""
         if self.small is not None and len(conns) <= SMALL_ROUND:
-            self._send_few(conns, counts, now, committed=True)
+            self._send_few(conns, counts, now)
         else:
             self._send_built(np.asarray(conns, dtype=np.int64),
                              np.asarray(counts, dtype=np.int64), now, now, 0)
 
-    def _send_few(self, conns: list[int], counts: list[int], now: int,
-                  committed: bool = False) -> None:
-        """A small closed-loop round of one-size echo messages, built without arrays."""
-        if not committed:  # closed loop: all due now
-            self.pace.commit(np.asarray(conns, dtype=np.int64),
-                             np.asarray(counts, dtype=np.int64), now, self.rec.measuring)
+    def _send_few(self, conns: list[int], counts: list[int], now: int) -> None:
+        """A small closed-loop round of one-size echo messages, committed (all intended
+        now), built without arrays."""
         gids = self.gid_list
         data, bounds, total = self.out.build_few([gids[i] for i in conns], counts, self.seq,
                                                  now)

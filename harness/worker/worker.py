@@ -336,7 +336,8 @@ class Worker(Sends):
         if self.small is not None and len(idx) <= (SMALL_OPEN if pace.period else SMALL_ROUND):
             if pace.period:
                 self._send_few_open(idx, counts, now)
-            else:
+            else:  # closed loop: all due now
+                pace.commit(idx, counts, now, rec.measuring)
                 self._send_few(idx.tolist(), counts.tolist(), now)
             return
         tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
