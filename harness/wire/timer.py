@@ -42,6 +42,7 @@ class Timer:
         self._fd = fd
         self._spec = _Itimerspec()
         self.armed_at = 0
+        self.due = 0  # the wake-up the loop wants, armed only if the poll has to sleep
 
     @classmethod
     def create(cls) -> Timer | None:
@@ -70,6 +71,18 @@ class Timer:
         v = self._spec.it_value
         v.tv_sec, v.tv_nsec = divmod(max(at_ns, 1), SEC)
         self._libc.timerfd_settime(self._fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None)
+
+    def want(self, at_ns: int) -> None:
+        """Wake at ``at_ns`` if the next poll would otherwise sleep past it. Arming costs
+        10-20 µs on a VM (``timerfd_settime`` reprograms the hardware timer; docs/
+        PERFORMANCE.md), so :meth:`arm_due` arms it only when no event is ready."""
+        self.due = at_ns
+
+    def arm_due(self) -> None:
+        """Arm the wanted wake-up, if any (:meth:`want`), and forget it."""
+        if self.due:
+            self.arm(self.due)
+            self.due = 0
 
     def clear(self) -> None:
         """Consume the expiry so the fd stops being readable."""

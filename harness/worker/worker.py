@@ -263,8 +263,10 @@ class Worker(Sends):
             nxt = self.pace.next_send(self.tp.alive, self.tp.blocked)
             if nxt is None:
                 return 0.01
+            if nxt <= now:  # due already: poll without waiting (and without the timer)
+                return 0.0
             if self.timer is not None:
-                self.timer.arm(nxt)
+                self.timer.want(nxt)  # armed by the poll, only if it has to sleep
                 return 0.05
             return min(max(nxt - now, 0) / SEC, 0.01)
         if self.pace.thinks:  # wake when the next think time ends
