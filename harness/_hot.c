@@ -139,27 +139,72 @@ static int get_ll(PyObject *list, Py_ssize_t k, long long *out) {
     return 0;
 }
 
-/* recv_fixed(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end, seg_t)
- *   -> (k, off, status, n, t)
- *
- * One read round over ready[k:], as Transport.plain_read_round: recv each connection's
- * bytes into buf at off; a read of whole frames of ``fixed`` bytes (fixed > 0) is kept
- * (its connection, end and receive time appended) and the next read goes after it. It
- * stops at the first read it does not keep, returning where: status 0, all done; 1, the
- * connection ready[k] needs the careful read (no socket, pending bytes, or off past
- * last); 2, its recv failed with errno n; 3, it read n bytes at t that are not whole
- * frames (or fixed is 0): Python looks at them. */
-static PyObject *recv_fixed(PyObject *self, PyObject *args) {
-    PyObject *socks, *pend, *ready, *bufobj, *seg_conn, *seg_end, *seg_t;
-    Py_ssize_t k, off, last, chunk, fixed;
-    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!", &PyList_Type, &socks, &PyList_Type, &pend,
-                          &PyList_Type, &ready, &k, &bufobj, &off, &last, &chunk, &fixed,
-                          &PyList_Type, &seg_conn, &PyList_Type, &seg_end, &PyList_Type, &seg_t))
-        return NULL;
+/* A read of copies of a protocol's template reply (recv_tmpl), and the closed loop's early
+ * sends (harness.wire.rounds.templates and send_early). */
+typedef struct {
+    Py_buffer rep;           /* the template repeated */
+    Py_ssize_t tlen;         /* its length */
+    PyObject *code;          /* its code (an int) */
+    PyObject *walk, *codes;  /* the round's frame starts and reply codes (lists) */
+    int early;               /* sends early: the rest below are set */
+    PyObject *reqs;          /* reqs[k]: k requests (bytes) */
+    Py_buffer owed;          /* int64 per connection: requests awaiting a reply */
+    long long until;         /* no early send at or after (ns) */
+    PyObject *pend_out;      /* per connection: None, or bytes queued to send */
+    PyObject *sent_conn, *sent_end, *sent_t;
+} Tmpl;
+
+/* The read rounds' statuses (harness.wire.hot: DONE, CAREFUL, FAILED, LOOK, QUEUE). */
+enum { DONE = 0, CAREFUL = 1, FAILED = 2, LOOK = 3, QUEUE = 4 };
+
+/* Connection i's read of k template replies at off: their starts and codes, then, when the
+ * run sends early, its next k requests at once. Returns -1 (an exception set), 0, or the
+ * bytes an early send that went out in part sent, plus one. */
+static long long tmpl_take(Tmpl *tm, PyObject *socks, long long i, Py_ssize_t off,
+                           long long k, long long t) {
+    for (long long j = 0; j < k; j++)
+        if (append_ll(tm->walk, off + j * tm->tlen) < 0 ||
+            PyList_Append(tm->codes, tm->code) < 0)
+            return -1;
+    if (!tm->early || t >= tm->until || i >= tm->owed.len / 8 ||
+        ((const long long *)tm->owed.buf)[i] < k || k >= PyList_GET_SIZE(tm->reqs) ||
+        i >= PyList_GET_SIZE(tm->pend_out) || PyList_GET_ITEM(tm->pend_out, i) != Py_None)
+        return 0;
+    PyObject *data = PyList_GET_ITEM(tm->reqs, k);
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "a request must be bytes");
+        return -1;
+    }
+    int fd = fd_of(PyList_GET_ITEM(socks, i));
+    if (fd < 0)
+        return -1;
+    long long ts = mono_ns();
+    ssize_t n;
+    for (;;) {
+        n = send(fd, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
+                 MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0 || errno != EINTR)
+            break;
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+    if (n < 0)  /* failed or would block: nothing sent here (the round's own send goes on) */
+        return 0;
+    if (append_ll(tm->sent_conn, i) < 0 || append_ll(tm->sent_end, k) < 0 ||
+        append_ll(tm->sent_t, ts) < 0)
+        return -1;
+    return n < PyBytes_GET_SIZE(data) ? (long long)n + 1 : 0;
+}
+
+/* The read round of recv_fixed and recv_tmpl (tm NULL: no template). */
+static PyObject *read_round(PyObject *socks, PyObject *pend, PyObject *ready, Py_ssize_t k,
+                            PyObject *bufobj, Py_ssize_t off, Py_ssize_t last,
+                            Py_ssize_t chunk, Py_ssize_t fixed, PyObject *seg_conn,
+                            PyObject *seg_end, PyObject *seg_t, Tmpl *tm) {
     Py_buffer b;
     if (PyObject_GetBuffer(bufobj, &b, PyBUF_WRITABLE) < 0)
         return NULL;
-    int status = 0;
+    int status = DONE;
     long long nread = 0, t = 0;
     Py_ssize_t nready = PyList_GET_SIZE(ready), nsocks = PyList_GET_SIZE(socks);
     for (; k < nready; k++) {
@@ -176,7 +221,7 @@ static PyObject *recv_fixed(PyObject *self, PyObject *args) {
         if (pending < 0)
             goto fail;
         if (s == Py_None || pending || off > last) {
-            status = 1;
+            status = CAREFUL;
             break;
         }
         if (off + chunk > b.len) {
@@ -195,27 +240,121 @@ static PyObject *recv_fixed(PyObject *self, PyObject *args) {
                 goto fail;
         }
         if (n < 0) {
-            status = 2;
+            status = FAILED;
             nread = errno;
             break;
         }
         t = mono_ns();
+        long long queued = 0;
         if (n && fixed > 0 && n % fixed == 0) {
-            if (append_ll(seg_conn, i) < 0 || append_ll(seg_end, off + n) < 0 ||
-                append_ll(seg_t, t) < 0)
+            /* whole fixed-size frames */
+        } else if (tm != NULL && n && tm->tlen && n % tm->tlen == 0 && n <= tm->rep.len &&
+                   memcmp((char *)b.buf + off, tm->rep.buf, (size_t)n) == 0) {
+            queued = tmpl_take(tm, socks, i, off, n / tm->tlen, t);
+            if (queued < 0)
                 goto fail;
-            off += n;
-            continue;
+        } else {
+            status = LOOK;
+            nread = n;
+            break;
         }
-        status = 3;
-        nread = n;
-        break;
+        if (append_ll(seg_conn, i) < 0 || append_ll(seg_end, off + n) < 0 ||
+            append_ll(seg_t, t) < 0)
+            goto fail;
+        off += n;
+        if (queued) {
+            status = QUEUE;
+            nread = queued - 1;
+            break;
+        }
     }
     PyBuffer_Release(&b);
     return Py_BuildValue("(nniLL)", k, off, status, nread, t);
 fail:
     PyBuffer_Release(&b);
     return NULL;
+}
+
+/* recv_fixed(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end, seg_t)
+ *   -> (k, off, status, n, t)
+ *
+ * One read round over ready[k:], as Transport.plain_read_round: recv each connection's
+ * bytes into buf at off; a read of whole frames of ``fixed`` bytes (fixed > 0) is kept
+ * (its connection, end and receive time appended) and the next read goes after it. It
+ * stops at the first read it does not keep, returning where: status 0, all done; 1, the
+ * connection ready[k] needs the careful read (no socket, pending bytes, or off past
+ * last); 2, its recv failed with errno n; 3, it read n bytes at t that are not whole
+ * frames (or fixed is 0): Python looks at them. */
+static PyObject *recv_fixed(PyObject *self, PyObject *args) {
+    PyObject *socks, *pend, *ready, *bufobj, *seg_conn, *seg_end, *seg_t;
+    Py_ssize_t k, off, last, chunk, fixed;
+    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!", &PyList_Type, &socks, &PyList_Type, &pend,
+                          &PyList_Type, &ready, &k, &bufobj, &off, &last, &chunk, &fixed,
+                          &PyList_Type, &seg_conn, &PyList_Type, &seg_end, &PyList_Type, &seg_t))
+        return NULL;
+    return read_round(socks, pend, ready, k, bufobj, off, last, chunk, fixed, seg_conn, seg_end,
+                      seg_t, NULL);
+}
+
+/* recv_tmpl(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end, seg_t,
+ *           rep, tlen, code, walk, codes, early) -> (k, off, status, n, t)
+ *
+ * As recv_fixed, and a read of copies of the protocol's template reply (rep: the template
+ * repeated; tlen: its length; code: its reply code) is kept too, as
+ * harness.wire.rounds.templates does: its frame starts join walk and its codes join codes,
+ * and with ``early`` (None, or (reqs, owed, until, pend_out, sent_conn, sent_end, sent_t))
+ * the connection's next requests go out at once, as send_early. Status 4: that early send
+ * went out in part, n bytes of it (its entry is the last of sent_*): Python queues the
+ * rest. */
+static PyObject *recv_tmpl(PyObject *self, PyObject *args) {
+    PyObject *socks, *pend, *ready, *bufobj, *seg_conn, *seg_end, *seg_t, *repobj, *early;
+    PyObject *owedobj = NULL;
+    Py_ssize_t k, off, last, chunk, fixed;
+    Tmpl tm;
+    memset(&tm, 0, sizeof tm);
+    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!OnOO!O!O", &PyList_Type, &socks,
+                          &PyList_Type, &pend, &PyList_Type, &ready, &k, &bufobj, &off, &last,
+                          &chunk, &fixed, &PyList_Type, &seg_conn, &PyList_Type, &seg_end,
+                          &PyList_Type, &seg_t, &repobj, &tm.tlen, &tm.code, &PyList_Type,
+                          &tm.walk, &PyList_Type, &tm.codes, &early))
+        return NULL;
+    if (tm.tlen < 0) {
+        PyErr_SetString(PyExc_ValueError, "a template's length is not negative");
+        return NULL;
+    }
+    if (early != Py_None) {
+        if (!PyTuple_Check(early)) {
+            PyErr_SetString(PyExc_TypeError, "early must be None or a tuple");
+            return NULL;
+        }
+        if (!PyArg_ParseTuple(early, "O!OLO!O!O!O!", &PyList_Type, &tm.reqs, &owedobj,
+                              &tm.until, &PyList_Type, &tm.pend_out, &PyList_Type,
+                              &tm.sent_conn, &PyList_Type, &tm.sent_end, &PyList_Type,
+                              &tm.sent_t))
+            return NULL;
+    }
+    if (PyObject_GetBuffer(repobj, &tm.rep, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (owedobj != NULL) {
+        if (PyObject_GetBuffer(owedobj, &tm.owed, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyBuffer_Release(&tm.rep);
+            return NULL;
+        }
+        const char *f = tm.owed.format ? tm.owed.format : "B";
+        if (tm.owed.itemsize != 8 || !strchr("qlQL", f[strlen(f) - 1])) {
+            PyBuffer_Release(&tm.owed);
+            PyBuffer_Release(&tm.rep);
+            PyErr_SetString(PyExc_TypeError, "owed must be an int64 array");
+            return NULL;
+        }
+        tm.early = 1;
+    }
+    PyObject *r = read_round(socks, pend, ready, k, bufobj, off, last, chunk, fixed, seg_conn,
+                             seg_end, seg_t, &tm);
+    if (tm.early)
+        PyBuffer_Release(&tm.owed);
+    PyBuffer_Release(&tm.rep);
+    return r;
 }
 
 /* send_bounds(socks, idx, bounds, data) -> [(k, sent, errno), ...]
@@ -749,6 +888,7 @@ static PyObject *timer_clear(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"recv_fixed", recv_fixed, METH_VARARGS, "A read round of whole fixed-size frames."},
+    {"recv_tmpl", recv_tmpl, METH_VARARGS, "As recv_fixed, and reads of template replies."},
     {"send_bounds", send_bounds, METH_VARARGS, "One send per connection."},
     {"take_few", take_few, METH_VARARGS, "A small round of good echo frames."},
     {"build_few", build_few, METH_VARARGS, "A small closed-loop round's stamps."},

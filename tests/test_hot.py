@@ -140,6 +140,69 @@ def _settle() -> None:
     time.sleep(0.05)  # loopback delivers at once; a margin for a busy machine
 
 
+TMPL = b"+PONG\r\n"
+
+
+def read_templates(impl: object, until: int) -> list:
+    """Run ``impl.recv_tmpl`` as the transport does, over reads of template replies (with
+    early sends) and others; every stop, what it kept, and what the peers got sent."""
+    big = b"Z" * (8 << 20)  # two requests at once: more than a socket takes, sent in part
+    reqs = [b"", b"PING\r\n", big, b"PING\r\n" * 3]
+    owed = np.array([1, 2, 2, 1, 5, 2], dtype=np.int64)
+    pend_out: list = [None] * 6
+    pend_out[4] = memoryview(b"queued")  # bytes queued already: no early send
+    with pairs(6) as (ours, peers):
+        peers[0].sendall(TMPL)  # one reply, one owed: one request at once
+        peers[1].sendall(TMPL * 3)  # three replies, two owed: none
+        peers[2].sendall(TMPL * 2 + b"+PO")  # not whole: Python looks
+        peers[3].sendall(b"-ERR no\r\n")  # not the template: Python looks
+        peers[4].sendall(TMPL * 2)  # something queued: no early send
+        peers[5].sendall(TMPL * 2)  # two requests at once, sent in part
+        _settle()
+        buf = bytearray(1 << 17)
+        seg_conn: list[int] = []
+        seg_end: list[int] = []
+        seg_t: list[int] = []
+        walk: list[int] = []
+        codes: list[int] = []
+        sent: tuple[list[int], list[int], list[int]] = ([], [], [])
+        early = (reqs, owed, until, pend_out, *sent)
+        ready, k, off, stops = [0, 1, 2, 3, 4, 5], 0, 0, []
+        t0 = _mono()
+        while k < len(ready):
+            k, off, status, m, t = impl.recv_tmpl(
+                list(ours), [b""] * 6, ready, k, buf, off, 1 << 16, 4096, 0, seg_conn,
+                seg_end, seg_t, memoryview(TMPL * 4), len(TMPL), 200, walk, codes, early)
+            if status == hot.DONE:
+                break
+            if status == hot.QUEUE:
+                assert 0 < m < len(big)
+                m = -1
+            stops.append((k, off, status, m))
+            k += 1
+        assert all(t0 <= t <= _mono() for t in seg_t + sent[2])
+        assert seg_t == sorted(seg_t) and sent[2] == sorted(sent[2])
+        peers[0].settimeout(0.5)
+        got0 = peers[0].recv(100) if sent[0] and sent[0][0] == 0 else b""
+        return [stops, seg_conn, seg_end, walk, codes, sent[0], sent[1], got0,
+                bytes(buf[:off])]
+
+
+def test_a_template_read_round_agrees_and_sends_early() -> None:
+    far = _mono() + 60 * 10**9
+    got = {name: read_templates(impl, far) for name, impl in IMPLS.items()}
+    assert got["native"] == got["pure"]
+    stops, seg_conn, _, walk, codes, sent_conn, sent_k, got0, _ = got["pure"]
+    assert [s[2] for s in stops] == [hot.LOOK, hot.LOOK, hot.QUEUE]
+    assert seg_conn == [0, 1, 4, 5]  # whole template replies kept (2 and 3 are Python's)
+    assert len(walk) == len(codes) == 1 + 3 + 2 + 2 and set(codes) == {200}
+    assert sent_conn == [0, 5] and sent_k == [1, 2] and got0 == b"PING\r\n"
+    # at or after ``until`` (the end of sending): nothing goes out early
+    late = {name: read_templates(impl, 0) for name, impl in IMPLS.items()}
+    assert late["native"] == late["pure"]
+    assert late["pure"][5] == [] and [s[2] for s in late["pure"][0]] == [hot.LOOK, hot.LOOK]
+
+
 def test_a_send_round_reports_what_the_pure_one_does() -> None:
     for impl_name in ("pure", "native"):
         impl = IMPLS[impl_name]
@@ -232,6 +295,15 @@ def test_bad_arguments_raise_and_never_crash() -> None:
         n.recv_fixed([None], [b""], [5], 0, bytearray(10), 0, 0, 1, 1, [], [], [])
     with pytest.raises(ValueError), pairs(1) as (ours, _):  # the buffer shorter than a chunk
         n.recv_fixed(ours, [b""], [0], 0, bytearray(10), 0, 10, 4096, 1, [], [], [])
+    with pytest.raises(TypeError):  # early: not a tuple; owed: not int64
+        n.recv_tmpl([], [], [], 0, bytearray(10), 0, 0, 1, 0, [], [], [], b"x", 1, 0, [], [],
+                    [])
+    with pytest.raises(TypeError):
+        n.recv_tmpl([], [], [], 0, bytearray(10), 0, 0, 1, 0, [], [], [], b"x", 1, 0, [], [],
+                    ([], np.zeros(2, dtype=np.int32), 0, [], [], [], []))
+    with pytest.raises(ValueError):
+        n.recv_tmpl([], [], [], 0, bytearray(10), 0, 0, 1, 0, [], [], [], b"x", -1, 0, [], [],
+                    None)
     with pytest.raises(TypeError):
         n.send_bounds([], np.zeros(2, dtype=np.int32), [1, 2], b"ab")
     with pytest.raises(IndexError):

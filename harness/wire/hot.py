@@ -25,9 +25,10 @@ from harness.wire import stamp
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
 _M32 = 0xFFFFFFFF
 
-# recv_fixed's status: all read; ready[k] needs the careful read; its recv failed (n is the
-# errno); it read n bytes at t that are not whole fixed-size frames
-DONE, CAREFUL, FAILED, LOOK = 0, 1, 2, 3
+# recv_fixed's and recv_tmpl's status: all read; ready[k] needs the careful read; its recv
+# failed (n is the errno); it read n bytes at t that are not whole fixed-size frames (nor
+# template replies); (recv_tmpl) its early send went out in part, n bytes of it
+DONE, CAREFUL, FAILED, LOOK, QUEUE = 0, 1, 2, 3, 4
 
 
 native = accel.native()[0]  # (why not, when None: harness.accel.describe)
@@ -60,6 +61,73 @@ def py_recv_fixed(socks: list, pend: list, ready: list[int], k: int, buf: bytear
             continue
         return k, off, LOOK, n, t
     return len(ready), off, DONE, n, t
+
+
+def py_recv_tmpl(socks: list, pend: list, ready: list[int], k: int, buf: bytearray,
+                 off: int, last: int, chunk: int, fixed: int, seg_conn: list[int],
+                 seg_end: list[int], seg_t: list[int], rep: memoryview, tlen: int, code: int,
+                 walk: list[int], codes: list[int], early: tuple | None
+                 ) -> tuple[int, int, int, int, int]:
+    """As :func:`py_recv_fixed`, and a read of copies of the protocol's template reply
+    (``rep``: the template repeated, ``tlen`` bytes each, reply code ``code``) is that many
+    whole replies: their starts join ``walk``, their codes ``codes``, and with ``early``
+    ((reqs, owed, until, pend_out, sent_conn, sent_end, sent_t): the closed loop sends
+    early, harness.wire.rounds.Early) the connection's next requests go out at once (see
+    harness/_hot.c). Returns (k, off, status, n, t); QUEUE: that early send went out in
+    part, ``n`` bytes of it (its entry is the last of sent_*)."""
+    mv, mono = memoryview(buf), time.monotonic_ns
+    n = t = 0
+    for k in range(k, len(ready)):  # noqa: B020 (k goes on from where it was)
+        i = ready[k]
+        s = socks[i]
+        if s is None or pend[i] or off > last:
+            return k, off, CAREFUL, 0, 0
+        try:
+            n = s.recv_into(mv[off:off + chunk])
+        except OSError as exc:
+            return k, off, FAILED, exc.errno or errno.EIO, 0
+        t = mono()
+        queued = 0
+        if n and fixed and n % fixed == 0:
+            pass
+        elif n and tlen and n % tlen == 0 and n <= len(rep) and buf.startswith(rep[:n], off):
+            if n == tlen:
+                walk.append(off)
+                codes.append(code)
+            else:
+                walk.extend(range(off, off + n, tlen))
+                codes.extend([code] * (n // tlen))
+            if early is not None:
+                queued = _send_early(socks, i, n // tlen, t, early)
+        else:
+            return k, off, LOOK, n, t
+        seg_conn.append(i)
+        seg_end.append(off + n)
+        seg_t.append(t)
+        off += n
+        if queued:
+            return k, off, QUEUE, queued - 1, t
+    return len(ready), off, DONE, n, t
+
+
+def _send_early(socks: list, i: int, k: int, t: int, early: tuple) -> int:
+    """Connection ``i`` read ``k`` replies at ``t``: send its next ``k`` requests now, when
+    the run sends early and they are owed (kept in sent_* with the send time). A send that
+    fails or would block sends nothing here (the round's own send takes over). Returns 0,
+    or the bytes a send that went out in part sent, plus one."""
+    reqs, owed, until, pend_out, sent_conn, sent_end, sent_t = early
+    if t >= until or owed[i] < k or k >= len(reqs) or pend_out[i] is not None:
+        return 0
+    data = reqs[k]
+    ts = time.monotonic_ns()
+    try:
+        n = socks[i].send(data)
+    except OSError:
+        return 0
+    sent_conn.append(i)
+    sent_end.append(k)
+    sent_t.append(ts)
+    return n + 1 if n < len(data) else 0
 
 
 def py_send_bounds(socks: list, idx: list[int] | np.ndarray, bounds: list[int], data: memoryview
@@ -209,6 +277,7 @@ def py_closed_take(credits: np.ndarray, blocked: np.ndarray, outstanding: np.nda
 
 if native is not None:
     recv_fixed = native.recv_fixed
+    recv_tmpl = native.recv_tmpl
     send_bounds = native.send_bounds
     take_few = native.take_few
     build_few = native.build_few
@@ -219,6 +288,7 @@ if native is not None:
     closed_take = native.closed_take
 else:
     recv_fixed = py_recv_fixed
+    recv_tmpl = py_recv_tmpl
     send_bounds = py_send_bounds
     take_few = py_take_few
     build_few = py_build_few

@@ -1,6 +1,6 @@
 """One round's state beside the transport: the buffer its reads share (kept across steps),
-the reads that brought whole frames, and the closed loop's early sends (:func:`templates`:
-a read of whole template replies, answered at once)."""
+the reads that brought whole frames, and the closed loop's early sends (:class:`Early`: a
+read of whole template replies, answered at once by harness.wire.hot.recv_tmpl)."""
 
 from __future__ import annotations
 
@@ -57,45 +57,6 @@ class Reads:
         self.t: list[int] = []
         self.walk: list[int] | None = [] if walks else None
         self.broken: list[int] = []
-
-
-def templates(tp: Transport, i: int, off: int, k: int, size: int, t: int, r: Reads,
-               sent: Reads) -> None:
-    """Connection ``i`` read ``k`` copies of the protocol's template at ``off``: that
-    many whole replies (their starts walked, their codes the template's). Sends the
-    next ``k`` requests at once when the run sends early (:class:`Early`)."""
-    proto, walk = tp.protocol, r.walk
-    assert walk is not None  # a protocol with a template walks
-    if k == 1:
-        walk.append(off)
-        proto.round_codes.append(proto.tmpl_code)
-    else:
-        walk.extend(range(off, off + k * size, size))
-        proto.round_codes.extend([proto.tmpl_code] * k)
-    early = tp.early
-    if early is not None and t < early.until and early.owed[i] >= k and \
-            k < len(early.reqs):
-        send_early(tp, i, early.reqs[k], k, sent)
-
-
-def send_early(tp: Transport, i: int, data: bytes, k: int, sent: Reads) -> None:
-    """Send connection ``i`` its next ``k`` requests now (kept in ``sent`` with the
-    time); a send that fails or would block sends nothing here (the round's own send
-    takes over), a partial one queues the rest."""
-    if tp.pend_out[i] is not None:
-        return
-    s = tp.socks[i]
-    assert s is not None  # it just read
-    t = time.monotonic_ns()
-    try:
-        n = s.send(data)
-    except OSError:
-        return
-    if n < len(data):
-        tp.queue(i, memoryview(data)[n:])
-    sent.conn.append(i)
-    sent.end.append(k)
-    sent.t.append(t)
 
 
 def read_carefully(tp: Transport, i: int, off: int, r: Reads) -> int:

@@ -23,18 +23,10 @@ from mypy_extensions import mypyc_attr
 
 from harness.core.pools import source_index
 from harness.core.result import Share
-from harness.wire.hot import CAREFUL, DONE, FAILED, recv_fixed, send_bounds
+from harness.wire.hot import CAREFUL, DONE, FAILED, QUEUE, recv_fixed, recv_tmpl, send_bounds
 from harness.wire.poller import READ, WRITE, Poller
 from harness.wire.protocol import Stamped
-from harness.wire.rounds import (
-    CHUNK,
-    ROUND_BUF,
-    Early,
-    Reads,
-    RoundBuffer,
-    read_carefully,
-    templates,
-)
+from harness.wire.rounds import CHUNK, ROUND_BUF, Early, Reads, RoundBuffer, read_carefully
 from harness.wire.sink import CONNECT_KINDS, Layer, Sink, connect_kind, error_kind
 from harness.wire.timer import Timer
 
@@ -317,14 +309,23 @@ class Transport:
         r = Reads(proto.walks)
         seg_conn, seg_end, seg_t = r.conn, r.end, r.t
         # a read equal to copies of the protocol's template (the last short reply it cut,
-        # e.g. +PONG or one HTTP response) is that many replies: no cut, no parse
+        # e.g. +PONG or one HTTP response) is that many replies: no cut, no parse; in a
+        # closed loop the next requests go out at once (harness.wire.rounds.Early)
         tlen, rep = len(proto.tmpl), proto.rep
         buf, last, off, k, nready = rb.buf, len(rb.buf) - CHUNK, 0, 0, len(ready)
         sent = Reads(False)  # requests sent early: connection, count, time
+        early = self.early
+        ea = None if early is None else (early.reqs, early.owed, early.until, self.pend_out,
+                                         sent.conn, sent.end, sent.t)
         while k < nready:
-            # the reads of whole fixed-size frames (harness.wire.hot: in C when built)
-            k, off, status, n, t = recv_fixed(socks, pend, ready, k, buf, off, last, CHUNK,
-                                              fixed, seg_conn, seg_end, seg_t)
+            # the reads of whole frames (harness.wire.hot: in C when built)
+            if tlen:
+                k, off, status, n, t = recv_tmpl(
+                    socks, pend, ready, k, buf, off, last, CHUNK, fixed, seg_conn, seg_end,
+                    seg_t, rep, tlen, proto.tmpl_code, r.walk, proto.round_codes, ea)
+            else:
+                k, off, status, n, t = recv_fixed(socks, pend, ready, k, buf, off, last, CHUNK,
+                                                  fixed, seg_conn, seg_end, seg_t)
             if status == DONE:
                 break
             i = ready[k]
@@ -337,13 +338,8 @@ class Transport:
                 tlen, rep = len(proto.tmpl), proto.rep
             elif status == FAILED:
                 self._recv_failed(i, OSError(n, os.strerror(n)))
-            elif tlen and n and n % tlen == 0 and n <= len(rep) and \
-                    buf.startswith(rep[:n], off):  # copies of the template: whole replies
-                templates(self, i, off, n // tlen, tlen, t, r, sent)
-                seg_conn.append(i)
-                seg_end.append(off + n)
-                seg_t.append(t)
-                off += n
+            elif status == QUEUE and early is not None:  # an early send went out in part
+                self.queue(i, memoryview(early.reqs[sent.end[-1]])[n:])
             else:
                 off = self._keep(i, off, off + n, t, r)
                 tlen, rep = len(proto.tmpl), proto.rep
