@@ -86,6 +86,39 @@ def test_the_queue_grows_and_keeps_each_connections_order() -> None:
     assert got.st["seq"].tolist() == want1 + [0, 8, 16]
 
 
+def test_random_rounds_match_a_fifo_per_connection() -> None:
+    """Rounds of one request (or reply) per connection take the ring's short paths; the
+    others rank; all must answer each connection's requests in the order sent, with the
+    ring growing under either path, and an extra reply never matched."""
+    from collections import deque
+    rng = np.random.default_rng(7)
+    n = 6
+    p, want = in_order(n=n, fr=framing.LEN32), [deque() for _ in range(n)]
+    seq = 0
+    for trial in range(400):
+        if trial % 2 == 0:  # a send round
+            idx = sorted(rng.choice(n, int(rng.integers(1, n + 1)), replace=False).tolist())
+            counts = [1] * len(idx) if trial % 4 == 0 else \
+                [int(c) for c in rng.integers(1, 4, len(idx))]
+            send(p, idx, counts, seq0=seq, t=seq)
+            for i, c in zip(idx, counts, strict=True):
+                want[i].extend(range(seq, seq + c))
+                seq += c
+        else:  # a reply round: sometimes one each, sometimes more, sometimes extra
+            per = {int(i): 1 if trial % 3 else int(rng.integers(1, 4))
+                   for i in rng.choice(n, int(rng.integers(1, n + 1)), replace=False)}
+            got = replies(p, per, framing.LEN32)
+            exp_ok, exp_seq = [], []
+            for i, k in per.items():
+                for _ in range(k):
+                    exp_ok.append(bool(want[i]))
+                    exp_seq.append(want[i].popleft() if want[i] else 0)
+            assert got.ok.tolist() == exp_ok, trial
+            assert got.st["seq"][got.ok].tolist() == [q for q, o in zip(exp_seq, exp_ok,
+                                                                          strict=True) if o]
+    assert p.ring.shape[1] > 1  # it grew
+
+
 def test_a_closed_connection_forgets_what_it_waited_for() -> None:
     p = in_order()
     send(p, [0], [4], seq0=0, t=0)

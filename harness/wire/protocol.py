@@ -132,6 +132,14 @@ class InOrder(Stamped):
         return data, ends, kinds
 
     def _push(self, idx: np.ndarray, counts: np.ndarray, st: np.ndarray) -> None:
+        if len(idx) == len(st) and len(idx) and counts.max() == 1:  # one request each
+            # (idx is unique): no ranks
+            tail = self.tail[idx]
+            if int((tail - self.head[idx]).max()) >= self.ring.shape[1]:
+                self._grow(self.ring.shape[1] + 1)
+            self.ring.view(_RECORD)[idx, tail % self.ring.shape[1]] = st.view(_RECORD)
+            self.tail[idx] = tail + 1
+            return
         need = int((self.tail[idx] - self.head[idx] + counts).max())
         if need > self.ring.shape[1]:
             self._grow(need)
@@ -174,6 +182,16 @@ class InOrder(Stamped):
 
     def _pop(self, conn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The stamps the round's replies answer, oldest first per connection."""
+        head = self.head
+        got = np.bincount(conn, minlength=len(head))
+        if got.max() <= 1:  # one reply per connection (as at --inflight 1): no ranks
+            h = head[conn]
+            ok = self.tail[conn] > h
+            st = np.zeros(len(conn), dtype=stamp.BIN_DTYPE)
+            took = conn[ok]
+            st.view(_RECORD)[ok] = self.ring.view(_RECORD)[took, h[ok] % self.ring.shape[1]]
+            head[took] += 1
+            return st, ok
         order = np.argsort(conn, kind="stable")
         c = conn[order]
         starts = np.empty(len(c), dtype=bool)
@@ -188,7 +206,7 @@ class InOrder(Stamped):
         took = conn[ok]
         st.view(_RECORD)[ok] = self.ring.view(_RECORD)[
             took, (self.head[took] + rank[ok]) % self.ring.shape[1]]
-        self.head += np.bincount(conn[ok], minlength=len(self.head))
+        head += np.bincount(conn[ok], minlength=len(head))
         return st, ok
 
     def forget(self, i: int) -> None:
