@@ -175,16 +175,17 @@ class InOrder(Stamped):
         conn = np.asarray(seg_conn, dtype=np.int64)[seg]
         t = np.asarray(seg_t, dtype=np.int64)[seg]
         length = fend - fstart
-        st, ok = self._pop(conn)
+        st, ok = self._pop(conn, len(conn) == len(seg_conn))  # (one reply a read?)
         bad = np.unique(conn[length > self.max_frame]).tolist() if walk is None else []
         extra = np.unique(conn[~ok]).tolist() if not ok.all() else []
         return Parsed(conn, t, st, ok, length, bad, extra)
 
-    def _pop(self, conn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The stamps the round's replies answer, oldest first per connection."""
+    def _pop(self, conn: np.ndarray, few: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The stamps the round's replies answer, oldest first per connection. ``few``: as
+        many replies as reads, so likely one per connection (checked here)."""
         head = self.head
-        got = np.bincount(conn, minlength=len(head))
-        if got.max() <= 1:  # one reply per connection (as at --inflight 1): no ranks
+        got = np.bincount(conn, minlength=len(head)) if few else None
+        if got is not None and got.max() <= 1:  # one reply per connection: no ranks
             h = head[conn]
             ok = self.tail[conn] > h
             st = np.zeros(len(conn), dtype=stamp.BIN_DTYPE)
