@@ -182,12 +182,13 @@ def test_stamp_matching_refuses_the_same_unstamped_replies() -> None:
 def test_in_order_latency_comes_from_each_requests_own_send_time() -> None:
     # open loop, a request every 20 ms, each answered 60 ms later: three in flight per
     # connection, each sent at a different time; pairing a reply with a neighbour's send
-    # time would read 40 or 80 ms (the margin leaves room for a busy machine's tail)
+    # time would read 40 or 80 ms. The margin leaves room for a busy machine: under the
+    # parallel suite the server's timers ran late and a correct run read p50 70.5 ms
     with servers.start("fixed_reply", framing="len32", delay=0.060) as srv:
         plan = plan_for(f"127.0.0.1:{srv.port}", conns="4", rate=50.0, duration=1.5)
         s = run_with(plan, InOrderEcho(plan.size, plan.seed))
     lat = s["latency_ms"]
-    assert 59.0 <= lat["p50"] <= 70.0, lat
+    assert 59.0 <= lat["p50"] <= 76.0, lat
     assert s["lost"] == 0 and sum(s["errors"].values()) == 0, s["errors"]
 
 
