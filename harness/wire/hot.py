@@ -40,27 +40,13 @@ def py_recv_fixed(socks: list, pend: list, ready: list[int], k: int, buf: bytear
                   off: int, last: int, chunk: int, fixed: int, seg_conn: list[int],
                   seg_end: list[int], seg_t: list[int]) -> tuple[int, int, int, int, int]:
     """A read round over ``ready[k:]`` of whole frames of ``fixed`` bytes into ``buf`` at
-    ``off`` (see harness/_hot.c). Returns (k, off, status, n, t)."""
-    mv, mono = memoryview(buf), time.monotonic_ns
-    n = t = 0
-    for k in range(k, len(ready)):  # noqa: B020 (k goes on from where it was)
-        i = ready[k]
-        s = socks[i]
-        if s is None or pend[i] or off > last:
-            return k, off, CAREFUL, 0, 0
-        try:
-            n = s.recv_into(mv[off:off + chunk])
-        except OSError as exc:
-            return k, off, FAILED, exc.errno or errno.EIO, 0
-        t = mono()
-        if n and fixed and n % fixed == 0:
-            seg_conn.append(i)
-            seg_end.append(off + n)
-            seg_t.append(t)
-            off += n
-            continue
-        return k, off, LOOK, n, t
-    return len(ready), off, DONE, n, t
+    ``off`` (see harness/_hot.c): :func:`py_recv_tmpl` with no template. Returns (k, off,
+    status, n, t)."""
+    return py_recv_tmpl(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end,
+                        seg_t, _NO_TMPL, 0, 0, [], [], None)
+
+
+_NO_TMPL = memoryview(b"")
 
 
 def py_recv_tmpl(socks: list, pend: list, ready: list[int], k: int, buf: bytearray,
