@@ -33,7 +33,7 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
     with servers.start("echo") as srv:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{srv.port}",
-             "--conns", "2,3,4", "--duration", "2", "--warmup", "0.1", "--workers", "1",
+             "--conns", "2,3,4", "--duration", "4", "--warmup", "0.1", "--workers", "1",
              "--json", "--no-report", "--results-dir", str(tmp_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         # inside the second step: its 3 connections are up (the first step has 2, the third
@@ -49,9 +49,11 @@ def test_interrupt_writes_the_steps_measured_so_far_marked_partial(tmp_path: Pat
     assert [s["conns"] for s in doc["steps"]] == [2, 3], err.decode()
     assert doc["steps"][0]["partial"] is False and doc["steps"][1]["partial"] is True
     assert doc["steps"][1]["received"] > 0
-    # the cut step's throughput is over the window it had (~1 s), not the planned 2 s
+    # the cut step's throughput is over the window it had, not the planned 4 s: the signal
+    # comes 0.8 s after the test sees the step's connections (late on a busy machine), and
+    # a worker hears the stop at its next once-a-second report (a 2 s step once read 1.92 s)
     cut = doc["steps"][1]
-    assert 0.3 < cut["duration_s"] < 1.8, cut["duration_s"]
+    assert 0.3 < cut["duration_s"] < 3.5, cut["duration_s"]
     assert cut["throughput_msgs_s"] == pytest.approx(cut["received"] / cut["duration_s"],
                                                      rel=1e-3)
     assert doc["steps"][1]["lost"] == 0, cut  # in-flight messages got a short drain
