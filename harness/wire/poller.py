@@ -73,15 +73,16 @@ class Poller:
         of the readable and of the writable entries."""
         return hot.epoll_ready(self.handle, timeout_s, MAX_EVENTS, self.data)  # (C if built)
 
-    def ready_timed(self, timeout_s: float, timer: Timer) -> tuple[list[int], list[int]]:
+    def ready_timed(self, timeout_s: float, timer: Timer | None
+                    ) -> tuple[list[int], list[int]]:
         """As :meth:`ready`, arming the wake-up the timer wants (``Timer.want``) only when
         no event is ready: arming costs more than a poll that does not wait (10-20 µs on a
         VM, docs/PERFORMANCE.md), and a busy loop finds events ready most rounds."""
-        if not timer.due:
+        if timer is None or not timer.due:
             return self.ready(timeout_s)
         ready, writable = self.ready(0.0)
         if not ready and not writable and timeout_s > 0:
-            timer.arm_due()
+            timer.arm(timer.due)
             ready, writable = self.ready(timeout_s)
         timer.due = 0
         return ready, writable

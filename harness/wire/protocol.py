@@ -132,11 +132,12 @@ class InOrder(Stamped):
         return data, ends, kinds
 
     def _push(self, idx: np.ndarray, counts: np.ndarray, st: np.ndarray) -> None:
-        if len(idx) == len(st) and len(idx) and counts.max() == 1:  # one request each
-            # (idx is unique): no ranks
+        if len(idx) == len(st) and len(idx) and counts.max() == 1:
+            # one request per connection (idx is unique): no ranks
             tail = self.tail[idx]
-            if int((tail - self.head[idx]).max()) >= self.ring.shape[1]:
-                self._grow(self.ring.shape[1] + 1)
+            need = int((tail - self.head[idx]).max()) + 1
+            if need > self.ring.shape[1]:
+                self._grow(need)
             self.ring.view(_RECORD)[idx, tail % self.ring.shape[1]] = st.view(_RECORD)
             self.tail[idx] = tail + 1
             return
@@ -184,8 +185,8 @@ class InOrder(Stamped):
         """The stamps the round's replies answer, oldest first per connection. ``few``: as
         many replies as reads, so likely one per connection (checked here)."""
         head = self.head
-        got = np.bincount(conn, minlength=len(head)) if few else None
-        if got is not None and got.max() <= 1:  # one reply per connection: no ranks
+        if few and np.bincount(conn, minlength=len(head)).max() <= 1:
+            # one reply per connection: no ranks
             h = head[conn]
             ok = self.tail[conn] > h
             st = np.zeros(len(conn), dtype=stamp.BIN_DTYPE)

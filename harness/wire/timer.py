@@ -75,14 +75,8 @@ class Timer:
     def want(self, at_ns: int) -> None:
         """Wake at ``at_ns`` if the next poll would otherwise sleep past it. Arming costs
         10-20 µs on a VM (``timerfd_settime`` reprograms the hardware timer; docs/
-        PERFORMANCE.md), so :meth:`arm_due` arms it only when no event is ready."""
+        PERFORMANCE.md), so ``Poller.ready_timed`` arms it only when no event is ready."""
         self.due = at_ns
-
-    def arm_due(self) -> None:
-        """Arm the wanted wake-up, if any (:meth:`want`), and forget it."""
-        if self.due:
-            self.arm(self.due)
-            self.due = 0
 
     def clear(self) -> None:
         """Consume the expiry so the fd stops being readable."""

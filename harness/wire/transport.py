@@ -287,8 +287,7 @@ class Transport:
 
     def plain_poll(self, wait_s: float, timer: Timer | None) -> list[int]:
         """Wait for events; flush the writable; return the readable connections."""
-        ready, writable = self.sel.ready(wait_s) if timer is None else self.sel.ready_timed(
-            wait_s, timer)
+        ready, writable = self.sel.ready_timed(wait_s, timer)
         if timer is not None and TIMER in ready:
             timer.clear()
             ready.remove(TIMER)

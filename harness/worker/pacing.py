@@ -229,7 +229,7 @@ class Pacer:
         """As :meth:`credit`, for a short list (a small round), without arrays
         (harness.wire.hot: in C when built)."""
         hot.credit_few(own, now, self.outstanding, self.credits, self.last_progress,
-                       self.loop.refills)  # (in C when built)
+                       self.loop.refills)
         if self.thinks:
             idx = np.asarray(own, dtype=np.int64)
             self.release_at[idx] = now + self.think_for(idx)
