@@ -22,7 +22,7 @@ import pytest
 from harness.core.plan import Stage, Step
 from harness.run.scaleout_parts import largest_remainder, machine_parts, split_step
 from tests.busy import ran_ok
-from tests.support import harness_process, stop
+from tests.support import harness_process, stop, wait_process_connections
 from tests.support import run_json as support_run_json
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra is not installed")
@@ -293,6 +293,25 @@ def test_a_start_that_cannot_be_kept_is_refused_and_the_step_marked_partial(
 
 
 @pytest.mark.e2e
+def _wait_measuring(run_pid: int, agent_pid: int, conns: int, within_s: float = 30.0) -> None:
+    """Once agent ``agent_pid``'s workers hold their ``conns`` connections to the embedded
+    server that run ``run_pid`` listens with, and 1 s more (past the 0.2 s warm-up, inside
+    the 4 s step). A fixed sleep from the run's start could land before the step on a busy
+    machine, leaving no step to be partial."""
+    import psutil
+    deadline = time.monotonic() + within_s
+    port = 0
+    while not port and time.monotonic() < deadline:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(run_pid)
+            port = next((c.laddr.port for p in (root, *root.children(recursive=True))
+                         for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN), 0)
+        time.sleep(0.02)
+    assert port, f"run {run_pid} listened on no port within {within_s:g} s"
+    wait_process_connections(agent_pid, port, conns, within_s)
+    time.sleep(1.0)
+
+
 def test_an_agent_killed_mid_run_is_named_at_once_and_the_others_data_kept(
         fresh_cluster: Cluster) -> None:
     cluster = fresh_cluster
@@ -303,7 +322,7 @@ def test_an_agent_killed_mid_run_is_named_at_once_and_the_others_data_kept(
          "--duration", "4", "--warmup", "0.2"],
         cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3.0)  # connected, started, measuring
+        _wait_measuring(proc.pid, victim.pid, 2)  # a2's share of the 4
         killed = time.time_ns()
         os.kill(victim.pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
