@@ -45,6 +45,49 @@ static inline int64_t mono_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* CLOCK_REALTIME minus CLOCK_MONOTONIC, ns: the realtime read between two monotonic
+ * reads, less their midpoint (a kernel receive stamp is on CLOCK_REALTIME). */
+static int64_t real_offset_ns(void) {
+    struct timespec a, r, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int64_t ma = (int64_t)a.tv_sec * 1000000000LL + a.tv_nsec;
+    int64_t mb = (int64_t)b.tv_sec * 1000000000LL + b.tv_nsec;
+    return (int64_t)r.tv_sec * 1000000000LL + r.tv_nsec - (ma + (mb - ma) / 2);
+}
+
+/* recv with the kernel's receive stamp (SO_TIMESTAMPNS set on the socket): the bytes'
+ * arrival on time.monotonic_ns()'s clock, by ``offset`` (real_offset_ns), in *t: never
+ * later than the clock read just after the recv, which *t is when the read carried none.
+ * A read of several segments carries the last one's arrival. */
+static ssize_t recv_stamped(int fd, char *at, size_t len, int64_t offset, long long *t) {
+    struct iovec iov = {at, len};
+    union { char buf[CMSG_SPACE(sizeof(struct timespec))]; struct cmsghdr align; } ctl;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 0)
+        return n;
+    int64_t now = mono_ns();
+    *t = now;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            int64_t at_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - offset;
+            if (at_ns < now)
+                *t = at_ns;
+        }
+    }
+    return n;
+}
+
 /* A socket object's fd (its fileno()), or -1 with an exception set. */
 static int fd_of(PyObject *s) {
     PyObject *r = PyObject_CallMethodNoArgs(s, str_fileno);
@@ -200,12 +243,13 @@ static long long tmpl_take(Tmpl *tm, PyObject *socks, long long i, Py_ssize_t of
 static PyObject *read_round(PyObject *socks, PyObject *pend, PyObject *ready, Py_ssize_t k,
                             PyObject *bufobj, Py_ssize_t off, Py_ssize_t last,
                             Py_ssize_t chunk, Py_ssize_t fixed, PyObject *seg_conn,
-                            PyObject *seg_end, PyObject *seg_t, Tmpl *tm) {
+                            PyObject *seg_end, PyObject *seg_t, Tmpl *tm, int stamped) {
     Py_buffer b;
     if (PyObject_GetBuffer(bufobj, &b, PyBUF_WRITABLE) < 0)
         return NULL;
     int status = DONE;
     long long nread = 0, t = 0;
+    int64_t offset = stamped ? real_offset_ns() : 0;
     Py_ssize_t nready = PyList_GET_SIZE(ready), nsocks = PyList_GET_SIZE(socks);
     for (; k < nready; k++) {
         long long i;
@@ -233,7 +277,10 @@ static PyObject *read_round(PyObject *socks, PyObject *pend, PyObject *ready, Py
             goto fail;
         ssize_t n;
         for (;;) {
-            n = recv(fd, (char *)b.buf + off, (size_t)chunk, MSG_DONTWAIT);
+            if (stamped)
+                n = recv_stamped(fd, (char *)b.buf + off, (size_t)chunk, offset, &t);
+            else
+                n = recv(fd, (char *)b.buf + off, (size_t)chunk, MSG_DONTWAIT);
             if (n >= 0 || errno != EINTR)
                 break;
             if (PyErr_CheckSignals() < 0)  /* as socket.recv_into (PEP 475) */
@@ -244,7 +291,8 @@ static PyObject *read_round(PyObject *socks, PyObject *pend, PyObject *ready, Py
             nread = errno;
             break;
         }
-        t = mono_ns();
+        if (!stamped)
+            t = mono_ns();
         long long queued = 0;
         if (n && fixed > 0 && n % fixed == 0) {
             /* whole fixed-size frames */
@@ -275,8 +323,8 @@ fail:
     return NULL;
 }
 
-/* recv_fixed(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end, seg_t)
- *   -> (k, off, status, n, t)
+/* recv_fixed(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end, seg_t
+ *            [, stamped]) -> (k, off, status, n, t)
  *
  * One read round over ready[k:], as Transport.plain_read_round: recv each connection's
  * bytes into buf at off; a read of whole frames of ``fixed`` bytes (fixed > 0) is kept
@@ -284,20 +332,24 @@ fail:
  * stops at the first read it does not keep, returning where: status 0, all done; 1, the
  * connection ready[k] needs the careful read (no socket, pending bytes, or off past
  * last); 2, its recv failed with errno n; 3, it read n bytes at t that are not whole
- * frames (or fixed is 0): Python looks at them. */
+ * frames (or fixed is 0): Python looks at them. With ``stamped`` (the sockets have
+ * SO_TIMESTAMPNS), a read's time is the kernel's arrival stamp of its last segment, on
+ * time.monotonic_ns()'s clock (the offset read once a call), else the clock after it. */
 static PyObject *recv_fixed(PyObject *self, PyObject *args) {
     PyObject *socks, *pend, *ready, *bufobj, *seg_conn, *seg_end, *seg_t;
     Py_ssize_t k, off, last, chunk, fixed;
-    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!", &PyList_Type, &socks, &PyList_Type, &pend,
-                          &PyList_Type, &ready, &k, &bufobj, &off, &last, &chunk, &fixed,
-                          &PyList_Type, &seg_conn, &PyList_Type, &seg_end, &PyList_Type, &seg_t))
+    int stamped = 0;
+    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!|p", &PyList_Type, &socks, &PyList_Type,
+                          &pend, &PyList_Type, &ready, &k, &bufobj, &off, &last, &chunk, &fixed,
+                          &PyList_Type, &seg_conn, &PyList_Type, &seg_end, &PyList_Type, &seg_t,
+                          &stamped))
         return NULL;
     return read_round(socks, pend, ready, k, bufobj, off, last, chunk, fixed, seg_conn, seg_end,
-                      seg_t, NULL);
+                      seg_t, NULL, stamped);
 }
 
 /* recv_tmpl(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end, seg_t,
- *           rep, tlen, code, walk, codes, early) -> (k, off, status, n, t)
+ *           rep, tlen, code, walk, codes, early[, stamped]) -> (k, off, status, n, t)
  *
  * As recv_fixed, and a read of copies of the protocol's template reply (rep: the template
  * repeated; tlen: its length; code: its reply code) is kept too, as
@@ -311,12 +363,13 @@ static PyObject *recv_tmpl(PyObject *self, PyObject *args) {
     PyObject *owedobj = NULL;
     Py_ssize_t k, off, last, chunk, fixed;
     Tmpl tm;
+    int stamped = 0;
     memset(&tm, 0, sizeof tm);
-    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!OnOO!O!O", &PyList_Type, &socks,
+    if (!PyArg_ParseTuple(args, "O!O!O!nOnnnnO!O!O!OnOO!O!O|p", &PyList_Type, &socks,
                           &PyList_Type, &pend, &PyList_Type, &ready, &k, &bufobj, &off, &last,
                           &chunk, &fixed, &PyList_Type, &seg_conn, &PyList_Type, &seg_end,
                           &PyList_Type, &seg_t, &repobj, &tm.tlen, &tm.code, &PyList_Type,
-                          &tm.walk, &PyList_Type, &tm.codes, &early))
+                          &tm.walk, &PyList_Type, &tm.codes, &early, &stamped))
         return NULL;
     if (tm.tlen < 0) {
         PyErr_SetString(PyExc_ValueError, "a template's length is not negative");
@@ -350,7 +403,7 @@ static PyObject *recv_tmpl(PyObject *self, PyObject *args) {
         tm.early = 1;
     }
     PyObject *r = read_round(socks, pend, ready, k, bufobj, off, last, chunk, fixed, seg_conn,
-                             seg_end, seg_t, &tm);
+                             seg_end, seg_t, &tm, stamped);
     if (tm.early)
         PyBuffer_Release(&tm.owed);
     PyBuffer_Release(&tm.rep);

@@ -15,11 +15,13 @@ import errno
 import select
 import struct
 import time
+from typing import Any
 
 import numpy as np
 
 from harness import accel
 from harness.core.ledger import mark_few as py_mark_few
+from harness.core.units import SEC
 from harness.wire import stamp
 
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
@@ -38,41 +40,75 @@ native = accel.native()[0]  # (why not, when None: harness.accel.describe)
 
 def py_recv_fixed(socks: list, pend: list, ready: list[int], k: int, buf: bytearray,
                   off: int, last: int, chunk: int, fixed: int, seg_conn: list[int],
-                  seg_end: list[int], seg_t: list[int]) -> tuple[int, int, int, int, int]:
+                  seg_end: list[int], seg_t: list[int], stamped: bool = False
+                  ) -> tuple[int, int, int, int, int]:
     """A read round over ``ready[k:]`` of whole frames of ``fixed`` bytes into ``buf`` at
     ``off`` (see harness/_hot.c): :func:`py_recv_tmpl` with no template. Returns (k, off,
     status, n, t)."""
     return py_recv_tmpl(socks, pend, ready, k, buf, off, last, chunk, fixed, seg_conn, seg_end,
-                        seg_t, _NO_TMPL, 0, 0, [], [], None)
+                        seg_t, _NO_TMPL, 0, 0, [], [], None, stamped)
 
 
 _NO_TMPL = memoryview(b"")
+
+# Kernel receive stamps: SO_TIMESTAMPNS (Linux; Python names it from 3.13 on, and
+# SCM_TIMESTAMPNS is the same number) gives each read a struct timespec on CLOCK_REALTIME,
+# in a control message of CMSG_SPACE(16) bytes (this module opens no socket of its own)
+SOL_SOCKET, SO_TIMESTAMPNS, STAMP_SPACE = 1, 35, 32
+_TS = struct.Struct("qq")
+
+
+def real_offset_ns() -> int:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC, ns (the realtime read between two monotonic
+    reads, less their midpoint): puts a kernel receive stamp on time.monotonic_ns()."""
+    a = time.monotonic_ns()
+    r = time.time_ns()
+    return r - (a + (time.monotonic_ns() - a) // 2)
+
+
+def recv_stamped(s: Any, into: memoryview, offset: int) -> tuple[int, int]:
+    """One read of a socket with SO_TIMESTAMPNS set: (bytes, arrival ns on
+    time.monotonic_ns()'s clock by ``offset``). The arrival is the kernel's stamp of the
+    read's last segment, never later than the clock read just after the read, which it is
+    when the read carried no stamp."""
+    n, anc, _flags, _addr = s.recvmsg_into([into], STAMP_SPACE)
+    now = time.monotonic_ns()
+    for level, kind, data in anc:
+        if level == SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TS.size:
+            sec, nsec = _TS.unpack_from(data)
+            return n, min(sec * SEC + nsec - offset, now)
+    return n, now
 
 
 def py_recv_tmpl(socks: list, pend: list, ready: list[int], k: int, buf: bytearray,
                  off: int, last: int, chunk: int, fixed: int, seg_conn: list[int],
                  seg_end: list[int], seg_t: list[int], rep: memoryview, tlen: int, code: int,
-                 walk: list[int], codes: list[int], early: tuple | None
-                 ) -> tuple[int, int, int, int, int]:
+                 walk: list[int], codes: list[int], early: tuple | None,
+                 stamped: bool = False) -> tuple[int, int, int, int, int]:
     """As :func:`py_recv_fixed`, and a read of copies of the protocol's template reply
     (``rep``: the template repeated, ``tlen`` bytes each, reply code ``code``) is that many
     whole replies: their starts join ``walk``, their codes ``codes``, and with ``early``
     ((reqs, owed, until, pend_out, sent_conn, sent_end, sent_t): the closed loop sends
     early, harness.wire.rounds.Early) the connection's next requests go out at once (see
     harness/_hot.c). Returns (k, off, status, n, t); QUEUE: that early send went out in
-    part, ``n`` bytes of it (its entry is the last of sent_*)."""
+    part, ``n`` bytes of it (its entry is the last of sent_*). With ``stamped`` (the sockets
+    have SO_TIMESTAMPNS) a read's time is its arrival (:func:`recv_stamped`)."""
     mv, mono = memoryview(buf), time.monotonic_ns
     n = t = 0
+    offset = real_offset_ns() if stamped else 0
     for k in range(k, len(ready)):  # noqa: B020 (k goes on from where it was)
         i = ready[k]
         s = socks[i]
         if s is None or pend[i] or off > last:
             return k, off, CAREFUL, 0, 0
         try:
-            n = s.recv_into(mv[off:off + chunk])
+            if stamped:
+                n, t = recv_stamped(s, mv[off:off + chunk], offset)
+            else:
+                n = s.recv_into(mv[off:off + chunk])
+                t = mono()
         except OSError as exc:
             return k, off, FAILED, exc.errno or errno.EIO, 0
-        t = mono()
         queued = 0
         if n and fixed and n % fixed == 0:
             pass

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.wire.hot import real_offset_ns, recv_stamped
+
 if TYPE_CHECKING:
     from harness.wire.transport import Transport
 
@@ -72,8 +74,12 @@ def read_carefully(tp: Transport, i: int, off: int, r: Reads) -> int:
     start = off + len(p)
     rb.buf[off:start] = p
     try:
-        n = s.recv_into(rb.mv[start:start + CHUNK])
+        if tp.stamped_rx:  # the arrival, as the read round takes it
+            n, t = recv_stamped(s, rb.mv[start:start + CHUNK], real_offset_ns())
+        else:
+            n = s.recv_into(rb.mv[start:start + CHUNK])
+            t = time.monotonic_ns()
     except OSError as exc:
         tp._recv_failed(i, exc)
         return off
-    return tp._keep(i, off, start + n, time.monotonic_ns(), r)
+    return tp._keep(i, off, start + n, t, r)

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import select
 import time
 
 from harness import accel
@@ -77,6 +78,16 @@ class Timer:
         10-20 µs on a VM (``timerfd_settime`` reprograms the hardware timer; docs/
         PERFORMANCE.md), so ``Poller.ready_timed`` arms it only when no event is ready."""
         self.due = at_ns
+
+    def sleep_until(self, at_ns: int) -> None:
+        """Block until ``at_ns`` with no other wake-up: the fd alone is waited on (socket
+        events in the selector wait for the next poll). As precise as :meth:`want`."""
+        now = time.monotonic_ns()
+        if at_ns <= now:
+            return
+        self.arm(at_ns)
+        select.select([self._fd], [], [], (at_ns - now) / SEC + 0.01)
+        self.clear()
 
     def clear(self) -> None:
         """Consume the expiry so the fd stops being readable."""

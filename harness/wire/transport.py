@@ -23,6 +23,7 @@ from mypy_extensions import mypyc_attr
 
 from harness.core.pools import source_index
 from harness.core.result import Share
+from harness.wire import hot
 from harness.wire.hot import CAREFUL, DONE, FAILED, QUEUE, recv_fixed, recv_tmpl, send_bounds
 from harness.wire.poller import READ, WRITE, Poller
 from harness.wire.protocol import Stamped
@@ -74,6 +75,7 @@ class Transport:
         # (HTTP: a server's keep-alive close between requests), else it fails
         self.between: Callable[[int], bool] | None = None
         self.tls = tls  # a layer between this transport and its protocol, or None
+        self.stamped_rx = False  # reads timed by their arrival (set before connecting)
         if tls is not None:
             self.would_block, self.error_kind = tls.would_block, tls.error_kind
 
@@ -186,6 +188,8 @@ class Transport:
         now = time.monotonic_ns()
         self.done[i] = now
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.stamped_rx:
+            s.setsockopt(hot.SOL_SOCKET, hot.SO_TIMESTAMPNS, 1)
         return self.opened(i, s, now)
 
     def opened(self, i: int, s: socket.socket, now: int) -> int:
@@ -310,7 +314,7 @@ class Transport:
         # a read equal to copies of the protocol's template (the last short reply it cut,
         # e.g. +PONG or one HTTP response) is that many replies: no cut, no parse; in a
         # closed loop the next requests go out at once (harness.wire.rounds.Early)
-        tlen, rep = len(proto.tmpl), proto.rep
+        tlen, rep, stamped = len(proto.tmpl), proto.rep, self.stamped_rx
         buf, last, off, k, nready = rb.buf, len(rb.buf) - CHUNK, 0, 0, len(ready)
         sent = Reads(False)  # requests sent early: connection, count, time
         early = self.early
@@ -321,10 +325,10 @@ class Transport:
             if tlen:
                 k, off, status, n, t = recv_tmpl(
                     socks, pend, ready, k, buf, off, last, CHUNK, fixed, seg_conn, seg_end,
-                    seg_t, rep, tlen, proto.tmpl_code, r.walk, proto.round_codes, ea)
+                    seg_t, rep, tlen, proto.tmpl_code, r.walk, proto.round_codes, ea, stamped)
             else:
                 k, off, status, n, t = recv_fixed(socks, pend, ready, k, buf, off, last, CHUNK,
-                                                  fixed, seg_conn, seg_end, seg_t)
+                                                  fixed, seg_conn, seg_end, seg_t, stamped)
             if status == DONE:
                 break
             i = ready[k]

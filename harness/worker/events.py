@@ -166,15 +166,17 @@ class Events:
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None:
         self.round_len = seg_end[-1]
+        # the round's last time (kernel arrival stamps are in read order, not time order)
+        t_last = max(seg_t) if self.tp.stamped_rx else seg_t[-1]
         if self.small is not None:
             few = self.small.take_few(buf, seg_conn, seg_end, self.index, self.gid_list)
             if few is not None:
-                self._account_few(seg_conn, seg_t, *few)
+                self._account_few(seg_conn, seg_t, t_last, *few)
                 return
         p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
-        self._account(p, seg_t[-1])
+        self._account(p, t_last)
         if self.after_round is not None:  # HTTP statuses, redis/memcached replies by kind
-            self.after_round(p, seg_t[-1])
+            self.after_round(p, t_last)
 
     def _account(self, p: Parsed, t_last: int) -> None:
         """Everything one round's frames change: counters, histograms, ledger, credits."""
@@ -201,12 +203,11 @@ class Events:
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
 
-    def _account_few(self, conn: list[int], t: list[int], seqs: list[int], tint: list[int],
-                     delay: list[int]) -> None:
+    def _account_few(self, conn: list[int], t: list[int], t_last: int, seqs: list[int],
+                     tint: list[int], delay: list[int]) -> None:
         """A small round of good echo frames, each this worker's own on its connection
         (:meth:`~harness.wire.inbound.Inbound.take_few`), in plain Python (no arrays): what
         :meth:`_account` does with them."""
-        t_last = t[-1]
         rec = self.rec
         rec.last_rx = t_last
         rec.res.replies += len(t)

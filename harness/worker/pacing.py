@@ -24,7 +24,7 @@ from harness.core.result import Share
 from harness.core.units import SEC
 from harness.wire import hot
 from harness.worker.loops import ClosedLoop, OpenLoop, Picked, loop_for
-from harness.worker.schedule import DueWheel, phases
+from harness.worker.schedule import DueWheel, phase_grid, phases
 
 BEHIND_US = 5000  # open loop: a send this late (µs) counts as behind schedule (a saturated
 # client slips further and further; a scheduling hiccup on a busy machine rarely lasts 5 ms)
@@ -70,7 +70,10 @@ class Pacer:
         self.period = self.loop.period  # ns between scheduled sends; 0: closed loop
         self.sched = np.zeros(n, dtype=np.int64)  # open loop: messages scheduled so far
         self.sched_base = 0
-        self.phase = phases(n, [rate] + [r for _, _, r in share.stages], seed)
+        rates = [rate] + [r for _, _, r in share.stages]
+        self.phase = phases(n, rates, seed)
+        # open loop: ns between send instants (the phases' grid), else 0
+        self.grid = phase_grid(n, max(rates)) if max(rates) > 0 else 0
         self.wake_at: int | None = None  # ns the loop meant to wake for its own schedule
         self.wheel = DueWheel(self.phase, self.period or 1, 0)  # open loop: who may be due
         self.due_from = np.zeros(n, dtype=np.int64)  # closed loop: a reopened connection's

@@ -39,6 +39,8 @@ class Recorder:
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = 0
         self.last_rx = 0
+        self.monotone = True  # receive times never decrease within a round (False: kernel
+        # arrival stamps, in read order)
         self.series: dict[str, list[int]] = {"sent": [], "received": [], "errors": []}
         self.snap = self.res.latency.counts.copy()  # latency counts when this second began
 
@@ -110,7 +112,8 @@ class Recorder:
         """As :meth:`received`, for a small round of frames of one size and one kind, in
         plain Python: receive times, intended send times (ns), delays (µs)."""
         begin, end = self.times.measure, self.times.end
-        if t[0] >= begin and (end is None or t[-1] < end):  # t never decreases in a round
+        first, last = (t[0], t[-1]) if self.monotone else (min(t), max(t))
+        if first >= begin and (end is None or last < end):
             got = len(t)
         else:
             got = sum(1 for x in t if x >= begin and (end is None or x < end))
@@ -137,7 +140,8 @@ class Recorder:
     def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
         """Frames (and their bytes) received inside the measure window."""
         begin, end = self.times.measure, self.times.end
-        if t[0] >= begin and (end is None or t[-1] < end):  # t never decreases in a round
+        first, last = (t[0], t[-1]) if self.monotone else (t.min(), t.max())
+        if first >= begin and (end is None or last < end):
             return len(t), (len(t) * self.fixed if self.fixed else int(flen.sum()))
         inwin = t >= begin
         if end is not None:

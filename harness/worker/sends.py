@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.core.result import Times
-from harness.wire.batch import SMALL_ROUND, Outbound
+from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Outbound
 from harness.worker.events import Events
 
 NO_KINDS = np.zeros(0, dtype=np.uint16)
@@ -18,6 +18,37 @@ class Sends(Events):
 
     out: Outbound
     times: Times
+
+    def _send_round(self, now: int) -> None:
+        rec, pace = self.rec, self.pace
+        if not rec.measuring and now >= self.times.measure:
+            # a message is in the window when its stamp time is: every receiver (in any
+            # worker) decides by the stamp, so the sender must count by the same clock read
+            self._start_measure()
+        if pace.plain_closed(rec.measuring):  # pick and commit in one call (C when built)
+            got = pace.take_closed(now, self.tp.blocked, rec.measuring)
+            if got is not None:
+                self._send_closed(*got, now)
+            return
+        picked = pace.pick(now, self.tp.alive, self.tp.blocked, rec.measuring)
+        if picked is None:
+            return
+        idx, counts = picked
+        if self.small is not None and len(idx) <= (SMALL_OPEN if pace.period else SMALL_ROUND):
+            if pace.period:
+                self._send_few_open(idx, counts, now)
+            else:  # closed loop: all due now
+                pace.commit(idx, counts, now, rec.measuring)
+                self._send_few(idx.tolist(), counts.tolist(), now)
+            return
+        tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
+        rec.res.behind += behind
+        self._send_built(idx, counts, now, tint, delay)
+
+    def _start_measure(self) -> None:
+        self.window_seq = self.seq
+        self.rec.start_measure()
+        self.deliv.start(self.seq, self.times.measure, self.times.shifts)
 
     def _send_built(self, idx: np.ndarray, counts: np.ndarray, now: int,
                     tint: np.ndarray | int, delay: np.ndarray | int) -> None:

@@ -26,7 +26,7 @@ from harness.protocols import of_run
 from harness.protocols.tls import client_context
 from harness.protocols.wire import wire_of
 from harness.wire import framing as framing_mod
-from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Outbound, size_bounds
+from harness.wire.batch import Outbound, size_bounds
 from harness.wire.connects import open_all
 from harness.wire.poller import READ, Poller
 from harness.wire.protocol import Stamped
@@ -44,6 +44,11 @@ __all__ = ["Progress", "Worker", "connect_kind"]
 NO_KINDS = np.zeros(0, dtype=np.uint16)
 BIG_NS = 1 << 62  # a time after every run
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
+
+
+# kernel receive stamps in the open loop (HARNESS_RX_STAMPS=0: the clock after each read,
+# and no deferred reads; for comparing the two)
+RX_STAMPS = os.environ.get("HARNESS_RX_STAMPS", "1") != "0"
 
 
 class Worker(Sends):
@@ -96,6 +101,14 @@ class Worker(Sends):
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
         self.tp: Transport = self.wire.transport(share, sel, self.tls)
+        # an open loop on plain TCP takes each read's time from the kernel (its arrival),
+        # so it may read at its send instants only (:meth:`_deferring`), when a connection
+        # gets at most about one reply between two instants
+        self.tp.stamped_rx = RX_STAMPS and self.tls is None and self.pace.grid > 0
+        self.defers = (self.tp.stamped_rx and not share.stages and self.timer is not None
+                       and self.pace.period >= 2 * self.pace.grid)
+        self.sleep_to = 0  # the loop waits for its timer alone, until this ns (0: not)
+        self.rec.monotone = not self.tp.stamped_rx
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = int(plan.timeout_s * SEC)
         self.accepted = np.zeros(1000, dtype=bool)  # HTTP status code -> not an error
@@ -225,7 +238,11 @@ class Worker(Sends):
         return next_report
 
     def _io_round(self, wait: float) -> None:
-        ready = self.tp.poll(wait, self.timer)
+        if self.sleep_to:  # reading deferred to the next send instant (see _deferring)
+            self._instant()
+            ready = self.tp.poll(0.0, None)
+        else:
+            ready = self.tp.poll(wait, self.timer)
         now = time.monotonic_ns()
         counts = self.round_counts
         counts[0] += 1
@@ -237,6 +254,17 @@ class Worker(Sends):
             if self.early is not None:
                 self.early.until = self._early_until(now)
             self.tp.read_round(ready)
+
+    def _instant(self) -> None:
+        """Sleep to the next send instant (the timer alone wakes it), then send what is due
+        before reading: the replies wait in the kernel, stamped with their arrival."""
+        assert self.timer is not None
+        self.timer.sleep_until(self.sleep_to)
+        self.sleep_to = 0
+        now = time.monotonic_ns()
+        end = self.times.end
+        if self.sending and (end is None or now < end):
+            self._send_round(now)
 
     def _early_until(self, now: int) -> int:
         """Until when (ns) the transport may send early this round: not before the start
@@ -265,6 +293,9 @@ class Worker(Sends):
                 return 0.01
             if nxt <= now:  # due already: poll without waiting (and without the timer)
                 return 0.0
+            if self.defers and self._deferring():
+                self.sleep_to = min(nxt, now + SEC // 20)  # (ticks still come)
+                return 0.0
             if self.timer is not None:
                 self.timer.want(nxt)  # armed by the poll, only if it has to sleep
                 return 0.05
@@ -273,6 +304,14 @@ class Worker(Sends):
             nxt = self.pace.next_release(now, self.tp.alive)
             return 0.05 if nxt is None else min(max(nxt - now, 0) / SEC, 0.05)
         return 0.05
+
+    def _deferring(self) -> bool:
+        """Whether this wait sleeps to the next send instant, replies read only then.
+        Their times are the kernel's arrival stamps, so latency does not grow by the wait
+        (a read of two replies carries the later one's arrival: at most one instant apart,
+        and rare when each connection's period is at least two instants). Not while a
+        connection is being opened (its connect time is read when its event is seen)."""
+        return not self.n_parked and not np.count_nonzero(self.reconnecting)
 
     def _enter_stage(self, now: int) -> None:
         """Next stage: open or retire connections to its count, switch to its rate."""
@@ -298,11 +337,6 @@ class Worker(Sends):
                                   int(alive.sum()) / max(len(alive), 1)) \
             and not self.wire.awaiting(now, self.drain_until)  # (sio: acks on their way)
 
-    def _start_measure(self) -> None:
-        self.window_seq = self.seq
-        self.rec.start_measure()
-        self.deliv.start(self.seq, self.times.measure, self.times.shifts)
-
     def _stop_sending(self, now: int) -> None:
         self.sending = False
         self.rec.stop_sending(now)
@@ -319,32 +353,6 @@ class Worker(Sends):
         if self.sending:
             self._stop_sending(now)
         return False
-
-    def _send_round(self, now: int) -> None:
-        rec, pace = self.rec, self.pace
-        if not rec.measuring and now >= self.times.measure:
-            # a message is in the window when its stamp time is: every receiver (in any
-            # worker) decides by the stamp, so the sender must count by the same clock read
-            self._start_measure()
-        if pace.plain_closed(rec.measuring):  # pick and commit in one call (C when built)
-            got = pace.take_closed(now, self.tp.blocked, rec.measuring)
-            if got is not None:
-                self._send_closed(*got, now)
-            return
-        picked = pace.pick(now, self.tp.alive, self.tp.blocked, rec.measuring)
-        if picked is None:
-            return
-        idx, counts = picked
-        if self.small is not None and len(idx) <= (SMALL_OPEN if pace.period else SMALL_ROUND):
-            if pace.period:
-                self._send_few_open(idx, counts, now)
-            else:  # closed loop: all due now
-                pace.commit(idx, counts, now, rec.measuring)
-                self._send_few(idx.tolist(), counts.tolist(), now)
-            return
-        tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
-        rec.res.behind += behind
-        self._send_built(idx, counts, now, tint, delay)
 
     # ------------------------------------------------------------------ wrap up
 
