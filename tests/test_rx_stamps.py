@@ -18,6 +18,7 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from tests import servers
 from tests.support import wait_process_connections
 
 PURE = types.SimpleNamespace(recv_fixed=hot.py_recv_fixed)  # (hot.recv_fixed: C when built)
-IMPLS = {"pure": PURE, **({"native": hot.native} if hot.native is not None else {})}
+IMPLS: dict[str, Any] = {"pure": PURE, **({"native": hot.native} if hot.native is not None else {})}
 FRAME = (60).to_bytes(4, "big") + b"x" * 60  # one len32 frame of 64 bytes
 
 
