@@ -188,9 +188,10 @@ class Worker(Sends):
             now = time.monotonic_ns()
             if self._edges(now, stage_at):
                 break
-            self._io_round(self._wait_s(now))
+            sent = self._io_round(self._wait_s(now))  # (an instant sent before reading)
             now = time.monotonic_ns()
-            if self.sending and now >= times.begin and (times.end is None or now < times.end):
+            if not sent and self.sending and now >= times.begin and \
+                    (times.end is None or now < times.end):
                 if self.n_parked:
                     self._reopen_due(now)
                 self._send_round(now)
@@ -237,8 +238,10 @@ class Worker(Sends):
                 self.drain_until = now + min(self.timeout_ns, SEC)
         return next_report
 
-    def _io_round(self, wait: float) -> None:
-        if self.sleep_to:  # reading deferred to the next send instant (see _deferring)
+    def _io_round(self, wait: float) -> bool:
+        """Poll and read; True when this round was a send instant (:meth:`_instant`)."""
+        instant = bool(self.sleep_to)
+        if instant:  # reading deferred to the next send instant (see _deferring)
             self._instant()
             ready = self.tp.poll(0.0, None)
         else:
@@ -254,6 +257,7 @@ class Worker(Sends):
             if self.early is not None:
                 self.early.until = self._early_until(now)
             self.tp.read_round(ready)
+        return instant
 
     def _instant(self) -> None:
         """Sleep to the next send instant (the timer alone wakes it), then send what is due
