@@ -9,14 +9,14 @@ import errno
 import socket
 import struct
 import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from harness import accel
 from harness.wire import hot, stamp
+from tests.support import tcp_pairs
 
 pytestmark = pytest.mark.skipif(hot.native is None, reason=f"harness._hot: {accel.describe()}")
 # the pure functions under the C names (hot.recv_fixed and the like are the C ones when
@@ -24,24 +24,6 @@ pytestmark = pytest.mark.skipif(hot.native is None, reason=f"harness._hot: {acce
 PURE = types.SimpleNamespace(**{n[3:]: getattr(hot, n) for n in dir(hot) if n.startswith("py_")})
 IMPLS = {"pure": PURE, "native": hot.native}
 SIZE, HDR, KEY, ME = 64, 4, 0x51ED2701, 3
-
-
-@contextmanager
-def pairs(n: int) -> Iterator[tuple[list[socket.socket], list[socket.socket]]]:
-    """``n`` connected TCP pairs on loopback: (ours, non-blocking; the peers)."""
-    lst = socket.create_server(("127.0.0.1", 0))
-    ours, peers = [], []
-    try:
-        for _ in range(n):
-            c = socket.create_connection(lst.getsockname())
-            p, _ = lst.accept()
-            c.setblocking(False)
-            ours.append(c)
-            peers.append(p)
-        yield ours, peers
-    finally:
-        for s in ours + peers + [lst]:
-            s.close()
 
 
 def frames(gids: list[int], seqs: list[int], key: int = KEY, worker: int = ME) -> bytes:
@@ -68,7 +50,7 @@ def read_all(impl: object, feed: Callable[[list[socket.socket]], None], n: int,
              ) -> list[tuple]:
     """Run ``impl.recv_fixed`` over ``ready`` as the transport does (going on after each
     stop): every stop and the kept reads, receive times checked and then dropped."""
-    with pairs(n) as (ours, peers):
+    with tcp_pairs(n) as (ours, peers):
         feed(peers)
         socks: list = list(ours)
         socks[1] = None  # a connection with no socket: the careful read
@@ -155,7 +137,7 @@ def read_templates(impl: object, until: int) -> list:
     owed = np.array([1, 2, 2, 1, 5, 2], dtype=np.int64)
     pend_out: list = [None] * 6
     pend_out[4] = memoryview(b"queued")  # bytes queued already: no early send
-    with pairs(6) as (ours, peers):
+    with tcp_pairs(6) as (ours, peers):
         peers[0].sendall(TMPL)  # one reply, one owed: one request at once
         peers[1].sendall(TMPL * 3)  # three replies, two owed: none
         peers[2].sendall(TMPL * 2 + b"+PO")  # not whole: Python looks
@@ -210,7 +192,7 @@ def test_a_template_read_round_agrees_and_sends_early() -> None:
 def test_a_send_round_reports_what_the_pure_one_does() -> None:
     for impl_name in ("pure", "native"):
         impl = IMPLS[impl_name]
-        with pairs(4) as (ours, peers):
+        with tcp_pairs(4) as (ours, peers):
             ours[1].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             peers[2].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             peers[2].close()
@@ -297,7 +279,7 @@ def test_bad_arguments_raise_and_never_crash() -> None:
         n.recv_fixed(None, [], [], 0, bytearray(10), 0, 0, 1, 1, [], [], [])
     with pytest.raises(IndexError):
         n.recv_fixed([None], [b""], [5], 0, bytearray(10), 0, 0, 1, 1, [], [], [])
-    with pytest.raises(ValueError), pairs(1) as (ours, _):  # the buffer shorter than a chunk
+    with pytest.raises(ValueError), tcp_pairs(1) as (ours, _):  # the buffer shorter than a chunk
         n.recv_fixed(ours, [b""], [0], 0, bytearray(10), 0, 10, 4096, 1, [], [], [])
     with pytest.raises(TypeError):  # early: not a tuple; owed: not int64
         n.recv_tmpl([], [], [], 0, bytearray(10), 0, 0, 1, 0, [], [], [], b"x", 1, 0, [], [],
@@ -319,7 +301,7 @@ def test_bad_arguments_raise_and_never_crash() -> None:
 
 def test_epoll_ready_names_what_the_pure_one_names() -> None:
     import select
-    with pairs(4) as (ours, peers):
+    with tcp_pairs(4) as (ours, peers):
         peers[0].sendall(b"x")  # readable
         peers[2].close()  # EOF: readable
         got = {}

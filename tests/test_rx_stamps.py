@@ -24,29 +24,11 @@ import pytest
 
 from harness.wire import hot
 from tests import servers
-from tests.support import wait_process_connections
+from tests.support import tcp_pairs, wait_process_connections
 
 PURE = types.SimpleNamespace(recv_fixed=hot.py_recv_fixed)  # (hot.recv_fixed: C when built)
 IMPLS: dict[str, Any] = {"pure": PURE, **({"native": hot.native} if hot.native is not None else {})}
 FRAME = (60).to_bytes(4, "big") + b"x" * 60  # one len32 frame of 64 bytes
-
-
-@contextlib.contextmanager
-def pairs(n: int) -> Iterator[tuple[list[socket.socket], list[socket.socket]]]:
-    """``n`` connected TCP pairs on loopback: (ours, non-blocking; the peers)."""
-    lst = socket.create_server(("127.0.0.1", 0))
-    ours, peers = [], []
-    try:
-        for _ in range(n):
-            c = socket.create_connection(lst.getsockname())
-            p, _ = lst.accept()
-            c.setblocking(False)
-            ours.append(c)
-            peers.append(p)
-        yield ours, peers
-    finally:
-        for s in ours + peers + [lst]:
-            s.close()
 
 
 def _send(peer: socket.socket, data: bytes) -> tuple[int, int]:
@@ -61,7 +43,7 @@ def stamping_on() -> Iterator[None]:
     """A stamped socket held open, and one read seen stamped: the kernel turns stamping on
     a moment after the first socket asks (a deferred static-key switch), and a read before
     that carries no stamp (it takes the clock after the read: tested below)."""
-    with pairs(1) as (ours, peers):
+    with tcp_pairs(1) as (ours, peers):
         ours[0].setsockopt(hot.SOL_SOCKET, hot.SO_TIMESTAMPNS, 1)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -81,7 +63,7 @@ def test_the_constants_are_the_kernels() -> None:
 
 @pytest.mark.parametrize("impl", list(IMPLS))
 def test_a_stamped_read_round_times_each_read_by_its_arrival(impl: str) -> None:
-    with pairs(4) as (ours, peers):
+    with tcp_pairs(4) as (ours, peers):
         for s in ours[:3]:
             s.setsockopt(hot.SOL_SOCKET, hot.SO_TIMESTAMPNS, 1)
         sent_a = _send(peers[0], FRAME)
@@ -112,7 +94,7 @@ def test_a_stamped_read_round_times_each_read_by_its_arrival(impl: str) -> None:
 
 def test_a_read_round_without_stamps_reads_the_clock_as_before() -> None:
     for impl in IMPLS.values():
-        with pairs(1) as (ours, peers):
+        with tcp_pairs(1) as (ours, peers):
             ours[0].setsockopt(hot.SOL_SOCKET, hot.SO_TIMESTAMPNS, 1)
             _send(peers[0], FRAME)
             time.sleep(0.03)

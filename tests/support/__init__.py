@@ -4,7 +4,7 @@
   subprocess (``harness_process``, where the process boundary is the point), several
   subprocesses at once (``harness_processes_at_once``), ``run_json``;
 - :mod:`tests.support.net`: ``free_port``, ``wait_listening``, ``wait_connections``,
-  ``wait_process_connections``, ``stop``;
+  ``wait_process_connections``, ``stop``, ``tcp_pairs``;
 - :mod:`tests.support.plans`: ``plan_for`` and ``run_plan`` (the real coordinator), and
   ``run_plans_at_once`` (several plans, each in a forked child, at the same time).
 
@@ -23,6 +23,7 @@ from tests.support.net import (
     free_port,
     listening,
     stop,
+    tcp_pairs,
     wait_connections,
     wait_listening,
     wait_process_connections,
@@ -31,5 +32,5 @@ from tests.support.plans import plan_for, run_plan, run_plans_at_once
 
 __all__ = ["TIMEOUT_S", "free_port", "harness", "harness_process",
            "harness_processes_at_once", "listening", "plan_for",
-           "run_json", "run_plan", "run_plans_at_once", "stop",
+           "run_json", "run_plan", "run_plans_at_once", "stop", "tcp_pairs",
            "wait_connections", "wait_listening", "wait_process_connections"]

@@ -7,6 +7,7 @@ import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 
 
 def free_port() -> int:
@@ -14,6 +15,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def tcp_pairs(n: int) -> Iterator[tuple[list[socket.socket], list[socket.socket]]]:
+    """``n`` connected TCP pairs on loopback: (ours, non-blocking; the peers), all closed
+    afterwards."""
+    lst = socket.create_server(("127.0.0.1", 0))
+    ours, peers = [], []
+    try:
+        for _ in range(n):
+            c = socket.create_connection(lst.getsockname())
+            p, _ = lst.accept()
+            c.setblocking(False)
+            ours.append(c)
+            peers.append(p)
+        yield ours, peers
+    finally:
+        for s in ours + peers + [lst]:
+            s.close()
 
 
 def stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
