@@ -7,7 +7,6 @@ to the service time it reports."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -24,6 +23,7 @@ import pytest
 
 from harness.wire import hot
 from tests import servers
+from tests.bench.peers import worker_pids
 from tests.support import tcp_pairs, wait_process_connections
 
 PURE = types.SimpleNamespace(recv_fixed=hot.py_recv_fixed)  # (hot.recv_fixed: C when built)
@@ -117,17 +117,6 @@ def test_an_open_loop_reads_at_its_send_instants_only() -> None:
     assert 1e6 / got["us_round"] <= 600, got  # rounds a second in the window
 
 
-def _worker_pid(pid: int, within_s: float = 30.0) -> int:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            if kids:
-                return int(kids[0])
-        time.sleep(0.02)
-    raise AssertionError(f"run {pid} forked no worker within {within_s:g} s")
-
-
 def _stopped_run(port: int, tmp: Path, stamps: str) -> dict:
     """An open-loop run against a server that answers 200 ms late, each connection sending
     once a second (so at most one reply reaches it in the stop); its worker stopped
@@ -139,7 +128,7 @@ def _stopped_run(port: int, tmp: Path, stamps: str) -> dict:
                             stdin=subprocess.DEVNULL,
                             env={**os.environ, "HARNESS_RX_STAMPS": stamps})
     try:
-        worker = _worker_pid(proc.pid)
+        (worker, *_) = worker_pids(proc.pid, time.monotonic() + 30)
         wait_process_connections(proc.pid, port, 40)
         time.sleep(1.5)
         os.kill(worker, signal.SIGSTOP)

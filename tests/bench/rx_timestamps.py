@@ -29,17 +29,10 @@ from pathlib import Path
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from harness.wire.hot import real_offset_ns  # noqa: E402
 from tests.bench.peers import Server, build_echo  # noqa: E402
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # (Linux)
-
-
-def offset_ns() -> int:
-    """CLOCK_REALTIME minus CLOCK_MONOTONIC, ns (the realtime read between two others)."""
-    a = time.monotonic_ns()
-    r = time.time_ns()
-    b = time.monotonic_ns()
-    return r - (a + b) // 2
 
 
 def kernel_stamp(anc: list[tuple[int, int, bytes]]) -> int | None:
@@ -52,7 +45,7 @@ def kernel_stamp(anc: list[tuple[int, int, bytes]]) -> int | None:
 
 def trial(s: socket.socket, buf: bytearray, two: bool) -> tuple[int, float | None, float]:
     """Bytes read, kernel stamp - send (µs, monotonic), read - send (µs)."""
-    off = offset_ns()
+    off = real_offset_ns()
     sent = time.monotonic_ns()
     s.send(b"x" * 64)
     time.sleep(0.005)
