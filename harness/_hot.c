@@ -913,6 +913,80 @@ done:
     return ret;
 }
 
+/* open_commit(idx, counts, now, base, period, phase, sched, outstanding, progress, backlog,
+ *             clear_under) -> (tint, delay, worst)
+ *
+ * harness.worker.pacing.Pacer.commit_few's loop: connection idx[k] sends counts[k] messages
+ * now, the next ones of its schedule (base + phase[i] + sched[i] * period, then a period
+ * apart). Returns each message's intended time (ns), its delay (µs, never negative) and
+ * the largest delay. The schedule moves on, outstanding grows, and a connection that was
+ * idle has progress at ``now``. When ``clear_under`` is not negative and no delay is over
+ * it, the connections are off backlog. int64 arrays (backlog: bool), one per connection. */
+static PyObject *open_commit(PyObject *self, PyObject *args) {
+    PyObject *io, *ko, *ph, *sc, *oo, *po, *bo;
+    long long now, base, period, clear_under;
+    if (!PyArg_ParseTuple(args, "O!O!LLLOOOOOL", &PyList_Type, &io, &PyList_Type, &ko, &now,
+                          &base, &period, &ph, &sc, &oo, &po, &bo, &clear_under))
+        return NULL;
+    Py_buffer v[5];
+    PyObject *objs[5] = {ph, sc, oo, po, bo};
+    const Py_ssize_t sizes[5] = {8, 8, 8, 8, 1};
+    const char *names[5] = {"phase", "sched", "outstanding", "progress", "backlog"};
+    int opened = 0;
+    PyObject *tint = NULL, *delay = NULL, *ret = NULL;
+    Py_ssize_t m = PyList_GET_SIZE(io);
+    for (; opened < 5; opened++)
+        if (array_open(objs[opened], &v[opened], sizes[opened], names[opened]) < 0)
+            goto done;
+    long long *phase = v[0].buf, *sched = v[1].buf, *out = v[2].buf, *pr = v[3].buf;
+    unsigned char *backlog = v[4].buf;
+    Py_ssize_t n = v[0].len / 8;
+    if (v[1].len / 8 < n || v[2].len / 8 < n || v[3].len / 8 < n || v[4].len < n) {
+        PyErr_SetString(PyExc_ValueError, "the arrays differ in length");
+        goto done;
+    }
+    if (PyList_GET_SIZE(ko) != m) {
+        PyErr_SetString(PyExc_ValueError, "idx and counts differ in length");
+        goto done;
+    }
+    tint = PyList_New(0);
+    delay = PyList_New(0);
+    if (tint == NULL || delay == NULL)
+        goto done;
+    long long worst = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        long long i, c;
+        if (get_ll(io, k, &i) < 0 || get_ll(ko, k, &c) < 0)
+            goto done;
+        if (i < 0 || i >= n) {
+            PyErr_SetString(PyExc_IndexError, "connection out of range");
+            goto done;
+        }
+        long long t = base + phase[i] + sched[i] * period;
+        for (long long j = 0; j < c; j++, t += period) {
+            long long d = now > t ? (now - t) / 1000 : 0;
+            if (d > worst)
+                worst = d;
+            if (append_ll(tint, t) < 0 || append_ll(delay, d) < 0)
+                goto done;
+        }
+        sched[i] += c;
+        if (out[i] == 0)
+            pr[i] = now;  /* idle until now */
+        out[i] += c;
+    }
+    if (clear_under >= 0 && worst <= clear_under)
+        for (Py_ssize_t k = 0; k < m; k++)
+            backlog[PyLong_AsLongLong(PyList_GET_ITEM(io, k))] = 0;  /* (checked above) */
+    ret = Py_BuildValue("(OOL)", tint, delay, worst);
+done:
+    for (int k = 0; k < opened; k++)
+        PyBuffer_Release(&v[k]);
+    Py_XDECREF(tint);
+    Py_XDECREF(delay);
+    return ret;
+}
+
 /* timer_arm(fd, at_ns): harness.wire.timer.Timer.arm's timerfd_settime (absolute, on
  * CLOCK_MONOTONIC; at_ns below 1 fires at once). OSError when the call fails. */
 static PyObject *timer_arm(PyObject *self, PyObject *args) {
@@ -950,6 +1024,7 @@ static PyMethodDef methods[] = {
     {"credit_few", credit_few, METH_VARARGS, "Replies free their connections' slots."},
     {"mark_few", mark_few, METH_VARARGS, "Mark replies' seqs in the echo ledger."},
     {"closed_take", closed_take, METH_VARARGS, "A plain closed loop's pick and commit."},
+    {"open_commit", open_commit, METH_VARARGS, "A small open-loop round's commit."},
     {"timer_arm", timer_arm, METH_VARARGS, "Arm a timerfd at an absolute ns time."},
     {"timer_clear", timer_clear, METH_VARARGS, "Consume a timerfd's expiry."},
     {NULL, NULL, 0, NULL}};

@@ -367,6 +367,36 @@ def test_the_pacing_and_ledger_kernels_agree_on_random_rounds() -> None:
         hot.native.credit_few([5], 0, *(np.zeros(2, dtype=np.int64) for _ in range(3)), True)
 
 
+def test_open_commit_agrees_on_random_rounds() -> None:
+    """The open loop's small commit: the same times, delays, worst delay and arrays, with
+    sends late and on time, idle connections and busy ones, backlog cleared or kept."""
+    rng = np.random.default_rng(21)
+    for trial in range(400):
+        n = int(rng.integers(1, 40))
+        period = int(rng.integers(1, 5)) * 1_000_000
+        phase = rng.integers(0, 4, n).astype(np.int64) * 500_000
+        state = [rng.integers(0, 4, n).astype(np.int64) for _ in range(3)]  # sched, out, pr
+        backlog = rng.random(n) < 0.5
+        idx = sorted({int(c) for c in rng.integers(0, n, int(rng.integers(1, 33)))})
+        counts = [int(c) for c in rng.integers(1, 4, len(idx))]
+        base = int(rng.integers(0, 10**12))
+        now = base + int(rng.integers(0, 12)) * period // 2
+        clear = [-1, 5000, 0][trial % 3]
+        a = [x.copy() for x in (*state, backlog)]
+        b = [x.copy() for x in (*state, backlog)]
+        got_a = hot.py_open_commit(idx, counts, now, base, period, phase, *a, clear)
+        got_b = hot.native.open_commit(idx, counts, now, base, period, phase, *b, clear)
+        assert got_a == got_b, trial
+        assert all((x == y).all() for x, y in zip(a, b, strict=True)), trial
+        assert len(got_a[0]) == sum(counts) and got_a[2] == max(got_a[1])
+    with pytest.raises(IndexError):
+        hot.native.open_commit([3], [1], 0, 0, 1, *(np.zeros(2, dtype=np.int64)
+                                                   for _ in range(4)), np.zeros(2, bool), -1)
+    with pytest.raises(ValueError):
+        hot.native.open_commit([0], [1, 1], 0, 0, 1, *(np.zeros(2, dtype=np.int64)
+                                                      for _ in range(4)), np.zeros(2, bool), -1)
+
+
 @pytest.mark.parametrize("impl", ["pure", "native"])
 def test_the_timer_fires_at_its_time_and_clears(impl: str, monkeypatch: pytest.MonkeyPatch
                                                 ) -> None:

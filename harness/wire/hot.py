@@ -297,6 +297,37 @@ def py_closed_take(credits: np.ndarray, blocked: np.ndarray, outstanding: np.nda
     return idx.tolist(), cl, sum(cl)
 
 
+def py_open_commit(idx: list[int], counts: list[int], now: int, base: int, period: int,
+                   phase: np.ndarray, sched: np.ndarray, outstanding: np.ndarray,
+                   progress: np.ndarray, backlog: np.ndarray, clear_under: int
+                   ) -> tuple[list[int], list[int], int]:
+    """Connection ``idx[k]`` sends ``counts[k]`` messages now, the next ones of its
+    schedule (``base + phase[i] + sched[i] * period``, then a period apart): each one's
+    intended time (ns), its delay (µs, never negative), and the largest delay. The schedule
+    moves on, outstanding grows, and an idle connection has progress at ``now``. When
+    ``clear_under`` is not negative and no delay is over it, the connections are off
+    backlog."""
+    if len(counts) != len(idx):
+        raise ValueError("idx and counts differ in length")
+    tint: list[int] = []
+    delay: list[int] = []
+    for i, c in zip(idx, counts, strict=True):
+        t = base + int(phase[i]) + int(sched[i]) * period
+        for _ in range(c):
+            tint.append(t)
+            delay.append(max(now - t, 0) // 1000)
+            t += period
+        sched[i] += c
+        if not outstanding[i]:
+            progress[i] = now  # idle until now
+        outstanding[i] += c
+    worst = max(delay, default=0)
+    if clear_under >= 0 and worst <= clear_under:
+        for i in idx:
+            backlog[i] = False
+    return tint, delay, worst
+
+
 if native is not None:
     recv_fixed = native.recv_fixed
     recv_tmpl = native.recv_tmpl
@@ -308,6 +339,7 @@ if native is not None:
     credit_few = native.credit_few
     mark_few = native.mark_few
     closed_take = native.closed_take
+    open_commit = native.open_commit
 else:
     recv_fixed = py_recv_fixed
     recv_tmpl = py_recv_tmpl
@@ -319,3 +351,4 @@ else:
     credit_few = py_credit_few
     mark_few = py_mark_few
     closed_take = py_closed_take
+    open_commit = py_open_commit

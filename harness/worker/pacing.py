@@ -126,23 +126,13 @@ class Pacer:
 
     def commit_few(self, idx: list[int], counts: list[int], now: int, measuring: bool
                    ) -> tuple[list[int], list[int], int]:
-        """:meth:`commit` for a small open-loop round, in plain Python: each message's
-        intended time (ns) and delay (µs), and how many are behind by the client's fault."""
-        period, base = self.period, self.sched_base
-        phase, sched, out, progress = self.phase, self.sched, self.outstanding, \
-            self.last_progress
-        tint: list[int] = []
-        delay: list[int] = []
-        for i, c in zip(idx, counts, strict=True):
-            t = base + int(phase[i]) + int(sched[i]) * period
-            for _ in range(c):
-                tint.append(t)
-                delay.append(max(now - t, 0) // 1000)
-                t += period
-            sched[i] += c
-            if not out[i]:
-                progress[i] = now  # idle until now
-            out[i] += c
+        """:meth:`commit` for a small open-loop round, without arrays (harness.wire.hot: in C
+        when built): each message's intended time (ns) and delay (µs), and how many are
+        behind by the client's fault."""
+        tint, delay, worst = hot.open_commit(idx, counts, now, self.sched_base, self.period,
+                                             self.phase, self.sched, self.outstanding,
+                                             self.last_progress, self.backlog,
+                                             BEHIND_US if measuring else -1)
         if measuring and self.budgeted:
             for i, c in zip(idx, counts, strict=True):
                 self.budget[i] -= c
@@ -150,13 +140,10 @@ class Pacer:
             self.early[idx] += counts
             self.early_left += sum(counts)
             return tint, delay, 0
-        if max(delay) > BEHIND_US:  # (rare) the array path
+        if worst > BEHIND_US:  # (rare) the array path
             return tint, delay, self.behind(np.asarray(idx, dtype=np.int64),
                                             np.asarray(counts, dtype=np.int64),
                                             np.asarray(delay, dtype=np.int64), now)
-        backlog = self.backlog
-        for i in idx:
-            backlog[i] = False
         return tint, delay, 0
 
     def behind(self, idx: np.ndarray, counts: np.ndarray, delay: np.ndarray,
