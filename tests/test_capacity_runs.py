@@ -26,9 +26,9 @@ def common(tmp_path: Path) -> list[str]:
 SPIKE = """
 [scenarios.spike]
 stages = [
-  { conns = 5, duration = 2.0, label = "before" },
-  { conns = 30, duration = 2.0, label = "spike" },
-  { conns = 5, duration = 5.0, label = "after" },
+  { conns = 5, duration = 1.0, label = "before" },
+  { conns = 30, duration = 1.0, label = "spike" },
+  { conns = 5, duration = 4.0, label = "after" },
 ]
 """
 
@@ -56,10 +56,14 @@ def waited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dic
 
 
 def search_args(srv: servers.Handle) -> list[str]:
-    """``harness search`` for the capacity of a 2,000 msgs/s token bucket, over rate."""
+    """``harness search`` for the capacity of a 2,000 msgs/s token bucket, over rate. Past
+    it the queue grows by the excess. With 0.7 s probes (after the 0.2 s warm-up) 2,120
+    msgs/s passes at a p99 of 38 ms and 2,220, the next load the bisection probes above
+    it, fails at 82 ms: the answer is 2,120, within 10% (2,030 with 1.0 s probes, 2 s
+    longer)."""
     return ["search", "--host", f"127.0.0.1:{srv.port}", "--slo", "p99<50ms", "--max-errors",
             "1%", "--over", "rate", "--conns", "10", "--lo", "1000", "--hi", "4000",
-            "--duration", "1.0", "--json", *PROBE]
+            "--duration", "0.7", "--json", *PROBE]
 
 
 def soak_args(srv: servers.Handle, cwd: Path, *extra: str) -> list[str]:
@@ -112,7 +116,7 @@ def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
     def run() -> dict:
         with servers.start("token_bucket", rate=1000.0) as srv:
             r = harness("run", "--host", f"127.0.0.1:{srv.port}", "--conns", "2", "--rate",
-                        "100", "--until-degraded", "--max-conns", "64", "--duration", "1.5",
+                        "100", "--until-degraded", "--max-conns", "64", "--duration", "1.0",
                         "--server-pid", str(srv.pid), "--json", *common(tmp_path),
                         cwd=tmp_path)
         return orjson.loads(r.stdout)
@@ -127,11 +131,13 @@ def test_until_degraded_stops_at_the_step_past_capacity(tmp_path: Path) -> None:
 @pytest.mark.alone
 def test_spike_recovery_time_is_reported_within_a_second(tmp_path: Path) -> None:
     """The server answers in 10 ms, in 60 ms while over 10 connections, and stays slow for
-    2.5 s after the count drops back. On its own: the recovery is judged against a band of
-    25% of the 12 ms p99, which other tests' load beside it broke (5.0 s for 2.5 s)."""
+    1.5 s after the count drops back. On its own: the recovery is judged against a band of
+    25% of the 12 ms p99, which other tests' load beside it broke (5.0 s for 2.5 s).
+    Per-second points: the spike ends at 2 s, the point [3, 4) is still slow, so [4, 5)
+    and [5, 6) are the two healthy seconds that end the 6 s scenario: 2.0 s is read."""
     (tmp_path / "spike.toml").write_text(SPIKE)
     with servers.start("slow_start", threshold=10, delay=0.010, slow_delay=0.060,
-                       recovery=2.5) as slow:
+                       recovery=1.5) as slow:
         r = harness("run", "--config", "spike.toml", "--scenario", "spike", "--host",
                     f"127.0.0.1:{slow.port}", "--json", *common(tmp_path), cwd=tmp_path)
     _, doc, _ = finished(r)
@@ -145,7 +151,7 @@ def test_spike_recovery_time_is_reported_within_a_second(tmp_path: Path) -> None
     assert sum(st["received"] for st in step["stages"]) <= step["received"]
     rec = step["recovery"]
     assert rec["recovered"], rec
-    assert abs(rec["recovery_s"] - 2.5) <= 1.0, rec
+    assert abs(rec["recovery_s"] - 1.5) <= 1.0, rec
     assert step["connected"] >= 30
 
 
@@ -254,17 +260,17 @@ stages = [
 def test_connections_joining_an_open_loop_stage_start_on_schedule(tmp_path: Path) -> None:
     config = tmp_path / "s.toml"
     config.write_text("""[scenarios.s]
-stages = [{ conns = 2, duration = 2.0, rate = 100.0 }, { conns = 6, duration = 2.0, rate = 100.0 },
-          { conns = 2, duration = 2.0, rate = 100.0 }]
+stages = [{ conns = 2, duration = 1.0, rate = 100.0 }, { conns = 6, duration = 1.0, rate = 100.0 },
+          { conns = 2, duration = 1.0, rate = 100.0 }]
 """)
     with servers.start("delay", delay=0.005) as srv:
         doc = run_cli("--config", str(config), "--scenario", "s", "--host",
                       f"127.0.0.1:{srv.port}", "--warmup", "0.3", "--workers", "2",
                       "--timeout", "1", cwd=tmp_path)
-    sent = series(tmp_path)
-    assert all(abs(x - 200) <= 30 for x in sent[0:2]), sent
-    assert all(abs(x - 600) <= 60 for x in sent[2:4]), sent  # no burst of old messages
-    assert all(abs(x - 200) <= 30 for x in sent[4:6]), sent
+    sent = series(tmp_path)  # a second per stage: the stages start on whole seconds
+    assert abs(sent[0] - 200) <= 30, sent
+    assert abs(sent[1] - 600) <= 60, sent  # the 4 joining start now: no burst of old messages
+    assert abs(sent[2] - 200) <= 30, sent
     (step,) = doc["steps"]
     assert step["latency_ms"]["p99"] < 50 and not step["client_bound"]
 
