@@ -240,6 +240,20 @@ class Cluster:
         self._stop(list(reversed(self.procs)))
 
 
+@contextlib.contextmanager
+def two_agents(tmp_path: Path) -> Iterator[Cluster]:
+    """A scheduler and agents a1 and a2 of its own, both joined; all stopped afterwards
+    (tests/test_live.py's cluster run: another module, so not :func:`module_cluster`)."""
+    c = Cluster(tmp_path)
+    try:
+        c.scheduler()
+        c.agents_at_once({"a1": {}, "a2": {}})
+        c.wait_for(2)
+        yield c
+    finally:
+        c.close()
+
+
 @pytest.fixture(scope="module")
 def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One scheduler for the module's tests on 127.0.0.1, and the agents the last of them

@@ -42,6 +42,7 @@ for _ in range(8):  # 8 x 20 MB, one every 0.2 s
     block[::4096] = b"x" * len(range(0, len(block), 4096))  # touch every page
     keep.append(block)
     time.sleep(0.2)
+print("grown", flush=True)
 time.sleep({CHILD_LIFE_S})
 """
 
@@ -133,7 +134,12 @@ def test_marks_window_the_samples(spawn) -> None:
 def test_growing_rss_is_a_trend_and_flat_is_not(spawn) -> None:
     grower, flat = spawn(GROWER), spawn(SLEEPY)
     mon = Monitor({"grower": grower.pid, "flat": flat.pid}, interval=0.2)
-    run_for(mon, 1.5)
+    mon.start()
+    try:  # until the grower has its 160 MB (1.6 s idle; longer when the cores are busy)
+        assert grower.stdout.readline().strip() == "grown"
+        time.sleep(0.3)  # a sample after it
+    finally:
+        mon.stop()
     grows = trend(*mon.series("grower", "rss_bytes"))
     stays = trend(*mon.series("flat", "rss_bytes"))
     assert grows["growing"], grows
