@@ -689,6 +689,24 @@ static int array_open(PyObject *o, Py_buffer *v, Py_ssize_t itemsize, const char
     return 0;
 }
 
+/* Open arrays objs[0..k) (item sizes ``sizes``, named ``names`` in errors) into v, and check
+ * that each holds at least as many items as the first: the count of arrays opened (release
+ * them), with an exception set when it is not k or the lengths differ. */
+static int arrays_open(PyObject **objs, const Py_ssize_t *sizes, const char **names, int k,
+                       Py_buffer *v, Py_ssize_t *n) {
+    int opened = 0;
+    for (; opened < k; opened++)
+        if (array_open(objs[opened], &v[opened], sizes[opened], names[opened]) < 0)
+            return opened;
+    *n = v[0].len / sizes[0];
+    for (int j = 1; j < k; j++)
+        if (v[j].len / sizes[j] < *n) {
+            PyErr_SetString(PyExc_ValueError, "the arrays differ in length");
+            break;
+        }
+    return opened;
+}
+
 /* epoll_ready(epfd, timeout_s, maxevents, data) -> (readable, writable)
  *
  * harness.wire.poller.Poller.ready: wait up to timeout_s (rounded up to whole ms, as
@@ -868,18 +886,13 @@ static PyObject *closed_take(PyObject *self, PyObject *args) {
     PyObject *objs[5] = {co, bo, oo, po, eo};
     const Py_ssize_t sizes[5] = {8, 1, 8, 8, 8};
     const char *names[5] = {"credits", "blocked", "outstanding", "progress", "early"};
-    int opened = 0;
     PyObject *idx = NULL, *cnt = NULL, *ret = NULL;
-    for (; opened < 5; opened++)
-        if (array_open(objs[opened], &v[opened], sizes[opened], names[opened]) < 0)
-            goto done;
+    Py_ssize_t n = 0;
+    int opened = arrays_open(objs, sizes, names, 5, v, &n);
+    if (PyErr_Occurred())
+        goto done;
     long long *cr = v[0].buf, *out = v[2].buf, *pr = v[3].buf, *early = v[4].buf;
     unsigned char *blocked = v[1].buf;
-    Py_ssize_t n = v[0].len / 8;
-    if (v[1].len < n || v[2].len / 8 < n || v[3].len / 8 < n || v[4].len / 8 < n) {
-        PyErr_SetString(PyExc_ValueError, "the arrays differ in length");
-        goto done;
-    }
     idx = PyList_New(0);
     cnt = PyList_New(0);
     if (idx == NULL || cnt == NULL)
@@ -932,19 +945,13 @@ static PyObject *open_commit(PyObject *self, PyObject *args) {
     PyObject *objs[5] = {ph, sc, oo, po, bo};
     const Py_ssize_t sizes[5] = {8, 8, 8, 8, 1};
     const char *names[5] = {"phase", "sched", "outstanding", "progress", "backlog"};
-    int opened = 0;
     PyObject *tint = NULL, *delay = NULL, *ret = NULL;
-    Py_ssize_t m = PyList_GET_SIZE(io);
-    for (; opened < 5; opened++)
-        if (array_open(objs[opened], &v[opened], sizes[opened], names[opened]) < 0)
-            goto done;
+    Py_ssize_t m = PyList_GET_SIZE(io), n = 0;
+    int opened = arrays_open(objs, sizes, names, 5, v, &n);
+    if (PyErr_Occurred())
+        goto done;
     long long *phase = v[0].buf, *sched = v[1].buf, *out = v[2].buf, *pr = v[3].buf;
     unsigned char *backlog = v[4].buf;
-    Py_ssize_t n = v[0].len / 8;
-    if (v[1].len / 8 < n || v[2].len / 8 < n || v[3].len / 8 < n || v[4].len < n) {
-        PyErr_SetString(PyExc_ValueError, "the arrays differ in length");
-        goto done;
-    }
     if (PyList_GET_SIZE(ko) != m) {
         PyErr_SetString(PyExc_ValueError, "idx and counts differ in length");
         goto done;

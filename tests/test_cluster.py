@@ -480,14 +480,19 @@ def _wait_measuring(run_pid: int, conns_of: dict[int, int], after_s: float,
     time.sleep(after_s)
 
 
+def start_run(cluster: Cluster, duration: float) -> subprocess.Popen:
+    """A 4-connection run of ``duration`` s on ``cluster``, its JSON on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
+         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
+         "--duration", f"{duration:g}", "--warmup", "0.2"],
+        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.e2e
 def test_ctrl_c_mid_step_stops_every_agent_and_keeps_what_they_measured(
         cluster: Cluster) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
-         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
-         "--duration", "60", "--warmup", "0.2"],
-        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_run(cluster, 60)
     try:
         # measuring: past the 1 s lead and the 0.2 s warm-up, by 0.5 s
         _wait_measuring(proc.pid, {p.pid: 2 for p in cluster.agents.values()}, 1.7)
@@ -511,11 +516,7 @@ def test_an_agent_killed_mid_run_is_named_at_once_and_the_others_data_kept(
         cluster: Cluster) -> None:
     victim = cluster.agents["a2"]
     cluster.killed.add("a2")  # the next test using the cluster starts it again
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--cluster", cluster.address, "--json",
-         "--no-report", "--results-dir", str(cluster.tmp / "results"), "--conns", "4",
-         "--duration", "2", "--warmup", "0.2"],
-        cwd=cluster.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_run(cluster, 2)
     try:
         # a2's share of the 4, and 1 s: about the agreed start, inside the 2.2 s step
         _wait_measuring(proc.pid, {victim.pid: 2}, 1.0)
