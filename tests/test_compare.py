@@ -245,8 +245,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 def test_compare_finds_the_regression_from_a_2ms_to_a_4ms_server(runs: dict) -> None:
     r = harness("compare", str(calm(runs)), str(runs["d4"]), "--json", "--max-regression",
                 SHARED_MACHINE, cwd=runs["cwd"])
+    assert r.stdout, r.stderr
+    cmp = judged(orjson.loads(r.stdout))  # (first: no step judged is exit 4, and a skip)
     assert r.returncode == 1, r.stderr
-    cmp = judged(orjson.loads(r.stdout))
     assert figure(cmp, "p50")["verdict"] == "regression"
     assert 0.6 < figure(cmp, "p50")["change"] < 1.2
     assert cmp["steps"][0]["shift"]["verdict"] == "worse"
@@ -356,10 +357,10 @@ def test_run_with_a_baseline_compares_when_it_ends(runs: dict) -> None:
     assert alone.returncode == 2 and "give a baseline" in alone.stderr
     with servers.start("delay", framing="len32", delay=0.004) as srv:
         code, doc, folder = one_run(cwd, srv.port, "vs-base", "--baseline", str(calm(runs)))
-    assert code == 1
     assert doc["comparison"]["base"] == str(calm(runs))
+    cmp = judged(doc["comparison"])  # (first: no step judged is exit 4, and a skip)
+    assert code == 1
     assert (folder / "compare.html").is_file() is False  # --no-report: no page either
-    cmp = judged(doc["comparison"])
     assert cmp["regressed"] and figure(cmp, "p50")["verdict"] == "regression"
 
 

@@ -466,6 +466,20 @@ def report(name: str, tk: list[Figure], h: list[Figure], fl: list[Figure]) -> st
     return "\n".join(lines)
 
 
+def wait_ports(conns: int, limit_s: float = 75.0) -> None:
+    """Until ``conns`` more connects fit in the ephemeral port range beside the sockets in
+    TIME_WAIT (/proc/net/sockstat's ``tw``), or ``limit_s`` passed: 10,000 connections a
+    client, three clients a round, outrun the 28,232 ports of the default range within the
+    60 s of TIME_WAIT (floor.py once failed with EADDRNOTAVAIL)."""
+    lo, hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        tw = re.search(r"\btw (\d+)", Path("/proc/net/sockstat").read_text())
+        if tw is None or int(tw.group(1)) + conns + 1000 <= hi - lo + 1:
+            return
+        time.sleep(1)
+
+
 def run_load(load: Load, rounds: int, seconds: float, exe: Path, tk_exe: Path | None,
              folder: Path) -> str:
     """``rounds`` rounds of tcpkali, harness and the Python floor, each on a fresh server;
@@ -476,14 +490,17 @@ def run_load(load: Load, rounds: int, seconds: float, exe: Path, tk_exe: Path | 
     for i in range(1, rounds + 1):
         require_quiet(first=False)
         if load.peer and tk_exe is not None:
+            wait_ports(load.conns)
             with Server(exe, 60) as srv:
                 try:
                     tk.append(run_tcpkali(tk_exe, srv, load, seconds))
                 except PeerFailed as exc:
                     print(f"  {load.name} round {i}: {exc}", file=sys.stderr)
+        wait_ports(load.conns)
         with Server(exe, 60) as srv:
             h.append(run_harness([srv.port], load, seconds, folder / "results"))
         if load.floor:
+            wait_ports(load.conns)
             with Server(exe, 60) as srv:
                 fl.append(run_floor(srv, load, seconds))
         print(f"  {load.name} round {i}: harness {h[-1].msgs_s:,.0f} msgs/s "
