@@ -115,7 +115,9 @@ def test_a_route_with_a_known_delay_measures_it_within_ten_percent(
     assert s["received"] > 100 and s["lost"] == 0
     assert nonzero(s["errors"]) == {}
     p50 = s["latency_ms"]["p50"]
-    assert SLOW_MS * 0.99 <= p50 <= SLOW_MS * 1.10, (p50, server)
+    # within 10% of the delay the server kept (its own sleeps' median, under 5% over the
+    # route's): twice a clean-clone run read 22.09 ms when the server slept 20.70
+    assert SLOW_MS * 0.99 <= p50 <= max(server, SLOW_MS) * 1.10, (p50, server)
 
 
 @pytest.mark.e2e
