@@ -105,9 +105,10 @@ def test_both_builds_compute_the_same(seed: int) -> None:
     assert pure["digest"] == comp["digest"]
 
 
-def _run_counts(pure: bool) -> dict:
+def _run_counts(pure: bool, results: Path) -> dict:
     r = harness("run", "--messages", "3000", "--conns", "10", "--inflight", "4", "--seed", "5",
-                "--json", cwd=ROOT, env=_env(pure), timeout=120)
+                "--json", "--no-report", "--results-dir", str(results), cwd=ROOT,
+                env=_env(pure), timeout=120)
     assert r.returncode in (0, 4), r.stderr  # 4: client-bound on a busy machine
     step = json.loads(r.stdout)["steps"][0]
     hist_total = step.get("latency_hist", {}).get("total")
@@ -117,9 +118,9 @@ def _run_counts(pure: bool) -> dict:
 
 
 @pytest.mark.e2e
-def test_both_builds_count_a_seeded_run_the_same() -> None:
+def test_both_builds_count_a_seeded_run_the_same(tmp_path: Path) -> None:
     _need_other()
     want = {"sent": 3000, "lost": 0, "duplicates": 0, "late": 0, "errors": {},
             "conns_lost": 0, "in_hist": True}
-    assert _run_counts(True) == want
-    assert _run_counts(False) == want
+    assert _run_counts(True, tmp_path) == want
+    assert _run_counts(False, tmp_path) == want
