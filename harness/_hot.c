@@ -410,21 +410,151 @@ static PyObject *recv_tmpl(PyObject *self, PyObject *args) {
     return r;
 }
 
-/* send_bounds(socks, idx, bounds, data) -> [(k, sent, errno), ...]
+/* A stamp's delay field (µs) grows by ``lag`` µs, saturating, and its check with it (the
+ * check is linear in each word, so it moves by the delay's weight times the change):
+ * binary (seven u32 words) or ASCII (56 hex digits, the delay at 32, the check at 0). */
+static const char HEX[] = "0123456789abcdef";
+
+static int hex8(const unsigned char *p, uint32_t *v) {
+    uint32_t x = 0;
+    for (int j = 0; j < 8; j++) {
+        unsigned char c = p[j];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        x = x << 4 | (uint32_t)d;
+    }
+    *v = x;
+    return 0;
+}
+
+static void put_hex8(unsigned char *p, uint32_t v) {
+    for (int j = 7; j >= 0; j--, v >>= 4)
+        p[j] = (unsigned char)HEX[v & 15];
+}
+
+static void add_delay(unsigned char *st, int ascii, uint32_t lag) {
+    uint32_t old, check;
+    if (ascii) {
+        if (hex8(st + 32, &old) < 0 || hex8(st, &check) < 0)
+            return;  /* not a stamp we built: left as it is */
+    } else {
+        old = rd32(st + 16);
+        check = rd32(st);
+    }
+    uint32_t now = old + lag < old ? 0xFFFFFFFFu : old + lag;
+    check += W[3] * (now - old);
+    if (ascii) {
+        put_hex8(st + 32, now);
+        put_hex8(st, check);
+    } else {
+        wr32(st + 16, now);
+        wr32(st, check);
+    }
+}
+
+/* What a round's sends restamp (send_bounds' ``lag``): each message's stamp at ``hdr`` bytes
+ * into it, binary or ASCII; its messages all ``size`` bytes, or ending at ``ends``. */
+typedef struct {
+    int on, ascii, varied;
+    long long hdr, size, t0;
+    Py_buffer ends;
+    Py_ssize_t m;  /* varied: the next message's index in ends */
+} Lag;
+
+static int lag_open(PyObject *obj, Lag *lg) {
+    memset(lg, 0, sizeof *lg);
+    if (obj == Py_None)
+        return 0;
+    PyObject *sz;
+    if (!PyArg_ParseTuple(obj, "LpLO", &lg->hdr, &lg->ascii, &lg->t0, &sz))
+        return -1;
+    if (PyLong_Check(sz)) {
+        lg->size = PyLong_AsLongLong(sz);
+        if (lg->size == -1 && PyErr_Occurred())
+            return -1;
+        if (lg->size <= 0) {
+            PyErr_SetString(PyExc_ValueError, "a message size must be positive");
+            return -1;
+        }
+    } else {
+        if (PyObject_GetBuffer(sz, &lg->ends, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+            return -1;
+        lg->varied = 1;
+        if (lg->ends.itemsize != 8 || lg->ends.format == NULL ||
+            (strcmp(lg->ends.format, "q") != 0 && strcmp(lg->ends.format, "l") != 0 &&
+             strcmp(lg->ends.format, "<q") != 0 && strcmp(lg->ends.format, "<l") != 0 &&
+             strcmp(lg->ends.format, "=q") != 0 && strcmp(lg->ends.format, "=l") != 0)) {
+            PyBuffer_Release(&lg->ends);
+            PyErr_SetString(PyExc_TypeError, "message ends must be int64");
+            return -1;
+        }
+    }
+    if (lg->hdr < 0) {
+        if (lg->varied)
+            PyBuffer_Release(&lg->ends);
+        PyErr_SetString(PyExc_ValueError, "a stamp offset must not be negative");
+        return -1;
+    }
+    lg->on = 1;
+    return 0;
+}
+
+static void lag_close(Lag *lg) {
+    if (lg->on && lg->varied)
+        PyBuffer_Release(&lg->ends);
+}
+
+/* The messages of data[a:e] (one connection's, about to be sent) carry their send's lag
+ * behind the round's clock read, rounded to whole µs. A stamp that does not lie wholly in
+ * data[a:e] is left as it is. */
+static void lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
+    long long ns = (long long)mono_ns() - lg->t0;
+    uint32_t lag = ns <= 0 ? 0 : ns >= 4294967295000LL ? 0xFFFFFFFFu
+                                                       : (uint32_t)((ns + 500) / 1000);
+    long long room = lg->ascii ? 56 : 28;
+    if (!lg->varied) {
+        if (lag)
+            for (long long s = a; s + lg->hdr + room <= e; s += lg->size)
+                add_delay(buf + s + lg->hdr, lg->ascii, lag);
+        return;
+    }
+    const long long *ends = lg->ends.buf;
+    Py_ssize_t n = lg->ends.len / 8;
+    while (lg->m < n) {
+        long long s = lg->m ? ends[lg->m - 1] : 0;
+        if (s >= e)
+            break;
+        if (lag && s >= a && s + lg->hdr + room <= e)
+            add_delay(buf + s + lg->hdr, lg->ascii, lag);
+        lg->m++;
+    }
+}
+
+/* send_bounds(socks, idx, bounds, data[, lag]) -> [(k, sent, errno), ...]
  *
  * One send per connection, as Transport.send_round: data[bounds[k-1]:bounds[k]] to
  * socks[idx[k]]. Returns the sends that did not go out whole: k, the bytes sent, and the
- * errno when it failed (EAGAIN: nothing sent); Python queues or fails those, in order. */
+ * errno when it failed (EAGAIN: nothing sent); Python queues or fails those, in order.
+ * With ``lag`` ((hdr, ascii, t0, size or int64 message ends)), just before each send its
+ * messages' stamps add to their delay how long after ``t0`` (the round's clock read) it
+ * went out (harness.wire.hot.py_send_bounds). */
 static PyObject *send_bounds(PyObject *self, PyObject *args) {
-    PyObject *socks, *idxobj, *bounds, *dataobj;
-    if (!PyArg_ParseTuple(args, "O!OO!O", &PyList_Type, &socks, &idxobj, &PyList_Type, &bounds,
-                          &dataobj))
+    PyObject *socks, *idxobj, *bounds, *dataobj, *lagobj = Py_None;
+    if (!PyArg_ParseTuple(args, "O!OO!O|O", &PyList_Type, &socks, &idxobj, &PyList_Type,
+                          &bounds, &dataobj, &lagobj))
         return NULL;
     Index ix;
     if (index_open(idxobj, &ix) < 0)
         return NULL;
+    Lag lg;
+    if (lag_open(lagobj, &lg) < 0) {
+        index_close(&ix);
+        return NULL;
+    }
     Py_buffer d;
-    if (PyObject_GetBuffer(dataobj, &d, PyBUF_SIMPLE) < 0) {
+    if (PyObject_GetBuffer(dataobj, &d, lg.on ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+        lag_close(&lg);
         index_close(&ix);
         return NULL;
     }
@@ -448,6 +578,8 @@ static PyObject *send_bounds(PyObject *self, PyObject *args) {
         int fd = fd_of(PyList_GET_ITEM(socks, i));
         if (fd < 0)
             goto fail;
+        if (lg.on)
+            lag_apply(&lg, (unsigned char *)d.buf, a, e);
         ssize_t n;
         for (;;) {
             n = send(fd, (const char *)d.buf + a, (size_t)(e - a), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -468,11 +600,13 @@ static PyObject *send_bounds(PyObject *self, PyObject *args) {
         a = e;
     }
     PyBuffer_Release(&d);
+    lag_close(&lg);
     index_close(&ix);
     return out;
 fail:
     Py_XDECREF(out);
     PyBuffer_Release(&d);
+    lag_close(&lg);
     index_close(&ix);
     return NULL;
 }

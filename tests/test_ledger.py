@@ -58,3 +58,20 @@ def test_a_broadcast_drain_waits_for_distinct_deliveries_not_duplicates() -> Non
     assert not b.drained(stop + 1, stop + 5 * 10**9, 5 * 10**9, False, stop, 1.0)  # (recount
     assert b.drained(stop + RECOUNT_NS, stop + 5 * 10**9, 5 * 10**9, False, stop, 1.0)  # later)
     assert b.ledger.finish().node_dups.tolist() == [1]
+
+
+def test_a_closed_loop_broadcast_times_deliveries_from_the_send() -> None:
+    """A closed loop's message is intended at its round's clock read; its delay is how long
+    after that its send went out: its fan-out runs from the send. An open loop's runs from
+    the intended time (coordinated omission), whatever the delay."""
+    from harness.core.ledger import BroadcastLedger
+    from harness.wire import stamp
+    t = np.full(2, 5000, dtype=np.uint64)
+    st = stamp.make(np.zeros(2), np.arange(2), np.zeros(2), np.zeros(2), np.array([0, 3]), t,
+                    key=5)
+    for from_send, want in ((True, [5000, 8000]), (False, [5000, 5000])):
+        ledger = BroadcastLedger(np.zeros(2, dtype=np.int64), 1)
+        ledger.from_send = from_send
+        ledger.start(1000)
+        assert ledger.record(np.array([0, 1]), st, np.full(2, 9000, dtype=np.int64)) == 2
+        assert sorted(ledger.finish().msg_t.tolist()) == want

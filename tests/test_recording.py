@@ -88,6 +88,25 @@ def test_broadcast_open_loop_counts_sent_by_stamp_time() -> None:
     assert rec.res.sent == 2 and rec.res.bytes_sent == (200 - 128) + (264 - 200)
 
 
+def test_closed_loop_latency_runs_from_the_send_its_delay_says() -> None:
+    """A closed loop's message is intended at its round's clock read, and its delay is how
+    long after that its send went out (the send's lag in the round): latency runs from the
+    send, in both the numpy and the small-round path."""
+    t = [SEC + 10 * MS, SEC + 20 * MS]
+    for small in (False, True):
+        rec = recorder()
+        st = stamps([SEC, SEC])
+        st["delay"] = [0, 3000]
+        if small:
+            rec.received_few(t, [SEC, SEC], [0, 3000], t[-1], False)
+        else:
+            rec.received(st, np.array(t), np.full(2, 64), t[-1], open_loop=False)
+        lat = rec.res.latency
+        assert abs(lat.min - 10 * MS) <= 0.01 * 10 * MS, small  # no lag: from the clock read
+        assert abs(lat.max - 17 * MS) <= 0.01 * 17 * MS, small  # sent 3 ms into the round
+        assert rec.res.service.total == 0
+
+
 def test_a_small_round_recorded_in_python_gives_what_numpy_gives() -> None:
     t = [SEC - 1, SEC + 5 * MS, 2 * SEC, 3 * SEC]
     tint = [SEC - 2 * MS, SEC + 3 * MS, 2 * SEC - 200 * MS, 3 * SEC - MS]
@@ -104,3 +123,15 @@ def test_a_small_round_recorded_in_python_gives_what_numpy_gives() -> None:
             ha, hb = getattr(a.res, h), getattr(b.res, h)
             assert ha.total == hb.total and (ha.counts == hb.counts).all(), h
         assert a.series == b.series
+
+
+def test_a_count_stamped_before_the_window_opened_goes_to_its_first_second() -> None:
+    """A kernel arrival stamp may fall before the window opened, where the read that took
+    it came after: the series counts it in the window's first second (it once failed the
+    worker with an IndexError)."""
+    rec = recorder()
+    rec.error("protocol", 2, SEC - MS)
+    rec.received(stamps([SEC - 5 * MS]), np.array([SEC - MS]), np.array([64]), SEC - MS,
+                 open_loop=False)
+    assert rec.series["errors"] == [2] and rec.series["received"] == [0]
+    assert rec.res.errors["protocol"] == 2

@@ -102,7 +102,7 @@ class FanoutPart:
     msg_key: np.ndarray  # u64 worker << 32 | seq, per distinct message received here
     msg_count: np.ndarray  # receivers here that got it
     msg_last: np.ndarray  # ns, latest first-arrival among those receivers
-    msg_t: np.ndarray  # ns, its intended send time
+    msg_t: np.ndarray  # ns, its intended send time (closed loop: its send, BroadcastLedger)
 
 
 class BroadcastLedger:
@@ -115,6 +115,9 @@ class BroadcastLedger:
         self.t0 = 1 << 62  # deliveries of messages intended before this are not accounted
         self.firsts: np.ndarray | None = None  # --cluster: each machine's first worker
         self.shift = np.zeros(0, dtype=np.int64)  # and ns from its clock to ours
+        # closed loop: a delivery's time runs from its message's send (the stamp's intended
+        # time plus its delay: the send's lag in its round), not from the round's clock read
+        self.from_send = False
 
     def start(self, t0: int, shifts: tuple[tuple[int, int], ...] = ()) -> None:
         """The window opens at ``t0``; ``shifts``: (first worker, ns) of each machine of a
@@ -135,7 +138,10 @@ class BroadcastLedger:
         n = int(np.count_nonzero(keep))
         if n:
             s = st[keep]
-            self.parts.append((recv[keep], s["conn"], s["worker"], s["seq"], s["t"],
+            t_from = s["t"].astype(np.int64)
+            if self.from_send and s["delay"].any():  # closed loop: from the send itself
+                t_from += s["delay"].astype(np.int64) * 1000
+            self.parts.append((recv[keep], s["conn"], s["worker"], s["seq"], t_from,
                                t_recv[keep]))
         return n
 

@@ -23,6 +23,7 @@ from harness import accel
 from harness.core.ledger import mark_few as py_mark_few
 from harness.core.units import SEC
 from harness.wire import stamp
+from harness.wire.restamp import Lag, Restamp
 
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
 _M32 = 0xFFFFFFFF
@@ -152,14 +153,20 @@ def _send_early(socks: list, i: int, k: int, t: int, early: tuple) -> int:
     return n + 1 if n < len(data) else 0
 
 
-def py_send_bounds(socks: list, idx: list[int] | np.ndarray, bounds: list[int], data: memoryview
-                   ) -> list[tuple[int, int, int]]:
+def py_send_bounds(socks: list, idx: list[int] | np.ndarray, bounds: list[int], data: memoryview,
+                   lag: Lag | None = None) -> list[tuple[int, int, int]]:
     """One send per connection: ``data[bounds[k-1]:bounds[k]]`` to ``socks[idx[k]]``.
-    Returns (k, bytes sent, errno or 0) of those that did not go out whole."""
+    Returns (k, bytes sent, errno or 0) of those that did not go out whole. With ``lag``
+    ((hdr, ascii, t0, message size or int64 message ends)), just before each send its
+    messages' stamps add to their delay how long after ``t0`` it went out
+    (harness.wire.restamp)."""
     out: list[tuple[int, int, int]] = []
     a = 0
+    rs = None if lag is None else Restamp(lag)
     for k, (i, b) in enumerate(zip(idx if isinstance(idx, list) else idx.tolist(), bounds,
                                    strict=True)):
+        if rs is not None:
+            rs.before_send(data, a, b)
         try:
             n = socks[i].send(data[a:b])
         except OSError as exc:

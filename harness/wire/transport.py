@@ -225,17 +225,17 @@ class Transport:
         if n < len(data):
             self.queue(i, memoryview(data)[n:])
 
-    def send_round(self, idx: np.ndarray | list[int], bounds: list[int], data: memoryview
-                   ) -> None:
-        """One send per connection: ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]``."""
+    def send_round(self, idx: np.ndarray | list[int], bounds: list[int], data: memoryview,
+                   lag: tuple | None = None) -> None:
+        """One send per connection, ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]`` (``lag``:
+        harness.wire.restamp)."""
         if self.tls is not None:  # through the layer, whose exceptions mean their own
             conns = idx if isinstance(idx, list) else idx.tolist()
             for i, a, b in zip(conns, [0, *bounds], bounds, strict=False):
                 self.send(i, data[a:b])
             return
-        # plain sockets: all the sends in one call (harness.wire.hot: in C when built), then
-        # those that did not go out whole, in order
-        for k, n, err in send_bounds(self.socks, idx, bounds, data):
+        # plain sockets: all the sends in one call (C when built), then the rest, in order
+        for k, n, err in send_bounds(self.socks, idx, bounds, data, lag):
             i, a, b = int(idx[k]), (bounds[k - 1] if k else 0), bounds[k]
             if err and err not in (errno.EAGAIN, errno.EWOULDBLOCK):
                 self.fail(i, self.error_kind(OSError(err, os.strerror(err))))

@@ -131,6 +131,8 @@ class Recorder:
                 return
             lat = [t[k] - tint[k] for k in keep]
             ds = [delay[k] for k in keep]
+        if not open_loop and max(ds):  # closed loop: from the send (its lag in the round)
+            lat = [x - d * 1000 for x, d in zip(lat, ds, strict=True)]
         self.res.latency.record_list(lat)
         if max(lat) > self.timeout_ns:
             self.res.late += sum(1 for x in lat if x > self.timeout_ns)
@@ -156,6 +158,10 @@ class Recorder:
             if not len(t):
                 return
         lat = t - tint
+        if not open_loop:  # closed loop: from the send (its lag in the round: the delay)
+            delay = st["delay"]
+            if delay.any():
+                lat -= delay.astype(np.int64) * 1000
         latency = self.res.latency
         latency.record(lat)
         if latency.max is not None and latency.max > self.timeout_ns:  # (else none is late)
@@ -200,7 +206,9 @@ class Recorder:
     def _series_add(self, name: str, count: int, now: int) -> None:
         if not self.measuring:
             return
-        sec = (now - self.times.measure) // SEC
+        # (a kernel arrival stamp may be a little before the window opened, where the read
+        # that took it was after: its second is the first)
+        sec = max((now - self.times.measure) // SEC, 0)
         self._roll(sec)
         self.series[name][sec] += count
 

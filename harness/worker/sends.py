@@ -8,6 +8,7 @@ import numpy as np
 
 from harness.core.result import Times
 from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Outbound
+from harness.wire.restamp import Lag
 from harness.worker.events import Events
 
 NO_KINDS = np.zeros(0, dtype=np.uint16)
@@ -18,6 +19,7 @@ class Sends(Events):
 
     out: Outbound
     times: Times
+    restamp: tuple[int, bool, int] | None  # (stamp offset, ASCII, message size or 0)
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace
@@ -63,7 +65,22 @@ class Sends(Events):
             rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
         else:
             rec.sent(total, int(ends[-1]), kinds, now)
-        self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data)
+        self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data,
+                           self._lag(now, ends))
+
+    def _lag(self, now: int, ends: np.ndarray | None = None) -> Lag | None:
+        """How the round's sends restamp their messages (harness.wire.hot.py_send_bounds):
+        one clock read a round stamps them, and the sends go out one after another, so
+        each adds to its messages' delay how long after ``now`` it went out (the closed loop
+        times latency from there, the open loop its service time). None: not a plain
+        stamped frame on a plain socket."""
+        r = self.restamp
+        if r is None:
+            return None
+        hdr, ascii_, size = r
+        if size:
+            return hdr, ascii_, now, size
+        return (hdr, ascii_, now, ends) if ends is not None else None
 
     def _send_closed(self, conns: list[int], counts: list[int], total: int, now: int) -> None:
         """A plain closed loop's committed round (:meth:`Pacer.take_closed`): each message
@@ -82,7 +99,7 @@ class Sends(Events):
                                                  now)
         self.seq += total
         self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
-        self.tp.send_round(conns, bounds, data)
+        self.tp.send_round(conns, bounds, data, self._lag(now))
 
     def _send_few_open(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
         """A small open-loop round of one-size echo messages, in plain Python: what
@@ -95,4 +112,4 @@ class Sends(Events):
                                                     tint, delay)
         self.seq += total
         rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
-        self.tp.send_round(idx, bounds, data)
+        self.tp.send_round(idx, bounds, data, self._lag(now))

@@ -33,7 +33,7 @@ from harness.wire.protocol import Stamped
 from harness.wire.rounds import Early, RoundBuffer
 from harness.wire.timer import Timer
 from harness.wire.transport import TIMER, Transport, connect_kind
-from harness.worker.delivery import Echo, delivery_for
+from harness.worker.delivery import Broadcast, Echo, delivery_for
 from harness.worker.pacing import Pacer
 from harness.worker.recording import Recorder, run_queue_wait_ns
 from harness.worker.sends import Sends
@@ -46,9 +46,10 @@ BIG_NS = 1 << 62  # a time after every run
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 
 
-# kernel receive stamps in the open loop (HARNESS_RX_STAMPS=0: the clock after each read,
-# and no deferred reads; for comparing the two)
+# kernel receive stamps on plain TCP, and each send's lag behind its round's clock read in
+# its stamps' delay (=0: the clock after each read, no deferred reads; no lag; to compare)
 RX_STAMPS = os.environ.get("HARNESS_RX_STAMPS", "1") != "0"
+SEND_LAG = os.environ.get("HARNESS_SEND_LAG", "1") != "0"
 
 
 class Worker(Sends):
@@ -101,14 +102,7 @@ class Worker(Sends):
         self.deliv = delivery_for(self.workload.delivery, self.index, self.gid, share.node,
                                   len(self.addrs), share.expect_deliveries)
         self.tp: Transport = self.wire.transport(share, sel, self.tls)
-        # an open loop on plain TCP takes each read's time from the kernel (its arrival),
-        # so it may read at its send instants only (:meth:`_deferring`), when a connection
-        # gets at most about one reply between two instants
-        self.tp.stamped_rx = RX_STAMPS and self.tls is None and self.pace.grid > 0
-        self.defers = (self.tp.stamped_rx and not share.stages and self.timer is not None
-                       and self.pace.period >= 2 * self.pace.grid)
-        self.sleep_to = 0  # the loop waits for its timer alone, until this ns (0: not)
-        self.rec.monotone = not self.tp.stamped_rx
+        self._clocks()
         self.times = Times(0, 1 << 62, None)
         self.timeout_ns = int(plan.timeout_s * SEC)
         self.accepted = np.zeros(1000, dtype=bool)  # HTTP status code -> not an error
@@ -130,6 +124,25 @@ class Worker(Sends):
         self.tp.early = self.early
         self.after_round = self.wire.after_round  # the protocol's counts after a round
         self.wire.joined(self.tp)
+
+    def _clocks(self) -> None:
+        """Where the step's times come from. On plain TCP each read's time is the kernel's
+        (its arrival): a client late to read does not add its lateness to latency, and an
+        open loop may read at its send instants only (:meth:`_deferring`), when a
+        connection gets at most about one reply between two instants. Stamped frames on
+        plain sockets: each send's messages carry in their delay how long after the round's
+        clock read it went out (Sends._lag); a closed loop times from there."""
+        self.tp.stamped_rx = RX_STAMPS and self.tls is None
+        self.defers = (self.tp.stamped_rx and not self.share.stages and self.timer is not None
+                       and self.pace.period >= 2 * self.pace.grid)
+        self.sleep_to = 0  # the loop waits for its timer alone, until this ns (0: not)
+        self.rec.monotone = not self.tp.stamped_rx
+        plain = (SEND_LAG and type(self.proto) is Stamped and type(self.tp) is Transport
+                 and self.tls is None)
+        self.restamp = (self.out.hdr, self.out.ascii,
+                        int(self.out.specs[0]) if self.out.fixed else 0) if plain else None
+        if isinstance(self.deliv, Broadcast):  # closed loop: fan-out times from the send
+            self.deliv.ledger.from_send = not self.pace.period
 
     def _early(self) -> Early | None:
         """Whether connections send their next request as soon as their replies are read

@@ -1,0 +1,122 @@
+"""A round's sends restamp their messages: one clock read stamps a round, and its sends go
+out one after another, so each send adds to its messages' delay (µs) how long after that
+read it went out (harness.wire.hot.send_bounds' ``lag``), check word and all. Real sockets
+on loopback; the pure function and, where built, the C one."""
+
+from __future__ import annotations
+
+import time
+import types
+
+import numpy as np
+import pytest
+
+from harness.wire import framing, hot, restamp, stamp
+from harness.wire.batch import Outbound
+from tests.support import tcp_pairs
+from workloads.base import Kind
+
+KEY, ME = 0x3A11CE5, 2
+IMPLS = {"pure": types.SimpleNamespace(send_bounds=hot.py_send_bounds),
+         **({"native": hot.native} if hot.native is not None else {})}
+LAYOUTS = ("len32", "newline", "varied")
+
+
+def _round(layout: str, counts: list[int], t: int, delay: int
+           ) -> tuple[Outbound, memoryview, np.ndarray]:
+    """A round's messages (``counts`` per connection), all intended at ``t`` with ``delay``
+    µs: an Outbound's bytes, each message's end."""
+    fr = framing.get("newline" if layout == "newline" else "len32")
+    size = [64, 100, 200] if layout == "varied" else 64
+    out = Outbound(fr, [Kind("k", 1.0, size)], [b"f" * 300], KEY, ME, 7)
+    gids = np.repeat(np.arange(len(counts), dtype=np.int64) + 50, counts)
+    data, ends, _kinds = out.build(gids, 1000, t, delay)
+    return out, data, ends
+
+
+def _stamps(out: Outbound, got: bytes, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.concatenate(([0], ends[:-1]))
+    raw = np.frombuffer(got, dtype=np.uint8)
+    rows = np.stack([raw[s + out.hdr:s + out.hdr + out.ss] for s in starts.tolist()])
+    return stamp.from_bytes(rows, out.ascii, KEY)
+
+
+def _send(impl: str, layout: str, counts: list[int], t0: int, delay: int = 5
+          ) -> tuple[Outbound, bytes, np.ndarray, int]:
+    """Send a round of ``counts`` through ``impl`` with the lag taken from ``t0``: the
+    bytes the peers read (in connection order), each message's end, and the clock after."""
+    out, data, ends = _round(layout, counts, t0, delay)
+    bounds = ends[np.cumsum(counts) - 1].tolist()
+    lag = (out.hdr, out.ascii, t0, ends if layout == "varied" else int(ends[0]))
+    with tcp_pairs(len(counts)) as (ours, peers):
+        fails = IMPLS[impl].send_bounds(ours, list(range(len(counts))), bounds, data, lag)
+        after = time.monotonic_ns()
+        assert fails == []
+        got = b""
+        a = 0
+        for p, b in zip(peers, bounds, strict=True):
+            p.settimeout(2)
+            part = b""
+            while len(part) < b - a:
+                part += p.recv(65536)
+            got += part
+            a = b
+    return out, got, ends, after
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_each_send_adds_its_lag_to_its_messages_delays(impl: str, layout: str) -> None:
+    t0 = time.monotonic_ns() - 3_000_000  # the round's clock read, 3 ms ago
+    out, got, ends, after = _send(impl, layout, [1, 3, 1, 2], t0)
+    st, ok = _stamps(out, got, ends)
+    assert ok.all()  # the checks moved with the delays
+    assert (st["t"] == t0).all() and st["seq"].tolist() == list(range(1000, 1007))
+    lag = st["delay"].astype(np.int64) - 5
+    assert (lag >= 3000).all() and (lag <= (after - t0) // 1000 + 1).all(), lag
+    assert (np.diff(lag) >= 0).all()  # sent in order
+    for a, b in ((1, 4), (5, 7)):  # one send's messages: one lag
+        assert len(set(lag[a:b].tolist())) == 1
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_both_builds_restamp_alike(layout: str) -> None:
+    """The same bytes where the lag is fixed: none (the round's clock read is ahead, so
+    nothing changes) or one that saturates the delay."""
+    ahead = time.monotonic_ns() + 10**12
+    long_ago = 1  # the boot: a lag of minutes at least, on a delay near its top
+    seen = {}
+    for impl in IMPLS:
+        _o, same, _e, _a = _send(impl, layout, [2, 1], ahead)
+        _o, full, ends, _a = _send(impl, layout, [2, 1], long_ago,
+                                   delay=stamp.MAX_DELAY_US - 10)
+        seen[impl] = (same, full)
+        assert same == bytes(_round(layout, [2, 1], ahead, 5)[1])
+        st, ok = _stamps(_o, full, ends)
+        assert ok.all() and (st["delay"] == stamp.MAX_DELAY_US).all()
+    assert len(set(seen.values())) == 1
+
+
+def test_a_stamp_that_is_not_hex_is_left_alone() -> None:
+    data = bytearray(b"z" * 56 + b"\n")
+    restamp.add_delay(memoryview(data), 0, True, 10)
+    assert data == bytearray(b"z" * 56 + b"\n")
+    if hot.native is not None:
+        with tcp_pairs(1) as (ours, peers):
+            hot.native.send_bounds(ours, [0], [57], data, (0, True, 0, 57))
+            peers[0].settimeout(2)
+            assert peers[0].recv(100) == b"z" * 56 + b"\n"
+
+
+@pytest.mark.skipif(hot.native is None, reason="harness._hot is not built")
+def test_bad_lags_raise() -> None:
+    n = hot.native
+    with pytest.raises(ValueError):
+        n.send_bounds([], [], [], bytearray(4), (0, False, 0, 0))  # no size
+    with pytest.raises(ValueError):
+        n.send_bounds([], [], [], bytearray(4), (-1, False, 0, 64))
+    with pytest.raises(TypeError):
+        n.send_bounds([], [], [], bytearray(4), (0, False, 0, np.zeros(2, dtype=np.int32)))
+    with pytest.raises(BufferError):
+        n.send_bounds([], [], [], b"read-only", (0, False, 0, 64))
+    assert n.send_bounds([], [], [], bytearray(4), None) == []
