@@ -453,10 +453,41 @@ static void add_delay(unsigned char *st, int ascii, uint32_t lag) {
     }
 }
 
+/* A binary stamp inside a masked WebSocket client frame's payload, ``at`` bytes into it
+ * (``mask``: the frame's key): unmasked, restamped (add_delay), masked again. */
+static void add_delay_masked(unsigned char *payload, long long at, const unsigned char *mask,
+                             uint32_t lag) {
+    unsigned char st[28];
+    for (int j = 0; j < 28; j++)
+        st[j] = payload[at + j] ^ mask[(at + j) & 3];
+    add_delay(st, 0, lag);
+    for (int j = 0; j < 28; j++)
+        payload[at + j] = st[j] ^ mask[(at + j) & 3];
+}
+
+/* A message of data[s:e] restamped: its stamp at ``hdr`` bytes into it, or (ws) into the
+ * payload of the masked client frame that starts at s, when the stamp lies wholly there. */
+static void lag_one(int ascii, int ws, long long hdr, unsigned char *buf, long long s,
+                    long long e, uint32_t lag) {
+    if (!ws) {
+        if (s + hdr + (ascii ? 56 : 28) <= e)
+            add_delay(buf + s + hdr, ascii, lag);
+        return;
+    }
+    if (s + 2 > e)
+        return;
+    unsigned len7 = buf[s + 1] & 0x7F;
+    long long head = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+    if (!(buf[s + 1] & 0x80) || s + head + 4 + hdr + 28 > e)
+        return;  /* not a masked frame holding a whole stamp */
+    add_delay_masked(buf + s + head + 4, hdr, buf + s + head, lag);
+}
+
 /* What a round's sends restamp (send_bounds' ``lag``): each message's stamp at ``hdr`` bytes
- * into it, binary or ASCII; its messages all ``size`` bytes, or ending at ``ends``. */
+ * into it (ws: into its masked frame's payload), binary or ASCII; its messages all ``size``
+ * bytes, or ending at ``ends``. */
 typedef struct {
-    int on, ascii, varied;
+    int on, ascii, varied, ws;
     long long hdr, size, t0;
     Py_buffer ends;
     Py_ssize_t m;  /* varied: the next message's index in ends */
@@ -467,7 +498,7 @@ static int lag_open(PyObject *obj, Lag *lg) {
     if (obj == Py_None)
         return 0;
     PyObject *sz;
-    if (!PyArg_ParseTuple(obj, "LpLO", &lg->hdr, &lg->ascii, &lg->t0, &sz))
+    if (!PyArg_ParseTuple(obj, "LpLO|p", &lg->hdr, &lg->ascii, &lg->t0, &sz, &lg->ws))
         return -1;
     if (PyLong_Check(sz)) {
         lg->size = PyLong_AsLongLong(sz);
@@ -512,11 +543,10 @@ static void lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
     long long ns = (long long)mono_ns() - lg->t0;
     uint32_t lag = ns <= 0 ? 0 : ns >= 4294967295000LL ? 0xFFFFFFFFu
                                                        : (uint32_t)((ns + 500) / 1000);
-    long long room = lg->ascii ? 56 : 28;
     if (!lg->varied) {
         if (lag)
-            for (long long s = a; s + lg->hdr + room <= e; s += lg->size)
-                add_delay(buf + s + lg->hdr, lg->ascii, lag);
+            for (long long s = a; s < e; s += lg->size)
+                lag_one(lg->ascii, lg->ws, lg->hdr, buf, s, e, lag);
         return;
     }
     const long long *ends = lg->ends.buf;
@@ -525,8 +555,8 @@ static void lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
         long long s = lg->m ? ends[lg->m - 1] : 0;
         if (s >= e)
             break;
-        if (lag && s >= a && s + lg->hdr + room <= e)
-            add_delay(buf + s + lg->hdr, lg->ascii, lag);
+        if (lag && s >= a)
+            lag_one(lg->ascii, lg->ws, lg->hdr, buf, s, e, lag);
         lg->m++;
     }
 }
@@ -536,9 +566,9 @@ static void lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
  * One send per connection, as Transport.send_round: data[bounds[k-1]:bounds[k]] to
  * socks[idx[k]]. Returns the sends that did not go out whole: k, the bytes sent, and the
  * errno when it failed (EAGAIN: nothing sent); Python queues or fails those, in order.
- * With ``lag`` ((hdr, ascii, t0, size or int64 message ends)), just before each send its
- * messages' stamps add to their delay how long after ``t0`` (the round's clock read) it
- * went out (harness.wire.hot.py_send_bounds). */
+ * With ``lag`` ((hdr, ascii, t0, size or int64 message ends[, ws])), just before each
+ * send its messages' stamps add to their delay how long after ``t0`` (the round's clock
+ * read) it went out (harness.wire.restamp; ws: binary stamps in masked client frames). */
 static PyObject *send_bounds(PyObject *self, PyObject *args) {
     PyObject *socks, *idxobj, *bounds, *dataobj, *lagobj = Py_None;
     if (!PyArg_ParseTuple(args, "O!OO!O|O", &PyList_Type, &socks, &idxobj, &PyList_Type,

@@ -150,3 +150,48 @@ def test_a_long_send_round_no_longer_adds_to_closed_loop_latency(tmp_path: Path)
     per_round = _p50_ms(tmp_path, "0")
     per_send = _p50_ms(tmp_path, "1")
     assert per_send < 0.7 * per_round, (per_send, per_round)
+
+
+def _unmasked_stamps(frames: bytes, hdr: int) -> list[bytes]:
+    """The binary stamps, ``hdr`` bytes into each masked client frame's payload."""
+    out, s = [], 0
+    while s < len(frames):
+        len7 = frames[s + 1] & 0x7F
+        head = 2 + (2 if len7 == 126 else 8 if len7 == 127 else 0)
+        n = len7 if len7 < 126 else int.from_bytes(frames[s + 2:s + head], "big")
+        mask = frames[s + head:s + head + 4]
+        p = s + head + 4
+        payload = bytes(x ^ mask[j & 3] for j, x in enumerate(frames[p:p + n]))
+        out.append(payload[hdr:hdr + stamp.BIN_SIZE])
+        s = p + n
+    return out
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+@pytest.mark.parametrize("sizes", [64, [64, 200, 70000]])  # one size; 7-, 16- and 64-bit lengths
+def test_stamps_inside_masked_websocket_frames_take_their_send_lag(impl: str, sizes) -> None:
+    from harness.protocols.ws.wsframe import mask_frames
+    counts = [2, 1, 3]
+    t0 = time.monotonic_ns() - 2_000_000
+    out = Outbound(framing.get("len32"), [Kind("k", 1.0, sizes)], [b"f" * 70000], KEY, ME, 5)
+    data, ends, _k = out.build(np.repeat(np.arange(3, dtype=np.int64), counts), 0, t0, 9)
+    frames, fend = mask_frames(data, ends)
+    bounds = fend[np.cumsum(counts) - 1].tolist()
+    with tcp_pairs(3) as (ours, peers):
+        fails = IMPLS[impl].send_bounds(ours, [0, 1, 2], bounds, frames,
+                                        (out.hdr, False, t0, fend, True))
+        after = time.monotonic_ns()
+        assert fails == []
+        got, a = b"", 0
+        for p, b in zip(peers, bounds, strict=True):
+            p.settimeout(2)
+            part = b""
+            while len(part) < b - a:
+                part += p.recv(1 << 17)
+            got, a = got + part, b
+    raw = np.frombuffer(b"".join(_unmasked_stamps(got, out.hdr)), dtype=np.uint8)
+    st, ok = stamp.from_bytes(raw.reshape(6, stamp.BIN_SIZE), False, KEY)
+    assert ok.all() and (st["t"] == t0).all()
+    lag = st["delay"].astype(np.int64) - 9
+    assert (lag >= 2000).all() and (lag <= (after - t0) // 1000 + 1).all(), lag
+    assert lag[0] == lag[1] and lag[3] == lag[4] == lag[5] and (np.diff(lag) >= 0).all()

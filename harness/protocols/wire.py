@@ -60,6 +60,16 @@ class Wire:
     def joined(self, tp: Transport) -> None:
         """The step's transport is built (a hook: HTTP takes the servers' closes)."""
 
+    def restamp(self) -> tuple[int, bool, int, bool] | None:
+        """How a round's sends restamp their messages with each send's lag
+        (harness.wire.restamp): (stamp offset, ASCII, message size or 0, inside WebSocket
+        frames), or None where messages keep their round's time: only stamped frames, as
+        such, on a plain socket."""
+        w = self.w
+        if type(w.proto) is not Stamped or type(w.tp) is not Transport or w.tls is not None:
+            return None
+        return w.out.hdr, w.out.ascii, int(w.out.specs[0]) if w.out.fixed else 0, False
+
     def early_request(self) -> bytes | None:
         """The one fixed request a connection may send as soon as its replies are read
         (harness.wire.rounds.Early), or None."""

@@ -1,7 +1,8 @@
 """Restamping a round's sends (harness.wire.hot.send_bounds' ``lag``): one clock read stamps
 a round's messages, and its sends go out one after another, so just before each send its
 messages' stamps add to their delay (µs) how long after that read it went out. The stamp's
-check is linear in each word, so it moves by the delay's weight times the change. The pure
+check is linear in each word, so it moves by the delay's weight times the change. Stamped
+frames, binary or ASCII, and binary stamps inside masked WebSocket client frames. The pure
 half; harness/_hot.c's ``lag_apply`` is the C one."""
 
 from __future__ import annotations
@@ -9,17 +10,16 @@ from __future__ import annotations
 import struct
 import time
 
-import numpy as np
-
 from harness.wire import stamp
 
-Lag = tuple[int, bool, int, "int | np.ndarray"]  # send_bounds' restamping: (hdr, ascii, t0,
-# message size, or each message's end offset)
+Lag = tuple  # send_bounds' restamping: (hdr, ascii, t0, message size or each message's end
+# offset as int64[, ws]): each stamp ``hdr`` bytes into its message (ws: into its masked
+# client frame's payload)
 _U32 = struct.Struct("<I")
 _DELAY_W = stamp.WEIGHTS_INT[3]  # the delay word's weight in the check
 
 
-def add_delay(data: memoryview, at: int, ascii_: bool, lag: int) -> None:
+def add_delay(data: memoryview | bytearray, at: int, ascii_: bool, lag: int) -> None:
     """The stamp at ``data[at:]``: its delay (µs) grows by ``lag``, saturating, and its
     check with it (linear in each word: it moves by the delay's weight times the change).
     An ASCII stamp that is not hex is left as it is."""
@@ -40,19 +40,34 @@ def add_delay(data: memoryview, at: int, ascii_: bool, lag: int) -> None:
         _U32.pack_into(data, at, check)
 
 
+def _add_delay_ws(data: memoryview, s: int, b: int, hdr: int, lag: int) -> None:
+    """The masked client frame at ``data[s:b]``: the binary stamp ``hdr`` bytes into its
+    payload, unmasked, restamped, masked again (when it lies wholly in the frame)."""
+    if s + 2 > b or not data[s + 1] & 0x80:
+        return
+    len7 = data[s + 1] & 0x7F
+    head = 2 + (2 if len7 == 126 else 8 if len7 == 127 else 0)
+    p = s + head + 4
+    if p + hdr + stamp.BIN_SIZE > b:
+        return
+    mask = bytes(data[s + head:p])
+    at = p + hdr
+    st = bytearray(x ^ mask[(hdr + j) & 3] for j, x in enumerate(data[at:at + stamp.BIN_SIZE]))
+    add_delay(st, 0, False, lag)
+    data[at:at + stamp.BIN_SIZE] = bytes(x ^ mask[(hdr + j) & 3] for j, x in enumerate(st))
+
+
 def _lag_starts(lag: Lag, a: int, b: int, ends: list[int] | None, m: list[int]) -> list[int]:
-    """Where the messages of ``data[a:b]`` start (their stamps at ``hdr`` past it, whole in
-    it); ``m``: the next message's index in ``ends`` (varied sizes), carried on."""
-    hdr, ascii_, _t0, size = lag
-    room = hdr + (stamp.ASCII_SIZE if ascii_ else stamp.BIN_SIZE)
+    """Where the messages of ``data[a:b]`` start; ``m``: the next message's index in
+    ``ends`` (varied sizes), carried on."""
     if ends is None:
-        return list(range(a, b - room + 1, int(size)))
+        return list(range(a, b, int(lag[3])))
     out = []
     while m[0] < len(ends):
         s = ends[m[0] - 1] if m[0] else 0
         if s >= b:
             break
-        if s >= a and s + room <= b:
+        if s >= a:
             out.append(s)
         m[0] += 1
     return out
@@ -70,9 +85,15 @@ class Restamp:
 
     def before_send(self, data: memoryview, a: int, b: int) -> None:
         """``data[a:b]`` goes out now: its messages add their lag, rounded to a µs."""
-        hdr, ascii_, t0, _size = self.lag
+        hdr, ascii_, t0 = self.lag[:3]
+        ws = len(self.lag) > 4 and self.lag[4]
         ns = time.monotonic_ns() - t0
         us = 0 if ns <= 0 else min((ns + 500) // 1000, 0xFFFFFFFF)
-        for at in _lag_starts(self.lag, a, b, self.ends, self.m):
-            if us:
-                add_delay(data, at + hdr, ascii_, us)
+        room = hdr + (stamp.ASCII_SIZE if ascii_ else stamp.BIN_SIZE)
+        for s in _lag_starts(self.lag, a, b, self.ends, self.m):
+            if not us:
+                continue
+            if ws:
+                _add_delay_ws(data, s, b, hdr, us)
+            elif s + room <= b:
+                add_delay(data, s + hdr, ascii_, us)

@@ -19,7 +19,7 @@ class Sends(Events):
 
     out: Outbound
     times: Times
-    restamp: tuple[int, bool, int] | None  # (stamp offset, ASCII, message size or 0)
+    restamp: tuple[int, bool, int, bool] | None  # (stamp offset, ASCII, size or 0, in ws)
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace
@@ -77,10 +77,10 @@ class Sends(Events):
         r = self.restamp
         if r is None:
             return None
-        hdr, ascii_, size = r
+        hdr, ascii_, size, ws = r
         if size:
-            return hdr, ascii_, now, size
-        return (hdr, ascii_, now, ends) if ends is not None else None
+            return hdr, ascii_, now, size, ws
+        return (hdr, ascii_, now, ends, ws) if ends is not None else None
 
     def _send_closed(self, conns: list[int], counts: list[int], total: int, now: int) -> None:
         """A plain closed loop's committed round (:meth:`Pacer.take_closed`): each message

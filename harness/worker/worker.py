@@ -137,10 +137,7 @@ class Worker(Sends):
                        and self.pace.period >= 2 * self.pace.grid)
         self.sleep_to = 0  # the loop waits for its timer alone, until this ns (0: not)
         self.rec.monotone = not self.tp.stamped_rx
-        plain = (SEND_LAG and type(self.proto) is Stamped and type(self.tp) is Transport
-                 and self.tls is None)
-        self.restamp = (self.out.hdr, self.out.ascii,
-                        int(self.out.specs[0]) if self.out.fixed else 0) if plain else None
+        self.restamp = self.wire.restamp() if SEND_LAG else None
         if isinstance(self.deliv, Broadcast):  # closed loop: fan-out times from the send
             self.deliv.ledger.from_send = not self.pace.period
 

@@ -82,7 +82,8 @@ def run_once(conns: int, pace: str, seconds: float, profile: bool = False,
         res = w.run(times, poll)
         if prof:
             prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(int(os.environ.get("PROFILE_LINES", "25")))
+            rows = int(os.environ.get("PROFILE_LINES", "25"))
+            pstats.Stats(prof).sort_stats("tottime").print_stats(rows)
     finally:
         srv.stop()
     rounds = w.round_counts[::-1]  # inside the measure window, in all

@@ -46,6 +46,16 @@ class WsWire(Wire):
         return WsTransport(share, w.addrs, w.plan.source_addrs, sel, w.rounds, w.proto, w,
                            opts=self.opts, tls=self.layer(share, tls))
 
+    def restamp(self) -> tuple[int, bool, int, bool] | None:
+        """Binary messages on a plain socket, uncompressed: each send's lag goes into the
+        stamps inside its masked frames. Text (JSON) and compressed messages keep their
+        round's time."""
+        w = self.w
+        if self.ws.text or self.ws.compress or w.tls is not None or \
+                type(w.proto) is not WsProtocol:
+            return None
+        return w.out.hdr, False, 0, True
+
     def finish(self, res: WorkerResult) -> None:
         w = self.w
         tp, proto = w.tp, w.proto
