@@ -487,19 +487,36 @@ static void lag_one(int ascii, int ws, long long hdr, unsigned char *buf, long l
  * into it (ws: into its masked frame's payload), binary or ASCII; its messages all ``size``
  * bytes, or ending at ``ends``. */
 typedef struct {
-    int on, ascii, varied, ws;
+    int on, ascii, varied, ws, patch;
     long long hdr, size, t0;
     Py_buffer ends;
     Py_ssize_t m;  /* varied: the next message's index in ends */
+    PyObject *lags;  /* a list: each send's lag (µs) appended to it, or NULL */
 } Lag;
 
 static int lag_open(PyObject *obj, Lag *lg) {
     memset(lg, 0, sizeof *lg);
     if (obj == Py_None)
         return 0;
-    PyObject *sz;
-    if (!PyArg_ParseTuple(obj, "LpLO|p", &lg->hdr, &lg->ascii, &lg->t0, &sz, &lg->ws))
+    PyObject *sz, *lags = Py_None;
+    if (!PyArg_ParseTuple(obj, "LpLO|pO", &lg->hdr, &lg->ascii, &lg->t0, &sz, &lg->ws, &lags))
         return -1;
+    if (lags != Py_None) {
+        if (!PyList_Check(lags)) {
+            PyErr_SetString(PyExc_TypeError, "lags must be a list");
+            return -1;
+        }
+        lg->lags = lags;
+    }
+    lg->patch = lg->hdr >= 0;
+    if (!lg->patch) {  /* the lags alone (a stamp offset of -1: nothing restamped) */
+        if (lg->hdr != -1 || lg->lags == NULL) {
+            PyErr_SetString(PyExc_ValueError, "a stamp offset must not be negative");
+            return -1;
+        }
+        lg->on = 1;
+        return 0;
+    }
     if (PyLong_Check(sz)) {
         lg->size = PyLong_AsLongLong(sz);
         if (lg->size == -1 && PyErr_Occurred())
@@ -521,12 +538,6 @@ static int lag_open(PyObject *obj, Lag *lg) {
             return -1;
         }
     }
-    if (lg->hdr < 0) {
-        if (lg->varied)
-            PyBuffer_Release(&lg->ends);
-        PyErr_SetString(PyExc_ValueError, "a stamp offset must not be negative");
-        return -1;
-    }
     lg->on = 1;
     return 0;
 }
@@ -539,15 +550,19 @@ static void lag_close(Lag *lg) {
 /* The messages of data[a:e] (one connection's, about to be sent) carry their send's lag
  * behind the round's clock read, rounded to whole µs. A stamp that does not lie wholly in
  * data[a:e] is left as it is. */
-static void lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
+static int lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
     long long ns = (long long)mono_ns() - lg->t0;
     uint32_t lag = ns <= 0 ? 0 : ns >= 4294967295000LL ? 0xFFFFFFFFu
                                                        : (uint32_t)((ns + 500) / 1000);
+    if (lg->lags != NULL && append_ll(lg->lags, (long long)lag) < 0)
+        return -1;
+    if (!lg->patch)
+        return 0;
     if (!lg->varied) {
         if (lag)
             for (long long s = a; s < e; s += lg->size)
                 lag_one(lg->ascii, lg->ws, lg->hdr, buf, s, e, lag);
-        return;
+        return 0;
     }
     const long long *ends = lg->ends.buf;
     Py_ssize_t n = lg->ends.len / 8;
@@ -559,6 +574,7 @@ static void lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
             lag_one(lg->ascii, lg->ws, lg->hdr, buf, s, e, lag);
         lg->m++;
     }
+    return 0;
 }
 
 /* send_bounds(socks, idx, bounds, data[, lag]) -> [(k, sent, errno), ...]
@@ -566,9 +582,11 @@ static void lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
  * One send per connection, as Transport.send_round: data[bounds[k-1]:bounds[k]] to
  * socks[idx[k]]. Returns the sends that did not go out whole: k, the bytes sent, and the
  * errno when it failed (EAGAIN: nothing sent); Python queues or fails those, in order.
- * With ``lag`` ((hdr, ascii, t0, size or int64 message ends[, ws])), just before each
- * send its messages' stamps add to their delay how long after ``t0`` (the round's clock
- * read) it went out (harness.wire.restamp; ws: binary stamps in masked client frames). */
+ * With ``lag`` ((hdr, ascii, t0, size or int64 message ends[, ws[, lags]])), just before
+ * each send its messages' stamps add to their delay how long after ``t0`` (the round's
+ * clock read) it went out (harness.wire.restamp; ws: binary stamps in masked client
+ * frames), and with a list ``lags`` each send's lag (µs) is appended to it; a ``hdr`` of
+ * -1 restamps nothing (the lags alone). */
 static PyObject *send_bounds(PyObject *self, PyObject *args) {
     PyObject *socks, *idxobj, *bounds, *dataobj, *lagobj = Py_None;
     if (!PyArg_ParseTuple(args, "O!OO!O|O", &PyList_Type, &socks, &idxobj, &PyList_Type,
@@ -583,7 +601,7 @@ static PyObject *send_bounds(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer d;
-    if (PyObject_GetBuffer(dataobj, &d, lg.on ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+    if (PyObject_GetBuffer(dataobj, &d, lg.patch ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
         lag_close(&lg);
         index_close(&ix);
         return NULL;
@@ -608,8 +626,8 @@ static PyObject *send_bounds(PyObject *self, PyObject *args) {
         int fd = fd_of(PyList_GET_ITEM(socks, i));
         if (fd < 0)
             goto fail;
-        if (lg.on)
-            lag_apply(&lg, (unsigned char *)d.buf, a, e);
+        if (lg.on && lag_apply(&lg, (unsigned char *)d.buf, a, e) < 0)
+            goto fail;
         ssize_t n;
         for (;;) {
             n = send(fd, (const char *)d.buf + a, (size_t)(e - a), MSG_DONTWAIT | MSG_NOSIGNAL);

@@ -19,7 +19,7 @@ from harness.protocols.spec import Spec
 from harness.protocols.tls import TlsLayer
 from harness.wire.inbound import Parsed
 from harness.wire.poller import Poller
-from harness.wire.protocol import Stamped, protocol_for
+from harness.wire.protocol import InOrder, Stamped, protocol_for
 from harness.wire.transport import Transport
 
 AfterRound = Callable[[Parsed, int], None]  # (the round's frames, its last receive time, ns)
@@ -63,10 +63,14 @@ class Wire:
     def restamp(self) -> tuple[int, bool, int, bool] | None:
         """How a round's sends restamp their messages with each send's lag
         (harness.wire.restamp): (stamp offset, ASCII, message size or 0, inside WebSocket
-        frames), or None where messages keep their round's time: only stamped frames, as
-        such, on a plain socket."""
+        frames), or None where messages keep their round's time; on a plain socket,
+        stamped frames as such, and in-order protocols' kept stamps (offset -1)."""
         w = self.w
-        if type(w.proto) is not Stamped or type(w.tp) is not Transport or w.tls is not None:
+        if type(w.tp) is not Transport or w.tls is not None:
+            return None
+        if isinstance(w.proto, InOrder):  # stamps kept here: the lags alone (add_lags)
+            return -1, False, 0, False
+        if type(w.proto) is not Stamped:
             return None
         return w.out.hdr, w.out.ascii, int(w.out.specs[0]) if w.out.fixed else 0, False
 

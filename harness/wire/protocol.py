@@ -99,6 +99,10 @@ class Stamped:
     def forget(self, i: int) -> None:
         """Connection ``i`` closed."""
 
+    def add_lags(self, idx: np.ndarray, counts: np.ndarray, lags: list[int]) -> None:
+        """Each send's lag behind its round's clock read, for stamps kept here (InOrder);
+        stamped frames carry theirs in their bytes (harness.wire.restamp)."""
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
 class InOrder(Stamped):
@@ -149,6 +153,20 @@ class InOrder(Stamped):
         rank = np.arange(len(conn)) - np.repeat(np.cumsum(counts) - counts, counts)
         self.ring.view(_RECORD)[conn, (self.tail[conn] + rank) % cap] = st.view(_RECORD)
         self.tail[idx] += counts
+
+    def add_lags(self, idx: np.ndarray, counts: np.ndarray, lags: list[int]) -> None:
+        """The round's requests just went out, connection ``idx[k]``'s ``counts[k]`` of
+        them (the last it queued) ``lags[k]`` µs after the round's clock read: their
+        stamps' delays grow by it (saturating), so latency runs from each send."""
+        lag = np.asarray(lags, dtype=np.int64)
+        if len(lag) != len(idx) or not lag.any():
+            return
+        conn = idx.repeat(counts)
+        back = np.cumsum(counts).repeat(counts) - np.arange(len(conn))  # 1: the last queued
+        pos = (self.tail[conn] - back) % self.ring.shape[1]
+        delay = self.ring["delay"]
+        delay[conn, pos] = np.minimum(delay[conn, pos].astype(np.int64) + lag.repeat(counts),
+                                      stamp.MAX_DELAY_US)
 
     def _grow(self, need: int) -> None:
         """Double the ring until ``need`` fits, keeping each queue's order."""

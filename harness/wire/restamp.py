@@ -13,8 +13,9 @@ import time
 from harness.wire import stamp
 
 Lag = tuple  # send_bounds' restamping: (hdr, ascii, t0, message size or each message's end
-# offset as int64[, ws]): each stamp ``hdr`` bytes into its message (ws: into its masked
-# client frame's payload)
+# offset as int64[, ws[, lags]]): each stamp ``hdr`` bytes into its message (ws: into its
+# masked client frame's payload); ``lags``, a list: each send's lag (µs) appended to it; a
+# ``hdr`` of -1 restamps nothing (the lags alone: in-order protocols keep their stamps)
 _U32 = struct.Struct("<I")
 _DELAY_W = stamp.WEIGHTS_INT[3]  # the delay word's weight in the check
 
@@ -76,12 +77,16 @@ def _lag_starts(lag: Lag, a: int, b: int, ends: list[int] | None, m: list[int]) 
 class Restamp:
     """One round's restamping, send by send (its place in the message ends carried on)."""
 
-    __slots__ = ("lag", "ends", "m")
+    __slots__ = ("lag", "ends", "m", "lags")
 
     def __init__(self, lag: Lag) -> None:
         self.lag = lag
-        self.ends = None if isinstance(lag[3], int) else lag[3].tolist()
+        self.ends = None if lag[0] < 0 or isinstance(lag[3], int) else lag[3].tolist()
         self.m = [0]
+        lags = lag[5] if len(lag) > 5 else None
+        if lag[0] < 0 and (lag[0] != -1 or lags is None):
+            raise ValueError("a stamp offset must not be negative")
+        self.lags: list[int] | None = lags
 
     def before_send(self, data: memoryview, a: int, b: int) -> None:
         """``data[a:b]`` goes out now: its messages add their lag, rounded to a µs."""
@@ -89,6 +94,10 @@ class Restamp:
         ws = len(self.lag) > 4 and self.lag[4]
         ns = time.monotonic_ns() - t0
         us = 0 if ns <= 0 else min((ns + 500) // 1000, 0xFFFFFFFF)
+        if self.lags is not None:
+            self.lags.append(us)
+        if hdr < 0:
+            return
         room = hdr + (stamp.ASCII_SIZE if ascii_ else stamp.BIN_SIZE)
         for s in _lag_starts(self.lag, a, b, self.ends, self.m):
             if not us:

@@ -65,8 +65,11 @@ class Sends(Events):
             rec.sent_by_stamp(np.asarray(tint), ends, kinds, now)
         else:
             rec.sent(total, int(ends[-1]), kinds, now)
+        lag = self._lag(now, ends)
         self.tp.send_round(idx, (ends if ones else ends[counts.cumsum() - 1]).tolist(), data,
-                           self._lag(now, ends))
+                           lag)
+        if lag is not None and len(lag) > 5 and lag[5]:  # in-order: the stamps kept here
+            self.proto.add_lags(idx, counts, lag[5])
 
     def _lag(self, now: int, ends: np.ndarray | None = None) -> Lag | None:
         """How the round's sends restamp their messages (harness.wire.hot.py_send_bounds):
@@ -78,6 +81,8 @@ class Sends(Events):
         if r is None:
             return None
         hdr, ascii_, size, ws = r
+        if hdr < 0:  # an in-order protocol: each send's lag, for the stamps it keeps
+            return -1, False, now, 0, False, []
         if size:
             return hdr, ascii_, now, size, ws
         return (hdr, ascii_, now, ends, ws) if ends is not None else None
