@@ -42,6 +42,7 @@ class Recorder:
         self.monotone = True  # receive times never decrease within a round (False: kernel
         # arrival stamps, in read order)
         self.series: dict[str, list[int]] = {"sent": [], "received": [], "errors": []}
+        self.cur_lo, self.cur_hi = 1, 0  # ns bounds of the series' last second (none yet)
         self.snap = self.res.latency.counts.copy()  # latency counts when this second began
 
     def begin(self, times: Times, timeout_ns: int) -> None:
@@ -123,16 +124,17 @@ class Recorder:
             res.bytes_received += got * (self.fixed or 0)
             self._series_add("received", got, t_last)
         if min(tint) >= begin:
-            lat = [a - b for a, b in zip(t, tint, strict=True)]
             ds = delay
+            if open_loop:
+                lat = [a - b for a, b in zip(t, tint, strict=True)]
+            else:  # closed loop: from the send (its lag in the round, the delay)
+                lat = [a - b - d * 1000 for a, b, d in zip(t, tint, delay, strict=True)]
         else:  # some were sent before the window opened
             keep = [k for k, b in enumerate(tint) if b >= begin]
             if not keep:
                 return
-            lat = [t[k] - tint[k] for k in keep]
             ds = [delay[k] for k in keep]
-        if not open_loop and max(ds):  # closed loop: from the send (its lag in the round)
-            lat = [x - d * 1000 for x, d in zip(lat, ds, strict=True)]
+            lat = [t[k] - tint[k] - (0 if open_loop else delay[k] * 1000) for k in keep]
         self.res.latency.record_list(lat)
         if max(lat) > self.timeout_ns:
             self.res.late += sum(1 for x in lat if x > self.timeout_ns)
@@ -206,11 +208,16 @@ class Recorder:
     def _series_add(self, name: str, count: int, now: int) -> None:
         if not self.measuring:
             return
+        if self.cur_lo <= now < self.cur_hi:  # the series' last second (most calls)
+            self.series[name][-1] += count
+            return
         # (a kernel arrival stamp may be a little before the window opened, where the read
         # that took it was after: its second is the first)
         sec = max((now - self.times.measure) // SEC, 0)
         self._roll(sec)
         self.series[name][sec] += count
+        self.cur_lo = self.times.measure + (len(self.series["sent"]) - 1) * SEC
+        self.cur_hi = self.cur_lo + SEC
 
     def _roll(self, sec: int) -> None:
         while len(self.series["sent"]) <= sec:
