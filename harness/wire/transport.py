@@ -38,6 +38,7 @@ __all__ = ["CHUNK", "CONNECT_KINDS", "ROUND_BUF", "STREAM_NONBLOCK", "TIMER", "E
 TIMER = -1  # the timerfd's number in the poller
 STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK  # (Linux, as epoll)
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
+NO_READS = Reads(False)  # a round that sends nothing early (never appended to)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # subclassed in pure modules
@@ -227,8 +228,7 @@ class Transport:
 
     def send_round(self, idx: np.ndarray | list[int], bounds: list[int], data: memoryview,
                    lag: tuple | None = None) -> None:
-        """One send per connection, ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]`` (``lag``:
-        harness.wire.restamp)."""
+        """One send per connection, ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]`` (restamp)."""
         if self.tls is not None:  # through the layer, whose exceptions mean their own
             conns = idx if isinstance(idx, list) else idx.tolist()
             for i, a, b in zip(conns, [0, *bounds], bounds, strict=False):
@@ -316,8 +316,8 @@ class Transport:
         # closed loop the next requests go out at once (harness.wire.rounds.Early)
         tlen, rep, stamped = len(proto.tmpl), proto.rep, self.stamped_rx
         buf, last, off, k, nready = rb.buf, len(rb.buf) - CHUNK, 0, 0, len(ready)
-        sent = Reads(False)  # requests sent early: connection, count, time
         early = self.early
+        sent = NO_READS if early is None else Reads(False)  # sent early: conn, count, time
         ea = None if early is None else (early.reqs, early.owed, early.until, self.pend_out,
                                          sent.conn, sent.end, sent.t)
         while k < nready:

@@ -111,9 +111,10 @@ class Recorder:
     def received_few(self, t: list[int], tint: list[int], delay: list[int], t_last: int,
                      open_loop: bool) -> None:
         """As :meth:`received`, for a small round of frames of one size and one kind, in
-        plain Python: receive times, intended send times (ns), delays (µs)."""
+        plain Python: receive times, intended send times (ns), delays (µs); ``t_last`` is
+        the latest of ``t``."""
         begin, end = self.times.measure, self.times.end
-        first, last = (t[0], t[-1]) if self.monotone else (min(t), max(t))
+        first, last = (t[0], t_last) if self.monotone else (min(t), t_last)
         if first >= begin and (end is None or last < end):
             got = len(t)
         else:
