@@ -117,13 +117,21 @@ def test_an_open_loop_reads_at_its_send_instants_only() -> None:
     assert 1e6 / got["us_round"] <= 600, got  # rounds a second in the window
 
 
-def _stopped_run(port: int, tmp: Path, stamps: str) -> dict:
-    """An open-loop run against a server that answers 200 ms late, each connection sending
-    once a second (so at most one reply reaches it in the stop); its worker stopped
-    (SIGSTOP) for 500 ms, 1 s into the window. The step's record."""
+OPEN_LOOP = ("--rate", "1")  # each connection sends once a second
+CLOSED_LOOP = ("--think", "0.1-0.3")  # one in flight, a think time after each reply
+
+
+def _stopped_run(port: int, tmp: Path, stamps: str, pacing: tuple[str, ...] = OPEN_LOOP
+                 ) -> dict:
+    """A run of 40 connections (``pacing``: open loop at 1/s, so at most one reply reaches
+    a connection in the stop; or closed loop, one in flight and a think time of 0.1 to
+    0.3 s, so that the replies to the sends of the last 200 ms before the stop arrive in
+    it) against a server that answers 200 ms late; its worker stopped (SIGSTOP) for
+    500 ms, 1 s into the window. The step's record."""
     cmd = [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{port}", "--conns",
-           "40", "--rate", "1", "--duration", "3", "--warmup", "0.5", "--workers", "1",
-           "--timeout", "5", "--json", "--no-report", "--results-dir", str(tmp / stamps)]
+           "40", *pacing, "--duration", "3", "--warmup", "0.5", "--workers", "1",
+           "--timeout", "5", "--json", "--no-report", "--results-dir",
+           str(tmp / (stamps + pacing[0]))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL,
                             env={**os.environ, "HARNESS_RX_STAMPS": stamps})
@@ -157,41 +165,14 @@ def test_a_stopped_client_does_not_add_its_stop_to_service_time(tmp_path: Path) 
     assert clocked["service_ms"]["max"] > 550, clocked["service_ms"]
 
 
-def _stopped_closed_run(port: int, tmp: Path, stamps: str) -> dict:
-    """A closed-loop run (40 connections, one message in flight each, a think time of 0.1
-    to 0.3 s after each reply) against a server that answers 200 ms late; its worker stopped
-    (SIGSTOP) for 500 ms, 1 s into the window, so that the replies to the sends of the last
-    200 ms before the stop arrive while it is stopped. The step's record."""
-    cmd = [sys.executable, "-m", "harness", "run", "--host", f"127.0.0.1:{port}", "--conns",
-           "40", "--think", "0.1-0.3", "--duration", "3", "--warmup", "0.5", "--workers", "1",
-           "--timeout", "5", "--json", "--no-report", "--results-dir", str(tmp / stamps)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL,
-                            env={**os.environ, "HARNESS_RX_STAMPS": stamps})
-    try:
-        (worker, *_) = worker_pids(proc.pid, time.monotonic() + 30)
-        wait_process_connections(proc.pid, port, 40)
-        time.sleep(1.5)
-        os.kill(worker, signal.SIGSTOP)
-        time.sleep(0.5)
-        os.kill(worker, signal.SIGCONT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode in (0, 1, 4), err
-    return json.loads(out)["steps"][0]
-
-
 @pytest.mark.e2e
 def test_a_stopped_client_does_not_add_its_stop_to_closed_loop_latency(tmp_path: Path) -> None:
     """A closed loop times a reply by its arrival as well: a reply that came while the
     client was stopped is 200 ms late (the server's delay), not 200 ms plus the rest of the
     stop (how long the client took to read it)."""
     with servers.start("delay", delay=0.2) as srv:
-        stamped = _stopped_closed_run(srv.port, tmp_path, "1")
-        clocked = _stopped_closed_run(srv.port, tmp_path, "0")
+        stamped = _stopped_run(srv.port, tmp_path, "1", CLOSED_LOOP)
+        clocked = _stopped_run(srv.port, tmp_path, "0", CLOSED_LOOP)
     for s in (stamped, clocked):
         assert s["lost"] == 0 and s["received"] > 0
         assert s["latency_ms"]["p50"] < 250  # the server's 200 ms, most of the time
