@@ -132,7 +132,7 @@ def _p50_ms(tmp: Path, lag: str) -> float:
     """A closed loop of 200 connections against the embedded echo server, a think time of
     2 ms putting them in step (a round sends to about half of them): the step's p50."""
     cmd = [sys.executable, "-m", "harness", "run", "--conns", "200", "--think", "0.002",
-           "--duration", "2", "--warmup", "0.5", "--workers", "1", "--json", "--no-report",
+           "--duration", "1", "--warmup", "0.3", "--workers", "1", "--json", "--no-report",
            "--results-dir", str(tmp / lag)]
     r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                        timeout=120, env={**os.environ, "HARNESS_SEND_LAG": lag})
@@ -251,7 +251,7 @@ def test_an_http_closed_loop_times_each_request_from_its_send(tmp_path: Path) ->
         for lag in ("0", "1"):
             cmd = [sys.executable, "-m", "harness", "run", "--host",
                    f"http://127.0.0.1:{port}/x", "--conns", "200", "--think", "0.002",
-                   "--duration", "2", "--warmup", "0.5", "--workers", "1", "--json",
+                   "--duration", "1", "--warmup", "0.3", "--workers", "1", "--json",
                    "--no-report", "--results-dir", str(tmp_path / lag)]
             r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                                timeout=120, env={**os.environ, "HARNESS_SEND_LAG": lag})
