@@ -17,6 +17,7 @@ Lag = tuple  # send_bounds' restamping: (hdr, ascii, t0, message size or each me
 # masked client frame's payload); ``lags``, a list: each send's lag (µs) appended to it; a
 # ``hdr`` of -1 restamps nothing (the lags alone: in-order protocols keep their stamps)
 _U32 = struct.Struct("<I")
+_FIVE = struct.Struct("<5I")  # a binary stamp's first five words, the delay last
 _DELAY_W = stamp.WEIGHTS_INT[3]  # the delay word's weight in the check
 
 
@@ -58,11 +59,9 @@ def _add_delay_ws(data: memoryview, s: int, b: int, hdr: int, lag: int) -> None:
     data[at:at + stamp.BIN_SIZE] = bytes(x ^ mask[(hdr + j) & 3] for j, x in enumerate(st))
 
 
-def _lag_starts(lag: Lag, a: int, b: int, ends: list[int] | None, m: list[int]) -> list[int]:
-    """Where the messages of ``data[a:b]`` start; ``m``: the next message's index in
-    ``ends`` (varied sizes), carried on."""
-    if ends is None:
-        return list(range(a, b, int(lag[3])))
+def _lag_starts(a: int, b: int, ends: list[int], m: list[int]) -> list[int]:
+    """Where the messages of ``data[a:b]`` start, by their ``ends``; ``m``: the next
+    message's index in ``ends``, carried on from send to send."""
     out = []
     while m[0] < len(ends):
         s = ends[m[0] - 1] if m[0] else 0
@@ -77,32 +76,43 @@ def _lag_starts(lag: Lag, a: int, b: int, ends: list[int] | None, m: list[int]) 
 class Restamp:
     """One round's restamping, send by send (its place in the message ends carried on)."""
 
-    __slots__ = ("lag", "ends", "m", "lags")
+    __slots__ = ("hdr", "ascii", "t0", "size", "ws", "ends", "m", "lags", "room")
 
     def __init__(self, lag: Lag) -> None:
-        self.lag = lag
-        self.ends = None if lag[0] < 0 or isinstance(lag[3], int) else lag[3].tolist()
-        self.m = [0]
+        self.hdr, self.ascii, self.t0 = lag[0], lag[1], lag[2]
+        self.ws = len(lag) > 4 and bool(lag[4])
         lags = lag[5] if len(lag) > 5 else None
-        if lag[0] < 0 and (lag[0] != -1 or lags is None):
+        if self.hdr < 0 and (self.hdr != -1 or lags is None):
             raise ValueError("a stamp offset must not be negative")
         self.lags: list[int] | None = lags
+        fixed = self.hdr < 0 or isinstance(lag[3], int)
+        self.size = int(lag[3]) if fixed and self.hdr >= 0 else 0
+        self.ends = None if fixed else lag[3].tolist()
+        self.m = [0]
+        self.room = self.hdr + (stamp.ASCII_SIZE if self.ascii else stamp.BIN_SIZE)
 
     def before_send(self, data: memoryview, a: int, b: int) -> None:
         """``data[a:b]`` goes out now: its messages add their lag, rounded to a µs."""
-        hdr, ascii_, t0 = self.lag[:3]
-        ws = len(self.lag) > 4 and self.lag[4]
-        ns = time.monotonic_ns() - t0
-        us = 0 if ns <= 0 else min((ns + 500) // 1000, 0xFFFFFFFF)
+        ns = time.monotonic_ns() - self.t0
+        us = 0 if ns < 500 else min((ns + 500) // 1000, 0xFFFFFFFF)
         if self.lags is not None:
             self.lags.append(us)
-        if hdr < 0:
+        hdr = self.hdr
+        if hdr < 0 or (not us and self.ends is None):
             return
-        room = hdr + (stamp.ASCII_SIZE if ascii_ else stamp.BIN_SIZE)
-        for s in _lag_starts(self.lag, a, b, self.ends, self.m):
-            if not us:
-                continue
-            if ws:
+        if self.ends is None and not self.ws and not self.ascii:  # the usual: one size
+            unpack, pack, w = _FIVE.unpack_from, _FIVE.pack_into, _DELAY_W
+            for s in range(a + hdr, b - self.room + hdr + 1, self.size):
+                check, c, q, k, old = unpack(data, s)  # check, conn, seq, kind|worker, delay
+                now = min(old + us, 0xFFFFFFFF)
+                pack(data, s, (check + w * (now - old)) & 0xFFFFFFFF, c, q, k, now)
+            return
+        starts = (range(a, b, self.size) if self.ends is None else
+                  _lag_starts(a, b, self.ends, self.m))
+        if not us:
+            return
+        for s in starts:
+            if self.ws:
                 _add_delay_ws(data, s, b, hdr, us)
-            elif s + room <= b:
-                add_delay(data, s + hdr, ascii_, us)
+            elif s + self.room <= b:
+                add_delay(data, s + hdr, self.ascii, us)
