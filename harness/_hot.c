@@ -46,15 +46,35 @@ static inline int64_t mono_ns(void) {
 }
 
 /* CLOCK_REALTIME minus CLOCK_MONOTONIC, ns: the realtime read between two monotonic
- * reads, less their midpoint (a kernel receive stamp is on CLOCK_REALTIME). */
+ * reads, less their midpoint (a kernel receive stamp is on CLOCK_REALTIME). A reading whose
+ * monotonic reads lie over OFFSET_WIDE_NS apart (the thread lost its core between them: the
+ * midpoint may be that far off) is tried again, up to OFFSET_TRIES times; failing that, the
+ * last tight reading stands (the two clocks drift apart by NTP's slew alone, ppm). */
+#define OFFSET_WIDE_NS 2000
+#define OFFSET_TRIES 4
+static int64_t last_offset;
+static int have_offset;
+
 static int64_t real_offset_ns(void) {
-    struct timespec a, r, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    clock_gettime(CLOCK_REALTIME, &r);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    int64_t ma = (int64_t)a.tv_sec * 1000000000LL + a.tv_nsec;
-    int64_t mb = (int64_t)b.tv_sec * 1000000000LL + b.tv_nsec;
-    return (int64_t)r.tv_sec * 1000000000LL + r.tv_nsec - (ma + (mb - ma) / 2);
+    int64_t best = 0, width = INT64_MAX;
+    for (int k = 0; k < OFFSET_TRIES; k++) {
+        struct timespec a, r, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        clock_gettime(CLOCK_REALTIME, &r);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        int64_t ma = (int64_t)a.tv_sec * 1000000000LL + a.tv_nsec;
+        int64_t mb = (int64_t)b.tv_sec * 1000000000LL + b.tv_nsec;
+        if (mb - ma < width) {
+            width = mb - ma;
+            best = (int64_t)r.tv_sec * 1000000000LL + r.tv_nsec - (ma + (mb - ma) / 2);
+        }
+        if (width <= OFFSET_WIDE_NS) {
+            last_offset = best;
+            have_offset = 1;
+            return best;
+        }
+    }
+    return have_offset ? last_offset : best;
 }
 
 /* recv with the kernel's receive stamp (SO_TIMESTAMPNS set on the socket): the bytes'

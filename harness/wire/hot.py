@@ -59,12 +59,27 @@ SOL_SOCKET, SO_TIMESTAMPNS, STAMP_SPACE = 1, 35, 32
 _TS = struct.Struct("qq")
 
 
+OFFSET_WIDE_NS, OFFSET_TRIES = 2000, 4  # real_offset_ns: a reading this wide is retried
+_last_offset: list[int] = []  # the last tight reading
+
+
 def real_offset_ns() -> int:
     """CLOCK_REALTIME minus CLOCK_MONOTONIC, ns (the realtime read between two monotonic
-    reads, less their midpoint): puts a kernel receive stamp on time.monotonic_ns()."""
-    a = time.monotonic_ns()
-    r = time.time_ns()
-    return r - (a + (time.monotonic_ns() - a) // 2)
+    reads, less their midpoint): puts a kernel receive stamp on time.monotonic_ns(). A
+    reading whose monotonic reads lie over OFFSET_WIDE_NS apart (the thread lost its core
+    between them, so the midpoint may be that far off) is tried again, up to OFFSET_TRIES
+    times; failing that, the last tight reading stands (the clocks drift by NTP's slew)."""
+    best, width = 0, 1 << 62
+    for _ in range(OFFSET_TRIES):
+        a = time.monotonic_ns()
+        r = time.time_ns()
+        b = time.monotonic_ns()
+        if b - a < width:
+            best, width = r - (a + (b - a) // 2), b - a
+        if width <= OFFSET_WIDE_NS:
+            _last_offset[:] = [best]
+            return best
+    return _last_offset[0] if _last_offset else best
 
 
 def recv_stamped(s: Any, into: memoryview, offset: int) -> tuple[int, int]:

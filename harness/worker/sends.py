@@ -72,11 +72,12 @@ class Sends(Events):
             self.proto.add_lags(idx, counts, lag[5])
 
     def _lag(self, now: int, ends: np.ndarray | None = None) -> Lag | None:
-        """How the round's sends restamp their messages (harness.wire.hot.py_send_bounds):
-        one clock read a round stamps them, and the sends go out one after another, so
-        each adds to its messages' delay how long after ``now`` it went out (the closed loop
-        times latency from there, the open loop its service time). None: not a plain
-        stamped frame on a plain socket."""
+        """How the round's sends restamp their messages (harness.wire.restamp): one clock
+        read a round stamps them, and the sends go out one after another, so each adds to
+        its messages' delay how long after ``now`` it went out (the closed loop times
+        latency from there, the open loop its service time); an in-order protocol gets
+        each send's lag for the stamps it keeps. None: the protocol keeps its round's time
+        (Wire.restamp)."""
         r = self.restamp
         if r is None:
             return None
