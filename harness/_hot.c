@@ -1196,6 +1196,82 @@ done:
     return ret;
 }
 
+/* open_pick(cand, base, period, phase, sched, alive, sends, blocked, budget, burst)
+ *     -> (idx, want, lag)
+ *
+ * harness.worker.loops.OpenLoop.pick's loop over its candidates (a list or an int64 array):
+ * candidate i owes (base - phase[i]) // period + 1 - sched[i] messages (floored; at most
+ * budget[i] when ``budget`` is an array, None: no budget). One that owes some, alive and a
+ * sender, sends min(owed, burst), none when ``blocked``; one that still owes after that is
+ * a laggard. Returns the senders and their counts, and the laggards, in candidate order.
+ * phase, sched, budget: int64 arrays; alive, sends, blocked: bool arrays. */
+static PyObject *open_pick(PyObject *self, PyObject *args) {
+    PyObject *co, *ph, *sc, *al, *se, *bl, *bu;
+    long long base, period, burst;
+    if (!PyArg_ParseTuple(args, "OLLOOOOOOL", &co, &base, &period, &ph, &sc, &al, &se, &bl,
+                          &bu, &burst))
+        return NULL;
+    if (period <= 0) {
+        PyErr_SetString(PyExc_ValueError, "the period must be positive");
+        return NULL;
+    }
+    int budgeted = bu != Py_None;
+    Py_buffer v[6];
+    PyObject *objs[6] = {ph, sc, al, se, bl, budgeted ? bu : ph};
+    const Py_ssize_t sizes[6] = {8, 8, 1, 1, 1, 8};
+    const char *names[6] = {"phase", "sched", "alive", "sends", "blocked", "budget"};
+    PyObject *idx = NULL, *want = NULL, *lag = NULL, *ret = NULL;
+    Index ix;
+    int has_ix = 0;
+    Py_ssize_t n = 0;
+    int opened = arrays_open(objs, sizes, names, 6, v, &n);
+    if (PyErr_Occurred())
+        goto done;
+    if (index_open(co, &ix) < 0)
+        goto done;
+    has_ix = 1;
+    const long long *phase = v[0].buf, *sched = v[1].buf, *budget = v[5].buf;
+    const unsigned char *alive = v[2].buf, *sends = v[3].buf, *blocked = v[4].buf;
+    idx = PyList_New(0);
+    want = PyList_New(0);
+    lag = PyList_New(0);
+    if (idx == NULL || want == NULL || lag == NULL)
+        goto done;
+    for (Py_ssize_t k = 0; k < ix.n; k++) {
+        long long i;
+        if (index_get(&ix, k, &i) < 0)
+            goto done;
+        if (i < 0 || i >= n) {
+            PyErr_SetString(PyExc_IndexError, "connection out of range");
+            goto done;
+        }
+        long long num = base - phase[i];
+        long long q = num / period;
+        if (num % period != 0 && num < 0)
+            q -= 1;  /* floored, as Python's // */
+        long long due = q + 1 - sched[i];
+        if (budgeted && budget[i] < due)
+            due = budget[i];
+        if (due <= 0 || !(alive[i] && sends[i]))
+            continue;
+        long long w = blocked[i] ? 0 : (due < burst ? due : burst);
+        if (w && (append_ll(idx, i) < 0 || append_ll(want, w) < 0))
+            goto done;
+        if (due > w && append_ll(lag, i) < 0)
+            goto done;
+    }
+    ret = PyTuple_Pack(3, idx, want, lag);
+done:
+    if (has_ix)
+        index_close(&ix);
+    for (int k = 0; k < opened; k++)
+        PyBuffer_Release(&v[k]);
+    Py_XDECREF(idx);
+    Py_XDECREF(want);
+    Py_XDECREF(lag);
+    return ret;
+}
+
 /* timer_arm(fd, at_ns): harness.wire.timer.Timer.arm's timerfd_settime (absolute, on
  * CLOCK_MONOTONIC; at_ns below 1 fires at once). OSError when the call fails. */
 static PyObject *timer_arm(PyObject *self, PyObject *args) {
@@ -1234,6 +1310,7 @@ static PyMethodDef methods[] = {
     {"mark_few", mark_few, METH_VARARGS, "Mark replies' seqs in the echo ledger."},
     {"closed_take", closed_take, METH_VARARGS, "A plain closed loop's pick and commit."},
     {"open_commit", open_commit, METH_VARARGS, "A small open-loop round's commit."},
+    {"open_pick", open_pick, METH_VARARGS, "An open-loop round's pick of its candidates."},
     {"timer_arm", timer_arm, METH_VARARGS, "Arm a timerfd at an absolute ns time."},
     {"timer_clear", timer_clear, METH_VARARGS, "Consume a timerfd's expiry."},
     {NULL, NULL, 0, NULL}};

@@ -397,6 +397,34 @@ def test_open_commit_agrees_on_random_rounds() -> None:
                                                       for _ in range(4)), np.zeros(2, bool), -1)
 
 
+def test_open_pick_agrees_on_random_rounds() -> None:
+    """The open loop's pick of its candidates: the same senders, counts and laggards, with
+    instants before a phase (a floored negative), budgets, bursts capped, connections down,
+    listening or blocked, and candidates as a list or an int64 array."""
+    rng = np.random.default_rng(34)
+    for trial in range(400):
+        n = int(rng.integers(1, 60))
+        period = int(rng.integers(1, 5)) * 1_000_000
+        phase = rng.integers(0, 8, n).astype(np.int64) * 500_000
+        sched = rng.integers(0, 6, n).astype(np.int64)
+        alive, sends, blocked = (rng.random(n) < q for q in (0.8, 0.9, 0.2))
+        budget = rng.integers(0, 4, n).astype(np.int64) if trial % 2 else None
+        cand = sorted({int(c) for c in rng.integers(0, n, int(rng.integers(1, 40)))})
+        base = int(rng.integers(-3, 12)) * period // 2
+        burst = int(rng.integers(1, 6))
+        args = (base, period, phase, sched, alive, sends, blocked, budget, burst)
+        want = hot.py_open_pick(cand, *args)
+        assert hot.native.open_pick(cand, *args) == want, trial
+        assert hot.native.open_pick(np.array(cand, dtype=np.int64), *args) == want, trial
+    zeros = [np.zeros(2, dtype=np.int64)] * 2 + [np.ones(2, bool)] * 3
+    with pytest.raises(IndexError):
+        hot.native.open_pick([2], 0, 1, *zeros, None, 1)
+    with pytest.raises(ValueError):
+        hot.native.open_pick([0], 0, 0, *zeros, None, 1)
+    with pytest.raises(TypeError):
+        hot.native.open_pick([0], 0, 1, zeros[0], zeros[1], zeros[0], *zeros[3:], None, 1)
+
+
 @pytest.mark.parametrize("impl", ["pure", "native"])
 def test_the_timer_fires_at_its_time_and_clears(impl: str, monkeypatch: pytest.MonkeyPatch
                                                 ) -> None:

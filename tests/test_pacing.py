@@ -10,6 +10,7 @@ import numpy as np
 from harness.core.plan import Pacing
 from harness.core.result import Share
 from harness.core.units import SEC
+from harness.worker import loops
 from harness.worker import pacing as pacing_mod
 from harness.worker.loops import (
     MAX_BURST,
@@ -323,14 +324,18 @@ def test_a_few_open_loop_candidates_picked_in_python_get_numpys_answer() -> None
         p.start(0, alive(n))
         live, blocked = rng.random(n) < 0.8, rng.random(n) < 0.2
         now = 50 * MS  # up to 5,000 owed each: the burst cap matters too
-        got = p.loop._pick_few(p, list(range(n)), now, live, blocked, measuring)
+        loops.PICK_FEW, few = n, loops.PICK_FEW  # all n are candidates: one at a time
+        try:
+            got = p.pick_few(now, live, blocked, measuring)
+        finally:
+            loops.PICK_FEW = few
         due = owed(p, now)
         if measuring:
             due = np.minimum(due, p.budget)
         want = np.where(live & ~blocked, np.minimum(due, MAX_BURST), 0)
-        assert got is not None
-        assert got[0].tolist() == np.flatnonzero(want).tolist()
-        assert got[1].tolist() == want[want > 0].tolist()
+        assert got is not None and isinstance(got[0], list)
+        assert got[0] == np.flatnonzero(want).tolist()
+        assert got[1] == want[want > 0].tolist()
         lag = live & (due > want)
         assert p.wheel.laggards.tolist() == np.flatnonzero(lag).tolist()
 

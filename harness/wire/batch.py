@@ -227,4 +227,4 @@ class Outbound:
 # numpy further: 16 open-loop messages a round cost 10-14% less CPU, 20 x 1 closed ran
 # 27% faster, and 32-48 a round no slower (docs/PERFORMANCE.md, 2026-12-06)
 SMALL_ROUND = 32
-SMALL_OPEN = 32 if hot.native is not None else 8
+SMALL_OPEN = 128 if hot.native is not None else 8

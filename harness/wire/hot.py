@@ -350,6 +350,35 @@ def py_open_commit(idx: list[int], counts: list[int], now: int, base: int, perio
     return tint, delay, worst
 
 
+def py_open_pick(cand: list[int] | np.ndarray, base: int, period: int, phase: np.ndarray,
+                 sched: np.ndarray, alive: np.ndarray, sends: np.ndarray, blocked: np.ndarray,
+                 budget: np.ndarray | None, burst: int
+                 ) -> tuple[list[int], list[int], list[int]]:
+    """An open-loop round's pick over its candidates: candidate i owes
+    ``(base - phase[i]) // period + 1 - sched[i]`` messages (at most ``budget[i]`` when a
+    budget is given). One that owes some, alive and a sender, sends min(owed, ``burst``),
+    none when ``blocked``; one that still owes after that is a laggard. Returns the
+    senders, their counts and the laggards, in candidate order."""
+    if period <= 0:
+        raise ValueError("the period must be positive")
+    idx: list[int] = []
+    want: list[int] = []
+    lag: list[int] = []
+    for i in (cand if isinstance(cand, list) else cand.tolist()):
+        due = (base - int(phase[i])) // period + 1 - int(sched[i])
+        if budget is not None:
+            due = min(due, int(budget[i]))
+        if due <= 0 or not (alive[i] and sends[i]):
+            continue
+        w = 0 if blocked[i] else min(due, burst)
+        if w:
+            idx.append(i)
+            want.append(w)
+        if due > w:
+            lag.append(i)
+    return idx, want, lag
+
+
 if native is not None:
     recv_fixed = native.recv_fixed
     recv_tmpl = native.recv_tmpl
@@ -362,6 +391,7 @@ if native is not None:
     mark_few = native.mark_few
     closed_take = native.closed_take
     open_commit = native.open_commit
+    open_pick = native.open_pick
 else:
     recv_fixed = py_recv_fixed
     recv_tmpl = py_recv_tmpl
@@ -374,3 +404,4 @@ else:
     mark_few = py_mark_few
     closed_take = py_closed_take
     open_commit = py_open_commit
+    open_pick = py_open_pick

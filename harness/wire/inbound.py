@@ -19,7 +19,7 @@ from harness.wire.framing import Framing
 # reads or ~5 lines of Python per message): closed-loop sends (build_few, no per-message
 # times), open-loop sends (commit_few and build_few_at; harness.wire.batch's SMALL_ROUND and
 # SMALL_OPEN) and reads (take_few and accounting).
-SMALL_READ = 32 if hot.native is not None else 12  # (with C, as batch.SMALL_OPEN)
+SMALL_READ = 128 if hot.native is not None else 12  # (with C, as batch.SMALL_OPEN)
 
 
 class Parsed:

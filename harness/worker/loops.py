@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.core.units import SEC
+from harness.wire import hot
 
 if TYPE_CHECKING:
     from harness.worker.pacing import Pacer
 
 MAX_BURST = 4096  # open loop: most messages one connection catches up with in a round
-PICK_FEW = 12  # up to this many open-loop candidates, a pick in Python costs less
+# up to this many open-loop candidates, a pick one at a time costs less than numpy's
+PICK_FEW = 256 if hot.native is not None else 12
 NO_CONNS = np.zeros(0, dtype=np.int64)
 Picked = tuple[np.ndarray, np.ndarray]  # (local connections, messages each), grouped
 
@@ -84,11 +86,25 @@ class OpenLoop:
         """Connections whose schedule has messages due, and how many (at most MAX_BURST).
         Only the wheel's candidates are looked at: those with an instant since the last
         pick, and the laggards; the ones still owing after this round stay laggards."""
+        got = self.pick_few(p, now, alive, blocked, measuring)
+        if got is None:
+            return None
+        return np.asarray(got[0], dtype=np.int64), np.asarray(got[1], dtype=np.int64)
+
+    def pick_few(self, p: Pacer, now: int, alive: np.ndarray, blocked: np.ndarray,
+                 measuring: bool) -> Picked | tuple[list[int], list[int]] | None:
+        """:meth:`pick`, with the answer for a few candidates (up to PICK_FEW) in plain
+        lists, looked at one at a time (harness.wire.hot: in C when built)."""
         cand = p.wheel.candidates(now)
         if not len(cand):
             return None
         if len(cand) <= PICK_FEW:
-            return self._pick_few(p, cand.tolist(), now, alive, blocked, measuring)
+            idx, want, lag = hot.open_pick(cand, now - p.sched_base, self.period, p.phase,
+                                           p.sched, alive, p.sends, blocked,
+                                           p.budget if measuring and p.budgeted else None,
+                                           MAX_BURST)
+            p.wheel.laggards = np.array(lag, dtype=np.int64) if lag else NO_CONNS
+            return (idx, want) if idx else None
         due = (now - p.sched_base - p.phase[cand]) // self.period + 1 - p.sched[cand]
         if measuring and p.budgeted:
             due = np.minimum(due, p.budget[cand])
@@ -104,29 +120,6 @@ class OpenLoop:
         if n == len(sel):
             return cand, want
         return (cand[sel], want[sel]) if n else None
-
-    def _pick_few(self, p: Pacer, cand: list[int], now: int, alive: np.ndarray,
-                  blocked: np.ndarray, measuring: bool) -> Picked | None:
-        """:meth:`pick` for a few candidates, in plain Python (the same answer)."""
-        base, period, cap = now - p.sched_base, self.period, measuring and p.budgeted
-        phase, sched, sends, budget = p.phase, p.sched, p.sends, p.budget
-        idx: list[int] = []
-        want: list[int] = []
-        lag: list[int] = []
-        for i in cand:
-            due = (base - int(phase[i])) // period + 1 - int(sched[i])
-            if cap:
-                due = min(due, int(budget[i]))
-            if due <= 0 or not (alive[i] and sends[i]):
-                continue
-            w = 0 if blocked[i] else min(due, MAX_BURST)
-            if w:
-                idx.append(i)
-                want.append(w)
-            if due > w:
-                lag.append(i)
-        p.wheel.laggards = np.array(lag, dtype=np.int64)
-        return (np.array(idx, dtype=np.int64), np.array(want, dtype=np.int64)) if idx else None
 
     def commit(self, p: Pacer, idx: np.ndarray, counts: np.ndarray, now: int,
                measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:

@@ -93,6 +93,13 @@ class Pacer:
              measuring: bool) -> Picked | None:
         return self.loop.pick(self, now, alive, blocked, measuring)
 
+    def pick_few(self, now: int, alive: np.ndarray, blocked: np.ndarray, measuring: bool
+                 ) -> Picked | tuple[list[int], list[int]] | None:
+        """Open loop: :meth:`pick`, a few candidates' answer in plain lists
+        (OpenLoop.pick_few)."""
+        assert isinstance(self.loop, OpenLoop)
+        return self.loop.pick_few(self, now, alive, blocked, measuring)
+
     def commit(self, idx: np.ndarray, counts: np.ndarray, now: int,
                measuring: bool) -> tuple[np.ndarray | int, np.ndarray | int, int]:
         """The picked messages are sent now: intended times (ns), delays (µs), and how

@@ -32,16 +32,19 @@ class Sends(Events):
             if got is not None:
                 self._send_closed(*got, now)
             return
-        picked = pace.pick(now, self.tp.alive, self.tp.blocked, rec.measuring)
+        few = bool(pace.period) and self.small is not None  # open: a few picked in lists
+        picked = (pace.pick_few if few else pace.pick)(now, self.tp.alive, self.tp.blocked,
+                                                        rec.measuring)
         if picked is None:
             return
-        idx, counts = picked
-        if self.small is not None and len(idx) <= (SMALL_OPEN if pace.period else SMALL_ROUND):
-            if pace.period:
-                self._send_few_open(idx, counts, now)
-            else:  # closed loop: all due now
-                pace.commit(idx, counts, now, rec.measuring)
-                self._send_few(idx.tolist(), counts.tolist(), now)
+        if few and len(picked[0]) <= SMALL_OPEN:
+            self._send_few_open(picked[0], picked[1], now)
+            return
+        idx, counts = np.asarray(picked[0], dtype=np.int64), np.asarray(picked[1],
+                                                                         dtype=np.int64)
+        if self.small is not None and not pace.period and len(idx) <= SMALL_ROUND:
+            pace.commit(idx, counts, now, rec.measuring)  # closed loop: all due now
+            self._send_few(idx.tolist(), counts.tolist(), now)
             return
         tint, delay, behind = pace.commit(idx, counts, now, rec.measuring)
         rec.res.behind += behind
@@ -107,10 +110,13 @@ class Sends(Events):
         self.rec.sent(total, len(data), NO_KINDS, now)  # (one kind: kinds are not looked at)
         self.tp.send_round(conns, bounds, data, self._lag(now))
 
-    def _send_few_open(self, idx: np.ndarray, counts: np.ndarray, now: int) -> None:
+    def _send_few_open(self, idx: np.ndarray | list[int], counts: np.ndarray | list[int],
+                       now: int) -> None:
         """A small open-loop round of one-size echo messages, in plain Python: what
         :meth:`_send_round` does with it (each message stamped with its intended time)."""
-        rec, conns, cnt = self.rec, idx.tolist(), counts.tolist()
+        rec = self.rec
+        conns = idx if isinstance(idx, list) else idx.tolist()
+        cnt = counts if isinstance(counts, list) else counts.tolist()
         tint, delay, behind = self.pace.commit_few(conns, cnt, now, rec.measuring)
         rec.res.behind += behind
         gids = self.gid_list
@@ -118,4 +124,4 @@ class Sends(Events):
                                                     tint, delay)
         self.seq += total
         rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
-        self.tp.send_round(idx, bounds, data, self._lag(now))
+        self.tp.send_round(conns, bounds, data, self._lag(now))
