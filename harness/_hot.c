@@ -1272,6 +1272,69 @@ done:
     return ret;
 }
 
+/* lat_few(t, tint, delay, open_loop, begin) -> (lat, lo, hi, service, slo, shi) | None
+ *
+ * A small round's latencies (harness.worker.recording.Recorder.received_few): receive time
+ * t[k] less intended time tint[k] (ns), and in a closed loop less the send's lag delay[k]
+ * (µs); with each list its least and greatest value. An open loop also gets the service
+ * times (latency less the delay); a closed loop gets None for them (and 0, 0). None when a
+ * message was intended before ``begin`` (the caller then keeps the window's ones). */
+static PyObject *lat_few(PyObject *self, PyObject *args) {
+    PyObject *to, *io, *dob;
+    int open_loop;
+    long long begin;
+    if (!PyArg_ParseTuple(args, "O!O!O!pL", &PyList_Type, &to, &PyList_Type, &io, &PyList_Type,
+                          &dob, &open_loop, &begin))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(to);
+    if (n == 0 || PyList_GET_SIZE(io) != n || PyList_GET_SIZE(dob) != n) {
+        PyErr_SetString(PyExc_ValueError, "t, tint and delay: one non-empty length");
+        return NULL;
+    }
+    PyObject *lat = PyList_New(n), *svc = open_loop ? PyList_New(n) : NULL;
+    if (lat == NULL || (open_loop && svc == NULL))
+        goto fail;
+    long long lo = 0, hi = 0, slo = 0, shi = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        long long t, ti, d;
+        if (get_ll(to, k, &t) < 0 || get_ll(io, k, &ti) < 0 || get_ll(dob, k, &d) < 0)
+            goto fail;
+        if (ti < begin) {
+            Py_DECREF(lat);
+            Py_XDECREF(svc);
+            Py_RETURN_NONE;
+        }
+        long long x = t - ti - (open_loop ? 0 : d * 1000);
+        PyObject *o = PyLong_FromLongLong(x);
+        if (o == NULL)
+            goto fail;
+        PyList_SET_ITEM(lat, k, o);
+        if (k == 0 || x < lo)
+            lo = x;
+        if (k == 0 || x > hi)
+            hi = x;
+        if (open_loop) {
+            long long y = x - d * 1000;
+            if ((o = PyLong_FromLongLong(y)) == NULL)
+                goto fail;
+            PyList_SET_ITEM(svc, k, o);
+            if (k == 0 || y < slo)
+                slo = y;
+            if (k == 0 || y > shi)
+                shi = y;
+        }
+    }
+    if (!open_loop) {
+        svc = Py_None;
+        Py_INCREF(svc);
+    }
+    return Py_BuildValue("(NLLNLL)", lat, lo, hi, svc, slo, shi);
+fail:
+    Py_XDECREF(lat);
+    Py_XDECREF(svc);
+    return NULL;
+}
+
 /* timer_arm(fd, at_ns): harness.wire.timer.Timer.arm's timerfd_settime (absolute, on
  * CLOCK_MONOTONIC; at_ns below 1 fires at once). OSError when the call fails. */
 static PyObject *timer_arm(PyObject *self, PyObject *args) {
@@ -1311,6 +1374,7 @@ static PyMethodDef methods[] = {
     {"closed_take", closed_take, METH_VARARGS, "A plain closed loop's pick and commit."},
     {"open_commit", open_commit, METH_VARARGS, "A small open-loop round's commit."},
     {"open_pick", open_pick, METH_VARARGS, "An open-loop round's pick of its candidates."},
+    {"lat_few", lat_few, METH_VARARGS, "A small round's latencies and service times."},
     {"timer_arm", timer_arm, METH_VARARGS, "Arm a timerfd at an absolute ns time."},
     {"timer_clear", timer_clear, METH_VARARGS, "Consume a timerfd's expiry."},
     {NULL, NULL, 0, NULL}};

@@ -425,6 +425,28 @@ def test_open_pick_agrees_on_random_rounds() -> None:
         hot.native.open_pick([0], 0, 1, zeros[0], zeros[1], zeros[0], *zeros[3:], None, 1)
 
 
+def test_lat_few_agrees_on_random_rounds() -> None:
+    """A small round's latencies: the same lists and bounds, open loop and closed, negative
+    ones (an arrival stamp before the send's lag), and None when one was sent before the
+    window."""
+    rng = np.random.default_rng(55)
+    for trial in range(400):
+        n = int(rng.integers(1, 70))
+        tint = [int(x) for x in rng.integers(10**9, 10**9 + 10**6, n)]
+        t = [b + int(x) for b, x in zip(tint, rng.integers(-2000, 10**7, n), strict=True)]
+        delay = [int(x) for x in rng.integers(0, 3000, n)]
+        begin = 10**9 + (int(rng.integers(0, 10**6)) if trial % 4 == 0 else 0)
+        for open_loop in (False, True):
+            want = hot.py_lat_few(t, tint, delay, open_loop, begin)
+            assert hot.native.lat_few(t, tint, delay, open_loop, begin) == want, trial
+            if want is not None:
+                assert (want[1], want[2]) == (min(want[0]), max(want[0]))
+    with pytest.raises(ValueError):
+        hot.native.lat_few([], [], [], True, 0)
+    with pytest.raises(ValueError):
+        hot.native.lat_few([1, 2], [1], [0, 0], True, 0)
+
+
 @pytest.mark.parametrize("impl", ["pure", "native"])
 def test_the_timer_fires_at_its_time_and_clears(impl: str, monkeypatch: pytest.MonkeyPatch
                                                 ) -> None:

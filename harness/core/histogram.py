@@ -155,10 +155,12 @@ class Histogram:
         np.add.at(self._counts, index_of(v), 1)
         self._note(v.size, _exact_sum(v), lo, hi)
 
-    def record_list(self, vals: list[int]) -> None:
+    def record_list(self, vals: list[int], lo: int | None = None, hi: int | None = None
+                    ) -> None:
         """Record a short non-empty list of int ns values in plain Python (no array built;
-        the values are copied, the list may change after)."""
-        self._hold(None, vals, min(vals), max(vals))
+        the values are copied, the list may change after); ``lo``, ``hi``: its least and
+        greatest, when the caller has them."""
+        self._hold(None, vals, min(vals) if lo is None else lo, max(vals) if hi is None else hi)
 
     def _hold(self, chunk: np.ndarray | None, vals: list[int], lo: int, hi: int) -> None:
         """Count a short batch (``vals``; ``chunk``: the same as an array, or None) and

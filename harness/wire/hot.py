@@ -379,6 +379,24 @@ def py_open_pick(cand: list[int] | np.ndarray, base: int, period: int, phase: np
     return idx, want, lag
 
 
+def py_lat_few(t: list[int], tint: list[int], delay: list[int], open_loop: bool, begin: int
+               ) -> tuple[list[int], int, int, list[int] | None, int, int] | None:
+    """A small round's latencies: receive time less intended time (ns), and in a closed
+    loop less the send's lag (``delay``, µs); an open loop's service times too (latency
+    less the delay; a closed loop: None, 0, 0); each list with its least and greatest.
+    None when a message was intended before ``begin``."""
+    if not t or len(tint) != len(t) or len(delay) != len(t):
+        raise ValueError("t, tint and delay: one non-empty length")
+    if min(tint) < begin:
+        return None
+    if open_loop:
+        lat = [a - b for a, b in zip(t, tint, strict=True)]
+        svc = [x - d * 1000 for x, d in zip(lat, delay, strict=True)]
+        return lat, min(lat), max(lat), svc, min(svc), max(svc)
+    lat = [a - b - d * 1000 for a, b, d in zip(t, tint, delay, strict=True)]
+    return lat, min(lat), max(lat), None, 0, 0
+
+
 if native is not None:
     recv_fixed = native.recv_fixed
     recv_tmpl = native.recv_tmpl
@@ -392,6 +410,7 @@ if native is not None:
     closed_take = native.closed_take
     open_commit = native.open_commit
     open_pick = native.open_pick
+    lat_few = native.lat_few
 else:
     recv_fixed = py_recv_fixed
     recv_tmpl = py_recv_tmpl
@@ -405,3 +424,4 @@ else:
     closed_take = py_closed_take
     open_commit = py_open_commit
     open_pick = py_open_pick
+    lat_few = py_lat_few

@@ -14,6 +14,7 @@ import numpy as np
 from harness.core.histogram import SMALL_BATCH, Histogram, from_counts
 from harness.core.result import UNPARSED_KEEP, Times, WorkerResult
 from harness.core.units import SEC
+from harness.wire import hot
 
 HTTP_SCAN = 64 * 1024  # bytes of a broken round searched for an HTTP status line
 PROGRESS_SECONDS = 2  # closed seconds each progress row carries (harness.report.live)
@@ -110,9 +111,9 @@ class Recorder:
 
     def received_few(self, t: list[int], tint: list[int], delay: list[int], t_last: int,
                      open_loop: bool) -> None:
-        """As :meth:`received`, for a small round of frames of one size and one kind, in
-        plain Python: receive times, intended send times (ns), delays (µs); ``t_last`` is
-        the latest of ``t``."""
+        """As :meth:`received`, for a small round of frames of one size and one kind, without
+        arrays (the latencies: harness.wire.hot.lat_few, in C when built): receive times,
+        intended send times (ns), delays (µs); ``t_last`` is the latest of ``t``."""
         begin, end = self.times.measure, self.times.end
         first, last = (t[0], t_last) if self.monotone else (min(t), t_last)
         if first >= begin and (end is None or last < end):
@@ -124,23 +125,20 @@ class Recorder:
             res.received += got
             res.bytes_received += got * (self.fixed or 0)
             self._series_add("received", got, t_last)
-        if min(tint) >= begin:
-            ds = delay
-            if open_loop:
-                lat = [a - b for a, b in zip(t, tint, strict=True)]
-            else:  # closed loop: from the send (its lag in the round, the delay)
-                lat = [a - b - d * 1000 for a, b, d in zip(t, tint, delay, strict=True)]
-        else:  # some were sent before the window opened
+        lats = hot.lat_few(t, tint, delay, open_loop, begin)
+        if lats is None:  # some were sent before the window opened: the window's ones
             keep = [k for k, b in enumerate(tint) if b >= begin]
             if not keep:
                 return
-            ds = [delay[k] for k in keep]
-            lat = [t[k] - tint[k] - (0 if open_loop else delay[k] * 1000) for k in keep]
-        self.res.latency.record_list(lat)
-        if max(lat) > self.timeout_ns:
+            lats = hot.lat_few([t[k] for k in keep], [tint[k] for k in keep],
+                               [delay[k] for k in keep], open_loop, begin)
+            assert lats is not None
+        lat, lo, hi, service, s_lo, s_hi = lats
+        self.res.latency.record_list(lat, lo, hi)
+        if hi > self.timeout_ns:
             self.res.late += sum(1 for x in lat if x > self.timeout_ns)
-        if open_loop:
-            self.res.service.record_list([x - d * 1000 for x, d in zip(lat, ds, strict=True)])
+        if service is not None:
+            self.res.service.record_list(service, s_lo, s_hi)
 
     def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
         """Frames (and their bytes) received inside the measure window."""
