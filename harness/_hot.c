@@ -679,90 +679,121 @@ fail:
     return NULL;
 }
 
-/* take_few(buf, seg_conn, seg_end, size, hdr, body, key, me, gids) -> (seq, tint, delay) | None
+/* take_few(buf, seg_conn, seg_end, seg_t, size, hdr, body, key, me, gids, most)
+ *     -> (conn, t, seq, tint, delay) | None
  *
- * A small round of fixed-size frames, one per read (harness.wire.inbound.take_few): each
- * frame's length prefix (hdr bytes, big-endian) must be ``body``, its stamp's check must
- * hold, and it must be this worker's (``me``) message on this connection (gids[conn]).
- * Returns each frame's seq, intended send time (ns) and delay (µs), or None when the
- * round is not that or any frame is not good: the numpy path then counts it. */
+ * A small round of fixed-size frames, whole frames in each read (harness.wire.inbound.
+ * take_few), at most ``most`` in all: each frame's length prefix (hdr bytes, big-endian)
+ * must be ``body``, its stamp's check must hold, and it must be this worker's (``me``)
+ * message on this connection (gids[conn]). Returns each frame's connection and receive
+ * time (the inputs themselves when each read holds one frame), seq, intended send time
+ * (ns) and delay (µs), or None when the round is not that or any frame is not good: the
+ * numpy path then counts it. */
 static PyObject *take_few(PyObject *self, PyObject *args) {
-    PyObject *bufobj, *seg_conn, *seg_end, *gids;
+    PyObject *bufobj, *seg_conn, *seg_end, *seg_t, *gids;
     Py_ssize_t size, hdr, maxn;
     unsigned long long body, key;
     long me;
-    if (!PyArg_ParseTuple(args, "OO!O!nnKKlO!n", &bufobj, &PyList_Type, &seg_conn, &PyList_Type,
-                          &seg_end, &size, &hdr, &body, &key, &me, &PyList_Type, &gids, &maxn))
+    if (!PyArg_ParseTuple(args, "OO!O!O!nnKKlO!n", &bufobj, &PyList_Type, &seg_conn,
+                          &PyList_Type, &seg_end, &PyList_Type, &seg_t, &size, &hdr, &body,
+                          &key, &me, &PyList_Type, &gids, &maxn))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(seg_conn);
-    if (n == 0 || n > maxn || PyList_GET_SIZE(seg_end) != n || hdr < 0 || hdr > 8 ||
-        size < hdr + 28)
+    if (n == 0 || PyList_GET_SIZE(seg_end) != n || PyList_GET_SIZE(seg_t) != n || hdr < 0 ||
+        hdr > 8 || size < hdr + 28)
         Py_RETURN_NONE;
+    long long e;
+    if (get_ll(seg_end, n - 1, &e) < 0)
+        return NULL;
+    if (e < n * size || e % size != 0 || e / size > maxn)
+        Py_RETURN_NONE;
+    Py_ssize_t m = (Py_ssize_t)(e / size), f = 0;  /* frames */
+    int multi = m != n;
     Py_buffer b;
     if (PyObject_GetBuffer(bufobj, &b, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *seq = NULL, *tint = NULL, *delay = NULL;
-    long long e;
-    if (get_ll(seg_end, n - 1, &e) < 0)
-        goto fail;
-    if (e != n * size)
-        goto none;
+    PyObject *conn = NULL, *tt = NULL, *seq = NULL, *tint = NULL, *delay = NULL;
     Py_ssize_t ngids = PyList_GET_SIZE(gids);
     uint32_t k32 = (uint32_t)key;
-    seq = PyList_New(n);
-    tint = PyList_New(n);
-    delay = PyList_New(n);
+    seq = PyList_New(m);
+    tint = PyList_New(m);
+    delay = PyList_New(m);
     if (seq == NULL || tint == NULL || delay == NULL)
         goto fail;
+    if (multi) {
+        conn = PyList_New(m);
+        tt = PyList_New(m);
+        if (conn == NULL || tt == NULL)
+            goto fail;
+    } else {
+        conn = seg_conn;
+        tt = seg_t;
+        Py_INCREF(conn);
+        Py_INCREF(tt);
+    }
+    long long prev = 0;
     for (Py_ssize_t j = 0; j < n; j++) {
         long long end, c, g;
         if (get_ll(seg_end, j, &end) < 0 || get_ll(seg_conn, j, &c) < 0)
             goto fail;
-        long long at = end - size;
-        if (at < 0 || end > b.len)
-            goto none;
-        const unsigned char *p = (const unsigned char *)b.buf + at;
-        unsigned long long h = 0;
-        for (Py_ssize_t q = 0; q < hdr; q++)
-            h = h << 8 | p[q];
-        if (h != body)
-            goto none;
-        p += hdr;
-        uint32_t w[7];
-        for (int q = 0; q < 7; q++)
-            w[q] = rd32(p + 4 * q);
-        uint32_t chk = w[1] * W[0] + w[2] * W[1] + w[3] * W[2] + w[4] * W[3] + w[5] * W[4] +
-                       w[6] * W[5] + k32;
-        if (chk != w[0] || (long)(w[3] >> 16) != me || c < 0 || c >= ngids)
+        if (end <= prev || (end - prev) % size != 0 || end > b.len || c < 0 || c >= ngids)
             goto none;
         if (get_ll(gids, c, &g) < 0)
             goto fail;
-        if (g != (long long)w[1])
-            goto none;
-        PyObject *a = PyLong_FromUnsignedLong(w[2]);
-        PyObject *tt = PyLong_FromUnsignedLongLong((unsigned long long)w[5] |
-                                                   (unsigned long long)w[6] << 32);
-        PyObject *dd = PyLong_FromUnsignedLong(w[4]);
-        if (a == NULL || tt == NULL || dd == NULL) {
-            Py_XDECREF(a);
-            Py_XDECREF(tt);
-            Py_XDECREF(dd);
-            goto fail;
+        for (long long at = prev; at < end; at += size, f++) {
+            if (f >= m)
+                goto none;
+            const unsigned char *p = (const unsigned char *)b.buf + at;
+            unsigned long long h = 0;
+            for (Py_ssize_t q = 0; q < hdr; q++)
+                h = h << 8 | p[q];
+            if (h != body)
+                goto none;
+            p += hdr;
+            uint32_t w[7];
+            for (int q = 0; q < 7; q++)
+                w[q] = rd32(p + 4 * q);
+            uint32_t chk = w[1] * W[0] + w[2] * W[1] + w[3] * W[2] + w[4] * W[3] +
+                           w[5] * W[4] + w[6] * W[5] + k32;
+            if (chk != w[0] || (long)(w[3] >> 16) != me || g != (long long)w[1])
+                goto none;
+            PyObject *a = PyLong_FromUnsignedLong(w[2]);
+            PyObject *ti = PyLong_FromUnsignedLongLong((unsigned long long)w[5] |
+                                                       (unsigned long long)w[6] << 32);
+            PyObject *dd = PyLong_FromUnsignedLong(w[4]);
+            if (a == NULL || ti == NULL || dd == NULL) {
+                Py_XDECREF(a);
+                Py_XDECREF(ti);
+                Py_XDECREF(dd);
+                goto fail;
+            }
+            PyList_SET_ITEM(seq, f, a);
+            PyList_SET_ITEM(tint, f, ti);
+            PyList_SET_ITEM(delay, f, dd);
+            if (multi) {
+                PyObject *co = PyList_GET_ITEM(seg_conn, j), *to = PyList_GET_ITEM(seg_t, j);
+                Py_INCREF(co);
+                Py_INCREF(to);
+                PyList_SET_ITEM(conn, f, co);
+                PyList_SET_ITEM(tt, f, to);
+            }
         }
-        PyList_SET_ITEM(seq, j, a);
-        PyList_SET_ITEM(tint, j, tt);
-        PyList_SET_ITEM(delay, j, dd);
+        prev = end;
     }
     PyBuffer_Release(&b);
-    return Py_BuildValue("(NNN)", seq, tint, delay);
+    return Py_BuildValue("(NNNNN)", conn, tt, seq, tint, delay);
 none:
     PyBuffer_Release(&b);
+    Py_XDECREF(conn);
+    Py_XDECREF(tt);
     Py_XDECREF(seq);
     Py_XDECREF(tint);
     Py_XDECREF(delay);
     Py_RETURN_NONE;
 fail:
     PyBuffer_Release(&b);
+    Py_XDECREF(conn);
+    Py_XDECREF(tt);
     Py_XDECREF(seq);
     Py_XDECREF(tint);
     Py_XDECREF(delay);

@@ -88,12 +88,12 @@ def parsers(stream: bytes) -> dict[str, Any]:
     seg_t = [10**16 + k for k in range(n)]
     p = inb.parse(buf, seg_conn, seg_end, seg_t, None)
     gids = [0, 0, 0, 1]  # the senders of the first four frames, on connections 0-3
-    few = inb.take_few(buf, seg_conn[:4], seg_end[:4], 3, gids)
+    few = inb.take_few(buf, seg_conn[:4], seg_end[:4], seg_t[:4], 3, gids)
     bad = bytearray(buf)
     bad[SIZE * 2 + 9] ^= 0xFF  # a mangled stamp: its check fails
     bad[SIZE * 5:SIZE * 5 + 4] = b"\0\0\0\x10"  # a foreign length prefix
     q = inb.parse(bad, seg_conn, seg_end, seg_t, None)
-    few_bad = inb.take_few(bad, seg_conn[:4], seg_end[:4], 3, gids)
+    few_bad = inb.take_few(bad, seg_conn[:4], seg_end[:4], seg_t[:4], 3, gids)
     return {"p": [p.conn, p.t, p.ok, p.flen, p.bad_conns, p.st.tolist()],
             "few": None if few is None else list(few),
             "q": [q.conn, q.ok, q.bad_conns], "few_bad": few_bad is None}

@@ -224,30 +224,47 @@ def test_a_send_round_reports_what_the_pure_one_does() -> None:
 
 
 def test_take_few_agrees_on_random_rounds() -> None:
+    """The same frames, or None, with one frame a read or several, mangled bytes, foreign
+    connections, a round longer than its reads, a read that splits a frame, another
+    worker's frames, and more frames than ``most``."""
     rng = np.random.default_rng(21)
     gids = [int(g) for g in rng.integers(0, 2**32, 40)]
-    for trial in range(400):
+    for trial in range(600):
         n = int(rng.integers(1, 15))
         conns = [int(c) for c in rng.integers(0, 40, n)]
         seqs = [int(s) for s in rng.integers(0, 2**32, n)]
-        buf = bytearray(frames([gids[c] for c in conns], seqs))
         ends = [SIZE * (k + 1) for k in range(n)]
-        what = trial % 6
+        senders = conns  # each frame's connection
+        what = trial % 8
+        if what in (3, 6) and n > 1:  # several frames in a read: a read's are its conn's
+            last = sorted({int(k) for k in rng.integers(0, n - 1, int(rng.integers(1, n)))})
+            last.append(n - 1)  # each read's last frame
+            ends = [ends[k] for k in last]
+            conns = [conns[k] for k in last]
+            senders = [conns[next(j for j, e in enumerate(last) if e >= k)] for k in range(n)]
+            if what == 6:  # one frame of another connection's inside a read
+                senders = list(senders)
+                senders[int(rng.integers(0, n))] = int(rng.integers(0, 40))
+        buf = bytearray(frames([gids[c] for c in senders], seqs))
         if what == 1:
             buf[int(rng.integers(0, len(buf)))] ^= 1 << int(rng.integers(0, 8))
         elif what == 2:
             conns[int(rng.integers(0, n))] = int(rng.integers(0, 40))  # maybe foreign
-        elif what == 3 and n > 1:
-            ends = ends[1:]  # two frames in one read
-            conns = conns[1:]
         elif what == 4:
             buf += b"\0" * 5  # a round longer than its reads
+        elif what == 7 and n > 1:
+            ends[0] += 3  # a read that ends inside a frame
+        ts = [10**12 + 7 * k for k in range(len(ends))]
         me = ME if what != 5 else ME + int(rng.integers(0, 2))
-        args = (buf, conns, ends, SIZE, HDR, SIZE - HDR, KEY, me, gids, 12)
+        args = (buf, conns, ends, ts, SIZE, HDR, SIZE - HDR, KEY, me, gids, 12)
         want = hot.py_take_few(*args)
         assert hot.native.take_few(*args) == want, trial
-        if what == 0 and n <= 12:
-            assert want is not None and want[0] == seqs
+        if what in (0, 3) and n <= 12:
+            assert want is not None and want[2] == seqs, trial
+            if len(ends) == n:  # one frame a read: the reads' own lists
+                assert want[0] is conns and want[1] is ts
+            else:
+                assert want[0] == senders and len(want[1]) == n
 
 
 def test_the_builders_agree_on_random_rounds() -> None:
@@ -296,7 +313,7 @@ def test_bad_arguments_raise_and_never_crash() -> None:
         n.send_bounds([], [0], [1], b"ab")
     with pytest.raises(ValueError):
         n.build_few(bytearray(10), HDR, SIZE, [1], [1], 0, 0, 0, 0)  # too short
-    assert n.take_few(b"", [], [], SIZE, HDR, 60, KEY, ME, [], 12) is None
+    assert n.take_few(b"", [], [], [], SIZE, HDR, 60, KEY, ME, [], 12) is None
 
 
 def test_epoll_ready_names_what_the_pure_one_names() -> None:

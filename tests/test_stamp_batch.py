@@ -359,12 +359,22 @@ def test_a_small_round_taken_without_arrays_gives_what_numpy_gives(name: str) ->
     seg_conn, seg_end, seg_t = [3, 1, 0, 2], ends.tolist(), [T0 + k for k in range(4)]
     gids = [0xFFFFFFFF, 9, 2, 5]  # each connection's global id
     inbound = Inbound(fr, size, MAX_FRAME, KEY)
-    few = inbound.take_few(buf, seg_conn, seg_end, WORKER, gids)
+    few = inbound.take_few(buf, seg_conn, seg_end, seg_t, WORKER, gids)
     p = inbound.parse(buf, seg_conn, seg_end, seg_t, None)
     assert few is not None and p.ok.all()
-    seqs, tint, delay = few
+    conn, tr, seqs, tint, delay = few
+    assert conn is seg_conn and tr is seg_t  # one frame a read: the reads' own lists
     assert seqs == p.st["seq"].tolist() and tint == p.st["t"].tolist()
     assert delay == p.st["delay"].tolist()
+    # a connection's frames two in a read
+    data2, ends2, _ = outbound(fr, [size]).build(np.array([5, 5, 9, 9]), 2**32 - 2, t,
+                                                 np.array([0, 7, 2**32 - 1, 3]))
+    buf2, reads = bytearray(bytes(data2)), [T0, T0, T0 + 2, T0 + 2]
+    p2 = inbound.parse(buf2, [3, 3, 1, 1], ends2.tolist(), reads, None)
+    few2 = inbound.take_few(buf2, [3, 1], ends2.tolist()[1::2], [T0, T0 + 2], WORKER, gids)
+    assert few2 is not None and p2.ok.all()
+    assert few2[0] == [3, 3, 1, 1] and few2[1] == reads
+    assert few2[2:] == (p2.st["seq"].tolist(), p2.st["t"].tolist(), p2.st["delay"].tolist())
 
 
 def test_a_small_round_with_anything_wrong_is_left_to_numpy() -> None:
@@ -372,7 +382,7 @@ def test_a_small_round_with_anything_wrong_is_left_to_numpy() -> None:
     data, ends, _ = outbound(fr, [size]).build(np.array([1, 2]), 0, T0, 0)
     good = bytearray(bytes(data))
     inbound = Inbound(fr, size, MAX_FRAME, KEY)
-    args = ([0, 1], ends.tolist(), WORKER, [1, 2])
+    args = ([0, 1], ends.tolist(), [T0, T0], WORKER, [1, 2])
     assert inbound.take_few(good, *args) is not None
     flipped = bytearray(good)
     flipped[size + 10] ^= 1  # the second frame's stamp: its check fails
@@ -380,9 +390,10 @@ def test_a_small_round_with_anything_wrong_is_left_to_numpy() -> None:
     foreign = bytearray(good)
     foreign[size + 3] ^= 1  # the second frame's length prefix is not ours
     assert inbound.take_few(foreign, *args) is None
-    assert inbound.take_few(good, [0], [2 * size], WORKER, [1]) is None  # two in one read
-    assert inbound.take_few(good, [1, 0], ends.tolist(), WORKER, [1, 2]) is None  # swapped
-    assert inbound.take_few(good, *args[:2], WORKER + 1, [1, 2]) is None  # another worker's
+    assert inbound.take_few(good, [0], [2 * size], [T0], WORKER, [1]) is None  # 2 senders
+    assert inbound.take_few(good, [0], [size + 3], [T0], WORKER, [1]) is None  # a part frame
+    assert inbound.take_few(good, [1, 0], ends.tolist(), [T0, T0], WORKER, [1, 2]) is None
+    assert inbound.take_few(good, *args[:3], WORKER + 1, [1, 2]) is None  # another worker's
 
 
 @pytest.mark.parametrize("name", ["len16", "len32"])

@@ -24,6 +24,13 @@ from harness.core.ledger import mark_few as py_mark_few
 from harness.core.units import SEC
 from harness.wire import stamp
 from harness.wire.restamp import Lag, Restamp
+from harness.wire.twins import (  # noqa: F401 (the pure twins, named here too)
+    py_closed_take,
+    py_credit_few,
+    py_lat_few,
+    py_open_commit,
+    py_open_pick,
+)
 
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
 _M32 = 0xFFFFFFFF
@@ -194,32 +201,47 @@ def py_send_bounds(socks: list, idx: list[int] | np.ndarray, bounds: list[int], 
     return out
 
 
-def py_take_few(buf: bytearray, seg_conn: list[int], seg_end: list[int], size: int,
-                hdr: int, body: int, key: int, me: int, gids: list[int], most: int
-                ) -> tuple[list[int], list[int], list[int]] | None:
-    """A small round of good frames of ``size`` bytes, one per read, each this worker's
-    own on its connection: their seqs, intended send times (ns) and delays (µs); None when
-    the round is not that (the numpy path then counts what is wrong)."""
+def py_take_few(buf: bytearray, seg_conn: list[int], seg_end: list[int], seg_t: list[int],
+                size: int, hdr: int, body: int, key: int, me: int, gids: list[int], most: int
+                ) -> tuple[list[int], list[int], list[int], list[int], list[int]] | None:
+    """A small round of good frames of ``size`` bytes, whole frames in each read, at most
+    ``most`` in all, each this worker's own on its connection: each frame's connection and
+    receive time (the inputs themselves when each read holds one), seq, intended send time
+    (ns) and delay (µs); None when the round is not that (the numpy path then counts what
+    is wrong)."""
     n = len(seg_conn)
-    if not n or n > most or seg_end[-1] != n * size:
+    if not n or len(seg_end) != n or len(seg_t) != n or not 0 <= hdr <= 8 or size < hdr + 28:
         return None
+    total = seg_end[-1]
+    if total < n * size or total % size or total // size > most:
+        return None
+    multi = total != n * size
     unpack = _WORDS.unpack_from
     w0, w1, w2, w3, w4, w5 = stamp.WEIGHTS_INT
+    conns: list[int] = []
+    ts: list[int] = []
     seqs: list[int] = []
     tint: list[int] = []
     delay: list[int] = []
-    for c, end in zip(seg_conn, seg_end, strict=True):
-        at = end - size
-        if int.from_bytes(buf[at:at + hdr], "big") != body:
+    prev = 0
+    for c, end, t in zip(seg_conn, seg_end, seg_t, strict=True):
+        if end <= prev or (end - prev) % size or end > len(buf) or not 0 <= c < len(gids):
             return None
-        check, gid, seq, kw, d, lo, hi = unpack(buf, at + hdr)
-        if (gid * w0 + seq * w1 + kw * w2 + d * w3 + lo * w4 + hi * w5 + key) & _M32 \
-                != check or kw >> 16 != me or gid != gids[c]:
-            return None
-        seqs.append(seq)
-        tint.append(lo | hi << 32)
-        delay.append(d)
-    return seqs, tint, delay
+        for at in range(prev, end, size):
+            if int.from_bytes(buf[at:at + hdr], "big") != body:
+                return None
+            check, gid, seq, kw, d, lo, hi = unpack(buf, at + hdr)
+            if (gid * w0 + seq * w1 + kw * w2 + d * w3 + lo * w4 + hi * w5 + key) & _M32 \
+                    != check or kw >> 16 != me or gid != gids[c]:
+                return None
+            seqs.append(seq)
+            tint.append(lo | hi << 32)
+            delay.append(d)
+            if multi:
+                conns.append(c)
+                ts.append(t)
+        prev = end
+    return (conns, ts, seqs, tint, delay) if multi else (seg_conn, seg_t, seqs, tint, delay)
 
 
 def py_build_few(out: memoryview, hdr: int, size: int, gids: list[int], counts: list[int],
@@ -283,118 +305,6 @@ NOT_IN = ~select.EPOLLIN  # errors), anything but "readable" the writer
 def poll_handle(ep: select.epoll) -> select.epoll | int:
     """What :func:`epoll_ready` takes: the epoll object (Python), or its fd (C)."""
     return ep if native is None else ep.fileno()
-
-
-def py_credit_few(own: list[int], now: int, outstanding: np.ndarray, credits: np.ndarray,
-                  progress: np.ndarray, refills: bool) -> None:
-    """A reply on each connection of ``own`` (one entry per reply) frees an outstanding
-    message (and, ``refills``, a credit), and marks progress at ``now``."""
-    for i in own:
-        if outstanding[i] > 0:
-            outstanding[i] -= 1
-            if refills:
-                credits[i] += 1
-        progress[i] = now
-
-
-def py_closed_take(credits: np.ndarray, blocked: np.ndarray, outstanding: np.ndarray,
-                   progress: np.ndarray, early: np.ndarray, now: int, measuring: bool
-                   ) -> tuple[list[int], list[int], int] | None:
-    """A plain closed loop's pick and commit: every connection with credits and not
-    blocked sends them all now (to outstanding; progress at ``now`` if it was idle; to
-    ``early`` outside the window). None when none sends."""
-    idx = np.flatnonzero(credits > 0)
-    if len(idx) and np.count_nonzero(blocked):  # (cheaper than masking every round)
-        idx = idx[~blocked[idx]]
-    if not len(idx):
-        return None
-    counts = credits[idx]
-    credits[idx] = 0
-    out = outstanding[idx]
-    progress[idx[out == 0]] = now
-    outstanding[idx] = out + counts
-    if not measuring:
-        early[idx] += counts
-    cl = counts.tolist()
-    return idx.tolist(), cl, sum(cl)
-
-
-def py_open_commit(idx: list[int], counts: list[int], now: int, base: int, period: int,
-                   phase: np.ndarray, sched: np.ndarray, outstanding: np.ndarray,
-                   progress: np.ndarray, backlog: np.ndarray, clear_under: int
-                   ) -> tuple[list[int], list[int], int]:
-    """Connection ``idx[k]`` sends ``counts[k]`` messages now, the next ones of its
-    schedule (``base + phase[i] + sched[i] * period``, then a period apart): each one's
-    intended time (ns), its delay (µs, never negative), and the largest delay. The schedule
-    moves on, outstanding grows, and an idle connection has progress at ``now``. When
-    ``clear_under`` is not negative and no delay is over it, the connections are off
-    backlog."""
-    if len(counts) != len(idx):
-        raise ValueError("idx and counts differ in length")
-    tint: list[int] = []
-    delay: list[int] = []
-    for i, c in zip(idx, counts, strict=True):
-        t = base + int(phase[i]) + int(sched[i]) * period
-        for _ in range(c):
-            tint.append(t)
-            delay.append(max(now - t, 0) // 1000)
-            t += period
-        sched[i] += c
-        if not outstanding[i]:
-            progress[i] = now  # idle until now
-        outstanding[i] += c
-    worst = max(delay, default=0)
-    if clear_under >= 0 and worst <= clear_under:
-        for i in idx:
-            backlog[i] = False
-    return tint, delay, worst
-
-
-def py_open_pick(cand: list[int] | np.ndarray, base: int, period: int, phase: np.ndarray,
-                 sched: np.ndarray, alive: np.ndarray, sends: np.ndarray, blocked: np.ndarray,
-                 budget: np.ndarray | None, burst: int
-                 ) -> tuple[list[int], list[int], list[int]]:
-    """An open-loop round's pick over its candidates: candidate i owes
-    ``(base - phase[i]) // period + 1 - sched[i]`` messages (at most ``budget[i]`` when a
-    budget is given). One that owes some, alive and a sender, sends min(owed, ``burst``),
-    none when ``blocked``; one that still owes after that is a laggard. Returns the
-    senders, their counts and the laggards, in candidate order."""
-    if period <= 0:
-        raise ValueError("the period must be positive")
-    idx: list[int] = []
-    want: list[int] = []
-    lag: list[int] = []
-    for i in (cand if isinstance(cand, list) else cand.tolist()):
-        due = (base - int(phase[i])) // period + 1 - int(sched[i])
-        if budget is not None:
-            due = min(due, int(budget[i]))
-        if due <= 0 or not (alive[i] and sends[i]):
-            continue
-        w = 0 if blocked[i] else min(due, burst)
-        if w:
-            idx.append(i)
-            want.append(w)
-        if due > w:
-            lag.append(i)
-    return idx, want, lag
-
-
-def py_lat_few(t: list[int], tint: list[int], delay: list[int], open_loop: bool, begin: int
-               ) -> tuple[list[int], int, int, list[int] | None, int, int] | None:
-    """A small round's latencies: receive time less intended time (ns), and in a closed
-    loop less the send's lag (``delay``, µs); an open loop's service times too (latency
-    less the delay; a closed loop: None, 0, 0); each list with its least and greatest.
-    None when a message was intended before ``begin``."""
-    if not t or len(tint) != len(t) or len(delay) != len(t):
-        raise ValueError("t, tint and delay: one non-empty length")
-    if min(tint) < begin:
-        return None
-    if open_loop:
-        lat = [a - b for a, b in zip(t, tint, strict=True)]
-        svc = [x - d * 1000 for x, d in zip(lat, delay, strict=True)]
-        return lat, min(lat), max(lat), svc, min(svc), max(svc)
-    lat = [a - b - d * 1000 for a, b, d in zip(t, tint, delay, strict=True)]
-    return lat, min(lat), max(lat), None, 0, 0
 
 
 if native is not None:

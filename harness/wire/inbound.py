@@ -64,16 +64,18 @@ class Inbound:
             self.frame_dt = frame_dtype(self.hdr, self.fixed)
         self.cols = np.arange(self.ss, dtype=np.int64) + self.hdr
 
-    def take_few(self, buf: bytearray, seg_conn: list[int], seg_end: list[int], me: int,
-                 gids: list[int]) -> tuple[list[int], list[int], list[int]] | None:
-        """A small round of fixed-size frames, one per read, each a good stamp of worker
-        ``me``'s own message on its connection (``gids``: each connection's global id):
-        their seqs, intended send times (ns) and delays (µs), without arrays
-        (harness.wire.hot: in C when built). None when the round is not that, or any frame
-        is not good: :meth:`parse` then takes the round and counts what is wrong."""
+    def take_few(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+                 seg_t: list[int], me: int, gids: list[int]
+                 ) -> tuple[list[int], list[int], list[int], list[int], list[int]] | None:
+        """A small round of fixed-size frames, whole frames in each read, each a good stamp
+        of worker ``me``'s own message on its connection (``gids``: each connection's global
+        id): each frame's connection and receive time, seq, intended send time (ns) and
+        delay (µs), without arrays (harness.wire.hot: in C when built). None when the round
+        is not that, or any frame is not good: :meth:`parse` then takes the round and counts
+        what is wrong."""
         if self.fixed is None:
             return None
-        return hot.take_few(buf, seg_conn, seg_end, self.fixed, self.hdr, self.body,
+        return hot.take_few(buf, seg_conn, seg_end, seg_t, self.fixed, self.hdr, self.body,
                             self.key, me, gids, SMALL_READ)
 
     def parse(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],

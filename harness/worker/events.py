@@ -169,9 +169,10 @@ class Events:
         # the round's last time (kernel arrival stamps are in read order, not time order)
         t_last = max(seg_t) if self.tp.stamped_rx else seg_t[-1]
         if self.small is not None:
-            few = self.small.take_few(buf, seg_conn, seg_end, self.index, self.gid_list)
+            few = self.small.take_few(buf, seg_conn, seg_end, seg_t, self.index,
+                                      self.gid_list)
             if few is not None:
-                self._account_few(seg_conn, seg_t, t_last, *few)
+                self._account_few(t_last, *few)
                 return
         p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
         self._account(p, t_last)
@@ -203,7 +204,7 @@ class Events:
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
 
-    def _account_few(self, conn: list[int], t: list[int], t_last: int, seqs: list[int],
+    def _account_few(self, t_last: int, conn: list[int], t: list[int], seqs: list[int],
                      tint: list[int], delay: list[int]) -> None:
         """A small round of good echo frames, each this worker's own on its connection
         (:meth:`~harness.wire.inbound.Inbound.take_few`), in plain Python (no arrays): what

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import json
 import os
 import re
@@ -60,7 +61,10 @@ def pieces(port: int, n: int) -> list[tuple[str, Callable[[], object]]]:
     parsed = w.proto.parse(buf, conns, bounds, ts, None)
     small = getattr(batch, "SMALL_READ", batch.SMALL_ROUND)  # (older trees: one threshold)
     take = getattr(w.proto.inbound, "take_few", None)  # (older trees: parse_few)
-    few = (take(buf, conns, bounds, w.index, w.gid_list) if take else
+    # (older trees: take_few without the reads' times, and one frame a read)
+    timed = take is not None and "seg_t" in inspect.signature(take).parameters
+    few = ((take(buf, conns, bounds, ts, w.index, w.gid_list) if timed else
+            take(buf, conns, bounds, w.index, w.gid_list)) if take else
            w.proto.inbound.parse_few(buf, conns, bounds, ts)) if n <= small else None
     assert w.small is not None
 
@@ -98,8 +102,10 @@ def pieces(port: int, n: int) -> list[tuple[str, Callable[[], object]]]:
            ("read: _account (numpy)", lambda: w._account(parsed, ts[-1]))]
     if few is not None:
         if take:
-            out += [("read: take_few", lambda: take(buf, conns, bounds, w.index, w.gid_list)),
-                    ("read: _account_few", lambda: w._account_few(conns, ts, *few))]
+            out += [("read: take_few", lambda: take(buf, conns, bounds, ts, w.index, w.gid_list)
+                     if timed else take(buf, conns, bounds, w.index, w.gid_list)),
+                    ("read: _account_few", lambda: w._account_few(ts[-1], *few) if timed
+                     else w._account_few(conns, ts, ts[-1], *few))]
         else:
             out += [("read: parse_few",
                      lambda: w.proto.inbound.parse_few(buf, conns, bounds, ts)),
