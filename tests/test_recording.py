@@ -135,3 +135,11 @@ def test_a_count_stamped_before_the_window_opened_goes_to_its_first_second() -> 
                  open_loop=False)
     assert rec.series["errors"] == [2] and rec.series["received"] == [0]
     assert rec.res.errors["protocol"] == 2
+
+
+def test_status_codes_are_counted_by_code_one_or_many_a_round() -> None:
+    rec = recorder()
+    rec.statuses(np.array([200, 200, 200]))  # one code: counted without np.unique
+    rec.statuses(np.array([404, 200, 503, 404]))
+    rec.statuses(np.zeros(0, dtype=np.int64))
+    assert rec.res.status == {200: 4, 404: 2, 503: 1}

@@ -189,7 +189,9 @@ class InOrder(Stamped):
             fstart = np.concatenate(([0], fend[:-1]))
         else:
             fstart = np.asarray(walk, dtype=np.int64)
-            fend = np.append(fstart[1:], total)
+            fend = np.empty_like(fstart)
+            fend[:-1] = fstart[1:]
+            fend[-1:] = total
         seg = np.searchsorted(np.asarray(seg_end, dtype=np.int64), fstart, side="right")
         conn = np.asarray(seg_conn, dtype=np.int64)[seg]
         t = np.asarray(seg_t, dtype=np.int64)[seg]

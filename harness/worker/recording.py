@@ -84,6 +84,12 @@ class Recorder:
     def statuses(self, codes: np.ndarray) -> None:
         """HTTP responses of the measure window, counted by status code."""
         status = self.res.status
+        if not len(codes):
+            return
+        lo = int(codes.min())
+        if lo == int(codes.max()):  # one code (the usual round): no np.unique
+            status[lo] = status.get(lo, 0) + len(codes)
+            return
         for code, count in zip(*np.unique(codes, return_counts=True), strict=True):
             status[int(code)] = status.get(int(code), 0) + int(count)
 
