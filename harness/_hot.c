@@ -1303,6 +1303,20 @@ done:
     return ret;
 }
 
+/* Item k of a new list: x, and the least and greatest so far (k == 0 sets both). */
+static int put_bounded(PyObject *list, Py_ssize_t k, long long x, long long *lo,
+                       long long *hi) {
+    PyObject *o = PyLong_FromLongLong(x);
+    if (o == NULL)
+        return -1;
+    PyList_SET_ITEM(list, k, o);
+    if (k == 0 || x < *lo)
+        *lo = x;
+    if (k == 0 || x > *hi)
+        *hi = x;
+    return 0;
+}
+
 /* lat_few(t, tint, delay, open_loop, begin) -> (lat, lo, hi, service, slo, shi) | None
  *
  * A small round's latencies (harness.worker.recording.Recorder.received_few): receive time
@@ -1336,24 +1350,9 @@ static PyObject *lat_few(PyObject *self, PyObject *args) {
             Py_RETURN_NONE;
         }
         long long x = t - ti - (open_loop ? 0 : d * 1000);
-        PyObject *o = PyLong_FromLongLong(x);
-        if (o == NULL)
+        if (put_bounded(lat, k, x, &lo, &hi) < 0 ||
+            (open_loop && put_bounded(svc, k, x - d * 1000, &slo, &shi) < 0))
             goto fail;
-        PyList_SET_ITEM(lat, k, o);
-        if (k == 0 || x < lo)
-            lo = x;
-        if (k == 0 || x > hi)
-            hi = x;
-        if (open_loop) {
-            long long y = x - d * 1000;
-            if ((o = PyLong_FromLongLong(y)) == NULL)
-                goto fail;
-            PyList_SET_ITEM(svc, k, o);
-            if (k == 0 || y < slo)
-                slo = y;
-            if (k == 0 || y > shi)
-                shi = y;
-        }
     }
     if (!open_loop) {
         svc = Py_None;
