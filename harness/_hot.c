@@ -108,16 +108,32 @@ static ssize_t recv_stamped(int fd, char *at, size_t len, int64_t offset, long l
     return n;
 }
 
-/* A socket object's fd (its fileno()), or -1 with an exception set. */
+/* CPython's socket object begins, after its object header, with its fd (Modules/
+ * socketmodule.h: PySocketSockObject's sock_fd, a SOCKET_T, an int on Linux). When a test
+ * socket's fileno() agrees with that field at import (sock_layout_check), fd_of reads it
+ * there for sockets of that type or a subtype; else it calls fileno(). */
+typedef struct {
+    PyObject_HEAD
+    int sock_fd;
+} SockHead;
+
+static PyTypeObject *sock_type;  /* _socket.socket, when its layout was checked */
+
+/* A socket object's fd: -1 for a closed one (its fileno(): the call on it then fails with
+ * EBADF, as the pure loops' do), FD_ERROR with an exception set when fileno() failed. */
+#define FD_ERROR (-2)
+
 static int fd_of(PyObject *s) {
+    if (sock_type != NULL && PyObject_TypeCheck(s, sock_type))
+        return ((SockHead *)s)->sock_fd;
     PyObject *r = PyObject_CallMethodNoArgs(s, str_fileno);
     if (r == NULL)
-        return -1;
+        return FD_ERROR;
     long fd = PyLong_AsLong(r);
     Py_DECREF(r);
     if (fd == -1 && PyErr_Occurred())
-        return -1;
-    return (int)fd;
+        return FD_ERROR;
+    return fd < 0 ? -1 : (int)fd;
 }
 
 static int append_ll(PyObject *list, long long v) {
@@ -239,7 +255,7 @@ static long long tmpl_take(Tmpl *tm, PyObject *socks, long long i, Py_ssize_t of
         return -1;
     }
     int fd = fd_of(PyList_GET_ITEM(socks, i));
-    if (fd < 0)
+    if (fd == FD_ERROR)
         return -1;
     long long ts = mono_ns();
     ssize_t n;
@@ -293,7 +309,7 @@ static PyObject *read_round(PyObject *socks, PyObject *pend, PyObject *ready, Py
             goto fail;
         }
         int fd = fd_of(s);
-        if (fd < 0)
+        if (fd == FD_ERROR)
             goto fail;
         ssize_t n;
         for (;;) {
@@ -644,7 +660,7 @@ static PyObject *send_bounds(PyObject *self, PyObject *args) {
             goto fail;
         }
         int fd = fd_of(PyList_GET_ITEM(socks, i));
-        if (fd < 0)
+        if (fd == FD_ERROR)
             goto fail;
         if (lg.on && lag_apply(&lg, (unsigned char *)d.buf, a, e) < 0)
             goto fail;
@@ -1413,9 +1429,44 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "harness._hot",
                                     "The worker's per-socket and per-message loops in C.", -1,
                                     methods, NULL, NULL, NULL, NULL};
 
+/* Set sock_type when a fresh socket's fd field (SockHead) is its fileno(), for two
+ * sockets (so an fd that happens to sit there is not taken for the layout); any failure
+ * leaves it NULL: fd_of then calls fileno(). */
+static void sock_layout_check(void) {
+    PyObject *mod = PyImport_ImportModule("_socket");
+    PyObject *type = mod ? PyObject_GetAttrString(mod, "socket") : NULL;
+    int ok = type != NULL && PyType_Check(type) &&
+             ((PyTypeObject *)type)->tp_basicsize >= (Py_ssize_t)sizeof(SockHead);
+    for (int k = 0; ok && k < 2; k++) {
+        PyObject *sk = PyObject_CallNoArgs(type);
+        PyObject *r = sk ? PyObject_CallMethodNoArgs(sk, str_fileno) : NULL;
+        long fd = r ? PyLong_AsLong(r) : -1;
+        ok = r != NULL && fd >= 0 && ((SockHead *)sk)->sock_fd == (int)fd;
+        Py_XDECREF(r);
+        if (sk != NULL) {
+            PyObject *c = PyObject_CallMethod(sk, "close", NULL);
+            Py_XDECREF(c);
+            Py_DECREF(sk);
+        }
+    }
+    PyErr_Clear();
+    if (ok) {
+        sock_type = (PyTypeObject *)type;  /* (kept: a reference for the module's life) */
+        Py_INCREF(sock_type);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(mod);
+}
+
 PyMODINIT_FUNC PyInit__hot(void) {
     str_fileno = PyUnicode_InternFromString("fileno");
     if (str_fileno == NULL)
         return NULL;
-    return PyModule_Create(&module);
+    sock_layout_check();
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "fast_fd", sock_type != NULL) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -223,6 +223,36 @@ def test_a_send_round_reports_what_the_pure_one_does() -> None:
             assert impl.send_bounds(ours, [3], [5], data) == []
 
 
+class _Wrapped:
+    """Not a socket, but has one's fileno() and send(): the C loops' other way to an fd."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, data: memoryview) -> int:
+        return self.sock.send(data)
+
+
+def test_a_socket_s_fd_is_read_from_the_object_or_from_fileno_alike() -> None:
+    """On this CPython the C loops read a socket's fd from the object itself (its layout
+    checked at import: hot.native.fast_fd); an object that is not a socket goes through
+    fileno(). Both reach the same peer, and a closed socket's send is EBADF in both builds."""
+    assert hot.native.fast_fd == 1
+    for impl_name in ("pure", "native"):
+        impl = IMPLS[impl_name]
+        with tcp_pairs(2) as (ours, peers):
+            socks = [ours[0], _Wrapped(ours[1])]
+            assert impl.send_bounds(socks, [0, 1], [3, 7], memoryview(b"abcdefg")) == []
+            for peer, want in zip(peers, (b"abc", b"defg"), strict=True):
+                peer.settimeout(2)
+                assert peer.recv(100) == want, impl_name
+            ours[0].close()  # fd -1: its send fails, reported as the pure loop reports it
+            assert impl.send_bounds(ours, [0], [1], memoryview(b"x")) == [(0, 0, errno.EBADF)]
+
+
 def test_take_few_agrees_on_random_rounds() -> None:
     """The same frames, or None, with one frame a read or several, mangled bytes, foreign
     connections, a round longer than its reads, a read that splits a frame, another
