@@ -451,15 +451,37 @@ def one(who: str, figs: list[Figure]) -> str:
             f"{cu:>5.2f} µs/msg (user {uu:>5.2f})")
 
 
-def report(name: str, tk: list[Figure], h: list[Figure], fl: list[Figure]) -> str:
-    """One block per load: each client's medians, then the ratios to harness."""
-    hm, hc, _, _, _, hu = medians(h)
+RATE_SLACK = 0.10  # a peer's round off the asked rate by more than this is not like for like
+
+
+def held_rate(load: Load, figs: list[Figure]) -> tuple[list[Figure], list[Figure]]:
+    """An open-loop load's rounds that held the asked rate (conns x rate, within RATE_SLACK),
+    and those that did not (tcpkali may overshoot it: its CPU per message then falls, as it
+    does for any client that batches more). A closed loop's rounds all count."""
+    if not load.rate:
+        return figs, []
+    asked = load.conns * load.rate
+    held = [f for f in figs if abs(f.msgs_s - asked) <= RATE_SLACK * asked]
+    return held, [f for f in figs if f not in held]
+
+
+def report(load: Load, tk: list[Figure], h: list[Figure], fl: list[Figure]) -> str:
+    """One block per load: each client's medians, then the ratios to harness. A tcpkali
+    round that did not hold the asked rate is left out of its medians, and said."""
+    hm, hc, _, _, hcu, hu = medians(h)
     bad = sum(f.bad for f in h)
-    lines = [f"{name}", "  " + one("harness", h) + (f"  ({bad} errors/lost)" if bad else "")]
+    lines = [f"{load.name}", "  " + one("harness", h) + (f"  ({bad} errors/lost)" if bad else "")]
+    tk, off = held_rate(load, tk)
     if tk:
-        km, kc, *_ = medians(tk)
+        km, kc, _, _, kcu, _ = medians(tk)
         lines += ["  " + one("tcpkali", tk),
-                  f"    harness/tcpkali: msgs/s {ratio(hm, km)}, CPU {ratio(hc, kc)}"]
+                  f"    harness/tcpkali: msgs/s {ratio(hm, km)}, CPU {ratio(hc, kc)}, "
+                  f"CPU µs/msg {ratio(hcu, kcu)}"]
+    if off:
+        lines.append(f"    tcpkali: {len(off)} round(s) left out, off the asked "
+                     f"{load.conns * load.rate:,.0f} msgs/s by over {RATE_SLACK:.0%}: "
+                     + ", ".join(f"{f.msgs_s:,.0f} msgs/s at {f.cpu_pct:.1f}%" for f in off)
+                     + ("" if tk else " (no round to compare with)"))
     if fl:
         fu = medians(fl)[5]
         lines += ["  " + one("floor  ", fl), f"    harness/floor: user µs/msg {ratio(hu, fu)}"]
@@ -508,7 +530,7 @@ def run_load(load: Load, rounds: int, seconds: float, exe: Path, tk_exe: Path | 
                                          f"{tk[-1].cpu_pct:.1f}%" if tk else "")
               + (f" | floor {fl[-1].msgs_s:,.0f} msgs/s {fl[-1].cpu_pct:.1f}%" if fl else ""),
               file=sys.stderr, flush=True)
-    return report(load.name, tk, h, fl)
+    return report(load, tk, h, fl)
 
 
 def main(argv: list[str] | None = None) -> int:
