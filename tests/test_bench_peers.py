@@ -14,9 +14,10 @@ def test_a_tcpkali_round_off_the_asked_rate_is_left_out_and_said() -> None:
     out = report(load, [held, over], h, [])
     assert "tcpkali   101,000 msgs/s" in out  # its median: the round that held the rate
     assert "CPU µs/msg 1.21" in out  # 9.00 / 7.43
-    assert "1 round(s) left out, off the asked 100,000 msgs/s by over 10%: 155,275" in out
-    none = report(load, [over], h, [])
-    assert "harness/tcpkali" not in none and "(no round to compare with)" in none
+    assert "1 round(s) off the asked 100,000 msgs/s by over 10%, left out: 155,275" in out
+    assert "NOT LIKE FOR LIKE" not in out
+    none = report(load, [over], h, [])  # none held it: compared, and flagged
+    assert "CPU µs/msg 1.41 (NOT LIKE FOR LIKE: no tcpkali round held the rate)" in none
 
 
 def test_a_closed_loads_rounds_all_count() -> None:

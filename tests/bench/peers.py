@@ -467,21 +467,25 @@ def held_rate(load: Load, figs: list[Figure]) -> tuple[list[Figure], list[Figure
 
 def report(load: Load, tk: list[Figure], h: list[Figure], fl: list[Figure]) -> str:
     """One block per load: each client's medians, then the ratios to harness. A tcpkali
-    round that did not hold the asked rate is left out of its medians, and said."""
+    round that did not hold the asked rate is left out of its medians and named; when none
+    held it, the medians are of all its rounds and the ratios say they are not like for
+    like."""
     hm, hc, _, _, hcu, hu = medians(h)
     bad = sum(f.bad for f in h)
     lines = [f"{load.name}", "  " + one("harness", h) + (f"  ({bad} errors/lost)" if bad else "")]
-    tk, off = held_rate(load, tk)
+    held, off = held_rate(load, tk)
     if tk:
-        km, kc, _, _, kcu, _ = medians(tk)
-        lines += ["  " + one("tcpkali", tk),
+        use = held or tk  # none held the rate: all of them, and the ratios say so
+        km, kc, _, _, kcu, _ = medians(use)
+        lines += ["  " + one("tcpkali", use),
                   f"    harness/tcpkali: msgs/s {ratio(hm, km)}, CPU {ratio(hc, kc)}, "
-                  f"CPU µs/msg {ratio(hcu, kcu)}"]
+                  f"CPU µs/msg {ratio(hcu, kcu)}"
+                  + ("" if held else " (NOT LIKE FOR LIKE: no tcpkali round held the rate)")]
     if off:
-        lines.append(f"    tcpkali: {len(off)} round(s) left out, off the asked "
-                     f"{load.conns * load.rate:,.0f} msgs/s by over {RATE_SLACK:.0%}: "
-                     + ", ".join(f"{f.msgs_s:,.0f} msgs/s at {f.cpu_pct:.1f}%" for f in off)
-                     + ("" if tk else " (no round to compare with)"))
+        lines.append(f"    tcpkali: {len(off)} round(s) off the asked "
+                     f"{load.conns * load.rate:,.0f} msgs/s by over {RATE_SLACK:.0%}"
+                     + (", left out: " if held else ": ")
+                     + ", ".join(f"{f.msgs_s:,.0f} msgs/s at {f.cpu_pct:.1f}%" for f in off))
     if fl:
         fu = medians(fl)[5]
         lines += ["  " + one("floor  ", fl), f"    harness/floor: user µs/msg {ratio(hu, fu)}"]
