@@ -24,7 +24,7 @@ from harness.core.ledger import mark_few as py_mark_few
 from harness.core.units import SEC
 from harness.wire import stamp
 from harness.wire.restamp import Lag, Restamp
-from harness.wire.twins import (  # noqa: F401 (the pure twins, named here too)
+from harness.wire.twins import (  # (the pure twins, named here too: tests and the fallback)
     py_closed_take,
     py_credit_few,
     py_lat_few,

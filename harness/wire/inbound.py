@@ -22,6 +22,15 @@ from harness.wire.framing import Framing
 SMALL_READ = 128 if hot.native is not None else 12  # (with C, as batch.SMALL_OPEN)
 
 
+def frame_ends(fstart: np.ndarray, total: int) -> np.ndarray:
+    """Each frame's end: the next one's start, and ``total`` for the last (the frames of
+    a round, back to back; cheaper than ``np.append``)."""
+    fend = np.empty_like(fstart)
+    fend[:-1] = fstart[1:]
+    fend[-1:] = total
+    return fend
+
+
 class Parsed:
     """One round's frames as arrays (one entry per frame)."""
 
@@ -95,9 +104,7 @@ class Inbound:
             fend = nl + 1
         else:
             fstart = np.asarray(starts, dtype=np.int64)
-            fend = np.empty_like(fstart)
-            fend[:-1] = fstart[1:]
-            fend[-1:] = total
+            fend = frame_ends(fstart, total)
         seg = np.searchsorted(ends, fstart, side="right")
         conn = np.asarray(seg_conn, dtype=np.int64)[seg]
         t = np.asarray(seg_t, dtype=np.int64)[seg]

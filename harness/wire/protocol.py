@@ -20,7 +20,7 @@ from mypy_extensions import mypyc_attr
 from harness.wire import stamp
 from harness.wire.batch import Outbound
 from harness.wire.framing import FrameError, Framing
-from harness.wire.inbound import Inbound, Parsed
+from harness.wire.inbound import Inbound, Parsed, frame_ends
 
 # A stamp as one opaque record: gathering and scattering whole records through this view is
 # several times faster than through the structured dtype (field by field).
@@ -189,9 +189,7 @@ class InOrder(Stamped):
             fstart = np.concatenate(([0], fend[:-1]))
         else:
             fstart = np.asarray(walk, dtype=np.int64)
-            fend = np.empty_like(fstart)
-            fend[:-1] = fstart[1:]
-            fend[-1:] = total
+            fend = frame_ends(fstart, total)
         seg = np.searchsorted(np.asarray(seg_end, dtype=np.int64), fstart, side="right")
         conn = np.asarray(seg_conn, dtype=np.int64)[seg]
         t = np.asarray(seg_t, dtype=np.int64)[seg]
