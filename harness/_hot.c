@@ -623,11 +623,8 @@ static int lag_apply(Lag *lg, unsigned char *buf, long long a, long long e) {
  * clock read) it went out (harness.wire.restamp; ws: binary stamps in masked client
  * frames), and with a list ``lags`` each send's lag (µs) is appended to it; a ``hdr`` of
  * -1 restamps nothing (the lags alone). */
-static PyObject *send_bounds(PyObject *self, PyObject *args) {
-    PyObject *socks, *idxobj, *bounds, *dataobj, *lagobj = Py_None;
-    if (!PyArg_ParseTuple(args, "O!OO!O|O", &PyList_Type, &socks, &idxobj, &PyList_Type,
-                          &bounds, &dataobj, &lagobj))
-        return NULL;
+static PyObject *sends(PyObject *socks, PyObject *idxobj, PyObject *bounds, PyObject *dataobj,
+                       PyObject *lagobj) {
     Index ix;
     if (index_open(idxobj, &ix) < 0)
         return NULL;
@@ -695,6 +692,14 @@ fail:
     return NULL;
 }
 
+static PyObject *send_bounds(PyObject *self, PyObject *args) {
+    PyObject *socks, *idxobj, *bounds, *dataobj, *lagobj = Py_None;
+    if (!PyArg_ParseTuple(args, "O!OO!O|O", &PyList_Type, &socks, &idxobj, &PyList_Type,
+                          &bounds, &dataobj, &lagobj))
+        return NULL;
+    return sends(socks, idxobj, bounds, dataobj, lagobj);
+}
+
 /* take_few(buf, seg_conn, seg_end, seg_t, size, hdr, body, key, me, gids, most)
  *     -> (conn, t, seq, tint, delay) | None
  *
@@ -705,15 +710,10 @@ fail:
  * time (the inputs themselves when each read holds one frame), seq, intended send time
  * (ns) and delay (µs), or None when the round is not that or any frame is not good: the
  * numpy path then counts it. */
-static PyObject *take_few(PyObject *self, PyObject *args) {
-    PyObject *bufobj, *seg_conn, *seg_end, *seg_t, *gids;
-    Py_ssize_t size, hdr, maxn;
-    unsigned long long body, key;
-    long me;
-    if (!PyArg_ParseTuple(args, "OO!O!O!nnKKlO!n", &bufobj, &PyList_Type, &seg_conn,
-                          &PyList_Type, &seg_end, &PyList_Type, &seg_t, &size, &hdr, &body,
-                          &key, &me, &PyList_Type, &gids, &maxn))
-        return NULL;
+static PyObject *frames_few(PyObject *bufobj, PyObject *seg_conn, PyObject *seg_end,
+                            PyObject *seg_t, Py_ssize_t size, Py_ssize_t hdr,
+                            unsigned long long body, unsigned long long key, long me,
+                            PyObject *gids, Py_ssize_t maxn) {
     Py_ssize_t n = PyList_GET_SIZE(seg_conn);
     if (n == 0 || PyList_GET_SIZE(seg_end) != n || PyList_GET_SIZE(seg_t) != n || hdr < 0 ||
         hdr > 8 || size < hdr + 28)
@@ -814,6 +814,18 @@ fail:
     Py_XDECREF(tint);
     Py_XDECREF(delay);
     return NULL;
+}
+
+static PyObject *take_few(PyObject *self, PyObject *args) {
+    PyObject *bufobj, *seg_conn, *seg_end, *seg_t, *gids;
+    Py_ssize_t size, hdr, maxn;
+    unsigned long long body, key;
+    long me;
+    if (!PyArg_ParseTuple(args, "OO!O!O!nnKKlO!n", &bufobj, &PyList_Type, &seg_conn,
+                          &PyList_Type, &seg_end, &PyList_Type, &seg_t, &size, &hdr, &body,
+                          &key, &me, &PyList_Type, &gids, &maxn))
+        return NULL;
+    return frames_few(bufobj, seg_conn, seg_end, seg_t, size, hdr, body, key, me, gids, maxn);
 }
 
 /* build_few(out, hdr, size, gids, counts, seq0, t, kw, key) -> bounds
@@ -956,6 +968,39 @@ static int arrays_open(PyObject **objs, const Py_ssize_t *sizes, const char **na
     return opened;
 }
 
+/* The numbers (data[fd]) of n epoll events' files: the readable (*rd, anything but
+ * "writable" alone: EOF, errors) and the writable (*wr, anything but "readable" alone), as
+ * selectors. New lists; -1 with an exception set (the lists then NULL). */
+static int events_lists(struct epoll_event *ev, int n, PyObject *data, PyObject **rd,
+                        PyObject **wr) {
+    *rd = PyList_New(0);
+    *wr = PyList_New(0);
+    if (*rd == NULL || *wr == NULL)
+        goto fail;
+    for (int k = 0; k < n; k++) {
+        PyObject *fd = PyLong_FromLong(ev[k].data.fd);
+        if (fd == NULL)
+            goto fail;
+        PyObject *num = PyDict_GetItemWithError(data, fd);  /* borrowed */
+        Py_DECREF(fd);
+        if (num == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_KeyError, "fd %d is not registered", ev[k].data.fd);
+            goto fail;
+        }
+        uint32_t e = ev[k].events;
+        if ((e & ~(uint32_t)EPOLLOUT) && PyList_Append(*rd, num) < 0)
+            goto fail;
+        if ((e & ~(uint32_t)EPOLLIN) && PyList_Append(*wr, num) < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    Py_CLEAR(*rd);
+    Py_CLEAR(*wr);
+    return -1;
+}
+
 /* epoll_ready(epfd, timeout_s, maxevents, data) -> (readable, writable)
  *
  * harness.wire.poller.Poller.ready: wait up to timeout_s (rounded up to whole ms, as
@@ -992,27 +1037,8 @@ static PyObject *epoll_ready(PyObject *self, PyObject *args) {
             goto fail;
         n = 0;
     }
-    rd = PyList_New(0);
-    wr = PyList_New(0);
-    if (rd == NULL || wr == NULL)
+    if (events_lists(ev, n, data, &rd, &wr) < 0)
         goto fail;
-    for (int k = 0; k < n; k++) {
-        PyObject *fd = PyLong_FromLong(ev[k].data.fd);
-        if (fd == NULL)
-            goto fail;
-        PyObject *num = PyDict_GetItemWithError(data, fd);  /* borrowed */
-        Py_DECREF(fd);
-        if (num == NULL) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_KeyError, "fd %d is not registered", ev[k].data.fd);
-            goto fail;
-        }
-        uint32_t e = ev[k].events;
-        if ((e & ~(uint32_t)EPOLLOUT) && PyList_Append(rd, num) < 0)
-            goto fail;
-        if ((e & ~(uint32_t)EPOLLIN) && PyList_Append(wr, num) < 0)
-            goto fail;
-    }
     PyMem_Free(ev);
     return Py_BuildValue("(NN)", rd, wr);
 fail:
@@ -1027,12 +1053,8 @@ fail:
  * harness.worker.pacing.Pacer.credit_few's loop: a reply on each connection of ``own``
  * (one entry per reply) frees an outstanding message (and, ``refills``, a credit), and
  * marks progress at ``now``. The arrays are int64, one entry per connection. */
-static PyObject *credit_few(PyObject *self, PyObject *args) {
-    PyObject *own, *oo, *co, *po;
-    long long now;
-    int refills;
-    if (!PyArg_ParseTuple(args, "O!LOOOp", &PyList_Type, &own, &now, &oo, &co, &po, &refills))
-        return NULL;
+static PyObject *credits_few(PyObject *own, long long now, PyObject *oo, PyObject *co,
+                             PyObject *po, int refills) {
     Py_buffer ob, cb, pb;
     if (array_open(oo, &ob, 8, "outstanding") < 0)
         return NULL;
@@ -1077,19 +1099,24 @@ static PyObject *credit_few(PyObject *self, PyObject *args) {
     return ret;
 }
 
+static PyObject *credit_few(PyObject *self, PyObject *args) {
+    PyObject *own, *oo, *co, *po;
+    long long now;
+    int refills;
+    if (!PyArg_ParseTuple(args, "O!LOOOp", &PyList_Type, &own, &now, &oo, &co, &po, &refills))
+        return NULL;
+    return credits_few(own, now, oo, co, po, refills);
+}
+
 /* mark_few(seqs, seen, lo) -> int
  *
  * harness.core.ledger.EchoLedger.record_few: mark each seq at or above ``lo`` (the measure
  * window's first) in the bool array ``seen``; returns how many (receipts), or -1, with
  * nothing marked, when a seq is past the array's end (Python grows it). */
-static PyObject *mark_few(PyObject *self, PyObject *args) {
-    PyObject *seqs, *so;
-    long long lo;
-    if (!PyArg_ParseTuple(args, "O!OL", &PyList_Type, &seqs, &so, &lo))
-        return NULL;
+static long long marks_few(PyObject *seqs, PyObject *so, long long lo) {  /* -2: an error */
     Py_buffer sb;
     if (array_open(so, &sb, 1, "seen") < 0)
-        return NULL;
+        return -2;
     unsigned char *seen = sb.buf;
     Py_ssize_t m = PyList_GET_SIZE(seqs);
     long long got = 0;
@@ -1098,14 +1125,14 @@ static PyObject *mark_few(PyObject *self, PyObject *args) {
             long long s;
             if (get_ll(seqs, k, &s) < 0) {
                 PyBuffer_Release(&sb);
-                return NULL;
+                return -2;
             }
             if (s < lo)
                 continue;
             if (pass == 0) {
                 if (s >= sb.len) {
                     PyBuffer_Release(&sb);
-                    return PyLong_FromLong(-1);
+                    return -1;
                 }
                 continue;
             }
@@ -1114,7 +1141,16 @@ static PyObject *mark_few(PyObject *self, PyObject *args) {
         }
     }
     PyBuffer_Release(&sb);
-    return PyLong_FromLongLong(got);
+    return got;
+}
+
+static PyObject *mark_few(PyObject *self, PyObject *args) {
+    PyObject *seqs, *so;
+    long long lo;
+    if (!PyArg_ParseTuple(args, "O!OL", &PyList_Type, &seqs, &so, &lo))
+        return NULL;
+    long long got = marks_few(seqs, so, lo);
+    return got < -1 ? NULL : PyLong_FromLongLong(got);
 }
 
 /* closed_take(credits, blocked, outstanding, progress, early, now, measuring)
@@ -1125,12 +1161,8 @@ static PyObject *mark_few(PyObject *self, PyObject *args) {
  * credits and not blocked sends them all now. Its credits go to outstanding (progress
  * at ``now`` when it was idle), and, outside the window, to ``early``. int64 arrays
  * (``blocked``: bool), one entry per connection. None when none sends. */
-static PyObject *closed_take(PyObject *self, PyObject *args) {
-    PyObject *co, *bo, *oo, *po, *eo;
-    long long now;
-    int measuring;
-    if (!PyArg_ParseTuple(args, "OOOOOLp", &co, &bo, &oo, &po, &eo, &now, &measuring))
-        return NULL;
+static PyObject *take_closed(PyObject *co, PyObject *bo, PyObject *oo, PyObject *po,
+                             PyObject *eo, long long now, int measuring) {
     Py_buffer v[5];
     PyObject *objs[5] = {co, bo, oo, po, eo};
     const Py_ssize_t sizes[5] = {8, 1, 8, 8, 8};
@@ -1173,6 +1205,15 @@ done:
     Py_XDECREF(idx);
     Py_XDECREF(cnt);
     return ret;
+}
+
+static PyObject *closed_take(PyObject *self, PyObject *args) {
+    PyObject *co, *bo, *oo, *po, *eo;
+    long long now;
+    int measuring;
+    if (!PyArg_ParseTuple(args, "OOOOOLp", &co, &bo, &oo, &po, &eo, &now, &measuring))
+        return NULL;
+    return take_closed(co, bo, oo, po, eo, now, measuring);
 }
 
 /* open_commit(idx, counts, now, base, period, phase, sched, outstanding, progress, backlog,
@@ -1340,13 +1381,8 @@ static int put_bounded(PyObject *list, Py_ssize_t k, long long x, long long *lo,
  * (µs); with each list its least and greatest value. An open loop also gets the service
  * times (latency less the delay); a closed loop gets None for them (and 0, 0). None when a
  * message was intended before ``begin`` (the caller then keeps the window's ones). */
-static PyObject *lat_few(PyObject *self, PyObject *args) {
-    PyObject *to, *io, *dob;
-    int open_loop;
-    long long begin;
-    if (!PyArg_ParseTuple(args, "O!O!O!pL", &PyList_Type, &to, &PyList_Type, &io, &PyList_Type,
-                          &dob, &open_loop, &begin))
-        return NULL;
+static PyObject *lats_few(PyObject *to, PyObject *io, PyObject *dob, int open_loop,
+                          long long begin) {
     Py_ssize_t n = PyList_GET_SIZE(to);
     if (n == 0 || PyList_GET_SIZE(io) != n || PyList_GET_SIZE(dob) != n) {
         PyErr_SetString(PyExc_ValueError, "t, tint and delay: one non-empty length");
@@ -1379,6 +1415,378 @@ fail:
     Py_XDECREF(lat);
     Py_XDECREF(svc);
     return NULL;
+}
+
+static PyObject *lat_few(PyObject *self, PyObject *args) {
+    PyObject *to, *io, *dob;
+    int open_loop;
+    long long begin;
+    if (!PyArg_ParseTuple(args, "O!O!O!pL", &PyList_Type, &to, &PyList_Type, &io, &PyList_Type,
+                          &dob, &open_loop, &begin))
+        return NULL;
+    return lats_few(to, io, dob, open_loop, begin);
+}
+
+/* The fused rounds (harness.wire.fused): a plain closed loop's small echo round in one call
+ * (echo_round), and rounds one after another until a time (echo_loop), step for step what
+ * fused.py_echo_round and py_echo_loop do (their docstrings say what each argument is and
+ * what comes back): the read round, take_few, lat_few, mark_few, credit_few, then the
+ * clock, closed_take, build_few and send_bounds, each the function above. A round returns
+ * at the first case one of them does not handle, before changing anything that case's own
+ * path would change. */
+enum { F_ROUND = 0, F_READ = 1, F_PARSE = 2, F_ACCOUNT = 3, F_POLLED = 4 };
+enum { S_NONE = 0, S_EDGE = 1, S_BIG = 2, S_SENT = 3 };
+
+typedef struct {  /* the step's context (fused.context), parsed */
+    PyObject *socks, *pend, *gids, *oo, *co, *po, *bo, *eo, *restamp;
+    Py_ssize_t chunk, fixed, hdr, most, size, send_most;
+    int stamped, refills;
+    unsigned long long body, key;
+    long me;
+    unsigned long kw, skey;
+} Fuse;
+
+typedef struct {  /* a round's own arguments */
+    PyObject *buf, *out, *seen;
+    long long lo, begin, measure, end;
+    unsigned long long seq0;
+    int measuring, sending;
+} Turn;
+
+typedef struct {  /* what a whole round did (new references, or NULL) */
+    Py_ssize_t m, got;
+    long long t_last, marked, now, total;
+    int send;
+    PyObject *lats, *conns, *counts, *bounds, *failed;
+} Done;
+
+static void done_clear(Done *d) {
+    Py_CLEAR(d->lats);
+    Py_CLEAR(d->conns);
+    Py_CLEAR(d->counts);
+    Py_CLEAR(d->bounds);
+    Py_CLEAR(d->failed);
+}
+
+static int fuse_parse(PyObject *ctx, Fuse *f) {
+    if (!PyTuple_Check(ctx)) {
+        PyErr_SetString(PyExc_TypeError, "ctx must be a tuple (fused.context)");
+        return -1;
+    }
+    return PyArg_ParseTuple(ctx, "O!O!nnpnKKlO!nOOOpOOnkkOn", &PyList_Type, &f->socks,
+                            &PyList_Type, &f->pend, &f->chunk, &f->fixed, &f->stamped, &f->hdr,
+                            &f->body, &f->key, &f->me, &PyList_Type, &f->gids, &f->most, &f->oo,
+                            &f->co, &f->po, &f->refills, &f->bo, &f->eo, &f->size, &f->kw,
+                            &f->skey, &f->restamp, &f->send_most) ? 0 : -1;
+}
+
+/* The round's sends, from the clock read on (d->now): closed_take, build_few, send_bounds. */
+static int round_send(Fuse *f, Turn *u, Done *d) {
+    PyObject *took = NULL, *g = NULL, *lag = NULL;
+    int rc = -1;
+    d->now = mono_ns();
+    if (!u->sending || d->now < u->begin || d->now >= u->end)
+        return 0;
+    if (!u->measuring && d->now >= u->measure) {
+        d->send = S_EDGE;
+        return 0;
+    }
+    took = take_closed(f->co, f->bo, f->oo, f->po, f->eo, d->now, u->measuring);
+    if (took == NULL)
+        return -1;
+    if (took == Py_None) {
+        Py_DECREF(took);
+        return 0;
+    }
+    d->conns = PyTuple_GET_ITEM(took, 0);
+    d->counts = PyTuple_GET_ITEM(took, 1);
+    Py_INCREF(d->conns);
+    Py_INCREF(d->counts);
+    d->total = PyLong_AsLongLong(PyTuple_GET_ITEM(took, 2));
+    if (d->total == -1 && PyErr_Occurred())
+        goto out;
+    d->send = S_BIG;
+    Py_ssize_t nc = PyList_GET_SIZE(d->conns), ng = PyList_GET_SIZE(f->gids);
+    Py_ssize_t outlen = PyObject_Size(u->out);
+    if (outlen < 0)
+        goto out;
+    if (nc > f->send_most || d->total * f->size > outlen) {
+        rc = 0;
+        goto out;
+    }
+    d->send = S_SENT;
+    g = PyList_New(nc);
+    if (g == NULL)
+        goto out;
+    for (Py_ssize_t j = 0; j < nc; j++) {
+        long long i;
+        if (get_ll(d->conns, j, &i) < 0)
+            goto out;
+        if (i < 0 || i >= ng) {
+            PyErr_SetString(PyExc_IndexError, "connection out of range");
+            goto out;
+        }
+        PyObject *gi = PyList_GET_ITEM(f->gids, i);
+        Py_INCREF(gi);
+        PyList_SET_ITEM(g, j, gi);
+    }
+    d->bounds = build(u->out, f->hdr, f->size, g, d->counts, u->seq0,
+                      (unsigned long long)d->now, NULL, NULL, (uint32_t)f->kw, (uint32_t)f->skey);
+    if (d->bounds == NULL)
+        goto out;
+    if (f->restamp == Py_None) {
+        lag = Py_None;
+        Py_INCREF(lag);
+    } else {
+        PyObject *r = f->restamp;
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 4) {
+            PyErr_SetString(PyExc_TypeError, "restamp: (hdr, ascii, size, ws)");
+            goto out;
+        }
+        lag = Py_BuildValue("(OOLOO)", PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1), d->now,
+                            PyTuple_GET_ITEM(r, 2), PyTuple_GET_ITEM(r, 3));
+        if (lag == NULL)
+            goto out;
+    }
+    d->failed = sends(f->socks, d->conns, d->bounds, u->out, lag);
+    if (d->failed != NULL)
+        rc = 0;
+out:
+    Py_XDECREF(took);
+    Py_XDECREF(g);
+    Py_XDECREF(lag);
+    return rc;
+}
+
+/* One round over ``ready``: NULL (an exception set), Py_None when it went all the way (d
+ * filled in), else the tuple of the case it stopped at (READ, PARSE, ACCOUNT). */
+static PyObject *round_once(Fuse *f, Turn *u, PyObject *ready, Done *d) {
+    memset(d, 0, sizeof *d);
+    PyObject *seg_conn = PyList_New(0), *seg_end = PyList_New(0), *seg_t = PyList_New(0);
+    PyObject *rd = NULL, *few = NULL, *cr = NULL, *ret = NULL;
+    if (seg_conn == NULL || seg_end == NULL || seg_t == NULL)
+        goto done;
+    Py_ssize_t buflen = PyObject_Size(u->buf);
+    if (buflen < 0)
+        goto done;
+    rd = read_round(f->socks, f->pend, ready, 0, u->buf, 0, buflen - f->chunk, f->chunk,
+                    f->fixed, seg_conn, seg_end, seg_t, NULL, f->stamped);
+    if (rd == NULL)
+        goto done;
+    if (PyLong_AsLong(PyTuple_GET_ITEM(rd, 2)) != DONE) {
+        ret = Py_BuildValue("(iOOOOOOOOO)", F_READ, PyTuple_GET_ITEM(rd, 0),
+                            PyTuple_GET_ITEM(rd, 1), PyTuple_GET_ITEM(rd, 2),
+                            PyTuple_GET_ITEM(rd, 3), PyTuple_GET_ITEM(rd, 4), seg_conn, seg_end,
+                            seg_t, ready);
+        goto done;
+    }
+    few = frames_few(u->buf, seg_conn, seg_end, seg_t, f->fixed, f->hdr, f->body, f->key, f->me,
+                     f->gids, f->most);
+    if (few == NULL)
+        goto done;
+    if (few == Py_None) {
+        ret = Py_BuildValue("(iOOO)", F_PARSE, seg_conn, seg_end, seg_t);
+        goto done;
+    }
+    PyObject *conn = PyTuple_GET_ITEM(few, 0), *ts = PyTuple_GET_ITEM(few, 1);
+    PyObject *seqs = PyTuple_GET_ITEM(few, 2), *tint = PyTuple_GET_ITEM(few, 3);
+    PyObject *delay = PyTuple_GET_ITEM(few, 4);
+    Py_ssize_t nseg = PyList_GET_SIZE(seg_t);
+    long long x;
+    d->m = PyList_GET_SIZE(ts);
+    for (Py_ssize_t j = f->stamped ? 0 : nseg - 1; j < nseg; j++) {  /* the latest */
+        if (get_ll(seg_t, j, &x) < 0)
+            goto done;
+        if (j == 0 || x > d->t_last || !f->stamped)
+            d->t_last = x;
+    }
+    if (u->measuring) {
+        d->lats = lats_few(ts, tint, delay, 0, u->measure);
+        if (d->lats == NULL)
+            goto done;
+        if (d->lats == Py_None) {
+            ret = Py_BuildValue("(iLOOOOO)", F_ACCOUNT, d->t_last, conn, ts, seqs, tint, delay);
+            goto done;
+        }
+        for (Py_ssize_t j = 0; j < d->m; j++) {
+            if (get_ll(ts, j, &x) < 0)
+                goto done;
+            d->got += u->measure <= x && x < u->end;
+        }
+    }
+    d->marked = marks_few(seqs, u->seen, u->lo);
+    if (d->marked < -1)
+        goto done;
+    if (d->marked < 0) {
+        ret = Py_BuildValue("(iLOOOOO)", F_ACCOUNT, d->t_last, conn, ts, seqs, tint, delay);
+        goto done;
+    }
+    cr = credits_few(conn, d->t_last, f->oo, f->co, f->po, f->refills);
+    if (cr == NULL || round_send(f, u, d) < 0)
+        goto done;
+    ret = Py_None;
+    Py_INCREF(ret);
+done:
+    if (ret != Py_None)
+        done_clear(d);
+    Py_XDECREF(seg_conn);
+    Py_XDECREF(seg_end);
+    Py_XDECREF(seg_t);
+    Py_XDECREF(rd);
+    Py_XDECREF(few);
+    Py_XDECREF(cr);
+    return ret;
+}
+
+/* A whole round as fused.py_echo_round returns it. */
+static PyObject *round_tuple(Done *d) {
+    PyObject *none = Py_None;
+    return Py_BuildValue("(inLnOLiLOOLOO)", F_ROUND, d->m, d->t_last, d->got,
+                         d->lats ? d->lats : none, d->marked, d->send, d->now,
+                         d->conns ? d->conns : none, d->counts ? d->counts : none, d->total,
+                         d->bounds ? d->bounds : none, d->failed ? d->failed : none);
+}
+
+static PyObject *echo_round(PyObject *self, PyObject *args) {
+    PyObject *ctx, *ready;
+    Turn u;
+    Fuse f;
+    if (!PyArg_ParseTuple(args, "OO!OOOLKppLLL", &ctx, &PyList_Type, &ready, &u.buf, &u.out,
+                          &u.seen, &u.lo, &u.seq0, &u.measuring, &u.sending, &u.begin,
+                          &u.measure, &u.end) || fuse_parse(ctx, &f) < 0)
+        return NULL;
+    Done d;
+    PyObject *r = round_once(&f, &u, ready, &d);
+    if (r != Py_None)
+        return r;
+    Py_DECREF(r);
+    r = round_tuple(&d);
+    done_clear(&d);
+    return r;
+}
+
+/* echo_loop(ctx, epfd, data, maxevents, since, stop_at, buf, out, seen, lo, seq0, begin,
+ *           measure, end) -> (acc, last)
+ *
+ * fused.py_echo_loop: in the window, sending, rounds one after another (each poll as
+ * epoll_ready, each round as echo_round) until the clock passes ``stop_at``. */
+static PyObject *echo_loop(PyObject *self, PyObject *args) {
+    PyObject *ctx, *data;
+    int epfd, maxevents;
+    long long since, stop_at;
+    Turn u;
+    Fuse f;
+    if (!PyArg_ParseTuple(args, "OiO!iLLOOOLKLLL", &ctx, &epfd, &PyDict_Type, &data, &maxevents,
+                          &since, &stop_at, &u.buf, &u.out, &u.seen, &u.lo, &u.seq0, &u.begin,
+                          &u.measure, &u.end) || fuse_parse(ctx, &f) < 0)
+        return NULL;
+    if (maxevents < 1) {
+        PyErr_SetString(PyExc_ValueError, "maxevents must be positive");
+        return NULL;
+    }
+    u.measuring = u.sending = 1;
+    struct epoll_event *ev = PyMem_Malloc(sizeof(struct epoll_event) * (size_t)maxevents);
+    PyObject *lats = PyList_New(0), *last = NULL, *rd = NULL, *wr = NULL, *ret = NULL;
+    if (ev == NULL || lats == NULL) {
+        if (ev == NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    long long polls = 0, replies = 0, got = 0, marked = 0, sent = 0, nbytes = 0, t_last = 0;
+    long long first = 0, last_now = 0, lat_lo = 0, lat_hi = 0, x;
+    for (;;) {
+        long long wait = stop_at - mono_ns();
+        wait = wait < 0 ? 0 : wait > 50000000LL ? 50000000LL : wait;  /* (the loop's 0.05 s) */
+        int n;
+        Py_BEGIN_ALLOW_THREADS
+        n = epoll_wait(epfd, ev, maxevents, (int)((wait + 999999) / 1000000));
+        Py_END_ALLOW_THREADS
+        polls++;
+        if (n < 0) {
+            if (errno != EINTR) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                goto done;
+            }
+            break;  /* a signal: its handler runs once this returns */
+        }
+        if (events_lists(ev, n, data, &rd, &wr) < 0)
+            goto done;
+        int odd = PyList_GET_SIZE(wr) > 0;
+        for (Py_ssize_t j = 0; !odd && j < PyList_GET_SIZE(rd); j++) {
+            if (get_ll(rd, j, &x) < 0)
+                goto done;
+            odd = x < 0;  /* the timer */
+        }
+        if (odd) {
+            last = Py_BuildValue("(iOO)", F_POLLED, rd, wr);
+            break;
+        }
+        long long now;
+        if (PyList_GET_SIZE(rd)) {
+            Done d;
+            PyObject *r = round_once(&f, &u, rd, &d);
+            if (r == NULL)
+                goto done;
+            if (r != Py_None) {
+                last = r;
+                break;
+            }
+            Py_DECREF(r);
+            if (d.send == S_EDGE || d.send == S_BIG || (d.failed && PyList_GET_SIZE(d.failed)) ||
+                d.t_last < since || d.t_last >= stop_at || d.now >= stop_at) {
+                last = round_tuple(&d);  /* booked alone (its times may be another second's) */
+                done_clear(&d);
+                break;
+            }
+            replies += d.m;
+            got += d.got;
+            marked += d.marked;
+            t_last = d.t_last;
+            if (d.lats != NULL && d.lats != Py_None) {
+                long long a = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 1));
+                long long b = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 2));
+                if (PyErr_Occurred() ||
+                    PyList_SetSlice(lats, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX,
+                                    PyTuple_GET_ITEM(d.lats, 0)) < 0) {
+                    done_clear(&d);
+                    goto done;
+                }
+                lat_lo = PyList_GET_SIZE(lats) == d.m || a < lat_lo ? a : lat_lo;
+                lat_hi = PyList_GET_SIZE(lats) == d.m || b > lat_hi ? b : lat_hi;
+            }
+            if (d.send == S_SENT) {
+                if (get_ll(d.bounds, PyList_GET_SIZE(d.bounds) - 1, &x) < 0) {
+                    done_clear(&d);
+                    goto done;
+                }
+                first = sent ? first : d.now;
+                sent += d.total;
+                nbytes += x;
+                last_now = d.now;
+                u.seq0 += (unsigned long long)d.total;
+            }
+            now = d.now;
+            done_clear(&d);
+        } else {
+            now = mono_ns();
+        }
+        Py_CLEAR(rd);
+        Py_CLEAR(wr);
+        if (now >= stop_at)
+            break;
+    }
+    PyObject *acc = Py_BuildValue("(LLLLOLLLLLLL)", polls, replies, t_last, got,
+                                  PyList_GET_SIZE(lats) ? lats : Py_None, lat_lo, lat_hi, marked,
+                                  sent, nbytes, first, last_now);
+    if (acc != NULL)
+        ret = Py_BuildValue("(NO)", acc, last ? last : Py_None);
+done:
+    PyMem_Free(ev);
+    Py_XDECREF(lats);
+    Py_XDECREF(last);
+    Py_XDECREF(rd);
+    Py_XDECREF(wr);
+    return ret;
 }
 
 /* timer_arm(fd, at_ns): harness.wire.timer.Timer.arm's timerfd_settime (absolute, on
@@ -1421,6 +1829,8 @@ static PyMethodDef methods[] = {
     {"open_commit", open_commit, METH_VARARGS, "A small open-loop round's commit."},
     {"open_pick", open_pick, METH_VARARGS, "An open-loop round's pick of its candidates."},
     {"lat_few", lat_few, METH_VARARGS, "A small round's latencies and service times."},
+    {"echo_round", echo_round, METH_VARARGS, "A plain closed loop's small echo round."},
+    {"echo_loop", echo_loop, METH_VARARGS, "A plain closed loop's echo rounds until a time."},
     {"timer_arm", timer_arm, METH_VARARGS, "Arm a timerfd at an absolute ns time."},
     {"timer_clear", timer_clear, METH_VARARGS, "Consume a timerfd's expiry."},
     {NULL, NULL, 0, NULL}};

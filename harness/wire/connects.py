@@ -10,12 +10,25 @@ import ssl
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from harness.core.units import SEC
 from harness.wire.poller import READ
 from harness.wire.transport import TIMER, Transport
 
 LAUNCH_BATCH = 16  # connects begun per pass of the connect loop before settling the done
 EXPIRE_EVERY_NS = 100_000_000  # the connect loop looks for expired connects this often
+
+
+def expire_connects(tp: Transport, now: int, timeout_ns: int, upto: int | None = None) -> int:
+    """Fail ``tp``'s connects begun over ``timeout_ns`` ago (among the first ``upto``)."""
+    late = (~tp.alive[:upto] & (tp.started[:upto] > 0) & (now - tp.started[:upto] > timeout_ns))
+    n = 0
+    for i in np.flatnonzero(late).tolist():
+        if tp.socks[i] is not None:
+            tp.fail(i, tp.late_kind(i))
+            n += 1
+    return n
 
 
 def open_all(tp: Transport, want: int, rate: float, timeout_ns: int, deadline_ns: int,
@@ -47,7 +60,7 @@ def open_all(tp: Transport, want: int, rate: float, timeout_ns: int, deadline_ns
         now = mono()
         if now >= next_expire:
             next_expire = now + EXPIRE_EVERY_NS
-            done += tp.expire_connects(now, timeout_ns, launched)
+            done += expire_connects(tp, now, timeout_ns, launched)
         if now > deadline_ns:
             give_up(tp, want, launched)
             break

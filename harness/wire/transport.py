@@ -135,17 +135,6 @@ class Transport:
     def tick(self, now: int, sending: bool, connect_timeout_ns: int) -> None:
         """Every ~100 ms: the transport's own timers (ws: pings, reconnects due); none here."""
 
-    def expire_connects(self, now: int, timeout_ns: int, upto: int | None = None) -> int:
-        """Fail connects begun over ``timeout_ns`` ago (among the first ``upto``)."""
-        late = (~self.alive[:upto] & (self.started[:upto] > 0) &
-                (now - self.started[:upto] > timeout_ns))
-        n = 0
-        for i in np.flatnonzero(late).tolist():
-            if self.socks[i] is not None:
-                self.fail(i, self.late_kind(i))
-                n += 1
-        return n
-
     def start_connect(self, i: int) -> bool:
         """Begin connection ``i``'s connect; False when it failed at once (counted)."""
         family, addr = self.addrs[int(self.node[i])]
@@ -227,15 +216,17 @@ class Transport:
             self.queue(i, memoryview(data)[n:])
 
     def send_round(self, idx: np.ndarray | list[int], bounds: list[int], data: memoryview,
-                   lag: tuple | None = None) -> None:
-        """One send per connection, ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]`` (restamp)."""
+                   lag: tuple | None = None, failed: list | None = None) -> None:
+        """One send per connection, ``data[bounds[k-1]:bounds[k]]`` to ``idx[k]`` (restamp);
+        ``failed``: those sends done already (harness.wire.fused), the ones not whole."""
         if self.tls is not None:  # through the layer, whose exceptions mean their own
             conns = idx if isinstance(idx, list) else idx.tolist()
             for i, a, b in zip(conns, [0, *bounds], bounds, strict=False):
                 self.send(i, data[a:b])
             return
         # plain sockets: all the sends in one call (C when built), then the rest, in order
-        for k, n, err in send_bounds(self.socks, idx, bounds, data, lag):
+        for k, n, err in send_bounds(self.socks, idx, bounds, data, lag) if failed is None \
+                else failed:
             i, a, b = int(idx[k]), (bounds[k - 1] if k else 0), bounds[k]
             if err and err not in (errno.EAGAIN, errno.EWOULDBLOCK):
                 self.fail(i, self.error_kind(OSError(err, os.strerror(err))))
@@ -291,7 +282,10 @@ class Transport:
 
     def plain_poll(self, wait_s: float, timer: Timer | None) -> list[int]:
         """Wait for events; flush the writable; return the readable connections."""
-        ready, writable = self.sel.ready_timed(wait_s, timer)
+        return self.ready_of(*self.sel.ready_timed(wait_s, timer), timer)
+
+    def ready_of(self, ready: list[int], writable: list[int], timer: Timer | None) -> list[int]:
+        """A poll's events: clear the timer, flush the writable; the readable left."""
         if timer is not None and TIMER in ready:
             timer.clear()
             ready.remove(TIMER)
@@ -299,30 +293,32 @@ class Transport:
             self.flush(i)
         return ready
 
-    def plain_read_round(self, ready: list[int]) -> None:
+    def plain_read_round(self, ready: list[int], stopped: tuple | None = None) -> None:
         """recv from each ready socket into the round buffer, keeping whole frames only, then
-        hand the round to the sink.
-
-        Per socket this is the hot path of the whole tool: the common case (no pending
-        bytes, whole frames of one size) stays inline; anything else takes
-        :func:`~harness.wire.rounds.read_carefully` or :meth:`_keep`."""
+        hand the round to the sink (``stopped``: where a fused round's reads stopped,
+        harness.wire.fused's k, off, status, n, t and reads kept, to go on from). The common
+        case stays inline; the rest takes :func:`~harness.wire.rounds.read_carefully` or
+        :meth:`_keep`."""
         rb, socks, pend = self.rounds, self.socks, self.pend_in
         proto = self.protocol
         fixed = proto.fixed or 0
-        r = Reads(proto.walks)
+        r, off, k = Reads(proto.walks), 0, 0
+        if stopped is not None:
+            k, off, status, n, t, r.conn, r.end, r.t = stopped
         seg_conn, seg_end, seg_t = r.conn, r.end, r.t
         # a read equal to copies of the protocol's template (the last short reply it cut,
         # e.g. +PONG or one HTTP response) is that many replies: no cut, no parse; in a
         # closed loop the next requests go out at once (harness.wire.rounds.Early)
         tlen, rep, stamped = len(proto.tmpl), proto.rep, self.stamped_rx
-        buf, last, off, k, nready = rb.buf, len(rb.buf) - CHUNK, 0, 0, len(ready)
+        buf, last, nready = rb.buf, len(rb.buf) - CHUNK, len(ready)
         early = self.early
         sent = NO_READS if early is None else Reads(False)  # sent early: conn, count, time
         ea = None if early is None else (early.reqs, early.owed, early.until, self.pend_out,
                                          sent.conn, sent.end, sent.t)
         while k < nready:
-            # the reads of whole frames (harness.wire.hot: in C when built)
-            if tlen:
+            if stopped is not None:  # (a fused round's: its status is handled below)
+                stopped = None
+            elif tlen:  # the reads of whole frames (harness.wire.hot: in C when built)
                 k, off, status, n, t = recv_tmpl(
                     socks, pend, ready, k, buf, off, last, CHUNK, fixed, seg_conn, seg_end,
                     seg_t, rep, tlen, proto.tmpl_code, r.walk, proto.round_codes, ea, stamped)

@@ -126,25 +126,30 @@ class Recorder:
             got = len(t)
         else:
             got = sum(1 for x in t if x >= begin and (end is None or x < end))
-        if got:
-            res = self.res
-            res.received += got
-            res.bytes_received += got * (self.fixed or 0)
-            self._series_add("received", got, t_last)
         lats = hot.lat_few(t, tint, delay, open_loop, begin)
         if lats is None:  # some were sent before the window opened: the window's ones
             keep = [k for k, b in enumerate(tint) if b >= begin]
-            if not keep:
-                return
             lats = hot.lat_few([t[k] for k in keep], [tint[k] for k in keep],
-                               [delay[k] for k in keep], open_loop, begin)
-            assert lats is not None
+                               [delay[k] for k in keep], open_loop, begin) if keep else None
+        self.counted(got, t_last, lats)
+
+    def counted(self, got: int, t_last: int, lats: tuple | None) -> None:
+        """A small round's replies in the window (``got``, the latest at ``t_last``) and
+        its latencies (harness.wire.hot.lat_few's, or None): :meth:`received_few`'s
+        booking, and a fused round's (harness.wire.fused)."""
+        res = self.res
+        if got:
+            res.received += got
+            res.bytes_received += got * (self.fixed or 0)
+            self._series_add("received", got, t_last)
+        if lats is None:
+            return
         lat, lo, hi, service, s_lo, s_hi = lats
-        self.res.latency.record_list(lat, lo, hi)
+        res.latency.record_list(lat, lo, hi)
         if hi > self.timeout_ns:
-            self.res.late += sum(1 for x in lat if x > self.timeout_ns)
+            res.late += sum(1 for x in lat if x > self.timeout_ns)
         if service is not None:
-            self.res.service.record_list(service, s_lo, s_hi)
+            res.service.record_list(service, s_lo, s_hi)
 
     def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
         """Frames (and their bytes) received inside the measure window."""
@@ -181,12 +186,14 @@ class Recorder:
                 if sel.any():
                     self.res.kinds[k].record(lat[sel])
 
-    def sent(self, total: int, nbytes: int, kinds: np.ndarray, now: int) -> None:
+    def sent(self, total: int, nbytes: int, kinds: np.ndarray, now: int, first: int = 0
+             ) -> None:
+        """Messages sent at ``now`` (several rounds': the first at ``first``)."""
         if not self.measuring:
             return
         res = self.res
         if not res.first_send:
-            res.first_send = now
+            res.first_send = first or now
         res.last_send = now
         res.sent += total
         res.bytes_sent += nbytes

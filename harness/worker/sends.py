@@ -7,8 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from harness.core.result import Times
+from harness.wire import fused
 from harness.wire.batch import SMALL_OPEN, SMALL_ROUND, Outbound
+from harness.wire.inbound import SMALL_READ
+from harness.wire.poller import MAX_EVENTS
 from harness.wire.restamp import Lag
+from harness.wire.rounds import CHUNK
+from harness.wire.timer import Timer
+from harness.wire.transport import Transport
 from harness.worker.events import Events
 
 NO_KINDS = np.zeros(0, dtype=np.uint16)
@@ -20,6 +26,11 @@ class Sends(Events):
     out: Outbound
     times: Times
     restamp: tuple[int, bool, int, bool] | None  # (stamp offset, ASCII, size or 0, in ws)
+    fuse: tuple | None  # a fused round's context (harness.wire.fused), when the step has one
+    end_ns: int  # the end of sending (ns; far off when the budget decides)
+    next_tick: int  # the loop's next tick (ns)
+    round_counts: list[int]  # select rounds: in all, and measuring while sending
+    timer: Timer | None
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace
@@ -125,3 +136,109 @@ class Sends(Events):
         self.seq += total
         rec.sent(total, len(data), NO_KINDS, now)  # (echo: counted by the send's clock read)
         self.tp.send_round(conns, bounds, data, self._lag(now))
+
+    # ------------------------------------------------------------------ fused rounds
+
+    def _fusing(self) -> tuple | None:
+        """A fused round's context (harness.wire.fused) when every round of the step may
+        be one: the plain closed loop (no think times, stages or budget) of one-size echo
+        frames on plain TCP, with no early sends. Else None."""
+        pace, tp, inb = self.pace, self.tp, self.small
+        r = self.restamp
+        if (inb is None or inb.fixed is None or self.echo is None or tp.early is not None
+                or tp.tls is not None or pace.period or pace.thinks or pace.budgeted
+                or self.share.stages or type(tp) is not Transport
+                or self.out.ascii or inb.fixed != self.out.specs[0] or inb.hdr != self.out.hdr
+                or (r is not None and not r[2])):
+            return None
+        return fused.context(
+            tp.socks, tp.pend_in, CHUNK, inb.fixed, tp.stamped_rx, inb.hdr, inb.body, inb.key,
+            self.index, self.gid_list, SMALL_READ, pace.outstanding, pace.credits,
+            pace.last_progress, pace.loop.refills, tp.blocked, pace.early, inb.fixed,
+            self.index << 16, self.out.key, r, SMALL_ROUND)
+
+    def _fused_loop(self) -> bool | None:
+        """In the window and sending, the rounds until the next tick (or the series' next
+        second, or the end of sending) in one call (harness.wire.fused.echo_loop), booked
+        together; then the round that ended them, as :meth:`_fused_round` books one. None
+        when this round may not be one (the loop then polls as usual); else as
+        :meth:`_fused_round`."""
+        rec, pace = self.rec, self.pace
+        if not (rec.measuring and self.sending) or pace.early_left or pace.resumed:
+            return None
+        assert self.echo is not None and self.fuse is not None
+        ledger, times, sel = self.echo.ledger, self.times, self.tp.sel
+        acc, last = fused.echo_loop(
+            self.fuse, sel.handle, sel.data, MAX_EVENTS, rec.cur_lo,
+            min(self.next_tick, rec.cur_hi, self.end_ns), self.rounds.buf, self.out.flat,
+            ledger.seen, ledger.lo, self.seq, times.begin, times.measure, self.end_ns)
+        polls, replies, t_last, got, lats, lo, hi, marked, sent, nbytes, first, now = acc
+        self.round_counts[0] += polls
+        self.round_counts[1] += polls
+        if replies:
+            self._booked(replies, t_last, got, lats and (lats, lo, hi, None, 0, 0), marked)
+        if sent:
+            self.seq += sent
+            rec.sent(sent, nbytes, NO_KINDS, now, first)
+        if last is None:
+            return False
+        if last[0] != fused.POLLED:
+            return self._fused_result(last)
+        ready = self.tp.ready_of(last[1], last[2], self.timer)
+        return bool(ready) and self._fused_round(ready)
+
+    def _fused_round(self, ready: list[int]) -> bool:
+        """A round over ``ready`` in one call (harness.wire.fused.echo_round), booked here;
+        where the call stopped short, the usual path goes on from there. True when the
+        round's send was done too."""
+        assert self.echo is not None and self.fuse is not None  # (so _fusing says)
+        rec, times, ledger = self.rec, self.times, self.echo.ledger
+        return self._fused_result(fused.echo_round(
+            self.fuse, ready, self.rounds.buf, self.out.flat, ledger.seen, ledger.lo, self.seq,
+            rec.measuring, self.sending, times.begin, times.measure, self.end_ns))
+
+    def _fused_result(self, r: tuple) -> bool:
+        what = r[0]
+        if what == fused.ROUND:
+            self._booked(*r[1:6])
+            self._book_send(*r[6:])
+            return True
+        if what == fused.READ:
+            self.tp.plain_read_round(r[9], r[1:9])
+        elif what == fused.PARSE:
+            self.frames(self.rounds.buf, r[1], r[2], r[3], None)
+        else:
+            self._account_few(*r[1:])
+        return False
+
+    def _booked(self, replies: int, t_last: int, got: int, lats: tuple | None, marked: int
+                ) -> None:
+        """The replies of whole fused rounds, counted as the usual path counts them."""
+        rec = self.rec
+        rec.last_rx = t_last
+        rec.res.replies += replies
+        assert self.echo is not None
+        self.echo.ledger.receipts += marked
+        if rec.measuring:
+            rec.counted(got, t_last, lats)
+
+    def _book_send(self, send: int, now: int, conns: list[int] | None,
+                   counts: list[int] | None, total: int, bounds: list[int] | None,
+                   failed: list | None) -> None:
+        """A whole fused round's send, counted (or done) as the usual path does."""
+        rec = self.rec
+        if send == fused.SENT:
+            assert conns is not None and bounds is not None
+            if not rec.measuring:
+                self.pace.early_left += total
+            self.seq += total
+            rec.sent(total, bounds[-1], NO_KINDS, now)
+            if failed:
+                self.tp.send_round(conns, bounds, self.out.flat, None, failed)
+        elif send == fused.EDGE:
+            self._send_round(now)
+        elif send == fused.BIG:
+            assert conns is not None and counts is not None
+            if not rec.measuring:
+                self.pace.early_left += total
+            self._send_closed(conns, counts, total, now)

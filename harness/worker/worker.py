@@ -13,7 +13,6 @@ Times are ns of ``time.monotonic_ns()``.
 from __future__ import annotations
 
 import os
-import ssl
 import time
 from collections.abc import Callable
 
@@ -27,7 +26,7 @@ from harness.protocols.tls import client_context
 from harness.protocols.wire import wire_of
 from harness.wire import framing as framing_mod
 from harness.wire.batch import Outbound, size_bounds
-from harness.wire.connects import open_all
+from harness.wire.connects import expire_connects, open_all
 from harness.wire.poller import READ, Poller
 from harness.wire.protocol import Stamped
 from harness.wire.rounds import Early, RoundBuffer
@@ -41,7 +40,6 @@ from workloads import Workload
 
 __all__ = ["Progress", "Worker", "connect_kind"]
 
-NO_KINDS = np.zeros(0, dtype=np.uint16)
 BIG_NS = 1 << 62  # a time after every run
 Progress = Callable[[dict], bool]  # called about once a second; returns False to stop
 
@@ -77,7 +75,8 @@ class Worker(Sends):
         scheme = plan.targets[0].scheme if plan.targets else "tcp"
         protocol = getattr(workload, "protocol", "framed") if plan.targets else "framed"
         self.wire = wire_of(of_run(protocol, scheme), self)
-        self.tls = _tls_context(plan, self.wire.alpn)  # None: plain TCP
+        # the client TLS context of a TLS plan, offering the protocol's ALPN (None: plain TCP)
+        self.tls = client_context(plan.tls, self.wire.alpn) if plan.tls is not None else None
         self.timer = Timer.create()  # precise open-loop wake-ups (None: select timeouts)
         self.rounds = RoundBuffer()
         self.seq = 0  # next message number (dense per worker, across steps)
@@ -123,6 +122,7 @@ class Worker(Sends):
         self.early = self._early()
         self.tp.early = self.early
         self.after_round = self.wire.after_round  # the protocol's counts after a round
+        self.fuse = self._fusing()
         self.wire.joined(self.tp)
 
     def _clocks(self) -> None:
@@ -186,13 +186,14 @@ class Worker(Sends):
     def run(self, times: Times, ctrl_poll: Progress | None = None) -> WorkerResult:
         """Warm-up, measure, drain; returns the step's result (``partial`` if stopped)."""
         self.times = times
+        self.end_ns = times.end if times.end is not None else BIG_NS
         self.rec.begin(times, self.timeout_ns)
         self.pace.start(times.begin, self.tp.alive)
         self.running = True
         stage_at = self.pace.stage_times(times.measure)
         cpu0, wait0 = os.times(), run_queue_wait_ns()
         self.seq0 = self.seq
-        next_tick = times.begin + SEC // 10
+        self.next_tick = times.begin + SEC // 10
         next_report = times.begin + SEC
         while True:
             now = time.monotonic_ns()
@@ -205,8 +206,8 @@ class Worker(Sends):
                 if self.n_parked:
                     self._reopen_due(now)
                 self._send_round(now)
-            if now >= next_tick:
-                next_tick = now + SEC // 10
+            if now >= self.next_tick:
+                self.next_tick = now + SEC // 10
                 next_report = self._tick(now, next_report, ctrl_poll)
         return self._finish(cpu0, wait0)
 
@@ -239,7 +240,7 @@ class Worker(Sends):
                 self.tp.close(i)
                 self.down[i] = False  # retired, not lost
         if self.share.stages or self.reconnecting.any():  # connects begun mid-run
-            self.tp.expire_connects(now, int(self.plan.connect_timeout_s * SEC))
+            expire_connects(self.tp, now, int(self.plan.connect_timeout_s * SEC))
         if now >= next_report:
             next_report += SEC
             if not self._report(now, ctrl_poll) and self.drain_until is None:
@@ -250,6 +251,10 @@ class Worker(Sends):
 
     def _io_round(self, wait: float) -> bool:
         """Poll and read; True when this round was a send instant (:meth:`_instant`)."""
+        if self.fuse is not None and not self.sleep_to:  # rounds in one call, if it may
+            fused = self._fused_loop()
+            if fused is not None:
+                return fused
         instant = bool(self.sleep_to)
         if instant:  # reading deferred to the next send instant (see _deferring)
             self._instant()
@@ -264,6 +269,8 @@ class Worker(Sends):
         if self.rec.measuring and self.sending:
             counts[1] += 1
         if ready:
+            if self.fuse is not None and not self.pace.early_left and not self.pace.resumed:
+                return self._fused_round(ready)  # (True: it sent too; never an instant)
             if self.early is not None:
                 self.early.until = self._early_until(now)
             self.tp.read_round(ready)
@@ -389,9 +396,3 @@ class Worker(Sends):
         self.tp.close_all()
         self.running = False
 
-
-def _tls_context(plan: Plan, alpn: tuple[str, ...]) -> ssl.SSLContext | None:
-    """The client TLS context of a TLS plan (offering the protocol's ALPN), else None."""
-    if plan.tls is None:
-        return None
-    return client_context(plan.tls, alpn)

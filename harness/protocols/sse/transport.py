@@ -268,9 +268,9 @@ class SseTransport(Transport):
             self.sel.modify(s, READ, self.n + i)
 
     def send_round(self, idx: np.ndarray | list[int], bounds: list[int], data: memoryview,
-                   lag: object = None) -> None:
+                   lag: object = None, failed: object = None) -> None:
         """One write per sender to its POST connection: ``data[bounds[k-1]:bounds[k]]``
-        (``lag``: not used, the worker gives none to this transport)."""
+        (``lag``, ``failed``: not used, the worker gives none to this transport)."""
         posts, size, a = self.post, self.post_size, 0
         now = time.monotonic_ns()
         for i, b in zip(idx if isinstance(idx, list) else idx.tolist(), bounds, strict=True):

@@ -54,7 +54,7 @@ from harness.protocols.ws.wsframe import (
     encode_frame,
 )
 from harness.protocols.ws.wsproto import WsProtocol
-from harness.wire.connects import head_kept, hello_read, hello_send
+from harness.wire.connects import expire_connects, head_kept, hello_read, hello_send
 from harness.wire.transport import Reads, Transport
 
 BACKOFF_NS = SEC // 10  # --reconnect: the first retry after 50-100 ms, then doubling
@@ -215,7 +215,7 @@ class WsTransport(Transport):
             self.retry_at[i] = 0
             self.started[i] = now
             self.start_connect(i)
-        self.expire_connects(now, connect_timeout_ns)
+        expire_connects(self, now, connect_timeout_ns)
 
     def schedule(self, i: int, now: int) -> bool:
         """Connection ``i`` was lost: retry after a backoff (doubling from BACKOFF_NS to

@@ -1,0 +1,167 @@
+"""A plain closed loop's small echo round in one call (issue 21): its reads, its frames, the
+ledger's marks, the credits, the latencies and the next round's sends, each the same step
+as the worker's own path takes (harness.wire.hot), without the Python between them.
+
+:func:`echo_round` is harness._hot's ``echo_round`` when it is built, else
+:func:`py_echo_round`, the same steps in plain Python (tests/test_fused.py runs both on the
+same rounds over real sockets). Like each step alone, it returns at the first case it does
+not handle, with what it has done so far, and the worker goes on from there by its own
+path: nothing is done twice and nothing is skipped. It changes the arrays it is given (the
+reads' buffer, the ledger's bitmap, the credits, the send buffer) as those steps do, and
+hands the counts back: the worker books them (harness.worker.events.Events._booked).
+
+``ctx`` (:func:`context`, built once a step; its objects live as long as the step):
+sockets, pending input, read chunk, frame size, kernel stamps, the frames' prefix length
+and value, stamp key, worker, global ids, most frames a read round takes, outstanding,
+credits, progress, whether replies refill credits, blocked, early, the send's message
+size, kind word, stamp key, restamp ((hdr, ascii, size, ws) or None) and the most
+connections a send round takes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.core.ledger import mark_few
+from harness.wire import hot
+from harness.wire.twins import py_closed_take, py_credit_few, py_lat_few
+
+# what the call did: the whole round (ROUND); stopped in the reads at (k, off, status, n,
+# t) (READ: the transport reads on from there); read whole frames that are not all good
+# (PARSE: the numpy parse counts them); took good frames it did not book (ACCOUNT: a
+# latency from before the window, or a seq past the ledger's bitmap); or (echo_loop) polled
+# a writable connection or the timer (POLLED: readable, writable)
+ROUND, READ, PARSE, ACCOUNT, POLLED = 0, 1, 2, 3, 4
+WAIT_NS = 50_000_000  # the longest poll (the worker loop's 0.05 s)
+# a ROUND's send: none due (or not sending), the window opens first (EDGE: the worker's
+# send round), a round too large for one call (BIG: committed, not built), or sent
+NO_SEND, EDGE, BIG, SENT = 0, 1, 2, 3
+
+
+def context(socks: list, pend: list, chunk: int, fixed: int, stamped: bool, hdr: int,
+            body: int, key: int, me: int, gids: list[int], most: int, outstanding: np.ndarray,
+            credits: np.ndarray, progress: np.ndarray, refills: bool, blocked: np.ndarray,
+            early: np.ndarray, size: int, kw: int, skey: int, restamp: tuple | None,
+            send_most: int) -> tuple:
+    """The step's part of :func:`echo_round`'s arguments, in its order."""
+    return (socks, pend, chunk, fixed, stamped, hdr, body, key, me, gids, most, outstanding,
+            credits, progress, refills, blocked, early, size, kw, skey, restamp, send_most)
+
+
+def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
+                  seen: np.ndarray, lo: int, seq0: int, measuring: bool, sending: bool,
+                  begin: int, measure: int, end: int) -> tuple:
+    """One round over ``ready`` (non-empty): read into ``buf``, take the frames, mark,
+    credit, time them (``measuring``: received in [measure, end), latencies of messages
+    intended from ``measure`` on), then, when ``sending`` and the clock is in [begin, end),
+    the plain closed loop's next sends (Pacer.take_closed), built in ``out`` from seq
+    ``seq0``.
+
+    Returns one of ``(ROUND, replies, t_last, got, lats, marked, send, now, conns, counts,
+    total, bounds, failed)`` (``lats``: lat_few's, or None outside the window), ``(READ, k,
+    off, status, n, t, seg_conn, seg_end, seg_t, ready)``, ``(PARSE, seg_conn, seg_end, seg_t)`` or
+    ``(ACCOUNT, t_last, conn, t, seq, tint, delay)``."""
+    (socks, pend, chunk, fixed, stamped, hdr, body, key, me, gids, most, outstanding, credits,
+     progress, refills, blocked, early, size, kw, skey, restamp, send_most) = ctx
+    seg_conn: list[int] = []
+    seg_end: list[int] = []
+    seg_t: list[int] = []
+    k, off, status, n, t = hot.py_recv_fixed(socks, pend, ready, 0, buf, 0, len(buf) - chunk,
+                                             chunk, fixed, seg_conn, seg_end, seg_t, stamped)
+    if status != hot.DONE:
+        return READ, k, off, status, n, t, seg_conn, seg_end, seg_t, ready
+    few = hot.py_take_few(buf, seg_conn, seg_end, seg_t, fixed, hdr, body, key, me, gids, most)
+    if few is None:
+        return PARSE, seg_conn, seg_end, seg_t
+    conn, ts, seqs, tint, delay = few
+    t_last = max(seg_t) if stamped else seg_t[-1]
+    got, lats = 0, None
+    if measuring:  # (the lists and bounds: lat_few's; a closed loop keeps no service time)
+        lats = py_lat_few(ts, tint, delay, False, measure)
+        if lats is None:
+            return ACCOUNT, t_last, conn, ts, seqs, tint, delay
+        got = sum(1 for x in ts if measure <= x < end)
+    marked = mark_few(seqs, seen, lo)
+    if marked < 0:
+        return ACCOUNT, t_last, conn, ts, seqs, tint, delay
+    py_credit_few(conn, t_last, outstanding, credits, progress, refills)
+    return (ROUND, len(seqs), t_last, got, lats, marked,
+            *_send(ctx, out, seq0, measuring, sending, begin, measure, end))
+
+
+def _send(ctx: tuple, out: memoryview, seq0: int, measuring: bool, sending: bool, begin: int,
+          measure: int, end: int) -> tuple:
+    """The round's sends, from the clock read on: (send, now, conns, counts, total, bounds,
+    failed)."""
+    socks, hdr, gids, size, kw, skey, restamp, send_most = (
+        ctx[0], ctx[5], ctx[9], ctx[17], ctx[18], ctx[19], ctx[20], ctx[21])
+    now = time.monotonic_ns()
+    if not sending or not begin <= now < end:
+        return NO_SEND, now, None, None, 0, None, None
+    if not measuring and now >= measure:
+        return EDGE, now, None, None, 0, None, None
+    took = py_closed_take(ctx[12], ctx[15], ctx[11], ctx[13], ctx[16], now, measuring)
+    if took is None:
+        return NO_SEND, now, None, None, 0, None, None
+    conns, counts, total = took
+    if len(conns) > send_most or total * size > len(out):
+        return BIG, now, conns, counts, total, None, None
+    bounds = hot.py_build_few(out, hdr, size, [gids[i] for i in conns], counts, seq0, now,
+                              kw, skey)
+    lag = None if restamp is None else (restamp[0], restamp[1], now, restamp[2], restamp[3])
+    return SENT, now, conns, counts, total, bounds, hot.py_send_bounds(socks, conns, bounds,
+                                                                       out, lag)
+
+
+def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, since: int,
+                 stop_at: int, buf: bytearray, out: memoryview, seen: np.ndarray, lo: int,
+                 seq0: int, begin: int, measure: int, end: int) -> tuple[tuple, tuple | None]:
+    """In the window and sending, rounds one after another (:func:`py_echo_round`, each
+    after a poll of ``handle`` as hot.epoll_ready), until the clock passes ``stop_at`` (at
+    least one poll). Returns ``(acc, last)``: ``acc`` is what the rounds booked together
+    did, ``(polls, replies, t_last, got, lats, lat_lo, lat_hi, marked, sent, nbytes,
+    first, last_now)`` (``lats``: a list, or None; ``first`` and ``last_now``: the first
+    and last send's clock); ``last``, None, or the round that ended the loop, to book alone:
+    one :func:`py_echo_round` did not finish, a ``(POLLED, readable, writable)``, or a whole
+    round whose send was not plain, or whose times are not all in [since, stop_at)."""
+    size = ctx[17]
+    polls = replies = got = marked = sent = nbytes = t_last = first = last_now = 0
+    lats: list[int] = []
+    lat_lo = lat_hi = 0
+    last = None
+    while True:
+        wait = min(max(stop_at - time.monotonic_ns(), 0), WAIT_NS)
+        rd, wr = hot.py_epoll_ready(handle, -(-wait // 1_000_000) / 1e3, maxevents, data)
+        polls += 1
+        if wr or any(i < 0 for i in rd):
+            last = (POLLED, rd, wr)
+            break
+        if not rd:
+            if time.monotonic_ns() >= stop_at:
+                break
+            continue
+        r = py_echo_round(ctx, rd, buf, out, seen, lo, seq0, True, True, begin, measure, end)
+        if r[0] != ROUND or r[6] in (EDGE, BIG) or r[12] or not since <= r[2] < stop_at \
+                or r[7] >= stop_at:
+            last = r
+            break
+        replies, got, marked, t_last = replies + r[1], got + r[3], marked + r[5], r[2]
+        if r[4] is not None:
+            lat, a, b = r[4][:3]
+            lat_lo, lat_hi = (a, b) if not lats else (min(lat_lo, a), max(lat_hi, b))
+            lats += lat
+        if r[6] == SENT:
+            first = first if sent else r[7]
+            sent, nbytes, last_now, seq0 = sent + r[10], nbytes + r[10] * size, r[7], seq0 + r[10]
+        if r[7] >= stop_at:
+            break
+    return (polls, replies, t_last, got, lats or None, lat_lo, lat_hi, marked, sent, nbytes,
+            first, last_now), last
+
+
+native: Any = hot.native if hasattr(hot.native, "echo_loop") else None
+echo_round = native.echo_round if native is not None else py_echo_round
+echo_loop = native.echo_loop if native is not None else py_echo_loop
