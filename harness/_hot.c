@@ -136,6 +136,49 @@ static int fd_of(PyObject *s) {
     return fd < 0 ? -1 : (int)fd;
 }
 
+/* An int's value (-1 with an exception set when it is not one, or too large). CPython up
+ * to 3.11 keeps an int as its sign and size and 30-bit digits, and its PyLong_AsLongLong
+ * takes _PyLong_AsByteArray's general path (some 200 instructions) from two digits on: a
+ * time in ns has two. Those are read here directly; anything else goes the general way. */
+static inline int as_ll(PyObject *o, long long *out) {
+#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+    if (PyLong_CheckExact(o)) {
+        const digit *d = ((PyLongObject *)o)->ob_digit;
+        switch (Py_SIZE(o)) {
+        case 0:
+            *out = 0;
+            return 0;
+        case 1:
+            *out = (long long)d[0];
+            return 0;
+        case -1:
+            *out = -(long long)d[0];
+            return 0;
+        case 2:
+            *out = (long long)d[0] | (long long)d[1] << 30;
+            return 0;
+        case -2:
+            *out = -((long long)d[0] | (long long)d[1] << 30);
+            return 0;
+        }
+    }
+#endif
+    long long v = PyLong_AsLongLong(o);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* PyLong_AsUnsignedLongLongMask, by as_ll where the int fits (the same bits). */
+static unsigned long long mask_ll(PyObject *o) {
+    long long v;
+    if (as_ll(o, &v) == 0)
+        return (unsigned long long)v;
+    PyErr_Clear();
+    return PyLong_AsUnsignedLongLongMask(o);
+}
+
 static int append_ll(PyObject *list, long long v) {
     PyObject *o = PyLong_FromLongLong(v);
     if (o == NULL)
@@ -192,13 +235,8 @@ static int index_open(PyObject *o, Index *ix) {
 }
 
 static int index_get(Index *ix, Py_ssize_t k, long long *out) {
-    if (ix->list) {
-        long long v = PyLong_AsLongLong(PyList_GET_ITEM(ix->list, k));
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-        *out = v;
-        return 0;
-    }
+    if (ix->list)
+        return as_ll(PyList_GET_ITEM(ix->list, k), out);
     *out = ((const long long *)ix->view.buf)[k];
     return 0;
 }
@@ -211,11 +249,7 @@ static void index_close(Index *ix) {
 }
 
 static int get_ll(PyObject *list, Py_ssize_t k, long long *out) {
-    long long v = PyLong_AsLongLong(PyList_GET_ITEM(list, k));
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    *out = v;
-    return 0;
+    return as_ll(PyList_GET_ITEM(list, k), out);
 }
 
 /* A read of copies of a protocol's template reply (recv_tmpl), and the closed loop's early
@@ -866,11 +900,10 @@ static PyObject *build(PyObject *out, Py_ssize_t hdr, Py_ssize_t size, PyObject 
                     PyErr_SetString(PyExc_ValueError, "too few intended times");
                     goto fail;
                 }
-                unsigned long long tj = PyLong_AsUnsignedLongLongMask(PyList_GET_ITEM(tints, j));
+                unsigned long long tj = mask_ll(PyList_GET_ITEM(tints, j));
                 if (tj == (unsigned long long)-1 && PyErr_Occurred())
                     goto fail;
-                unsigned long long dj =
-                    PyLong_AsUnsignedLongLongMask(PyList_GET_ITEM(delays, j));
+                unsigned long long dj = mask_ll(PyList_GET_ITEM(delays, j));
                 if (dj == (unsigned long long)-1 && PyErr_Occurred())
                     goto fail;
                 lo = (uint32_t)tj;

@@ -256,7 +256,7 @@ def echoed(n: int) -> Iterator[tuple[list[socket.socket], list[socket.socket]]]:
 def test_the_loop_runs_echo_rounds_until_its_time_and_books_them_together(impl: str) -> None:
     """A closed loop of one in flight on each connection for 0.2 s: every reply booked
     once, each freeing a send, the rounds' counts adding up; the last round alone."""
-    st = fresh()
+    st = fresh(seen=1 << 22)
     gids = [1000 + 7 * i for i in range(N)]
     sel = Poller()
     with echoed(N) as (ours, _peers):
