@@ -1258,12 +1258,9 @@ static PyObject *closed_take(PyObject *self, PyObject *args) {
  * the largest delay. The schedule moves on, outstanding grows, and a connection that was
  * idle has progress at ``now``. When ``clear_under`` is not negative and no delay is over
  * it, the connections are off backlog. int64 arrays (backlog: bool), one per connection. */
-static PyObject *open_commit(PyObject *self, PyObject *args) {
-    PyObject *io, *ko, *ph, *sc, *oo, *po, *bo;
-    long long now, base, period, clear_under;
-    if (!PyArg_ParseTuple(args, "O!O!LLLOOOOOL", &PyList_Type, &io, &PyList_Type, &ko, &now,
-                          &base, &period, &ph, &sc, &oo, &po, &bo, &clear_under))
-        return NULL;
+static PyObject *commit_open(PyObject *io, PyObject *ko, long long now, long long base,
+                             long long period, PyObject *ph, PyObject *sc, PyObject *oo,
+                             PyObject *po, PyObject *bo, long long clear_under) {
     Py_buffer v[5];
     PyObject *objs[5] = {ph, sc, oo, po, bo};
     const Py_ssize_t sizes[5] = {8, 8, 8, 8, 1};
@@ -1317,6 +1314,15 @@ done:
     return ret;
 }
 
+static PyObject *open_commit(PyObject *self, PyObject *args) {
+    PyObject *io, *ko, *ph, *sc, *oo, *po, *bo;
+    long long now, base, period, clear_under;
+    if (!PyArg_ParseTuple(args, "O!O!LLLOOOOOL", &PyList_Type, &io, &PyList_Type, &ko, &now,
+                          &base, &period, &ph, &sc, &oo, &po, &bo, &clear_under))
+        return NULL;
+    return commit_open(io, ko, now, base, period, ph, sc, oo, po, bo, clear_under);
+}
+
 /* open_pick(cand, base, period, phase, sched, alive, sends, blocked, budget, burst)
  *     -> (idx, want, lag)
  *
@@ -1326,12 +1332,9 @@ done:
  * sender, sends min(owed, burst), none when ``blocked``; one that still owes after that is
  * a laggard. Returns the senders and their counts, and the laggards, in candidate order.
  * phase, sched, budget: int64 arrays; alive, sends, blocked: bool arrays. */
-static PyObject *open_pick(PyObject *self, PyObject *args) {
-    PyObject *co, *ph, *sc, *al, *se, *bl, *bu;
-    long long base, period, burst;
-    if (!PyArg_ParseTuple(args, "OLLOOOOOOL", &co, &base, &period, &ph, &sc, &al, &se, &bl,
-                          &bu, &burst))
-        return NULL;
+static PyObject *pick_open(PyObject *co, long long base, long long period, PyObject *ph,
+                           PyObject *sc, PyObject *al, PyObject *se, PyObject *bl, PyObject *bu,
+                           long long burst) {
     if (period <= 0) {
         PyErr_SetString(PyExc_ValueError, "the period must be positive");
         return NULL;
@@ -1391,6 +1394,15 @@ done:
     Py_XDECREF(want);
     Py_XDECREF(lag);
     return ret;
+}
+
+static PyObject *open_pick(PyObject *self, PyObject *args) {
+    PyObject *co, *ph, *sc, *al, *se, *bl, *bu;
+    long long base, period, burst;
+    if (!PyArg_ParseTuple(args, "OLLOOOOOOL", &co, &base, &period, &ph, &sc, &al, &se, &bl,
+                          &bu, &burst))
+        return NULL;
+    return pick_open(co, base, period, ph, sc, al, se, bl, bu, burst);
 }
 
 /* Item k of a new list: x, and the least and greatest so far (k == 0 sets both). */
@@ -1591,9 +1603,10 @@ out:
     return rc;
 }
 
-/* One round over ``ready``: NULL (an exception set), Py_None when it went all the way (d
- * filled in), else the tuple of the case it stopped at (READ, PARSE, ACCOUNT). */
-static PyObject *round_once(Fuse *f, Turn *u, PyObject *ready, Done *d) {
+/* A round's reads over ``ready``, up to the credits (open_loop: latencies with service
+ * times): NULL (an exception set), Py_None when it went all the way (d filled in), else the
+ * tuple of the case it stopped at (READ, PARSE, ACCOUNT). */
+static PyObject *round_read(Fuse *f, Turn *u, PyObject *ready, Done *d, int open_loop) {
     memset(d, 0, sizeof *d);
     PyObject *seg_conn = PyList_New(0), *seg_end = PyList_New(0), *seg_t = PyList_New(0);
     PyObject *rd = NULL, *few = NULL, *cr = NULL, *ret = NULL;
@@ -1634,7 +1647,7 @@ static PyObject *round_once(Fuse *f, Turn *u, PyObject *ready, Done *d) {
             d->t_last = x;
     }
     if (u->measuring) {
-        d->lats = lats_few(ts, tint, delay, 0, u->measure);
+        d->lats = lats_few(ts, tint, delay, open_loop, u->measure);
         if (d->lats == NULL)
             goto done;
         if (d->lats == Py_None) {
@@ -1655,7 +1668,7 @@ static PyObject *round_once(Fuse *f, Turn *u, PyObject *ready, Done *d) {
         goto done;
     }
     cr = credits_few(conn, d->t_last, f->oo, f->co, f->po, f->refills);
-    if (cr == NULL || round_send(f, u, d) < 0)
+    if (cr == NULL)
         goto done;
     ret = Py_None;
     Py_INCREF(ret);
@@ -1669,6 +1682,17 @@ done:
     Py_XDECREF(few);
     Py_XDECREF(cr);
     return ret;
+}
+
+/* One closed-loop round over ``ready``: round_read, then round_send. */
+static PyObject *round_once(Fuse *f, Turn *u, PyObject *ready, Done *d) {
+    PyObject *r = round_read(f, u, ready, d, 0);
+    if (r == Py_None && round_send(f, u, d) < 0) {
+        done_clear(d);
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
 }
 
 /* A whole round as fused.py_echo_round returns it. */
@@ -1822,6 +1846,422 @@ done:
     return ret;
 }
 
+/* The open loop's due wheel (harness.worker.schedule.DueWheel; the pure twins there):
+ * connections ``order`` sorted by their offsets in the period ``offs``. */
+typedef struct {
+    const long long *order, *offs;
+    Py_ssize_t n;
+    long long period, base;
+} Wheel;
+
+static long long floor_mod(long long a, long long m) {
+    long long r = a % m;
+    return r < 0 ? r + m : r;
+}
+
+static Py_ssize_t right_of(const long long *a, Py_ssize_t n, long long x) {
+    Py_ssize_t lo = 0, hi = n;  /* searchsorted(x, side="right") */
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (a[mid] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* DueWheel.candidates(now) from ``seen`` (*seen moves to now when now is past it): a new
+ * sorted list without repeats, the laggards among them. */
+static PyObject *wheel_candidates(Wheel *w, long long *seen, long long now, PyObject *lag) {
+    long long a = *seen - w->base, b = now - w->base;
+    Py_ssize_t nl = PyList_GET_SIZE(lag), m = 0;
+    long long *c = PyMem_Malloc(sizeof(long long) * (size_t)(w->n + nl + 1));
+    PyObject *out = NULL;
+    if (c == NULL)
+        return PyErr_NoMemory();
+    if (b > a) {
+        *seen = now;
+        if (b - a >= w->period) {
+            for (Py_ssize_t j = 0; j < w->n; j++)
+                c[m++] = j;
+        } else {
+            long long pa = floor_mod(a, w->period), pb = floor_mod(b, w->period);
+            Py_ssize_t lo = right_of(w->offs, w->n, pa), hi = right_of(w->offs, w->n, pb);
+            if (pa < pb) {
+                for (Py_ssize_t j = lo; j < hi; j++)
+                    c[m++] = w->order[j];
+            } else {
+                for (Py_ssize_t j = lo; j < w->n; j++)
+                    c[m++] = w->order[j];
+                for (Py_ssize_t j = 0; j < hi; j++)
+                    c[m++] = w->order[j];
+            }
+        }
+    }
+    for (Py_ssize_t j = 0; j < nl; j++)
+        if (get_ll(lag, j, &c[m++]) < 0)
+            goto done;
+    qsort(c, (size_t)m, sizeof *c, cmp_ll);
+    out = PyList_New(0);
+    for (Py_ssize_t j = 0; out != NULL && j < m; j++)
+        if ((j == 0 || c[j] != c[j - 1]) && append_ll(out, c[j]) < 0)
+            Py_CLEAR(out);
+done:
+    PyMem_Free(c);
+    return out;
+}
+
+/* DueWheel.next_instant: the first instant after ``seen``. */
+static long long wheel_next(Wheel *w, long long seen) {
+    long long ps = floor_mod(seen - w->base, w->period);
+    Py_ssize_t j = right_of(w->offs, w->n, ps);
+    return seen + (j < w->n ? w->offs[j] - ps : w->period - ps + w->offs[0]);
+}
+
+typedef struct {  /* an open loop's wheel and pacing (fused.py_open_loop's wheel, pace) */
+    Fuse f;
+    Wheel w;
+    PyObject *phase, *sched, *alive, *sends, *backlog;
+    long long sched_base, period, burst, behind, pick_most, open_most;
+    Py_buffer v[7];
+    int opened;
+} Open;
+
+static void open_close(Open *o) {
+    for (int k = 0; k < o->opened; k++)
+        PyBuffer_Release(&o->v[k]);
+    o->opened = 0;
+}
+
+static int open_parse(PyObject *fctx, PyObject *wheel, PyObject *pace, Open *o,
+                      long long *wseen, PyObject **lag) {
+    PyObject *order, *offs;
+    o->opened = 0;
+    if (!PyArg_ParseTuple(wheel, "OOLLLO!", &order, &offs, &o->w.period, &o->w.base, wseen,
+                          &PyList_Type, lag) ||
+        !PyArg_ParseTuple(pace, "LLOOOOOLLLL", &o->sched_base, &o->period, &o->phase, &o->sched,
+                          &o->alive, &o->sends, &o->backlog, &o->burst, &o->behind,
+                          &o->pick_most, &o->open_most) || fuse_parse(fctx, &o->f) < 0)
+        return -1;
+    if (o->w.period <= 0 || o->period <= 0) {
+        PyErr_SetString(PyExc_ValueError, "the period must be positive");
+        return -1;
+    }
+    PyObject *objs[7] = {order, offs, o->phase, o->sched, o->alive, o->sends, o->backlog};
+    const Py_ssize_t sizes[7] = {8, 8, 8, 8, 1, 1, 1};
+    const char *names[7] = {"order", "offs", "phase", "sched", "alive", "sends", "backlog"};
+    Py_ssize_t n;
+    o->opened = arrays_open(objs, sizes, names, 2, o->v, &n);
+    if (PyErr_Occurred() || n < 1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "an empty wheel");
+        open_close(o);
+        return -1;
+    }
+    o->w.order = o->v[0].buf;
+    o->w.offs = o->v[1].buf;
+    o->w.n = n;
+    for (int k = 2; k < 7; k++, o->opened++)
+        if (array_open(objs[k], &o->v[k], sizes[k], names[k]) < 0) {
+            open_close(o);
+            return -1;
+        }
+    return 0;
+}
+
+/* OpenLoop.next_send: (the next instant due, the next the client's own schedule owes). */
+static void open_next(Open *o, long long seen, PyObject *lag, long long *nxt, long long *own) {
+    const long long *phase = o->v[2].buf, *sched = o->v[3].buf;
+    const unsigned char *alive = o->v[4].buf, *sends = o->v[5].buf, *backlog = o->v[6].buf;
+    const unsigned char *blocked = NULL;
+    Py_buffer bb;
+    int has_b = PyObject_GetBuffer(o->f.bo, &bb, PyBUF_SIMPLE) == 0;
+    if (has_b)
+        blocked = bb.buf;
+    else
+        PyErr_Clear();
+    *nxt = *own = wheel_next(&o->w, seen);
+    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(lag); j++) {
+        long long i;
+        if (get_ll(lag, j, &i) < 0 || i < 0 || i >= o->w.n) {
+            PyErr_Clear();
+            continue;
+        }
+        if (!alive[i] || !sends[i] || (blocked && blocked[i]))
+            continue;
+        long long due = o->sched_base + phase[i] + sched[i] * o->period;
+        if (due < *nxt)
+            *nxt = due;
+        if (!backlog[i] && due < *own)
+            *own = due;
+    }
+    if (has_b)
+        PyBuffer_Release(&bb);
+}
+
+enum { F_BEHIND = 5, F_UNSENT = 6 };
+
+/* An instant's sends: pick, commit, build, send. 1: sent or none due (*last set when the
+ * caller must stop after it); 0: not taken (too many candidates or senders: nothing
+ * changed); -1: an error. */
+static int open_send(Open *o, Turn *u, long long now, long long *seen, PyObject **lag,
+                     Done *d, PyObject **last) {
+    Fuse *f = &o->f;
+    long long s2 = *seen;
+    PyObject *cand = wheel_candidates(&o->w, &s2, now, *lag), *pk = NULL, *cm = NULL;
+    PyObject *g = NULL, *lg = NULL;
+    int rc = -1;
+    if (cand == NULL)
+        return -1;
+    if (PyList_GET_SIZE(cand) > o->pick_most) {
+        rc = 0;
+        goto out;
+    }
+    pk = pick_open(cand, now - o->sched_base, o->period, o->phase, o->sched, o->alive,
+                   o->sends, f->bo, Py_None, o->burst);
+    if (pk == NULL)
+        goto out;
+    PyObject *idx = PyTuple_GET_ITEM(pk, 0), *want = PyTuple_GET_ITEM(pk, 1);
+    Py_ssize_t m = PyList_GET_SIZE(idx), ng = PyList_GET_SIZE(f->gids);
+    long long total = 0, x;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        if (get_ll(want, j, &x) < 0)
+            goto out;
+        total += x;
+    }
+    Py_ssize_t outlen = PyObject_Size(u->out);
+    if (outlen < 0)
+        goto out;
+    if (m > o->open_most || total * f->size > outlen) {
+        rc = 0;
+        goto out;
+    }
+    *seen = s2;
+    Py_SETREF(*lag, PyTuple_GET_ITEM(pk, 2));
+    Py_INCREF(*lag);
+    rc = 1;
+    if (m == 0)
+        goto out;
+    rc = -1;
+    cm = commit_open(idx, want, now, o->sched_base, o->period, o->phase, o->sched, f->oo, f->po,
+                     o->backlog, o->behind);
+    if (cm == NULL)
+        goto out;
+    PyObject *tint = PyTuple_GET_ITEM(cm, 0), *delay = PyTuple_GET_ITEM(cm, 1);
+    long long worst = PyLong_AsLongLong(PyTuple_GET_ITEM(cm, 2));
+    g = PyList_New(m);
+    if (g == NULL)
+        goto out;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        if (get_ll(idx, j, &x) < 0)
+            goto out;
+        if (x < 0 || x >= ng) {
+            PyErr_SetString(PyExc_IndexError, "connection out of range");
+            goto out;
+        }
+        PyObject *gi = PyList_GET_ITEM(f->gids, x);
+        Py_INCREF(gi);
+        PyList_SET_ITEM(g, j, gi);
+    }
+    d->bounds = build(u->out, f->hdr, f->size, g, want, u->seq0, 0, tint, delay,
+                      (uint32_t)f->kw, (uint32_t)f->skey);
+    if (d->bounds == NULL)
+        goto out;
+    if (f->restamp == Py_None) {
+        lg = Py_None;
+        Py_INCREF(lg);
+    } else {
+        PyObject *r = f->restamp;
+        lg = Py_BuildValue("(OOLOO)", PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1), now,
+                           PyTuple_GET_ITEM(r, 2), PyTuple_GET_ITEM(r, 3));
+        if (lg == NULL)
+            goto out;
+    }
+    d->failed = sends(f->socks, idx, d->bounds, u->out, lg);
+    if (d->failed == NULL)
+        goto out;
+    d->send = S_SENT;
+    d->now = now;
+    d->total = total;
+    if (PyList_GET_SIZE(d->failed))
+        *last = Py_BuildValue("(iOOO)", F_UNSENT, idx, d->bounds, d->failed);
+    else if (worst > o->behind)
+        *last = Py_BuildValue("(iOOOL)", F_BEHIND, idx, want, delay, now);
+    rc = *last == NULL && PyErr_Occurred() ? -1 : 1;
+out:
+    Py_XDECREF(cand);
+    Py_XDECREF(pk);
+    Py_XDECREF(cm);
+    Py_XDECREF(g);
+    Py_XDECREF(lg);
+    return rc;
+}
+
+enum { F_BOOK = 7 };
+
+/* open_loop(ctx, epfd, data, maxevents, since, stop_at, wheel, pace, buf, out, seen, lo, seq0,
+ *           begin, measure, end) -> (acc, wseen, laggards, wake_at, last)
+ *
+ * fused.py_open_loop: in the window, sending, deferring its reads, an open loop's instants
+ * one after another until the clock passes ``stop_at``: sleep to the next one (as
+ * Timer.sleep_until), send what is due (as Sends._send_few_open), then read what came
+ * (as a round of echo_round, the latencies with their service times). */
+static PyObject *open_loop(PyObject *self, PyObject *args) {
+    PyObject *ctx, *data, *lag, *wheel, *pace;
+    int epfd, maxevents;
+    long long since, stop_at, wseen;
+    Turn u;
+    Open o;
+    if (!PyArg_ParseTuple(args, "OiO!iLLO!O!OOOLKLLL", &ctx, &epfd, &PyDict_Type, &data,
+                          &maxevents, &since, &stop_at, &PyTuple_Type, &wheel, &PyTuple_Type,
+                          &pace, &u.buf, &u.out, &u.seen, &u.lo, &u.seq0, &u.begin, &u.measure,
+                          &u.end))
+        return NULL;
+    if (maxevents < 1) {
+        PyErr_SetString(PyExc_ValueError, "maxevents must be positive");
+        return NULL;
+    }
+    if (open_parse(ctx, wheel, pace, &o, &wseen, &lag) < 0)
+        return NULL;
+    u.measuring = u.sending = 1;
+    Py_INCREF(lag);
+    struct epoll_event *ev = PyMem_Malloc(sizeof(struct epoll_event) * (size_t)maxevents);
+    PyObject *lats = PyList_New(0), *svc = PyList_New(0), *last = NULL, *rd = NULL, *wr = NULL;
+    PyObject *ret = NULL;
+    if (ev == NULL || lats == NULL || svc == NULL) {
+        if (ev == NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    long long polls = 0, replies = 0, got = 0, marked = 0, sent = 0, nbytes = 0, t_last = 0;
+    long long first = 0, last_now = 0, lo[2] = {0, 0}, hi[2] = {0, 0}, wake_at = 0, x;
+    for (;;) {
+        long long now = mono_ns(), nxt;
+        open_next(&o, wseen, lag, &nxt, &wake_at);
+        if (nxt > now) {  /* sleep to the next instant (the loop's 0.05 s at most) */
+            long long to = nxt < now + 50000000LL ? nxt : now + 50000000LL;
+            to = to < stop_at ? to : stop_at;
+            struct timespec ts = {(time_t)(to / 1000000000LL), (long)(to % 1000000000LL)};
+            int err;
+            Py_BEGIN_ALLOW_THREADS
+            err = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+            Py_END_ALLOW_THREADS
+            if (err == EINTR)
+                break;  /* a signal: its handler runs once this returns */
+            now = mono_ns();
+        }
+        if (now >= stop_at)
+            break;
+        Done sd;
+        memset(&sd, 0, sizeof sd);
+        int r = open_send(&o, &u, now, &wseen, &lag, &sd, &last);
+        if (r < 0) {
+            done_clear(&sd);
+            goto done;
+        }
+        if (r == 0)
+            break;  /* not one for this call: the worker's own send round takes it */
+        if (sd.send == S_SENT) {
+            if (get_ll(sd.bounds, PyList_GET_SIZE(sd.bounds) - 1, &x) < 0) {
+                done_clear(&sd);
+                goto done;
+            }
+            first = sent ? first : now;
+            sent += sd.total;
+            nbytes += x;
+            last_now = now;
+            u.seq0 += (unsigned long long)sd.total;
+        }
+        done_clear(&sd);
+        if (last != NULL)
+            break;
+        int n = epoll_wait(epfd, ev, maxevents, 0);
+        polls++;
+        if (n < 0) {
+            if (errno != EINTR) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                goto done;
+            }
+            break;
+        }
+        if (events_lists(ev, n, data, &rd, &wr) < 0)
+            goto done;
+        int odd = PyList_GET_SIZE(wr) > 0;
+        for (Py_ssize_t j = 0; !odd && j < PyList_GET_SIZE(rd); j++) {
+            if (get_ll(rd, j, &x) < 0)
+                goto done;
+            odd = x < 0;
+        }
+        if (odd) {
+            last = Py_BuildValue("(iOO)", F_POLLED, rd, wr);
+            break;
+        }
+        if (PyList_GET_SIZE(rd)) {
+            Done d;
+            PyObject *rr = round_read(&o.f, &u, rd, &d, 1);
+            if (rr == NULL)
+                goto done;
+            if (rr != Py_None) {
+                last = rr;
+                break;
+            }
+            Py_DECREF(rr);
+            if (d.t_last < since || d.t_last >= stop_at) {  /* booked alone */
+                last = Py_BuildValue("(inLnOL)", F_BOOK, d.m, d.t_last, d.got,
+                                     d.lats ? d.lats : Py_None, d.marked);
+                done_clear(&d);
+                break;
+            }
+            replies += d.m;
+            got += d.got;
+            marked += d.marked;
+            t_last = d.t_last;
+            for (int q = 0; d.lats != NULL && d.lats != Py_None && q < 2; q++) {
+                PyObject *to = q ? svc : lats, *from = PyTuple_GET_ITEM(d.lats, 3 * q);
+                long long a = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 3 * q + 1));
+                long long b = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 3 * q + 2));
+                int empty = PyList_GET_SIZE(to) == 0;
+                if (PyErr_Occurred() ||
+                    PyList_SetSlice(to, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, from) < 0) {
+                    done_clear(&d);
+                    goto done;
+                }
+                lo[q] = empty || a < lo[q] ? a : lo[q];
+                hi[q] = empty || b > hi[q] ? b : hi[q];
+            }
+            done_clear(&d);
+        }
+        Py_CLEAR(rd);
+        Py_CLEAR(wr);
+        if (mono_ns() >= stop_at)
+            break;
+    }
+    PyObject *lt = PyList_GET_SIZE(lats)
+        ? Py_BuildValue("(OLLOLL)", lats, lo[0], hi[0], svc, lo[1], hi[1]) : (Py_INCREF(Py_None), Py_None);
+    if (lt == NULL)
+        goto done;
+    PyObject *acc = Py_BuildValue("(LLLLNLLLLL)", polls, replies, t_last, got, lt, marked, sent,
+                                  nbytes, first, last_now);
+    if (acc != NULL)
+        ret = Py_BuildValue("(NLOLO)", acc, wseen, lag, wake_at, last ? last : Py_None);
+done:
+    open_close(&o);
+    PyMem_Free(ev);
+    Py_XDECREF(lag);
+    Py_XDECREF(lats);
+    Py_XDECREF(svc);
+    Py_XDECREF(last);
+    Py_XDECREF(rd);
+    Py_XDECREF(wr);
+    return ret;
+}
+
 /* timer_arm(fd, at_ns): harness.wire.timer.Timer.arm's timerfd_settime (absolute, on
  * CLOCK_MONOTONIC; at_ns below 1 fires at once). OSError when the call fails. */
 static PyObject *timer_arm(PyObject *self, PyObject *args) {
@@ -1864,6 +2304,7 @@ static PyMethodDef methods[] = {
     {"lat_few", lat_few, METH_VARARGS, "A small round's latencies and service times."},
     {"echo_round", echo_round, METH_VARARGS, "A plain closed loop's small echo round."},
     {"echo_loop", echo_loop, METH_VARARGS, "A plain closed loop's echo rounds until a time."},
+    {"open_loop", open_loop, METH_VARARGS, "An open loop's echo instants until a time."},
     {"timer_arm", timer_arm, METH_VARARGS, "Arm a timerfd at an absolute ns time."},
     {"timer_clear", timer_clear, METH_VARARGS, "Consume a timerfd's expiry."},
     {NULL, NULL, 0, NULL}};

@@ -298,3 +298,82 @@ def test_the_loop_hands_back_a_writable_connection_or_the_timer(impl: str) -> No
                                 0, 0, 0, BIG)
     sel.close()
     assert acc[:2] == (1, 0) and last == (fused.POLLED, [], [2])
+
+
+# ---------------------------------------------------------------------- open_loop
+
+OPENS = {"pure": fused.py_open_loop, "native": getattr(fused.native, "open_loop", None)}
+PERIOD = 10_000_000  # 100 msgs/s a connection
+
+
+def open_state(n: int, base: int) -> tuple[dict, tuple, tuple]:
+    """An open loop's arrays, its wheel (order, offs, period, base, seen, laggards) and its
+    pacing (sched_base, period, phase, sched, alive, sends, backlog, burst, behind, pick
+    and send limits): connection i's instants at base + i * PERIOD / n + k * PERIOD."""
+    st = fresh(n, seen=1 << 20) | {"outstanding": np.zeros(n, np.int64),
+                                    "phase": np.arange(n, dtype=np.int64) * (PERIOD // n),
+                                    "sched": np.zeros(n, np.int64),
+                                    "alive": np.ones(n, bool), "sends": np.ones(n, bool),
+                                    "backlog": np.zeros(n, bool)}
+    wheel = (np.arange(n, dtype=np.int64), st["phase"].copy(), PERIOD, base, base - 1, [])
+    pace = (base, PERIOD, st["phase"], st["sched"], st["alive"], st["sends"], st["backlog"],
+            4096, 5000, 256, 128)
+    return st, wheel, pace
+
+
+def run_open(impl: str, writable: int | None = None, pick_most: int = 256,
+             seconds: float = 0.2, behind: int = 5000) -> tuple:
+    gids = [1000 + 7 * i for i in range(N)]
+    sel = Poller()
+    with echoed(N) as (ours, _peers):
+        for i, s in enumerate(ours):
+            sel.register(s, READ | (WRITE if i == writable else 0), i)
+        t0 = time.monotonic_ns()
+        st, wheel, pace = open_state(N, t0)
+        pace = (*pace[:8], behind, pick_most, pace[10])
+        ctx = fused.context(list(ours), [b""] * N, CHUNK, SIZE, False, HDR, SIZE - HDR, KEY, ME,
+                            gids, 1024, st["outstanding"], st["credits"], st["progress"],
+                            False, st["blocked"], st["early"], SIZE, ME << 16, KEY, LAG, 128)
+        handle = sel.ep if impl == "pure" else sel.ep.fileno()
+        stop = t0 + int(seconds * 1e9)
+        got = OPENS[impl](ctx, handle, sel.data, 64, t0, stop, wheel, pace, bytearray(1 << 20),
+                          out_buffer(), st["seen"], 0, 0, t0, t0, 1 << 62)
+        t1 = time.monotonic_ns()
+    sel.close()
+    return got, st, t0, stop, t1
+
+
+@pytest.mark.parametrize("impl", ["pure", "native"])
+def test_the_open_loop_sends_on_schedule_and_books_every_reply(impl: str) -> None:
+    """0.2 s of N connections at 100/s each: every instant due sent once, at its time or
+    after (never before), every reply read at the next instants booked once, with its
+    latency and its service time. (No send counts as behind: a busy machine's would end
+    the loop early.)"""
+    (acc, wseen, lag, wake, last), st, t0, stop, t1 = run_open(impl, behind=10**12)
+    polls, replies, t_last, got, lats, marked, sent, nbytes, first, last_now = acc
+    assert t1 >= stop and last is None and lag == []
+    assert t0 <= first <= last_now <= wseen < stop <= wseen + PERIOD and wake > last_now
+    due = (last_now - t0 - st["phase"]) // PERIOD + 1  # each one's instants by the last send
+    assert st["sched"].tolist() == np.maximum(due, 0).tolist() and sent == st["sched"].sum()
+    assert nbytes == sent * SIZE and sent >= 15 * N
+    assert st["outstanding"].sum() == sent - replies and replies >= sent - 5 * N
+    assert got == replies == marked == np.count_nonzero(st["seen"])
+    lat, lo, hi, svc, slo, shi = lats
+    assert len(lat) == len(svc) == replies and (lo, hi, slo, shi) == (min(lat), max(lat),
+                                                                      min(svc), max(svc))
+    assert lo > 0 and slo > 0 and all(s <= x for s, x in zip(svc, lat, strict=True))
+    assert polls >= 15
+
+
+@pytest.mark.parametrize("impl", ["pure", "native"])
+def test_the_open_loop_leaves_an_instant_it_does_not_take_untouched(impl: str) -> None:
+    (acc, wseen, lag, wake, last), st, t0, _, t1 = run_open(impl, pick_most=0, seconds=0.05)
+    assert acc[0] == acc[6] == 0 and last is None and wseen == t0 - 1 and lag == []
+    assert st["sched"].sum() == 0 and t1 - t0 < 40_000_000
+
+
+@pytest.mark.parametrize("impl", ["pure", "native"])
+def test_the_open_loop_hands_back_a_writable_connection(impl: str) -> None:
+    (acc, _, _, _, last), st, _, _, _ = run_open(impl, writable=2)
+    assert acc[0] == 1 and last is not None and last[0] == fused.POLLED and last[2] == [2]
+    assert acc[6] == st["sched"].sum() >= 1

@@ -27,7 +27,15 @@ import numpy as np
 
 from harness.core.ledger import mark_few
 from harness.wire import hot
-from harness.wire.twins import py_closed_take, py_credit_few, py_lat_few
+from harness.wire.twins import (
+    py_closed_take,
+    py_credit_few,
+    py_lat_few,
+    py_open_commit,
+    py_open_pick,
+    wheel_candidates,
+    wheel_next,
+)
 
 # what the call did: the whole round (ROUND); stopped in the reads at (k, off, status, n,
 # t) (READ: the transport reads on from there); read whole frames that are not all good
@@ -35,6 +43,10 @@ from harness.wire.twins import py_closed_take, py_credit_few, py_lat_few
 # latency from before the window, or a seq past the ledger's bitmap); or (echo_loop) polled
 # a writable connection or the timer (POLLED: readable, writable)
 ROUND, READ, PARSE, ACCOUNT, POLLED = 0, 1, 2, 3, 4
+# (open_loop) an instant whose sends were late by the client's fault (BEHIND: idx, counts,
+# delays, now: Pacer.behind counts them), or did not all go out whole (UNSENT: idx, bounds,
+# failed); a read round to book alone (BOOK: its times are another second's)
+BEHIND, UNSENT, BOOK = 5, 6, 7
 WAIT_NS = 50_000_000  # the longest poll (the worker loop's 0.05 s)
 # a ROUND's send: none due (or not sending), the window opens first (EDGE: the worker's
 # send round), a round too large for one call (BIG: committed, not built), or sent
@@ -64,8 +76,18 @@ def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
     total, bounds, failed)`` (``lats``: lat_few's, or None outside the window), ``(READ, k,
     off, status, n, t, seg_conn, seg_end, seg_t, ready)``, ``(PARSE, seg_conn, seg_end, seg_t)`` or
     ``(ACCOUNT, t_last, conn, t, seq, tint, delay)``."""
+    r = _read(ctx, ready, buf, seen, lo, measuring, measure, end, False)
+    if r[0] != ROUND:
+        return r
+    return (*r, *_send(ctx, out, seq0, measuring, sending, begin, measure, end))
+
+
+def _read(ctx: tuple, ready: list[int], buf: bytearray, seen: np.ndarray, lo: int,
+          measuring: bool, measure: int, end: int, open_loop: bool) -> tuple:
+    """A round's reads, up to the credits (``open_loop``: latencies with service times):
+    ``(ROUND, replies, t_last, got, lats, marked)``, or where it stopped."""
     (socks, pend, chunk, fixed, stamped, hdr, body, key, me, gids, most, outstanding, credits,
-     progress, refills, blocked, early, size, kw, skey, restamp, send_most) = ctx
+     progress, refills) = ctx[:15]
     seg_conn: list[int] = []
     seg_end: list[int] = []
     seg_t: list[int] = []
@@ -79,8 +101,8 @@ def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
     conn, ts, seqs, tint, delay = few
     t_last = max(seg_t) if stamped else seg_t[-1]
     got, lats = 0, None
-    if measuring:  # (the lists and bounds: lat_few's; a closed loop keeps no service time)
-        lats = py_lat_few(ts, tint, delay, False, measure)
+    if measuring:  # (the lists and bounds: lat_few's)
+        lats = py_lat_few(ts, tint, delay, open_loop, measure)
         if lats is None:
             return ACCOUNT, t_last, conn, ts, seqs, tint, delay
         got = sum(1 for x in ts if measure <= x < end)
@@ -88,8 +110,7 @@ def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
     if marked < 0:
         return ACCOUNT, t_last, conn, ts, seqs, tint, delay
     py_credit_few(conn, t_last, outstanding, credits, progress, refills)
-    return (ROUND, len(seqs), t_last, got, lats, marked,
-            *_send(ctx, out, seq0, measuring, sending, begin, measure, end))
+    return ROUND, len(seqs), t_last, got, lats, marked
 
 
 def _send(ctx: tuple, out: memoryview, seq0: int, measuring: bool, sending: bool, begin: int,
@@ -162,6 +183,124 @@ def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, 
             first, last_now), last
 
 
+def py_open_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, since: int,
+                 stop_at: int, wheel: tuple, pace: tuple, buf: bytearray, out: memoryview,
+                 seen: np.ndarray, lo: int, seq0: int, begin: int, measure: int, end: int
+                 ) -> tuple[tuple, int, list[int], int, tuple | None]:
+    """In the window and sending, reads deferred to the send instants: an open loop's
+    instants one after another until the clock passes ``stop_at``. Each sleeps to the next
+    instant (OpenLoop.next_send; the loop's 0.05 s at most), sends what is due (pick,
+    commit, build, send, as Sends._send_few_open), then reads (a round of
+    :func:`py_echo_round`'s, with service times). ``wheel``: the DueWheel's order, offs,
+    period, base, seen and laggards (a list); ``pace``: sched_base, period, phase, sched,
+    alive, sends, backlog, MAX_BURST, BEHIND_US, PICK_FEW, SMALL_OPEN.
+
+    Returns ``(acc, seen, laggards, wake_at, last)``: ``acc`` as :func:`py_echo_loop`'s
+    (its ``lats`` the whole lat_few tuple, service times too), the wheel's state after, the
+    last next_send's ``wake_at``, and None or what ended the loop: an instant not taken
+    (None too: more candidates or senders than a call takes; the worker's send round takes
+    it), BEHIND, UNSENT, POLLED, BOOK, or where a read stopped (READ, PARSE, ACCOUNT)."""
+    wseen, lag, blocked, last = wheel[4], list(wheel[5]), ctx[15], None
+    polls = replies = got = marked = sent = nbytes = t_last = first = last_now = wake = 0
+    lists: tuple[list[int], list[int]] = ([], [])
+    bounds = [0, 0, 0, 0]  # least and greatest latency, and service time
+    while True:
+        now, wake = _wake(wheel, pace, blocked, wseen, lag, stop_at)
+        if now >= stop_at:
+            break
+        taken, wseen, lag, done, last = _open_send(ctx, wheel, pace, out, now, wseen, lag, seq0)
+        if not taken:
+            break
+        if done is not None:
+            first = first if sent else now
+            sent, nbytes, last_now, seq0 = sent + done[0], nbytes + done[1], now, seq0 + done[0]
+        if last is not None:
+            break
+        rd, wr = hot.py_epoll_ready(handle, 0.0, maxevents, data)
+        polls += 1
+        if wr or any(i < 0 for i in rd):
+            last = (POLLED, rd, wr)
+            break
+        if rd:
+            r = _read(ctx, rd, buf, seen, lo, True, measure, end, True)
+            if r[0] != ROUND or not since <= r[2] < stop_at:
+                last = (BOOK, *r[1:]) if r[0] == ROUND else r
+                break
+            replies, got, marked, t_last = replies + r[1], got + r[3], marked + r[5], r[2]
+            _gather(lists, bounds, r[4])
+        if time.monotonic_ns() >= stop_at:
+            break
+    lt = (lists[0], bounds[0], bounds[1], lists[1], bounds[2], bounds[3]) if lists[0] else None
+    return ((polls, replies, t_last, got, lt, marked, sent, nbytes, first, last_now), wseen,
+            lag, wake, last)
+
+
+def _wake(wheel: tuple, pace: tuple, blocked: np.ndarray, wseen: int, lag: list[int],
+          stop_at: int) -> tuple[int, int]:
+    """Sleep to the next instant (the loop's 0.05 s, and ``stop_at``, at most): the clock
+    then, and the next the client's own schedule owes (OpenLoop.next_send's)."""
+    now = time.monotonic_ns()
+    nxt, own = _open_next(wheel, pace, blocked, wseen, lag)
+    if nxt > now:
+        time.sleep(max(min(nxt, now + WAIT_NS, stop_at) - time.monotonic_ns(), 0) / 1e9)
+        now = time.monotonic_ns()
+    return now, own
+
+
+def _gather(lists: tuple[list[int], list[int]], bounds: list[int], lats: tuple) -> None:
+    """A round's latencies and service times (lat_few's) onto the loop's, with the bounds."""
+    for q in (0, 1):
+        vals, a, b = lats[3 * q:3 * q + 3]
+        empty = not lists[q]
+        bounds[2 * q] = a if empty else min(bounds[2 * q], a)
+        bounds[2 * q + 1] = b if empty else max(bounds[2 * q + 1], b)
+        lists[q].extend(vals)
+
+
+def _open_next(wheel: tuple, pace: tuple, blocked: np.ndarray, wseen: int, lag: list[int]
+               ) -> tuple[int, int]:
+    """OpenLoop.next_send: the next instant due, and the next the client's own schedule
+    owes (a laggard on backlog owes the server's)."""
+    sched_base, period, phase, sched, alive, sends, backlog = pace[:7]
+    nxt = own = wheel_next(wheel[1], wheel[2], wheel[3], wseen)
+    for i in lag:
+        if alive[i] and sends[i] and not blocked[i]:
+            due = sched_base + int(phase[i]) + int(sched[i]) * period
+            nxt = min(nxt, due)
+            own = own if backlog[i] else min(own, due)
+    return nxt, own
+
+
+def _open_send(ctx: tuple, wheel: tuple, pace: tuple, out: memoryview, now: int, wseen: int,
+               lag: list[int], seq0: int) -> tuple:
+    """An instant's sends: (taken, seen, laggards, (total, bytes) or None, last). Not taken
+    (nothing changed) when it has more candidates or senders than a call takes."""
+    (sched_base, period, phase, sched, alive, sends, backlog, burst, behind, pick_most,
+     open_most) = pace
+    socks, hdr, gids, size, kw, skey, restamp = (ctx[0], ctx[5], ctx[9], ctx[17], ctx[18],
+                                                 ctx[19], ctx[20])
+    cand, seen2 = wheel_candidates(wheel[0], wheel[1], wheel[2], wheel[3], wseen, now, lag)
+    if len(cand) > pick_most:
+        return False, wseen, lag, None, None
+    idx, want, lag2 = py_open_pick(cand.tolist(), now - sched_base, period, phase, sched,
+                                   alive, sends, ctx[15], None, burst)
+    total = sum(want)
+    if len(idx) > open_most or total * size > len(out):
+        return False, wseen, lag, None, None
+    if not idx:
+        return True, seen2, lag2, None, None
+    tint, delay, worst = py_open_commit(idx, want, now, sched_base, period, phase, sched,
+                                        ctx[11], ctx[13], backlog, behind)
+    bounds = hot.py_build_few_at(out, hdr, size, [gids[i] for i in idx], want, seq0, tint,
+                                 delay, kw, skey)
+    lagt = None if restamp is None else (restamp[0], restamp[1], now, restamp[2], restamp[3])
+    failed = hot.py_send_bounds(socks, idx, bounds, out, lagt)
+    last = (UNSENT, idx, bounds, failed) if failed else \
+        (BEHIND, idx, want, delay, now) if worst > behind else None
+    return True, seen2, lag2, (total, bounds[-1]), last
+
+
 native: Any = hot.native if hasattr(hot.native, "echo_loop") else None
 echo_round = native.echo_round if native is not None else py_echo_round
 echo_loop = native.echo_loop if native is not None else py_echo_loop
+open_loop = native.open_loop if native is not None else py_open_loop

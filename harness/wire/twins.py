@@ -118,3 +118,29 @@ def py_lat_few(t: list[int], tint: list[int], delay: list[int], open_loop: bool,
         return lat, min(lat), max(lat), svc, min(svc), max(svc)
     lat = [a - b - d * 1000 for a, b, d in zip(t, tint, delay, strict=True)]
     return lat, min(lat), max(lat), None, 0, 0
+
+
+def wheel_candidates(order: np.ndarray, offs: np.ndarray, period: int, base: int, seen: int,
+               now: int, lag: np.ndarray | list[int]) -> tuple[np.ndarray, int]:
+    """:meth:`harness.worker.schedule.DueWheel.candidates` of a wheel's arrays
+    (harness._hot has it in C too, for harness.wire.fused's open loop): the candidates,
+    and ``seen`` after."""
+    a, b = seen - base, now - base
+    if b <= a:
+        return np.unique(np.asarray(lag, dtype=np.int64)), seen
+    if b - a >= period:
+        return np.arange(len(order)), now
+    pa, pb = a % period, b % period
+    lo = int(offs.searchsorted(pa, side="right"))  # (the method: no wrappers)
+    hi = int(offs.searchsorted(pb, side="right"))
+    win = order[lo:hi] if pa < pb else np.concatenate((order[lo:], order[:hi]))
+    if len(lag):
+        return np.union1d(win, lag), now
+    return np.sort(win), now
+
+
+def wheel_next(offs: np.ndarray, period: int, base: int, seen: int) -> int:
+    """:meth:`harness.worker.schedule.DueWheel.next_instant` of a wheel's arrays."""
+    ps = (seen - base) % period
+    j = int(offs.searchsorted(ps, side="right"))
+    return seen + (int(offs[j]) - ps if j < len(offs) else period - ps + int(offs[0]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.core.units import SEC
+from harness.wire.twins import wheel_candidates, wheel_next
 
 PHASE_GRID_NS = 500_000  # open-loop phases are multiples of at least this
 PHASE_GRID_MAX_NS = 2_000_000  # ... and of at most this
@@ -36,29 +37,13 @@ class DueWheel:
 
     def candidates(self, now: int) -> np.ndarray:
         """Connections with an instant in ``(seen, now]``, and the laggards; sorted, unique."""
-        a, b, period = self.seen - self.base, now - self.base, self.period
-        lag = self.laggards
-        if b <= a:
-            return np.unique(lag)
-        self.seen = now
-        if b - a >= period:
-            return np.arange(len(self.order))
-        pa, pb = a % period, b % period
-        lo = int(self.offs.searchsorted(pa, side="right"))  # (the method: no wrappers)
-        hi = int(self.offs.searchsorted(pb, side="right"))
-        win = self.order[lo:hi] if pa < pb else np.concatenate((self.order[lo:],
-                                                                 self.order[:hi]))
-        if len(lag):
-            return np.union1d(win, lag)
-        return np.sort(win)
+        cand, self.seen = wheel_candidates(self.order, self.offs, self.period, self.base, self.seen,
+                                     now, self.laggards)
+        return cand
 
     def next_instant(self) -> int:
         """ns of the first instant after ``seen`` (of some connection, live or not)."""
-        period = self.period
-        ps = (self.seen - self.base) % period
-        j = int(self.offs.searchsorted(ps, side="right"))
-        step = int(self.offs[j]) - ps if j < len(self.offs) else period - ps + int(self.offs[0])
-        return self.seen + step
+        return wheel_next(self.offs, self.period, self.base, self.seen)
 
     def join(self, i: int) -> None:
         """Connection ``i`` (re)joined: a candidate from the next round on."""

@@ -16,8 +16,14 @@ from harness.wire.rounds import CHUNK
 from harness.wire.timer import Timer
 from harness.wire.transport import Transport
 from harness.worker.events import Events
+from harness.worker.loops import MAX_BURST, NO_CONNS, PICK_FEW
+from harness.worker.pacing import BEHIND_US
 
 NO_KINDS = np.zeros(0, dtype=np.uint16)
+# most frames a fused open loop's read round takes (its C costs the same per frame at any
+# size; a read after a tick's pause may hold several instants' replies, and more would send
+# the round to numpy's parse)
+OPEN_READ = 1024
 
 
 class Sends(Events):
@@ -31,6 +37,10 @@ class Sends(Events):
     next_tick: int  # the loop's next tick (ns)
     round_counts: list[int]  # select rounds: in all, and measuring while sending
     timer: Timer | None
+    defers: bool  # an open loop reads at its send instants (Worker._clocks)
+
+    def _deferring(self) -> bool:  # (the worker's: Worker._deferring)
+        raise NotImplementedError
 
     def _send_round(self, now: int) -> None:
         rec, pace = self.rec, self.pace
@@ -141,19 +151,22 @@ class Sends(Events):
 
     def _fusing(self) -> tuple | None:
         """A fused round's context (harness.wire.fused) when every round of the step may
-        be one: the plain closed loop (no think times, stages or budget) of one-size echo
-        frames on plain TCP, with no early sends. Else None."""
+        be one: a closed loop, or an open loop that defers its reads (Worker._clocks), with
+        no think times, stages or budget, of one-size echo frames on plain TCP, with no
+        early sends. Else None."""
         pace, tp, inb = self.pace, self.tp, self.small
         r = self.restamp
         if (inb is None or inb.fixed is None or self.echo is None or tp.early is not None
-                or tp.tls is not None or pace.period or pace.thinks or pace.budgeted
+                or tp.tls is not None or (pace.period and not self.defers) or pace.thinks
+                or pace.budgeted
                 or self.share.stages or type(tp) is not Transport
                 or self.out.ascii or inb.fixed != self.out.specs[0] or inb.hdr != self.out.hdr
                 or (r is not None and not r[2])):
             return None
         return fused.context(
             tp.socks, tp.pend_in, CHUNK, inb.fixed, tp.stamped_rx, inb.hdr, inb.body, inb.key,
-            self.index, self.gid_list, SMALL_READ, pace.outstanding, pace.credits,
+            self.index, self.gid_list, OPEN_READ if pace.period else SMALL_READ,
+            pace.outstanding, pace.credits,
             pace.last_progress, pace.loop.refills, tp.blocked, pace.early, inb.fixed,
             self.index << 16, self.out.key, r, SMALL_ROUND)
 
@@ -166,6 +179,8 @@ class Sends(Events):
         rec, pace = self.rec, self.pace
         if not (rec.measuring and self.sending) or pace.early_left or pace.resumed:
             return None
+        if pace.period:
+            return self._fused_open() if self._deferring() else None
         assert self.echo is not None and self.fuse is not None
         ledger, times, sel = self.echo.ledger, self.times, self.tp.sel
         acc, last = fused.echo_loop(
@@ -173,19 +188,61 @@ class Sends(Events):
             min(self.next_tick, rec.cur_hi, self.end_ns), self.rounds.buf, self.out.flat,
             ledger.seen, ledger.lo, self.seq, times.begin, times.measure, self.end_ns)
         polls, replies, t_last, got, lats, lo, hi, marked, sent, nbytes, first, now = acc
-        self.round_counts[0] += polls
-        self.round_counts[1] += polls
-        if replies:
-            self._booked(replies, t_last, got, lats and (lats, lo, hi, None, 0, 0), marked)
-        if sent:
-            self.seq += sent
-            rec.sent(sent, nbytes, NO_KINDS, now, first)
+        self._booked_all(polls, replies, t_last, got, lats and (lats, lo, hi, None, 0, 0),
+                         marked, sent, nbytes, first, now)
         if last is None:
             return False
         if last[0] != fused.POLLED:
             return self._fused_result(last)
         ready = self.tp.ready_of(last[1], last[2], self.timer)
         return bool(ready) and self._fused_round(ready)
+
+    def _fused_open(self) -> bool:
+        """An open loop's instants until the next tick (or the series' next second, or the
+        end of sending) in one call (harness.wire.fused.open_loop), booked together; then
+        what ended them. True when the loop's send round has nothing left to do."""
+        assert self.echo is not None and self.fuse is not None
+        rec, pace, tp, times, ledger = self.rec, self.pace, self.tp, self.times, self.echo.ledger
+        w, sel = pace.wheel, tp.sel
+        acc, w.seen, lag, pace.wake_at, last = fused.open_loop(
+            self.fuse, sel.handle, sel.data, MAX_EVENTS, rec.cur_lo,
+            min(self.next_tick, rec.cur_hi, self.end_ns),
+            (w.order, w.offs, w.period, w.base, w.seen, w.laggards.tolist()),
+            (pace.sched_base, pace.period, pace.phase, pace.sched, tp.alive, pace.sends,
+             pace.backlog, MAX_BURST, BEHIND_US, PICK_FEW, SMALL_OPEN),
+            self.rounds.buf, self.out.flat, ledger.seen, ledger.lo, self.seq, times.begin,
+            times.measure, self.end_ns)
+        self.sleep_to = 0  # (slept in the call)
+        w.laggards = np.array(lag, dtype=np.int64) if lag else NO_CONNS
+        self._booked_all(*acc)
+        if last is None:  # at its time, or an instant too large: the send round's
+            return False
+        what = last[0]
+        if what == fused.BEHIND:
+            idx, want, delay = (np.asarray(x, dtype=np.int64) for x in last[1:4])
+            rec.res.behind += pace.behind(idx, want, delay, last[4])
+        elif what == fused.UNSENT:
+            tp.send_round(last[1], last[2], self.out.flat, None, last[3])
+        elif what == fused.POLLED:
+            ready = tp.ready_of(last[1], last[2], self.timer)
+            if ready:
+                tp.read_round(ready)
+        elif what == fused.BOOK:
+            self._booked(*last[1:6])
+        else:
+            return self._fused_result(last)
+        return True
+
+    def _booked_all(self, polls: int, replies: int, t_last: int, got: int, lats: tuple | None,
+                    marked: int, sent: int, nbytes: int, first: int, now: int) -> None:
+        """What the rounds of a fused loop did together, counted as the usual path does."""
+        self.round_counts[0] += polls
+        self.round_counts[1] += polls
+        if replies:
+            self._booked(replies, t_last, got, lats, marked)
+        if sent:
+            self.seq += sent
+            self.rec.sent(sent, nbytes, NO_KINDS, now, first)
 
     def _fused_round(self, ready: list[int]) -> bool:
         """A round over ``ready`` in one call (harness.wire.fused.echo_round), booked here;

@@ -251,7 +251,7 @@ class Worker(Sends):
 
     def _io_round(self, wait: float) -> bool:
         """Poll and read; True when this round was a send instant (:meth:`_instant`)."""
-        if self.fuse is not None and not self.sleep_to:  # rounds in one call, if it may
+        if self.fuse is not None:  # rounds in one call, if it may (Sends._fused_loop)
             fused = self._fused_loop()
             if fused is not None:
                 return fused
@@ -269,8 +269,9 @@ class Worker(Sends):
         if self.rec.measuring and self.sending:
             counts[1] += 1
         if ready:
-            if self.fuse is not None and not self.pace.early_left and not self.pace.resumed:
-                return self._fused_round(ready)  # (True: it sent too; never an instant)
+            if self.fuse is not None and not self.pace.period and not self.pace.early_left \
+                    and not self.pace.resumed:  # a closed loop's round in one call
+                return self._fused_round(ready)  # (True: it sent too)
             if self.early is not None:
                 self.early.until = self._early_until(now)
             self.tp.read_round(ready)
