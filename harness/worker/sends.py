@@ -4,6 +4,8 @@ round without arrays) and send them, one send per connection."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from harness.core.result import Times
@@ -24,6 +26,7 @@ NO_KINDS = np.zeros(0, dtype=np.uint16)
 # size; a read after a tick's pause may hold several instants' replies, and more would send
 # the round to numpy's parse)
 OPEN_READ = 1024
+FUSED = os.environ.get("HARNESS_FUSED", "1") != "0"  # =0: no fused rounds (to compare)
 
 
 class Sends(Events):
@@ -156,9 +159,9 @@ class Sends(Events):
         early sends. Else None."""
         pace, tp, inb = self.pace, self.tp, self.small
         r = self.restamp
-        if (inb is None or inb.fixed is None or self.echo is None or tp.early is not None
-                or tp.tls is not None or (pace.period and not self.defers) or pace.thinks
-                or pace.budgeted
+        if (not FUSED or inb is None or inb.fixed is None or self.echo is None
+                or tp.early is not None or tp.tls is not None or pace.thinks or pace.budgeted
+                or (pace.period and not self.defers)
                 or self.share.stages or type(tp) is not Transport
                 or self.out.ascii or inb.fixed != self.out.specs[0] or inb.hdr != self.out.hdr
                 or (r is not None and not r[2])):
