@@ -351,13 +351,15 @@ def test_the_open_loop_sends_on_schedule_and_books_every_reply(impl: str) -> Non
     the loop early.)"""
     (acc, wseen, lag, wake, last), st, t0, stop, t1 = run_open(impl, behind=10**12)
     polls, replies, t_last, got, lats, marked, sent, nbytes, first, last_now = acc
-    assert t1 >= stop and last is None and lag == []
+    # (a read after stop_at, on a busy machine: its round is booked alone)
+    assert t1 >= stop and (last is None or last[0] == fused.BOOK) and lag == []
+    alone = last[5] if last is not None else 0
     assert t0 <= first <= last_now <= wseen < stop <= wseen + PERIOD and wake > last_now
     due = (last_now - t0 - st["phase"]) // PERIOD + 1  # each one's instants by the last send
     assert st["sched"].tolist() == np.maximum(due, 0).tolist() and sent == st["sched"].sum()
     assert nbytes == sent * SIZE and sent >= 15 * N
-    assert st["outstanding"].sum() == sent - replies and replies >= sent - 5 * N
-    assert got == replies == marked == np.count_nonzero(st["seen"])
+    assert st["outstanding"].sum() == sent - replies - alone and replies >= sent - 5 * N
+    assert got == replies == marked == np.count_nonzero(st["seen"]) - alone
     lat, lo, hi, svc, slo, shi = lats
     assert len(lat) == len(svc) == replies and (lo, hi, slo, shi) == (min(lat), max(lat),
                                                                       min(svc), max(svc))
