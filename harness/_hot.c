@@ -1525,6 +1525,40 @@ static int fuse_parse(PyObject *ctx, Fuse *f) {
                             &f->skey, &f->restamp, &f->send_most) ? 0 : -1;
 }
 
+/* [gids[i] for i in conns]: a new list, or NULL with an exception set. */
+static PyObject *gids_of(PyObject *gids, PyObject *conns) {
+    Py_ssize_t m = PyList_GET_SIZE(conns), ng = PyList_GET_SIZE(gids);
+    PyObject *g = PyList_New(m);
+    for (Py_ssize_t j = 0; g != NULL && j < m; j++) {
+        long long i;
+        if (get_ll(conns, j, &i) < 0 || i < 0 || i >= ng) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_IndexError, "connection out of range");
+            Py_CLEAR(g);
+            break;
+        }
+        PyObject *gi = PyList_GET_ITEM(gids, i);
+        Py_INCREF(gi);
+        PyList_SET_ITEM(g, j, gi);
+    }
+    return g;
+}
+
+/* send_bounds' lag for a round at ``now`` from the step's restamp ((hdr, ascii, size, ws)
+ * or None): a new reference, or NULL with an exception set. */
+static PyObject *lag_of(PyObject *r, long long now) {
+    if (r == Py_None) {
+        Py_INCREF(r);
+        return r;
+    }
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 4) {
+        PyErr_SetString(PyExc_TypeError, "restamp: (hdr, ascii, size, ws)");
+        return NULL;
+    }
+    return Py_BuildValue("(OOLOO)", PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1), now,
+                         PyTuple_GET_ITEM(r, 2), PyTuple_GET_ITEM(r, 3));
+}
+
 /* The round's sends, from the clock read on (d->now): closed_take, build_few, send_bounds. */
 static int round_send(Fuse *f, Turn *u, Done *d) {
     PyObject *took = NULL, *g = NULL, *lag = NULL;
@@ -1551,7 +1585,7 @@ static int round_send(Fuse *f, Turn *u, Done *d) {
     if (d->total == -1 && PyErr_Occurred())
         goto out;
     d->send = S_BIG;
-    Py_ssize_t nc = PyList_GET_SIZE(d->conns), ng = PyList_GET_SIZE(f->gids);
+    Py_ssize_t nc = PyList_GET_SIZE(d->conns);
     Py_ssize_t outlen = PyObject_Size(u->out);
     if (outlen < 0)
         goto out;
@@ -1560,39 +1594,13 @@ static int round_send(Fuse *f, Turn *u, Done *d) {
         goto out;
     }
     d->send = S_SENT;
-    g = PyList_New(nc);
+    g = gids_of(f->gids, d->conns);
     if (g == NULL)
         goto out;
-    for (Py_ssize_t j = 0; j < nc; j++) {
-        long long i;
-        if (get_ll(d->conns, j, &i) < 0)
-            goto out;
-        if (i < 0 || i >= ng) {
-            PyErr_SetString(PyExc_IndexError, "connection out of range");
-            goto out;
-        }
-        PyObject *gi = PyList_GET_ITEM(f->gids, i);
-        Py_INCREF(gi);
-        PyList_SET_ITEM(g, j, gi);
-    }
     d->bounds = build(u->out, f->hdr, f->size, g, d->counts, u->seq0,
                       (unsigned long long)d->now, NULL, NULL, (uint32_t)f->kw, (uint32_t)f->skey);
-    if (d->bounds == NULL)
+    if (d->bounds == NULL || (lag = lag_of(f->restamp, d->now)) == NULL)
         goto out;
-    if (f->restamp == Py_None) {
-        lag = Py_None;
-        Py_INCREF(lag);
-    } else {
-        PyObject *r = f->restamp;
-        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 4) {
-            PyErr_SetString(PyExc_TypeError, "restamp: (hdr, ascii, size, ws)");
-            goto out;
-        }
-        lag = Py_BuildValue("(OOLOO)", PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1), d->now,
-                            PyTuple_GET_ITEM(r, 2), PyTuple_GET_ITEM(r, 3));
-        if (lag == NULL)
-            goto out;
-    }
     d->failed = sends(f->socks, d->conns, d->bounds, u->out, lag);
     if (d->failed != NULL)
         rc = 0;
@@ -1722,6 +1730,51 @@ static PyObject *echo_round(PyObject *self, PyObject *args) {
     return r;
 }
 
+/* A fused loop's poll: epoll_wait for ``ms``, and its events' numbers (events_lists) in *rd
+ * and *wr. 0: only connections are readable, or none; 1: the loop stops here, *last set to
+ * (POLLED, readable, writable) when a file is writable or the timer readable, left NULL on
+ * a signal (its handler runs once the loop returns); -1: an error. */
+static int loop_poll(int epfd, struct epoll_event *ev, int maxevents, int ms, PyObject *data,
+                     PyObject **rd, PyObject **wr, PyObject **last) {
+    int n;
+    Py_BEGIN_ALLOW_THREADS
+    n = epoll_wait(epfd, ev, maxevents, ms);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        return 1;
+    }
+    if (events_lists(ev, n, data, rd, wr) < 0)
+        return -1;
+    int odd = PyList_GET_SIZE(*wr) > 0;
+    for (Py_ssize_t j = 0; !odd && j < PyList_GET_SIZE(*rd); j++) {
+        long long x;
+        if (get_ll(*rd, j, &x) < 0)
+            return -1;
+        odd = x < 0;  /* the timer */
+    }
+    if (odd)
+        *last = Py_BuildValue("(iOO)", F_POLLED, *rd, *wr);
+    return odd ? (*last == NULL ? -1 : 1) : 0;
+}
+
+/* A round's values (lat_few's list at lats[3q], with its bounds after it) onto ``to``, and
+ * the bounds onto *lo and *hi (set by the first). -1 on an error. */
+static int gather(PyObject *to, PyObject *lats, int q, long long *lo, long long *hi) {
+    long long a = PyLong_AsLongLong(PyTuple_GET_ITEM(lats, 3 * q + 1));
+    long long b = PyLong_AsLongLong(PyTuple_GET_ITEM(lats, 3 * q + 2));
+    int empty = PyList_GET_SIZE(to) == 0;
+    if (PyErr_Occurred() ||
+        PyList_SetSlice(to, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, PyTuple_GET_ITEM(lats, 3 * q)) < 0)
+        return -1;
+    *lo = empty || a < *lo ? a : *lo;
+    *hi = empty || b > *hi ? b : *hi;
+    return 0;
+}
+
 /* echo_loop(ctx, epfd, data, maxevents, since, stop_at, buf, out, seen, lo, seq0, begin,
  *           measure, end) -> (acc, last)
  *
@@ -1754,30 +1807,13 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
     for (;;) {
         long long wait = stop_at - mono_ns();
         wait = wait < 0 ? 0 : wait > 50000000LL ? 50000000LL : wait;  /* (the loop's 0.05 s) */
-        int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = epoll_wait(epfd, ev, maxevents, (int)((wait + 999999) / 1000000));
-        Py_END_ALLOW_THREADS
+        int stop = loop_poll(epfd, ev, maxevents, (int)((wait + 999999) / 1000000), data, &rd,
+                             &wr, &last);
         polls++;
-        if (n < 0) {
-            if (errno != EINTR) {
-                PyErr_SetFromErrno(PyExc_OSError);
-                goto done;
-            }
-            break;  /* a signal: its handler runs once this returns */
-        }
-        if (events_lists(ev, n, data, &rd, &wr) < 0)
+        if (stop < 0)
             goto done;
-        int odd = PyList_GET_SIZE(wr) > 0;
-        for (Py_ssize_t j = 0; !odd && j < PyList_GET_SIZE(rd); j++) {
-            if (get_ll(rd, j, &x) < 0)
-                goto done;
-            odd = x < 0;  /* the timer */
-        }
-        if (odd) {
-            last = Py_BuildValue("(iOO)", F_POLLED, rd, wr);
+        if (stop)
             break;
-        }
         long long now;
         if (PyList_GET_SIZE(rd)) {
             Done d;
@@ -1799,17 +1835,10 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
             got += d.got;
             marked += d.marked;
             t_last = d.t_last;
-            if (d.lats != NULL && d.lats != Py_None) {
-                long long a = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 1));
-                long long b = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 2));
-                if (PyErr_Occurred() ||
-                    PyList_SetSlice(lats, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX,
-                                    PyTuple_GET_ITEM(d.lats, 0)) < 0) {
-                    done_clear(&d);
-                    goto done;
-                }
-                lat_lo = PyList_GET_SIZE(lats) == d.m || a < lat_lo ? a : lat_lo;
-                lat_hi = PyList_GET_SIZE(lats) == d.m || b > lat_hi ? b : lat_hi;
+            if (d.lats != NULL && d.lats != Py_None && gather(lats, d.lats, 0, &lat_lo,
+                                                                 &lat_hi) < 0) {
+                done_clear(&d);
+                goto done;
             }
             if (d.send == S_SENT) {
                 if (get_ll(d.bounds, PyList_GET_SIZE(d.bounds) - 1, &x) < 0) {
@@ -2028,7 +2057,7 @@ static int open_send(Open *o, Turn *u, long long now, long long *seen, PyObject 
     if (pk == NULL)
         goto out;
     PyObject *idx = PyTuple_GET_ITEM(pk, 0), *want = PyTuple_GET_ITEM(pk, 1);
-    Py_ssize_t m = PyList_GET_SIZE(idx), ng = PyList_GET_SIZE(f->gids);
+    Py_ssize_t m = PyList_GET_SIZE(idx);
     long long total = 0, x;
     for (Py_ssize_t j = 0; j < m; j++) {
         if (get_ll(want, j, &x) < 0)
@@ -2055,34 +2084,13 @@ static int open_send(Open *o, Turn *u, long long now, long long *seen, PyObject 
         goto out;
     PyObject *tint = PyTuple_GET_ITEM(cm, 0), *delay = PyTuple_GET_ITEM(cm, 1);
     long long worst = PyLong_AsLongLong(PyTuple_GET_ITEM(cm, 2));
-    g = PyList_New(m);
+    g = gids_of(f->gids, idx);
     if (g == NULL)
         goto out;
-    for (Py_ssize_t j = 0; j < m; j++) {
-        if (get_ll(idx, j, &x) < 0)
-            goto out;
-        if (x < 0 || x >= ng) {
-            PyErr_SetString(PyExc_IndexError, "connection out of range");
-            goto out;
-        }
-        PyObject *gi = PyList_GET_ITEM(f->gids, x);
-        Py_INCREF(gi);
-        PyList_SET_ITEM(g, j, gi);
-    }
     d->bounds = build(u->out, f->hdr, f->size, g, want, u->seq0, 0, tint, delay,
                       (uint32_t)f->kw, (uint32_t)f->skey);
-    if (d->bounds == NULL)
+    if (d->bounds == NULL || (lg = lag_of(f->restamp, now)) == NULL)
         goto out;
-    if (f->restamp == Py_None) {
-        lg = Py_None;
-        Py_INCREF(lg);
-    } else {
-        PyObject *r = f->restamp;
-        lg = Py_BuildValue("(OOLOO)", PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1), now,
-                           PyTuple_GET_ITEM(r, 2), PyTuple_GET_ITEM(r, 3));
-        if (lg == NULL)
-            goto out;
-    }
     d->failed = sends(f->socks, idx, d->bounds, u->out, lg);
     if (d->failed == NULL)
         goto out;
@@ -2181,27 +2189,12 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
         done_clear(&sd);
         if (last != NULL)
             break;
-        int n = epoll_wait(epfd, ev, maxevents, 0);
+        int stop = loop_poll(epfd, ev, maxevents, 0, data, &rd, &wr, &last);
         polls++;
-        if (n < 0) {
-            if (errno != EINTR) {
-                PyErr_SetFromErrno(PyExc_OSError);
-                goto done;
-            }
-            break;
-        }
-        if (events_lists(ev, n, data, &rd, &wr) < 0)
+        if (stop < 0)
             goto done;
-        int odd = PyList_GET_SIZE(wr) > 0;
-        for (Py_ssize_t j = 0; !odd && j < PyList_GET_SIZE(rd); j++) {
-            if (get_ll(rd, j, &x) < 0)
-                goto done;
-            odd = x < 0;
-        }
-        if (odd) {
-            last = Py_BuildValue("(iOO)", F_POLLED, rd, wr);
+        if (stop)
             break;
-        }
         if (PyList_GET_SIZE(rd)) {
             Done d;
             PyObject *rr = round_read(&o.f, &u, rd, &d, 1);
@@ -2222,19 +2215,11 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
             got += d.got;
             marked += d.marked;
             t_last = d.t_last;
-            for (int q = 0; d.lats != NULL && d.lats != Py_None && q < 2; q++) {
-                PyObject *to = q ? svc : lats, *from = PyTuple_GET_ITEM(d.lats, 3 * q);
-                long long a = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 3 * q + 1));
-                long long b = PyLong_AsLongLong(PyTuple_GET_ITEM(d.lats, 3 * q + 2));
-                int empty = PyList_GET_SIZE(to) == 0;
-                if (PyErr_Occurred() ||
-                    PyList_SetSlice(to, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, from) < 0) {
+            for (int q = 0; d.lats != NULL && d.lats != Py_None && q < 2; q++)
+                if (gather(q ? svc : lats, d.lats, q, &lo[q], &hi[q]) < 0) {
                     done_clear(&d);
                     goto done;
                 }
-                lo[q] = empty || a < lo[q] ? a : lo[q];
-                hi[q] = empty || b > hi[q] ? b : hi[q];
-            }
             done_clear(&d);
         }
         Py_CLEAR(rd);
