@@ -5,6 +5,7 @@ round without arrays) and send them, one send per connection."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -182,14 +183,19 @@ class Sends(Events):
         rec, pace = self.rec, self.pace
         if not (rec.measuring and self.sending) or pace.early_left or pace.resumed:
             return None
+        # until the next tick, the series' next second or the end of sending: not when
+        # that is past (the series' second is the usual path's to roll)
+        stop_at = min(self.next_tick, rec.cur_hi, self.end_ns)
+        if stop_at <= time.monotonic_ns():
+            return None
         if pace.period:
-            return self._fused_open() if self._deferring() else None
+            return self._fused_open(stop_at) if self._deferring() else None
         assert self.echo is not None and self.fuse is not None
         ledger, times, sel = self.echo.ledger, self.times, self.tp.sel
         acc, last = fused.echo_loop(
-            self.fuse, sel.handle, sel.data, MAX_EVENTS, rec.cur_lo,
-            min(self.next_tick, rec.cur_hi, self.end_ns), self.rounds.buf, self.out.flat,
-            ledger.seen, ledger.lo, self.seq, times.begin, times.measure, self.end_ns)
+            self.fuse, sel.handle, sel.data, MAX_EVENTS, rec.cur_lo, stop_at, self.rounds.buf,
+            self.out.flat, ledger.seen, ledger.lo, self.seq, times.begin, times.measure,
+            self.end_ns)
         polls, replies, t_last, got, lats, lo, hi, marked, sent, nbytes, first, now = acc
         self._booked_all(polls, replies, t_last, got, lats and (lats, lo, hi, None, 0, 0),
                          marked, sent, nbytes, first, now)
@@ -200,7 +206,7 @@ class Sends(Events):
         ready = self.tp.ready_of(last[1], last[2], self.timer)
         return bool(ready) and self._fused_round(ready)
 
-    def _fused_open(self) -> bool:
+    def _fused_open(self, stop_at: int) -> bool:
         """An open loop's instants until the next tick (or the series' next second, or the
         end of sending) in one call (harness.wire.fused.open_loop), booked together; then
         what ended them. True when the loop's send round has nothing left to do."""
@@ -208,8 +214,7 @@ class Sends(Events):
         rec, pace, tp, times, ledger = self.rec, self.pace, self.tp, self.times, self.echo.ledger
         w, sel = pace.wheel, tp.sel
         acc, w.seen, lag, pace.wake_at, last = fused.open_loop(
-            self.fuse, sel.handle, sel.data, MAX_EVENTS, rec.cur_lo,
-            min(self.next_tick, rec.cur_hi, self.end_ns),
+            self.fuse, sel.handle, sel.data, MAX_EVENTS, rec.cur_lo, stop_at,
             (w.order, w.offs, w.period, w.base, w.seen, w.laggards.tolist()),
             (pace.sched_base, pace.period, pace.phase, pace.sched, tp.alive, pace.sends,
              pace.backlog, MAX_BURST, BEHIND_US, PICK_FEW, SMALL_OPEN),
