@@ -1761,6 +1761,22 @@ static int loop_poll(int epfd, struct epoll_event *ev, int maxevents, int ms, Py
     return odd ? (*last == NULL ? -1 : 1) : 0;
 }
 
+/* A fused loop's round over ``rd`` (round_once; open_loop: round_read, with service
+ * times): 0 when it went all the way (d filled in), 1 when it stopped (*last: where), -1
+ * on an error. */
+static int loop_round(Fuse *f, Turn *u, PyObject *rd, Done *d, int open_loop,
+                      PyObject **last) {
+    PyObject *r = open_loop ? round_read(f, u, rd, d, 1) : round_once(f, u, rd, d);
+    if (r == NULL)
+        return -1;
+    if (r != Py_None) {
+        *last = r;
+        return 1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
 /* A round's values (lat_few's list at lats[3q], with its bounds after it) onto ``to``, and
  * the bounds onto *lo and *hi (set by the first). -1 on an error. */
 static int gather(PyObject *to, PyObject *lats, int q, long long *lo, long long *hi) {
@@ -1803,7 +1819,7 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
         goto done;
     }
     long long polls = 0, replies = 0, got = 0, marked = 0, sent = 0, nbytes = 0, t_last = 0;
-    long long first = 0, last_now = 0, lat_lo = 0, lat_hi = 0, x;
+    long long first = 0, last_now = 0, lat_lo = 0, lat_hi = 0;
     for (;;) {
         long long wait = stop_at - mono_ns();
         wait = wait < 0 ? 0 : wait > 50000000LL ? 50000000LL : wait;  /* (the loop's 0.05 s) */
@@ -1814,17 +1830,13 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
             goto done;
         if (stop)
             break;
-        long long now;
         if (PyList_GET_SIZE(rd)) {
             Done d;
-            PyObject *r = round_once(&f, &u, rd, &d);
-            if (r == NULL)
+            stop = loop_round(&f, &u, rd, &d, 0, &last);
+            if (stop < 0)
                 goto done;
-            if (r != Py_None) {
-                last = r;
+            if (stop)
                 break;
-            }
-            Py_DECREF(r);
             if (d.send == S_EDGE || d.send == S_BIG || (d.failed && PyList_GET_SIZE(d.failed)) ||
                 d.t_last < since || d.t_last >= stop_at || d.now >= stop_at) {
                 last = round_tuple(&d);  /* booked alone (its times may be another second's) */
@@ -1841,25 +1853,18 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
                 goto done;
             }
             if (d.send == S_SENT) {
-                if (get_ll(d.bounds, PyList_GET_SIZE(d.bounds) - 1, &x) < 0) {
-                    done_clear(&d);
-                    goto done;
-                }
                 first = sent ? first : d.now;
                 sent += d.total;
-                nbytes += x;
+                nbytes += d.total * f.size;
                 last_now = d.now;
                 u.seq0 += (unsigned long long)d.total;
             }
-            now = d.now;
-            done_clear(&d);
-        } else {
-            now = mono_ns();
+            done_clear(&d);  /* (its clock was before stop_at) */
+        } else if (mono_ns() >= stop_at) {
+            break;
         }
         Py_CLEAR(rd);
         Py_CLEAR(wr);
-        if (now >= stop_at)
-            break;
     }
     PyObject *acc = Py_BuildValue("(LLLLOLLLLLLL)", polls, replies, t_last, got,
                                   PyList_GET_SIZE(lats) ? lats : Py_None, lat_lo, lat_hi, marked,
@@ -2148,7 +2153,7 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
         goto done;
     }
     long long polls = 0, replies = 0, got = 0, marked = 0, sent = 0, nbytes = 0, t_last = 0;
-    long long first = 0, last_now = 0, lo[2] = {0, 0}, hi[2] = {0, 0}, wake_at = 0, x;
+    long long first = 0, last_now = 0, lo[2] = {0, 0}, hi[2] = {0, 0}, wake_at = 0;
     for (;;) {
         long long now = mono_ns(), nxt;
         open_next(&o, wseen, lag, &nxt, &wake_at);
@@ -2176,13 +2181,9 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
         if (r == 0)
             break;  /* not one for this call: the worker's own send round takes it */
         if (sd.send == S_SENT) {
-            if (get_ll(sd.bounds, PyList_GET_SIZE(sd.bounds) - 1, &x) < 0) {
-                done_clear(&sd);
-                goto done;
-            }
             first = sent ? first : now;
             sent += sd.total;
-            nbytes += x;
+            nbytes += sd.total * o.f.size;
             last_now = now;
             u.seq0 += (unsigned long long)sd.total;
         }
@@ -2197,14 +2198,11 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
             break;
         if (PyList_GET_SIZE(rd)) {
             Done d;
-            PyObject *rr = round_read(&o.f, &u, rd, &d, 1);
-            if (rr == NULL)
+            stop = loop_round(&o.f, &u, rd, &d, 1, &last);
+            if (stop < 0)
                 goto done;
-            if (rr != Py_None) {
-                last = rr;
+            if (stop)
                 break;
-            }
-            Py_DECREF(rr);
             if (d.t_last < since || d.t_last >= stop_at) {  /* booked alone */
                 last = Py_BuildValue("(inLnOL)", F_BOOK, d.m, d.t_last, d.got,
                                      d.lats ? d.lats : Py_None, d.marked);

@@ -177,8 +177,6 @@ def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, 
         if r[6] == SENT:
             first = first if sent else r[7]
             sent, nbytes, last_now, seq0 = sent + r[10], nbytes + r[10] * size, r[7], seq0 + r[10]
-        if r[7] >= stop_at:
-            break
     return (polls, replies, t_last, got, lats or None, lat_lo, lat_hi, marked, sent, nbytes,
             first, last_now), last
 
@@ -211,9 +209,9 @@ def py_open_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, 
         taken, wseen, lag, done, last = _open_send(ctx, wheel, pace, out, now, wseen, lag, seq0)
         if not taken:
             break
-        if done is not None:
+        if done:  # (messages sent this instant)
             first = first if sent else now
-            sent, nbytes, last_now, seq0 = sent + done[0], nbytes + done[1], now, seq0 + done[0]
+            sent, nbytes, last_now, seq0 = sent + done, nbytes + done * ctx[17], now, seq0 + done
         if last is not None:
             break
         rd, wr = hot.py_epoll_ready(handle, 0.0, maxevents, data)
@@ -273,7 +271,7 @@ def _open_next(wheel: tuple, pace: tuple, blocked: np.ndarray, wseen: int, lag: 
 
 def _open_send(ctx: tuple, wheel: tuple, pace: tuple, out: memoryview, now: int, wseen: int,
                lag: list[int], seq0: int) -> tuple:
-    """An instant's sends: (taken, seen, laggards, (total, bytes) or None, last). Not taken
+    """An instant's sends: (taken, seen, laggards, messages sent, last). Not taken
     (nothing changed) when it has more candidates or senders than a call takes."""
     (sched_base, period, phase, sched, alive, sends, backlog, burst, behind, pick_most,
      open_most) = pace
@@ -281,14 +279,14 @@ def _open_send(ctx: tuple, wheel: tuple, pace: tuple, out: memoryview, now: int,
                                                  ctx[19], ctx[20])
     cand, seen2 = wheel_candidates(wheel[0], wheel[1], wheel[2], wheel[3], wseen, now, lag)
     if len(cand) > pick_most:
-        return False, wseen, lag, None, None
+        return False, wseen, lag, 0, None
     idx, want, lag2 = py_open_pick(cand.tolist(), now - sched_base, period, phase, sched,
                                    alive, sends, ctx[15], None, burst)
     total = sum(want)
     if len(idx) > open_most or total * size > len(out):
-        return False, wseen, lag, None, None
+        return False, wseen, lag, 0, None
     if not idx:
-        return True, seen2, lag2, None, None
+        return True, seen2, lag2, 0, None
     tint, delay, worst = py_open_commit(idx, want, now, sched_base, period, phase, sched,
                                         ctx[11], ctx[13], backlog, behind)
     bounds = hot.py_build_few_at(out, hdr, size, [gids[i] for i in idx], want, seq0, tint,
@@ -297,7 +295,7 @@ def _open_send(ctx: tuple, wheel: tuple, pace: tuple, out: memoryview, now: int,
     failed = hot.py_send_bounds(socks, idx, bounds, out, lagt)
     last = (UNSENT, idx, bounds, failed) if failed else \
         (BEHIND, idx, want, delay, now) if worst > behind else None
-    return True, seen2, lag2, (total, bounds[-1]), last
+    return True, seen2, lag2, total, last
 
 
 native: Any = hot.native if hasattr(hot.native, "echo_loop") else None
