@@ -283,6 +283,11 @@ static long long tmpl_take(Tmpl *tm, PyObject *socks, long long i, Py_ssize_t of
         ((const long long *)tm->owed.buf)[i] < k || k >= PyList_GET_SIZE(tm->reqs) ||
         i >= PyList_GET_SIZE(tm->pend_out) || PyList_GET_ITEM(tm->pend_out, i) != Py_None)
         return 0;
+    /* the send's own time, not the read's (a kernel arrival stamp is earlier): the request
+     * is in the window by it, so none goes at or after ``until`` */
+    long long ts = mono_ns();
+    if (ts >= tm->until)
+        return 0;
     PyObject *data = PyList_GET_ITEM(tm->reqs, k);
     if (!PyBytes_Check(data)) {
         PyErr_SetString(PyExc_TypeError, "a request must be bytes");
@@ -291,7 +296,6 @@ static long long tmpl_take(Tmpl *tm, PyObject *socks, long long i, Py_ssize_t of
     int fd = fd_of(PyList_GET_ITEM(socks, i));
     if (fd == FD_ERROR)
         return -1;
-    long long ts = mono_ns();
     ssize_t n;
     for (;;) {
         n = send(fd, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
@@ -1184,6 +1188,236 @@ static PyObject *mark_few(PyObject *self, PyObject *args) {
         return NULL;
     long long got = marks_few(seqs, so, lo);
     return got < -1 ? NULL : PyLong_FromLongLong(got);
+}
+
+/* The in-order ring (harness.wire.protocol.InOrder): ``ring`` an (n, cap) array of 28-byte
+ * stamps (harness/wire/stamp.py's BIN_DTYPE), ``head`` and ``tail`` int64 arrays of the
+ * requests answered and sent per connection. */
+typedef struct {
+    Py_buffer v[3];
+    int opened;
+    unsigned char *st;
+    long long *head, *tail;
+    Py_ssize_t n, cap;
+} Ring;
+
+static void ring_close(Ring *r) {
+    for (int j = 0; j < r->opened; j++)
+        PyBuffer_Release(&r->v[j]);
+}
+
+static int ring_open(PyObject *ro, PyObject *ho, PyObject *to, Ring *r) {
+    PyObject *objs[3] = {ho, to, ro};
+    const Py_ssize_t sizes[3] = {8, 8, 28};
+    const char *names[3] = {"head", "tail", "ring"};
+    r->opened = arrays_open(objs, sizes, names, 3, r->v, &r->n);
+    if (r->opened < 3 || PyErr_Occurred()) {
+        ring_close(r);
+        return -1;
+    }
+    r->head = r->v[0].buf;
+    r->tail = r->v[1].buf;
+    r->st = r->v[2].buf;
+    r->cap = r->n ? r->v[2].len / 28 / r->n : 0;
+    if (r->n && (r->cap < 1 || r->v[2].len != r->n * r->cap * 28)) {
+        PyErr_SetString(PyExc_ValueError, "ring: an (n, cap) array of stamps");
+        ring_close(r);
+        return -1;
+    }
+    return 0;
+}
+
+static int conn_at(PyObject *conns, Py_ssize_t k, Py_ssize_t n, long long *i) {
+    if (get_ll(conns, k, i) < 0)
+        return -1;
+    if (*i < 0 || *i >= n) {
+        PyErr_SetString(PyExc_IndexError, "connection out of range");
+        return -1;
+    }
+    return 0;
+}
+
+/* ring_pop(ring, head, tail, conns) -> (seqs, tints, delays) | None
+ *
+ * InOrder.pop_few: each reply of ``conns`` (its connection, one entry per reply, in read
+ * order) answers the oldest request its connection has waiting: that stamp's seq,
+ * intended time (ns) and delay (µs), and the head moves on. None, with nothing popped, when
+ * a connection got more replies than it has requests waiting (numpy's path counts them). */
+static PyObject *ring_pop(PyObject *self, PyObject *args) {
+    PyObject *ro, *ho, *to, *conns;
+    if (!PyArg_ParseTuple(args, "OOOO!", &ro, &ho, &to, &PyList_Type, &conns))
+        return NULL;
+    Ring r;
+    if (ring_open(ro, ho, to, &r) < 0)
+        return NULL;
+    Py_ssize_t m = PyList_GET_SIZE(conns), k = 0;
+    long long i = 0;
+    PyObject *ret = NULL, *seqs = NULL, *tints = NULL, *delays = NULL;
+    int short_ = 0;
+    for (; k < m; k++) {  /* look first (heads move, then move back): all or nothing */
+        if (conn_at(conns, k, r.n, &i) < 0)
+            break;
+        if (r.head[i] >= r.tail[i]) {
+            short_ = 1;
+            break;
+        }
+        r.head[i]++;
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        get_ll(conns, j, &i);
+        r.head[i]--;
+    }
+    if (PyErr_Occurred())
+        goto done;
+    if (short_) {
+        ret = Py_NewRef(Py_None);
+        goto done;
+    }
+    seqs = PyList_New(m);
+    tints = PyList_New(m);
+    delays = PyList_New(m);
+    if (!seqs || !tints || !delays)
+        goto done;
+    for (k = 0; k < m; k++) {
+        get_ll(conns, k, &i);
+        const unsigned char *p = r.st + (i * r.cap + r.head[i] % r.cap) * 28;
+        r.head[i]++;
+        unsigned long long t = (unsigned long long)rd32(p + 20) |
+                               (unsigned long long)rd32(p + 24) << 32;
+        PyObject *a = PyLong_FromUnsignedLong(rd32(p + 8));
+        PyObject *b = PyLong_FromUnsignedLongLong(t);
+        PyObject *c = PyLong_FromUnsignedLong(rd32(p + 16));
+        if (a)
+            PyList_SET_ITEM(seqs, k, a);
+        if (b)
+            PyList_SET_ITEM(tints, k, b);
+        if (c)
+            PyList_SET_ITEM(delays, k, c);
+        if (!a || !b || !c)
+            goto done;  /* (heads moved: an out-of-memory run is over anyway) */
+    }
+    ret = PyTuple_Pack(3, seqs, tints, delays);
+  done:
+    Py_XDECREF(seqs);
+    Py_XDECREF(tints);
+    Py_XDECREF(delays);
+    ring_close(&r);
+    return ret;
+}
+
+/* ring_push(ring, head, tail, conns, counts, times, gids, seq0, worker, key) -> int
+ *
+ * InOrder._push of stamp.make's stamps, for the closed loop's early sends: connection
+ * conns[k] sent counts[k] requests at times[k] (ns). Each gets a stamp (the next seq from
+ * ``seq0``, connection gids[i], kind 0, no delay, intended time times[k], its check with
+ * ``key``) queued at its connection's tail. Returns how many were queued, or -1, with
+ * nothing queued, when a queue would outgrow the ring (numpy's path grows it). */
+static PyObject *ring_push(PyObject *self, PyObject *args) {
+    PyObject *ro, *ho, *to, *conns, *counts, *times, *gids;
+    long long seq0, worker, key;
+    if (!PyArg_ParseTuple(args, "OOOO!O!O!O!LLL", &ro, &ho, &to, &PyList_Type, &conns,
+                          &PyList_Type, &counts, &PyList_Type, &times, &PyList_Type, &gids,
+                          &seq0, &worker, &key))
+        return NULL;
+    Py_ssize_t m = PyList_GET_SIZE(conns);
+    if (PyList_GET_SIZE(counts) != m || PyList_GET_SIZE(times) != m) {
+        PyErr_SetString(PyExc_ValueError, "conns, counts and times differ in length");
+        return NULL;
+    }
+    Ring r;
+    if (ring_open(ro, ho, to, &r) < 0)
+        return NULL;
+    if (PyList_GET_SIZE(gids) < r.n) {
+        PyErr_SetString(PyExc_ValueError, "gids: one per connection");
+        ring_close(&r);
+        return NULL;
+    }
+    long long i, c, t, g, total = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {  /* room for all first (a connection is listed once) */
+        if (conn_at(conns, k, r.n, &i) < 0 || get_ll(counts, k, &c) < 0)
+            goto fail;
+        if (c < 0 || r.tail[i] - r.head[i] + c > r.cap) {
+            ring_close(&r);
+            if (c < 0) {
+                PyErr_SetString(PyExc_ValueError, "a negative count");
+                return NULL;
+            }
+            return PyLong_FromLong(-1);
+        }
+        total += c;
+    }
+    uint32_t kw = (uint32_t)worker << 16, k32 = (uint32_t)key;
+    long long seq = seq0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        get_ll(conns, k, &i);
+        get_ll(counts, k, &c);
+        if (get_ll(times, k, &t) < 0 || get_ll(gids, i, &g) < 0)
+            goto fail;
+        uint32_t lo = (uint32_t)t, hi = (uint32_t)((unsigned long long)t >> 32);
+        for (long long j = 0; j < c; j++, seq++) {
+            unsigned char *p = r.st + (i * r.cap + (r.tail[i] + j) % r.cap) * 28;
+            uint32_t gg = (uint32_t)g, s = (uint32_t)seq;
+            wr32(p, gg * W[0] + s * W[1] + kw * W[2] + lo * W[4] + hi * W[5] + k32);
+            wr32(p + 4, gg);
+            wr32(p + 8, s);
+            wr32(p + 12, kw);
+            wr32(p + 16, 0);
+            wr32(p + 20, lo);
+            wr32(p + 24, hi);
+        }
+        r.tail[i] += c;
+    }
+    ring_close(&r);
+    return PyLong_FromLongLong(total);
+  fail:
+    ring_close(&r);
+    return NULL;
+}
+
+/* commit_closed(conns, counts, now, credits, outstanding, progress, early, measuring) -> int
+ *
+ * harness.worker.loops.ClosedLoop.commit and Pacer.commit for the early sends of a closed
+ * loop with no budget or reopened connection: conns[k] sent counts[k] messages (its
+ * credits), now. They go to outstanding (progress at ``now`` when it was idle), and outside
+ * the window to ``early``. int64 arrays, one entry per connection. Returns the total. */
+static PyObject *commit_closed(PyObject *self, PyObject *args) {
+    PyObject *conns, *counts, *objs[4];
+    long long now;
+    int measuring;
+    if (!PyArg_ParseTuple(args, "O!O!LOOOOp", &PyList_Type, &conns, &PyList_Type, &counts,
+                          &now, &objs[0], &objs[1], &objs[2], &objs[3], &measuring))
+        return NULL;
+    Py_ssize_t m = PyList_GET_SIZE(conns), n;
+    if (PyList_GET_SIZE(counts) != m) {
+        PyErr_SetString(PyExc_ValueError, "conns and counts differ in length");
+        return NULL;
+    }
+    Py_buffer v[4];
+    const Py_ssize_t sizes[4] = {8, 8, 8, 8};
+    const char *names[4] = {"credits", "outstanding", "progress", "early"};
+    int opened = arrays_open(objs, sizes, names, 4, v, &n);
+    long long *cr = v[0].buf, *out = v[1].buf, *pr = v[2].buf, *ea = v[3].buf;
+    long long i, c, total = 0;
+    PyObject *ret = NULL;
+    if (opened == 4 && !PyErr_Occurred()) {
+        Py_ssize_t k = 0;
+        for (; k < m; k++) {
+            if (conn_at(conns, k, n, &i) < 0 || get_ll(counts, k, &c) < 0)
+                break;
+            cr[i] -= c;
+            if (out[i] == 0)
+                pr[i] = now;
+            out[i] += c;
+            if (!measuring)
+                ea[i] += c;
+            total += c;
+        }
+        if (k == m)
+            ret = PyLong_FromLongLong(total);
+    }
+    for (int j = 0; j < opened; j++)
+        PyBuffer_Release(&v[j]);
+    return ret;
 }
 
 /* closed_take(credits, blocked, outstanding, progress, early, now, measuring)
@@ -2282,6 +2516,9 @@ static PyMethodDef methods[] = {
     {"credit_few", credit_few, METH_VARARGS, "Replies free their connections' slots."},
     {"mark_few", mark_few, METH_VARARGS, "Mark replies' seqs in the echo ledger."},
     {"closed_take", closed_take, METH_VARARGS, "A plain closed loop's pick and commit."},
+    {"ring_pop", ring_pop, METH_VARARGS, "A small round's replies' stamps off the ring."},
+    {"ring_push", ring_push, METH_VARARGS, "Early sends' stamps onto the ring."},
+    {"commit_closed", commit_closed, METH_VARARGS, "A closed loop's early sends' commit."},
     {"open_commit", open_commit, METH_VARARGS, "A small open-loop round's commit."},
     {"open_pick", open_pick, METH_VARARGS, "An open-loop round's pick of its candidates."},
     {"lat_few", lat_few, METH_VARARGS, "A small round's latencies and service times."},

@@ -26,7 +26,8 @@ from harness.wire import hot
 from tests.support import harness_process as harness  # a process: the build is chosen at import
 
 ROOT = Path(__file__).resolve().parents[1]
-HOT_E2E = ("tests/test_measure.py", "tests/test_fanout.py", "tests/test_unsolicited.py")
+HOT_E2E = ("tests/test_measure.py", "tests/test_fanout.py", "tests/test_unsolicited.py",
+           "tests/test_inorder_few.py")
 
 
 def _env(pure: bool) -> dict[str, str]:

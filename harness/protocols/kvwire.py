@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.protocols.replies import Replies
+from harness.protocols.replies import OK, Replies
 from harness.protocols.wire import Wire
 from harness.wire.inbound import Parsed
 from harness.wire.protocol import Stamped
@@ -26,6 +26,14 @@ class KvWire(Wire):
     def early_request(self) -> bytes | None:
         single: bytes | None = self.w.proto.single
         return single
+
+    def few_code(self, n: int) -> int | None:
+        """Every reply of the round ok (no miss, no error reply to count): OK."""
+        codes = self.w.proto.round_codes
+        return OK if len(codes) == n and codes.count(OK) == n else None
+
+    def book_few(self, code: int, n: int) -> None:
+        self.w.proto.round_codes.clear()
 
     def counted(self, p: Parsed, now: int) -> None:
         """Misses and error replies, by kind (``redis_miss``, ``mc_ERROR``)."""

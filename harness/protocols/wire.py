@@ -79,6 +79,16 @@ class Wire:
         (harness.wire.rounds.Early), or None."""
         return None
 
+    def few_code(self, n: int) -> int | None:
+        """A small in-order round of ``n`` replies, one a read, is booked in lists
+        (Events._ordered_few) when the protocol would count nothing of its own in it: then
+        the one code its replies share, else None (numpy's parse takes it). No side effect:
+        :meth:`book_few` books the code once the replies are taken. Never here."""
+        return None
+
+    def book_few(self, code: int, n: int) -> None:
+        """The round :meth:`few_code` allowed was taken: its ``n`` replies' code counted."""
+
     def awaiting(self, now: int, drain_until: int) -> bool:
         """The drain is otherwise over: whether the protocol still awaits something of its
         own (Socket.IO: acks), at most until ``drain_until`` (ns). A hook: never here."""

@@ -26,10 +26,13 @@ from harness.wire import stamp
 from harness.wire.restamp import Lag, Restamp
 from harness.wire.twins import (  # (the pure twins, named here too: tests and the fallback)
     py_closed_take,
+    py_commit_closed,
     py_credit_few,
     py_lat_few,
     py_open_commit,
     py_open_pick,
+    py_ring_pop,
+    py_ring_push,
 )
 
 _WORDS = struct.Struct(f"<{stamp.WORDS}I")
@@ -163,8 +166,10 @@ def _send_early(socks: list, i: int, k: int, t: int, early: tuple) -> int:
     reqs, owed, until, pend_out, sent_conn, sent_end, sent_t = early
     if t >= until or owed[i] < k or k >= len(reqs) or pend_out[i] is not None:
         return 0
+    ts = time.monotonic_ns()  # (the send's time: the request is in the window by it)
+    if ts >= until:
+        return 0
     data = reqs[k]
-    ts = time.monotonic_ns()
     try:
         n = socks[i].send(data)
     except OSError:
@@ -321,6 +326,9 @@ if native is not None:
     open_commit = native.open_commit
     open_pick = native.open_pick
     lat_few = native.lat_few
+    ring_pop = native.ring_pop
+    ring_push = native.ring_push
+    commit_closed = native.commit_closed
 else:
     recv_fixed = py_recv_fixed
     recv_tmpl = py_recv_tmpl
@@ -335,3 +343,6 @@ else:
     open_commit = py_open_commit
     open_pick = py_open_pick
     lat_few = py_lat_few
+    ring_pop = py_ring_pop
+    ring_push = py_ring_push
+    commit_closed = py_commit_closed

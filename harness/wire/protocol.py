@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from mypy_extensions import mypyc_attr
 
-from harness.wire import stamp
+from harness.wire import hot, stamp
 from harness.wire.batch import Outbound
 from harness.wire.framing import FrameError, Framing
 from harness.wire.inbound import Inbound, Parsed, frame_ends
@@ -153,6 +153,21 @@ class InOrder(Stamped):
         rank = np.arange(len(conn)) - np.repeat(np.cumsum(counts) - counts, counts)
         self.ring.view(_RECORD)[conn, (self.tail[conn] + rank) % cap] = st.view(_RECORD)
         self.tail[idx] += counts
+
+    def push_few(self, conns: list[int], counts: list[int], times: list[int], gids: list[int],
+                 seq0: int) -> int:
+        """:meth:`build`'s stamps for the closed loop's early sends (one kind, no delay),
+        queued without arrays (harness.wire.hot.ring_push: in C when built): ``conns[k]``
+        sent ``counts[k]`` at ``times[k]``. How many, or -1 (nothing queued) when the ring
+        must grow first (:meth:`build` grows it)."""
+        return hot.ring_push(self.ring, self.head, self.tail, conns, counts, times, gids,
+                             seq0, self.worker, self.key)
+
+    def pop_few(self, conns: list[int]) -> tuple[list[int], list[int], list[int]] | None:
+        """:meth:`_pop` for a small round, one entry of ``conns`` per reply, in lists
+        (harness.wire.hot.ring_pop): each one's seq, intended time (ns) and delay (µs).
+        None, with nothing popped, when a reply has no request waiting."""
+        return hot.ring_pop(self.ring, self.head, self.tail, conns)
 
     def add_lags(self, idx: np.ndarray, counts: np.ndarray, lags: list[int]) -> None:
         """The round's requests just went out, connection ``idx[k]``'s ``counts[k]`` of

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.wire import stamp
+
 
 def py_credit_few(own: list[int], now: int, outstanding: np.ndarray, credits: np.ndarray,
                   progress: np.ndarray, refills: bool) -> None:
@@ -144,3 +146,70 @@ def wheel_next(offs: np.ndarray, period: int, base: int, seen: int) -> int:
     ps = (seen - base) % period
     j = int(offs.searchsorted(ps, side="right"))
     return seen + (int(offs[j]) - ps if j < len(offs) else period - ps + int(offs[0]))
+
+
+def py_ring_pop(ring: np.ndarray, head: np.ndarray, tail: np.ndarray, conns: list[int]
+                ) -> tuple[list[int], list[int], list[int]] | None:
+    """:meth:`harness.wire.protocol.InOrder.pop_few`: each reply of ``conns`` (its
+    connection, one entry per reply, in read order) answers the oldest request its
+    connection has waiting in ``ring`` ((n, cap) stamps; ``head``/``tail``: requests
+    answered and sent): its seq, intended time (ns) and delay (µs). None, with nothing
+    popped, when a connection got more replies than it has requests waiting."""
+    need: dict[int, int] = {}
+    for i in conns:
+        need[i] = need.get(i, 0) + 1
+    if any(tail[i] - head[i] < c for i, c in need.items()):
+        return None
+    cap = ring.shape[1]
+    seqs: list[int] = []
+    tints: list[int] = []
+    delays: list[int] = []
+    for i in conns:
+        st = ring[i, head[i] % cap]
+        head[i] += 1
+        seqs.append(int(st["seq"]))
+        tints.append(int(st["t"]))
+        delays.append(int(st["delay"]))
+    return seqs, tints, delays
+
+
+def py_ring_push(ring: np.ndarray, head: np.ndarray, tail: np.ndarray, conns: list[int],
+                 counts: list[int], times: list[int], gids: list[int], seq0: int,
+                 worker: int, key: int) -> int:
+    """InOrder._push of the closed loop's early sends: connection ``conns[k]`` (listed
+    once) sent ``counts[k]`` requests at ``times[k]`` (ns); each one's stamp (seq from
+    ``seq0`` on, kind 0, no delay) queues at its tail. The number queued, or -1 with nothing
+    queued when a queue would outgrow the ring."""
+    if not len(conns) == len(counts) == len(times):
+        raise ValueError("conns, counts and times differ in length")
+    cap = ring.shape[1]
+    if any(tail[i] - head[i] + c > cap for i, c in zip(conns, counts, strict=True)):
+        return -1
+    total = sum(counts)
+    idx = np.repeat(np.asarray(conns, dtype=np.int64), counts)
+    st = stamp.make(np.asarray(gids, dtype=np.int64)[idx],
+                    np.arange(seq0, seq0 + total, dtype=np.int64).astype(np.uint32), 0,
+                    worker, 0, np.repeat(np.asarray(times, dtype=np.int64), counts), key)
+    rank = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    ring[idx, (tail[idx] + rank) % cap] = st
+    for i, c in zip(conns, counts, strict=True):
+        tail[i] += c
+    return total
+
+
+def py_commit_closed(conns: list[int], counts: list[int], now: int, credits: np.ndarray,
+                     outstanding: np.ndarray, progress: np.ndarray, early: np.ndarray,
+                     measuring: bool) -> int:
+    """The closed loop's commit of its early sends: ``conns[k]`` sent ``counts[k]`` (its
+    credits) now; to outstanding (progress at ``now`` when it was idle), and outside the
+    window to ``early``. The total."""
+    if len(conns) != len(counts):
+        raise ValueError("conns and counts differ in length")
+    for i, c in zip(conns, counts, strict=True):
+        credits[i] -= c
+        if not outstanding[i]:
+            progress[i] = now
+        outstanding[i] += c
+        if not measuring:
+            early[i] += c
+    return sum(counts)

@@ -15,15 +15,18 @@ import numpy as np
 from harness.core.plan import Plan
 from harness.core.result import Share, WorkerResult
 from harness.protocols.wire import Wire
+from harness.wire.batch import SMALL_ROUND
 from harness.wire.framing import Framing
-from harness.wire.inbound import Inbound, Parsed
-from harness.wire.protocol import Stamped
+from harness.wire.inbound import SMALL_READ, Inbound, Parsed
+from harness.wire.protocol import InOrder, Stamped
 from harness.wire.rounds import RoundBuffer
 from harness.wire.transport import Transport
 from harness.worker.delivery import Broadcast, Echo
 from harness.worker.pacing import Pacer
 from harness.worker.recording import Recorder
 from workloads import Workload
+
+NO_KINDS = np.zeros(0, dtype=np.uint16)  # (a step of one kind counts its sends as kind 0)
 
 
 class Events:
@@ -47,6 +50,8 @@ class Events:
     round_len: int
     echo: Echo | None
     small: Inbound | None
+    ordered: bool
+    n_kinds: int
     after_round: Callable[[Parsed, int], None] | None
     share: Share
     framing: Framing
@@ -150,6 +155,15 @@ class Events:
         """Book the requests the transport sent within the round (harness.wire.rounds.Early), after
         the round's replies freed their slots: as :meth:`_send_round` books its own, with
         each one's send time as its stamp time."""
+        if self.ordered and len(conns) <= SMALL_ROUND and not self.pace.resumed:
+            assert isinstance(self.proto, InOrder)
+            total = self.proto.push_few(conns, counts, times, self.gid_list, self.seq)
+            if total >= 0:  # (else the ring grows first: below)
+                assert self.tp.early is not None
+                self.pace.commit_early(conns, counts, times[-1], self.rec.measuring)
+                self.seq += total
+                self.rec.sent(total, total * len(self.tp.early.reqs[1]), NO_KINDS, times[-1])
+                return
         idx = np.asarray(conns, dtype=np.int64)
         cnt = np.asarray(counts, dtype=np.int64)
         tint = np.asarray(times, dtype=np.int64)
@@ -163,6 +177,16 @@ class Events:
         self.seq += total
         self.rec.sent(total, int(ends[-1]), kinds, now)
 
+    def _small_rounds(self) -> None:
+        """Which small rounds are parsed and counted in lists (numpy's fixed cost per call
+        dominates a round of a few frames): fixed-size echo frames of one kind (``small``),
+        or one kind of in-order replies (``ordered``: HTTP, redis, memcached)."""
+        self.echo = self.deliv if isinstance(self.deliv, Echo) else None
+        one = self.echo is not None and self.n_kinds == 1
+        self.small = (self.proto.inbound if type(self.proto) is Stamped and self.proto.fixed
+                      and one else None)
+        self.ordered = isinstance(self.proto, InOrder) and one and self.proto.walks
+
     def frames(self, buf: bytearray, seg_conn: list[int], seg_end: list[int],
                seg_t: list[int], walk: list[int] | None) -> None:
         self.round_len = seg_end[-1]
@@ -174,6 +198,9 @@ class Events:
             if few is not None:
                 self._account_few(t_last, *few)
                 return
+        elif self.ordered and walk is not None and len(walk) == len(seg_conn) <= SMALL_READ \
+                and self._ordered_few(seg_conn, seg_end, seg_t, walk, t_last):
+            return
         p = self.proto.parse(buf, seg_conn, seg_end, seg_t, walk)
         self._account(p, t_last)
         if self.after_round is not None:  # HTTP statuses, redis/memcached replies by kind
@@ -204,22 +231,43 @@ class Events:
         if self.rec.measuring and len(t):
             self.rec.received(st, t, flen, t_last, self.pace.period > 0)
 
+    def _ordered_few(self, conn: list[int], end: list[int], t: list[int], walk: list[int],
+                     t_last: int) -> bool:
+        """A small round of in-order replies, one a read, booked as :meth:`_account`
+        and ``after_round`` would, in lists (the ring's pop: in C when built), when every
+        reply answers a request waiting and the protocol counts nothing of its own in it
+        (:meth:`Wire.few_code`). False, with nothing changed: numpy's parse takes it."""
+        code = self.wire.few_code(len(conn))
+        if code is None:
+            return False
+        assert isinstance(self.proto, InOrder)
+        got = self.proto.pop_few(conn)
+        if got is None:
+            return False
+        self.wire.book_few(code, len(conn))
+        walk.append(end[-1])  # (each reply's length: from its start to the next one's)
+        seqs, tint, delay = got
+        self._account_few(t_last, conn, t, seqs, tint, delay, walk)
+        return True
+
     def _account_few(self, t_last: int, conn: list[int], t: list[int], seqs: list[int],
-                     tint: list[int], delay: list[int]) -> None:
+                     tint: list[int], delay: list[int], sizes: list[int] | None = None
+                     ) -> None:
         """A small round of good echo frames, each this worker's own on its connection
-        (:meth:`~harness.wire.inbound.Inbound.take_few`), in plain Python (no arrays): what
+        (:meth:`~harness.wire.inbound.Inbound.take_few`), or of in-order replies (``sizes``:
+        where each starts, and the round's end), in plain Python (no arrays): what
         :meth:`_account` does with them."""
         rec = self.rec
         rec.last_rx = t_last
         rec.res.replies += len(t)
-        assert self.echo is not None  # small rounds are echo rounds
+        assert self.echo is not None  # small rounds are echo deliveries
         if self.pace.early_left:
             self.pace.answered_early([c for c, s in zip(conn, seqs, strict=True)
                                       if s < self.window_seq])
         self.echo.ledger.record_few(seqs)
         self.pace.credit_few(conn, t_last)
         if rec.measuring:
-            rec.received_few(t, tint, delay, t_last, self.pace.period > 0)
+            rec.received_few(t, tint, delay, t_last, self.pace.period > 0, sizes)
 
     def _unsolicited(self, p: Parsed) -> np.ndarray | None:
         """In-order matching: replies with no request waiting. Each connection that got one

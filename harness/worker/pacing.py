@@ -114,6 +114,17 @@ class Pacer:
             self.early_left += int(counts.sum())
         return tint, delay, behind
 
+    def commit_early(self, conns: list[int], counts: list[int], now: int,
+                     measuring: bool) -> int:
+        """:meth:`commit` of a closed loop's early sends (harness.wire.rounds.Early: no
+        budget; no reopened connection here), in lists (harness.wire.hot: in C when built):
+        ``conns[k]`` sent ``counts[k]`` now. Returns the total."""
+        total: int = hot.commit_closed(conns, counts, now, self.credits, self.outstanding,
+                                       self.last_progress, self.early, measuring)
+        if not measuring:
+            self.early_left += total
+        return total
+
     def plain_closed(self, measuring: bool) -> bool:
         """A closed loop in which only credits decide who sends: no stage past the first,
         think time, budget or reopened connection (:meth:`take_closed` serves it)."""

@@ -116,31 +116,39 @@ class Recorder:
         self._record_latency(st, t, open_loop)
 
     def received_few(self, t: list[int], tint: list[int], delay: list[int], t_last: int,
-                     open_loop: bool) -> None:
-        """As :meth:`received`, for a small round of frames of one size and one kind, without
-        arrays (the latencies: harness.wire.hot.lat_few, in C when built): receive times,
-        intended send times (ns), delays (µs); ``t_last`` is the latest of ``t``."""
+                     open_loop: bool, starts: list[int] | None = None) -> None:
+        """As :meth:`received`, for a small round of frames of one kind, without arrays
+        (the latencies: harness.wire.hot.lat_few, in C when built): receive times, intended
+        send times (ns), delays (µs); ``t_last`` is the latest of ``t``. Frames of one size,
+        or (``starts``) each from its start to the next (the last: to the round's end)."""
         begin, end = self.times.measure, self.times.end
         first, last = (t[0], t_last) if self.monotone else (min(t), t_last)
+        nbytes = None
         if first >= begin and (end is None or last < end):
             got = len(t)
+            if starts is not None:
+                nbytes = starts[-1] - starts[0]
         else:
-            got = sum(1 for x in t if x >= begin and (end is None or x < end))
+            inwin = [k for k, x in enumerate(t) if x >= begin and (end is None or x < end)]
+            got = len(inwin)
+            if starts is not None:
+                nbytes = sum(starts[k + 1] - starts[k] for k in inwin)
         lats = hot.lat_few(t, tint, delay, open_loop, begin)
         if lats is None:  # some were sent before the window opened: the window's ones
             keep = [k for k, b in enumerate(tint) if b >= begin]
             lats = hot.lat_few([t[k] for k in keep], [tint[k] for k in keep],
                                [delay[k] for k in keep], open_loop, begin) if keep else None
-        self.counted(got, t_last, lats)
+        self.counted(got, t_last, lats, nbytes)
 
-    def counted(self, got: int, t_last: int, lats: tuple | None) -> None:
-        """A small round's replies in the window (``got``, the latest at ``t_last``) and
-        its latencies (harness.wire.hot.lat_few's, or None): :meth:`received_few`'s
-        booking, and a fused round's (harness.wire.fused)."""
+    def counted(self, got: int, t_last: int, lats: tuple | None, nbytes: int | None = None
+                ) -> None:
+        """A small round's replies in the window (``got``, the latest at ``t_last``; their
+        bytes, when not of the fixed size) and its latencies (harness.wire.hot.lat_few's, or
+        None): :meth:`received_few`'s booking, and a fused round's (harness.wire.fused)."""
         res = self.res
         if got:
             res.received += got
-            res.bytes_received += got * (self.fixed or 0)
+            res.bytes_received += got * (self.fixed or 0) if nbytes is None else nbytes
             self._series_add("received", got, t_last)
         if lats is None:
             return

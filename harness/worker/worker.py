@@ -32,7 +32,7 @@ from harness.wire.protocol import Stamped
 from harness.wire.rounds import Early, RoundBuffer
 from harness.wire.timer import Timer
 from harness.wire.transport import TIMER, Transport, connect_kind
-from harness.worker.delivery import Broadcast, Echo, delivery_for
+from harness.worker.delivery import Broadcast, delivery_for
 from harness.worker.pacing import Pacer
 from harness.worker.recording import Recorder, run_queue_wait_ns
 from harness.worker.sends import Sends
@@ -114,11 +114,7 @@ class Worker(Sends):
         self.drain_until: int | None = None
         self.round_len = 0  # bytes of whole frames in the round buffer this round
         self.gid_list: list[int] = self.gid.tolist()
-        # small rounds of fixed-size echo frames of one kind: parsed and counted in plain
-        # Python (numpy's fixed cost per call dominates a round of a few frames)
-        self.echo = self.deliv if isinstance(self.deliv, Echo) else None
-        self.small = (self.proto.inbound if type(self.proto) is Stamped and self.proto.fixed
-                      and self.echo is not None and self.n_kinds == 1 else None)
+        self._small_rounds()
         self.early = self._early()
         self.tp.early = self.early
         self.after_round = self.wire.after_round  # the protocol's counts after a round

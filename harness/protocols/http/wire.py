@@ -42,6 +42,22 @@ class HttpWire(Wire):
         req = self.w.proto.request
         return req if isinstance(req, bytes) and self.w.proto.flows is None else None
 
+    def few_code(self, n: int) -> int | None:
+        """One accepted status for the round's ``n`` responses, none closing, and no flows
+        or HEAD requests (whose parse does more): that status."""
+        proto = self.w.proto
+        codes = proto.round_codes
+        if len(codes) != n or proto.flows is not None or proto.heads or proto.closing:
+            return None
+        code = min(codes[0], 999)
+        return code if codes.count(codes[0]) == n and self.w.accepted[code] else None
+
+    def book_few(self, code: int, n: int) -> None:
+        self.w.proto.round_codes.clear()
+        rec = self.w.rec
+        if rec.measuring:
+            rec.res.status[code] = rec.res.status.get(code, 0) + n
+
     def statuses(self, p: Parsed, now: int) -> None:
         """Non-2xx responses counted by code (``http_404``); connections whose server said
         ``Connection: close`` closed and, while sending, reopened (``reconnect``)."""
