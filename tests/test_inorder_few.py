@@ -54,6 +54,15 @@ def state(p: InOrder) -> tuple[bytes, list[int], list[int]]:
     return p.ring.tobytes(), p.head.tolist(), p.tail.tolist()
 
 
+def random_rings(seed: int) -> Iterator[tuple[int, int, int, InOrder, np.random.Generator]]:
+    """300 trials: (trial, connections, ring capacity, a protocol whose rings hold some
+    requests, the generator)."""
+    rng = np.random.default_rng(seed)
+    for trial in range(300):
+        n, cap = int(rng.integers(1, 12)), int(2 ** rng.integers(2, 5))
+        yield trial, n, cap, ring_of(n, cap, rng), rng
+
+
 def copy_of(p: InOrder) -> InOrder:
     q = ring_of(len(p.head), 4, np.random.default_rng(0))
     q.ring, q.head, q.tail = p.ring.copy(), p.head.copy(), p.tail.copy()
@@ -66,11 +75,8 @@ def test_the_early_sends_stamps_queue_as_numpy_queues_them(impl: str) -> None:
     the same sends (one kind, no delay, each connection's requests at its send time), and
     queues nothing when a queue would outgrow the ring."""
     _pop, push, _commit = IMPLS[impl]
-    rng = np.random.default_rng(5)
     full = 0
-    for trial in range(300):
-        n, cap = int(rng.integers(1, 12)), int(2 ** rng.integers(2, 5))
-        p = ring_of(n, cap, rng)
+    for trial, n, cap, p, rng in random_rings(5):
         conns = sorted({int(c) for c in rng.integers(0, n, int(rng.integers(1, n + 1)))})
         counts = [int(c) for c in rng.integers(0, 3, len(conns))]
         counts[-1] = max(counts[-1], 1)
@@ -97,11 +103,8 @@ def test_a_rounds_replies_pop_as_numpy_pops_them_or_nothing_moves(impl: str) -> 
     delay), oldest first per connection, replies of one connection several times over
     included; a round with a reply that has no request waiting pops nothing (None)."""
     pop, _push, _commit = IMPLS[impl]
-    rng = np.random.default_rng(9)
     short = 0
-    for trial in range(300):
-        n, cap = int(rng.integers(1, 12)), int(2 ** rng.integers(2, 5))
-        p = ring_of(n, cap, rng)
+    for trial, n, _cap, p, rng in random_rings(9):
         p.ring["delay"] = rng.integers(0, 2**32, p.ring.shape, dtype=np.uint64)
         conns = [int(c) for c in rng.integers(0, n, int(rng.integers(1, 2 * n + 2)))]
         got, want = copy_of(p), copy_of(p)
