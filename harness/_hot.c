@@ -1310,8 +1310,9 @@ static PyObject *ring_pop(PyObject *self, PyObject *args) {
  * InOrder._push of stamp.make's stamps, for the closed loop's early sends: connection
  * conns[k] sent counts[k] requests at times[k] (ns). Each gets a stamp (the next seq from
  * ``seq0``, connection gids[i], kind 0, no delay, intended time times[k], its check with
- * ``key``) queued at its connection's tail. Returns how many were queued, or -1, with
- * nothing queued, when a queue would outgrow the ring (numpy's path grows it). */
+ * ``key``) queued at its connection's tail (a connection listed twice: after the first).
+ * Returns how many were queued, or -1, with nothing queued, when a queue would outgrow the
+ * ring (numpy's path grows it). */
 static PyObject *ring_push(PyObject *self, PyObject *args) {
     PyObject *ro, *ho, *to, *conns, *counts, *times, *gids;
     long long seq0, worker, key;
@@ -1332,27 +1333,42 @@ static PyObject *ring_push(PyObject *self, PyObject *args) {
         ring_close(&r);
         return NULL;
     }
-    long long i, c, t, g, total = 0;
-    for (Py_ssize_t k = 0; k < m; k++) {  /* room for all first (a connection is listed once) */
-        if (conn_at(conns, k, r.n, &i) < 0 || get_ll(counts, k, &c) < 0)
-            goto fail;
-        if (c < 0 || r.tail[i] - r.head[i] + c > r.cap) {
-            ring_close(&r);
-            if (c < 0) {
-                PyErr_SetString(PyExc_ValueError, "a negative count");
-                return NULL;
-            }
-            return PyLong_FromLong(-1);
+    long long i = 0, c = 0, t = 0, g = 0, total = 0;
+    Py_ssize_t k = 0;
+    int full = 0;
+    for (; k < m; k++) {  /* room for all first (tails move, then move back) */
+        if (conn_at(conns, k, r.n, &i) < 0 || get_ll(counts, k, &c) < 0 ||
+            get_ll(times, k, &t) < 0 || get_ll(gids, i, &g) < 0)
+            break;
+        if (c < 0) {
+            PyErr_SetString(PyExc_ValueError, "a negative count");
+            break;
         }
+        if (r.tail[i] - r.head[i] + c > r.cap) {
+            full = 1;
+            break;
+        }
+        r.tail[i] += c;
         total += c;
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        get_ll(conns, j, &i);
+        get_ll(counts, j, &c);
+        r.tail[i] -= c;
+    }
+    if (PyErr_Occurred())
+        goto fail;
+    if (full) {
+        ring_close(&r);
+        return PyLong_FromLong(-1);
     }
     uint32_t kw = (uint32_t)worker << 16, k32 = (uint32_t)key;
     long long seq = seq0;
-    for (Py_ssize_t k = 0; k < m; k++) {
+    for (k = 0; k < m; k++) {
         get_ll(conns, k, &i);
         get_ll(counts, k, &c);
-        if (get_ll(times, k, &t) < 0 || get_ll(gids, i, &g) < 0)
-            goto fail;
+        get_ll(times, k, &t);
+        get_ll(gids, i, &g);
         uint32_t lo = (uint32_t)t, hi = (uint32_t)((unsigned long long)t >> 32);
         for (long long j = 0; j < c; j++, seq++) {
             unsigned char *p = r.st + (i * r.cap + (r.tail[i] + j) % r.cap) * 28;

@@ -14,7 +14,7 @@ import pytest
 
 from harness.core.result import Times, WorkerResult
 from harness.run.shares import build_shares
-from harness.wire import framing, hot
+from harness.wire import framing, hot, stamp
 from harness.wire.batch import Outbound
 from harness.wire.poller import Poller
 from harness.wire.protocol import InOrder
@@ -95,6 +95,28 @@ def test_the_early_sends_stamps_queue_as_numpy_queues_them(impl: str) -> None:
                    np.asarray(times, dtype=np.int64).repeat(cnt), 0)
         assert total == sum(counts) and state(got) == state(want), trial
     assert 20 < full < 280  # both cases were tried
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+def test_a_connection_listed_twice_queues_after_itself_or_not_at_all(impl: str) -> None:
+    _pop, push, _commit = IMPLS[impl]
+    p = ring_of(3, 4, np.random.default_rng(2))
+    p.head[:] = p.tail[:] = [5, 6, 7]
+    assert push(p.ring, p.head, p.tail, [1, 2, 1], [1, 1, 2], [10, 20, 30], [7, 8, 9], 100,
+                ME, KEY) == 4
+    assert p.tail.tolist() == [5, 9, 8]  # (connection 1: 6 + 1 + 2)
+
+    def queued(i: int, pos: range) -> list[tuple[int, int, int]]:
+        return [(int(st["seq"]), int(st["t"]), int(st["conn"]))
+                for st in (p.ring[i, k % 4] for k in pos)]
+    assert queued(1, range(6, 9)) == [(100, 10, 8), (102, 30, 8), (103, 30, 8)]
+    assert queued(2, range(7, 8)) == [(101, 20, 9)]
+    words = stamp.words_of(p.ring[1][[2, 3, 0]].copy())  # (positions 6-8 of a ring of 4)
+    assert (stamp.check_words(words, KEY) == words[:, 0]).all()  # each stamp's check holds
+    before = state(p)  # 3 waiting on connection 1, and 2 more do not fit: none goes
+    assert push(p.ring, p.head, p.tail, [0, 1, 1], [1, 1, 1], [1, 1, 1], [7, 8, 9], 200, ME,
+                KEY) == -1
+    assert state(p) == before
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))

@@ -176,24 +176,30 @@ def py_ring_pop(ring: np.ndarray, head: np.ndarray, tail: np.ndarray, conns: lis
 def py_ring_push(ring: np.ndarray, head: np.ndarray, tail: np.ndarray, conns: list[int],
                  counts: list[int], times: list[int], gids: list[int], seq0: int,
                  worker: int, key: int) -> int:
-    """InOrder._push of the closed loop's early sends: connection ``conns[k]`` (listed
-    once) sent ``counts[k]`` requests at ``times[k]`` (ns); each one's stamp (seq from
-    ``seq0`` on, kind 0, no delay) queues at its tail. The number queued, or -1 with nothing
-    queued when a queue would outgrow the ring."""
+    """InOrder._push of the closed loop's early sends: connection ``conns[k]`` sent
+    ``counts[k]`` requests at ``times[k]`` (ns); each one's stamp (seq from ``seq0`` on,
+    kind 0, no delay) queues at its tail (a connection listed twice: after the first). The
+    number queued, or -1 with nothing queued when a queue would outgrow the ring."""
     if not len(conns) == len(counts) == len(times):
         raise ValueError("conns, counts and times differ in length")
+    if min(counts, default=0) < 0:
+        raise ValueError("a negative count")
     cap = ring.shape[1]
-    if any(tail[i] - head[i] + c > cap for i, c in zip(conns, counts, strict=True)):
+    more: dict[int, int] = {}
+    for i, c in zip(conns, counts, strict=True):
+        more[i] = more.get(i, 0) + c
+    if any(tail[i] - head[i] + c > cap for i, c in more.items()):
         return -1
     total = sum(counts)
     idx = np.repeat(np.asarray(conns, dtype=np.int64), counts)
     st = stamp.make(np.asarray(gids, dtype=np.int64)[idx],
                     np.arange(seq0, seq0 + total, dtype=np.int64).astype(np.uint32), 0,
                     worker, 0, np.repeat(np.asarray(times, dtype=np.int64), counts), key)
-    rank = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    ring[idx, (tail[idx] + rank) % cap] = st
+    pos: list[int] = []
     for i, c in zip(conns, counts, strict=True):
+        pos.extend(range(int(tail[i]), int(tail[i]) + c))
         tail[i] += c
+    ring[idx, np.asarray(pos, dtype=np.int64) % cap] = st
     return total
 
 
