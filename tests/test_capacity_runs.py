@@ -300,6 +300,23 @@ stages = [{ conns = 2, duration = 2.0, rate = 50.0 }, { conns = 2, duration = 2.
     assert all(100 <= x <= 210 for x in sent[2:4]), sent
 
 
+def test_a_closed_loop_stage_after_a_backlog_keeps_its_window(tmp_path: Path) -> None:
+    """An open stage leaves each connection about 20 requests in flight (200/s against a
+    server that answers in 100 ms); the closed stage after it keeps 1 in flight: at most
+    2 x 10/s once the backlog is answered. Its replies do not each grant a credit back
+    while more than the window is out: 20 in flight would send some 400 a second."""
+    config = tmp_path / "s.toml"
+    config.write_text("""[scenarios.oc]
+stages = [{ conns = 2, duration = 1.0, rate = 200.0 }, { conns = 2, duration = 2.0 }]
+""")
+    with servers.start("delay", delay=0.1) as srv:
+        run_cli("--config", str(config), "--scenario", "oc", "--host", f"127.0.0.1:{srv.port}",
+                "--warmup", "0.2", "--workers", "1", "--timeout", "2", cwd=tmp_path)
+    sent = series(tmp_path)
+    assert 150 <= sent[0] <= 440, sent  # the open stage: 2 x 200/s (fewer on a busy machine)
+    assert all(x <= 24 for x in sent[1:3]), sent  # the closed stage: 2 x 10/s
+
+
 def test_open_loop_stages_follow_their_rates(tmp_path: Path) -> None:
     config = tmp_path / "stages.toml"
     config.write_text("""

@@ -30,8 +30,9 @@ class ClosedLoop:
 
     def pick(self, p: Pacer, now: int, alive: np.ndarray, blocked: np.ndarray,
              measuring: bool) -> Picked | None:
-        """Connections with credits (only senders that are alive hold any), and how many."""
-        idx = p.credits.nonzero()[0]
+        """Connections with credits (only senders that are alive hold any; a sender that owes,
+        Pacer._switch, holds fewer than none), and how many."""
+        idx = np.flatnonzero(p.credits > 0)
         if not len(idx):
             return None
         if np.count_nonzero(blocked):  # cheaper than .any() (~0.2 against ~0.8 µs)

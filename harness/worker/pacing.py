@@ -361,9 +361,11 @@ class Pacer:
     def _switch(self, loop: ClosedLoop | OpenLoop, now: int, alive: np.ndarray) -> None:
         if loop.period == self.loop.period:
             return
-        if loop.refills:  # back to the closed loop: each sender may fill its window again
+        if loop.refills:  # back to the closed loop: each sender may fill its window again;
+            # one with more than its window out (an open stage's backlog) owes the excess:
+            # its credits go below zero, and its replies pay that back before it sends
             live = alive & self.sends
-            self.credits[live] = np.maximum(self.inflight - self.outstanding[live], 0)
+            self.credits[live] = self.inflight - self.outstanding[live]
         self.loop = loop
         self.period = loop.period
         self.sched_base = now  # a new schedule from here, same per-connection phases
