@@ -286,15 +286,22 @@ stages = [{ conns = 2, duration = 1.0, rate = 100.0 }, { conns = 6, duration = 1
     assert step["latency_ms"]["p99"] < 50 and not step["client_bound"]
 
 
-def test_an_open_loop_stage_then_a_closed_loop_stage(tmp_path: Path) -> None:
+def open_then_closed(tmp_path: Path, open_s: float, rate: float, delay: float) -> list[int]:
+    """An open stage of 2 connections at ``rate`` each for ``open_s``, then a closed one
+    (1 in flight) for 2 s, against a server that answers in ``delay`` seconds: the sends
+    of each second."""
     config = tmp_path / "s.toml"
-    config.write_text("""[scenarios.oc]
-stages = [{ conns = 2, duration = 2.0, rate = 50.0 }, { conns = 2, duration = 2.0 }]
+    config.write_text(f"""[scenarios.oc]
+stages = [{{ conns = 2, duration = {open_s}, rate = {rate} }}, {{ conns = 2, duration = 2.0 }}]
 """)
-    with servers.start("delay", delay=0.01) as srv:
+    with servers.start("delay", delay=delay) as srv:
         run_cli("--config", str(config), "--scenario", "oc", "--host", f"127.0.0.1:{srv.port}",
                 "--warmup", "0.2", "--workers", "1", "--timeout", "2", cwd=tmp_path)
-    sent = series(tmp_path)
+    return series(tmp_path)
+
+
+def test_an_open_loop_stage_then_a_closed_loop_stage(tmp_path: Path) -> None:
+    sent = open_then_closed(tmp_path, 2.0, 50.0, 0.01)
     assert all(abs(x - 100) <= 15 for x in sent[0:2]), sent
     # closed loop, 1 in flight over 10 ms: at most 2 x 100/s, not a pile of credits
     assert all(100 <= x <= 210 for x in sent[2:4]), sent
@@ -305,14 +312,7 @@ def test_a_closed_loop_stage_after_a_backlog_keeps_its_window(tmp_path: Path) ->
     server that answers in 100 ms); the closed stage after it keeps 1 in flight: at most
     2 x 10/s once the backlog is answered. Its replies do not each grant a credit back
     while more than the window is out: 20 in flight would send some 400 a second."""
-    config = tmp_path / "s.toml"
-    config.write_text("""[scenarios.oc]
-stages = [{ conns = 2, duration = 1.0, rate = 200.0 }, { conns = 2, duration = 2.0 }]
-""")
-    with servers.start("delay", delay=0.1) as srv:
-        run_cli("--config", str(config), "--scenario", "oc", "--host", f"127.0.0.1:{srv.port}",
-                "--warmup", "0.2", "--workers", "1", "--timeout", "2", cwd=tmp_path)
-    sent = series(tmp_path)
+    sent = open_then_closed(tmp_path, 1.0, 200.0, 0.1)
     assert 150 <= sent[0] <= 440, sent  # the open stage: 2 x 200/s (fewer on a busy machine)
     assert all(x <= 24 for x in sent[1:3]), sent  # the closed stage: 2 x 10/s
 
