@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness.core.plan import Pacing
 from harness.core.result import Share
@@ -174,6 +175,27 @@ def test_a_retiring_connection_wanted_again_sends_again() -> None:
     assert not p.retiring.any() and p.sends.tolist() == [True, True]
     p.credit(np.array([1]), 2 * SEC)
     assert pick(p, 2 * SEC, alive(2)) == ([1], [1])
+
+
+@pytest.mark.parametrize("rejoins", [False, True])
+def test_a_closed_stage_owes_an_open_stages_backlog(rejoins: bool) -> None:
+    """Connection 1 has 5 requests out when a closed stage (1 in flight) takes over, or
+    (``rejoins``) when a closed stage wants it back after it began to retire: it sends
+    again only after the 5 replies, then 1 at a time, not 5."""
+    stages = ((0.0, 2, 100.0), (1.0, 1 if rejoins else 2, 0.0), (2.0, 2, 0.0))
+    p = Pacer(share(2, stages=stages), Pacing(inflight=1), seed=1)
+    p.start(0, alive(2))
+    p.commit(np.array([1]), np.array([5]), 0, measuring=True)
+    p.enter_stage(SEC, alive(2), alive(2))
+    if rejoins:
+        assert p.retiring.tolist() == [False, True]
+        p.enter_stage(2 * SEC, alive(2), alive(2))
+    assert not p.retiring.any() and p.credits.tolist() == [1, -4]
+    for k in range(4):
+        p.credit(np.array([1]), 2 * SEC + k)
+        assert pick(p, 2 * SEC + k, alive(2)) == ([0], [1])
+    p.credit(np.array([1]), 3 * SEC)
+    assert pick(p, 3 * SEC, alive(2)) == ([0, 1], [1, 1])
 
 
 def test_pacing_has_no_clock_and_no_sockets_of_its_own() -> None:

@@ -59,8 +59,8 @@ class ClosedLoop:
         return None, None
 
     def rejoin(self, p: Pacer, i: int, now: int) -> None:
-        if p.sends[i]:
-            p.credits[i] = max(p.inflight - int(p.outstanding[i]), 0)
+        if p.sends[i]:  # (more out than the window, an open stage's backlog: it owes them)
+            p.credits[i] = p.inflight - int(p.outstanding[i])
 
     def due_at(self, p: Pacer, idx: np.ndarray) -> np.ndarray:
         """ns at which connections ``idx`` may send next: their slot freed (the last reply)
