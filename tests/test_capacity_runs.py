@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -269,15 +270,26 @@ stages = [
 
 @pytest.mark.alone
 def test_connections_joining_an_open_loop_stage_start_on_schedule(tmp_path: Path) -> None:
+    """Run once more when a step was client-bound or on a shared core (skipped if still on a
+    shared core): 2 workers and the server share this VM's 2 cores, and a clean-clone run
+    once found a worker client-bound there (2026-12-06; alone, 3 of 3 passed after)."""
     config = tmp_path / "s.toml"
     config.write_text("""[scenarios.s]
 stages = [{ conns = 2, duration = 1.0, rate = 100.0 }, { conns = 6, duration = 1.0, rate = 100.0 },
           { conns = 2, duration = 1.0, rate = 100.0 }]
 """)
-    with servers.start("delay", delay=0.005) as srv:
-        doc = run_cli("--config", str(config), "--scenario", "s", "--host",
-                      f"127.0.0.1:{srv.port}", "--warmup", "0.3", "--workers", "2",
-                      "--timeout", "1", cwd=tmp_path)
+
+    def run() -> dict:
+        shutil.rmtree(tmp_path / "r", ignore_errors=True)
+        with servers.start("delay", delay=0.005) as srv:
+            return run_cli("--config", str(config), "--scenario", "s", "--host",
+                           f"127.0.0.1:{srv.port}", "--warmup", "0.3", "--workers", "2",
+                           "--timeout", "1", cwd=tmp_path)
+
+    doc = unless_busy(run)
+    if doc["steps"][0]["client_bound"]:
+        doc = unless_busy(run)
+    skip_if_busy(doc)
     sent = series(tmp_path)  # a second per stage: the stages start on whole seconds
     assert abs(sent[0] - 200) <= 30, sent
     assert abs(sent[1] - 600) <= 60, sent  # the 4 joining start now: no burst of old messages
