@@ -251,10 +251,10 @@ class Events:
         return True
 
     def _account_few(self, t_last: int, conn: list[int], t: list[int], seqs: list[int],
-                     tint: list[int], delay: list[int], sizes: list[int] | None = None
+                     tint: list[int], delay: list[int], starts: list[int] | None = None
                      ) -> None:
         """A small round of good echo frames, each this worker's own on its connection
-        (:meth:`~harness.wire.inbound.Inbound.take_few`), or of in-order replies (``sizes``:
+        (:meth:`~harness.wire.inbound.Inbound.take_few`), or of in-order replies (``starts``:
         where each starts, and the round's end), in plain Python (no arrays): what
         :meth:`_account` does with them."""
         rec = self.rec
@@ -267,7 +267,7 @@ class Events:
         self.echo.ledger.record_few(seqs)
         self.pace.credit_few(conn, t_last)
         if rec.measuring:
-            rec.received_few(t, tint, delay, t_last, self.pace.period > 0, sizes)
+            rec.received_few(t, tint, delay, t_last, self.pace.period > 0, starts)
 
     def _unsolicited(self, p: Parsed) -> np.ndarray | None:
         """In-order matching: replies with no request waiting. Each connection that got one
