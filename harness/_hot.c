@@ -2027,6 +2027,31 @@ static int loop_round(Fuse *f, Turn *u, PyObject *rd, Done *d, int open_loop,
     return 0;
 }
 
+/* A fused loop's poll (``ms`` at most; counted in *polls) and, when something is readable,
+ * its round (loop_round): -1 on an error, 1 when the loop stops (*last: where), 0 when
+ * nothing was readable, 2 when a round went all the way (d filled in). */
+static int poll_round(int epfd, struct epoll_event *ev, int maxevents, int ms, PyObject *data,
+                      Fuse *f, Turn *u, int open_loop, PyObject **rd, PyObject **wr,
+                      PyObject **last, Done *d, long long *polls) {
+    int stop = loop_poll(epfd, ev, maxevents, ms, data, rd, wr, last);
+    (*polls)++;
+    if (stop)
+        return stop < 0 ? -1 : 1;
+    if (!PyList_GET_SIZE(*rd))
+        return 0;
+    stop = loop_round(f, u, *rd, d, open_loop, last);
+    return stop < 0 ? -1 : stop ? 1 : 2;
+}
+
+/* A whole round's replies into a fused loop's totals (booked together on return). */
+static void count_round(const Done *d, long long *replies, long long *got, long long *marked,
+                        long long *t_last) {
+    *replies += d->m;
+    *got += d->got;
+    *marked += d->marked;
+    *t_last = d->t_last;
+}
+
 /* A round's values (lat_few's list at lats[3q], with its bounds after it) onto ``to``, and
  * the bounds onto *lo and *hi (set by the first). -1 on an error. */
 static int gather(PyObject *to, PyObject *lats, int q, long long *lo, long long *hi) {
@@ -2073,30 +2098,21 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
     for (;;) {
         long long wait = stop_at - mono_ns();
         wait = wait < 0 ? 0 : wait > 50000000LL ? 50000000LL : wait;  /* (the loop's 0.05 s) */
-        int stop = loop_poll(epfd, ev, maxevents, (int)((wait + 999999) / 1000000), data, &rd,
-                             &wr, &last);
-        polls++;
-        if (stop < 0)
+        Done d;
+        int got_round = poll_round(epfd, ev, maxevents, (int)((wait + 999999) / 1000000), data,
+                                   &f, &u, 0, &rd, &wr, &last, &d, &polls);
+        if (got_round < 0)
             goto done;
-        if (stop)
+        if (got_round == 1)
             break;
-        if (PyList_GET_SIZE(rd)) {
-            Done d;
-            stop = loop_round(&f, &u, rd, &d, 0, &last);
-            if (stop < 0)
-                goto done;
-            if (stop)
-                break;
+        if (got_round) {
             if (d.send == S_EDGE || d.send == S_BIG || (d.failed && PyList_GET_SIZE(d.failed)) ||
                 d.t_last < since || d.t_last >= stop_at || d.now >= stop_at) {
                 last = round_tuple(&d);  /* booked alone (its times may be another second's) */
                 done_clear(&d);
                 break;
             }
-            replies += d.m;
-            got += d.got;
-            marked += d.marked;
-            t_last = d.t_last;
+            count_round(&d, &replies, &got, &marked, &t_last);
             if (d.lats != NULL && d.lats != Py_None && gather(lats, d.lats, 0, &lat_lo,
                                                                  &lat_hi) < 0) {
                 done_clear(&d);
@@ -2440,29 +2456,21 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
         done_clear(&sd);
         if (last != NULL)
             break;
-        int stop = loop_poll(epfd, ev, maxevents, 0, data, &rd, &wr, &last);
-        polls++;
-        if (stop < 0)
+        Done d;
+        int got_round = poll_round(epfd, ev, maxevents, 0, data, &o.f, &u, 1, &rd, &wr, &last,
+                                   &d, &polls);
+        if (got_round < 0)
             goto done;
-        if (stop)
+        if (got_round == 1)
             break;
-        if (PyList_GET_SIZE(rd)) {
-            Done d;
-            stop = loop_round(&o.f, &u, rd, &d, 1, &last);
-            if (stop < 0)
-                goto done;
-            if (stop)
-                break;
+        if (got_round) {
             if (d.t_last < since || d.t_last >= stop_at) {  /* booked alone */
                 last = Py_BuildValue("(inLnOL)", F_BOOK, d.m, d.t_last, d.got,
                                      d.lats ? d.lats : Py_None, d.marked);
                 done_clear(&d);
                 break;
             }
-            replies += d.m;
-            got += d.got;
-            marked += d.marked;
-            t_last = d.t_last;
+            count_round(&d, &replies, &got, &marked, &t_last);
             for (int q = 0; d.lats != NULL && d.lats != Py_None && q < 2; q++)
                 if (gather(q ? svc : lats, d.lats, q, &lo[q], &hi[q]) < 0) {
                     done_clear(&d);

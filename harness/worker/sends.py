@@ -18,11 +18,10 @@ from harness.wire.restamp import Lag
 from harness.wire.rounds import CHUNK
 from harness.wire.timer import Timer
 from harness.wire.transport import Transport
-from harness.worker.events import Events
+from harness.worker.events import NO_KINDS, Events
 from harness.worker.loops import MAX_BURST, NO_CONNS, PICK_FEW
 from harness.worker.pacing import BEHIND_US
 
-NO_KINDS = np.zeros(0, dtype=np.uint16)
 # most frames a fused open loop's read round takes (its C costs the same per frame at any
 # size; a read after a tick's pause may hold several instants' replies, and more would send
 # the round to numpy's parse)
