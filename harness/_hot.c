@@ -1741,9 +1741,9 @@ typedef struct {  /* the step's context (fused.context), parsed */
     unsigned long kw, skey;
 } Fuse;
 
-typedef struct {  /* a round's own arguments */
-    PyObject *buf, *out, *seen;
-    long long lo, begin, measure, end;
+typedef struct {  /* a round's own arguments (hist: echo_loop's, else NULL) */
+    PyObject *buf, *out, *seen, *hist;
+    long long lo, begin, measure, end, timeout, since, stop_at;
     unsigned long long seq0;
     int measuring, sending;
 } Turn;
@@ -1751,7 +1751,8 @@ typedef struct {  /* a round's own arguments */
 typedef struct {  /* what a whole round did (new references, or NULL) */
     Py_ssize_t m, got;
     long long t_last, marked, now, total;
-    int send;
+    long long bsum, blo, bhi, blate;  /* big: its latencies' sum, bounds, and those late */
+    int send, big;
     PyObject *lats, *conns, *counts, *bounds, *failed;
 } Done;
 
@@ -1861,6 +1862,140 @@ out:
     return rc;
 }
 
+/* Histogram bucket of a value in [0, 2**43) (harness.core.histogram.index_of: 128 linear
+ * sub-buckets a power of two, values below 256 exact). */
+static inline Py_ssize_t hist_index(long long v) {
+    int bits = v ? 64 - __builtin_clzll((unsigned long long)v) : 0;
+    int shift = bits > 8 ? bits - 8 : 0;
+    return ((Py_ssize_t)shift << 7) + (Py_ssize_t)(v >> shift);
+}
+
+#define HIST_LIMIT (1LL << 43)  /* harness.core.histogram.LIMIT */
+
+/* One pass over a big round's frames (big_read): 0 checks every frame and sums what
+ * the round would book into b (nothing changed); 1 books it (the histogram's counts, the
+ * ledger's marks, the credits; v: buf, seen, hist, outstanding, credits, progress). -1:
+ * a frame it does not take (nothing changed), -2: an error. */
+static int big_pass(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyObject *seg_t,
+                    Py_buffer *v, Py_ssize_t narr, long long t_last, int apply, Done *d) {
+    const unsigned char *buf = v[0].buf;
+    unsigned char *seen = v[1].buf;
+    long long *hist = v[2].buf, *out = v[3].buf, *cr = v[4].buf, *pr = v[5].buf;
+    Py_ssize_t n = PyList_GET_SIZE(seg_conn), size = f->fixed, hdr = f->hdr;
+    Py_ssize_t ngids = PyList_GET_SIZE(f->gids), nbins = v[2].len / 8;
+    uint32_t k32 = (uint32_t)f->key;
+    long long prev = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        long long end, c, t, g;
+        if (get_ll(seg_end, j, &end) < 0 || get_ll(seg_conn, j, &c) < 0 ||
+            get_ll(seg_t, j, &t) < 0)
+            return -2;
+        if (end <= prev || (end - prev) % size != 0 || end > v[0].len || c < 0 || c >= ngids ||
+            c >= narr)
+            return -1;
+        if (get_ll(f->gids, c, &g) < 0)
+            return -2;
+        for (long long at = prev; at < end; at += size) {
+            const unsigned char *p = buf + at;
+            uint32_t w[7];
+            for (int q = 0; q < 7; q++)
+                w[q] = rd32(p + hdr + 4 * q);
+            unsigned long long tint = (unsigned long long)w[5] | (unsigned long long)w[6] << 32;
+            long long lat = t - (long long)tint - (long long)w[4] * 1000, s = w[2];
+            if (apply) {
+                hist[hist_index(lat)]++;
+                if (s >= u->lo) {
+                    seen[s] = 1;
+                    d->marked++;
+                }
+                if (out[c] > 0) {
+                    out[c]--;
+                    if (f->refills)
+                        cr[c]++;
+                }
+                pr[c] = t_last;
+                continue;
+            }
+            unsigned long long h = 0;
+            for (Py_ssize_t q = 0; q < hdr; q++)
+                h = h << 8 | p[q];
+            uint32_t chk = w[1] * W[0] + w[2] * W[1] + w[3] * W[2] + w[4] * W[3] +
+                           w[5] * W[4] + w[6] * W[5] + k32;
+            if (h != f->body || chk != w[0] || (long)(w[3] >> 16) != f->me ||
+                g != (long long)w[1] || tint > (unsigned long long)LLONG_MAX ||
+                (long long)tint < u->measure || lat < 0 || lat >= HIST_LIMIT ||
+                hist_index(lat) >= nbins || (s >= u->lo && s >= v[1].len))
+                return -1;
+            d->bsum += lat;
+            d->blo = d->m == 0 || lat < d->blo ? lat : d->blo;
+            d->bhi = d->m == 0 || lat > d->bhi ? lat : d->bhi;
+            d->blate += lat > u->timeout;
+            d->got += u->measure <= t && t < u->end;
+            d->m++;
+        }
+        prev = end;
+    }
+    return 0;
+}
+
+/* A read round of more frames than frames_few takes (echo_loop, given the latency
+ * histogram's counts): frames_few's checks, then, all or nothing and with no Python object
+ * a frame, the latencies bucketed straight into the counts, the ledger's marks and the
+ * credits. 1: booked (d filled in, d->big set); 0: not taken, nothing changed (a frame not
+ * good, a latency from before the window or outside the histogram, a seq past the
+ * ledger's bitmap, or the round's time outside [since, stop_at): its second is the usual
+ * path's): numpy's parse takes it; -1: an error. */
+static int big_read(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyObject *seg_t,
+                    Done *d) {
+    Py_ssize_t n = PyList_GET_SIZE(seg_t);
+    if (n == 0 || f->hdr < 0 || f->hdr > 8 || f->fixed < f->hdr + 28)
+        return 0;
+    long long t_last = 0, x;
+    for (Py_ssize_t j = f->stamped ? 0 : n - 1; j < n; j++) {  /* the latest */
+        if (get_ll(seg_t, j, &x) < 0)
+            return -1;
+        t_last = j == 0 || x > t_last || !f->stamped ? x : t_last;
+    }
+    if (t_last < u->since || t_last >= u->stop_at)
+        return 0;
+    Py_buffer v[6];
+    PyObject *objs[3] = {f->oo, f->co, f->po};
+    const Py_ssize_t sizes[3] = {8, 8, 8};
+    const char *names[3] = {"outstanding", "credits", "progress"};
+    Py_ssize_t narr = 0;
+    int held = 0, opened = 0, rc = -1;
+    if (PyObject_GetBuffer(u->buf, &v[0], PyBUF_SIMPLE) < 0)
+        return -1;
+    held = 1;
+    if (array_open(u->seen, &v[1], 1, "seen") < 0)
+        goto out;
+    held = 2;
+    if (array_open(u->hist, &v[2], 8, "hist") < 0)
+        goto out;
+    held = 3;
+    opened = arrays_open(objs, sizes, names, 3, v + 3, &narr);
+    if (opened == 3 && !PyErr_Occurred()) {
+        rc = big_pass(f, u, seg_conn, seg_end, seg_t, v, narr, t_last, 0, d);
+        if (rc == 0)
+            rc = big_pass(f, u, seg_conn, seg_end, seg_t, v, narr, t_last, 1, d);
+        rc = rc == 0 ? 1 : rc == -1 ? 0 : -1;
+    }
+    if (rc == 0) {  /* (nothing booked: the sums go too) */
+        d->m = d->got = 0;
+        d->bsum = d->blo = d->bhi = d->blate = 0;
+    }
+    if (rc == 1) {
+        d->big = 1;
+        d->t_last = t_last;
+    }
+out:
+    for (int j = 0; j < opened; j++)
+        PyBuffer_Release(&v[3 + j]);
+    for (int j = 0; j < held; j++)
+        PyBuffer_Release(&v[j]);
+    return rc;
+}
+
 /* A round's reads over ``ready``, up to the credits (open_loop: latencies with service
  * times): NULL (an exception set), Py_None when it went all the way (d filled in), else the
  * tuple of the case it stopped at (READ, PARSE, ACCOUNT). */
@@ -1884,6 +2019,24 @@ static PyObject *round_read(Fuse *f, Turn *u, PyObject *ready, Done *d, int open
                             seg_t, ready);
         goto done;
     }
+    Py_ssize_t nseg = PyList_GET_SIZE(seg_t);
+    long long x;
+    if (u->hist != NULL && nseg && f->fixed > 0) {  /* more frames than frames_few takes */
+        if (get_ll(seg_end, nseg - 1, &x) < 0)
+            goto done;
+        int big = x % f->fixed == 0 && x / f->fixed > f->most ?
+            big_read(f, u, seg_conn, seg_end, seg_t, d) : 2;
+        if (big < 0)
+            goto done;
+        if (big == 1) {
+            ret = Py_None;
+            Py_INCREF(ret);
+        }
+        if (big == 0)
+            ret = Py_BuildValue("(iOOO)", F_PARSE, seg_conn, seg_end, seg_t);
+        if (big < 2)
+            goto done;
+    }
     few = frames_few(u->buf, seg_conn, seg_end, seg_t, f->fixed, f->hdr, f->body, f->key, f->me,
                      f->gids, f->most);
     if (few == NULL)
@@ -1895,8 +2048,6 @@ static PyObject *round_read(Fuse *f, Turn *u, PyObject *ready, Done *d, int open
     PyObject *conn = PyTuple_GET_ITEM(few, 0), *ts = PyTuple_GET_ITEM(few, 1);
     PyObject *seqs = PyTuple_GET_ITEM(few, 2), *tint = PyTuple_GET_ITEM(few, 3);
     PyObject *delay = PyTuple_GET_ITEM(few, 4);
-    Py_ssize_t nseg = PyList_GET_SIZE(seg_t);
-    long long x;
     d->m = PyList_GET_SIZE(ts);
     for (Py_ssize_t j = f->stamped ? 0 : nseg - 1; j < nseg; j++) {  /* the latest */
         if (get_ll(seg_t, j, &x) < 0)
@@ -1970,6 +2121,7 @@ static PyObject *echo_round(PyObject *self, PyObject *args) {
                           &u.seen, &u.lo, &u.seq0, &u.measuring, &u.sending, &u.begin,
                           &u.measure, &u.end) || fuse_parse(ctx, &f) < 0)
         return NULL;
+    u.hist = NULL;
     Done d;
     PyObject *r = round_once(&f, &u, ready, &d);
     if (r != Py_None)
@@ -2066,21 +2218,37 @@ static int gather(PyObject *to, PyObject *lats, int q, long long *lo, long long 
     return 0;
 }
 
+/* A big round's latencies (big_read's) into a fused loop's totals. */
+static void count_big(const Done *d, long long *bn, long long *bsum, long long *blo,
+                      long long *bhi, long long *blate) {
+    *blo = *bn == 0 || d->blo < *blo ? d->blo : *blo;
+    *bhi = *bn == 0 || d->bhi > *bhi ? d->bhi : *bhi;
+    *bn += d->m;
+    *bsum += d->bsum;
+    *blate += d->blate;
+}
+
 /* echo_loop(ctx, epfd, data, maxevents, since, stop_at, buf, out, seen, lo, seq0, begin,
- *           measure, end) -> (acc, last)
+ *           measure, end[, hist, timeout]) -> (acc, last)
  *
  * fused.py_echo_loop: in the window, sending, rounds one after another (each poll as
- * epoll_ready, each round as echo_round) until the clock passes ``stop_at``. */
+ * epoll_ready, each round as echo_round) until the clock passes ``stop_at``; given the
+ * latency histogram's counts, rounds of more frames than echo_round takes too (big_read). */
 static PyObject *echo_loop(PyObject *self, PyObject *args) {
-    PyObject *ctx, *data;
+    PyObject *ctx, *data, *hist = Py_None;
     int epfd, maxevents;
     long long since, stop_at;
     Turn u;
     Fuse f;
-    if (!PyArg_ParseTuple(args, "OiO!iLLOOOLKLLL", &ctx, &epfd, &PyDict_Type, &data, &maxevents,
-                          &since, &stop_at, &u.buf, &u.out, &u.seen, &u.lo, &u.seq0, &u.begin,
-                          &u.measure, &u.end) || fuse_parse(ctx, &f) < 0)
+    u.timeout = LLONG_MAX;
+    if (!PyArg_ParseTuple(args, "OiO!iLLOOOLKLLL|OL", &ctx, &epfd, &PyDict_Type, &data,
+                          &maxevents, &since, &stop_at, &u.buf, &u.out, &u.seen, &u.lo, &u.seq0,
+                          &u.begin, &u.measure, &u.end, &hist, &u.timeout) ||
+        fuse_parse(ctx, &f) < 0)
         return NULL;
+    u.hist = hist == Py_None ? NULL : hist;
+    u.since = since;
+    u.stop_at = stop_at;
     if (maxevents < 1) {
         PyErr_SetString(PyExc_ValueError, "maxevents must be positive");
         return NULL;
@@ -2095,6 +2263,7 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
     }
     long long polls = 0, replies = 0, got = 0, marked = 0, sent = 0, nbytes = 0, t_last = 0;
     long long first = 0, last_now = 0, lat_lo = 0, lat_hi = 0;
+    long long bn = 0, bsum = 0, blo = 0, bhi = 0, blate = 0;
     for (;;) {
         long long wait = stop_at - mono_ns();
         wait = wait < 0 ? 0 : wait > 50000000LL ? 50000000LL : wait;  /* (the loop's 0.05 s) */
@@ -2106,13 +2275,20 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
         if (got_round == 1)
             break;
         if (got_round) {
+            if (d.big) {  /* its reads are the loop's (big_read took them in [since, stop_at)) */
+                count_round(&d, &replies, &got, &marked, &t_last);
+                count_big(&d, &bn, &bsum, &blo, &bhi, &blate);
+                d.m = d.got = 0;
+                d.marked = 0;
+            }
             if (d.send == S_EDGE || d.send == S_BIG || (d.failed && PyList_GET_SIZE(d.failed)) ||
-                d.t_last < since || d.t_last >= stop_at || d.now >= stop_at) {
+                (!d.big && (d.t_last < since || d.t_last >= stop_at)) || d.now >= stop_at) {
                 last = round_tuple(&d);  /* booked alone (its times may be another second's) */
                 done_clear(&d);
                 break;
             }
-            count_round(&d, &replies, &got, &marked, &t_last);
+            if (!d.big)
+                count_round(&d, &replies, &got, &marked, &t_last);
             if (d.lats != NULL && d.lats != Py_None && gather(lats, d.lats, 0, &lat_lo,
                                                                  &lat_hi) < 0) {
                 done_clear(&d);
@@ -2132,9 +2308,9 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
         Py_CLEAR(rd);
         Py_CLEAR(wr);
     }
-    PyObject *acc = Py_BuildValue("(LLLLOLLLLLLL)", polls, replies, t_last, got,
+    PyObject *acc = Py_BuildValue("(LLLLOLLLLLLL(LLLLL))", polls, replies, t_last, got,
                                   PyList_GET_SIZE(lats) ? lats : Py_None, lat_lo, lat_hi, marked,
-                                  sent, nbytes, first, last_now);
+                                  sent, nbytes, first, last_now, bn, bsum, blo, bhi, blate);
     if (acc != NULL)
         ret = Py_BuildValue("(NO)", acc, last ? last : Py_None);
 done:

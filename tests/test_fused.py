@@ -276,7 +276,8 @@ def test_the_loop_runs_echo_rounds_until_its_time_and_books_them_together(impl: 
                                 bytearray(1 << 20), out_buffer(), st["seen"], 0, N, 0, 0, BIG)
         t1 = time.monotonic_ns()
     sel.close()
-    polls, replies, t_last, got, lats, lo, hi, marked, sent, nbytes, first, last_now = acc
+    polls, replies, t_last, got, lats, lo, hi, marked, sent, nbytes, first, last_now, big = acc
+    assert big == fused.NO_BINS  # (no histogram given: no big round taken)
     assert t1 >= stop and replies > 10 * N and polls >= 1
     assert got == replies == marked == len(lats) and lo == min(lats) and hi == max(lats)
     assert t0 <= first <= last_now < stop and t_last < stop

@@ -123,6 +123,18 @@ class Histogram:
         self.max: int | None = None
         self.sum = 0  # exact, of every value counted in total
 
+    @property
+    def bins(self) -> np.ndarray:
+        """The counts array itself, without the held values (see the class): for a caller
+        that buckets in-range values into it (harness.wire.fused's big rounds) and then
+        counts them with :meth:`add_bucketed`."""
+        return self._counts
+
+    def add_bucketed(self, n: int, total: int, lo: int, hi: int) -> None:
+        """Count ``n`` in-range values already bucketed into :attr:`bins`: their sum,
+        least and greatest."""
+        self._note(n, total, lo, hi)
+
     def __len__(self) -> int:
         """Values recorded (overflow included, underflow not)."""
         return self.total

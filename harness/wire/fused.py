@@ -21,10 +21,11 @@ connections a send round takes.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from harness.core.histogram import LIMIT, index_of
 from harness.core.ledger import mark_few
 from harness.wire import hot
 from harness.wire.twins import (
@@ -53,6 +54,19 @@ WAIT_NS = 50_000_000  # the longest poll (the worker loop's 0.05 s)
 NO_SEND, EDGE, BIG, SENT = 0, 1, 2, 3
 
 
+class Binned(NamedTuple):
+    """A big round's latencies, bucketed straight into the histogram's counts (or a fused
+    loop's, added up): how many, their sum, least and greatest, and how many were late."""
+    n: int
+    total: int
+    lo: int
+    hi: int
+    late: int
+
+
+NO_BINS = Binned(0, 0, 0, 0, 0)
+
+
 def context(socks: list, pend: list, chunk: int, fixed: int, stamped: bool, hdr: int,
             body: int, key: int, me: int, gids: list[int], most: int, outstanding: np.ndarray,
             credits: np.ndarray, progress: np.ndarray, refills: bool, blocked: np.ndarray,
@@ -65,7 +79,7 @@ def context(socks: list, pend: list, chunk: int, fixed: int, stamped: bool, hdr:
 
 def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
                   seen: np.ndarray, lo: int, seq0: int, measuring: bool, sending: bool,
-                  begin: int, measure: int, end: int) -> tuple:
+                  begin: int, measure: int, end: int, big: tuple | None = None) -> tuple:
     """One round over ``ready`` (non-empty): read into ``buf``, take the frames, mark,
     credit, time them (``measuring``: received in [measure, end), latencies of messages
     intended from ``measure`` on), then, when ``sending`` and the clock is in [begin, end),
@@ -75,15 +89,18 @@ def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
     Returns one of ``(ROUND, replies, t_last, got, lats, marked, send, now, conns, counts,
     total, bounds, failed)`` (``lats``: lat_few's, or None outside the window), ``(READ, k,
     off, status, n, t, seg_conn, seg_end, seg_t, ready)``, ``(PARSE, seg_conn, seg_end, seg_t)`` or
-    ``(ACCOUNT, t_last, conn, t, seq, tint, delay)``."""
-    r = _read(ctx, ready, buf, seen, lo, measuring, measure, end, False)
+    ``(ACCOUNT, t_last, conn, t, seq, tint, delay)``. ``big`` (py_echo_loop's: the
+    histogram's counts, the timeout, since and stop_at): a round of more frames than
+    ``most`` is :func:`_big_read`'s, its ``lats`` a :class:`Binned`."""
+    r = _read(ctx, ready, buf, seen, lo, measuring, measure, end, False, big)
     if r[0] != ROUND:
         return r
     return (*r, *_send(ctx, out, seq0, measuring, sending, begin, measure, end))
 
 
 def _read(ctx: tuple, ready: list[int], buf: bytearray, seen: np.ndarray, lo: int,
-          measuring: bool, measure: int, end: int, open_loop: bool) -> tuple:
+          measuring: bool, measure: int, end: int, open_loop: bool, big: tuple | None = None
+          ) -> tuple:
     """A round's reads, up to the credits (``open_loop``: latencies with service times):
     ``(ROUND, replies, t_last, got, lats, marked)``, or where it stopped."""
     (socks, pend, chunk, fixed, stamped, hdr, body, key, me, gids, most, outstanding, credits,
@@ -95,6 +112,9 @@ def _read(ctx: tuple, ready: list[int], buf: bytearray, seen: np.ndarray, lo: in
                                              chunk, fixed, seg_conn, seg_end, seg_t, stamped)
     if status != hot.DONE:
         return READ, k, off, status, n, t, seg_conn, seg_end, seg_t, ready
+    if big is not None and seg_t and seg_end[-1] % fixed == 0 and seg_end[-1] // fixed > most:
+        b = _big_read(ctx, buf, seg_conn, seg_end, seg_t, seen, lo, measure, end, *big)
+        return (PARSE, seg_conn, seg_end, seg_t) if b is None else b
     few = hot.py_take_few(buf, seg_conn, seg_end, seg_t, fixed, hdr, body, key, me, gids, most)
     if few is None:
         return PARSE, seg_conn, seg_end, seg_t
@@ -111,6 +131,41 @@ def _read(ctx: tuple, ready: list[int], buf: bytearray, seen: np.ndarray, lo: in
         return ACCOUNT, t_last, conn, ts, seqs, tint, delay
     py_credit_few(conn, t_last, outstanding, credits, progress, refills)
     return ROUND, len(seqs), t_last, got, lats, marked
+
+
+def _big_read(ctx: tuple, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+              seg_t: list[int], seen: np.ndarray, lo: int, measure: int, end: int,
+              hist: np.ndarray, timeout: int, since: int, stop_at: int) -> tuple | None:
+    """A read round of more frames than ``most`` (harness._hot's big_read): take_few's
+    checks, then, all or nothing, the latencies bucketed straight into ``hist`` (the
+    histogram's counts), the ledger's marks and the credits. ``(ROUND, replies, t_last,
+    got, Binned, marked)``; None, with nothing changed, when a frame is not good, a latency
+    is from before the window or outside the histogram, a seq is past the ledger's bitmap,
+    or the round's time is outside [since, stop_at) (its second is the usual path's)."""
+    (fixed, stamped, hdr, body, key, me, gids, _, outstanding, credits, progress,
+     refills) = ctx[3:15]
+    t_last = max(seg_t) if stamped else seg_t[-1]
+    if not since <= t_last < stop_at or \
+            max(seg_conn) >= min(len(outstanding), len(credits), len(progress)):
+        return None
+    few = hot.py_take_few(buf, seg_conn, seg_end, seg_t, fixed, hdr, body, key, me, gids,
+                          len(buf))
+    if few is None:
+        return None
+    conn, ts, seqs, tint, delay = few
+    lats = [t - ti - d * 1000 for t, ti, d in zip(ts, tint, delay, strict=True)]
+    if min(tint) < measure or min(lats) < 0 or max(lats) >= LIMIT \
+            or any(s >= len(seen) for s in seqs if s >= lo):
+        return None
+    idx = index_of(np.array(lats, dtype=np.int64))
+    if int(idx.max()) >= len(hist):
+        return None
+    np.add.at(hist, idx, 1)
+    marked = mark_few(seqs, seen, lo)
+    py_credit_few(conn, t_last, outstanding, credits, progress, refills)
+    got = sum(1 for x in ts if measure <= x < end)
+    return ROUND, len(seqs), t_last, got, Binned(len(lats), sum(lats), min(lats), max(lats),
+                                                 sum(1 for x in lats if x > timeout)), marked
 
 
 def _send(ctx: tuple, out: memoryview, seq0: int, measuring: bool, sending: bool, begin: int,
@@ -139,20 +194,23 @@ def _send(ctx: tuple, out: memoryview, seq0: int, measuring: bool, sending: bool
 
 def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, since: int,
                  stop_at: int, buf: bytearray, out: memoryview, seen: np.ndarray, lo: int,
-                 seq0: int, begin: int, measure: int, end: int) -> tuple[tuple, tuple | None]:
+                 seq0: int, begin: int, measure: int, end: int, hist: np.ndarray | None = None,
+                 timeout: int = 1 << 62) -> tuple[tuple, tuple | None]:
     """In the window and sending, rounds one after another (:func:`py_echo_round`, each
     after a poll of ``handle`` as hot.epoll_ready), until the clock passes ``stop_at`` (at
     least one poll). Returns ``(acc, last)``: ``acc`` is what the rounds booked together
     did, ``(polls, replies, t_last, got, lats, lat_lo, lat_hi, marked, sent, nbytes,
-    first, last_now)`` (``lats``: a list, or None; ``first`` and ``last_now``: the first
-    and last send's clock); ``last``, None, or the round that ended the loop, to book alone:
-    one :func:`py_echo_round` did not finish, a ``(POLLED, readable, writable)``, or a whole
-    round whose send was not plain, or whose times are not all in [since, stop_at)."""
-    size = ctx[17]
-    polls = replies = got = marked = sent = nbytes = t_last = first = last_now = 0
+    first, last_now, binned)`` (``lats``: a list, or None; ``first`` and ``last_now``: the
+    first and last send's clock; ``binned``: a :class:`Binned`); ``last``, None, or the
+    round that ended the loop, to book alone: one :func:`py_echo_round` did not finish, a
+    ``(POLLED, readable, writable)``, or a whole round whose send was not plain, or whose
+    times are not all in [since, stop_at). Given ``hist`` (the latency histogram's
+    counts), rounds of more than ``most`` frames too (:func:`_big_read`; ``binned`` adds
+    them up), their reads the loop's even when their send ends it."""
+    polls = replies = got = marked = sent = nbytes = t_last = first = last_now = lat_lo = 0
     lats: list[int] = []
-    lat_lo = lat_hi = 0
-    last = None
+    lat_hi = 0
+    last, binned, big = None, NO_BINS, None if hist is None else (hist, timeout, since, stop_at)
     while True:
         wait = min(max(stop_at - time.monotonic_ns(), 0), WAIT_NS)
         rd, wr = hot.py_epoll_ready(handle, -(-wait // 1_000_000) / 1e3, maxevents, data)
@@ -164,9 +222,13 @@ def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, 
             if time.monotonic_ns() >= stop_at:
                 break
             continue
-        r = py_echo_round(ctx, rd, buf, out, seen, lo, seq0, True, True, begin, measure, end)
-        if r[0] != ROUND or r[6] in (EDGE, BIG) or r[12] or not since <= r[2] < stop_at \
-                or r[7] >= stop_at:
+        r = py_echo_round(ctx, rd, buf, out, seen, lo, seq0, True, True, begin, measure, end, big)
+        taken = r[0] == ROUND and isinstance(r[4], Binned)
+        if taken:  # (its reads are the loop's now: _big_read took them in [since, stop_at))
+            replies, got, marked, t_last = replies + r[1], got + r[3], marked + r[5], r[2]
+            binned, r = _add_bins(binned, r[4]), (ROUND, 0, r[2], 0, None, 0, *r[6:])
+        if r[0] != ROUND or r[6] in (EDGE, BIG) or r[12] or r[7] >= stop_at \
+                or not (taken or since <= r[2] < stop_at):
             last = r
             break
         replies, got, marked, t_last = replies + r[1], got + r[3], marked + r[5], r[2]
@@ -176,9 +238,18 @@ def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, 
             lats += lat
         if r[6] == SENT:
             first = first if sent else r[7]
-            sent, nbytes, last_now, seq0 = sent + r[10], nbytes + r[10] * size, r[7], seq0 + r[10]
+            sent, nbytes, last_now, seq0 = sent + r[10], nbytes + r[10] * ctx[17], r[7], \
+                seq0 + r[10]
     return (polls, replies, t_last, got, lats or None, lat_lo, lat_hi, marked, sent, nbytes,
-            first, last_now), last
+            first, last_now, binned), last
+
+
+def _add_bins(a: Binned, b: Binned) -> Binned:
+    """Two rounds' :class:`Binned` as one."""
+    if not a.n:
+        return b
+    return Binned(a.n + b.n, a.total + b.total, min(a.lo, b.lo), max(a.hi, b.hi),
+                  a.late + b.late)
 
 
 def py_open_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, since: int,

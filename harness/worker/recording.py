@@ -159,6 +159,13 @@ class Recorder:
         if service is not None:
             res.service.record_list(service, s_lo, s_hi)
 
+    def bucketed(self, n: int, total: int, lo: int, hi: int, late: int) -> None:
+        """Latencies a fused loop bucketed straight into the histogram's counts
+        (harness.wire.fused.Binned): their count, sum, least and greatest, and how many
+        were late."""
+        self.res.latency.add_bucketed(n, total, lo, hi)
+        self.res.late += late
+
     def _in_window(self, t: np.ndarray, flen: np.ndarray) -> tuple[int, int]:
         """Frames (and their bytes) received inside the measure window."""
         begin, end = self.times.measure, self.times.end

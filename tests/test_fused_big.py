@@ -1,0 +1,249 @@
+"""harness.wire.fused.echo_loop's big rounds (more frames than a small round takes), given
+the latency histogram's counts: C against the pure twin over real sockets on loopback. A
+big round is booked all or nothing: its latencies bucketed straight into the counts (the
+same buckets as Histogram.record), the ledger's marks and the credits as the small path's;
+anything it does not take is handed to numpy's parse with nothing changed. The worker uses
+it (with C only: numpy's parse is the pure build's) in every closed-loop echo run with more
+than a small round in flight; the last test runs one."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness import accel
+from harness.core.histogram import N_BUCKETS, Histogram, bucket_lower, index_of
+from harness.core.result import Times
+from harness.run.shares import build_shares
+from harness.wire import fused, hot
+from harness.wire.poller import READ, Poller
+from harness.wire.rounds import CHUNK
+from harness.worker.worker import Worker
+from tests import servers
+from tests.support import plan_for, tcp_pairs
+from tests.test_fused import LAG, LOOPS, N, fresh, out_buffer, stamps
+from tests.test_hot import HDR, KEY, ME, SIZE
+from workloads import load
+
+pytestmark = pytest.mark.skipif(fused.native is None, reason=f"harness._hot: {accel.describe()}")
+PER = 5  # frames a connection: N * PER = 30, over MOST
+MOST = 8  # the most frames a small round takes here
+GIDS = [1000 + 7 * i for i in range(N)]
+AGO = 2_000_000  # the frames' intended time: this long before the feed (ns)
+
+
+def stamped(gid: int, seq0: int, count: int, t: int, delays: list[int] | None = None
+            ) -> bytes:
+    """``count`` good frames for ``gid`` from ``seq0``, intended at ``t`` (ns)."""
+    out = bytearray(SIZE * count)
+    for k in range(count):
+        out[k * SIZE:k * SIZE + HDR] = (SIZE - HDR).to_bytes(HDR, "big")
+    hot.py_build_few_at(memoryview(out), HDR, SIZE, [gid], [count], seq0, [t] * count,
+                        delays or [0] * count, ME << 16, KEY)
+    return bytes(out)
+
+
+def feed_all(peers: list[socket.socket], t: int) -> None:
+    for i, p in enumerate(peers):
+        p.sendall(stamped(GIDS[i], 100 + PER * i, PER, t, [i % 3] * PER))
+
+
+def big_loop(impl: str, feed: Callable[[list[socket.socket], int], None] = feed_all,
+             st: dict | None = None, measure: int = 0, since: int | None = None,
+             timeout: int = 1 << 62, hist: bool = True, lo: int = 0) -> tuple:
+    """One echo_loop of ``impl`` for 60 ms over N connections whose peers wrote the frames
+    (``feed``) and echo nothing: (acc without polls and clock reads, last, the arrays
+    after, the histogram's counts, the stamps each peer got)."""
+    st = st or fresh()
+    counts = np.zeros(N_BUCKETS, np.int64)
+    sel = Poller()
+    with tcp_pairs(N) as (ours, peers):
+        for i, s in enumerate(ours):
+            sel.register(s, READ, i)
+        feed(peers, time.monotonic_ns() - AGO)
+        time.sleep(0.05)
+        ctx = fused.context(list(ours), [b""] * N, CHUNK, SIZE, False, HDR, SIZE - HDR, KEY, ME,
+                            GIDS, MOST, st["outstanding"], st["credits"], st["progress"], True,
+                            st["blocked"], st["early"], SIZE, ME << 16, KEY, LAG, 128)
+        handle = sel.ep if impl == "pure" else sel.ep.fileno()
+        t0 = time.monotonic_ns()
+        stop = t0 + 60_000_000
+        acc, last = LOOPS[impl](ctx, handle, sel.data, 64, t0 if since is None else since, stop,
+                                bytearray(1 << 20), out_buffer(), st["seen"], lo, 5000, 0,
+                                measure, 1 << 62, counts if hist else None, timeout)
+        time.sleep(0.05)
+        sent = [stamps(b) for b in _drain(peers)]
+    sel.close()
+    polls, replies, t_last, got, lats, _, _, marked, nsent, nbytes, _, _, binned = acc
+    assert polls >= 1 and (not replies or t0 <= t_last < stop)
+    arrays = {k: v.tolist() for k, v in st.items() if k not in ("progress", "seen")}
+    arrays["seen"] = np.flatnonzero(st["seen"]).tolist()
+    return ((replies, got, lats, marked, nsent, nbytes, tuple(binned)), last, arrays,
+            counts, sent)
+
+
+def _drain(peers: list[socket.socket]) -> list[bytes]:
+    out = []
+    for p in peers:
+        p.setblocking(False)
+        chunks = []
+        while True:
+            try:
+                b = p.recv(1 << 16)
+            except BlockingIOError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        out.append(b"".join(chunks))
+    return out
+
+
+def both(**kw: object) -> tuple:
+    """The same loop in C and pure: the same counts, state, buckets and sends (the
+    latencies' values differ with the clock: their buckets' totals are compared)."""
+    a = big_loop("pure", **kw)  # type: ignore[arg-type]
+    b = big_loop("native", **kw)  # type: ignore[arg-type]
+    (ca, la, arr_a, hist_a, sent_a), (cb, lb, arr_b, hist_b, sent_b) = a, b
+    assert ca[:6] == cb[:6] and (ca[6][0], ca[6][4]) == (cb[6][0], cb[6][4])
+    if la is not None and la[0] == fused.PARSE:  # (without its reads' clock)
+        la, lb = la[:3], lb[:3]
+    assert la == lb and arr_a == arr_b and sent_a == sent_b
+    assert hist_a.sum() == hist_b.sum()
+    return a
+
+
+def consistent(binned: tuple, counts: np.ndarray) -> None:
+    """The loop's Binned against the counts it bucketed into."""
+    n, total, lo, hi, _ = binned
+    nz = np.flatnonzero(counts)
+    assert counts.sum() == n and n * lo <= total <= n * hi
+    assert (int(nz[0]), int(nz[-1])) == tuple(index_of(np.array([lo, hi])).tolist())
+
+
+@pytest.mark.parametrize("impl", ["pure", "native"])
+def test_a_big_round_is_bucketed_marked_credited_and_answered(impl: str) -> None:
+    (replies, got, lats, marked, nsent, nbytes, binned), last, arrays, counts, sent = \
+        big_loop(impl, st=fresh() | {"outstanding": np.full(N, PER, np.int64)})
+    m = N * PER
+    assert (replies, got, lats, marked, nsent, nbytes) == (m, m, None, m, m, m * SIZE)
+    assert last is None and binned[0] == m and binned[4] == 0
+    consistent(binned, counts)
+    # each latency from its intended time less its delay: at least AGO less 2 µs
+    assert binned[2] >= AGO - 2000
+    assert arrays["seen"] == list(range(100, 100 + m))
+    assert arrays["outstanding"] == [PER] * N and arrays["credits"] == [0] * N
+    assert sent == [[(GIDS[i], 5000 + PER * i + j, ME << 16) for j in range(PER)]
+                    for i in range(N)]
+
+
+def test_c_and_pure_agree_on_a_big_round() -> None:
+    r = both(st=fresh() | {"outstanding": np.full(N, PER, np.int64)})
+    consistent(r[0][6], r[3])
+
+
+def test_the_late_are_counted() -> None:
+    (*_, binned), *_ = both(timeout=0)
+    assert binned[0] == binned[4] == N * PER
+
+
+def test_the_big_round_counts_the_same_as_the_histogram() -> None:
+    """The buckets are Histogram.record's for the same values."""
+    (*_, binned), _, _, counts, _ = big_loop("native")
+    h = Histogram()
+    nz = np.flatnonzero(counts)
+    h.record(np.repeat(bucket_lower(nz), counts[nz]))  # (each bucket's least value)
+    assert (h.counts == counts).all()
+    consistent(binned, counts)
+
+
+def _mangled(peers: list[socket.socket], t: int) -> None:
+    feed_all(peers, t)
+    bad = bytearray(stamped(GIDS[2], 7, 1, t))
+    bad[HDR + 9] ^= 4
+    peers[2].sendall(bytes(bad))
+
+
+def _foreign(peers: list[socket.socket], t: int) -> None:
+    feed_all(peers, t)
+    peers[3].sendall(stamped(GIDS[4], 8, 1, t))
+
+
+@pytest.mark.parametrize("case", ["mangled", "foreign", "before the window", "past the bitmap",
+                                  "before since", "no histogram"])
+def test_a_big_round_not_taken_goes_to_numpys_parse_with_nothing_changed(case: str) -> None:
+    kw: dict = {}
+    if case == "mangled":
+        kw["feed"] = _mangled
+    elif case == "foreign":
+        kw["feed"] = _foreign
+    elif case == "before the window":
+        kw["measure"] = time.monotonic_ns() + 10**9
+    elif case == "past the bitmap":
+        kw["st"] = fresh(seen=120)
+    elif case == "before since":
+        kw["since"] = 1 << 61
+    else:
+        kw["hist"] = False
+    (replies, got, lats, marked, nsent, nbytes, binned), last, arrays, counts, sent = both(**kw)
+    assert (replies, got, lats, marked, nsent, nbytes) == (0, 0, None, 0, 0, 0)
+    assert tuple(binned) == tuple(fused.NO_BINS) and not counts.any()
+    assert last is not None and last[0] == fused.PARSE
+    assert arrays["outstanding"] == [1] * N and arrays["credits"] == [0] * N
+    assert arrays["seen"] == [] and sent == [[]] * N
+
+
+def test_the_native_loop_refuses_a_histogram_of_another_type() -> None:
+    with pytest.raises(TypeError, match="hist"):
+        st = fresh()
+        sel = Poller()
+        with tcp_pairs(N) as (ours, peers):
+            for i, s in enumerate(ours):
+                sel.register(s, READ, i)
+            feed_all(peers, time.monotonic_ns())
+            time.sleep(0.05)
+            ctx = fused.context(list(ours), [b""] * N, CHUNK, SIZE, False, HDR, SIZE - HDR, KEY,
+                                ME, GIDS, MOST, st["outstanding"], st["credits"],
+                                st["progress"], True, st["blocked"], st["early"], SIZE,
+                                ME << 16, KEY, LAG, 128)
+            now = time.monotonic_ns()
+            LOOPS["native"](ctx, sel.ep.fileno(), sel.data, 64, 0, now + 10**8,
+                            bytearray(1 << 20), out_buffer(), st["seen"], 0, 5000, 0, 0,
+                            1 << 62, np.zeros(N_BUCKETS, np.int32), 1 << 62)
+    sel.close()
+
+
+@pytest.mark.e2e
+def test_a_worker_books_its_big_rounds_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's closed loop of 20 connections with 16 in flight each against harness's
+    echo server, 1 s: rounds of more than a small round's frames are bucketed by the loop
+    (counted through a wrapper), and every message is still booked once: each sent in the
+    window timed once, every reply received, nothing lost or duplicated."""
+    bins: list[int] = []
+    loop: Any = fused.echo_loop
+
+    def counted(*a: Any) -> tuple:
+        acc, last = loop(*a)
+        bins.append(acc[12][0])
+        return acc, last
+    monkeypatch.setattr(fused, "echo_loop", counted)
+    with servers.start("echo") as srv:
+        plan = plan_for(f"127.0.0.1:{srv.port}", conns="20", inflight=16, size="64",
+                        framing="len32")
+        wl = load("echo")(64, 1)
+        worker = Worker(0, plan, wl, [(socket.AF_INET, ("127.0.0.1", srv.port))])
+        share = build_shares(plan, plan.steps[0], type(wl), 7)[0]
+        worker.connect(share, Poller(), time.monotonic_ns() + 5 * 10**9)
+        assert worker.fuse is not None
+        begin = time.monotonic_ns() + 100_000_000
+        res = worker.run(Times(begin, begin + 100_000_000, begin + 1_100_000_000))
+    assert sum(bins) > 1000  # (rounds of up to 320 frames, over SMALL_READ's 128)
+    assert res.replies == res.sent_all and res.lost == 0 and res.duplicates == 0
+    assert res.latency.total == res.sent >= res.received > 0
+    assert res.latency.counts.sum() == res.latency.total and res.late == 0
+    assert sum(res.errors.values()) == 0
