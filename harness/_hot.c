@@ -2021,7 +2021,7 @@ static PyObject *round_read(Fuse *f, Turn *u, PyObject *ready, Done *d, int open
     }
     Py_ssize_t nseg = PyList_GET_SIZE(seg_t);
     long long x;
-    if (u->hist != NULL && nseg && f->fixed > 0) {  /* more frames than frames_few takes */
+    if (u->hist != NULL && !open_loop && nseg && f->fixed > 0) {  /* over frames_few's most */
         if (get_ll(seg_end, nseg - 1, &x) < 0)
             goto done;
         int big = x % f->fixed == 0 && x / f->fixed > f->most ?
@@ -2115,13 +2115,12 @@ static PyObject *round_tuple(Done *d) {
 
 static PyObject *echo_round(PyObject *self, PyObject *args) {
     PyObject *ctx, *ready;
-    Turn u;
+    Turn u = {0};  /* (hist NULL: no big rounds unless echo_loop is given one) */
     Fuse f;
     if (!PyArg_ParseTuple(args, "OO!OOOLKppLLL", &ctx, &PyList_Type, &ready, &u.buf, &u.out,
                           &u.seen, &u.lo, &u.seq0, &u.measuring, &u.sending, &u.begin,
                           &u.measure, &u.end) || fuse_parse(ctx, &f) < 0)
         return NULL;
-    u.hist = NULL;
     Done d;
     PyObject *r = round_once(&f, &u, ready, &d);
     if (r != Py_None)
@@ -2238,7 +2237,7 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
     PyObject *ctx, *data, *hist = Py_None;
     int epfd, maxevents;
     long long since, stop_at;
-    Turn u;
+    Turn u = {0};  /* (hist NULL: no big rounds unless echo_loop is given one) */
     Fuse f;
     u.timeout = LLONG_MAX;
     if (!PyArg_ParseTuple(args, "OiO!iLLOOOLKLLL|OL", &ctx, &epfd, &PyDict_Type, &data,
@@ -2571,7 +2570,7 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
     PyObject *ctx, *data, *lag, *wheel, *pace;
     int epfd, maxevents;
     long long since, stop_at, wseen;
-    Turn u;
+    Turn u = {0};  /* (hist NULL: no big rounds unless echo_loop is given one) */
     Open o;
     if (!PyArg_ParseTuple(args, "OiO!iLLO!O!OOOLKLLL", &ctx, &epfd, &PyDict_Type, &data,
                           &maxevents, &since, &stop_at, &PyTuple_Type, &wheel, &PyTuple_Type,
