@@ -26,7 +26,7 @@ from harness.wire.rounds import CHUNK
 from harness.worker.worker import Worker
 from tests import servers
 from tests.support import plan_for, tcp_pairs
-from tests.test_fused import LAG, LOOPS, N, fresh, out_buffer, stamps
+from tests.test_fused import LAG, LOOPS, N, drain, fresh, out_buffer, stamps
 from tests.test_hot import HDR, KEY, ME, SIZE
 from workloads import load
 
@@ -77,7 +77,7 @@ def big_loop(impl: str, feed: Callable[[list[socket.socket], int], None] = feed_
                                 bytearray(1 << 20), out_buffer(), st["seen"], lo, 5000, 0,
                                 measure, 1 << 62, counts if hist else None, timeout)
         time.sleep(0.05)
-        sent = [stamps(b) for b in _drain(peers)]
+        sent = [stamps(b) for b in drain(peers)]
     sel.close()
     polls, replies, t_last, got, lats, _, _, marked, nsent, nbytes, _, _, binned = acc
     assert polls >= 1 and (not replies or t0 <= t_last < stop)
@@ -85,23 +85,6 @@ def big_loop(impl: str, feed: Callable[[list[socket.socket], int], None] = feed_
     arrays["seen"] = np.flatnonzero(st["seen"]).tolist()
     return ((replies, got, lats, marked, nsent, nbytes, tuple(binned)), last, arrays,
             counts, sent)
-
-
-def _drain(peers: list[socket.socket]) -> list[bytes]:
-    out = []
-    for p in peers:
-        p.setblocking(False)
-        chunks = []
-        while True:
-            try:
-                b = p.recv(1 << 16)
-            except BlockingIOError:
-                break
-            if not b:
-                break
-            chunks.append(b)
-        out.append(b"".join(chunks))
-    return out
 
 
 def both(**kw: object) -> tuple:
