@@ -1751,8 +1751,8 @@ typedef struct {  /* a round's own arguments (hist: echo_loop's, else NULL) */
 typedef struct {  /* what a whole round did (new references, or NULL) */
     Py_ssize_t m, got;
     long long t_last, marked, now, total;
-    long long bsum, blo, bhi, blate;  /* big: its latencies' sum, bounds, and those late */
-    int send, big;
+    long long bsum, blo, bhi, blate;  /* binned: its latencies' sum, bounds, and those late */
+    int send, binned;
     PyObject *lats, *conns, *counts, *bounds, *failed;
 } Done;
 
@@ -1872,11 +1872,11 @@ static inline Py_ssize_t hist_index(long long v) {
 
 #define HIST_LIMIT (1LL << 43)  /* harness.core.histogram.LIMIT */
 
-/* One pass over a big round's frames (big_read): 0 checks every frame and sums what
- * the round would book into b (nothing changed); 1 books it (the histogram's counts, the
+/* One pass over a round's frames (bin_read): 0 checks every frame and sums what
+ * the round would book into d (nothing changed); 1 books it (the histogram's counts, the
  * ledger's marks, the credits; v: buf, seen, hist, outstanding, credits, progress). -1:
  * a frame it does not take (nothing changed), -2: an error. */
-static int big_pass(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyObject *seg_t,
+static int bin_pass(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyObject *seg_t,
                     Py_buffer *v, Py_ssize_t narr, long long t_last, int apply, Done *d) {
     const unsigned char *buf = v[0].buf;
     unsigned char *seen = v[1].buf;
@@ -1938,14 +1938,14 @@ static int big_pass(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyO
     return 0;
 }
 
-/* A read round of more frames than frames_few takes (echo_loop, given the latency
- * histogram's counts): frames_few's checks, then, all or nothing and with no Python object
- * a frame, the latencies bucketed straight into the counts, the ledger's marks and the
- * credits. 1: booked (d filled in, d->big set); 0: not taken, nothing changed (a frame not
+/* A read round of whole frames in echo_loop, given the latency histogram's counts, in C
+ * arrays (frames_few's lists cost a few Python objects a frame; numpy's parse, 118 calls a
+ * round): frames_few's checks, then, all or nothing and with no Python object a frame,
+ * the latencies bucketed straight into the counts, the ledger's marks and the credits. 1: booked (d filled in, d->binned set); 0: not taken, nothing changed (a frame not
  * good, a latency from before the window or outside the histogram, a seq past the
  * ledger's bitmap, or the round's time outside [since, stop_at): its second is the usual
  * path's): numpy's parse takes it; -1: an error. */
-static int big_read(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyObject *seg_t,
+static int bin_read(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyObject *seg_t,
                     Done *d) {
     Py_ssize_t n = PyList_GET_SIZE(seg_t);
     if (n == 0 || f->hdr < 0 || f->hdr > 8 || f->fixed < f->hdr + 28)
@@ -1975,9 +1975,9 @@ static int big_read(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyO
     held = 3;
     opened = arrays_open(objs, sizes, names, 3, v + 3, &narr);
     if (opened == 3 && !PyErr_Occurred()) {
-        rc = big_pass(f, u, seg_conn, seg_end, seg_t, v, narr, t_last, 0, d);
+        rc = bin_pass(f, u, seg_conn, seg_end, seg_t, v, narr, t_last, 0, d);
         if (rc == 0)
-            rc = big_pass(f, u, seg_conn, seg_end, seg_t, v, narr, t_last, 1, d);
+            rc = bin_pass(f, u, seg_conn, seg_end, seg_t, v, narr, t_last, 1, d);
         rc = rc == 0 ? 1 : rc == -1 ? 0 : -1;
     }
     if (rc == 0) {  /* (nothing booked: the sums go too) */
@@ -1985,7 +1985,7 @@ static int big_read(Fuse *f, Turn *u, PyObject *seg_conn, PyObject *seg_end, PyO
         d->bsum = d->blo = d->bhi = d->blate = 0;
     }
     if (rc == 1) {
-        d->big = 1;
+        d->binned = 1;
         d->t_last = t_last;
     }
 out:
@@ -2021,20 +2021,19 @@ static PyObject *round_read(Fuse *f, Turn *u, PyObject *ready, Done *d, int open
     }
     Py_ssize_t nseg = PyList_GET_SIZE(seg_t);
     long long x;
-    if (u->hist != NULL && !open_loop && nseg && f->fixed > 0) {  /* over frames_few's most */
+    if (u->hist != NULL && !open_loop && nseg && f->fixed > 0) {  /* (echo_loop's) */
         if (get_ll(seg_end, nseg - 1, &x) < 0)
             goto done;
-        int big = x % f->fixed == 0 && x / f->fixed > f->most ?
-            big_read(f, u, seg_conn, seg_end, seg_t, d) : 2;
-        if (big < 0)
+        int bin = x % f->fixed == 0 ? bin_read(f, u, seg_conn, seg_end, seg_t, d) : 2;
+        if (bin < 0)
             goto done;
-        if (big == 1) {
+        if (bin == 1) {
             ret = Py_None;
             Py_INCREF(ret);
         }
-        if (big == 0)
+        if (bin == 0)
             ret = Py_BuildValue("(iOOO)", F_PARSE, seg_conn, seg_end, seg_t);
-        if (big < 2)
+        if (bin < 2)
             goto done;
     }
     few = frames_few(u->buf, seg_conn, seg_end, seg_t, f->fixed, f->hdr, f->body, f->key, f->me,
@@ -2115,7 +2114,7 @@ static PyObject *round_tuple(Done *d) {
 
 static PyObject *echo_round(PyObject *self, PyObject *args) {
     PyObject *ctx, *ready;
-    Turn u = {0};  /* (hist NULL: no big rounds unless echo_loop is given one) */
+    Turn u = {0};  /* (hist NULL: no rounds binned unless echo_loop is given one) */
     Fuse f;
     if (!PyArg_ParseTuple(args, "OO!OOOLKppLLL", &ctx, &PyList_Type, &ready, &u.buf, &u.out,
                           &u.seen, &u.lo, &u.seq0, &u.measuring, &u.sending, &u.begin,
@@ -2217,8 +2216,8 @@ static int gather(PyObject *to, PyObject *lats, int q, long long *lo, long long 
     return 0;
 }
 
-/* A big round's latencies (big_read's) into a fused loop's totals. */
-static void count_big(const Done *d, long long *bn, long long *bsum, long long *blo,
+/* A binned round's latencies (bin_read's) into a fused loop's totals. */
+static void count_bins(const Done *d, long long *bn, long long *bsum, long long *blo,
                       long long *bhi, long long *blate) {
     *blo = *bn == 0 || d->blo < *blo ? d->blo : *blo;
     *bhi = *bn == 0 || d->bhi > *bhi ? d->bhi : *bhi;
@@ -2232,12 +2231,13 @@ static void count_big(const Done *d, long long *bn, long long *bsum, long long *
  *
  * fused.py_echo_loop: in the window, sending, rounds one after another (each poll as
  * epoll_ready, each round as echo_round) until the clock passes ``stop_at``; given the
- * latency histogram's counts, rounds of more frames than echo_round takes too (big_read). */
+ * latency histogram's counts, each round's reads are booked in C arrays, of any size
+ * (bin_read). */
 static PyObject *echo_loop(PyObject *self, PyObject *args) {
     PyObject *ctx, *data, *hist = Py_None;
     int epfd, maxevents;
     long long since, stop_at;
-    Turn u = {0};  /* (hist NULL: no big rounds unless echo_loop is given one) */
+    Turn u = {0};  /* (hist NULL: no rounds binned unless echo_loop is given one) */
     Fuse f;
     u.timeout = LLONG_MAX;
     if (!PyArg_ParseTuple(args, "OiO!iLLOOOLKLLL|OL", &ctx, &epfd, &PyDict_Type, &data,
@@ -2274,19 +2274,19 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
         if (got_round == 1)
             break;
         if (got_round) {
-            if (d.big) {  /* its reads are the loop's (big_read took them in [since, stop_at)) */
+            if (d.binned) {  /* its reads are the loop's (bin_read took them in [since, stop_at)) */
                 count_round(&d, &replies, &got, &marked, &t_last);
-                count_big(&d, &bn, &bsum, &blo, &bhi, &blate);
+                count_bins(&d, &bn, &bsum, &blo, &bhi, &blate);
                 d.m = d.got = 0;
                 d.marked = 0;
             }
             if (d.send == S_EDGE || d.send == S_BIG || (d.failed && PyList_GET_SIZE(d.failed)) ||
-                (!d.big && (d.t_last < since || d.t_last >= stop_at)) || d.now >= stop_at) {
+                (!d.binned && (d.t_last < since || d.t_last >= stop_at)) || d.now >= stop_at) {
                 last = round_tuple(&d);  /* booked alone (its times may be another second's) */
                 done_clear(&d);
                 break;
             }
-            if (!d.big)
+            if (!d.binned)
                 count_round(&d, &replies, &got, &marked, &t_last);
             if (d.lats != NULL && d.lats != Py_None && gather(lats, d.lats, 0, &lat_lo,
                                                                  &lat_hi) < 0) {
@@ -2570,7 +2570,7 @@ static PyObject *open_loop(PyObject *self, PyObject *args) {
     PyObject *ctx, *data, *lag, *wheel, *pace;
     int epfd, maxevents;
     long long since, stop_at, wseen;
-    Turn u = {0};  /* (hist NULL: no big rounds unless echo_loop is given one) */
+    Turn u = {0};  /* (hist NULL: no rounds binned unless echo_loop is given one) */
     Open o;
     if (!PyArg_ParseTuple(args, "OiO!iLLO!O!OOOLKLLL", &ctx, &epfd, &PyDict_Type, &data,
                           &maxevents, &since, &stop_at, &PyTuple_Type, &wheel, &PyTuple_Type,

@@ -126,7 +126,7 @@ class Histogram:
     @property
     def bins(self) -> np.ndarray:
         """The counts array itself, without the held values (see the class): for a caller
-        that buckets in-range values into it (harness.wire.fused's big rounds) and then
+        that buckets in-range values into it (harness.wire.fused's echo_loop) and then
         counts them with :meth:`add_bucketed`."""
         return self._counts
 

@@ -55,8 +55,8 @@ NO_SEND, EDGE, BIG, SENT = 0, 1, 2, 3
 
 
 class Binned(NamedTuple):
-    """A big round's latencies, bucketed straight into the histogram's counts (or a fused
-    loop's, added up): how many, their sum, least and greatest, and how many were late."""
+    """A round's latencies bucketed straight into the histogram's counts (or a fused loop's,
+    added up): how many, their sum, least and greatest, and how many were late."""
     n: int
     total: int
     lo: int
@@ -79,7 +79,7 @@ def context(socks: list, pend: list, chunk: int, fixed: int, stamped: bool, hdr:
 
 def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
                   seen: np.ndarray, lo: int, seq0: int, measuring: bool, sending: bool,
-                  begin: int, measure: int, end: int, big: tuple | None = None) -> tuple:
+                  begin: int, measure: int, end: int, bins: tuple | None = None) -> tuple:
     """One round over ``ready`` (non-empty): read into ``buf``, take the frames, mark,
     credit, time them (``measuring``: received in [measure, end), latencies of messages
     intended from ``measure`` on), then, when ``sending`` and the clock is in [begin, end),
@@ -89,17 +89,17 @@ def py_echo_round(ctx: tuple, ready: list[int], buf: bytearray, out: memoryview,
     Returns one of ``(ROUND, replies, t_last, got, lats, marked, send, now, conns, counts,
     total, bounds, failed)`` (``lats``: lat_few's, or None outside the window), ``(READ, k,
     off, status, n, t, seg_conn, seg_end, seg_t, ready)``, ``(PARSE, seg_conn, seg_end, seg_t)`` or
-    ``(ACCOUNT, t_last, conn, t, seq, tint, delay)``. ``big`` (py_echo_loop's: the
-    histogram's counts, the timeout, since and stop_at): a round of more frames than
-    ``most`` is :func:`_big_read`'s, its ``lats`` a :class:`Binned`."""
-    r = _read(ctx, ready, buf, seen, lo, measuring, measure, end, False, big)
+    ``(ACCOUNT, t_last, conn, t, seq, tint, delay)``. ``bins`` (py_echo_loop's: the
+    histogram's counts, the timeout, since and stop_at): the reads are :func:`_bin_read`'s,
+    and a ROUND's ``lats`` is a :class:`Binned`."""
+    r = _read(ctx, ready, buf, seen, lo, measuring, measure, end, False, bins)
     if r[0] != ROUND:
         return r
     return (*r, *_send(ctx, out, seq0, measuring, sending, begin, measure, end))
 
 
 def _read(ctx: tuple, ready: list[int], buf: bytearray, seen: np.ndarray, lo: int,
-          measuring: bool, measure: int, end: int, open_loop: bool, big: tuple | None = None
+          measuring: bool, measure: int, end: int, open_loop: bool, bins: tuple | None = None
           ) -> tuple:
     """A round's reads, up to the credits (``open_loop``: latencies with service times):
     ``(ROUND, replies, t_last, got, lats, marked)``, or where it stopped."""
@@ -112,8 +112,8 @@ def _read(ctx: tuple, ready: list[int], buf: bytearray, seen: np.ndarray, lo: in
                                              chunk, fixed, seg_conn, seg_end, seg_t, stamped)
     if status != hot.DONE:
         return READ, k, off, status, n, t, seg_conn, seg_end, seg_t, ready
-    if big is not None and seg_t and seg_end[-1] % fixed == 0 and seg_end[-1] // fixed > most:
-        b = _big_read(ctx, buf, seg_conn, seg_end, seg_t, seen, lo, measure, end, *big)
+    if bins is not None and seg_t and seg_end[-1] % fixed == 0:
+        b = _bin_read(ctx, buf, seg_conn, seg_end, seg_t, seen, lo, measure, end, *bins)
         return (PARSE, seg_conn, seg_end, seg_t) if b is None else b
     few = hot.py_take_few(buf, seg_conn, seg_end, seg_t, fixed, hdr, body, key, me, gids, most)
     if few is None:
@@ -133,15 +133,16 @@ def _read(ctx: tuple, ready: list[int], buf: bytearray, seen: np.ndarray, lo: in
     return ROUND, len(seqs), t_last, got, lats, marked
 
 
-def _big_read(ctx: tuple, buf: bytearray, seg_conn: list[int], seg_end: list[int],
+def _bin_read(ctx: tuple, buf: bytearray, seg_conn: list[int], seg_end: list[int],
               seg_t: list[int], seen: np.ndarray, lo: int, measure: int, end: int,
               hist: np.ndarray, timeout: int, since: int, stop_at: int) -> tuple | None:
-    """A read round of more frames than ``most`` (harness._hot's big_read): take_few's
-    checks, then, all or nothing, the latencies bucketed straight into ``hist`` (the
-    histogram's counts), the ledger's marks and the credits. ``(ROUND, replies, t_last,
-    got, Binned, marked)``; None, with nothing changed, when a frame is not good, a latency
-    is from before the window or outside the histogram, a seq is past the ledger's bitmap,
-    or the round's time is outside [since, stop_at) (its second is the usual path's)."""
+    """A read round of whole frames booked in arrays (harness._hot's bin_read): take_few's
+    checks (of any number of frames), then, all or nothing, the latencies bucketed
+    straight into ``hist`` (the histogram's counts), the ledger's marks and the credits.
+    ``(ROUND, replies, t_last, got, Binned, marked)``; None, with nothing changed, when a
+    frame is not good, a latency is from before the window or outside the histogram, a seq
+    is past the ledger's bitmap, or the round's time is outside [since, stop_at) (its
+    second is the usual path's)."""
     (fixed, stamped, hdr, body, key, me, gids, _, outstanding, credits, progress,
      refills) = ctx[3:15]
     t_last = max(seg_t) if stamped else seg_t[-1]
@@ -205,12 +206,12 @@ def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, 
     round that ended the loop, to book alone: one :func:`py_echo_round` did not finish, a
     ``(POLLED, readable, writable)``, or a whole round whose send was not plain, or whose
     times are not all in [since, stop_at). Given ``hist`` (the latency histogram's
-    counts), rounds of more than ``most`` frames too (:func:`_big_read`; ``binned`` adds
-    them up), their reads the loop's even when their send ends it."""
+    counts), every round's reads are :func:`_bin_read`'s (``binned`` adds them up), and
+    the loop's even when their send ends it."""
     polls = replies = got = marked = sent = nbytes = t_last = first = last_now = lat_lo = 0
     lats: list[int] = []
     lat_hi = 0
-    last, binned, big = None, NO_BINS, None if hist is None else (hist, timeout, since, stop_at)
+    last, binned, bins = None, NO_BINS, None if hist is None else (hist, timeout, since, stop_at)
     while True:
         wait = min(max(stop_at - time.monotonic_ns(), 0), WAIT_NS)
         rd, wr = hot.py_epoll_ready(handle, -(-wait // 1_000_000) / 1e3, maxevents, data)
@@ -222,9 +223,9 @@ def py_echo_loop(ctx: tuple, handle: Any, data: dict[int, int], maxevents: int, 
             if time.monotonic_ns() >= stop_at:
                 break
             continue
-        r = py_echo_round(ctx, rd, buf, out, seen, lo, seq0, True, True, begin, measure, end, big)
+        r = py_echo_round(ctx, rd, buf, out, seen, lo, seq0, True, True, begin, measure, end, bins)
         taken = r[0] == ROUND and isinstance(r[4], Binned)
-        if taken:  # (its reads are the loop's now: _big_read took them in [since, stop_at))
+        if taken:  # (its reads are the loop's now: _bin_read took them in [since, stop_at))
             replies, got, marked, t_last = replies + r[1], got + r[3], marked + r[5], r[2]
             binned, r = _add_bins(binned, r[4]), (ROUND, 0, r[2], 0, None, 0, *r[6:])
         if r[0] != ROUND or r[6] in (EDGE, BIG) or r[12] or r[7] >= stop_at \

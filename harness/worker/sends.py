@@ -191,18 +191,18 @@ class Sends(Events):
             return self._fused_open(stop_at) if self._deferring() else None
         assert self.echo is not None and self.fuse is not None
         ledger, times, sel = self.echo.ledger, self.times, self.tp.sel
-        # (with C, rounds of more frames than a small one are bucketed straight into the
-        # latency histogram: with no Python object a frame, they beat numpy's parse)
+        # (with C, the rounds' latencies are bucketed straight into the latency histogram,
+        # with no Python object a frame; the pure build keeps its lists and numpy's parse)
         acc, last = fused.echo_loop(
             self.fuse, sel.handle, sel.data, MAX_EVENTS, rec.cur_lo, stop_at, self.rounds.buf,
             self.out.flat, ledger.seen, ledger.lo, self.seq, times.begin, times.measure,
             self.end_ns, rec.res.latency.bins if fused.native is not None else None,
             rec.timeout_ns)
-        polls, replies, t_last, got, lats, lo, hi, marked, sent, nbytes, first, now, big = acc
+        polls, replies, t_last, got, lats, lo, hi, marked, sent, nbytes, first, now, bins = acc
         self._booked_all(polls, replies, t_last, got, lats and (lats, lo, hi, None, 0, 0),
                          marked, sent, nbytes, first, now)
-        if big[0]:
-            rec.bucketed(*big)
+        if bins[0]:
+            rec.bucketed(*bins)
         if last is None:
             return False
         if last[0] != fused.POLLED:
