@@ -2277,7 +2277,7 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
             if (d.binned) {  /* its reads are the loop's (bin_read took them in [since, stop_at)) */
                 count_round(&d, &replies, &got, &marked, &t_last);
                 count_bins(&d, &bn, &bsum, &blo, &bhi, &blate);
-                d.m = d.got = 0;
+                d.m = d.got = 0;  /* (counted: a send that ends the loop is booked alone) */
                 d.marked = 0;
             }
             if (d.send == S_EDGE || d.send == S_BIG || (d.failed && PyList_GET_SIZE(d.failed)) ||
@@ -2286,8 +2286,7 @@ static PyObject *echo_loop(PyObject *self, PyObject *args) {
                 done_clear(&d);
                 break;
             }
-            if (!d.binned)
-                count_round(&d, &replies, &got, &marked, &t_last);
+            count_round(&d, &replies, &got, &marked, &t_last);  /* (binned: nothing more) */
             if (d.lats != NULL && d.lats != Py_None && gather(lats, d.lats, 0, &lat_lo,
                                                                  &lat_hi) < 0) {
                 done_clear(&d);

@@ -46,9 +46,9 @@ def fresh(n: int = N, seen: int = 1 << 12) -> dict[str, np.ndarray]:
 
 
 def ctx_of(socks: list, st: dict, gids: list[int], send_most: int = 128,
-           stamped: bool = False) -> tuple:
+           stamped: bool = False, most: int = 128) -> tuple:
     return fused.context(socks, [b""] * len(socks), CHUNK, SIZE, stamped, HDR, SIZE - HDR, KEY,
-                         ME, gids, 128, st["outstanding"], st["credits"], st["progress"], True,
+                         ME, gids, most, st["outstanding"], st["credits"], st["progress"], True,
                          st["blocked"], st["early"], SIZE, ME << 16, KEY, LAG, send_most)
 
 

@@ -22,11 +22,10 @@ from harness.core.result import Times
 from harness.run.shares import build_shares
 from harness.wire import fused, hot
 from harness.wire.poller import READ, Poller
-from harness.wire.rounds import CHUNK
 from harness.worker.worker import Worker
 from tests import servers
 from tests.support import plan_for, tcp_pairs
-from tests.test_fused import LAG, LOOPS, N, drain, fresh, out_buffer, stamps
+from tests.test_fused import LOOPS, N, ctx_of, drain, fresh, out_buffer, stamps
 from tests.test_hot import HDR, KEY, ME, SIZE
 from workloads import load
 
@@ -59,21 +58,20 @@ def feed_one(peers: list[socket.socket], t: int) -> None:
 
 def bin_loop(impl: str, feed: Callable[[list[socket.socket], int], None] = feed_all,
              st: dict | None = None, measure: int = 0, since: int | None = None,
-             timeout: int = 1 << 62, hist: bool = True, lo: int = 0) -> tuple:
+             timeout: int = 1 << 62, hist: bool = True, lo: int = 0,
+             dtype: type = np.int64) -> tuple:
     """One echo_loop of ``impl`` for 60 ms over N connections whose peers wrote the frames
     (``feed``) and echo nothing: (acc without polls and clock reads, last, the arrays
-    after, the histogram's counts, the stamps each peer got)."""
+    after, the histogram's counts (of ``dtype``), the stamps each peer got)."""
     st = st or fresh()
-    counts = np.zeros(N_BUCKETS, np.int64)
+    counts = np.zeros(N_BUCKETS, dtype)
     sel = Poller()
     with tcp_pairs(N) as (ours, peers):
         for i, s in enumerate(ours):
             sel.register(s, READ, i)
         feed(peers, time.monotonic_ns() - AGO)
         time.sleep(0.05)
-        ctx = fused.context(list(ours), [b""] * N, CHUNK, SIZE, False, HDR, SIZE - HDR, KEY, ME,
-                            GIDS, MOST, st["outstanding"], st["credits"], st["progress"], True,
-                            st["blocked"], st["early"], SIZE, ME << 16, KEY, LAG, 128)
+        ctx = ctx_of(list(ours), st, GIDS, most=MOST)
         handle = sel.ep if impl == "pure" else sel.ep.fileno()
         t0 = time.monotonic_ns()
         stop = t0 + 60_000_000
@@ -192,22 +190,7 @@ def test_a_round_not_taken_goes_to_numpys_parse_with_nothing_changed(case: str) 
 
 def test_the_native_loop_refuses_a_histogram_of_another_type() -> None:
     with pytest.raises(TypeError, match="hist"):
-        st = fresh()
-        sel = Poller()
-        with tcp_pairs(N) as (ours, peers):
-            for i, s in enumerate(ours):
-                sel.register(s, READ, i)
-            feed_all(peers, time.monotonic_ns())
-            time.sleep(0.05)
-            ctx = fused.context(list(ours), [b""] * N, CHUNK, SIZE, False, HDR, SIZE - HDR, KEY,
-                                ME, GIDS, MOST, st["outstanding"], st["credits"],
-                                st["progress"], True, st["blocked"], st["early"], SIZE,
-                                ME << 16, KEY, LAG, 128)
-            now = time.monotonic_ns()
-            LOOPS["native"](ctx, sel.ep.fileno(), sel.data, 64, 0, now + 10**8,
-                            bytearray(1 << 20), out_buffer(), st["seen"], 0, 5000, 0, 0,
-                            1 << 62, np.zeros(N_BUCKETS, np.int32), 1 << 62)
-    sel.close()
+        bin_loop("native", dtype=np.int32)
 
 
 @pytest.mark.e2e
